@@ -1,0 +1,44 @@
+// `npm run codegen`: regenerate generated/ from spec/ and lua/. On any spec or Lua problem
+// it prints every problem as file:line:column and exits 1 without writing anything.
+import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { generate } from './codegen.js';
+import { SpecError } from './load.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+export function runCodegen(outDir = join(root, 'generated')): { written: string[]; unchanged: string[] } {
+  const files = generate({ specDir: join(root, 'spec'), luaDir: join(root, 'lua'), displayRoot: root });
+  mkdirSync(outDir, { recursive: true });
+  const written: string[] = [];
+  const unchanged: string[] = [];
+  for (const [name, content] of files) {
+    const path = join(outDir, name);
+    if (existsSync(path) && readFileSync(path, 'utf8') === content) unchanged.push(name);
+    else {
+      writeFileSync(path, content);
+      written.push(name);
+    }
+  }
+  // Files of modules that no longer exist in spec/ would otherwise linger.
+  for (const name of readdirSync(outDir)) {
+    if (name.endsWith('.ts') && !files.has(name)) rmSync(join(outDir, name));
+  }
+  return { written, unchanged };
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const started = performance.now();
+  try {
+    const { written, unchanged } = runCodegen();
+    const ms = Math.round(performance.now() - started);
+    console.log(`codegen: ${written.length} file(s) written, ${unchanged.length} unchanged (${ms} ms)`);
+  } catch (error) {
+    if (error instanceof SpecError) {
+      console.error(`codegen failed; nothing was written:\n${error.message}`);
+      process.exit(1);
+    }
+    throw error;
+  }
+}

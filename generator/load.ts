@@ -1,0 +1,279 @@
+// Loads spec/*.yaml: parses with source positions, validates each file against its JSON
+// Schema, converts to the model, then cross-checks across files. Every problem is reported
+// with file, line and column; nothing is generated while any remains.
+import { readFileSync, readdirSync } from 'node:fs';
+import { basename, join, relative } from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import { LineCounter, isMap, parseDocument, type Document, type Node } from 'yaml';
+import { crossCheck } from './check.js';
+import type { ContextSpec, ErrorSpec, FieldSpec, FunctionSpec, KeyLayout, KeyRef, ModuleSpec, ReplyFieldSpec, ReplyVariant, ScalarType, Spec, TagSource } from './model.js';
+import { errorsSchema, keysSchema, moduleSchema } from './schema.js';
+
+export interface SpecProblem {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+  readonly message: string;
+}
+
+export class SpecError extends Error {
+  constructor(readonly problems: readonly SpecProblem[]) {
+    super(problems.map(formatProblem).join('\n'));
+    this.name = 'SpecError';
+  }
+}
+
+export function formatProblem(problem: SpecProblem): string {
+  return `${problem.file}:${problem.line}:${problem.column}: ${problem.message}`;
+}
+
+/** A parsed YAML file that can say where any path inside it is. */
+export class SourceFile {
+  readonly doc: Document.Parsed;
+  private readonly lines = new LineCounter();
+  constructor(
+    readonly file: string,
+    text: string,
+  ) {
+    this.doc = parseDocument(text, { lineCounter: this.lines, uniqueKeys: true, prettyErrors: false });
+  }
+  /** Position of the node at `path` (or of its nearest existing ancestor). */
+  at(path: readonly (string | number)[]): { line: number; column: number } {
+    for (let depth = path.length; depth >= 0; depth--) {
+      const node = this.doc.getIn(path.slice(0, depth), true) as Node | undefined;
+      const offset = node?.range?.[0] ?? (depth === 0 ? 0 : undefined);
+      if (offset !== undefined) {
+        const { line, col } = this.lines.linePos(offset);
+        return { line, column: col };
+      }
+    }
+    return { line: 1, column: 1 };
+  }
+  /** Position of a mapping key (better than its value for naming an entry). */
+  keyAt(path: readonly (string | number)[]): { line: number; column: number } {
+    const parent = this.doc.getIn(path.slice(0, -1), true);
+    if (isMap(parent)) {
+      const pair = parent.items.find((item) => (item.key as { value?: unknown } | null)?.value === path[path.length - 1]);
+      const offset = (pair?.key as Node | undefined)?.range?.[0];
+      if (offset !== undefined) {
+        const { line, col } = this.lines.linePos(offset);
+        return { line, column: col };
+      }
+    }
+    return this.at(path);
+  }
+  problem(path: readonly (string | number)[], message: string, onKey = false): SpecProblem {
+    return { file: this.file, ...(onKey ? this.keyAt(path) : this.at(path)), message };
+  }
+}
+
+const ajv = new Ajv({ allErrors: true, strict: false });
+const validateModule = ajv.compile(moduleSchema);
+const validateKeys = ajv.compile(keysSchema);
+const validateErrors = ajv.compile(errorsSchema);
+
+function schemaProblems(source: SourceFile, errors: readonly ErrorObject[] | null | undefined): SpecProblem[] {
+  if (!errors) return [];
+  // oneOf produces one error per branch; report the most specific (deepest) ones only.
+  const deepest = Math.max(...errors.map((e) => e.instancePath.split('/').length));
+  const seen = new Set<string>();
+  const problems: SpecProblem[] = [];
+  for (const error of errors) {
+    if (error.keyword === 'oneOf' && errors.length > 1) continue;
+    if (error.instancePath.split('/').length < deepest - 1 && errors.length > 1) continue;
+    const path = error.instancePath.split('/').slice(1).map(unescapePointer);
+    const extra =
+      error.keyword === 'additionalProperties'
+        ? ` '${String((error.params as { additionalProperty: string }).additionalProperty)}'`
+        : error.keyword === 'enum'
+          ? ` (${((error.params as { allowedValues: unknown[] }).allowedValues ?? []).join(', ')})`
+          : '';
+    const message = `${error.instancePath || '/'} ${error.message ?? 'is invalid'}${extra}`;
+    if (seen.has(message)) continue;
+    seen.add(message);
+    const target = error.keyword === 'additionalProperties' ? [...path, (error.params as { additionalProperty: string }).additionalProperty] : path;
+    problems.push(source.problem(target, message, error.keyword === 'additionalProperties'));
+  }
+  return problems;
+}
+
+function unescapePointer(segment: string): string | number {
+  const text = segment.replace(/~1/g, '/').replace(/~0/g, '~');
+  return /^\d+$/.test(text) ? Number(text) : text;
+}
+
+function readSource(file: string, displayRoot: string): SourceFile {
+  return new SourceFile(relative(displayRoot, file) || basename(file), readFileSync(file, 'utf8'));
+}
+
+function yamlProblems(source: SourceFile): SpecProblem[] {
+  return source.doc.errors.map((error) => ({
+    file: source.file,
+    line: error.linePos?.[0]?.line ?? 1,
+    column: error.linePos?.[0]?.col ?? 1,
+    message: error.message.split('\n')[0] ?? error.message,
+  }));
+}
+
+/** Loads and checks a whole spec directory. Throws SpecError listing every problem. */
+export function loadSpec(specDir: string, displayRoot = join(specDir, '..')): { spec: Spec; sources: Map<string, SourceFile> } {
+  const problems: SpecProblem[] = [];
+  const sources = new Map<string, SourceFile>();
+  const load = (fileName: string): SourceFile => {
+    const source = readSource(join(specDir, fileName), displayRoot);
+    sources.set(fileName, source);
+    problems.push(...yamlProblems(source));
+    return source;
+  };
+
+  const keysSource = load('keys.yaml');
+  const errorsSource = load('errors.yaml');
+  const moduleFiles = readdirSync(specDir)
+    .filter((f) => f.endsWith('.yaml') && f !== 'keys.yaml' && f !== 'errors.yaml')
+    .sort();
+  const moduleSources = moduleFiles.map(load);
+  if (problems.length > 0) throw new SpecError(problems);
+
+  const keysData = keysSource.doc.toJS() as unknown;
+  if (!validateKeys(keysData)) problems.push(...schemaProblems(keysSource, validateKeys.errors));
+  const errorsData = errorsSource.doc.toJS() as unknown;
+  if (!validateErrors(errorsData)) problems.push(...schemaProblems(errorsSource, validateErrors.errors));
+  const moduleData = moduleSources.map((source) => {
+    const data = source.doc.toJS() as unknown;
+    if (!validateModule(data)) problems.push(...schemaProblems(source, validateModule.errors));
+    return data;
+  });
+  if (problems.length > 0) throw new SpecError(problems);
+
+  const keys = toKeyLayout(keysData as RawKeys);
+  const errors = toErrors(errorsData as RawErrors);
+  const modules = moduleData.map((data, i) => toModule(data as RawModule, moduleSources[i]!, moduleFiles[i]!));
+  const spec: Spec = { keys, errors, modules };
+  problems.push(...crossCheck(spec, sources));
+  if (problems.length > 0) throw new SpecError(problems);
+  return { spec, sources };
+}
+
+// ---- raw shapes (as validated by the schemas) and their conversion to the model ----
+
+interface RawKeys {
+  params: Record<string, ScalarType>;
+  contexts: Record<string, { doc: string; family: ContextSpec['family']; params: string[]; keys: Record<string, { pattern: string; type: string; doc: string }> }>;
+}
+interface RawErrors {
+  codes: Record<string, { class: string; doc: string; detail?: boolean }>;
+}
+type RawKeyRef = string | { name?: string; key: string; context?: Record<string, string>; when?: string; otherwise?: string; each?: string; as?: string; doc?: string };
+interface RawFunction {
+  doc: string;
+  tag: 'none' | Record<string, string>;
+  params?: FieldSpec[];
+  keys: RawKeyRef[];
+  argv: FieldSpec[];
+  envelope?: FunctionSpec['envelope'];
+  replies: Record<string, ReplyFieldSpec[] | { doc?: string; fields: ReplyFieldSpec[] }>;
+  errors?: string[];
+  deviations?: string[];
+  readonly?: boolean;
+  extension?: boolean;
+}
+interface RawModule {
+  module: string;
+  doc: string;
+  functions: Record<string, RawFunction>;
+}
+
+const PLACEHOLDER = /\{([a-z_]+)\}/g;
+
+function toKeyLayout(raw: RawKeys): KeyLayout {
+  const contexts: ContextSpec[] = Object.entries(raw.contexts).map(([name, ctx]) => ({
+    name,
+    doc: ctx.doc,
+    family: ctx.family,
+    params: ctx.params,
+    keys: Object.entries(ctx.keys).map(([keyName, key]) => ({
+      name: keyName,
+      pattern: key.pattern,
+      type: key.type,
+      doc: key.doc,
+      params: [...key.pattern.matchAll(PLACEHOLDER)]
+        .map((m) => m[1]!)
+        .filter((p) => p !== 'tag' && !ctx.params.includes(p)),
+    })),
+  }));
+  return { params: raw.params, contexts };
+}
+
+function toErrors(raw: RawErrors): ErrorSpec[] {
+  return Object.entries(raw.codes).map(([code, e]) => ({ code, class: e.class, doc: e.doc, detail: e.detail ?? false }));
+}
+
+/** Parses `context.key(a, b)` into its parts. */
+export function parseKeyExpression(text: string): { context: string; key: string; args: string[] | undefined } {
+  const match = /^([a-z_]+)\.([a-z_]+)(?:\(([a-z_, ]*)\))?$/.exec(text);
+  if (!match) return { context: '', key: '', args: undefined };
+  const args = match[3] === undefined ? undefined : match[3].split(',').map((s) => s.trim()).filter(Boolean);
+  return { context: match[1]!, key: match[2]!, args };
+}
+
+function toKeyRef(raw: RawKeyRef): KeyRef {
+  const object = typeof raw === 'string' ? { key: raw } : raw;
+  const parsed = parseKeyExpression(object.key);
+  const otherwise = object.otherwise === undefined ? undefined : toKeyRef(object.otherwise);
+  return {
+    name: object.name ?? parsed.key,
+    context: parsed.context,
+    key: parsed.key,
+    ...(parsed.args !== undefined ? { args: parsed.args } : {}),
+    contextBind: object.context ?? {},
+    ...(object.when !== undefined ? { when: object.when } : {}),
+    ...(otherwise !== undefined ? { otherwise } : {}),
+    ...(object.each !== undefined ? { each: object.each, eachAs: object.as ?? '' } : {}),
+    ...(object.doc !== undefined ? { doc: object.doc } : {}),
+  };
+}
+
+function toTag(raw: RawFunction['tag']): TagSource {
+  if (raw === 'none') return { from: 'none' };
+  const [kind, arg] = Object.entries(raw)[0]!;
+  switch (kind) {
+    case 'flow_partition':
+      return { from: 'partition', family: 'fp', arg };
+    case 'budget_partition':
+      return { from: 'partition', family: 'b', arg };
+    case 'quota_partition':
+      return { from: 'partition', family: 'q', arg };
+    default:
+      return { from: kind as 'execution' | 'flow' | 'budget' | 'quota', arg };
+  }
+}
+
+function toReplies(raw: RawFunction['replies']): ReplyVariant[] {
+  return Object.entries(raw).map(([key, value]) => {
+    const [status, subStatus] = key.split(':') as [string, string | undefined];
+    const fields = Array.isArray(value) ? value : value.fields;
+    const doc = Array.isArray(value) ? undefined : value.doc;
+    return { status, ...(subStatus ? { subStatus } : {}), fields, ...(doc ? { doc } : {}) };
+  });
+}
+
+function toModule(raw: RawModule, source: SourceFile, fileName: string): ModuleSpec {
+  const functions = Object.entries(raw.functions).map(([name, fn]): FunctionSpec => ({
+    name,
+    doc: fn.doc.trim(),
+    tag: toTag(fn.tag),
+    params: fn.params ?? [],
+    keys: fn.keys.map(toKeyRef),
+    argv: fn.argv,
+    envelope: fn.envelope ?? 'standard',
+    replies: toReplies(fn.replies),
+    errors: fn.errors ?? [],
+    deviations: fn.deviations ?? [],
+    readonly: fn.readonly ?? false,
+    extension: fn.extension ?? false,
+    file: source.file,
+    line: source.keyAt(['functions', name]).line,
+  }));
+  return { name: raw.module, doc: raw.doc.trim(), file: fileName, functions };
+}
+

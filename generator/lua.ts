@@ -1,0 +1,222 @@
+// The Lua side: bundles lua/*.lua into one library source in a fixed order, reads the
+// version from lua/version.lua (its single home), and checks the Lua against the spec.
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import luaparse from 'luaparse';
+import type { SpecProblem } from './load.js';
+import type { FunctionSpec, Spec } from './model.js';
+
+/** Bundle order: helpers first, then the modules in the reference's order, then any others. */
+const ORDER = ['helpers', 'version', 'lease', 'execution', 'scheduling', 'suspension', 'signal', 'stream', 'budget', 'quota', 'flow'];
+
+export interface LuaBundle {
+  readonly source: string;
+  readonly version: string;
+  /** Bundle line (1-based) → [file, line in file]. */
+  readonly lineMap: readonly (readonly [string, number])[];
+}
+
+export function luaFiles(luaDir: string): string[] {
+  const present = readdirSync(luaDir).filter((f) => f.endsWith('.lua')).map((f) => f.slice(0, -4));
+  const known = ORDER.filter((name) => present.includes(name));
+  const others = present.filter((name) => !ORDER.includes(name)).sort();
+  return [...known, ...others].map((name) => `${name}.lua`);
+}
+
+export function readVersion(luaDir: string): string {
+  const file = join(luaDir, 'version.lua');
+  if (!existsSync(file)) throw new Error('lua/version.lua is missing: it holds the library version');
+  const code = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => !line.trim().startsWith('--'))
+    .join('\n');
+  const matches = [...code.matchAll(/return '([^'"\r\n]*)'/g)];
+  if (matches.length !== 1) throw new Error(`lua/version.lua must contain exactly one return '<version>', found ${matches.length}`);
+  const version = matches[0]![1]!;
+  if (version.length === 0 || version.length >= 64) throw new Error('lua/version.lua: the version must be 1 to 63 characters');
+  return version;
+}
+
+export function bundleLua(luaDir: string): LuaBundle {
+  const parts = ['#!lua name=flowfabric'];
+  const lineMap: [string, number][] = [['(header)', 1]];
+  for (const file of luaFiles(luaDir)) {
+    let text = readFileSync(join(luaDir, file), 'utf8');
+    if (!text.endsWith('\n')) text += '\n';
+    parts.push('', `-- source: lua/${file}`, text.slice(0, -1));
+    lineMap.push(['(blank)', 0], [`lua/${file}`, 0]);
+    text.slice(0, -1).split('\n').forEach((_, i) => lineMap.push([`lua/${file}`, i + 1]));
+  }
+  return { source: `${parts.join('\n')}\n`, version: readVersion(luaDir), lineMap };
+}
+
+/** Globals a function library may read; anything else free is a typo or a missing helper. */
+const ALLOWED_GLOBALS = new Set([
+  'redis', 'cjson', 'bit', 'struct', 'cmsgpack', 'math', 'string', 'table', 'tonumber', 'tostring', 'type', 'pairs',
+  'ipairs', 'unpack', 'pcall', 'error', 'select', 'next', 'rawget', 'rawset', 'setmetatable', 'getmetatable', 'assert',
+]);
+
+interface Registration {
+  readonly name: string;
+  readonly line: number;
+  readonly noWrites: boolean;
+  readonly keysParam: string | undefined;
+  readonly argsParam: string | undefined;
+  readonly body: unknown;
+}
+
+type LuaNode = { type: string; [key: string]: unknown };
+
+function stringValue(node: LuaNode | undefined): string | undefined {
+  if (!node || node.type !== 'StringLiteral') return undefined;
+  return String(node.raw).slice(1, -1);
+}
+
+function registrations(ast: LuaNode): Registration[] {
+  const found: Registration[] = [];
+  walk(ast, (node) => {
+    const base = node.base as LuaNode | undefined;
+    const isRegister =
+      base?.type === 'MemberExpression' &&
+      (base.identifier as LuaNode).name === 'register_function' &&
+      (base.base as LuaNode).name === 'redis';
+    if (!isRegister) return;
+    let name: string | undefined;
+    let callback: LuaNode | undefined;
+    let noWrites = false;
+    if (node.type === 'CallExpression') {
+      const args = node.arguments as LuaNode[];
+      name = stringValue(args[0]);
+      callback = args[1];
+    } else if (node.type === 'TableCallExpression') {
+      for (const field of ((node.arguments as LuaNode).fields as LuaNode[]) ?? []) {
+        const key = (field.key as LuaNode | undefined)?.name;
+        const value = field.value as LuaNode;
+        if (key === 'function_name') name = stringValue(value);
+        if (key === 'callback') callback = value;
+        if (key === 'flags') noWrites = ((value.fields as LuaNode[]) ?? []).some((f) => stringValue(f.value as LuaNode) === 'no-writes');
+      }
+    }
+    // A callback may be wrapped once, e.g. guard(function(keys, args) … end).
+    if (callback?.type === 'CallExpression') callback = (callback.arguments as LuaNode[])[0];
+    const params = callback?.type === 'FunctionDeclaration' ? (callback.parameters as LuaNode[]) : [];
+    found.push({
+      name: name ?? '',
+      line: (node.loc as { start: { line: number } }).start.line,
+      noWrites,
+      keysParam: params[0]?.name as string | undefined,
+      argsParam: params[1]?.name as string | undefined,
+      body: callback?.body,
+    });
+  });
+  return found;
+}
+
+function walk(node: unknown, visit: (node: LuaNode) => void): void {
+  if (Array.isArray(node)) {
+    for (const child of node) walk(child, visit);
+    return;
+  }
+  if (!node || typeof node !== 'object') return;
+  const lua = node as LuaNode;
+  if (typeof lua.type === 'string') visit(lua);
+  for (const [key, value] of Object.entries(lua)) {
+    if (key !== 'loc' && value && typeof value === 'object') walk(value, visit);
+  }
+}
+
+/** Highest literal `keys[n]` / `args[n]` read in a body, and the K / A tables' field order. */
+function bodyFacts(reg: Registration): { maxKey: number; maxArg: number; kNames: string[] | undefined; aNames: string[] | undefined } {
+  let maxKey = 0;
+  let maxArg = 0;
+  let kNames: string[] | undefined;
+  let aNames: string[] | undefined;
+  walk(reg.body, (node) => {
+    if (node.type === 'IndexExpression') {
+      const base = node.base as LuaNode;
+      const index = node.index as LuaNode;
+      if (base.type === 'Identifier' && index.type === 'NumericLiteral') {
+        const n = Number(index.value);
+        if (base.name === reg.keysParam) maxKey = Math.max(maxKey, n);
+        if (base.name === reg.argsParam) maxArg = Math.max(maxArg, n);
+      }
+    }
+    if (node.type === 'LocalStatement') {
+      const variables = node.variables as LuaNode[];
+      const init = node.init as LuaNode[];
+      variables.forEach((variable, i) => {
+        const table = init[i];
+        if (table?.type !== 'TableConstructorExpression') return;
+        const names = (table.fields as LuaNode[]).filter((f) => f.type === 'TableKeyString').map((f) => String((f.key as LuaNode).name));
+        if (variable.name === 'K' && kNames === undefined) kNames = names;
+        if (variable.name === 'A' && aNames === undefined) aNames = names;
+      });
+    }
+  });
+  return { maxKey, maxArg, kNames, aNames };
+}
+
+function fixedKeyCount(fn: FunctionSpec): { fixed: number; variable: boolean } {
+  return { fixed: fn.keys.filter((k) => k.each === undefined).length, variable: fn.keys.some((k) => k.each !== undefined) };
+}
+
+function argvWidth(fn: FunctionSpec): { fixed: number; variable: boolean } {
+  const variable = fn.argv.some((a) => a.type === 'list' || a.type === 'group');
+  const fixed = fn.argv.filter((a) => a.type !== 'list' && a.type !== 'group').length + fn.argv.filter((a) => (a.type === 'list' || a.type === 'group') && a.count !== 'none').length;
+  return { fixed, variable };
+}
+
+/** Checks the bundled Lua against the spec. Problems point at the Lua file and line. */
+export function checkLua(spec: Spec, bundle: LuaBundle): SpecProblem[] {
+  const problems: SpecProblem[] = [];
+  const where = (bundleLine: number) => {
+    const [file, line] = bundle.lineMap[bundleLine - 1] ?? ['lua', bundleLine];
+    return { file, line, column: 1 };
+  };
+  let ast: LuaNode;
+  try {
+    ast = luaparse.parse(bundle.source.replace(/^#!.*\n/, '\n'), { luaVersion: '5.1', locations: true, scope: true }) as unknown as LuaNode;
+  } catch (error) {
+    const e = error as { line?: number; message: string };
+    return [{ ...where(e.line ?? 1), message: `Lua syntax error: ${e.message}` }];
+  }
+  for (const global of (ast.globals as LuaNode[]) ?? []) {
+    const name = String(global.name);
+    if (!ALLOWED_GLOBALS.has(name)) {
+      problems.push({ ...where((global.loc as { start: { line: number } }).start.line), message: `free name '${name}' is neither a local nor an allowed global (missing helper or typo?)` });
+    }
+  }
+  const specFunctions = new Map(spec.modules.flatMap((m) => m.functions.map((f) => [f.name, f] as const)));
+  const registered = registrations(ast);
+  const registeredNames = new Set<string>();
+  for (const reg of registered) {
+    const at = where(reg.line);
+    if (registeredNames.has(reg.name)) problems.push({ ...at, message: `${reg.name} is registered twice` });
+    registeredNames.add(reg.name);
+    const fn = specFunctions.get(reg.name);
+    if (!fn) {
+      problems.push({ ...at, message: `${reg.name || '(unnamed)'} is registered in Lua but has no spec` });
+      continue;
+    }
+    if (fn.readonly !== reg.noWrites) {
+      problems.push({ ...at, message: `${reg.name}: spec says readonly=${fn.readonly} but the registration ${reg.noWrites ? 'has' : 'lacks'} the no-writes flag` });
+    }
+    const facts = bodyFacts(reg);
+    const keys = fixedKeyCount(fn);
+    const argv = argvWidth(fn);
+    if (!keys.variable && facts.maxKey > keys.fixed) problems.push({ ...at, message: `${reg.name} reads KEYS[${facts.maxKey}] but the spec declares ${keys.fixed} KEYS` });
+    if (!argv.variable && facts.maxArg > argv.fixed) problems.push({ ...at, message: `${reg.name} reads ARGV[${facts.maxArg}] but the spec declares ${argv.fixed} ARGV` });
+    const specKeyNames = fn.keys.filter((k) => k.each === undefined).map((k) => k.name);
+    if (facts.kNames && facts.kNames.join(',') !== specKeyNames.join(',')) {
+      problems.push({ ...at, message: `${reg.name}: Lua K table (${facts.kNames.join(', ')}) differs from the spec's KEYS (${specKeyNames.join(', ')})` });
+    }
+    const specArgNames = fn.argv.filter((a) => a.type !== 'list' && a.type !== 'group').map((a) => a.name);
+    if (facts.aNames && !argv.variable && facts.aNames.join(',') !== specArgNames.join(',')) {
+      problems.push({ ...at, message: `${reg.name}: Lua A table (${facts.aNames.join(', ')}) differs from the spec's ARGV (${specArgNames.join(', ')})` });
+    }
+  }
+  for (const fn of specFunctions.values()) {
+    if (!registeredNames.has(fn.name)) problems.push({ file: fn.file, line: fn.line, column: 1, message: `${fn.name} has a spec but is not registered in lua/` });
+  }
+  return problems;
+}

@@ -1,0 +1,157 @@
+// The spec as the generator sees it after loading and validation. Names are snake_case,
+// as on the wire and in the Lua; TypeScript names are derived from them mechanically.
+
+export type ScalarType =
+  | 'string'
+  | 'keyText'
+  | 'integer'
+  | 'timestampMs'
+  | 'durationMs'
+  | 'attemptIndex'
+  | 'epoch'
+  | 'flag'
+  | 'json'
+  | 'enum'
+  | 'executionId'
+  | 'flowId'
+  | 'budgetId'
+  | 'quotaPolicyId'
+  | 'waitpointId'
+  | 'suspensionId'
+  | 'signalId'
+  | 'leaseId'
+  | 'attemptId'
+  | 'edgeId'
+  | 'laneId';
+
+/** A caller-supplied value: an ARGV slot, a key-only parameter, or a group member. */
+export interface FieldSpec {
+  readonly name: string;
+  readonly type: ScalarType | 'constant' | 'list' | 'group';
+  readonly doc?: string;
+  readonly optional?: boolean;
+  readonly default?: string | number | boolean;
+  /** The slot is sent empty unless this other argument is present. */
+  readonly when?: string;
+  /** The slot's value is another argument's value (declared in params or earlier ARGV). */
+  readonly from?: string;
+  /** The slot is `Date.now()` plus this duration argument (a client-clock timestamp). */
+  readonly nowPlus?: string;
+  /** Default computed from another argument with a named runtime helper. */
+  readonly defaultFrom?: { readonly fn: 'twoThirds'; readonly arg: string };
+  readonly min?: number;
+  readonly max?: number;
+  readonly nonEmpty?: boolean;
+  readonly maxBytes?: number;
+  readonly values?: readonly string[];
+  readonly value?: string;
+  readonly of?: ScalarType;
+  readonly count?: 'prefix' | 'none';
+  readonly layout?: 'columns' | 'rows';
+  readonly fields?: readonly FieldSpec[];
+  readonly maxItems?: number;
+}
+
+export interface ReplyFieldSpec {
+  readonly name: string;
+  readonly type: ScalarType | 'streamEntries' | 'list' | 'group';
+  readonly doc?: string;
+  readonly optional?: boolean;
+  readonly values?: readonly string[];
+  readonly of?: ScalarType;
+  /** For groups: the earlier integer field holding the count, or `rest` for the remaining fields. */
+  readonly count?: string;
+  readonly fields?: readonly ReplyFieldSpec[];
+}
+
+export interface ReplyVariant {
+  /** Wire status (`OK`, `ALREADY_SATISFIED`, …). */
+  readonly status: string;
+  /** For `OK:sub_status` variants: the literal first field that tells them apart. */
+  readonly subStatus?: string;
+  readonly fields: readonly ReplyFieldSpec[];
+  readonly doc?: string;
+}
+
+export interface KeyRef {
+  /** Name of the slot (the Lua `K` field). */
+  readonly name: string;
+  readonly context: string;
+  readonly key: string;
+  /** Arguments bound, in order, to the key's own placeholders; absent means same-named arguments. */
+  readonly args?: readonly string[];
+  /** Context parameter → argument name bindings (e.g. another execution's id). */
+  readonly contextBind: Readonly<Record<string, string>>;
+  /** Use `key` only when this argument is present, else `otherwise`. */
+  readonly when?: string;
+  readonly otherwise?: KeyRef;
+  /** Repeat the key once per element of this list argument, binding `eachAs`. */
+  readonly each?: string;
+  readonly eachAs?: string;
+  readonly doc?: string;
+}
+
+export type TagSource =
+  | { readonly from: 'none' }
+  | { readonly from: 'execution' | 'flow' | 'budget' | 'quota'; readonly arg: string }
+  | { readonly from: 'partition'; readonly family: 'fp' | 'b' | 'q'; readonly arg: string };
+
+export interface FunctionSpec {
+  readonly name: string;
+  readonly doc: string;
+  readonly tag: TagSource;
+  readonly params: readonly FieldSpec[];
+  readonly keys: readonly KeyRef[];
+  readonly argv: readonly FieldSpec[];
+  readonly envelope: 'standard' | 'untagged' | 'bare';
+  readonly replies: readonly ReplyVariant[];
+  readonly errors: readonly string[];
+  readonly deviations: readonly string[];
+  readonly readonly: boolean;
+  readonly extension: boolean;
+  /** Where the function is declared, for messages. */
+  readonly file: string;
+  readonly line: number;
+}
+
+export interface ModuleSpec {
+  readonly name: string;
+  readonly doc: string;
+  readonly file: string;
+  readonly functions: readonly FunctionSpec[];
+}
+
+export interface KeySpec {
+  readonly name: string;
+  readonly pattern: string;
+  readonly type: string;
+  readonly doc: string;
+  /** Placeholders in pattern order, without `tag` and the context's own params. */
+  readonly params: readonly string[];
+}
+
+export interface ContextSpec {
+  readonly name: string;
+  readonly doc: string;
+  readonly family: 'fp' | 'b' | 'q' | 'none';
+  readonly params: readonly string[];
+  readonly keys: readonly KeySpec[];
+}
+
+export interface KeyLayout {
+  readonly params: Readonly<Record<string, ScalarType>>;
+  readonly contexts: readonly ContextSpec[];
+}
+
+export interface ErrorSpec {
+  readonly code: string;
+  readonly class: string;
+  readonly doc: string;
+  readonly detail: boolean;
+}
+
+export interface Spec {
+  readonly keys: KeyLayout;
+  readonly errors: readonly ErrorSpec[];
+  readonly modules: readonly ModuleSpec[];
+}

@@ -1,0 +1,124 @@
+// How each spec type is typed, encoded and decoded in generated code. The generator is the
+// only thing that knows this mapping; runtime/encode.ts and runtime/decode.ts do the work.
+import type { ScalarType } from './model.js';
+import { quote } from './names.js';
+
+interface TypeInfo {
+  readonly ts: string;
+  /** Runtime parser for id types. */
+  readonly parser?: string;
+  readonly integer?: { min?: number; max?: number };
+}
+
+const U32_MAX = 4294967295;
+
+const TYPES: Record<ScalarType, TypeInfo> = {
+  string: { ts: 'string' },
+  keyText: { ts: 'string' },
+  integer: { ts: 'number', integer: {} },
+  timestampMs: { ts: 'number', integer: { min: 0 } },
+  durationMs: { ts: 'number', integer: { min: 0 } },
+  attemptIndex: { ts: 'number', integer: { min: 0, max: U32_MAX } },
+  epoch: { ts: 'number', integer: { min: 0 } },
+  flag: { ts: 'boolean' },
+  json: { ts: 'unknown' },
+  enum: { ts: 'string' },
+  executionId: { ts: 'ExecutionId', parser: 'parseExecutionId' },
+  flowId: { ts: 'FlowId', parser: 'parseFlowId' },
+  budgetId: { ts: 'BudgetId', parser: 'parseBudgetId' },
+  quotaPolicyId: { ts: 'QuotaPolicyId', parser: 'parseQuotaPolicyId' },
+  waitpointId: { ts: 'WaitpointId', parser: 'parseWaitpointId' },
+  suspensionId: { ts: 'SuspensionId', parser: 'parseSuspensionId' },
+  signalId: { ts: 'SignalId', parser: 'parseSignalId' },
+  leaseId: { ts: 'LeaseId', parser: 'parseLeaseId' },
+  attemptId: { ts: 'AttemptId', parser: 'parseAttemptId' },
+  edgeId: { ts: 'EdgeId', parser: 'parseEdgeId' },
+  laneId: { ts: 'LaneId', parser: 'parseLaneId' },
+};
+
+export function typeInfo(type: ScalarType): TypeInfo {
+  return TYPES[type];
+}
+
+export function tsType(type: ScalarType, values?: readonly string[]): string {
+  if (type === 'enum' && values) return values.map(quote).join(' | ');
+  return TYPES[type].ts;
+}
+
+/** True when the encoded wire text is the value itself (no separate `…Arg` local needed). */
+export function isTextLike(type: ScalarType): boolean {
+  return TYPES[type].ts !== 'number' && type !== 'flag' && type !== 'json';
+}
+
+export interface EncodeRules {
+  readonly min?: number | undefined;
+  readonly max?: number | undefined;
+  readonly nonEmpty?: boolean | undefined;
+  readonly maxBytes?: number | undefined;
+  readonly values?: readonly string[] | undefined;
+}
+
+/** Expression that validates `value` and yields its wire text (or branded id). */
+export function encodeExpr(type: ScalarType, argName: string, value: string, rules: EncodeRules, imports: Set<string>): string {
+  const info = TYPES[type];
+  const name = quote(argName);
+  if (info.parser) {
+    imports.add('encodeId');
+    imports.add(info.parser);
+    return `encodeId(fn, ${name}, ${value}, ${info.parser})`;
+  }
+  if (info.integer) {
+    imports.add('encodeInteger');
+    const min = rules.min ?? info.integer.min;
+    const max = rules.max ?? info.integer.max;
+    const bounds = max !== undefined ? `, ${min ?? 'undefined'}, ${max}` : min !== undefined ? `, ${min}` : '';
+    return `encodeInteger(fn, ${name}, ${value}${bounds})`;
+  }
+  switch (type) {
+    case 'flag':
+      imports.add('encodeFlag');
+      return `encodeFlag(fn, ${name}, ${value})`;
+    case 'json':
+      imports.add('encodeJson');
+      return `encodeJson(fn, ${name}, ${value})`;
+    case 'enum':
+      imports.add('encodeEnum');
+      return `encodeEnum(fn, ${name}, ${value}, [${(rules.values ?? []).map(quote).join(', ')}]) as ${tsType('enum', rules.values)}`;
+    default: {
+      imports.add('encodeText');
+      const options: string[] = [];
+      if (type === 'keyText') options.push('keySafe: true');
+      if (rules.nonEmpty) options.push('nonEmpty: true');
+      if (rules.maxBytes !== undefined) options.push(`maxBytes: ${rules.maxBytes}`);
+      return `encodeText(fn, ${name}, ${value}${options.length ? `, { ${options.join(', ')} }` : ''})`;
+    }
+  }
+}
+
+/** A reader `(fn, field, fields, index) => T` for a reply field type. */
+export function readerExpr(type: ScalarType, values: readonly string[] | undefined, imports: Set<string>): string {
+  const info = TYPES[type];
+  if (info.parser) {
+    imports.add('parsedReader');
+    imports.add(info.parser);
+    return `parsedReader(${info.parser})`;
+  }
+  if (info.integer) {
+    imports.add('fieldInteger');
+    return 'fieldInteger';
+  }
+  switch (type) {
+    case 'flag':
+      imports.add('fieldFlag');
+      return 'fieldFlag';
+    case 'json':
+      imports.add('fieldJson');
+      return 'fieldJson';
+    case 'enum':
+      imports.add('enumReader');
+      return `enumReader([${(values ?? []).map(quote).join(', ')}] as const)`;
+    default:
+      imports.add('fieldText');
+      return 'fieldText';
+  }
+}

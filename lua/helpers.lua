@@ -1,0 +1,295 @@
+-- Shared helpers of the flowfabric library. Everything here is a local of the one chunk
+-- the server compiles, so every registered function can use it; none is callable by FCALL.
+-- Module files keep their own helpers in one local table each, to stay far below Lua's
+-- limit of 200 locals per chunk. See spec/*.yaml for each function's KEYS, ARGV and replies.
+
+---------------------------------------------------------------------------
+-- Replies (model.md §5): success {1, status, fields…}, failure {0, code, detail…}.
+-- Never pass nil inside a reply: it would end the array early.
+---------------------------------------------------------------------------
+local function ok(...)
+  return { 1, 'OK', ... }
+end
+
+local function ok_status(status, ...)
+  return { 1, status, ... }
+end
+
+local function err(code, ...)
+  return { 0, code, ... }
+end
+
+-- Every registered callback runs through guard: an unexpected Lua error (a bug, or a
+-- server command that failed) becomes a structured `internal_error` reply instead of a
+-- script error. Functions still validate every input before their first write, so this
+-- net is for defects, not for input checking.
+local function guard(callback)
+  return function(keys, args)
+    local ran, result = pcall(callback, keys, args)
+    if ran then
+      return result
+    end
+    local message = result
+    if type(result) == 'table' then
+      message = result.err or 'error'
+    end
+    return { 0, 'internal_error', tostring(message) }
+  end
+end
+
+---------------------------------------------------------------------------
+-- Time: always the server clock, in ms.
+---------------------------------------------------------------------------
+local function server_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+---------------------------------------------------------------------------
+-- Values
+---------------------------------------------------------------------------
+local function is_set(value)
+  return value ~= nil and value ~= false and value ~= ''
+end
+
+-- A number as the reference accepts it (any Lua number text), but never NaN or infinity,
+-- which tonumber would let through on some platforms.
+local function parse_number(value)
+  if type(value) ~= 'string' and type(value) ~= 'number' then
+    return nil
+  end
+  local n = tonumber(value)
+  if n == nil or n ~= n or n == math.huge or n == -math.huge then
+    return nil
+  end
+  return n
+end
+
+-- A decimal integer text within the exactly representable range (±2^53).
+local function parse_int(value)
+  if type(value) ~= 'string' or not string.match(value, '^%-?%d+$') or #value > 17 then
+    return nil
+  end
+  local n = tonumber(value)
+  if n == nil or n > 9007199254740991 or n < -9007199254740991 then
+    return nil
+  end
+  return n
+end
+
+-- Plain decimal text of an integral number (tostring would use %.14g).
+local function int_text(n)
+  return string.format('%d', n)
+end
+
+-- Validates ARGV values in place, in the order given, before anything is read or written.
+-- rules: a list of { name, kind } with kind one of
+--   'number'   required number (the reference's require_number), replaced by its value
+--   'number?'  number or empty; empty becomes nil
+--   'int' / 'int?'  the same for decimal integers
+--   'nonempty' a non-empty string
+--   'json?'    empty or valid JSON; the decoded value is stored as A[name .. '_json']
+-- Returns nil, or the reply {0, 'invalid_input', '<name> must be …, got: <raw>'}.
+local function check_args(A, rules)
+  for i = 1, #rules do
+    local name, kind = rules[i][1], rules[i][2]
+    local raw = A[name]
+    local optional = string.sub(kind, -1) == '?'
+    local base = optional and string.sub(kind, 1, -2) or kind
+    if optional and (raw == nil or raw == '') then
+      A[name] = nil
+    elseif base == 'number' or base == 'int' then
+      local n = (base == 'int') and parse_int(raw) or parse_number(raw)
+      if n == nil then
+        local what = (base == 'int') and 'an integer' or 'a number'
+        return err('invalid_input', name .. ' must be ' .. what .. ', got: ' .. tostring(raw))
+      end
+      A[name] = n
+    elseif base == 'nonempty' then
+      if not is_set(raw) then
+        return err('invalid_input', name .. ' must not be empty')
+      end
+    elseif base == 'json' then
+      local decoded_ok, decoded = pcall(cjson.decode, raw)
+      if not decoded_ok then
+        return err('invalid_input', name .. ' must be valid JSON')
+      end
+      A[name .. '_json'] = decoded
+    end
+  end
+  return nil
+end
+
+---------------------------------------------------------------------------
+-- Hashes
+---------------------------------------------------------------------------
+local function hgetall(key)
+  local flat = redis.call('HGETALL', key)
+  local map = {}
+  for i = 1, #flat, 2 do
+    map[flat[i]] = flat[i + 1]
+  end
+  return map
+end
+
+-- HSET from a Lua table; values are written as text. Order of fields does not matter.
+local function hset_table(key, fields)
+  local flat = {}
+  for field, value in pairs(fields) do
+    flat[#flat + 1] = field
+    flat[#flat + 1] = tostring(value)
+  end
+  if #flat > 0 then
+    redis.call('HSET', key, unpack(flat))
+  end
+end
+
+---------------------------------------------------------------------------
+-- Keys built inside Lua (model.md §3.8): always from the caller's hash tag, so they share
+-- the call's slot. Patterns match spec/keys.yaml.
+---------------------------------------------------------------------------
+local function tag_of(key)
+  return string.match(key, '{[^}]*}')
+end
+
+-- The execution id inside an exec key `ff:exec:<tag>:<eid>:<suffix>`.
+local function eid_of_exec_key(key)
+  local tag = tag_of(key)
+  local rest = string.sub(key, #'ff:exec:' + #tag + 2)
+  return string.match(rest, '^(.-}:[^:]+)')
+end
+
+local function lane_key(tag, lane, suffix)
+  return 'ff:idx:' .. tag .. ':lane:' .. lane .. ':' .. suffix
+end
+
+local function attempt_key(tag, eid, index)
+  return 'ff:attempt:' .. tag .. ':' .. eid .. ':' .. index
+end
+
+local function stream_meta_key(tag, eid, index)
+  return 'ff:stream:' .. tag .. ':' .. eid .. ':' .. index .. ':meta'
+end
+
+local function worker_leases_key(tag, wiid)
+  return 'ff:idx:' .. tag .. ':worker:' .. wiid .. ':leases'
+end
+
+---------------------------------------------------------------------------
+-- Scheduling scores (model.md §3.2, §3.9)
+---------------------------------------------------------------------------
+local PRIORITY_MAX = 9000
+
+local function clamp_priority(p)
+  if p < 0 then return 0 end
+  if p > PRIORITY_MAX then return PRIORITY_MAX end
+  return math.floor(p)
+end
+
+local function eligible_score(priority, created_at)
+  return -(priority * 1000000000000) + created_at
+end
+
+local SUSPENDED_NO_TIMEOUT_SCORE = 9999999999999
+
+---------------------------------------------------------------------------
+-- State vector (model.md §4.3): every transition writes all state fields in one HSET.
+---------------------------------------------------------------------------
+-- v: lifecycle_phase, ownership_state, eligibility_state, blocking_reason, blocking_detail,
+-- terminal_outcome, attempt_state, public_state; extra: more fields for the same HSET.
+-- transition=true also stamps last_transition_at.
+local function write_state(core_key, now, v, extra, transition)
+  local fields = extra or {}
+  fields.lifecycle_phase = v.lifecycle_phase
+  fields.ownership_state = v.ownership_state
+  fields.eligibility_state = v.eligibility_state
+  fields.blocking_reason = v.blocking_reason
+  fields.blocking_detail = v.blocking_detail or ''
+  fields.terminal_outcome = v.terminal_outcome
+  fields.attempt_state = v.attempt_state
+  fields.public_state = v.public_state
+  fields.last_mutation_at = now
+  if transition ~= false then
+    fields.last_transition_at = now
+  end
+  hset_table(core_key, fields)
+end
+
+---------------------------------------------------------------------------
+-- Lease history (execution.md §1.7): XADD MAXLEN ~ 1000, fields in the given order.
+---------------------------------------------------------------------------
+local function history_add(history_key, pairs_list, maxlen)
+  local cmd = { 'XADD', history_key, 'MAXLEN', '~', tostring(maxlen or 1000), '*' }
+  for i = 1, #pairs_list do
+    local value = pairs_list[i]
+    if value == nil or value == false then value = '' end
+    cmd[#cmd + 1] = tostring(value)
+  end
+  redis.call(unpack(cmd))
+end
+
+---------------------------------------------------------------------------
+-- Lease expiry marking (execution.md §1.6). Idempotent.
+---------------------------------------------------------------------------
+local function mark_expired(core_key, history_key, core, now)
+  if core.ownership_state == 'lease_expired_reclaimable' then
+    return
+  end
+  hset_table(core_key, {
+    lifecycle_phase = core.lifecycle_phase or 'active',
+    ownership_state = 'lease_expired_reclaimable',
+    eligibility_state = core.eligibility_state or 'not_applicable',
+    blocking_reason = 'waiting_for_worker',
+    blocking_detail = 'lease expired, awaiting reclaim',
+    terminal_outcome = core.terminal_outcome or 'none',
+    attempt_state = 'attempt_interrupted',
+    public_state = 'active',
+    lease_expired_at = now,
+    last_mutation_at = now,
+  })
+  history_add(history_key, {
+    'event', 'expired', 'lease_id', core.current_lease_id, 'lease_epoch', core.current_lease_epoch,
+    'attempt_index', core.current_attempt_index, 'attempt_id', core.current_attempt_id,
+    'worker_id', core.current_worker_id, 'worker_instance_id', core.current_worker_instance_id, 'ts', now,
+  })
+  if is_set(core.current_attempt_index) then
+    local tag = tag_of(core_key)
+    local meta = stream_meta_key(tag, eid_of_exec_key(core_key), core.current_attempt_index)
+    if redis.call('EXISTS', meta) == 1 and not is_set(redis.call('HGET', meta, 'closed_at')) then
+      redis.call('HSET', meta, 'closed_at', now, 'closed_reason', 'lease_expired')
+    end
+  end
+end
+
+---------------------------------------------------------------------------
+-- Lease fencing for write paths (model.md §4.4, execution.md §1.5). Returns nil when the
+-- caller holds the current lease, else the error reply (after marking an expired lease).
+---------------------------------------------------------------------------
+local function validate_lease(core_key, history_key, core, lease_id, lease_epoch, attempt_id, now)
+  if core.lifecycle_phase ~= 'active' then
+    return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
+  end
+  if core.ownership_state == 'lease_revoked' then
+    return err('lease_revoked')
+  end
+  if (parse_number(core.lease_expires_at) or 0) <= now then
+    mark_expired(core_key, history_key, core, now)
+    return err('lease_expired')
+  end
+  if core.current_lease_id ~= lease_id
+    or core.current_lease_epoch ~= lease_epoch
+    or core.current_attempt_id ~= attempt_id then
+    return err('stale_lease')
+  end
+  return nil
+end
+
+---------------------------------------------------------------------------
+-- Flow completion notice (execution.md §1.8)
+---------------------------------------------------------------------------
+local function publish_completion(core, eid, outcome)
+  if is_set(core.flow_id) then
+    redis.call('PUBLISH', 'ff:dag:completions',
+      cjson.encode({ execution_id = eid, flow_id = core.flow_id, outcome = outcome }))
+  end
+end

@@ -1,0 +1,96 @@
+// Encoders for ARGV slots. Generated request builders call one per slot, so every encoding
+// rule (how an integer, a flag, an optional value or JSON is written) lives here once, and
+// bad values are refused with an ArgumentError before anything is sent.
+import { ArgumentError } from './errors.js';
+
+export function encodeText(fn: string, name: string, value: unknown, options?: TextRules): string {
+  if (typeof value !== 'string') throw new ArgumentError(fn, name, `expected a string, got ${describe(value)}`);
+  if (options?.nonEmpty && value.length === 0) throw new ArgumentError(fn, name, 'must not be empty');
+  if (options?.maxBytes !== undefined && Buffer.byteLength(value) > options.maxBytes) {
+    throw new ArgumentError(fn, name, `longer than ${options.maxBytes} bytes`);
+  }
+  if (options?.keySafe && (value.includes('{') || value.includes('}'))) {
+    // A brace inside a key would change the key's hash tag and so its cluster slot.
+    throw new ArgumentError(fn, name, "must not contain '{' or '}'");
+  }
+  return value;
+}
+
+export interface TextRules {
+  readonly nonEmpty?: boolean;
+  readonly maxBytes?: number;
+  readonly keySafe?: boolean;
+}
+
+export function encodeInteger(fn: string, name: string, value: unknown, min?: number, max?: number): string {
+  if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
+    throw new ArgumentError(fn, name, `expected a safe integer, got ${describe(value)}`);
+  }
+  if (min !== undefined && value < min) throw new ArgumentError(fn, name, `must be >= ${min}, got ${value}`);
+  if (max !== undefined && value > max) throw new ArgumentError(fn, name, `must be <= ${max}, got ${value}`);
+  return String(value);
+}
+
+export function encodeFlag(fn: string, name: string, value: unknown): string {
+  if (typeof value !== 'boolean') throw new ArgumentError(fn, name, `expected a boolean, got ${describe(value)}`);
+  return value ? '1' : '';
+}
+
+export function encodeJson(fn: string, name: string, value: unknown): string {
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (error) {
+    throw new ArgumentError(fn, name, `cannot be serialised as JSON: ${(error as Error).message}`);
+  }
+  if (text === undefined) throw new ArgumentError(fn, name, 'cannot be serialised as JSON');
+  return text;
+}
+
+/** Validates a value with an id parser and sends the parser's canonical form. */
+export function encodeId<T extends string>(fn: string, name: string, value: unknown, parse: (text: string) => T): T {
+  if (typeof value !== 'string') throw new ArgumentError(fn, name, `expected a string id, got ${describe(value)}`);
+  try {
+    return parse(value);
+  } catch (error) {
+    throw new ArgumentError(fn, name, error instanceof Error ? error.message : String(error));
+  }
+}
+
+export function encodeEnum(fn: string, name: string, value: unknown, values: readonly string[]): string {
+  if (typeof value !== 'string' || !values.includes(value)) {
+    throw new ArgumentError(fn, name, `expected one of ${values.join(' | ')}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+/** Lists and repeated groups must be real arrays; their elements are checked one by one. */
+export function expectArray(fn: string, name: string, value: unknown, maxItems?: number): readonly unknown[] {
+  if (!Array.isArray(value)) throw new ArgumentError(fn, name, `expected an array, got ${describe(value)}`);
+  if (maxItems !== undefined && value.length > maxItems) {
+    throw new ArgumentError(fn, name, `has ${value.length} items, at most ${maxItems} allowed`);
+  }
+  return value;
+}
+
+/** The arguments object itself must be an object. */
+export function expectArgs(fn: string, value: unknown): void {
+  if (typeof value !== 'object' || value === null) throw new ArgumentError(fn, 'args', `expected an object, got ${describe(value)}`);
+}
+
+/** Two-thirds of a lease TTL, the reference's default renewal point. */
+export function twoThirds(value: number): number {
+  return Math.floor((value * 2) / 3);
+}
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (typeof value === 'string') return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return String(value);
+  return typeof value;
+}
+
+/** Keys of one call must share one hash tag; an id from another partition would CROSSSLOT. */
+export function requireSameTag(fn: string, name: string, actual: string, expected: string): void {
+  if (actual !== expected) throw new ArgumentError(fn, name, `is on partition ${actual}, but this call's keys are on ${expected}`);
+}

@@ -1,0 +1,51 @@
+// Transport over ioredis (and iovalkey, its Valkey fork with the same API): works with a
+// single `Redis` connection and with a `Cluster`, where FCALL is routed by its first key.
+import type { Cluster, Redis } from 'ioredis';
+import type { BatchReply, FcallRequest, Transport } from './transport.js';
+
+/** The part of the ioredis API we use; iovalkey's classes satisfy it too. */
+export interface IoredisLike {
+  call(command: string, ...args: (string | number)[]): Promise<unknown>;
+  pipeline(): { call(command: string, ...args: (string | number)[]): unknown; exec(): Promise<[Error | null, unknown][] | null> };
+}
+
+interface ClusterLike extends IoredisLike {
+  nodes(role: 'master'): IoredisLike[];
+}
+
+function isCluster(client: IoredisLike): client is ClusterLike {
+  return typeof (client as Partial<ClusterLike>).nodes === 'function' && (client as { isCluster?: boolean }).isCluster === true;
+}
+
+function fcallArgs(request: FcallRequest): (string | number)[] {
+  return [request.fn, request.keys.length, ...request.keys, ...request.argv];
+}
+
+export class IoredisTransport implements Transport {
+  constructor(readonly client: IoredisLike | Redis | Cluster) {}
+
+  private get api(): IoredisLike {
+    return this.client as unknown as IoredisLike;
+  }
+
+  fcall(request: FcallRequest): Promise<unknown> {
+    return this.api.call(request.readOnly ? 'FCALL_RO' : 'FCALL', ...fcallArgs(request));
+  }
+
+  async fcallBatch(requests: readonly FcallRequest[]): Promise<BatchReply[]> {
+    const pipeline = this.api.pipeline();
+    for (const request of requests) pipeline.call(request.readOnly ? 'FCALL_RO' : 'FCALL', ...fcallArgs(request));
+    const results = (await pipeline.exec()) ?? [];
+    return results.map(([error, reply]): BatchReply => (error ? { ok: false, error } : { ok: true, reply }));
+  }
+
+  command(name: string, args: readonly (string | number)[]): Promise<unknown> {
+    return this.api.call(name, ...args);
+  }
+
+  async primaries(): Promise<Transport[]> {
+    const api = this.api;
+    if (isCluster(api)) return api.nodes('master').map((node) => new IoredisTransport(node));
+    return [this];
+  }
+}

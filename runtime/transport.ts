@@ -1,0 +1,32 @@
+// The transport is the only thing that talks to the server. Generated wrappers build an
+// FcallRequest and hand it to a FunctionCaller (normally FlowFabricClient), which sends it
+// through a Transport. Another client library can be plugged in by implementing Transport.
+
+/** One function call: the function's name and its KEYS and ARGV, already encoded. */
+export interface FcallRequest {
+  readonly fn: string;
+  readonly keys: readonly string[];
+  readonly argv: readonly string[];
+  /** Sent with FCALL_RO: the function is registered with the `no-writes` flag. */
+  readonly readOnly?: boolean;
+}
+
+/** The outcome of one call inside a batch: a raw reply, or the error the client raised. */
+export type BatchReply = { readonly ok: true; readonly reply: unknown } | { readonly ok: false; readonly error: unknown };
+
+export interface Transport {
+  /** Sends `FCALL fn numkeys keys… argv…` and resolves with the raw reply. */
+  fcall(request: FcallRequest): Promise<unknown>;
+  /** Sends many calls in one pipeline (not a transaction); replies in order. */
+  fcallBatch(requests: readonly FcallRequest[]): Promise<BatchReply[]>;
+  /** Sends an arbitrary command (used by the loader and helpers: FUNCTION LOAD, HGET…). */
+  command(name: string, args: readonly (string | number)[]): Promise<unknown>;
+  /** One transport per primary: itself on a single server, every primary on a cluster. */
+  primaries(): Promise<Transport[]>;
+}
+
+/** What generated wrappers need: the partition configuration and a way to send a call. */
+export interface FunctionCaller {
+  readonly partitions: import('./partition.js').PartitionConfig;
+  call<R>(request: FcallRequest, parse: (reply: unknown) => R): Promise<R>;
+}
