@@ -2,4 +2,5 @@
 export * from './errors.js';
 export * from './keys.js';
 export * from './library.js';
+export * from './execution.js';
 export * from './version.js';

@@ -24,7 +24,7 @@ const field = {
       type: 'object',
       additionalProperties: false,
       required: ['fn', 'arg'],
-      properties: { fn: { enum: ['twoThirds'] }, arg: name },
+      properties: { fn: { enum: ['twoThirds', 'executionPartition'] }, arg: name },
     },
     min: { type: 'number' },
     max: { type: 'number' },

@@ -95,6 +95,22 @@ export function encodeExpr(type: ScalarType, argName: string, value: string, rul
   }
 }
 
+/** A direct read of one reply field: `fields[index]` read as `type`. */
+export function readExpr(type: ScalarType, values: readonly string[] | undefined, label: string, index: string, imports: Set<string>): string {
+  const info = TYPES[type];
+  const args = `fn, ${quote(label)}, fields, ${index}`;
+  if (info.parser) {
+    imports.add('fieldParsed');
+    imports.add(info.parser);
+    return `fieldParsed(${args}, ${info.parser})`;
+  }
+  if (type === 'enum') {
+    imports.add('fieldEnum');
+    return `fieldEnum(${args}, [${(values ?? []).map(quote).join(', ')}] as const)`;
+  }
+  return `${readerExpr(type, values, imports)}(${args})`;
+}
+
 /** A reader `(fn, field, fields, index) => T` for a reply field type. */
 export function readerExpr(type: ScalarType, values: readonly string[] | undefined, imports: Set<string>): string {
   const info = TYPES[type];

@@ -77,11 +77,6 @@ local function parse_int(value)
   return n
 end
 
--- Plain decimal text of an integral number (tostring would use %.14g).
-local function int_text(n)
-  return string.format('%d', n)
-end
-
 -- Validates ARGV values in place, in the order given, before anything is read or written.
 -- rules: a list of { name, kind } with kind one of
 --   'number'   required number (the reference's require_number), replaced by its value
@@ -132,12 +127,21 @@ local function hgetall(key)
   return map
 end
 
+-- Text of a value for storage: integral numbers in plain decimal (tostring would switch to
+-- exponent form from 1e14 on), everything else as tostring gives it.
+local function to_text(value)
+  if type(value) == 'number' and value == math.floor(value) and value > -9007199254740992 and value < 9007199254740992 then
+    return string.format('%d', value)
+  end
+  return tostring(value)
+end
+
 -- HSET from a Lua table; values are written as text. Order of fields does not matter.
 local function hset_table(key, fields)
   local flat = {}
   for field, value in pairs(fields) do
     flat[#flat + 1] = field
-    flat[#flat + 1] = tostring(value)
+    flat[#flat + 1] = to_text(value)
   end
   if #flat > 0 then
     redis.call('HSET', key, unpack(flat))
@@ -223,7 +227,7 @@ local function history_add(history_key, pairs_list, maxlen)
   for i = 1, #pairs_list do
     local value = pairs_list[i]
     if value == nil or value == false then value = '' end
-    cmd[#cmd + 1] = tostring(value)
+    cmd[#cmd + 1] = to_text(value)
   end
   redis.call(unpack(cmd))
 end
