@@ -2,10 +2,10 @@
 //
 // The execution lifecycle: create, claim, complete, fail, cancel, delay, wait for children,
 // reclaim and expire (execution.md).
-import { fieldEnum, fieldParsed } from '../runtime/decode.js';
-import { encodeId, encodeInteger, encodeJson, encodeText, expectArgs } from '../runtime/encode.js';
+import { fieldEnum, fieldInteger, fieldParsed } from '../runtime/decode.js';
+import { encodeId, encodeInteger, encodeJson, encodeText, expectArgs, twoThirds } from '../runtime/encode.js';
 import { ReplyParseError } from '../runtime/errors.js';
-import { executionPartition, executionTag, parseExecutionId, parseLaneId, type ExecutionId, type LaneId } from '../runtime/ids.js';
+import { executionPartition, executionTag, parseAttemptId, parseExecutionId, parseLaneId, parseLeaseId, type AttemptId, type ExecutionId, type LaneId, type LeaseId } from '../runtime/ids.js';
 import { type PartitionConfig } from '../runtime/partition.js';
 import { readEnvelope } from '../runtime/reply.js';
 import { type FcallRequest, type FunctionCaller } from '../runtime/transport.js';
@@ -148,4 +148,226 @@ export function parseCreateExecution(reply: unknown): CreateExecutionResult {
  */
 export function createExecution(client: FunctionCaller, args: CreateExecutionArgs): Promise<CreateExecutionResult> {
   return client.call(buildCreateExecution(args, client.partitions), parseCreateExecution);
+}
+
+/** Arguments of {@link claimExecution}. */
+export interface ClaimExecutionArgs {
+  /** exec_core total_attempt_count, pre-read; only the placeholder attempt keys use it (the engine derives the real index). Default: `0`. */
+  readonly expectedAttemptIndex?: number;
+  readonly executionId: ExecutionId;
+  /** Must equal the grant's worker. */
+  readonly workerId: string;
+  readonly workerInstanceId: string;
+  /** The execution's lane; written to current_lane. */
+  readonly laneId: LaneId;
+  /** A fresh UUID for this lease (see newLeaseId). */
+  readonly leaseId: LeaseId;
+  readonly leaseTtlMs: number;
+  /** When the worker should renew, counted from now. Default: twoThirds of `leaseTtlMs`. */
+  readonly renewBeforeMs?: number;
+  /** A fresh UUID for this attempt (see newAttemptId). */
+  readonly attemptId: AttemptId;
+  /** Attempt policy snapshot; top-level keys become fields of the attempt policy hash. Sent as the empty string when absent. */
+  readonly attemptPolicyJson?: unknown;
+  /** Indexes the attempt for the timeout scanner. Sent as the empty string when absent. */
+  readonly attemptTimeoutMs?: number;
+  /** Indexes the execution for the deadline scanner. Sent as the empty string when absent. */
+  readonly executionDeadlineAt?: number;
+}
+
+/** Successful replies of {@link claimExecution}, discriminated on `status`. */
+export type ClaimExecutionResult = {
+  readonly status: 'OK';
+  readonly leaseId: LeaseId;
+  readonly leaseEpoch: number;
+  readonly leaseExpiresAt: number;
+  readonly attemptId: AttemptId;
+  readonly attemptIndex: number;
+  readonly attemptType: 'initial' | 'retry' | 'reclaim' | 'replay' | 'fallback';
+};
+/** Error codes {@link claimExecution} can fail with (as `ScriptError.code`). */
+export type ClaimExecutionErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_leaseable' | 'lease_conflict' | 'active_attempt_exists' | 'use_claim_resumed_execution' | 'invalid_claim_grant' | 'claim_grant_expired';
+
+/** Validates the arguments and builds the KEYS and ARGV of `ff_claim_execution`, without sending anything. */
+export function buildClaimExecution(args: ClaimExecutionArgs, _partitions: PartitionConfig): FcallRequest {
+  const fn = 'ff_claim_execution';
+  expectArgs(fn, args);
+  const expectedAttemptIndex = args.expectedAttemptIndex ?? 0;
+  const expectedAttemptIndexArg = encodeInteger(fn, 'expected_attempt_index', expectedAttemptIndex, 0, 4294967295);
+  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
+  const workerId = encodeText(fn, 'worker_id', args.workerId, { nonEmpty: true });
+  const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
+  const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
+  const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
+  const leaseTtlMs = args.leaseTtlMs;
+  const leaseTtlMsArg = encodeInteger(fn, 'lease_ttl_ms', leaseTtlMs, 1);
+  const attemptId = encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
+  const attemptPolicyJson = args.attemptPolicyJson;
+  const attemptPolicyJsonArg = attemptPolicyJson === undefined ? '' : encodeJson(fn, 'attempt_policy_json', attemptPolicyJson);
+  const attemptTimeoutMs = args.attemptTimeoutMs;
+  const attemptTimeoutMsArg = attemptTimeoutMs === undefined ? '' : encodeInteger(fn, 'attempt_timeout_ms', attemptTimeoutMs, 0);
+  const executionDeadlineAt = args.executionDeadlineAt;
+  const executionDeadlineAtArg = executionDeadlineAt === undefined ? '' : encodeInteger(fn, 'execution_deadline_at', executionDeadlineAt, 0);
+  const renewBeforeMs = args.renewBeforeMs ?? twoThirds(leaseTtlMs);
+  const renewBeforeMsArg = encodeInteger(fn, 'renew_before_ms', renewBeforeMs, 0);
+  const tag = executionTag(executionId);
+  const execKeys = new ExecKeys(executionId);
+  const partitionKeys = new PartitionKeys(tag);
+  const keys = [
+    execKeys.core(), // core
+    execKeys.claimGrant(), // claim_grant
+    partitionKeys.laneEligible(laneId), // eligible
+    partitionKeys.leaseExpiry(), // lease_expiry
+    partitionKeys.workerLeases(workerInstanceId), // worker_leases
+    execKeys.attemptHash(expectedAttemptIndex), // attempt_hash
+    execKeys.attemptUsage(expectedAttemptIndex), // attempt_usage
+    execKeys.attemptPolicy(expectedAttemptIndex), // attempt_policy
+    execKeys.attempts(), // attempts
+    execKeys.leaseCurrent(), // lease_current
+    execKeys.leaseHistory(), // lease_history
+    partitionKeys.laneActive(laneId), // active
+    partitionKeys.attemptTimeout(), // attempt_timeout
+    partitionKeys.executionDeadline(), // execution_deadline
+  ];
+  return {
+    fn, keys, argv: [
+      executionId, // execution_id
+      workerId, // worker_id
+      workerInstanceId, // worker_instance_id
+      laneId, // lane_id
+      '', // capability_snapshot_hash
+      leaseId, // lease_id
+      leaseTtlMsArg, // lease_ttl_ms
+      renewBeforeMsArg, // renew_before_ms
+      attemptId, // attempt_id
+      attemptPolicyJsonArg, // attempt_policy_json
+      attemptTimeoutMsArg, // attempt_timeout_ms
+      executionDeadlineAtArg, // execution_deadline_at
+    ]
+  };
+}
+
+/** Reads the reply of `ff_claim_execution`; failure replies throw a ScriptError. */
+export function parseClaimExecution(reply: unknown): ClaimExecutionResult {
+  const fn = 'ff_claim_execution';
+  const { status, fields } = readEnvelope(fn, reply);
+  switch (status) {
+    case 'OK': {
+      return { status: 'OK', leaseId: fieldParsed(fn, 'lease_id', fields, 0, parseLeaseId), leaseEpoch: fieldInteger(fn, 'lease_epoch', fields, 1), leaseExpiresAt: fieldInteger(fn, 'lease_expires_at', fields, 2), attemptId: fieldParsed(fn, 'attempt_id', fields, 3, parseAttemptId), attemptIndex: fieldInteger(fn, 'attempt_index', fields, 4), attemptType: fieldEnum(fn, 'attempt_type', fields, 5, ['initial', 'retry', 'reclaim', 'replay', 'fallback'] as const) };
+    }
+
+  }
+
+  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
+}
+
+/**
+ * Consumes a claim grant and starts a new attempt (initial, retry or replay, from the
+ * pending attempt state) under a new lease whose epoch is one above the last. Moves
+ * the execution from runnable/eligible to active/leased and indexes the lease.
+ *
+ * Lua function `ff_claim_execution`.
+ *
+ * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_leaseable`, `lease_conflict`, `active_attempt_exists`, `use_claim_resumed_execution`, `invalid_claim_grant`, `claim_grant_expired`.
+ *
+ * Deliberate deviations from the reference:
+ * - Malformed attempt_policy_json (or one that is not an object) is refused with invalid_input before any write; the reference raised a Lua runtime error after consuming the grant and writing the attempt.
+ * - attempt_timeout_ms and execution_deadline_at are validated as integers up front.
+ * - execution_id must match the execution in the core key (invalid_input otherwise): the engine derives the attempt keys from it.
+ */
+export function claimExecution(client: FunctionCaller, args: ClaimExecutionArgs): Promise<ClaimExecutionResult> {
+  return client.call(buildClaimExecution(args, client.partitions), parseClaimExecution);
+}
+
+/** Arguments of {@link completeExecution}. */
+export interface CompleteExecutionArgs {
+  /** The current attempt's index (from the claim). */
+  readonly attemptIndex: number;
+  /** The lease holder's worker instance. */
+  readonly workerInstanceId: string;
+  readonly laneId: LaneId;
+  readonly executionId: ExecutionId;
+  readonly leaseId: LeaseId;
+  readonly leaseEpoch: number;
+  readonly attemptId: AttemptId;
+  /** Opaque result. Sent as the empty string when absent. */
+  readonly resultPayload?: string;
+}
+
+/** Successful replies of {@link completeExecution}, discriminated on `status`. */
+export type CompleteExecutionResult = {
+  readonly status: 'OK';
+  readonly publicState: 'completed';
+};
+/** Error codes {@link completeExecution} can fail with (as `ScriptError.code`). */
+export type CompleteExecutionErrorCode = 'execution_not_found' | 'execution_not_active' | 'lease_revoked' | 'lease_expired' | 'stale_lease';
+
+/** Validates the arguments and builds the KEYS and ARGV of `ff_complete_execution`, without sending anything. */
+export function buildCompleteExecution(args: CompleteExecutionArgs, _partitions: PartitionConfig): FcallRequest {
+  const fn = 'ff_complete_execution';
+  expectArgs(fn, args);
+  const attemptIndex = args.attemptIndex;
+  const attemptIndexArg = encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
+  const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
+  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
+  const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
+  const leaseEpoch = args.leaseEpoch;
+  const leaseEpochArg = encodeInteger(fn, 'lease_epoch', leaseEpoch, 0);
+  const attemptId = encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
+  const resultPayload = args.resultPayload === undefined ? undefined : encodeText(fn, 'result_payload', args.resultPayload);
+  const tag = executionTag(executionId);
+  const execKeys = new ExecKeys(executionId);
+  const partitionKeys = new PartitionKeys(tag);
+  const keys = [
+    execKeys.core(), // core
+    execKeys.attemptHash(attemptIndex), // attempt_hash
+    partitionKeys.leaseExpiry(), // lease_expiry
+    partitionKeys.workerLeases(workerInstanceId), // worker_leases
+    partitionKeys.laneTerminal(laneId), // terminal
+    execKeys.leaseCurrent(), // lease_current
+    execKeys.leaseHistory(), // lease_history
+    partitionKeys.laneActive(laneId), // active
+    execKeys.streamMeta(attemptIndex), // stream_meta
+    execKeys.result(), // result
+    partitionKeys.attemptTimeout(), // attempt_timeout
+    partitionKeys.executionDeadline(), // execution_deadline
+  ];
+  return {
+    fn, keys, argv: [
+      executionId, // execution_id
+      leaseId, // lease_id
+      leaseEpochArg, // lease_epoch
+      attemptId, // attempt_id
+      resultPayload ?? '', // result_payload
+    ]
+  };
+}
+
+/** Reads the reply of `ff_complete_execution`; failure replies throw a ScriptError. */
+export function parseCompleteExecution(reply: unknown): CompleteExecutionResult {
+  const fn = 'ff_complete_execution';
+  const { status, fields } = readEnvelope(fn, reply);
+  switch (status) {
+    case 'OK': {
+      return { status: 'OK', publicState: fieldEnum(fn, 'public_state', fields, 0, ['completed'] as const) };
+    }
+
+  }
+
+  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
+}
+
+/**
+ * The lease holder finishes the current attempt successfully: stores the optional
+ * result, ends the attempt, closes its output stream, releases the lease, and moves the
+ * execution to terminal/success. A flow member's completion is published on
+ * ff:dag:completions.
+ *
+ * Lua function `ff_complete_execution`.
+ *
+ * @throws ScriptError with code `execution_not_found`, `execution_not_active`, `lease_revoked`, `lease_expired`, `stale_lease`.
+ */
+export function completeExecution(client: FunctionCaller, args: CompleteExecutionArgs): Promise<CompleteExecutionResult> {
+  return client.call(buildCompleteExecution(args, client.partitions), parseCompleteExecution);
 }

@@ -3,4 +3,5 @@ export * from './errors.js';
 export * from './keys.js';
 export * from './library.js';
 export * from './execution.js';
+export * from './scheduling.js';
 export * from './version.js';

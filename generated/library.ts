@@ -4,11 +4,14 @@
 export const LIBRARY_VERSION = '6';
 
 /** Fingerprint of every function signature (KEYS and ARGV names); changes with the wire interface. */
-export const SIGNATURE_FINGERPRINT = 'd8e578bf8a8c24cf';
+export const SIGNATURE_FINGERPRINT = 'a677c4e655c0ea6b';
 
 /** Every function the library registers, as declared in spec/. */
 export const FUNCTION_NAMES = [
+  'ff_claim_execution',
+  'ff_complete_execution',
   'ff_create_execution',
+  'ff_issue_claim_grant',
   'ff_version',
 ] as const;
 
@@ -214,6 +217,10 @@ end
 
 local SUSPENDED_NO_TIMEOUT_SCORE = 9999999999999
 
+-- Capability list bounds (model.md §4.12), inclusive maxima.
+local CAPS_MAX_TOKENS = 256
+local CAPS_MAX_BYTES = 4096
+
 ---------------------------------------------------------------------------
 -- State vector (model.md §4.3): every transition writes all state fields in one HSET.
 ---------------------------------------------------------------------------
@@ -331,9 +338,6 @@ redis.register_function{
 -- Execution lifecycle functions. KEYS, ARGV and replies: spec/execution.yaml.
 -- Module-local helpers live in the one table Exec, to keep the chunk's locals few.
 local Exec = {}
-
-local CAPS_MAX_TOKENS = 256
-local CAPS_MAX_BYTES = 4096
 
 -- Validates a policy's routing requirements (execution.md §3.1 check 5). Returns the
 -- sorted required-capability list, or nil and the error reply.
@@ -536,5 +540,350 @@ redis.register_function('ff_create_execution', guard(function(keys, args)
     redis.call('SET', K.idempotency, A.execution_id, 'PX', A.dedup_ttl_ms)
   end
   return ok(A.execution_id, delayed and 'delayed' or 'waiting')
+end))
+
+-- Flattens an attempt policy object into hash fields: nested values as JSON, scalars as
+-- text (execution.md §1.10).
+function Exec.flatten_policy(policy)
+  local flat = {}
+  for name, value in pairs(policy) do
+    flat[#flat + 1] = name
+    if type(value) == 'table' then
+      flat[#flat + 1] = cjson.encode(value)
+    else
+      flat[#flat + 1] = tostring(value)
+    end
+  end
+  return flat
+end
+
+redis.register_function('ff_claim_execution', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    claim_grant = keys[2],
+    eligible = keys[3],
+    lease_expiry = keys[4],
+    worker_leases = keys[5],
+    attempt_hash = keys[6],
+    attempt_usage = keys[7],
+    attempt_policy = keys[8],
+    attempts = keys[9],
+    lease_current = keys[10],
+    lease_history = keys[11],
+    active = keys[12],
+    attempt_timeout = keys[13],
+    execution_deadline = keys[14],
+  }
+  local A = {
+    execution_id = args[1],
+    worker_id = args[2],
+    worker_instance_id = args[3],
+    lane_id = args[4],
+    capability_snapshot_hash = args[5],
+    lease_id = args[6],
+    lease_ttl_ms = args[7],
+    renew_before_ms = args[8],
+    attempt_id = args[9],
+    attempt_policy_json = args[10],
+    attempt_timeout_ms = args[11],
+    execution_deadline_at = args[12],
+  }
+  local bad = check_args(A, {
+    { 'lease_ttl_ms', 'number' },
+    { 'renew_before_ms', 'number' },
+    { 'attempt_timeout_ms', 'int?' },
+    { 'execution_deadline_at', 'int?' },
+    { 'attempt_policy_json', 'json?' },
+    { 'execution_id', 'nonempty' },
+  })
+  if bad then return bad end
+  if A.attempt_policy_json_json ~= nil and type(A.attempt_policy_json_json) ~= 'table' then
+    return err('invalid_input', 'attempt_policy_json must be a JSON object')
+  end
+  if eid_of_exec_key(K.core) ~= A.execution_id then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  if core.lifecycle_phase ~= 'runnable' then return err('execution_not_leaseable') end
+  if core.ownership_state ~= 'unowned' then return err('lease_conflict') end
+  if core.eligibility_state ~= 'eligible_now' then return err('execution_not_leaseable') end
+  if core.terminal_outcome ~= 'none' then return err('execution_not_leaseable') end
+  if core.attempt_state == 'running_attempt' then return err('active_attempt_exists') end
+  if core.attempt_state == 'attempt_interrupted' then return err('use_claim_resumed_execution') end
+  local grant = hgetall(K.claim_grant)
+  if next(grant) == nil or grant.worker_id ~= A.worker_id then
+    return err('invalid_claim_grant')
+  end
+  if is_set(grant.grant_expires_at) and (parse_number(grant.grant_expires_at) or 0) < now then
+    return err('claim_grant_expired')
+  end
+
+  redis.call('DEL', K.claim_grant)
+  local epoch = (parse_number(core.current_lease_epoch) or 0) + 1
+  local expires_at = now + A.lease_ttl_ms
+  local renewal_deadline = now + A.renew_before_ms
+  local index = parse_number(core.total_attempt_count) or 0
+  local attempt_type = 'initial'
+  local attempt = {
+    attempt_id = A.attempt_id,
+    execution_id = A.execution_id,
+    attempt_index = index,
+    attempt_state = 'started',
+    created_at = now,
+    started_at = now,
+    lease_id = A.lease_id,
+    lease_epoch = epoch,
+    worker_id = A.worker_id,
+    worker_instance_id = A.worker_instance_id,
+  }
+  if core.attempt_state == 'pending_retry_attempt' then
+    attempt_type = 'retry'
+    attempt.retry_reason = core.pending_retry_reason or ''
+    attempt.previous_attempt_index = core.pending_previous_attempt_index or ''
+  elseif core.attempt_state == 'pending_replay_attempt' then
+    attempt_type = 'replay'
+    attempt.replay_reason = core.pending_replay_reason or ''
+    attempt.replay_requested_by = core.pending_replay_requested_by or ''
+    attempt.replayed_from_attempt_index = core.pending_previous_attempt_index or ''
+  end
+  attempt.attempt_type = attempt_type
+  local tag = tag_of(K.core)
+  local attempt_hash = attempt_key(tag, A.execution_id, index)
+  hset_table(attempt_hash, attempt)
+  redis.call('ZADD', K.attempts, now, index)
+  redis.call('HSET', attempt_hash .. ':usage', 'last_usage_report_seq', '0')
+  local policy = A.attempt_policy_json_json
+  if policy ~= nil and next(policy) ~= nil then
+    redis.call('HSET', attempt_hash .. ':policy', unpack(Exec.flatten_policy(policy)))
+  end
+
+  redis.call('DEL', K.lease_current)
+  redis.call('HSET', K.lease_current,
+    'lease_id', A.lease_id, 'lease_epoch', epoch, 'execution_id', A.execution_id,
+    'attempt_id', A.attempt_id, 'worker_id', A.worker_id, 'worker_instance_id', A.worker_instance_id,
+    'acquired_at', now, 'expires_at', expires_at, 'last_renewed_at', now,
+    'renewal_deadline', renewal_deadline)
+
+  write_state(K.core, now, {
+    lifecycle_phase = 'active',
+    ownership_state = 'leased',
+    eligibility_state = 'not_applicable',
+    blocking_reason = 'none',
+    terminal_outcome = 'none',
+    attempt_state = 'running_attempt',
+    public_state = 'active',
+  }, {
+    current_attempt_index = index,
+    total_attempt_count = index + 1,
+    current_attempt_id = A.attempt_id,
+    current_lease_id = A.lease_id,
+    current_lease_epoch = epoch,
+    current_worker_id = A.worker_id,
+    current_worker_instance_id = A.worker_instance_id,
+    current_lane = A.lane_id,
+    lease_acquired_at = now,
+    lease_last_renewed_at = now,
+    lease_expires_at = expires_at,
+    lease_renewal_deadline = renewal_deadline,
+    started_at = is_set(core.started_at) and core.started_at or now,
+    pending_retry_reason = '',
+    pending_replay_reason = '',
+    pending_replay_requested_by = '',
+    pending_previous_attempt_index = '',
+  })
+
+  redis.call('ZREM', K.eligible, A.execution_id)
+  redis.call('ZADD', K.lease_expiry, expires_at, A.execution_id)
+  redis.call('SADD', K.worker_leases, A.execution_id)
+  redis.call('ZADD', K.active, expires_at, A.execution_id)
+  if A.attempt_timeout_ms ~= nil and A.attempt_timeout_ms ~= 0 then
+    redis.call('ZADD', K.attempt_timeout, now + A.attempt_timeout_ms, A.execution_id)
+  end
+  if A.execution_deadline_at ~= nil and A.execution_deadline_at ~= 0 then
+    redis.call('ZADD', K.execution_deadline, A.execution_deadline_at, A.execution_id)
+  end
+  history_add(K.lease_history, {
+    'event', 'acquired', 'lease_id', A.lease_id, 'lease_epoch', epoch, 'attempt_id', A.attempt_id,
+    'attempt_index', index, 'worker_id', A.worker_id, 'ts', now,
+  })
+  return ok(A.lease_id, to_text(epoch), to_text(expires_at), A.attempt_id, to_text(index), attempt_type)
+end))
+
+redis.register_function('ff_complete_execution', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    attempt_hash = keys[2],
+    lease_expiry = keys[3],
+    worker_leases = keys[4],
+    terminal = keys[5],
+    lease_current = keys[6],
+    lease_history = keys[7],
+    active = keys[8],
+    stream_meta = keys[9],
+    result = keys[10],
+    attempt_timeout = keys[11],
+    execution_deadline = keys[12],
+  }
+  local A = {
+    execution_id = args[1],
+    lease_id = args[2],
+    lease_epoch = args[3],
+    attempt_id = args[4],
+    result_payload = args[5],
+  }
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
+  if rejected then return rejected end
+
+  redis.call('HSET', K.attempt_hash, 'attempt_state', 'ended_success', 'ended_at', now)
+  if redis.call('EXISTS', K.stream_meta) == 1 then
+    redis.call('HSET', K.stream_meta, 'closed_at', now, 'closed_reason', 'attempt_success')
+  end
+  if is_set(A.result_payload) then
+    redis.call('SET', K.result, A.result_payload)
+  end
+  write_state(K.core, now, {
+    lifecycle_phase = 'terminal',
+    ownership_state = 'unowned',
+    eligibility_state = 'not_applicable',
+    blocking_reason = 'none',
+    terminal_outcome = 'success',
+    attempt_state = 'attempt_terminal',
+    public_state = 'completed',
+  }, {
+    completed_at = now,
+    current_lease_id = '',
+    current_worker_id = '',
+    current_worker_instance_id = '',
+    lease_expires_at = '',
+    lease_last_renewed_at = '',
+    lease_renewal_deadline = '',
+    lease_expired_at = '',
+    lease_revoked_at = '',
+    lease_revoke_reason = '',
+  })
+  redis.call('ZREM', K.lease_expiry, A.execution_id)
+  redis.call('SREM', K.worker_leases, A.execution_id)
+  redis.call('ZADD', K.terminal, now, A.execution_id)
+  redis.call('ZREM', K.active, A.execution_id)
+  redis.call('ZREM', K.attempt_timeout, A.execution_id)
+  redis.call('ZREM', K.execution_deadline, A.execution_id)
+  redis.call('DEL', K.lease_current)
+  history_add(K.lease_history, {
+    'event', 'released', 'lease_id', A.lease_id, 'lease_epoch', A.lease_epoch,
+    'attempt_index', core.current_attempt_index, 'reason', 'completed', 'ts', now,
+  })
+  publish_completion(core, A.execution_id, 'success')
+  return ok('completed')
+end))
+
+-- source: lua/scheduling.lua
+-- Scheduling functions. KEYS, ARGV and replies: spec/scheduling.yaml.
+local Sched = {}
+
+-- Parses a capability CSV (scheduling.md §4): empty pieces skipped, no trimming, bounded.
+-- Returns a set and a count, or nil and the error reply naming the side.
+function Sched.parse_caps(csv, side)
+  local set, count = {}, 0
+  if not is_set(csv) then
+    return set, 0
+  end
+  if #csv > CAPS_MAX_BYTES then
+    return nil, err('invalid_capabilities', side .. ':too_many_bytes')
+  end
+  for token in string.gmatch(csv, '[^,]+') do
+    count = count + 1
+    if count > CAPS_MAX_TOKENS then
+      return nil, err('invalid_capabilities', side .. ':too_many_tokens')
+    end
+    set[token] = true
+  end
+  return set, count
+end
+
+-- Checks the worker covers the execution's required capabilities. On a miss it stamps
+-- last_capability_mismatch_at (the only write) and returns the capability_mismatch reply.
+function Sched.match_caps(core_key, core, worker_csv, now)
+  local required, required_err = Sched.parse_caps(core.required_capabilities, 'required')
+  if not required then return required_err end
+  local worker, worker_err = Sched.parse_caps(worker_csv, 'worker')
+  if not worker then return worker_err end
+  local missing = {}
+  for token in pairs(required) do
+    if not worker[token] then
+      missing[#missing + 1] = token
+    end
+  end
+  if #missing == 0 then
+    return nil
+  end
+  table.sort(missing)
+  redis.call('HSET', core_key, 'last_capability_mismatch_at', now)
+  return err('capability_mismatch', table.concat(missing, ','))
+end
+
+-- Writes the grant hash (scheduling.md §5) with its absolute expiry.
+function Sched.write_grant(grant_key, A, now)
+  local expires_at = now + A.grant_ttl_ms
+  redis.call('HSET', grant_key,
+    'worker_id', A.worker_id,
+    'worker_instance_id', A.worker_instance_id,
+    'lane_id', A.lane_id,
+    'capability_hash', A.capability_hash or '',
+    'route_snapshot_json', A.route_snapshot_json or '',
+    'admission_summary', A.admission_summary or '',
+    'created_at', now,
+    'grant_expires_at', expires_at)
+  redis.call('PEXPIREAT', grant_key, expires_at)
+end
+
+redis.register_function('ff_issue_claim_grant', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    claim_grant = keys[2],
+    eligible_zset = keys[3],
+  }
+  local A = {
+    execution_id = args[1],
+    worker_id = args[2],
+    worker_instance_id = args[3],
+    lane_id = args[4],
+    capability_hash = args[5],
+    grant_ttl_ms = args[6],
+    route_snapshot_json = args[7],
+    admission_summary = args[8],
+    worker_capabilities_csv = args[9],
+  }
+  local bad = check_args(A, { { 'grant_ttl_ms', 'int' }, { 'execution_id', 'nonempty' } })
+  if bad then return bad end
+  if A.grant_ttl_ms <= 0 then
+    return err('invalid_input', 'grant_ttl_ms must be positive, got: ' .. args[6])
+  end
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
+    return err('execution_not_eligible')
+  end
+  if redis.call('EXISTS', K.claim_grant) == 1 then
+    return err('grant_already_exists')
+  end
+  if not redis.call('ZSCORE', K.eligible_zset, A.execution_id) then
+    return err('execution_not_in_eligible_set')
+  end
+  local mismatch = Sched.match_caps(K.core, core, A.worker_capabilities_csv, now)
+  if mismatch then return mismatch end
+  Sched.write_grant(K.claim_grant, A, now)
+  return ok(A.execution_id)
 end))
 `;

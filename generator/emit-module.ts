@@ -15,7 +15,7 @@ class Imports {
 
 const RUNTIME_MODULES: Record<string, string> = {
   encodeId: 'encode', encodeInteger: 'encode', encodeFlag: 'encode', encodeJson: 'encode', encodeEnum: 'encode',
-  encodeText: 'encode', expectArgs: 'encode', expectArray: 'encode', twoThirds: 'encode', requireSameTag: 'encode',
+  encodeText: 'encode', encodeCapabilities: 'encode', expectArgs: 'encode', expectArray: 'encode', twoThirds: 'encode', requireSameTag: 'encode',
   fieldText: 'decode', fieldParsed: 'decode', fieldEnum: 'decode', fieldInteger: 'decode', fieldJson: 'decode', fieldFlag: 'decode', fieldOptional: 'decode',
   parsedReader: 'decode', enumReader: 'decode', readList: 'decode', readGroups: 'decode', fieldStreamEntries: 'decode',
   bareText: 'decode', StreamEntry: 'decode',

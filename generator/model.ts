@@ -22,7 +22,8 @@ export type ScalarType =
   | 'leaseId'
   | 'attemptId'
   | 'edgeId'
-  | 'laneId';
+  | 'laneId'
+  | 'capabilities';
 
 /** A caller-supplied value: an ARGV slot, a key-only parameter, or a group member. */
 export interface FieldSpec {

@@ -4,7 +4,7 @@ const name = { type: 'string', pattern: '^[a-z][a-z0-9_]*$' } as const;
 const scalarTypes = [
   'string', 'keyText', 'integer', 'timestampMs', 'durationMs', 'attemptIndex', 'epoch', 'flag', 'json', 'enum',
   'executionId', 'flowId', 'budgetId', 'quotaPolicyId', 'waitpointId', 'suspensionId', 'signalId', 'leaseId',
-  'attemptId', 'edgeId', 'laneId',
+  'attemptId', 'edgeId', 'laneId', 'capabilities',
 ];
 
 const field = {

@@ -34,6 +34,7 @@ const TYPES: Record<ScalarType, TypeInfo> = {
   attemptId: { ts: 'AttemptId', parser: 'parseAttemptId' },
   edgeId: { ts: 'EdgeId', parser: 'parseEdgeId' },
   laneId: { ts: 'LaneId', parser: 'parseLaneId' },
+  capabilities: { ts: 'readonly string[]' },
 };
 
 export function typeInfo(type: ScalarType): TypeInfo {
@@ -47,7 +48,7 @@ export function tsType(type: ScalarType, values?: readonly string[]): string {
 
 /** True when the encoded wire text is the value itself (no separate `…Arg` local needed). */
 export function isTextLike(type: ScalarType): boolean {
-  return TYPES[type].ts !== 'number' && type !== 'flag' && type !== 'json';
+  return TYPES[type].ts !== 'number' && type !== 'flag' && type !== 'json' && type !== 'capabilities';
 }
 
 export interface EncodeRules {
@@ -75,6 +76,9 @@ export function encodeExpr(type: ScalarType, argName: string, value: string, rul
     return `encodeInteger(fn, ${name}, ${value}${bounds})`;
   }
   switch (type) {
+    case 'capabilities':
+      imports.add('encodeCapabilities');
+      return `encodeCapabilities(fn, ${name}, ${value})`;
     case 'flag':
       imports.add('encodeFlag');
       return `encodeFlag(fn, ${name}, ${value})`;

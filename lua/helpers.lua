@@ -196,6 +196,10 @@ end
 
 local SUSPENDED_NO_TIMEOUT_SCORE = 9999999999999
 
+-- Capability list bounds (model.md §4.12), inclusive maxima.
+local CAPS_MAX_TOKENS = 256
+local CAPS_MAX_BYTES = 4096
+
 ---------------------------------------------------------------------------
 -- State vector (model.md §4.3): every transition writes all state fields in one HSET.
 ---------------------------------------------------------------------------

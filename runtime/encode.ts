@@ -94,3 +94,31 @@ function describe(value: unknown): string {
 export function requireSameTag(fn: string, name: string, actual: string, expected: string): void {
   if (actual !== expected) throw new ArgumentError(fn, name, `is on partition ${actual}, but this call's keys are on ${expected}`);
 }
+
+const CAPS_MAX_TOKENS = 256;
+const CAPS_MAX_BYTES = 4096;
+
+/**
+ * A worker's capability set as the engine wants it: tokens without commas, whitespace or
+ * control characters, sorted and de-duplicated, joined with commas, within 256 tokens and
+ * 4096 bytes.
+ */
+export function encodeCapabilities(fn: string, name: string, value: unknown): string {
+  const list = expectArray(fn, name, value);
+  const tokens = new Set<string>();
+  for (const token of list) {
+    if (typeof token !== 'string' || token.length === 0) throw new ArgumentError(fn, name, 'capabilities must be non-empty strings');
+    // Bytes <= 0x20 and 0x7f are refused by the engine; UTF-8 above 0x7f is allowed.
+    if (/[\u0000-\u0020\u007f,]/.test(token)) throw new ArgumentError(fn, name, `capability ${JSON.stringify(token)} contains a comma, whitespace or a control character`);
+    tokens.add(token);
+  }
+  if (tokens.size > CAPS_MAX_TOKENS) throw new ArgumentError(fn, name, `more than ${CAPS_MAX_TOKENS} capabilities`);
+  const csv = [...tokens].sort(compareBytes).join(',');
+  if (Buffer.byteLength(csv) > CAPS_MAX_BYTES) throw new ArgumentError(fn, name, `capability list longer than ${CAPS_MAX_BYTES} bytes`);
+  return csv;
+}
+
+/** Byte-order comparison, as Lua compares strings. */
+function compareBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
