@@ -446,57 +446,57 @@ export class QuotaPartitionKeys {
 /** Keys outside any partition. No function takes them in KEYS; clients read them directly. */
 export class GlobalKeys {
   /** `ff:config:partitions` (hash): Partition counts of the deployment. */
-  configPartitions(): string {
+  static configPartitions(): string {
     return 'ff:config:partitions';
   }
 
   /** `ff:idx:workers` (set): Connected worker instance ids. */
-  workersIndex(): string {
+  static workersIndex(): string {
     return 'ff:idx:workers';
   }
 
   /** `ff:worker:{worker_instance_id}` (hash): Reserved worker registration. */
-  worker(workerInstanceId: string): string {
+  static worker(workerInstanceId: string): string {
     return `ff:worker:${workerInstanceId}`;
   }
 
   /** `ff:worker:{worker_instance_id}:caps` (string): Capabilities advertised by a worker. */
-  workerCaps(workerInstanceId: string): string {
+  static workerCaps(workerInstanceId: string): string {
     return `ff:worker:${workerInstanceId}:caps`;
   }
 
   /** `ff:worker:{worker_instance_id}:alive` (string): Worker liveness marker. */
-  workerAlive(workerInstanceId: string): string {
+  static workerAlive(workerInstanceId: string): string {
     return `ff:worker:${workerInstanceId}:alive`;
   }
 
   /** `ff:idx:workers:cap:{capability_key}:{capability_value}` (set): Reserved capability index. */
-  workersCapability(capabilityKey: string, capabilityValue: string): string {
+  static workersCapability(capabilityKey: string, capabilityValue: string): string {
     return `ff:idx:workers:cap:${capabilityKey}:${capabilityValue}`;
   }
 
   /** `ff:idx:lanes` (set): Reserved lane index. */
-  lanesIndex(): string {
+  static lanesIndex(): string {
     return 'ff:idx:lanes';
   }
 
   /** `ff:lane:{lane_id}:config` (hash): Reserved lane configuration. */
-  laneConfig(laneId: LaneId): string {
+  static laneConfig(laneId: LaneId): string {
     return `ff:lane:${laneId}:config`;
   }
 
   /** `ff:lane:{lane_id}:counts` (hash): Reserved cached lane counts. */
-  laneCounts(laneId: LaneId): string {
+  static laneCounts(laneId: LaneId): string {
     return `ff:lane:${laneId}:counts`;
   }
 
   /** `ff:ns:{namespace}:executions` (zset): Reserved namespace index. */
-  namespaceExecutions(namespace: string): string {
+  static namespaceExecutions(namespace: string): string {
     return `ff:ns:${namespace}:executions`;
   }
 
   /** `ff:tag:{namespace}:{tag_key}:{tag_value}` (set): Reserved tag index. */
-  tagIndex(namespace: string, tagKey: string, tagValue: string): string {
+  static tagIndex(namespace: string, tagKey: string, tagValue: string): string {
     return `ff:tag:${namespace}:${tagKey}:${tagValue}`;
   }
 }

@@ -40,6 +40,8 @@ export function emitKeys(spec: Spec, file: SourceFile): void {
         ...(staticFor ? [staticFor] : []),
         ...context.keys.map((key) => ({
           kind: StructureKind.Method as const,
+          // Keys with no tag and no context parameters need no instance.
+          isStatic: context.family === 'none' && context.params.length === 0,
           name: camel(key.name),
           docs: [`\`${key.pattern}\` (${key.type}): ${key.doc}`],
           parameters: key.params.map((p) => ({ name: camel(p), type: paramType(p) })),

@@ -70,16 +70,13 @@ export function validatePartitionConfig(cfg: PartitionConfig): PartitionConfig {
   return cfg;
 }
 
-/** Global hash where ff-server records the deployment's counts. */
-export const PARTITION_CONFIG_KEY = 'ff:config:partitions';
-
 function readCount(fields: Readonly<Record<string, string>> | null | undefined, field: string, fallback: number): number {
   const text = fields?.[field];
   if (text === undefined || text === '') return fallback;
   if (!/^[0-9]+$/.test(text)) {
-    throw new RangeError(`${PARTITION_CONFIG_KEY} field ${field} is not a decimal integer: ${JSON.stringify(text)}`);
+    throw new RangeError(`partition config field ${field} is not a decimal integer: ${JSON.stringify(text)}`);
   }
-  return requireCount(Number(text), `${PARTITION_CONFIG_KEY} field ${field}`);
+  return requireCount(Number(text), `partition config field ${field}`);
 }
 
 /**

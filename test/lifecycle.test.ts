@@ -63,6 +63,6 @@ describe('create → grant → claim → complete', () => {
     const high = await createWaiting(client, { laneId, priority: 9, executionId: newExecutionId(partition) });
     const mid = await createWaiting(client, { laneId, priority: 3, executionId: newExecutionId(partition) });
     const index = PartitionKeys.forPartition(partition);
-    expect(await redis.zrange(index.laneEligible(laneId), 0, -1)).toEqual([high.executionId, mid.executionId, low.executionId]);
+    expect(await redis.zrange(index.laneEligible(laneId), 0, '-1')).toEqual([high.executionId, mid.executionId, low.executionId]);
   });
 });

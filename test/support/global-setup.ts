@@ -2,7 +2,7 @@
 // Tests share the server but never its state: every test uses fresh ids, and nothing
 // flushes the database.
 import type { TestProject } from 'vitest/node';
-import { startServer, type RunningServer } from './redis-server.js';
+import { startServer, type RunningServer } from '../../tools/local-server.js';
 
 let server: RunningServer | undefined;
 
