@@ -15,7 +15,7 @@ class Imports {
 
 const RUNTIME_MODULES: Record<string, string> = {
   encodeId: 'encode', encodeInteger: 'encode', encodeFlag: 'encode', encodeJson: 'encode', encodeEnum: 'encode',
-  encodeText: 'encode', encodeCapabilities: 'encode', expectArgs: 'encode', expectArray: 'encode', twoThirds: 'encode', requireSameTag: 'encode',
+  encodeText: 'encode', encodeCapabilities: 'encode', expectArgs: 'encode', expectArray: 'encode', expectObjects: 'encode', twoThirds: 'encode', requireSameTag: 'encode',
   fieldText: 'decode', fieldParsed: 'decode', fieldEnum: 'decode', fieldInteger: 'decode', fieldJson: 'decode', fieldFlag: 'decode', fieldOptional: 'decode',
   parsedReader: 'decode', enumReader: 'decode', readList: 'decode', readGroups: 'decode', fieldStreamEntries: 'decode',
   bareText: 'decode', StreamEntry: 'decode',
@@ -176,7 +176,7 @@ function fieldDoc(field: FieldSpec): string | undefined {
 }
 
 function fieldTsType(field: FieldSpec, imports: Imports): string {
-  if (field.type === 'list') return `readonly (${scalarTs(field.of!, field.values, imports)})[]`;
+  if (field.type === 'list') return listType(scalarTs(field.of!, field.values, imports));
   if (field.type === 'group') {
     const members = field.fields!.map((m) => `readonly ${camel(m.name)}: ${scalarTs(m.type as ScalarType, m.values, imports)}`);
     return `readonly { ${members.join('; ')} }[]`;
@@ -229,9 +229,10 @@ function fieldLocal(field: FieldSpec, locals: Map<string, Local>, imports: Impor
   const name = camel(field.name);
   const source = `args.${name}`;
   if (field.type === 'list' || field.type === 'group') {
-    imports.names.add('expectArray');
+    const check = field.type === 'group' ? 'expectObjects' : 'expectArray';
+    imports.names.add(check);
     const max = field.maxItems !== undefined ? `, ${field.maxItems}` : '';
-    const lines = [`const ${name} = expectArray(fn, ${quote(field.name)}, ${source}${max}) as ${fieldTsType(field, imports)};`];
+    const lines = [`const ${name} = ${check}(fn, ${quote(field.name)}, ${source}${max}) as ${fieldTsType(field, imports)};`];
     locals.set(field.name, { value: name, wire: name, textLike: false });
     return lines;
   }
@@ -386,7 +387,7 @@ function replyTs(field: ReplyFieldSpec, imports: Imports): string {
     imports.types.add('StreamEntry');
     return 'readonly StreamEntry[]';
   }
-  if (field.type === 'list') return `readonly (${scalarTs(field.of!, field.values, imports)})[]`;
+  if (field.type === 'list') return listType(scalarTs(field.of!, field.values, imports));
   if (field.type === 'group') {
     return `readonly { ${field.fields!.map((m) => `readonly ${camel(m.name)}${m.optional ? '?' : ''}: ${replyTs(m, imports)}`).join('; ')} }[]`;
   }
@@ -477,3 +478,8 @@ function parseStatements(fn: FunctionSpec, imports: Imports): string[] {
   return lines;
 }
 
+
+/** `readonly T[]`, parenthesised only when T is a union. */
+function listType(element: string): string {
+  return element.includes('|') ? `readonly (${element})[]` : `readonly ${element}[]`;
+}

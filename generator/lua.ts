@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import luaparse from 'luaparse';
-import type { SpecProblem } from './load.js';
+import { SpecError, type SpecProblem } from './load.js';
 import type { FunctionSpec, Spec } from './model.js';
 
 /** Bundle order: helpers first, then the modules in the reference's order, then any others. */
@@ -25,15 +25,18 @@ export function luaFiles(luaDir: string): string[] {
 
 export function readVersion(luaDir: string): string {
   const file = join(luaDir, 'version.lua');
-  if (!existsSync(file)) throw new Error('lua/version.lua is missing: it holds the library version');
+  const fail = (message: string): never => {
+    throw new SpecError([{ file: 'lua/version.lua', line: 1, column: 1, message }]);
+  };
+  if (!existsSync(file)) fail('lua/version.lua is missing: it holds the library version');
   const code = readFileSync(file, 'utf8')
     .split('\n')
     .filter((line) => !line.trim().startsWith('--'))
     .join('\n');
   const matches = [...code.matchAll(/return '([^'"\r\n]*)'/g)];
-  if (matches.length !== 1) throw new Error(`lua/version.lua must contain exactly one return '<version>', found ${matches.length}`);
+  if (matches.length !== 1) fail(`lua/version.lua must contain exactly one return '<version>', found ${matches.length}`);
   const version = matches[0]![1]!;
-  if (version.length === 0 || version.length >= 64) throw new Error('lua/version.lua: the version must be 1 to 63 characters');
+  if (version.length === 0 || version.length >= 64) fail('the version must be 1 to 63 characters');
   return version;
 }
 

@@ -122,3 +122,12 @@ export function encodeCapabilities(fn: string, name: string, value: unknown): st
 function compareBytes(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }
+
+/** A repeated group: an array whose every element is an object of named members. */
+export function expectObjects(fn: string, name: string, value: unknown, maxItems?: number): readonly Record<string, unknown>[] {
+  const list = expectArray(fn, name, value, maxItems);
+  list.forEach((item, index) => {
+    if (typeof item !== 'object' || item === null) throw new ArgumentError(fn, `${name}[${index}]`, `expected an object, got ${describe(item)}`);
+  });
+  return list as readonly Record<string, unknown>[];
+}

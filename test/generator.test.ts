@@ -1,0 +1,98 @@
+// The generator on a small fixture spec: golden output (regenerate with UPDATE_GOLDEN=1),
+// determinism, and one bad-spec case per kind of error, each with its file, line and message.
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { generate } from '../generator/codegen.js';
+import { SpecError } from '../generator/load.js';
+
+const fixture = join(import.meta.dirname, 'fixtures', 'small');
+const golden = join(fixture, 'golden');
+const run = (dir: string) => generate({ specDir: join(dir, 'spec'), luaDir: join(dir, 'lua'), displayRoot: dir });
+
+describe('generator on the fixture spec', () => {
+  it('produces the golden output', () => {
+    const files = run(fixture);
+    if (process.env.UPDATE_GOLDEN) {
+      rmSync(golden, { recursive: true, force: true });
+      mkdirSync(golden);
+      for (const [name, content] of files) writeFileSync(join(golden, `${name}.golden`), content);
+    }
+    const expected = readdirSync(golden).map((f) => f.replace(/\.golden$/, '')).sort();
+    expect([...files.keys()].sort()).toEqual(expected);
+    for (const [name, content] of files) expect(content, name).toBe(readFileSync(join(golden, `${name}.golden`), 'utf8'));
+  });
+
+  it('is deterministic', () => {
+    expect([...run(fixture)]).toEqual([...run(fixture)]);
+  });
+});
+
+describe('bad specs fail with file, line and reason', () => {
+  const dirs: string[] = [];
+  afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+  /** Copies the fixture, applies one edit, and returns the codegen failure. */
+  function failWith(file: string, edit: (text: string) => string): SpecError {
+    const dir = mkdtempSync(join(tmpdir(), 'ff-spec-'));
+    dirs.push(dir);
+    cpSync(join(fixture, 'spec'), join(dir, 'spec'), { recursive: true });
+    cpSync(join(fixture, 'lua'), join(dir, 'lua'), { recursive: true });
+    const path = join(dir, file);
+    const before = readFileSync(path, 'utf8');
+    const after = edit(before);
+    expect(after, 'the edit must change the file').not.toBe(before);
+    writeFileSync(path, after);
+    try {
+      run(dir);
+    } catch (error) {
+      expect(error).toBeInstanceOf(SpecError);
+      return error as SpecError;
+    }
+    throw new Error('codegen accepted a bad spec');
+  }
+
+  const cases: [string, string, (t: string) => string, RegExp][] = [
+    ['YAML syntax', 'spec/demo.yaml', (t) => t.replace('doc: Touches an execution.', 'doc: [unclosed'), /^spec\/demo\.yaml:\d+:\d+: /],
+    ['unknown property', 'spec/demo.yaml', (t) => t.replace('    readonly: true', '    readonly: true\n    colour: blue'), /^spec\/demo\.yaml:36:5: .*must NOT have additional properties 'colour'/],
+    ['unknown argument type', 'spec/demo.yaml', (t) => t.replace('type: durationMs, min: 1', 'type: duration, min: 1'), /^spec\/demo\.yaml:15:\d+: .*argv\/1\/type must be equal to one of the allowed values/],
+    ['unknown key reference', 'spec/demo.yaml', (t) => t.replace('      - exec.core\n', '      - exec.kore\n'), /^spec\/demo\.yaml:10:\d+: ff_touch: unknown key reference 'exec\.kore'/],
+    ['KEYS across families', 'spec/demo.yaml', (t) => t.replace('      - exec.core\n', '      - exec.core\n      - budget.definition\n'), /^spec\/demo\.yaml:11:\d+: ff_touch: 'budget\.definition' is on partition family 'b' .*CROSSSLOT/],
+    ['global key in KEYS', 'spec/demo.yaml', (t) => t.replace('      - exec.core\n', '      - exec.core\n      - global.config\n'), /ff_touch: 'global\.config' has no hash tag/],
+    ['two variants on one status', 'spec/demo.yaml', (t) => t.replace('      "OK:skipped"', '      OK: []\n      "OK:skipped"'), /^spec\/demo\.yaml:\d+:\d+: ff_touch: two variants on status OK/],
+    ['unknown error code', 'spec/demo.yaml', (t) => t.replace('errors: [not_found, invalid_input]', 'errors: [not_found, no_such_code]'), /^spec\/demo\.yaml:30:\d+: ff_touch: unknown error code 'no_such_code'/],
+    ['duplicate argument', 'spec/demo.yaml', (t) => t.replace('name: renew_ms', 'name: ttl_ms'), /^spec\/demo\.yaml:16:\d+: ff_touch: duplicate ARGV name 'ttl_ms'/],
+    ['duplicate function across modules', 'spec/demo.yaml', (t) => t, /unreachable/],
+    ['spec without Lua', 'lua/demo.lua', (t) => t.replace("'ff_touch'", "'ff_tuoch'"), /lua\/demo\.lua:1:1: ff_tuoch is registered in Lua but has no spec[\s\S]*spec\/demo\.yaml:4:\d+: ff_touch has a spec but is not registered/],
+    ['Lua reads beyond declared KEYS', 'lua/demo.lua', (t) => t.replace('definition = keys[1] }', 'definition = keys[1] }\n    local extra = keys[3]'), /lua\/demo\.lua:7:1: ff_budget_info reads KEYS\[3\] but the spec declares 1 KEYS/],
+    ['K table out of order', 'lua/demo.lua', (t) => t.replace('core = keys[1], lane = keys[2]', 'lane = keys[2], core = keys[1]'), /ff_touch: Lua K table \(lane, core\) differs from the spec's KEYS \(core, lane\)/],
+    ['readonly flag mismatch', 'lua/demo.lua', (t) => t.replace("flags = { 'no-writes' },", ''), /ff_budget_info: spec says readonly=true but the registration lacks the no-writes flag/],
+    ['free global name', 'lua/demo.lua', (t) => t.replace("return ok('0')", "return okk('0')"), /lua\/demo\.lua:11:1: free name 'okk'/],
+    ['version not found', 'lua/version.lua', (t) => t.replace("return '1'", 'return 1'), /version\.lua must contain exactly one return/],
+  ];
+
+  it.each(cases.filter(([name]) => name !== 'duplicate function across modules'))('%s', (_name, file, edit, expected) => {
+    const failure = (() => {
+      try {
+        return failWith(file, edit).message;
+      } catch (error) {
+        return (error as Error).message;
+      }
+    })();
+    expect(failure).toMatch(expected);
+  });
+
+  it('duplicate function across modules', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ff-spec-'));
+    dirs.push(dir);
+    cpSync(fixture, dir, { recursive: true });
+    writeFileSync(join(dir, 'spec', 'other.yaml'), readFileSync(join(dir, 'spec', 'demo.yaml'), 'utf8').replace('module: demo', 'module: other'));
+    expect(() => run(dir)).toThrow(/spec\/other\.yaml:4:\d+: ff_touch: duplicate function name \(also declared in demo\.yaml\)/);
+  });
+
+  it('writes nothing when the spec is bad', async () => {
+    const { runCodegen } = await import('../generator/cli.js');
+    expect(typeof runCodegen).toBe('function');
+  });
+});
