@@ -6,7 +6,7 @@ import { FlowFabricError, LibraryError, ScriptError, type ErrorCode } from './er
 import { IoredisTransport, type IoredisLike } from './ioredis.js';
 import { ensureLibrary, type EnsureLibraryOptions, type LibraryStatus } from './loader.js';
 import { DEFAULT_PARTITION_CONFIG, validatePartitionConfig, type PartitionConfig } from './partition.js';
-import type { FcallRequest, FunctionCaller, Transport } from './transport.js';
+import type { BatchReply, FcallRequest, FunctionCaller, Transport } from './transport.js';
 
 /** What the call hook hears about each FCALL. */
 export interface CallEvent {
@@ -31,6 +31,23 @@ export interface ClientOptions {
   /** Called after every FCALL; must not throw. */
   readonly onCall?: (event: CallEvent) => void;
 }
+
+/** One prepared call for a batch: a built request and the parser of its reply. */
+export interface Call<R> {
+  readonly request: FcallRequest;
+  readonly parse: (reply: unknown) => R;
+}
+
+/** Pairs a generated builder's request with its parser, e.g. `call(buildRenewLease(args, client.partitions), parseRenewLease)`. */
+export function call<R>(request: FcallRequest, parse: (reply: unknown) => R): Call<R> {
+  return { request, parse };
+}
+
+/** The outcome of one call of a batch. */
+export type Settled<R> = { readonly ok: true; readonly value: R } | { readonly ok: false; readonly error: FlowFabricError };
+
+/** Maps a tuple of calls to the tuple of their settled results. */
+export type SettledAll<T extends readonly Call<unknown>[]> = { -readonly [K in keyof T]: T[K] extends Call<infer R> ? Settled<R> : never };
 
 export class FlowFabricClient implements FunctionCaller {
   readonly partitions: PartitionConfig;
@@ -74,6 +91,51 @@ export class FlowFabricClient implements FunctionCaller {
     } catch (error) {
       this.report(request.fn, started, 'error', error instanceof FlowFabricError ? error : undefined);
       throw error;
+    }
+  }
+
+  /**
+   * Sends many calls in one pipeline (one round trip; not a transaction: each call is
+   * atomic on its own) and returns each one's typed outcome, in order. With autoLoad, calls
+   * that found the library missing are sent again once after loading it.
+   */
+  async batch<const T extends readonly Call<unknown>[]>(calls: T): Promise<SettledAll<T>> {
+    const started = performance.now();
+    let replies = await this.sendBatch(calls.map((c) => c.request));
+    const missing = replies.flatMap((reply, i) => (!reply.ok && isFunctionMissing(reply.error) ? [i] : []));
+    if (missing.length > 0 && this.autoLoad) {
+      await this.ensureLibrary();
+      const retried = await this.sendBatch(missing.map((i) => calls[i]!.request));
+      replies = replies.map((reply, i) => (missing.includes(i) ? retried[missing.indexOf(i)]! : reply));
+    }
+    const settled = calls.map((c, i): Settled<unknown> => {
+      const reply = replies[i]!;
+      if (!reply.ok) {
+        const error = isFunctionMissing(reply.error)
+          ? new LibraryError('missing', `function ${c.request.fn} is not loaded; call ensureLibrary() first`, undefined, undefined, { cause: reply.error })
+          : classifyTransportError(reply.error);
+        this.report(c.request.fn, started, 'transport_error', error);
+        return { ok: false, error };
+      }
+      try {
+        const value = c.parse(reply.reply);
+        this.report(c.request.fn, started, 'ok');
+        return { ok: true, value };
+      } catch (error) {
+        const failure = error instanceof FlowFabricError ? error : classifyTransportError(error);
+        this.report(c.request.fn, started, 'error', failure);
+        return { ok: false, error: failure };
+      }
+    });
+    return settled as SettledAll<T>;
+  }
+
+  private async sendBatch(requests: readonly FcallRequest[]): Promise<BatchReply[]> {
+    try {
+      return await this.transport.fcallBatch(requests);
+    } catch (error) {
+      const failure = classifyTransportError(error);
+      return requests.map(() => ({ ok: false, error: failure }));
     }
   }
 

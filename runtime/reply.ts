@@ -16,9 +16,10 @@ export function replyText(value: unknown): string | undefined {
   return undefined;
 }
 
-function statusInteger(value: unknown): number | undefined {
-  if (typeof value === 'number') return value;
-  if (typeof value === 'bigint') return Number(value);
+function statusInteger(value: unknown): 0 | 1 | undefined {
+  if (value === 1 || value === 1n) return 1;
+  if (value === 0 || value === 0n) return 0;
+  if (typeof value === 'number' || typeof value === 'bigint') return undefined;
   // Some transports hand integers back as text; accept only the exact forms.
   const text = replyText(value);
   return text === '1' ? 1 : text === '0' ? 0 : undefined;
