@@ -8,13 +8,16 @@ import { SpecError } from './load.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-export function runCodegen(outDir = join(root, 'generated')): { written: string[]; unchanged: string[] } {
-  const files = generate({ specDir: join(root, 'spec'), luaDir: join(root, 'lua'), displayRoot: root });
-  mkdirSync(outDir, { recursive: true });
+/** Directories codegen owns entirely: files there that it did not produce are removed. */
+const OWNED_DIRS = ['generated', 'docs/reference'];
+
+export function runCodegen(outRoot = root, strict = false): { written: string[]; unchanged: string[] } {
+  const files = generate({ specDir: join(root, 'spec'), luaDir: join(root, 'lua'), displayRoot: root, strict, warn: (m) => console.warn(m) });
   const written: string[] = [];
   const unchanged: string[] = [];
   for (const [name, content] of files) {
-    const path = join(outDir, name);
+    const path = join(outRoot, name);
+    mkdirSync(dirname(path), { recursive: true });
     if (existsSync(path) && readFileSync(path, 'utf8') === content) unchanged.push(name);
     else {
       writeFileSync(path, content);
@@ -22,8 +25,12 @@ export function runCodegen(outDir = join(root, 'generated')): { written: string[
     }
   }
   // Files of modules that no longer exist in spec/ would otherwise linger.
-  for (const name of readdirSync(outDir)) {
-    if (name.endsWith('.ts') && !files.has(name)) rmSync(join(outDir, name));
+  for (const dir of OWNED_DIRS) {
+    const full = join(outRoot, dir);
+    if (!existsSync(full)) continue;
+    for (const name of readdirSync(full)) {
+      if (!files.has(`${dir}/${name}`)) rmSync(join(full, name));
+    }
   }
   return { written, unchanged };
 }
@@ -31,7 +38,7 @@ export function runCodegen(outDir = join(root, 'generated')): { written: string[
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const started = performance.now();
   try {
-    const { written, unchanged } = runCodegen();
+    const { written, unchanged } = runCodegen(root, process.argv.includes('--strict'));
     const ms = Math.round(performance.now() - started);
     console.log(`codegen: ${written.length} file(s) written, ${unchanged.length} unchanged (${ms} ms)`);
   } catch (error) {

@@ -3,11 +3,12 @@
 // so a failed check writes nothing.
 import { createHash } from 'node:crypto';
 import { IndentationText, NewLineKind, Project, QuoteKind, type SourceFile } from 'ts-morph';
+import { indexDoc, moduleDoc } from './emit-docs.js';
 import { emitErrors } from './emit-errors.js';
 import { emitKeys } from './emit-keys.js';
 import { emitModule } from './emit-module.js';
 import { bundleLua, checkLua } from './lua.js';
-import { SpecError, loadSpec } from './load.js';
+import { SpecError, formatProblem, loadSpec } from './load.js';
 import type { Spec } from './model.js';
 import { wrapperName } from './names.js';
 
@@ -16,12 +17,20 @@ export interface CodegenOptions {
   readonly luaDir: string;
   /** Path prefix shown in messages (the repo root). */
   readonly displayRoot?: string;
+  /** Fail on spec functions not registered in Lua (otherwise they are warnings). */
+  readonly strict?: boolean;
+  /** Receives warnings. */
+  readonly warn?: (message: string) => void;
 }
 
+/** Every generated file, keyed by its path relative to the repository root. */
 export function generate(options: CodegenOptions): Map<string, string> {
   const { spec } = loadSpec(options.specDir, options.displayRoot);
   const bundle = bundleLua(options.luaDir);
   const luaProblems = checkLua(spec, bundle);
+  const unregistered = luaProblems.unregistered ?? [];
+  if (options.strict) luaProblems.push(...unregistered);
+  else unregistered.forEach((p) => options.warn?.(`warning: ${formatProblem(p)}`));
   if (luaProblems.length > 0) throw new SpecError(luaProblems);
 
   const project = new Project({
@@ -33,15 +42,17 @@ export function generate(options: CodegenOptions): Map<string, string> {
     const file = project.createSourceFile(path, '', { overwrite: true });
     build(file);
     file.formatText({ indentSize: 2, convertTabsToSpaces: true, ensureNewLineAtEndOfFile: true, semicolons: 'insert' as never });
-    files.set(path, file.getFullText());
+    files.set(`generated/${path}`, file.getFullText());
   };
 
   emit('errors.ts', (file) => emitErrors(spec, file));
   emit('keys.ts', (file) => emitKeys(spec, file));
   for (const module of spec.modules) emit(`${module.name}.ts`, (file) => emitModule(spec, module, file));
   // The library source is data, not code to format: written verbatim.
-  files.set('library.ts', libraryModule(spec, bundle.source, bundle.version));
+  files.set('generated/library.ts', libraryModule(spec, bundle.source, bundle.version));
   emit('index.ts', (file) => emitIndex(spec, file));
+  for (const module of spec.modules) files.set(`docs/reference/${module.name}.md`, moduleDoc(spec, module));
+  files.set('docs/reference/README.md', indexDoc(spec));
   return files;
 }
 
