@@ -11,8 +11,8 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 /** Directories codegen owns entirely: files there that it did not produce are removed. */
 const OWNED_DIRS = ['generated', 'docs/reference'];
 
-export function runCodegen(outRoot = root, strict = false): { written: string[]; unchanged: string[] } {
-  const files = generate({ specDir: join(root, 'spec'), luaDir: join(root, 'lua'), displayRoot: root, strict, warn: (m) => console.warn(m) });
+export function runCodegen(outRoot = root, strict = false, sourceRoot = outRoot): { written: string[]; unchanged: string[] } {
+  const files = generate({ specDir: join(sourceRoot, 'spec'), luaDir: join(sourceRoot, 'lua'), displayRoot: sourceRoot, strict, warn: (m) => console.warn(m) });
   const written: string[] = [];
   const unchanged: string[] = [];
   for (const [name, content] of files) {
@@ -33,6 +33,12 @@ export function runCodegen(outRoot = root, strict = false): { written: string[];
     }
   }
   return { written, unchanged };
+}
+
+/** Runs the strict check in memory; returns the generated files that differ from disk. */
+export function checkSources(sourceRoot = root): string[] {
+  const files = generate({ specDir: join(sourceRoot, 'spec'), luaDir: join(sourceRoot, 'lua'), displayRoot: sourceRoot, strict: true });
+  return [...files].filter(([name, content]) => !existsSync(join(sourceRoot, name)) || readFileSync(join(sourceRoot, name), 'utf8') !== content).map(([name]) => name);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
