@@ -14,3 +14,4 @@ export * from './runtime/partition.js';
 export * from './runtime/reply.js';
 export type * from './runtime/transport.js';
 export * from './generated/index.js';
+export * from './runtime/otel.js';

@@ -11,6 +11,8 @@ import type { BatchReply, FcallRequest, FunctionCaller, Transport } from './tran
 /** What the call hook hears about each FCALL. */
 export interface CallEvent {
   readonly fn: string;
+  /** When the call was sent, in epoch ms (fractional). */
+  readonly startTime: number;
   readonly durationMs: number;
   readonly outcome: 'ok' | 'error' | 'transport_error';
   /** The engine error code, for outcome 'error' with a structured reply. */
@@ -162,6 +164,7 @@ export class FlowFabricClient implements FunctionCaller {
     if (!this.onCall) return;
     const event: CallEvent = {
       fn,
+      startTime: performance.timeOrigin + started,
       durationMs: performance.now() - started,
       outcome,
       ...(error instanceof ScriptError ? { code: error.code } : {}),
