@@ -11,6 +11,17 @@ export interface IoredisLike {
 
 interface ClusterLike extends IoredisLike {
   nodes(role: 'master'): IoredisLike[];
+  readonly status: string;
+  once(event: 'ready' | 'error', listener: (arg?: unknown) => void): unknown;
+}
+
+/** A cluster knows its primaries only once it has loaded the slot map. */
+function clusterReady(cluster: ClusterLike): Promise<void> {
+  if (cluster.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    cluster.once('ready', () => resolve());
+    cluster.once('error', (error) => reject(error instanceof Error ? error : new Error(String(error))));
+  });
 }
 
 function isCluster(client: IoredisLike): client is ClusterLike {
@@ -45,7 +56,12 @@ export class IoredisTransport implements Transport {
 
   async primaries(): Promise<Transport[]> {
     const api = this.api;
-    if (isCluster(api)) return api.nodes('master').map((node) => new IoredisTransport(node));
+    if (isCluster(api)) {
+      await clusterReady(api);
+      const primaries = api.nodes('master');
+      if (primaries.length === 0) throw new Error('the cluster reports no primaries');
+      return primaries.map((node) => new IoredisTransport(node));
+    }
     return [this];
   }
 }
