@@ -33,20 +33,51 @@ function fcallArgs(request: FcallRequest): (string | number)[] {
 }
 
 export class IoredisTransport implements Transport {
-  constructor(readonly client: IoredisLike | Redis | Cluster) {}
+  /** Rejecters of calls sent and not yet answered. */
+  private readonly inFlight = new Set<(error: Error) => void>();
+
+  constructor(readonly client: IoredisLike | Redis | Cluster) {
+    // ioredis leaves commands that were on a dropped connection pending forever when it is
+    // told not to resend them (autoResendUnfulfilledCommands: false). Settle them here: the
+    // reply is lost and the call may or may not have run.
+    const events = client as unknown as { on?: (event: string, listener: () => void) => unknown; isCluster?: boolean };
+    if (typeof events.on === 'function' && !events.isCluster) {
+      events.on('close', () => {
+        const lost = new Error('Connection is closed.');
+        for (const reject of [...this.inFlight]) reject(lost);
+      });
+    }
+  }
 
   private get api(): IoredisLike {
     return this.client as unknown as IoredisLike;
   }
 
   fcall(request: FcallRequest): Promise<unknown> {
-    return this.api.call(request.readOnly ? 'FCALL_RO' : 'FCALL', ...fcallArgs(request));
+    return this.track(this.api.call(request.readOnly ? 'FCALL_RO' : 'FCALL', ...fcallArgs(request)));
+  }
+
+  private track<T>(sent: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const settle = (error: Error) => {
+        this.inFlight.delete(settle);
+        reject(error);
+      };
+      this.inFlight.add(settle);
+      sent.then(
+        (value) => {
+          this.inFlight.delete(settle);
+          resolve(value);
+        },
+        (error: unknown) => settle(error instanceof Error ? error : new Error(String(error))),
+      );
+    });
   }
 
   async fcallBatch(requests: readonly FcallRequest[]): Promise<BatchReply[]> {
     const pipeline = this.api.pipeline();
     for (const request of requests) pipeline.call(request.readOnly ? 'FCALL_RO' : 'FCALL', ...fcallArgs(request));
-    const results = (await pipeline.exec()) ?? [];
+    const results = (await this.track(pipeline.exec())) ?? [];
     return results.map(([error, reply]): BatchReply => (error ? { ok: false, error } : { ok: true, reply }));
   }
 

@@ -11,6 +11,8 @@ export interface RunningServer {
   readonly port: number;
   readonly binary: string;
   stop(): Promise<void>;
+  /** Stops the server and starts a fresh one on the same port: with persistence off, all data (and the function library) is gone. */
+  restart(): Promise<void>;
 }
 
 const INSTALL_HINT =
@@ -41,6 +43,30 @@ export async function startServer(extraArgs: readonly string[] = []): Promise<Ru
   const binary = findServerBinary();
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'ff-redis-'));
+  let child = await launch(binary, port, dir, extraArgs);
+  const stopChild = async () => {
+    if (child.exitCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGTERM');
+      await exited;
+    }
+  };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    binary,
+    async stop() {
+      await stopChild();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async restart() {
+      await stopChild();
+      child = await launch(binary, port, dir, extraArgs);
+    },
+  };
+}
+
+async function launch(binary: string, port: number, dir: string, extraArgs: readonly string[]): Promise<ChildProcess> {
   const child: ChildProcess = spawn(
     binary,
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', ...extraArgs],
@@ -62,17 +88,5 @@ export async function startServer(extraArgs: readonly string[] = []): Promise<Ru
     };
     check();
   });
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    binary,
-    async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        await exited;
-      }
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  return child;
 }
