@@ -1,7 +1,7 @@
 // Faults a deployment meets: a restarted server without persistence, an operator's
 // FUNCTION FLUSH, a connection killed mid-call, and a slow server with command timeouts.
 // Each test uses a server of its own; the shared test server is never disturbed.
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createExecution } from '../generated/execution.js';
 import { version } from '../generated/version.js';
@@ -12,7 +12,7 @@ import { newExecutionId, uniqueLane } from './support/ids.js';
 
 let server: RunningServer;
 const connections: Redis[] = [];
-function connect(options: ConstructorParameters<typeof Redis>[1] = {}): Redis {
+function connect(options: RedisOptions = {}): Redis {
   const redis = new Redis(server.url, { maxRetriesPerRequest: 1, autoResendUnfulfilledCommands: false, ...options });
   connections.push(redis);
   return redis;
