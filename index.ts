@@ -1,17 +1,19 @@
 // Public entry point of ff-script: the runtime (client, loader, errors, ids, partitions,
 // transport) and everything generated from spec/ (wrappers, key builders, error catalogue,
 // the bundled library).
+export * from './runtime/admission.js';
 export * from './runtime/client.js';
 export * from './runtime/classify.js';
 export * from './runtime/config.js';
 export * from './runtime/decode.js';
 export * from './runtime/encode.js';
 export * from './runtime/errors.js';
+export * from './runtime/flows.js';
 export * from './runtime/ids.js';
 export * from './runtime/ioredis.js';
 export * from './runtime/loader.js';
 export * from './runtime/partition.js';
 export * from './runtime/reply.js';
+export * from './runtime/stream-tail.js';
 export type * from './runtime/transport.js';
 export * from './generated/index.js';
-export * from './runtime/otel.js';

@@ -75,7 +75,8 @@ function checkFunction(spec: Spec, fn: FunctionSpec, codes: Set<string>, at: Rep
       const target = field[ref];
       if (target !== undefined && !known(target)) at([...path, ref], `'${ref}' names unknown argument '${target}'`);
     }
-    if (field.defaultFrom && !known(field.defaultFrom.arg)) at([...path, 'defaultFrom'], `'defaultFrom' names unknown argument '${field.defaultFrom.arg}'`);
+    const from = field.defaultFrom;
+    if (from && from.fn !== 'now' && (from.arg === undefined || !known(from.arg))) at([...path, 'defaultFrom'], `'defaultFrom' needs a known argument, got '${from.arg ?? ''}'`);
   });
 
   // The tag decides the slot; it must come from an argument of the right type.

@@ -17,7 +17,7 @@ function argumentRow(field: FieldSpec): string {
   const required = field.optional || field.default !== undefined || field.defaultFrom ? 'no' : 'yes';
   const extra = [
     field.default !== undefined ? `default \`${JSON.stringify(field.default)}\`` : '',
-    field.defaultFrom ? `default ${field.defaultFrom.fn}(${camel(field.defaultFrom.arg)})` : '',
+    field.defaultFrom ? (field.defaultFrom.fn === 'now' ? 'default: the client clock (ms)' : `default ${field.defaultFrom.fn}(${camel(field.defaultFrom.arg ?? '')})`) : '',
     field.min !== undefined ? `min ${field.min}` : '',
     field.max !== undefined ? `max ${field.max}` : '',
   ].filter(Boolean);

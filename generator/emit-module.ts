@@ -170,8 +170,8 @@ function fieldDoc(field: FieldSpec): string | undefined {
   const parts: string[] = [];
   if (field.doc) parts.push(docLines(field.doc));
   if (field.default !== undefined) parts.push(`Default: \`${String(field.default)}\`.`);
-  if (field.defaultFrom) parts.push(`Default: ${field.defaultFrom.fn} of \`${camel(field.defaultFrom.arg)}\`.`);
-  if (field.optional && field.default === undefined) parts.push('Sent as the empty string when absent.');
+  if (field.defaultFrom) parts.push(field.defaultFrom.fn === 'now' ? 'Default: the client clock (`Date.now()`).' : `Default: ${field.defaultFrom.fn} of \`${camel(field.defaultFrom.arg ?? '')}\`.`);
+  if (field.optional && field.default === undefined) parts.push(field.type === 'list' || field.type === 'group' ? 'Default: empty.' : 'Sent as the empty string when absent.');
   return parts.length > 0 ? parts.join(' ') : undefined;
 }
 
@@ -232,7 +232,8 @@ function fieldLocal(field: FieldSpec, locals: Map<string, Local>, imports: Impor
     const check = field.type === 'group' ? 'expectObjects' : 'expectArray';
     imports.names.add(check);
     const max = field.maxItems !== undefined ? `, ${field.maxItems}` : '';
-    const lines = [`const ${name} = ${check}(fn, ${quote(field.name)}, ${source}${max}) as ${fieldTsType(field, imports)};`];
+    const value = field.optional ? `${source} ?? []` : source;
+    const lines = [`const ${name} = ${check}(fn, ${quote(field.name)}, ${value}${max}) as ${fieldTsType(field, imports)};`];
     locals.set(field.name, { value: name, wire: name, textLike: false });
     return lines;
   }
@@ -259,7 +260,9 @@ function fieldLocal(field: FieldSpec, locals: Map<string, Local>, imports: Impor
 }
 
 function defaultFromExpr(field: FieldSpec, locals: Map<string, Local>, imports: Imports): string {
-  const from = locals.get(field.defaultFrom!.arg)!;
+  // The client clock, for slots where the engine expects the caller's time.
+  if (field.defaultFrom!.fn === 'now') return 'Date.now()';
+  const from = locals.get(field.defaultFrom!.arg!)!;
   imports.names.add(field.defaultFrom!.fn);
   return `${field.defaultFrom!.fn}(${from.value})`;
 }

@@ -39,7 +39,7 @@ export interface FieldSpec {
   /** The slot is `Date.now()` plus this duration argument (a client-clock timestamp). */
   readonly nowPlus?: string;
   /** Default computed from another argument with a named runtime helper. */
-  readonly defaultFrom?: { readonly fn: 'twoThirds' | 'executionPartition'; readonly arg: string };
+  readonly defaultFrom?: { readonly fn: 'twoThirds' | 'executionPartition' | 'now'; readonly arg?: string };
   readonly min?: number;
   readonly max?: number;
   readonly nonEmpty?: boolean;

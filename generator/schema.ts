@@ -23,8 +23,8 @@ const field = {
     defaultFrom: {
       type: 'object',
       additionalProperties: false,
-      required: ['fn', 'arg'],
-      properties: { fn: { enum: ['twoThirds', 'executionPartition'] }, arg: name },
+      required: ['fn'],
+      properties: { fn: { enum: ['twoThirds', 'executionPartition', 'now'] }, arg: name },
     },
     min: { type: 'number' },
     max: { type: 'number' },

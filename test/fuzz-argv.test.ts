@@ -59,7 +59,7 @@ const GARBAGE = ['', ' ', 'x', '-1', '1.5', '-0', 'nan', 'inf', '-inf', '1e400',
 const garbage = fc.oneof(fc.constantFrom(...GARBAGE), fc.string({ maxLength: 12 }));
 
 function slotValues(field: FieldSpec, world: World): fc.Arbitrary<string[]> {
-  if (field.type === 'constant') return fc.oneof(fc.constant([field.value ?? '']), garbage.map((g) => [g]));
+  if (field.type === 'constant') return fc.oneof(fc.constant<string[]>([field.value ?? '']), garbage.map((g) => [g]));
   if (field.type === 'list' || field.type === 'group') {
     const width = field.type === 'group' ? field.fields!.length : 1;
     const member = field.type === 'group' ? field.fields![0]! : { ...field, type: field.of! };
