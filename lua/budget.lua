@@ -1,0 +1,438 @@
+-- Budget functions and admission blocking. KEYS, ARGV and replies: spec/budget.yaml.
+local Budget = {}
+
+-- Usage beyond this loses precision in Lua numbers.
+Budget.MAX_USAGE = 9007199254740991
+Budget.DEDUP_TTL_MS = 86400000
+
+-- Admission block reasons → { eligibility_state, blocked set of the lane }. paused_by_policy
+-- has no set of its own in the reference; it goes to the operator set, which no scanner lifts.
+Budget.BLOCK = {
+  waiting_for_budget = { 'blocked_by_budget', 'budget' },
+  waiting_for_quota = { 'blocked_by_quota', 'quota' },
+  waiting_for_capable_worker = { 'blocked_by_route', 'route' },
+  paused_by_operator = { 'blocked_by_operator', 'operator' },
+  paused_by_policy = { 'blocked_by_lane_state', 'operator' },
+}
+Budget.BLOCKED_SETS = { 'budget', 'quota', 'route', 'operator' }
+-- States an execution may be blocked from: eligible, or already blocked for admission.
+Budget.BLOCKABLE = {
+  eligible_now = true, blocked_by_budget = true, blocked_by_quota = true,
+  blocked_by_route = true, blocked_by_operator = true, blocked_by_lane_state = true,
+}
+Budget.UNBLOCKABLE = {
+  blocked_by_budget = true, blocked_by_quota = true, blocked_by_route = true, blocked_by_operator = true,
+}
+
+-- A budget exists once create has run; a hash without created_at is a stub another
+-- implementation left behind and counts as absent.
+function Budget.exists(def_key)
+  return redis.call('HEXISTS', def_key, 'created_at') == 1
+end
+
+-- budget_id must be the budget the caller's definition key names.
+function Budget.check_id(def_key, budget_id)
+  local tag = tag_of(def_key)
+  if not is_set(budget_id) or not tag or def_key ~= 'ff:budget:' .. tag .. ':' .. budget_id then
+    return err('invalid_input', 'budget_id must be the budget of the definition key, got: ' .. tostring(budget_id))
+  end
+  return nil
+end
+
+-- The dimension count at args[pos], with exactly `width` values per dimension after it and
+-- `trailing` fixed values after those (plus one more when `optional_last`).
+function Budget.read_count(args, pos, width, trailing, optional_last)
+  local n = parse_int(args[pos])
+  if n == nil or n < 0 then
+    return nil, err('invalid_input', 'dim_count must be a non-negative integer, got: ' .. tostring(args[pos]))
+  end
+  local expected = pos + width * n + trailing
+  if #args ~= expected and not (optional_last and #args == expected + 1) then
+    return nil, err('invalid_input', 'expected ' .. expected .. ' arguments for ' .. n .. ' dimensions, got: ' .. #args)
+  end
+  return n
+end
+
+-- A non-negative integer argument, or the invalid_input reply naming it.
+function Budget.count_arg(raw, name)
+  local n = parse_int(raw)
+  if n == nil or n < 0 then
+    return nil, err('invalid_input', name .. ' must be a non-negative integer, got: ' .. tostring(raw))
+  end
+  return n
+end
+
+-- A stored limit: nil when unset or empty, else its number (the invalid_input reply when it
+-- is not a number, so the caller stops before writing).
+function Budget.stored_limit(limits_key, field)
+  local raw = redis.call('HGET', limits_key, field)
+  if not is_set(raw) then return nil, nil, nil end
+  local value = parse_number(raw)
+  if value == nil then
+    return nil, nil, err('invalid_input', 'stored ' .. field .. ' is not a number, got: ' .. raw)
+  end
+  return value, raw, nil
+end
+
+function Budget.create(K, A, args)
+  local bad = check_args(A, { { 'reset_interval_ms', 'int' }, { 'now_ms', 'int?' } })
+    or Budget.check_id(K.definition, A.budget_id)
+  if bad then return bad end
+  if A.reset_interval_ms < 0 then
+    return err('invalid_input', 'reset_interval_ms must not be negative, got: ' .. args[7])
+  end
+  local n, count_err = Budget.read_count(args, 9, 3, 0, false)
+  if not n then return count_err end
+  local limits = {}
+  for i = 1, n do
+    local dim = args[9 + i]
+    if not is_set(dim) then
+      return err('invalid_input', 'dimension ' .. i .. ' must not be empty')
+    end
+    local hard, hard_err = Budget.count_arg(args[9 + n + i], 'hard limit of ' .. dim)
+    if not hard then return hard_err end
+    local soft, soft_err = Budget.count_arg(args[9 + 2 * n + i], 'soft limit of ' .. dim)
+    if not soft then return soft_err end
+    limits[#limits + 1] = 'hard:' .. dim
+    limits[#limits + 1] = to_text(hard)
+    limits[#limits + 1] = 'soft:' .. dim
+    limits[#limits + 1] = to_text(soft)
+  end
+  local now = A.now_ms or server_now()
+
+  -- Indexing comes before the existence check, so a replay heals a missing index entry.
+  redis.call('SADD', K.budget_policies, A.budget_id)
+  if Budget.exists(K.definition) then
+    return ok_status('ALREADY_SATISFIED', A.budget_id)
+  end
+  hset_table(K.definition, {
+    budget_id = A.budget_id,
+    scope_type = A.scope_type,
+    scope_id = A.scope_id,
+    enforcement_mode = A.enforcement_mode,
+    on_hard_limit = A.on_hard_limit,
+    on_soft_limit = A.on_soft_limit,
+    reset_interval_ms = A.reset_interval_ms,
+    breach_count = 0,
+    soft_breach_count = 0,
+    created_at = now,
+    last_updated_at = now,
+  })
+  if #limits > 0 then
+    redis.call('HSET', K.limits, unpack(limits))
+  end
+  if A.reset_interval_ms > 0 then
+    local next_reset = now + A.reset_interval_ms
+    redis.call('HSET', K.definition, 'next_reset_at', to_text(next_reset))
+    redis.call('ZADD', K.budget_resets, next_reset, A.budget_id)
+  end
+  return ok(A.budget_id)
+end
+
+redis.register_function('ff_create_budget', guard(function(keys, args)
+  local K = {
+    definition = keys[1],
+    limits = keys[2],
+    usage = keys[3],
+    budget_resets = keys[4],
+    budget_policies = keys[5],
+  }
+  local A = {
+    budget_id = args[1],
+    scope_type = args[2],
+    scope_id = args[3],
+    enforcement_mode = args[4],
+    on_hard_limit = args[5],
+    on_soft_limit = args[6],
+    reset_interval_ms = args[7],
+    now_ms = args[8],
+    dimension_count = args[9],
+  }
+  return Budget.create(K, A, args)
+end))
+
+-- Validates a usage report and reads what it needs. Returns the parsed entries, or nil and
+-- the reply to send (an error, or ALREADY_APPLIED). Writes nothing.
+function Budget.prepare_report(K, A, args, n)
+  local tag = tag_of(K.definition)
+  if not tag then
+    return nil, err('invalid_input', 'the budget keys carry no hash tag')
+  end
+  local bad = check_args(A, { { 'now_ms', 'int?' } })
+  if bad then return nil, bad end
+  if is_set(A.dedup_key) then
+    local prefix = 'ff:usagededup:' .. tag .. ':'
+    if #A.dedup_key <= #prefix or string.sub(A.dedup_key, 1, #prefix) ~= prefix then
+      return nil, err('invalid_input', 'dedup_key must be ' .. prefix .. '<dedup_id>, got: ' .. A.dedup_key)
+    end
+  end
+  local entries = {}
+  for i = 1, n do
+    local dim = args[1 + i]
+    if not is_set(dim) then
+      return nil, err('invalid_input', 'dimension ' .. i .. ' must not be empty')
+    end
+    local delta, delta_err = Budget.count_arg(args[1 + n + i], 'delta of ' .. dim)
+    if not delta then return nil, delta_err end
+    entries[i] = { dim = dim, delta = delta }
+  end
+  if not Budget.exists(K.definition) then
+    return nil, err('budget_not_found')
+  end
+  if is_set(A.dedup_key) and redis.call('EXISTS', A.dedup_key) == 1 then
+    return nil, ok_status('ALREADY_APPLIED')
+  end
+  -- Stored values are checked here, before any write, for every dimension.
+  for _, e in ipairs(entries) do
+    local raw = redis.call('HGET', K.usage, e.dim)
+    e.current = 0
+    if is_set(raw) then
+      e.current = parse_int(raw)
+      if e.current == nil then
+        return nil, err('invalid_input', 'stored usage of ' .. e.dim .. ' is not an integer, got: ' .. raw)
+      end
+    end
+    local hard, hard_raw, hard_err = Budget.stored_limit(K.limits, 'hard:' .. e.dim)
+    if hard_err then return nil, hard_err end
+    local soft, _, soft_err = Budget.stored_limit(K.limits, 'soft:' .. e.dim)
+    if soft_err then return nil, soft_err end
+    e.hard, e.hard_raw, e.soft = hard, hard_raw, soft
+  end
+  return entries, nil
+end
+
+function Budget.report(K, A, args, n)
+  local entries, reply = Budget.prepare_report(K, A, args, n)
+  if not entries then return reply end
+  local now = A.now_ms or server_now()
+
+  -- Hard limits first, on the running total per dimension: a breach adds nothing.
+  local totals = {}
+  for _, e in ipairs(entries) do
+    local total = (totals[e.dim] or e.current) + e.delta
+    if total > Budget.MAX_USAGE then
+      return err('invalid_input', 'usage of ' .. e.dim .. ' would exceed 2^53-1')
+    end
+    totals[e.dim] = total
+    if e.hard and e.hard > 0 and total > e.hard then
+      redis.call('HINCRBY', K.definition, 'breach_count', 1)
+      redis.call('HSET', K.definition, 'last_breach_at', to_text(now), 'last_breach_dim', e.dim,
+        'last_updated_at', to_text(now))
+      return ok_status('HARD_BREACH', e.dim, to_text(e.current), e.hard_raw)
+    end
+  end
+
+  local soft_dim, soft_value, soft_limit
+  for _, e in ipairs(entries) do
+    local value = redis.call('HINCRBY', K.usage, e.dim, e.delta)
+    if not soft_dim and e.soft and e.soft > 0 and value > e.soft then
+      soft_dim, soft_value, soft_limit = e.dim, value, e.soft
+    end
+  end
+  redis.call('HSET', K.definition, 'last_updated_at', to_text(now))
+  if is_set(A.dedup_key) then
+    redis.call('SET', A.dedup_key, '1', 'PX', Budget.DEDUP_TTL_MS)
+  end
+  if soft_dim then
+    redis.call('HINCRBY', K.definition, 'soft_breach_count', 1)
+    return ok_status('SOFT_BREACH', soft_dim, to_text(soft_value), to_text(soft_limit))
+  end
+  return ok()
+end
+
+redis.register_function('ff_report_usage_and_check', guard(function(keys, args)
+  local K = {
+    usage = keys[1],
+    limits = keys[2],
+    definition = keys[3],
+  }
+  -- ARGV: N, N dimensions, N deltas, now_ms, [dedup_key].
+  local n, count_err = Budget.read_count(args, 1, 2, 1, true)
+  if not n then return count_err end
+  local A = {
+    dimension_count = args[1],
+    now_ms = args[2 * n + 2],
+    dedup_key = args[2 * n + 3],
+  }
+  return Budget.report(K, A, args, n)
+end))
+
+redis.register_function('ff_reset_budget', guard(function(keys, args)
+  local K = {
+    definition = keys[1],
+    usage = keys[2],
+    budget_resets = keys[3],
+  }
+  local A = {
+    budget_id = args[1],
+    now_ms = args[2],
+  }
+  local bad = check_args(A, { { 'now_ms', 'int?' } }) or Budget.check_id(K.definition, A.budget_id)
+  if bad then return bad end
+  if not Budget.exists(K.definition) then
+    -- No stub definition; drop a dangling schedule entry so the scanner stops retrying.
+    redis.call('ZREM', K.budget_resets, A.budget_id)
+    return err('budget_not_found')
+  end
+  local raw_interval = redis.call('HGET', K.definition, 'reset_interval_ms')
+  local interval = 0
+  if is_set(raw_interval) then
+    interval = parse_number(raw_interval)
+    if interval == nil then
+      return err('invalid_input', 'stored reset_interval_ms is not a number, got: ' .. raw_interval)
+    end
+  end
+  local now = A.now_ms or server_now()
+
+  local fields = redis.call('HKEYS', K.usage)
+  if #fields > 0 then
+    local flat = {}
+    for _, field in ipairs(fields) do
+      flat[#flat + 1] = field
+      flat[#flat + 1] = '0'
+    end
+    redis.call('HSET', K.usage, unpack(flat))
+  end
+  redis.call('HINCRBY', K.definition, 'reset_count', 1)
+  redis.call('HSET', K.definition, 'last_reset_at', to_text(now), 'last_updated_at', to_text(now),
+    'last_breach_at', '', 'last_breach_dim', '')
+  if interval > 0 then
+    local next_reset = now + interval
+    redis.call('HSET', K.definition, 'next_reset_at', to_text(next_reset))
+    redis.call('ZADD', K.budget_resets, next_reset, A.budget_id)
+    return ok(to_text(next_reset))
+  end
+  redis.call('ZREM', K.budget_resets, A.budget_id)
+  return ok('0')
+end))
+
+-- execution_id must be the execution of the caller's core key.
+function Budget.check_execution(core_key, eid)
+  local tag = tag_of(core_key)
+  if not is_set(eid) or not tag or string.sub(core_key, 1, 8) ~= 'ff:exec:' or eid_of_exec_key(core_key) ~= eid then
+    return err('invalid_input', 'execution_id must be the execution of the core key, got: ' .. tostring(eid))
+  end
+  return nil
+end
+
+-- The caller's lane index keys must be the execution's own lane's: its eligible index, and
+-- one of `sets` among its blocked indexes. A core without lane_id (hand-built) is not checked.
+function Budget.check_lane_keys(tag, lane, eligible_key, blocked_key, sets)
+  if not is_set(lane) then return nil end
+  if eligible_key ~= lane_key(tag, lane, 'eligible') then
+    return err('invalid_input', 'eligible key is not the eligible index of lane ' .. lane)
+  end
+  for _, set in ipairs(sets) do
+    if blocked_key == lane_key(tag, lane, 'blocked:' .. set) then return nil end
+  end
+  return err('invalid_input', 'blocked key is not the ' .. table.concat(sets, '/') .. ' blocked index of lane ' .. lane)
+end
+
+-- Removes the execution from every admission blocked index of its lane except `keep`.
+function Budget.leave_blocked_sets(tag, lane, eid, keep)
+  if not is_set(lane) then return end
+  for _, set in ipairs(Budget.BLOCKED_SETS) do
+    local key = lane_key(tag, lane, 'blocked:' .. set)
+    if key ~= keep then
+      redis.call('ZREM', key, eid)
+    end
+  end
+end
+
+redis.register_function('ff_block_execution_for_admission', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    eligible = keys[2],
+    blocked = keys[3],
+  }
+  local A = {
+    execution_id = args[1],
+    blocking_reason = args[2],
+    blocking_detail = args[3],
+    now_ms = args[4],
+  }
+  local bad = check_args(A, { { 'now_ms', 'int?' } }) or Budget.check_execution(K.core, A.execution_id)
+  if bad then return bad end
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  if core.lifecycle_phase == 'terminal' then
+    return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
+  end
+  if core.lifecycle_phase ~= 'runnable' then
+    return err('execution_not_eligible')
+  end
+  local mapped = Budget.BLOCK[A.blocking_reason or '']
+  if not mapped then
+    return err('invalid_blocking_reason')
+  end
+  if not Budget.BLOCKABLE[core.eligibility_state or ''] then
+    return err('execution_not_eligible')
+  end
+  local tag = tag_of(K.core)
+  bad = Budget.check_lane_keys(tag, core.lane_id, K.eligible, K.blocked, { mapped[2] })
+  if bad then return bad end
+  local now = A.now_ms or server_now()
+
+  write_state(K.core, now, {
+    lifecycle_phase = 'runnable',
+    ownership_state = 'unowned',
+    eligibility_state = mapped[1],
+    blocking_reason = A.blocking_reason,
+    blocking_detail = A.blocking_detail or '',
+    terminal_outcome = 'none',
+    attempt_state = is_set(core.attempt_state) and core.attempt_state or 'pending_first_attempt',
+    -- The reference writes rate_limited for every reason (budget.md §12.9).
+    public_state = 'rate_limited',
+  })
+  redis.call('ZREM', K.eligible, A.execution_id)
+  Budget.leave_blocked_sets(tag, core.lane_id, A.execution_id, K.blocked)
+  redis.call('ZADD', K.blocked, now, A.execution_id)
+  return ok('blocked')
+end))
+
+redis.register_function('ff_unblock_execution', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    blocked = keys[2],
+    eligible = keys[3],
+  }
+  local A = {
+    execution_id = args[1],
+    now_ms = args[2],
+    expected_blocking_reason = args[3],
+  }
+  local bad = check_args(A, { { 'now_ms', 'int?' } }) or Budget.check_execution(K.core, A.execution_id)
+  if bad then return bad end
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  if core.lifecycle_phase ~= 'runnable' or not Budget.UNBLOCKABLE[core.eligibility_state or ''] then
+    return err('execution_not_eligible')
+  end
+  if is_set(A.expected_blocking_reason) and A.expected_blocking_reason ~= core.blocking_reason then
+    return err('execution_not_eligible')
+  end
+  local tag = tag_of(K.core)
+  bad = Budget.check_lane_keys(tag, core.lane_id, K.eligible, K.blocked, Budget.BLOCKED_SETS)
+  if bad then return bad end
+  local now = A.now_ms or server_now()
+
+  write_state(K.core, now, {
+    lifecycle_phase = 'runnable',
+    ownership_state = 'unowned',
+    eligibility_state = 'eligible_now',
+    blocking_reason = 'waiting_for_worker',
+    blocking_detail = '',
+    terminal_outcome = 'none',
+    attempt_state = is_set(core.attempt_state) and core.attempt_state or 'pending_first_attempt',
+    public_state = 'waiting',
+  })
+  redis.call('ZREM', K.blocked, A.execution_id)
+  Budget.leave_blocked_sets(tag, core.lane_id, A.execution_id, K.blocked)
+  local score = eligible_score(parse_number(core.priority) or 0, parse_number(core.created_at) or 0)
+  redis.call('ZADD', K.eligible, score, A.execution_id)
+  return ok('unblocked')
+end))
