@@ -94,7 +94,8 @@ local function check_args(A, rules)
     if optional and (raw == nil or raw == '') then
       A[name] = nil
     elseif base == 'number' or base == 'int' then
-      local n = (base == 'int') and parse_int(raw) or parse_number(raw)
+      local n
+      if base == 'int' then n = parse_int(raw) else n = parse_number(raw) end
       if n == nil then
         local what = (base == 'int') and 'an integer' or 'a number'
         return err('invalid_input', name .. ' must be ' .. what .. ', got: ' .. tostring(raw))
@@ -300,4 +301,27 @@ local function publish_completion(core, eid, outcome)
     redis.call('PUBLISH', 'ff:dag:completions',
       cjson.encode({ execution_id = eid, flow_id = core.flow_id, outcome = outcome }))
   end
+end
+
+---------------------------------------------------------------------------
+-- lease / stream modules
+---------------------------------------------------------------------------
+-- Integer ARGV check with inclusive bounds, converting A[name] in place (check_args' 'int'
+-- without the range). optional: absent or empty becomes nil. Returns nil or the
+-- invalid_input reply.
+local function check_int_arg(A, name, min, max, optional)
+  local raw = A[name]
+  if optional and (raw == nil or raw == '') then
+    A[name] = nil
+    return nil
+  end
+  local n = parse_int(raw)
+  if n == nil then
+    return err('invalid_input', name .. ' must be an integer, got: ' .. tostring(raw))
+  end
+  if (min ~= nil and n < min) or (max ~= nil and n > max) then
+    return err('invalid_input', name .. ' must be in ' .. to_text(min) .. '..' .. to_text(max) .. ', got: ' .. raw)
+  end
+  A[name] = n
+  return nil
 end
