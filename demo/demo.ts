@@ -13,6 +13,7 @@ import {
   newAttemptId,
   newLeaseId,
   parseLaneId,
+  renewLease,
   soloExecutionId,
   type ExecutionId,
 } from '../index.js';
@@ -41,11 +42,7 @@ async function main(): Promise<void> {
     });
     await step('claim', claim);
     const lease = { leaseId: claim.leaseId, leaseEpoch: claim.leaseEpoch, attemptId: claim.attemptId, attemptIndex: claim.attemptIndex };
-    const generated = (await import('../generated/index.js')) as Record<string, unknown>;
-    if (typeof generated.renewLease === 'function') {
-      const renewLease = generated.renewLease as (c: FlowFabricClient, a: Record<string, unknown>) => Promise<unknown>;
-      await step('renew', await renewLease(client, { executionId, ...lease, leaseTtlMs: 30_000, workerInstanceId: 'demo-worker-1', laneId }));
-    }
+    await step('renew', await renewLease(client, { executionId, ...lease, leaseTtlMs: 30_000 }));
     await step('complete', await completeExecution(client, { executionId, laneId, workerInstanceId: 'demo-worker-1', ...lease, resultPayload: 'hello, world' }));
 
     // A second complete with the same lease is refused with a typed error.
