@@ -252,14 +252,20 @@ redis.register_function('ff_claim_execution', guard(function(keys, args)
     execution_deadline_at = args[12],
   }
   local bad = check_args(A, {
-    { 'lease_ttl_ms', 'number' },
-    { 'renew_before_ms', 'number' },
+    { 'lease_ttl_ms', 'int' },
+    { 'renew_before_ms', 'int' },
     { 'attempt_timeout_ms', 'int?' },
     { 'execution_deadline_at', 'int?' },
     { 'attempt_policy_json', 'json?' },
     { 'execution_id', 'nonempty' },
   })
   if bad then return bad end
+  if A.lease_ttl_ms <= 0 or A.renew_before_ms < 0 then
+    return err('invalid_input', 'lease_ttl_ms must be positive and renew_before_ms not negative')
+  end
+  if not is_set(A.worker_id) or not is_set(A.lease_id) or not is_set(A.attempt_id) then
+    return err('invalid_input', 'worker_id, lease_id and attempt_id must not be empty')
+  end
   if A.attempt_policy_json_json ~= nil and type(A.attempt_policy_json_json) ~= 'table' then
     return err('invalid_input', 'attempt_policy_json must be a JSON object')
   end
@@ -398,6 +404,9 @@ redis.register_function('ff_complete_execution', guard(function(keys, args)
     attempt_id = args[4],
     result_payload = args[5],
   }
+  if not is_set(A.execution_id) or eid_of_exec_key(K.core) ~= A.execution_id then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
   local now = server_now()
   local core = hgetall(K.core)
   if next(core) == nil then
@@ -446,4 +455,762 @@ redis.register_function('ff_complete_execution', guard(function(keys, args)
   })
   publish_completion(core, A.execution_id, 'success')
   return ok('completed')
+end))
+
+---------------------------------------------------------------------------
+-- Shared by cancel, delay, move_to_waiting_children, fail, reclaim and expire.
+---------------------------------------------------------------------------
+
+-- True when core_key is the core key of execution eid (ids travel in ARGV and become
+-- index members, so a mismatch would index the wrong execution).
+function Exec.is_core_key_of(core_key, eid)
+  return tag_of(core_key) ~= nil and eid_of_exec_key(core_key) == eid
+end
+
+-- The lane the engine files an execution under (execution.md §1.12).
+function Exec.lane_of(core)
+  if is_set(core.lane_id) then return core.lane_id end
+  if is_set(core.current_lane) then return core.current_lane end
+  return 'default'
+end
+
+-- Callers pre-read lane_id ("default" when missing) to build the lane KEYS; keys of another
+-- lane would index the execution where nothing looks for it. Returns the lane, or nil and
+-- the invalid_input reply.
+function Exec.check_lane(terminal_key, core)
+  local lane = is_set(core.lane_id) and core.lane_id or 'default'
+  if terminal_key ~= lane_key(tag_of(terminal_key), lane, 'terminal') then
+    return nil, err('invalid_input', 'lane keys do not match the execution lane ' .. lane)
+  end
+  return lane
+end
+
+-- Closes an attempt's output stream if its meta exists. keep_earlier: leave an existing
+-- close as it is (the closers of the reference overwrite; our added closes do not).
+function Exec.close_stream(meta_key, now, reason, keep_earlier)
+  if redis.call('EXISTS', meta_key) == 0 then return end
+  if keep_earlier and is_set(redis.call('HGET', meta_key, 'closed_at')) then return end
+  redis.call('HSET', meta_key, 'closed_at', to_text(now), 'closed_reason', reason)
+end
+
+-- Ends a paused (or still started) attempt that would otherwise stay open under a
+-- terminal execution, and closes its stream if still open (Q8 and friends).
+function Exec.end_open_attempt(attempt_hash, meta_key, now, state, failure_reason, stream_reason)
+  local current = redis.call('HGET', attempt_hash, 'attempt_state')
+  if current ~= 'suspended' and current ~= 'started' then return end
+  redis.call('HSET', attempt_hash, 'attempt_state', state, 'ended_at', to_text(now), 'failure_reason', failure_reason)
+  Exec.close_stream(meta_key, now, stream_reason, true)
+end
+
+-- exec_core fields cleared whenever the lease is let go; extra fields are merged in.
+function Exec.lease_cleared(extra)
+  local fields = extra or {}
+  fields.current_lease_id = ''
+  fields.current_worker_id = ''
+  fields.current_worker_instance_id = ''
+  fields.lease_expires_at = ''
+  fields.lease_last_renewed_at = ''
+  fields.lease_renewal_deadline = ''
+  return fields
+end
+
+-- Drops the lease and its indexes (delay, move_to_waiting_children, fail).
+function Exec.release_lease(K, eid)
+  redis.call('DEL', K.lease_current)
+  redis.call('ZREM', K.lease_expiry, eid)
+  redis.call('SREM', K.worker_leases, eid)
+  redis.call('ZREM', K.active, eid)
+  redis.call('ZREM', K.attempt_timeout, eid)
+end
+
+-- Lease-holder checks shared by delay, move_to_waiting_children and fail: ARGV shape,
+-- then the record, then the lease (§1.5). Returns core, or nil and the error reply.
+function Exec.holder_core(K, A, now)
+  if not Exec.is_core_key_of(K.core, A.execution_id) then
+    return nil, err('invalid_input', 'execution_id does not match the core key')
+  end
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return nil, err('execution_not_found')
+  end
+  local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
+  if rejected then return nil, rejected end
+  return core
+end
+
+redis.register_function('ff_cancel_execution', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    attempt_hash = keys[2],
+    stream_meta = keys[3],
+    lease_current = keys[4],
+    lease_history = keys[5],
+    lease_expiry = keys[6],
+    worker_leases = keys[7],
+    suspension_current = keys[8],
+    waitpoint = keys[9],
+    waitpoint_condition = keys[10],
+    suspension_timeout = keys[11],
+    terminal = keys[12],
+    attempt_timeout = keys[13],
+    execution_deadline = keys[14],
+    eligible = keys[15],
+    delayed = keys[16],
+    blocked_dependencies = keys[17],
+    blocked_budget = keys[18],
+    blocked_quota = keys[19],
+    blocked_route = keys[20],
+    blocked_operator = keys[21],
+  }
+  local A = {
+    execution_id = args[1],
+    reason = args[2],
+    source = args[3],
+    lease_id = args[4],
+    lease_epoch = args[5],
+  }
+  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
+  if bad then return bad end
+  local eid = A.execution_id
+  if not Exec.is_core_key_of(K.core, eid) then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
+  local reason = A.reason or ''
+  local source = A.source or ''
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  local phase = core.lifecycle_phase or ''
+  if phase == 'terminal' then
+    return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
+  end
+  if phase == 'active' and source ~= 'operator_override' then
+    if core.ownership_state == 'lease_revoked' then
+      return err('lease_revoked')
+    end
+    -- An empty lease id skips the identity check (reference behaviour, Q9).
+    if is_set(A.lease_id) and (core.current_lease_id ~= A.lease_id or core.current_lease_epoch ~= (A.lease_epoch or '')) then
+      return err('stale_lease')
+    end
+  end
+  local tag = tag_of(K.core)
+  local lane, wrong_lane = Exec.check_lane(K.terminal, core)
+  if not lane then return wrong_lane end
+
+  -- The current attempt's keys come from the record itself, not from the caller's pre-read.
+  local has_attempt = is_set(core.current_attempt_index)
+  local attempt_hash, stream_meta
+  if has_attempt then
+    attempt_hash = attempt_key(tag, eid, core.current_attempt_index)
+    stream_meta = stream_meta_key(tag, eid, core.current_attempt_index)
+  end
+  if phase == 'active' or phase == 'suspended' then
+    if has_attempt then
+      redis.call('HSET', attempt_hash, 'attempt_state', 'ended_cancelled', 'ended_at', to_text(now), 'failure_reason', 'cancelled: ' .. reason)
+      Exec.close_stream(stream_meta, now, 'attempt_cancelled', false)
+    end
+  elseif has_attempt and core.attempt_state == 'attempt_interrupted' then
+    Exec.end_open_attempt(attempt_hash, stream_meta, now, 'ended_cancelled', 'cancelled: ' .. reason, 'attempt_cancelled')
+  end
+  if phase == 'suspended' then
+    if redis.call('EXISTS', K.suspension_current) == 1 then
+      redis.call('HSET', K.suspension_current, 'closed_at', to_text(now), 'close_reason', 'cancelled')
+    end
+    if is_set(core.current_waitpoint_id) then
+      local waitpoint = 'ff:wp:' .. tag .. ':' .. core.current_waitpoint_id
+      if redis.call('EXISTS', waitpoint) == 1 then
+        redis.call('HSET', waitpoint, 'state', 'closed', 'closed_at', to_text(now), 'close_reason', 'cancelled')
+      end
+      if redis.call('EXISTS', waitpoint .. ':condition') == 1 then
+        redis.call('HSET', waitpoint .. ':condition', 'closed', '1', 'closed_at', to_text(now), 'closed_reason', 'cancelled')
+      end
+    end
+  end
+  if phase == 'active' then
+    redis.call('DEL', K.lease_current)
+    history_add(K.lease_history, {
+      'event', 'released', 'lease_id', core.current_lease_id, 'lease_epoch', core.current_lease_epoch,
+      'attempt_index', core.current_attempt_index, 'reason', 'cancelled', 'ts', now,
+    })
+  end
+
+  write_state(K.core, now, {
+    lifecycle_phase = 'terminal',
+    ownership_state = 'unowned',
+    eligibility_state = 'not_applicable',
+    blocking_reason = 'none',
+    terminal_outcome = 'cancelled',
+    attempt_state = has_attempt and 'attempt_terminal' or (core.attempt_state or 'none'),
+    public_state = 'cancelled',
+  }, Exec.lease_cleared({
+    cancellation_reason = reason,
+    cancelled_by = is_set(source) and source or eid,
+    completed_at = now,
+    current_suspension_id = '',
+    current_waitpoint_id = '',
+  }))
+
+  -- Defensive sweep (§1.9): out of every scheduling and timeout index.
+  local sweep = {
+    K.lease_expiry, K.suspension_timeout, K.attempt_timeout, K.execution_deadline, K.eligible, K.delayed,
+    K.blocked_dependencies, K.blocked_budget, K.blocked_quota, K.blocked_route, K.blocked_operator,
+    lane_key(tag, lane, 'active'), lane_key(tag, lane, 'suspended'),
+  }
+  for i = 1, #sweep do
+    redis.call('ZREM', sweep[i], eid)
+  end
+  redis.call('SREM', K.worker_leases, eid)
+  if is_set(core.current_worker_instance_id) then
+    redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+  end
+  redis.call('ZADD', K.terminal, now, eid)
+  if source ~= 'flow_cascade' then
+    publish_completion(core, eid, 'cancelled')
+  end
+  return ok('cancelled', phase)
+end))
+
+redis.register_function('ff_delay_execution', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    attempt_hash = keys[2],
+    lease_current = keys[3],
+    lease_history = keys[4],
+    lease_expiry = keys[5],
+    worker_leases = keys[6],
+    active = keys[7],
+    delayed = keys[8],
+    attempt_timeout = keys[9],
+  }
+  local A = {
+    execution_id = args[1],
+    lease_id = args[2],
+    lease_epoch = args[3],
+    attempt_id = args[4],
+    delay_until = args[5],
+  }
+  local bad = check_args(A, { { 'delay_until', 'int' }, { 'execution_id', 'nonempty' } })
+  if bad then return bad end
+  local delay_text = to_text(A.delay_until)
+  local now = server_now()
+  local core, rejected = Exec.holder_core(K, A, now)
+  if not core then return rejected end
+
+  local eid = A.execution_id
+  write_state(K.core, now, {
+    lifecycle_phase = 'runnable',
+    ownership_state = 'unowned',
+    eligibility_state = 'not_eligible_until_time',
+    blocking_reason = 'waiting_for_delay',
+    blocking_detail = 'delayed until ' .. delay_text,
+    terminal_outcome = 'none',
+    attempt_state = 'attempt_interrupted',
+    public_state = 'delayed',
+  }, Exec.lease_cleared({ delay_until = delay_text }))
+  redis.call('HSET', K.attempt_hash, 'attempt_state', 'suspended', 'suspended_at', to_text(now), 'suspension_id', 'worker_delay')
+  Exec.release_lease(K, eid)
+  redis.call('ZADD', K.delayed, A.delay_until, eid)
+  history_add(K.lease_history, {
+    'event', 'released', 'lease_id', A.lease_id, 'lease_epoch', A.lease_epoch, 'attempt_index', core.current_attempt_index,
+    'attempt_id', A.attempt_id, 'reason', 'worker_delay', 'ts', now,
+  })
+  return ok(delay_text)
+end))
+
+redis.register_function('ff_move_to_waiting_children', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    attempt_hash = keys[2],
+    lease_current = keys[3],
+    lease_history = keys[4],
+    lease_expiry = keys[5],
+    worker_leases = keys[6],
+    active = keys[7],
+    blocked_dependencies = keys[8],
+    attempt_timeout = keys[9],
+  }
+  local A = {
+    execution_id = args[1],
+    lease_id = args[2],
+    lease_epoch = args[3],
+    attempt_id = args[4],
+  }
+  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
+  if bad then return bad end
+  local now = server_now()
+  local core, rejected = Exec.holder_core(K, A, now)
+  if not core then return rejected end
+
+  local eid = A.execution_id
+  write_state(K.core, now, {
+    lifecycle_phase = 'runnable',
+    ownership_state = 'unowned',
+    eligibility_state = 'blocked_by_dependencies',
+    blocking_reason = 'waiting_for_children',
+    blocking_detail = 'waiting for child executions to complete',
+    terminal_outcome = 'none',
+    attempt_state = 'attempt_interrupted',
+    public_state = 'waiting_children',
+  }, Exec.lease_cleared())
+  redis.call('HSET', K.attempt_hash, 'attempt_state', 'suspended', 'suspended_at', to_text(now), 'suspension_id', 'waiting_children')
+  Exec.release_lease(K, eid)
+  history_add(K.lease_history, {
+    'event', 'released', 'lease_id', A.lease_id, 'lease_epoch', A.lease_epoch, 'attempt_index', core.current_attempt_index,
+    'attempt_id', A.attempt_id, 'reason', 'waiting_children', 'ts', now,
+  })
+  redis.call('ZADD', K.blocked_dependencies, parse_number(core.created_at) or 0, eid)
+  return ok()
+end))
+
+-- Reads a decoded RetryPolicy (execution.md §3.7). Returns nil when it allows no retry
+-- plan at all (not an object), a table { max_retries, backoff = function(retry_count) },
+-- or nil and an invalid_input reply when a numeric member is present but not a number.
+function Exec.retry_policy(policy)
+  if type(policy) ~= 'table' then
+    return nil
+  end
+  local bad
+  local function number_or(t, name, fallback)
+    local value = t[name]
+    if value == nil or value == cjson.null then return fallback end
+    local n = (type(value) == 'number') and parse_number(value) or nil
+    if n == nil then
+      bad = bad or err('invalid_input', 'retry_policy_json.' .. name .. ' must be a number')
+      return fallback
+    end
+    return n
+  end
+  local plan = { max_retries = number_or(policy, 'max_retries', 0) }
+  local backoff = policy.backoff
+  if backoff == nil or backoff == cjson.null then
+    backoff = {}
+  elseif type(backoff) ~= 'table' then
+    return nil, err('invalid_input', 'retry_policy_json.backoff must be an object')
+  end
+  if backoff.type == 'exponential' then
+    local initial = number_or(backoff, 'initial_delay_ms', 1000)
+    local max = number_or(backoff, 'max_delay_ms', 60000)
+    local multiplier = number_or(backoff, 'multiplier', 2)
+    plan.backoff = function(retry_count)
+      local delay = math.min(initial * multiplier ^ retry_count, max)
+      if delay ~= delay or delay == math.huge or delay == -math.huge then delay = max end
+      return math.floor(delay)
+    end
+  elseif backoff.type == 'fixed' then
+    local delay = number_or(backoff, 'delay_ms', 1000)
+    plan.backoff = function() return math.floor(delay) end
+  else
+    plan.backoff = function() return 1000 end
+  end
+  if bad then return nil, bad end
+  return plan
+end
+
+redis.register_function('ff_fail_execution', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    attempt_hash = keys[2],
+    lease_expiry = keys[3],
+    worker_leases = keys[4],
+    terminal = keys[5],
+    delayed = keys[6],
+    lease_current = keys[7],
+    lease_history = keys[8],
+    active = keys[9],
+    stream_meta = keys[10],
+    attempt_timeout = keys[11],
+    execution_deadline = keys[12],
+  }
+  local A = {
+    execution_id = args[1],
+    lease_id = args[2],
+    lease_epoch = args[3],
+    attempt_id = args[4],
+    failure_reason = args[5],
+    failure_category = args[6],
+    retry_policy_json = args[7],
+  }
+  local bad = check_args(A, { { 'retry_policy_json', 'json?' }, { 'execution_id', 'nonempty' } })
+  if bad then return bad end
+  local plan, policy_error = Exec.retry_policy(A.retry_policy_json_json)
+  if policy_error then return policy_error end
+  local reason = A.failure_reason or ''
+  local now = server_now()
+  local core, rejected = Exec.holder_core(K, A, now)
+  if not core then return rejected end
+
+  local eid = A.execution_id
+  redis.call('HSET', K.attempt_hash, 'attempt_state', 'ended_failure', 'ended_at', to_text(now),
+    'failure_reason', reason, 'failure_category', A.failure_category or '')
+  Exec.close_stream(K.stream_meta, now, 'attempt_failure', false)
+  redis.call('DEL', K.lease_current)
+  redis.call('ZREM', K.lease_expiry, eid)
+  redis.call('SREM', K.worker_leases, eid)
+  redis.call('ZREM', K.active, eid)
+  redis.call('ZREM', K.attempt_timeout, eid)
+
+  local retry_count = parse_number(core.retry_count) or 0
+  local attempt_index = is_set(core.current_attempt_index) and core.current_attempt_index or '0'
+  if plan and retry_count < plan.max_retries then
+    local delay_until = now + plan.backoff(retry_count)
+    write_state(K.core, now, {
+      lifecycle_phase = 'runnable',
+      ownership_state = 'unowned',
+      eligibility_state = 'not_eligible_until_time',
+      blocking_reason = 'waiting_for_retry_backoff',
+      blocking_detail = 'retry backoff until ' .. to_text(delay_until) .. ' (attempt ' .. attempt_index .. ' failed: ' .. reason .. ')',
+      terminal_outcome = 'none',
+      attempt_state = 'pending_retry_attempt',
+      public_state = 'delayed',
+    }, Exec.lease_cleared({
+      pending_retry_reason = reason,
+      pending_previous_attempt_index = attempt_index,
+      retry_count = retry_count + 1,
+      current_attempt_id = '',
+      delay_until = delay_until,
+      failure_reason = reason,
+    }))
+    redis.call('ZADD', K.delayed, delay_until, eid)
+    history_add(K.lease_history, {
+      'event', 'released', 'lease_id', A.lease_id, 'lease_epoch', A.lease_epoch,
+      'attempt_index', core.current_attempt_index, 'reason', 'failed_retry_scheduled', 'ts', now,
+    })
+    return ok('retry_scheduled', to_text(delay_until))
+  end
+
+  write_state(K.core, now, {
+    lifecycle_phase = 'terminal',
+    ownership_state = 'unowned',
+    eligibility_state = 'not_applicable',
+    blocking_reason = 'none',
+    terminal_outcome = 'failed',
+    attempt_state = 'attempt_terminal',
+    public_state = 'failed',
+  }, Exec.lease_cleared({ failure_reason = reason, completed_at = now }))
+  redis.call('ZREM', K.execution_deadline, eid)
+  redis.call('ZADD', K.terminal, now, eid)
+  history_add(K.lease_history, {
+    'event', 'released', 'lease_id', A.lease_id, 'lease_epoch', A.lease_epoch,
+    'attempt_index', core.current_attempt_index, 'reason', 'failed_terminal', 'ts', now,
+  })
+  publish_completion(core, eid, 'failed')
+  return ok('terminal_failed')
+end))
+
+-- The reclaim limit: the policy's top-level max_reclaim_count, 100 by default.
+function Exec.max_reclaims(core_key)
+  local raw = redis.call('GET', string.sub(core_key, 1, -#':core' - 1) .. ':policy')
+  if raw then
+    local decoded_ok, policy = pcall(cjson.decode, raw)
+    if decoded_ok and type(policy) == 'table' then
+      return parse_number(policy.max_reclaim_count) or 100
+    end
+  end
+  return 100
+end
+
+-- The terminal path once the reclaim limit is reached (execution.md §3.8); the caller
+-- answers max_retries_exhausted after it.
+function Exec.fail_max_reclaims(K, core, eid, now)
+  local tag = tag_of(K.core)
+  write_state(K.core, now, {
+    lifecycle_phase = 'terminal',
+    ownership_state = 'unowned',
+    eligibility_state = 'not_applicable',
+    blocking_reason = 'none',
+    terminal_outcome = 'failed',
+    attempt_state = 'attempt_terminal',
+    public_state = 'failed',
+  }, {
+    failure_reason = 'max_reclaims_exceeded',
+    completed_at = now,
+    current_lease_id = '',
+    current_worker_id = '',
+    current_worker_instance_id = '',
+  })
+  if is_set(core.current_attempt_index) then
+    Exec.end_open_attempt(attempt_key(tag, eid, core.current_attempt_index),
+      stream_meta_key(tag, eid, core.current_attempt_index), now, 'ended_failure', 'max_reclaims_exceeded', 'attempt_failure')
+  end
+  redis.call('DEL', K.lease_current)
+  redis.call('ZREM', K.lease_expiry, eid)
+  redis.call('SREM', K.worker_leases, eid)
+  if is_set(core.current_worker_instance_id) then
+    redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+  end
+  redis.call('ZREM', K.active, eid)
+  redis.call('ZREM', K.attempt_timeout, eid)
+  redis.call('ZREM', K.execution_deadline, eid)
+  redis.call('ZADD', lane_key(tag, Exec.lane_of(core), 'terminal'), now, eid)
+  publish_completion(core, eid, 'failed')
+end
+
+redis.register_function('ff_reclaim_execution', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    claim_grant = keys[2],
+    old_attempt_hash = keys[3],
+    old_stream_meta = keys[4],
+    new_attempt_hash = keys[5],
+    new_attempt_usage = keys[6],
+    attempts = keys[7],
+    lease_current = keys[8],
+    lease_history = keys[9],
+    lease_expiry = keys[10],
+    worker_leases = keys[11],
+    active = keys[12],
+    attempt_timeout = keys[13],
+    execution_deadline = keys[14],
+  }
+  local A = {
+    execution_id = args[1],
+    worker_id = args[2],
+    worker_instance_id = args[3],
+    lane_id = args[4],
+    lease_id = args[5],
+    lease_ttl_ms = args[6],
+    attempt_id = args[7],
+    attempt_policy_json = args[8],
+  }
+  local bad = check_args(A, {
+    { 'lease_ttl_ms', 'int' },
+    { 'execution_id', 'nonempty' },
+    { 'worker_id', 'nonempty' },
+    { 'lease_id', 'nonempty' },
+    { 'attempt_id', 'nonempty' },
+  })
+  if bad then return bad end
+  if A.lease_ttl_ms <= 0 then
+    return err('invalid_input', 'lease_ttl_ms must be positive, got: ' .. args[6])
+  end
+  local eid = A.execution_id
+  if not Exec.is_core_key_of(K.core, eid) then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
+  local worker_instance_id = A.worker_instance_id or ''
+  local lane = A.lane_id or ''
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  if core.lifecycle_phase ~= 'active' then
+    return err('execution_not_reclaimable')
+  end
+  local ownership = core.ownership_state
+  if ownership ~= 'lease_expired_reclaimable' and ownership ~= 'lease_revoked' then
+    return err('execution_not_reclaimable')
+  end
+  local reclaim_count = parse_number(core.lease_reclaim_count) or 0
+  if reclaim_count >= Exec.max_reclaims(K.core) then
+    Exec.fail_max_reclaims(K, core, eid, now)
+    return err('max_retries_exhausted')
+  end
+  local grant = hgetall(K.claim_grant)
+  if next(grant) == nil or grant.worker_id ~= A.worker_id then
+    return err('invalid_claim_grant')
+  end
+
+  local tag = tag_of(K.core)
+  local reclaim_reason = 'lease_' .. ownership
+  local old_index = is_set(core.current_attempt_index) and core.current_attempt_index or nil
+  redis.call('DEL', K.claim_grant)
+  if old_index then
+    redis.call('HSET', attempt_key(tag, eid, old_index), 'attempt_state', 'interrupted_reclaimed',
+      'ended_at', to_text(now), 'failure_reason', reclaim_reason)
+    Exec.close_stream(stream_meta_key(tag, eid, old_index), now, 'reclaimed', false)
+  end
+
+  local epoch = (parse_number(core.current_lease_epoch) or 0) + 1
+  local index = parse_number(core.total_attempt_count) or 0
+  local expires_at = now + A.lease_ttl_ms
+  local renewal_deadline = now + math.floor(A.lease_ttl_ms * 2 / 3)
+  local attempt_hash = attempt_key(tag, eid, index)
+  hset_table(attempt_hash, {
+    attempt_id = A.attempt_id,
+    execution_id = eid,
+    attempt_index = index,
+    attempt_type = 'reclaim',
+    attempt_state = 'started',
+    created_at = now,
+    started_at = now,
+    lease_id = A.lease_id,
+    lease_epoch = epoch,
+    worker_id = A.worker_id,
+    worker_instance_id = worker_instance_id,
+    reclaim_reason = reclaim_reason,
+    previous_attempt_index = old_index or '0',
+  })
+  redis.call('ZADD', K.attempts, now, index)
+  redis.call('HSET', attempt_hash .. ':usage', 'last_usage_report_seq', '0')
+
+  redis.call('DEL', K.lease_current)
+  hset_table(K.lease_current, {
+    lease_id = A.lease_id, lease_epoch = epoch, execution_id = eid, attempt_id = A.attempt_id,
+    worker_id = A.worker_id, worker_instance_id = worker_instance_id, acquired_at = now,
+    expires_at = expires_at, last_renewed_at = now, renewal_deadline = renewal_deadline,
+  })
+  write_state(K.core, now, {
+    lifecycle_phase = 'active',
+    ownership_state = 'leased',
+    eligibility_state = 'not_applicable',
+    blocking_reason = 'none',
+    terminal_outcome = 'none',
+    attempt_state = 'running_attempt',
+    public_state = 'active',
+  }, {
+    current_attempt_index = index,
+    total_attempt_count = index + 1,
+    current_attempt_id = A.attempt_id,
+    current_lease_id = A.lease_id,
+    current_lease_epoch = epoch,
+    current_worker_id = A.worker_id,
+    current_worker_instance_id = worker_instance_id,
+    current_lane = lane,
+    lease_acquired_at = now,
+    lease_last_renewed_at = now,
+    lease_expires_at = expires_at,
+    lease_renewal_deadline = renewal_deadline,
+    lease_expired_at = '',
+    lease_revoked_at = '',
+    lease_revoke_reason = '',
+    lease_reclaim_count = reclaim_count + 1,
+  })
+
+  redis.call('ZADD', K.lease_expiry, expires_at, eid)
+  -- The old holder no longer leases it (Q6); SREM before SADD, the holder may be the same.
+  if is_set(core.current_worker_instance_id) then
+    redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+  end
+  redis.call('SADD', K.worker_leases, eid)
+  redis.call('ZADD', K.active, expires_at, eid)
+  history_add(K.lease_history, {
+    'event', 'reclaimed', 'old_lease_epoch', core.current_lease_epoch, 'new_lease_id', A.lease_id,
+    'new_lease_epoch', epoch, 'new_attempt_id', A.attempt_id, 'new_attempt_index', index,
+    'worker_id', A.worker_id, 'ts', now,
+  })
+  return ok(A.lease_id, to_text(epoch), to_text(expires_at), A.attempt_id, to_text(index), 'reclaim')
+end))
+
+-- The runnable index an execution sits in, by eligibility (execution.md §3.9).
+Exec.RUNNABLE_INDEX = {
+  eligible_now = 'eligible',
+  not_eligible_until_time = 'delayed',
+  blocked_by_dependencies = 'blocked:dependencies',
+  blocked_by_budget = 'blocked:budget',
+  blocked_by_quota = 'blocked:quota',
+  blocked_by_route = 'blocked:route',
+  blocked_by_operator = 'blocked:operator',
+}
+
+redis.register_function('ff_expire_execution', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    attempt_hash = keys[2],
+    stream_meta = keys[3],
+    lease_current = keys[4],
+    lease_history = keys[5],
+    lease_expiry = keys[6],
+    worker_leases = keys[7],
+    active = keys[8],
+    terminal = keys[9],
+    attempt_timeout = keys[10],
+    execution_deadline = keys[11],
+    suspended = keys[12],
+    suspension_timeout = keys[13],
+    suspension_current = keys[14],
+  }
+  local A = {
+    execution_id = args[1],
+    expire_reason = args[2],
+  }
+  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
+  if bad then return bad end
+  local eid = A.execution_id
+  if not Exec.is_core_key_of(K.core, eid) then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
+  local reason = is_set(A.expire_reason) and A.expire_reason or 'attempt_timeout'
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil or core.lifecycle_phase == 'terminal' then
+    redis.call('ZREM', K.attempt_timeout, eid)
+    redis.call('ZREM', K.execution_deadline, eid)
+    return ok(next(core) == nil and 'not_found_cleaned' or 'already_terminal')
+  end
+  local tag = tag_of(K.core)
+  local checked_lane, wrong_lane = Exec.check_lane(K.terminal, core)
+  if not checked_lane then return wrong_lane end
+  local lane = Exec.lane_of(core)
+
+  local phase = core.lifecycle_phase or ''
+  local has_attempt = is_set(core.current_attempt_index)
+  local attempt_hash, stream_meta
+  if has_attempt then
+    attempt_hash = attempt_key(tag, eid, core.current_attempt_index)
+    stream_meta = stream_meta_key(tag, eid, core.current_attempt_index)
+  end
+  if phase == 'active' or phase == 'suspended' then
+    if has_attempt then
+      redis.call('HSET', attempt_hash, 'attempt_state', 'ended_failure', 'ended_at', to_text(now), 'failure_reason', reason)
+      Exec.close_stream(stream_meta, now, 'expired', false)
+    end
+  end
+  if phase == 'active' then
+    redis.call('DEL', K.lease_current)
+    redis.call('ZREM', K.lease_expiry, eid)
+    redis.call('SREM', K.worker_leases, eid)
+    if is_set(core.current_worker_instance_id) then
+      redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+    end
+    redis.call('ZREM', K.active, eid)
+    history_add(K.lease_history, {
+      'event', 'released', 'lease_id', core.current_lease_id, 'lease_epoch', core.current_lease_epoch,
+      'attempt_index', core.current_attempt_index, 'reason', 'expired:' .. reason, 'ts', now,
+    })
+  elseif phase == 'suspended' then
+    if redis.call('EXISTS', K.suspension_current) == 1 then
+      redis.call('HSET', K.suspension_current, 'closed_at', to_text(now), 'close_reason', 'expired:' .. reason)
+    end
+    redis.call('ZREM', K.suspended, eid)
+    redis.call('ZREM', K.suspension_timeout, eid)
+  else
+    local index = Exec.RUNNABLE_INDEX[core.eligibility_state or '']
+    if index then
+      redis.call('ZREM', lane_key(tag, lane, index), eid)
+    else
+      for _, suffix in pairs(Exec.RUNNABLE_INDEX) do
+        redis.call('ZREM', lane_key(tag, lane, suffix), eid)
+      end
+    end
+    if has_attempt and core.attempt_state == 'attempt_interrupted' then
+      Exec.end_open_attempt(attempt_hash, stream_meta, now, 'ended_failure', reason, 'expired')
+    end
+  end
+
+  write_state(K.core, now, {
+    lifecycle_phase = 'terminal',
+    ownership_state = 'unowned',
+    eligibility_state = 'not_applicable',
+    blocking_reason = 'none',
+    terminal_outcome = 'expired',
+    attempt_state = has_attempt and 'attempt_terminal' or (core.attempt_state or 'none'),
+    public_state = 'expired',
+  }, {
+    failure_reason = reason,
+    completed_at = now,
+    current_lease_id = '',
+    current_worker_id = '',
+    current_worker_instance_id = '',
+    lease_expires_at = '',
+    current_suspension_id = '',
+    current_waitpoint_id = '',
+  })
+  redis.call('ZREM', K.attempt_timeout, eid)
+  redis.call('ZREM', K.execution_deadline, eid)
+  redis.call('ZADD', K.terminal, now, eid)
+  publish_completion(core, eid, 'expired')
+  return ok('expired', phase)
 end))

@@ -47,8 +47,8 @@ function Sched.write_grant(grant_key, A, now)
   local expires_at = now + A.grant_ttl_ms
   redis.call('HSET', grant_key,
     'worker_id', A.worker_id,
-    'worker_instance_id', A.worker_instance_id,
-    'lane_id', A.lane_id,
+    'worker_instance_id', A.worker_instance_id or '',
+    'lane_id', A.lane_id or '',
     'capability_hash', A.capability_hash or '',
     'route_snapshot_json', A.route_snapshot_json or '',
     'admission_summary', A.admission_summary or '',
@@ -74,7 +74,7 @@ redis.register_function('ff_issue_claim_grant', guard(function(keys, args)
     admission_summary = args[8],
     worker_capabilities_csv = args[9],
   }
-  local bad = check_args(A, { { 'grant_ttl_ms', 'int' }, { 'execution_id', 'nonempty' } })
+  local bad = check_args(A, { { 'grant_ttl_ms', 'int' }, { 'execution_id', 'nonempty' }, { 'worker_id', 'nonempty' } })
   if bad then return bad end
   if A.grant_ttl_ms <= 0 then
     return err('invalid_input', 'grant_ttl_ms must be positive, got: ' .. args[6])
@@ -92,6 +92,181 @@ redis.register_function('ff_issue_claim_grant', guard(function(keys, args)
   end
   if not redis.call('ZSCORE', K.eligible_zset, A.execution_id) then
     return err('execution_not_in_eligible_set')
+  end
+  local mismatch = Sched.match_caps(K.core, core, A.worker_capabilities_csv, now)
+  if mismatch then return mismatch end
+  Sched.write_grant(K.claim_grant, A, now)
+  return ok(A.execution_id)
+end))
+
+-- True when core_key is the core key of execution eid: the id is the index member written.
+function Sched.is_core_key_of(core_key, eid)
+  return tag_of(core_key) ~= nil and eid_of_exec_key(core_key) == eid
+end
+
+redis.register_function('ff_change_priority', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    eligible_zset = keys[2],
+  }
+  local A = {
+    execution_id = args[1],
+    new_priority = args[2],
+  }
+  local bad = check_args(A, { { 'new_priority', 'number' }, { 'execution_id', 'nonempty' } })
+  if bad then return bad end
+  if not Sched.is_core_key_of(K.core, A.execution_id) then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
+    return err('execution_not_eligible')
+  end
+  local old_priority = parse_number(core.priority) or 0
+  local new_priority = clamp_priority(A.new_priority)
+  redis.call('HSET', K.core, 'priority', to_text(new_priority), 'last_mutation_at', to_text(now))
+  redis.call('ZADD', K.eligible_zset, eligible_score(new_priority, parse_number(core.created_at) or 0), A.execution_id)
+  return ok(to_text(old_priority), to_text(new_priority))
+end))
+
+redis.register_function('ff_update_progress', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+  }
+  local A = {
+    execution_id = args[1],
+    lease_id = args[2],
+    lease_epoch = args[3],
+    progress_pct = args[4],
+    progress_message = args[5],
+  }
+  local bad = check_args(A, { { 'progress_pct', 'int?' } })
+  if bad then return bad end
+  if A.progress_pct ~= nil and (A.progress_pct < 0 or A.progress_pct > 100) then
+    return err('invalid_input', 'progress_pct must be within 0..100, got: ' .. args[4])
+  end
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  if core.lifecycle_phase ~= 'active' then
+    return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
+  end
+  if core.ownership_state == 'lease_revoked' then
+    return err('lease_revoked')
+  end
+  -- Unlike the write paths, an expired lease is reported but not marked here.
+  if (parse_number(core.lease_expires_at) or 0) <= now then
+    return err('lease_expired')
+  end
+  if core.current_lease_id ~= A.lease_id or core.current_lease_epoch ~= A.lease_epoch then
+    return err('stale_lease')
+  end
+  local fields = { last_mutation_at = now, progress_updated_at = now }
+  if A.progress_pct ~= nil then
+    fields.progress_pct = A.progress_pct
+  end
+  if is_set(A.progress_message) then
+    fields.progress_message = A.progress_message
+  end
+  hset_table(K.core, fields)
+  return ok()
+end))
+
+redis.register_function('ff_promote_delayed', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    delayed_zset = keys[2],
+    eligible_zset = keys[3],
+  }
+  local A = {
+    execution_id = args[1],
+    now_ms = args[2],
+  }
+  local bad = check_args(A, { { 'now_ms', 'int' }, { 'execution_id', 'nonempty' } })
+  if bad then return bad end
+  local eid = A.execution_id
+  if not Sched.is_core_key_of(K.core, eid) then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
+  local core = hgetall(K.core)
+  local stale
+  if next(core) == nil then
+    stale = 'not_found_cleaned'
+  elseif core.lifecycle_phase ~= 'runnable' then
+    stale = 'not_runnable_cleaned'
+  elseif core.eligibility_state ~= 'not_eligible_until_time' then
+    stale = 'not_delayed_cleaned'
+  end
+  if stale then
+    redis.call('ZREM', K.delayed_zset, eid)
+    return ok(stale)
+  end
+  -- Resume-with-delay leaves delay_until empty: the delayed index's score holds the due
+  -- time then; with neither, the execution is due.
+  local due = parse_number(core.delay_until)
+  if due == nil then
+    due = parse_number(redis.call('ZSCORE', K.delayed_zset, eid))
+  end
+  if due ~= nil and due > A.now_ms then
+    return ok('not_yet_due')
+  end
+  write_state(K.core, A.now_ms, {
+    lifecycle_phase = 'runnable',
+    ownership_state = 'unowned',
+    eligibility_state = 'eligible_now',
+    blocking_reason = 'waiting_for_worker',
+    terminal_outcome = 'none',
+    public_state = 'waiting',
+  }, { delay_until = '' })
+  redis.call('ZREM', K.delayed_zset, eid)
+  redis.call('ZADD', K.eligible_zset,
+    eligible_score(parse_number(core.priority) or 0, parse_number(core.created_at) or 0), eid)
+  return ok('promoted')
+end))
+
+redis.register_function('ff_issue_reclaim_grant', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    claim_grant = keys[2],
+    lease_expiry = keys[3],
+  }
+  local A = {
+    execution_id = args[1],
+    worker_id = args[2],
+    worker_instance_id = args[3],
+    lane_id = args[4],
+    capability_hash = args[5],
+    grant_ttl_ms = args[6],
+    route_snapshot_json = args[7],
+    admission_summary = args[8],
+    worker_capabilities_csv = args[9],
+  }
+  local bad = check_args(A, { { 'grant_ttl_ms', 'int' }, { 'execution_id', 'nonempty' }, { 'worker_id', 'nonempty' } })
+  if bad then return bad end
+  if A.grant_ttl_ms <= 0 then
+    return err('invalid_input', 'grant_ttl_ms must be positive, got: ' .. args[6])
+  end
+  A.worker_instance_id = A.worker_instance_id or ''
+  A.lane_id = A.lane_id or ''
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  if core.lifecycle_phase ~= 'active' then
+    return err('execution_not_reclaimable')
+  end
+  if core.ownership_state ~= 'lease_expired_reclaimable' and core.ownership_state ~= 'lease_revoked' then
+    return err('execution_not_reclaimable')
+  end
+  if redis.call('EXISTS', K.claim_grant) == 1 then
+    return err('grant_already_exists')
   end
   local mismatch = Sched.match_caps(K.core, core, A.worker_capabilities_csv, now)
   if mismatch then return mismatch end
