@@ -7,6 +7,7 @@ import { FUNCTION_NAMES, LIBRARY_VERSION } from '../generated/library.js';
 import { FlowFabricClient } from '../runtime/client.js';
 import { loadedVersion } from '../runtime/loader.js';
 import { replyText } from '../runtime/reply.js';
+import { rotateWaitpointSecretEverywhere } from '../runtime/waitpoints.js';
 
 interface Command {
   readonly summary: string;
@@ -114,20 +115,20 @@ const commands: Record<string, Command> = {
       const partitions = Number(values.partitions);
       if (!Number.isSafeInteger(graceMs) || graceMs < 0) throw new UsageError('--grace-ms must be a non-negative integer');
       if (!Number.isSafeInteger(partitions) || partitions < 1) throw new UsageError('--partitions must be a positive integer');
-      const waitpoints = (await import('../runtime/waitpoints.js')) as Record<string, unknown>;
-      const rotate = waitpoints.rotateWaitpointSecretEverywhere as (client: FlowFabricClient, args: { kid: string; secretHex: string; graceMs: number }) => Promise<unknown[]>;
       const url = String(values.url);
       const connection = values.cluster ? new Cluster([url]) : new Redis(url, { maxRetriesPerRequest: 1 });
       try {
         const client = FlowFabricClient.fromIoredis(connection, { partitions: { numFlowPartitions: partitions, numBudgetPartitions: 32, numQuotaPartitions: 32 } });
-        const results = await rotate(client, { kid: String(values.kid), secretHex: String(values['secret-hex']), graceMs });
+        const report = await rotateWaitpointSecretEverywhere(client, { kid: String(values.kid), secretHex: String(values['secret-hex']), graceMs });
         // The secret itself is never printed.
-        console.log(`rotated to kid ${String(values.kid)} on ${results.length} partition(s)`);
-        console.log(JSON.stringify(results));
+        console.log(`kid ${report.newKid}: rotated on ${report.rotated.length}, already current on ${report.noop.length}, failed on ${report.failed.length} partition(s)`);
+        for (const failure of report.results) {
+          if (!failure.ok) console.error(`partition ${failure.partition}: ${failure.error instanceof Error ? failure.error.message : String(failure.error)}`);
+        }
+        return report.failed.length === 0 ? 0 : 1;
       } finally {
         connection.disconnect();
       }
-      return 0;
     },
   },
 };

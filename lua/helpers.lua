@@ -160,6 +160,7 @@ end
 -- The execution id inside an exec key `ff:exec:<tag>:<eid>:<suffix>`.
 local function eid_of_exec_key(key)
   local tag = tag_of(key)
+  if not tag then return nil end
   local rest = string.sub(key, #'ff:exec:' + #tag + 2)
   return string.match(rest, '^(.-}:[^:]+)')
 end

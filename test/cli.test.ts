@@ -44,6 +44,15 @@ describe('ff-script CLI', () => {
     expect(result.stderr).toMatch(/ff-script version: .*(ECONNREFUSED|connect|max retries)/i);
   });
 
+  it('rotates the waitpoint secret on every partition, and refuses bad input', () => {
+    expect(cli('rotate-secret', '--kid', 'k2', '--secret-hex', '00ff', '--partitions', '4')).toMatchObject({ code: 0, out: expect.stringContaining('rotated on 4') });
+    expect(cli('rotate-secret', '--kid', 'k2', '--secret-hex', '00ff', '--partitions', '4')).toMatchObject({ code: 0, out: expect.stringContaining('already current on 4') });
+    const conflict = cli('rotate-secret', '--kid', 'k2', '--secret-hex', 'aabb', '--partitions', '4');
+    expect(conflict.code).toBe(1);
+    expect(conflict.out + conflict.err).not.toContain('aabb');
+    expect(cli('rotate-secret', '--kid', 'k3')).toMatchObject({ code: 2 });
+  });
+
   it('checks spec against Lua', () => {
     const result = cli('check');
     expect(result.err + result.out).toMatch(/ok: \d+ functions|stale|not registered/);
