@@ -100,6 +100,8 @@ function uuidHexDigits(text: string): string | undefined {
 
 /** Parses any accepted UUID form; returns the canonical lowercase hyphenated text. */
 export function parseUuid(text: string, idType: UuidIdType = 'Uuid'): string {
+  // Fast path: ids minted by this package (and sent back by the engine) are canonical.
+  if (CANONICAL_UUID.test(text)) return text;
   const hex = uuidHexDigits(text)?.toLowerCase();
   if (hex === undefined) throw new IdError('InvalidUuid', idType, text, 'not a UUID', text);
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
@@ -216,7 +218,12 @@ function braceIndex(text: string): number {
  * Rust's rules (non-empty, at most 64 bytes, every byte 0x20..0x7E) plus one of our
  * own: no `{` or `}`, since the lane is embedded in index keys.
  */
+// 1 to 64 printable ASCII characters other than `{` and `}`: the common case, checked
+// without encoding; anything else goes through the detailed checks for a precise error.
+const PLAIN_LANE = /^[\x20-\x7a\x7c\x7e]{1,64}$/;
+
 export function parseLaneId(text: string): LaneId {
+  if (PLAIN_LANE.test(text)) return text as LaneId;
   if (text.length === 0) throw new IdError('Empty', 'LaneId', text, 'must not be empty');
   const bytes = utf8.encode(text);
   if (bytes.length > LANE_ID_MAX_BYTES) {
