@@ -1,0 +1,169 @@
+// Case 4: N executions through create → claim grant → claim → complete with 16 concurrent
+// workers, against BullMQ running N jobs through addBulk → Worker(concurrency 16) →
+// complete on the same server. Rounds alternate the two sides so both see the same server
+// state; each round uses a fresh lane / queue name.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { Queue, Worker as BullWorker, type ConnectionOptions } from 'bullmq';
+import { completeExecution } from '../../generated/execution.js';
+import { benchLane, randomExecutionId, serverCpuSeconds, type Case, type Context, type Row } from '../context.js';
+import { ENQUEUE_CHUNK, benchWorker, createMany, grantAndClaim } from '../engine.js';
+import { inFlight, median, rounds } from '../measure.js';
+
+const WORKERS = 16;
+
+/** One side's round: phase durations (ms) and server CPU (s) of the enqueue and work phases. */
+interface Phases {
+  readonly enqueueMs: number;
+  readonly workMs: number;
+  readonly enqueueCpu: number;
+  readonly workCpu: number;
+}
+
+/** Times one phase and the server CPU it used. */
+async function phase(ctx: Context, block: () => Promise<unknown>): Promise<{ ms: number; cpu: number }> {
+  const cpuBefore = await serverCpuSeconds(ctx.redis);
+  const started = performance.now();
+  await block();
+  const ms = performance.now() - started;
+  return { ms, cpu: (await serverCpuSeconds(ctx.redis)) - cpuBefore };
+}
+
+async function oursRound(ctx: Context, n: number): Promise<Phases> {
+  const laneId = benchLane(ctx, 'life');
+  const ids = Array.from({ length: n }, randomExecutionId);
+  const workers = Array.from({ length: WORKERS }, (_, i) => benchWorker(i));
+  const enqueue = await phase(ctx, () => createMany(ctx.client, ids, laneId));
+  const work = await phase(ctx, () =>
+    inFlight(n, WORKERS, async (index, lane) => {
+      const executionId = ids[index]!;
+      const worker = workers[lane]!;
+      const lease = await grantAndClaim(ctx.client, executionId, laneId, worker);
+      await completeExecution(ctx.client, { executionId, laneId, workerInstanceId: worker.workerInstanceId, ...lease });
+    }),
+  );
+  return { enqueueMs: enqueue.ms, workMs: work.ms, enqueueCpu: enqueue.cpu, workCpu: work.cpu };
+}
+
+function bullConnection(url: string): ConnectionOptions {
+  const parsed = new URL(url);
+  const db = Number(parsed.pathname.slice(1) || '0');
+  return {
+    host: parsed.hostname,
+    port: Number(parsed.port || 6379),
+    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+    db,
+    maxRetriesPerRequest: null,
+  };
+}
+
+async function bullRound(ctx: Context, n: number, round: number): Promise<Phases> {
+  const connection = bullConnection(ctx.url);
+  const name = `bench-${ctx.runId}-${round}`;
+  const queue = new Queue(name, { connection });
+  await queue.waitUntilReady();
+  const worker = new BullWorker(name, async () => undefined, { connection, concurrency: WORKERS, autorun: false });
+  try {
+    await worker.waitUntilReady();
+    const enqueue = await phase(ctx, async () => {
+      for (let start = 0; start < n; start += ENQUEUE_CHUNK) {
+        await queue.addBulk(Array.from({ length: Math.min(ENQUEUE_CHUNK, n - start) }, () => ({ name: 'bench', data: {} })));
+      }
+    });
+    const work = await phase(ctx, async () => {
+      let completed = 0;
+      const done = new Promise<void>((resolve, reject) => {
+        worker.on('completed', () => {
+          if (++completed === n) resolve();
+        });
+        worker.on('failed', (_job, error) => reject(error));
+        worker.on('error', reject);
+      });
+      void worker.run();
+      await done;
+    });
+    return { enqueueMs: enqueue.ms, workMs: work.ms, enqueueCpu: enqueue.cpu, workCpu: work.cpu };
+  } finally {
+    await worker.close();
+    await queue.close();
+  }
+}
+
+function bullmqVersion(): string {
+  const require = createRequire(import.meta.url);
+  const pkg = JSON.parse(readFileSync(require.resolve('bullmq/package.json'), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+interface Summary {
+  readonly total: number;
+  readonly enqueue: number;
+  readonly work: number;
+  readonly cpuPerJob: number;
+  readonly enqueueCpuPerJob: number;
+  readonly workCpuPerJob: number;
+  readonly totals: number[];
+}
+
+function summarise(results: readonly Phases[], n: number): Summary {
+  const rate = (ms: number) => (n * 1000) / ms;
+  const perJob = (cpu: number) => (cpu * 1e6) / n;
+  const totals = results.map((r) => rate(r.enqueueMs + r.workMs));
+  return {
+    total: median(totals),
+    enqueue: median(results.map((r) => rate(r.enqueueMs))),
+    work: median(results.map((r) => rate(r.workMs))),
+    cpuPerJob: median(results.map((r) => perJob(r.enqueueCpu + r.workCpu))),
+    enqueueCpuPerJob: median(results.map((r) => perJob(r.enqueueCpu))),
+    workCpuPerJob: median(results.map((r) => perJob(r.workCpu))),
+    totals,
+  };
+}
+
+export const lifecycle: Case = {
+  name: '4 lifecycle',
+  async run(ctx: Context): Promise<Row[]> {
+    const n = ctx.quick ? 2_000 : 20_000;
+    let round = 0;
+    const results = await rounds(ctx.plan, async (warmup) => {
+      const size = warmup ? Math.max(500, n / 4) : n;
+      round += 1;
+      return { ours: await oursRound(ctx, size), bull: await bullRound(ctx, size, round) };
+    });
+    const ours = summarise(results.map((r) => r.ours), n);
+    const bull = summarise(results.map((r) => r.bull), n);
+    // Rounds are paired (same round, same server state): ratios are medians of per-round
+    // ratios. For a duration the rate ratio ff/BullMQ is BullMQ's time over ours.
+    const ratio = (pick: (s: Phases) => number, of: string, duration: boolean) => ({
+      value: median(results.map((r) => (duration ? pick(r.bull) / pick(r.ours) : pick(r.ours) / pick(r.bull)))),
+      of,
+    });
+    const c = this.name;
+    const oursSettings = `one ioredis connection; creates pipelined ${ENQUEUE_CHUNK} per client.batch; ${WORKERS} workers each issueClaimGrant → claimExecution → completeExecution (3 FCALLs), ids handed out in-process (no scheduler scan); completed executions kept (terminal index)`;
+    const bullSettings = `BullMQ ${bullmqVersion()} defaults (removeOnComplete off: every completed job kept; events stream capped at its default); addBulk ${ENQUEUE_CHUNK} per call; Worker concurrency ${WORKERS}, no-op processor`;
+    return [
+      { case: c, measurement: `ff-script, N=${n}, end to end (create + work phase)`, value: ours.total, unit: 'jobs/s', ratio: ratio((p) => p.enqueueMs + p.workMs, 'ff/BullMQ', true), note: oursSettings, rounds: ours.totals },
+      { case: c, measurement: `BullMQ, N=${n}, end to end (addBulk + worker phase)`, value: bull.total, unit: 'jobs/s', note: bullSettings, rounds: bull.totals },
+      { case: c, measurement: 'ff-script create phase (pipelined)', value: ours.enqueue, unit: 'jobs/s', ratio: ratio((p) => p.enqueueMs, 'ff/BullMQ addBulk', true) },
+      { case: c, measurement: 'ff-script grant + claim + complete phase', value: ours.work, unit: 'jobs/s', ratio: ratio((p) => p.workMs, 'ff/BullMQ worker', true) },
+      { case: c, measurement: 'BullMQ addBulk phase', value: bull.enqueue, unit: 'jobs/s' },
+      { case: c, measurement: 'BullMQ worker phase', value: bull.work, unit: 'jobs/s' },
+      {
+        case: c,
+        measurement: 'ff-script server CPU per job',
+        value: ours.cpuPerJob,
+        unit: 'µs/job',
+        ratio: ratio((p) => p.enqueueCpu + p.workCpu, 'ff/BullMQ', false),
+        note: `create ${ours.enqueueCpuPerJob.toFixed(1)} + grant/claim/complete ${ours.workCpuPerJob.toFixed(1)} µs; Δ(used_cpu_sys + used_cpu_user) / jobs`,
+      },
+      {
+        case: c,
+        measurement: 'BullMQ server CPU per job',
+        value: bull.cpuPerJob,
+        unit: 'µs/job',
+        note: `addBulk ${bull.enqueueCpuPerJob.toFixed(1)} + worker ${bull.workCpuPerJob.toFixed(1)} µs`,
+      },
+    ];
+  },
+};

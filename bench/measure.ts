@@ -1,0 +1,74 @@
+// The one measurement rule every case follows: run warm-up rounds (discarded), then at least
+// five timed rounds, and report the median rate. Rounds are sequential so they never compete.
+
+/** What one round did: how many operations, in how many milliseconds. */
+export interface Sample {
+  readonly ops: number;
+  readonly ms: number;
+}
+
+/** Rates of the timed rounds, in operations per second. */
+export interface Rates {
+  readonly median: number;
+  readonly rounds: readonly number[];
+}
+
+export interface Plan {
+  readonly warmups: number;
+  readonly rounds: number;
+}
+
+export const DEFAULT_PLAN: Plan = { warmups: 1, rounds: 5 };
+
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** Runs `round` plan.warmups times (results discarded), then plan.rounds times; returns those results. */
+export async function rounds<T>(plan: Plan, round: (warmup: boolean) => Promise<T> | T): Promise<T[]> {
+  for (let i = 0; i < plan.warmups; i++) await round(true);
+  const results: T[] = [];
+  for (let i = 0; i < plan.rounds; i++) results.push(await round(false));
+  return results;
+}
+
+/** rounds() for a single rate: the median operations per second over the timed rounds. */
+export async function measure(plan: Plan, round: (warmup: boolean) => Promise<Sample> | Sample): Promise<Rates> {
+  const rates = (await rounds(plan, round)).map(({ ops, ms }) => (ops * 1000) / ms);
+  return { median: median(rates), rounds: rates };
+}
+
+/**
+ * Two rates measured with their rounds interleaved (a, b, a, b…), so drift and background
+ * load hit both alike. `ratio` is the median of the per-round ratios a/b.
+ */
+export async function measurePair(
+  plan: Plan,
+  a: (warmup: boolean) => Promise<Sample>,
+  b: (warmup: boolean) => Promise<Sample>,
+): Promise<{ a: Rates; b: Rates; ratio: number }> {
+  const rate = ({ ops, ms }: Sample) => (ops * 1000) / ms;
+  const results = await rounds(plan, async (warmup) => [rate(await a(warmup)), rate(await b(warmup))] as const);
+  const ra = results.map(([x]) => x);
+  const rb = results.map(([, y]) => y);
+  return { a: { median: median(ra), rounds: ra }, b: { median: median(rb), rounds: rb }, ratio: median(results.map(([x, y]) => x / y)) };
+}
+
+/** Times one async block in milliseconds. */
+export async function timed(block: () => Promise<unknown>): Promise<number> {
+  const started = performance.now();
+  await block();
+  return performance.now() - started;
+}
+
+/** Runs op(0..total-1) with `concurrency` calls in flight at any time (each lane awaits its own call). */
+export async function inFlight(total: number, concurrency: number, op: (index: number, lane: number) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  const lane = async (id: number): Promise<void> => {
+    while (next < total) await op(next++, id);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, total) }, (_, id) => lane(id)));
+}
