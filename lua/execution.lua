@@ -220,6 +220,14 @@ function Exec.flatten_policy(policy)
   return flat
 end
 
+-- The exec_core fields a claim reads, and the grant fields it checks.
+Exec.CLAIM_FIELDS = {
+  'lifecycle_phase', 'ownership_state', 'eligibility_state', 'terminal_outcome', 'attempt_state',
+  'current_lease_epoch', 'total_attempt_count', 'started_at', 'pending_retry_reason',
+  'pending_previous_attempt_index', 'pending_replay_reason', 'pending_replay_requested_by',
+}
+Exec.GRANT_FIELDS = { 'worker_id', 'grant_expires_at' }
+
 redis.register_function('ff_claim_execution', guard(function(keys, args)
   local K = {
     core = keys[1],
@@ -273,7 +281,7 @@ redis.register_function('ff_claim_execution', guard(function(keys, args)
     return err('invalid_input', 'execution_id does not match the core key')
   end
   local now = server_now()
-  local core = hgetall(K.core)
+  local core = hmget_map(K.core, Exec.CLAIM_FIELDS)
   if next(core) == nil then
     return err('execution_not_found')
   end
@@ -283,7 +291,7 @@ redis.register_function('ff_claim_execution', guard(function(keys, args)
   if core.terminal_outcome ~= 'none' then return err('execution_not_leaseable') end
   if core.attempt_state == 'running_attempt' then return err('active_attempt_exists') end
   if core.attempt_state == 'attempt_interrupted' then return err('use_claim_resumed_execution') end
-  local grant = hgetall(K.claim_grant)
+  local grant = hmget_map(K.claim_grant, Exec.GRANT_FIELDS)
   if next(grant) == nil or grant.worker_id ~= A.worker_id then
     return err('invalid_claim_grant')
   end
@@ -408,7 +416,7 @@ redis.register_function('ff_complete_execution', guard(function(keys, args)
     return err('invalid_input', 'execution_id does not match the core key')
   end
   local now = server_now()
-  local core = hgetall(K.core)
+  local core = hmget_map(K.core, LEASE_FIELDS)
   if next(core) == nil then
     return err('execution_not_found')
   end

@@ -128,6 +128,18 @@ local function hgetall(key)
   return map
 end
 
+-- HMGET into a map of the named fields (missing ones absent). Hot paths read only what
+-- they need: an execution's core hash has some fifty fields.
+local function hmget_map(key, fields)
+  local values = redis.call('HMGET', key, unpack(fields))
+  local map = {}
+  for i = 1, #fields do
+    local value = values[i]
+    if value then map[fields[i]] = value end
+  end
+  return map
+end
+
 -- Text of a value for storage: integral numbers in plain decimal (tostring would switch to
 -- exponent form from 1e14 on), everything else as tostring gives it.
 local function to_text(value)
@@ -208,22 +220,42 @@ local CAPS_MAX_BYTES = 4096
 -- v: lifecycle_phase, ownership_state, eligibility_state, blocking_reason, blocking_detail,
 -- terminal_outcome, attempt_state, public_state; extra: more fields for the same HSET.
 -- transition=true also stamps last_transition_at.
+local STATE_FIELDS = {
+  'lifecycle_phase', 'ownership_state', 'eligibility_state', 'blocking_reason', 'terminal_outcome',
+  'attempt_state', 'public_state',
+}
+
 local function write_state(core_key, now, v, extra, transition)
-  local fields = extra or {}
-  fields.lifecycle_phase = v.lifecycle_phase
-  fields.ownership_state = v.ownership_state
-  fields.eligibility_state = v.eligibility_state
-  fields.blocking_reason = v.blocking_reason
-  fields.blocking_detail = v.blocking_detail or ''
-  fields.terminal_outcome = v.terminal_outcome
-  fields.attempt_state = v.attempt_state
-  fields.public_state = v.public_state
-  fields.last_mutation_at = now
-  if transition ~= false then
-    fields.last_transition_at = now
+  -- Built as one flat argument list: this HSET runs on every transition. A dimension left
+  -- nil in v is not written (promotion keeps attempt_state as it is).
+  local cmd = { 'HSET', core_key, 'blocking_detail', v.blocking_detail or '', 'last_mutation_at', now }
+  for i = 1, #STATE_FIELDS do
+    local value = v[STATE_FIELDS[i]]
+    if value ~= nil then
+      cmd[#cmd + 1] = STATE_FIELDS[i]
+      cmd[#cmd + 1] = value
+    end
   end
-  hset_table(core_key, fields)
+  if transition ~= false then
+    cmd[#cmd + 1] = 'last_transition_at'
+    cmd[#cmd + 1] = now
+  end
+  if extra then
+    for field, value in pairs(extra) do
+      cmd[#cmd + 1] = field
+      cmd[#cmd + 1] = to_text(value)
+    end
+  end
+  redis.call(unpack(cmd))
 end
+
+-- The exec_core fields that lease validation and expiry marking read (with flow_id for the
+-- completion notice), so write paths can HMGET them instead of reading the whole record.
+local LEASE_FIELDS = {
+  'lifecycle_phase', 'ownership_state', 'eligibility_state', 'terminal_outcome', 'lease_expires_at',
+  'current_lease_id', 'current_lease_epoch', 'current_attempt_id', 'current_attempt_index',
+  'current_worker_id', 'current_worker_instance_id', 'flow_id',
+}
 
 ---------------------------------------------------------------------------
 -- Lease history (execution.md §1.7): XADD MAXLEN ~ 1000, fields in the given order.
