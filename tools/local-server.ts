@@ -66,12 +66,20 @@ export async function startServer(extraArgs: readonly string[] = []): Promise<Ru
   };
 }
 
+/** Servers this process started and has not stopped: ended with it, whatever the exit path. */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 async function launch(binary: string, port: number, dir: string, extraArgs: readonly string[]): Promise<ChildProcess> {
   const child: ChildProcess = spawn(
     binary,
     ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', ...extraArgs],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   let output = '';
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));

@@ -151,10 +151,12 @@ export async function listenCompletions(url: string): Promise<{ messages: Record
 
 /** Suspends a claimed execution on a new waitpoint (installing an HMAC key on its partition first). */
 export async function suspendClaimed(client: FlowFabricClient, c: Claimed, timeoutMs?: number) {
-  const { rotateWaitpointHmacSecret, suspendExecution } = await import('../../generated/suspension.js');
-  const { executionPartition, newSuspensionId, newWaitpointId } = await import('../../runtime/ids.js');
+  const { suspendExecution } = await import('../../generated/suspension.js');
+  const { newSuspensionId, newWaitpointId } = await import('../../runtime/ids.js');
+  const { ensureKeyring } = await import('./suspension.js');
   const waitpointId = newWaitpointId();
-  await rotateWaitpointHmacSecret(client, { partition: executionPartition(c.executionId), newKid: `k-${waitpointId.slice(0, 8)}`, newSecretHex: '000102030405060708090a0b0c0d0e0f', graceMs: 60_000 });
+  // Installs the shared test key only where a partition has none: never rotates shared rings.
+  await ensureKeyring(client, c.executionId);
   await suspendExecution(client, {
     ...holderArgs(c), suspensionId: newSuspensionId(), waitpointId, waitpointKey: `wpk:${waitpointId}`,
     resumeConditionJson: { required_signal_names: ['go'] }, ...(timeoutMs !== undefined ? { timeoutMs } : {}),
