@@ -2,10 +2,10 @@
 //
 // The execution lifecycle: create, claim, complete, fail, cancel, delay, wait for children,
 // reclaim and expire (execution.md).
-import { fieldEnum, fieldInteger, fieldParsed } from '../runtime/decode.js';
+import { fieldEnum, fieldInteger, fieldParsed, fieldText } from '../runtime/decode.js';
 import { encodeId, encodeInteger, encodeJson, encodeText, expectArgs, twoThirds } from '../runtime/encode.js';
 import { ReplyParseError } from '../runtime/errors.js';
-import { executionPartition, executionTag, parseAttemptId, parseExecutionId, parseLaneId, parseLeaseId, type AttemptId, type ExecutionId, type LaneId, type LeaseId } from '../runtime/ids.js';
+import { executionPartition, executionTag, parseAttemptId, parseExecutionId, parseLaneId, parseLeaseId, parseWaitpointId, type AttemptId, type ExecutionId, type LaneId, type LeaseId, type WaitpointId } from '../runtime/ids.js';
 import { type PartitionConfig } from '../runtime/partition.js';
 import { readEnvelope } from '../runtime/reply.js';
 import { type FcallRequest, type FunctionCaller } from '../runtime/transport.js';
@@ -274,6 +274,7 @@ export function parseClaimExecution(reply: unknown): ClaimExecutionResult {
  * - Malformed attempt_policy_json (or one that is not an object) is refused with invalid_input before any write; the reference raised a Lua runtime error after consuming the grant and writing the attempt.
  * - attempt_timeout_ms and execution_deadline_at are validated as integers up front.
  * - execution_id must match the execution in the core key (invalid_input otherwise): the engine derives the attempt keys from it.
+ * - lease_ttl_ms must be a positive integer and renew_before_ms a non-negative integer, and worker_id, lease_id and attempt_id non-empty (invalid_input); the reference accepted any number, storing fractional or past lease expiries.
  */
 export function claimExecution(client: FunctionCaller, args: ClaimExecutionArgs): Promise<ClaimExecutionResult> {
   return client.call(buildClaimExecution(args, client.partitions), parseClaimExecution);
@@ -300,7 +301,7 @@ export type CompleteExecutionResult = {
   readonly publicState: 'completed';
 };
 /** Error codes {@link completeExecution} can fail with (as `ScriptError.code`). */
-export type CompleteExecutionErrorCode = 'execution_not_found' | 'execution_not_active' | 'lease_revoked' | 'lease_expired' | 'stale_lease';
+export type CompleteExecutionErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_active' | 'lease_revoked' | 'lease_expired' | 'stale_lease';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_complete_execution`, without sending anything. */
 export function buildCompleteExecution(args: CompleteExecutionArgs, _partitions: PartitionConfig): FcallRequest {
@@ -366,8 +367,683 @@ export function parseCompleteExecution(reply: unknown): CompleteExecutionResult 
  *
  * Lua function `ff_complete_execution`.
  *
- * @throws ScriptError with code `execution_not_found`, `execution_not_active`, `lease_revoked`, `lease_expired`, `stale_lease`.
+ * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_active`, `lease_revoked`, `lease_expired`, `stale_lease`.
+ *
+ * Deliberate deviations from the reference:
+ * - execution_id must match the execution in the core key (invalid_input otherwise); the reference would index whatever id it was sent as terminal.
  */
 export function completeExecution(client: FunctionCaller, args: CompleteExecutionArgs): Promise<CompleteExecutionResult> {
   return client.call(buildCompleteExecution(args, client.partitions), parseCompleteExecution);
+}
+
+/** Arguments of {@link cancelExecution}. */
+export interface CancelExecutionArgs {
+  /** exec_core current_attempt_index, pre-read (see readExecutionContext; 0 when none). */
+  readonly currentAttemptIndex: number;
+  /** exec_core current_worker_instance_id, pre-read ("" when none). */
+  readonly currentWorkerInstanceId: string;
+  /** exec_core current_waitpoint_id, pre-read; absent when none (the waitpoint slots then carry the partition's placeholder key). Sent as the empty string when absent. */
+  readonly currentWaitpointId?: WaitpointId;
+  /** exec_core lane_id, pre-read ("default" when missing). */
+  readonly laneId: LaneId;
+  readonly executionId: ExecutionId;
+  /** Free text; stored as cancellation_reason. Default: ``. */
+  readonly reason?: string;
+  /** operator_override (skips the lease checks of an active execution), lease_holder, flow_cascade (no completion publish), system_timeout, or any custom text; stored as cancelled_by (the execution id when empty). Default: `operator_override`. */
+  readonly source?: string;
+  /** The caller's lease, checked when the execution is active and the source is not operator_override; absent skips the identity check. Sent as the empty string when absent. */
+  readonly leaseId?: LeaseId;
+  /** The caller's lease epoch, checked with lease_id. Sent as the empty string when absent. */
+  readonly leaseEpoch?: number;
+}
+
+/** Successful replies of {@link cancelExecution}, discriminated on `status`. */
+export type CancelExecutionResult = {
+  readonly status: 'cancelled';
+  readonly cancelledFrom: 'active' | 'runnable' | 'suspended' | 'submitted';
+};
+/** Error codes {@link cancelExecution} can fail with (as `ScriptError.code`). */
+export type CancelExecutionErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_active' | 'lease_revoked' | 'stale_lease';
+
+/** Validates the arguments and builds the KEYS and ARGV of `ff_cancel_execution`, without sending anything. */
+export function buildCancelExecution(args: CancelExecutionArgs, _partitions: PartitionConfig): FcallRequest {
+  const fn = 'ff_cancel_execution';
+  expectArgs(fn, args);
+  const currentAttemptIndex = args.currentAttemptIndex;
+  const currentAttemptIndexArg = encodeInteger(fn, 'current_attempt_index', currentAttemptIndex, 0, 4294967295);
+  const currentWorkerInstanceId = encodeText(fn, 'current_worker_instance_id', args.currentWorkerInstanceId, { keySafe: true });
+  const currentWaitpointId = args.currentWaitpointId === undefined ? undefined : encodeId(fn, 'current_waitpoint_id', args.currentWaitpointId, parseWaitpointId);
+  const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
+  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
+  const reason = encodeText(fn, 'reason', args.reason ?? '');
+  const source = encodeText(fn, 'source', args.source ?? 'operator_override');
+  const leaseId = args.leaseId === undefined ? undefined : encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
+  const leaseEpoch = args.leaseEpoch;
+  const leaseEpochArg = leaseEpoch === undefined ? '' : encodeInteger(fn, 'lease_epoch', leaseEpoch, 0);
+  const tag = executionTag(executionId);
+  const execKeys = new ExecKeys(executionId);
+  const partitionKeys = new PartitionKeys(tag);
+  const keys = [
+    execKeys.core(), // core
+    execKeys.attemptHash(currentAttemptIndex), // attempt_hash
+    execKeys.streamMeta(currentAttemptIndex), // stream_meta
+    execKeys.leaseCurrent(), // lease_current
+    execKeys.leaseHistory(), // lease_history
+    partitionKeys.leaseExpiry(), // lease_expiry
+    partitionKeys.workerLeases(currentWorkerInstanceId), // worker_leases
+    execKeys.suspensionCurrent(), // suspension_current
+    (currentWaitpointId !== undefined && currentWaitpointId !== '') ? partitionKeys.waitpoint(currentWaitpointId) : partitionKeys.noop(), // waitpoint
+    (currentWaitpointId !== undefined && currentWaitpointId !== '') ? partitionKeys.waitpointCondition(currentWaitpointId) : partitionKeys.noop(), // waitpoint_condition
+    partitionKeys.suspensionTimeout(), // suspension_timeout
+    partitionKeys.laneTerminal(laneId), // terminal
+    partitionKeys.attemptTimeout(), // attempt_timeout
+    partitionKeys.executionDeadline(), // execution_deadline
+    partitionKeys.laneEligible(laneId), // eligible
+    partitionKeys.laneDelayed(laneId), // delayed
+    partitionKeys.laneBlockedDependencies(laneId), // blocked_dependencies
+    partitionKeys.laneBlockedBudget(laneId), // blocked_budget
+    partitionKeys.laneBlockedQuota(laneId), // blocked_quota
+    partitionKeys.laneBlockedRoute(laneId), // blocked_route
+    partitionKeys.laneBlockedOperator(laneId), // blocked_operator
+  ];
+  return {
+    fn, keys, argv: [
+      executionId, // execution_id
+      reason, // reason
+      source, // source
+      leaseId ?? '', // lease_id
+      leaseEpochArg, // lease_epoch
+    ]
+  };
+}
+
+/** Reads the reply of `ff_cancel_execution`; failure replies throw a ScriptError. */
+export function parseCancelExecution(reply: unknown): CancelExecutionResult {
+  const fn = 'ff_cancel_execution';
+  const { status, fields } = readEnvelope(fn, reply);
+  switch (status) {
+    case 'OK': {
+      const subStatus = fieldText(fn, 'sub_status', fields, 0);
+      switch (subStatus) {
+        case 'cancelled': {
+          return { status: 'cancelled', cancelledFrom: fieldEnum(fn, 'cancelled_from', fields, 1, ['active', 'runnable', 'suspended', 'submitted'] as const) };
+        }
+
+      }
+
+      throw new ReplyParseError(fn, 'sub_status', `unexpected sub-status ${subStatus} for ${status}`);
+    }
+
+  }
+
+  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
+}
+
+/**
+ * Cancels an execution from any non-terminal phase: active (by the lease holder, or by
+ * an operator override that skips the lease check), runnable (any index) or suspended
+ * (closing the suspension, its waitpoint and condition). The execution ends
+ * terminal/cancelled; every scheduling and timeout index is swept and the execution
+ * is added to the lane's terminal index. A flow member's cancel is published on
+ * ff:dag:completions unless the source is flow_cascade. The lane's active and
+ * suspended indexes, the current attempt's keys, the waitpoint keys and the lease
+ * holder's worker set are also derived inside the engine from exec_core and the
+ * call's hash tag (same slot), so a stale pre-read cannot end the wrong attempt.
+ *
+ * Lua function `ff_cancel_execution`.
+ *
+ * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_active`, `lease_revoked`, `stale_lease`.
+ *
+ * Deliberate deviations from the reference:
+ * - execution_id must match the execution in the core key, and the lane KEYS must be those of the stored lane_id ("default" when missing), else invalid_input before anything is written: the id is the member the sweep removes and the terminal index adds, and another lane's keys would leave it indexed where it was.
+ * - The current attempt's hash and stream meta, the waitpoint and its condition are derived from exec_core (current_attempt_index, current_waitpoint_id) inside the call, and the lease holder's worker set (from current_worker_instance_id) is swept as well as the one passed; the reference used only the caller's pre-read keys, so a stale pre-read ended the wrong attempt or left the execution in a worker's lease set (Q4).
+ * - A runnable execution whose attempt was paused (worker delay, waiting for children, resumed suspension) also ends that attempt (ended_cancelled) and closes its output stream if still open; the reference left the attempt 'suspended' and the stream open under a terminal execution, so stream tails never saw a close (Q8).
+ */
+export function cancelExecution(client: FunctionCaller, args: CancelExecutionArgs): Promise<CancelExecutionResult> {
+  return client.call(buildCancelExecution(args, client.partitions), parseCancelExecution);
+}
+
+/** Arguments of {@link delayExecution}. */
+export interface DelayExecutionArgs {
+  /** The current attempt's index (from the claim). */
+  readonly attemptIndex: number;
+  /** The lease holder's worker instance. */
+  readonly workerInstanceId: string;
+  readonly laneId: LaneId;
+  readonly executionId: ExecutionId;
+  readonly leaseId: LeaseId;
+  readonly leaseEpoch: number;
+  readonly attemptId: AttemptId;
+  /** When the execution becomes due again (epoch ms); a past time is accepted and promoted on the next scan. */
+  readonly delayUntil: number;
+}
+
+/** Successful replies of {@link delayExecution}, discriminated on `status`. */
+export type DelayExecutionResult = {
+  readonly status: 'OK';
+  readonly delayUntil: number;
+};
+/** Error codes {@link delayExecution} can fail with (as `ScriptError.code`). */
+export type DelayExecutionErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_active' | 'lease_revoked' | 'lease_expired' | 'stale_lease';
+
+/** Validates the arguments and builds the KEYS and ARGV of `ff_delay_execution`, without sending anything. */
+export function buildDelayExecution(args: DelayExecutionArgs, _partitions: PartitionConfig): FcallRequest {
+  const fn = 'ff_delay_execution';
+  expectArgs(fn, args);
+  const attemptIndex = args.attemptIndex;
+  const attemptIndexArg = encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
+  const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
+  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
+  const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
+  const leaseEpoch = args.leaseEpoch;
+  const leaseEpochArg = encodeInteger(fn, 'lease_epoch', leaseEpoch, 0);
+  const attemptId = encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
+  const delayUntil = args.delayUntil;
+  const delayUntilArg = encodeInteger(fn, 'delay_until', delayUntil, 0);
+  const tag = executionTag(executionId);
+  const execKeys = new ExecKeys(executionId);
+  const partitionKeys = new PartitionKeys(tag);
+  const keys = [
+    execKeys.core(), // core
+    execKeys.attemptHash(attemptIndex), // attempt_hash
+    execKeys.leaseCurrent(), // lease_current
+    execKeys.leaseHistory(), // lease_history
+    partitionKeys.leaseExpiry(), // lease_expiry
+    partitionKeys.workerLeases(workerInstanceId), // worker_leases
+    partitionKeys.laneActive(laneId), // active
+    partitionKeys.laneDelayed(laneId), // delayed
+    partitionKeys.attemptTimeout(), // attempt_timeout
+  ];
+  return {
+    fn, keys, argv: [
+      executionId, // execution_id
+      leaseId, // lease_id
+      leaseEpochArg, // lease_epoch
+      attemptId, // attempt_id
+      delayUntilArg, // delay_until
+    ]
+  };
+}
+
+/** Reads the reply of `ff_delay_execution`; failure replies throw a ScriptError. */
+export function parseDelayExecution(reply: unknown): DelayExecutionResult {
+  const fn = 'ff_delay_execution';
+  const { status, fields } = readEnvelope(fn, reply);
+  switch (status) {
+    case 'OK': {
+      return { status: 'OK', delayUntil: fieldInteger(fn, 'delay_until', fields, 0) };
+    }
+
+  }
+
+  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
+}
+
+/**
+ * The lease holder pauses its own execution until delay_until: the lease is released,
+ * the attempt is paused (not ended) and the execution goes back to runnable in the
+ * lane's delayed index. After ff_promote_delayed it must be claimed with
+ * ff_claim_resumed_execution.
+ *
+ * Lua function `ff_delay_execution`.
+ *
+ * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_active`, `lease_revoked`, `lease_expired`, `stale_lease`.
+ *
+ * Deliberate deviations from the reference:
+ * - delay_until must be an integer and execution_id must match the core key (invalid_input before anything is written); the reference wrote exec_core and then failed with a Lua runtime error on a non-numeric value.
+ */
+export function delayExecution(client: FunctionCaller, args: DelayExecutionArgs): Promise<DelayExecutionResult> {
+  return client.call(buildDelayExecution(args, client.partitions), parseDelayExecution);
+}
+
+/** Arguments of {@link moveToWaitingChildren}. */
+export interface MoveToWaitingChildrenArgs {
+  /** The current attempt's index (from the claim). */
+  readonly attemptIndex: number;
+  /** The lease holder's worker instance. */
+  readonly workerInstanceId: string;
+  readonly laneId: LaneId;
+  readonly executionId: ExecutionId;
+  readonly leaseId: LeaseId;
+  readonly leaseEpoch: number;
+  readonly attemptId: AttemptId;
+}
+
+/** Successful replies of {@link moveToWaitingChildren}, discriminated on `status`. */
+export type MoveToWaitingChildrenResult = {
+  readonly status: 'OK';
+};
+/** Error codes {@link moveToWaitingChildren} can fail with (as `ScriptError.code`). */
+export type MoveToWaitingChildrenErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_active' | 'lease_revoked' | 'lease_expired' | 'stale_lease';
+
+/** Validates the arguments and builds the KEYS and ARGV of `ff_move_to_waiting_children`, without sending anything. */
+export function buildMoveToWaitingChildren(args: MoveToWaitingChildrenArgs, _partitions: PartitionConfig): FcallRequest {
+  const fn = 'ff_move_to_waiting_children';
+  expectArgs(fn, args);
+  const attemptIndex = args.attemptIndex;
+  const attemptIndexArg = encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
+  const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
+  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
+  const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
+  const leaseEpoch = args.leaseEpoch;
+  const leaseEpochArg = encodeInteger(fn, 'lease_epoch', leaseEpoch, 0);
+  const attemptId = encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
+  const tag = executionTag(executionId);
+  const execKeys = new ExecKeys(executionId);
+  const partitionKeys = new PartitionKeys(tag);
+  const keys = [
+    execKeys.core(), // core
+    execKeys.attemptHash(attemptIndex), // attempt_hash
+    execKeys.leaseCurrent(), // lease_current
+    execKeys.leaseHistory(), // lease_history
+    partitionKeys.leaseExpiry(), // lease_expiry
+    partitionKeys.workerLeases(workerInstanceId), // worker_leases
+    partitionKeys.laneActive(laneId), // active
+    partitionKeys.laneBlockedDependencies(laneId), // blocked_dependencies
+    partitionKeys.attemptTimeout(), // attempt_timeout
+  ];
+  return {
+    fn, keys, argv: [
+      executionId, // execution_id
+      leaseId, // lease_id
+      leaseEpochArg, // lease_epoch
+      attemptId, // attempt_id
+    ]
+  };
+}
+
+/** Reads the reply of `ff_move_to_waiting_children`; failure replies throw a ScriptError. */
+export function parseMoveToWaitingChildren(reply: unknown): MoveToWaitingChildrenResult {
+  const fn = 'ff_move_to_waiting_children';
+  const { status, fields } = readEnvelope(fn, reply);
+  switch (status) {
+    case 'OK': {
+      return { status: 'OK' };
+    }
+
+  }
+
+  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
+}
+
+/**
+ * The lease holder parks its execution until its children (dependencies) finish: the
+ * lease is released, the attempt is paused (not ended) and the execution becomes
+ * runnable/blocked_by_dependencies in the lane's blocked:dependencies index, scored
+ * by its creation time. Flow dependency resolution later makes it eligible again.
+ *
+ * Lua function `ff_move_to_waiting_children`.
+ *
+ * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_active`, `lease_revoked`, `lease_expired`, `stale_lease`.
+ *
+ * Deliberate deviations from the reference:
+ * - execution_id must match the execution in the core key (invalid_input): it is the index member written.
+ */
+export function moveToWaitingChildren(client: FunctionCaller, args: MoveToWaitingChildrenArgs): Promise<MoveToWaitingChildrenResult> {
+  return client.call(buildMoveToWaitingChildren(args, client.partitions), parseMoveToWaitingChildren);
+}
+
+/** Arguments of {@link failExecution}. */
+export interface FailExecutionArgs {
+  /** The current attempt's index (from the claim). */
+  readonly attemptIndex: number;
+  /** The lease holder's worker instance. */
+  readonly workerInstanceId: string;
+  readonly laneId: LaneId;
+  readonly executionId: ExecutionId;
+  readonly leaseId: LeaseId;
+  readonly leaseEpoch: number;
+  readonly attemptId: AttemptId;
+  /** Free text; carried to the retry attempt. Default: ``. */
+  readonly failureReason?: string;
+  /** Free text; stored only. Default: ``. */
+  readonly failureCategory?: string;
+  /** The RetryPolicy object: { max_retries, backoff: { type: exponential, initial_delay_ms, max_delay_ms, multiplier } | { type: fixed, delay_ms } }. Absent, null or not an object means no retry. Sent as the empty string when absent. */
+  readonly retryPolicyJson?: unknown;
+}
+
+/** Successful replies of {@link failExecution}, discriminated on `status`. */
+export type FailExecutionResult =
+  | {
+    readonly status: 'retry_scheduled';
+    readonly delayUntil: number;
+  }
+  | {
+    readonly status: 'terminal_failed';
+  };
+/** Error codes {@link failExecution} can fail with (as `ScriptError.code`). */
+export type FailExecutionErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_active' | 'lease_revoked' | 'lease_expired' | 'stale_lease';
+
+/** Validates the arguments and builds the KEYS and ARGV of `ff_fail_execution`, without sending anything. */
+export function buildFailExecution(args: FailExecutionArgs, _partitions: PartitionConfig): FcallRequest {
+  const fn = 'ff_fail_execution';
+  expectArgs(fn, args);
+  const attemptIndex = args.attemptIndex;
+  const attemptIndexArg = encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
+  const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
+  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
+  const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
+  const leaseEpoch = args.leaseEpoch;
+  const leaseEpochArg = encodeInteger(fn, 'lease_epoch', leaseEpoch, 0);
+  const attemptId = encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
+  const failureReason = encodeText(fn, 'failure_reason', args.failureReason ?? '');
+  const failureCategory = encodeText(fn, 'failure_category', args.failureCategory ?? '');
+  const retryPolicyJson = args.retryPolicyJson;
+  const retryPolicyJsonArg = retryPolicyJson === undefined ? '' : encodeJson(fn, 'retry_policy_json', retryPolicyJson);
+  const tag = executionTag(executionId);
+  const execKeys = new ExecKeys(executionId);
+  const partitionKeys = new PartitionKeys(tag);
+  const keys = [
+    execKeys.core(), // core
+    execKeys.attemptHash(attemptIndex), // attempt_hash
+    partitionKeys.leaseExpiry(), // lease_expiry
+    partitionKeys.workerLeases(workerInstanceId), // worker_leases
+    partitionKeys.laneTerminal(laneId), // terminal
+    partitionKeys.laneDelayed(laneId), // delayed
+    execKeys.leaseCurrent(), // lease_current
+    execKeys.leaseHistory(), // lease_history
+    partitionKeys.laneActive(laneId), // active
+    execKeys.streamMeta(attemptIndex), // stream_meta
+    partitionKeys.attemptTimeout(), // attempt_timeout
+    partitionKeys.executionDeadline(), // execution_deadline
+  ];
+  return {
+    fn, keys, argv: [
+      executionId, // execution_id
+      leaseId, // lease_id
+      leaseEpochArg, // lease_epoch
+      attemptId, // attempt_id
+      failureReason, // failure_reason
+      failureCategory, // failure_category
+      retryPolicyJsonArg, // retry_policy_json
+    ]
+  };
+}
+
+/** Reads the reply of `ff_fail_execution`; failure replies throw a ScriptError. */
+export function parseFailExecution(reply: unknown): FailExecutionResult {
+  const fn = 'ff_fail_execution';
+  const { status, fields } = readEnvelope(fn, reply);
+  switch (status) {
+    case 'OK': {
+      const subStatus = fieldText(fn, 'sub_status', fields, 0);
+      switch (subStatus) {
+        case 'retry_scheduled': {
+          return { status: 'retry_scheduled', delayUntil: fieldInteger(fn, 'delay_until', fields, 1) };
+        }
+
+        case 'terminal_failed': {
+          return { status: 'terminal_failed' };
+        }
+
+      }
+
+      throw new ReplyParseError(fn, 'sub_status', `unexpected sub-status ${subStatus} for ${status}`);
+    }
+
+  }
+
+  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
+}
+
+/**
+ * The lease holder reports that the current attempt failed. The attempt ends and its
+ * output stream closes. If the retry policy still allows a retry (retry_count <
+ * max_retries), the execution goes to the lane's delayed index until now + backoff
+ * (exponential: min(initial × multiplier^retry_count, max); fixed: delay_ms; 1000 ms
+ * otherwise) and the next claim creates a `retry` attempt. Otherwise the execution
+ * becomes terminal/failed and a flow member's failure is published on
+ * ff:dag:completions.
+ *
+ * Lua function `ff_fail_execution`.
+ *
+ * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_active`, `lease_revoked`, `lease_expired`, `stale_lease`.
+ *
+ * Deliberate deviations from the reference:
+ * - execution_id must match the execution in the core key (invalid_input): it is the index member written.
+ * - The backoff is rounded down to whole milliseconds; the reference wrote a fractional delay_until (e.g. multiplier 1.5) that its own reply parser then rejected, after the state was written (Q5).
+ * - retry_policy_json that is not valid JSON, or whose max_retries / initial_delay_ms / max_delay_ms / multiplier / delay_ms is present but not a number, is refused with invalid_input before anything is written; the reference silently treated malformed JSON as 'no retry' (a terminal failure) and hit a Lua runtime error on non-numeric fields. JSON null or a non-object still means no retry.
+ */
+export function failExecution(client: FunctionCaller, args: FailExecutionArgs): Promise<FailExecutionResult> {
+  return client.call(buildFailExecution(args, client.partitions), parseFailExecution);
+}
+
+/** Arguments of {@link reclaimExecution}. */
+export interface ReclaimExecutionArgs {
+  /** exec_core current_attempt_index, pre-read (see readExecutionContext). */
+  readonly currentAttemptIndex: number;
+  /** exec_core total_attempt_count, pre-read; only the placeholder new-attempt keys use it (the engine derives the real index). Default: `0`. */
+  readonly newAttemptIndex?: number;
+  readonly executionId: ExecutionId;
+  /** Must equal the grant's worker. */
+  readonly workerId: string;
+  /** The reclaiming worker instance. */
+  readonly workerInstanceId: string;
+  /** The execution's lane; written to current_lane. */
+  readonly laneId: LaneId;
+  /** A fresh UUID for the new lease (see newLeaseId). */
+  readonly leaseId: LeaseId;
+  readonly leaseTtlMs: number;
+  /** A fresh UUID for the new attempt (see newAttemptId). */
+  readonly attemptId: AttemptId;
+}
+
+/** Successful replies of {@link reclaimExecution}, discriminated on `status`. */
+export type ReclaimExecutionResult = {
+  readonly status: 'OK';
+  readonly leaseId: LeaseId;
+  readonly leaseEpoch: number;
+  readonly leaseExpiresAt: number;
+  readonly attemptId: AttemptId;
+  readonly attemptIndex: number;
+  readonly attemptType: 'reclaim';
+};
+/** Error codes {@link reclaimExecution} can fail with (as `ScriptError.code`). */
+export type ReclaimExecutionErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_reclaimable' | 'max_retries_exhausted' | 'invalid_claim_grant';
+
+/** Validates the arguments and builds the KEYS and ARGV of `ff_reclaim_execution`, without sending anything. */
+export function buildReclaimExecution(args: ReclaimExecutionArgs, _partitions: PartitionConfig): FcallRequest {
+  const fn = 'ff_reclaim_execution';
+  expectArgs(fn, args);
+  const currentAttemptIndex = args.currentAttemptIndex;
+  const currentAttemptIndexArg = encodeInteger(fn, 'current_attempt_index', currentAttemptIndex, 0, 4294967295);
+  const newAttemptIndex = args.newAttemptIndex ?? 0;
+  const newAttemptIndexArg = encodeInteger(fn, 'new_attempt_index', newAttemptIndex, 0, 4294967295);
+  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
+  const workerId = encodeText(fn, 'worker_id', args.workerId, { nonEmpty: true });
+  const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
+  const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
+  const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
+  const leaseTtlMs = args.leaseTtlMs;
+  const leaseTtlMsArg = encodeInteger(fn, 'lease_ttl_ms', leaseTtlMs, 1);
+  const attemptId = encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
+  const tag = executionTag(executionId);
+  const execKeys = new ExecKeys(executionId);
+  const partitionKeys = new PartitionKeys(tag);
+  const keys = [
+    execKeys.core(), // core
+    execKeys.claimGrant(), // claim_grant
+    execKeys.attemptHash(currentAttemptIndex), // old_attempt_hash
+    execKeys.streamMeta(currentAttemptIndex), // old_stream_meta
+    execKeys.attemptHash(newAttemptIndex), // new_attempt_hash
+    execKeys.attemptUsage(newAttemptIndex), // new_attempt_usage
+    execKeys.attempts(), // attempts
+    execKeys.leaseCurrent(), // lease_current
+    execKeys.leaseHistory(), // lease_history
+    partitionKeys.leaseExpiry(), // lease_expiry
+    partitionKeys.workerLeases(workerInstanceId), // worker_leases
+    partitionKeys.laneActive(laneId), // active
+    partitionKeys.attemptTimeout(), // attempt_timeout
+    partitionKeys.executionDeadline(), // execution_deadline
+  ];
+  return {
+    fn, keys, argv: [
+      executionId, // execution_id
+      workerId, // worker_id
+      workerInstanceId, // worker_instance_id
+      laneId, // lane_id
+      leaseId, // lease_id
+      leaseTtlMsArg, // lease_ttl_ms
+      attemptId, // attempt_id
+      '', // attempt_policy_json
+    ]
+  };
+}
+
+/** Reads the reply of `ff_reclaim_execution`; failure replies throw a ScriptError. */
+export function parseReclaimExecution(reply: unknown): ReclaimExecutionResult {
+  const fn = 'ff_reclaim_execution';
+  const { status, fields } = readEnvelope(fn, reply);
+  switch (status) {
+    case 'OK': {
+      return { status: 'OK', leaseId: fieldParsed(fn, 'lease_id', fields, 0, parseLeaseId), leaseEpoch: fieldInteger(fn, 'lease_epoch', fields, 1), leaseExpiresAt: fieldInteger(fn, 'lease_expires_at', fields, 2), attemptId: fieldParsed(fn, 'attempt_id', fields, 3, parseAttemptId), attemptIndex: fieldInteger(fn, 'attempt_index', fields, 4), attemptType: fieldEnum(fn, 'attempt_type', fields, 5, ['reclaim'] as const) };
+    }
+
+  }
+
+  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
+}
+
+/**
+ * Takes over an active execution whose lease expired (lease_expired_reclaimable) or was
+ * revoked (lease_revoked): consumes the reclaim grant (from ff_issue_reclaim_grant),
+ * ends the old attempt as interrupted_reclaimed, closes its output stream, and starts a
+ * new `reclaim` attempt under a new lease whose epoch is one above the last. Once the
+ * execution's policy max_reclaim_count (default 100) is reached it instead fails the
+ * execution terminally and answers max_retries_exhausted. The new attempt's keys, the
+ * old attempt's keys, the policy key and the old holder's worker set are derived inside
+ * the engine from exec_core and the call's hash tag (same slot).
+ *
+ * Lua function `ff_reclaim_execution`.
+ *
+ * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_reclaimable`, `max_retries_exhausted`, `invalid_claim_grant`.
+ *
+ * Deliberate deviations from the reference:
+ * - lease_ttl_ms must be a positive integer, execution_id must match the core key and worker_id, lease_id and attempt_id must be non-empty (invalid_input, before anything is written); the reference accepted any number, including negative and fractional TTLs (a fractional one stored a fractional lease expiry).
+ * - On success the execution is also removed from the old holder's worker lease set; the reference left it there after an expiry (Q6). The old attempt-timeout entry is kept, as in the reference: reclaim carries no attempt timeout of its own.
+ * - The old attempt's hash and stream meta are derived from exec_core current_attempt_index inside the call, so a stale pre-read cannot end the wrong attempt (Q4).
+ * - The max-reclaim terminal path (which still answers max_retries_exhausted after writing, as the reference does) also ends the old attempt (ended_failure, max_reclaims_exceeded), closes its output stream if still open and publishes a flow member's failure on ff:dag:completions; the reference left the attempt 'started', the stream open and the flow unnotified (Q7).
+ */
+export function reclaimExecution(client: FunctionCaller, args: ReclaimExecutionArgs): Promise<ReclaimExecutionResult> {
+  return client.call(buildReclaimExecution(args, client.partitions), parseReclaimExecution);
+}
+
+/** Arguments of {@link expireExecution}. */
+export interface ExpireExecutionArgs {
+  /** exec_core current_attempt_index, pre-read (see readExecutionContext; 0 when none). */
+  readonly currentAttemptIndex: number;
+  /** exec_core current_worker_instance_id, pre-read ("" when none; the engine also sweeps the real holder's set). */
+  readonly currentWorkerInstanceId: string;
+  /** exec_core lane_id, pre-read ("default" when missing). */
+  readonly laneId: LaneId;
+  readonly executionId: ExecutionId;
+  /** attempt_timeout or execution_deadline (the scanners' values), or other text; stored as failure_reason. Default: `attempt_timeout`. */
+  readonly expireReason?: string;
+}
+
+/** Successful replies of {@link expireExecution}, discriminated on `status`. */
+export type ExpireExecutionResult =
+  | {
+    readonly status: 'expired';
+    readonly expiredFrom: 'active' | 'runnable' | 'suspended' | 'submitted';
+  }
+  | {
+    readonly status: 'already_terminal';
+  }
+  | {
+    readonly status: 'not_found_cleaned';
+  };
+/** Error codes {@link expireExecution} can fail with (as `ScriptError.code`). */
+export type ExpireExecutionErrorCode = 'invalid_input';
+
+/** Validates the arguments and builds the KEYS and ARGV of `ff_expire_execution`, without sending anything. */
+export function buildExpireExecution(args: ExpireExecutionArgs, _partitions: PartitionConfig): FcallRequest {
+  const fn = 'ff_expire_execution';
+  expectArgs(fn, args);
+  const currentAttemptIndex = args.currentAttemptIndex;
+  const currentAttemptIndexArg = encodeInteger(fn, 'current_attempt_index', currentAttemptIndex, 0, 4294967295);
+  const currentWorkerInstanceId = encodeText(fn, 'current_worker_instance_id', args.currentWorkerInstanceId, { keySafe: true });
+  const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
+  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
+  const expireReason = encodeText(fn, 'expire_reason', args.expireReason ?? 'attempt_timeout');
+  const tag = executionTag(executionId);
+  const execKeys = new ExecKeys(executionId);
+  const partitionKeys = new PartitionKeys(tag);
+  const keys = [
+    execKeys.core(), // core
+    execKeys.attemptHash(currentAttemptIndex), // attempt_hash
+    execKeys.streamMeta(currentAttemptIndex), // stream_meta
+    execKeys.leaseCurrent(), // lease_current
+    execKeys.leaseHistory(), // lease_history
+    partitionKeys.leaseExpiry(), // lease_expiry
+    partitionKeys.workerLeases(currentWorkerInstanceId), // worker_leases
+    partitionKeys.laneActive(laneId), // active
+    partitionKeys.laneTerminal(laneId), // terminal
+    partitionKeys.attemptTimeout(), // attempt_timeout
+    partitionKeys.executionDeadline(), // execution_deadline
+    partitionKeys.laneSuspended(laneId), // suspended
+    partitionKeys.suspensionTimeout(), // suspension_timeout
+    execKeys.suspensionCurrent(), // suspension_current
+  ];
+  return {
+    fn, keys, argv: [
+      executionId, // execution_id
+      expireReason, // expire_reason
+    ]
+  };
+}
+
+/** Reads the reply of `ff_expire_execution`; failure replies throw a ScriptError. */
+export function parseExpireExecution(reply: unknown): ExpireExecutionResult {
+  const fn = 'ff_expire_execution';
+  const { status, fields } = readEnvelope(fn, reply);
+  switch (status) {
+    case 'OK': {
+      const subStatus = fieldText(fn, 'sub_status', fields, 0);
+      switch (subStatus) {
+        case 'expired': {
+          return { status: 'expired', expiredFrom: fieldEnum(fn, 'expired_from', fields, 1, ['active', 'runnable', 'suspended', 'submitted'] as const) };
+        }
+
+        case 'already_terminal': {
+          return { status: 'already_terminal' };
+        }
+
+        case 'not_found_cleaned': {
+          return { status: 'not_found_cleaned' };
+        }
+
+      }
+
+      throw new ReplyParseError(fn, 'sub_status', `unexpected sub-status ${subStatus} for ${status}`);
+    }
+
+  }
+
+  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
+}
+
+/**
+ * Forces an execution to terminal/expired because its attempt timeout or its deadline
+ * passed (called by the attempt-timeout and execution-deadline scanners). Works from
+ * the active, suspended and runnable phases; idempotent: a missing or already terminal
+ * execution only has its timeout and deadline entries cleaned. The lease holder's
+ * worker set, the runnable lane index and the current attempt's keys are derived
+ * inside the engine from exec_core and the call's hash tag (same slot).
+ *
+ * Lua function `ff_expire_execution`.
+ *
+ * @throws ScriptError with code `invalid_input`.
+ *
+ * Deliberate deviations from the reference:
+ * - execution_id must match the execution in the core key, and the lane KEYS must be those of the stored lane_id ("default" when missing), else invalid_input before anything is written; an empty expire_reason counts as attempt_timeout, like a missing one.
+ * - The current attempt's hash and stream meta are derived from exec_core current_attempt_index inside the call, so a stale pre-read (or the reference wrapper's placeholder index 0) cannot end the wrong attempt (Q4).
+ * - A runnable execution whose attempt was paused (worker delay, waiting for children, resumed suspension) also ends that attempt (ended_failure) and closes its output stream if still open; the reference left the attempt 'suspended' and the stream open (as Q8 for cancel).
+ * - A flow member's expiry is published on ff:dag:completions (outcome expired), so its dependents are resolved without waiting for the dependency reconciler; the reference did not publish (Q10).
+ */
+export function expireExecution(client: FunctionCaller, args: ExpireExecutionArgs): Promise<ExpireExecutionResult> {
+  return client.call(buildExpireExecution(args, client.partitions), parseExpireExecution);
 }

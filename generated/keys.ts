@@ -266,6 +266,11 @@ export class PartitionKeys {
   noop(): string {
     return `ff:noop:${this.tag}`;
   }
+
+  /** `ff:idx:{tag}:lane:{lane_id}:blocked:{blocked_set}` (zset): One admission blocked index of a lane (blocked_set = budget, quota, route or operator), for functions whose caller picks the set. */
+  laneBlocked(laneId: LaneId, blockedSet: string): string {
+    return `ff:idx:${this.tag}:lane:${laneId}:blocked:${blockedSet}`;
+  }
 }
 
 /** Keys of one flow, on the flow's partition (FlowKeyContext). */

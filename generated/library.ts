@@ -4,14 +4,56 @@
 export const LIBRARY_VERSION = '6';
 
 /** Fingerprint of every function signature (KEYS and ARGV names); changes with the wire interface. */
-export const SIGNATURE_FINGERPRINT = 'a677c4e655c0ea6b';
+export const SIGNATURE_FINGERPRINT = 'f66a4dac54b30903';
 
 /** Every function the library registers, as declared in spec/. */
 export const FUNCTION_NAMES = [
+  'ff_add_execution_to_flow',
+  'ff_append_frame',
+  'ff_apply_dependency_to_child',
+  'ff_block_execution_for_admission',
+  'ff_buffer_signal_for_pending_waitpoint',
+  'ff_cancel_execution',
+  'ff_cancel_flow',
+  'ff_change_priority',
+  'ff_check_admission_and_record',
   'ff_claim_execution',
+  'ff_claim_resumed_execution',
+  'ff_close_waitpoint',
   'ff_complete_execution',
+  'ff_create_budget',
   'ff_create_execution',
+  'ff_create_flow',
+  'ff_create_pending_waitpoint',
+  'ff_create_quota_policy',
+  'ff_delay_execution',
+  'ff_deliver_signal',
+  'ff_evaluate_flow_eligibility',
+  'ff_expire_execution',
+  'ff_expire_suspension',
+  'ff_fail_execution',
   'ff_issue_claim_grant',
+  'ff_issue_reclaim_grant',
+  'ff_list_waitpoint_hmac_kids',
+  'ff_mark_lease_expired_if_due',
+  'ff_move_to_waiting_children',
+  'ff_promote_blocked_to_eligible',
+  'ff_promote_delayed',
+  'ff_read_attempt_stream',
+  'ff_reclaim_execution',
+  'ff_release_admission',
+  'ff_renew_lease',
+  'ff_replay_execution',
+  'ff_report_usage_and_check',
+  'ff_reset_budget',
+  'ff_resolve_dependency',
+  'ff_resume_execution',
+  'ff_revoke_lease',
+  'ff_rotate_waitpoint_hmac_secret',
+  'ff_stage_dependency_edge',
+  'ff_suspend_execution',
+  'ff_unblock_execution',
+  'ff_update_progress',
   'ff_version',
 ] as const;
 
@@ -115,7 +157,8 @@ local function check_args(A, rules)
     if optional and (raw == nil or raw == '') then
       A[name] = nil
     elseif base == 'number' or base == 'int' then
-      local n = (base == 'int') and parse_int(raw) or parse_number(raw)
+      local n
+      if base == 'int' then n = parse_int(raw) else n = parse_number(raw) end
       if n == nil then
         local what = (base == 'int') and 'an integer' or 'a number'
         return err('invalid_input', name .. ' must be ' .. what .. ', got: ' .. tostring(raw))
@@ -144,6 +187,18 @@ local function hgetall(key)
   local map = {}
   for i = 1, #flat, 2 do
     map[flat[i]] = flat[i + 1]
+  end
+  return map
+end
+
+-- HMGET into a map of the named fields (missing ones absent). Hot paths read only what
+-- they need: an execution's core hash has some fifty fields.
+local function hmget_map(key, fields)
+  local values = redis.call('HMGET', key, unpack(fields))
+  local map = {}
+  for i = 1, #fields do
+    local value = values[i]
+    if value then map[fields[i]] = value end
   end
   return map
 end
@@ -180,6 +235,7 @@ end
 -- The execution id inside an exec key \`ff:exec:<tag>:<eid>:<suffix>\`.
 local function eid_of_exec_key(key)
   local tag = tag_of(key)
+  if not tag then return nil end
   local rest = string.sub(key, #'ff:exec:' + #tag + 2)
   return string.match(rest, '^(.-}:[^:]+)')
 end
@@ -227,22 +283,42 @@ local CAPS_MAX_BYTES = 4096
 -- v: lifecycle_phase, ownership_state, eligibility_state, blocking_reason, blocking_detail,
 -- terminal_outcome, attempt_state, public_state; extra: more fields for the same HSET.
 -- transition=true also stamps last_transition_at.
+local STATE_FIELDS = {
+  'lifecycle_phase', 'ownership_state', 'eligibility_state', 'blocking_reason', 'terminal_outcome',
+  'attempt_state', 'public_state',
+}
+
 local function write_state(core_key, now, v, extra, transition)
-  local fields = extra or {}
-  fields.lifecycle_phase = v.lifecycle_phase
-  fields.ownership_state = v.ownership_state
-  fields.eligibility_state = v.eligibility_state
-  fields.blocking_reason = v.blocking_reason
-  fields.blocking_detail = v.blocking_detail or ''
-  fields.terminal_outcome = v.terminal_outcome
-  fields.attempt_state = v.attempt_state
-  fields.public_state = v.public_state
-  fields.last_mutation_at = now
-  if transition ~= false then
-    fields.last_transition_at = now
+  -- Built as one flat argument list: this HSET runs on every transition. A dimension left
+  -- nil in v is not written (promotion keeps attempt_state as it is).
+  local cmd = { 'HSET', core_key, 'blocking_detail', v.blocking_detail or '', 'last_mutation_at', now }
+  for i = 1, #STATE_FIELDS do
+    local value = v[STATE_FIELDS[i]]
+    if value ~= nil then
+      cmd[#cmd + 1] = STATE_FIELDS[i]
+      cmd[#cmd + 1] = value
+    end
   end
-  hset_table(core_key, fields)
+  if transition ~= false then
+    cmd[#cmd + 1] = 'last_transition_at'
+    cmd[#cmd + 1] = now
+  end
+  if extra then
+    for field, value in pairs(extra) do
+      cmd[#cmd + 1] = field
+      cmd[#cmd + 1] = to_text(value)
+    end
+  end
+  redis.call(unpack(cmd))
 end
+
+-- The exec_core fields that lease validation and expiry marking read (with flow_id for the
+-- completion notice), so write paths can HMGET them instead of reading the whole record.
+local LEASE_FIELDS = {
+  'lifecycle_phase', 'ownership_state', 'eligibility_state', 'terminal_outcome', 'lease_expires_at',
+  'current_lease_id', 'current_lease_epoch', 'current_attempt_id', 'current_attempt_index',
+  'current_worker_id', 'current_worker_instance_id', 'flow_id',
+}
 
 ---------------------------------------------------------------------------
 -- Lease history (execution.md §1.7): XADD MAXLEN ~ 1000, fields in the given order.
@@ -323,6 +399,29 @@ local function publish_completion(core, eid, outcome)
   end
 end
 
+---------------------------------------------------------------------------
+-- lease / stream modules
+---------------------------------------------------------------------------
+-- Integer ARGV check with inclusive bounds, converting A[name] in place (check_args' 'int'
+-- without the range). optional: absent or empty becomes nil. Returns nil or the
+-- invalid_input reply.
+local function check_int_arg(A, name, min, max, optional)
+  local raw = A[name]
+  if optional and (raw == nil or raw == '') then
+    A[name] = nil
+    return nil
+  end
+  local n = parse_int(raw)
+  if n == nil then
+    return err('invalid_input', name .. ' must be an integer, got: ' .. tostring(raw))
+  end
+  if (min ~= nil and n < min) or (max ~= nil and n > max) then
+    return err('invalid_input', name .. ' must be in ' .. to_text(min) .. '..' .. to_text(max) .. ', got: ' .. raw)
+  end
+  A[name] = n
+  return nil
+end
+
 -- source: lua/version.lua
 -- The library version: its only home. Bump it whenever a function is added or any
 -- function's KEYS or ARGV change, so a client built for another library reloads it.
@@ -333,6 +432,202 @@ redis.register_function{
   end,
   flags = { 'no-writes' },
 }
+
+-- source: lua/lease.lua
+-- Lease upkeep: renew, mark expired, revoke. KEYS, ARGV and replies: spec/lease.yaml.
+-- Module-local helpers live in the one table Lease, to keep the chunk's locals few.
+local Lease = {}
+
+-- Upper bound of the renew durations (about 31 700 years).
+Lease.MAX_DURATION_MS = 1000000000000000
+
+-- ARGV execution_id names the member of the partition indexes these functions write; it
+-- must be the execution whose core key was passed, or the indexes would drift.
+function Lease.check_execution(core_key, execution_id)
+  if not is_set(execution_id) then
+    return err('invalid_input', 'execution_id must not be empty')
+  end
+  if tag_of(core_key) == nil or eid_of_exec_key(core_key) ~= execution_id then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
+  return nil
+end
+
+redis.register_function('ff_renew_lease', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    lease_current = keys[2],
+    lease_history = keys[3],
+    lease_expiry = keys[4],
+  }
+  local A = {
+    execution_id = args[1],
+    attempt_index = args[2],
+    attempt_id = args[3],
+    lease_id = args[4],
+    lease_epoch = args[5],
+    lease_ttl_ms = args[6],
+    lease_history_grace_ms = args[7],
+  }
+  -- Bounded so that now + ttl + grace stays an exact integer (timestamps are written as text).
+  local bad = check_int_arg(A, 'lease_ttl_ms', 1, Lease.MAX_DURATION_MS)
+    or check_int_arg(A, 'lease_history_grace_ms', 0, Lease.MAX_DURATION_MS)
+  if bad then return bad end
+  bad = Lease.check_execution(K.core, A.execution_id)
+  if bad then return bad end
+
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  if core.lifecycle_phase ~= 'active' then
+    return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
+  end
+  if core.ownership_state == 'lease_revoked' or is_set(core.lease_revoked_at) then
+    return err('lease_revoked')
+  end
+  if (parse_number(core.lease_expires_at) or 0) <= now then
+    mark_expired(K.core, K.lease_history, core, now)
+    return err('lease_expired')
+  end
+  if core.current_attempt_index ~= A.attempt_index
+    or core.current_attempt_id ~= A.attempt_id
+    or core.current_lease_id ~= A.lease_id
+    or core.current_lease_epoch ~= A.lease_epoch then
+    return err('stale_lease')
+  end
+
+  local expires_at = now + A.lease_ttl_ms
+  local renewal_deadline = now + math.floor(A.lease_ttl_ms * 2 / 3)
+  redis.call('HSET', K.core,
+    'lease_last_renewed_at', to_text(now),
+    'lease_renewal_deadline', to_text(renewal_deadline),
+    'lease_expires_at', to_text(expires_at),
+    'last_mutation_at', to_text(now))
+  redis.call('HSET', K.lease_current,
+    'last_renewed_at', to_text(now),
+    'renewal_deadline', to_text(renewal_deadline),
+    'expires_at', to_text(expires_at))
+  redis.call('PEXPIREAT', K.lease_current, to_text(expires_at + A.lease_history_grace_ms))
+  redis.call('ZADD', K.lease_expiry, to_text(expires_at), A.execution_id)
+  return ok(to_text(expires_at))
+end))
+
+redis.register_function('ff_mark_lease_expired_if_due', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    lease_current = keys[2],
+    lease_expiry = keys[3],
+    lease_history = keys[4],
+  }
+  local A = {
+    execution_id = args[1],
+  }
+  local bad = Lease.check_execution(K.core, A.execution_id)
+  if bad then return bad end
+
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    redis.call('ZREM', K.lease_expiry, A.execution_id)
+    return ok_status('ALREADY_SATISFIED', 'execution_not_found')
+  end
+  if core.lifecycle_phase ~= 'active' then
+    redis.call('ZREM', K.lease_expiry, A.execution_id)
+    return ok_status('ALREADY_SATISFIED', 'not_active')
+  end
+  if core.ownership_state == 'lease_expired_reclaimable' then
+    return ok_status('ALREADY_SATISFIED', 'already_expired')
+  end
+  if core.ownership_state == 'lease_revoked' then
+    return ok_status('ALREADY_SATISFIED', 'already_revoked')
+  end
+  if core.ownership_state == 'unowned' then
+    redis.call('ZREM', K.lease_expiry, A.execution_id)
+    return ok_status('ALREADY_SATISFIED', 'unowned')
+  end
+  if (parse_number(core.lease_expires_at) or 0) > now then
+    return ok_status('ALREADY_SATISFIED', 'not_yet_expired')
+  end
+  -- The lease_expiry entry stays: the reclaim scan looks for the execution there.
+  mark_expired(K.core, K.lease_history, core, now)
+  return ok('marked_expired')
+end))
+
+redis.register_function('ff_revoke_lease', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    lease_current = keys[2],
+    lease_history = keys[3],
+    lease_expiry = keys[4],
+    worker_leases = keys[5],
+  }
+  local A = {
+    execution_id = args[1],
+    expected_lease_id = args[2],
+    revoke_reason = args[3],
+  }
+  local bad = Lease.check_execution(K.core, A.execution_id)
+  if bad then return bad end
+  -- Only a missing reason falls back; an explicit empty string is kept (as the reference).
+  local reason = A.revoke_reason
+  if reason == nil then reason = 'operator' end
+
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  if core.lifecycle_phase ~= 'active' then
+    return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
+  end
+  if core.ownership_state ~= 'leased' then
+    if core.ownership_state == 'lease_revoked' then
+      return ok_status('ALREADY_SATISFIED', 'already_revoked')
+    end
+    if core.ownership_state == 'lease_expired_reclaimable' then
+      return ok_status('ALREADY_SATISFIED', 'already_expired')
+    end
+    return err('no_active_lease')
+  end
+  local current_lease_id = core.current_lease_id or ''
+  if is_set(A.expected_lease_id) and A.expected_lease_id ~= current_lease_id then
+    return err('stale_lease', 'expected ' .. A.expected_lease_id .. ' but current is ' .. current_lease_id)
+  end
+
+  -- Identity for the reply and the event, captured before the state write.
+  local lease_epoch = core.current_lease_epoch or ''
+  write_state(K.core, now, {
+    lifecycle_phase = 'active',
+    ownership_state = 'lease_revoked',
+    eligibility_state = core.eligibility_state or 'not_applicable',
+    blocking_reason = 'waiting_for_worker',
+    blocking_detail = 'lease revoked: ' .. reason,
+    terminal_outcome = 'none',
+    attempt_state = 'attempt_interrupted',
+    public_state = 'active',
+  }, {
+    lease_revoked_at = now,
+    lease_revoke_reason = reason,
+  }, false)
+  redis.call('DEL', K.lease_current)
+  redis.call('ZREM', K.lease_expiry, A.execution_id)
+  redis.call('SREM', K.worker_leases, A.execution_id)
+  if is_set(core.current_worker_instance_id) then
+    local holder_set = worker_leases_key(tag_of(K.core), core.current_worker_instance_id)
+    if holder_set ~= K.worker_leases then
+      redis.call('SREM', holder_set, A.execution_id)
+    end
+  end
+  history_add(K.lease_history, {
+    'event', 'revoked', 'lease_id', current_lease_id, 'lease_epoch', lease_epoch,
+    'attempt_index', core.current_attempt_index, 'attempt_id', core.current_attempt_id,
+    'worker_id', core.current_worker_id, 'worker_instance_id', core.current_worker_instance_id,
+    'reason', reason, 'ts', now,
+  })
+  return ok('revoked', current_lease_id, lease_epoch)
+end))
 
 -- source: lua/execution.lua
 -- Execution lifecycle functions. KEYS, ARGV and replies: spec/execution.yaml.
@@ -557,6 +852,14 @@ function Exec.flatten_policy(policy)
   return flat
 end
 
+-- The exec_core fields a claim reads, and the grant fields it checks.
+Exec.CLAIM_FIELDS = {
+  'lifecycle_phase', 'ownership_state', 'eligibility_state', 'terminal_outcome', 'attempt_state',
+  'current_lease_epoch', 'total_attempt_count', 'started_at', 'pending_retry_reason',
+  'pending_previous_attempt_index', 'pending_replay_reason', 'pending_replay_requested_by',
+}
+Exec.GRANT_FIELDS = { 'worker_id', 'grant_expires_at' }
+
 redis.register_function('ff_claim_execution', guard(function(keys, args)
   local K = {
     core = keys[1],
@@ -589,14 +892,20 @@ redis.register_function('ff_claim_execution', guard(function(keys, args)
     execution_deadline_at = args[12],
   }
   local bad = check_args(A, {
-    { 'lease_ttl_ms', 'number' },
-    { 'renew_before_ms', 'number' },
+    { 'lease_ttl_ms', 'int' },
+    { 'renew_before_ms', 'int' },
     { 'attempt_timeout_ms', 'int?' },
     { 'execution_deadline_at', 'int?' },
     { 'attempt_policy_json', 'json?' },
     { 'execution_id', 'nonempty' },
   })
   if bad then return bad end
+  if A.lease_ttl_ms <= 0 or A.renew_before_ms < 0 then
+    return err('invalid_input', 'lease_ttl_ms must be positive and renew_before_ms not negative')
+  end
+  if not is_set(A.worker_id) or not is_set(A.lease_id) or not is_set(A.attempt_id) then
+    return err('invalid_input', 'worker_id, lease_id and attempt_id must not be empty')
+  end
   if A.attempt_policy_json_json ~= nil and type(A.attempt_policy_json_json) ~= 'table' then
     return err('invalid_input', 'attempt_policy_json must be a JSON object')
   end
@@ -604,7 +913,7 @@ redis.register_function('ff_claim_execution', guard(function(keys, args)
     return err('invalid_input', 'execution_id does not match the core key')
   end
   local now = server_now()
-  local core = hgetall(K.core)
+  local core = hmget_map(K.core, Exec.CLAIM_FIELDS)
   if next(core) == nil then
     return err('execution_not_found')
   end
@@ -614,7 +923,7 @@ redis.register_function('ff_claim_execution', guard(function(keys, args)
   if core.terminal_outcome ~= 'none' then return err('execution_not_leaseable') end
   if core.attempt_state == 'running_attempt' then return err('active_attempt_exists') end
   if core.attempt_state == 'attempt_interrupted' then return err('use_claim_resumed_execution') end
-  local grant = hgetall(K.claim_grant)
+  local grant = hmget_map(K.claim_grant, Exec.GRANT_FIELDS)
   if next(grant) == nil or grant.worker_id ~= A.worker_id then
     return err('invalid_claim_grant')
   end
@@ -735,8 +1044,11 @@ redis.register_function('ff_complete_execution', guard(function(keys, args)
     attempt_id = args[4],
     result_payload = args[5],
   }
+  if not is_set(A.execution_id) or eid_of_exec_key(K.core) ~= A.execution_id then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
   local now = server_now()
-  local core = hgetall(K.core)
+  local core = hmget_map(K.core, LEASE_FIELDS)
   if next(core) == nil then
     return err('execution_not_found')
   end
@@ -783,6 +1095,764 @@ redis.register_function('ff_complete_execution', guard(function(keys, args)
   })
   publish_completion(core, A.execution_id, 'success')
   return ok('completed')
+end))
+
+---------------------------------------------------------------------------
+-- Shared by cancel, delay, move_to_waiting_children, fail, reclaim and expire.
+---------------------------------------------------------------------------
+
+-- True when core_key is the core key of execution eid (ids travel in ARGV and become
+-- index members, so a mismatch would index the wrong execution).
+function Exec.is_core_key_of(core_key, eid)
+  return tag_of(core_key) ~= nil and eid_of_exec_key(core_key) == eid
+end
+
+-- The lane the engine files an execution under (execution.md §1.12).
+function Exec.lane_of(core)
+  if is_set(core.lane_id) then return core.lane_id end
+  if is_set(core.current_lane) then return core.current_lane end
+  return 'default'
+end
+
+-- Callers pre-read lane_id ("default" when missing) to build the lane KEYS; keys of another
+-- lane would index the execution where nothing looks for it. Returns the lane, or nil and
+-- the invalid_input reply.
+function Exec.check_lane(terminal_key, core)
+  local lane = is_set(core.lane_id) and core.lane_id or 'default'
+  if terminal_key ~= lane_key(tag_of(terminal_key), lane, 'terminal') then
+    return nil, err('invalid_input', 'lane keys do not match the execution lane ' .. lane)
+  end
+  return lane
+end
+
+-- Closes an attempt's output stream if its meta exists. keep_earlier: leave an existing
+-- close as it is (the closers of the reference overwrite; our added closes do not).
+function Exec.close_stream(meta_key, now, reason, keep_earlier)
+  if redis.call('EXISTS', meta_key) == 0 then return end
+  if keep_earlier and is_set(redis.call('HGET', meta_key, 'closed_at')) then return end
+  redis.call('HSET', meta_key, 'closed_at', to_text(now), 'closed_reason', reason)
+end
+
+-- Ends a paused (or still started) attempt that would otherwise stay open under a
+-- terminal execution, and closes its stream if still open (Q8 and friends).
+function Exec.end_open_attempt(attempt_hash, meta_key, now, state, failure_reason, stream_reason)
+  local current = redis.call('HGET', attempt_hash, 'attempt_state')
+  if current ~= 'suspended' and current ~= 'started' then return end
+  redis.call('HSET', attempt_hash, 'attempt_state', state, 'ended_at', to_text(now), 'failure_reason', failure_reason)
+  Exec.close_stream(meta_key, now, stream_reason, true)
+end
+
+-- exec_core fields cleared whenever the lease is let go; extra fields are merged in.
+function Exec.lease_cleared(extra)
+  local fields = extra or {}
+  fields.current_lease_id = ''
+  fields.current_worker_id = ''
+  fields.current_worker_instance_id = ''
+  fields.lease_expires_at = ''
+  fields.lease_last_renewed_at = ''
+  fields.lease_renewal_deadline = ''
+  return fields
+end
+
+-- Drops the lease and its indexes (delay, move_to_waiting_children, fail).
+function Exec.release_lease(K, eid)
+  redis.call('DEL', K.lease_current)
+  redis.call('ZREM', K.lease_expiry, eid)
+  redis.call('SREM', K.worker_leases, eid)
+  redis.call('ZREM', K.active, eid)
+  redis.call('ZREM', K.attempt_timeout, eid)
+end
+
+-- Lease-holder checks shared by delay, move_to_waiting_children and fail: ARGV shape,
+-- then the record, then the lease (§1.5). Returns core, or nil and the error reply.
+function Exec.holder_core(K, A, now)
+  if not Exec.is_core_key_of(K.core, A.execution_id) then
+    return nil, err('invalid_input', 'execution_id does not match the core key')
+  end
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return nil, err('execution_not_found')
+  end
+  local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
+  if rejected then return nil, rejected end
+  return core
+end
+
+redis.register_function('ff_cancel_execution', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    attempt_hash = keys[2],
+    stream_meta = keys[3],
+    lease_current = keys[4],
+    lease_history = keys[5],
+    lease_expiry = keys[6],
+    worker_leases = keys[7],
+    suspension_current = keys[8],
+    waitpoint = keys[9],
+    waitpoint_condition = keys[10],
+    suspension_timeout = keys[11],
+    terminal = keys[12],
+    attempt_timeout = keys[13],
+    execution_deadline = keys[14],
+    eligible = keys[15],
+    delayed = keys[16],
+    blocked_dependencies = keys[17],
+    blocked_budget = keys[18],
+    blocked_quota = keys[19],
+    blocked_route = keys[20],
+    blocked_operator = keys[21],
+  }
+  local A = {
+    execution_id = args[1],
+    reason = args[2],
+    source = args[3],
+    lease_id = args[4],
+    lease_epoch = args[5],
+  }
+  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
+  if bad then return bad end
+  local eid = A.execution_id
+  if not Exec.is_core_key_of(K.core, eid) then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
+  local reason = A.reason or ''
+  local source = A.source or ''
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  local phase = core.lifecycle_phase or ''
+  if phase == 'terminal' then
+    return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
+  end
+  if phase == 'active' and source ~= 'operator_override' then
+    if core.ownership_state == 'lease_revoked' then
+      return err('lease_revoked')
+    end
+    -- An empty lease id skips the identity check (reference behaviour, Q9).
+    if is_set(A.lease_id) and (core.current_lease_id ~= A.lease_id or core.current_lease_epoch ~= (A.lease_epoch or '')) then
+      return err('stale_lease')
+    end
+  end
+  local tag = tag_of(K.core)
+  local lane, wrong_lane = Exec.check_lane(K.terminal, core)
+  if not lane then return wrong_lane end
+
+  -- The current attempt's keys come from the record itself, not from the caller's pre-read.
+  local has_attempt = is_set(core.current_attempt_index)
+  local attempt_hash, stream_meta
+  if has_attempt then
+    attempt_hash = attempt_key(tag, eid, core.current_attempt_index)
+    stream_meta = stream_meta_key(tag, eid, core.current_attempt_index)
+  end
+  if phase == 'active' or phase == 'suspended' then
+    if has_attempt then
+      redis.call('HSET', attempt_hash, 'attempt_state', 'ended_cancelled', 'ended_at', to_text(now), 'failure_reason', 'cancelled: ' .. reason)
+      Exec.close_stream(stream_meta, now, 'attempt_cancelled', false)
+    end
+  elseif has_attempt and core.attempt_state == 'attempt_interrupted' then
+    Exec.end_open_attempt(attempt_hash, stream_meta, now, 'ended_cancelled', 'cancelled: ' .. reason, 'attempt_cancelled')
+  end
+  if phase == 'suspended' then
+    if redis.call('EXISTS', K.suspension_current) == 1 then
+      redis.call('HSET', K.suspension_current, 'closed_at', to_text(now), 'close_reason', 'cancelled')
+    end
+    if is_set(core.current_waitpoint_id) then
+      local waitpoint = 'ff:wp:' .. tag .. ':' .. core.current_waitpoint_id
+      if redis.call('EXISTS', waitpoint) == 1 then
+        redis.call('HSET', waitpoint, 'state', 'closed', 'closed_at', to_text(now), 'close_reason', 'cancelled')
+      end
+      if redis.call('EXISTS', waitpoint .. ':condition') == 1 then
+        redis.call('HSET', waitpoint .. ':condition', 'closed', '1', 'closed_at', to_text(now), 'closed_reason', 'cancelled')
+      end
+    end
+  end
+  if phase == 'active' then
+    redis.call('DEL', K.lease_current)
+    history_add(K.lease_history, {
+      'event', 'released', 'lease_id', core.current_lease_id, 'lease_epoch', core.current_lease_epoch,
+      'attempt_index', core.current_attempt_index, 'reason', 'cancelled', 'ts', now,
+    })
+  end
+
+  write_state(K.core, now, {
+    lifecycle_phase = 'terminal',
+    ownership_state = 'unowned',
+    eligibility_state = 'not_applicable',
+    blocking_reason = 'none',
+    terminal_outcome = 'cancelled',
+    attempt_state = has_attempt and 'attempt_terminal' or (core.attempt_state or 'none'),
+    public_state = 'cancelled',
+  }, Exec.lease_cleared({
+    cancellation_reason = reason,
+    cancelled_by = is_set(source) and source or eid,
+    completed_at = now,
+    current_suspension_id = '',
+    current_waitpoint_id = '',
+  }))
+
+  -- Defensive sweep (§1.9): out of every scheduling and timeout index.
+  local sweep = {
+    K.lease_expiry, K.suspension_timeout, K.attempt_timeout, K.execution_deadline, K.eligible, K.delayed,
+    K.blocked_dependencies, K.blocked_budget, K.blocked_quota, K.blocked_route, K.blocked_operator,
+    lane_key(tag, lane, 'active'), lane_key(tag, lane, 'suspended'),
+  }
+  for i = 1, #sweep do
+    redis.call('ZREM', sweep[i], eid)
+  end
+  redis.call('SREM', K.worker_leases, eid)
+  if is_set(core.current_worker_instance_id) then
+    redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+  end
+  redis.call('ZADD', K.terminal, now, eid)
+  if source ~= 'flow_cascade' then
+    publish_completion(core, eid, 'cancelled')
+  end
+  return ok('cancelled', phase)
+end))
+
+redis.register_function('ff_delay_execution', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    attempt_hash = keys[2],
+    lease_current = keys[3],
+    lease_history = keys[4],
+    lease_expiry = keys[5],
+    worker_leases = keys[6],
+    active = keys[7],
+    delayed = keys[8],
+    attempt_timeout = keys[9],
+  }
+  local A = {
+    execution_id = args[1],
+    lease_id = args[2],
+    lease_epoch = args[3],
+    attempt_id = args[4],
+    delay_until = args[5],
+  }
+  local bad = check_args(A, { { 'delay_until', 'int' }, { 'execution_id', 'nonempty' } })
+  if bad then return bad end
+  local delay_text = to_text(A.delay_until)
+  local now = server_now()
+  local core, rejected = Exec.holder_core(K, A, now)
+  if not core then return rejected end
+
+  local eid = A.execution_id
+  write_state(K.core, now, {
+    lifecycle_phase = 'runnable',
+    ownership_state = 'unowned',
+    eligibility_state = 'not_eligible_until_time',
+    blocking_reason = 'waiting_for_delay',
+    blocking_detail = 'delayed until ' .. delay_text,
+    terminal_outcome = 'none',
+    attempt_state = 'attempt_interrupted',
+    public_state = 'delayed',
+  }, Exec.lease_cleared({ delay_until = delay_text }))
+  redis.call('HSET', K.attempt_hash, 'attempt_state', 'suspended', 'suspended_at', to_text(now), 'suspension_id', 'worker_delay')
+  Exec.release_lease(K, eid)
+  redis.call('ZADD', K.delayed, A.delay_until, eid)
+  history_add(K.lease_history, {
+    'event', 'released', 'lease_id', A.lease_id, 'lease_epoch', A.lease_epoch, 'attempt_index', core.current_attempt_index,
+    'attempt_id', A.attempt_id, 'reason', 'worker_delay', 'ts', now,
+  })
+  return ok(delay_text)
+end))
+
+redis.register_function('ff_move_to_waiting_children', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    attempt_hash = keys[2],
+    lease_current = keys[3],
+    lease_history = keys[4],
+    lease_expiry = keys[5],
+    worker_leases = keys[6],
+    active = keys[7],
+    blocked_dependencies = keys[8],
+    attempt_timeout = keys[9],
+  }
+  local A = {
+    execution_id = args[1],
+    lease_id = args[2],
+    lease_epoch = args[3],
+    attempt_id = args[4],
+  }
+  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
+  if bad then return bad end
+  local now = server_now()
+  local core, rejected = Exec.holder_core(K, A, now)
+  if not core then return rejected end
+
+  local eid = A.execution_id
+  write_state(K.core, now, {
+    lifecycle_phase = 'runnable',
+    ownership_state = 'unowned',
+    eligibility_state = 'blocked_by_dependencies',
+    blocking_reason = 'waiting_for_children',
+    blocking_detail = 'waiting for child executions to complete',
+    terminal_outcome = 'none',
+    attempt_state = 'attempt_interrupted',
+    public_state = 'waiting_children',
+  }, Exec.lease_cleared())
+  redis.call('HSET', K.attempt_hash, 'attempt_state', 'suspended', 'suspended_at', to_text(now), 'suspension_id', 'waiting_children')
+  Exec.release_lease(K, eid)
+  history_add(K.lease_history, {
+    'event', 'released', 'lease_id', A.lease_id, 'lease_epoch', A.lease_epoch, 'attempt_index', core.current_attempt_index,
+    'attempt_id', A.attempt_id, 'reason', 'waiting_children', 'ts', now,
+  })
+  redis.call('ZADD', K.blocked_dependencies, parse_number(core.created_at) or 0, eid)
+  return ok()
+end))
+
+-- Reads a decoded RetryPolicy (execution.md §3.7). Returns nil when it allows no retry
+-- plan at all (not an object), a table { max_retries, backoff = function(retry_count) },
+-- or nil and an invalid_input reply when a numeric member is present but not a number.
+function Exec.retry_policy(policy)
+  if type(policy) ~= 'table' then
+    return nil
+  end
+  local bad
+  local function number_or(t, name, fallback)
+    local value = t[name]
+    if value == nil or value == cjson.null then return fallback end
+    local n = (type(value) == 'number') and parse_number(value) or nil
+    if n == nil then
+      bad = bad or err('invalid_input', 'retry_policy_json.' .. name .. ' must be a number')
+      return fallback
+    end
+    return n
+  end
+  local plan = { max_retries = number_or(policy, 'max_retries', 0) }
+  local backoff = policy.backoff
+  if backoff == nil or backoff == cjson.null then
+    backoff = {}
+  elseif type(backoff) ~= 'table' then
+    return nil, err('invalid_input', 'retry_policy_json.backoff must be an object')
+  end
+  if backoff.type == 'exponential' then
+    local initial = number_or(backoff, 'initial_delay_ms', 1000)
+    local max = number_or(backoff, 'max_delay_ms', 60000)
+    local multiplier = number_or(backoff, 'multiplier', 2)
+    plan.backoff = function(retry_count)
+      local delay = math.min(initial * multiplier ^ retry_count, max)
+      if delay ~= delay or delay == math.huge or delay == -math.huge then delay = max end
+      return math.floor(delay)
+    end
+  elseif backoff.type == 'fixed' then
+    local delay = number_or(backoff, 'delay_ms', 1000)
+    plan.backoff = function() return math.floor(delay) end
+  else
+    plan.backoff = function() return 1000 end
+  end
+  if bad then return nil, bad end
+  return plan
+end
+
+redis.register_function('ff_fail_execution', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    attempt_hash = keys[2],
+    lease_expiry = keys[3],
+    worker_leases = keys[4],
+    terminal = keys[5],
+    delayed = keys[6],
+    lease_current = keys[7],
+    lease_history = keys[8],
+    active = keys[9],
+    stream_meta = keys[10],
+    attempt_timeout = keys[11],
+    execution_deadline = keys[12],
+  }
+  local A = {
+    execution_id = args[1],
+    lease_id = args[2],
+    lease_epoch = args[3],
+    attempt_id = args[4],
+    failure_reason = args[5],
+    failure_category = args[6],
+    retry_policy_json = args[7],
+  }
+  local bad = check_args(A, { { 'retry_policy_json', 'json?' }, { 'execution_id', 'nonempty' } })
+  if bad then return bad end
+  local plan, policy_error = Exec.retry_policy(A.retry_policy_json_json)
+  if policy_error then return policy_error end
+  local reason = A.failure_reason or ''
+  local now = server_now()
+  local core, rejected = Exec.holder_core(K, A, now)
+  if not core then return rejected end
+
+  local eid = A.execution_id
+  redis.call('HSET', K.attempt_hash, 'attempt_state', 'ended_failure', 'ended_at', to_text(now),
+    'failure_reason', reason, 'failure_category', A.failure_category or '')
+  Exec.close_stream(K.stream_meta, now, 'attempt_failure', false)
+  redis.call('DEL', K.lease_current)
+  redis.call('ZREM', K.lease_expiry, eid)
+  redis.call('SREM', K.worker_leases, eid)
+  redis.call('ZREM', K.active, eid)
+  redis.call('ZREM', K.attempt_timeout, eid)
+
+  local retry_count = parse_number(core.retry_count) or 0
+  local attempt_index = is_set(core.current_attempt_index) and core.current_attempt_index or '0'
+  if plan and retry_count < plan.max_retries then
+    local delay_until = now + plan.backoff(retry_count)
+    write_state(K.core, now, {
+      lifecycle_phase = 'runnable',
+      ownership_state = 'unowned',
+      eligibility_state = 'not_eligible_until_time',
+      blocking_reason = 'waiting_for_retry_backoff',
+      blocking_detail = 'retry backoff until ' .. to_text(delay_until) .. ' (attempt ' .. attempt_index .. ' failed: ' .. reason .. ')',
+      terminal_outcome = 'none',
+      attempt_state = 'pending_retry_attempt',
+      public_state = 'delayed',
+    }, Exec.lease_cleared({
+      pending_retry_reason = reason,
+      pending_previous_attempt_index = attempt_index,
+      retry_count = retry_count + 1,
+      current_attempt_id = '',
+      delay_until = delay_until,
+      failure_reason = reason,
+    }))
+    redis.call('ZADD', K.delayed, delay_until, eid)
+    history_add(K.lease_history, {
+      'event', 'released', 'lease_id', A.lease_id, 'lease_epoch', A.lease_epoch,
+      'attempt_index', core.current_attempt_index, 'reason', 'failed_retry_scheduled', 'ts', now,
+    })
+    return ok('retry_scheduled', to_text(delay_until))
+  end
+
+  write_state(K.core, now, {
+    lifecycle_phase = 'terminal',
+    ownership_state = 'unowned',
+    eligibility_state = 'not_applicable',
+    blocking_reason = 'none',
+    terminal_outcome = 'failed',
+    attempt_state = 'attempt_terminal',
+    public_state = 'failed',
+  }, Exec.lease_cleared({ failure_reason = reason, completed_at = now }))
+  redis.call('ZREM', K.execution_deadline, eid)
+  redis.call('ZADD', K.terminal, now, eid)
+  history_add(K.lease_history, {
+    'event', 'released', 'lease_id', A.lease_id, 'lease_epoch', A.lease_epoch,
+    'attempt_index', core.current_attempt_index, 'reason', 'failed_terminal', 'ts', now,
+  })
+  publish_completion(core, eid, 'failed')
+  return ok('terminal_failed')
+end))
+
+-- The reclaim limit: the policy's top-level max_reclaim_count, 100 by default.
+function Exec.max_reclaims(core_key)
+  local raw = redis.call('GET', string.sub(core_key, 1, -#':core' - 1) .. ':policy')
+  if raw then
+    local decoded_ok, policy = pcall(cjson.decode, raw)
+    if decoded_ok and type(policy) == 'table' then
+      return parse_number(policy.max_reclaim_count) or 100
+    end
+  end
+  return 100
+end
+
+-- The terminal path once the reclaim limit is reached (execution.md §3.8); the caller
+-- answers max_retries_exhausted after it.
+function Exec.fail_max_reclaims(K, core, eid, now)
+  local tag = tag_of(K.core)
+  write_state(K.core, now, {
+    lifecycle_phase = 'terminal',
+    ownership_state = 'unowned',
+    eligibility_state = 'not_applicable',
+    blocking_reason = 'none',
+    terminal_outcome = 'failed',
+    attempt_state = 'attempt_terminal',
+    public_state = 'failed',
+  }, {
+    failure_reason = 'max_reclaims_exceeded',
+    completed_at = now,
+    current_lease_id = '',
+    current_worker_id = '',
+    current_worker_instance_id = '',
+  })
+  if is_set(core.current_attempt_index) then
+    Exec.end_open_attempt(attempt_key(tag, eid, core.current_attempt_index),
+      stream_meta_key(tag, eid, core.current_attempt_index), now, 'ended_failure', 'max_reclaims_exceeded', 'attempt_failure')
+  end
+  redis.call('DEL', K.lease_current)
+  redis.call('ZREM', K.lease_expiry, eid)
+  redis.call('SREM', K.worker_leases, eid)
+  if is_set(core.current_worker_instance_id) then
+    redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+  end
+  redis.call('ZREM', K.active, eid)
+  redis.call('ZREM', K.attempt_timeout, eid)
+  redis.call('ZREM', K.execution_deadline, eid)
+  redis.call('ZADD', lane_key(tag, Exec.lane_of(core), 'terminal'), now, eid)
+  publish_completion(core, eid, 'failed')
+end
+
+redis.register_function('ff_reclaim_execution', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    claim_grant = keys[2],
+    old_attempt_hash = keys[3],
+    old_stream_meta = keys[4],
+    new_attempt_hash = keys[5],
+    new_attempt_usage = keys[6],
+    attempts = keys[7],
+    lease_current = keys[8],
+    lease_history = keys[9],
+    lease_expiry = keys[10],
+    worker_leases = keys[11],
+    active = keys[12],
+    attempt_timeout = keys[13],
+    execution_deadline = keys[14],
+  }
+  local A = {
+    execution_id = args[1],
+    worker_id = args[2],
+    worker_instance_id = args[3],
+    lane_id = args[4],
+    lease_id = args[5],
+    lease_ttl_ms = args[6],
+    attempt_id = args[7],
+    attempt_policy_json = args[8],
+  }
+  local bad = check_args(A, {
+    { 'lease_ttl_ms', 'int' },
+    { 'execution_id', 'nonempty' },
+    { 'worker_id', 'nonempty' },
+    { 'lease_id', 'nonempty' },
+    { 'attempt_id', 'nonempty' },
+  })
+  if bad then return bad end
+  if A.lease_ttl_ms <= 0 then
+    return err('invalid_input', 'lease_ttl_ms must be positive, got: ' .. args[6])
+  end
+  local eid = A.execution_id
+  if not Exec.is_core_key_of(K.core, eid) then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
+  local worker_instance_id = A.worker_instance_id or ''
+  local lane = A.lane_id or ''
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  if core.lifecycle_phase ~= 'active' then
+    return err('execution_not_reclaimable')
+  end
+  local ownership = core.ownership_state
+  if ownership ~= 'lease_expired_reclaimable' and ownership ~= 'lease_revoked' then
+    return err('execution_not_reclaimable')
+  end
+  local reclaim_count = parse_number(core.lease_reclaim_count) or 0
+  if reclaim_count >= Exec.max_reclaims(K.core) then
+    Exec.fail_max_reclaims(K, core, eid, now)
+    return err('max_retries_exhausted')
+  end
+  local grant = hgetall(K.claim_grant)
+  if next(grant) == nil or grant.worker_id ~= A.worker_id then
+    return err('invalid_claim_grant')
+  end
+
+  local tag = tag_of(K.core)
+  local reclaim_reason = 'lease_' .. ownership
+  local old_index = is_set(core.current_attempt_index) and core.current_attempt_index or nil
+  redis.call('DEL', K.claim_grant)
+  if old_index then
+    redis.call('HSET', attempt_key(tag, eid, old_index), 'attempt_state', 'interrupted_reclaimed',
+      'ended_at', to_text(now), 'failure_reason', reclaim_reason)
+    Exec.close_stream(stream_meta_key(tag, eid, old_index), now, 'reclaimed', false)
+  end
+
+  local epoch = (parse_number(core.current_lease_epoch) or 0) + 1
+  local index = parse_number(core.total_attempt_count) or 0
+  local expires_at = now + A.lease_ttl_ms
+  local renewal_deadline = now + math.floor(A.lease_ttl_ms * 2 / 3)
+  local attempt_hash = attempt_key(tag, eid, index)
+  hset_table(attempt_hash, {
+    attempt_id = A.attempt_id,
+    execution_id = eid,
+    attempt_index = index,
+    attempt_type = 'reclaim',
+    attempt_state = 'started',
+    created_at = now,
+    started_at = now,
+    lease_id = A.lease_id,
+    lease_epoch = epoch,
+    worker_id = A.worker_id,
+    worker_instance_id = worker_instance_id,
+    reclaim_reason = reclaim_reason,
+    previous_attempt_index = old_index or '0',
+  })
+  redis.call('ZADD', K.attempts, now, index)
+  redis.call('HSET', attempt_hash .. ':usage', 'last_usage_report_seq', '0')
+
+  redis.call('DEL', K.lease_current)
+  hset_table(K.lease_current, {
+    lease_id = A.lease_id, lease_epoch = epoch, execution_id = eid, attempt_id = A.attempt_id,
+    worker_id = A.worker_id, worker_instance_id = worker_instance_id, acquired_at = now,
+    expires_at = expires_at, last_renewed_at = now, renewal_deadline = renewal_deadline,
+  })
+  write_state(K.core, now, {
+    lifecycle_phase = 'active',
+    ownership_state = 'leased',
+    eligibility_state = 'not_applicable',
+    blocking_reason = 'none',
+    terminal_outcome = 'none',
+    attempt_state = 'running_attempt',
+    public_state = 'active',
+  }, {
+    current_attempt_index = index,
+    total_attempt_count = index + 1,
+    current_attempt_id = A.attempt_id,
+    current_lease_id = A.lease_id,
+    current_lease_epoch = epoch,
+    current_worker_id = A.worker_id,
+    current_worker_instance_id = worker_instance_id,
+    current_lane = lane,
+    lease_acquired_at = now,
+    lease_last_renewed_at = now,
+    lease_expires_at = expires_at,
+    lease_renewal_deadline = renewal_deadline,
+    lease_expired_at = '',
+    lease_revoked_at = '',
+    lease_revoke_reason = '',
+    lease_reclaim_count = reclaim_count + 1,
+  })
+
+  redis.call('ZADD', K.lease_expiry, expires_at, eid)
+  -- The old holder no longer leases it (Q6); SREM before SADD, the holder may be the same.
+  if is_set(core.current_worker_instance_id) then
+    redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+  end
+  redis.call('SADD', K.worker_leases, eid)
+  redis.call('ZADD', K.active, expires_at, eid)
+  history_add(K.lease_history, {
+    'event', 'reclaimed', 'old_lease_epoch', core.current_lease_epoch, 'new_lease_id', A.lease_id,
+    'new_lease_epoch', epoch, 'new_attempt_id', A.attempt_id, 'new_attempt_index', index,
+    'worker_id', A.worker_id, 'ts', now,
+  })
+  return ok(A.lease_id, to_text(epoch), to_text(expires_at), A.attempt_id, to_text(index), 'reclaim')
+end))
+
+-- The runnable index an execution sits in, by eligibility (execution.md §3.9).
+Exec.RUNNABLE_INDEX = {
+  eligible_now = 'eligible',
+  not_eligible_until_time = 'delayed',
+  blocked_by_dependencies = 'blocked:dependencies',
+  blocked_by_budget = 'blocked:budget',
+  blocked_by_quota = 'blocked:quota',
+  blocked_by_route = 'blocked:route',
+  blocked_by_operator = 'blocked:operator',
+}
+
+redis.register_function('ff_expire_execution', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    attempt_hash = keys[2],
+    stream_meta = keys[3],
+    lease_current = keys[4],
+    lease_history = keys[5],
+    lease_expiry = keys[6],
+    worker_leases = keys[7],
+    active = keys[8],
+    terminal = keys[9],
+    attempt_timeout = keys[10],
+    execution_deadline = keys[11],
+    suspended = keys[12],
+    suspension_timeout = keys[13],
+    suspension_current = keys[14],
+  }
+  local A = {
+    execution_id = args[1],
+    expire_reason = args[2],
+  }
+  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
+  if bad then return bad end
+  local eid = A.execution_id
+  if not Exec.is_core_key_of(K.core, eid) then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
+  local reason = is_set(A.expire_reason) and A.expire_reason or 'attempt_timeout'
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil or core.lifecycle_phase == 'terminal' then
+    redis.call('ZREM', K.attempt_timeout, eid)
+    redis.call('ZREM', K.execution_deadline, eid)
+    return ok(next(core) == nil and 'not_found_cleaned' or 'already_terminal')
+  end
+  local tag = tag_of(K.core)
+  local checked_lane, wrong_lane = Exec.check_lane(K.terminal, core)
+  if not checked_lane then return wrong_lane end
+  local lane = Exec.lane_of(core)
+
+  local phase = core.lifecycle_phase or ''
+  local has_attempt = is_set(core.current_attempt_index)
+  local attempt_hash, stream_meta
+  if has_attempt then
+    attempt_hash = attempt_key(tag, eid, core.current_attempt_index)
+    stream_meta = stream_meta_key(tag, eid, core.current_attempt_index)
+  end
+  if phase == 'active' or phase == 'suspended' then
+    if has_attempt then
+      redis.call('HSET', attempt_hash, 'attempt_state', 'ended_failure', 'ended_at', to_text(now), 'failure_reason', reason)
+      Exec.close_stream(stream_meta, now, 'expired', false)
+    end
+  end
+  if phase == 'active' then
+    redis.call('DEL', K.lease_current)
+    redis.call('ZREM', K.lease_expiry, eid)
+    redis.call('SREM', K.worker_leases, eid)
+    if is_set(core.current_worker_instance_id) then
+      redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+    end
+    redis.call('ZREM', K.active, eid)
+    history_add(K.lease_history, {
+      'event', 'released', 'lease_id', core.current_lease_id, 'lease_epoch', core.current_lease_epoch,
+      'attempt_index', core.current_attempt_index, 'reason', 'expired:' .. reason, 'ts', now,
+    })
+  elseif phase == 'suspended' then
+    if redis.call('EXISTS', K.suspension_current) == 1 then
+      redis.call('HSET', K.suspension_current, 'closed_at', to_text(now), 'close_reason', 'expired:' .. reason)
+    end
+    redis.call('ZREM', K.suspended, eid)
+    redis.call('ZREM', K.suspension_timeout, eid)
+  else
+    local index = Exec.RUNNABLE_INDEX[core.eligibility_state or '']
+    if index then
+      redis.call('ZREM', lane_key(tag, lane, index), eid)
+    else
+      for _, suffix in pairs(Exec.RUNNABLE_INDEX) do
+        redis.call('ZREM', lane_key(tag, lane, suffix), eid)
+      end
+    end
+    if has_attempt and core.attempt_state == 'attempt_interrupted' then
+      Exec.end_open_attempt(attempt_hash, stream_meta, now, 'ended_failure', reason, 'expired')
+    end
+  end
+
+  write_state(K.core, now, {
+    lifecycle_phase = 'terminal',
+    ownership_state = 'unowned',
+    eligibility_state = 'not_applicable',
+    blocking_reason = 'none',
+    terminal_outcome = 'expired',
+    attempt_state = has_attempt and 'attempt_terminal' or (core.attempt_state or 'none'),
+    public_state = 'expired',
+  }, {
+    failure_reason = reason,
+    completed_at = now,
+    current_lease_id = '',
+    current_worker_id = '',
+    current_worker_instance_id = '',
+    lease_expires_at = '',
+    current_suspension_id = '',
+    current_waitpoint_id = '',
+  })
+  redis.call('ZREM', K.attempt_timeout, eid)
+  redis.call('ZREM', K.execution_deadline, eid)
+  redis.call('ZADD', K.terminal, now, eid)
+  publish_completion(core, eid, 'expired')
+  return ok('expired', phase)
 end))
 
 -- source: lua/scheduling.lua
@@ -835,8 +1905,8 @@ function Sched.write_grant(grant_key, A, now)
   local expires_at = now + A.grant_ttl_ms
   redis.call('HSET', grant_key,
     'worker_id', A.worker_id,
-    'worker_instance_id', A.worker_instance_id,
-    'lane_id', A.lane_id,
+    'worker_instance_id', A.worker_instance_id or '',
+    'lane_id', A.lane_id or '',
     'capability_hash', A.capability_hash or '',
     'route_snapshot_json', A.route_snapshot_json or '',
     'admission_summary', A.admission_summary or '',
@@ -862,7 +1932,7 @@ redis.register_function('ff_issue_claim_grant', guard(function(keys, args)
     admission_summary = args[8],
     worker_capabilities_csv = args[9],
   }
-  local bad = check_args(A, { { 'grant_ttl_ms', 'int' }, { 'execution_id', 'nonempty' } })
+  local bad = check_args(A, { { 'grant_ttl_ms', 'int' }, { 'execution_id', 'nonempty' }, { 'worker_id', 'nonempty' } })
   if bad then return bad end
   if A.grant_ttl_ms <= 0 then
     return err('invalid_input', 'grant_ttl_ms must be positive, got: ' .. args[6])
@@ -885,5 +1955,3059 @@ redis.register_function('ff_issue_claim_grant', guard(function(keys, args)
   if mismatch then return mismatch end
   Sched.write_grant(K.claim_grant, A, now)
   return ok(A.execution_id)
+end))
+
+-- True when core_key is the core key of execution eid: the id is the index member written.
+function Sched.is_core_key_of(core_key, eid)
+  return tag_of(core_key) ~= nil and eid_of_exec_key(core_key) == eid
+end
+
+redis.register_function('ff_change_priority', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    eligible_zset = keys[2],
+  }
+  local A = {
+    execution_id = args[1],
+    new_priority = args[2],
+  }
+  local bad = check_args(A, { { 'new_priority', 'number' }, { 'execution_id', 'nonempty' } })
+  if bad then return bad end
+  if not Sched.is_core_key_of(K.core, A.execution_id) then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
+    return err('execution_not_eligible')
+  end
+  local old_priority = parse_number(core.priority) or 0
+  local new_priority = clamp_priority(A.new_priority)
+  redis.call('HSET', K.core, 'priority', to_text(new_priority), 'last_mutation_at', to_text(now))
+  redis.call('ZADD', K.eligible_zset, eligible_score(new_priority, parse_number(core.created_at) or 0), A.execution_id)
+  return ok(to_text(old_priority), to_text(new_priority))
+end))
+
+redis.register_function('ff_update_progress', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+  }
+  local A = {
+    execution_id = args[1],
+    lease_id = args[2],
+    lease_epoch = args[3],
+    progress_pct = args[4],
+    progress_message = args[5],
+  }
+  local bad = check_args(A, { { 'progress_pct', 'int?' } })
+  if bad then return bad end
+  if A.progress_pct ~= nil and (A.progress_pct < 0 or A.progress_pct > 100) then
+    return err('invalid_input', 'progress_pct must be within 0..100, got: ' .. args[4])
+  end
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  if core.lifecycle_phase ~= 'active' then
+    return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
+  end
+  if core.ownership_state == 'lease_revoked' then
+    return err('lease_revoked')
+  end
+  -- Unlike the write paths, an expired lease is reported but not marked here.
+  if (parse_number(core.lease_expires_at) or 0) <= now then
+    return err('lease_expired')
+  end
+  if core.current_lease_id ~= A.lease_id or core.current_lease_epoch ~= A.lease_epoch then
+    return err('stale_lease')
+  end
+  local fields = { last_mutation_at = now, progress_updated_at = now }
+  if A.progress_pct ~= nil then
+    fields.progress_pct = A.progress_pct
+  end
+  if is_set(A.progress_message) then
+    fields.progress_message = A.progress_message
+  end
+  hset_table(K.core, fields)
+  return ok()
+end))
+
+redis.register_function('ff_promote_delayed', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    delayed_zset = keys[2],
+    eligible_zset = keys[3],
+  }
+  local A = {
+    execution_id = args[1],
+    now_ms = args[2],
+  }
+  local bad = check_args(A, { { 'now_ms', 'int' }, { 'execution_id', 'nonempty' } })
+  if bad then return bad end
+  local eid = A.execution_id
+  if not Sched.is_core_key_of(K.core, eid) then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
+  local core = hgetall(K.core)
+  local stale
+  if next(core) == nil then
+    stale = 'not_found_cleaned'
+  elseif core.lifecycle_phase ~= 'runnable' then
+    stale = 'not_runnable_cleaned'
+  elseif core.eligibility_state ~= 'not_eligible_until_time' then
+    stale = 'not_delayed_cleaned'
+  end
+  if stale then
+    redis.call('ZREM', K.delayed_zset, eid)
+    return ok(stale)
+  end
+  -- Resume-with-delay leaves delay_until empty: the delayed index's score holds the due
+  -- time then; with neither, the execution is due.
+  local due = parse_number(core.delay_until)
+  if due == nil then
+    due = parse_number(redis.call('ZSCORE', K.delayed_zset, eid))
+  end
+  if due ~= nil and due > A.now_ms then
+    return ok('not_yet_due')
+  end
+  write_state(K.core, A.now_ms, {
+    lifecycle_phase = 'runnable',
+    ownership_state = 'unowned',
+    eligibility_state = 'eligible_now',
+    blocking_reason = 'waiting_for_worker',
+    terminal_outcome = 'none',
+    public_state = 'waiting',
+  }, { delay_until = '' })
+  redis.call('ZREM', K.delayed_zset, eid)
+  redis.call('ZADD', K.eligible_zset,
+    eligible_score(parse_number(core.priority) or 0, parse_number(core.created_at) or 0), eid)
+  return ok('promoted')
+end))
+
+redis.register_function('ff_issue_reclaim_grant', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    claim_grant = keys[2],
+    lease_expiry = keys[3],
+  }
+  local A = {
+    execution_id = args[1],
+    worker_id = args[2],
+    worker_instance_id = args[3],
+    lane_id = args[4],
+    capability_hash = args[5],
+    grant_ttl_ms = args[6],
+    route_snapshot_json = args[7],
+    admission_summary = args[8],
+    worker_capabilities_csv = args[9],
+  }
+  local bad = check_args(A, { { 'grant_ttl_ms', 'int' }, { 'execution_id', 'nonempty' }, { 'worker_id', 'nonempty' } })
+  if bad then return bad end
+  if A.grant_ttl_ms <= 0 then
+    return err('invalid_input', 'grant_ttl_ms must be positive, got: ' .. args[6])
+  end
+  A.worker_instance_id = A.worker_instance_id or ''
+  A.lane_id = A.lane_id or ''
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  if core.lifecycle_phase ~= 'active' then
+    return err('execution_not_reclaimable')
+  end
+  if core.ownership_state ~= 'lease_expired_reclaimable' and core.ownership_state ~= 'lease_revoked' then
+    return err('execution_not_reclaimable')
+  end
+  if redis.call('EXISTS', K.claim_grant) == 1 then
+    return err('grant_already_exists')
+  end
+  local mismatch = Sched.match_caps(K.core, core, A.worker_capabilities_csv, now)
+  if mismatch then return mismatch end
+  Sched.write_grant(K.claim_grant, A, now)
+  return ok(A.execution_id)
+end))
+
+-- source: lua/suspension.lua
+-- Suspension, waitpoints and the waitpoint HMAC key ring. KEYS, ARGV and replies:
+-- spec/suspension.yaml. Module-local helpers live in the one table Susp; signal.lua (bundled
+-- after this file) uses its token, condition and resume helpers too.
+local Susp = {}
+
+---------------------------------------------------------------------------
+-- Waitpoint tokens (model.md §8): HMAC-SHA1 over \`<waitpoint_id>|<waitpoint_key>|<created_at>\`,
+-- built from redis.sha1hex and the bit library. Secrets never leave these functions.
+---------------------------------------------------------------------------
+
+-- Bytes of a hex text (either case), or nil when it is not whole hex.
+function Susp.hex_decode(hex)
+  if type(hex) ~= 'string' or #hex % 2 ~= 0 or string.find(hex, '[^0-9a-fA-F]') then
+    return nil
+  end
+  return (string.gsub(hex, '..', function(pair)
+    return string.char(tonumber(pair, 16))
+  end))
+end
+
+-- The 64-byte block key XOR-ed with one pad byte.
+function Susp.pad_key(block_key, pad)
+  local out = {}
+  for i = 1, 64 do
+    out[i] = string.char(bit.bxor(string.byte(block_key, i), pad))
+  end
+  return table.concat(out)
+end
+
+-- RFC 2104 HMAC-SHA1 of message under key (raw bytes); lowercase hex digest.
+function Susp.hmac_sha1(key, message)
+  if #key > 64 then
+    key = Susp.hex_decode(redis.sha1hex(key))
+  end
+  key = key .. string.rep('\\0', 64 - #key)
+  local inner = Susp.hex_decode(redis.sha1hex(Susp.pad_key(key, 0x36) .. message))
+  return redis.sha1hex(Susp.pad_key(key, 0x5c) .. inner)
+end
+
+-- Compares two digests without stopping at the first difference.
+function Susp.same_digest(a, b)
+  if #a ~= #b then
+    return false
+  end
+  local diff = 0
+  for i = 1, #a do
+    diff = bit.bor(diff, bit.bxor(string.byte(a, i), string.byte(b, i)))
+  end
+  return diff == 0
+end
+
+function Susp.token_message(waitpoint_id, waitpoint_key, created_at_text)
+  return waitpoint_id .. '|' .. waitpoint_key .. '|' .. created_at_text
+end
+
+-- Mints a token with the partition's current kid (§8.2). Reads only. Returns the token,
+-- or nil and the error reply.
+function Susp.mint(secrets_key, waitpoint_id, waitpoint_key, created_at)
+  if not is_set(secrets_key) then
+    return nil, err('invalid_keys_missing_hmac')
+  end
+  local kid = redis.call('HGET', secrets_key, 'current_kid')
+  if not is_set(kid) then
+    return nil, err('hmac_secret_not_initialized')
+  end
+  local secret = redis.call('HGET', secrets_key, 'secret:' .. kid)
+  if not is_set(secret) then
+    return nil, err('hmac_secret_not_initialized')
+  end
+  local key = Susp.hex_decode(secret)
+  if key == nil then
+    return nil, err('invalid_secret')
+  end
+  return kid .. ':' .. Susp.hmac_sha1(key, Susp.token_message(waitpoint_id, waitpoint_key, to_text(created_at)))
+end
+
+-- Verifies a presented token (§8.3, checks in order). Reads only. Returns nil when valid,
+-- else the error code.
+function Susp.verify(secrets_key, token, waitpoint_id, waitpoint_key, created_at_text, now)
+  if not is_set(secrets_key) then
+    return 'invalid_keys_missing_hmac'
+  end
+  if not is_set(token) then
+    return 'missing_token'
+  end
+  local colon = string.find(token, ':', 1, true)
+  if colon == nil or colon == 1 or colon == #token then
+    return 'invalid_token'
+  end
+  local kid = string.sub(token, 1, colon - 1)
+  local digest = string.sub(token, colon + 1)
+  if #digest ~= 40 then
+    return 'invalid_token'
+  end
+  local ring = hgetall(secrets_key)
+  if not is_set(ring.current_kid) then
+    return 'hmac_secret_not_initialized'
+  end
+  local secret = ring['secret:' .. kid]
+  if kid == ring.current_kid then
+    if not is_set(secret) then
+      return 'invalid_token'
+    end
+  else
+    if secret == nil then
+      return 'invalid_token'
+    end
+    local expires_at = parse_number(ring['expires_at:' .. kid])
+    if expires_at == nil or expires_at <= 0 or expires_at < now then
+      return 'token_expired'
+    end
+  end
+  local key = Susp.hex_decode(secret)
+  if key == nil then
+    return 'invalid_secret'
+  end
+  local expected = Susp.hmac_sha1(key, Susp.token_message(waitpoint_id, waitpoint_key, created_at_text))
+  if not Susp.same_digest(expected, digest) then
+    return 'invalid_token'
+  end
+  return nil
+end
+
+---------------------------------------------------------------------------
+-- Resume conditions (suspension.md §A, model.md §4.8)
+---------------------------------------------------------------------------
+
+-- Parses and validates resume_condition_json. Returns a fresh condition state, or nil and
+-- the invalid_input reply.
+function Susp.parse_condition(text)
+  local function bad(what)
+    return nil, err('invalid_input', 'resume_condition_json ' .. what)
+  end
+  if type(text) ~= 'string' then
+    return bad('is missing')
+  end
+  local decoded_ok, spec = pcall(cjson.decode, text)
+  if not decoded_ok or type(spec) ~= 'table' then
+    return bad('must be a JSON object')
+  end
+  local condition_type = spec.condition_type
+  if condition_type == nil then
+    condition_type = 'signal_set'
+  elseif type(condition_type) ~= 'string' then
+    return bad('condition_type must be a string')
+  end
+  local mode = spec.signal_match_mode
+  if mode == nil then
+    mode = 'any'
+  elseif type(mode) ~= 'string' then
+    return bad('signal_match_mode must be a string')
+  end
+  local minimum = spec.minimum_signal_count
+  if minimum == nil then
+    minimum = 1
+  else
+    minimum = parse_number(minimum)
+    if minimum == nil then
+      return bad('minimum_signal_count must be a number')
+    end
+  end
+  local names = {}
+  local raw = spec.required_signal_names
+  if raw ~= nil then
+    local array = type(raw) == 'table'
+    if array then
+      local count = 0
+      for _ in pairs(raw) do
+        count = count + 1
+      end
+      array = count == #raw
+      for i = 1, #raw do
+        if type(raw[i]) ~= 'string' then
+          array = false
+        end
+        names[i] = raw[i]
+      end
+    end
+    if not array then
+      return bad('required_signal_names must be an array of strings')
+    end
+  end
+  if #names == 0 then
+    names[1] = ''
+  end
+  local satisfied, signal_ids = {}, {}
+  for i = 1, #names do
+    satisfied[i] = false
+    signal_ids[i] = ''
+  end
+  return {
+    condition_type = condition_type, match_mode = mode, minimum = minimum, names = names,
+    satisfied = satisfied, signal_ids = signal_ids, count = 0,
+  }
+end
+
+-- The condition state stored in a condition hash (HGETALL map).
+function Susp.load_condition(map)
+  local total = parse_int(map.total_matchers) or 0
+  local names, satisfied, signal_ids = {}, {}, {}
+  for i = 1, total do
+    local prefix = 'matcher:' .. (i - 1) .. ':'
+    names[i] = map[prefix .. 'name'] or ''
+    satisfied[i] = map[prefix .. 'satisfied'] == '1'
+    signal_ids[i] = map[prefix .. 'signal_id'] or ''
+  end
+  return {
+    condition_type = map.condition_type or 'signal_set', match_mode = map.match_mode or 'any',
+    minimum = parse_number(map.minimum_signal_count) or 1, names = names,
+    satisfied = satisfied, signal_ids = signal_ids, count = parse_number(map.satisfied_count) or 0,
+  }
+end
+
+-- Offers a signal to the matchers: it takes the first unsatisfied one whose name is empty or
+-- equal to the signal's. Returns that matcher's 1-based index, or nil (no-op).
+function Susp.offer(condition, signal_name, signal_id)
+  for i = 1, #condition.names do
+    local name = condition.names[i]
+    if not condition.satisfied[i] and (name == '' or name == signal_name) then
+      condition.satisfied[i] = true
+      condition.signal_ids[i] = signal_id
+      condition.count = condition.count + 1
+      return i
+    end
+  end
+  return nil
+end
+
+function Susp.is_satisfied(condition)
+  if condition.match_mode == 'all' then
+    return condition.count >= #condition.names
+  end
+  return condition.count >= condition.minimum
+end
+
+-- Writes the whole condition hash; closed_reason given = written closed.
+function Susp.write_condition(key, condition, now, closed_reason)
+  redis.call('DEL', key)
+  redis.call('HSET', key,
+    'condition_type', condition.condition_type,
+    'match_mode', condition.match_mode,
+    'minimum_signal_count', to_text(condition.minimum),
+    'total_matchers', to_text(#condition.names),
+    'satisfied_count', to_text(condition.count),
+    'closed', closed_reason and '1' or '0',
+    'updated_at', to_text(now))
+  for i = 1, #condition.names do
+    local prefix = 'matcher:' .. (i - 1) .. ':'
+    redis.call('HSET', key,
+      prefix .. 'name', condition.names[i],
+      prefix .. 'satisfied', condition.satisfied[i] and '1' or '0',
+      prefix .. 'signal_id', condition.signal_ids[i])
+  end
+  if closed_reason then
+    Susp.close_condition(key, now, closed_reason)
+  end
+end
+
+function Susp.close_condition(key, now, reason)
+  redis.call('HSET', key, 'closed', '1', 'closed_at', to_text(now), 'closed_reason', reason)
+end
+
+-- Closes a waitpoint hash; satisfied also stamps satisfied_at.
+function Susp.close_waitpoint(key, now, reason, satisfied)
+  if satisfied then
+    redis.call('HSET', key, 'state', 'closed', 'satisfied_at', to_text(now), 'closed_at', to_text(now), 'close_reason', reason)
+  else
+    redis.call('HSET', key, 'state', 'closed', 'closed_at', to_text(now), 'close_reason', reason)
+  end
+end
+
+---------------------------------------------------------------------------
+-- State transitions and argument checks shared by the suspension and signal functions
+---------------------------------------------------------------------------
+
+-- reason_code → blocking_reason (model.md §4.11); anything else reads as waiting_for_signal.
+Susp.BLOCKING_REASON = {
+  waiting_for_signal = 'waiting_for_signal',
+  waiting_for_approval = 'waiting_for_approval',
+  waiting_for_callback = 'waiting_for_callback',
+  waiting_for_tool_result = 'waiting_for_tool_result',
+  waiting_for_operator_review = 'paused_by_operator',
+  paused_by_policy = 'paused_by_policy',
+  paused_by_budget = 'waiting_for_budget',
+  step_boundary = 'waiting_for_signal',
+  manual_pause = 'paused_by_operator',
+}
+
+Susp.TIMEOUT_BEHAVIORS = {
+  fail = true, cancel = true, expire = true, auto_resume = true,
+  auto_resume_with_timeout_signal = true, escalate = true,
+}
+
+-- Terminal timeout behaviours: terminal_outcome / public_state, close reason, attempt end state.
+Susp.TERMINAL_TIMEOUT = {
+  fail = { 'failed', 'timed_out_fail', 'ended_failure' },
+  cancel = { 'cancelled', 'timed_out_cancel', 'ended_cancelled' },
+  expire = { 'expired', 'timed_out_expire', 'ended_failure' },
+}
+
+function Susp.waitpoint_key(tag, waitpoint_id)
+  return 'ff:wp:' .. tag .. ':' .. waitpoint_id
+end
+
+function Susp.exec_key(tag, eid, suffix)
+  return 'ff:exec:' .. tag .. ':' .. eid .. ':' .. suffix
+end
+
+function Susp.lane_of(core)
+  if is_set(core.lane_id) then
+    return core.lane_id
+  end
+  return 'default'
+end
+
+-- Checks that caller-built KEYS are the ones their arguments or the stored state name:
+-- checks is a list of { actual, expected, slot name }. Returns the invalid_input reply or nil.
+function Susp.keys_match(checks)
+  for i = 1, #checks do
+    local check = checks[i]
+    if check[1] ~= check[2] then
+      return err('invalid_input', check[3] .. ' must be ' .. tostring(check[2]) .. ', got: ' .. tostring(check[1]))
+    end
+  end
+  return nil
+end
+
+-- An integer ARGV, validated in place. Absent takes the default; empty takes it too when
+-- empty_ok, else is invalid. Returns the invalid_input reply or nil.
+function Susp.int_arg(A, name, default, min, empty_ok)
+  local raw = A[name]
+  if raw == nil or (raw == '' and empty_ok) then
+    A[name] = default
+    return nil
+  end
+  local n = parse_int(raw)
+  if n == nil or (min ~= nil and n < min) then
+    local what = min ~= nil and ('an integer >= ' .. min) or 'an integer'
+    return err('invalid_input', name .. ' must be ' .. what .. ', got: ' .. tostring(raw))
+  end
+  A[name] = n
+  return nil
+end
+
+-- A decimal integer text ≥ 0 kept as text (the engine compares these as strings).
+function Susp.int_text(A, name)
+  local n = parse_int(A[name])
+  if n == nil or n < 0 then
+    return err('invalid_input', name .. ' must be a non-negative integer, got: ' .. tostring(A[name]))
+  end
+  return nil
+end
+
+-- Moves a suspended execution to runnable: eligible now, or delayed by delay_ms (with
+-- delay_until written so the delayed promoter can promote it). L = lane index keys
+-- { suspended, eligible, delayed }.
+function Susp.make_runnable(core_key, core, eid, L, delay_ms, delay_detail, now)
+  local delayed = delay_ms > 0
+  local extra = { current_suspension_id = '', current_waitpoint_id = '' }
+  if delayed then
+    extra.delay_until = now + delay_ms
+  end
+  write_state(core_key, now, {
+    lifecycle_phase = 'runnable',
+    ownership_state = 'unowned',
+    eligibility_state = delayed and 'not_eligible_until_time' or 'eligible_now',
+    blocking_reason = delayed and 'waiting_for_resume_delay' or 'waiting_for_worker',
+    blocking_detail = delayed and delay_detail or '',
+    terminal_outcome = 'none',
+    attempt_state = 'attempt_interrupted',
+    public_state = delayed and 'delayed' or 'waiting',
+  }, extra)
+  redis.call('ZREM', L.suspended, eid)
+  if delayed then
+    redis.call('ZADD', L.delayed, now + delay_ms, eid)
+  else
+    local score = eligible_score(parse_number(core.priority) or 0, parse_number(core.created_at) or 0)
+    redis.call('ZADD', L.eligible, score, eid)
+  end
+  return delayed and 'delayed' or 'waiting'
+end
+
+-- Replays a waitpoint's buffered signals through a condition (activation). Returns whether
+-- there was at least one.
+function Susp.replay_buffered(stream_key, condition)
+  local entries = redis.call('XRANGE', stream_key, '-', '+')
+  for i = 1, #entries do
+    local flat = entries[i][2]
+    local fields = {}
+    for j = 1, #flat, 2 do
+      fields[flat[j]] = flat[j + 1]
+    end
+    Susp.offer(condition, fields.signal_name or '', fields.signal_id or '')
+  end
+  return #entries > 0
+end
+
+---------------------------------------------------------------------------
+-- Functions
+---------------------------------------------------------------------------
+
+redis.register_function('ff_suspend_execution', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    attempt_record = keys[2],
+    lease_current = keys[3],
+    lease_history = keys[4],
+    lease_expiry_zset = keys[5],
+    worker_leases = keys[6],
+    suspension_current = keys[7],
+    waitpoint_hash = keys[8],
+    waitpoint_signals = keys[9],
+    suspension_timeout_zset = keys[10],
+    pending_wp_expiry_zset = keys[11],
+    active_index = keys[12],
+    suspended_zset = keys[13],
+    waitpoint_history = keys[14],
+    wp_condition = keys[15],
+    attempt_timeout_zset = keys[16],
+    hmac_secrets = keys[17],
+  }
+  local A = {
+    execution_id = args[1],
+    attempt_index = args[2],
+    attempt_id = args[3],
+    lease_id = args[4],
+    lease_epoch = args[5],
+    suspension_id = args[6],
+    waitpoint_id = args[7],
+    waitpoint_key = args[8] or '',
+    reason_code = args[9] or '',
+    requested_by = args[10] or '',
+    timeout_at = args[11],
+    resume_condition_json = args[12],
+    resume_policy_json = args[13] or '',
+    continuation_metadata_pointer = args[14] or '',
+    use_pending_waitpoint = args[15],
+    timeout_behavior = args[16] or 'fail',
+    lease_history_maxlen = args[17],
+  }
+  local bad = check_args(A, {
+    { 'execution_id', 'nonempty' }, { 'suspension_id', 'nonempty' }, { 'waitpoint_id', 'nonempty' },
+    { 'lease_id', 'nonempty' }, { 'attempt_id', 'nonempty' },
+  })
+    or Susp.int_text(A, 'attempt_index')
+    or Susp.int_text(A, 'lease_epoch')
+    or Susp.int_arg(A, 'timeout_at', nil, 0, true)
+    or Susp.int_arg(A, 'lease_history_maxlen', 1000, 0, false)
+  if bad then return bad end
+  if not Susp.TIMEOUT_BEHAVIORS[A.timeout_behavior] then
+    return err('invalid_input', 'timeout_behavior must be one of fail, cancel, expire, auto_resume, auto_resume_with_timeout_signal, escalate, got: ' .. A.timeout_behavior)
+  end
+  local condition, condition_error = Susp.parse_condition(A.resume_condition_json)
+  if not condition then return condition_error end
+  local tag = tag_of(K.core)
+  local eid = A.execution_id
+  local wp_key = Susp.waitpoint_key(tag, A.waitpoint_id)
+  bad = Susp.keys_match({
+    { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
+    { K.waitpoint_hash, wp_key, 'KEYS[8]' },
+    { K.waitpoint_signals, wp_key .. ':signals', 'KEYS[9]' },
+    { K.wp_condition, wp_key .. ':condition', 'KEYS[15]' },
+  })
+  if bad then return bad end
+
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
+  if rejected then return rejected end
+  if core.current_attempt_index ~= A.attempt_index then
+    return err('invalid_lease_for_suspend')
+  end
+  local previous = hgetall(K.suspension_current)
+  if next(previous) ~= nil and not is_set(previous.closed_at) then
+    return err('already_suspended')
+  end
+
+  local activate = A.use_pending_waitpoint == '1'
+  local waitpoint_id, waitpoint_key, token = A.waitpoint_id, A.waitpoint_key, nil
+  if activate then
+    local wp = hgetall(K.waitpoint_hash)
+    if next(wp) == nil then return err('waitpoint_not_found') end
+    if wp.state ~= 'pending' then return err('waitpoint_not_pending') end
+    if wp.execution_id ~= eid or wp.attempt_index ~= A.attempt_index then
+      return err('invalid_waitpoint_for_execution')
+    end
+    if is_set(wp.expires_at) and (parse_number(wp.expires_at) or 0) <= now then
+      return err('pending_waitpoint_expired')
+    end
+    if not is_set(wp.waitpoint_token) then return err('waitpoint_not_token_bound') end
+    waitpoint_key = wp.waitpoint_key or ''
+    token = wp.waitpoint_token
+  else
+    local mint_error
+    token, mint_error = Susp.mint(K.hmac_secrets, A.waitpoint_id, A.waitpoint_key, now)
+    if not token then return mint_error end
+  end
+  local lane = Susp.lane_of(core)
+  bad = Susp.keys_match({
+    { K.active_index, lane_key(tag, lane, 'active'), 'KEYS[12] (lane of exec_core)' },
+    { K.suspended_zset, lane_key(tag, lane, 'suspended'), 'KEYS[13] (lane of exec_core)' },
+    { K.worker_leases, worker_leases_key(tag, core.current_worker_instance_id or ''), 'KEYS[6] (lease holder)' },
+  })
+  if bad then return bad end
+  -- Buffered signals of a pending waitpoint are replayed before anything is written.
+  local satisfied = activate and Susp.replay_buffered(K.waitpoint_signals, condition) and Susp.is_satisfied(condition)
+
+  -- Every check passed: from here on, only writes.
+  if next(previous) ~= nil then
+    if is_set(previous.waitpoint_id) then
+      redis.call('SADD', K.waitpoint_history, previous.waitpoint_id)
+    end
+    redis.call('DEL', K.suspension_current)
+  end
+  local timeout_text = A.timeout_at ~= nil and to_text(A.timeout_at) or ''
+  if activate then
+    redis.call('HSET', K.waitpoint_hash, 'suspension_id', A.suspension_id, 'state', 'active',
+      'activated_at', to_text(now), 'expires_at', timeout_text)
+    redis.call('ZREM', K.pending_wp_expiry_zset, waitpoint_id)
+    if satisfied then
+      Susp.close_waitpoint(K.waitpoint_hash, now, 'resumed', true)
+      Susp.write_condition(K.wp_condition, condition, now, 'satisfied')
+      return ok_status('ALREADY_SATISFIED', A.suspension_id, waitpoint_id, waitpoint_key, token)
+    end
+  else
+    hset_table(K.waitpoint_hash, {
+      waitpoint_id = waitpoint_id, execution_id = eid, attempt_index = A.attempt_index,
+      suspension_id = A.suspension_id, waitpoint_key = waitpoint_key, waitpoint_token = token,
+      state = 'active', created_at = now, activated_at = now, expires_at = timeout_text,
+      signal_count = 0, matched_signal_count = 0, last_signal_at = '',
+    })
+  end
+  Susp.write_condition(K.wp_condition, condition, now, nil)
+
+  redis.call('SADD', K.waitpoint_history, waitpoint_id)
+  write_state(K.core, now, {
+    lifecycle_phase = 'suspended',
+    ownership_state = 'unowned',
+    eligibility_state = 'not_applicable',
+    blocking_reason = Susp.BLOCKING_REASON[A.reason_code] or 'waiting_for_signal',
+    blocking_detail = 'suspended: waitpoint ' .. waitpoint_id .. ' awaiting ' .. A.reason_code,
+    terminal_outcome = 'none',
+    attempt_state = 'attempt_interrupted',
+    public_state = 'suspended',
+  }, {
+    current_lease_id = '', current_worker_id = '', current_worker_instance_id = '',
+    lease_expires_at = '', lease_last_renewed_at = '', lease_renewal_deadline = '',
+    current_suspension_id = A.suspension_id, current_waitpoint_id = waitpoint_id,
+  })
+  redis.call('HSET', K.attempt_record, 'attempt_state', 'suspended', 'suspended_at', to_text(now),
+    'suspension_id', A.suspension_id)
+  redis.call('DEL', K.lease_current)
+  redis.call('ZREM', K.lease_expiry_zset, eid)
+  redis.call('SREM', K.worker_leases, eid)
+  redis.call('ZREM', K.active_index, eid)
+  redis.call('ZREM', K.attempt_timeout_zset, eid)
+  history_add(K.lease_history, {
+    'event', 'released', 'lease_id', A.lease_id, 'lease_epoch', A.lease_epoch,
+    'attempt_index', A.attempt_index, 'attempt_id', core.current_attempt_id,
+    'reason', 'suspend', 'ts', now,
+  }, A.lease_history_maxlen)
+  hset_table(K.suspension_current, {
+    suspension_id = A.suspension_id, execution_id = eid, attempt_index = A.attempt_index,
+    waitpoint_id = waitpoint_id, waitpoint_key = waitpoint_key, reason_code = A.reason_code,
+    requested_by = A.requested_by, created_at = now, timeout_at = timeout_text,
+    timeout_behavior = A.timeout_behavior, resume_condition_json = A.resume_condition_json,
+    resume_policy_json = A.resume_policy_json,
+    continuation_metadata_pointer = A.continuation_metadata_pointer,
+    buffered_signal_summary_json = '{"total_count":0,"matched_count":0,"signal_names":[]}',
+    last_signal_at = '', satisfied_at = '', closed_at = '', close_reason = '',
+  })
+  redis.call('ZADD', K.suspended_zset, A.timeout_at or SUSPENDED_NO_TIMEOUT_SCORE, eid)
+  if A.timeout_at ~= nil then
+    redis.call('ZADD', K.suspension_timeout_zset, A.timeout_at, eid)
+  end
+  return ok(A.suspension_id, waitpoint_id, waitpoint_key, token)
+end))
+
+redis.register_function('ff_resume_execution', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    suspension_current = keys[2],
+    waitpoint_hash = keys[3],
+    waitpoint_signals = keys[4],
+    suspension_timeout_zset = keys[5],
+    eligible_zset = keys[6],
+    delayed_zset = keys[7],
+    suspended_zset = keys[8],
+  }
+  local A = {
+    execution_id = args[1],
+    trigger_type = args[2] or 'signal',
+    resume_delay_ms = args[3],
+  }
+  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
+    or Susp.int_arg(A, 'resume_delay_ms', 0, 0, true)
+  if bad then return bad end
+  local tag = tag_of(K.core)
+  local eid = A.execution_id
+  bad = Susp.keys_match({ { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' } })
+  if bad then return bad end
+
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  if core.lifecycle_phase ~= 'suspended' then
+    return err('execution_not_suspended')
+  end
+  local suspension = hgetall(K.suspension_current)
+  if not is_set(suspension.suspension_id) or is_set(suspension.closed_at) then
+    return err('execution_not_suspended')
+  end
+  local wp_key = Susp.waitpoint_key(tag, suspension.waitpoint_id or '')
+  local lane = Susp.lane_of(core)
+  bad = Susp.keys_match({
+    { K.waitpoint_hash, wp_key, 'KEYS[3] (waitpoint of the open suspension)' },
+    { K.waitpoint_signals, wp_key .. ':signals', 'KEYS[4] (waitpoint of the open suspension)' },
+    { K.eligible_zset, lane_key(tag, lane, 'eligible'), 'KEYS[6] (lane of exec_core)' },
+    { K.delayed_zset, lane_key(tag, lane, 'delayed'), 'KEYS[7] (lane of exec_core)' },
+    { K.suspended_zset, lane_key(tag, lane, 'suspended'), 'KEYS[8] (lane of exec_core)' },
+  })
+  if bad then return bad end
+
+  local public_state = Susp.make_runnable(K.core, core, eid,
+    { suspended = K.suspended_zset, eligible = K.eligible_zset, delayed = K.delayed_zset },
+    A.resume_delay_ms, 'resume delay ' .. A.resume_delay_ms .. 'ms', now)
+  Susp.close_waitpoint(K.waitpoint_hash, now, 'resumed', true)
+  -- Derived from KEYS[3], so on the call's slot: a closed waitpoint takes no more signals.
+  local condition_key = K.waitpoint_hash .. ':condition'
+  if redis.call('EXISTS', condition_key) == 1 then
+    Susp.close_condition(condition_key, now, 'resumed')
+  end
+  redis.call('HSET', K.suspension_current, 'satisfied_at', to_text(now), 'closed_at', to_text(now),
+    'close_reason', 'resumed')
+  redis.call('ZREM', K.suspension_timeout_zset, eid)
+  return ok(public_state)
+end))
+
+redis.register_function('ff_create_pending_waitpoint', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    waitpoint_hash = keys[2],
+    pending_wp_expiry_zset = keys[3],
+    hmac_secrets = keys[4],
+  }
+  local A = {
+    execution_id = args[1],
+    attempt_index = args[2],
+    waitpoint_id = args[3],
+    waitpoint_key = args[4] or '',
+    expires_at = args[5],
+  }
+  local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'waitpoint_id', 'nonempty' } })
+    or Susp.int_text(A, 'attempt_index')
+    or Susp.int_arg(A, 'expires_at', nil, 0, false)
+  if bad then return bad end
+  local tag = tag_of(K.core)
+  local eid = A.execution_id
+  bad = Susp.keys_match({
+    { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
+    { K.waitpoint_hash, Susp.waitpoint_key(tag, A.waitpoint_id), 'KEYS[2]' },
+  })
+  if bad then return bad end
+
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  if core.lifecycle_phase ~= 'active' then
+    return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
+  end
+  if core.ownership_state ~= 'leased' then
+    return err('no_active_lease')
+  end
+  if core.current_attempt_index ~= A.attempt_index then
+    return err('stale_lease')
+  end
+  local state = redis.call('HGET', K.waitpoint_hash, 'state')
+  if state == 'pending' or state == 'active' then
+    return err('waitpoint_already_exists')
+  end
+  local token, mint_error = Susp.mint(K.hmac_secrets, A.waitpoint_id, A.waitpoint_key, now)
+  if not token then return mint_error end
+
+  hset_table(K.waitpoint_hash, {
+    waitpoint_id = A.waitpoint_id, execution_id = eid, attempt_index = A.attempt_index,
+    suspension_id = '', waitpoint_key = A.waitpoint_key, waitpoint_token = token,
+    state = 'pending', created_at = now, activated_at = '', satisfied_at = '', closed_at = '',
+    expires_at = A.expires_at, close_reason = '', signal_count = 0, matched_signal_count = 0,
+    last_signal_at = '',
+  })
+  redis.call('ZADD', K.pending_wp_expiry_zset, A.expires_at, A.waitpoint_id)
+  return ok(A.waitpoint_id, A.waitpoint_key, token)
+end))
+
+redis.register_function('ff_expire_suspension', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    suspension_current = keys[2],
+    waitpoint_hash = keys[3],
+    wp_condition = keys[4],
+    attempt_hash = keys[5],
+    stream_meta = keys[6],
+    suspension_timeout_zset = keys[7],
+    suspended_zset = keys[8],
+    terminal_zset = keys[9],
+    eligible_zset = keys[10],
+    delayed_zset = keys[11],
+    lease_history = keys[12],
+  }
+  local A = {
+    execution_id = args[1],
+  }
+  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
+  if bad then return bad end
+  local tag = tag_of(K.core)
+  local eid = A.execution_id
+  bad = Susp.keys_match({ { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' } })
+  if bad then return bad end
+
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    redis.call('ZREM', K.suspension_timeout_zset, eid)
+    return ok('not_found_cleaned')
+  end
+  if core.lifecycle_phase ~= 'suspended' then
+    redis.call('ZREM', K.suspension_timeout_zset, eid)
+    return ok('not_suspended_cleaned')
+  end
+  local suspension = hgetall(K.suspension_current)
+  if not is_set(suspension.suspension_id) or is_set(suspension.closed_at) then
+    redis.call('ZREM', K.suspension_timeout_zset, eid)
+    return ok('no_active_suspension_cleaned')
+  end
+  -- No timeout (never set, or cleared by escalation) is never due.
+  local timeout_at = parse_number(suspension.timeout_at)
+  if timeout_at == nil or timeout_at == 0 or timeout_at > now then
+    return ok('not_yet_due')
+  end
+  local behavior = suspension.timeout_behavior
+  if behavior == nil then
+    behavior = 'fail'
+  end
+  local wp_key = Susp.waitpoint_key(tag, suspension.waitpoint_id or '')
+  local lane = Susp.lane_of(core)
+  local checks = {
+    { K.waitpoint_hash, wp_key, 'KEYS[3] (waitpoint of the open suspension)' },
+    { K.wp_condition, wp_key .. ':condition', 'KEYS[4] (waitpoint of the open suspension)' },
+    { K.suspended_zset, lane_key(tag, lane, 'suspended'), 'KEYS[8] (lane of exec_core)' },
+    { K.terminal_zset, lane_key(tag, lane, 'terminal'), 'KEYS[9] (lane of exec_core)' },
+    { K.eligible_zset, lane_key(tag, lane, 'eligible'), 'KEYS[10] (lane of exec_core)' },
+  }
+  local attempt_index = core.current_attempt_index
+  if is_set(attempt_index) then
+    checks[#checks + 1] = { K.attempt_hash, attempt_key(tag, eid, attempt_index), 'KEYS[5] (current attempt)' }
+    checks[#checks + 1] = { K.stream_meta, stream_meta_key(tag, eid, attempt_index), 'KEYS[6] (current attempt)' }
+  end
+  bad = Susp.keys_match(checks)
+  if bad then return bad end
+
+  if behavior == 'auto_resume' or behavior == 'auto_resume_with_timeout_signal' then
+    Susp.make_runnable(K.core, core, eid,
+      { suspended = K.suspended_zset, eligible = K.eligible_zset, delayed = K.delayed_zset }, 0, '', now)
+    Susp.close_waitpoint(K.waitpoint_hash, now, 'timed_out_auto_resume', false)
+    Susp.close_condition(K.wp_condition, now, 'timed_out_auto_resume')
+    redis.call('HSET', K.suspension_current, 'closed_at', to_text(now), 'close_reason', 'timed_out_auto_resume')
+    redis.call('ZREM', K.suspension_timeout_zset, eid)
+    return ok('auto_resume', 'waiting')
+  end
+
+  if behavior == 'escalate' then
+    write_state(K.core, now, {
+      lifecycle_phase = 'suspended',
+      ownership_state = 'unowned',
+      eligibility_state = 'not_applicable',
+      blocking_reason = 'paused_by_operator',
+      blocking_detail = 'suspension escalated: timeout at ' .. suspension.timeout_at,
+      terminal_outcome = 'none',
+      attempt_state = core.attempt_state or 'attempt_interrupted',
+      public_state = 'suspended',
+    }, nil, false)
+    redis.call('HSET', K.suspension_current, 'reason_code', 'waiting_for_operator_review',
+      'timeout_at', '', 'timeout_behavior', '')
+    redis.call('ZREM', K.suspension_timeout_zset, eid)
+    return ok('escalate', 'suspended')
+  end
+
+  local terminal = Susp.TERMINAL_TIMEOUT[behavior] or Susp.TERMINAL_TIMEOUT.fail
+  local outcome, close_reason, attempt_end = terminal[1], terminal[2], terminal[3]
+  local failure_reason = 'suspension_timeout:' .. behavior
+  write_state(K.core, now, {
+    lifecycle_phase = 'terminal',
+    ownership_state = 'unowned',
+    eligibility_state = 'not_applicable',
+    blocking_reason = 'none',
+    terminal_outcome = outcome,
+    attempt_state = 'attempt_terminal',
+    public_state = outcome,
+  }, {
+    failure_reason = failure_reason, completed_at = now,
+    current_suspension_id = '', current_waitpoint_id = '',
+  })
+  if is_set(attempt_index) then
+    redis.call('HSET', K.attempt_hash, 'attempt_state', attempt_end, 'ended_at', to_text(now),
+      'failure_reason', failure_reason, 'suspended_at', '', 'suspension_id', '')
+  end
+  if redis.call('EXISTS', K.stream_meta) == 1 then
+    redis.call('HSET', K.stream_meta, 'closed_at', to_text(now), 'closed_reason', 'suspension_timeout')
+  end
+  Susp.close_waitpoint(K.waitpoint_hash, now, close_reason, false)
+  Susp.close_condition(K.wp_condition, now, close_reason)
+  redis.call('HSET', K.suspension_current, 'closed_at', to_text(now), 'close_reason', close_reason)
+  redis.call('ZREM', K.suspension_timeout_zset, eid)
+  redis.call('ZREM', K.suspended_zset, eid)
+  redis.call('ZADD', K.terminal_zset, now, eid)
+  return ok(behavior, outcome)
+end))
+
+redis.register_function('ff_close_waitpoint', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    waitpoint_hash = keys[2],
+    pending_wp_expiry_zset = keys[3],
+  }
+  local A = {
+    waitpoint_id = args[1],
+    reason = args[2] or 'proactive_close',
+  }
+  local bad = check_args(A, { { 'waitpoint_id', 'nonempty' } })
+  if bad then return bad end
+  bad = Susp.keys_match({ { K.waitpoint_hash, Susp.waitpoint_key(tag_of(K.core), A.waitpoint_id), 'KEYS[2]' } })
+  if bad then return bad end
+
+  local wp = hgetall(K.waitpoint_hash)
+  if next(wp) == nil or wp.execution_id ~= eid_of_exec_key(K.core) then
+    return err('waitpoint_not_found')
+  end
+  if wp.state == 'closed' or wp.state == 'expired' then
+    return ok('already_closed')
+  end
+  if wp.state ~= 'pending' and wp.state ~= 'active' then
+    return err('waitpoint_not_open')
+  end
+  local now = server_now()
+  Susp.close_waitpoint(K.waitpoint_hash, now, A.reason, false)
+  redis.call('ZREM', K.pending_wp_expiry_zset, A.waitpoint_id)
+  -- Derived from KEYS[2] (same slot). A pending waitpoint has no condition yet.
+  local condition_key = K.waitpoint_hash .. ':condition'
+  if redis.call('EXISTS', condition_key) == 1 and redis.call('HGET', condition_key, 'closed') ~= '1' then
+    Susp.close_condition(condition_key, now, A.reason)
+  end
+  return ok()
+end))
+
+redis.register_function('ff_rotate_waitpoint_hmac_secret', guard(function(keys, args)
+  local K = {
+    hmac_secrets = keys[1],
+  }
+  local A = {
+    new_kid = args[1],
+    new_secret_hex = args[2],
+    grace_ms = args[3],
+  }
+  if not is_set(A.new_kid) or string.find(A.new_kid, ':', 1, true) then
+    return err('invalid_kid')
+  end
+  local secret = A.new_secret_hex
+  if not is_set(secret) or #secret % 2 ~= 0 or string.find(secret, '[^0-9a-fA-F]') then
+    return err('invalid_secret_hex')
+  end
+  local grace = parse_number(A.grace_ms)
+  if grace == nil or grace < 0 or grace > 9007199254740991 or grace ~= math.floor(grace) then
+    return err('invalid_grace_ms')
+  end
+
+  local now = server_now()
+  local ring = hgetall(K.hmac_secrets)
+  local current = ring.current_kid
+  local kid = A.new_kid
+  if current == kid then
+    local stored = ring['secret:' .. kid]
+    if not is_set(stored) then
+      -- A torn earlier write: complete it.
+      redis.call('HSET', K.hmac_secrets, 'secret:' .. kid, secret)
+      return ok('noop', kid)
+    end
+    if stored == secret then
+      return ok('noop', kid)
+    end
+    return err('rotation_conflict', kid)
+  end
+
+  -- Collect kids whose grace has ended (the boundary matches verification: expiry = now is
+  -- still valid). The outgoing kid is spared: it gets a fresh expiry below.
+  local doomed, gc_count = {}, 0
+  for field, value in pairs(ring) do
+    local old = string.match(field, '^expires_at:(.*)$')
+    if old ~= nil and old ~= current then
+      local expires_at = parse_number(value)
+      if expires_at == nil or expires_at <= 0 or expires_at < now then
+        doomed[#doomed + 1] = field
+        doomed[#doomed + 1] = 'secret:' .. old
+        gc_count = gc_count + 1
+      end
+    end
+  end
+  if #doomed > 0 then
+    redis.call('HDEL', K.hmac_secrets, unpack(doomed))
+  end
+  -- The current kid never has an expiry; drop one left from an earlier use of the name.
+  redis.call('HDEL', K.hmac_secrets, 'expires_at:' .. kid)
+  local fields = { 'current_kid', kid, 'secret:' .. kid, secret }
+  if is_set(current) then
+    -- Capped at 2^53-1 so the expiry stays an exact, plain decimal integer.
+    local expires_at = to_text(math.min(now + grace, 9007199254740991))
+    fields[#fields + 1] = 'previous_kid'
+    fields[#fields + 1] = current
+    fields[#fields + 1] = 'previous_expires_at'
+    fields[#fields + 1] = expires_at
+    fields[#fields + 1] = 'expires_at:' .. current
+    fields[#fields + 1] = expires_at
+  end
+  redis.call('HSET', K.hmac_secrets, unpack(fields))
+  return ok('rotated', is_set(current) and current or '', kid, to_text(gc_count))
+end))
+
+redis.register_function{
+  function_name = 'ff_list_waitpoint_hmac_kids',
+  callback = guard(function(keys, args)
+    local K = {
+      hmac_secrets = keys[1],
+    }
+    local now = server_now()
+    local ring = hgetall(K.hmac_secrets)
+    local kids = {}
+    for field, value in pairs(ring) do
+      local kid = string.match(field, '^expires_at:(.*)$')
+      local expires_at = kid and parse_number(value)
+      if expires_at and expires_at > 0 and expires_at >= now then
+        kids[#kids + 1] = kid
+      end
+    end
+    table.sort(kids)
+    local reply = { 1, 'OK', ring.current_kid or '', to_text(#kids) }
+    for i = 1, #kids do
+      reply[#reply + 1] = kids[i]
+      reply[#reply + 1] = ring['expires_at:' .. kids[i]]
+    end
+    return reply
+  end),
+  flags = { 'no-writes' },
+}
+
+-- source: lua/signal.lua
+-- Signals and the resumed claim. KEYS, ARGV and replies: spec/signal.yaml. Token, condition
+-- and resume helpers come from the Susp table of suspension.lua (bundled before this file);
+-- this module's own helpers live in Sig.
+local Sig = {}
+
+-- Signal payloads above this many bytes are refused (RFC-005's v1 limit).
+Sig.PAYLOAD_MAX_BYTES = 65536
+
+-- Validates the 18 ARGV shared by delivery and buffering, in place (absent slots take the
+-- engine defaults), and checks the KEYS against them. Returns the error reply or nil.
+function Sig.check(K, A)
+  local defaults = {
+    signal_name = '', signal_category = '', source_type = '', source_identity = '', payload = '',
+    payload_encoding = 'json', idempotency_key = '', correlation_id = '', target_scope = 'waitpoint',
+    waitpoint_token = '',
+  }
+  for name, value in pairs(defaults) do
+    if A[name] == nil then
+      A[name] = value
+    end
+  end
+  local bad = check_args(A, { { 'signal_id', 'nonempty' }, { 'execution_id', 'nonempty' }, { 'waitpoint_id', 'nonempty' } })
+    or Susp.int_arg(A, 'created_at', nil, 0, true)
+    or Susp.int_arg(A, 'dedup_ttl_ms', 86400000, 0, false)
+    or Susp.int_arg(A, 'resume_delay_ms', 0, 0, true)
+    or Susp.int_arg(A, 'signal_maxlen', 1000, 0, true)
+    or Susp.int_arg(A, 'max_signals_per_execution', 10000, nil, true)
+  if bad then return bad end
+  if A.dedup_ttl_ms == nil then
+    A.dedup_ttl_ms = 0
+  end
+  if #A.payload > Sig.PAYLOAD_MAX_BYTES then
+    return err('payload_too_large')
+  end
+  local tag = tag_of(K.core)
+  local eid = A.execution_id
+  local wp_key = Susp.waitpoint_key(tag, A.waitpoint_id)
+  local signal_key = 'ff:signal:' .. tag .. ':' .. A.signal_id
+  local idem_key = 'ff:noop:' .. tag
+  if is_set(A.idempotency_key) then
+    idem_key = 'ff:sigdedup:' .. tag .. ':' .. A.waitpoint_id .. ':' .. A.idempotency_key
+  end
+  local checks = {
+    { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
+    { K.wp_condition, wp_key .. ':condition', 'KEYS[2]' },
+    { K.wp_signals_stream, wp_key .. ':signals', 'KEYS[3]' },
+    { K.exec_signals_zset, Susp.exec_key(tag, eid, 'signals'), 'KEYS[4]' },
+    { K.signal_hash, signal_key, 'KEYS[5]' },
+    { K.signal_payload, signal_key .. ':payload', 'KEYS[6]' },
+    { K.idem_key, idem_key, 'KEYS[7]' },
+    { K.waitpoint_hash, wp_key, 'KEYS[8]' },
+  }
+  -- An absent or empty key ring slot is the token check's own error.
+  if is_set(K.hmac_secrets) then
+    checks[#checks + 1] = { K.hmac_secrets, 'ff:sec:' .. tag .. ':waitpoint_hmac', 'key ring KEYS slot' }
+  end
+  if K.suspension_current ~= nil then
+    checks[#checks + 1] = { K.suspension_current, Susp.exec_key(tag, eid, 'suspension:current'), 'KEYS[9]' }
+  end
+  return Susp.keys_match(checks)
+end
+
+-- The waitpoint a signal targets, as the token check needs it: its hash, and its created_at
+-- as the decimal text bound into the token. Nil when missing, without created_at, or of
+-- another execution.
+function Sig.load_waitpoint(K, A)
+  local wp = hgetall(K.waitpoint_hash)
+  local created_at = parse_number(wp.created_at)
+  if next(wp) == nil or created_at == nil or wp.execution_id ~= A.execution_id then
+    return nil
+  end
+  return wp, to_text(created_at)
+end
+
+-- Checks the token; on failure stamps the execution and returns the error reply.
+function Sig.authenticate(K, A, wp, created_at_text, now)
+  local code = Susp.verify(K.hmac_secrets, A.waitpoint_token, A.waitpoint_id, wp.waitpoint_key or '', created_at_text, now)
+  if code == nil then
+    return nil
+  end
+  redis.call('HSET', K.core, 'last_hmac_validation_failed_at', to_text(now))
+  return err(code)
+end
+
+-- Per-execution signal limit (0 or less disables it).
+function Sig.over_limit(K, A)
+  return A.max_signals_per_execution > 0
+    and redis.call('ZCARD', K.exec_signals_zset) >= A.max_signals_per_execution
+end
+
+-- Idempotency (suspension.md §D.2): the first signal's id when this key was already used on
+-- the waitpoint, else nil. Only with a key and a positive TTL.
+function Sig.dedup_active(A)
+  return is_set(A.idempotency_key) and A.dedup_ttl_ms > 0
+end
+
+function Sig.existing_duplicate(K, A)
+  if not Sig.dedup_active(A) then
+    return nil
+  end
+  local existing = redis.call('GET', K.idem_key)
+  if existing then
+    return existing
+  end
+  return nil
+end
+
+-- Records an accepted signal: the dedup guard, its hash, payload, waitpoint stream entry and
+-- the execution's signal index.
+function Sig.record(K, A, now, effect)
+  if Sig.dedup_active(A) then
+    redis.call('SET', K.idem_key, A.signal_id, 'PX', A.dedup_ttl_ms, 'NX')
+  end
+  local fields = {
+    signal_id = A.signal_id, target_execution_id = A.execution_id, target_waitpoint_id = A.waitpoint_id,
+    target_scope = A.target_scope, signal_name = A.signal_name, signal_category = A.signal_category,
+    source_type = A.source_type, source_identity = A.source_identity, correlation_id = A.correlation_id,
+    idempotency_key = A.idempotency_key, created_at = A.created_at or now, accepted_at = now,
+    matched_waitpoint_id = A.waitpoint_id, payload_encoding = A.payload_encoding,
+  }
+  if effect then
+    fields.observed_effect = effect
+  end
+  hset_table(K.signal_hash, fields)
+  if is_set(A.payload) then
+    redis.call('SET', K.signal_payload, A.payload)
+  end
+  redis.call('XADD', K.wp_signals_stream, 'MAXLEN', '~', to_text(A.signal_maxlen), '*',
+    'signal_id', A.signal_id, 'signal_name', A.signal_name, 'signal_category', A.signal_category,
+    'source_type', A.source_type, 'source_identity', A.source_identity, 'matched', '0',
+    'accepted_at', to_text(now))
+  redis.call('ZADD', K.exec_signals_zset, now, A.signal_id)
+end
+
+redis.register_function('ff_deliver_signal', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    wp_condition = keys[2],
+    wp_signals_stream = keys[3],
+    exec_signals_zset = keys[4],
+    signal_hash = keys[5],
+    signal_payload = keys[6],
+    idem_key = keys[7],
+    waitpoint_hash = keys[8],
+    suspension_current = keys[9],
+    eligible_zset = keys[10],
+    suspended_zset = keys[11],
+    delayed_zset = keys[12],
+    suspension_timeout_zset = keys[13],
+    hmac_secrets = keys[14],
+  }
+  local A = {
+    signal_id = args[1],
+    execution_id = args[2],
+    waitpoint_id = args[3],
+    signal_name = args[4],
+    signal_category = args[5],
+    source_type = args[6],
+    source_identity = args[7],
+    payload = args[8],
+    payload_encoding = args[9],
+    idempotency_key = args[10],
+    correlation_id = args[11],
+    target_scope = args[12],
+    created_at = args[13],
+    dedup_ttl_ms = args[14],
+    resume_delay_ms = args[15],
+    signal_maxlen = args[16],
+    max_signals_per_execution = args[17],
+    waitpoint_token = args[18],
+  }
+  local bad = Sig.check(K, A)
+  if bad then return bad end
+
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  -- A missing waitpoint answers like a bad token, so callers cannot probe for waitpoints.
+  local wp, created_at_text = Sig.load_waitpoint(K, A)
+  if not wp then
+    return err('invalid_token')
+  end
+  bad = Sig.authenticate(K, A, wp, created_at_text, now)
+  if bad then return bad end
+
+  local phase = core.lifecycle_phase
+  if phase == 'terminal' then
+    return err('target_not_signalable')
+  end
+  if phase == 'active' or phase == 'runnable' or phase == 'submitted' then
+    if wp.state == 'pending' then
+      return err('waitpoint_pending_use_buffer_script')
+    end
+    if wp.state ~= 'active' then
+      return err('target_not_signalable')
+    end
+  end
+  local condition_map = hgetall(K.wp_condition)
+  if next(condition_map) == nil then
+    return err('waitpoint_not_found')
+  end
+  if condition_map.closed == '1' then
+    return err('waitpoint_closed')
+  end
+  if Sig.over_limit(K, A) then
+    return err('signal_limit_exceeded')
+  end
+  local existing = Sig.existing_duplicate(K, A)
+  if existing then
+    return ok_status('DUPLICATE', existing)
+  end
+
+  local condition = Susp.load_condition(condition_map)
+  local taken = Susp.offer(condition, A.signal_name, A.signal_id)
+  local satisfied = taken ~= nil and Susp.is_satisfied(condition)
+  -- Only the execution's current waitpoint resumes it (and closes its suspension).
+  local current = phase == 'suspended' and core.current_waitpoint_id == A.waitpoint_id
+  local suspension = hgetall(K.suspension_current)
+  local own_suspension = suspension.waitpoint_id == A.waitpoint_id
+  local tag = tag_of(K.core)
+  if satisfied and current then
+    local lane = Susp.lane_of(core)
+    bad = Susp.keys_match({
+      { K.eligible_zset, lane_key(tag, lane, 'eligible'), 'KEYS[10] (lane of exec_core)' },
+      { K.suspended_zset, lane_key(tag, lane, 'suspended'), 'KEYS[11] (lane of exec_core)' },
+      { K.delayed_zset, lane_key(tag, lane, 'delayed'), 'KEYS[12] (lane of exec_core)' },
+    })
+    if bad then return bad end
+  end
+
+  -- Every check passed: from here on, only writes.
+  local effect = satisfied and 'resume_condition_satisfied' or (taken and 'appended_to_waitpoint' or 'no_op')
+  Sig.record(K, A, now, effect)
+  if taken then
+    local prefix = 'matcher:' .. (taken - 1) .. ':'
+    redis.call('HSET', K.wp_condition, prefix .. 'satisfied', '1', prefix .. 'signal_id', A.signal_id,
+      'satisfied_count', to_text(condition.count))
+  end
+  if satisfied then
+    if current then
+      Susp.make_runnable(K.core, core, A.execution_id,
+        { suspended = K.suspended_zset, eligible = K.eligible_zset, delayed = K.delayed_zset },
+        A.resume_delay_ms, 'resume delay ' .. A.resume_delay_ms .. 'ms after signal ' .. A.signal_name, now)
+      redis.call('ZREM', K.suspension_timeout_zset, A.execution_id)
+    end
+    Susp.close_condition(K.wp_condition, now, 'satisfied')
+    Susp.close_waitpoint(K.waitpoint_hash, now, 'resumed', true)
+    if own_suspension and is_set(suspension.suspension_id) and not is_set(suspension.closed_at) then
+      redis.call('HSET', K.suspension_current, 'satisfied_at', to_text(now), 'closed_at', to_text(now),
+        'close_reason', 'resumed')
+    end
+  end
+  redis.call('HINCRBY', K.waitpoint_hash, 'signal_count', 1)
+  if taken then
+    redis.call('HINCRBY', K.waitpoint_hash, 'matched_signal_count', 1)
+  end
+  redis.call('HSET', K.waitpoint_hash, 'last_signal_at', to_text(now))
+  if own_suspension then
+    redis.call('HSET', K.suspension_current, 'last_signal_at', to_text(now))
+  end
+  return ok(A.signal_id, effect)
+end))
+
+redis.register_function('ff_buffer_signal_for_pending_waitpoint', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    wp_condition = keys[2],
+    wp_signals_stream = keys[3],
+    exec_signals_zset = keys[4],
+    signal_hash = keys[5],
+    signal_payload = keys[6],
+    idem_key = keys[7],
+    waitpoint_hash = keys[8],
+    hmac_secrets = keys[9],
+  }
+  local A = {
+    signal_id = args[1],
+    execution_id = args[2],
+    waitpoint_id = args[3],
+    signal_name = args[4],
+    signal_category = args[5],
+    source_type = args[6],
+    source_identity = args[7],
+    payload = args[8],
+    payload_encoding = args[9],
+    idempotency_key = args[10],
+    correlation_id = args[11],
+    target_scope = args[12],
+    created_at = args[13],
+    dedup_ttl_ms = args[14],
+    resume_delay_ms = args[15],
+    signal_maxlen = args[16],
+    max_signals_per_execution = args[17],
+    waitpoint_token = args[18],
+  }
+  local bad = Sig.check(K, A)
+  if bad then return bad end
+
+  local now = server_now()
+  if redis.call('EXISTS', K.core) == 0 then
+    return err('execution_not_found')
+  end
+  local wp, created_at_text = Sig.load_waitpoint(K, A)
+  if not wp then
+    return err('waitpoint_not_found')
+  end
+  bad = Sig.authenticate(K, A, wp, created_at_text, now)
+  if bad then return bad end
+  if wp.state == 'closed' or wp.state == 'expired' then
+    return err('waitpoint_closed')
+  end
+  -- An active waitpoint evaluates signals on delivery; a buffered one would never be.
+  if wp.state ~= 'pending' then
+    return err('waitpoint_not_pending')
+  end
+  if Sig.over_limit(K, A) then
+    return err('signal_limit_exceeded')
+  end
+  local existing = Sig.existing_duplicate(K, A)
+  if existing then
+    return ok_status('DUPLICATE', existing)
+  end
+
+  Sig.record(K, A, now, 'buffered_for_pending_waitpoint')
+  return ok(A.signal_id, 'buffered_for_pending_waitpoint')
+end))
+
+redis.register_function('ff_claim_resumed_execution', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    claim_grant = keys[2],
+    eligible_zset = keys[3],
+    lease_expiry_zset = keys[4],
+    worker_leases = keys[5],
+    existing_attempt_hash = keys[6],
+    lease_current = keys[7],
+    lease_history = keys[8],
+    active_index = keys[9],
+    attempt_timeout_zset = keys[10],
+    execution_deadline_zset = keys[11],
+  }
+  local A = {
+    execution_id = args[1],
+    worker_id = args[2],
+    worker_instance_id = args[3],
+    lane_id = args[4],
+    capability_snapshot_hash = args[5],
+    lease_id = args[6],
+    lease_ttl_ms = args[7],
+    remaining_attempt_timeout_ms = args[8],
+  }
+  local bad = check_args(A, {
+    { 'lease_ttl_ms', 'number' },
+    { 'remaining_attempt_timeout_ms', 'int?' },
+    { 'execution_id', 'nonempty' },
+    { 'worker_id', 'nonempty' },
+    { 'lease_id', 'nonempty' },
+    { 'lane_id', 'nonempty' },
+  })
+  if bad then return bad end
+  if A.lease_ttl_ms <= 0 or A.lease_ttl_ms ~= math.floor(A.lease_ttl_ms) then
+    return err('invalid_input', 'lease_ttl_ms must be a positive integer, got: ' .. args[7])
+  end
+  local tag = tag_of(K.core)
+  local eid = A.execution_id
+  bad = Susp.keys_match({
+    { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
+    { K.worker_leases, worker_leases_key(tag, A.worker_instance_id or ''), 'KEYS[5]' },
+  })
+  if bad then return bad end
+
+  local now = server_now()
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  if core.lifecycle_phase ~= 'runnable' then
+    return err('execution_not_leaseable')
+  end
+  if core.attempt_state ~= 'attempt_interrupted' or not is_set(core.current_attempt_id)
+    or not is_set(core.current_attempt_index) then
+    return err('not_a_resumed_execution')
+  end
+  local grant = hgetall(K.claim_grant)
+  if next(grant) == nil or grant.worker_id ~= A.worker_id then
+    return err('invalid_claim_grant')
+  end
+  if is_set(grant.grant_expires_at) and (parse_number(grant.grant_expires_at) or 0) < now then
+    redis.call('DEL', K.claim_grant)
+    return err('claim_grant_expired')
+  end
+  local lane = Susp.lane_of(core)
+  bad = Susp.keys_match({
+    { K.existing_attempt_hash, attempt_key(tag, eid, core.current_attempt_index), 'KEYS[6] (current attempt)' },
+    { K.eligible_zset, lane_key(tag, lane, 'eligible'), 'KEYS[3] (lane of exec_core)' },
+    { K.active_index, lane_key(tag, lane, 'active'), 'KEYS[9] (lane of exec_core)' },
+  })
+  if bad then return bad end
+
+  local epoch = (parse_number(core.current_lease_epoch) or 0) + 1
+  local expires_at = now + A.lease_ttl_ms
+  local renewal_deadline = now + math.floor(A.lease_ttl_ms * 2 / 3)
+  redis.call('DEL', K.claim_grant)
+  hset_table(K.existing_attempt_hash, {
+    attempt_state = 'started', resumed_at = now, lease_id = A.lease_id, lease_epoch = epoch,
+    worker_id = A.worker_id, worker_instance_id = A.worker_instance_id, suspended_at = '', suspension_id = '',
+  })
+  redis.call('DEL', K.lease_current)
+  hset_table(K.lease_current, {
+    lease_id = A.lease_id, lease_epoch = epoch, execution_id = eid, attempt_id = core.current_attempt_id,
+    worker_id = A.worker_id, worker_instance_id = A.worker_instance_id, acquired_at = now,
+    expires_at = expires_at, last_renewed_at = now, renewal_deadline = renewal_deadline,
+  })
+  write_state(K.core, now, {
+    lifecycle_phase = 'active',
+    ownership_state = 'leased',
+    eligibility_state = 'not_applicable',
+    blocking_reason = 'none',
+    terminal_outcome = 'none',
+    attempt_state = 'running_attempt',
+    public_state = 'active',
+  }, {
+    current_lease_id = A.lease_id, current_lease_epoch = epoch, current_worker_id = A.worker_id,
+    current_worker_instance_id = A.worker_instance_id, current_lane = A.lane_id,
+    lease_acquired_at = now, lease_expires_at = expires_at, lease_last_renewed_at = now,
+    lease_renewal_deadline = renewal_deadline, lease_expired_at = '', lease_revoked_at = '',
+    lease_revoke_reason = '',
+  })
+  redis.call('ZREM', K.eligible_zset, eid)
+  redis.call('ZADD', K.lease_expiry_zset, expires_at, eid)
+  redis.call('SADD', K.worker_leases, eid)
+  redis.call('ZADD', K.active_index, expires_at, eid)
+  if A.remaining_attempt_timeout_ms ~= nil and A.remaining_attempt_timeout_ms > 0 then
+    redis.call('ZADD', K.attempt_timeout_zset, now + A.remaining_attempt_timeout_ms, eid)
+  end
+  history_add(K.lease_history, {
+    'event', 'acquired', 'lease_id', A.lease_id, 'lease_epoch', epoch,
+    'attempt_index', core.current_attempt_index, 'attempt_id', core.current_attempt_id,
+    'worker_id', A.worker_id, 'reason', 'claim_resumed', 'ts', now,
+  })
+  return ok(A.lease_id, to_text(epoch), to_text(expires_at), core.current_attempt_id,
+    core.current_attempt_index, 'resumed')
+end))
+
+-- source: lua/stream.lua
+-- The attempt output stream: append and range read. KEYS, ARGV and replies: spec/stream.yaml.
+-- Module-local helpers live in the one table Stream, to keep the chunk's locals few.
+local Stream = {}
+
+Stream.U32_MAX = 4294967295
+Stream.DEFAULT_MAX_PAYLOAD_BYTES = 65536
+-- retention_maxlen 0 means an approximate trim to this many entries.
+Stream.DEFAULT_RETENTION = 10000
+-- Most frames one range read may return (the reference's STREAM_READ_HARD_CAP).
+Stream.READ_HARD_CAP = 10000
+
+-- An XRANGE bound: \`-\`, \`+\`, or \`<ms>\` / \`<ms>-<seq>\`, optionally \`(\`-prefixed (exclusive).
+function Stream.valid_bound(id)
+  if id == '-' or id == '+' then
+    return true
+  end
+  local body = id
+  if string.sub(id, 1, 1) == '(' then
+    body = string.sub(id, 2)
+  end
+  return string.match(body, '^%d+$') ~= nil or string.match(body, '^%d+%-%d+$') ~= nil
+end
+
+-- The stream keys must be those of ARGV's execution and attempt, on the core key's slot.
+function Stream.check_keys(K, execution_id, attempt_index)
+  local tag = tag_of(K.core)
+  if tag == nil or eid_of_exec_key(K.core) ~= execution_id then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
+  local expected = 'ff:stream:' .. tag .. ':' .. execution_id .. ':' .. attempt_index
+  if K.stream ~= expected or K.stream_meta ~= expected .. ':meta' then
+    return err('invalid_input', 'stream keys do not match execution_id and attempt_index')
+  end
+  return nil
+end
+
+redis.register_function('ff_append_frame', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    stream = keys[2],
+    stream_meta = keys[3],
+  }
+  local A = {
+    execution_id = args[1],
+    attempt_index = args[2],
+    lease_id = args[3],
+    lease_epoch = args[4],
+    frame_type = args[5],
+    ts = args[6],
+    payload = args[7],
+    encoding = args[8],
+    correlation_id = args[9],
+    source = args[10],
+    retention_maxlen = args[11],
+    attempt_id = args[12],
+    max_payload_bytes = args[13],
+  }
+  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
+    or check_int_arg(A, 'attempt_index', 0, Stream.U32_MAX)
+    or check_int_arg(A, 'ts', 0, 9007199254740991, true)
+    or check_int_arg(A, 'retention_maxlen', 0, Stream.U32_MAX, true)
+    or check_int_arg(A, 'max_payload_bytes', 0, Stream.U32_MAX, true)
+  if bad then return bad end
+  -- attempt_index is compared as text with current_attempt_index, as the engine stores it.
+  local attempt_index = to_text(A.attempt_index)
+  bad = Stream.check_keys(K, A.execution_id, attempt_index)
+  if bad then return bad end
+  local payload = A.payload or ''
+  local max_payload = A.max_payload_bytes or Stream.DEFAULT_MAX_PAYLOAD_BYTES
+  local retention = A.retention_maxlen or 0
+  -- Absent encoding/source fall back; an explicit empty string is kept (as the reference).
+  local encoding = A.encoding
+  if encoding == nil then encoding = 'utf8' end
+  local source = A.source
+  if source == nil then source = 'worker' end
+
+  if #payload > max_payload then
+    return err('retention_limit_exceeded')
+  end
+
+  local lease = redis.call('HMGET', K.core, 'current_attempt_index', 'current_lease_id',
+    'current_lease_epoch', 'lease_expires_at', 'lifecycle_phase', 'ownership_state')
+  if lease[5] ~= 'active' then
+    return err('stream_closed')
+  end
+  if lease[6] == 'lease_expired_reclaimable' or lease[6] == 'lease_revoked' then
+    return err('stale_owner_cannot_append')
+  end
+  local now = server_now()
+  if (parse_number(lease[4]) or 0) <= now then
+    return err('stale_owner_cannot_append')
+  end
+  if lease[1] ~= attempt_index or lease[2] ~= A.lease_id or lease[3] ~= A.lease_epoch then
+    return err('stale_owner_cannot_append')
+  end
+
+  if redis.call('EXISTS', K.stream_meta) == 1 then
+    if is_set(redis.call('HGET', K.stream_meta, 'closed_at')) then
+      return err('stream_closed')
+    end
+  else
+    redis.call('HSET', K.stream_meta,
+      'stream_id', A.execution_id .. ':' .. attempt_index,
+      'execution_id', A.execution_id,
+      'attempt_id', A.attempt_id or '',
+      'attempt_index', attempt_index,
+      'created_at', to_text(now),
+      'closed_at', '',
+      'closed_reason', '',
+      'durability_mode', 'durable_full',
+      'retention_maxlen', to_text(retention),
+      'last_sequence', '',
+      'frame_count', '0',
+      'total_bytes', '0',
+      'last_frame_at', '')
+  end
+
+  local entry = { 'XADD', K.stream, '*',
+    'frame_type', A.frame_type or '',
+    'ts', to_text(A.ts or now),
+    'payload', payload,
+    'encoding', encoding,
+    'source', source }
+  if is_set(A.correlation_id) then
+    entry[#entry + 1] = 'correlation_id'
+    entry[#entry + 1] = A.correlation_id
+  end
+  local entry_id = redis.call(unpack(entry))
+  local frame_count = redis.call('HINCRBY', K.stream_meta, 'frame_count', 1)
+  redis.call('HINCRBY', K.stream_meta, 'total_bytes', #payload)
+  redis.call('HSET', K.stream_meta, 'last_sequence', entry_id, 'last_frame_at', to_text(now))
+  if retention == 0 then
+    redis.call('XTRIM', K.stream, 'MAXLEN', '~', to_text(Stream.DEFAULT_RETENTION))
+  else
+    redis.call('XTRIM', K.stream, 'MAXLEN', '=', to_text(retention))
+  end
+  return ok(entry_id, to_text(frame_count))
+end))
+
+redis.register_function{
+  function_name = 'ff_read_attempt_stream',
+  callback = guard(function(keys, args)
+    local K = {
+      stream = keys[1],
+      stream_meta = keys[2],
+    }
+    local A = {
+      from_id = args[1],
+      to_id = args[2],
+      count_limit = args[3],
+    }
+    local count = parse_number(A.count_limit)
+    if count == nil or count < 1 then
+      return err('invalid_input', 'count_limit must be >= 1')
+    end
+    if count > Stream.READ_HARD_CAP then
+      return err('invalid_input', 'count_limit_exceeds_hard_cap')
+    end
+    if count ~= math.floor(count) then
+      return err('invalid_input', 'count_limit must be an integer, got: ' .. tostring(A.count_limit))
+    end
+    -- Absent or empty bounds mean the whole stream.
+    local from = is_set(A.from_id) and A.from_id or '-'
+    local to = is_set(A.to_id) and A.to_id or '+'
+    if not Stream.valid_bound(from) then
+      return err('invalid_input', 'from_id must be -, +, <ms>, <ms>-<seq> or (<id>, got: ' .. from)
+    end
+    if not Stream.valid_bound(to) then
+      return err('invalid_input', 'to_id must be -, +, <ms>, <ms>-<seq> or (<id>, got: ' .. to)
+    end
+    -- The server still refuses ids out of its range (e.g. more than 64 bits): report that
+    -- as bad input too, not as a script error.
+    local entries = redis.pcall('XRANGE', K.stream, from, to, 'COUNT', to_text(count))
+    if type(entries) == 'table' and entries.err then
+      return err('invalid_input', 'XRANGE refused the bounds: ' .. tostring(entries.err))
+    end
+    local markers = redis.call('HMGET', K.stream_meta, 'closed_at', 'closed_reason')
+    local closed_at = is_set(markers[1]) and markers[1] or ''
+    local closed_reason = is_set(markers[2]) and markers[2] or ''
+    return ok(entries, closed_at, closed_reason)
+  end),
+  flags = { 'no-writes' },
+}
+
+-- source: lua/budget.lua
+-- Budget functions and admission blocking. KEYS, ARGV and replies: spec/budget.yaml.
+local Budget = {}
+
+-- Usage beyond this loses precision in Lua numbers.
+Budget.MAX_USAGE = 9007199254740991
+Budget.DEDUP_TTL_MS = 86400000
+
+-- Admission block reasons → { eligibility_state, blocked set of the lane }. paused_by_policy
+-- has no set of its own in the reference; it goes to the operator set, which no scanner lifts.
+Budget.BLOCK = {
+  waiting_for_budget = { 'blocked_by_budget', 'budget' },
+  waiting_for_quota = { 'blocked_by_quota', 'quota' },
+  waiting_for_capable_worker = { 'blocked_by_route', 'route' },
+  paused_by_operator = { 'blocked_by_operator', 'operator' },
+  paused_by_policy = { 'blocked_by_lane_state', 'operator' },
+}
+Budget.BLOCKED_SETS = { 'budget', 'quota', 'route', 'operator' }
+-- States an execution may be blocked from: eligible, or already blocked for admission.
+Budget.BLOCKABLE = {
+  eligible_now = true, blocked_by_budget = true, blocked_by_quota = true,
+  blocked_by_route = true, blocked_by_operator = true, blocked_by_lane_state = true,
+}
+Budget.UNBLOCKABLE = {
+  blocked_by_budget = true, blocked_by_quota = true, blocked_by_route = true, blocked_by_operator = true,
+}
+
+-- A budget exists once create has run; a hash without created_at is a stub another
+-- implementation left behind and counts as absent.
+function Budget.exists(def_key)
+  return redis.call('HEXISTS', def_key, 'created_at') == 1
+end
+
+-- budget_id must be the budget the caller's definition key names.
+function Budget.check_id(def_key, budget_id)
+  local tag = tag_of(def_key)
+  if not is_set(budget_id) or not tag or def_key ~= 'ff:budget:' .. tag .. ':' .. budget_id then
+    return err('invalid_input', 'budget_id must be the budget of the definition key, got: ' .. tostring(budget_id))
+  end
+  return nil
+end
+
+-- The dimension count at args[pos], with exactly \`width\` values per dimension after it and
+-- \`trailing\` fixed values after those (plus one more when \`optional_last\`).
+function Budget.read_count(args, pos, width, trailing, optional_last)
+  local n = parse_int(args[pos])
+  if n == nil or n < 0 then
+    return nil, err('invalid_input', 'dim_count must be a non-negative integer, got: ' .. tostring(args[pos]))
+  end
+  local expected = pos + width * n + trailing
+  if #args ~= expected and not (optional_last and #args == expected + 1) then
+    return nil, err('invalid_input', 'expected ' .. expected .. ' arguments for ' .. n .. ' dimensions, got: ' .. #args)
+  end
+  return n
+end
+
+-- A non-negative integer argument, or the invalid_input reply naming it.
+function Budget.count_arg(raw, name)
+  local n = parse_int(raw)
+  if n == nil or n < 0 then
+    return nil, err('invalid_input', name .. ' must be a non-negative integer, got: ' .. tostring(raw))
+  end
+  return n
+end
+
+-- A stored limit: nil when unset or empty, else its number (the invalid_input reply when it
+-- is not a number, so the caller stops before writing).
+function Budget.stored_limit(limits_key, field)
+  local raw = redis.call('HGET', limits_key, field)
+  if not is_set(raw) then return nil, nil, nil end
+  local value = parse_number(raw)
+  if value == nil then
+    return nil, nil, err('invalid_input', 'stored ' .. field .. ' is not a number, got: ' .. raw)
+  end
+  return value, raw, nil
+end
+
+function Budget.create(K, A, args)
+  local bad = check_args(A, { { 'reset_interval_ms', 'int' }, { 'now_ms', 'int?' } })
+    or Budget.check_id(K.definition, A.budget_id)
+  if bad then return bad end
+  if A.reset_interval_ms < 0 then
+    return err('invalid_input', 'reset_interval_ms must not be negative, got: ' .. args[7])
+  end
+  local n, count_err = Budget.read_count(args, 9, 3, 0, false)
+  if not n then return count_err end
+  local limits = {}
+  for i = 1, n do
+    local dim = args[9 + i]
+    if not is_set(dim) then
+      return err('invalid_input', 'dimension ' .. i .. ' must not be empty')
+    end
+    local hard, hard_err = Budget.count_arg(args[9 + n + i], 'hard limit of ' .. dim)
+    if not hard then return hard_err end
+    local soft, soft_err = Budget.count_arg(args[9 + 2 * n + i], 'soft limit of ' .. dim)
+    if not soft then return soft_err end
+    limits[#limits + 1] = 'hard:' .. dim
+    limits[#limits + 1] = to_text(hard)
+    limits[#limits + 1] = 'soft:' .. dim
+    limits[#limits + 1] = to_text(soft)
+  end
+  local now = A.now_ms or server_now()
+
+  -- Indexing comes before the existence check, so a replay heals a missing index entry.
+  redis.call('SADD', K.budget_policies, A.budget_id)
+  if Budget.exists(K.definition) then
+    return ok_status('ALREADY_SATISFIED', A.budget_id)
+  end
+  hset_table(K.definition, {
+    budget_id = A.budget_id,
+    scope_type = A.scope_type,
+    scope_id = A.scope_id,
+    enforcement_mode = A.enforcement_mode,
+    on_hard_limit = A.on_hard_limit,
+    on_soft_limit = A.on_soft_limit,
+    reset_interval_ms = A.reset_interval_ms,
+    breach_count = 0,
+    soft_breach_count = 0,
+    created_at = now,
+    last_updated_at = now,
+  })
+  if #limits > 0 then
+    redis.call('HSET', K.limits, unpack(limits))
+  end
+  if A.reset_interval_ms > 0 then
+    local next_reset = now + A.reset_interval_ms
+    redis.call('HSET', K.definition, 'next_reset_at', to_text(next_reset))
+    redis.call('ZADD', K.budget_resets, next_reset, A.budget_id)
+  end
+  return ok(A.budget_id)
+end
+
+redis.register_function('ff_create_budget', guard(function(keys, args)
+  local K = {
+    definition = keys[1],
+    limits = keys[2],
+    usage = keys[3],
+    budget_resets = keys[4],
+    budget_policies = keys[5],
+  }
+  local A = {
+    budget_id = args[1],
+    scope_type = args[2],
+    scope_id = args[3],
+    enforcement_mode = args[4],
+    on_hard_limit = args[5],
+    on_soft_limit = args[6],
+    reset_interval_ms = args[7],
+    now_ms = args[8],
+    dimension_count = args[9],
+  }
+  return Budget.create(K, A, args)
+end))
+
+-- Validates a usage report and reads what it needs. Returns the parsed entries, or nil and
+-- the reply to send (an error, or ALREADY_APPLIED). Writes nothing.
+function Budget.prepare_report(K, A, args, n)
+  local tag = tag_of(K.definition)
+  if not tag then
+    return nil, err('invalid_input', 'the budget keys carry no hash tag')
+  end
+  local bad = check_args(A, { { 'now_ms', 'int?' } })
+  if bad then return nil, bad end
+  if is_set(A.dedup_key) then
+    local prefix = 'ff:usagededup:' .. tag .. ':'
+    if #A.dedup_key <= #prefix or string.sub(A.dedup_key, 1, #prefix) ~= prefix then
+      return nil, err('invalid_input', 'dedup_key must be ' .. prefix .. '<dedup_id>, got: ' .. A.dedup_key)
+    end
+  end
+  local entries = {}
+  for i = 1, n do
+    local dim = args[1 + i]
+    if not is_set(dim) then
+      return nil, err('invalid_input', 'dimension ' .. i .. ' must not be empty')
+    end
+    local delta, delta_err = Budget.count_arg(args[1 + n + i], 'delta of ' .. dim)
+    if not delta then return nil, delta_err end
+    entries[i] = { dim = dim, delta = delta }
+  end
+  if not Budget.exists(K.definition) then
+    return nil, err('budget_not_found')
+  end
+  if is_set(A.dedup_key) and redis.call('EXISTS', A.dedup_key) == 1 then
+    return nil, ok_status('ALREADY_APPLIED')
+  end
+  -- Stored values are checked here, before any write, for every dimension.
+  for _, e in ipairs(entries) do
+    local raw = redis.call('HGET', K.usage, e.dim)
+    e.current = 0
+    if is_set(raw) then
+      e.current = parse_int(raw)
+      if e.current == nil then
+        return nil, err('invalid_input', 'stored usage of ' .. e.dim .. ' is not an integer, got: ' .. raw)
+      end
+    end
+    local hard, hard_raw, hard_err = Budget.stored_limit(K.limits, 'hard:' .. e.dim)
+    if hard_err then return nil, hard_err end
+    local soft, _, soft_err = Budget.stored_limit(K.limits, 'soft:' .. e.dim)
+    if soft_err then return nil, soft_err end
+    e.hard, e.hard_raw, e.soft = hard, hard_raw, soft
+  end
+  return entries, nil
+end
+
+function Budget.report(K, A, args, n)
+  local entries, reply = Budget.prepare_report(K, A, args, n)
+  if not entries then return reply end
+  local now = A.now_ms or server_now()
+
+  -- Hard limits first, on the running total per dimension: a breach adds nothing.
+  local totals = {}
+  for _, e in ipairs(entries) do
+    local total = (totals[e.dim] or e.current) + e.delta
+    if total > Budget.MAX_USAGE then
+      return err('invalid_input', 'usage of ' .. e.dim .. ' would exceed 2^53-1')
+    end
+    totals[e.dim] = total
+    if e.hard and e.hard > 0 and total > e.hard then
+      redis.call('HINCRBY', K.definition, 'breach_count', 1)
+      redis.call('HSET', K.definition, 'last_breach_at', to_text(now), 'last_breach_dim', e.dim,
+        'last_updated_at', to_text(now))
+      return ok_status('HARD_BREACH', e.dim, to_text(e.current), e.hard_raw)
+    end
+  end
+
+  local soft_dim, soft_value, soft_limit
+  for _, e in ipairs(entries) do
+    local value = redis.call('HINCRBY', K.usage, e.dim, e.delta)
+    if not soft_dim and e.soft and e.soft > 0 and value > e.soft then
+      soft_dim, soft_value, soft_limit = e.dim, value, e.soft
+    end
+  end
+  redis.call('HSET', K.definition, 'last_updated_at', to_text(now))
+  if is_set(A.dedup_key) then
+    redis.call('SET', A.dedup_key, '1', 'PX', Budget.DEDUP_TTL_MS)
+  end
+  if soft_dim then
+    redis.call('HINCRBY', K.definition, 'soft_breach_count', 1)
+    return ok_status('SOFT_BREACH', soft_dim, to_text(soft_value), to_text(soft_limit))
+  end
+  return ok()
+end
+
+redis.register_function('ff_report_usage_and_check', guard(function(keys, args)
+  local K = {
+    usage = keys[1],
+    limits = keys[2],
+    definition = keys[3],
+  }
+  -- ARGV: N, N dimensions, N deltas, now_ms, [dedup_key].
+  local n, count_err = Budget.read_count(args, 1, 2, 1, true)
+  if not n then return count_err end
+  local A = {
+    dimension_count = args[1],
+    now_ms = args[2 * n + 2],
+    dedup_key = args[2 * n + 3],
+  }
+  return Budget.report(K, A, args, n)
+end))
+
+redis.register_function('ff_reset_budget', guard(function(keys, args)
+  local K = {
+    definition = keys[1],
+    usage = keys[2],
+    budget_resets = keys[3],
+  }
+  local A = {
+    budget_id = args[1],
+    now_ms = args[2],
+  }
+  local bad = check_args(A, { { 'now_ms', 'int?' } }) or Budget.check_id(K.definition, A.budget_id)
+  if bad then return bad end
+  if not Budget.exists(K.definition) then
+    -- No stub definition; drop a dangling schedule entry so the scanner stops retrying.
+    redis.call('ZREM', K.budget_resets, A.budget_id)
+    return err('budget_not_found')
+  end
+  local raw_interval = redis.call('HGET', K.definition, 'reset_interval_ms')
+  local interval = 0
+  if is_set(raw_interval) then
+    interval = parse_number(raw_interval)
+    if interval == nil then
+      return err('invalid_input', 'stored reset_interval_ms is not a number, got: ' .. raw_interval)
+    end
+  end
+  local now = A.now_ms or server_now()
+
+  local fields = redis.call('HKEYS', K.usage)
+  if #fields > 0 then
+    local flat = {}
+    for _, field in ipairs(fields) do
+      flat[#flat + 1] = field
+      flat[#flat + 1] = '0'
+    end
+    redis.call('HSET', K.usage, unpack(flat))
+  end
+  redis.call('HINCRBY', K.definition, 'reset_count', 1)
+  redis.call('HSET', K.definition, 'last_reset_at', to_text(now), 'last_updated_at', to_text(now),
+    'last_breach_at', '', 'last_breach_dim', '')
+  if interval > 0 then
+    local next_reset = now + interval
+    redis.call('HSET', K.definition, 'next_reset_at', to_text(next_reset))
+    redis.call('ZADD', K.budget_resets, next_reset, A.budget_id)
+    return ok(to_text(next_reset))
+  end
+  redis.call('ZREM', K.budget_resets, A.budget_id)
+  return ok('0')
+end))
+
+-- execution_id must be the execution of the caller's core key.
+function Budget.check_execution(core_key, eid)
+  local tag = tag_of(core_key)
+  if not is_set(eid) or not tag or string.sub(core_key, 1, 8) ~= 'ff:exec:' or eid_of_exec_key(core_key) ~= eid then
+    return err('invalid_input', 'execution_id must be the execution of the core key, got: ' .. tostring(eid))
+  end
+  return nil
+end
+
+-- The caller's lane index keys must be the execution's own lane's: its eligible index, and
+-- one of \`sets\` among its blocked indexes. A core without lane_id (hand-built) is not checked.
+function Budget.check_lane_keys(tag, lane, eligible_key, blocked_key, sets)
+  if not is_set(lane) then return nil end
+  if eligible_key ~= lane_key(tag, lane, 'eligible') then
+    return err('invalid_input', 'eligible key is not the eligible index of lane ' .. lane)
+  end
+  for _, set in ipairs(sets) do
+    if blocked_key == lane_key(tag, lane, 'blocked:' .. set) then return nil end
+  end
+  return err('invalid_input', 'blocked key is not the ' .. table.concat(sets, '/') .. ' blocked index of lane ' .. lane)
+end
+
+-- Removes the execution from every admission blocked index of its lane except \`keep\`.
+function Budget.leave_blocked_sets(tag, lane, eid, keep)
+  if not is_set(lane) then return end
+  for _, set in ipairs(Budget.BLOCKED_SETS) do
+    local key = lane_key(tag, lane, 'blocked:' .. set)
+    if key ~= keep then
+      redis.call('ZREM', key, eid)
+    end
+  end
+end
+
+redis.register_function('ff_block_execution_for_admission', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    eligible = keys[2],
+    blocked = keys[3],
+  }
+  local A = {
+    execution_id = args[1],
+    blocking_reason = args[2],
+    blocking_detail = args[3],
+    now_ms = args[4],
+  }
+  local bad = check_args(A, { { 'now_ms', 'int?' } }) or Budget.check_execution(K.core, A.execution_id)
+  if bad then return bad end
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  if core.lifecycle_phase == 'terminal' then
+    return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
+  end
+  if core.lifecycle_phase ~= 'runnable' then
+    return err('execution_not_eligible')
+  end
+  local mapped = Budget.BLOCK[A.blocking_reason or '']
+  if not mapped then
+    return err('invalid_blocking_reason')
+  end
+  if not Budget.BLOCKABLE[core.eligibility_state or ''] then
+    return err('execution_not_eligible')
+  end
+  local tag = tag_of(K.core)
+  bad = Budget.check_lane_keys(tag, core.lane_id, K.eligible, K.blocked, { mapped[2] })
+  if bad then return bad end
+  local now = A.now_ms or server_now()
+
+  write_state(K.core, now, {
+    lifecycle_phase = 'runnable',
+    ownership_state = 'unowned',
+    eligibility_state = mapped[1],
+    blocking_reason = A.blocking_reason,
+    blocking_detail = A.blocking_detail or '',
+    terminal_outcome = 'none',
+    attempt_state = is_set(core.attempt_state) and core.attempt_state or 'pending_first_attempt',
+    -- The reference writes rate_limited for every reason (budget.md §12.9).
+    public_state = 'rate_limited',
+  })
+  redis.call('ZREM', K.eligible, A.execution_id)
+  Budget.leave_blocked_sets(tag, core.lane_id, A.execution_id, K.blocked)
+  redis.call('ZADD', K.blocked, now, A.execution_id)
+  return ok('blocked')
+end))
+
+redis.register_function('ff_unblock_execution', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    blocked = keys[2],
+    eligible = keys[3],
+  }
+  local A = {
+    execution_id = args[1],
+    now_ms = args[2],
+    expected_blocking_reason = args[3],
+  }
+  local bad = check_args(A, { { 'now_ms', 'int?' } }) or Budget.check_execution(K.core, A.execution_id)
+  if bad then return bad end
+  local core = hgetall(K.core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  if core.lifecycle_phase ~= 'runnable' or not Budget.UNBLOCKABLE[core.eligibility_state or ''] then
+    return err('execution_not_eligible')
+  end
+  if is_set(A.expected_blocking_reason) and A.expected_blocking_reason ~= core.blocking_reason then
+    return err('execution_not_eligible')
+  end
+  local tag = tag_of(K.core)
+  bad = Budget.check_lane_keys(tag, core.lane_id, K.eligible, K.blocked, Budget.BLOCKED_SETS)
+  if bad then return bad end
+  local now = A.now_ms or server_now()
+
+  write_state(K.core, now, {
+    lifecycle_phase = 'runnable',
+    ownership_state = 'unowned',
+    eligibility_state = 'eligible_now',
+    blocking_reason = 'waiting_for_worker',
+    blocking_detail = '',
+    terminal_outcome = 'none',
+    attempt_state = is_set(core.attempt_state) and core.attempt_state or 'pending_first_attempt',
+    public_state = 'waiting',
+  })
+  redis.call('ZREM', K.blocked, A.execution_id)
+  Budget.leave_blocked_sets(tag, core.lane_id, A.execution_id, K.blocked)
+  local score = eligible_score(parse_number(core.priority) or 0, parse_number(core.created_at) or 0)
+  redis.call('ZADD', K.eligible, score, A.execution_id)
+  return ok('unblocked')
+end))
+
+-- source: lua/quota.lua
+-- Quota policies and admission. KEYS, ARGV and replies: spec/quota.yaml.
+local Quota = {}
+
+-- Checks non-negative integer arguments (already converted by check_args) in order.
+function Quota.non_negative(A, names)
+  for _, name in ipairs(names) do
+    if A[name] < 0 then
+      return err('invalid_input', name .. ' must not be negative, got: ' .. to_text(A[name]))
+    end
+  end
+  return nil
+end
+
+-- The admitted guard key ends with \`:admitted:<execution_id>\`; the id must be the caller's.
+function Quota.check_guard(guard_key, eid)
+  local suffix = ':admitted:' .. tostring(eid)
+  if not is_set(eid) or #guard_key <= #suffix or string.sub(guard_key, -#suffix) ~= suffix then
+    return err('invalid_input', 'execution_id must be the execution of the admitted key, got: ' .. tostring(eid))
+  end
+  return nil
+end
+
+-- The concurrency counter (missing = 0), or nil and the invalid_input reply.
+function Quota.counter(key)
+  local raw = redis.call('GET', key)
+  if not is_set(raw) then return 0, nil end
+  local value = parse_int(raw)
+  if value == nil then
+    return nil, err('invalid_input', 'stored concurrency counter is not an integer, got: ' .. raw)
+  end
+  return value, nil
+end
+
+redis.register_function('ff_create_quota_policy', guard(function(keys, args)
+  local K = {
+    definition = keys[1],
+    window = keys[2],
+    concurrency = keys[3],
+    admitted_set = keys[4],
+    quota_policies = keys[5],
+  }
+  local A = {
+    quota_policy_id = args[1],
+    window_seconds = args[2],
+    max_requests_per_window = args[3],
+    max_concurrent = args[4],
+    now_ms = args[5],
+  }
+  local bad = check_args(A, {
+    { 'quota_policy_id', 'nonempty' }, { 'window_seconds', 'int' }, { 'max_requests_per_window', 'int' },
+    { 'max_concurrent', 'int' }, { 'now_ms', 'int?' },
+  }) or Quota.non_negative(A, { 'max_requests_per_window', 'max_concurrent' })
+  if bad then return bad end
+  if A.window_seconds < 1 then
+    return err('invalid_input', 'window_seconds must be at least 1, got: ' .. args[2])
+  end
+  local tag = tag_of(K.definition)
+  if not tag or K.definition ~= 'ff:quota:' .. tag .. ':' .. A.quota_policy_id then
+    return err('invalid_input', 'quota_policy_id must be the policy of the definition key, got: ' .. A.quota_policy_id)
+  end
+  local now = A.now_ms or server_now()
+
+  if redis.call('EXISTS', K.definition) == 1 then
+    return ok_status('ALREADY_SATISFIED', A.quota_policy_id)
+  end
+  hset_table(K.definition, {
+    quota_policy_id = A.quota_policy_id,
+    requests_per_window_seconds = A.window_seconds,
+    max_requests_per_window = A.max_requests_per_window,
+    active_concurrency_cap = A.max_concurrent,
+    created_at = now,
+  })
+  redis.call('SET', K.concurrency, '0')
+  redis.call('SADD', K.quota_policies, A.quota_policy_id)
+  return ok(A.quota_policy_id)
+end))
+
+-- Replies of this function carry no leading status integer (budget.md §9), except the
+-- standard invalid_input failure.
+redis.register_function('ff_check_admission_and_record', guard(function(keys, args)
+  local K = {
+    window = keys[1],
+    concurrency = keys[2],
+    definition = keys[3],
+    admitted = keys[4],
+    admitted_set = keys[5],
+  }
+  local A = {
+    now_ms = args[1],
+    window_seconds = args[2],
+    rate_limit = args[3],
+    concurrency_cap = args[4],
+    execution_id = args[5],
+    jitter_ms = args[6],
+  }
+  local bad = check_args(A, {
+    { 'now_ms', 'int?' }, { 'window_seconds', 'int' }, { 'rate_limit', 'int' }, { 'concurrency_cap', 'int' },
+    { 'jitter_ms', 'int?' },
+  }) or Quota.non_negative(A, { 'rate_limit', 'concurrency_cap' }) or Quota.check_guard(K.admitted, A.execution_id)
+  if bad then return bad end
+  if A.window_seconds < 1 then
+    return err('invalid_input', 'window_seconds must be at least 1, got: ' .. args[2])
+  end
+  local jitter = A.jitter_ms or 0
+  if jitter < 0 then
+    return err('invalid_input', 'jitter_ms must not be negative, got: ' .. args[6])
+  end
+  local now = A.now_ms or server_now()
+  local window_ms = A.window_seconds * 1000
+
+  if redis.call('EXISTS', K.admitted) == 1 then
+    return { 'ALREADY_ADMITTED' }
+  end
+  local held, counter_err = Quota.counter(K.concurrency)
+  if counter_err then return counter_err end
+
+  redis.call('ZREMRANGEBYSCORE', K.window, '-inf', now - window_ms)
+  if A.rate_limit > 0 and redis.call('ZCARD', K.window) >= A.rate_limit then
+    local oldest = redis.call('ZRANGE', K.window, 0, 0, 'WITHSCORES')
+    local retry = math.max(0, (parse_number(oldest[2]) or now) + window_ms - now)
+    if jitter > 0 then
+      retry = retry + math.random(0, jitter)
+    end
+    return { 'RATE_EXCEEDED', to_text(retry) }
+  end
+  if A.concurrency_cap > 0 and held >= A.concurrency_cap then
+    return { 'CONCURRENCY_EXCEEDED' }
+  end
+
+  redis.call('ZADD', K.window, now, A.execution_id)
+  redis.call('SET', K.admitted, '1', 'PX', window_ms, 'NX')
+  -- Count the slot once per holder: an execution still in the set already holds one.
+  local added = redis.call('SADD', K.admitted_set, A.execution_id)
+  if A.concurrency_cap > 0 and added == 1 then
+    redis.call('INCR', K.concurrency)
+  end
+  return { 'ADMITTED' }
+end))
+
+redis.register_function('ff_release_admission', guard(function(keys, args)
+  local K = {
+    admitted = keys[1],
+    admitted_set = keys[2],
+    concurrency = keys[3],
+  }
+  local A = {
+    execution_id = args[1],
+  }
+  local bad = Quota.check_guard(K.admitted, A.execution_id)
+  if bad then return bad end
+  local held, counter_err = Quota.counter(K.concurrency)
+  if counter_err then return counter_err end
+
+  redis.call('DEL', K.admitted)
+  -- Only a holder gives a slot back: a second release finds it gone from the set.
+  local removed = redis.call('SREM', K.admitted_set, A.execution_id)
+  if removed == 1 and held > 0 then
+    redis.call('DECR', K.concurrency)
+  end
+  return ok('released')
+end))
+
+-- source: lua/flow.lua
+-- Flow and dependency functions. KEYS, ARGV and replies: spec/flow.yaml.
+-- Module-local helpers live in the one table Flow, to keep the chunk's locals few.
+local Flow = {}
+
+-- Flow states the mutation guards treat as final (only \`cancelled\` is ever written).
+Flow.TERMINAL = { cancelled = true, completed = true, failed = true }
+-- The cycle check gives up (and refuses the edge) past this many distinct nodes.
+Flow.MAX_CYCLE_CHECK_NODES = 1000
+Flow.DEFAULT_MAX_REPLAYS = 10
+
+-- \`ff:flow:<tag>:<fid>\` when the core key is this flow's, else nil: the functions that
+-- derive other flow keys (or store the flow id) refuse a core key of another flow.
+function Flow.prefix(core_key, flow_id)
+  local tag = tag_of(core_key)
+  if not tag or not is_set(flow_id) then
+    return nil
+  end
+  local prefix = 'ff:flow:' .. tag .. ':' .. flow_id
+  if core_key ~= prefix .. ':core' then
+    return nil
+  end
+  return prefix
+end
+
+-- The argument checks every flow-side call shares: a non-empty flow id that names the
+-- flow of the core key, and an optional integer now_ms (ignored: server time is used).
+function Flow.check_flow_args(A, core_key)
+  local bad = check_args(A, { { 'flow_id', 'nonempty' }, { 'now_ms', 'int?' } })
+  if bad then return nil, bad end
+  local prefix = Flow.prefix(core_key, A.flow_id)
+  if not prefix then
+    return nil, err('invalid_input', 'flow_id does not match the flow core key')
+  end
+  return prefix
+end
+
+-- The execution id of an exec key must be the one named in ARGV (it is the index member).
+function Flow.check_execution_key(core_key, execution_id)
+  if not core_key then
+    return err('invalid_input', 'exec_core key missing')
+  end
+  if eid_of_exec_key(core_key) ~= execution_id then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
+  return nil
+end
+
+-- A non-negative decimal integer, kept as the caller's text (graph revisions compare as text).
+function Flow.check_revision(A, name)
+  local n = parse_int(A[name])
+  if n == nil or n < 0 then
+    return err('invalid_input', name .. ' must be a non-negative integer, got: ' .. tostring(A[name]))
+  end
+  return nil
+end
+
+-- Decrements the unsatisfied count, never below 0; returns what remains.
+function Flow.decrement_unsatisfied(deps_meta_key)
+  local remaining = redis.call('HINCRBY', deps_meta_key, 'unsatisfied_required_count', -1)
+  if remaining < 0 then
+    redis.call('HSET', deps_meta_key, 'unsatisfied_required_count', '0')
+    remaining = 0
+  end
+  return remaining
+end
+
+-- True if \`target\` is reachable from \`start\` over the flow's staged edges (breadth first),
+-- or if the graph is too large to tell (the caller then refuses the edge).
+function Flow.reaches(prefix, start, target)
+  local visited = { [start] = true }
+  local count = 1
+  local frontier = { start }
+  while #frontier > 0 do
+    local next_frontier = {}
+    for i = 1, #frontier do
+      local edges = redis.call('SMEMBERS', prefix .. ':out:' .. frontier[i])
+      for j = 1, #edges do
+        local down = redis.call('HGET', prefix .. ':edge:' .. edges[j], 'downstream_execution_id')
+        if down == target then
+          return true
+        end
+        if is_set(down) and not visited[down] then
+          visited[down] = true
+          count = count + 1
+          if count > Flow.MAX_CYCLE_CHECK_NODES then
+            return true
+          end
+          next_frontier[#next_frontier + 1] = down
+        end
+      end
+    end
+    frontier = next_frontier
+  end
+  return false
+end
+
+-- Runnable, blocked child → eligible_now (model.md §4.3 "last dependency satisfied").
+-- attempt_state is kept, except empty or \`none\` → pending_first_attempt, so an interrupted
+-- attempt still routes the claim to the resumed path.
+function Flow.promote(core_key, core, blocked_key, eligible_key, eid, now)
+  local attempt_state = core.attempt_state
+  if not is_set(attempt_state) or attempt_state == 'none' then
+    attempt_state = 'pending_first_attempt'
+  end
+  write_state(core_key, now, {
+    lifecycle_phase = core.lifecycle_phase or 'runnable',
+    ownership_state = core.ownership_state or 'unowned',
+    eligibility_state = 'eligible_now',
+    blocking_reason = 'waiting_for_worker',
+    blocking_detail = '',
+    terminal_outcome = 'none',
+    attempt_state = attempt_state,
+    public_state = 'waiting',
+  })
+  redis.call('ZREM', blocked_key, eid)
+  redis.call('ZADD', eligible_key,
+    eligible_score(parse_number(core.priority) or 0, parse_number(core.created_at) or 0), eid)
+end
+
+-- An impossible dependency makes a non-terminal child terminal/skipped. A running or
+-- interrupted attempt ends as cancelled; its records are the current attempt's, derived
+-- from the core (the KEYS slots are the fallback when no attempt index is recorded).
+function Flow.skip_child(K, core, eid, now)
+  local attempt_state = core.attempt_state
+  local new_attempt_state
+  if attempt_state == 'running_attempt' or attempt_state == 'attempt_interrupted' then
+    new_attempt_state = 'attempt_terminal'
+    local attempt_hash, stream_meta = K.attempt_hash, K.stream_meta
+    if is_set(core.current_attempt_index) then
+      local tag = tag_of(K.exec_core)
+      attempt_hash = attempt_key(tag, eid, core.current_attempt_index)
+      stream_meta = stream_meta_key(tag, eid, core.current_attempt_index)
+    end
+    redis.call('HSET', attempt_hash, 'attempt_state', 'ended_cancelled', 'ended_at', now,
+      'failure_reason', 'dependency_impossible')
+    if redis.call('EXISTS', stream_meta) == 1 then
+      redis.call('HSET', stream_meta, 'closed_at', now, 'closed_reason', 'dependency_impossible')
+    end
+  elseif attempt_state == nil then
+    new_attempt_state = 'none'
+  elseif attempt_state == '' then
+    new_attempt_state = ''
+  else
+    new_attempt_state = 'none'
+  end
+  write_state(K.exec_core, now, {
+    lifecycle_phase = 'terminal',
+    ownership_state = 'unowned',
+    eligibility_state = 'not_applicable',
+    blocking_reason = 'none',
+    blocking_detail = '',
+    terminal_outcome = 'skipped',
+    attempt_state = new_attempt_state,
+    public_state = 'skipped',
+  }, { completed_at = now })
+  redis.call('ZREM', K.blocked_deps_zset, eid)
+  redis.call('ZREM', K.eligible_zset, eid)
+  redis.call('ZADD', K.terminal_zset, now, eid)
+end
+
+-- The replay limit: the policy's top-level max_replay_count when it is a number, else 10.
+function Flow.max_replays(core_key)
+  local policy_key = string.gsub(core_key, ':core$', ':policy')
+  local raw = redis.call('GET', policy_key)
+  if raw then
+    local decoded_ok, policy = pcall(cjson.decode, raw)
+    if decoded_ok and type(policy) == 'table' and type(policy.max_replay_count) == 'number' then
+      return policy.max_replay_count
+    end
+  end
+  return Flow.DEFAULT_MAX_REPLAYS
+end
+
+-- A skipped member's counts are rebuilt from the edges the caller lists, so the list must
+-- cover every edge applied to it (deps:all_edges, derived from the core key, same slot).
+-- Returns the first applied edge id missing from ARGV 3…, or nil.
+function Flow.missing_applied_edge(core_key, args, edge_count)
+  local listed = {}
+  for i = 1, edge_count do
+    listed[args[2 + i]] = true
+  end
+  local all_edges_key = string.gsub(core_key, ':core$', ':deps:all_edges')
+  local applied = redis.call('SMEMBERS', all_edges_key)
+  for i = 1, #applied do
+    if not listed[applied[i]] then
+      return applied[i]
+    end
+  end
+  return nil
+end
+
+redis.register_function('ff_create_flow', guard(function(keys, args)
+  local K = {
+    flow_core = keys[1],
+    members_set = keys[2],
+    flow_index = keys[3],
+  }
+  local A = {
+    flow_id = args[1],
+    flow_kind = args[2],
+    namespace = args[3],
+    now_ms = args[4],
+  }
+  local _, bad = Flow.check_flow_args(A, K.flow_core)
+  if bad then return bad end
+
+  redis.call('SADD', K.flow_index, A.flow_id)
+  if redis.call('EXISTS', K.flow_core) == 1 then
+    return ok_status('ALREADY_SATISFIED', A.flow_id)
+  end
+  local now = server_now()
+  hset_table(K.flow_core, {
+    flow_id = A.flow_id,
+    flow_kind = A.flow_kind or '',
+    namespace = A.namespace or '',
+    graph_revision = 0,
+    node_count = 0,
+    edge_count = 0,
+    public_flow_state = 'open',
+    created_at = now,
+    last_mutation_at = now,
+  })
+  return ok(A.flow_id)
+end))
+
+redis.register_function('ff_add_execution_to_flow', guard(function(keys, args)
+  local K = {
+    flow_core = keys[1],
+    members_set = keys[2],
+    flow_index = keys[3],
+    exec_core = keys[4],
+  }
+  local A = {
+    flow_id = args[1],
+    execution_id = args[2],
+    now_ms = args[3],
+  }
+  local _, bad = Flow.check_flow_args(A, K.flow_core)
+  if bad then return bad end
+  bad = check_args(A, { { 'execution_id', 'nonempty' } }) or Flow.check_execution_key(K.exec_core, A.execution_id)
+  if bad then return bad end
+
+  local flow = hgetall(K.flow_core)
+  if next(flow) == nil then
+    return err('flow_not_found')
+  end
+  if Flow.TERMINAL[flow.public_flow_state] then
+    return err('flow_already_terminal')
+  end
+  if redis.call('EXISTS', K.exec_core) == 0 then
+    return err('execution_not_found')
+  end
+  local current = redis.call('HGET', K.exec_core, 'flow_id')
+  if is_set(current) and current ~= A.flow_id then
+    return err('already_member_of_different_flow:' .. current)
+  end
+
+  redis.call('SADD', K.flow_index, A.flow_id)
+  redis.call('HSET', K.exec_core, 'flow_id', A.flow_id)
+  if redis.call('SISMEMBER', K.members_set, A.execution_id) == 1 then
+    return ok_status('ALREADY_SATISFIED', A.execution_id, flow.node_count or '0')
+  end
+  redis.call('SADD', K.members_set, A.execution_id)
+  local node_count = redis.call('HINCRBY', K.flow_core, 'node_count', 1)
+  redis.call('HINCRBY', K.flow_core, 'graph_revision', 1)
+  redis.call('HSET', K.flow_core, 'last_mutation_at', server_now())
+  return ok(A.execution_id, to_text(node_count))
+end))
+
+redis.register_function('ff_cancel_flow', guard(function(keys, args)
+  local K = {
+    flow_core = keys[1],
+    members_set = keys[2],
+    flow_index = keys[3],
+  }
+  local A = {
+    flow_id = args[1],
+    reason = args[2],
+    cancellation_policy = args[3],
+    now_ms = args[4],
+  }
+  local bad = check_args(A, { { 'now_ms', 'int?' } })
+  if bad then return bad end
+
+  local state = redis.call('HGET', K.flow_core, 'public_flow_state')
+  if redis.call('EXISTS', K.flow_core) == 0 then
+    return err('flow_not_found')
+  end
+  if Flow.TERMINAL[state] then
+    return err('flow_already_terminal')
+  end
+  local members = redis.call('SMEMBERS', K.members_set)
+  local now = server_now()
+  local policy = A.cancellation_policy or ''
+  redis.call('HSET', K.flow_core,
+    'public_flow_state', 'cancelled',
+    'cancelled_at', now,
+    'cancel_reason', A.reason or '',
+    'cancellation_policy', policy,
+    'last_mutation_at', now)
+  -- Built element by element: unpack would overflow the Lua stack on a large flow.
+  local reply = ok(policy)
+  for i = 1, #members do
+    reply[#reply + 1] = members[i]
+  end
+  return reply
+end))
+
+redis.register_function('ff_stage_dependency_edge', guard(function(keys, args)
+  local K = {
+    flow_core = keys[1],
+    members_set = keys[2],
+    edge_hash = keys[3],
+    out_adj_set = keys[4],
+    in_adj_set = keys[5],
+    grant_hash = keys[6],
+  }
+  local A = {
+    flow_id = args[1],
+    edge_id = args[2],
+    upstream_execution_id = args[3],
+    downstream_execution_id = args[4],
+    dependency_kind = args[5],
+    data_passing_ref = args[6],
+    expected_graph_revision = args[7],
+    now_ms = args[8],
+  }
+  local prefix, bad = Flow.check_flow_args(A, K.flow_core)
+  if bad then return bad end
+  bad = check_args(A, {
+    { 'edge_id', 'nonempty' },
+    { 'upstream_execution_id', 'nonempty' },
+    { 'downstream_execution_id', 'nonempty' },
+  }) or Flow.check_revision(A, 'expected_graph_revision')
+  if bad then return bad end
+
+  if A.upstream_execution_id == A.downstream_execution_id then
+    return err('self_referencing_edge')
+  end
+  local flow = hgetall(K.flow_core)
+  if next(flow) == nil then
+    return err('flow_not_found')
+  end
+  if Flow.TERMINAL[flow.public_flow_state] then
+    return err('flow_already_terminal')
+  end
+  if (flow.graph_revision or '0') ~= A.expected_graph_revision then
+    return err('stale_graph_revision')
+  end
+  if redis.call('SISMEMBER', K.members_set, A.upstream_execution_id) == 0
+    or redis.call('SISMEMBER', K.members_set, A.downstream_execution_id) == 0 then
+    return err('execution_not_in_flow')
+  end
+  -- The new edge closes a loop iff the upstream is already reachable from the downstream.
+  if Flow.reaches(prefix, A.downstream_execution_id, A.upstream_execution_id) then
+    return err('cycle_detected')
+  end
+  if redis.call('EXISTS', K.edge_hash) == 1 then
+    return err('dependency_already_exists')
+  end
+
+  local now = server_now()
+  hset_table(K.edge_hash, {
+    edge_id = A.edge_id,
+    flow_id = A.flow_id,
+    upstream_execution_id = A.upstream_execution_id,
+    downstream_execution_id = A.downstream_execution_id,
+    dependency_kind = A.dependency_kind or 'success_only',
+    satisfaction_condition = 'all_required',
+    data_passing_ref = A.data_passing_ref or '',
+    edge_state = 'pending',
+    created_at = now,
+    created_by = 'engine',
+  })
+  redis.call('SADD', K.out_adj_set, A.edge_id)
+  redis.call('SADD', K.in_adj_set, A.edge_id)
+  local revision = redis.call('HINCRBY', K.flow_core, 'graph_revision', 1)
+  redis.call('HINCRBY', K.flow_core, 'edge_count', 1)
+  redis.call('HSET', K.flow_core, 'last_mutation_at', now)
+  return ok(A.edge_id, to_text(revision))
+end))
+
+redis.register_function('ff_apply_dependency_to_child', guard(function(keys, args)
+  local K = {
+    exec_core = keys[1],
+    deps_meta = keys[2],
+    unresolved_set = keys[3],
+    dep_hash = keys[4],
+    eligible_zset = keys[5],
+    blocked_deps_zset = keys[6],
+    deps_all_edges = keys[7],
+  }
+  local A = {
+    flow_id = args[1],
+    edge_id = args[2],
+    upstream_execution_id = args[3],
+    graph_revision = args[4],
+    dependency_kind = args[5],
+    data_passing_ref = args[6],
+    now_ms = args[7],
+  }
+  local bad = check_args(A, {
+    { 'flow_id', 'nonempty' },
+    { 'edge_id', 'nonempty' },
+    { 'upstream_execution_id', 'nonempty' },
+    { 'now_ms', 'int?' },
+  }) or Flow.check_revision(A, 'graph_revision')
+  if bad then return bad end
+
+  local core = hgetall(K.exec_core)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  if is_set(core.flow_id) and core.flow_id ~= A.flow_id then
+    return err('execution_already_in_flow')
+  end
+  if redis.call('EXISTS', K.dep_hash) == 1 then
+    return ok('already_applied')
+  end
+
+  local now = server_now()
+  local eid = core.execution_id or eid_of_exec_key(K.exec_core)
+  hset_table(K.dep_hash, {
+    edge_id = A.edge_id,
+    flow_id = A.flow_id,
+    upstream_execution_id = A.upstream_execution_id,
+    downstream_execution_id = core.execution_id or '',
+    dependency_kind = A.dependency_kind or 'success_only',
+    state = 'unsatisfied',
+    data_passing_ref = A.data_passing_ref or '',
+    last_resolved_at = '',
+  })
+  redis.call('SADD', K.unresolved_set, A.edge_id)
+  redis.call('SADD', K.deps_all_edges, A.edge_id)
+  local unsatisfied = redis.call('HINCRBY', K.deps_meta, 'unsatisfied_required_count', 1)
+  redis.call('HSET', K.deps_meta,
+    'flow_id', A.flow_id,
+    'last_flow_graph_revision', A.graph_revision,
+    'last_dependency_update_at', now)
+  if core.lifecycle_phase == 'runnable' and core.terminal_outcome == 'none' then
+    write_state(K.exec_core, now, {
+      lifecycle_phase = core.lifecycle_phase,
+      ownership_state = core.ownership_state or 'unowned',
+      eligibility_state = 'blocked_by_dependencies',
+      blocking_reason = 'waiting_for_children',
+      blocking_detail = to_text(unsatisfied) .. ' dep(s) unresolved incl ' .. A.edge_id,
+      terminal_outcome = 'none',
+      attempt_state = core.attempt_state or 'pending_first_attempt',
+      public_state = 'waiting_children',
+    })
+    redis.call('ZREM', K.eligible_zset, eid)
+    redis.call('ZADD', K.blocked_deps_zset, parse_number(core.created_at) or 0, eid)
+  end
+  return ok(to_text(unsatisfied))
+end))
+
+redis.register_function('ff_resolve_dependency', guard(function(keys, args)
+  local K = {
+    exec_core = keys[1],
+    deps_meta = keys[2],
+    unresolved_set = keys[3],
+    dep_hash = keys[4],
+    eligible_zset = keys[5],
+    terminal_zset = keys[6],
+    blocked_deps_zset = keys[7],
+    attempt_hash = keys[8],
+    stream_meta = keys[9],
+    downstream_payload = keys[10],
+    upstream_result = keys[11],
+  }
+  local A = {
+    edge_id = args[1],
+    upstream_outcome = args[2],
+    now_ms = args[3],
+  }
+  local bad = check_args(A, { { 'edge_id', 'nonempty' }, { 'upstream_outcome', 'nonempty' }, { 'now_ms', 'int?' } })
+  if bad then return bad end
+  if A.upstream_outcome == 'none' then
+    return err('invalid_input', 'upstream_outcome must be a terminal outcome, got: none')
+  end
+
+  local dep = hgetall(K.dep_hash)
+  if next(dep) == nil then
+    return err('invalid_dependency')
+  end
+  if dep.state == 'satisfied' or dep.state == 'impossible' then
+    return ok('already_resolved')
+  end
+
+  local now = server_now()
+  local core = hgetall(K.exec_core)
+  local eid = core.execution_id or eid_of_exec_key(K.exec_core)
+  if A.upstream_outcome == 'success' then
+    redis.call('HSET', K.dep_hash, 'state', 'satisfied', 'last_resolved_at', now)
+    redis.call('SREM', K.unresolved_set, A.edge_id)
+    local remaining = Flow.decrement_unsatisfied(K.deps_meta)
+    redis.call('HSET', K.deps_meta, 'last_dependency_update_at', now)
+    if next(core) == nil then
+      return ok('satisfied', '')
+    end
+    local marker = ''
+    if is_set(dep.data_passing_ref) and core.terminal_outcome == 'none' then
+      if redis.call('COPY', K.upstream_result, K.downstream_payload, 'REPLACE') == 1 then
+        marker = 'data_injected'
+      end
+    end
+    if remaining == 0 and core.lifecycle_phase == 'runnable' and core.ownership_state == 'unowned'
+      and core.terminal_outcome == 'none' and core.eligibility_state == 'blocked_by_dependencies' then
+      Flow.promote(K.exec_core, core, K.blocked_deps_zset, K.eligible_zset, eid, now)
+    end
+    return ok('satisfied', marker)
+  end
+
+  redis.call('HSET', K.dep_hash, 'state', 'impossible', 'last_resolved_at', now)
+  redis.call('SREM', K.unresolved_set, A.edge_id)
+  Flow.decrement_unsatisfied(K.deps_meta)
+  redis.call('HINCRBY', K.deps_meta, 'impossible_required_count', 1)
+  redis.call('HSET', K.deps_meta, 'last_dependency_update_at', now)
+  if next(core) == nil then
+    return ok('impossible', '')
+  end
+  if core.terminal_outcome ~= 'none' then
+    return ok('impossible', '')
+  end
+  Flow.skip_child(K, core, eid, now)
+  return ok('impossible', 'child_skipped')
+end))
+
+redis.register_function{
+  function_name = 'ff_evaluate_flow_eligibility',
+  callback = guard(function(keys, args)
+    local K = {
+      exec_core = keys[1],
+      deps_meta = keys[2],
+    }
+    local core = hgetall(K.exec_core)
+    if next(core) == nil then return ok('not_found') end
+    if core.lifecycle_phase ~= 'runnable' then return ok('not_runnable') end
+    if core.ownership_state ~= 'unowned' then return ok('owned') end
+    if core.terminal_outcome ~= 'none' then return ok('terminal') end
+    local meta = hgetall(K.deps_meta)
+    if next(meta) == nil then return ok('eligible') end
+    if (parse_number(meta.impossible_required_count) or 0) > 0 then return ok('impossible') end
+    if (parse_number(meta.unsatisfied_required_count) or 0) > 0 then return ok('blocked_by_dependencies') end
+    return ok('eligible')
+  end),
+  flags = { 'no-writes' },
+}
+
+redis.register_function('ff_promote_blocked_to_eligible', guard(function(keys, args)
+  local K = {
+    exec_core = keys[1],
+    blocked_deps_zset = keys[2],
+    eligible_zset = keys[3],
+    deps_meta = keys[4],
+    deps_unresolved = keys[5],
+  }
+  local A = {
+    execution_id = args[1],
+    now_ms = args[2],
+  }
+  local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'now_ms', 'int?' } })
+    or Flow.check_execution_key(K.exec_core, A.execution_id)
+  if bad then return bad end
+
+  local core = hgetall(K.exec_core)
+  if next(core) == nil then return err('execution_not_found') end
+  if core.lifecycle_phase ~= 'runnable' then return err('not_runnable') end
+  if core.eligibility_state ~= 'blocked_by_dependencies' then return err('not_blocked_by_deps') end
+  if core.terminal_outcome ~= 'none' then return err('terminal') end
+  local unsatisfied = parse_number(redis.call('HGET', K.deps_meta, 'unsatisfied_required_count')) or 0
+  local unresolved = redis.call('SCARD', K.deps_unresolved)
+  if unsatisfied > 0 or unresolved > 0 then
+    return err('deps_not_satisfied', to_text(unsatisfied), to_text(unresolved))
+  end
+  Flow.promote(K.exec_core, core, K.blocked_deps_zset, K.eligible_zset, A.execution_id, server_now())
+  return ok()
+end))
+
+redis.register_function('ff_replay_execution', guard(function(keys, args)
+  local K = {
+    exec_core = keys[1],
+    terminal_zset = keys[2],
+    eligible_zset = keys[3],
+    lease_history = keys[4],
+    blocked_deps_zset = keys[5],
+    deps_meta = keys[6],
+    deps_unresolved = keys[7],
+  }
+  local A = {
+    execution_id = args[1],
+    now_ms = args[2],
+  }
+  local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'now_ms', 'int?' } })
+    or Flow.check_execution_key(K.exec_core, A.execution_id)
+  if bad then return bad end
+  -- Edge ids follow the two fixed ARGV; their dep keys follow the seven fixed KEYS.
+  local edge_count = #args - 2
+  if edge_count > 0 and #keys ~= 7 + edge_count then
+    return err('invalid_input', 'expected ' .. (7 + edge_count) .. ' KEYS for ' .. edge_count .. ' edge ids, got ' .. #keys)
+  end
+  for i = 1, edge_count do
+    if not is_set(args[2 + i]) then
+      return err('invalid_input', 'edge id ' .. i .. ' must not be empty')
+    end
+  end
+
+  local core = hgetall(K.exec_core)
+  if next(core) == nil then return err('execution_not_found') end
+  if core.lifecycle_phase ~= 'terminal' then return err('execution_not_terminal') end
+  local replays = parse_number(core.replay_count) or 0
+  if replays >= Flow.max_replays(K.exec_core) then return err('max_replays_exhausted') end
+  local skipped_member = core.terminal_outcome == 'skipped' and is_set(core.flow_id)
+  if skipped_member and not (K.blocked_deps_zset and K.deps_meta and K.deps_unresolved) then
+    return err('invalid_input', 'replaying a skipped flow member needs the 7 dependency KEYS')
+  end
+
+  if skipped_member then
+    local missing = Flow.missing_applied_edge(K.exec_core, args, edge_count)
+    if missing then
+      return err('invalid_input', 'edge_ids must list every applied inbound edge, missing: ' .. missing)
+    end
+  end
+
+  local now = server_now()
+  local extra = { pending_replay_attempt = '1', replay_count = replays + 1, completed_at = '' }
+  local unsatisfied = 0
+  if skipped_member then
+    for i = 1, edge_count do
+      local dep_key = keys[7 + i]
+      local state = redis.call('HGET', dep_key, 'state')
+      if state == 'impossible' then
+        redis.call('HSET', dep_key, 'state', 'unsatisfied', 'last_resolved_at', '')
+        redis.call('SADD', K.deps_unresolved, args[2 + i])
+        unsatisfied = unsatisfied + 1
+      elseif state == 'unsatisfied' then
+        unsatisfied = unsatisfied + 1
+      end
+    end
+    redis.call('HSET', K.deps_meta,
+      'unsatisfied_required_count', unsatisfied,
+      'impossible_required_count', 0,
+      'last_dependency_update_at', now)
+  end
+  redis.call('ZREM', K.terminal_zset, A.execution_id)
+  if unsatisfied > 0 then
+    write_state(K.exec_core, now, {
+      lifecycle_phase = 'runnable',
+      ownership_state = 'unowned',
+      eligibility_state = 'blocked_by_dependencies',
+      blocking_reason = 'waiting_for_children',
+      blocking_detail = to_text(unsatisfied) .. ' dep(s) unsatisfied after replay',
+      terminal_outcome = 'none',
+      attempt_state = 'pending_replay_attempt',
+      public_state = 'waiting_children',
+    }, extra)
+    redis.call('ZADD', K.blocked_deps_zset, parse_number(core.created_at) or 0, A.execution_id)
+  else
+    -- Nothing to wait for (also a skipped member whose edges are all satisfied): eligible.
+    write_state(K.exec_core, now, {
+      lifecycle_phase = 'runnable',
+      ownership_state = 'unowned',
+      eligibility_state = 'eligible_now',
+      blocking_reason = 'waiting_for_worker',
+      blocking_detail = '',
+      terminal_outcome = 'none',
+      attempt_state = 'pending_replay_attempt',
+      public_state = 'waiting',
+    }, extra)
+    if skipped_member then
+      redis.call('ZREM', K.blocked_deps_zset, A.execution_id)
+    end
+    redis.call('ZADD', K.eligible_zset,
+      eligible_score(parse_number(core.priority) or 0, parse_number(core.created_at) or 0), A.execution_id)
+  end
+  history_add(K.lease_history, {
+    'event', 'replay_initiated', 'replay_count', replays + 1,
+    'replay_type', skipped_member and 'skipped_flow_member' or 'normal', 'ts', now,
+  })
+  return ok(to_text(unsatisfied))
 end))
 `;
