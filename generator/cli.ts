@@ -5,6 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generate } from './codegen.js';
 import { SpecError } from './load.js';
+import { checkVersionBump, parseStamp, readStamp } from './version-guard.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -13,6 +14,10 @@ const OWNED_DIRS = ['generated', 'docs/reference'];
 
 export function runCodegen(outRoot = root, strict = false, sourceRoot = outRoot): { written: string[]; unchanged: string[] } {
   const files = generate({ specDir: join(sourceRoot, 'spec'), luaDir: join(sourceRoot, 'lua'), displayRoot: sourceRoot, strict, warn: (m) => console.warn(m) });
+  // The previous library module on disk is the baseline of the version bump rule.
+  const next = parseStamp(files.get('generated/library.ts') ?? '');
+  const bump = next ? checkVersionBump(readStamp(join(outRoot, 'generated', 'library.ts')), next) : [];
+  if (bump.length > 0) throw new SpecError(bump);
   const written: string[] = [];
   const unchanged: string[] = [];
   for (const [name, content] of files) {

@@ -12,8 +12,11 @@ export interface LibraryStamp {
 
 /** Reads the version and fingerprint recorded in a previously generated library module. */
 export function readStamp(libraryModulePath: string): LibraryStamp | undefined {
-  if (!existsSync(libraryModulePath)) return undefined;
-  const text = readFileSync(libraryModulePath, 'utf8');
+  return existsSync(libraryModulePath) ? parseStamp(readFileSync(libraryModulePath, 'utf8')) : undefined;
+}
+
+/** The version and fingerprint written in a library module's text. */
+export function parseStamp(text: string): LibraryStamp | undefined {
   const version = /export const LIBRARY_VERSION = '([^']*)'/.exec(text)?.[1];
   const fingerprint = /export const SIGNATURE_FINGERPRINT = '([^']*)'/.exec(text)?.[1];
   return version !== undefined && fingerprint !== undefined ? { version, fingerprint } : undefined;

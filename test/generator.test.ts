@@ -97,3 +97,27 @@ describe('bad specs fail with file, line and reason', () => {
     expect(typeof runCodegen).toBe('function');
   });
 });
+
+describe('version bump rule', async () => {
+  const { checkVersionBump } = await import('../generator/version-guard.js');
+  it('refuses a signature change under the same version, and accepts a bump', () => {
+    expect(checkVersionBump({ version: '6', fingerprint: 'aaaa' }, { version: '6', fingerprint: 'bbbb' })).toEqual([
+      expect.objectContaining({ file: 'lua/version.lua', message: expect.stringContaining('bump lua/version.lua') }),
+    ]);
+    expect(checkVersionBump({ version: '6', fingerprint: 'aaaa' }, { version: '7', fingerprint: 'bbbb' })).toEqual([]);
+    expect(checkVersionBump({ version: '6', fingerprint: 'aaaa' }, { version: '6', fingerprint: 'aaaa' })).toEqual([]);
+    expect(checkVersionBump(undefined, { version: '6', fingerprint: 'aaaa' })).toEqual([]);
+  });
+
+  it('changes the fingerprint when an ARGV slot is added', () => {
+    const before = run(fixture).get('generated/library.ts')!;
+    const dir = mkdtempSync(join(tmpdir(), 'ff-spec-'));
+    cpSync(fixture, dir, { recursive: true });
+    const path = join(dir, 'spec', 'demo.yaml');
+    writeFileSync(path, readFileSync(path, 'utf8').replace("      - { name: marker, type: constant, value: \"v1\" }\n", "      - { name: marker, type: constant, value: \"v1\" }\n      - { name: marker2, type: constant, value: \"v2\" }\n"));
+    const after = run(dir).get('generated/library.ts')!;
+    rmSync(dir, { recursive: true, force: true });
+    const stamp = (text: string) => /SIGNATURE_FINGERPRINT = '([^']*)'/.exec(text)![1];
+    expect(stamp(after)).not.toBe(stamp(before));
+  });
+});
