@@ -5,8 +5,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import { FUNCTION_NAMES, LIBRARY_VERSION } from '../generated/library.js';
 import { FlowFabricClient } from '../runtime/client.js';
-import { loadedVersion } from '../runtime/loader.js';
-import { replyText } from '../runtime/reply.js';
+import { loadedVersion, registeredFunctions } from '../runtime/loader.js';
 import { rotateWaitpointSecretEverywhere } from '../runtime/waitpoints.js';
 
 interface Command {
@@ -94,7 +93,7 @@ const commands: Record<string, Command> = {
     async run(values) {
       const loaded = await withClient(values, async (client) => {
         const [primary] = await client.transport.primaries();
-        return registeredFunctions(await primary!.command('FUNCTION', ['LIST', 'LIBRARYNAME', 'flowfabric']));
+        return registeredFunctions(primary!);
       });
       const expected = new Set<string>(FUNCTION_NAMES);
       const missing = [...expected].filter((n) => !loaded.has(n));
@@ -133,19 +132,6 @@ const commands: Record<string, Command> = {
   },
 };
 
-function registeredFunctions(reply: unknown): Set<string> {
-  // FUNCTION LIST: [[library_name, name, engine, lua, functions, [[name, f, description, d, flags, […]], …]], …]
-  const names = new Set<string>();
-  const visit = (value: unknown): void => {
-    if (!Array.isArray(value)) return;
-    for (let i = 0; i + 1 < value.length; i++) {
-      if (replyText(value[i]) === 'name' && typeof replyText(value[i + 1]) === 'string' && replyText(value[i + 1])!.startsWith('ff_')) names.add(replyText(value[i + 1])!);
-    }
-    value.forEach(visit);
-  };
-  visit(reply);
-  return names;
-}
 
 function help(): string {
   const width = Math.max(...Object.keys(commands).map((c) => c.length));

@@ -1,7 +1,7 @@
 // Puts the function library on the server at the version this package was built with:
 // check `ff_version`, load with FUNCTION LOAD REPLACE when missing or different, verify.
 // On a cluster every primary gets the same treatment.
-import { LIBRARY_SOURCE, LIBRARY_VERSION } from '../generated/library.js';
+import { FUNCTION_NAMES, LIBRARY_SOURCE, LIBRARY_VERSION } from '../generated/library.js';
 import { classifyTransportError, isFunctionMissing } from './classify.js';
 import { FlowFabricError, LibraryError } from './errors.js';
 import { replyText } from './reply.js';
@@ -39,6 +39,26 @@ export async function loadedVersion(transport: Transport): Promise<string | unde
   }
 }
 
+/** The function names a loaded `flowfabric` library registers (FUNCTION LIST). */
+export async function registeredFunctions(transport: Transport): Promise<Set<string>> {
+  const reply = await transport.command('FUNCTION', ['LIST', 'LIBRARYNAME', 'flowfabric']);
+  const names = new Set<string>();
+  // [[library_name, name, engine, lua, functions, [[name, f, description, d, flags, […]], …]], …]
+  // (RESP3 clients may hand back maps; both are walked the same way.)
+  const visit = (value: unknown): void => {
+    const items = value instanceof Map ? [...value].flat() : Array.isArray(value) ? value : value && typeof value === 'object' ? Object.entries(value).flat() : undefined;
+    if (!items) return;
+    for (let i = 0; i + 1 < items.length; i++) {
+      const key = replyText(items[i]);
+      const next = replyText(items[i + 1]);
+      if (key === 'name' && next?.startsWith('ff_')) names.add(next);
+    }
+    items.forEach(visit);
+  };
+  visit(reply);
+  return names;
+}
+
 export async function ensureLibrary(transport: Transport, options: EnsureLibraryOptions = {}): Promise<LibraryStatus[]> {
   const primaries = await transport.primaries();
   return Promise.all(primaries.map((primary) => ensureOnPrimary(primary, options)));
@@ -48,7 +68,11 @@ async function ensureOnPrimary(transport: Transport, options: EnsureLibraryOptio
   const source = options.source ?? LIBRARY_SOURCE;
   const version = options.version ?? LIBRARY_VERSION;
   const before = await loadedVersion(transport);
-  if (before === version) return { before, after: before, loaded: false };
+  // Same version and every expected function present: nothing to do. (A library of the same
+  // version that lacks functions — an older build during development — is replaced.)
+  if (before === version && (options.source !== undefined || (await hasAllFunctions(transport)))) {
+    return { before, after: before, loaded: false };
+  }
   await loadWithRetries(transport, source, options.attempts ?? 3, options.retryDelayMs ?? 1000);
   const after = await loadedVersion(transport);
   if (after !== version) {
@@ -60,6 +84,11 @@ async function ensureOnPrimary(transport: Transport, options: EnsureLibraryOptio
     );
   }
   return { before, after, loaded: true };
+}
+
+async function hasAllFunctions(transport: Transport): Promise<boolean> {
+  const names = await registeredFunctions(transport);
+  return FUNCTION_NAMES.every((name) => names.has(name));
 }
 
 async function loadWithRetries(transport: Transport, source: string, attempts: number, delayMs: number): Promise<void> {

@@ -93,3 +93,14 @@ describe('batch', () => {
     ]);
   });
 });
+
+describe('library of the same version but missing functions', () => {
+  it('is replaced by ensureLibrary', async () => {
+    const redis = connect();
+    // An older build of the same version: only ff_version and one other function.
+    const partial = `#!lua name=flowfabric\nredis.register_function{function_name='ff_version', callback=function() return '${LIBRARY_VERSION}' end, flags={'no-writes'}}\nredis.register_function('ff_create_execution', function() return {0, 'internal_error', 'old'} end)\n`;
+    await redis.call('FUNCTION', 'LOAD', 'REPLACE', partial);
+    const [status] = await FlowFabricClient.fromIoredis(redis).ensureLibrary();
+    expect(status).toEqual({ before: LIBRARY_VERSION, after: LIBRARY_VERSION, loaded: true });
+  });
+});
