@@ -54,7 +54,13 @@ export class IoredisTransport implements Transport {
   }
 
   fcall(request: FcallRequest): Promise<unknown> {
-    return this.track(this.api.call(request.readOnly ? 'FCALL_RO' : 'FCALL', ...fcallArgs(request)));
+    const sent = this.api.call(request.readOnly ? 'FCALL_RO' : 'FCALL', ...fcallArgs(request));
+    return this.tracking ? this.track(sent) : sent;
+  }
+
+  /** Only a client that will not resend lost commands leaves them pending: track those. */
+  private get tracking(): boolean {
+    return (this.client as { options?: { autoResendUnfulfilledCommands?: boolean } }).options?.autoResendUnfulfilledCommands === false;
   }
 
   private track<T>(sent: Promise<T>): Promise<T> {
@@ -77,7 +83,8 @@ export class IoredisTransport implements Transport {
   async fcallBatch(requests: readonly FcallRequest[]): Promise<BatchReply[]> {
     const pipeline = this.api.pipeline();
     for (const request of requests) pipeline.call(request.readOnly ? 'FCALL_RO' : 'FCALL', ...fcallArgs(request));
-    const results = (await this.track(pipeline.exec())) ?? [];
+    const exec = pipeline.exec();
+    const results = (await (this.tracking ? this.track(exec) : exec)) ?? [];
     return results.map(([error, reply]): BatchReply => (error ? { ok: false, error } : { ok: true, reply }));
   }
 
