@@ -3,8 +3,59 @@
 /** Library version, read from lua/version.lua (its single source). */
 export const LIBRARY_VERSION = '6';
 
-/** Fingerprint of every function signature (KEYS and ARGV names); changes with the wire interface. */
-export const SIGNATURE_FINGERPRINT = 'f66a4dac54b30903';
+/**
+ * Every function the library registers, with a hash of its wire signature (KEYS and ARGV).
+ * Codegen refuses a changed or removed signature under an unchanged version.
+ */
+export const FUNCTION_SIGNATURES = {
+  ff_add_execution_to_flow: '487b97144898',
+  ff_append_frame: 'ae817b0fd940',
+  ff_apply_dependency_to_child: '0f2986d49e51',
+  ff_block_execution_for_admission: 'ea06f9c9954d',
+  ff_buffer_signal_for_pending_waitpoint: '0a86d99c8b93',
+  ff_cancel_execution: '342076c208e1',
+  ff_cancel_flow: '0d9c0d012775',
+  ff_change_priority: '922f10926b39',
+  ff_check_admission_and_record: '07244f5c7e46',
+  ff_claim_execution: '3e3918fa0810',
+  ff_claim_resumed_execution: 'c4daa8249722',
+  ff_close_waitpoint: '43bb57d2d240',
+  ff_complete_execution: 'aace5d3b96c2',
+  ff_create_budget: '13b501a630ea',
+  ff_create_execution: '8fcd18a2eb8a',
+  ff_create_flow: 'f888119bba3a',
+  ff_create_pending_waitpoint: '22cda9c34f9c',
+  ff_create_quota_policy: 'fb21fe171281',
+  ff_delay_execution: '011d54d7431b',
+  ff_deliver_signal: '5f384b5e75f0',
+  ff_evaluate_flow_eligibility: '36835d7e0d1c',
+  ff_expire_execution: 'c25f145692cc',
+  ff_expire_suspension: '36bf508ca3f1',
+  ff_fail_execution: 'e877d1b52f51',
+  ff_issue_claim_grant: '1139e12a9bbe',
+  ff_issue_reclaim_grant: 'ee369bf5aa18',
+  ff_list_waitpoint_hmac_kids: 'a856a9f08d5a',
+  ff_mark_lease_expired_if_due: 'd4f0fe3ea557',
+  ff_move_to_waiting_children: '13bfd6c8cf5a',
+  ff_promote_blocked_to_eligible: '634057060cfa',
+  ff_promote_delayed: 'e285500dafe1',
+  ff_read_attempt_stream: '93447c967fa7',
+  ff_reclaim_execution: '3b30979b3f78',
+  ff_release_admission: '2b2542b63cfd',
+  ff_renew_lease: '14fd11cc70fc',
+  ff_replay_execution: '76feb0ff52fb',
+  ff_report_usage_and_check: 'ff5c25675a28',
+  ff_reset_budget: 'edd5a48908ac',
+  ff_resolve_dependency: '5a4c290beeb6',
+  ff_resume_execution: '0afb0b74247a',
+  ff_revoke_lease: '1be1f012a96d',
+  ff_rotate_waitpoint_hmac_secret: '33ca18d7ea0d',
+  ff_stage_dependency_edge: 'e958de2d4388',
+  ff_suspend_execution: 'c8510cafb985',
+  ff_unblock_execution: 'feb0adeaa038',
+  ff_update_progress: '774eaf775368',
+  ff_version: '41b805ea7ac0',
+} as const;
 
 /** Every function the library registers, as declared in spec/. */
 export const FUNCTION_NAMES = [

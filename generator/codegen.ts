@@ -56,14 +56,16 @@ export function generate(options: CodegenOptions): Map<string, string> {
   return files;
 }
 
-/** A fingerprint of every function's wire signature, to notice changes that need a version bump. */
-export function signatureFingerprint(spec: Spec): string {
-  const signature = spec.modules
+/** Each function's wire signature (KEYS names, ARGV names and types), hashed. */
+export function functionSignatures(spec: Spec): Map<string, string> {
+  const entries = spec.modules
     .flatMap((m) => m.functions)
-    .map((f) => `${f.name}(${f.keys.map((k) => (k.each ? `${k.name}*` : k.name)).join(',')};${f.argv.map((a) => `${a.name}:${a.type}`).join(',')})`)
-    .sort()
-    .join('\n');
-  return createHash('sha256').update(signature).digest('hex').slice(0, 16);
+    .map((f) => {
+      const text = `${f.keys.map((k) => (k.each ? `${k.name}*` : k.name)).join(',')};${f.argv.map((a) => `${a.name}:${a.type}`).join(',')}`;
+      return [f.name, createHash('sha256').update(text).digest('hex').slice(0, 12)] as const;
+    })
+    .sort(([a], [b]) => (a < b ? -1 : 1));
+  return new Map(entries);
 }
 
 function templateLiteral(text: string): string {
@@ -78,8 +80,11 @@ function libraryModule(spec: Spec, source: string, version: string): string {
     '/** Library version, read from lua/version.lua (its single source). */',
     `export const LIBRARY_VERSION = '${version}';`,
     '',
-    '/** Fingerprint of every function signature (KEYS and ARGV names); changes with the wire interface. */',
-    `export const SIGNATURE_FINGERPRINT = '${signatureFingerprint(spec)}';`,
+    '/**',
+    ' * Every function the library registers, with a hash of its wire signature (KEYS and ARGV).',
+    ' * Codegen refuses a changed or removed signature under an unchanged version.',
+    ' */',
+    `export const FUNCTION_SIGNATURES = {${[...functionSignatures(spec)].map(([n, h]) => `\n  ${n}: '${h}',`).join('')}\n} as const;`,
     '',
     '/** Every function the library registers, as declared in spec/. */',
     `export const FUNCTION_NAMES = [${names.map((n) => `\n  '${n}',`).join('')}\n] as const;`,

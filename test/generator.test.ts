@@ -100,24 +100,27 @@ describe('bad specs fail with file, line and reason', () => {
 
 describe('version bump rule', async () => {
   const { checkVersionBump } = await import('../generator/version-guard.js');
-  it('refuses a signature change under the same version, and accepts a bump', () => {
-    expect(checkVersionBump({ version: '6', fingerprint: 'aaaa' }, { version: '6', fingerprint: 'bbbb' })).toEqual([
-      expect.objectContaining({ file: 'lua/version.lua', message: expect.stringContaining('bump lua/version.lua') }),
+  const stamp = (version: string, entries: Record<string, string>) => ({ version, signatures: new Map(Object.entries(entries)) });
+  it('refuses a changed or removed signature under the same version, and accepts a bump or an addition', () => {
+    expect(checkVersionBump(stamp('6', { ff_a: '1', ff_b: '2' }), stamp('6', { ff_a: '1', ff_b: '3' }))).toEqual([
+      expect.objectContaining({ file: 'lua/version.lua', message: expect.stringContaining('ff_b changed or was removed') }),
     ]);
-    expect(checkVersionBump({ version: '6', fingerprint: 'aaaa' }, { version: '7', fingerprint: 'bbbb' })).toEqual([]);
-    expect(checkVersionBump({ version: '6', fingerprint: 'aaaa' }, { version: '6', fingerprint: 'aaaa' })).toEqual([]);
-    expect(checkVersionBump(undefined, { version: '6', fingerprint: 'aaaa' })).toEqual([]);
+    expect(checkVersionBump(stamp('6', { ff_a: '1', ff_b: '2' }), stamp('6', { ff_a: '1' }))).toHaveLength(1);
+    expect(checkVersionBump(stamp('6', { ff_a: '1' }), stamp('7', { ff_a: '9' }))).toEqual([]);
+    expect(checkVersionBump(stamp('6', { ff_a: '1' }), stamp('6', { ff_a: '1', ff_new: '5' }))).toEqual([]);
+    expect(checkVersionBump(undefined, stamp('6', { ff_a: '1' }))).toEqual([]);
   });
 
-  it('changes the fingerprint when an ARGV slot is added', () => {
-    const before = run(fixture).get('generated/library.ts')!;
+  it('changes a function\'s signature hash when an ARGV slot is added', async () => {
+    const { parseStamp } = await import('../generator/version-guard.js');
+    const before = parseStamp(run(fixture).get('generated/library.ts')!)!;
     const dir = mkdtempSync(join(tmpdir(), 'ff-spec-'));
     cpSync(fixture, dir, { recursive: true });
     const path = join(dir, 'spec', 'demo.yaml');
-    writeFileSync(path, readFileSync(path, 'utf8').replace("      - { name: marker, type: constant, value: \"v1\" }\n", "      - { name: marker, type: constant, value: \"v1\" }\n      - { name: marker2, type: constant, value: \"v2\" }\n"));
-    const after = run(dir).get('generated/library.ts')!;
+    writeFileSync(path, readFileSync(path, 'utf8').replace('      - { name: marker, type: constant, value: "v1" }\n', '      - { name: marker, type: constant, value: "v1" }\n      - { name: marker2, type: constant, value: "v2" }\n'));
+    const after = parseStamp(run(dir).get('generated/library.ts')!)!;
     rmSync(dir, { recursive: true, force: true });
-    const stamp = (text: string) => /SIGNATURE_FINGERPRINT = '([^']*)'/.exec(text)![1];
-    expect(stamp(after)).not.toBe(stamp(before));
+    expect(after.signatures.get('ff_touch')).not.toBe(before.signatures.get('ff_touch'));
+    expect(after.signatures.get('ff_budget_info')).toBe(before.signatures.get('ff_budget_info'));
   });
 });
