@@ -228,78 +228,23 @@ Exec.CLAIM_FIELDS = {
 }
 Exec.GRANT_FIELDS = { 'worker_id', 'grant_expires_at' }
 
-redis.register_function('ff_claim_execution', guard(function(keys, args)
-  local K = {
-    core = keys[1],
-    claim_grant = keys[2],
-    eligible = keys[3],
-    lease_expiry = keys[4],
-    worker_leases = keys[5],
-    attempt_hash = keys[6],
-    attempt_usage = keys[7],
-    attempt_policy = keys[8],
-    attempts = keys[9],
-    lease_current = keys[10],
-    lease_history = keys[11],
-    active = keys[12],
-    attempt_timeout = keys[13],
-    execution_deadline = keys[14],
-  }
-  local A = {
-    execution_id = args[1],
-    worker_id = args[2],
-    worker_instance_id = args[3],
-    lane_id = args[4],
-    capability_snapshot_hash = args[5],
-    lease_id = args[6],
-    lease_ttl_ms = args[7],
-    renew_before_ms = args[8],
-    attempt_id = args[9],
-    attempt_policy_json = args[10],
-    attempt_timeout_ms = args[11],
-    execution_deadline_at = args[12],
-  }
-  local bad = check_args(A, {
-    { 'lease_ttl_ms', 'int' },
-    { 'renew_before_ms', 'int' },
-    { 'attempt_timeout_ms', 'int?' },
-    { 'execution_deadline_at', 'int?' },
-    { 'attempt_policy_json', 'json?' },
-    { 'execution_id', 'nonempty' },
-  })
-  if bad then return bad end
-  if A.lease_ttl_ms <= 0 or A.renew_before_ms < 0 then
-    return err('invalid_input', 'lease_ttl_ms must be positive and renew_before_ms not negative')
-  end
-  if not is_set(A.worker_id) or not is_set(A.lease_id) or not is_set(A.attempt_id) then
-    return err('invalid_input', 'worker_id, lease_id and attempt_id must not be empty')
-  end
-  if A.attempt_policy_json_json ~= nil and type(A.attempt_policy_json_json) ~= 'table' then
-    return err('invalid_input', 'attempt_policy_json must be a JSON object')
-  end
-  if eid_of_exec_key(K.core) ~= A.execution_id then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
-  local now = server_now()
-  local core = hmget_map(K.core, Exec.CLAIM_FIELDS)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+-- Why an execution cannot be claimed by a normal claim (execution.md §3.2 checks 4–9), or nil.
+function Exec.claim_refusal(core)
   if core.lifecycle_phase ~= 'runnable' then return err('execution_not_leaseable') end
   if core.ownership_state ~= 'unowned' then return err('lease_conflict') end
   if core.eligibility_state ~= 'eligible_now' then return err('execution_not_leaseable') end
   if core.terminal_outcome ~= 'none' then return err('execution_not_leaseable') end
   if core.attempt_state == 'running_attempt' then return err('active_attempt_exists') end
   if core.attempt_state == 'attempt_interrupted' then return err('use_claim_resumed_execution') end
-  local grant = hmget_map(K.claim_grant, Exec.GRANT_FIELDS)
-  if next(grant) == nil or grant.worker_id ~= A.worker_id then
-    return err('invalid_claim_grant')
-  end
-  if is_set(grant.grant_expires_at) and (parse_number(grant.grant_expires_at) or 0) < now then
-    return err('claim_grant_expired')
-  end
+  return nil
+end
 
-  redis.call('DEL', K.claim_grant)
+-- Starts a new attempt under a new lease (the effects of a claim, execution.md §3.2): the
+-- attempt, usage and policy records, the lease, the state vector, the indexes and the
+-- history entry. K: core, attempts, lease_current, lease_history, eligible, lease_expiry,
+-- worker_leases, active, attempt_timeout, execution_deadline. A: the claim's validated
+-- arguments. core: Exec.CLAIM_FIELDS of the execution. Returns the claim's OK reply.
+function Exec.start_attempt(K, A, core, now)
   local epoch = (parse_number(core.current_lease_epoch) or 0) + 1
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + A.renew_before_ms
@@ -388,41 +333,84 @@ redis.register_function('ff_claim_execution', guard(function(keys, args)
     'attempt_index', index, 'worker_id', A.worker_id, 'ts', now,
   })
   return ok(A.lease_id, to_text(epoch), to_text(expires_at), A.attempt_id, to_text(index), attempt_type)
-end))
+end
 
-redis.register_function('ff_complete_execution', guard(function(keys, args)
+redis.register_function('ff_claim_execution', guard(function(keys, args)
   local K = {
     core = keys[1],
-    attempt_hash = keys[2],
-    lease_expiry = keys[3],
-    worker_leases = keys[4],
-    terminal = keys[5],
-    lease_current = keys[6],
-    lease_history = keys[7],
-    active = keys[8],
-    stream_meta = keys[9],
-    result = keys[10],
-    attempt_timeout = keys[11],
-    execution_deadline = keys[12],
+    claim_grant = keys[2],
+    eligible = keys[3],
+    lease_expiry = keys[4],
+    worker_leases = keys[5],
+    attempt_hash = keys[6],
+    attempt_usage = keys[7],
+    attempt_policy = keys[8],
+    attempts = keys[9],
+    lease_current = keys[10],
+    lease_history = keys[11],
+    active = keys[12],
+    attempt_timeout = keys[13],
+    execution_deadline = keys[14],
   }
   local A = {
     execution_id = args[1],
-    lease_id = args[2],
-    lease_epoch = args[3],
-    attempt_id = args[4],
-    result_payload = args[5],
+    worker_id = args[2],
+    worker_instance_id = args[3],
+    lane_id = args[4],
+    capability_snapshot_hash = args[5],
+    lease_id = args[6],
+    lease_ttl_ms = args[7],
+    renew_before_ms = args[8],
+    attempt_id = args[9],
+    attempt_policy_json = args[10],
+    attempt_timeout_ms = args[11],
+    execution_deadline_at = args[12],
   }
-  if not is_set(A.execution_id) or eid_of_exec_key(K.core) ~= A.execution_id then
+  local bad = check_args(A, {
+    { 'lease_ttl_ms', 'int' },
+    { 'renew_before_ms', 'int' },
+    { 'attempt_timeout_ms', 'int?' },
+    { 'execution_deadline_at', 'int?' },
+    { 'attempt_policy_json', 'json?' },
+    { 'execution_id', 'nonempty' },
+  })
+  if bad then return bad end
+  if A.lease_ttl_ms <= 0 or A.renew_before_ms < 0 then
+    return err('invalid_input', 'lease_ttl_ms must be positive and renew_before_ms not negative')
+  end
+  if not is_set(A.worker_id) or not is_set(A.lease_id) or not is_set(A.attempt_id) then
+    return err('invalid_input', 'worker_id, lease_id and attempt_id must not be empty')
+  end
+  if A.attempt_policy_json_json ~= nil and type(A.attempt_policy_json_json) ~= 'table' then
+    return err('invalid_input', 'attempt_policy_json must be a JSON object')
+  end
+  if eid_of_exec_key(K.core) ~= A.execution_id then
     return err('invalid_input', 'execution_id does not match the core key')
   end
   local now = server_now()
-  local core = hmget_map(K.core, LEASE_FIELDS)
+  local core = hmget_map(K.core, Exec.CLAIM_FIELDS)
   if next(core) == nil then
     return err('execution_not_found')
   end
-  local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
-  if rejected then return rejected end
+  local refused = Exec.claim_refusal(core)
+  if refused then return refused end
+  local grant = hmget_map(K.claim_grant, Exec.GRANT_FIELDS)
+  if next(grant) == nil or grant.worker_id ~= A.worker_id then
+    return err('invalid_claim_grant')
+  end
+  if is_set(grant.grant_expires_at) and (parse_number(grant.grant_expires_at) or 0) < now then
+    return err('claim_grant_expired')
+  end
 
+  redis.call('DEL', K.claim_grant)
+  return Exec.start_attempt(K, A, core, now)
+end))
+
+-- Ends the lease holder's attempt successfully (the effects of a complete, execution.md
+-- §3.3): attempt, stream meta, result, state vector, indexes, lease, history and the flow
+-- notice. K: complete's keys. A: execution_id, lease_id, lease_epoch, result_payload.
+-- core: LEASE_FIELDS of the execution, already validated.
+function Exec.finish_success(K, A, core, now)
   redis.call('HSET', K.attempt_hash, 'attempt_state', 'ended_success', 'ended_at', now)
   if redis.call('EXISTS', K.stream_meta) == 1 then
     redis.call('HSET', K.stream_meta, 'closed_at', now, 'closed_reason', 'attempt_success')
@@ -462,6 +450,42 @@ redis.register_function('ff_complete_execution', guard(function(keys, args)
     'attempt_index', core.current_attempt_index, 'reason', 'completed', 'ts', now,
   })
   publish_completion(core, A.execution_id, 'success')
+end
+
+redis.register_function('ff_complete_execution', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    attempt_hash = keys[2],
+    lease_expiry = keys[3],
+    worker_leases = keys[4],
+    terminal = keys[5],
+    lease_current = keys[6],
+    lease_history = keys[7],
+    active = keys[8],
+    stream_meta = keys[9],
+    result = keys[10],
+    attempt_timeout = keys[11],
+    execution_deadline = keys[12],
+  }
+  local A = {
+    execution_id = args[1],
+    lease_id = args[2],
+    lease_epoch = args[3],
+    attempt_id = args[4],
+    result_payload = args[5],
+  }
+  if not is_set(A.execution_id) or eid_of_exec_key(K.core) ~= A.execution_id then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
+  local now = server_now()
+  local core = hmget_map(K.core, LEASE_FIELDS)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
+  if rejected then return rejected end
+
+  Exec.finish_success(K, A, core, now)
   return ok('completed')
 end))
 
