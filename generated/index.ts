@@ -4,6 +4,7 @@ export * from './keys.js';
 export * from './library.js';
 export * from './budget.js';
 export * from './execution.js';
+export * from './fastpath.js';
 export * from './flow.js';
 export * from './lease.js';
 export * from './quota.js';

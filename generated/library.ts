@@ -18,8 +18,10 @@ export const FUNCTION_SIGNATURES = {
   ff_change_priority: '922f10926b39',
   ff_check_admission_and_record: '07244f5c7e46',
   ff_claim_execution: '3e3918fa0810',
+  ff_claim_next_eligible: '4ceaecbe95b7',
   ff_claim_resumed_execution: 'c4daa8249722',
   ff_close_waitpoint: '43bb57d2d240',
+  ff_complete_and_claim_next: '7740be48b44d',
   ff_complete_execution: 'aace5d3b96c2',
   ff_create_budget: '13b501a630ea',
   ff_create_execution: '8fcd18a2eb8a',
@@ -69,8 +71,10 @@ export const FUNCTION_NAMES = [
   'ff_change_priority',
   'ff_check_admission_and_record',
   'ff_claim_execution',
+  'ff_claim_next_eligible',
   'ff_claim_resumed_execution',
   'ff_close_waitpoint',
+  'ff_complete_and_claim_next',
   'ff_complete_execution',
   'ff_create_budget',
   'ff_create_execution',
@@ -911,78 +915,23 @@ Exec.CLAIM_FIELDS = {
 }
 Exec.GRANT_FIELDS = { 'worker_id', 'grant_expires_at' }
 
-redis.register_function('ff_claim_execution', guard(function(keys, args)
-  local K = {
-    core = keys[1],
-    claim_grant = keys[2],
-    eligible = keys[3],
-    lease_expiry = keys[4],
-    worker_leases = keys[5],
-    attempt_hash = keys[6],
-    attempt_usage = keys[7],
-    attempt_policy = keys[8],
-    attempts = keys[9],
-    lease_current = keys[10],
-    lease_history = keys[11],
-    active = keys[12],
-    attempt_timeout = keys[13],
-    execution_deadline = keys[14],
-  }
-  local A = {
-    execution_id = args[1],
-    worker_id = args[2],
-    worker_instance_id = args[3],
-    lane_id = args[4],
-    capability_snapshot_hash = args[5],
-    lease_id = args[6],
-    lease_ttl_ms = args[7],
-    renew_before_ms = args[8],
-    attempt_id = args[9],
-    attempt_policy_json = args[10],
-    attempt_timeout_ms = args[11],
-    execution_deadline_at = args[12],
-  }
-  local bad = check_args(A, {
-    { 'lease_ttl_ms', 'int' },
-    { 'renew_before_ms', 'int' },
-    { 'attempt_timeout_ms', 'int?' },
-    { 'execution_deadline_at', 'int?' },
-    { 'attempt_policy_json', 'json?' },
-    { 'execution_id', 'nonempty' },
-  })
-  if bad then return bad end
-  if A.lease_ttl_ms <= 0 or A.renew_before_ms < 0 then
-    return err('invalid_input', 'lease_ttl_ms must be positive and renew_before_ms not negative')
-  end
-  if not is_set(A.worker_id) or not is_set(A.lease_id) or not is_set(A.attempt_id) then
-    return err('invalid_input', 'worker_id, lease_id and attempt_id must not be empty')
-  end
-  if A.attempt_policy_json_json ~= nil and type(A.attempt_policy_json_json) ~= 'table' then
-    return err('invalid_input', 'attempt_policy_json must be a JSON object')
-  end
-  if eid_of_exec_key(K.core) ~= A.execution_id then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
-  local now = server_now()
-  local core = hmget_map(K.core, Exec.CLAIM_FIELDS)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+-- Why an execution cannot be claimed by a normal claim (execution.md §3.2 checks 4–9), or nil.
+function Exec.claim_refusal(core)
   if core.lifecycle_phase ~= 'runnable' then return err('execution_not_leaseable') end
   if core.ownership_state ~= 'unowned' then return err('lease_conflict') end
   if core.eligibility_state ~= 'eligible_now' then return err('execution_not_leaseable') end
   if core.terminal_outcome ~= 'none' then return err('execution_not_leaseable') end
   if core.attempt_state == 'running_attempt' then return err('active_attempt_exists') end
   if core.attempt_state == 'attempt_interrupted' then return err('use_claim_resumed_execution') end
-  local grant = hmget_map(K.claim_grant, Exec.GRANT_FIELDS)
-  if next(grant) == nil or grant.worker_id ~= A.worker_id then
-    return err('invalid_claim_grant')
-  end
-  if is_set(grant.grant_expires_at) and (parse_number(grant.grant_expires_at) or 0) < now then
-    return err('claim_grant_expired')
-  end
+  return nil
+end
 
-  redis.call('DEL', K.claim_grant)
+-- Starts a new attempt under a new lease (the effects of a claim, execution.md §3.2): the
+-- attempt, usage and policy records, the lease, the state vector, the indexes and the
+-- history entry. K: core, attempts, lease_current, lease_history, eligible, lease_expiry,
+-- worker_leases, active, attempt_timeout, execution_deadline. A: the claim's validated
+-- arguments. core: Exec.CLAIM_FIELDS of the execution. Returns the claim's reply fields.
+function Exec.start_attempt(K, A, core, now)
   local epoch = (parse_number(core.current_lease_epoch) or 0) + 1
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + A.renew_before_ms
@@ -1070,42 +1019,85 @@ redis.register_function('ff_claim_execution', guard(function(keys, args)
     'event', 'acquired', 'lease_id', A.lease_id, 'lease_epoch', epoch, 'attempt_id', A.attempt_id,
     'attempt_index', index, 'worker_id', A.worker_id, 'ts', now,
   })
-  return ok(A.lease_id, to_text(epoch), to_text(expires_at), A.attempt_id, to_text(index), attempt_type)
-end))
+  return { A.lease_id, to_text(epoch), to_text(expires_at), A.attempt_id, to_text(index), attempt_type }
+end
 
-redis.register_function('ff_complete_execution', guard(function(keys, args)
+redis.register_function('ff_claim_execution', guard(function(keys, args)
   local K = {
     core = keys[1],
-    attempt_hash = keys[2],
-    lease_expiry = keys[3],
-    worker_leases = keys[4],
-    terminal = keys[5],
-    lease_current = keys[6],
-    lease_history = keys[7],
-    active = keys[8],
-    stream_meta = keys[9],
-    result = keys[10],
-    attempt_timeout = keys[11],
-    execution_deadline = keys[12],
+    claim_grant = keys[2],
+    eligible = keys[3],
+    lease_expiry = keys[4],
+    worker_leases = keys[5],
+    attempt_hash = keys[6],
+    attempt_usage = keys[7],
+    attempt_policy = keys[8],
+    attempts = keys[9],
+    lease_current = keys[10],
+    lease_history = keys[11],
+    active = keys[12],
+    attempt_timeout = keys[13],
+    execution_deadline = keys[14],
   }
   local A = {
     execution_id = args[1],
-    lease_id = args[2],
-    lease_epoch = args[3],
-    attempt_id = args[4],
-    result_payload = args[5],
+    worker_id = args[2],
+    worker_instance_id = args[3],
+    lane_id = args[4],
+    capability_snapshot_hash = args[5],
+    lease_id = args[6],
+    lease_ttl_ms = args[7],
+    renew_before_ms = args[8],
+    attempt_id = args[9],
+    attempt_policy_json = args[10],
+    attempt_timeout_ms = args[11],
+    execution_deadline_at = args[12],
   }
-  if not is_set(A.execution_id) or eid_of_exec_key(K.core) ~= A.execution_id then
+  local bad = check_args(A, {
+    { 'lease_ttl_ms', 'int' },
+    { 'renew_before_ms', 'int' },
+    { 'attempt_timeout_ms', 'int?' },
+    { 'execution_deadline_at', 'int?' },
+    { 'attempt_policy_json', 'json?' },
+    { 'execution_id', 'nonempty' },
+  })
+  if bad then return bad end
+  if A.lease_ttl_ms <= 0 or A.renew_before_ms < 0 then
+    return err('invalid_input', 'lease_ttl_ms must be positive and renew_before_ms not negative')
+  end
+  if not is_set(A.worker_id) or not is_set(A.lease_id) or not is_set(A.attempt_id) then
+    return err('invalid_input', 'worker_id, lease_id and attempt_id must not be empty')
+  end
+  if A.attempt_policy_json_json ~= nil and type(A.attempt_policy_json_json) ~= 'table' then
+    return err('invalid_input', 'attempt_policy_json must be a JSON object')
+  end
+  if eid_of_exec_key(K.core) ~= A.execution_id then
     return err('invalid_input', 'execution_id does not match the core key')
   end
   local now = server_now()
-  local core = hmget_map(K.core, LEASE_FIELDS)
+  local core = hmget_map(K.core, Exec.CLAIM_FIELDS)
   if next(core) == nil then
     return err('execution_not_found')
   end
-  local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
-  if rejected then return rejected end
+  local refused = Exec.claim_refusal(core)
+  if refused then return refused end
+  local grant = hmget_map(K.claim_grant, Exec.GRANT_FIELDS)
+  if next(grant) == nil or grant.worker_id ~= A.worker_id then
+    return err('invalid_claim_grant')
+  end
+  if is_set(grant.grant_expires_at) and (parse_number(grant.grant_expires_at) or 0) < now then
+    return err('claim_grant_expired')
+  end
 
+  redis.call('DEL', K.claim_grant)
+  return ok(unpack(Exec.start_attempt(K, A, core, now)))
+end))
+
+-- Ends the lease holder's attempt successfully (the effects of a complete, execution.md
+-- §3.3): attempt, stream meta, result, state vector, indexes, lease, history and the flow
+-- notice. K: complete's keys. A: execution_id, lease_id, lease_epoch, result_payload.
+-- core: LEASE_FIELDS of the execution, already validated.
+function Exec.finish_success(K, A, core, now)
   redis.call('HSET', K.attempt_hash, 'attempt_state', 'ended_success', 'ended_at', now)
   if redis.call('EXISTS', K.stream_meta) == 1 then
     redis.call('HSET', K.stream_meta, 'closed_at', now, 'closed_reason', 'attempt_success')
@@ -1145,6 +1137,42 @@ redis.register_function('ff_complete_execution', guard(function(keys, args)
     'attempt_index', core.current_attempt_index, 'reason', 'completed', 'ts', now,
   })
   publish_completion(core, A.execution_id, 'success')
+end
+
+redis.register_function('ff_complete_execution', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    attempt_hash = keys[2],
+    lease_expiry = keys[3],
+    worker_leases = keys[4],
+    terminal = keys[5],
+    lease_current = keys[6],
+    lease_history = keys[7],
+    active = keys[8],
+    stream_meta = keys[9],
+    result = keys[10],
+    attempt_timeout = keys[11],
+    execution_deadline = keys[12],
+  }
+  local A = {
+    execution_id = args[1],
+    lease_id = args[2],
+    lease_epoch = args[3],
+    attempt_id = args[4],
+    result_payload = args[5],
+  }
+  if not is_set(A.execution_id) or eid_of_exec_key(K.core) ~= A.execution_id then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
+  local now = server_now()
+  local core = hmget_map(K.core, LEASE_FIELDS)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
+  if rejected then return rejected end
+
+  Exec.finish_success(K, A, core, now)
   return ok('completed')
 end))
 
@@ -5060,5 +5088,194 @@ redis.register_function('ff_replay_execution', guard(function(keys, args)
     'replay_type', skipped_member and 'skipped_flow_member' or 'normal', 'ts', now,
   })
   return ok(to_text(unsatisfied))
+end))
+
+-- source: lua/fastpath.lua
+-- Extension functions: a worker loop of one call per job. KEYS, ARGV, replies:
+-- spec/fastpath.yaml. They reuse the contract functions' own steps (Exec.claim_refusal,
+-- Exec.start_attempt, Exec.finish_success, Sched.match_caps), so the state they leave is the
+-- state the contract functions leave.
+local Fast = {}
+
+Fast.CANDIDATE_FIELDS = {
+  'lifecycle_phase', 'ownership_state', 'eligibility_state', 'terminal_outcome', 'attempt_state',
+  'current_lease_epoch', 'total_attempt_count', 'started_at', 'pending_retry_reason',
+  'pending_previous_attempt_index', 'pending_replay_reason', 'pending_replay_requested_by',
+  'required_capabilities',
+}
+
+-- Validates the arguments of a claim of the next eligible execution, in place.
+function Fast.check_claim_args(A)
+  local bad = check_args(A, {
+    { 'lease_ttl_ms', 'int' },
+    { 'renew_before_ms', 'int' },
+    { 'attempt_timeout_ms', 'int?' },
+    { 'max_candidates', 'int' },
+  })
+  if bad then return bad end
+  if A.lease_ttl_ms <= 0 or A.renew_before_ms < 0 then
+    return err('invalid_input', 'lease_ttl_ms must be positive and renew_before_ms not negative')
+  end
+  if A.max_candidates < 1 or A.max_candidates > 100 then
+    return err('invalid_input', 'max_candidates must be in 1..100')
+  end
+  if not is_set(A.worker_id) or not is_set(A.lease_id) or not is_set(A.attempt_id) or not is_set(A.lane_id) then
+    return err('invalid_input', 'worker_id, lane_id, lease_id and attempt_id must not be empty')
+  end
+  local caps, caps_err = Sched.parse_caps(A.worker_capabilities_csv, 'worker')
+  if not caps then return caps_err end
+  return nil
+end
+
+-- The keys of one execution on the partition of \`tag\` (patterns of spec/keys.yaml \`exec\`).
+function Fast.exec_keys(tag, eid, K)
+  local base = 'ff:exec:' .. tag .. ':' .. eid
+  return {
+    core = base .. ':core',
+    claim_grant = base .. ':claim_grant',
+    attempts = base .. ':attempts',
+    lease_current = base .. ':lease:current',
+    lease_history = base .. ':lease:history',
+    eligible = K.eligible,
+    lease_expiry = K.lease_expiry,
+    worker_leases = K.worker_leases,
+    active = K.active,
+    attempt_timeout = K.attempt_timeout,
+    execution_deadline = K.execution_deadline,
+  }
+end
+
+-- Claims the first claimable of the lane's first max_candidates eligible executions, or
+-- returns nil. A refused candidate is left untouched, except that a capability miss stamps
+-- last_capability_mismatch_at as the grant function does.
+function Fast.claim_head(K, A, now)
+  local tag = tag_of(K.eligible)
+  local heads = redis.call('ZRANGE', K.eligible, 0, A.max_candidates - 1)
+  for i = 1, #heads do
+    local eid = heads[i]
+    local EK = Fast.exec_keys(tag, eid, K)
+    local core = hmget_map(EK.core, Fast.CANDIDATE_FIELDS)
+    if next(core) ~= nil and not Exec.claim_refusal(core)
+      and redis.call('EXISTS', EK.claim_grant) == 0
+      and not Sched.match_caps(EK.core, core, A.worker_capabilities_csv, now) then
+      local claim = {
+        execution_id = eid,
+        worker_id = A.worker_id,
+        worker_instance_id = A.worker_instance_id,
+        lane_id = A.lane_id,
+        lease_id = A.lease_id,
+        attempt_id = A.attempt_id,
+        lease_ttl_ms = A.lease_ttl_ms,
+        renew_before_ms = A.renew_before_ms,
+        attempt_timeout_ms = A.attempt_timeout_ms,
+      }
+      local fields = Exec.start_attempt(EK, claim, core, now)
+      table.insert(fields, 1, eid)
+      return fields
+    end
+  end
+  return nil
+end
+
+redis.register_function('ff_claim_next_eligible', guard(function(keys, args)
+  local K = {
+    eligible = keys[1],
+    lease_expiry = keys[2],
+    worker_leases = keys[3],
+    active = keys[4],
+    attempt_timeout = keys[5],
+    execution_deadline = keys[6],
+  }
+  local A = {
+    worker_id = args[1],
+    worker_instance_id = args[2],
+    lane_id = args[3],
+    lease_id = args[4],
+    attempt_id = args[5],
+    lease_ttl_ms = args[6],
+    renew_before_ms = args[7],
+    worker_capabilities_csv = args[8],
+    attempt_timeout_ms = args[9],
+    max_candidates = args[10],
+  }
+  local bad = Fast.check_claim_args(A)
+  if bad then return bad end
+  if not tag_of(K.eligible) then
+    return err('invalid_input', 'the eligible index key has no hash tag')
+  end
+  local claimed = Fast.claim_head(K, A, server_now())
+  if not claimed then
+    return ok('empty')
+  end
+  return ok('claimed', unpack(claimed))
+end))
+
+redis.register_function('ff_complete_and_claim_next', guard(function(keys, args)
+  local K = {
+    core = keys[1],
+    attempt_hash = keys[2],
+    lease_expiry = keys[3],
+    worker_leases = keys[4],
+    terminal = keys[5],
+    lease_current = keys[6],
+    lease_history = keys[7],
+    active = keys[8],
+    stream_meta = keys[9],
+    result = keys[10],
+    attempt_timeout = keys[11],
+    execution_deadline = keys[12],
+    eligible = keys[13],
+  }
+  local A = {
+    execution_id = args[1],
+    lease_id = args[2],
+    lease_epoch = args[3],
+    attempt_id = args[4],
+    result_payload = args[5],
+    worker_id = args[6],
+    next_worker_instance_id = args[7],
+    next_lane_id = args[8],
+    next_lease_id = args[9],
+    next_attempt_id = args[10],
+    lease_ttl_ms = args[11],
+    renew_before_ms = args[12],
+    worker_capabilities_csv = args[13],
+    attempt_timeout_ms = args[14],
+    max_candidates = args[15],
+  }
+  if not is_set(A.execution_id) or eid_of_exec_key(K.core) ~= A.execution_id then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
+  -- Everything the next claim needs is validated before the completion writes anything.
+  local next_claim = {
+    worker_id = A.worker_id,
+    worker_instance_id = A.next_worker_instance_id,
+    lane_id = A.next_lane_id,
+    lease_id = A.next_lease_id,
+    attempt_id = A.next_attempt_id,
+    lease_ttl_ms = A.lease_ttl_ms,
+    renew_before_ms = A.renew_before_ms,
+    worker_capabilities_csv = A.worker_capabilities_csv,
+    attempt_timeout_ms = A.attempt_timeout_ms,
+    max_candidates = A.max_candidates,
+  }
+  local bad = Fast.check_claim_args(next_claim)
+  if bad then return bad end
+  if tag_of(K.eligible) ~= tag_of(K.core) then
+    return err('invalid_input', 'the eligible index is not on the execution partition')
+  end
+  local now = server_now()
+  local core = hmget_map(K.core, LEASE_FIELDS)
+  if next(core) == nil then
+    return err('execution_not_found')
+  end
+  local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
+  if rejected then return rejected end
+  Exec.finish_success(K, A, core, now)
+  local claimed = Fast.claim_head(K, next_claim, now)
+  if not claimed then
+    return ok('completed')
+  end
+  return ok('claimed_next', unpack(claimed))
 end))
 `;

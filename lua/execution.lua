@@ -243,7 +243,7 @@ end
 -- attempt, usage and policy records, the lease, the state vector, the indexes and the
 -- history entry. K: core, attempts, lease_current, lease_history, eligible, lease_expiry,
 -- worker_leases, active, attempt_timeout, execution_deadline. A: the claim's validated
--- arguments. core: Exec.CLAIM_FIELDS of the execution. Returns the claim's OK reply.
+-- arguments. core: Exec.CLAIM_FIELDS of the execution. Returns the claim's reply fields.
 function Exec.start_attempt(K, A, core, now)
   local epoch = (parse_number(core.current_lease_epoch) or 0) + 1
   local expires_at = now + A.lease_ttl_ms
@@ -332,7 +332,7 @@ function Exec.start_attempt(K, A, core, now)
     'event', 'acquired', 'lease_id', A.lease_id, 'lease_epoch', epoch, 'attempt_id', A.attempt_id,
     'attempt_index', index, 'worker_id', A.worker_id, 'ts', now,
   })
-  return ok(A.lease_id, to_text(epoch), to_text(expires_at), A.attempt_id, to_text(index), attempt_type)
+  return { A.lease_id, to_text(epoch), to_text(expires_at), A.attempt_id, to_text(index), attempt_type }
 end
 
 redis.register_function('ff_claim_execution', guard(function(keys, args)
@@ -403,7 +403,7 @@ redis.register_function('ff_claim_execution', guard(function(keys, args)
   end
 
   redis.call('DEL', K.claim_grant)
-  return Exec.start_attempt(K, A, core, now)
+  return ok(unpack(Exec.start_attempt(K, A, core, now)))
 end))
 
 -- Ends the lease holder's attempt successfully (the effects of a complete, execution.md
