@@ -1,7 +1,7 @@
 // The extension fast path: one call per job, leaving the same state the contract's
 // grant → claim → complete sequence leaves.
 import { describe, expect, it } from 'vitest';
-import { claimNextEligible, completeAndClaimNext, buildCompleteAndClaimNext } from '../generated/fastpath.js';
+import { buildCompleteAndClaimNext, claimNextEligible, completeAndClaimNext, type ClaimNextEligibleResult, type CompleteAndClaimNextResult } from '../generated/fastpath.js';
 import { ExecKeys, PartitionKeys } from '../generated/keys.js';
 import { issueClaimGrant } from '../generated/scheduling.js';
 import { executionPartition, newAttemptId, newLeaseId, type ExecutionId, type LaneId } from '../runtime/ids.js';
@@ -57,7 +57,7 @@ describe('fast path extensions', () => {
   it('runs a whole lane with one call per job, and the state matches the contract path', async () => {
     const partition = 13;
     const { laneId, ids } = await lane(5, partition);
-    let claim = await claimNextEligible(client, claimArgs(laneId, partition));
+    let claim: ClaimNextEligibleResult | CompleteAndClaimNextResult = await claimNextEligible(client, claimArgs(laneId, partition));
     const done: string[] = [];
     while (claim.status === 'claimed' || claim.status === 'claimed_next') {
       const current: ExecutionId = claim.status === 'claimed' ? claim.executionId : claim.nextExecutionId;
