@@ -205,10 +205,15 @@ end
 -- Returns nil, or the reply {0, 'invalid_input', '<name> must be …, got: <raw>'}.
 local function check_args(A, rules)
   for i = 1, #rules do
-    local name, kind = rules[i][1], rules[i][2]
+    local rule = rules[i]
+    local name, base, optional = rule[1], rule.base, rule.optional
+    if base == nil then
+      -- Parsed once per rule table: hot functions keep their rules in module-level tables.
+      optional = string.sub(rule[2], -1) == '?'
+      base = optional and string.sub(rule[2], 1, -2) or rule[2]
+      rule.base, rule.optional = base, optional
+    end
     local raw = A[name]
-    local optional = string.sub(kind, -1) == '?'
-    local base = optional and string.sub(kind, 1, -2) or kind
     if optional and (raw == nil or raw == '') then
       A[name] = nil
     elseif base == 'number' or base == 'int' then
@@ -336,7 +341,8 @@ local CAPS_MAX_BYTES = 4096
 -- State vector (model.md §4.3): every transition writes all state fields in one HSET.
 ---------------------------------------------------------------------------
 -- v: lifecycle_phase, ownership_state, eligibility_state, blocking_reason, blocking_detail,
--- terminal_outcome, attempt_state, public_state; extra: more fields for the same HSET.
+-- terminal_outcome, attempt_state, public_state; extra: more fields for the same HSET, as a
+-- map or as a flat list { field, value, … } (no nil values).
 -- transition=true also stamps last_transition_at.
 local STATE_FIELDS = {
   'lifecycle_phase', 'ownership_state', 'eligibility_state', 'blocking_reason', 'terminal_outcome',
@@ -358,7 +364,12 @@ local function write_state(core_key, now, v, extra, transition)
     cmd[#cmd + 1] = 'last_transition_at'
     cmd[#cmd + 1] = now
   end
-  if extra then
+  if extra and extra[1] ~= nil then
+    -- A flat list { field, value, … } (hot paths: no hash table to build and walk).
+    for i = 1, #extra do
+      cmd[#cmd + 1] = to_text(extra[i])
+    end
+  elseif extra then
     for field, value in pairs(extra) do
       cmd[#cmd + 1] = field
       cmd[#cmd + 1] = to_text(value)
@@ -380,7 +391,13 @@ local LEASE_FIELDS = {
 ---------------------------------------------------------------------------
 local function history_add(history_key, pairs_list, maxlen)
   local cmd = { 'XADD', history_key, 'MAXLEN', '~', tostring(maxlen or 1000), '*' }
-  for i = 1, #pairs_list do
+  -- A missing value leaves a hole in the list, where # is unreliable: find the last index.
+  local n = 0
+  for i in pairs(pairs_list) do
+    if type(i) == 'number' and i > n then n = i end
+  end
+  if n % 2 == 1 then n = n + 1 end -- a missing last value
+  for i = 1, n do
     local value = pairs_list[i]
     if value == nil or value == false then value = '' end
     cmd[#cmd + 1] = to_text(value)
@@ -743,6 +760,15 @@ function Exec.required_capabilities(policy_json)
   return tokens
 end
 
+Exec.CREATE_RULES = {
+  { 'priority', 'number' },
+  { 'delay_until', 'int?' },
+  { 'dedup_ttl_ms', 'int?' },
+  { 'execution_deadline_at', 'int?' },
+  { 'tags_json', 'json?' },
+  { 'execution_id', 'nonempty' },
+}
+
 redis.register_function('ff_create_execution', guard(function(keys, args)
   local K = {
     core = keys[1],
@@ -770,14 +796,7 @@ redis.register_function('ff_create_execution', guard(function(keys, args)
     partition_id = args[13],
   }
   local delay_text = A.delay_until
-  local bad = check_args(A, {
-    { 'priority', 'number' },
-    { 'delay_until', 'int?' },
-    { 'dedup_ttl_ms', 'int?' },
-    { 'execution_deadline_at', 'int?' },
-    { 'tags_json', 'json?' },
-    { 'execution_id', 'nonempty' },
-  })
+  local bad = check_args(A, Exec.CREATE_RULES)
   if bad then return bad end
 
   local now = server_now()
@@ -803,46 +822,47 @@ redis.register_function('ff_create_execution', guard(function(keys, args)
 
   local delayed = A.delay_until ~= nil and A.delay_until > now
   local lane = A.lane_id
+  -- One flat list: this HSET writes some forty fields on every create.
   local fields = {
-    execution_id = A.execution_id,
-    namespace = A.namespace,
-    lane_id = lane,
-    execution_kind = A.execution_kind,
-    partition_id = A.partition_id,
-    priority = priority,
-    creator_identity = A.creator_identity,
-    total_attempt_count = 0,
-    retry_count = 0,
-    replay_count = 0,
-    lease_reclaim_count = 0,
-    current_lease_epoch = 0,
-    current_attempt_index = '',
-    current_attempt_id = '',
-    current_lease_id = '',
-    current_worker_id = '',
-    current_worker_instance_id = '',
-    current_lane = lane,
-    created_at = now,
-    started_at = '',
-    completed_at = '',
-    lease_acquired_at = '',
-    lease_expires_at = '',
-    lease_last_renewed_at = '',
-    lease_renewal_deadline = '',
-    lease_expired_at = '',
-    lease_revoked_at = '',
-    lease_revoke_reason = '',
-    delay_until = delayed and delay_text or '',
-    current_suspension_id = '',
-    current_waitpoint_id = '',
-    pending_retry_reason = '',
-    pending_replay_reason = '',
-    pending_replay_requested_by = '',
-    pending_previous_attempt_index = '',
-    progress_pct = '',
-    progress_message = '',
-    progress_updated_at = '',
-    flow_id = '',
+    'execution_id', A.execution_id or '',
+    'namespace', A.namespace or '',
+    'lane_id', lane,
+    'execution_kind', A.execution_kind or '',
+    'partition_id', A.partition_id or '',
+    'priority', priority,
+    'creator_identity', A.creator_identity or '',
+    'total_attempt_count', 0,
+    'retry_count', 0,
+    'replay_count', 0,
+    'lease_reclaim_count', 0,
+    'current_lease_epoch', 0,
+    'current_attempt_index', '',
+    'current_attempt_id', '',
+    'current_lease_id', '',
+    'current_worker_id', '',
+    'current_worker_instance_id', '',
+    'current_lane', lane,
+    'created_at', now,
+    'started_at', '',
+    'completed_at', '',
+    'lease_acquired_at', '',
+    'lease_expires_at', '',
+    'lease_last_renewed_at', '',
+    'lease_renewal_deadline', '',
+    'lease_expired_at', '',
+    'lease_revoked_at', '',
+    'lease_revoke_reason', '',
+    'delay_until', delayed and delay_text or '',
+    'current_suspension_id', '',
+    'current_waitpoint_id', '',
+    'pending_retry_reason', '',
+    'pending_replay_reason', '',
+    'pending_replay_requested_by', '',
+    'pending_previous_attempt_index', '',
+    'progress_pct', '',
+    'progress_message', '',
+    'progress_updated_at', '',
+    'flow_id', '',
   }
   write_state(K.core, now, {
     lifecycle_phase = 'runnable',
@@ -914,6 +934,14 @@ Exec.CLAIM_FIELDS = {
   'pending_previous_attempt_index', 'pending_replay_reason', 'pending_replay_requested_by',
 }
 Exec.GRANT_FIELDS = { 'worker_id', 'grant_expires_at' }
+Exec.CLAIM_RULES = {
+  { 'lease_ttl_ms', 'int' },
+  { 'renew_before_ms', 'int' },
+  { 'attempt_timeout_ms', 'int?' },
+  { 'execution_deadline_at', 'int?' },
+  { 'attempt_policy_json', 'json?' },
+  { 'execution_id', 'nonempty' },
+}
 
 -- Why an execution cannot be claimed by a normal claim (execution.md §3.2 checks 4–9), or nil.
 function Exec.claim_refusal(core)
@@ -937,32 +965,39 @@ function Exec.start_attempt(K, A, core, now)
   local renewal_deadline = now + A.renew_before_ms
   local index = parse_number(core.total_attempt_count) or 0
   local attempt_type = 'initial'
+  local tag = tag_of(K.core)
+  local attempt_hash = attempt_key(tag, A.execution_id, index)
   local attempt = {
-    attempt_id = A.attempt_id,
-    execution_id = A.execution_id,
-    attempt_index = index,
-    attempt_state = 'started',
-    created_at = now,
-    started_at = now,
-    lease_id = A.lease_id,
-    lease_epoch = epoch,
-    worker_id = A.worker_id,
-    worker_instance_id = A.worker_instance_id,
+    'HSET', attempt_hash,
+    'attempt_id', A.attempt_id,
+    'execution_id', A.execution_id,
+    'attempt_index', index,
+    'attempt_state', 'started',
+    'created_at', now,
+    'started_at', now,
+    'lease_id', A.lease_id,
+    'lease_epoch', epoch,
+    'worker_id', A.worker_id,
+    'worker_instance_id', A.worker_instance_id,
   }
   if core.attempt_state == 'pending_retry_attempt' then
     attempt_type = 'retry'
-    attempt.retry_reason = core.pending_retry_reason or ''
-    attempt.previous_attempt_index = core.pending_previous_attempt_index or ''
+    attempt[#attempt + 1] = 'retry_reason'
+    attempt[#attempt + 1] = core.pending_retry_reason or ''
+    attempt[#attempt + 1] = 'previous_attempt_index'
+    attempt[#attempt + 1] = core.pending_previous_attempt_index or ''
   elseif core.attempt_state == 'pending_replay_attempt' then
     attempt_type = 'replay'
-    attempt.replay_reason = core.pending_replay_reason or ''
-    attempt.replay_requested_by = core.pending_replay_requested_by or ''
-    attempt.replayed_from_attempt_index = core.pending_previous_attempt_index or ''
+    attempt[#attempt + 1] = 'replay_reason'
+    attempt[#attempt + 1] = core.pending_replay_reason or ''
+    attempt[#attempt + 1] = 'replay_requested_by'
+    attempt[#attempt + 1] = core.pending_replay_requested_by or ''
+    attempt[#attempt + 1] = 'replayed_from_attempt_index'
+    attempt[#attempt + 1] = core.pending_previous_attempt_index or ''
   end
-  attempt.attempt_type = attempt_type
-  local tag = tag_of(K.core)
-  local attempt_hash = attempt_key(tag, A.execution_id, index)
-  hset_table(attempt_hash, attempt)
+  attempt[#attempt + 1] = 'attempt_type'
+  attempt[#attempt + 1] = attempt_type
+  redis.call(unpack(attempt))
   redis.call('ZADD', K.attempts, now, index)
   redis.call('HSET', attempt_hash .. ':usage', 'last_usage_report_seq', '0')
   local policy = A.attempt_policy_json_json
@@ -986,23 +1021,23 @@ function Exec.start_attempt(K, A, core, now)
     attempt_state = 'running_attempt',
     public_state = 'active',
   }, {
-    current_attempt_index = index,
-    total_attempt_count = index + 1,
-    current_attempt_id = A.attempt_id,
-    current_lease_id = A.lease_id,
-    current_lease_epoch = epoch,
-    current_worker_id = A.worker_id,
-    current_worker_instance_id = A.worker_instance_id,
-    current_lane = A.lane_id,
-    lease_acquired_at = now,
-    lease_last_renewed_at = now,
-    lease_expires_at = expires_at,
-    lease_renewal_deadline = renewal_deadline,
-    started_at = is_set(core.started_at) and core.started_at or now,
-    pending_retry_reason = '',
-    pending_replay_reason = '',
-    pending_replay_requested_by = '',
-    pending_previous_attempt_index = '',
+    'current_attempt_index', index,
+    'total_attempt_count', index + 1,
+    'current_attempt_id', A.attempt_id or '',
+    'current_lease_id', A.lease_id or '',
+    'current_lease_epoch', epoch,
+    'current_worker_id', A.worker_id or '',
+    'current_worker_instance_id', A.worker_instance_id or '',
+    'current_lane', A.lane_id or '',
+    'lease_acquired_at', now,
+    'lease_last_renewed_at', now,
+    'lease_expires_at', expires_at,
+    'lease_renewal_deadline', renewal_deadline,
+    'started_at', is_set(core.started_at) and core.started_at or now,
+    'pending_retry_reason', '',
+    'pending_replay_reason', '',
+    'pending_replay_requested_by', '',
+    'pending_previous_attempt_index', '',
   })
 
   redis.call('ZREM', K.eligible, A.execution_id)
@@ -1053,14 +1088,7 @@ redis.register_function('ff_claim_execution', guard(function(keys, args)
     attempt_timeout_ms = args[11],
     execution_deadline_at = args[12],
   }
-  local bad = check_args(A, {
-    { 'lease_ttl_ms', 'int' },
-    { 'renew_before_ms', 'int' },
-    { 'attempt_timeout_ms', 'int?' },
-    { 'execution_deadline_at', 'int?' },
-    { 'attempt_policy_json', 'json?' },
-    { 'execution_id', 'nonempty' },
-  })
+  local bad = check_args(A, Exec.CLAIM_RULES)
   if bad then return bad end
   if A.lease_ttl_ms <= 0 or A.renew_before_ms < 0 then
     return err('invalid_input', 'lease_ttl_ms must be positive and renew_before_ms not negative')
@@ -1114,16 +1142,16 @@ function Exec.finish_success(K, A, core, now)
     attempt_state = 'attempt_terminal',
     public_state = 'completed',
   }, {
-    completed_at = now,
-    current_lease_id = '',
-    current_worker_id = '',
-    current_worker_instance_id = '',
-    lease_expires_at = '',
-    lease_last_renewed_at = '',
-    lease_renewal_deadline = '',
-    lease_expired_at = '',
-    lease_revoked_at = '',
-    lease_revoke_reason = '',
+    'completed_at', now,
+    'current_lease_id', '',
+    'current_worker_id', '',
+    'current_worker_instance_id', '',
+    'lease_expires_at', '',
+    'lease_last_renewed_at', '',
+    'lease_renewal_deadline', '',
+    'lease_expired_at', '',
+    'lease_revoked_at', '',
+    'lease_revoke_reason', '',
   })
   redis.call('ZREM', K.lease_expiry, A.execution_id)
   redis.call('SREM', K.worker_leases, A.execution_id)

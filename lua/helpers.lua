@@ -87,10 +87,15 @@ end
 -- Returns nil, or the reply {0, 'invalid_input', '<name> must be …, got: <raw>'}.
 local function check_args(A, rules)
   for i = 1, #rules do
-    local name, kind = rules[i][1], rules[i][2]
+    local rule = rules[i]
+    local name, base, optional = rule[1], rule.base, rule.optional
+    if base == nil then
+      -- Parsed once per rule table: hot functions keep their rules in module-level tables.
+      optional = string.sub(rule[2], -1) == '?'
+      base = optional and string.sub(rule[2], 1, -2) or rule[2]
+      rule.base, rule.optional = base, optional
+    end
     local raw = A[name]
-    local optional = string.sub(kind, -1) == '?'
-    local base = optional and string.sub(kind, 1, -2) or kind
     if optional and (raw == nil or raw == '') then
       A[name] = nil
     elseif base == 'number' or base == 'int' then
@@ -218,7 +223,8 @@ local CAPS_MAX_BYTES = 4096
 -- State vector (model.md §4.3): every transition writes all state fields in one HSET.
 ---------------------------------------------------------------------------
 -- v: lifecycle_phase, ownership_state, eligibility_state, blocking_reason, blocking_detail,
--- terminal_outcome, attempt_state, public_state; extra: more fields for the same HSET.
+-- terminal_outcome, attempt_state, public_state; extra: more fields for the same HSET, as a
+-- map or as a flat list { field, value, … } (no nil values).
 -- transition=true also stamps last_transition_at.
 local STATE_FIELDS = {
   'lifecycle_phase', 'ownership_state', 'eligibility_state', 'blocking_reason', 'terminal_outcome',
@@ -240,7 +246,12 @@ local function write_state(core_key, now, v, extra, transition)
     cmd[#cmd + 1] = 'last_transition_at'
     cmd[#cmd + 1] = now
   end
-  if extra then
+  if extra and extra[1] ~= nil then
+    -- A flat list { field, value, … } (hot paths: no hash table to build and walk).
+    for i = 1, #extra do
+      cmd[#cmd + 1] = to_text(extra[i])
+    end
+  elseif extra then
     for field, value in pairs(extra) do
       cmd[#cmd + 1] = field
       cmd[#cmd + 1] = to_text(value)
@@ -262,7 +273,13 @@ local LEASE_FIELDS = {
 ---------------------------------------------------------------------------
 local function history_add(history_key, pairs_list, maxlen)
   local cmd = { 'XADD', history_key, 'MAXLEN', '~', tostring(maxlen or 1000), '*' }
-  for i = 1, #pairs_list do
+  -- A missing value leaves a hole in the list, where # is unreliable: find the last index.
+  local n = 0
+  for i in pairs(pairs_list) do
+    if type(i) == 'number' and i > n then n = i end
+  end
+  if n % 2 == 1 then n = n + 1 end -- a missing last value
+  for i = 1, n do
     local value = pairs_list[i]
     if value == nil or value == false then value = '' end
     cmd[#cmd + 1] = to_text(value)
