@@ -20,7 +20,7 @@ import {
 } from '../generated/budget.js';
 import { BudgetPartitionKeys, ExecKeys, QuotaKeys } from '../generated/keys.js';
 import { checkAdmissionAndRecord, type CheckAdmissionAndRecordArgs, type CheckAdmissionAndRecordResult } from '../generated/quota.js';
-import { classifyTransportError } from './classify.js';
+import { classifyTransportError, sendCommand } from './classify.js';
 import { ArgumentError, FlowFabricError, ScriptError } from './errors.js';
 import { parseLaneId, type BudgetId, type ExecutionId, type LaneId, type QuotaPolicyId } from './ids.js';
 import { budgetTag, quotaTag, type PartitionConfig } from './partition.js';
@@ -81,7 +81,7 @@ export function reportUsage(client: FunctionCaller, args: ReportUsageArgs): Prom
 export async function readExecutionLane(client: AdmissionClient, executionId: ExecutionId): Promise<LaneId | undefined> {
   let raw: unknown;
   try {
-    raw = await client.transport.command('HGET', [new ExecKeys(executionId).core(), 'lane_id']);
+    raw = await sendCommand(client.transport, 'HGET', [new ExecKeys(executionId).core(), 'lane_id']);
   } catch (error) {
     throw classifyTransportError(error);
   }
@@ -105,7 +105,7 @@ export async function readQuotaLimits(client: AdmissionClient, quotaPolicyId: Qu
   const key = new QuotaKeys(quotaTag(quotaPolicyId, client.partitions), quotaPolicyId).definition();
   let raw: unknown;
   try {
-    raw = await client.transport.command('HMGET', [key, 'quota_policy_id', 'requests_per_window_seconds', 'max_requests_per_window', 'active_concurrency_cap', 'jitter_ms']);
+    raw = await sendCommand(client.transport, 'HMGET', [key, 'quota_policy_id', 'requests_per_window_seconds', 'max_requests_per_window', 'active_concurrency_cap', 'jitter_ms']);
   } catch (error) {
     throw classifyTransportError(error);
   }

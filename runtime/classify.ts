@@ -53,3 +53,12 @@ function kindOf(err: Error): { kind: TransportErrorKind; notSent: boolean } {
   if (/Connection is closed|ECONNRESET|EPIPE|socket/i.test(err.message)) return { kind: 'fatal_receive', notSent: false };
   return { kind: 'unknown', notSent: false };
 }
+
+/** Sends a plain command through a transport, turning client failures into typed errors. */
+export async function sendCommand(transport: { command(name: string, args: readonly (string | number)[]): Promise<unknown> }, name: string, args: readonly (string | number)[]): Promise<unknown> {
+  try {
+    return await transport.command(name, args);
+  } catch (error) {
+    throw classifyTransportError(error);
+  }
+}

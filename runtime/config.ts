@@ -1,11 +1,12 @@
 // Reads the deployment's partition counts from the server, where ff-server records them.
+import { sendCommand } from './classify.js';
 import { GlobalKeys } from '../generated/keys.js';
 import { readPartitionConfig, type PartitionConfig } from './partition.js';
 import type { Transport } from './transport.js';
 
 /** HGETALL of the global partition-count hash; defaults for absent fields (as workers do). */
 export async function loadPartitionConfig(transport: Transport): Promise<PartitionConfig> {
-  const flat = (await transport.command('HGETALL', [GlobalKeys.configPartitions()])) as unknown;
+  const flat = (await sendCommand(transport, 'HGETALL', [GlobalKeys.configPartitions()])) as unknown;
   const fields: Record<string, string> = {};
   if (Array.isArray(flat)) {
     for (let i = 0; i + 1 < flat.length; i += 2) fields[String(flat[i])] = String(flat[i + 1]);

@@ -18,6 +18,7 @@ import {
   type StageDependencyEdgeArgs,
   type StageDependencyEdgeResult,
 } from '../generated/flow.js';
+import { sendCommand } from './classify.js';
 import { ExecKeys, FlowKeys } from '../generated/keys.js';
 import { textToInteger } from './decode.js';
 import { ReplyParseError, isScriptError } from './errors.js';
@@ -40,12 +41,12 @@ export function applyOutcome(result: ApplyDependencyToChildResult): ApplyOutcome
 }
 
 async function hget(client: FlowClient, key: string, field: string): Promise<string | undefined> {
-  const value = replyText(await client.transport.command('HGET', [key, field]));
+  const value = replyText(await sendCommand(client.transport, 'HGET', [key, field]));
   return value === '' ? undefined : value;
 }
 
 async function hmget(client: FlowClient, key: string, fields: readonly string[]): Promise<(string | undefined)[]> {
-  const reply = await client.transport.command('HMGET', [key, ...fields]);
+  const reply = await sendCommand(client.transport, 'HMGET', [key, ...fields]);
   if (!Array.isArray(reply)) throw new ReplyParseError('HMGET', key, 'expected an array');
   return fields.map((_, i) => {
     const value = replyText(reply[i]);
@@ -54,7 +55,7 @@ async function hmget(client: FlowClient, key: string, fields: readonly string[])
 }
 
 async function smembers(client: FlowClient, key: string): Promise<string[]> {
-  const reply = await client.transport.command('SMEMBERS', [key]);
+  const reply = await sendCommand(client.transport, 'SMEMBERS', [key]);
   if (!Array.isArray(reply)) throw new ReplyParseError('SMEMBERS', key, 'expected an array');
   return reply.map((value) => replyText(value) ?? '').sort();
 }

@@ -89,7 +89,8 @@ export class IoredisTransport implements Transport {
   }
 
   command(name: string, args: readonly (string | number)[]): Promise<unknown> {
-    return this.api.call(name, ...args);
+    const sent = this.api.call(name, ...args);
+    return this.tracking ? this.track(sent) : sent;
   }
 
   async primaries(): Promise<Transport[]> {

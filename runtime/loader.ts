@@ -2,7 +2,7 @@
 // check `ff_version`, load with FUNCTION LOAD REPLACE when missing or different, verify.
 // On a cluster every primary gets the same treatment.
 import { FUNCTION_NAMES, LIBRARY_SOURCE, LIBRARY_VERSION } from '../generated/library.js';
-import { classifyTransportError, isFunctionMissing } from './classify.js';
+import { classifyTransportError, isFunctionMissing, sendCommand } from './classify.js';
 import { FlowFabricError, LibraryError } from './errors.js';
 import { replyText } from './reply.js';
 import type { Transport } from './transport.js';
@@ -41,7 +41,7 @@ export async function loadedVersion(transport: Transport): Promise<string | unde
 
 /** The function names a loaded `flowfabric` library registers (FUNCTION LIST). */
 export async function registeredFunctions(transport: Transport): Promise<Set<string>> {
-  const reply = await transport.command('FUNCTION', ['LIST', 'LIBRARYNAME', 'flowfabric']);
+  const reply = await sendCommand(transport, 'FUNCTION', ['LIST', 'LIBRARYNAME', 'flowfabric']);
   const names = new Set<string>();
   // [[library_name, name, engine, lua, functions, [[name, f, description, d, flags, […]], …]], …]
   // (RESP3 clients may hand back maps; both are walked the same way.)

@@ -2,6 +2,7 @@
 // (execution.md quirk Q4): cancel, expire and reclaim name the current attempt's keys, the
 // lease holder's worker set, the current waitpoint and the lane's indexes, all of which
 // depend on the execution's state. One HMGET, typed, with the reference's defaults.
+import { sendCommand } from './classify.js';
 import { ExecKeys } from '../generated/keys.js';
 import { ReplyParseError } from './errors.js';
 import { parseAttemptId, parseLaneId, parseLeaseId, parseSuspensionId, parseWaitpointId, type AttemptId, type ExecutionId, type LaneId, type LeaseId, type SuspensionId, type WaitpointId } from './ids.js';
@@ -54,7 +55,7 @@ const WHERE = 'readExecutionContext';
  * that take these keys re-check the record inside the call.
  */
 export async function readExecutionContext(transport: Transport, executionId: ExecutionId): Promise<ExecutionContext> {
-  const reply = await transport.command('HMGET', [new ExecKeys(executionId).core(), ...FIELDS]);
+  const reply = await sendCommand(transport, 'HMGET', [new ExecKeys(executionId).core(), ...FIELDS]);
   if (!Array.isArray(reply) || reply.length !== FIELDS.length) {
     throw new ReplyParseError(WHERE, 'HMGET', `expected ${FIELDS.length} values`);
   }

@@ -6,6 +6,7 @@
 //   operation stays on one slot).
 // The pre-read is not atomic with the call that follows; the functions re-check the keys
 // they were given against the execution and answer invalid_input on a stale read.
+import { sendCommand } from './classify.js';
 import { PartitionKeys } from '../generated/keys.js';
 import {
   claimResumedExecution,
@@ -135,12 +136,12 @@ export async function installWaitpointSecret(client: FlowFabricClient, partition
   checkKid(fn, kid);
   checkSecret(fn, options.secretHex);
   const key = PartitionKeys.forPartition(partition).waitpointHmacSecrets();
-  const current = replyText(await client.transport.command('HGET', [key, 'current_kid']));
+  const current = replyText(await sendCommand(client.transport, 'HGET', [key, 'current_kid']));
   if (current !== undefined && current !== '' && current !== kid) {
-    const written = await client.transport.command('HSETNX', [key, `secret:${current}`, options.secretHex]);
+    const written = await sendCommand(client.transport, 'HSETNX', [key, `secret:${current}`, options.secretHex]);
     return Number(written) === 1 ? 'repaired' : 'present';
   }
-  const hadSecret = current === kid && replyText(await client.transport.command('HGET', [key, `secret:${kid}`]));
+  const hadSecret = current === kid && replyText(await sendCommand(client.transport, 'HGET', [key, `secret:${kid}`]));
   try {
     const result = await rotateWaitpointHmacSecret(client, { partition, newKid: kid, newSecretHex: options.secretHex, graceMs: 0 });
     if (result.status === 'rotated') return 'installed';

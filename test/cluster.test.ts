@@ -9,8 +9,12 @@ import { FlowFabricClient } from '../runtime/client.js';
 import { executionTag } from '../runtime/ids.js';
 import { clusterSlot } from '../runtime/partition.js';
 import { startCluster, type RunningCluster } from '../tools/local-cluster.js';
+import { issueClaimGrant } from '../generated/scheduling.js';
+import { newLeaseId } from '../runtime/ids.js';
+import { claimResumed } from '../runtime/waitpoints.js';
 import { newExecutionId } from './support/ids.js';
 import { createClaimed } from './support/lifecycle.js';
+import { createSuspended, deliver } from './support/suspension.js';
 
 let cluster: RunningCluster;
 let connection: Cluster;
@@ -46,5 +50,16 @@ describe('on a three-primary cluster', () => {
       expect(done.status).toBe('OK');
     }
     expect(slots.size).toBe(partitions.length);
+  });
+
+  it('suspends, signals, resumes and completes on partitions owned by every primary', async () => {
+    for (const partition of [3, 90, 200]) {
+      const s = await createSuspended(client, { timeoutMs: 60_000 }, partition);
+      await expect(deliver(client, s, 'go')).resolves.toMatchObject({ effect: 'resume_condition_satisfied' });
+      await issueClaimGrant(client, { executionId: s.executionId, laneId: s.laneId, workerId: s.workerId, workerInstanceId: s.workerInstanceId, grantTtlMs: 5000 });
+      const claimed = await claimResumed(client, { executionId: s.executionId, laneId: s.laneId, workerId: s.workerId, workerInstanceId: s.workerInstanceId, leaseId: newLeaseId(), leaseTtlMs: 30_000 });
+      const done = await completeExecution(client, { executionId: s.executionId, laneId: s.laneId, workerInstanceId: s.workerInstanceId, attemptIndex: claimed.attemptIndex, leaseId: claimed.leaseId, leaseEpoch: claimed.leaseEpoch, attemptId: claimed.attemptId });
+      expect(done).toEqual({ status: 'OK', publicState: 'completed' });
+    }
   });
 });
