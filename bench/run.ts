@@ -10,6 +10,7 @@ import { FlowFabricClient } from '../runtime/client.js';
 import { startServer, type RunningServer } from '../tools/local-server.js';
 import { ceiling } from './cases/ceiling.js';
 import { clientCost } from './cases/client-cost.js';
+import { floor } from './cases/floor.js';
 import { lifecycle } from './cases/lifecycle.js';
 import { suspendCycle } from './cases/suspend.js';
 import { tooling } from './cases/tooling.js';
@@ -17,7 +18,7 @@ import { wrapperOverhead } from './cases/wrapper.js';
 import { loadedFunctions, messageOf, type Case, type Context, type Row } from './context.js';
 import { DEFAULT_PLAN } from './measure.js';
 
-const CASES: readonly Case[] = [ceiling, wrapperOverhead, clientCost, lifecycle, suspendCycle, tooling];
+const CASES: readonly Case[] = [ceiling, wrapperOverhead, clientCost, lifecycle, suspendCycle, tooling, floor];
 
 interface Machine {
   readonly cpu: string;

@@ -1,0 +1,83 @@
+// Case 7: the floor under case 4. The Redis commands that the contract's create → grant →
+// claim → complete issue for one execution (same keys, field names, value sizes and
+// indexes), replayed inside one EVAL loop with no Lua logic and no per-call overhead:
+// the server CPU that no implementation of this data model can go below.
+import { median, rounds } from '../measure.js';
+import { serverCpuSeconds, type Case, type Context, type Row } from '../context.js';
+
+const EID = '{fp:7}:0f8fad5b-d9cb-469f-a165-70867728950e';
+const CORE_FIELDS = [
+  'execution_id', 'namespace', 'lane_id', 'execution_kind', 'partition_id', 'priority', 'creator_identity', 'total_attempt_count',
+  'retry_count', 'replay_count', 'lease_reclaim_count', 'current_lease_epoch', 'current_attempt_index', 'current_attempt_id',
+  'current_lease_id', 'current_worker_id', 'current_worker_instance_id', 'current_lane', 'created_at', 'started_at', 'completed_at',
+  'lease_acquired_at', 'lease_expires_at', 'lease_last_renewed_at', 'lease_renewal_deadline', 'lease_expired_at', 'lease_revoked_at',
+  'lease_revoke_reason', 'delay_until', 'current_suspension_id', 'current_waitpoint_id', 'pending_retry_reason', 'pending_replay_reason',
+  'pending_replay_requested_by', 'pending_previous_attempt_index', 'progress_pct', 'progress_message', 'progress_updated_at', 'flow_id',
+  'lifecycle_phase', 'ownership_state', 'eligibility_state', 'blocking_reason', 'blocking_detail', 'terminal_outcome', 'attempt_state',
+  'public_state', 'last_mutation_at', 'last_transition_at',
+];
+const value = (field: string) => (field.endsWith('_at') ? "'1795866640707'" : field.endsWith('_id') ? `'${EID}'` : "'runnable'");
+const hsetCore = (fields: readonly string[]) => `redis.call('HSET', k .. ':core', ${fields.map((f) => `'${f}', ${value(f)}`).join(', ')})`;
+const uuid = `'0f8fad5b-d9cb-469f-a165-70867728950e'`;
+
+/** One execution's command sequence, per phase, with `k` the exec key prefix and `e` the member. */
+const PHASES: Record<string, string> = {
+  create: `redis.call('GET', 'ff:idem:{fp:7}:ns:' .. i) redis.call('EXISTS', k .. ':core') ${hsetCore(CORE_FIELDS)}
+    redis.call('ZADD', 'ff:idx:{fp:7}:lane:floor:eligible', i, e) redis.call('SADD', 'ff:idx:{fp:7}:all_executions', e)`,
+  grant: `redis.call('TIME') redis.call('HMGET', k .. ':core', 'lifecycle_phase', 'eligibility_state', 'required_capabilities')
+    redis.call('EXISTS', k .. ':claim_grant') redis.call('ZSCORE', 'ff:idx:{fp:7}:lane:floor:eligible', e)
+    redis.call('HSET', k .. ':claim_grant', 'worker_id', 'w', 'worker_instance_id', 'w1', 'lane_id', 'floor', 'capability_hash', '', 'route_snapshot_json', '', 'admission_summary', '', 'created_at', '1795866640707', 'grant_expires_at', '1795866700707')
+    redis.call('PEXPIREAT', k .. ':claim_grant', 1895866700707)`,
+  claim: `redis.call('TIME') redis.call('HMGET', k .. ':core', ${CORE_FIELDS.slice(0, 12).map((f) => `'${f}'`).join(', ')})
+    redis.call('HMGET', k .. ':claim_grant', 'worker_id', 'grant_expires_at') redis.call('DEL', k .. ':claim_grant')
+    redis.call('HSET', 'ff:attempt:{fp:7}:' .. e .. ':0', 'attempt_id', ${uuid}, 'execution_id', e, 'attempt_index', '0', 'attempt_state', 'started', 'created_at', '1795866640707', 'started_at', '1795866640707', 'lease_id', ${uuid}, 'lease_epoch', '1', 'worker_id', 'w', 'worker_instance_id', 'w1', 'attempt_type', 'initial')
+    redis.call('ZADD', k .. ':attempts', 1795866640707, 0) redis.call('HSET', 'ff:attempt:{fp:7}:' .. e .. ':0:usage', 'last_usage_report_seq', '0')
+    redis.call('DEL', k .. ':lease:current')
+    redis.call('HSET', k .. ':lease:current', 'lease_id', ${uuid}, 'lease_epoch', '1', 'execution_id', e, 'attempt_id', ${uuid}, 'worker_id', 'w', 'worker_instance_id', 'w1', 'acquired_at', '1795866640707', 'expires_at', '1795866700707', 'last_renewed_at', '1795866640707', 'renewal_deadline', '1795866680707')
+    ${hsetCore(CORE_FIELDS.slice(0, 25))}
+    redis.call('ZREM', 'ff:idx:{fp:7}:lane:floor:eligible', e) redis.call('ZADD', 'ff:idx:{fp:7}:lease_expiry', 1795866700707, e)
+    redis.call('SADD', 'ff:idx:{fp:7}:worker:w1:leases', e) redis.call('ZADD', 'ff:idx:{fp:7}:lane:floor:active', 1795866700707, e)
+    redis.call('XADD', k .. ':lease:history', 'MAXLEN', '~', '1000', '*', 'event', 'acquired', 'lease_id', ${uuid}, 'lease_epoch', '1', 'attempt_id', ${uuid}, 'attempt_index', '0', 'worker_id', 'w', 'ts', '1795866640707')`,
+  complete: `redis.call('TIME') redis.call('HMGET', k .. ':core', ${CORE_FIELDS.slice(0, 12).map((f) => `'${f}'`).join(', ')})
+    redis.call('HSET', 'ff:attempt:{fp:7}:' .. e .. ':0', 'attempt_state', 'ended_success', 'ended_at', '1795866640707')
+    redis.call('EXISTS', 'ff:stream:{fp:7}:' .. e .. ':0:meta')
+    ${hsetCore(CORE_FIELDS.slice(0, 18))}
+    redis.call('ZREM', 'ff:idx:{fp:7}:lease_expiry', e) redis.call('SREM', 'ff:idx:{fp:7}:worker:w1:leases', e)
+    redis.call('ZADD', 'ff:idx:{fp:7}:lane:floor:terminal', 1795866640707, e) redis.call('ZREM', 'ff:idx:{fp:7}:lane:floor:active', e)
+    redis.call('ZREM', 'ff:idx:{fp:7}:attempt_timeout', e) redis.call('ZREM', 'ff:idx:{fp:7}:execution_deadline', e)
+    redis.call('DEL', k .. ':lease:current')
+    redis.call('XADD', k .. ':lease:history', 'MAXLEN', '~', '1000', '*', 'event', 'released', 'lease_id', ${uuid}, 'lease_epoch', '1', 'attempt_index', '0', 'reason', 'completed', 'ts', '1795866640707')`,
+};
+
+export const floor: Case = {
+  name: '7 floor',
+  async run(ctx: Context): Promise<Row[]> {
+    const n = ctx.quick ? 2_000 : 10_000;
+    let run = 0;
+    const results = await rounds(ctx.plan, async () => {
+      run += 1;
+      const prefix = `floor-${ctx.runId}-${run}-`;
+      const perPhase: Record<string, number> = {};
+      for (const [phase, body] of Object.entries(PHASES)) {
+        const script = `for i = 1, ${n} do local e = '${prefix}' .. i local k = 'ff:exec:{fp:7}:' .. e ${body} end return 1`;
+        const before = await serverCpuSeconds(ctx.redis);
+        await ctx.redis.eval(script, 0);
+        perPhase[phase] = (((await serverCpuSeconds(ctx.redis)) - before) * 1e6) / n;
+      }
+      return perPhase;
+    });
+    const phases = Object.keys(PHASES);
+    const medianOf = (phase: string) => median(results.map((r) => r[phase]!));
+    const total = median(results.map((r) => phases.reduce((sum, p) => sum + r[p]!, 0)));
+    return [
+      {
+        case: this.name,
+        measurement: 'commands only of create → grant → claim → complete',
+        value: total,
+        unit: 'µs/execution',
+        note: `${phases.map((p) => `${p} ${medianOf(p).toFixed(1)}`).join(' + ')} µs; same keys, fields and indexes as the contract functions, in one EVAL loop without Lua logic or per-call overhead`,
+        rounds: results.map((r) => phases.reduce((sum, p) => sum + r[p]!, 0)),
+      },
+    ];
+  },
+};
