@@ -193,7 +193,7 @@ export function buildClaimExecution(args: ClaimExecutionArgs, _partitions: Parti
   const fn = 'ff_claim_execution';
   expectArgs(fn, args);
   const expectedAttemptIndex = args.expectedAttemptIndex ?? 0;
-  const expectedAttemptIndexArg = encodeInteger(fn, 'expected_attempt_index', expectedAttemptIndex, 0, 4294967295);
+  encodeInteger(fn, 'expected_attempt_index', expectedAttemptIndex, 0, 4294967295);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
   const workerId = encodeText(fn, 'worker_id', args.workerId, { nonEmpty: true });
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
@@ -308,7 +308,7 @@ export function buildCompleteExecution(args: CompleteExecutionArgs, _partitions:
   const fn = 'ff_complete_execution';
   expectArgs(fn, args);
   const attemptIndex = args.attemptIndex;
-  const attemptIndexArg = encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
@@ -410,7 +410,7 @@ export function buildCancelExecution(args: CancelExecutionArgs, _partitions: Par
   const fn = 'ff_cancel_execution';
   expectArgs(fn, args);
   const currentAttemptIndex = args.currentAttemptIndex;
-  const currentAttemptIndexArg = encodeInteger(fn, 'current_attempt_index', currentAttemptIndex, 0, 4294967295);
+  encodeInteger(fn, 'current_attempt_index', currentAttemptIndex, 0, 4294967295);
   const currentWorkerInstanceId = encodeText(fn, 'current_worker_instance_id', args.currentWorkerInstanceId, { keySafe: true });
   const currentWaitpointId = args.currentWaitpointId === undefined ? undefined : encodeId(fn, 'current_waitpoint_id', args.currentWaitpointId, parseWaitpointId);
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
@@ -531,7 +531,7 @@ export function buildDelayExecution(args: DelayExecutionArgs, _partitions: Parti
   const fn = 'ff_delay_execution';
   expectArgs(fn, args);
   const attemptIndex = args.attemptIndex;
-  const attemptIndexArg = encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
@@ -622,7 +622,7 @@ export function buildMoveToWaitingChildren(args: MoveToWaitingChildrenArgs, _par
   const fn = 'ff_move_to_waiting_children';
   expectArgs(fn, args);
   const attemptIndex = args.attemptIndex;
-  const attemptIndexArg = encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
@@ -657,7 +657,7 @@ export function buildMoveToWaitingChildren(args: MoveToWaitingChildrenArgs, _par
 /** Reads the reply of `ff_move_to_waiting_children`; failure replies throw a ScriptError. */
 export function parseMoveToWaitingChildren(reply: unknown): MoveToWaitingChildrenResult {
   const fn = 'ff_move_to_waiting_children';
-  const { status, fields } = readEnvelope(fn, reply);
+  const { status } = readEnvelope(fn, reply);
   switch (status) {
     case 'OK': {
       return { status: 'OK' };
@@ -721,7 +721,7 @@ export function buildFailExecution(args: FailExecutionArgs, _partitions: Partiti
   const fn = 'ff_fail_execution';
   expectArgs(fn, args);
   const attemptIndex = args.attemptIndex;
-  const attemptIndexArg = encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
@@ -849,9 +849,9 @@ export function buildReclaimExecution(args: ReclaimExecutionArgs, _partitions: P
   const fn = 'ff_reclaim_execution';
   expectArgs(fn, args);
   const currentAttemptIndex = args.currentAttemptIndex;
-  const currentAttemptIndexArg = encodeInteger(fn, 'current_attempt_index', currentAttemptIndex, 0, 4294967295);
+  encodeInteger(fn, 'current_attempt_index', currentAttemptIndex, 0, 4294967295);
   const newAttemptIndex = args.newAttemptIndex ?? 0;
-  const newAttemptIndexArg = encodeInteger(fn, 'new_attempt_index', newAttemptIndex, 0, 4294967295);
+  encodeInteger(fn, 'new_attempt_index', newAttemptIndex, 0, 4294967295);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
   const workerId = encodeText(fn, 'worker_id', args.workerId, { nonEmpty: true });
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
@@ -964,7 +964,7 @@ export function buildExpireExecution(args: ExpireExecutionArgs, _partitions: Par
   const fn = 'ff_expire_execution';
   expectArgs(fn, args);
   const currentAttemptIndex = args.currentAttemptIndex;
-  const currentAttemptIndexArg = encodeInteger(fn, 'current_attempt_index', currentAttemptIndex, 0, 4294967295);
+  encodeInteger(fn, 'current_attempt_index', currentAttemptIndex, 0, 4294967295);
   const currentWorkerInstanceId = encodeText(fn, 'current_worker_instance_id', args.currentWorkerInstanceId, { keySafe: true });
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);

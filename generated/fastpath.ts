@@ -60,7 +60,7 @@ export function buildClaimNextEligible(args: ClaimNextEligibleArgs, _partitions:
   const fn = 'ff_claim_next_eligible';
   expectArgs(fn, args);
   const partition = args.partition;
-  const partitionArg = encodeInteger(fn, 'partition', partition, 0, 65535);
+  encodeInteger(fn, 'partition', partition, 0, 65535);
   const workerId = encodeText(fn, 'worker_id', args.workerId, { nonEmpty: true });
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
@@ -200,7 +200,7 @@ export function buildCompleteAndClaimNext(args: CompleteAndClaimNextArgs, _parti
   const fn = 'ff_complete_and_claim_next';
   expectArgs(fn, args);
   const attemptIndex = args.attemptIndex;
-  const attemptIndexArg = encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);

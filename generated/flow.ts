@@ -508,7 +508,7 @@ export function buildResolveDependency(args: ResolveDependencyArgs, _partitions:
   const downstreamExecutionId = encodeId(fn, 'downstream_execution_id', args.downstreamExecutionId, parseExecutionId);
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const attemptIndex = args.attemptIndex;
-  const attemptIndexArg = encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
   const upstreamExecutionId = encodeId(fn, 'upstream_execution_id', args.upstreamExecutionId, parseExecutionId);
   const edgeId = encodeId(fn, 'edge_id', args.edgeId, parseEdgeId);
   const upstreamOutcome = encodeEnum(fn, 'upstream_outcome', args.upstreamOutcome, ['success', 'failed', 'cancelled', 'expired', 'skipped']) as 'success' | 'failed' | 'cancelled' | 'expired' | 'skipped';
@@ -614,7 +614,6 @@ export function buildEvaluateFlowEligibility(args: EvaluateFlowEligibilityArgs, 
   const fn = 'ff_evaluate_flow_eligibility';
   expectArgs(fn, args);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const keys = [
     execKeys.core(), // exec_core
@@ -697,7 +696,7 @@ export function buildPromoteBlockedToEligible(args: PromoteBlockedToEligibleArgs
 /** Reads the reply of `ff_promote_blocked_to_eligible`; failure replies throw a ScriptError. */
 export function parsePromoteBlockedToEligible(reply: unknown): PromoteBlockedToEligibleResult {
   const fn = 'ff_promote_blocked_to_eligible';
-  const { status, fields } = readEnvelope(fn, reply);
+  const { status } = readEnvelope(fn, reply);
   switch (status) {
     case 'OK': {
       return { status: 'OK' };

@@ -210,7 +210,6 @@ export function buildUpdateProgress(args: UpdateProgressArgs, _partitions: Parti
   const progressPct = args.progressPct;
   const progressPctArg = progressPct === undefined ? '' : encodeInteger(fn, 'progress_pct', progressPct, 0, 100);
   const progressMessage = args.progressMessage === undefined ? undefined : encodeText(fn, 'progress_message', args.progressMessage);
-  const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const keys = [
     execKeys.core(), // core
@@ -229,7 +228,7 @@ export function buildUpdateProgress(args: UpdateProgressArgs, _partitions: Parti
 /** Reads the reply of `ff_update_progress`; failure replies throw a ScriptError. */
 export function parseUpdateProgress(reply: unknown): UpdateProgressResult {
   const fn = 'ff_update_progress';
-  const { status, fields } = readEnvelope(fn, reply);
+  const { status } = readEnvelope(fn, reply);
   switch (status) {
     case 'OK': {
       return { status: 'OK' };

@@ -368,7 +368,7 @@ export function buildClaimResumedExecution(args: ClaimResumedExecutionArgs, _par
   const fn = 'ff_claim_resumed_execution';
   expectArgs(fn, args);
   const currentAttemptIndex = args.currentAttemptIndex;
-  const currentAttemptIndexArg = encodeInteger(fn, 'current_attempt_index', currentAttemptIndex, 0, 4294967295);
+  encodeInteger(fn, 'current_attempt_index', currentAttemptIndex, 0, 4294967295);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
   const workerId = encodeText(fn, 'worker_id', args.workerId, { nonEmpty: true });
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });

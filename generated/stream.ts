@@ -6,7 +6,7 @@
 import { fieldInteger, fieldOptional, fieldStreamEntries, fieldText, type StreamEntry } from '../runtime/decode.js';
 import { encodeId, encodeInteger, encodeText, expectArgs } from '../runtime/encode.js';
 import { ReplyParseError } from '../runtime/errors.js';
-import { executionTag, parseAttemptId, parseExecutionId, parseLeaseId, type AttemptId, type ExecutionId, type LeaseId } from '../runtime/ids.js';
+import { parseAttemptId, parseExecutionId, parseLeaseId, type AttemptId, type ExecutionId, type LeaseId } from '../runtime/ids.js';
 import { type PartitionConfig } from '../runtime/partition.js';
 import { readEnvelope } from '../runtime/reply.js';
 import { type FcallRequest, type FunctionCaller } from '../runtime/transport.js';
@@ -70,7 +70,6 @@ export function buildAppendFrame(args: AppendFrameArgs, _partitions: PartitionCo
   const attemptId = args.attemptId === undefined ? undefined : encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
   const maxPayloadBytes = args.maxPayloadBytes ?? 65536;
   const maxPayloadBytesArg = encodeInteger(fn, 'max_payload_bytes', maxPayloadBytes, 0, 4294967295);
-  const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const keys = [
     execKeys.core(), // core
@@ -159,12 +158,11 @@ export function buildReadAttemptStream(args: ReadAttemptStreamArgs, _partitions:
   expectArgs(fn, args);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
   const attemptIndex = args.attemptIndex;
-  const attemptIndexArg = encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
   const fromId = encodeText(fn, 'from_id', args.fromId ?? '-');
   const toId = encodeText(fn, 'to_id', args.toId ?? '+');
   const countLimit = args.countLimit;
   const countLimitArg = encodeInteger(fn, 'count_limit', countLimit, 1, 10000);
-  const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const keys = [
     execKeys.stream(attemptIndex), // stream

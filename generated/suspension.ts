@@ -76,7 +76,7 @@ export function buildSuspendExecution(args: SuspendExecutionArgs, _partitions: P
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
   const timeoutMs = args.timeoutMs;
-  const timeoutMsArg = timeoutMs === undefined ? '' : encodeInteger(fn, 'timeout_ms', timeoutMs, 0);
+  if (timeoutMs !== undefined) encodeInteger(fn, 'timeout_ms', timeoutMs, 0);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
   const attemptIndex = args.attemptIndex;
   const attemptIndexArg = encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
@@ -304,7 +304,7 @@ export function buildCreatePendingWaitpoint(args: CreatePendingWaitpointArgs, _p
   const fn = 'ff_create_pending_waitpoint';
   expectArgs(fn, args);
   const expiresInMs = args.expiresInMs;
-  const expiresInMsArg = encodeInteger(fn, 'expires_in_ms', expiresInMs, 0);
+  encodeInteger(fn, 'expires_in_ms', expiresInMs, 0);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
   const attemptIndex = args.attemptIndex;
   const attemptIndexArg = encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
@@ -417,7 +417,7 @@ export function buildExpireSuspension(args: ExpireSuspensionArgs, _partitions: P
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const waitpointId = args.waitpointId === undefined ? undefined : encodeId(fn, 'waitpoint_id', args.waitpointId, parseWaitpointId);
   const attemptIndex = args.attemptIndex;
-  const attemptIndexArg = encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
@@ -625,7 +625,7 @@ export function buildRotateWaitpointHmacSecret(args: RotateWaitpointHmacSecretAr
   const fn = 'ff_rotate_waitpoint_hmac_secret';
   expectArgs(fn, args);
   const partition = args.partition;
-  const partitionArg = encodeInteger(fn, 'partition', partition, 0, 65535);
+  encodeInteger(fn, 'partition', partition, 0, 65535);
   const newKid = encodeText(fn, 'new_kid', args.newKid);
   const newSecretHex = encodeText(fn, 'new_secret_hex', args.newSecretHex);
   const graceMs = args.graceMs;
@@ -712,7 +712,7 @@ export function buildListWaitpointHmacKids(args: ListWaitpointHmacKidsArgs, _par
   const fn = 'ff_list_waitpoint_hmac_kids';
   expectArgs(fn, args);
   const partition = args.partition;
-  const partitionArg = encodeInteger(fn, 'partition', partition, 0, 65535);
+  encodeInteger(fn, 'partition', partition, 0, 65535);
   const tag = hashTag('fp', partition);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [

@@ -211,13 +211,18 @@ function buildStatements(spec: Spec, fn: FunctionSpec, imports: Imports, keyClas
   const locals = new Map<string, Local>();
   // Fields whose default derives from another field come after that field.
   const ordered = [...fields.filter((f) => !f.defaultFrom), ...fields.filter((f) => f.defaultFrom)];
-  for (const field of ordered) lines.push(...fieldLocal(field, locals, imports));
+  // Key-only parameters are validated like ARGV slots, but need no wire text.
+  const sent = new Set(fn.argv.filter((slot) => slot.nowPlus === undefined).map((slot) => slot.from ?? slot.name));
+  for (const field of ordered) lines.push(...fieldLocal(field, locals, imports, sent.has(field.name)));
 
   if (fn.keys.length > 0) {
-    lines.push(...tagStatements(fn, locals, imports));
+    const keyLines: string[] = [];
     const contexts = new Map<string, string>();
-    const keyExprs = fn.keys.map((ref) => keyExpr(spec, fn, ref, locals, contexts, lines, imports, keyClasses));
-    lines.push(`const keys = [\n${keyExprs.join('\n')}\n];`);
+    const keyExprs = fn.keys.map((ref) => keyExpr(spec, fn, ref, locals, contexts, keyLines, imports, keyClasses));
+    keyLines.push(`const keys = [\n${keyExprs.join('\n')}\n];`);
+    // Execution keys carry their own tag; declare the function's tag only where it is read.
+    if (keyLines.some((line) => /\btag\b/.test(line))) lines.push(...tagStatements(fn, locals, imports));
+    lines.push(...keyLines);
   }
   const argv = fn.argv.map((slot) => argvExpr(slot, locals, imports));
   const argvList = argv.length > 0 ? `[\n${argv.join('\n')}\n]` : '[]';
@@ -225,7 +230,7 @@ function buildStatements(spec: Spec, fn: FunctionSpec, imports: Imports, keyClas
   return lines;
 }
 
-function fieldLocal(field: FieldSpec, locals: Map<string, Local>, imports: Imports): string[] {
+function fieldLocal(field: FieldSpec, locals: Map<string, Local>, imports: Imports, sent = true): string[] {
   const name = camel(field.name);
   const source = `args.${name}`;
   if (field.type === 'list' || field.type === 'group') {
@@ -255,6 +260,9 @@ function fieldLocal(field: FieldSpec, locals: Map<string, Local>, imports: Impor
     return [`const ${name} = ${encode(valueExpr)};`];
   }
   locals.set(field.name, { value: name, wire: `${name}Arg`, textLike: false });
+  if (!sent) {
+    return optional ? [`const ${name} = ${source};`, `if (${name} !== undefined) ${encode(name)};`] : [`const ${name} = ${valueExpr};`, `${encode(name)};`];
+  }
   if (optional) return [`const ${name} = ${source};`, `const ${name}Arg = ${name} === undefined ? '' : ${encode(name)};`];
   return [`const ${name} = ${valueExpr};`, `const ${name}Arg = ${encode(name)};`];
 }
@@ -456,7 +464,8 @@ function parseStatements(fn: FunctionSpec, imports: Imports): string[] {
   const reader = fn.envelope === 'untagged' ? 'readUntaggedEnvelope' : 'readEnvelope';
   imports.names.add(reader);
   imports.names.add('ReplyParseError');
-  lines.push(`const { status, fields } = ${reader}(fn, reply);`);
+  const readsFields = fn.replies.some((v) => v.fields.length > 0 || v.subStatus !== undefined);
+  lines.push(`const { status${readsFields ? ', fields' : ''} } = ${reader}(fn, reply);`);
   const statuses = [...new Set(fn.replies.map((v) => v.status))];
   lines.push('switch (status) {');
   for (const status of statuses) {
