@@ -280,7 +280,7 @@ export interface StageDependencyEdgeArgs {
   readonly dataPassingRef?: string;
   /** The flow's current graph_revision (pre-read from the flow core, or the last reply's new_graph_revision). */
   readonly expectedGraphRevision: number;
-  /** Ignored: the engine uses server time (validated as an integer when given). Sent as the empty string when absent. */
+  /** The caller's clock (epoch ms), used for the timestamps this call writes (the engine falls back to its own clock when the slot is empty). Default: the client clock (`Date.now()`). */
   readonly nowMs?: number;
 }
 
@@ -305,8 +305,8 @@ export function buildStageDependencyEdge(args: StageDependencyEdgeArgs, partitio
   const dataPassingRef = args.dataPassingRef === undefined ? undefined : encodeText(fn, 'data_passing_ref', args.dataPassingRef);
   const expectedGraphRevision = args.expectedGraphRevision;
   const expectedGraphRevisionArg = encodeInteger(fn, 'expected_graph_revision', expectedGraphRevision, 0);
-  const nowMs = args.nowMs;
-  const nowMsArg = nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', nowMs, 0);
+  const nowMs = args.nowMs ?? Date.now();
+  const nowMsArg = encodeInteger(fn, 'now_ms', nowMs, 0);
   const tag = flowTag(flowId, partitions);
   const flowKeys = new FlowKeys(tag, flowId);
   const keys = [
@@ -359,7 +359,6 @@ export function parseStageDependencyEdge(reply: unknown): StageDependencyEdgeRes
  *
  * Deliberate deviations from the reference:
  * - expected_graph_revision must be a non-negative integer (invalid_input); the reference compares any text and answers stale_graph_revision. It is still compared as text, so `05` is stale when the revision is 5.
- * - The edge's created_at and the flow's last_mutation_at are server time; the reference stores the caller's now_ms.
  * - flow_id must match the flow core key (invalid_input): the cycle check derives the flow's other keys from it.
  */
 export function stageDependencyEdge(client: FunctionCaller, args: StageDependencyEdgeArgs): Promise<StageDependencyEdgeResult> {
@@ -381,7 +380,7 @@ export interface ApplyDependencyToChildArgs {
   readonly dependencyKind?: string;
   /** When set, resolving the edge as satisfied copies the upstream's result over the child's payload. Sent as the empty string when absent. */
   readonly dataPassingRef?: string;
-  /** Ignored: the engine uses server time (validated as an integer when given). Sent as the empty string when absent. */
+  /** The caller's clock (epoch ms), used for the timestamps this call writes (the engine falls back to its own clock when the slot is empty). Default: the client clock (`Date.now()`). */
   readonly nowMs?: number;
 }
 
@@ -406,8 +405,8 @@ export function buildApplyDependencyToChild(args: ApplyDependencyToChildArgs, pa
   const graphRevisionArg = encodeInteger(fn, 'graph_revision', graphRevision, 0);
   const dependencyKind = encodeText(fn, 'dependency_kind', args.dependencyKind ?? 'success_only');
   const dataPassingRef = args.dataPassingRef === undefined ? undefined : encodeText(fn, 'data_passing_ref', args.dataPassingRef);
-  const nowMs = args.nowMs;
-  const nowMsArg = nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', nowMs, 0);
+  const nowMs = args.nowMs ?? Date.now();
+  const nowMsArg = encodeInteger(fn, 'now_ms', nowMs, 0);
   const tag = flowTag(flowId, partitions);
   const execDownstreamExecutionIdKeys = new ExecKeys(downstreamExecutionId);
   requireSameTag(fn, 'downstream_execution_id', execDownstreamExecutionIdKeys.tag, tag);
@@ -461,7 +460,6 @@ export function parseApplyDependencyToChild(reply: unknown): ApplyDependencyToCh
  *
  * Deliberate deviations from the reference:
  * - graph_revision must be a non-negative integer (invalid_input); the reference stores any text.
- * - The dependency timestamps and the child's transition times are server time; the reference uses the caller's now_ms.
  * - The generated wrapper refuses a child that is not on the flow's partition (ArgumentError) before sending; the reference would run on the child's own partition.
  */
 export function applyDependencyToChild(client: FunctionCaller, args: ApplyDependencyToChildArgs): Promise<ApplyDependencyToChildResult> {
@@ -481,7 +479,7 @@ export interface ResolveDependencyArgs {
   readonly edgeId: EdgeId;
   /** The upstream's terminal_outcome: success satisfies the edge, anything else makes it impossible. */
   readonly upstreamOutcome: 'success' | 'failed' | 'cancelled' | 'expired' | 'skipped';
-  /** Ignored: the engine uses server time (validated as an integer when given). Sent as the empty string when absent. */
+  /** The caller's clock (epoch ms), used for the timestamps this call writes (the engine falls back to its own clock when the slot is empty). Default: the client clock (`Date.now()`). */
   readonly nowMs?: number;
 }
 
@@ -512,8 +510,8 @@ export function buildResolveDependency(args: ResolveDependencyArgs, _partitions:
   const upstreamExecutionId = encodeId(fn, 'upstream_execution_id', args.upstreamExecutionId, parseExecutionId);
   const edgeId = encodeId(fn, 'edge_id', args.edgeId, parseEdgeId);
   const upstreamOutcome = encodeEnum(fn, 'upstream_outcome', args.upstreamOutcome, ['success', 'failed', 'cancelled', 'expired', 'skipped']) as 'success' | 'failed' | 'cancelled' | 'expired' | 'skipped';
-  const nowMs = args.nowMs;
-  const nowMsArg = nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', nowMs, 0);
+  const nowMs = args.nowMs ?? Date.now();
+  const nowMsArg = encodeInteger(fn, 'now_ms', nowMs, 0);
   const tag = executionTag(downstreamExecutionId);
   const execDownstreamExecutionIdKeys = new ExecKeys(downstreamExecutionId);
   const partitionKeys = new PartitionKeys(tag);
@@ -590,7 +588,6 @@ export function parseResolveDependency(reply: unknown): ResolveDependencyResult 
  * - upstream_outcome must be a terminal outcome: empty or `none` is refused with invalid_input (the reference would skip the child).
  * - The unsatisfied count never goes below 0; the reference lets it go negative.
  * - A skipped child is also removed from the lane's eligible index (the reference leaves that to scanners).
- * - Timestamps (including the terminal index score) are server time; the reference uses the caller's now_ms.
  */
 export function resolveDependency(client: FunctionCaller, args: ResolveDependencyArgs): Promise<ResolveDependencyResult> {
   return client.call(buildResolveDependency(args, client.partitions), parseResolveDependency);
@@ -656,7 +653,7 @@ export interface PromoteBlockedToEligibleArgs {
   /** The execution's lane (pre-read from its core lane_id). */
   readonly laneId: LaneId;
   readonly executionId: ExecutionId;
-  /** Ignored: the engine uses server time (validated as an integer when given). Sent as the empty string when absent. */
+  /** The caller's clock (epoch ms), used for the timestamps this call writes (the engine falls back to its own clock when the slot is empty). Default: the client clock (`Date.now()`). */
   readonly nowMs?: number;
 }
 
@@ -673,8 +670,8 @@ export function buildPromoteBlockedToEligible(args: PromoteBlockedToEligibleArgs
   expectArgs(fn, args);
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const nowMs = args.nowMs;
-  const nowMsArg = nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', nowMs, 0);
+  const nowMs = args.nowMs ?? Date.now();
+  const nowMsArg = encodeInteger(fn, 'now_ms', nowMs, 0);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
@@ -719,7 +716,6 @@ export function parsePromoteBlockedToEligible(reply: unknown): PromoteBlockedToE
  *
  * Deliberate deviations from the reference:
  * - execution_id must match the execution in the core key (invalid_input): it is the index member written.
- * - Transition times are server time; the reference uses the caller's now_ms.
  */
 export function promoteBlockedToEligible(client: FunctionCaller, args: PromoteBlockedToEligibleArgs): Promise<PromoteBlockedToEligibleResult> {
   return client.call(buildPromoteBlockedToEligible(args, client.partitions), parsePromoteBlockedToEligible);

@@ -359,7 +359,8 @@ redis.register_function('ff_stage_dependency_edge', guard(function(keys, args)
     return err('dependency_already_exists')
   end
 
-  local now = server_now()
+  -- The caller's clock, as the reference uses it; the server's when the caller sends none.
+  local now = A.now_ms or server_now()
   hset_table(K.edge_hash, {
     edge_id = A.edge_id,
     flow_id = A.flow_id,
@@ -418,7 +419,8 @@ redis.register_function('ff_apply_dependency_to_child', guard(function(keys, arg
     return ok('already_applied')
   end
 
-  local now = server_now()
+  -- The caller's clock, as the reference uses it; the server's when the caller sends none.
+  local now = A.now_ms or server_now()
   local eid = core.execution_id or eid_of_exec_key(K.exec_core)
   hset_table(K.dep_hash, {
     edge_id = A.edge_id,
@@ -487,7 +489,8 @@ redis.register_function('ff_resolve_dependency', guard(function(keys, args)
     return ok('already_resolved')
   end
 
-  local now = server_now()
+  -- The caller's clock, as the reference uses it; the server's when the caller sends none.
+  local now = A.now_ms or server_now()
   local core = hgetall(K.exec_core)
   local eid = core.execution_id or eid_of_exec_key(K.exec_core)
   if A.upstream_outcome == 'success' then
@@ -573,7 +576,7 @@ redis.register_function('ff_promote_blocked_to_eligible', guard(function(keys, a
   if unsatisfied > 0 or unresolved > 0 then
     return err('deps_not_satisfied', to_text(unsatisfied), to_text(unresolved))
   end
-  Flow.promote(K.exec_core, core, K.blocked_deps_zset, K.eligible_zset, A.execution_id, server_now())
+  Flow.promote(K.exec_core, core, K.blocked_deps_zset, K.eligible_zset, A.execution_id, A.now_ms or server_now())
   return ok()
 end))
 
