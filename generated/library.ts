@@ -114,6 +114,58 @@ export const FUNCTION_NAMES = [
 
 /** The bundled library: every lua/*.lua file under one `#!lua name=flowfabric` header. */
 export const LIBRARY_SOURCE = `#!lua name=flowfabric
+-- generated from spec/: the number of fixed KEYS of every function
+local FUNCTION_KEYS = {
+  ff_add_execution_to_flow = 4,
+  ff_append_frame = 3,
+  ff_apply_dependency_to_child = 7,
+  ff_block_execution_for_admission = 3,
+  ff_buffer_signal_for_pending_waitpoint = 9,
+  ff_cancel_execution = 21,
+  ff_cancel_flow = 3,
+  ff_change_priority = 2,
+  ff_check_admission_and_record = 5,
+  ff_claim_execution = 14,
+  ff_claim_next_eligible = 6,
+  ff_claim_resumed_execution = 11,
+  ff_close_waitpoint = 3,
+  ff_complete_and_claim_next = 13,
+  ff_complete_execution = 12,
+  ff_create_budget = 5,
+  ff_create_execution = 8,
+  ff_create_flow = 3,
+  ff_create_pending_waitpoint = 4,
+  ff_create_quota_policy = 5,
+  ff_delay_execution = 9,
+  ff_deliver_signal = 14,
+  ff_evaluate_flow_eligibility = 2,
+  ff_expire_execution = 14,
+  ff_expire_suspension = 12,
+  ff_fail_execution = 12,
+  ff_issue_claim_grant = 3,
+  ff_issue_reclaim_grant = 3,
+  ff_list_waitpoint_hmac_kids = 1,
+  ff_mark_lease_expired_if_due = 4,
+  ff_move_to_waiting_children = 9,
+  ff_promote_blocked_to_eligible = 5,
+  ff_promote_delayed = 3,
+  ff_read_attempt_stream = 2,
+  ff_reclaim_execution = 14,
+  ff_release_admission = 3,
+  ff_renew_lease = 4,
+  ff_replay_execution = 7,
+  ff_report_usage_and_check = 3,
+  ff_reset_budget = 3,
+  ff_resolve_dependency = 11,
+  ff_resume_execution = 8,
+  ff_revoke_lease = 5,
+  ff_rotate_waitpoint_hmac_secret = 1,
+  ff_stage_dependency_edge = 6,
+  ff_suspend_execution = 17,
+  ff_unblock_execution = 3,
+  ff_update_progress = 1,
+  ff_version = 0,
+}
 
 -- source: lua/helpers.lua
 -- Shared helpers of the flowfabric library. Everything here is a local of the one chunk
@@ -137,12 +189,18 @@ local function err(code, ...)
   return { 0, code, ... }
 end
 
--- Every registered callback runs through guard: an unexpected Lua error (a bug, or a
--- server command that failed) becomes a structured \`internal_error\` reply instead of a
--- script error. Functions still validate every input before their first write, so this
--- net is for defects, not for input checking.
-local function guard(callback)
+-- Every registered callback runs through guard. First it refuses a call with fewer KEYS
+-- than the spec declares (FUNCTION_KEYS, generated from spec/ at the top of the bundle), so
+-- no function ever writes some keys before finding another missing. Then an unexpected Lua
+-- error (a bug, or a server command that failed) becomes a structured \`internal_error\`
+-- reply instead of a script error. Functions still validate every ARGV before their first
+-- write: this net is for defects, not for input checking.
+local function guard(name, callback)
+  local needed = FUNCTION_KEYS[name] or 0
   return function(keys, args)
+    if #keys < needed then
+      return { 0, 'invalid_input', name .. ' needs ' .. needed .. ' KEYS, got ' .. #keys }
+    end
     local ran, result = pcall(callback, keys, args)
     if ran then
       return result
@@ -499,7 +557,7 @@ end
 -- function's KEYS or ARGV change, so a client built for another library reloads it.
 redis.register_function{
   function_name = 'ff_version',
-  callback = function(keys, args)
+  callback = function()
     return '6'
   end,
   flags = { 'no-writes' },
@@ -525,7 +583,7 @@ function Lease.check_execution(core_key, execution_id)
   return nil
 end
 
-redis.register_function('ff_renew_lease', guard(function(keys, args)
+redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys, args)
   local K = {
     core = keys[1],
     lease_current = keys[2],
@@ -586,7 +644,7 @@ redis.register_function('ff_renew_lease', guard(function(keys, args)
   return ok(to_text(expires_at))
 end))
 
-redis.register_function('ff_mark_lease_expired_if_due', guard(function(keys, args)
+redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_expired_if_due', function(keys, args)
   local K = {
     core = keys[1],
     lease_current = keys[2],
@@ -627,7 +685,7 @@ redis.register_function('ff_mark_lease_expired_if_due', guard(function(keys, arg
   return ok('marked_expired')
 end))
 
-redis.register_function('ff_revoke_lease', guard(function(keys, args)
+redis.register_function('ff_revoke_lease', guard('ff_revoke_lease', function(keys, args)
   local K = {
     core = keys[1],
     lease_current = keys[2],
@@ -769,7 +827,7 @@ Exec.CREATE_RULES = {
   { 'execution_id', 'nonempty' },
 }
 
-redis.register_function('ff_create_execution', guard(function(keys, args)
+redis.register_function('ff_create_execution', guard('ff_create_execution', function(keys, args)
   local K = {
     core = keys[1],
     payload = keys[2],
@@ -1061,7 +1119,7 @@ function Exec.start_attempt(K, A, core, now)
   return { A.lease_id, to_text(epoch), to_text(expires_at), A.attempt_id, to_text(index), attempt_type }
 end
 
-redis.register_function('ff_claim_execution', guard(function(keys, args)
+redis.register_function('ff_claim_execution', guard('ff_claim_execution', function(keys, args)
   local K = {
     core = keys[1],
     claim_grant = keys[2],
@@ -1171,7 +1229,7 @@ function Exec.finish_success(K, A, core, now)
   publish_completion(core, A.execution_id, 'success')
 end
 
-redis.register_function('ff_complete_execution', guard(function(keys, args)
+redis.register_function('ff_complete_execution', guard('ff_complete_execution', function(keys, args)
   local K = {
     core = keys[1],
     attempt_hash = keys[2],
@@ -1289,7 +1347,7 @@ function Exec.holder_core(K, A, now)
   return core
 end
 
-redis.register_function('ff_cancel_execution', guard(function(keys, args)
+redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', function(keys, args)
   local K = {
     core = keys[1],
     attempt_hash = keys[2],
@@ -1423,7 +1481,7 @@ redis.register_function('ff_cancel_execution', guard(function(keys, args)
   return ok('cancelled', phase)
 end))
 
-redis.register_function('ff_delay_execution', guard(function(keys, args)
+redis.register_function('ff_delay_execution', guard('ff_delay_execution', function(keys, args)
   local K = {
     core = keys[1],
     attempt_hash = keys[2],
@@ -1470,7 +1528,7 @@ redis.register_function('ff_delay_execution', guard(function(keys, args)
   return ok(delay_text)
 end))
 
-redis.register_function('ff_move_to_waiting_children', guard(function(keys, args)
+redis.register_function('ff_move_to_waiting_children', guard('ff_move_to_waiting_children', function(keys, args)
   local K = {
     core = keys[1],
     attempt_hash = keys[2],
@@ -1559,7 +1617,7 @@ function Exec.retry_policy(policy)
   return plan
 end
 
-redis.register_function('ff_fail_execution', guard(function(keys, args)
+redis.register_function('ff_fail_execution', guard('ff_fail_execution', function(keys, args)
   local K = {
     core = keys[1],
     attempt_hash = keys[2],
@@ -1698,7 +1756,7 @@ function Exec.fail_max_reclaims(K, core, eid, now)
   publish_completion(core, eid, 'failed')
 end
 
-redis.register_function('ff_reclaim_execution', guard(function(keys, args)
+redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', function(keys, args)
   local K = {
     core = keys[1],
     claim_grant = keys[2],
@@ -1856,7 +1914,7 @@ Exec.RUNNABLE_INDEX = {
   blocked_by_operator = 'blocked:operator',
 }
 
-redis.register_function('ff_expire_execution', guard(function(keys, args)
+redis.register_function('ff_expire_execution', guard('ff_expire_execution', function(keys, args)
   local K = {
     core = keys[1],
     attempt_hash = keys[2],
@@ -2026,7 +2084,7 @@ function Sched.write_grant(grant_key, A, now)
   redis.call('PEXPIREAT', grant_key, expires_at)
 end
 
-redis.register_function('ff_issue_claim_grant', guard(function(keys, args)
+redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', function(keys, args)
   local K = {
     core = keys[1],
     claim_grant = keys[2],
@@ -2073,7 +2131,7 @@ function Sched.is_core_key_of(core_key, eid)
   return tag_of(core_key) ~= nil and eid_of_exec_key(core_key) == eid
 end
 
-redis.register_function('ff_change_priority', guard(function(keys, args)
+redis.register_function('ff_change_priority', guard('ff_change_priority', function(keys, args)
   local K = {
     core = keys[1],
     eligible_zset = keys[2],
@@ -2102,7 +2160,7 @@ redis.register_function('ff_change_priority', guard(function(keys, args)
   return ok(to_text(old_priority), to_text(new_priority))
 end))
 
-redis.register_function('ff_update_progress', guard(function(keys, args)
+redis.register_function('ff_update_progress', guard('ff_update_progress', function(keys, args)
   local K = {
     core = keys[1],
   }
@@ -2147,7 +2205,7 @@ redis.register_function('ff_update_progress', guard(function(keys, args)
   return ok()
 end))
 
-redis.register_function('ff_promote_delayed', guard(function(keys, args)
+redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', function(keys, args)
   local K = {
     core = keys[1],
     delayed_zset = keys[2],
@@ -2199,7 +2257,7 @@ redis.register_function('ff_promote_delayed', guard(function(keys, args)
   return ok('promoted')
 end))
 
-redis.register_function('ff_issue_reclaim_grant', guard(function(keys, args)
+redis.register_function('ff_issue_reclaim_grant', guard('ff_issue_reclaim_grant', function(keys, args)
   local K = {
     core = keys[1],
     claim_grant = keys[2],
@@ -2645,7 +2703,7 @@ end
 -- Functions
 ---------------------------------------------------------------------------
 
-redis.register_function('ff_suspend_execution', guard(function(keys, args)
+redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', function(keys, args)
   local K = {
     core = keys[1],
     attempt_record = keys[2],
@@ -2825,7 +2883,7 @@ redis.register_function('ff_suspend_execution', guard(function(keys, args)
   return ok(A.suspension_id, waitpoint_id, waitpoint_key, token)
 end))
 
-redis.register_function('ff_resume_execution', guard(function(keys, args)
+redis.register_function('ff_resume_execution', guard('ff_resume_execution', function(keys, args)
   local K = {
     core = keys[1],
     suspension_current = keys[2],
@@ -2887,7 +2945,7 @@ redis.register_function('ff_resume_execution', guard(function(keys, args)
   return ok(public_state)
 end))
 
-redis.register_function('ff_create_pending_waitpoint', guard(function(keys, args)
+redis.register_function('ff_create_pending_waitpoint', guard('ff_create_pending_waitpoint', function(keys, args)
   local K = {
     core = keys[1],
     waitpoint_hash = keys[2],
@@ -2945,7 +3003,7 @@ redis.register_function('ff_create_pending_waitpoint', guard(function(keys, args
   return ok(A.waitpoint_id, A.waitpoint_key, token)
 end))
 
-redis.register_function('ff_expire_suspension', guard(function(keys, args)
+redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', function(keys, args)
   local K = {
     core = keys[1],
     suspension_current = keys[2],
@@ -3069,7 +3127,7 @@ redis.register_function('ff_expire_suspension', guard(function(keys, args)
   return ok(behavior, outcome)
 end))
 
-redis.register_function('ff_close_waitpoint', guard(function(keys, args)
+redis.register_function('ff_close_waitpoint', guard('ff_close_waitpoint', function(keys, args)
   local K = {
     core = keys[1],
     waitpoint_hash = keys[2],
@@ -3105,7 +3163,7 @@ redis.register_function('ff_close_waitpoint', guard(function(keys, args)
   return ok()
 end))
 
-redis.register_function('ff_rotate_waitpoint_hmac_secret', guard(function(keys, args)
+redis.register_function('ff_rotate_waitpoint_hmac_secret', guard('ff_rotate_waitpoint_hmac_secret', function(keys, args)
   local K = {
     hmac_secrets = keys[1],
   }
@@ -3179,7 +3237,7 @@ end))
 
 redis.register_function{
   function_name = 'ff_list_waitpoint_hmac_kids',
-  callback = guard(function(keys, args)
+  callback = guard('ff_list_waitpoint_hmac_kids', function(keys, args)
     local K = {
       hmac_secrets = keys[1],
     }
@@ -3339,7 +3397,7 @@ function Sig.record(K, A, now, effect)
   redis.call('ZADD', K.exec_signals_zset, now, A.signal_id)
 end
 
-redis.register_function('ff_deliver_signal', guard(function(keys, args)
+redis.register_function('ff_deliver_signal', guard('ff_deliver_signal', function(keys, args)
   local K = {
     core = keys[1],
     wp_condition = keys[2],
@@ -3470,7 +3528,7 @@ redis.register_function('ff_deliver_signal', guard(function(keys, args)
   return ok(A.signal_id, effect)
 end))
 
-redis.register_function('ff_buffer_signal_for_pending_waitpoint', guard(function(keys, args)
+redis.register_function('ff_buffer_signal_for_pending_waitpoint', guard('ff_buffer_signal_for_pending_waitpoint', function(keys, args)
   local K = {
     core = keys[1],
     wp_condition = keys[2],
@@ -3534,7 +3592,7 @@ redis.register_function('ff_buffer_signal_for_pending_waitpoint', guard(function
   return ok(A.signal_id, 'buffered_for_pending_waitpoint')
 end))
 
-redis.register_function('ff_claim_resumed_execution', guard(function(keys, args)
+redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_execution', function(keys, args)
   local K = {
     core = keys[1],
     claim_grant = keys[2],
@@ -3688,7 +3746,7 @@ function Stream.check_keys(K, execution_id, attempt_index)
   return nil
 end
 
-redis.register_function('ff_append_frame', guard(function(keys, args)
+redis.register_function('ff_append_frame', guard('ff_append_frame', function(keys, args)
   local K = {
     core = keys[1],
     stream = keys[2],
@@ -3793,7 +3851,7 @@ end))
 
 redis.register_function{
   function_name = 'ff_read_attempt_stream',
-  callback = guard(function(keys, args)
+  callback = guard('ff_read_attempt_stream', function(keys, args)
     local K = {
       stream = keys[1],
       stream_meta = keys[2],
@@ -3968,7 +4026,7 @@ function Budget.create(K, A, args)
   return ok(A.budget_id)
 end
 
-redis.register_function('ff_create_budget', guard(function(keys, args)
+redis.register_function('ff_create_budget', guard('ff_create_budget', function(keys, args)
   local K = {
     definition = keys[1],
     limits = keys[2],
@@ -4079,7 +4137,7 @@ function Budget.report(K, A, args, n)
   return ok()
 end
 
-redis.register_function('ff_report_usage_and_check', guard(function(keys, args)
+redis.register_function('ff_report_usage_and_check', guard('ff_report_usage_and_check', function(keys, args)
   local K = {
     usage = keys[1],
     limits = keys[2],
@@ -4096,7 +4154,7 @@ redis.register_function('ff_report_usage_and_check', guard(function(keys, args)
   return Budget.report(K, A, args, n)
 end))
 
-redis.register_function('ff_reset_budget', guard(function(keys, args)
+redis.register_function('ff_reset_budget', guard('ff_reset_budget', function(keys, args)
   local K = {
     definition = keys[1],
     usage = keys[2],
@@ -4178,7 +4236,7 @@ function Budget.leave_blocked_sets(tag, lane, eid, keep)
   end
 end
 
-redis.register_function('ff_block_execution_for_admission', guard(function(keys, args)
+redis.register_function('ff_block_execution_for_admission', guard('ff_block_execution_for_admission', function(keys, args)
   local K = {
     core = keys[1],
     eligible = keys[2],
@@ -4231,7 +4289,7 @@ redis.register_function('ff_block_execution_for_admission', guard(function(keys,
   return ok('blocked')
 end))
 
-redis.register_function('ff_unblock_execution', guard(function(keys, args)
+redis.register_function('ff_unblock_execution', guard('ff_unblock_execution', function(keys, args)
   local K = {
     core = keys[1],
     blocked = keys[2],
@@ -4310,7 +4368,7 @@ function Quota.counter(key)
   return value, nil
 end
 
-redis.register_function('ff_create_quota_policy', guard(function(keys, args)
+redis.register_function('ff_create_quota_policy', guard('ff_create_quota_policy', function(keys, args)
   local K = {
     definition = keys[1],
     window = keys[2],
@@ -4356,7 +4414,7 @@ end))
 
 -- Replies of this function carry no leading status integer (budget.md §9), except the
 -- standard invalid_input failure.
-redis.register_function('ff_check_admission_and_record', guard(function(keys, args)
+redis.register_function('ff_check_admission_and_record', guard('ff_check_admission_and_record', function(keys, args)
   local K = {
     window = keys[1],
     concurrency = keys[2],
@@ -4416,7 +4474,7 @@ redis.register_function('ff_check_admission_and_record', guard(function(keys, ar
   return { 'ADMITTED' }
 end))
 
-redis.register_function('ff_release_admission', guard(function(keys, args)
+redis.register_function('ff_release_admission', guard('ff_release_admission', function(keys, args)
   local K = {
     admitted = keys[1],
     admitted_set = keys[2],
@@ -4631,7 +4689,7 @@ function Flow.missing_applied_edge(core_key, args, edge_count)
   return nil
 end
 
-redis.register_function('ff_create_flow', guard(function(keys, args)
+redis.register_function('ff_create_flow', guard('ff_create_flow', function(keys, args)
   local K = {
     flow_core = keys[1],
     members_set = keys[2],
@@ -4665,7 +4723,7 @@ redis.register_function('ff_create_flow', guard(function(keys, args)
   return ok(A.flow_id)
 end))
 
-redis.register_function('ff_add_execution_to_flow', guard(function(keys, args)
+redis.register_function('ff_add_execution_to_flow', guard('ff_add_execution_to_flow', function(keys, args)
   local K = {
     flow_core = keys[1],
     members_set = keys[2],
@@ -4709,7 +4767,7 @@ redis.register_function('ff_add_execution_to_flow', guard(function(keys, args)
   return ok(A.execution_id, to_text(node_count))
 end))
 
-redis.register_function('ff_cancel_flow', guard(function(keys, args)
+redis.register_function('ff_cancel_flow', guard('ff_cancel_flow', function(keys, args)
   local K = {
     flow_core = keys[1],
     members_set = keys[2],
@@ -4748,7 +4806,7 @@ redis.register_function('ff_cancel_flow', guard(function(keys, args)
   return reply
 end))
 
-redis.register_function('ff_stage_dependency_edge', guard(function(keys, args)
+redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_edge', function(keys, args)
   local K = {
     flow_core = keys[1],
     members_set = keys[2],
@@ -4823,7 +4881,7 @@ redis.register_function('ff_stage_dependency_edge', guard(function(keys, args)
   return ok(A.edge_id, to_text(revision))
 end))
 
-redis.register_function('ff_apply_dependency_to_child', guard(function(keys, args)
+redis.register_function('ff_apply_dependency_to_child', guard('ff_apply_dependency_to_child', function(keys, args)
   local K = {
     exec_core = keys[1],
     deps_meta = keys[2],
@@ -4898,7 +4956,7 @@ redis.register_function('ff_apply_dependency_to_child', guard(function(keys, arg
   return ok(to_text(unsatisfied))
 end))
 
-redis.register_function('ff_resolve_dependency', guard(function(keys, args)
+redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', function(keys, args)
   local K = {
     exec_core = keys[1],
     deps_meta = keys[2],
@@ -4973,7 +5031,7 @@ end))
 
 redis.register_function{
   function_name = 'ff_evaluate_flow_eligibility',
-  callback = guard(function(keys, args)
+  callback = guard('ff_evaluate_flow_eligibility', function(keys, args)
     local K = {
       exec_core = keys[1],
       deps_meta = keys[2],
@@ -4992,7 +5050,7 @@ redis.register_function{
   flags = { 'no-writes' },
 }
 
-redis.register_function('ff_promote_blocked_to_eligible', guard(function(keys, args)
+redis.register_function('ff_promote_blocked_to_eligible', guard('ff_promote_blocked_to_eligible', function(keys, args)
   local K = {
     exec_core = keys[1],
     blocked_deps_zset = keys[2],
@@ -5022,7 +5080,7 @@ redis.register_function('ff_promote_blocked_to_eligible', guard(function(keys, a
   return ok()
 end))
 
-redis.register_function('ff_replay_execution', guard(function(keys, args)
+redis.register_function('ff_replay_execution', guard('ff_replay_execution', function(keys, args)
   local K = {
     exec_core = keys[1],
     terminal_zset = keys[2],
@@ -5212,7 +5270,7 @@ function Fast.claim_head(K, A, now)
   return nil
 end
 
-redis.register_function('ff_claim_next_eligible', guard(function(keys, args)
+redis.register_function('ff_claim_next_eligible', guard('ff_claim_next_eligible', function(keys, args)
   local K = {
     eligible = keys[1],
     lease_expiry = keys[2],
@@ -5245,7 +5303,7 @@ redis.register_function('ff_claim_next_eligible', guard(function(keys, args)
   return ok('claimed', unpack(claimed))
 end))
 
-redis.register_function('ff_complete_and_claim_next', guard(function(keys, args)
+redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_claim_next', function(keys, args)
   local K = {
     core = keys[1],
     attempt_hash = keys[2],

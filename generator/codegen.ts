@@ -26,7 +26,8 @@ export interface CodegenOptions {
 /** Every generated file, keyed by its path relative to the repository root. */
 export function generate(options: CodegenOptions): Map<string, string> {
   const { spec } = loadSpec(options.specDir, options.displayRoot);
-  const bundle = bundleLua(options.luaDir);
+  const keyCounts = new Map(spec.modules.flatMap((m) => m.functions).map((f) => [f.name, f.keys.filter((k) => !k.each).length] as const));
+  const bundle = bundleLua(options.luaDir, keyCounts);
   const luaProblems = checkLua(spec, bundle);
   const unregistered = luaProblems.unregistered ?? [];
   if (options.strict) luaProblems.push(...unregistered);

@@ -40,9 +40,15 @@ export function readVersion(luaDir: string): string {
   return version;
 }
 
-export function bundleLua(luaDir: string): LuaBundle {
-  const parts = ['#!lua name=flowfabric'];
-  const lineMap: [string, number][] = [['(header)', 1]];
+/**
+ * Bundles lua/*.lua under the library header. `keyCounts` (function → number of fixed KEYS,
+ * from spec/) is written first as the Lua table FUNCTION_KEYS, which the guard reads.
+ */
+export function bundleLua(luaDir: string, keyCounts: ReadonlyMap<string, number> = new Map()): LuaBundle {
+  const table = [...keyCounts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, count]) => `  ${name} = ${count},`);
+  const generated = ['-- generated from spec/: the number of fixed KEYS of every function', 'local FUNCTION_KEYS = {', ...table, '}'];
+  const parts = ['#!lua name=flowfabric', ...generated];
+  const lineMap: [string, number][] = [['(header)', 1], ...generated.map((): [string, number] => ['(generated)', 0])];
   for (const file of luaFiles(luaDir)) {
     let text = readFileSync(join(luaDir, file), 'utf8');
     if (!text.endsWith('\n')) text += '\n';
@@ -61,6 +67,8 @@ const ALLOWED_GLOBALS = new Set([
 
 interface Registration {
   readonly name: string;
+  /** The name given to guard(name, callback), when the callback is guarded. */
+  readonly guardName: string | undefined;
   readonly line: number;
   readonly noWrites: boolean;
   readonly keysParam: string | undefined;
@@ -100,11 +108,17 @@ function registrations(ast: LuaNode): Registration[] {
         if (key === 'flags') noWrites = ((value.fields as LuaNode[]) ?? []).some((f) => stringValue(f.value as LuaNode) === 'no-writes');
       }
     }
-    // A callback may be wrapped once, e.g. guard(function(keys, args) … end).
-    if (callback?.type === 'CallExpression') callback = (callback.arguments as LuaNode[])[0];
+    // A callback may be wrapped once: guard('ff_x', function(keys, args) … end).
+    let guardName: string | undefined;
+    if (callback?.type === 'CallExpression') {
+      const wrapped = callback.arguments as LuaNode[];
+      guardName = stringValue(wrapped[0]);
+      callback = wrapped.find((a) => a.type === 'FunctionDeclaration');
+    }
     const params = callback?.type === 'FunctionDeclaration' ? (callback.parameters as LuaNode[]) : [];
     found.push({
       name: name ?? '',
+      guardName,
       line: (node.loc as { start: { line: number } }).start.line,
       noWrites,
       keysParam: params[0]?.name as string | undefined,
@@ -204,6 +218,9 @@ export function checkLua(spec: Spec, bundle: LuaBundle): SpecProblem[] & { unreg
     if (!fn) {
       problems.push({ ...at, message: `${reg.name || '(unnamed)'} is registered in Lua but has no spec` });
       continue;
+    }
+    if (reg.guardName !== undefined && reg.guardName !== reg.name) {
+      problems.push({ ...at, message: `${reg.name} is guarded under another name ('${reg.guardName}')` });
     }
     if (fn.readonly !== reg.noWrites) {
       problems.push({ ...at, message: `${reg.name}: spec says readonly=${fn.readonly} but the registration ${reg.noWrites ? 'has' : 'lacks'} the no-writes flag` });

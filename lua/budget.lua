@@ -129,7 +129,7 @@ function Budget.create(K, A, args)
   return ok(A.budget_id)
 end
 
-redis.register_function('ff_create_budget', guard(function(keys, args)
+redis.register_function('ff_create_budget', guard('ff_create_budget', function(keys, args)
   local K = {
     definition = keys[1],
     limits = keys[2],
@@ -240,7 +240,7 @@ function Budget.report(K, A, args, n)
   return ok()
 end
 
-redis.register_function('ff_report_usage_and_check', guard(function(keys, args)
+redis.register_function('ff_report_usage_and_check', guard('ff_report_usage_and_check', function(keys, args)
   local K = {
     usage = keys[1],
     limits = keys[2],
@@ -257,7 +257,7 @@ redis.register_function('ff_report_usage_and_check', guard(function(keys, args)
   return Budget.report(K, A, args, n)
 end))
 
-redis.register_function('ff_reset_budget', guard(function(keys, args)
+redis.register_function('ff_reset_budget', guard('ff_reset_budget', function(keys, args)
   local K = {
     definition = keys[1],
     usage = keys[2],
@@ -339,7 +339,7 @@ function Budget.leave_blocked_sets(tag, lane, eid, keep)
   end
 end
 
-redis.register_function('ff_block_execution_for_admission', guard(function(keys, args)
+redis.register_function('ff_block_execution_for_admission', guard('ff_block_execution_for_admission', function(keys, args)
   local K = {
     core = keys[1],
     eligible = keys[2],
@@ -392,7 +392,7 @@ redis.register_function('ff_block_execution_for_admission', guard(function(keys,
   return ok('blocked')
 end))
 
-redis.register_function('ff_unblock_execution', guard(function(keys, args)
+redis.register_function('ff_unblock_execution', guard('ff_unblock_execution', function(keys, args)
   local K = {
     core = keys[1],
     blocked = keys[2],

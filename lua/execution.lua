@@ -65,7 +65,7 @@ Exec.CREATE_RULES = {
   { 'execution_id', 'nonempty' },
 }
 
-redis.register_function('ff_create_execution', guard(function(keys, args)
+redis.register_function('ff_create_execution', guard('ff_create_execution', function(keys, args)
   local K = {
     core = keys[1],
     payload = keys[2],
@@ -357,7 +357,7 @@ function Exec.start_attempt(K, A, core, now)
   return { A.lease_id, to_text(epoch), to_text(expires_at), A.attempt_id, to_text(index), attempt_type }
 end
 
-redis.register_function('ff_claim_execution', guard(function(keys, args)
+redis.register_function('ff_claim_execution', guard('ff_claim_execution', function(keys, args)
   local K = {
     core = keys[1],
     claim_grant = keys[2],
@@ -467,7 +467,7 @@ function Exec.finish_success(K, A, core, now)
   publish_completion(core, A.execution_id, 'success')
 end
 
-redis.register_function('ff_complete_execution', guard(function(keys, args)
+redis.register_function('ff_complete_execution', guard('ff_complete_execution', function(keys, args)
   local K = {
     core = keys[1],
     attempt_hash = keys[2],
@@ -585,7 +585,7 @@ function Exec.holder_core(K, A, now)
   return core
 end
 
-redis.register_function('ff_cancel_execution', guard(function(keys, args)
+redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', function(keys, args)
   local K = {
     core = keys[1],
     attempt_hash = keys[2],
@@ -719,7 +719,7 @@ redis.register_function('ff_cancel_execution', guard(function(keys, args)
   return ok('cancelled', phase)
 end))
 
-redis.register_function('ff_delay_execution', guard(function(keys, args)
+redis.register_function('ff_delay_execution', guard('ff_delay_execution', function(keys, args)
   local K = {
     core = keys[1],
     attempt_hash = keys[2],
@@ -766,7 +766,7 @@ redis.register_function('ff_delay_execution', guard(function(keys, args)
   return ok(delay_text)
 end))
 
-redis.register_function('ff_move_to_waiting_children', guard(function(keys, args)
+redis.register_function('ff_move_to_waiting_children', guard('ff_move_to_waiting_children', function(keys, args)
   local K = {
     core = keys[1],
     attempt_hash = keys[2],
@@ -855,7 +855,7 @@ function Exec.retry_policy(policy)
   return plan
 end
 
-redis.register_function('ff_fail_execution', guard(function(keys, args)
+redis.register_function('ff_fail_execution', guard('ff_fail_execution', function(keys, args)
   local K = {
     core = keys[1],
     attempt_hash = keys[2],
@@ -994,7 +994,7 @@ function Exec.fail_max_reclaims(K, core, eid, now)
   publish_completion(core, eid, 'failed')
 end
 
-redis.register_function('ff_reclaim_execution', guard(function(keys, args)
+redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', function(keys, args)
   local K = {
     core = keys[1],
     claim_grant = keys[2],
@@ -1152,7 +1152,7 @@ Exec.RUNNABLE_INDEX = {
   blocked_by_operator = 'blocked:operator',
 }
 
-redis.register_function('ff_expire_execution', guard(function(keys, args)
+redis.register_function('ff_expire_execution', guard('ff_expire_execution', function(keys, args)
   local K = {
     core = keys[1],
     attempt_hash = keys[2],

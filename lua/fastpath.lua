@@ -84,7 +84,7 @@ function Fast.claim_head(K, A, now)
   return nil
 end
 
-redis.register_function('ff_claim_next_eligible', guard(function(keys, args)
+redis.register_function('ff_claim_next_eligible', guard('ff_claim_next_eligible', function(keys, args)
   local K = {
     eligible = keys[1],
     lease_expiry = keys[2],
@@ -117,7 +117,7 @@ redis.register_function('ff_claim_next_eligible', guard(function(keys, args)
   return ok('claimed', unpack(claimed))
 end))
 
-redis.register_function('ff_complete_and_claim_next', guard(function(keys, args)
+redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_claim_next', function(keys, args)
   local K = {
     core = keys[1],
     attempt_hash = keys[2],

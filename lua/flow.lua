@@ -189,7 +189,7 @@ function Flow.missing_applied_edge(core_key, args, edge_count)
   return nil
 end
 
-redis.register_function('ff_create_flow', guard(function(keys, args)
+redis.register_function('ff_create_flow', guard('ff_create_flow', function(keys, args)
   local K = {
     flow_core = keys[1],
     members_set = keys[2],
@@ -223,7 +223,7 @@ redis.register_function('ff_create_flow', guard(function(keys, args)
   return ok(A.flow_id)
 end))
 
-redis.register_function('ff_add_execution_to_flow', guard(function(keys, args)
+redis.register_function('ff_add_execution_to_flow', guard('ff_add_execution_to_flow', function(keys, args)
   local K = {
     flow_core = keys[1],
     members_set = keys[2],
@@ -267,7 +267,7 @@ redis.register_function('ff_add_execution_to_flow', guard(function(keys, args)
   return ok(A.execution_id, to_text(node_count))
 end))
 
-redis.register_function('ff_cancel_flow', guard(function(keys, args)
+redis.register_function('ff_cancel_flow', guard('ff_cancel_flow', function(keys, args)
   local K = {
     flow_core = keys[1],
     members_set = keys[2],
@@ -306,7 +306,7 @@ redis.register_function('ff_cancel_flow', guard(function(keys, args)
   return reply
 end))
 
-redis.register_function('ff_stage_dependency_edge', guard(function(keys, args)
+redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_edge', function(keys, args)
   local K = {
     flow_core = keys[1],
     members_set = keys[2],
@@ -381,7 +381,7 @@ redis.register_function('ff_stage_dependency_edge', guard(function(keys, args)
   return ok(A.edge_id, to_text(revision))
 end))
 
-redis.register_function('ff_apply_dependency_to_child', guard(function(keys, args)
+redis.register_function('ff_apply_dependency_to_child', guard('ff_apply_dependency_to_child', function(keys, args)
   local K = {
     exec_core = keys[1],
     deps_meta = keys[2],
@@ -456,7 +456,7 @@ redis.register_function('ff_apply_dependency_to_child', guard(function(keys, arg
   return ok(to_text(unsatisfied))
 end))
 
-redis.register_function('ff_resolve_dependency', guard(function(keys, args)
+redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', function(keys, args)
   local K = {
     exec_core = keys[1],
     deps_meta = keys[2],
@@ -531,7 +531,7 @@ end))
 
 redis.register_function{
   function_name = 'ff_evaluate_flow_eligibility',
-  callback = guard(function(keys, args)
+  callback = guard('ff_evaluate_flow_eligibility', function(keys, args)
     local K = {
       exec_core = keys[1],
       deps_meta = keys[2],
@@ -550,7 +550,7 @@ redis.register_function{
   flags = { 'no-writes' },
 }
 
-redis.register_function('ff_promote_blocked_to_eligible', guard(function(keys, args)
+redis.register_function('ff_promote_blocked_to_eligible', guard('ff_promote_blocked_to_eligible', function(keys, args)
   local K = {
     exec_core = keys[1],
     blocked_deps_zset = keys[2],
@@ -580,7 +580,7 @@ redis.register_function('ff_promote_blocked_to_eligible', guard(function(keys, a
   return ok()
 end))
 
-redis.register_function('ff_replay_execution', guard(function(keys, args)
+redis.register_function('ff_replay_execution', guard('ff_replay_execution', function(keys, args)
   local K = {
     exec_core = keys[1],
     terminal_zset = keys[2],

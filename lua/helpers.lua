@@ -19,12 +19,18 @@ local function err(code, ...)
   return { 0, code, ... }
 end
 
--- Every registered callback runs through guard: an unexpected Lua error (a bug, or a
--- server command that failed) becomes a structured `internal_error` reply instead of a
--- script error. Functions still validate every input before their first write, so this
--- net is for defects, not for input checking.
-local function guard(callback)
+-- Every registered callback runs through guard. First it refuses a call with fewer KEYS
+-- than the spec declares (FUNCTION_KEYS, generated from spec/ at the top of the bundle), so
+-- no function ever writes some keys before finding another missing. Then an unexpected Lua
+-- error (a bug, or a server command that failed) becomes a structured `internal_error`
+-- reply instead of a script error. Functions still validate every ARGV before their first
+-- write: this net is for defects, not for input checking.
+local function guard(name, callback)
+  local needed = FUNCTION_KEYS[name] or 0
   return function(keys, args)
+    if #keys < needed then
+      return { 0, 'invalid_input', name .. ' needs ' .. needed .. ' KEYS, got ' .. #keys }
+    end
     local ran, result = pcall(callback, keys, args)
     if ran then
       return result

@@ -17,7 +17,7 @@ function Lease.check_execution(core_key, execution_id)
   return nil
 end
 
-redis.register_function('ff_renew_lease', guard(function(keys, args)
+redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys, args)
   local K = {
     core = keys[1],
     lease_current = keys[2],
@@ -78,7 +78,7 @@ redis.register_function('ff_renew_lease', guard(function(keys, args)
   return ok(to_text(expires_at))
 end))
 
-redis.register_function('ff_mark_lease_expired_if_due', guard(function(keys, args)
+redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_expired_if_due', function(keys, args)
   local K = {
     core = keys[1],
     lease_current = keys[2],
@@ -119,7 +119,7 @@ redis.register_function('ff_mark_lease_expired_if_due', guard(function(keys, arg
   return ok('marked_expired')
 end))
 
-redis.register_function('ff_revoke_lease', guard(function(keys, args)
+redis.register_function('ff_revoke_lease', guard('ff_revoke_lease', function(keys, args)
   local K = {
     core = keys[1],
     lease_current = keys[2],

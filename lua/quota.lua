@@ -31,7 +31,7 @@ function Quota.counter(key)
   return value, nil
 end
 
-redis.register_function('ff_create_quota_policy', guard(function(keys, args)
+redis.register_function('ff_create_quota_policy', guard('ff_create_quota_policy', function(keys, args)
   local K = {
     definition = keys[1],
     window = keys[2],
@@ -77,7 +77,7 @@ end))
 
 -- Replies of this function carry no leading status integer (budget.md §9), except the
 -- standard invalid_input failure.
-redis.register_function('ff_check_admission_and_record', guard(function(keys, args)
+redis.register_function('ff_check_admission_and_record', guard('ff_check_admission_and_record', function(keys, args)
   local K = {
     window = keys[1],
     concurrency = keys[2],
@@ -137,7 +137,7 @@ redis.register_function('ff_check_admission_and_record', guard(function(keys, ar
   return { 'ADMITTED' }
 end))
 
-redis.register_function('ff_release_admission', guard(function(keys, args)
+redis.register_function('ff_release_admission', guard('ff_release_admission', function(keys, args)
   local K = {
     admitted = keys[1],
     admitted_set = keys[2],

@@ -57,7 +57,7 @@ function Sched.write_grant(grant_key, A, now)
   redis.call('PEXPIREAT', grant_key, expires_at)
 end
 
-redis.register_function('ff_issue_claim_grant', guard(function(keys, args)
+redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', function(keys, args)
   local K = {
     core = keys[1],
     claim_grant = keys[2],
@@ -104,7 +104,7 @@ function Sched.is_core_key_of(core_key, eid)
   return tag_of(core_key) ~= nil and eid_of_exec_key(core_key) == eid
 end
 
-redis.register_function('ff_change_priority', guard(function(keys, args)
+redis.register_function('ff_change_priority', guard('ff_change_priority', function(keys, args)
   local K = {
     core = keys[1],
     eligible_zset = keys[2],
@@ -133,7 +133,7 @@ redis.register_function('ff_change_priority', guard(function(keys, args)
   return ok(to_text(old_priority), to_text(new_priority))
 end))
 
-redis.register_function('ff_update_progress', guard(function(keys, args)
+redis.register_function('ff_update_progress', guard('ff_update_progress', function(keys, args)
   local K = {
     core = keys[1],
   }
@@ -178,7 +178,7 @@ redis.register_function('ff_update_progress', guard(function(keys, args)
   return ok()
 end))
 
-redis.register_function('ff_promote_delayed', guard(function(keys, args)
+redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', function(keys, args)
   local K = {
     core = keys[1],
     delayed_zset = keys[2],
@@ -230,7 +230,7 @@ redis.register_function('ff_promote_delayed', guard(function(keys, args)
   return ok('promoted')
 end))
 
-redis.register_function('ff_issue_reclaim_grant', guard(function(keys, args)
+redis.register_function('ff_issue_reclaim_grant', guard('ff_issue_reclaim_grant', function(keys, args)
   local K = {
     core = keys[1],
     claim_grant = keys[2],

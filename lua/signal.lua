@@ -132,7 +132,7 @@ function Sig.record(K, A, now, effect)
   redis.call('ZADD', K.exec_signals_zset, now, A.signal_id)
 end
 
-redis.register_function('ff_deliver_signal', guard(function(keys, args)
+redis.register_function('ff_deliver_signal', guard('ff_deliver_signal', function(keys, args)
   local K = {
     core = keys[1],
     wp_condition = keys[2],
@@ -263,7 +263,7 @@ redis.register_function('ff_deliver_signal', guard(function(keys, args)
   return ok(A.signal_id, effect)
 end))
 
-redis.register_function('ff_buffer_signal_for_pending_waitpoint', guard(function(keys, args)
+redis.register_function('ff_buffer_signal_for_pending_waitpoint', guard('ff_buffer_signal_for_pending_waitpoint', function(keys, args)
   local K = {
     core = keys[1],
     wp_condition = keys[2],
@@ -327,7 +327,7 @@ redis.register_function('ff_buffer_signal_for_pending_waitpoint', guard(function
   return ok(A.signal_id, 'buffered_for_pending_waitpoint')
 end))
 
-redis.register_function('ff_claim_resumed_execution', guard(function(keys, args)
+redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_execution', function(keys, args)
   local K = {
     core = keys[1],
     claim_grant = keys[2],

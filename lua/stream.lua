@@ -34,7 +34,7 @@ function Stream.check_keys(K, execution_id, attempt_index)
   return nil
 end
 
-redis.register_function('ff_append_frame', guard(function(keys, args)
+redis.register_function('ff_append_frame', guard('ff_append_frame', function(keys, args)
   local K = {
     core = keys[1],
     stream = keys[2],
@@ -139,7 +139,7 @@ end))
 
 redis.register_function{
   function_name = 'ff_read_attempt_stream',
-  callback = guard(function(keys, args)
+  callback = guard('ff_read_attempt_stream', function(keys, args)
     local K = {
       stream = keys[1],
       stream_meta = keys[2],

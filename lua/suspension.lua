@@ -399,7 +399,7 @@ end
 -- Functions
 ---------------------------------------------------------------------------
 
-redis.register_function('ff_suspend_execution', guard(function(keys, args)
+redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', function(keys, args)
   local K = {
     core = keys[1],
     attempt_record = keys[2],
@@ -579,7 +579,7 @@ redis.register_function('ff_suspend_execution', guard(function(keys, args)
   return ok(A.suspension_id, waitpoint_id, waitpoint_key, token)
 end))
 
-redis.register_function('ff_resume_execution', guard(function(keys, args)
+redis.register_function('ff_resume_execution', guard('ff_resume_execution', function(keys, args)
   local K = {
     core = keys[1],
     suspension_current = keys[2],
@@ -641,7 +641,7 @@ redis.register_function('ff_resume_execution', guard(function(keys, args)
   return ok(public_state)
 end))
 
-redis.register_function('ff_create_pending_waitpoint', guard(function(keys, args)
+redis.register_function('ff_create_pending_waitpoint', guard('ff_create_pending_waitpoint', function(keys, args)
   local K = {
     core = keys[1],
     waitpoint_hash = keys[2],
@@ -699,7 +699,7 @@ redis.register_function('ff_create_pending_waitpoint', guard(function(keys, args
   return ok(A.waitpoint_id, A.waitpoint_key, token)
 end))
 
-redis.register_function('ff_expire_suspension', guard(function(keys, args)
+redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', function(keys, args)
   local K = {
     core = keys[1],
     suspension_current = keys[2],
@@ -823,7 +823,7 @@ redis.register_function('ff_expire_suspension', guard(function(keys, args)
   return ok(behavior, outcome)
 end))
 
-redis.register_function('ff_close_waitpoint', guard(function(keys, args)
+redis.register_function('ff_close_waitpoint', guard('ff_close_waitpoint', function(keys, args)
   local K = {
     core = keys[1],
     waitpoint_hash = keys[2],
@@ -859,7 +859,7 @@ redis.register_function('ff_close_waitpoint', guard(function(keys, args)
   return ok()
 end))
 
-redis.register_function('ff_rotate_waitpoint_hmac_secret', guard(function(keys, args)
+redis.register_function('ff_rotate_waitpoint_hmac_secret', guard('ff_rotate_waitpoint_hmac_secret', function(keys, args)
   local K = {
     hmac_secrets = keys[1],
   }
@@ -933,7 +933,7 @@ end))
 
 redis.register_function{
   function_name = 'ff_list_waitpoint_hmac_kids',
-  callback = guard(function(keys, args)
+  callback = guard('ff_list_waitpoint_hmac_kids', function(keys, args)
     local K = {
       hmac_secrets = keys[1],
     }
