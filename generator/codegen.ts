@@ -9,7 +9,7 @@ import { emitKeys } from './emit-keys.js';
 import { emitModule } from './emit-module.js';
 import { bundleLua, checkLua } from './lua.js';
 import { SpecError, formatProblem, loadSpec } from './load.js';
-import type { Spec } from './model.js';
+import type { KeyRef, Spec } from './model.js';
 import { wrapperName } from './names.js';
 
 export interface CodegenOptions {
@@ -26,7 +26,12 @@ export interface CodegenOptions {
 /** Every generated file, keyed by its path relative to the repository root. */
 export function generate(options: CodegenOptions): Map<string, string> {
   const { spec } = loadSpec(options.specDir, options.displayRoot);
-  const keyCounts = new Map(spec.modules.flatMap((m) => m.functions).map((f) => [f.name, f.keys.filter((k) => !k.each).length] as const));
+  // The guard's minimum: the KEYS before the first one the Lua tolerates missing.
+  const required = (keys: readonly KeyRef[]) => {
+    const firstOptional = keys.findIndex((k) => k.optional || k.each);
+    return firstOptional < 0 ? keys.length : firstOptional;
+  };
+  const keyCounts = new Map(spec.modules.flatMap((m) => m.functions).map((f) => [f.name, required(f.keys)] as const));
   const bundle = bundleLua(options.luaDir, keyCounts);
   const luaProblems = checkLua(spec, bundle);
   const unregistered = luaProblems.unregistered ?? [];

@@ -33,6 +33,7 @@ function keyRow(spec: Spec, ref: KeyRef, position: string): string {
     pattern += ` if \`${camel(ref.when)}\` is given, else \`${other?.key.pattern ?? '?'}\``;
   }
   if (ref.each) pattern += `, one per element of \`${camel(ref.each)}\``;
+  if (ref.optional) pattern += ' (the engine accepts a call without it)';
   return `| ${position} | \`${ref.name}\` | ${pattern} | ${found?.key.type ?? ''} |`;
 }
 

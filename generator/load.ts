@@ -163,7 +163,7 @@ interface RawKeys {
 interface RawErrors {
   codes: Record<string, { class: string; doc: string; detail?: boolean }>;
 }
-type RawKeyRef = string | { name?: string; key: string; context?: Record<string, string>; when?: string; otherwise?: string; each?: string; as?: string; doc?: string };
+type RawKeyRef = string | { name?: string; key: string; context?: Record<string, string>; when?: string; otherwise?: string; each?: string; as?: string; optional?: boolean; doc?: string };
 interface RawFunction {
   doc: string;
   tag: 'none' | Record<string, string>;
@@ -229,6 +229,7 @@ function toKeyRef(raw: RawKeyRef): KeyRef {
     ...(object.when !== undefined ? { when: object.when } : {}),
     ...(otherwise !== undefined ? { otherwise } : {}),
     ...(object.each !== undefined ? { each: object.each, eachAs: object.as ?? '' } : {}),
+    ...(object.optional ? { optional: true } : {}),
     ...(object.doc !== undefined ? { doc: object.doc } : {}),
   };
 }

@@ -89,6 +89,8 @@ export interface KeyRef {
   /** Repeat the key once per element of this list argument, binding `eachAs`. */
   readonly each?: string;
   readonly eachAs?: string;
+  /** The Lua tolerates this key (and the ones after it) missing: the wrapper always sends it, but the guard does not require it. */
+  readonly optional?: boolean;
   readonly doc?: string;
 }
 

@@ -69,6 +69,7 @@ const keyRefObject = {
     otherwise: keyRefString,
     each: name,
     as: name,
+    optional: { type: 'boolean' },
     doc: { type: 'string' },
   },
 };

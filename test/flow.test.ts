@@ -148,7 +148,7 @@ describe('ff_add_execution_to_flow', () => {
     const keys = FlowKeys.for(flow.flowId, P);
     const watched = [keys.core(), keys.members(), new ExecKeys(created.executionId).core()];
     const before = await keyStates(redis, watched);
-    expect(await fcallPatched(redis, request, {}, request.keys.slice(0, 3))).toEqual([0, 'invalid_input', 'exec_core key missing']);
+    expect(await fcallPatched(redis, request, {}, request.keys.slice(0, 3))).toEqual([0, 'invalid_input', 'ff_add_execution_to_flow needs 4 KEYS, got 3']);
     for (const patch of [{ 2: 'now' }, { 1: executionIdForFlow(flow.flowId, P) }, { 1: '' }, { 0: newFlowId() }] as Patch[]) {
       expect(await fcallPatched(redis, request, patch)).toEqual([0, 'invalid_input', expect.any(String)]);
     }

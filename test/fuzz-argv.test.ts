@@ -168,7 +168,13 @@ describe('every function answers malformed ARGV with a structured reply', () => 
 describe('every function refuses too few KEYS before touching anything', () => {
   const { client, redis } = useServer();
 
-  it.each(functions.filter((f) => f.keys.length > 0).map((f) => [f.name, f] as const))('%s', async (_name, fn) => {
+  // The KEYS a function requires: those before the first one its Lua tolerates missing.
+  const required = (fn: FunctionSpec) => {
+    const first = fn.keys.findIndex((k) => k.optional || k.each);
+    return first < 0 ? fn.keys.length : first;
+  };
+
+  it.each(functions.filter((f) => required(f) > 0).map((f) => [f.name, f] as const))('%s', async (_name, fn) => {
     const created = await createWaiting(client, { executionId: newExecutionId(5) });
     const world: World = {
       executionId: created.executionId,
@@ -178,7 +184,7 @@ describe('every function refuses too few KEYS before touching anything', () => {
       quotaPolicyId: randomUUID() as QuotaPolicyId,
       upstreamId: newExecutionId(5),
     };
-    const keys = buildKeys(fn, world).slice(0, fn.keys.filter((k) => !k.each).length - 1);
+    const keys = buildKeys(fn, world).slice(0, required(fn) - 1);
     const argv = fc.sample(argvArbitrary(fn, world), { numRuns: 1, seed: 7 })[0]!;
     const before = await redis.hgetall(`ff:exec:{fp:5}:${created.executionId}:core`);
     const reply = await redis.call(fn.readonly ? 'FCALL_RO' : 'FCALL', fn.name, keys.length, ...keys, ...argv);
