@@ -358,6 +358,30 @@ local function eid_of_exec_key(key)
   return string.match(rest, '^(.-}:[^:]+)')
 end
 
+-- ARGV execution_id names the member the partition indexes receive; it must be the
+-- execution whose core key was passed, or those indexes would drift from the records.
+-- Returns nil, or the invalid_input reply.
+local function check_core_key(core_key, execution_id)
+  if not is_set(execution_id) then
+    return err('invalid_input', 'execution_id must not be empty')
+  end
+  if not core_key or string.sub(core_key, 1, 8) ~= 'ff:exec:' or tag_of(core_key) == nil
+    or eid_of_exec_key(core_key) ~= execution_id then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
+  return nil
+end
+
+-- A non-negative decimal integer that stays the caller's text (the engine compares
+-- revisions, epochs and attempt indexes as strings). Returns nil or the invalid_input reply.
+local function check_count_text(A, name)
+  local n = parse_int(A[name])
+  if n == nil or n < 0 then
+    return err('invalid_input', name .. ' must be a non-negative integer, got: ' .. tostring(A[name]))
+  end
+  return nil
+end
+
 local function lane_key(tag, lane, suffix)
   return 'ff:idx:' .. tag .. ':lane:' .. lane .. ':' .. suffix
 end
@@ -574,13 +598,7 @@ Lease.MAX_DURATION_MS = 1000000000000000
 -- ARGV execution_id names the member of the partition indexes these functions write; it
 -- must be the execution whose core key was passed, or the indexes would drift.
 function Lease.check_execution(core_key, execution_id)
-  if not is_set(execution_id) then
-    return err('invalid_input', 'execution_id must not be empty')
-  end
-  if tag_of(core_key) == nil or eid_of_exec_key(core_key) ~= execution_id then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
-  return nil
+  return check_core_key(core_key, execution_id)
 end
 
 redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys, args)
@@ -1161,9 +1179,8 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
   if A.attempt_policy_json_json ~= nil and type(A.attempt_policy_json_json) ~= 'table' then
     return err('invalid_input', 'attempt_policy_json must be a JSON object')
   end
-  if eid_of_exec_key(K.core) ~= A.execution_id then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
+  local mismatch = check_core_key(K.core, A.execution_id)
+  if mismatch then return mismatch end
   local now = server_now()
   local core = hmget_map(K.core, Exec.CLAIM_FIELDS)
   if next(core) == nil then
@@ -1251,9 +1268,8 @@ redis.register_function('ff_complete_execution', guard('ff_complete_execution', 
     attempt_id = args[4],
     result_payload = args[5],
   }
-  if not is_set(A.execution_id) or eid_of_exec_key(K.core) ~= A.execution_id then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
+  local mismatch = check_core_key(K.core, A.execution_id)
+  if mismatch then return mismatch end
   local now = server_now()
   local core = hmget_map(K.core, LEASE_FIELDS)
   if next(core) == nil then
@@ -1269,12 +1285,6 @@ end))
 ---------------------------------------------------------------------------
 -- Shared by cancel, delay, move_to_waiting_children, fail, reclaim and expire.
 ---------------------------------------------------------------------------
-
--- True when core_key is the core key of execution eid (ids travel in ARGV and become
--- index members, so a mismatch would index the wrong execution).
-function Exec.is_core_key_of(core_key, eid)
-  return tag_of(core_key) ~= nil and eid_of_exec_key(core_key) == eid
-end
 
 -- The lane the engine files an execution under (execution.md §1.12).
 function Exec.lane_of(core)
@@ -1335,9 +1345,8 @@ end
 -- Lease-holder checks shared by delay, move_to_waiting_children and fail: ARGV shape,
 -- then the record, then the lease (§1.5). Returns core, or nil and the error reply.
 function Exec.holder_core(K, A, now)
-  if not Exec.is_core_key_of(K.core, A.execution_id) then
-    return nil, err('invalid_input', 'execution_id does not match the core key')
-  end
+  local mismatch = check_core_key(K.core, A.execution_id)
+  if mismatch then return nil, mismatch end
   local core = hgetall(K.core)
   if next(core) == nil then
     return nil, err('execution_not_found')
@@ -1381,9 +1390,8 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
   local bad = check_args(A, { { 'execution_id', 'nonempty' } })
   if bad then return bad end
   local eid = A.execution_id
-  if not Exec.is_core_key_of(K.core, eid) then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
+  local mismatch = check_core_key(K.core, eid)
+  if mismatch then return mismatch end
   local reason = A.reason or ''
   local source = A.source or ''
   local now = server_now()
@@ -1795,9 +1803,8 @@ redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', fu
     return err('invalid_input', 'lease_ttl_ms must be positive, got: ' .. args[6])
   end
   local eid = A.execution_id
-  if not Exec.is_core_key_of(K.core, eid) then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
+  local mismatch = check_core_key(K.core, eid)
+  if mismatch then return mismatch end
   local worker_instance_id = A.worker_instance_id or ''
   local lane = A.lane_id or ''
   local now = server_now()
@@ -1938,9 +1945,8 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
   local bad = check_args(A, { { 'execution_id', 'nonempty' } })
   if bad then return bad end
   local eid = A.execution_id
-  if not Exec.is_core_key_of(K.core, eid) then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
+  local mismatch = check_core_key(K.core, eid)
+  if mismatch then return mismatch end
   local reason = is_set(A.expire_reason) and A.expire_reason or 'attempt_timeout'
   local now = server_now()
   local core = hgetall(K.core)
@@ -2126,11 +2132,6 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
   return ok(A.execution_id)
 end))
 
--- True when core_key is the core key of execution eid: the id is the index member written.
-function Sched.is_core_key_of(core_key, eid)
-  return tag_of(core_key) ~= nil and eid_of_exec_key(core_key) == eid
-end
-
 redis.register_function('ff_change_priority', guard('ff_change_priority', function(keys, args)
   local K = {
     core = keys[1],
@@ -2142,9 +2143,8 @@ redis.register_function('ff_change_priority', guard('ff_change_priority', functi
   }
   local bad = check_args(A, { { 'new_priority', 'number' }, { 'execution_id', 'nonempty' } })
   if bad then return bad end
-  if not Sched.is_core_key_of(K.core, A.execution_id) then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
+  local mismatch = check_core_key(K.core, A.execution_id)
+  if mismatch then return mismatch end
   local now = server_now()
   local core = hgetall(K.core)
   if next(core) == nil then
@@ -2218,9 +2218,8 @@ redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', functi
   local bad = check_args(A, { { 'now_ms', 'int' }, { 'execution_id', 'nonempty' } })
   if bad then return bad end
   local eid = A.execution_id
-  if not Sched.is_core_key_of(K.core, eid) then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
+  local mismatch = check_core_key(K.core, eid)
+  if mismatch then return mismatch end
   local core = hgetall(K.core)
   local stale
   if next(core) == nil then
@@ -2646,14 +2645,6 @@ function Susp.int_arg(A, name, default, min, empty_ok)
   return nil
 end
 
--- A decimal integer text ≥ 0 kept as text (the engine compares these as strings).
-function Susp.int_text(A, name)
-  local n = parse_int(A[name])
-  if n == nil or n < 0 then
-    return err('invalid_input', name .. ' must be a non-negative integer, got: ' .. tostring(A[name]))
-  end
-  return nil
-end
 
 -- Moves a suspended execution to runnable: eligible now, or delayed by delay_ms (with
 -- delay_until written so the delayed promoter can promote it). L = lane index keys
@@ -2746,8 +2737,8 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
     { 'execution_id', 'nonempty' }, { 'suspension_id', 'nonempty' }, { 'waitpoint_id', 'nonempty' },
     { 'lease_id', 'nonempty' }, { 'attempt_id', 'nonempty' },
   })
-    or Susp.int_text(A, 'attempt_index')
-    or Susp.int_text(A, 'lease_epoch')
+    or check_count_text(A, 'attempt_index')
+    or check_count_text(A, 'lease_epoch')
     or Susp.int_arg(A, 'timeout_at', nil, 0, true)
     or Susp.int_arg(A, 'lease_history_maxlen', 1000, 0, false)
   if bad then return bad end
@@ -2960,7 +2951,7 @@ redis.register_function('ff_create_pending_waitpoint', guard('ff_create_pending_
     expires_at = args[5],
   }
   local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'waitpoint_id', 'nonempty' } })
-    or Susp.int_text(A, 'attempt_index')
+    or check_count_text(A, 'attempt_index')
     or Susp.int_arg(A, 'expires_at', nil, 0, false)
   if bad then return bad end
   local tag = tag_of(K.core)
@@ -3735,10 +3726,9 @@ end
 
 -- The stream keys must be those of ARGV's execution and attempt, on the core key's slot.
 function Stream.check_keys(K, execution_id, attempt_index)
+  local mismatch = check_core_key(K.core, execution_id)
+  if mismatch then return mismatch end
   local tag = tag_of(K.core)
-  if tag == nil or eid_of_exec_key(K.core) ~= execution_id then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
   local expected = 'ff:stream:' .. tag .. ':' .. execution_id .. ':' .. attempt_index
   if K.stream ~= expected or K.stream_meta ~= expected .. ':meta' then
     return err('invalid_input', 'stream keys do not match execution_id and attempt_index')
@@ -4205,11 +4195,7 @@ end))
 
 -- execution_id must be the execution of the caller's core key.
 function Budget.check_execution(core_key, eid)
-  local tag = tag_of(core_key)
-  if not is_set(eid) or not tag or string.sub(core_key, 1, 8) ~= 'ff:exec:' or eid_of_exec_key(core_key) ~= eid then
-    return err('invalid_input', 'execution_id must be the execution of the core key, got: ' .. tostring(eid))
-  end
-  return nil
+  return check_core_key(core_key, eid)
 end
 
 -- The caller's lane index keys must be the execution's own lane's: its eligible index, and
@@ -4539,20 +4525,9 @@ function Flow.check_execution_key(core_key, execution_id)
   if not core_key then
     return err('invalid_input', 'exec_core key missing')
   end
-  if eid_of_exec_key(core_key) ~= execution_id then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
-  return nil
+  return check_core_key(core_key, execution_id)
 end
 
--- A non-negative decimal integer, kept as the caller's text (graph revisions compare as text).
-function Flow.check_revision(A, name)
-  local n = parse_int(A[name])
-  if n == nil or n < 0 then
-    return err('invalid_input', name .. ' must be a non-negative integer, got: ' .. tostring(A[name]))
-  end
-  return nil
-end
 
 -- Decrements the unsatisfied count, never below 0; returns what remains.
 function Flow.decrement_unsatisfied(deps_meta_key)
@@ -4831,7 +4806,7 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
     { 'edge_id', 'nonempty' },
     { 'upstream_execution_id', 'nonempty' },
     { 'downstream_execution_id', 'nonempty' },
-  }) or Flow.check_revision(A, 'expected_graph_revision')
+  }) or check_count_text(A, 'expected_graph_revision')
   if bad then return bad end
 
   if A.upstream_execution_id == A.downstream_execution_id then
@@ -4905,7 +4880,7 @@ redis.register_function('ff_apply_dependency_to_child', guard('ff_apply_dependen
     { 'edge_id', 'nonempty' },
     { 'upstream_execution_id', 'nonempty' },
     { 'now_ms', 'int?' },
-  }) or Flow.check_revision(A, 'graph_revision')
+  }) or check_count_text(A, 'graph_revision')
   if bad then return bad end
 
   local core = hgetall(K.exec_core)
@@ -5336,9 +5311,8 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
     attempt_timeout_ms = args[14],
     max_candidates = args[15],
   }
-  if not is_set(A.execution_id) or eid_of_exec_key(K.core) ~= A.execution_id then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
+  local mismatch = check_core_key(K.core, A.execution_id)
+  if mismatch then return mismatch end
   -- Everything the next claim needs is validated before the completion writes anything.
   local next_claim = {
     worker_id = A.worker_id,

@@ -308,11 +308,7 @@ end))
 
 -- execution_id must be the execution of the caller's core key.
 function Budget.check_execution(core_key, eid)
-  local tag = tag_of(core_key)
-  if not is_set(eid) or not tag or string.sub(core_key, 1, 8) ~= 'ff:exec:' or eid_of_exec_key(core_key) ~= eid then
-    return err('invalid_input', 'execution_id must be the execution of the core key, got: ' .. tostring(eid))
-  end
-  return nil
+  return check_core_key(core_key, eid)
 end
 
 -- The caller's lane index keys must be the execution's own lane's: its eligible index, and

@@ -399,9 +399,8 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
   if A.attempt_policy_json_json ~= nil and type(A.attempt_policy_json_json) ~= 'table' then
     return err('invalid_input', 'attempt_policy_json must be a JSON object')
   end
-  if eid_of_exec_key(K.core) ~= A.execution_id then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
+  local mismatch = check_core_key(K.core, A.execution_id)
+  if mismatch then return mismatch end
   local now = server_now()
   local core = hmget_map(K.core, Exec.CLAIM_FIELDS)
   if next(core) == nil then
@@ -489,9 +488,8 @@ redis.register_function('ff_complete_execution', guard('ff_complete_execution', 
     attempt_id = args[4],
     result_payload = args[5],
   }
-  if not is_set(A.execution_id) or eid_of_exec_key(K.core) ~= A.execution_id then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
+  local mismatch = check_core_key(K.core, A.execution_id)
+  if mismatch then return mismatch end
   local now = server_now()
   local core = hmget_map(K.core, LEASE_FIELDS)
   if next(core) == nil then
@@ -507,12 +505,6 @@ end))
 ---------------------------------------------------------------------------
 -- Shared by cancel, delay, move_to_waiting_children, fail, reclaim and expire.
 ---------------------------------------------------------------------------
-
--- True when core_key is the core key of execution eid (ids travel in ARGV and become
--- index members, so a mismatch would index the wrong execution).
-function Exec.is_core_key_of(core_key, eid)
-  return tag_of(core_key) ~= nil and eid_of_exec_key(core_key) == eid
-end
 
 -- The lane the engine files an execution under (execution.md §1.12).
 function Exec.lane_of(core)
@@ -573,9 +565,8 @@ end
 -- Lease-holder checks shared by delay, move_to_waiting_children and fail: ARGV shape,
 -- then the record, then the lease (§1.5). Returns core, or nil and the error reply.
 function Exec.holder_core(K, A, now)
-  if not Exec.is_core_key_of(K.core, A.execution_id) then
-    return nil, err('invalid_input', 'execution_id does not match the core key')
-  end
+  local mismatch = check_core_key(K.core, A.execution_id)
+  if mismatch then return nil, mismatch end
   local core = hgetall(K.core)
   if next(core) == nil then
     return nil, err('execution_not_found')
@@ -619,9 +610,8 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
   local bad = check_args(A, { { 'execution_id', 'nonempty' } })
   if bad then return bad end
   local eid = A.execution_id
-  if not Exec.is_core_key_of(K.core, eid) then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
+  local mismatch = check_core_key(K.core, eid)
+  if mismatch then return mismatch end
   local reason = A.reason or ''
   local source = A.source or ''
   local now = server_now()
@@ -1033,9 +1023,8 @@ redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', fu
     return err('invalid_input', 'lease_ttl_ms must be positive, got: ' .. args[6])
   end
   local eid = A.execution_id
-  if not Exec.is_core_key_of(K.core, eid) then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
+  local mismatch = check_core_key(K.core, eid)
+  if mismatch then return mismatch end
   local worker_instance_id = A.worker_instance_id or ''
   local lane = A.lane_id or ''
   local now = server_now()
@@ -1176,9 +1165,8 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
   local bad = check_args(A, { { 'execution_id', 'nonempty' } })
   if bad then return bad end
   local eid = A.execution_id
-  if not Exec.is_core_key_of(K.core, eid) then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
+  local mismatch = check_core_key(K.core, eid)
+  if mismatch then return mismatch end
   local reason = is_set(A.expire_reason) and A.expire_reason or 'attempt_timeout'
   local now = server_now()
   local core = hgetall(K.core)

@@ -150,9 +150,8 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
     attempt_timeout_ms = args[14],
     max_candidates = args[15],
   }
-  if not is_set(A.execution_id) or eid_of_exec_key(K.core) ~= A.execution_id then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
+  local mismatch = check_core_key(K.core, A.execution_id)
+  if mismatch then return mismatch end
   -- Everything the next claim needs is validated before the completion writes anything.
   local next_claim = {
     worker_id = A.worker_id,

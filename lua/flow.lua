@@ -39,20 +39,9 @@ function Flow.check_execution_key(core_key, execution_id)
   if not core_key then
     return err('invalid_input', 'exec_core key missing')
   end
-  if eid_of_exec_key(core_key) ~= execution_id then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
-  return nil
+  return check_core_key(core_key, execution_id)
 end
 
--- A non-negative decimal integer, kept as the caller's text (graph revisions compare as text).
-function Flow.check_revision(A, name)
-  local n = parse_int(A[name])
-  if n == nil or n < 0 then
-    return err('invalid_input', name .. ' must be a non-negative integer, got: ' .. tostring(A[name]))
-  end
-  return nil
-end
 
 -- Decrements the unsatisfied count, never below 0; returns what remains.
 function Flow.decrement_unsatisfied(deps_meta_key)
@@ -331,7 +320,7 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
     { 'edge_id', 'nonempty' },
     { 'upstream_execution_id', 'nonempty' },
     { 'downstream_execution_id', 'nonempty' },
-  }) or Flow.check_revision(A, 'expected_graph_revision')
+  }) or check_count_text(A, 'expected_graph_revision')
   if bad then return bad end
 
   if A.upstream_execution_id == A.downstream_execution_id then
@@ -405,7 +394,7 @@ redis.register_function('ff_apply_dependency_to_child', guard('ff_apply_dependen
     { 'edge_id', 'nonempty' },
     { 'upstream_execution_id', 'nonempty' },
     { 'now_ms', 'int?' },
-  }) or Flow.check_revision(A, 'graph_revision')
+  }) or check_count_text(A, 'graph_revision')
   if bad then return bad end
 
   local core = hgetall(K.exec_core)

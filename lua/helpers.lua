@@ -188,6 +188,30 @@ local function eid_of_exec_key(key)
   return string.match(rest, '^(.-}:[^:]+)')
 end
 
+-- ARGV execution_id names the member the partition indexes receive; it must be the
+-- execution whose core key was passed, or those indexes would drift from the records.
+-- Returns nil, or the invalid_input reply.
+local function check_core_key(core_key, execution_id)
+  if not is_set(execution_id) then
+    return err('invalid_input', 'execution_id must not be empty')
+  end
+  if not core_key or string.sub(core_key, 1, 8) ~= 'ff:exec:' or tag_of(core_key) == nil
+    or eid_of_exec_key(core_key) ~= execution_id then
+    return err('invalid_input', 'execution_id does not match the core key')
+  end
+  return nil
+end
+
+-- A non-negative decimal integer that stays the caller's text (the engine compares
+-- revisions, epochs and attempt indexes as strings). Returns nil or the invalid_input reply.
+local function check_count_text(A, name)
+  local n = parse_int(A[name])
+  if n == nil or n < 0 then
+    return err('invalid_input', name .. ' must be a non-negative integer, got: ' .. tostring(A[name]))
+  end
+  return nil
+end
+
 local function lane_key(tag, lane, suffix)
   return 'ff:idx:' .. tag .. ':lane:' .. lane .. ':' .. suffix
 end

@@ -8,13 +8,7 @@ Lease.MAX_DURATION_MS = 1000000000000000
 -- ARGV execution_id names the member of the partition indexes these functions write; it
 -- must be the execution whose core key was passed, or the indexes would drift.
 function Lease.check_execution(core_key, execution_id)
-  if not is_set(execution_id) then
-    return err('invalid_input', 'execution_id must not be empty')
-  end
-  if tag_of(core_key) == nil or eid_of_exec_key(core_key) ~= execution_id then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
-  return nil
+  return check_core_key(core_key, execution_id)
 end
 
 redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys, args)

@@ -99,11 +99,6 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
   return ok(A.execution_id)
 end))
 
--- True when core_key is the core key of execution eid: the id is the index member written.
-function Sched.is_core_key_of(core_key, eid)
-  return tag_of(core_key) ~= nil and eid_of_exec_key(core_key) == eid
-end
-
 redis.register_function('ff_change_priority', guard('ff_change_priority', function(keys, args)
   local K = {
     core = keys[1],
@@ -115,9 +110,8 @@ redis.register_function('ff_change_priority', guard('ff_change_priority', functi
   }
   local bad = check_args(A, { { 'new_priority', 'number' }, { 'execution_id', 'nonempty' } })
   if bad then return bad end
-  if not Sched.is_core_key_of(K.core, A.execution_id) then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
+  local mismatch = check_core_key(K.core, A.execution_id)
+  if mismatch then return mismatch end
   local now = server_now()
   local core = hgetall(K.core)
   if next(core) == nil then
@@ -191,9 +185,8 @@ redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', functi
   local bad = check_args(A, { { 'now_ms', 'int' }, { 'execution_id', 'nonempty' } })
   if bad then return bad end
   local eid = A.execution_id
-  if not Sched.is_core_key_of(K.core, eid) then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
+  local mismatch = check_core_key(K.core, eid)
+  if mismatch then return mismatch end
   local core = hgetall(K.core)
   local stale
   if next(core) == nil then

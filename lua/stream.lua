@@ -23,10 +23,9 @@ end
 
 -- The stream keys must be those of ARGV's execution and attempt, on the core key's slot.
 function Stream.check_keys(K, execution_id, attempt_index)
+  local mismatch = check_core_key(K.core, execution_id)
+  if mismatch then return mismatch end
   local tag = tag_of(K.core)
-  if tag == nil or eid_of_exec_key(K.core) ~= execution_id then
-    return err('invalid_input', 'execution_id does not match the core key')
-  end
   local expected = 'ff:stream:' .. tag .. ':' .. execution_id .. ':' .. attempt_index
   if K.stream ~= expected or K.stream_meta ~= expected .. ':meta' then
     return err('invalid_input', 'stream keys do not match execution_id and attempt_index')

@@ -342,14 +342,6 @@ function Susp.int_arg(A, name, default, min, empty_ok)
   return nil
 end
 
--- A decimal integer text ≥ 0 kept as text (the engine compares these as strings).
-function Susp.int_text(A, name)
-  local n = parse_int(A[name])
-  if n == nil or n < 0 then
-    return err('invalid_input', name .. ' must be a non-negative integer, got: ' .. tostring(A[name]))
-  end
-  return nil
-end
 
 -- Moves a suspended execution to runnable: eligible now, or delayed by delay_ms (with
 -- delay_until written so the delayed promoter can promote it). L = lane index keys
@@ -442,8 +434,8 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
     { 'execution_id', 'nonempty' }, { 'suspension_id', 'nonempty' }, { 'waitpoint_id', 'nonempty' },
     { 'lease_id', 'nonempty' }, { 'attempt_id', 'nonempty' },
   })
-    or Susp.int_text(A, 'attempt_index')
-    or Susp.int_text(A, 'lease_epoch')
+    or check_count_text(A, 'attempt_index')
+    or check_count_text(A, 'lease_epoch')
     or Susp.int_arg(A, 'timeout_at', nil, 0, true)
     or Susp.int_arg(A, 'lease_history_maxlen', 1000, 0, false)
   if bad then return bad end
@@ -656,7 +648,7 @@ redis.register_function('ff_create_pending_waitpoint', guard('ff_create_pending_
     expires_at = args[5],
   }
   local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'waitpoint_id', 'nonempty' } })
-    or Susp.int_text(A, 'attempt_index')
+    or check_count_text(A, 'attempt_index')
     or Susp.int_arg(A, 'expires_at', nil, 0, false)
   if bad then return bad end
   local tag = tag_of(K.core)
