@@ -61,5 +61,8 @@ describe('the packed package in a separate project', () => {
       encoding: 'utf8',
     });
     expect(JSON.parse(out.trim().split('\n').at(-1)!)).toEqual({ status: 'OK', publicState: 'completed', refused: 'execution_not_active' });
+    // The operator CLI comes with the package.
+    const version = execFileSync(join(work, 'node_modules', '.bin', 'ff-script'), ['version', '--url', inject('redisUrl')], { cwd: work, encoding: 'utf8' });
+    expect(version).toMatch(/package: \S+\nserver 1: \S+/);
   });
 });
