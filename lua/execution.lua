@@ -96,6 +96,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
   if bad then return bad end
 
   local now = server_now()
+  local now_s = to_text(now) -- formatted once, not at every use
   local priority = clamp_priority(A.priority)
 
   local has_idempotency = is_set(K.idempotency) and not string.find(K.idempotency, 'ff:noop:', 1, true)
@@ -155,7 +156,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     'progress_message', '',
     'progress_updated_at', '',
     'priority', priority,
-    'created_at', now,
+    'created_at', now_s,
     'execution_id', A.execution_id or '',
     'namespace', A.namespace or '',
     'lane_id', lane,
@@ -164,7 +165,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     'creator_identity', A.creator_identity or '',
   }
 
-  write_state(K.core, now, {
+  write_state(K.core, now_s, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
     eligibility_state = delayed and 'not_eligible_until_time' or 'eligible_now',
@@ -264,19 +265,23 @@ function Exec.start_attempt(K, A, core, now)
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + A.renew_before_ms
   local index = parse_number(core.total_attempt_count) or 0
+  -- Each number is turned into text once: the server would otherwise format it anew
+  -- (as %.14g) at every place it is passed.
+  local now_s, expires_s, renewal_s = to_text(now), to_text(expires_at), to_text(renewal_deadline)
+  local epoch_s, index_s = to_text(epoch), to_text(index)
   local attempt_type = 'initial'
   local tag = tag_of(K.core)
-  local attempt_hash = attempt_key(tag, A.execution_id, index)
+  local attempt_hash = attempt_key(tag, A.execution_id, index_s)
   local attempt = {
     'HSET', attempt_hash,
     'attempt_id', A.attempt_id,
     'execution_id', A.execution_id,
-    'attempt_index', index,
+    'attempt_index', index_s,
     'attempt_state', 'started',
-    'created_at', now,
-    'started_at', now,
+    'created_at', now_s,
+    'started_at', now_s,
     'lease_id', A.lease_id,
-    'lease_epoch', epoch,
+    'lease_epoch', epoch_s,
     'worker_id', A.worker_id,
     'worker_instance_id', A.worker_instance_id,
   }
@@ -298,7 +303,7 @@ function Exec.start_attempt(K, A, core, now)
   attempt[#attempt + 1] = 'attempt_type'
   attempt[#attempt + 1] = attempt_type
   redis.call(unpack(attempt))
-  redis.call('ZADD', K.attempts, now, index)
+  redis.call('ZADD', K.attempts, now_s, index_s)
   redis.call('HSET', attempt_hash .. ':usage', 'last_usage_report_seq', '0')
   local policy = A.attempt_policy_json_json
   if policy ~= nil and next(policy) ~= nil then
@@ -307,12 +312,12 @@ function Exec.start_attempt(K, A, core, now)
 
   redis.call('DEL', K.lease_current)
   redis.call('HSET', K.lease_current,
-    'lease_id', A.lease_id, 'lease_epoch', epoch, 'execution_id', A.execution_id,
+    'lease_id', A.lease_id, 'lease_epoch', epoch_s, 'execution_id', A.execution_id,
     'attempt_id', A.attempt_id, 'worker_id', A.worker_id, 'worker_instance_id', A.worker_instance_id,
-    'acquired_at', now, 'expires_at', expires_at, 'last_renewed_at', now,
-    'renewal_deadline', renewal_deadline)
+    'acquired_at', now_s, 'expires_at', expires_s, 'last_renewed_at', now_s,
+    'renewal_deadline', renewal_s)
 
-  write_state(K.core, now, {
+  write_state(K.core, now_s, {
     lifecycle_phase = 'active',
     ownership_state = 'leased',
     eligibility_state = 'not_applicable',
@@ -321,19 +326,19 @@ function Exec.start_attempt(K, A, core, now)
     attempt_state = 'running_attempt',
     public_state = 'active',
   }, {
-    'current_attempt_index', index,
+    'current_attempt_index', index_s,
     'total_attempt_count', index + 1,
     'current_attempt_id', A.attempt_id or '',
     'current_lease_id', A.lease_id or '',
-    'current_lease_epoch', epoch,
+    'current_lease_epoch', epoch_s,
     'current_worker_id', A.worker_id or '',
     'current_worker_instance_id', A.worker_instance_id or '',
     'current_lane', A.lane_id or '',
-    'lease_acquired_at', now,
-    'lease_last_renewed_at', now,
-    'lease_expires_at', expires_at,
-    'lease_renewal_deadline', renewal_deadline,
-    'started_at', is_set(core.started_at) and core.started_at or now,
+    'lease_acquired_at', now_s,
+    'lease_last_renewed_at', now_s,
+    'lease_expires_at', expires_s,
+    'lease_renewal_deadline', renewal_s,
+    'started_at', is_set(core.started_at) and core.started_at or now_s,
     'pending_retry_reason', '',
     'pending_replay_reason', '',
     'pending_replay_requested_by', '',
@@ -341,9 +346,9 @@ function Exec.start_attempt(K, A, core, now)
   })
 
   redis.call('ZREM', K.eligible, A.execution_id)
-  redis.call('ZADD', K.lease_expiry, expires_at, A.execution_id)
+  redis.call('ZADD', K.lease_expiry, expires_s, A.execution_id)
   redis.call('SADD', K.worker_leases, A.execution_id)
-  redis.call('ZADD', K.active, expires_at, A.execution_id)
+  redis.call('ZADD', K.active, expires_s, A.execution_id)
   if A.attempt_timeout_ms ~= nil and A.attempt_timeout_ms ~= 0 then
     redis.call('ZADD', K.attempt_timeout, now + A.attempt_timeout_ms, A.execution_id)
   end
@@ -351,10 +356,10 @@ function Exec.start_attempt(K, A, core, now)
     redis.call('ZADD', K.execution_deadline, A.execution_deadline_at, A.execution_id)
   end
   history_add(K.lease_history, {
-    'event', 'acquired', 'lease_id', A.lease_id, 'lease_epoch', epoch, 'attempt_id', A.attempt_id,
-    'attempt_index', index, 'worker_id', A.worker_id, 'ts', now,
+    'event', 'acquired', 'lease_id', A.lease_id, 'lease_epoch', epoch_s, 'attempt_id', A.attempt_id,
+    'attempt_index', index_s, 'worker_id', A.worker_id, 'ts', now_s,
   })
-  return { A.lease_id, to_text(epoch), to_text(expires_at), A.attempt_id, to_text(index), attempt_type }
+  return { A.lease_id, epoch_s, expires_s, A.attempt_id, index_s, attempt_type }
 end
 
 redis.register_function('ff_claim_execution', guard('ff_claim_execution', function(keys, args)
@@ -425,14 +430,15 @@ end))
 -- notice. K: complete's keys. A: execution_id, lease_id, lease_epoch, result_payload.
 -- core: LEASE_FIELDS of the execution, already validated.
 function Exec.finish_success(K, A, core, now)
-  redis.call('HSET', K.attempt_hash, 'attempt_state', 'ended_success', 'ended_at', now)
+  local now_s = to_text(now) -- formatted once, not at every use
+  redis.call('HSET', K.attempt_hash, 'attempt_state', 'ended_success', 'ended_at', now_s)
   if redis.call('EXISTS', K.stream_meta) == 1 then
-    redis.call('HSET', K.stream_meta, 'closed_at', now, 'closed_reason', 'attempt_success')
+    redis.call('HSET', K.stream_meta, 'closed_at', now_s, 'closed_reason', 'attempt_success')
   end
   if is_set(A.result_payload) then
     redis.call('SET', K.result, A.result_payload)
   end
-  write_state(K.core, now, {
+  write_state(K.core, now_s, {
     lifecycle_phase = 'terminal',
     ownership_state = 'unowned',
     eligibility_state = 'not_applicable',
@@ -441,7 +447,7 @@ function Exec.finish_success(K, A, core, now)
     attempt_state = 'attempt_terminal',
     public_state = 'completed',
   }, {
-    'completed_at', now,
+    'completed_at', now_s,
     'current_lease_id', '',
     'current_worker_id', '',
     'current_worker_instance_id', '',
@@ -454,14 +460,14 @@ function Exec.finish_success(K, A, core, now)
   })
   redis.call('ZREM', K.lease_expiry, A.execution_id)
   redis.call('SREM', K.worker_leases, A.execution_id)
-  redis.call('ZADD', K.terminal, now, A.execution_id)
+  redis.call('ZADD', K.terminal, now_s, A.execution_id)
   redis.call('ZREM', K.active, A.execution_id)
   redis.call('ZREM', K.attempt_timeout, A.execution_id)
   redis.call('ZREM', K.execution_deadline, A.execution_id)
   redis.call('DEL', K.lease_current)
   history_add(K.lease_history, {
     'event', 'released', 'lease_id', A.lease_id, 'lease_epoch', A.lease_epoch,
-    'attempt_index', core.current_attempt_index, 'reason', 'completed', 'ts', now,
+    'attempt_index', core.current_attempt_index, 'reason', 'completed', 'ts', now_s,
   })
   publish_completion(core, A.execution_id, 'success')
 end
