@@ -163,9 +163,10 @@ end
 -- HSET from a Lua table; values are written as text. Order of fields does not matter.
 local function hset_table(key, fields)
   local flat = {}
+  local n = 0
   for field, value in pairs(fields) do
-    flat[#flat + 1] = field
-    flat[#flat + 1] = to_text(value)
+    if type(value) ~= 'string' then value = to_text(value) end
+    flat[n + 1], flat[n + 2], n = field, value, n + 2
   end
   if #flat > 0 then
     redis.call('HSET', key, unpack(flat))
@@ -262,29 +263,30 @@ local STATE_FIELDS = {
 }
 
 local function write_state(core_key, now, v, extra, transition)
-  -- Built as one flat argument list: this HSET runs on every transition. A dimension left
-  -- nil in v is not written (promotion keeps attempt_state as it is).
+  -- Built as one flat argument list (this HSET runs on every transition), converting only
+  -- numbers. A dimension left nil in v is not written (promotion keeps attempt_state).
   local cmd = { 'HSET', core_key, 'blocking_detail', v.blocking_detail or '', 'last_mutation_at', now }
+  local n = 6
   for i = 1, #STATE_FIELDS do
-    local value = v[STATE_FIELDS[i]]
+    local field = STATE_FIELDS[i]
+    local value = v[field]
     if value ~= nil then
-      cmd[#cmd + 1] = STATE_FIELDS[i]
-      cmd[#cmd + 1] = value
+      cmd[n + 1], cmd[n + 2], n = field, value, n + 2
     end
   end
   if transition ~= false then
-    cmd[#cmd + 1] = 'last_transition_at'
-    cmd[#cmd + 1] = now
+    cmd[n + 1], cmd[n + 2], n = 'last_transition_at', now, n + 2
   end
   if extra and extra[1] ~= nil then
     -- A flat list { field, value, … } (hot paths: no hash table to build and walk).
     for i = 1, #extra do
-      cmd[#cmd + 1] = to_text(extra[i])
+      local value = extra[i]
+      if type(value) == 'number' then value = to_text(value) end
+      cmd[n + i] = value
     end
   elseif extra then
     for field, value in pairs(extra) do
-      cmd[#cmd + 1] = field
-      cmd[#cmd + 1] = to_text(value)
+      cmd[n + 1], cmd[n + 2], n = field, to_text(value), n + 2
     end
   end
   redis.call(unpack(cmd))
@@ -302,17 +304,21 @@ local LEASE_FIELDS = {
 -- Lease history (execution.md §1.7): XADD MAXLEN ~ 1000, fields in the given order.
 ---------------------------------------------------------------------------
 local function history_add(history_key, pairs_list, maxlen)
-  local cmd = { 'XADD', history_key, 'MAXLEN', '~', tostring(maxlen or 1000), '*' }
+  local cmd = { 'XADD', history_key, 'MAXLEN', '~', maxlen and tostring(maxlen) or '1000', '*' }
   -- A missing value leaves a hole in the list, where # is unreliable: find the last index.
   local n = 0
   for i in pairs(pairs_list) do
-    if type(i) == 'number' and i > n then n = i end
+    if i > n then n = i end
   end
   if n % 2 == 1 then n = n + 1 end -- a missing last value
   for i = 1, n do
     local value = pairs_list[i]
-    if value == nil or value == false then value = '' end
-    cmd[#cmd + 1] = to_text(value)
+    if value == nil or value == false then
+      value = ''
+    elseif type(value) == 'number' then
+      value = to_text(value)
+    end
+    cmd[6 + i] = value
   end
   redis.call(unpack(cmd))
 end
