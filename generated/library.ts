@@ -2087,6 +2087,19 @@ function Sched.match_caps(core_key, core, worker_csv, now)
   return err('capability_mismatch', table.concat(missing, ','))
 end
 
+-- The arguments both grant functions share: a positive integer TTL, an execution and a worker.
+Sched.GRANT_RULES = { { 'grant_ttl_ms', 'int' }, { 'execution_id', 'nonempty' }, { 'worker_id', 'nonempty' } }
+
+function Sched.check_grant_args(A)
+  local raw_ttl = A.grant_ttl_ms
+  local bad = check_args(A, Sched.GRANT_RULES)
+  if bad then return bad end
+  if A.grant_ttl_ms <= 0 then
+    return err('invalid_input', 'grant_ttl_ms must be positive, got: ' .. raw_ttl)
+  end
+  return nil
+end
+
 -- Writes the grant hash (scheduling.md §5) with its absolute expiry.
 function Sched.write_grant(grant_key, A, now)
   local expires_at = now + A.grant_ttl_ms
@@ -2119,11 +2132,8 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
     admission_summary = args[8],
     worker_capabilities_csv = args[9],
   }
-  local bad = check_args(A, { { 'grant_ttl_ms', 'int' }, { 'execution_id', 'nonempty' }, { 'worker_id', 'nonempty' } })
+  local bad = Sched.check_grant_args(A)
   if bad then return bad end
-  if A.grant_ttl_ms <= 0 then
-    return err('invalid_input', 'grant_ttl_ms must be positive, got: ' .. args[6])
-  end
   local now = server_now()
   local core = hgetall(K.core)
   if next(core) == nil then
@@ -2285,11 +2295,8 @@ redis.register_function('ff_issue_reclaim_grant', guard('ff_issue_reclaim_grant'
     admission_summary = args[8],
     worker_capabilities_csv = args[9],
   }
-  local bad = check_args(A, { { 'grant_ttl_ms', 'int' }, { 'execution_id', 'nonempty' }, { 'worker_id', 'nonempty' } })
+  local bad = Sched.check_grant_args(A)
   if bad then return bad end
-  if A.grant_ttl_ms <= 0 then
-    return err('invalid_input', 'grant_ttl_ms must be positive, got: ' .. args[6])
-  end
   A.worker_instance_id = A.worker_instance_id or ''
   A.lane_id = A.lane_id or ''
   local now = server_now()
