@@ -42,16 +42,30 @@ export async function measure(plan: Plan, round: (warmup: boolean) => Promise<Sa
 }
 
 /**
- * Two rates measured with their rounds interleaved (a, b, a, b…), so drift and background
- * load hit both alike. `ratio` is the median of the per-round ratios a/b.
+ * Two rates measured side by side. Each round runs `blocks` short blocks of a and of b,
+ * interleaved and alternating which goes first (ab, ba, ab…), and adds up each side's
+ * time: drift and background load on a shared machine then hit both alike, within the
+ * round and not only across rounds. `ratio` is the median of the per-round ratios a/b.
  */
 export async function measurePair(
   plan: Plan,
-  a: (warmup: boolean) => Promise<Sample>,
-  b: (warmup: boolean) => Promise<Sample>,
+  a: () => Promise<Sample>,
+  b: () => Promise<Sample>,
+  blocks = 10,
 ): Promise<{ a: Rates; b: Rates; ratio: number }> {
   const rate = ({ ops, ms }: Sample) => (ops * 1000) / ms;
-  const results = await rounds(plan, async (warmup) => [rate(await a(warmup)), rate(await b(warmup))] as const);
+  const results = await rounds(plan, async () => {
+    const sum = { a: { ops: 0, ms: 0 }, b: { ops: 0, ms: 0 } };
+    for (let block = 0; block < blocks; block++) {
+      const order = block % 2 === 0 ? (['a', 'b'] as const) : (['b', 'a'] as const);
+      for (const side of order) {
+        const sample = await (side === 'a' ? a() : b());
+        sum[side].ops += sample.ops;
+        sum[side].ms += sample.ms;
+      }
+    }
+    return [rate(sum.a), rate(sum.b)] as const;
+  });
   const ra = results.map(([x]) => x);
   const rb = results.map(([, y]) => y);
   return { a: { median: median(ra), rounds: ra }, b: { median: median(rb), rounds: rb }, ratio: median(results.map(([x, y]) => x / y)) };

@@ -8,6 +8,8 @@ import { benchLane, optionalExport, optionalWrapper, randomExecutionId, whyUnava
 import { benchWorker, createMany, grantAndClaim, type Lease } from '../engine.js';
 import { inFlight, measurePair, timed } from '../measure.js';
 
+const PAIR_BLOCKS = 10;
+
 type RenewArgs = Lease & { readonly executionId: string; readonly leaseTtlMs: number };
 
 interface Subject {
@@ -47,8 +49,10 @@ export const wrapperOverhead: Case = {
       ['sequential', ctx.quick ? 2_000 : 10_000, 1],
       ['64 in flight', ctx.quick ? 5_000 : 50_000, 64],
     ] as const) {
-      const round = (op: () => Promise<unknown>) => async () => ({ ops, ms: await timed(() => inFlight(ops, concurrency, op)) });
-      const { a: viaWrapper, b: viaRaw, ratio: paired } = await measurePair(ctx.plan, round(subject.wrapper), round(raw));
+      // Each side's ops are split into PAIR_BLOCKS blocks interleaved with the other side's.
+      const perBlock = Math.ceil(ops / PAIR_BLOCKS);
+      const round = (op: () => Promise<unknown>) => async () => ({ ops: perBlock, ms: await timed(() => inFlight(perBlock, concurrency, op)) });
+      const { a: viaWrapper, b: viaRaw, ratio: paired } = await measurePair(ctx.plan, round(subject.wrapper), round(raw), PAIR_BLOCKS);
       const ratio = { value: paired, of: 'wrapper/raw' };
       rows.push(
         { case: this.name, measurement: `${subject.label} wrapper, ${mode}`, value: viaWrapper.median, unit: 'ops/s', ratio, rounds: viaWrapper.rounds },
