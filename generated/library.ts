@@ -607,6 +607,11 @@ function Lease.check_execution(core_key, execution_id)
   return check_core_key(core_key, execution_id)
 end
 
+-- What a renewal reads of exec_core: the lease fields (which mark_expired needs too) and
+-- the revocation stamp. Renewal is a worker's most frequent call: no HGETALL of fifty fields.
+Lease.RENEW_FIELDS = { 'lease_revoked_at' }
+for i = 1, #LEASE_FIELDS do Lease.RENEW_FIELDS[i + 1] = LEASE_FIELDS[i] end
+
 redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys, args)
   local K = {
     core = keys[1],
@@ -631,7 +636,7 @@ redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys,
   if bad then return bad end
 
   local now = server_now()
-  local core = hgetall(K.core)
+  local core = hmget_map(K.core, Lease.RENEW_FIELDS)
   if next(core) == nil then
     return err('execution_not_found')
   end
@@ -2100,6 +2105,10 @@ function Sched.check_grant_args(A)
   return nil
 end
 
+-- The exec_core fields a claim grant reads (the record has some fifty: HGETALL would copy
+-- them all into Lua on every grant).
+Sched.GRANT_CORE_FIELDS = { 'lifecycle_phase', 'eligibility_state', 'required_capabilities' }
+
 -- Writes the grant hash (scheduling.md §5) with its absolute expiry.
 function Sched.write_grant(grant_key, A, now)
   local expires_at = now + A.grant_ttl_ms
@@ -2135,7 +2144,7 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
   local bad = Sched.check_grant_args(A)
   if bad then return bad end
   local now = server_now()
-  local core = hgetall(K.core)
+  local core = hmget_map(K.core, Sched.GRANT_CORE_FIELDS)
   if next(core) == nil then
     return err('execution_not_found')
   end

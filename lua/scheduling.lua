@@ -55,6 +55,10 @@ function Sched.check_grant_args(A)
   return nil
 end
 
+-- The exec_core fields a claim grant reads (the record has some fifty: HGETALL would copy
+-- them all into Lua on every grant).
+Sched.GRANT_CORE_FIELDS = { 'lifecycle_phase', 'eligibility_state', 'required_capabilities' }
+
 -- Writes the grant hash (scheduling.md §5) with its absolute expiry.
 function Sched.write_grant(grant_key, A, now)
   local expires_at = now + A.grant_ttl_ms
@@ -90,7 +94,7 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
   local bad = Sched.check_grant_args(A)
   if bad then return bad end
   local now = server_now()
-  local core = hgetall(K.core)
+  local core = hmget_map(K.core, Sched.GRANT_CORE_FIELDS)
   if next(core) == nil then
     return err('execution_not_found')
   end
