@@ -432,9 +432,29 @@ local STATE_FIELDS = {
   'attempt_state', 'public_state',
 }
 
+-- Numbers in a flat list { field, value, … } become text, in place (no new table).
+local function numbers_to_text(list)
+  for i = 2, #list, 2 do
+    if type(list[i]) == 'number' then list[i] = to_text(list[i]) end
+  end
+  return list
+end
+
 local function write_state(core_key, now, v, extra, transition)
-  -- Built as one flat argument list (this HSET runs on every transition), converting only
-  -- numbers. A dimension left nil in v is not written (promotion keeps attempt_state).
+  -- This HSET runs on every transition. The usual shape (the whole vector, a transition,
+  -- extra fields as a flat list) goes straight onto the call's argument stack: no command
+  -- table is built and grown. The field order is the record's layout when create writes it.
+  if transition ~= false and (extra == nil or extra[1] ~= nil) and v.lifecycle_phase and v.ownership_state
+    and v.eligibility_state and v.blocking_reason and v.terminal_outcome and v.attempt_state and v.public_state then
+    redis.call('HSET', core_key, 'blocking_detail', v.blocking_detail or '', 'last_mutation_at', now,
+      'lifecycle_phase', v.lifecycle_phase, 'ownership_state', v.ownership_state,
+      'eligibility_state', v.eligibility_state, 'blocking_reason', v.blocking_reason,
+      'terminal_outcome', v.terminal_outcome, 'attempt_state', v.attempt_state,
+      'public_state', v.public_state, 'last_transition_at', now, unpack(numbers_to_text(extra or {})))
+    return
+  end
+  -- Otherwise (a dimension left nil in v is not written: promotion keeps attempt_state;
+  -- extra as a map) one flat argument list, converting only numbers.
   local cmd = { 'HSET', core_key, 'blocking_detail', v.blocking_detail or '', 'last_mutation_at', now }
   local n = 6
   for i = 1, #STATE_FIELDS do
@@ -448,7 +468,6 @@ local function write_state(core_key, now, v, extra, transition)
     cmd[n + 1], cmd[n + 2], n = 'last_transition_at', now, n + 2
   end
   if extra and extra[1] ~= nil then
-    -- A flat list { field, value, … } (hot paths: no hash table to build and walk).
     for i = 1, #extra do
       local value = extra[i]
       if type(value) == 'number' then value = to_text(value) end
@@ -474,23 +493,22 @@ local LEASE_FIELDS = {
 -- Lease history (execution.md §1.7): XADD MAXLEN ~ 1000, fields in the given order.
 ---------------------------------------------------------------------------
 local function history_add(history_key, pairs_list, maxlen)
-  local cmd = { 'XADD', history_key, 'MAXLEN', '~', maxlen and tostring(maxlen) or '1000', '*' }
   -- A missing value leaves a hole in the list, where # is unreliable: find the last index.
   local n = 0
   for i in pairs(pairs_list) do
     if i > n then n = i end
   end
   if n % 2 == 1 then n = n + 1 end -- a missing last value
+  -- Values are made text in place and passed straight to the call: no command table.
   for i = 1, n do
     local value = pairs_list[i]
     if value == nil or value == false then
-      value = ''
+      pairs_list[i] = ''
     elseif type(value) == 'number' then
-      value = to_text(value)
+      pairs_list[i] = to_text(value)
     end
-    cmd[6 + i] = value
   end
-  redis.call(unpack(cmd))
+  redis.call('XADD', history_key, 'MAXLEN', '~', maxlen and tostring(maxlen) or '1000', '*', unpack(pairs_list, 1, n))
 end
 
 ---------------------------------------------------------------------------
