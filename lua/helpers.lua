@@ -61,10 +61,7 @@ end
 -- A number as the reference accepts it (any Lua number text), but never NaN or infinity,
 -- which tonumber would let through on some platforms.
 local function parse_number(value)
-  if type(value) ~= 'string' and type(value) ~= 'number' then
-    return nil
-  end
-  local n = tonumber(value)
+  local n = tonumber(value) -- nil for anything but a number or a numeric string
   if n == nil or n ~= n or n == math.huge or n == -math.huge then
     return nil
   end
@@ -262,25 +259,19 @@ local STATE_FIELDS = {
   'attempt_state', 'public_state',
 }
 
--- Numbers in a flat list { field, value, … } become text, in place (no new table).
-local function numbers_to_text(list)
-  for i = 2, #list, 2 do
-    if type(list[i]) == 'number' then list[i] = to_text(list[i]) end
-  end
-  return list
-end
-
 local function write_state(core_key, now, v, extra, transition)
   -- This HSET runs on every transition. The usual shape (the whole vector, a transition,
   -- extra fields as a flat list) goes straight onto the call's argument stack: no command
   -- table is built and grown. The field order is the record's layout when create writes it.
+  -- Numbers in the list are passed as they are: the server writes an integer below 1e17 as
+  -- its plain digits (%.17g), which is what to_text would give.
   if transition ~= false and (extra == nil or extra[1] ~= nil) and v.lifecycle_phase and v.ownership_state
     and v.eligibility_state and v.blocking_reason and v.terminal_outcome and v.attempt_state and v.public_state then
     redis.call('HSET', core_key, 'blocking_detail', v.blocking_detail or '', 'last_mutation_at', now,
       'lifecycle_phase', v.lifecycle_phase, 'ownership_state', v.ownership_state,
       'eligibility_state', v.eligibility_state, 'blocking_reason', v.blocking_reason,
       'terminal_outcome', v.terminal_outcome, 'attempt_state', v.attempt_state,
-      'public_state', v.public_state, 'last_transition_at', now, unpack(numbers_to_text(extra or {})))
+      'public_state', v.public_state, 'last_transition_at', now, unpack(extra or {}))
     return
   end
   -- Otherwise (a dimension left nil in v is not written: promotion keeps attempt_state;
@@ -329,13 +320,12 @@ local function history_add(history_key, pairs_list, maxlen)
     if i > n then n = i end
   end
   if n % 2 == 1 then n = n + 1 end -- a missing last value
-  -- Values are made text in place and passed straight to the call: no command table.
+  -- Holes become empty values, in place, and the list goes straight to the call: no command
+  -- table. Integers are passed as numbers; the server writes them as plain digits.
   for i = 1, n do
     local value = pairs_list[i]
     if value == nil or value == false then
       pairs_list[i] = ''
-    elseif type(value) == 'number' then
-      pairs_list[i] = to_text(value)
     end
   end
   redis.call('XADD', history_key, 'MAXLEN', '~', maxlen and tostring(maxlen) or '1000', '*', unpack(pairs_list, 1, n))
