@@ -924,10 +924,10 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
   -- ones written once at create last.
   local fields = {
     'current_attempt_index', '',
-    'total_attempt_count', 0,
+    'total_attempt_count', '0',
     'current_attempt_id', '',
     'current_lease_id', '',
-    'current_lease_epoch', 0,
+    'current_lease_epoch', '0',
     'current_worker_id', '',
     'current_worker_instance_id', '',
     'lease_expires_at', '',
@@ -946,15 +946,15 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     'lease_revoke_reason', '',
     'flow_id', '',
     'delay_until', delayed and delay_text or '',
-    'retry_count', 0,
-    'replay_count', 0,
-    'lease_reclaim_count', 0,
+    'retry_count', '0',
+    'replay_count', '0',
+    'lease_reclaim_count', '0',
     'current_suspension_id', '',
     'current_waitpoint_id', '',
     'progress_pct', '',
     'progress_message', '',
     'progress_updated_at', '',
-    'priority', priority,
+    'priority', to_text(priority),
     'created_at', now_s,
     'execution_id', A.execution_id or '',
     'namespace', A.namespace or '',
@@ -1000,7 +1000,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     if string.sub(eligible_key, -#':delayed') == ':delayed' then
       eligible_key = lane_key(tag_of(K.core), lane, 'eligible')
     end
-    redis.call('ZADD', eligible_key, eligible_score(priority, now), A.execution_id)
+    redis.call('ZADD', eligible_key, to_text(eligible_score(priority, now)), A.execution_id)
   end
   redis.call('SADD', K.all_executions, A.execution_id)
   if A.execution_deadline_at ~= nil then
@@ -1126,7 +1126,7 @@ function Exec.start_attempt(K, A, core, now)
     public_state = 'active',
   }, {
     'current_attempt_index', index_s,
-    'total_attempt_count', index + 1,
+    'total_attempt_count', to_text(index + 1),
     'current_attempt_id', A.attempt_id or '',
     'current_lease_id', A.lease_id or '',
     'current_lease_epoch', epoch_s,
@@ -2119,7 +2119,7 @@ Sched.GRANT_CORE_FIELDS = { 'lifecycle_phase', 'eligibility_state', 'required_ca
 
 -- Writes the grant hash (scheduling.md §5) with its absolute expiry.
 function Sched.write_grant(grant_key, A, now)
-  local expires_at = now + A.grant_ttl_ms
+  local now_s, expires_s = to_text(now), to_text(now + A.grant_ttl_ms)
   redis.call('HSET', grant_key,
     'worker_id', A.worker_id,
     'worker_instance_id', A.worker_instance_id or '',
@@ -2127,9 +2127,9 @@ function Sched.write_grant(grant_key, A, now)
     'capability_hash', A.capability_hash or '',
     'route_snapshot_json', A.route_snapshot_json or '',
     'admission_summary', A.admission_summary or '',
-    'created_at', now,
-    'grant_expires_at', expires_at)
-  redis.call('PEXPIREAT', grant_key, expires_at)
+    'created_at', now_s,
+    'grant_expires_at', expires_s)
+  redis.call('PEXPIREAT', grant_key, expires_s)
 end
 
 redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', function(keys, args)

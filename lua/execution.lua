@@ -125,10 +125,10 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
   -- ones written once at create last.
   local fields = {
     'current_attempt_index', '',
-    'total_attempt_count', 0,
+    'total_attempt_count', '0',
     'current_attempt_id', '',
     'current_lease_id', '',
-    'current_lease_epoch', 0,
+    'current_lease_epoch', '0',
     'current_worker_id', '',
     'current_worker_instance_id', '',
     'lease_expires_at', '',
@@ -147,15 +147,15 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     'lease_revoke_reason', '',
     'flow_id', '',
     'delay_until', delayed and delay_text or '',
-    'retry_count', 0,
-    'replay_count', 0,
-    'lease_reclaim_count', 0,
+    'retry_count', '0',
+    'replay_count', '0',
+    'lease_reclaim_count', '0',
     'current_suspension_id', '',
     'current_waitpoint_id', '',
     'progress_pct', '',
     'progress_message', '',
     'progress_updated_at', '',
-    'priority', priority,
+    'priority', to_text(priority),
     'created_at', now_s,
     'execution_id', A.execution_id or '',
     'namespace', A.namespace or '',
@@ -201,7 +201,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     if string.sub(eligible_key, -#':delayed') == ':delayed' then
       eligible_key = lane_key(tag_of(K.core), lane, 'eligible')
     end
-    redis.call('ZADD', eligible_key, eligible_score(priority, now), A.execution_id)
+    redis.call('ZADD', eligible_key, to_text(eligible_score(priority, now)), A.execution_id)
   end
   redis.call('SADD', K.all_executions, A.execution_id)
   if A.execution_deadline_at ~= nil then
@@ -327,7 +327,7 @@ function Exec.start_attempt(K, A, core, now)
     public_state = 'active',
   }, {
     'current_attempt_index', index_s,
-    'total_attempt_count', index + 1,
+    'total_attempt_count', to_text(index + 1),
     'current_attempt_id', A.attempt_id or '',
     'current_lease_id', A.lease_id or '',
     'current_lease_epoch', epoch_s,

@@ -61,7 +61,7 @@ Sched.GRANT_CORE_FIELDS = { 'lifecycle_phase', 'eligibility_state', 'required_ca
 
 -- Writes the grant hash (scheduling.md §5) with its absolute expiry.
 function Sched.write_grant(grant_key, A, now)
-  local expires_at = now + A.grant_ttl_ms
+  local now_s, expires_s = to_text(now), to_text(now + A.grant_ttl_ms)
   redis.call('HSET', grant_key,
     'worker_id', A.worker_id,
     'worker_instance_id', A.worker_instance_id or '',
@@ -69,9 +69,9 @@ function Sched.write_grant(grant_key, A, now)
     'capability_hash', A.capability_hash or '',
     'route_snapshot_json', A.route_snapshot_json or '',
     'admission_summary', A.admission_summary or '',
-    'created_at', now,
-    'grant_expires_at', expires_at)
-  redis.call('PEXPIREAT', grant_key, expires_at)
+    'created_at', now_s,
+    'grant_expires_at', expires_s)
+  redis.call('PEXPIREAT', grant_key, expires_s)
 end
 
 redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', function(keys, args)
