@@ -2082,6 +2082,11 @@ end
 -- Checks the worker covers the execution's required capabilities. On a miss it stamps
 -- last_capability_mismatch_at (the only write) and returns the capability_mismatch reply.
 function Sched.match_caps(core_key, core, worker_csv, now)
+  -- Most executions require nothing: then only the worker list's own bounds can fail, and a
+  -- list of at most 512 bytes cannot hold more than 256 tokens. No sets to build.
+  if not is_set(core.required_capabilities) and (not is_set(worker_csv) or #worker_csv <= 2 * CAPS_MAX_TOKENS) then
+    return nil
+  end
   local required, required_err = Sched.parse_caps(core.required_capabilities, 'required')
   if not required then return required_err end
   local worker, worker_err = Sched.parse_caps(worker_csv, 'worker')
@@ -5208,14 +5213,16 @@ Fast.CANDIDATE_FIELDS = {
   'required_capabilities',
 }
 
+Fast.CLAIM_RULES = {
+  { 'lease_ttl_ms', 'int' },
+  { 'renew_before_ms', 'int' },
+  { 'attempt_timeout_ms', 'int?' },
+  { 'max_candidates', 'int' },
+}
+
 -- Validates the arguments of a claim of the next eligible execution, in place.
 function Fast.check_claim_args(A)
-  local bad = check_args(A, {
-    { 'lease_ttl_ms', 'int' },
-    { 'renew_before_ms', 'int' },
-    { 'attempt_timeout_ms', 'int?' },
-    { 'max_candidates', 'int' },
-  })
+  local bad = check_args(A, Fast.CLAIM_RULES)
   if bad then return bad end
   if A.lease_ttl_ms <= 0 or A.renew_before_ms < 0 then
     return err('invalid_input', 'lease_ttl_ms must be positive and renew_before_ms not negative')

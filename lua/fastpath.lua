@@ -11,14 +11,16 @@ Fast.CANDIDATE_FIELDS = {
   'required_capabilities',
 }
 
+Fast.CLAIM_RULES = {
+  { 'lease_ttl_ms', 'int' },
+  { 'renew_before_ms', 'int' },
+  { 'attempt_timeout_ms', 'int?' },
+  { 'max_candidates', 'int' },
+}
+
 -- Validates the arguments of a claim of the next eligible execution, in place.
 function Fast.check_claim_args(A)
-  local bad = check_args(A, {
-    { 'lease_ttl_ms', 'int' },
-    { 'renew_before_ms', 'int' },
-    { 'attempt_timeout_ms', 'int?' },
-    { 'max_candidates', 'int' },
-  })
+  local bad = check_args(A, Fast.CLAIM_RULES)
   if bad then return bad end
   if A.lease_ttl_ms <= 0 or A.renew_before_ms < 0 then
     return err('invalid_input', 'lease_ttl_ms must be positive and renew_before_ms not negative')

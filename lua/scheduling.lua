@@ -24,6 +24,11 @@ end
 -- Checks the worker covers the execution's required capabilities. On a miss it stamps
 -- last_capability_mismatch_at (the only write) and returns the capability_mismatch reply.
 function Sched.match_caps(core_key, core, worker_csv, now)
+  -- Most executions require nothing: then only the worker list's own bounds can fail, and a
+  -- list of at most 512 bytes cannot hold more than 256 tokens. No sets to build.
+  if not is_set(core.required_capabilities) and (not is_set(worker_csv) or #worker_csv <= 2 * CAPS_MAX_TOKENS) then
+    return nil
+  end
   local required, required_err = Sched.parse_caps(core.required_capabilities, 'required')
   if not required then return required_err end
   local worker, worker_err = Sched.parse_caps(worker_csv, 'worker')
