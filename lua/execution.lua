@@ -255,6 +255,26 @@ function Exec.claim_refusal(core)
   return nil
 end
 
+Exec.PENDING_FIELDS = {
+  'pending_retry_reason', 'pending_replay_reason', 'pending_replay_requested_by', 'pending_previous_attempt_index',
+}
+
+-- Appends to a claim's flat list of writes started_at (kept once set) and the cleared
+-- pending_* fields, leaving out those that already hold that value: each field written is
+-- a search through the fifty-field record. core: Exec.CLAIM_FIELDS of the execution.
+function Exec.with_pending_cleared(core, now_s, list)
+  if not is_set(core.started_at) then
+    list[#list + 1], list[#list + 2] = 'started_at', now_s
+  end
+  for i = 1, #Exec.PENDING_FIELDS do
+    local field = Exec.PENDING_FIELDS[i]
+    if core[field] ~= '' then
+      list[#list + 1], list[#list + 2] = field, ''
+    end
+  end
+  return list
+end
+
 -- Starts a new attempt under a new lease (the effects of a claim, execution.md §3.2): the
 -- attempt, usage and policy records, the lease, the state vector, the indexes and the
 -- history entry. K: core, attempts, lease_current, lease_history, eligible, lease_expiry,
@@ -325,7 +345,7 @@ function Exec.start_attempt(K, A, core, now)
     terminal_outcome = 'none',
     attempt_state = 'running_attempt',
     public_state = 'active',
-  }, {
+  }, Exec.with_pending_cleared(core, now_s, {
     'current_attempt_index', index_s,
     'total_attempt_count', to_text(index + 1),
     'current_attempt_id', A.attempt_id or '',
@@ -338,12 +358,7 @@ function Exec.start_attempt(K, A, core, now)
     'lease_last_renewed_at', now_s,
     'lease_expires_at', expires_s,
     'lease_renewal_deadline', renewal_s,
-    'started_at', is_set(core.started_at) and core.started_at or now_s,
-    'pending_retry_reason', '',
-    'pending_replay_reason', '',
-    'pending_replay_requested_by', '',
-    'pending_previous_attempt_index', '',
-  })
+  }))
 
   redis.call('ZREM', K.eligible, A.execution_id)
   redis.call('ZADD', K.lease_expiry, expires_s, A.execution_id)

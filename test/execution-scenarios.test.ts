@@ -20,6 +20,8 @@ describe('fail with retry → delayed → promote → claim the retry attempt', 
 
   it('retries twice with whole-ms exponential backoff, then completes on attempt 2', async () => {
     const c = await createClaimed(client);
+    const firstStart = (await core(redis, c.executionId)).started_at;
+    expect(firstStart).toMatch(/^\d+$/);
     const policy = { max_retries: 2, backoff: { type: 'exponential', initial_delay_ms: 1001, max_delay_ms: 60_000, multiplier: 1.5, jitter: false } };
 
     const first = await failExecution(client, { ...holderArgs(c), failureReason: 'timeout talking to upstream', retryPolicyJson: policy });
@@ -35,7 +37,7 @@ describe('fail with retry → delayed → promote → claim the retry attempt', 
     const exec = new ExecKeys(c.executionId);
     expect(await redis.hgetall(exec.attemptHash(1))).toMatchObject({ attempt_type: 'retry', retry_reason: 'timeout talking to upstream', previous_attempt_index: '0', attempt_state: 'started' });
     expect(await redis.hget(exec.attemptHash(0), 'attempt_state')).toBe('ended_failure');
-    expect(await core(redis, c.executionId)).toMatchObject({ retry_count: '1', pending_retry_reason: '', pending_previous_attempt_index: '', current_attempt_index: '1', total_attempt_count: '2' });
+    expect(await core(redis, c.executionId)).toMatchObject({ retry_count: '1', pending_retry_reason: '', pending_previous_attempt_index: '', current_attempt_index: '1', total_attempt_count: '2', started_at: firstStart });
 
     // retry_count is now 1: 1001 × 1.5 = 1501.5 ms, stored as whole ms (Q5).
     const third = await failExecution(client, { ...holderArgs(second), failureReason: 'again', retryPolicyJson: policy });
