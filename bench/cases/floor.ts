@@ -2,8 +2,12 @@
 // claim → complete issue for one execution (same keys, field names, value sizes and
 // indexes), replayed inside one EVAL loop with no Lua logic and no per-call overhead:
 // the server CPU that no implementation of this data model can go below.
+import { buildClaimExecution, buildCompleteExecution, buildCreateExecution } from '../../generated/execution.js';
+import { buildIssueClaimGrant } from '../../generated/scheduling.js';
+import { newAttemptId, newLeaseId, type LaneId } from '../../runtime/ids.js';
+import type { FcallRequest } from '../../runtime/transport.js';
 import { median, rounds } from '../measure.js';
-import { serverCpuSeconds, type Case, type Context, type Row } from '../context.js';
+import { benchLane, randomExecutionId, serverCpuSeconds, type Case, type Context, type Row } from '../context.js';
 
 const EID = '{fp:7}:0f8fad5b-d9cb-469f-a165-70867728950e';
 const CORE_FIELDS = [
@@ -49,6 +53,44 @@ const PHASES: Record<string, string> = {
     redis.call('XADD', k .. ':lease:history', 'MAXLEN', '~', '1000', '*', 'event', 'released', 'lease_id', ${uuid}, 'lease_epoch', '1', 'attempt_index', '0', 'reason', 'completed', 'ts', '1795866640707')`,
 };
 
+/**
+ * A library with one function that does nothing, registered like ours (it may write): what
+ * FCALL itself costs for a given KEYS and ARGV (parsing, building the KEYS/ARGV tables,
+ * the call, the reply), with no command and no logic. Deleted again after the case.
+ */
+const NOOP_LIBRARY = "#!lua name=ffbench_noop\nredis.register_function('ffbench_noop', function() return { 1, 'OK' } end)";
+
+/** The four calls of one execution as the generated builders make them (real id and key lengths). */
+function lifecycleRequests(ctx: Context, laneId: LaneId): Record<string, FcallRequest> {
+  const executionId = randomExecutionId();
+  const worker = { workerId: 'bench-worker', workerInstanceId: 'bench-worker-0' };
+  const lease = { leaseId: newLeaseId(), attemptId: newAttemptId() };
+  const p = ctx.client.partitions;
+  return {
+    create: buildCreateExecution({ executionId, laneId, namespace: 'bench', executionKind: 'bench' }, p),
+    grant: buildIssueClaimGrant({ executionId, laneId, ...worker, grantTtlMs: 10_000 }, p),
+    claim: buildClaimExecution({ executionId, laneId, ...worker, ...lease, leaseTtlMs: 60_000 }, p),
+    complete: buildCompleteExecution({ executionId, laneId, workerInstanceId: worker.workerInstanceId, ...lease, leaseEpoch: 1, attemptIndex: 0 }, p),
+  };
+}
+
+/** Server CPU (µs) per call of the no-op function with each request's KEYS and ARGV, pipelined. */
+async function callOverhead(ctx: Context, requests: Record<string, FcallRequest>, n: number): Promise<Record<string, number>> {
+  const perCall: Record<string, number> = {};
+  for (const [phase, request] of Object.entries(requests)) {
+    const before = await serverCpuSeconds(ctx.redis);
+    for (let start = 0; start < n; start += 1_000) {
+      const pipeline = ctx.redis.pipeline();
+      for (let i = start; i < Math.min(n, start + 1_000); i++) {
+        pipeline.call('FCALL', 'ffbench_noop', request.keys.length, ...request.keys, ...request.argv);
+      }
+      await pipeline.exec();
+    }
+    perCall[phase] = (((await serverCpuSeconds(ctx.redis)) - before) * 1e6) / n;
+  }
+  return perCall;
+}
+
 export const floor: Case = {
   name: '7 floor',
   async run(ctx: Context): Promise<Row[]> {
@@ -69,6 +111,17 @@ export const floor: Case = {
     const phases = Object.keys(PHASES);
     const medianOf = (phase: string) => median(results.map((r) => r[phase]!));
     const total = median(results.map((r) => phases.reduce((sum, p) => sum + r[p]!, 0)));
+
+    await ctx.redis.call('FUNCTION', 'LOAD', 'REPLACE', NOOP_LIBRARY);
+    let overhead: Record<string, number>[];
+    try {
+      const requests = lifecycleRequests(ctx, benchLane(ctx, 'noop'));
+      overhead = await rounds(ctx.plan, () => callOverhead(ctx, requests, n));
+    } finally {
+      await ctx.redis.call('FUNCTION', 'DELETE', 'ffbench_noop');
+    }
+    const overheadOf = (phase: string) => median(overhead.map((r) => r[phase]!));
+    const overheadTotal = median(overhead.map((r) => phases.reduce((sum, p) => sum + r[p]!, 0)));
     return [
       {
         case: this.name,
@@ -77,6 +130,14 @@ export const floor: Case = {
         unit: 'µs/execution',
         note: `${phases.map((p) => `${p} ${medianOf(p).toFixed(1)}`).join(' + ')} µs; same keys, fields and indexes as the contract functions, in one EVAL loop without Lua logic or per-call overhead`,
         rounds: results.map((r) => phases.reduce((sum, p) => sum + r[p]!, 0)),
+      },
+      {
+        case: this.name,
+        measurement: 'FCALL cost alone of the same four calls (no-op function, same KEYS and ARGV)',
+        value: overheadTotal,
+        unit: 'µs/execution',
+        note: `${phases.map((p) => `${p} ${overheadOf(p).toFixed(1)}`).join(' + ')} µs; pipelined 1000 per round trip. Floor plus this is what the contract's four calls cost before any Lua logic`,
+        rounds: overhead.map((r) => phases.reduce((sum, p) => sum + r[p]!, 0)),
       },
     ];
   },
