@@ -1,0 +1,102 @@
+// `npm run bench:phases [-- --n=1000] [--callgrind]`: the server cost of each step of the
+// lifecycle on its own: create, claim grant, claim and complete (each pipelined, 1000 calls
+// per round trip, so per-call I/O is small), then the fast path (one worker, one call per
+// job). Prints server CPU µs per call (INFO cpu), or, with --callgrind, the instructions
+// the server ran per call — a figure that does not move with the machine's load. For that,
+// run redis-server under `valgrind --tool=callgrind` and point REDIS_URL at it: the script
+// zeroes and reads the counters around each step with callgrind_control.
+import { execFileSync } from 'node:child_process';
+import { Redis } from 'ioredis';
+import { buildClaimExecution, buildCompleteExecution, parseClaimExecution, parseCompleteExecution } from '../generated/execution.js';
+import { claimNextEligible, completeAndClaimNext, type ClaimNextEligibleResult, type CompleteAndClaimNextResult } from '../generated/fastpath.js';
+import { buildIssueClaimGrant, parseIssueClaimGrant } from '../generated/scheduling.js';
+import { call, type Call, FlowFabricClient } from '../runtime/client.js';
+import { newAttemptId, newLeaseId, parseLaneId, type ExecutionId, type LaneId } from '../runtime/ids.js';
+import { soloExecutionId, soloPartition } from '../runtime/partition.js';
+import { startServer } from '../tools/local-server.js';
+import { randomExecutionId, serverCpuSeconds } from './context.js';
+import { benchWorker, createMany, ENQUEUE_CHUNK } from './engine.js';
+
+const argv = process.argv.slice(2);
+const n = Number(argv.find((a) => a.startsWith('--n='))?.slice(4) ?? 10_000);
+const callgrind = argv.includes('--callgrind');
+
+/** Instructions counted so far by the callgrind-run server (all its threads). */
+function callgrindTotal(): number {
+  const out = execFileSync('callgrind_control', ['-e'], { encoding: 'utf8' });
+  return [...out.matchAll(/^\s*Th \d+\s+([\d,]+)/gm)].reduce((sum, m) => sum + Number(m[1]!.replace(/,/g, '')), 0);
+}
+
+async function step(redis: Redis, name: string, block: () => Promise<void>): Promise<void> {
+  if (callgrind) {
+    execFileSync('callgrind_control', ['-z'], { stdio: 'ignore' });
+    await block();
+    console.log(`${name.padEnd(10)} ${(callgrindTotal() / n / 1000).toFixed(1)} k instructions per call`);
+    return;
+  }
+  const before = await serverCpuSeconds(redis);
+  await block();
+  console.log(`${name.padEnd(10)} ${((((await serverCpuSeconds(redis)) - before) * 1e6) / n).toFixed(1)} µs server CPU per call`);
+}
+
+async function pipelined(client: FlowFabricClient, make: (index: number) => Call<unknown>): Promise<void> {
+  for (let start = 0; start < n; start += ENQUEUE_CHUNK) {
+    const calls = Array.from({ length: Math.min(ENQUEUE_CHUNK, n - start) }, (_, i) => make(start + i));
+    const failed = (await client.batch(calls)).find((s) => !s.ok);
+    if (failed && !failed.ok) throw failed.error;
+  }
+}
+
+async function fastPath(client: FlowFabricClient, laneId: LaneId): Promise<void> {
+  const worker = benchWorker(0);
+  const partition = soloPartition(laneId, client.partitions);
+  const leaseTtlMs = 60_000;
+  let claim: ClaimNextEligibleResult | CompleteAndClaimNextResult = await claimNextEligible(client, {
+    ...worker, laneId, partition, leaseId: newLeaseId(), attemptId: newAttemptId(), leaseTtlMs,
+  });
+  while (claim.status === 'claimed' || claim.status === 'claimed_next') {
+    const executionId: ExecutionId = claim.status === 'claimed' ? claim.executionId : claim.nextExecutionId;
+    claim = await completeAndClaimNext(client, {
+      executionId, laneId, ...worker, leaseId: claim.leaseId, leaseEpoch: claim.leaseEpoch, attemptId: claim.attemptId,
+      attemptIndex: claim.attemptIndex, nextLeaseId: newLeaseId(), nextAttemptId: newAttemptId(), leaseTtlMs,
+    });
+  }
+}
+
+async function main(): Promise<void> {
+  const server = process.env.REDIS_URL ? undefined : await startServer();
+  const redis = new Redis(process.env.REDIS_URL ?? server!.url, { maxRetriesPerRequest: 1 });
+  const client = FlowFabricClient.fromIoredis(redis);
+  try {
+    await client.ensureLibrary();
+    const run = `${process.pid}-${Date.now()}`;
+    const laneId = parseLaneId(`phases-${run}`);
+    const ids = Array.from({ length: n }, randomExecutionId);
+    const worker = benchWorker(0);
+    const leases = ids.map(() => ({ leaseId: newLeaseId(), attemptId: newAttemptId() }));
+    const p = client.partitions;
+    await step(redis, 'create', () => createMany(client, ids, laneId));
+    await step(redis, 'grant', () =>
+      pipelined(client, (i) => call(buildIssueClaimGrant({ executionId: ids[i]!, laneId, ...worker, grantTtlMs: 600_000 }, p), parseIssueClaimGrant)),
+    );
+    await step(redis, 'claim', () =>
+      pipelined(client, (i) => call(buildClaimExecution({ executionId: ids[i]!, laneId, ...worker, ...leases[i]!, leaseTtlMs: 600_000 }, p), parseClaimExecution)),
+    );
+    await step(redis, 'complete', () =>
+      pipelined(client, (i) =>
+        call(
+          buildCompleteExecution({ executionId: ids[i]!, laneId, workerInstanceId: worker.workerInstanceId, ...leases[i]!, leaseEpoch: 1, attemptIndex: 0 }, p),
+          parseCompleteExecution,
+        ),
+      ),
+    );
+    const fastLane = parseLaneId(`phases-fast-${run}`);
+    await createMany(client, Array.from({ length: n }, () => soloExecutionId(fastLane, p)), fastLane);
+    await step(redis, 'fast path', () => fastPath(client, fastLane));
+  } finally {
+    redis.disconnect();
+    await server?.stop();
+  }
+}
+
+await main();
