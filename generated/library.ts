@@ -5284,18 +5284,9 @@ function Fast.claim_head(K, A, now)
     if next(core) ~= nil and not Exec.claim_refusal(core)
       and redis.call('EXISTS', EK.claim_grant) == 0
       and not Sched.match_caps(EK.core, core, A.worker_capabilities_csv, now) then
-      local claim = {
-        execution_id = eid,
-        worker_id = A.worker_id,
-        worker_instance_id = A.worker_instance_id,
-        lane_id = A.lane_id,
-        lease_id = A.lease_id,
-        attempt_id = A.attempt_id,
-        lease_ttl_ms = A.lease_ttl_ms,
-        renew_before_ms = A.renew_before_ms,
-        attempt_timeout_ms = A.attempt_timeout_ms,
-      }
-      local fields = Exec.start_attempt(EK, claim, core, now)
+      -- The claim's arguments are A's, for this execution (A is not read again after).
+      A.execution_id = eid
+      local fields = Exec.start_attempt(EK, A, core, now)
       table.insert(fields, 1, eid)
       return fields
     end
