@@ -1,9 +1,11 @@
 // Our side's steps through the generated wrappers, shared by the cases that need executions
 // in a given state: pipelined creates, and grant + claim for one worker.
 import { buildCreateExecution, claimExecution, parseCreateExecution, type ClaimExecutionResult } from '../generated/execution.js';
+import { claimNextEligible, completeAndClaimNext, type ClaimNextEligibleResult, type CompleteAndClaimNextResult } from '../generated/fastpath.js';
 import { issueClaimGrant } from '../generated/scheduling.js';
 import { call, type FlowFabricClient } from '../runtime/client.js';
 import { newAttemptId, newLeaseId, type ExecutionId, type LaneId } from '../runtime/ids.js';
+import { soloPartition } from '../runtime/partition.js';
 
 /** Creates executions are sent per pipeline; BullMQ's addBulk gets the same chunk size. */
 export const ENQUEUE_CHUNK = 1_000;
@@ -65,4 +67,18 @@ export function suspendArgs(
     resumePolicyJson: { resume_target: 'runnable' },
     timeoutBehavior: 'fail',
   };
+}
+
+/** One worker of the fast path on a solo lane: claim the lane's head, then complete-and-claim-next until the lane is empty. */
+export async function fastWorker(client: FlowFabricClient, laneId: LaneId, worker: Worker): Promise<void> {
+  const partition = soloPartition(laneId, client.partitions);
+  const leaseTtlMs = 60_000;
+  let claim: ClaimNextEligibleResult | CompleteAndClaimNextResult = await claimNextEligible(client, { ...worker, laneId, partition, leaseId: newLeaseId(), attemptId: newAttemptId(), leaseTtlMs });
+  while (claim.status === 'claimed' || claim.status === 'claimed_next') {
+    const executionId: ExecutionId = claim.status === 'claimed' ? claim.executionId : claim.nextExecutionId;
+    claim = await completeAndClaimNext(client, {
+      executionId, laneId, ...worker, leaseId: claim.leaseId, leaseEpoch: claim.leaseEpoch, attemptId: claim.attemptId,
+      attemptIndex: claim.attemptIndex, nextLeaseId: newLeaseId(), nextAttemptId: newAttemptId(), leaseTtlMs,
+    });
+  }
 }

@@ -8,14 +8,13 @@
 import { execFileSync } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { buildClaimExecution, buildCompleteExecution, parseClaimExecution, parseCompleteExecution } from '../generated/execution.js';
-import { claimNextEligible, completeAndClaimNext, type ClaimNextEligibleResult, type CompleteAndClaimNextResult } from '../generated/fastpath.js';
 import { buildIssueClaimGrant, parseIssueClaimGrant } from '../generated/scheduling.js';
 import { call, type Call, FlowFabricClient } from '../runtime/client.js';
-import { newAttemptId, newLeaseId, parseLaneId, type ExecutionId, type LaneId } from '../runtime/ids.js';
-import { soloExecutionId, soloPartition } from '../runtime/partition.js';
+import { newAttemptId, newLeaseId, parseLaneId } from '../runtime/ids.js';
+import { soloExecutionId } from '../runtime/partition.js';
 import { startServer } from '../tools/local-server.js';
 import { randomExecutionId, serverCpuSeconds } from './context.js';
-import { benchWorker, createMany, ENQUEUE_CHUNK } from './engine.js';
+import { benchWorker, createMany, ENQUEUE_CHUNK, fastWorker } from './engine.js';
 
 const argv = process.argv.slice(2);
 const n = Number(argv.find((a) => a.startsWith('--n='))?.slice(4) ?? 10_000);
@@ -44,22 +43,6 @@ async function pipelined(client: FlowFabricClient, make: (index: number) => Call
     const calls = Array.from({ length: Math.min(ENQUEUE_CHUNK, n - start) }, (_, i) => make(start + i));
     const failed = (await client.batch(calls)).find((s) => !s.ok);
     if (failed && !failed.ok) throw failed.error;
-  }
-}
-
-async function fastPath(client: FlowFabricClient, laneId: LaneId): Promise<void> {
-  const worker = benchWorker(0);
-  const partition = soloPartition(laneId, client.partitions);
-  const leaseTtlMs = 60_000;
-  let claim: ClaimNextEligibleResult | CompleteAndClaimNextResult = await claimNextEligible(client, {
-    ...worker, laneId, partition, leaseId: newLeaseId(), attemptId: newAttemptId(), leaseTtlMs,
-  });
-  while (claim.status === 'claimed' || claim.status === 'claimed_next') {
-    const executionId: ExecutionId = claim.status === 'claimed' ? claim.executionId : claim.nextExecutionId;
-    claim = await completeAndClaimNext(client, {
-      executionId, laneId, ...worker, leaseId: claim.leaseId, leaseEpoch: claim.leaseEpoch, attemptId: claim.attemptId,
-      attemptIndex: claim.attemptIndex, nextLeaseId: newLeaseId(), nextAttemptId: newAttemptId(), leaseTtlMs,
-    });
   }
 }
 
@@ -92,7 +75,7 @@ async function main(): Promise<void> {
     );
     const fastLane = parseLaneId(`phases-fast-${run}`);
     await createMany(client, Array.from({ length: n }, () => soloExecutionId(fastLane, p)), fastLane);
-    await step(redis, 'fast path', () => fastPath(client, fastLane));
+    await step(redis, 'fast path', () => fastWorker(client, fastLane, worker));
   } finally {
     redis.disconnect();
     await server?.stop();

@@ -6,12 +6,9 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Queue, Worker as BullWorker, type ConnectionOptions } from 'bullmq';
 import { completeExecution } from '../../generated/execution.js';
-import { claimNextEligible, completeAndClaimNext, type ClaimNextEligibleResult, type CompleteAndClaimNextResult } from '../../generated/fastpath.js';
-import type { FlowFabricClient } from '../../runtime/client.js';
-import { newAttemptId, newLeaseId, type ExecutionId, type LaneId } from '../../runtime/ids.js';
-import { soloExecutionId, soloPartition } from '../../runtime/partition.js';
+import { soloExecutionId } from '../../runtime/partition.js';
 import { benchLane, randomExecutionId, serverCpuSeconds, type Case, type Context, type Row } from '../context.js';
-import { ENQUEUE_CHUNK, benchWorker, createMany, grantAndClaim } from '../engine.js';
+import { ENQUEUE_CHUNK, benchWorker, createMany, fastWorker, grantAndClaim } from '../engine.js';
 import { inFlight, median, rounds } from '../measure.js';
 
 const WORKERS = 16;
@@ -49,27 +46,13 @@ async function oursRound(ctx: Context, n: number): Promise<Phases> {
   return { enqueueMs: enqueue.ms, workMs: work.ms, enqueueCpu: enqueue.cpu, workCpu: work.cpu };
 }
 
-/** One worker of the fast path: claim the lane's head, then complete-and-claim-next until the lane is empty. */
-async function fastWorker(client: FlowFabricClient, laneId: LaneId, partition: number, worker: { workerId: string; workerInstanceId: string }): Promise<void> {
-  const leaseTtlMs = 60_000;
-  let claim: ClaimNextEligibleResult | CompleteAndClaimNextResult = await claimNextEligible(client, { ...worker, laneId, partition, leaseId: newLeaseId(), attemptId: newAttemptId(), leaseTtlMs });
-  while (claim.status === 'claimed' || claim.status === 'claimed_next') {
-    const executionId: ExecutionId = claim.status === 'claimed' ? claim.executionId : claim.nextExecutionId;
-    claim = await completeAndClaimNext(client, {
-      executionId, laneId, ...worker, leaseId: claim.leaseId, leaseEpoch: claim.leaseEpoch, attemptId: claim.attemptId,
-      attemptIndex: claim.attemptIndex, nextLeaseId: newLeaseId(), nextAttemptId: newAttemptId(), leaseTtlMs,
-    });
-  }
-}
-
 /** The extension fast path: a solo lane (all on its partition), pipelined creates, one FCALL per job. */
 async function fastRound(ctx: Context, n: number): Promise<Phases> {
   const laneId = benchLane(ctx, 'fast');
-  const partition = soloPartition(laneId, ctx.client.partitions);
   const ids = Array.from({ length: n }, () => soloExecutionId(laneId, ctx.client.partitions));
   const workers = Array.from({ length: WORKERS }, (_, i) => benchWorker(i));
   const enqueue = await phase(ctx, () => createMany(ctx.client, ids, laneId));
-  const work = await phase(ctx, () => Promise.all(workers.map((worker) => fastWorker(ctx.client, laneId, partition, worker))));
+  const work = await phase(ctx, () => Promise.all(workers.map((worker) => fastWorker(ctx.client, laneId, worker))));
   return { enqueueMs: enqueue.ms, workMs: work.ms, enqueueCpu: enqueue.cpu, workCpu: work.cpu };
 }
 
