@@ -406,6 +406,12 @@ export type ExpireSuspensionResult =
   | {
     readonly status: 'expire';
     readonly publicState: 'expired';
+  }
+  | {
+    readonly status: 'other_behavior';
+    /** The sub-status as the server sent it. */
+    readonly subStatus: string;
+    readonly publicState: 'failed';
   };
 /** Error codes {@link expireSuspension} can fail with (as `ScriptError.code`). */
 export type ExpireSuspensionErrorCode = 'invalid_input';
@@ -489,7 +495,7 @@ export function parseExpireSuspension(reply: unknown): ExpireSuspensionResult {
 
       }
 
-      throw new ReplyParseError(fn, 'sub_status', `unexpected sub-status ${subStatus} for ${status}`);
+      return { status: 'other_behavior', subStatus, publicState: fieldEnum(fn, 'public_state', fields, 1, ['failed'] as const) };
     }
 
   }
@@ -513,7 +519,7 @@ export function parseExpireSuspension(reply: unknown): ExpireSuspensionResult {
  * Deliberate deviations from the reference:
  * - A suspension without a timeout (empty timeout_at, e.g. after escalation) answers not_yet_due; the reference raised a Lua runtime error.
  * - The waitpoint, condition, attempt and lane KEYS must be those of the open suspension and exec_core (current_attempt_index, lane_id); a stale pre-read answers invalid_input before any write, so the caller re-reads. The reference closed whatever waitpoint it was given, which could leave the real one open.
- * - Behaviours are echoed as stored; ff_suspend_execution here only stores the six known ones, so the typed reply lists those (auto_resume_with_timeout_signal replies auto_resume, as in the reference).
+ * - Behaviours are echoed as stored; ff_suspend_execution here only stores the six known ones, so the typed reply names those (auto_resume_with_timeout_signal replies auto_resume, as in the reference), and any other stored value, applied with fail semantics as the reference does, parses as other_behavior with the raw value in subStatus, never as a parse error after the write.
  */
 export function expireSuspension(client: FunctionCaller, args: ExpireSuspensionArgs): Promise<ExpireSuspensionResult> {
   return client.call(buildExpireSuspension(args, client.partitions), parseExpireSuspension);

@@ -109,6 +109,12 @@ function checkFunction(spec: Spec, fn: FunctionSpec, codes: Set<string>, at: Rep
     else plain.add(variant.status);
     if (variant.subStatus && plain.has(variant.status)) at(path, `two variants on status ${variant.status}: a plain one and one with sub-status '${variant.subStatus}'`, true);
     if (!variant.subStatus && withSub.has(variant.status)) at(path, `two variants on status ${variant.status}: a plain one and sub-status ones`, true);
+    if (variant.subStatus === '*') {
+      if (!variant.as) at(path, `the catch-all ${variant.status}:* needs 'as', the status its typed result carries`, true);
+      else if (fn.replies.some((v) => v.status === variant.status && v.subStatus === variant.as)) {
+        at(path, `the catch-all's 'as: ${variant.as}' is also a sub-status of ${variant.status}`, true);
+      }
+    } else if (variant.as) at(path, `'as' belongs to a catch-all variant (${variant.status}:*) only`, true);
     checkReplyFields(variant.fields, path, at);
   });
   if (fn.envelope === 'bare' && (fn.replies.length !== 1 || fn.replies[0]!.fields.length !== 1)) {

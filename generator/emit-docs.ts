@@ -62,7 +62,12 @@ function replySection(fn: FunctionSpec): string[] {
   }
   lines.push('| status | fields |', '| --- | --- |');
   for (const variant of fn.replies) {
-    const wire = variant.subStatus ? `${variant.status} + \`${variant.subStatus}\`` : variant.status;
+    const wire =
+      variant.subStatus === '*'
+        ? `${variant.status} + any other sub-status (\`${variant.as}\`, with \`subStatus\`)`
+        : variant.subStatus
+          ? `${variant.status} + \`${variant.subStatus}\``
+          : variant.status;
     const fields = variant.fields.map((f) => `\`${camel(f.name)}\`: ${fieldType(f)}${f.optional ? ' (optional)' : ''}`).join(', ');
     lines.push(`| ${wire} | ${fields || '—'} |`);
   }

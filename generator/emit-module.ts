@@ -382,11 +382,14 @@ function argvExpr(slot: FieldSpec, locals: Map<string, Local>, imports: Imports)
 // ---- reply parser ----
 
 function variantStatus(variant: ReplyVariant): string {
-  return variant.subStatus ?? variant.status;
+  return variant.as ?? variant.subStatus ?? variant.status;
 }
+
+const isCatchAll = (variant: ReplyVariant) => variant.subStatus === '*';
 
 function variantType(variant: ReplyVariant, imports: Imports): string {
   const members = [`readonly status: ${quote(variantStatus(variant))}`];
+  if (isCatchAll(variant)) members.push('/** The sub-status as the server sent it. */\nreadonly subStatus: string');
   for (const field of variant.fields) {
     members.push(`readonly ${camel(field.name)}${field.optional ? '?' : ''}: ${replyTs(field, imports)}`);
   }
@@ -433,6 +436,7 @@ function variantObject(variant: ReplyVariant, offset: number, imports: Imports):
   const lines: string[] = [];
   const previous = new Map<string, string>();
   const members = [`status: ${quote(variantStatus(variant))}`];
+  if (isCatchAll(variant)) members.push('subStatus');
   variant.fields.forEach((field, i) => {
     const variable = camel(field.name);
     const isCounter = variant.fields.some((f) => f.type === 'group' && f.count === field.name);
@@ -477,11 +481,13 @@ function parseStatements(fn: FunctionSpec, imports: Imports): string[] {
       imports.names.add('fieldText');
       lines.push(`const subStatus = fieldText(fn, 'sub_status', fields, 0);`);
       lines.push('switch (subStatus) {');
-      for (const variant of variants) {
+      for (const variant of variants.filter((v) => !isCatchAll(v))) {
         lines.push(`case ${quote(variant.subStatus!)}: {`, ...variantObject(variant, 1, imports), '}');
       }
       lines.push('}');
-      lines.push(`throw new ReplyParseError(fn, 'sub_status', \`unexpected sub-status \${subStatus} for \${status}\`);`);
+      const catchAll = variants.find(isCatchAll);
+      if (catchAll) lines.push(...variantObject(catchAll, 1, imports));
+      else lines.push(`throw new ReplyParseError(fn, 'sub_status', \`unexpected sub-status \${subStatus} for \${status}\`);`);
     }
     lines.push('}');
   }

@@ -171,7 +171,7 @@ interface RawFunction {
   keys: RawKeyRef[];
   argv: FieldSpec[];
   envelope?: FunctionSpec['envelope'];
-  replies: Record<string, ReplyFieldSpec[] | { doc?: string; fields: ReplyFieldSpec[] }>;
+  replies: Record<string, ReplyFieldSpec[] | { doc?: string; as?: string; fields: ReplyFieldSpec[] }>;
   errors?: string[];
   deviations?: string[];
   readonly?: boolean;
@@ -254,7 +254,8 @@ function toReplies(raw: RawFunction['replies']): ReplyVariant[] {
     const [status, subStatus] = key.split(':') as [string, string | undefined];
     const fields = Array.isArray(value) ? value : value.fields;
     const doc = Array.isArray(value) ? undefined : value.doc;
-    return { status, ...(subStatus ? { subStatus } : {}), fields, ...(doc ? { doc } : {}) };
+    const as = Array.isArray(value) ? undefined : value.as;
+    return { status, ...(subStatus ? { subStatus } : {}), ...(as ? { as } : {}), fields, ...(doc ? { doc } : {}) };
   });
 }
 

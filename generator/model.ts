@@ -68,8 +68,14 @@ export interface ReplyFieldSpec {
 export interface ReplyVariant {
   /** Wire status (`OK`, `ALREADY_SATISFIED`, …). */
   readonly status: string;
-  /** For `OK:sub_status` variants: the literal first field that tells them apart. */
+  /**
+   * For `OK:sub_status` variants: the literal first field that tells them apart. `*` is the
+   * catch-all (`OK:*`): any sub-status no other variant names, for values another writer
+   * may have stored; its result carries `status: as` and the wire value in `subStatus`.
+   */
   readonly subStatus?: string;
+  /** The catch-all's `status` in the typed result. */
+  readonly as?: string;
   readonly fields: readonly ReplyFieldSpec[];
   readonly doc?: string;
 }

@@ -110,7 +110,7 @@ export const moduleSchema = {
           replies: {
             type: 'object',
             minProperties: 1,
-            propertyNames: { pattern: '^[A-Z][A-Z_]*(:[a-z_]+)?$' },
+            propertyNames: { pattern: '^[A-Z][A-Z_]*(:([a-z_]+|\\*))?$' },
             additionalProperties: {
               oneOf: [
                 { type: 'array', items: { $ref: '#/definitions/replyField' } },
@@ -118,7 +118,11 @@ export const moduleSchema = {
                   type: 'object',
                   additionalProperties: false,
                   required: ['fields'],
-                  properties: { doc: { type: 'string' }, fields: { type: 'array', items: { $ref: '#/definitions/replyField' } } },
+                  properties: {
+                    doc: { type: 'string' },
+                    as: { type: 'string', pattern: '^[a-z][a-z_]*$' },
+                    fields: { type: 'array', items: { $ref: '#/definitions/replyField' } },
+                  },
                 },
               ],
             },

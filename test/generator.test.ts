@@ -56,13 +56,16 @@ describe('bad specs fail with file, line and reason', () => {
 
   const cases: [string, string, (t: string) => string, RegExp][] = [
     ['YAML syntax', 'spec/demo.yaml', (t) => t.replace('doc: Touches an execution.', 'doc: [unclosed'), /^spec\/demo\.yaml:\d+:\d+: /],
-    ['unknown property', 'spec/demo.yaml', (t) => t.replace('    readonly: true', '    readonly: true\n    colour: blue'), /^spec\/demo\.yaml:36:5: .*must NOT have additional properties 'colour'/],
+    ['unknown property', 'spec/demo.yaml', (t) => t.replace('    readonly: true', '    readonly: true\n    colour: blue'), /^spec\/demo\.yaml:37:5: .*must NOT have additional properties 'colour'/],
     ['unknown argument type', 'spec/demo.yaml', (t) => t.replace('type: durationMs, min: 1', 'type: duration, min: 1'), /^spec\/demo\.yaml:15:\d+: .*argv\/1\/type must be equal to one of the allowed values/],
     ['unknown key reference', 'spec/demo.yaml', (t) => t.replace('      - exec.core\n', '      - exec.kore\n'), /^spec\/demo\.yaml:10:\d+: ff_touch: unknown key reference 'exec\.kore'/],
     ['KEYS across families', 'spec/demo.yaml', (t) => t.replace('      - exec.core\n', '      - exec.core\n      - budget.definition\n'), /^spec\/demo\.yaml:11:\d+: ff_touch: 'budget\.definition' is on partition family 'b' .*CROSSSLOT/],
     ['global key in KEYS', 'spec/demo.yaml', (t) => t.replace('      - exec.core\n', '      - exec.core\n      - global.config\n'), /ff_touch: 'global\.config' has no hash tag/],
     ['two variants on one status', 'spec/demo.yaml', (t) => t.replace('      "OK:skipped"', '      OK: []\n      "OK:skipped"'), /^spec\/demo\.yaml:\d+:\d+: ff_touch: two variants on status OK/],
-    ['unknown error code', 'spec/demo.yaml', (t) => t.replace('errors: [not_found, invalid_input]', 'errors: [not_found, no_such_code]'), /^spec\/demo\.yaml:30:\d+: ff_touch: unknown error code 'no_such_code'/],
+    ['catch-all without as', 'spec/demo.yaml', (t) => t.replace('{ as: other, doc:', '{ doc:'), /^spec\/demo\.yaml:\d+:\d+: ff_touch: the catch-all OK:\* needs 'as'/],
+    ['catch-all as a named sub-status', 'spec/demo.yaml', (t) => t.replace('{ as: other, doc:', '{ as: skipped, doc:'), /ff_touch: the catch-all's 'as: skipped' is also a sub-status of OK/],
+    ['as outside a catch-all', 'spec/demo.yaml', (t) => t.replace('"OK:*": { as: other,', '"OK:other": { as: other,'), /ff_touch: 'as' belongs to a catch-all variant \(OK:\*\) only/],
+    ['unknown error code', 'spec/demo.yaml', (t) => t.replace('errors: [not_found, invalid_input]', 'errors: [not_found, no_such_code]'), /^spec\/demo\.yaml:31:\d+: ff_touch: unknown error code 'no_such_code'/],
     ['duplicate argument', 'spec/demo.yaml', (t) => t.replace('name: renew_ms', 'name: ttl_ms'), /^spec\/demo\.yaml:16:\d+: ff_touch: duplicate ARGV name 'ttl_ms'/],
     ['duplicate function across modules', 'spec/demo.yaml', (t) => t, /unreachable/],
     ['spec without Lua', 'lua/demo.lua', (t) => t.replace("'ff_touch'", "'ff_tuoch'"), /lua\/demo\.lua:1:1: ff_tuoch is registered in Lua but has no spec[\s\S]*spec\/demo\.yaml:4:\d+: ff_touch has a spec but is not registered/],

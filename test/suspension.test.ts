@@ -478,6 +478,19 @@ describe('ff_expire_suspension', () => {
     await expect(scriptError(deliver(client, s, 'go'))).resolves.toMatchObject({ code: 'target_not_signalable' });
   });
 
+  it.each(['retry_later', ''])('applies a behaviour another writer stored (%j) with fail semantics, typed as other_behavior', async (stored) => {
+    // This library's suspend stores only the six known behaviours; a process on the
+    // reference library may store anything. The call must not end in a parse error after
+    // it has written the terminal state.
+    const s = await createSuspended(client, { timeoutMs: 20, timeoutBehavior: 'fail' });
+    const { exec } = keysOf(s.executionId);
+    await redis.hset(exec.suspensionCurrent(), 'timeout_behavior', stored);
+    await sleep(40);
+    await expect(expireSuspensionOf(client, s.executionId)).resolves.toEqual({ status: 'other_behavior', subStatus: stored, publicState: 'failed' });
+    expect(await redis.hgetall(exec.core())).toMatchObject({ lifecycle_phase: 'terminal', terminal_outcome: 'failed', public_state: 'failed', failure_reason: `suspension_timeout:${stored}` });
+    expect(await redis.hget(exec.suspensionCurrent(), 'close_reason')).toBe('timed_out_fail');
+  });
+
   it.each(['auto_resume', 'auto_resume_with_timeout_signal'] as const)('applies %s: runnable and eligible now', async (behavior) => {
     const s = await createSuspended(client, { timeoutMs: 20, timeoutBehavior: behavior });
     const { exec, index } = keysOf(s.executionId);
