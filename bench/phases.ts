@@ -4,7 +4,8 @@
 // job). Prints server CPU µs per call (INFO cpu), or, with --callgrind, the instructions
 // the server ran per call — a figure that does not move with the machine's load. For that,
 // run redis-server under `valgrind --tool=callgrind` and point REDIS_URL at it: the script
-// zeroes and reads the counters around each step with callgrind_control.
+// zeroes and reads the counters around each step with callgrind_control, and dumps a
+// profile of each step.
 import { execFileSync } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { buildClaimExecution, buildCompleteExecution, parseClaimExecution, parseCompleteExecution } from '../generated/execution.js';
@@ -31,6 +32,8 @@ async function step(redis: Redis, name: string, block: () => Promise<void>): Pro
     execFileSync('callgrind_control', ['-z'], { stdio: 'ignore' });
     await block();
     console.log(`${name.padEnd(10)} ${(callgrindTotal() / n / 1000).toFixed(1)} k instructions per call`);
+    // A profile dump of this step alone (callgrind.out.<pid>.<k>), for callgrind_annotate.
+    execFileSync('callgrind_control', ['-d', name.replace(/\W+/g, '-')], { stdio: 'ignore' });
     return;
   }
   const before = await serverCpuSeconds(redis);
