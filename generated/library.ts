@@ -433,8 +433,9 @@ local function write_state(core_key, now, v, extra, transition)
   -- This HSET runs on every transition. The usual shape (the whole vector, a transition,
   -- extra fields as a flat list) goes straight onto the call's argument stack: no command
   -- table is built and grown. The field order is the record's layout when create writes it.
-  -- Numbers in the list are passed as they are: the server writes an integer below 1e17 as
-  -- its plain digits (%.17g), which is what to_text would give.
+  -- Numbers in the list are passed as they are: the server writes an integer as its plain
+  -- digits (Redis 7.0 with %.17g, below 1e17; 7.2+ and Valkey as an integer), which is what
+  -- to_text gives. Hot callers pass text all the same: 7.0's %.17g costs more than to_text.
   if transition ~= false and (extra == nil or extra[1] ~= nil) and v.lifecycle_phase and v.ownership_state
     and v.eligibility_state and v.blocking_reason and v.terminal_outcome and v.attempt_state and v.public_state then
     redis.call('HSET', core_key, 'blocking_detail', v.blocking_detail or '', 'last_mutation_at', now,
