@@ -1,11 +1,15 @@
 // Our side's steps through the generated wrappers, shared by the cases that need executions
 // in a given state: pipelined creates, and grant + claim for one worker.
-import { buildCreateExecution, claimExecution, parseCreateExecution, type ClaimExecutionResult } from '../generated/execution.js';
+import { buildCreateExecution, claimExecution, completeExecution, parseCreateExecution, type ClaimExecutionResult } from '../generated/execution.js';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { claimNextEligible, completeAndClaimNext, type ClaimNextEligibleResult, type CompleteAndClaimNextResult } from '../generated/fastpath.js';
+import { PartitionKeys } from '../generated/keys.js';
+import { claimResumedExecution, deliverSignal } from '../generated/signal.js';
+import { rotateWaitpointHmacSecret, suspendExecution, type SuspendExecutionArgs } from '../generated/suspension.js';
 import { issueClaimGrant } from '../generated/scheduling.js';
 import { call, type FlowFabricClient } from '../runtime/client.js';
-import { newAttemptId, newLeaseId, type ExecutionId, type LaneId } from '../runtime/ids.js';
-import { soloPartition } from '../runtime/partition.js';
+import { executionPartition, newAttemptId, newLeaseId, newSignalId, type ExecutionId, type LaneId } from '../runtime/ids.js';
+import { hashTag, soloPartition } from '../runtime/partition.js';
 
 /** Creates executions are sent per pipeline; BullMQ's addBulk gets the same chunk size. */
 export const ENQUEUE_CHUNK = 1_000;
@@ -81,4 +85,39 @@ export async function fastWorker(client: FlowFabricClient, laneId: LaneId, worke
       attemptIndex: claim.attemptIndex, nextLeaseId: newLeaseId(), nextAttemptId: newAttemptId(), leaseTtlMs,
     });
   }
+}
+
+/** Gives every partition the executions use a waitpoint signing key, unless it already has one. */
+export async function ensureSecrets(client: FlowFabricClient, ids: readonly ExecutionId[]): Promise<void> {
+  for (const partition of new Set(ids.map(executionPartition))) {
+    const ring = new PartitionKeys(hashTag('fp', partition)).waitpointHmacSecrets();
+    if (await client.transport.command('HGET', [ring, 'current_kid'])) continue;
+    await rotateWaitpointHmacSecret(client, { partition, newKid: 'bench', newSecretHex: randomBytes(32).toString('hex'), graceMs: 0 });
+  }
+}
+
+/** An execution held by a worker under a lease. */
+export interface Held {
+  readonly executionId: ExecutionId;
+  readonly worker: Worker;
+  readonly lease: Lease;
+}
+
+/**
+ * One suspension cycle of a held execution, five calls: suspend on a signal waitpoint,
+ * deliver the signal (it resumes), grant, claim the resumed attempt, complete.
+ */
+export async function suspendResumeComplete(client: FlowFabricClient, laneId: LaneId, held: Held): Promise<void> {
+  const { executionId, worker, lease } = held;
+  const args = suspendArgs(executionId, laneId, worker, lease, { suspensionId: randomUUID(), waitpointId: randomUUID() }) as unknown as SuspendExecutionArgs;
+  const suspended = await suspendExecution(client, args);
+  await deliverSignal(client, {
+    executionId, laneId, signalId: newSignalId(), waitpointId: suspended.waitpointId, waitpointToken: suspended.waitpointToken,
+    signalName: 'go', signalCategory: 'bench', sourceType: 'bench', sourceIdentity: 'bench', targetScope: 'waitpoint',
+  });
+  await issueClaimGrant(client, { executionId, laneId, ...worker, grantTtlMs: 10_000 });
+  const leaseId = newLeaseId();
+  const resumed = await claimResumedExecution(client, { executionId, laneId, ...worker, leaseId, leaseTtlMs: 60_000, currentAttemptIndex: lease.attemptIndex });
+  // The resumed claim keeps the attempt and bumps the epoch of the new lease.
+  await completeExecution(client, { executionId, laneId, workerInstanceId: worker.workerInstanceId, ...lease, leaseId, leaseEpoch: Number(resumed.leaseEpoch) });
 }

@@ -1,7 +1,8 @@
 // `npm run bench:phases [-- --n=1000] [--callgrind]`: the server cost of each step of the
 // lifecycle on its own: create, claim grant, claim and complete (each pipelined, 1000 calls
 // per round trip, so per-call I/O is small), then the fast path (one worker, one call per
-// job). Prints server CPU µs per call (INFO cpu), or, with --callgrind, the instructions
+// job) and the suspension cycle (one worker, five calls: suspend, signal, grant, resumed
+// claim, complete; reported per cycle). Prints server CPU µs per call (INFO cpu), or, with --callgrind, the instructions
 // the server ran per call — a figure that does not move with the machine's load. For that,
 // run redis-server under `valgrind --tool=callgrind` and point REDIS_URL at it: the script
 // zeroes and reads the counters around each step with callgrind_control, and dumps a
@@ -15,7 +16,7 @@ import { newAttemptId, newLeaseId, parseLaneId } from '../runtime/ids.js';
 import { soloExecutionId } from '../runtime/partition.js';
 import { startServer } from '../tools/local-server.js';
 import { randomExecutionId, serverCpuSeconds } from './context.js';
-import { benchWorker, createMany, ENQUEUE_CHUNK, fastWorker } from './engine.js';
+import { benchWorker, createMany, ENQUEUE_CHUNK, ensureSecrets, fastWorker, grantAndClaim, suspendResumeComplete, type Held } from './engine.js';
 
 const argv = process.argv.slice(2);
 const n = Number(argv.find((a) => a.startsWith('--n='))?.slice(4) ?? 10_000);
@@ -27,18 +28,18 @@ function callgrindTotal(): number {
   return [...out.matchAll(/^\s*Th \d+\s+([\d,]+)/gm)].reduce((sum, m) => sum + Number(m[1]!.replace(/,/g, '')), 0);
 }
 
-async function step(redis: Redis, name: string, block: () => Promise<void>): Promise<void> {
+async function step(redis: Redis, name: string, block: () => Promise<void>, per = 'call'): Promise<void> {
   if (callgrind) {
     execFileSync('callgrind_control', ['-z'], { stdio: 'ignore' });
     await block();
-    console.log(`${name.padEnd(10)} ${(callgrindTotal() / n / 1000).toFixed(1)} k instructions per call`);
+    console.log(`${name.padEnd(16)} ${(callgrindTotal() / n / 1000).toFixed(1)} k instructions per ${per}`);
     // A profile dump of this step alone (callgrind.out.<pid>.<k>), for callgrind_annotate.
     execFileSync('callgrind_control', ['-d', name.replace(/\W+/g, '-')], { stdio: 'ignore' });
     return;
   }
   const before = await serverCpuSeconds(redis);
   await block();
-  console.log(`${name.padEnd(10)} ${((((await serverCpuSeconds(redis)) - before) * 1e6) / n).toFixed(1)} µs server CPU per call`);
+  console.log(`${name.padEnd(16)} ${((((await serverCpuSeconds(redis)) - before) * 1e6) / n).toFixed(1)} µs server CPU per ${per}`);
 }
 
 async function pipelined(client: FlowFabricClient, make: (index: number) => Call<unknown>): Promise<void> {
@@ -78,7 +79,16 @@ async function main(): Promise<void> {
     );
     const fastLane = parseLaneId(`phases-fast-${run}`);
     await createMany(client, Array.from({ length: n }, () => soloExecutionId(fastLane, p)), fastLane);
-    await step(redis, 'fast path', () => fastWorker(client, fastLane, worker));
+    await step(redis, 'fast path', () => fastWorker(client, fastLane, worker), 'job');
+    const cycleLane = parseLaneId(`phases-suspend-${run}`);
+    const cycleIds = Array.from({ length: n }, randomExecutionId);
+    await ensureSecrets(client, cycleIds);
+    await createMany(client, cycleIds, cycleLane);
+    const held: Held[] = [];
+    for (const executionId of cycleIds) held.push({ executionId, worker, lease: await grantAndClaim(client, executionId, cycleLane, worker) });
+    await step(redis, 'suspension cycle', async () => {
+      for (const h of held) await suspendResumeComplete(client, cycleLane, h);
+    }, 'cycle');
   } finally {
     redis.disconnect();
     await server?.stop();

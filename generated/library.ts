@@ -2666,6 +2666,19 @@ function Susp.exec_key(tag, eid, suffix)
   return 'ff:exec:' .. tag .. ':' .. eid .. ':' .. suffix
 end
 
+-- The exec_core fields Susp.lane_of and Susp.make_runnable read, for callers that HMGET.
+Susp.LANE_FIELDS = { 'lane_id' }
+Susp.RUNNABLE_FIELDS = { 'priority', 'created_at' }
+
+-- One field list made of several lists of exec_core field names (runs at load time).
+function Susp.fields(parts)
+  local all = {}
+  for i = 1, #parts do
+    for j = 1, #parts[i] do all[#all + 1] = parts[i][j] end
+  end
+  return all
+end
+
 function Susp.lane_of(core)
   if is_set(core.lane_id) then
     return core.lane_id
@@ -2751,6 +2764,9 @@ end
 -- Functions
 ---------------------------------------------------------------------------
 
+-- What a suspend reads of exec_core: the lease (validate_lease, mark_expired) and the lane.
+Susp.SUSPEND_CORE_FIELDS = Susp.fields({ LEASE_FIELDS, Susp.LANE_FIELDS })
+
 redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', function(keys, args)
   local K = {
     core = keys[1],
@@ -2816,7 +2832,7 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
   if bad then return bad end
 
   local now = server_now()
-  local core = hgetall(K.core)
+  local core = hmget_map(K.core, Susp.SUSPEND_CORE_FIELDS)
   if next(core) == nil then
     return err('execution_not_found')
   end
@@ -3445,6 +3461,9 @@ function Sig.record(K, A, now, effect)
   redis.call('ZADD', K.exec_signals_zset, now, A.signal_id)
 end
 
+-- What a delivery reads of exec_core: its phase and waitpoint, and what resuming needs.
+Sig.DELIVER_CORE_FIELDS = Susp.fields({ { 'lifecycle_phase', 'current_waitpoint_id' }, Susp.LANE_FIELDS, Susp.RUNNABLE_FIELDS })
+
 redis.register_function('ff_deliver_signal', guard('ff_deliver_signal', function(keys, args)
   local K = {
     core = keys[1],
@@ -3486,7 +3505,7 @@ redis.register_function('ff_deliver_signal', guard('ff_deliver_signal', function
   if bad then return bad end
 
   local now = server_now()
-  local core = hgetall(K.core)
+  local core = hmget_map(K.core, Sig.DELIVER_CORE_FIELDS)
   if next(core) == nil then
     return err('execution_not_found')
   end
@@ -3640,6 +3659,12 @@ redis.register_function('ff_buffer_signal_for_pending_waitpoint', guard('ff_buff
   return ok(A.signal_id, 'buffered_for_pending_waitpoint')
 end))
 
+-- What a resumed claim reads of exec_core.
+Sig.CLAIM_RESUMED_CORE_FIELDS = Susp.fields({
+  { 'lifecycle_phase', 'attempt_state', 'current_attempt_id', 'current_attempt_index', 'current_lease_epoch' },
+  Susp.LANE_FIELDS,
+})
+
 redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_execution', function(keys, args)
   local K = {
     core = keys[1],
@@ -3685,7 +3710,7 @@ redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_ex
   if bad then return bad end
 
   local now = server_now()
-  local core = hgetall(K.core)
+  local core = hmget_map(K.core, Sig.CLAIM_RESUMED_CORE_FIELDS)
   if next(core) == nil then
     return err('execution_not_found')
   end

@@ -132,6 +132,9 @@ function Sig.record(K, A, now, effect)
   redis.call('ZADD', K.exec_signals_zset, now, A.signal_id)
 end
 
+-- What a delivery reads of exec_core: its phase and waitpoint, and what resuming needs.
+Sig.DELIVER_CORE_FIELDS = Susp.fields({ { 'lifecycle_phase', 'current_waitpoint_id' }, Susp.LANE_FIELDS, Susp.RUNNABLE_FIELDS })
+
 redis.register_function('ff_deliver_signal', guard('ff_deliver_signal', function(keys, args)
   local K = {
     core = keys[1],
@@ -173,7 +176,7 @@ redis.register_function('ff_deliver_signal', guard('ff_deliver_signal', function
   if bad then return bad end
 
   local now = server_now()
-  local core = hgetall(K.core)
+  local core = hmget_map(K.core, Sig.DELIVER_CORE_FIELDS)
   if next(core) == nil then
     return err('execution_not_found')
   end
@@ -327,6 +330,12 @@ redis.register_function('ff_buffer_signal_for_pending_waitpoint', guard('ff_buff
   return ok(A.signal_id, 'buffered_for_pending_waitpoint')
 end))
 
+-- What a resumed claim reads of exec_core.
+Sig.CLAIM_RESUMED_CORE_FIELDS = Susp.fields({
+  { 'lifecycle_phase', 'attempt_state', 'current_attempt_id', 'current_attempt_index', 'current_lease_epoch' },
+  Susp.LANE_FIELDS,
+})
+
 redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_execution', function(keys, args)
   local K = {
     core = keys[1],
@@ -372,7 +381,7 @@ redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_ex
   if bad then return bad end
 
   local now = server_now()
-  local core = hgetall(K.core)
+  local core = hmget_map(K.core, Sig.CLAIM_RESUMED_CORE_FIELDS)
   if next(core) == nil then
     return err('execution_not_found')
   end

@@ -306,6 +306,19 @@ function Susp.exec_key(tag, eid, suffix)
   return 'ff:exec:' .. tag .. ':' .. eid .. ':' .. suffix
 end
 
+-- The exec_core fields Susp.lane_of and Susp.make_runnable read, for callers that HMGET.
+Susp.LANE_FIELDS = { 'lane_id' }
+Susp.RUNNABLE_FIELDS = { 'priority', 'created_at' }
+
+-- One field list made of several lists of exec_core field names (runs at load time).
+function Susp.fields(parts)
+  local all = {}
+  for i = 1, #parts do
+    for j = 1, #parts[i] do all[#all + 1] = parts[i][j] end
+  end
+  return all
+end
+
 function Susp.lane_of(core)
   if is_set(core.lane_id) then
     return core.lane_id
@@ -391,6 +404,9 @@ end
 -- Functions
 ---------------------------------------------------------------------------
 
+-- What a suspend reads of exec_core: the lease (validate_lease, mark_expired) and the lane.
+Susp.SUSPEND_CORE_FIELDS = Susp.fields({ LEASE_FIELDS, Susp.LANE_FIELDS })
+
 redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', function(keys, args)
   local K = {
     core = keys[1],
@@ -456,7 +472,7 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
   if bad then return bad end
 
   local now = server_now()
-  local core = hgetall(K.core)
+  local core = hmget_map(K.core, Susp.SUSPEND_CORE_FIELDS)
   if next(core) == nil then
     return err('execution_not_found')
   end
