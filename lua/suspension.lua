@@ -5,17 +5,32 @@ local Susp = {}
 
 ---------------------------------------------------------------------------
 -- Waitpoint tokens (model.md §8): HMAC-SHA1 over `<waitpoint_id>|<waitpoint_key>|<created_at>`,
--- built from redis.sha1hex and the bit library. Secrets never leave these functions.
+-- built from redis.sha1hex and the bit library. Secrets never leave these functions (nor
+-- does the cache of their padded keys, which lives in the library's own Lua state).
 ---------------------------------------------------------------------------
+
+-- The byte of each two-digit hex pair, in either case ('0a', 'A0', ...), for gsub. Built on
+-- first use: the string library is not reachable while the library loads.
+function Susp.hex_pairs()
+  if not Susp.HEX_PAIRS then
+    local digits, pairs_map = '0123456789abcdefABCDEF', {}
+    for i = 1, #digits do
+      for j = 1, #digits do
+        local pair = string.sub(digits, i, i) .. string.sub(digits, j, j)
+        pairs_map[pair] = string.char(tonumber(pair, 16))
+      end
+    end
+    Susp.HEX_PAIRS = pairs_map
+  end
+  return Susp.HEX_PAIRS
+end
 
 -- Bytes of a hex text (either case), or nil when it is not whole hex.
 function Susp.hex_decode(hex)
   if type(hex) ~= 'string' or #hex % 2 ~= 0 or string.find(hex, '[^0-9a-fA-F]') then
     return nil
   end
-  return (string.gsub(hex, '..', function(pair)
-    return string.char(tonumber(pair, 16))
-  end))
+  return (string.gsub(hex, '..', Susp.hex_pairs()))
 end
 
 -- The 64-byte block key XOR-ed with one pad byte.
@@ -27,26 +42,44 @@ function Susp.pad_key(block_key, pad)
   return table.concat(out)
 end
 
--- RFC 2104 HMAC-SHA1 of message under key (raw bytes); lowercase hex digest.
-function Susp.hmac_sha1(key, message)
+-- The RFC 2104 inner and outer padded keys of a secret (its hex text), or nil when the
+-- secret is not hex. Kept per secret for the life of the loaded library, so a token costs
+-- two SHA-1 runs in C rather than a hundred-odd byte operations in Lua; the cache is
+-- emptied when it reaches PAD_CACHE_MAX secrets (rotations add new ones).
+Susp.PAD_CACHE, Susp.PAD_CACHE_SIZE, Susp.PAD_CACHE_MAX = {}, 0, 1024
+
+function Susp.pads(secret_hex)
+  local cached = Susp.PAD_CACHE[secret_hex]
+  if cached then
+    return cached[1], cached[2]
+  end
+  local key = Susp.hex_decode(secret_hex)
+  if key == nil then
+    return nil
+  end
   if #key > 64 then
     key = Susp.hex_decode(redis.sha1hex(key))
   end
   key = key .. string.rep('\0', 64 - #key)
-  local inner = Susp.hex_decode(redis.sha1hex(Susp.pad_key(key, 0x36) .. message))
-  return redis.sha1hex(Susp.pad_key(key, 0x5c) .. inner)
+  local inner, outer = Susp.pad_key(key, 0x36), Susp.pad_key(key, 0x5c)
+  if Susp.PAD_CACHE_SIZE >= Susp.PAD_CACHE_MAX then
+    Susp.PAD_CACHE, Susp.PAD_CACHE_SIZE = {}, 0
+  end
+  Susp.PAD_CACHE[secret_hex] = { inner, outer }
+  Susp.PAD_CACHE_SIZE = Susp.PAD_CACHE_SIZE + 1
+  return inner, outer
 end
 
--- Compares two digests without stopping at the first difference.
+-- RFC 2104 HMAC-SHA1 of message from a secret's padded keys; lowercase hex digest.
+function Susp.hmac_sha1(inner_pad, outer_pad, message)
+  local inner = Susp.hex_decode(redis.sha1hex(inner_pad .. message))
+  return redis.sha1hex(outer_pad .. inner)
+end
+
+-- Compares two digests in time that does not depend on where they differ: it compares
+-- their SHA-1s (Lua's own string comparison gives no such promise).
 function Susp.same_digest(a, b)
-  if #a ~= #b then
-    return false
-  end
-  local diff = 0
-  for i = 1, #a do
-    diff = bit.bor(diff, bit.bxor(string.byte(a, i), string.byte(b, i)))
-  end
-  return diff == 0
+  return redis.sha1hex(a) == redis.sha1hex(b)
 end
 
 function Susp.token_message(waitpoint_id, waitpoint_key, created_at_text)
@@ -67,11 +100,11 @@ function Susp.mint(secrets_key, waitpoint_id, waitpoint_key, created_at)
   if not is_set(secret) then
     return nil, err('hmac_secret_not_initialized')
   end
-  local key = Susp.hex_decode(secret)
-  if key == nil then
+  local inner, outer = Susp.pads(secret)
+  if inner == nil then
     return nil, err('invalid_secret')
   end
-  return kid .. ':' .. Susp.hmac_sha1(key, Susp.token_message(waitpoint_id, waitpoint_key, to_text(created_at)))
+  return kid .. ':' .. Susp.hmac_sha1(inner, outer, Susp.token_message(waitpoint_id, waitpoint_key, to_text(created_at)))
 end
 
 -- Verifies a presented token (§8.3, checks in order). Reads only. Returns nil when valid,
@@ -110,11 +143,11 @@ function Susp.verify(secrets_key, token, waitpoint_id, waitpoint_key, created_at
       return 'token_expired'
     end
   end
-  local key = Susp.hex_decode(secret)
-  if key == nil then
+  local inner, outer = Susp.pads(secret)
+  if inner == nil then
     return 'invalid_secret'
   end
-  local expected = Susp.hmac_sha1(key, Susp.token_message(waitpoint_id, waitpoint_key, created_at_text))
+  local expected = Susp.hmac_sha1(inner, outer, Susp.token_message(waitpoint_id, waitpoint_key, created_at_text))
   if not Susp.same_digest(expected, digest) then
     return 'invalid_token'
   end
