@@ -59,6 +59,60 @@ export function bundleLua(luaDir: string, keyCounts: ReadonlyMap<string, number>
   return { source: `${parts.join('\n')}\n`, version: readVersion(luaDir), lineMap };
 }
 
+/**
+ * Globals read by code that runs when the library is loaded: the chunk's own statements,
+ * and the bodies of the chunk's functions they call (`Susp.fields(...)`, `guard(...)`), but
+ * not the bodies of functions only registered or returned. During FUNCTION LOAD the server
+ * exposes only `redis` (register_function, log…): a load-time `string.sub` or `select`
+ * fails the load.
+ */
+function loadTimeGlobals(ast: LuaNode): { name: string; line: number }[] {
+  const nameOf = (node: unknown): string | undefined => {
+    const n = node as LuaNode | undefined;
+    if (n?.type === 'Identifier') return String(n.name);
+    if (n?.type === 'MemberExpression') {
+      const base = nameOf(n.base);
+      return base === undefined ? undefined : `${base}.${String((n.identifier as LuaNode).name)}`;
+    }
+    return undefined;
+  };
+  const declared = new Map<string, LuaNode>();
+  for (const statement of ast.body as LuaNode[]) {
+    if (statement.type !== 'FunctionDeclaration') continue;
+    const name = nameOf(statement.identifier);
+    if (name !== undefined) declared.set(name, statement);
+  }
+  const uses: { name: string; line: number }[] = [];
+  const entered = new Set<LuaNode>();
+  const visit = (node: unknown, skipIdentifier = false): void => {
+    if (Array.isArray(node)) return node.forEach((child) => visit(child));
+    if (!node || typeof node !== 'object') return;
+    const n = node as LuaNode;
+    if (n.type === 'FunctionDeclaration' || n.type === 'FunctionExpression') return; // runs later, if called
+    if (n.type === 'Identifier') {
+      if (!skipIdentifier && n.isLocal === false && n.name !== 'redis') {
+        uses.push({ name: String(n.name), line: (n.loc as { start: { line: number } }).start.line });
+      }
+      return;
+    }
+    if (n.type === 'CallExpression' || n.type === 'StringCallExpression' || n.type === 'TableCallExpression') {
+      const callee = declared.get(nameOf(n.base) ?? '');
+      if (callee && !entered.has(callee)) {
+        entered.add(callee);
+        visit(callee.body);
+      }
+    }
+    for (const [key, value] of Object.entries(n)) {
+      if (key === 'loc' || key === 'range') continue;
+      // A field name (`t.name`, `{ name = … }`) is not a variable.
+      const isFieldName = (n.type === 'MemberExpression' && key === 'identifier') || (n.type === 'TableKeyString' && key === 'key');
+      visit(value, isFieldName);
+    }
+  };
+  visit(ast.body);
+  return uses;
+}
+
 /** Globals a function library may read; anything else free is a typo or a missing helper. */
 const ALLOWED_GLOBALS = new Set([
   'redis', 'cjson', 'bit', 'struct', 'cmsgpack', 'math', 'string', 'table', 'tonumber', 'tostring', 'type', 'pairs',
@@ -206,6 +260,9 @@ export function checkLua(spec: Spec, bundle: LuaBundle): SpecProblem[] & { unreg
     if (!ALLOWED_GLOBALS.has(name)) {
       problems.push({ ...where((global.loc as { start: { line: number } }).start.line), message: `free name '${name}' is neither a local nor an allowed global (missing helper or typo?)` });
     }
+  }
+  for (const use of loadTimeGlobals(ast)) {
+    problems.push({ ...where(use.line), message: `'${use.name}' is read while the library loads, where the server offers only 'redis' (move it into a function that runs at call time)` });
   }
   const specFunctions = new Map(spec.modules.flatMap((m) => m.functions.map((f) => [f.name, f] as const)));
   const registered = registrations(ast);

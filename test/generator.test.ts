@@ -72,6 +72,8 @@ describe('bad specs fail with file, line and reason', () => {
     ['Lua reads beyond declared KEYS', 'lua/demo.lua', (t) => t.replace('definition = keys[1] }', 'definition = keys[1] }\n    local extra = keys[3]'), /lua\/demo\.lua:7:1: ff_budget_info reads KEYS\[3\] but the spec declares 1 KEYS/],
     ['K table out of order', 'lua/demo.lua', (t) => t.replace('core = keys[1], lane = keys[2]', 'lane = keys[2], core = keys[1]'), /ff_touch: Lua K table \(lane, core\) differs from the spec's KEYS \(core, lane\)/],
     ['readonly flag mismatch', 'lua/demo.lua', (t) => t.replace("flags = { 'no-writes' },", ''), /ff_budget_info: spec says readonly=true but the registration lacks the no-writes flag/],
+    ['global read while the library loads', 'lua/demo.lua', (t) => `local WIDTH = string.len('abc')\n${t}`, /lua\/demo\.lua:1:1: 'string' is read while the library loads/],
+    ['global read by a function called while the library loads', 'lua/demo.lua', (t) => `local function count(...) return select('#', ...) end\nlocal N = count(1, 2)\n${t}`, /lua\/demo\.lua:1:1: 'select' is read while the library loads/],
     ['free global name', 'lua/demo.lua', (t) => t.replace("return ok('0')", "return okk('0')"), /lua\/demo\.lua:11:1: free name 'okk'/],
     ['version not found', 'lua/version.lua', (t) => t.replace("return '1'", 'return 1'), /version\.lua must contain exactly one return/],
   ];
