@@ -318,6 +318,27 @@ local function hmget_map(key, fields)
   return map
 end
 
+-- An execution's exec_core: the named fields (HMGET; missing ones absent), or all of them.
+-- Returns nil and the execution_not_found reply when there is no such record.
+local function read_core(core_key, fields)
+  local core
+  if fields then core = hmget_map(core_key, fields) else core = hgetall(core_key) end
+  if next(core) == nil then
+    return nil, err('execution_not_found')
+  end
+  return core
+end
+
+-- One list of exec_core field names made of several (for HMGET). Runs at load time too,
+-- so it uses no global.
+local function field_list(parts)
+  local all = {}
+  for i = 1, #parts do
+    for j = 1, #parts[i] do all[#all + 1] = parts[i][j] end
+  end
+  return all
+end
+
 -- Text of a value for storage: integral numbers in plain decimal (tostring would switch to
 -- exponent form from 1e14 on), everything else as tostring gives it.
 local function to_text(value)
@@ -610,16 +631,9 @@ local Lease = {}
 -- Upper bound of the renew durations (about 31 700 years).
 Lease.MAX_DURATION_MS = 1000000000000000
 
--- ARGV execution_id names the member of the partition indexes these functions write; it
--- must be the execution whose core key was passed, or the indexes would drift.
-function Lease.check_execution(core_key, execution_id)
-  return check_core_key(core_key, execution_id)
-end
-
 -- What a renewal reads of exec_core: the lease fields (which mark_expired needs too) and
 -- the revocation stamp. Renewal is a worker's most frequent call: no HGETALL of fifty fields.
-Lease.RENEW_FIELDS = { 'lease_revoked_at' }
-for i = 1, #LEASE_FIELDS do Lease.RENEW_FIELDS[i + 1] = LEASE_FIELDS[i] end
+Lease.RENEW_FIELDS = field_list({ { 'lease_revoked_at' }, LEASE_FIELDS })
 
 redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys, args)
   local K = {
@@ -641,14 +655,12 @@ redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys,
   local bad = check_int_arg(A, 'lease_ttl_ms', 1, Lease.MAX_DURATION_MS)
     or check_int_arg(A, 'lease_history_grace_ms', 0, Lease.MAX_DURATION_MS)
   if bad then return bad end
-  bad = Lease.check_execution(K.core, A.execution_id)
+  bad = check_core_key(K.core, A.execution_id)
   if bad then return bad end
 
   local now = server_now()
-  local core = hmget_map(K.core, Lease.RENEW_FIELDS)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core, Lease.RENEW_FIELDS)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'active' then
     return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
   end
@@ -692,7 +704,7 @@ redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_exp
   local A = {
     execution_id = args[1],
   }
-  local bad = Lease.check_execution(K.core, A.execution_id)
+  local bad = check_core_key(K.core, A.execution_id)
   if bad then return bad end
 
   local now = server_now()
@@ -736,17 +748,15 @@ redis.register_function('ff_revoke_lease', guard('ff_revoke_lease', function(key
     expected_lease_id = args[2],
     revoke_reason = args[3],
   }
-  local bad = Lease.check_execution(K.core, A.execution_id)
+  local bad = check_core_key(K.core, A.execution_id)
   if bad then return bad end
   -- Only a missing reason falls back; an explicit empty string is kept (as the reference).
   local reason = A.revoke_reason
   if reason == nil then reason = 'operator' end
 
   local now = server_now()
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'active' then
     return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
   end
@@ -1222,10 +1232,8 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
   local mismatch = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()
-  local core = hmget_map(K.core, Exec.CLAIM_FIELDS)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core, Exec.CLAIM_FIELDS)
+  if not core then return missing end
   local refused = Exec.claim_refusal(core)
   if refused then return refused end
   local grant = hmget_map(K.claim_grant, Exec.GRANT_FIELDS)
@@ -1312,10 +1320,8 @@ redis.register_function('ff_complete_execution', guard('ff_complete_execution', 
   local mismatch = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()
-  local core = hmget_map(K.core, LEASE_FIELDS)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core, LEASE_FIELDS)
+  if not core then return missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
   if rejected then return rejected end
 
@@ -1388,10 +1394,8 @@ end
 function Exec.holder_core(K, A, now)
   local mismatch = check_core_key(K.core, A.execution_id)
   if mismatch then return nil, mismatch end
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return nil, err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return nil, missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
   if rejected then return nil, rejected end
   return core
@@ -1436,10 +1440,8 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
   local reason = A.reason or ''
   local source = A.source or ''
   local now = server_now()
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return missing end
   local phase = core.lifecycle_phase or ''
   if phase == 'terminal' then
     return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
@@ -1849,10 +1851,8 @@ redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', fu
   local worker_instance_id = A.worker_instance_id or ''
   local lane = A.lane_id or ''
   local now = server_now()
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'active' then
     return err('execution_not_reclaimable')
   end
@@ -2173,10 +2173,8 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
   local bad = Sched.check_grant_args(A)
   if bad then return bad end
   local now = server_now()
-  local core = hmget_map(K.core, Sched.GRANT_CORE_FIELDS)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core, Sched.GRANT_CORE_FIELDS)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
     return err('execution_not_eligible')
   end
@@ -2206,10 +2204,8 @@ redis.register_function('ff_change_priority', guard('ff_change_priority', functi
   local mismatch = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
     return err('execution_not_eligible')
   end
@@ -2237,10 +2233,8 @@ redis.register_function('ff_update_progress', guard('ff_update_progress', functi
     return err('invalid_input', 'progress_pct must be within 0..100, got: ' .. args[4])
   end
   local now = server_now()
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'active' then
     return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
   end
@@ -2338,10 +2332,8 @@ redis.register_function('ff_issue_reclaim_grant', guard('ff_issue_reclaim_grant'
   A.worker_instance_id = A.worker_instance_id or ''
   A.lane_id = A.lane_id or ''
   local now = server_now()
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'active' then
     return err('execution_not_reclaimable')
   end
@@ -2703,15 +2695,6 @@ end
 Susp.LANE_FIELDS = { 'lane_id' }
 Susp.RUNNABLE_FIELDS = { 'priority', 'created_at' }
 
--- One field list made of several lists of exec_core field names (runs at load time).
-function Susp.fields(parts)
-  local all = {}
-  for i = 1, #parts do
-    for j = 1, #parts[i] do all[#all + 1] = parts[i][j] end
-  end
-  return all
-end
-
 function Susp.lane_of(core)
   if is_set(core.lane_id) then
     return core.lane_id
@@ -2798,7 +2781,7 @@ end
 ---------------------------------------------------------------------------
 
 -- What a suspend reads of exec_core: the lease (validate_lease, mark_expired) and the lane.
-Susp.SUSPEND_CORE_FIELDS = Susp.fields({ LEASE_FIELDS, Susp.LANE_FIELDS })
+Susp.SUSPEND_CORE_FIELDS = field_list({ LEASE_FIELDS, Susp.LANE_FIELDS })
 
 redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', function(keys, args)
   local K = {
@@ -2865,10 +2848,8 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
   if bad then return bad end
 
   local now = server_now()
-  local core = hmget_map(K.core, Susp.SUSPEND_CORE_FIELDS)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core, Susp.SUSPEND_CORE_FIELDS)
+  if not core then return missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
   if rejected then return rejected end
   if core.current_attempt_index ~= A.attempt_index then
@@ -3005,10 +2986,8 @@ redis.register_function('ff_resume_execution', guard('ff_resume_execution', func
   if bad then return bad end
 
   local now = server_now()
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'suspended' then
     return err('execution_not_suspended')
   end
@@ -3069,10 +3048,8 @@ redis.register_function('ff_create_pending_waitpoint', guard('ff_create_pending_
   if bad then return bad end
 
   local now = server_now()
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'active' then
     return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
   end
@@ -3495,7 +3472,7 @@ function Sig.record(K, A, now, effect)
 end
 
 -- What a delivery reads of exec_core: its phase and waitpoint, and what resuming needs.
-Sig.DELIVER_CORE_FIELDS = Susp.fields({ { 'lifecycle_phase', 'current_waitpoint_id' }, Susp.LANE_FIELDS, Susp.RUNNABLE_FIELDS })
+Sig.DELIVER_CORE_FIELDS = field_list({ { 'lifecycle_phase', 'current_waitpoint_id' }, Susp.LANE_FIELDS, Susp.RUNNABLE_FIELDS })
 
 redis.register_function('ff_deliver_signal', guard('ff_deliver_signal', function(keys, args)
   local K = {
@@ -3538,10 +3515,8 @@ redis.register_function('ff_deliver_signal', guard('ff_deliver_signal', function
   if bad then return bad end
 
   local now = server_now()
-  local core = hmget_map(K.core, Sig.DELIVER_CORE_FIELDS)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core, Sig.DELIVER_CORE_FIELDS)
+  if not core then return missing end
   -- A missing waitpoint answers like a bad token, so callers cannot probe for waitpoints.
   local wp, created_at_text = Sig.load_waitpoint(K, A)
   if not wp then
@@ -3693,7 +3668,7 @@ redis.register_function('ff_buffer_signal_for_pending_waitpoint', guard('ff_buff
 end))
 
 -- What a resumed claim reads of exec_core.
-Sig.CLAIM_RESUMED_CORE_FIELDS = Susp.fields({
+Sig.CLAIM_RESUMED_CORE_FIELDS = field_list({
   { 'lifecycle_phase', 'attempt_state', 'current_attempt_id', 'current_attempt_index', 'current_lease_epoch' },
   Susp.LANE_FIELDS,
 })
@@ -3743,10 +3718,8 @@ redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_ex
   if bad then return bad end
 
   local now = server_now()
-  local core = hmget_map(K.core, Sig.CLAIM_RESUMED_CORE_FIELDS)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core, Sig.CLAIM_RESUMED_CORE_FIELDS)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'runnable' then
     return err('execution_not_leaseable')
   end
@@ -4308,11 +4281,6 @@ redis.register_function('ff_reset_budget', guard('ff_reset_budget', function(key
   return ok('0')
 end))
 
--- execution_id must be the execution of the caller's core key.
-function Budget.check_execution(core_key, eid)
-  return check_core_key(core_key, eid)
-end
-
 -- The caller's lane index keys must be the execution's own lane's: its eligible index, and
 -- one of \`sets\` among its blocked indexes. A core without lane_id (hand-built) is not checked.
 function Budget.check_lane_keys(tag, lane, eligible_key, blocked_key, sets)
@@ -4349,12 +4317,10 @@ redis.register_function('ff_block_execution_for_admission', guard('ff_block_exec
     blocking_detail = args[3],
     now_ms = args[4],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } }) or Budget.check_execution(K.core, A.execution_id)
+  local bad = check_args(A, { { 'now_ms', 'int?' } }) or check_core_key(K.core, A.execution_id)
   if bad then return bad end
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return missing end
   if core.lifecycle_phase == 'terminal' then
     return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
   end
@@ -4401,12 +4367,10 @@ redis.register_function('ff_unblock_execution', guard('ff_unblock_execution', fu
     now_ms = args[2],
     expected_blocking_reason = args[3],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } }) or Budget.check_execution(K.core, A.execution_id)
+  local bad = check_args(A, { { 'now_ms', 'int?' } }) or check_core_key(K.core, A.execution_id)
   if bad then return bad end
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'runnable' or not Budget.UNBLOCKABLE[core.eligibility_state or ''] then
     return err('execution_not_eligible')
   end
@@ -4635,14 +4599,6 @@ function Flow.check_flow_args(A, core_key)
   return prefix
 end
 
--- The execution id of an exec key must be the one named in ARGV (it is the index member).
-function Flow.check_execution_key(core_key, execution_id)
-  if not core_key then
-    return err('invalid_input', 'exec_core key missing')
-  end
-  return check_core_key(core_key, execution_id)
-end
-
 
 -- Decrements the unsatisfied count, never below 0; returns what remains.
 function Flow.decrement_unsatisfied(deps_meta_key)
@@ -4827,7 +4783,7 @@ redis.register_function('ff_add_execution_to_flow', guard('ff_add_execution_to_f
   }
   local _, bad = Flow.check_flow_args(A, K.flow_core)
   if bad then return bad end
-  bad = check_args(A, { { 'execution_id', 'nonempty' } }) or Flow.check_execution_key(K.exec_core, A.execution_id)
+  bad = check_args(A, { { 'execution_id', 'nonempty' } }) or check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
 
   local flow = hgetall(K.flow_core)
@@ -4998,10 +4954,8 @@ redis.register_function('ff_apply_dependency_to_child', guard('ff_apply_dependen
   }) or check_count_text(A, 'graph_revision')
   if bad then return bad end
 
-  local core = hgetall(K.exec_core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.exec_core)
+  if not core then return missing end
   if is_set(core.flow_id) and core.flow_id ~= A.flow_id then
     return err('execution_already_in_flow')
   end
@@ -5153,11 +5107,11 @@ redis.register_function('ff_promote_blocked_to_eligible', guard('ff_promote_bloc
     now_ms = args[2],
   }
   local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'now_ms', 'int?' } })
-    or Flow.check_execution_key(K.exec_core, A.execution_id)
+    or check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
 
-  local core = hgetall(K.exec_core)
-  if next(core) == nil then return err('execution_not_found') end
+  local core, missing = read_core(K.exec_core)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'runnable' then return err('not_runnable') end
   if core.eligibility_state ~= 'blocked_by_dependencies' then return err('not_blocked_by_deps') end
   if core.terminal_outcome ~= 'none' then return err('terminal') end
@@ -5185,7 +5139,7 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
     now_ms = args[2],
   }
   local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'now_ms', 'int?' } })
-    or Flow.check_execution_key(K.exec_core, A.execution_id)
+    or check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
   -- Edge ids follow the two fixed ARGV; their dep keys follow the seven fixed KEYS.
   local edge_count = #args - 2
@@ -5198,8 +5152,8 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
     end
   end
 
-  local core = hgetall(K.exec_core)
-  if next(core) == nil then return err('execution_not_found') end
+  local core, missing = read_core(K.exec_core)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'terminal' then return err('execution_not_terminal') end
   local replays = parse_number(core.replay_count) or 0
   if replays >= Flow.max_replays(K.exec_core) then return err('max_replays_exhausted') end
@@ -5440,10 +5394,8 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
     return err('invalid_input', 'the eligible index is not on the execution partition')
   end
   local now = server_now()
-  local core = hmget_map(K.core, LEASE_FIELDS)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core, LEASE_FIELDS)
+  if not core then return missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
   if rejected then return rejected end
   Exec.finish_success(K, A, core, now)

@@ -306,11 +306,6 @@ redis.register_function('ff_reset_budget', guard('ff_reset_budget', function(key
   return ok('0')
 end))
 
--- execution_id must be the execution of the caller's core key.
-function Budget.check_execution(core_key, eid)
-  return check_core_key(core_key, eid)
-end
-
 -- The caller's lane index keys must be the execution's own lane's: its eligible index, and
 -- one of `sets` among its blocked indexes. A core without lane_id (hand-built) is not checked.
 function Budget.check_lane_keys(tag, lane, eligible_key, blocked_key, sets)
@@ -347,12 +342,10 @@ redis.register_function('ff_block_execution_for_admission', guard('ff_block_exec
     blocking_detail = args[3],
     now_ms = args[4],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } }) or Budget.check_execution(K.core, A.execution_id)
+  local bad = check_args(A, { { 'now_ms', 'int?' } }) or check_core_key(K.core, A.execution_id)
   if bad then return bad end
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return missing end
   if core.lifecycle_phase == 'terminal' then
     return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
   end
@@ -399,12 +392,10 @@ redis.register_function('ff_unblock_execution', guard('ff_unblock_execution', fu
     now_ms = args[2],
     expected_blocking_reason = args[3],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } }) or Budget.check_execution(K.core, A.execution_id)
+  local bad = check_args(A, { { 'now_ms', 'int?' } }) or check_core_key(K.core, A.execution_id)
   if bad then return bad end
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'runnable' or not Budget.UNBLOCKABLE[core.eligibility_state or ''] then
     return err('execution_not_eligible')
   end

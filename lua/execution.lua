@@ -422,10 +422,8 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
   local mismatch = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()
-  local core = hmget_map(K.core, Exec.CLAIM_FIELDS)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core, Exec.CLAIM_FIELDS)
+  if not core then return missing end
   local refused = Exec.claim_refusal(core)
   if refused then return refused end
   local grant = hmget_map(K.claim_grant, Exec.GRANT_FIELDS)
@@ -512,10 +510,8 @@ redis.register_function('ff_complete_execution', guard('ff_complete_execution', 
   local mismatch = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()
-  local core = hmget_map(K.core, LEASE_FIELDS)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core, LEASE_FIELDS)
+  if not core then return missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
   if rejected then return rejected end
 
@@ -588,10 +584,8 @@ end
 function Exec.holder_core(K, A, now)
   local mismatch = check_core_key(K.core, A.execution_id)
   if mismatch then return nil, mismatch end
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return nil, err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return nil, missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
   if rejected then return nil, rejected end
   return core
@@ -636,10 +630,8 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
   local reason = A.reason or ''
   local source = A.source or ''
   local now = server_now()
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return missing end
   local phase = core.lifecycle_phase or ''
   if phase == 'terminal' then
     return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
@@ -1049,10 +1041,8 @@ redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', fu
   local worker_instance_id = A.worker_instance_id or ''
   local lane = A.lane_id or ''
   local now = server_now()
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'active' then
     return err('execution_not_reclaimable')
   end

@@ -164,10 +164,8 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
     return err('invalid_input', 'the eligible index is not on the execution partition')
   end
   local now = server_now()
-  local core = hmget_map(K.core, LEASE_FIELDS)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core, LEASE_FIELDS)
+  if not core then return missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
   if rejected then return rejected end
   Exec.finish_success(K, A, core, now)

@@ -34,14 +34,6 @@ function Flow.check_flow_args(A, core_key)
   return prefix
 end
 
--- The execution id of an exec key must be the one named in ARGV (it is the index member).
-function Flow.check_execution_key(core_key, execution_id)
-  if not core_key then
-    return err('invalid_input', 'exec_core key missing')
-  end
-  return check_core_key(core_key, execution_id)
-end
-
 
 -- Decrements the unsatisfied count, never below 0; returns what remains.
 function Flow.decrement_unsatisfied(deps_meta_key)
@@ -226,7 +218,7 @@ redis.register_function('ff_add_execution_to_flow', guard('ff_add_execution_to_f
   }
   local _, bad = Flow.check_flow_args(A, K.flow_core)
   if bad then return bad end
-  bad = check_args(A, { { 'execution_id', 'nonempty' } }) or Flow.check_execution_key(K.exec_core, A.execution_id)
+  bad = check_args(A, { { 'execution_id', 'nonempty' } }) or check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
 
   local flow = hgetall(K.flow_core)
@@ -397,10 +389,8 @@ redis.register_function('ff_apply_dependency_to_child', guard('ff_apply_dependen
   }) or check_count_text(A, 'graph_revision')
   if bad then return bad end
 
-  local core = hgetall(K.exec_core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.exec_core)
+  if not core then return missing end
   if is_set(core.flow_id) and core.flow_id ~= A.flow_id then
     return err('execution_already_in_flow')
   end
@@ -552,11 +542,11 @@ redis.register_function('ff_promote_blocked_to_eligible', guard('ff_promote_bloc
     now_ms = args[2],
   }
   local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'now_ms', 'int?' } })
-    or Flow.check_execution_key(K.exec_core, A.execution_id)
+    or check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
 
-  local core = hgetall(K.exec_core)
-  if next(core) == nil then return err('execution_not_found') end
+  local core, missing = read_core(K.exec_core)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'runnable' then return err('not_runnable') end
   if core.eligibility_state ~= 'blocked_by_dependencies' then return err('not_blocked_by_deps') end
   if core.terminal_outcome ~= 'none' then return err('terminal') end
@@ -584,7 +574,7 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
     now_ms = args[2],
   }
   local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'now_ms', 'int?' } })
-    or Flow.check_execution_key(K.exec_core, A.execution_id)
+    or check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
   -- Edge ids follow the two fixed ARGV; their dep keys follow the seven fixed KEYS.
   local edge_count = #args - 2
@@ -597,8 +587,8 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
     end
   end
 
-  local core = hgetall(K.exec_core)
-  if next(core) == nil then return err('execution_not_found') end
+  local core, missing = read_core(K.exec_core)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'terminal' then return err('execution_not_terminal') end
   local replays = parse_number(core.replay_count) or 0
   if replays >= Flow.max_replays(K.exec_core) then return err('max_replays_exhausted') end

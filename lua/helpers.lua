@@ -148,6 +148,27 @@ local function hmget_map(key, fields)
   return map
 end
 
+-- An execution's exec_core: the named fields (HMGET; missing ones absent), or all of them.
+-- Returns nil and the execution_not_found reply when there is no such record.
+local function read_core(core_key, fields)
+  local core
+  if fields then core = hmget_map(core_key, fields) else core = hgetall(core_key) end
+  if next(core) == nil then
+    return nil, err('execution_not_found')
+  end
+  return core
+end
+
+-- One list of exec_core field names made of several (for HMGET). Runs at load time too,
+-- so it uses no global.
+local function field_list(parts)
+  local all = {}
+  for i = 1, #parts do
+    for j = 1, #parts[i] do all[#all + 1] = parts[i][j] end
+  end
+  return all
+end
+
 -- Text of a value for storage: integral numbers in plain decimal (tostring would switch to
 -- exponent form from 1e14 on), everything else as tostring gives it.
 local function to_text(value)

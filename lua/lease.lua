@@ -5,16 +5,9 @@ local Lease = {}
 -- Upper bound of the renew durations (about 31 700 years).
 Lease.MAX_DURATION_MS = 1000000000000000
 
--- ARGV execution_id names the member of the partition indexes these functions write; it
--- must be the execution whose core key was passed, or the indexes would drift.
-function Lease.check_execution(core_key, execution_id)
-  return check_core_key(core_key, execution_id)
-end
-
 -- What a renewal reads of exec_core: the lease fields (which mark_expired needs too) and
 -- the revocation stamp. Renewal is a worker's most frequent call: no HGETALL of fifty fields.
-Lease.RENEW_FIELDS = { 'lease_revoked_at' }
-for i = 1, #LEASE_FIELDS do Lease.RENEW_FIELDS[i + 1] = LEASE_FIELDS[i] end
+Lease.RENEW_FIELDS = field_list({ { 'lease_revoked_at' }, LEASE_FIELDS })
 
 redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys, args)
   local K = {
@@ -36,14 +29,12 @@ redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys,
   local bad = check_int_arg(A, 'lease_ttl_ms', 1, Lease.MAX_DURATION_MS)
     or check_int_arg(A, 'lease_history_grace_ms', 0, Lease.MAX_DURATION_MS)
   if bad then return bad end
-  bad = Lease.check_execution(K.core, A.execution_id)
+  bad = check_core_key(K.core, A.execution_id)
   if bad then return bad end
 
   local now = server_now()
-  local core = hmget_map(K.core, Lease.RENEW_FIELDS)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core, Lease.RENEW_FIELDS)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'active' then
     return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
   end
@@ -87,7 +78,7 @@ redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_exp
   local A = {
     execution_id = args[1],
   }
-  local bad = Lease.check_execution(K.core, A.execution_id)
+  local bad = check_core_key(K.core, A.execution_id)
   if bad then return bad end
 
   local now = server_now()
@@ -131,17 +122,15 @@ redis.register_function('ff_revoke_lease', guard('ff_revoke_lease', function(key
     expected_lease_id = args[2],
     revoke_reason = args[3],
   }
-  local bad = Lease.check_execution(K.core, A.execution_id)
+  local bad = check_core_key(K.core, A.execution_id)
   if bad then return bad end
   -- Only a missing reason falls back; an explicit empty string is kept (as the reference).
   local reason = A.revoke_reason
   if reason == nil then reason = 'operator' end
 
   local now = server_now()
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'active' then
     return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
   end

@@ -99,10 +99,8 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
   local bad = Sched.check_grant_args(A)
   if bad then return bad end
   local now = server_now()
-  local core = hmget_map(K.core, Sched.GRANT_CORE_FIELDS)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core, Sched.GRANT_CORE_FIELDS)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
     return err('execution_not_eligible')
   end
@@ -132,10 +130,8 @@ redis.register_function('ff_change_priority', guard('ff_change_priority', functi
   local mismatch = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
     return err('execution_not_eligible')
   end
@@ -163,10 +159,8 @@ redis.register_function('ff_update_progress', guard('ff_update_progress', functi
     return err('invalid_input', 'progress_pct must be within 0..100, got: ' .. args[4])
   end
   local now = server_now()
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'active' then
     return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
   end
@@ -264,10 +258,8 @@ redis.register_function('ff_issue_reclaim_grant', guard('ff_issue_reclaim_grant'
   A.worker_instance_id = A.worker_instance_id or ''
   A.lane_id = A.lane_id or ''
   local now = server_now()
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'active' then
     return err('execution_not_reclaimable')
   end

@@ -133,7 +133,7 @@ function Sig.record(K, A, now, effect)
 end
 
 -- What a delivery reads of exec_core: its phase and waitpoint, and what resuming needs.
-Sig.DELIVER_CORE_FIELDS = Susp.fields({ { 'lifecycle_phase', 'current_waitpoint_id' }, Susp.LANE_FIELDS, Susp.RUNNABLE_FIELDS })
+Sig.DELIVER_CORE_FIELDS = field_list({ { 'lifecycle_phase', 'current_waitpoint_id' }, Susp.LANE_FIELDS, Susp.RUNNABLE_FIELDS })
 
 redis.register_function('ff_deliver_signal', guard('ff_deliver_signal', function(keys, args)
   local K = {
@@ -176,10 +176,8 @@ redis.register_function('ff_deliver_signal', guard('ff_deliver_signal', function
   if bad then return bad end
 
   local now = server_now()
-  local core = hmget_map(K.core, Sig.DELIVER_CORE_FIELDS)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core, Sig.DELIVER_CORE_FIELDS)
+  if not core then return missing end
   -- A missing waitpoint answers like a bad token, so callers cannot probe for waitpoints.
   local wp, created_at_text = Sig.load_waitpoint(K, A)
   if not wp then
@@ -331,7 +329,7 @@ redis.register_function('ff_buffer_signal_for_pending_waitpoint', guard('ff_buff
 end))
 
 -- What a resumed claim reads of exec_core.
-Sig.CLAIM_RESUMED_CORE_FIELDS = Susp.fields({
+Sig.CLAIM_RESUMED_CORE_FIELDS = field_list({
   { 'lifecycle_phase', 'attempt_state', 'current_attempt_id', 'current_attempt_index', 'current_lease_epoch' },
   Susp.LANE_FIELDS,
 })
@@ -381,10 +379,8 @@ redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_ex
   if bad then return bad end
 
   local now = server_now()
-  local core = hmget_map(K.core, Sig.CLAIM_RESUMED_CORE_FIELDS)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core, Sig.CLAIM_RESUMED_CORE_FIELDS)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'runnable' then
     return err('execution_not_leaseable')
   end

@@ -343,15 +343,6 @@ end
 Susp.LANE_FIELDS = { 'lane_id' }
 Susp.RUNNABLE_FIELDS = { 'priority', 'created_at' }
 
--- One field list made of several lists of exec_core field names (runs at load time).
-function Susp.fields(parts)
-  local all = {}
-  for i = 1, #parts do
-    for j = 1, #parts[i] do all[#all + 1] = parts[i][j] end
-  end
-  return all
-end
-
 function Susp.lane_of(core)
   if is_set(core.lane_id) then
     return core.lane_id
@@ -438,7 +429,7 @@ end
 ---------------------------------------------------------------------------
 
 -- What a suspend reads of exec_core: the lease (validate_lease, mark_expired) and the lane.
-Susp.SUSPEND_CORE_FIELDS = Susp.fields({ LEASE_FIELDS, Susp.LANE_FIELDS })
+Susp.SUSPEND_CORE_FIELDS = field_list({ LEASE_FIELDS, Susp.LANE_FIELDS })
 
 redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', function(keys, args)
   local K = {
@@ -505,10 +496,8 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
   if bad then return bad end
 
   local now = server_now()
-  local core = hmget_map(K.core, Susp.SUSPEND_CORE_FIELDS)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core, Susp.SUSPEND_CORE_FIELDS)
+  if not core then return missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
   if rejected then return rejected end
   if core.current_attempt_index ~= A.attempt_index then
@@ -645,10 +634,8 @@ redis.register_function('ff_resume_execution', guard('ff_resume_execution', func
   if bad then return bad end
 
   local now = server_now()
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'suspended' then
     return err('execution_not_suspended')
   end
@@ -709,10 +696,8 @@ redis.register_function('ff_create_pending_waitpoint', guard('ff_create_pending_
   if bad then return bad end
 
   local now = server_now()
-  local core = hgetall(K.core)
-  if next(core) == nil then
-    return err('execution_not_found')
-  end
+  local core, missing = read_core(K.core)
+  if not core then return missing end
   if core.lifecycle_phase ~= 'active' then
     return err('execution_not_active', core.terminal_outcome or '', core.current_lease_epoch or '')
   end
