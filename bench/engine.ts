@@ -7,7 +7,7 @@ import { PartitionKeys } from '../generated/keys.js';
 import { claimResumedExecution, deliverSignal } from '../generated/signal.js';
 import { rotateWaitpointHmacSecret, suspendExecution, type SuspendExecutionArgs } from '../generated/suspension.js';
 import { issueClaimGrant } from '../generated/scheduling.js';
-import { call, type FlowFabricClient } from '../runtime/client.js';
+import { call, type Call, type FlowFabricClient } from '../runtime/client.js';
 import { executionPartition, newAttemptId, newLeaseId, newSignalId, type ExecutionId, type LaneId } from '../runtime/ids.js';
 import { hashTag, soloPartition } from '../runtime/partition.js';
 
@@ -24,13 +24,17 @@ export function benchWorker(index: number): Worker {
 }
 
 /** Creates every id in the lane, ENQUEUE_CHUNK calls per pipeline; throws on any failure. */
-export async function createMany(client: FlowFabricClient, ids: readonly ExecutionId[], laneId: LaneId): Promise<void> {
-  for (let start = 0; start < ids.length; start += ENQUEUE_CHUNK) {
-    const calls = ids
-      .slice(start, start + ENQUEUE_CHUNK)
-      .map((executionId) => call(buildCreateExecution({ executionId, laneId, namespace: 'bench', executionKind: 'bench' }, client.partitions), parseCreateExecution));
-    const settled = await client.batch(calls);
-    const failed = settled.find((s) => !s.ok);
+export function createMany(client: FlowFabricClient, ids: readonly ExecutionId[], laneId: LaneId): Promise<void> {
+  return pipelined(client, ids.length, (i) =>
+    call(buildCreateExecution({ executionId: ids[i]!, laneId, namespace: 'bench', executionKind: 'bench' }, client.partitions), parseCreateExecution),
+  );
+}
+
+/** Sends make(0..count-1), ENQUEUE_CHUNK calls per pipeline; throws on any failure. */
+export async function pipelined(client: FlowFabricClient, count: number, make: (index: number) => Call<unknown>): Promise<void> {
+  for (let start = 0; start < count; start += ENQUEUE_CHUNK) {
+    const calls = Array.from({ length: Math.min(ENQUEUE_CHUNK, count - start) }, (_, i) => make(start + i));
+    const failed = (await client.batch(calls)).find((s) => !s.ok);
     if (failed && !failed.ok) throw failed.error;
   }
 }

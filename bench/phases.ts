@@ -11,12 +11,12 @@ import { execFileSync } from 'node:child_process';
 import { Redis } from 'ioredis';
 import { buildClaimExecution, buildCompleteExecution, parseClaimExecution, parseCompleteExecution } from '../generated/execution.js';
 import { buildIssueClaimGrant, parseIssueClaimGrant } from '../generated/scheduling.js';
-import { call, type Call, FlowFabricClient } from '../runtime/client.js';
+import { call, FlowFabricClient } from '../runtime/client.js';
 import { newAttemptId, newLeaseId, parseLaneId } from '../runtime/ids.js';
 import { soloExecutionId } from '../runtime/partition.js';
 import { startServer } from '../tools/local-server.js';
 import { randomExecutionId, serverCpuSeconds } from './context.js';
-import { benchWorker, createMany, ENQUEUE_CHUNK, ensureSecrets, fastWorker, grantAndClaim, suspendResumeComplete, type Held } from './engine.js';
+import { benchWorker, createMany, ensureSecrets, fastWorker, grantAndClaim, pipelined, suspendResumeComplete, type Held } from './engine.js';
 
 const argv = process.argv.slice(2);
 const n = Number(argv.find((a) => a.startsWith('--n='))?.slice(4) ?? 10_000);
@@ -42,14 +42,6 @@ async function step(redis: Redis, name: string, block: () => Promise<void>, per 
   console.log(`${name.padEnd(16)} ${((((await serverCpuSeconds(redis)) - before) * 1e6) / n).toFixed(1)} µs server CPU per ${per}`);
 }
 
-async function pipelined(client: FlowFabricClient, make: (index: number) => Call<unknown>): Promise<void> {
-  for (let start = 0; start < n; start += ENQUEUE_CHUNK) {
-    const calls = Array.from({ length: Math.min(ENQUEUE_CHUNK, n - start) }, (_, i) => make(start + i));
-    const failed = (await client.batch(calls)).find((s) => !s.ok);
-    if (failed && !failed.ok) throw failed.error;
-  }
-}
-
 async function main(): Promise<void> {
   const server = process.env.REDIS_URL ? undefined : await startServer();
   const redis = new Redis(process.env.REDIS_URL ?? server!.url, { maxRetriesPerRequest: 1 });
@@ -64,13 +56,13 @@ async function main(): Promise<void> {
     const p = client.partitions;
     await step(redis, 'create', () => createMany(client, ids, laneId));
     await step(redis, 'grant', () =>
-      pipelined(client, (i) => call(buildIssueClaimGrant({ executionId: ids[i]!, laneId, ...worker, grantTtlMs: 600_000 }, p), parseIssueClaimGrant)),
+      pipelined(client, n, (i) => call(buildIssueClaimGrant({ executionId: ids[i]!, laneId, ...worker, grantTtlMs: 600_000 }, p), parseIssueClaimGrant)),
     );
     await step(redis, 'claim', () =>
-      pipelined(client, (i) => call(buildClaimExecution({ executionId: ids[i]!, laneId, ...worker, ...leases[i]!, leaseTtlMs: 600_000 }, p), parseClaimExecution)),
+      pipelined(client, n, (i) => call(buildClaimExecution({ executionId: ids[i]!, laneId, ...worker, ...leases[i]!, leaseTtlMs: 600_000 }, p), parseClaimExecution)),
     );
     await step(redis, 'complete', () =>
-      pipelined(client, (i) =>
+      pipelined(client, n, (i) =>
         call(
           buildCompleteExecution({ executionId: ids[i]!, laneId, workerInstanceId: worker.workerInstanceId, ...leases[i]!, leaseEpoch: 1, attemptIndex: 0 }, p),
           parseCompleteExecution,

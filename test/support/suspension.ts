@@ -70,24 +70,27 @@ export async function suspendClaimed(client: FlowFabricClient, c: Claimed, overr
   return { ...c, suspensionId: result.suspensionId, waitpointId: result.waitpointId, waitpointKey: result.waitpointKey, token: result.waitpointToken };
 }
 
-/** Delivery arguments for a waitpoint, with a fresh signal id. */
-export function signalArgs(
-  target: { executionId: ExecutionId; laneId: Claimed['laneId']; waitpointId: WaitpointId; token: string },
-  signalName: string,
-  overrides: Partial<DeliverSignalArgs> = {},
-): DeliverSignalArgs {
+/** What every signal sent to a waitpoint carries, with a fresh signal id. */
+function signalFields(target: { executionId: ExecutionId; waitpointId: WaitpointId; token: string }, signalName: string) {
   return {
     signalId: newSignalId(),
     executionId: target.executionId,
-    laneId: target.laneId,
     waitpointId: target.waitpointId,
     signalName,
     signalCategory: 'custom',
     sourceType: 'external_api',
     sourceIdentity: 'test',
     waitpointToken: target.token,
-    ...overrides,
   };
+}
+
+/** Delivery arguments for a waitpoint, with a fresh signal id. */
+export function signalArgs(
+  target: { executionId: ExecutionId; laneId: Claimed['laneId']; waitpointId: WaitpointId; token: string },
+  signalName: string,
+  overrides: Partial<DeliverSignalArgs> = {},
+): DeliverSignalArgs {
+  return { ...signalFields(target, signalName), laneId: target.laneId, ...overrides };
 }
 
 export function deliver(client: FlowFabricClient, target: Parameters<typeof signalArgs>[0], signalName: string, overrides: Partial<DeliverSignalArgs> = {}) {
@@ -99,17 +102,7 @@ export function bufferArgs(
   signalName: string,
   overrides: Partial<BufferSignalForPendingWaitpointArgs> = {},
 ): BufferSignalForPendingWaitpointArgs {
-  return {
-    signalId: newSignalId(),
-    executionId: target.executionId,
-    waitpointId: target.waitpointId,
-    signalName,
-    signalCategory: 'custom',
-    sourceType: 'external_api',
-    sourceIdentity: 'test',
-    waitpointToken: target.token,
-    ...overrides,
-  };
+  return { ...signalFields(target, signalName), ...overrides };
 }
 
 export function buffer(client: FlowFabricClient, target: Parameters<typeof bufferArgs>[0], signalName: string, overrides: Partial<BufferSignalForPendingWaitpointArgs> = {}) {
