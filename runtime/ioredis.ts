@@ -28,16 +28,8 @@ function isCluster(client: IoredisLike): client is ClusterLike {
   return typeof (client as Partial<ClusterLike>).nodes === 'function' && (client as { isCluster?: boolean }).isCluster === true;
 }
 
-/** `fn numkeys keys… argv…` in one array sized up front (this runs on every call). */
 function fcallArgs(request: FcallRequest): (string | number)[] {
-  const { keys, argv } = request;
-  const args = new Array<string | number>(2 + keys.length + argv.length);
-  args[0] = request.fn;
-  args[1] = keys.length;
-  let at = 2;
-  for (let i = 0; i < keys.length; i++) args[at++] = keys[i]!;
-  for (let i = 0; i < argv.length; i++) args[at++] = argv[i]!;
-  return args;
+  return [request.fn, request.keys.length, ...request.keys, ...request.argv];
 }
 
 export class IoredisTransport implements Transport {
