@@ -467,7 +467,7 @@ local function write_state(core_key, now, v, extra, transition)
     return
   end
   -- Otherwise (a dimension left nil in v is not written: promotion keeps attempt_state;
-  -- extra as a map) one flat argument list, converting only numbers.
+  -- extra as a map, whose values go through to_text) one flat argument list.
   local cmd = { 'HSET', core_key, 'blocking_detail', v.blocking_detail or '', 'last_mutation_at', now }
   local n = 6
   for i = 1, #STATE_FIELDS do
@@ -481,11 +481,7 @@ local function write_state(core_key, now, v, extra, transition)
     cmd[n + 1], cmd[n + 2], n = 'last_transition_at', now, n + 2
   end
   if extra and extra[1] ~= nil then
-    for i = 1, #extra do
-      local value = extra[i]
-      if type(value) == 'number' then value = to_text(value) end
-      cmd[n + i] = value
-    end
+    for i = 1, #extra do cmd[n + i] = extra[i] end
   elseif extra then
     for field, value in pairs(extra) do
       cmd[n + 1], cmd[n + 2], n = field, to_text(value), n + 2
