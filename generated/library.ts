@@ -1035,11 +1035,16 @@ function Exec.flatten_policy(policy)
 end
 
 -- The exec_core fields a claim reads, and the grant fields it checks.
-Exec.CLAIM_FIELDS = {
-  'lifecycle_phase', 'ownership_state', 'eligibility_state', 'terminal_outcome', 'attempt_state',
-  'current_lease_epoch', 'total_attempt_count', 'started_at', 'pending_retry_reason',
-  'pending_previous_attempt_index', 'pending_replay_reason', 'pending_replay_requested_by',
+Exec.PENDING_FIELDS = {
+  'pending_retry_reason', 'pending_replay_reason', 'pending_replay_requested_by', 'pending_previous_attempt_index',
 }
+Exec.CLAIM_FIELDS = field_list({
+  {
+    'lifecycle_phase', 'ownership_state', 'eligibility_state', 'terminal_outcome', 'attempt_state',
+    'current_lease_epoch', 'total_attempt_count', 'started_at',
+  },
+  Exec.PENDING_FIELDS,
+})
 Exec.GRANT_FIELDS = { 'worker_id', 'grant_expires_at' }
 Exec.CLAIM_RULES = {
   { 'lease_ttl_ms', 'int' },
@@ -1060,10 +1065,6 @@ function Exec.claim_refusal(core)
   if core.attempt_state == 'attempt_interrupted' then return err('use_claim_resumed_execution') end
   return nil
 end
-
-Exec.PENDING_FIELDS = {
-  'pending_retry_reason', 'pending_replay_reason', 'pending_replay_requested_by', 'pending_previous_attempt_index',
-}
 
 -- Appends to a claim's flat list of writes started_at (kept once set) and the cleared
 -- pending_* fields, leaving out those that already hold that value: each field written is
@@ -5230,12 +5231,8 @@ end))
 -- state the contract functions leave.
 local Fast = {}
 
-Fast.CANDIDATE_FIELDS = {
-  'lifecycle_phase', 'ownership_state', 'eligibility_state', 'terminal_outcome', 'attempt_state',
-  'current_lease_epoch', 'total_attempt_count', 'started_at', 'pending_retry_reason',
-  'pending_previous_attempt_index', 'pending_replay_reason', 'pending_replay_requested_by',
-  'required_capabilities',
-}
+-- What a claim reads of a candidate, and its required capabilities.
+Fast.CANDIDATE_FIELDS = field_list({ Exec.CLAIM_FIELDS, { 'required_capabilities' } })
 
 Fast.CLAIM_RULES = {
   { 'lease_ttl_ms', 'int' },

@@ -4,12 +4,8 @@
 -- state the contract functions leave.
 local Fast = {}
 
-Fast.CANDIDATE_FIELDS = {
-  'lifecycle_phase', 'ownership_state', 'eligibility_state', 'terminal_outcome', 'attempt_state',
-  'current_lease_epoch', 'total_attempt_count', 'started_at', 'pending_retry_reason',
-  'pending_previous_attempt_index', 'pending_replay_reason', 'pending_replay_requested_by',
-  'required_capabilities',
-}
+-- What a claim reads of a candidate, and its required capabilities.
+Fast.CANDIDATE_FIELDS = field_list({ Exec.CLAIM_FIELDS, { 'required_capabilities' } })
 
 Fast.CLAIM_RULES = {
   { 'lease_ttl_ms', 'int' },
