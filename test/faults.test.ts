@@ -57,7 +57,10 @@ describe('connection faults', () => {
     await client.ensureLibrary();
     const id = (await victim.client('ID')) as number;
     // The sleep holds the victim's connection; the FCALL queued behind it never gets an answer.
+    // It is sent once the server sleeps, so the server cannot read it together with the sleep
+    // and answer it before it sees the kill: after the sleep both wait in the same loop turn.
     const sleeping = victim.call('DEBUG', 'SLEEP', '0.3').catch((e: unknown) => e);
+    await new Promise((resolve) => setTimeout(resolve, 50));
     const args = createArgs();
     const pending = createExecution(client, args).catch((e: unknown) => e);
     await new Promise((resolve) => setTimeout(resolve, 50));
