@@ -1,21 +1,21 @@
 // Public entry point of ff-script: the runtime (client, loader, errors, ids, partitions,
 // transport) and everything generated from spec/ (wrappers, key builders, error catalogue,
 // the bundled library).
-export * from './runtime/admission.js';
+export * from './operations/admission.js';
 export * from './runtime/client.js';
 export * from './runtime/classify.js';
-export * from './runtime/config.js';
+export * from './operations/config.js';
 export * from './runtime/decode.js';
 export * from './runtime/encode.js';
 export * from './runtime/errors.js';
-export * from './runtime/flows.js';
+export * from './operations/flows.js';
 export * from './runtime/ids.js';
 export * from './runtime/ioredis.js';
 export * from './runtime/loader.js';
 export * from './runtime/partition.js';
-export * from './runtime/preread.js';
+export * from './operations/preread.js';
 export * from './runtime/reply.js';
-export * from './runtime/stream-tail.js';
-export * from './runtime/waitpoints.js';
+export * from './operations/stream-tail.js';
+export * from './operations/waitpoints.js';
 export type * from './runtime/transport.js';
 export * from './generated/index.js';

@@ -6,7 +6,7 @@ import { Cluster, Redis } from 'ioredis';
 import { FUNCTION_NAMES, LIBRARY_VERSION } from '../generated/library.js';
 import { FlowFabricClient } from '../runtime/client.js';
 import { loadedVersion, registeredFunctions } from '../runtime/loader.js';
-import { rotateWaitpointSecretEverywhere } from '../runtime/waitpoints.js';
+import { rotateWaitpointSecretEverywhere } from '../operations/waitpoints.js';
 
 interface Command {
   readonly summary: string;

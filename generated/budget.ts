@@ -3,7 +3,7 @@
 // Budgets (create, report usage, reset) on the budget partition {b:M}, and blocking and
 // unblocking an execution for admission on its own partition {fp:N} (budget.md §3–§7).
 // No function here spans two families: a workflow that checks a budget and then blocks an
-// execution makes two calls (see runtime/admission.ts), which is not atomic.
+// execution makes two calls (see operations/admission.ts), which is not atomic.
 import { fieldEnum, fieldInteger, fieldParsed, fieldText } from '../runtime/decode.js';
 import { encodeEnum, encodeId, encodeInteger, encodeText, expectArgs, expectObjects } from '../runtime/encode.js';
 import { ReplyParseError } from '../runtime/errors.js';
@@ -221,7 +221,7 @@ export function parseReportUsageAndCheck(reply: unknown): ReportUsageAndCheckRes
  * report already applied in the last 24 h answers ALREADY_APPLIED and adds nothing.
  * The dedup key must be `ff:usagededup:{b:M}:<dedup_id>` on the budget's own tag: build
  * it with `BudgetPartitionKeys.usageDedup`, or call `reportUsage` in
- * runtime/admission.ts, which builds it from the budget id. It names no budget, so a
+ * operations/admission.ts, which builds it from the budget id. It names no budget, so a
  * dedup id must be unique per budget.
  *
  * Lua function `ff_report_usage_and_check`.
@@ -388,7 +388,7 @@ export function parseBlockExecutionForAdmission(reply: unknown): BlockExecutionF
  * blocked_by_lane_state (operator: a hold that no scanner lifts). public_state becomes
  * rate_limited for every reason, as in the reference. Blocking again (same or other
  * reason) rewrites the reason and moves the execution to the new set. Runs on the
- * execution's partition; `blockedSetFor(reason)` in runtime/admission.ts picks the set.
+ * execution's partition; `blockedSetFor(reason)` in operations/admission.ts picks the set.
  *
  * Lua function `ff_block_execution_for_admission`.
  *

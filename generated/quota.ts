@@ -3,7 +3,7 @@
 // Quota policies and admission on the quota partition {q:K}: create a policy, check and
 // record an admission (sliding rate window, then concurrency cap), release an admission
 // (budget.md §8–§10). Blocking the denied execution is a second call on its own partition
-// (see admitOrBlock in runtime/admission.ts).
+// (see admitOrBlock in operations/admission.ts).
 import { fieldEnum, fieldInteger, fieldParsed } from '../runtime/decode.js';
 import { encodeId, encodeInteger, encodeText, expectArgs } from '../runtime/encode.js';
 import { ReplyParseError } from '../runtime/errors.js';

@@ -15,7 +15,7 @@ import { ExecKeys, PartitionKeys } from './keys.js';
 
 /** Arguments of {@link deliverSignal}. */
 export interface DeliverSignalArgs {
-  /** The execution's lane (exec_core lane_id, pre-read; see runtime/waitpoints.ts). */
+  /** The execution's lane (exec_core lane_id, pre-read; see operations/waitpoints.ts). */
   readonly laneId: LaneId;
   /** A fresh UUID for this signal (see newSignalId). */
   readonly signalId: SignalId;
@@ -426,7 +426,7 @@ export function parseClaimResumedExecution(reply: unknown): ClaimResumedExecutio
  * A worker holding a claim grant takes over a resumed execution (runnable with an
  * interrupted attempt): consumes the grant and resumes the same attempt under a new
  * lease whose epoch is one above the last. The current attempt index comes from a
- * pre-read of exec_core (see runtime/waitpoints.ts).
+ * pre-read of exec_core (see operations/waitpoints.ts).
  *
  * Lua function `ff_claim_resumed_execution`.
  *

@@ -2,7 +2,7 @@
 //
 // The attempt output stream: appending frames and range reads (scheduling.md §6.6, §6.7,
 // §7). Tailing with a blocking read is a client command, not a function: see
-// runtime/stream-tail.ts.
+// operations/stream-tail.ts.
 import { fieldInteger, fieldOptional, fieldStreamEntries, fieldText, type StreamEntry } from '../runtime/decode.js';
 import { encodeId, encodeInteger, encodeText, expectArgs } from '../runtime/encode.js';
 import { ReplyParseError } from '../runtime/errors.js';

@@ -192,7 +192,7 @@ export function suspendExecution(client: FunctionCaller, args: SuspendExecutionA
 export interface ResumeExecutionArgs {
   /** The execution's lane (exec_core lane_id). */
   readonly laneId: LaneId;
-  /** The execution's current waitpoint (exec_core current_waitpoint_id, pre-read; see runtime/waitpoints.ts). */
+  /** The execution's current waitpoint (exec_core current_waitpoint_id, pre-read; see operations/waitpoints.ts). */
   readonly waitpointId: WaitpointId;
   readonly executionId: ExecutionId;
   /** Accepted and not used by the engine. Default: `signal`. */
@@ -510,7 +510,7 @@ export function parseExpireSuspension(reply: unknown): ExpireSuspensionResult {
  * closes), auto_resume / auto_resume_with_timeout_signal (runnable and eligible now),
  * escalate (stays suspended for an operator; the timeout is cleared, the waitpoint stays
  * open). The waitpoint, condition and attempt KEYS come from a pre-read of exec_core
- * (see runtime/waitpoints.ts).
+ * (see operations/waitpoints.ts).
  *
  * Lua function `ff_expire_suspension`.
  *
@@ -683,7 +683,7 @@ export function parseRotateWaitpointHmacSecret(reply: unknown): RotateWaitpointH
  * Replaying the same kid and secret is a no-op (so a partly failed fan-out can be
  * re-run); the same kid with another secret is a rotation_conflict. The secret never
  * appears in a reply. Rotate every partition with rotateWaitpointSecretEverywhere
- * (runtime/waitpoints.ts).
+ * (operations/waitpoints.ts).
  *
  * Lua function `ff_rotate_waitpoint_hmac_secret`.
  *

@@ -1,9 +1,9 @@
-// End-to-end admission scenarios across partition families, through runtime/admission.ts.
+// End-to-end admission scenarios across partition families, through operations/admission.ts.
 import { describe, expect, it } from 'vitest';
 import { resetBudget, unblockExecution } from '../generated/budget.js';
 import { ExecKeys, PartitionKeys } from '../generated/keys.js';
 import { releaseAdmission } from '../generated/quota.js';
-import { admitOrBlock, blockedSetFor, readQuotaLimits, reportUsageAndBlockOnBreach, type AdmitOrBlockArgs } from '../runtime/admission.js';
+import { admitOrBlock, blockedSetFor, readQuotaLimits, reportUsageAndBlockOnBreach, type AdmitOrBlockArgs } from '../operations/admission.js';
 import { newQuotaPolicyId, type ExecutionId, type LaneId } from '../runtime/ids.js';
 import { createTestBudget, createTestQuota, type TestQuota } from './support/budget.js';
 import { useServer } from './support/client.js';

@@ -14,7 +14,7 @@ import {
 } from '../generated/budget.js';
 import { completeExecution } from '../generated/execution.js';
 import { ExecKeys, PartitionKeys } from '../generated/keys.js';
-import { reportUsage, usageDedupKey } from '../runtime/admission.js';
+import { reportUsage, usageDedupKey } from '../operations/admission.js';
 import { ArgumentError, ScriptError } from '../runtime/errors.js';
 import { newBudgetId, type ExecutionId, type LaneId } from '../runtime/ids.js';
 import { DEFAULT_PARTITION_CONFIG } from '../runtime/partition.js';

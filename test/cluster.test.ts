@@ -11,7 +11,7 @@ import { clusterSlot } from '../runtime/partition.js';
 import { startCluster, type RunningCluster } from '../tools/local-cluster.js';
 import { issueClaimGrant } from '../generated/scheduling.js';
 import { newLeaseId } from '../runtime/ids.js';
-import { claimResumed } from '../runtime/waitpoints.js';
+import { claimResumed } from '../operations/waitpoints.js';
 import { newExecutionId } from './support/ids.js';
 import { createClaimed } from './support/lifecycle.js';
 import { createSuspended, deliver } from './support/suspension.js';

@@ -8,7 +8,7 @@ import { renewLease, revokeLease } from '../generated/lease.js';
 import { changePriority, issueClaimGrant, issueReclaimGrant, promoteDelayed } from '../generated/scheduling.js';
 import { isScriptError } from '../runtime/errors.js';
 import { newAttemptId, newLeaseId } from '../runtime/ids.js';
-import { readExecutionContext } from '../runtime/preread.js';
+import { readExecutionContext } from '../operations/preread.js';
 import { useServer } from './support/client.js';
 import { cancel, core, expire, historyEvents, holderArgs, lapseLease, laneScore, reclaim, suspendClaimed, waitUntilServerTime } from './support/exec-ops.js';
 import { newExecutionId, uniqueLane } from './support/ids.js';

@@ -10,7 +10,7 @@ import { appendFrame } from '../generated/stream.js';
 import { ArgumentError, ScriptError, isScriptError } from '../runtime/errors.js';
 import { newAttemptId, newLeaseId } from '../runtime/ids.js';
 import { DEFAULT_PARTITION_CONFIG } from '../runtime/partition.js';
-import { readExecutionContext } from '../runtime/preread.js';
+import { readExecutionContext } from '../operations/preread.js';
 import { useServer } from './support/client.js';
 import { cancel, core, expire, historyEvents, holderArgs, lapseLease, laneScore, listenCompletions, reclaim, suspendClaimed, waitUntilServerTime } from './support/exec-ops.js';
 import { addMember, newTestFlow } from './support/flow.js';

@@ -7,7 +7,7 @@ import { addExecutionToFlow, cancelFlow, evaluateFlowEligibility, stageDependenc
 import { ExecKeys, FlowKeys } from '../generated/keys.js';
 import { issueClaimGrant } from '../generated/scheduling.js';
 import { isScriptError } from '../runtime/errors.js';
-import { readFlowOutcome, readGraphRevision, replay, resolveOutgoing, type EdgeResolution } from '../runtime/flows.js';
+import { readFlowOutcome, readGraphRevision, replay, resolveOutgoing, type EdgeResolution } from '../operations/flows.js';
 import { newEdgeId, type ExecutionId } from '../runtime/ids.js';
 import { executionIdForFlow } from '../runtime/partition.js';
 import { useServer } from './support/client.js';

@@ -9,7 +9,7 @@ import {
 import { createExecution } from '../generated/execution.js';
 import { ExecKeys, FlowKeys, PartitionKeys } from '../generated/keys.js';
 import { ArgumentError, ScriptError } from '../runtime/errors.js';
-import { applyOutcome, deriveFlowState, promoteBlocked, readGraphRevision, readLane, replay, resolveEdge, stageEdge } from '../runtime/flows.js';
+import { applyOutcome, deriveFlowState, promoteBlocked, readGraphRevision, readLane, replay, resolveEdge, stageEdge } from '../operations/flows.js';
 import { newEdgeId, newFlowId, type EdgeId, type ExecutionId, type LaneId } from '../runtime/ids.js';
 import { DEFAULT_PARTITION_CONFIG, executionIdForFlow } from '../runtime/partition.js';
 import { useServer } from './support/client.js';
@@ -801,7 +801,7 @@ describe('ff_replay_execution', () => {
   });
 });
 
-describe('runtime/flows helpers', () => {
+describe('operations/flows helpers', () => {
   const { client } = useServer();
 
   it('stageEdge re-reads the graph revision after stale_graph_revision, within its attempts', async () => {

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { ExecKeys } from '../generated/keys.js';
 import { ReplyParseError } from '../runtime/errors.js';
-import { readExecutionContext } from '../runtime/preread.js';
+import { readExecutionContext } from '../operations/preread.js';
 import { useServer } from './support/client.js';
 import { suspendClaimed } from './support/exec-ops.js';
 import { newExecutionId } from './support/ids.js';

@@ -15,7 +15,7 @@ import { closeWaitpoint, rotateWaitpointHmacSecret } from '../generated/suspensi
 import { ScriptError } from '../runtime/errors.js';
 import { newLeaseId, newSignalId, newWaitpointId } from '../runtime/ids.js';
 import { DEFAULT_PARTITION_CONFIG } from '../runtime/partition.js';
-import { claimResumed, deliverSignalTo, resumeSuspendedExecution } from '../runtime/waitpoints.js';
+import { claimResumed, deliverSignalTo, resumeSuspendedExecution } from '../operations/waitpoints.js';
 import { useServer } from './support/client.js';
 import { newExecutionId } from './support/ids.js';
 import { createWaiting } from './support/lifecycle.js';

@@ -5,7 +5,7 @@ import { ExecKeys } from '../generated/keys.js';
 import { appendFrame } from '../generated/stream.js';
 import { ArgumentError, ReplyParseError, TransportError } from '../runtime/errors.js';
 import { IoredisTransport } from '../runtime/ioredis.js';
-import { parseXreadReply, tailAttemptStream, type StreamFrame, type TailEnd, type TailOptions } from '../runtime/stream-tail.js';
+import { parseXreadReply, tailAttemptStream, type StreamFrame, type TailEnd, type TailOptions } from '../operations/stream-tail.js';
 import type { Transport } from '../runtime/transport.js';
 import { useServer } from './support/client.js';
 import { newExecutionId } from './support/ids.js';

@@ -18,7 +18,7 @@ import {
 import type { FlowFabricClient } from '../runtime/client.js';
 import { ScriptError } from '../runtime/errors.js';
 import { newLeaseId } from '../runtime/ids.js';
-import { claimResumed, expireSuspensionOf } from '../runtime/waitpoints.js';
+import { claimResumed, expireSuspensionOf } from '../operations/waitpoints.js';
 import { useServer } from './support/client.js';
 import type { Claimed } from './support/lifecycle.js';
 import {

@@ -25,7 +25,7 @@ import {
 import { ScriptError } from '../runtime/errors.js';
 import { newAttemptId, newLeaseId, newSuspensionId, newWaitpointId, parseWaitpointId, type ExecutionId } from '../runtime/ids.js';
 import { DEFAULT_PARTITION_CONFIG } from '../runtime/partition.js';
-import { expireSuspensionOf, resumeSuspendedExecution } from '../runtime/waitpoints.js';
+import { expireSuspensionOf, resumeSuspendedExecution } from '../operations/waitpoints.js';
 import { useServer } from './support/client.js';
 import { newExecutionId } from './support/ids.js';
 import { createClaimed } from './support/lifecycle.js';
@@ -311,7 +311,7 @@ describe('ff_suspend_execution', () => {
     const s = await createSuspended(client);
     const { exec } = keysOf(s.executionId);
     await resumeSuspendedExecution(client, { executionId: s.executionId });
-    const { claimResumed } = await import('../runtime/waitpoints.js');
+    const { claimResumed } = await import('../operations/waitpoints.js');
     const { issueClaimGrant } = await import('../generated/scheduling.js');
     await issueClaimGrant(client, { executionId: s.executionId, laneId: s.laneId, workerId: s.workerId, workerInstanceId: s.workerInstanceId, grantTtlMs: 5000 });
     const claimed = await claimResumed(client, { executionId: s.executionId, laneId: s.laneId, workerId: s.workerId, workerInstanceId: s.workerInstanceId, leaseId: newLeaseId(), leaseTtlMs: 30_000 });

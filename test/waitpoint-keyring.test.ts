@@ -1,4 +1,4 @@
-// runtime/waitpoints.ts key-ring helpers: bootstrap and the rotation fan-out to every flow
+// operations/waitpoints.ts key-ring helpers: bootstrap and the rotation fan-out to every flow
 // partition. They touch every partition's key ring, so they run against a server of their
 // own (the shared test server's key rings are in use by the other suspension tests).
 import { Redis } from 'ioredis';
@@ -7,7 +7,7 @@ import { PartitionKeys } from '../generated/keys.js';
 import { listWaitpointHmacKids } from '../generated/suspension.js';
 import { FlowFabricClient } from '../runtime/client.js';
 import { ArgumentError, ScriptError } from '../runtime/errors.js';
-import { installWaitpointSecret, installWaitpointSecretEverywhere, rotateWaitpointSecretEverywhere } from '../runtime/waitpoints.js';
+import { installWaitpointSecret, installWaitpointSecretEverywhere, rotateWaitpointSecretEverywhere } from '../operations/waitpoints.js';
 import { startServer, type RunningServer } from '../tools/local-server.js';
 
 const PARTITIONS = 8;

@@ -8,7 +8,7 @@ import { markLeaseExpiredIfDue } from '../../generated/lease.js';
 import { issueReclaimGrant } from '../../generated/scheduling.js';
 import type { FlowFabricClient } from '../../runtime/client.js';
 import { newAttemptId, newLeaseId, type ExecutionId, type LaneId } from '../../runtime/ids.js';
-import { readExecutionContext } from '../../runtime/preread.js';
+import { readExecutionContext } from '../../operations/preread.js';
 import type { Claimed } from './lifecycle.js';
 
 /** The arguments every lease-holder call (complete, fail, delay, move) takes from a claim. */

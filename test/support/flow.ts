@@ -3,7 +3,7 @@
 import { completeExecution, type CreateExecutionArgs } from '../../generated/execution.js';
 import { addExecutionToFlow, createFlow } from '../../generated/flow.js';
 import type { FlowFabricClient } from '../../runtime/client.js';
-import { applyDependency, stageEdge } from '../../runtime/flows.js';
+import { applyDependency, stageEdge } from '../../operations/flows.js';
 import { newEdgeId, newFlowId, type EdgeId, type ExecutionId, type FlowId, type LaneId } from '../../runtime/ids.js';
 import { executionIdForFlow, flowPartition } from '../../runtime/partition.js';
 import type { Claimed, Created } from './lifecycle.js';

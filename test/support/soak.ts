@@ -18,7 +18,7 @@ import { issueClaimGrant, issueReclaimGrant, promoteDelayed } from '../../genera
 import { FlowFabricClient } from '../../runtime/client.js';
 import { FlowFabricError, LibraryError, ReplyParseError, ScriptError, TransportError } from '../../runtime/errors.js';
 import { newAttemptId, newLeaseId, type ExecutionId, type LaneId } from '../../runtime/ids.js';
-import { readExecutionContext } from '../../runtime/preread.js';
+import { readExecutionContext } from '../../operations/preread.js';
 import type { RunningServer } from '../../tools/local-server.js';
 import { newExecutionId, uniqueLane } from './ids.js';
 import { checkExecutionInvariants } from './invariants.js';

@@ -7,7 +7,7 @@ import { deliverSignal, bufferSignalForPendingWaitpoint, type DeliverSignalArgs,
 import { createPendingWaitpoint, suspendExecution, type SuspendExecutionArgs } from '../../generated/suspension.js';
 import type { FlowFabricClient } from '../../runtime/client.js';
 import { executionPartition, newSignalId, newSuspensionId, newWaitpointId, type ExecutionId, type WaitpointId } from '../../runtime/ids.js';
-import { installWaitpointSecret } from '../../runtime/waitpoints.js';
+import { installWaitpointSecret } from '../../operations/waitpoints.js';
 import { newExecutionId } from './ids.js';
 import { createClaimed, type Claimed } from './lifecycle.js';
 

@@ -4,12 +4,12 @@
 // frame can be appended any more, so one last XRANGE from the cursor picks up whatever the
 // last XREAD did not return, and the iteration ends.
 import { ExecKeys } from '../generated/keys.js';
-import { classifyTransportError } from './classify.js';
-import type { StreamEntry } from './decode.js';
-import { ArgumentError, ReplyParseError } from './errors.js';
-import { parseExecutionId, type ExecutionId } from './ids.js';
-import { replyText } from './reply.js';
-import type { Transport } from './transport.js';
+import { classifyTransportError } from '../runtime/classify.js';
+import type { StreamEntry } from '../runtime/decode.js';
+import { ArgumentError, ReplyParseError } from '../runtime/errors.js';
+import { parseExecutionId, type ExecutionId } from '../runtime/ids.js';
+import { replyText } from '../runtime/reply.js';
+import type { Transport } from '../runtime/transport.js';
 
 /** One frame of an attempt's output stream: its entry id and its fields. */
 export type StreamFrame = StreamEntry;

@@ -20,12 +20,12 @@ import {
 } from '../generated/budget.js';
 import { BudgetPartitionKeys, ExecKeys, QuotaKeys } from '../generated/keys.js';
 import { checkAdmissionAndRecord, type CheckAdmissionAndRecordArgs, type CheckAdmissionAndRecordResult } from '../generated/quota.js';
-import { classifyTransportError, sendCommand } from './classify.js';
-import { ArgumentError, FlowFabricError, ScriptError } from './errors.js';
-import { parseLaneId, type BudgetId, type ExecutionId, type LaneId, type QuotaPolicyId } from './ids.js';
-import { budgetTag, quotaTag, type PartitionConfig } from './partition.js';
-import { replyText } from './reply.js';
-import type { FunctionCaller, Transport } from './transport.js';
+import { classifyTransportError, sendCommand } from '../runtime/classify.js';
+import { ArgumentError, FlowFabricError, ScriptError } from '../runtime/errors.js';
+import { parseLaneId, type BudgetId, type ExecutionId, type LaneId, type QuotaPolicyId } from '../runtime/ids.js';
+import { budgetTag, quotaTag, type PartitionConfig } from '../runtime/partition.js';
+import { replyText } from '../runtime/reply.js';
+import type { FunctionCaller, Transport } from '../runtime/transport.js';
 
 /** A caller that can also send plain commands (for the pre-reads); FlowFabricClient is one. */
 export interface AdmissionClient extends FunctionCaller {

@@ -1,8 +1,8 @@
 // Reads the deployment's partition counts from the server, where ff-server records them.
-import { sendCommand } from './classify.js';
+import { sendCommand } from '../runtime/classify.js';
 import { GlobalKeys } from '../generated/keys.js';
-import { readPartitionConfig, type PartitionConfig } from './partition.js';
-import type { Transport } from './transport.js';
+import { readPartitionConfig, type PartitionConfig } from '../runtime/partition.js';
+import type { Transport } from '../runtime/transport.js';
 
 /** HGETALL of the global partition-count hash; defaults for absent fields (as workers do). */
 export async function loadPartitionConfig(transport: Transport): Promise<PartitionConfig> {

@@ -2,12 +2,12 @@
 // (execution.md quirk Q4): cancel, expire and reclaim name the current attempt's keys, the
 // lease holder's worker set, the current waitpoint and the lane's indexes, all of which
 // depend on the execution's state. One HMGET, typed, with the reference's defaults.
-import { sendCommand } from './classify.js';
+import { sendCommand } from '../runtime/classify.js';
 import { ExecKeys } from '../generated/keys.js';
-import { ReplyParseError } from './errors.js';
-import { parseAttemptId, parseLaneId, parseLeaseId, parseSuspensionId, parseWaitpointId, type AttemptId, type ExecutionId, type LaneId, type LeaseId, type SuspensionId, type WaitpointId } from './ids.js';
-import { replyText } from './reply.js';
-import type { Transport } from './transport.js';
+import { ReplyParseError } from '../runtime/errors.js';
+import { parseAttemptId, parseLaneId, parseLeaseId, parseSuspensionId, parseWaitpointId, type AttemptId, type ExecutionId, type LaneId, type LeaseId, type SuspensionId, type WaitpointId } from '../runtime/ids.js';
+import { replyText } from '../runtime/reply.js';
+import type { Transport } from '../runtime/transport.js';
 
 /** The exec_core fields a caller reads before a call whose KEYS depend on them. */
 export interface ExecutionContext {

@@ -18,13 +18,13 @@ import {
   type StageDependencyEdgeArgs,
   type StageDependencyEdgeResult,
 } from '../generated/flow.js';
-import { sendCommand } from './classify.js';
+import { sendCommand } from '../runtime/classify.js';
 import { ExecKeys, FlowKeys } from '../generated/keys.js';
-import { textToInteger } from './decode.js';
-import { ReplyParseError, isScriptError } from './errors.js';
-import { DEFAULT_LANE_ID, executionTag, parseEdgeId, parseExecutionId, parseFlowId, parseLaneId, type EdgeId, type ExecutionId, type FlowId, type LaneId } from './ids.js';
-import { replyText } from './reply.js';
-import type { FunctionCaller, Transport } from './transport.js';
+import { textToInteger } from '../runtime/decode.js';
+import { ReplyParseError, isScriptError } from '../runtime/errors.js';
+import { DEFAULT_LANE_ID, executionTag, parseEdgeId, parseExecutionId, parseFlowId, parseLaneId, type EdgeId, type ExecutionId, type FlowId, type LaneId } from '../runtime/ids.js';
+import { replyText } from '../runtime/reply.js';
+import type { FunctionCaller, Transport } from '../runtime/transport.js';
 
 /** A caller that can also read keys directly (FlowFabricClient is one). */
 export interface FlowClient extends FunctionCaller {

@@ -6,7 +6,7 @@
 //   operation stays on one slot).
 // The pre-read is not atomic with the call that follows; the functions re-check the keys
 // they were given against the execution and answer invalid_input on a stale read.
-import { sendCommand } from './classify.js';
+import { sendCommand } from '../runtime/classify.js';
 import { PartitionKeys } from '../generated/keys.js';
 import {
   claimResumedExecution,
@@ -25,11 +25,11 @@ import {
   type ResumeExecutionResult,
   type RotateWaitpointHmacSecretResult,
 } from '../generated/suspension.js';
-import type { FlowFabricClient } from './client.js';
-import { ArgumentError, ScriptError } from './errors.js';
-import { newWaitpointId, type ExecutionId } from './ids.js';
+import type { FlowFabricClient } from '../runtime/client.js';
+import { ArgumentError, ScriptError } from '../runtime/errors.js';
+import { newWaitpointId, type ExecutionId } from '../runtime/ids.js';
 import { readExecutionContext, type ExecutionContext } from './preread.js';
-import { replyText } from './reply.js';
+import { replyText } from '../runtime/reply.js';
 
 /** The kid the engine installs first (ff-server bootstrap). */
 export const DEFAULT_WAITPOINT_KID = 'k1';
