@@ -166,6 +166,478 @@ local FUNCTION_KEYS = {
   ff_update_progress = 1,
   ff_version = 0,
 }
+-- generated from spec/: the fewest ARGV every function accepts (argv_min, else its fixed slots)
+local FUNCTION_ARGV = {
+  ff_add_execution_to_flow = 3,
+  ff_append_frame = 13,
+  ff_apply_dependency_to_child = 7,
+  ff_block_execution_for_admission = 4,
+  ff_buffer_signal_for_pending_waitpoint = 18,
+  ff_cancel_execution = 5,
+  ff_cancel_flow = 4,
+  ff_change_priority = 2,
+  ff_check_admission_and_record = 6,
+  ff_claim_execution = 12,
+  ff_claim_next_eligible = 10,
+  ff_claim_resumed_execution = 8,
+  ff_close_waitpoint = 2,
+  ff_complete_and_claim_next = 15,
+  ff_complete_execution = 5,
+  ff_create_budget = 9,
+  ff_create_execution = 13,
+  ff_create_flow = 4,
+  ff_create_pending_waitpoint = 5,
+  ff_create_quota_policy = 5,
+  ff_delay_execution = 5,
+  ff_deliver_signal = 18,
+  ff_evaluate_flow_eligibility = 0,
+  ff_expire_execution = 2,
+  ff_expire_suspension = 1,
+  ff_fail_execution = 7,
+  ff_issue_claim_grant = 9,
+  ff_issue_reclaim_grant = 9,
+  ff_list_waitpoint_hmac_kids = 0,
+  ff_mark_lease_expired_if_due = 1,
+  ff_move_to_waiting_children = 4,
+  ff_promote_blocked_to_eligible = 2,
+  ff_promote_delayed = 2,
+  ff_read_attempt_stream = 2,
+  ff_reclaim_execution = 8,
+  ff_release_admission = 1,
+  ff_renew_lease = 7,
+  ff_replay_execution = 2,
+  ff_report_usage_and_check = 3,
+  ff_reset_budget = 2,
+  ff_resolve_dependency = 3,
+  ff_resume_execution = 3,
+  ff_revoke_lease = 2,
+  ff_rotate_waitpoint_hmac_secret = 0,
+  ff_stage_dependency_edge = 8,
+  ff_suspend_execution = 17,
+  ff_unblock_execution = 3,
+  ff_update_progress = 5,
+  ff_version = 0,
+}
+-- generated from spec/keys.yaml: per function, the first KEYS slot (name, index, expected key) that is
+-- not the key its context c names; slots whose context values are absent are not checked
+local KEY_CHECKS = {
+  ff_add_execution_to_flow = function(keys, c)
+    if c.tag ~= nil and c.flow_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':core' then return 'flow_core', 1, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':core' end
+    if c.tag ~= nil and c.flow_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':members' then return 'members_set', 2, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':members' end
+    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':flow_index' then return 'flow_index', 3, 'ff:idx:' .. c.tag .. ':flow_index' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'exec_core', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+  end,
+  ff_append_frame = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index then return 'stream', 2, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index end
+    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' then return 'stream_meta', 3, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' end
+  end,
+  ff_apply_dependency_to_child = function(keys, c)
+    if c.tag ~= nil and c.downstream_execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':core' end
+    if c.tag ~= nil and c.downstream_execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':deps:meta' then return 'deps_meta', 2, 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':deps:meta' end
+    if c.tag ~= nil and c.downstream_execution_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':deps:unresolved' then return 'unresolved_set', 3, 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':deps:unresolved' end
+    if c.tag ~= nil and c.downstream_execution_id ~= nil and c.edge_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':dep:' .. c.edge_id then return 'dep_hash', 4, 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':dep:' .. c.edge_id end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 5, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 6, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' end
+    if c.tag ~= nil and c.downstream_execution_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':deps:all_edges' then return 'deps_all_edges', 7, 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':deps:all_edges' end
+  end,
+  ff_block_execution_for_admission = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible', 2, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+    if c.tag ~= nil and c.lane_id ~= nil and c.blocked_set ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:' .. c.blocked_set then return 'blocked', 3, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:' .. c.blocked_set end
+  end,
+  ff_buffer_signal_for_pending_waitpoint = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':condition' then return 'wp_condition', 2, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':condition' end
+    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':signals' then return 'wp_signals_stream', 3, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':signals' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':signals' then return 'exec_signals_zset', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':signals' end
+    if c.tag ~= nil and c.signal_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:signal:' .. c.tag .. ':' .. c.signal_id then return 'signal_hash', 5, 'ff:signal:' .. c.tag .. ':' .. c.signal_id end
+    if c.tag ~= nil and c.signal_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:signal:' .. c.tag .. ':' .. c.signal_id .. ':payload' then return 'signal_payload', 6, 'ff:signal:' .. c.tag .. ':' .. c.signal_id .. ':payload' end
+    if c.tag ~= nil and c.waitpoint_id ~= nil and c.idempotency_key ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:sigdedup:' .. c.tag .. ':' .. c.waitpoint_id .. ':' .. c.idempotency_key and keys[7] ~= 'ff:noop:' .. c.tag then return 'idem_key', 7, 'ff:sigdedup:' .. c.tag .. ':' .. c.waitpoint_id .. ':' .. c.idempotency_key .. ' or ' .. 'ff:noop:' .. c.tag end
+    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id then return 'waitpoint_hash', 8, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id end
+    if c.tag ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:sec:' .. c.tag .. ':waitpoint_hmac' then return 'hmac_secrets', 9, 'ff:sec:' .. c.tag .. ':waitpoint_hmac' end
+  end,
+  ff_cancel_execution = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and c.current_attempt_index ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index end
+    if c.tag ~= nil and c.execution_id ~= nil and c.current_attempt_index ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index .. ':meta' then return 'stream_meta', 3, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index .. ':meta' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 5, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
+    if c.tag ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 6, 'ff:idx:' .. c.tag .. ':lease_expiry' end
+    if c.tag ~= nil and c.current_worker_instance_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.current_worker_instance_id .. ':leases' then return 'worker_leases', 7, 'ff:idx:' .. c.tag .. ':worker:' .. c.current_worker_instance_id .. ':leases' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' then return 'suspension_current', 8, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' end
+    if c.tag ~= nil and c.current_waitpoint_id ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:wp:' .. c.tag .. ':' .. c.current_waitpoint_id and keys[9] ~= 'ff:noop:' .. c.tag then return 'waitpoint', 9, 'ff:wp:' .. c.tag .. ':' .. c.current_waitpoint_id .. ' or ' .. 'ff:noop:' .. c.tag end
+    if c.tag ~= nil and c.current_waitpoint_id ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:wp:' .. c.tag .. ':' .. c.current_waitpoint_id .. ':condition' and keys[10] ~= 'ff:noop:' .. c.tag then return 'waitpoint_condition', 10, 'ff:wp:' .. c.tag .. ':' .. c.current_waitpoint_id .. ':condition' .. ' or ' .. 'ff:noop:' .. c.tag end
+    if c.tag ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:idx:' .. c.tag .. ':suspension_timeout' then return 'suspension_timeout', 11, 'ff:idx:' .. c.tag .. ':suspension_timeout' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[12] ~= nil and keys[12] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' then return 'terminal', 12, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' end
+    if c.tag ~= nil and keys[13] ~= nil and keys[13] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout', 13, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
+    if c.tag ~= nil and keys[14] ~= nil and keys[14] ~= 'ff:idx:' .. c.tag .. ':execution_deadline' then return 'execution_deadline', 14, 'ff:idx:' .. c.tag .. ':execution_deadline' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[15] ~= nil and keys[15] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible', 15, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[16] ~= nil and keys[16] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' then return 'delayed', 16, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[17] ~= nil and keys[17] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' then return 'blocked_dependencies', 17, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[18] ~= nil and keys[18] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:budget' then return 'blocked_budget', 18, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:budget' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[19] ~= nil and keys[19] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:quota' then return 'blocked_quota', 19, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:quota' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[20] ~= nil and keys[20] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:route' then return 'blocked_route', 20, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:route' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[21] ~= nil and keys[21] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:operator' then return 'blocked_operator', 21, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:operator' end
+  end,
+  ff_cancel_flow = function(keys, c)
+    if c.tag ~= nil and c.flow_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':core' then return 'flow_core', 1, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':core' end
+    if c.tag ~= nil and c.flow_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':members' then return 'members_set', 2, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':members' end
+    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':flow_index' then return 'flow_index', 3, 'ff:idx:' .. c.tag .. ':flow_index' end
+  end,
+  ff_change_priority = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 2, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+  end,
+  ff_check_admission_and_record = function(keys, c)
+    if c.tag ~= nil and c.quota_policy_id ~= nil and c.dimension ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':window:' .. c.dimension then return 'window', 1, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':window:' .. c.dimension end
+    if c.tag ~= nil and c.quota_policy_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':concurrency' then return 'concurrency', 2, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':concurrency' end
+    if c.tag ~= nil and c.quota_policy_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id then return 'definition', 3, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id end
+    if c.tag ~= nil and c.quota_policy_id ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':admitted:' .. c.execution_id then return 'admitted', 4, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':admitted:' .. c.execution_id end
+    if c.tag ~= nil and c.quota_policy_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':admitted_set' then return 'admitted_set', 5, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':admitted_set' end
+  end,
+  ff_claim_execution = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':claim_grant' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible', 3, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+    if c.tag ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 4, 'ff:idx:' .. c.tag .. ':lease_expiry' end
+    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 5, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
+    if c.tag ~= nil and c.execution_id ~= nil and c.expected_attempt_index ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.expected_attempt_index then return 'attempt_hash', 6, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.expected_attempt_index end
+    if c.tag ~= nil and c.execution_id ~= nil and c.expected_attempt_index ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.expected_attempt_index .. ':usage' then return 'attempt_usage', 7, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.expected_attempt_index .. ':usage' end
+    if c.tag ~= nil and c.execution_id ~= nil and c.expected_attempt_index ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.expected_attempt_index .. ':policy' then return 'attempt_policy', 8, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.expected_attempt_index .. ':policy' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':attempts' then return 'attempts', 9, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':attempts' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 10, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 11, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[12] ~= nil and keys[12] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active', 12, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
+    if c.tag ~= nil and keys[13] ~= nil and keys[13] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout', 13, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
+    if c.tag ~= nil and keys[14] ~= nil and keys[14] ~= 'ff:idx:' .. c.tag .. ':execution_deadline' then return 'execution_deadline', 14, 'ff:idx:' .. c.tag .. ':execution_deadline' end
+  end,
+  ff_claim_next_eligible = function(keys, c)
+    if c.tag ~= nil and c.lane_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible', 1, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+    if c.tag ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 2, 'ff:idx:' .. c.tag .. ':lease_expiry' end
+    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 3, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active', 4, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
+    if c.tag ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout', 5, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
+    if c.tag ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idx:' .. c.tag .. ':execution_deadline' then return 'execution_deadline', 6, 'ff:idx:' .. c.tag .. ':execution_deadline' end
+  end,
+  ff_claim_resumed_execution = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':claim_grant' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+    if c.tag ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry_zset', 4, 'ff:idx:' .. c.tag .. ':lease_expiry' end
+    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 5, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
+    if c.tag ~= nil and c.execution_id ~= nil and c.current_attempt_index ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index then return 'existing_attempt_hash', 6, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 7, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 8, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active_index', 9, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
+    if c.tag ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout_zset', 10, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
+    if c.tag ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:idx:' .. c.tag .. ':execution_deadline' then return 'execution_deadline_zset', 11, 'ff:idx:' .. c.tag .. ':execution_deadline' end
+  end,
+  ff_close_waitpoint = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id then return 'waitpoint_hash', 2, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id end
+    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':pending_waitpoint_expiry' then return 'pending_wp_expiry_zset', 3, 'ff:idx:' .. c.tag .. ':pending_waitpoint_expiry' end
+  end,
+  ff_complete_and_claim_next = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index end
+    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 3, 'ff:idx:' .. c.tag .. ':lease_expiry' end
+    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 4, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' then return 'terminal', 5, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 6, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 7, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active', 8, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
+    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' then return 'stream_meta', 9, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':result' then return 'result', 10, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':result' end
+    if c.tag ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout', 11, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
+    if c.tag ~= nil and keys[12] ~= nil and keys[12] ~= 'ff:idx:' .. c.tag .. ':execution_deadline' then return 'execution_deadline', 12, 'ff:idx:' .. c.tag .. ':execution_deadline' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[13] ~= nil and keys[13] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible', 13, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+  end,
+  ff_complete_execution = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index end
+    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 3, 'ff:idx:' .. c.tag .. ':lease_expiry' end
+    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 4, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' then return 'terminal', 5, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 6, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 7, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active', 8, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
+    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' then return 'stream_meta', 9, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':result' then return 'result', 10, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':result' end
+    if c.tag ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout', 11, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
+    if c.tag ~= nil and keys[12] ~= nil and keys[12] ~= 'ff:idx:' .. c.tag .. ':execution_deadline' then return 'execution_deadline', 12, 'ff:idx:' .. c.tag .. ':execution_deadline' end
+  end,
+  ff_create_budget = function(keys, c)
+    if c.tag ~= nil and c.budget_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:budget:' .. c.tag .. ':' .. c.budget_id then return 'definition', 1, 'ff:budget:' .. c.tag .. ':' .. c.budget_id end
+    if c.tag ~= nil and c.budget_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:budget:' .. c.tag .. ':' .. c.budget_id .. ':limits' then return 'limits', 2, 'ff:budget:' .. c.tag .. ':' .. c.budget_id .. ':limits' end
+    if c.tag ~= nil and c.budget_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:budget:' .. c.tag .. ':' .. c.budget_id .. ':usage' then return 'usage', 3, 'ff:budget:' .. c.tag .. ':' .. c.budget_id .. ':usage' end
+    if c.tag ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:idx:' .. c.tag .. ':budget_resets' then return 'budget_resets', 4, 'ff:idx:' .. c.tag .. ':budget_resets' end
+    if c.tag ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':budget_policies' then return 'budget_policies', 5, 'ff:idx:' .. c.tag .. ':budget_policies' end
+  end,
+  ff_create_execution = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':payload' then return 'payload', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':payload' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':policy' then return 'policy', 3, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':policy' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':tags' then return 'tags', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':tags' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' and keys[5] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'scheduling_zset', 5, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' .. ' or ' .. 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+    if c.tag ~= nil and c.namespace ~= nil and c.idempotency_key ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idem:' .. c.tag .. ':' .. c.namespace .. ':' .. c.idempotency_key and keys[6] ~= 'ff:noop:' .. c.tag then return 'idempotency', 6, 'ff:idem:' .. c.tag .. ':' .. c.namespace .. ':' .. c.idempotency_key .. ' or ' .. 'ff:noop:' .. c.tag end
+    if c.tag ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:idx:' .. c.tag .. ':execution_deadline' then return 'execution_deadline', 7, 'ff:idx:' .. c.tag .. ':execution_deadline' end
+    if c.tag ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:idx:' .. c.tag .. ':all_executions' then return 'all_executions', 8, 'ff:idx:' .. c.tag .. ':all_executions' end
+  end,
+  ff_create_flow = function(keys, c)
+    if c.tag ~= nil and c.flow_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':core' then return 'flow_core', 1, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':core' end
+    if c.tag ~= nil and c.flow_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':members' then return 'members_set', 2, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':members' end
+    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':flow_index' then return 'flow_index', 3, 'ff:idx:' .. c.tag .. ':flow_index' end
+  end,
+  ff_create_pending_waitpoint = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id then return 'waitpoint_hash', 2, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id end
+    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':pending_waitpoint_expiry' then return 'pending_wp_expiry_zset', 3, 'ff:idx:' .. c.tag .. ':pending_waitpoint_expiry' end
+    if c.tag ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:sec:' .. c.tag .. ':waitpoint_hmac' then return 'hmac_secrets', 4, 'ff:sec:' .. c.tag .. ':waitpoint_hmac' end
+  end,
+  ff_create_quota_policy = function(keys, c)
+    if c.tag ~= nil and c.quota_policy_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id then return 'definition', 1, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id end
+    if c.tag ~= nil and c.quota_policy_id ~= nil and c.dimension ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':window:' .. c.dimension then return 'window', 2, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':window:' .. c.dimension end
+    if c.tag ~= nil and c.quota_policy_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':concurrency' then return 'concurrency', 3, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':concurrency' end
+    if c.tag ~= nil and c.quota_policy_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':admitted_set' then return 'admitted_set', 4, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':admitted_set' end
+    if c.tag ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':quota_policies' then return 'quota_policies', 5, 'ff:idx:' .. c.tag .. ':quota_policies' end
+  end,
+  ff_delay_execution = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 3, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
+    if c.tag ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 5, 'ff:idx:' .. c.tag .. ':lease_expiry' end
+    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 6, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active', 7, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' then return 'delayed', 8, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' end
+    if c.tag ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout', 9, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
+  end,
+  ff_deliver_signal = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':condition' then return 'wp_condition', 2, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':condition' end
+    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':signals' then return 'wp_signals_stream', 3, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':signals' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':signals' then return 'exec_signals_zset', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':signals' end
+    if c.tag ~= nil and c.signal_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:signal:' .. c.tag .. ':' .. c.signal_id then return 'signal_hash', 5, 'ff:signal:' .. c.tag .. ':' .. c.signal_id end
+    if c.tag ~= nil and c.signal_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:signal:' .. c.tag .. ':' .. c.signal_id .. ':payload' then return 'signal_payload', 6, 'ff:signal:' .. c.tag .. ':' .. c.signal_id .. ':payload' end
+    if c.tag ~= nil and c.waitpoint_id ~= nil and c.idempotency_key ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:sigdedup:' .. c.tag .. ':' .. c.waitpoint_id .. ':' .. c.idempotency_key and keys[7] ~= 'ff:noop:' .. c.tag then return 'idem_key', 7, 'ff:sigdedup:' .. c.tag .. ':' .. c.waitpoint_id .. ':' .. c.idempotency_key .. ' or ' .. 'ff:noop:' .. c.tag end
+    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id then return 'waitpoint_hash', 8, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' then return 'suspension_current', 9, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 10, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':suspended' then return 'suspended_zset', 11, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':suspended' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[12] ~= nil and keys[12] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' then return 'delayed_zset', 12, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' end
+    if c.tag ~= nil and keys[13] ~= nil and keys[13] ~= 'ff:idx:' .. c.tag .. ':suspension_timeout' then return 'suspension_timeout_zset', 13, 'ff:idx:' .. c.tag .. ':suspension_timeout' end
+    if c.tag ~= nil and keys[14] ~= nil and keys[14] ~= 'ff:sec:' .. c.tag .. ':waitpoint_hmac' then return 'hmac_secrets', 14, 'ff:sec:' .. c.tag .. ':waitpoint_hmac' end
+  end,
+  ff_evaluate_flow_eligibility = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':deps:meta' then return 'deps_meta', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':deps:meta' end
+  end,
+  ff_expire_execution = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and c.current_attempt_index ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index end
+    if c.tag ~= nil and c.execution_id ~= nil and c.current_attempt_index ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index .. ':meta' then return 'stream_meta', 3, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index .. ':meta' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 5, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
+    if c.tag ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 6, 'ff:idx:' .. c.tag .. ':lease_expiry' end
+    if c.tag ~= nil and c.current_worker_instance_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.current_worker_instance_id .. ':leases' then return 'worker_leases', 7, 'ff:idx:' .. c.tag .. ':worker:' .. c.current_worker_instance_id .. ':leases' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active', 8, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' then return 'terminal', 9, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' end
+    if c.tag ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout', 10, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
+    if c.tag ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:idx:' .. c.tag .. ':execution_deadline' then return 'execution_deadline', 11, 'ff:idx:' .. c.tag .. ':execution_deadline' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[12] ~= nil and keys[12] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':suspended' then return 'suspended', 12, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':suspended' end
+    if c.tag ~= nil and keys[13] ~= nil and keys[13] ~= 'ff:idx:' .. c.tag .. ':suspension_timeout' then return 'suspension_timeout', 13, 'ff:idx:' .. c.tag .. ':suspension_timeout' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[14] ~= nil and keys[14] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' then return 'suspension_current', 14, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' end
+  end,
+  ff_expire_suspension = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' then return 'suspension_current', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' end
+    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id and keys[3] ~= 'ff:noop:' .. c.tag then return 'waitpoint_hash', 3, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ' or ' .. 'ff:noop:' .. c.tag end
+    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':condition' and keys[4] ~= 'ff:noop:' .. c.tag then return 'wp_condition', 4, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':condition' .. ' or ' .. 'ff:noop:' .. c.tag end
+    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index then return 'attempt_hash', 5, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index end
+    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' then return 'stream_meta', 6, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' end
+    if c.tag ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:idx:' .. c.tag .. ':suspension_timeout' then return 'suspension_timeout_zset', 7, 'ff:idx:' .. c.tag .. ':suspension_timeout' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':suspended' then return 'suspended_zset', 8, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':suspended' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' then return 'terminal_zset', 9, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 10, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' then return 'delayed_zset', 11, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[12] ~= nil and keys[12] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 12, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
+  end,
+  ff_fail_execution = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index end
+    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 3, 'ff:idx:' .. c.tag .. ':lease_expiry' end
+    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 4, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' then return 'terminal', 5, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' then return 'delayed', 6, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 7, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 8, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active', 9, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
+    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' then return 'stream_meta', 10, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' end
+    if c.tag ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout', 11, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
+    if c.tag ~= nil and keys[12] ~= nil and keys[12] ~= 'ff:idx:' .. c.tag .. ':execution_deadline' then return 'execution_deadline', 12, 'ff:idx:' .. c.tag .. ':execution_deadline' end
+  end,
+  ff_issue_claim_grant = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':claim_grant' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+  end,
+  ff_issue_reclaim_grant = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':claim_grant' end
+    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 3, 'ff:idx:' .. c.tag .. ':lease_expiry' end
+  end,
+  ff_list_waitpoint_hmac_kids = function(keys, c)
+    if c.tag ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:sec:' .. c.tag .. ':waitpoint_hmac' then return 'hmac_secrets', 1, 'ff:sec:' .. c.tag .. ':waitpoint_hmac' end
+  end,
+  ff_mark_lease_expired_if_due = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
+    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 3, 'ff:idx:' .. c.tag .. ':lease_expiry' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
+  end,
+  ff_move_to_waiting_children = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 3, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
+    if c.tag ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 5, 'ff:idx:' .. c.tag .. ':lease_expiry' end
+    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 6, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active', 7, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' then return 'blocked_dependencies', 8, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' end
+    if c.tag ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout', 9, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
+  end,
+  ff_promote_blocked_to_eligible = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 2, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':deps:meta' then return 'deps_meta', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':deps:meta' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':deps:unresolved' then return 'deps_unresolved', 5, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':deps:unresolved' end
+  end,
+  ff_promote_delayed = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' then return 'delayed_zset', 2, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+  end,
+  ff_read_attempt_stream = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index then return 'stream', 1, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index end
+    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' then return 'stream_meta', 2, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' end
+  end,
+  ff_reclaim_execution = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':claim_grant' end
+    if c.tag ~= nil and c.execution_id ~= nil and c.current_attempt_index ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index then return 'old_attempt_hash', 3, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index end
+    if c.tag ~= nil and c.execution_id ~= nil and c.current_attempt_index ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index .. ':meta' then return 'old_stream_meta', 4, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index .. ':meta' end
+    if c.tag ~= nil and c.execution_id ~= nil and c.new_attempt_index ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.new_attempt_index then return 'new_attempt_hash', 5, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.new_attempt_index end
+    if c.tag ~= nil and c.execution_id ~= nil and c.new_attempt_index ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.new_attempt_index .. ':usage' then return 'new_attempt_usage', 6, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.new_attempt_index .. ':usage' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':attempts' then return 'attempts', 7, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':attempts' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 8, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 9, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
+    if c.tag ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 10, 'ff:idx:' .. c.tag .. ':lease_expiry' end
+    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 11, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[12] ~= nil and keys[12] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active', 12, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
+    if c.tag ~= nil and keys[13] ~= nil and keys[13] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout', 13, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
+    if c.tag ~= nil and keys[14] ~= nil and keys[14] ~= 'ff:idx:' .. c.tag .. ':execution_deadline' then return 'execution_deadline', 14, 'ff:idx:' .. c.tag .. ':execution_deadline' end
+  end,
+  ff_release_admission = function(keys, c)
+    if c.tag ~= nil and c.quota_policy_id ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':admitted:' .. c.execution_id then return 'admitted', 1, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':admitted:' .. c.execution_id end
+    if c.tag ~= nil and c.quota_policy_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':admitted_set' then return 'admitted_set', 2, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':admitted_set' end
+    if c.tag ~= nil and c.quota_policy_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':concurrency' then return 'concurrency', 3, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':concurrency' end
+  end,
+  ff_renew_lease = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 3, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
+    if c.tag ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 4, 'ff:idx:' .. c.tag .. ':lease_expiry' end
+  end,
+  ff_replay_execution = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' then return 'terminal_zset', 2, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 5, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':deps:meta' then return 'deps_meta', 6, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':deps:meta' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':deps:unresolved' then return 'deps_unresolved', 7, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':deps:unresolved' end
+  end,
+  ff_report_usage_and_check = function(keys, c)
+    if c.tag ~= nil and c.budget_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:budget:' .. c.tag .. ':' .. c.budget_id .. ':usage' then return 'usage', 1, 'ff:budget:' .. c.tag .. ':' .. c.budget_id .. ':usage' end
+    if c.tag ~= nil and c.budget_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:budget:' .. c.tag .. ':' .. c.budget_id .. ':limits' then return 'limits', 2, 'ff:budget:' .. c.tag .. ':' .. c.budget_id .. ':limits' end
+    if c.tag ~= nil and c.budget_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:budget:' .. c.tag .. ':' .. c.budget_id then return 'definition', 3, 'ff:budget:' .. c.tag .. ':' .. c.budget_id end
+  end,
+  ff_reset_budget = function(keys, c)
+    if c.tag ~= nil and c.budget_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:budget:' .. c.tag .. ':' .. c.budget_id then return 'definition', 1, 'ff:budget:' .. c.tag .. ':' .. c.budget_id end
+    if c.tag ~= nil and c.budget_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:budget:' .. c.tag .. ':' .. c.budget_id .. ':usage' then return 'usage', 2, 'ff:budget:' .. c.tag .. ':' .. c.budget_id .. ':usage' end
+    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':budget_resets' then return 'budget_resets', 3, 'ff:idx:' .. c.tag .. ':budget_resets' end
+  end,
+  ff_resolve_dependency = function(keys, c)
+    if c.tag ~= nil and c.downstream_execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':core' end
+    if c.tag ~= nil and c.downstream_execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':deps:meta' then return 'deps_meta', 2, 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':deps:meta' end
+    if c.tag ~= nil and c.downstream_execution_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':deps:unresolved' then return 'unresolved_set', 3, 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':deps:unresolved' end
+    if c.tag ~= nil and c.downstream_execution_id ~= nil and c.edge_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':dep:' .. c.edge_id then return 'dep_hash', 4, 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':dep:' .. c.edge_id end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 5, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' then return 'terminal_zset', 6, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 7, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' end
+    if c.tag ~= nil and c.downstream_execution_id ~= nil and c.attempt_index ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:attempt:' .. c.tag .. ':' .. c.downstream_execution_id .. ':' .. c.attempt_index then return 'attempt_hash', 8, 'ff:attempt:' .. c.tag .. ':' .. c.downstream_execution_id .. ':' .. c.attempt_index end
+    if c.tag ~= nil and c.downstream_execution_id ~= nil and c.attempt_index ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:stream:' .. c.tag .. ':' .. c.downstream_execution_id .. ':' .. c.attempt_index .. ':meta' then return 'stream_meta', 9, 'ff:stream:' .. c.tag .. ':' .. c.downstream_execution_id .. ':' .. c.attempt_index .. ':meta' end
+    if c.tag ~= nil and c.downstream_execution_id ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':payload' then return 'downstream_payload', 10, 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':payload' end
+    if c.tag ~= nil and c.upstream_execution_id ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:exec:' .. c.tag .. ':' .. c.upstream_execution_id .. ':result' then return 'upstream_result', 11, 'ff:exec:' .. c.tag .. ':' .. c.upstream_execution_id .. ':result' end
+  end,
+  ff_resume_execution = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' then return 'suspension_current', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' end
+    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id then return 'waitpoint_hash', 3, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id end
+    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':signals' then return 'waitpoint_signals', 4, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':signals' end
+    if c.tag ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':suspension_timeout' then return 'suspension_timeout_zset', 5, 'ff:idx:' .. c.tag .. ':suspension_timeout' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 6, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' then return 'delayed_zset', 7, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':suspended' then return 'suspended_zset', 8, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':suspended' end
+  end,
+  ff_revoke_lease = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 3, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
+    if c.tag ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 4, 'ff:idx:' .. c.tag .. ':lease_expiry' end
+    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 5, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
+  end,
+  ff_rotate_waitpoint_hmac_secret = function(keys, c)
+    if c.tag ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:sec:' .. c.tag .. ':waitpoint_hmac' then return 'hmac_secrets', 1, 'ff:sec:' .. c.tag .. ':waitpoint_hmac' end
+  end,
+  ff_stage_dependency_edge = function(keys, c)
+    if c.tag ~= nil and c.flow_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':core' then return 'flow_core', 1, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':core' end
+    if c.tag ~= nil and c.flow_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':members' then return 'members_set', 2, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':members' end
+    if c.tag ~= nil and c.flow_id ~= nil and c.edge_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':edge:' .. c.edge_id then return 'edge_hash', 3, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':edge:' .. c.edge_id end
+    if c.tag ~= nil and c.flow_id ~= nil and c.upstream_execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':out:' .. c.upstream_execution_id then return 'out_adj_set', 4, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':out:' .. c.upstream_execution_id end
+    if c.tag ~= nil and c.flow_id ~= nil and c.downstream_execution_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':in:' .. c.downstream_execution_id then return 'in_adj_set', 5, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':in:' .. c.downstream_execution_id end
+    if c.tag ~= nil and c.flow_id ~= nil and c.edge_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':grant:' .. c.edge_id then return 'grant_hash', 6, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':grant:' .. c.edge_id end
+  end,
+  ff_suspend_execution = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index then return 'attempt_record', 2, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 3, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
+    if c.tag ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry_zset', 5, 'ff:idx:' .. c.tag .. ':lease_expiry' end
+    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 6, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' then return 'suspension_current', 7, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' end
+    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id then return 'waitpoint_hash', 8, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id end
+    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':signals' then return 'waitpoint_signals', 9, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':signals' end
+    if c.tag ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:idx:' .. c.tag .. ':suspension_timeout' then return 'suspension_timeout_zset', 10, 'ff:idx:' .. c.tag .. ':suspension_timeout' end
+    if c.tag ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:idx:' .. c.tag .. ':pending_waitpoint_expiry' then return 'pending_wp_expiry_zset', 11, 'ff:idx:' .. c.tag .. ':pending_waitpoint_expiry' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[12] ~= nil and keys[12] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active_index', 12, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[13] ~= nil and keys[13] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':suspended' then return 'suspended_zset', 13, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':suspended' end
+    if c.tag ~= nil and c.execution_id ~= nil and keys[14] ~= nil and keys[14] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':waitpoints' then return 'waitpoint_history', 14, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':waitpoints' end
+    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[15] ~= nil and keys[15] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':condition' then return 'wp_condition', 15, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':condition' end
+    if c.tag ~= nil and keys[16] ~= nil and keys[16] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout_zset', 16, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
+    if c.tag ~= nil and keys[17] ~= nil and keys[17] ~= 'ff:sec:' .. c.tag .. ':waitpoint_hmac' then return 'hmac_secrets', 17, 'ff:sec:' .. c.tag .. ':waitpoint_hmac' end
+  end,
+  ff_unblock_execution = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    if c.tag ~= nil and c.lane_id ~= nil and c.blocked_set ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:' .. c.blocked_set then return 'blocked', 2, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:' .. c.blocked_set end
+    if c.tag ~= nil and c.lane_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible', 3, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+  end,
+  ff_update_progress = function(keys, c)
+    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+  end,
+}
 
 -- source: lua/helpers.lua
 -- Shared helpers of the flowfabric library. Everything here is a local of the one chunk
@@ -191,15 +663,21 @@ end
 
 -- Every registered callback runs through guard. First it refuses a call with fewer KEYS
 -- than the spec declares (FUNCTION_KEYS, generated from spec/ at the top of the bundle), so
--- no function ever writes some keys before finding another missing. Then an unexpected Lua
+-- no function ever writes some keys before finding another missing, and a call with fewer
+-- ARGV than the spec's fixed slots (FUNCTION_ARGV), so no body reads a missing argument as
+-- nil. More ARGV than declared are ignored, as the reference does. Then an unexpected Lua
 -- error (a bug, or a server command that failed) becomes a structured \`internal_error\`
 -- reply instead of a script error. Functions still validate every ARGV before their first
 -- write: this net is for defects, not for input checking.
 local function guard(name, callback)
   local needed = FUNCTION_KEYS[name] or 0
+  local argv_needed = FUNCTION_ARGV[name] or 0
   return function(keys, args)
     if #keys < needed then
       return { 0, 'invalid_input', name .. ' needs ' .. needed .. ' KEYS, got ' .. #keys }
+    end
+    if #args < argv_needed then
+      return { 0, 'invalid_input', name .. ' needs ' .. argv_needed .. ' ARGV, got ' .. #args }
     end
     local ran, result = pcall(callback, keys, args)
     if ran then
@@ -238,16 +716,38 @@ local function parse_number(value)
   return n
 end
 
--- A decimal integer text within the exactly representable range (±2^53).
+-- An integer text as the server itself parses one (string2ll): an optional '-', then
+-- digits without a leading zero ('0' alone is fine); no '+', no spaces, no '-0', no
+-- exponent or hex. Within the exactly representable range (±2^53), so Lua keeps it exact
+-- and the text can go to any command (HINCRBY, XADD MAXLEN, PX…) as it is.
 local function parse_int(value)
-  if type(value) ~= 'string' or not string.match(value, '^%-?%d+$') or #value > 17 then
+  if type(value) ~= 'string' or #value > 17 then
+    return nil
+  end
+  if value ~= '0' and not string.match(value, '^%-?[1-9]%d*$') then
     return nil
   end
   local n = tonumber(value)
-  if n == nil or n > 9007199254740991 or n < -9007199254740991 then
+  if n > 9007199254740991 or n < -9007199254740991 then
     return nil
   end
   return n
+end
+
+-- The invalid_input reply for an integer ARGV that parse_int refused. Text that is no number
+-- at all gets the reference's own wording (\`<name> must be a number, got: <raw>\`, \`nil\` when
+-- missing); a number that is not an integer the server accepts is refused by us alone.
+local function int_refusal(name, raw)
+  if parse_number(raw) == nil then
+    return { 0, 'invalid_input', name .. ' must be a number, got: ' .. tostring(raw) }
+  end
+  return { 0, 'invalid_input', name .. ' must be an integer, got: ' .. tostring(raw) }
+end
+
+-- A decoded JSON value that cjson can encode again (JSON numbers such as 1e999 decode to
+-- infinity, which cjson.encode refuses): true, or false when some write would fail on it.
+local function json_reencodes(decoded)
+  return (pcall(cjson.encode, decoded))
 end
 
 -- Validates ARGV values in place, in the order given, before anything is read or written.
@@ -275,8 +775,7 @@ local function check_args(A, rules)
       local n
       if base == 'int' then n = parse_int(raw) else n = parse_number(raw) end
       if n == nil then
-        local what = (base == 'int') and 'an integer' or 'a number'
-        return err('invalid_input', name .. ' must be ' .. what .. ', got: ' .. tostring(raw))
+        return int_refusal(name, raw)
       end
       A[name] = n
     elseif base == 'nonempty' then
@@ -287,6 +786,9 @@ local function check_args(A, rules)
       local decoded_ok, decoded = pcall(cjson.decode, raw)
       if not decoded_ok then
         return err('invalid_input', name .. ' must be valid JSON')
+      end
+      if not json_reencodes(decoded) then
+        return err('invalid_input', name .. ' must be JSON with finite numbers')
       end
       A[name .. '_json'] = decoded
     end
@@ -384,9 +886,28 @@ local function check_core_key(core_key, execution_id)
   if not is_set(execution_id) then
     return err('invalid_input', 'execution_id must not be empty')
   end
-  if not core_key or string.sub(core_key, 1, 8) ~= 'ff:exec:' or tag_of(core_key) == nil
-    or eid_of_exec_key(core_key) ~= execution_id then
+  local tag = core_key and tag_of(core_key)
+  if not tag or core_key ~= 'ff:exec:' .. tag .. ':' .. execution_id .. ':core' then
     return err('invalid_input', 'execution_id does not match the core key')
+  end
+  return nil
+end
+
+-- Foreign KEYS (issue 11): the slots of the call that KEY_CHECKS (generated from
+-- spec/keys.yaml) can build from c — tag, execution_id, and whatever the body passes from
+-- stored state: lane_id, the attempt index, the lease holder's worker_instance_id, the
+-- current waitpoint… under the names the spec binds them to — must be exactly those keys.
+-- Returns nil, or the invalid_input reply naming the first foreign slot. Call it before the
+-- first write.
+local function check_keys(name, keys, c)
+  if c.tag == nil then
+    return err('invalid_input', 'KEYS[1] has no hash tag, got: ' .. tostring(keys[1]))
+  end
+  local checker = KEY_CHECKS[name]
+  local slot, index, expected
+  if checker then slot, index, expected = checker(keys, c) end
+  if slot then
+    return err('invalid_input', 'KEYS[' .. index .. '] (' .. slot .. ') must be ' .. expected .. ', got: ' .. keys[index])
   end
   return nil
 end
@@ -394,11 +915,26 @@ end
 -- A non-negative decimal integer that stays the caller's text (the engine compares
 -- revisions, epochs and attempt indexes as strings). Returns nil or the invalid_input reply.
 local function check_count_text(A, name)
-  local n = parse_int(A[name])
-  if n == nil or n < 0 then
-    return err('invalid_input', name .. ' must be a non-negative integer, got: ' .. tostring(A[name]))
+  local raw = A[name]
+  if type(raw) == 'string' and #raw <= 17 and string.match(raw, '^%d+$') then
+    return nil
   end
-  return nil
+  if parse_number(raw) == nil then return int_refusal(name, raw) end
+  return err('invalid_input', name .. ' must be a non-negative integer, got: ' .. raw)
+end
+
+-- The lane an execution's lane KEYS name: its lane_id, "default" when missing (the lane
+-- callers pre-read to build them).
+local function core_lane(core)
+  local lane = core.lane_id
+  if lane == nil or lane == '' then return 'default' end
+  return lane
+end
+
+-- A stored field for a key check: nil (not checked) when empty.
+local function set_or_nil(value)
+  if value == nil or value == '' then return nil end
+  return value
 end
 
 local function lane_key(tag, lane, suffix)
@@ -495,7 +1031,7 @@ end
 local LEASE_FIELDS = {
   'lifecycle_phase', 'ownership_state', 'eligibility_state', 'terminal_outcome', 'lease_expires_at',
   'current_lease_id', 'current_lease_epoch', 'current_attempt_id', 'current_attempt_index',
-  'current_worker_id', 'current_worker_instance_id', 'flow_id',
+  'current_worker_id', 'current_worker_instance_id', 'flow_id', 'lane_id',
 }
 
 ---------------------------------------------------------------------------
@@ -538,7 +1074,9 @@ local function mark_expired(core_key, history_key, core, now)
     lease_expired_at = now,
     last_mutation_at = now,
   })
-  history_add(history_key, {
+  -- The history key is derived from the core key: this write may come before the call's
+  -- KEYS are checked (a lease_expired reply still marks the expiry).
+  history_add(string.sub(core_key, 1, -#':core' - 1) .. ':lease:history', {
     'event', 'expired', 'lease_id', core.current_lease_id, 'lease_epoch', core.current_lease_epoch,
     'attempt_index', core.current_attempt_index, 'attempt_id', core.current_attempt_id,
     'worker_id', core.current_worker_id, 'worker_instance_id', core.current_worker_instance_id, 'ts', now,
@@ -599,7 +1137,7 @@ local function check_int_arg(A, name, min, max, optional)
   end
   local n = parse_int(raw)
   if n == nil then
-    return err('invalid_input', name .. ' must be an integer, got: ' .. tostring(raw))
+    return int_refusal(name, raw)
   end
   if (min ~= nil and n < min) or (max ~= nil and n > max) then
     return err('invalid_input', name .. ' must be in ' .. to_text(min) .. '..' .. to_text(max) .. ', got: ' .. raw)
@@ -652,6 +1190,7 @@ redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys,
     or check_int_arg(A, 'lease_history_grace_ms', 0, Lease.MAX_DURATION_MS)
   if bad then return bad end
   bad = check_core_key(K.core, A.execution_id)
+    or check_keys('ff_renew_lease', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
   if bad then return bad end
 
   local now = server_now()
@@ -701,6 +1240,7 @@ redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_exp
     execution_id = args[1],
   }
   local bad = check_core_key(K.core, A.execution_id)
+    or check_keys('ff_mark_lease_expired_if_due', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
   if bad then return bad end
 
   local now = server_now()
@@ -769,6 +1309,9 @@ redis.register_function('ff_revoke_lease', guard('ff_revoke_lease', function(key
   if is_set(A.expected_lease_id) and A.expected_lease_id ~= current_lease_id then
     return err('stale_lease', 'expected ' .. A.expected_lease_id .. ' but current is ' .. current_lease_id)
   end
+  -- The worker set may be another's (the recorded holder's is swept as well, a deviation).
+  bad = check_keys('ff_revoke_lease', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
+  if bad then return bad end
 
   -- Identity for the reply and the event, captured before the state write.
   local lease_epoch = core.current_lease_epoch or ''
@@ -900,12 +1443,24 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
   local delay_text = A.delay_until
   local bad = check_args(A, Exec.CREATE_RULES)
   if bad then return bad end
+  local tag = tag_of(K.core)
+  bad = check_keys('ff_create_execution', keys, { tag = tag, execution_id = A.execution_id, lane_id = A.lane_id })
+  if bad then return bad end
 
   local now = server_now()
   local now_s = to_text(now) -- formatted once, not at every use
   local priority = clamp_priority(A.priority)
 
   local has_idempotency = is_set(K.idempotency) and not string.find(K.idempotency, 'ff:noop:', 1, true)
+  if has_idempotency then
+    -- The dedup key's own name is the caller's: only its namespace prefix can be checked.
+    local prefix = 'ff:idem:' .. tag .. ':' .. (A.namespace or '') .. ':'
+    if string.sub(K.idempotency, 1, #prefix) ~= prefix or #K.idempotency == #prefix then
+      return err('invalid_input', 'KEYS[6] (idempotency) is not a dedup key of this namespace, got: ' .. K.idempotency)
+    end
+  elseif K.idempotency ~= 'ff:noop:' .. tag then
+    return err('invalid_input', 'KEYS[6] (idempotency) is not the placeholder key of this partition, got: ' .. tostring(K.idempotency))
+  end
   if has_idempotency then
     local existing = redis.call('GET', K.idempotency)
     if existing then
@@ -1005,7 +1560,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     -- A past delay_until still makes the execution eligible: index it where claims look.
     local eligible_key = K.scheduling_zset
     if string.sub(eligible_key, -#':delayed') == ':delayed' then
-      eligible_key = lane_key(tag_of(K.core), lane, 'eligible')
+      eligible_key = lane_key(tag, lane, 'eligible')
     end
     redis.call('ZADD', eligible_key, to_text(eligible_score(priority, now)), A.execution_id)
   end
@@ -1041,7 +1596,7 @@ Exec.PENDING_FIELDS = {
 Exec.CLAIM_FIELDS = field_list({
   {
     'lifecycle_phase', 'ownership_state', 'eligibility_state', 'terminal_outcome', 'attempt_state',
-    'current_lease_epoch', 'total_attempt_count', 'started_at',
+    'current_lease_epoch', 'total_attempt_count', 'started_at', 'lane_id',
   },
   Exec.PENDING_FIELDS,
 })
@@ -1231,6 +1786,12 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
   local now = server_now()
   local core, missing = read_core(K.core, Exec.CLAIM_FIELDS)
   if not core then return missing end
+  -- The lane keys must be the execution's lane, the worker set the claimer's (the attempt
+  -- keys are derived from total_attempt_count in start_attempt).
+  local foreign = check_keys('ff_claim_execution', keys, {
+    tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core), worker_instance_id = A.worker_instance_id,
+  })
+  if foreign then return foreign end
   local refused = Exec.claim_refusal(core)
   if refused then return refused end
   local grant = hmget_map(K.claim_grant, Exec.GRANT_FIELDS)
@@ -1292,6 +1853,16 @@ function Exec.finish_success(K, A, core, now)
   publish_completion(core, A.execution_id, 'success')
 end
 
+-- The KEYS of a lease holder's call (complete, fail, delay, move to waiting children) must
+-- be those of the record: its lane, its current attempt, the holder's worker instance.
+-- core: at least LEASE_FIELDS. Returns nil or the invalid_input reply; call before any write.
+function Exec.check_holder_keys(name, keys, K, A, core)
+  return check_keys(name, keys, {
+    tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core),
+    attempt_index = set_or_nil(core.current_attempt_index), worker_instance_id = core.current_worker_instance_id or '',
+  })
+end
+
 redis.register_function('ff_complete_execution', guard('ff_complete_execution', function(keys, args)
   local K = {
     core = keys[1],
@@ -1320,6 +1891,7 @@ redis.register_function('ff_complete_execution', guard('ff_complete_execution', 
   local core, missing = read_core(K.core, LEASE_FIELDS)
   if not core then return missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
+    or Exec.check_holder_keys('ff_complete_execution', keys, K, A, core)
   if rejected then return rejected end
 
   Exec.finish_success(K, A, core, now)
@@ -1335,17 +1907,6 @@ function Exec.lane_of(core)
   if is_set(core.lane_id) then return core.lane_id end
   if is_set(core.current_lane) then return core.current_lane end
   return 'default'
-end
-
--- Callers pre-read lane_id ("default" when missing) to build the lane KEYS; keys of another
--- lane would index the execution where nothing looks for it. Returns the lane, or nil and
--- the invalid_input reply.
-function Exec.check_lane(terminal_key, core)
-  local lane = is_set(core.lane_id) and core.lane_id or 'default'
-  if terminal_key ~= lane_key(tag_of(terminal_key), lane, 'terminal') then
-    return nil, err('invalid_input', 'lane keys do not match the execution lane ' .. lane)
-  end
-  return lane
 end
 
 -- Closes an attempt's output stream if its meta exists. keep_earlier: leave an existing
@@ -1388,12 +1949,13 @@ end
 
 -- Lease-holder checks shared by delay, move_to_waiting_children and fail: ARGV shape,
 -- then the record, then the lease (§1.5). Returns core, or nil and the error reply.
-function Exec.holder_core(K, A, now)
+function Exec.holder_core(name, keys, K, A, now)
   local mismatch = check_core_key(K.core, A.execution_id)
   if mismatch then return nil, mismatch end
   local core, missing = read_core(K.core)
   if not core then return nil, missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
+    or Exec.check_holder_keys(name, keys, K, A, core)
   if rejected then return nil, rejected end
   return core
 end
@@ -1453,8 +2015,11 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
     end
   end
   local tag = tag_of(K.core)
-  local lane, wrong_lane = Exec.check_lane(K.terminal, core)
-  if not lane then return wrong_lane end
+  local lane = core_lane(core)
+  local foreign = check_keys('ff_cancel_execution', keys, {
+    tag = tag, execution_id = eid, lane_id = lane, current_waitpoint_id = set_or_nil(core.current_waitpoint_id),
+  })
+  if foreign then return foreign end
 
   -- The current attempt's keys come from the record itself, not from the caller's pre-read.
   local has_attempt = is_set(core.current_attempt_index)
@@ -1552,7 +2117,7 @@ redis.register_function('ff_delay_execution', guard('ff_delay_execution', functi
   if bad then return bad end
   local delay_text = to_text(A.delay_until)
   local now = server_now()
-  local core, rejected = Exec.holder_core(K, A, now)
+  local core, rejected = Exec.holder_core('ff_delay_execution', keys, K, A, now)
   if not core then return rejected end
 
   local eid = A.execution_id
@@ -1597,7 +2162,7 @@ redis.register_function('ff_move_to_waiting_children', guard('ff_move_to_waiting
   local bad = check_args(A, { { 'execution_id', 'nonempty' } })
   if bad then return bad end
   local now = server_now()
-  local core, rejected = Exec.holder_core(K, A, now)
+  local core, rejected = Exec.holder_core('ff_move_to_waiting_children', keys, K, A, now)
   if not core then return rejected end
 
   local eid = A.execution_id
@@ -1695,7 +2260,7 @@ redis.register_function('ff_fail_execution', guard('ff_fail_execution', function
   if policy_error then return policy_error end
   local reason = A.failure_reason or ''
   local now = server_now()
-  local core, rejected = Exec.holder_core(K, A, now)
+  local core, rejected = Exec.holder_core('ff_fail_execution', keys, K, A, now)
   if not core then return rejected end
 
   local eid = A.execution_id
@@ -1850,6 +2415,12 @@ redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', fu
   local now = server_now()
   local core, missing = read_core(K.core)
   if not core then return missing end
+  -- The old attempt's keys are derived from the record and the new ones from
+  -- total_attempt_count; the lane keys must be the execution's, the worker set the new holder's.
+  local foreign = check_keys('ff_reclaim_execution', keys, {
+    tag = tag_of(K.core), execution_id = eid, lane_id = core_lane(core), worker_instance_id = worker_instance_id,
+  })
+  if foreign then return foreign end
   if core.lifecycle_phase ~= 'active' then
     return err('execution_not_reclaimable')
   end
@@ -1988,14 +2559,17 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
   local reason = is_set(A.expire_reason) and A.expire_reason or 'attempt_timeout'
   local now = server_now()
   local core = hgetall(K.core)
+  local exists = next(core) ~= nil
+  local foreign = check_keys('ff_expire_execution', keys, {
+    tag = tag_of(K.core), execution_id = eid, lane_id = exists and core_lane(core) or nil,
+  })
+  if foreign then return foreign end
   if next(core) == nil or core.lifecycle_phase == 'terminal' then
     redis.call('ZREM', K.attempt_timeout, eid)
     redis.call('ZREM', K.execution_deadline, eid)
     return ok(next(core) == nil and 'not_found_cleaned' or 'already_terminal')
   end
   local tag = tag_of(K.core)
-  local checked_lane, wrong_lane = Exec.check_lane(K.terminal, core)
-  if not checked_lane then return wrong_lane end
   local lane = Exec.lane_of(core)
 
   local phase = core.lifecycle_phase or ''
@@ -2133,7 +2707,7 @@ end
 
 -- The exec_core fields a claim grant reads (the record has some fifty: HGETALL would copy
 -- them all into Lua on every grant).
-Sched.GRANT_CORE_FIELDS = { 'lifecycle_phase', 'eligibility_state', 'required_capabilities' }
+Sched.GRANT_CORE_FIELDS = { 'lifecycle_phase', 'eligibility_state', 'required_capabilities', 'lane_id' }
 
 -- Writes the grant hash (scheduling.md §5) with its absolute expiry.
 function Sched.write_grant(grant_key, A, now)
@@ -2172,6 +2746,8 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
   local now = server_now()
   local core, missing = read_core(K.core, Sched.GRANT_CORE_FIELDS)
   if not core then return missing end
+  bad = check_keys('ff_issue_claim_grant', keys, { tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core) })
+  if bad then return bad end
   if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
     return err('execution_not_eligible')
   end
@@ -2203,6 +2779,8 @@ redis.register_function('ff_change_priority', guard('ff_change_priority', functi
   local now = server_now()
   local core, missing = read_core(K.core)
   if not core then return missing end
+  bad = check_keys('ff_change_priority', keys, { tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core) })
+  if bad then return bad end
   if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
     return err('execution_not_eligible')
   end
@@ -2272,6 +2850,8 @@ redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', functi
   local mismatch = check_core_key(K.core, eid)
   if mismatch then return mismatch end
   local core = hgetall(K.core)
+  bad = check_keys('ff_promote_delayed', keys, { tag = tag_of(K.core), execution_id = eid, lane_id = next(core) ~= nil and core_lane(core) or nil })
+  if bad then return bad end
   local stale
   if next(core) == nil then
     stale = 'not_found_cleaned'
@@ -2331,6 +2911,8 @@ redis.register_function('ff_issue_reclaim_grant', guard('ff_issue_reclaim_grant'
   local now = server_now()
   local core, missing = read_core(K.core)
   if not core then return missing end
+  bad = check_keys('ff_issue_reclaim_grant', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
+  if bad then return bad end
   if core.lifecycle_phase ~= 'active' then
     return err('execution_not_reclaimable')
   end
@@ -2720,9 +3302,9 @@ function Susp.int_arg(A, name, default, min, empty_ok)
     return nil
   end
   local n = parse_int(raw)
-  if n == nil or (min ~= nil and n < min) then
-    local what = min ~= nil and ('an integer >= ' .. min) or 'an integer'
-    return err('invalid_input', name .. ' must be ' .. what .. ', got: ' .. tostring(raw))
+  if n == nil then return int_refusal(name, raw) end
+  if min ~= nil and n < min then
+    return err('invalid_input', name .. ' must be >= ' .. min .. ', got: ' .. raw)
   end
   A[name] = n
   return nil
@@ -2835,13 +3417,7 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
   if not condition then return condition_error end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  local wp_key = Susp.waitpoint_key(tag, A.waitpoint_id)
-  bad = Susp.keys_match({
-    { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
-    { K.waitpoint_hash, wp_key, 'KEYS[8]' },
-    { K.waitpoint_signals, wp_key .. ':signals', 'KEYS[9]' },
-    { K.wp_condition, wp_key .. ':condition', 'KEYS[15]' },
-  })
+  bad = check_core_key(K.core, eid)
   if bad then return bad end
 
   local now = server_now()
@@ -2877,11 +3453,11 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
     token, mint_error = Susp.mint(K.hmac_secrets, A.waitpoint_id, A.waitpoint_key, now)
     if not token then return mint_error end
   end
-  local lane = Susp.lane_of(core)
-  bad = Susp.keys_match({
-    { K.active_index, lane_key(tag, lane, 'active'), 'KEYS[12] (lane of exec_core)' },
-    { K.suspended_zset, lane_key(tag, lane, 'suspended'), 'KEYS[13] (lane of exec_core)' },
-    { K.worker_leases, worker_leases_key(tag, core.current_worker_instance_id or ''), 'KEYS[6] (lease holder)' },
+  -- Everything above only read: now every KEY must be the execution's, its attempt's, the
+  -- waitpoint's, its lane's and the lease holder's.
+  bad = check_keys('ff_suspend_execution', keys, {
+    tag = tag, execution_id = eid, attempt_index = A.attempt_index, waitpoint_id = A.waitpoint_id,
+    lane_id = Susp.lane_of(core), worker_instance_id = core.current_worker_instance_id or '',
   })
   if bad then return bad end
   -- Buffered signals of a pending waitpoint are replayed before anything is written.
@@ -4015,8 +4591,9 @@ end
 -- \`trailing\` fixed values after those (plus one more when \`optional_last\`).
 function Budget.read_count(args, pos, width, trailing, optional_last)
   local n = parse_int(args[pos])
-  if n == nil or n < 0 then
-    return nil, err('invalid_input', 'dim_count must be a non-negative integer, got: ' .. tostring(args[pos]))
+  if n == nil then return nil, int_refusal('dim_count', args[pos]) end
+  if n < 0 then
+    return nil, err('invalid_input', 'dim_count must be >= 0, got: ' .. args[pos])
   end
   local expected = pos + width * n + trailing
   if #args ~= expected and not (optional_last and #args == expected + 1) then
@@ -4028,8 +4605,9 @@ end
 -- A non-negative integer argument, or the invalid_input reply naming it.
 function Budget.count_arg(raw, name)
   local n = parse_int(raw)
-  if n == nil or n < 0 then
-    return nil, err('invalid_input', name .. ' must be a non-negative integer, got: ' .. tostring(raw))
+  if n == nil then return nil, int_refusal(name, raw) end
+  if n < 0 then
+    return nil, err('invalid_input', name .. ' must be >= 0, got: ' .. raw)
   end
   return n
 end
@@ -4586,13 +5164,19 @@ end
 
 -- The argument checks every flow-side call shares: a non-empty flow id that names the
 -- flow of the core key, and an optional integer now_ms (ignored: server time is used).
-function Flow.check_flow_args(A, core_key)
+-- name, keys: the call's, whose other flow and partition KEYS are checked against the flow
+-- (c: more context, such as execution_id or edge_id).
+function Flow.check_flow_args(A, core_key, name, keys, c)
   local bad = check_args(A, { { 'flow_id', 'nonempty' }, { 'now_ms', 'int?' } })
   if bad then return nil, bad end
   local prefix = Flow.prefix(core_key, A.flow_id)
   if not prefix then
     return nil, err('invalid_input', 'flow_id does not match the flow core key')
   end
+  c = c or {}
+  c.tag, c.flow_id = tag_of(core_key), A.flow_id
+  bad = check_keys(name, keys, c)
+  if bad then return nil, bad end
   return prefix
 end
 
@@ -4744,7 +5328,7 @@ redis.register_function('ff_create_flow', guard('ff_create_flow', function(keys,
     namespace = args[3],
     now_ms = args[4],
   }
-  local _, bad = Flow.check_flow_args(A, K.flow_core)
+  local _, bad = Flow.check_flow_args(A, K.flow_core, 'ff_create_flow', keys)
   if bad then return bad end
 
   redis.call('SADD', K.flow_index, A.flow_id)
@@ -4778,7 +5362,7 @@ redis.register_function('ff_add_execution_to_flow', guard('ff_add_execution_to_f
     execution_id = args[2],
     now_ms = args[3],
   }
-  local _, bad = Flow.check_flow_args(A, K.flow_core)
+  local _, bad = Flow.check_flow_args(A, K.flow_core, 'ff_add_execution_to_flow', keys, { execution_id = A.execution_id })
   if bad then return bad end
   bad = check_args(A, { { 'execution_id', 'nonempty' } }) or check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
@@ -4823,6 +5407,7 @@ redis.register_function('ff_cancel_flow', guard('ff_cancel_flow', function(keys,
     now_ms = args[4],
   }
   local bad = check_args(A, { { 'now_ms', 'int?' } })
+    or check_keys('ff_cancel_flow', keys, { tag = tag_of(K.flow_core), flow_id = set_or_nil(A.flow_id) })
   if bad then return bad end
 
   local state = redis.call('HGET', K.flow_core, 'public_flow_state')
@@ -4868,7 +5453,10 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
     expected_graph_revision = args[7],
     now_ms = args[8],
   }
-  local prefix, bad = Flow.check_flow_args(A, K.flow_core)
+  local prefix, bad = Flow.check_flow_args(A, K.flow_core, 'ff_stage_dependency_edge', keys, {
+    edge_id = set_or_nil(A.edge_id), upstream_execution_id = set_or_nil(A.upstream_execution_id),
+    downstream_execution_id = set_or_nil(A.downstream_execution_id),
+  })
   if bad then return bad end
   bad = check_args(A, {
     { 'edge_id', 'nonempty' },
@@ -4956,6 +5544,12 @@ redis.register_function('ff_apply_dependency_to_child', guard('ff_apply_dependen
   if is_set(core.flow_id) and core.flow_id ~= A.flow_id then
     return err('execution_already_in_flow')
   end
+  -- Every other key must be the child's (named by its core key) and the edge's.
+  bad = check_keys('ff_apply_dependency_to_child', keys, {
+    tag = tag_of(K.exec_core), downstream_execution_id = eid_of_exec_key(K.exec_core), edge_id = A.edge_id,
+    lane_id = core_lane(core),
+  })
+  if bad then return bad end
   if redis.call('EXISTS', K.dep_hash) == 1 then
     return ok('already_applied')
   end
@@ -5034,6 +5628,16 @@ redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', 
   local now = A.now_ms or server_now()
   local core = hgetall(K.exec_core)
   local eid = core.execution_id or eid_of_exec_key(K.exec_core)
+  -- Every other key must be the child's (named by its core key), the edge's and the
+  -- upstream's of the edge record, in the child's lane.
+  local exists = next(core) ~= nil
+  bad = check_keys('ff_resolve_dependency', keys, {
+    tag = tag_of(K.exec_core), downstream_execution_id = eid_of_exec_key(K.exec_core), edge_id = A.edge_id,
+    upstream_execution_id = set_or_nil(dep.upstream_execution_id), lane_id = exists and core_lane(core) or nil,
+    -- With a current attempt its keys are derived (Flow.skip_child); without, slot 8/9 are used.
+    attempt_index = exists and not is_set(core.current_attempt_index) and '0' or nil,
+  })
+  if bad then return bad end
   if A.upstream_outcome == 'success' then
     redis.call('HSET', K.dep_hash, 'state', 'satisfied', 'last_resolved_at', now)
     redis.call('SREM', K.unresolved_set, A.edge_id)
@@ -5109,6 +5713,10 @@ redis.register_function('ff_promote_blocked_to_eligible', guard('ff_promote_bloc
 
   local core, missing = read_core(K.exec_core)
   if not core then return missing end
+  bad = check_keys('ff_promote_blocked_to_eligible', keys, {
+    tag = tag_of(K.exec_core), execution_id = A.execution_id, lane_id = core_lane(core),
+  })
+  if bad then return bad end
   if core.lifecycle_phase ~= 'runnable' then return err('not_runnable') end
   if core.eligibility_state ~= 'blocked_by_dependencies' then return err('not_blocked_by_deps') end
   if core.terminal_outcome ~= 'none' then return err('terminal') end
@@ -5151,6 +5759,15 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
 
   local core, missing = read_core(K.exec_core)
   if not core then return missing end
+  local tag = tag_of(K.exec_core)
+  bad = check_keys('ff_replay_execution', keys, { tag = tag, execution_id = A.execution_id, lane_id = core_lane(core) })
+  if bad then return bad end
+  for i = 1, edge_count do
+    local dep_key = 'ff:exec:' .. tag .. ':' .. A.execution_id .. ':dep:' .. args[2 + i]
+    if keys[7 + i] ~= dep_key then
+      return err('invalid_input', 'KEYS[' .. (7 + i) .. '] (dep_edge) must be ' .. dep_key .. ', got: ' .. keys[7 + i])
+    end
+  end
   if core.lifecycle_phase ~= 'terminal' then return err('execution_not_terminal') end
   local replays = parse_number(core.replay_count) or 0
   if replays >= Flow.max_replays(K.exec_core) then return err('max_replays_exhausted') end
@@ -5287,7 +5904,9 @@ function Fast.claim_head(K, A, now)
     local eid = heads[i]
     local EK = Fast.exec_keys(tag, eid, K)
     local core = hmget_map(EK.core, Fast.CANDIDATE_FIELDS)
-    if next(core) ~= nil and not Exec.claim_refusal(core)
+    -- A candidate filed under another lane than its own is left alone: its lane keys
+    -- would not be the ones this call holds.
+    if next(core) ~= nil and core_lane(core) == A.lane_id and not Exec.claim_refusal(core)
       and redis.call('EXISTS', EK.claim_grant) == 0
       and not Sched.match_caps(EK.core, core, A.worker_capabilities_csv, now) then
       -- The claim's arguments are A's, for this execution (A is not read again after).
@@ -5323,9 +5942,10 @@ redis.register_function('ff_claim_next_eligible', guard('ff_claim_next_eligible'
   }
   local bad = Fast.check_claim_args(A)
   if bad then return bad end
-  if not tag_of(K.eligible) then
-    return err('invalid_input', 'the eligible index key has no hash tag')
-  end
+  bad = check_keys('ff_claim_next_eligible', keys, {
+    tag = tag_of(K.eligible), lane_id = A.lane_id, worker_instance_id = A.worker_instance_id,
+  })
+  if bad then return bad end
   local claimed = Fast.claim_head(K, A, server_now())
   if not claimed then
     return ok('empty')
@@ -5383,14 +6003,16 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
   }
   local bad = Fast.check_claim_args(next_claim)
   if bad then return bad end
-  if tag_of(K.eligible) ~= tag_of(K.core) then
-    return err('invalid_input', 'the eligible index is not on the execution partition')
-  end
   local now = server_now()
   local core, missing = read_core(K.core, LEASE_FIELDS)
   if not core then return missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
+    or Exec.check_holder_keys('ff_complete_and_claim_next', keys, K, A, core)
   if rejected then return rejected end
+  -- The next claim uses the same lane and worker-set KEYS: it must be the holder's lane and instance.
+  if A.next_lane_id ~= core_lane(core) or A.next_worker_instance_id ~= (core.current_worker_instance_id or '') then
+    return err('invalid_input', 'next_lane_id and next_worker_instance_id must be the lease holder\\'s lane and worker instance')
+  end
   Exec.finish_success(K, A, core, now)
   local claimed = Fast.claim_head(K, next_claim, now)
   if not claimed then

@@ -7,6 +7,7 @@ import { indexDoc, moduleDoc } from './emit-docs.js';
 import { emitErrors } from './emit-errors.js';
 import { emitKeys } from './emit-keys.js';
 import { emitModule } from './emit-module.js';
+import { emitLuaFacts, readLuaFunctionFacts } from './emit-lua-facts.js';
 import { bundleLua, checkLua } from './lua.js';
 import { SpecError, formatProblem, loadSpec } from './load.js';
 import type { KeyRef, Spec } from './model.js';
@@ -32,7 +33,7 @@ export function generate(options: CodegenOptions): Map<string, string> {
     return firstOptional < 0 ? keys.length : firstOptional;
   };
   const keyCounts = new Map(spec.modules.flatMap((m) => m.functions).map((f) => [f.name, required(f.keys)] as const));
-  const bundle = bundleLua(options.luaDir, keyCounts);
+  const bundle = bundleLua(options.luaDir, keyCounts, emitLuaFacts(spec, readLuaFunctionFacts(options.specDir)));
   const luaProblems = checkLua(spec, bundle);
   const unregistered = luaProblems.unregistered ?? [];
   if (options.strict) luaProblems.push(...unregistered);

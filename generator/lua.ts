@@ -42,11 +42,12 @@ export function readVersion(luaDir: string): string {
 
 /**
  * Bundles lua/*.lua under the library header. `keyCounts` (function → number of fixed KEYS,
- * from spec/) is written first as the Lua table FUNCTION_KEYS, which the guard reads.
+ * from spec/) is written first as the Lua table FUNCTION_KEYS, which the guard reads; `facts`
+ * (more generated Lua, see emit-lua-facts.ts) follows it.
  */
-export function bundleLua(luaDir: string, keyCounts: ReadonlyMap<string, number> = new Map()): LuaBundle {
+export function bundleLua(luaDir: string, keyCounts: ReadonlyMap<string, number> = new Map(), facts: readonly string[] = []): LuaBundle {
   const table = [...keyCounts].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, count]) => `  ${name} = ${count},`);
-  const generated = ['-- generated from spec/: the number of fixed KEYS of every function', 'local FUNCTION_KEYS = {', ...table, '}'];
+  const generated = ['-- generated from spec/: the number of fixed KEYS of every function', 'local FUNCTION_KEYS = {', ...table, '}', ...facts];
   const parts = ['#!lua name=flowfabric', ...generated];
   const lineMap: [string, number][] = [['(header)', 1], ...generated.map((): [string, number] => ['(generated)', 0])];
   for (const file of luaFiles(luaDir)) {

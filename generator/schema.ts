@@ -131,6 +131,10 @@ export const moduleSchema = {
           deviations: { type: 'array', items: { type: 'string', minLength: 1 } },
           readonly: { type: 'boolean' },
           extension: { type: 'boolean' },
+          // The fewest ARGV the Lua accepts (default: every fixed slot); the guard refuses fewer.
+          argv_min: { type: 'integer', minimum: 0 },
+          // Error codes whose reply comes after a documented write (lease-expiry marking…).
+          writes_on_error: { type: 'array', items: name, uniqueItems: true },
         },
       },
     },

@@ -43,8 +43,9 @@ end
 -- `trailing` fixed values after those (plus one more when `optional_last`).
 function Budget.read_count(args, pos, width, trailing, optional_last)
   local n = parse_int(args[pos])
-  if n == nil or n < 0 then
-    return nil, err('invalid_input', 'dim_count must be a non-negative integer, got: ' .. tostring(args[pos]))
+  if n == nil then return nil, int_refusal('dim_count', args[pos]) end
+  if n < 0 then
+    return nil, err('invalid_input', 'dim_count must be >= 0, got: ' .. args[pos])
   end
   local expected = pos + width * n + trailing
   if #args ~= expected and not (optional_last and #args == expected + 1) then
@@ -56,8 +57,9 @@ end
 -- A non-negative integer argument, or the invalid_input reply naming it.
 function Budget.count_arg(raw, name)
   local n = parse_int(raw)
-  if n == nil or n < 0 then
-    return nil, err('invalid_input', name .. ' must be a non-negative integer, got: ' .. tostring(raw))
+  if n == nil then return nil, int_refusal(name, raw) end
+  if n < 0 then
+    return nil, err('invalid_input', name .. ' must be >= 0, got: ' .. raw)
   end
   return n
 end

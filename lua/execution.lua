@@ -94,12 +94,24 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
   local delay_text = A.delay_until
   local bad = check_args(A, Exec.CREATE_RULES)
   if bad then return bad end
+  local tag = tag_of(K.core)
+  bad = check_keys('ff_create_execution', keys, { tag = tag, execution_id = A.execution_id, lane_id = A.lane_id })
+  if bad then return bad end
 
   local now = server_now()
   local now_s = to_text(now) -- formatted once, not at every use
   local priority = clamp_priority(A.priority)
 
   local has_idempotency = is_set(K.idempotency) and not string.find(K.idempotency, 'ff:noop:', 1, true)
+  if has_idempotency then
+    -- The dedup key's own name is the caller's: only its namespace prefix can be checked.
+    local prefix = 'ff:idem:' .. tag .. ':' .. (A.namespace or '') .. ':'
+    if string.sub(K.idempotency, 1, #prefix) ~= prefix or #K.idempotency == #prefix then
+      return err('invalid_input', 'KEYS[6] (idempotency) is not a dedup key of this namespace, got: ' .. K.idempotency)
+    end
+  elseif K.idempotency ~= 'ff:noop:' .. tag then
+    return err('invalid_input', 'KEYS[6] (idempotency) is not the placeholder key of this partition, got: ' .. tostring(K.idempotency))
+  end
   if has_idempotency then
     local existing = redis.call('GET', K.idempotency)
     if existing then
@@ -199,7 +211,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     -- A past delay_until still makes the execution eligible: index it where claims look.
     local eligible_key = K.scheduling_zset
     if string.sub(eligible_key, -#':delayed') == ':delayed' then
-      eligible_key = lane_key(tag_of(K.core), lane, 'eligible')
+      eligible_key = lane_key(tag, lane, 'eligible')
     end
     redis.call('ZADD', eligible_key, to_text(eligible_score(priority, now)), A.execution_id)
   end
@@ -235,7 +247,7 @@ Exec.PENDING_FIELDS = {
 Exec.CLAIM_FIELDS = field_list({
   {
     'lifecycle_phase', 'ownership_state', 'eligibility_state', 'terminal_outcome', 'attempt_state',
-    'current_lease_epoch', 'total_attempt_count', 'started_at',
+    'current_lease_epoch', 'total_attempt_count', 'started_at', 'lane_id',
   },
   Exec.PENDING_FIELDS,
 })
@@ -425,6 +437,12 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
   local now = server_now()
   local core, missing = read_core(K.core, Exec.CLAIM_FIELDS)
   if not core then return missing end
+  -- The lane keys must be the execution's lane, the worker set the claimer's (the attempt
+  -- keys are derived from total_attempt_count in start_attempt).
+  local foreign = check_keys('ff_claim_execution', keys, {
+    tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core), worker_instance_id = A.worker_instance_id,
+  })
+  if foreign then return foreign end
   local refused = Exec.claim_refusal(core)
   if refused then return refused end
   local grant = hmget_map(K.claim_grant, Exec.GRANT_FIELDS)
@@ -486,6 +504,16 @@ function Exec.finish_success(K, A, core, now)
   publish_completion(core, A.execution_id, 'success')
 end
 
+-- The KEYS of a lease holder's call (complete, fail, delay, move to waiting children) must
+-- be those of the record: its lane, its current attempt, the holder's worker instance.
+-- core: at least LEASE_FIELDS. Returns nil or the invalid_input reply; call before any write.
+function Exec.check_holder_keys(name, keys, K, A, core)
+  return check_keys(name, keys, {
+    tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core),
+    attempt_index = set_or_nil(core.current_attempt_index), worker_instance_id = core.current_worker_instance_id or '',
+  })
+end
+
 redis.register_function('ff_complete_execution', guard('ff_complete_execution', function(keys, args)
   local K = {
     core = keys[1],
@@ -514,6 +542,7 @@ redis.register_function('ff_complete_execution', guard('ff_complete_execution', 
   local core, missing = read_core(K.core, LEASE_FIELDS)
   if not core then return missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
+    or Exec.check_holder_keys('ff_complete_execution', keys, K, A, core)
   if rejected then return rejected end
 
   Exec.finish_success(K, A, core, now)
@@ -529,17 +558,6 @@ function Exec.lane_of(core)
   if is_set(core.lane_id) then return core.lane_id end
   if is_set(core.current_lane) then return core.current_lane end
   return 'default'
-end
-
--- Callers pre-read lane_id ("default" when missing) to build the lane KEYS; keys of another
--- lane would index the execution where nothing looks for it. Returns the lane, or nil and
--- the invalid_input reply.
-function Exec.check_lane(terminal_key, core)
-  local lane = is_set(core.lane_id) and core.lane_id or 'default'
-  if terminal_key ~= lane_key(tag_of(terminal_key), lane, 'terminal') then
-    return nil, err('invalid_input', 'lane keys do not match the execution lane ' .. lane)
-  end
-  return lane
 end
 
 -- Closes an attempt's output stream if its meta exists. keep_earlier: leave an existing
@@ -582,12 +600,13 @@ end
 
 -- Lease-holder checks shared by delay, move_to_waiting_children and fail: ARGV shape,
 -- then the record, then the lease (§1.5). Returns core, or nil and the error reply.
-function Exec.holder_core(K, A, now)
+function Exec.holder_core(name, keys, K, A, now)
   local mismatch = check_core_key(K.core, A.execution_id)
   if mismatch then return nil, mismatch end
   local core, missing = read_core(K.core)
   if not core then return nil, missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
+    or Exec.check_holder_keys(name, keys, K, A, core)
   if rejected then return nil, rejected end
   return core
 end
@@ -647,8 +666,11 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
     end
   end
   local tag = tag_of(K.core)
-  local lane, wrong_lane = Exec.check_lane(K.terminal, core)
-  if not lane then return wrong_lane end
+  local lane = core_lane(core)
+  local foreign = check_keys('ff_cancel_execution', keys, {
+    tag = tag, execution_id = eid, lane_id = lane, current_waitpoint_id = set_or_nil(core.current_waitpoint_id),
+  })
+  if foreign then return foreign end
 
   -- The current attempt's keys come from the record itself, not from the caller's pre-read.
   local has_attempt = is_set(core.current_attempt_index)
@@ -746,7 +768,7 @@ redis.register_function('ff_delay_execution', guard('ff_delay_execution', functi
   if bad then return bad end
   local delay_text = to_text(A.delay_until)
   local now = server_now()
-  local core, rejected = Exec.holder_core(K, A, now)
+  local core, rejected = Exec.holder_core('ff_delay_execution', keys, K, A, now)
   if not core then return rejected end
 
   local eid = A.execution_id
@@ -791,7 +813,7 @@ redis.register_function('ff_move_to_waiting_children', guard('ff_move_to_waiting
   local bad = check_args(A, { { 'execution_id', 'nonempty' } })
   if bad then return bad end
   local now = server_now()
-  local core, rejected = Exec.holder_core(K, A, now)
+  local core, rejected = Exec.holder_core('ff_move_to_waiting_children', keys, K, A, now)
   if not core then return rejected end
 
   local eid = A.execution_id
@@ -889,7 +911,7 @@ redis.register_function('ff_fail_execution', guard('ff_fail_execution', function
   if policy_error then return policy_error end
   local reason = A.failure_reason or ''
   local now = server_now()
-  local core, rejected = Exec.holder_core(K, A, now)
+  local core, rejected = Exec.holder_core('ff_fail_execution', keys, K, A, now)
   if not core then return rejected end
 
   local eid = A.execution_id
@@ -1044,6 +1066,12 @@ redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', fu
   local now = server_now()
   local core, missing = read_core(K.core)
   if not core then return missing end
+  -- The old attempt's keys are derived from the record and the new ones from
+  -- total_attempt_count; the lane keys must be the execution's, the worker set the new holder's.
+  local foreign = check_keys('ff_reclaim_execution', keys, {
+    tag = tag_of(K.core), execution_id = eid, lane_id = core_lane(core), worker_instance_id = worker_instance_id,
+  })
+  if foreign then return foreign end
   if core.lifecycle_phase ~= 'active' then
     return err('execution_not_reclaimable')
   end
@@ -1182,14 +1210,17 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
   local reason = is_set(A.expire_reason) and A.expire_reason or 'attempt_timeout'
   local now = server_now()
   local core = hgetall(K.core)
+  local exists = next(core) ~= nil
+  local foreign = check_keys('ff_expire_execution', keys, {
+    tag = tag_of(K.core), execution_id = eid, lane_id = exists and core_lane(core) or nil,
+  })
+  if foreign then return foreign end
   if next(core) == nil or core.lifecycle_phase == 'terminal' then
     redis.call('ZREM', K.attempt_timeout, eid)
     redis.call('ZREM', K.execution_deadline, eid)
     return ok(next(core) == nil and 'not_found_cleaned' or 'already_terminal')
   end
   local tag = tag_of(K.core)
-  local checked_lane, wrong_lane = Exec.check_lane(K.terminal, core)
-  if not checked_lane then return wrong_lane end
   local lane = Exec.lane_of(core)
 
   local phase = core.lifecycle_phase or ''

@@ -60,7 +60,9 @@ function Fast.claim_head(K, A, now)
     local eid = heads[i]
     local EK = Fast.exec_keys(tag, eid, K)
     local core = hmget_map(EK.core, Fast.CANDIDATE_FIELDS)
-    if next(core) ~= nil and not Exec.claim_refusal(core)
+    -- A candidate filed under another lane than its own is left alone: its lane keys
+    -- would not be the ones this call holds.
+    if next(core) ~= nil and core_lane(core) == A.lane_id and not Exec.claim_refusal(core)
       and redis.call('EXISTS', EK.claim_grant) == 0
       and not Sched.match_caps(EK.core, core, A.worker_capabilities_csv, now) then
       -- The claim's arguments are A's, for this execution (A is not read again after).
@@ -96,9 +98,10 @@ redis.register_function('ff_claim_next_eligible', guard('ff_claim_next_eligible'
   }
   local bad = Fast.check_claim_args(A)
   if bad then return bad end
-  if not tag_of(K.eligible) then
-    return err('invalid_input', 'the eligible index key has no hash tag')
-  end
+  bad = check_keys('ff_claim_next_eligible', keys, {
+    tag = tag_of(K.eligible), lane_id = A.lane_id, worker_instance_id = A.worker_instance_id,
+  })
+  if bad then return bad end
   local claimed = Fast.claim_head(K, A, server_now())
   if not claimed then
     return ok('empty')
@@ -156,14 +159,16 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
   }
   local bad = Fast.check_claim_args(next_claim)
   if bad then return bad end
-  if tag_of(K.eligible) ~= tag_of(K.core) then
-    return err('invalid_input', 'the eligible index is not on the execution partition')
-  end
   local now = server_now()
   local core, missing = read_core(K.core, LEASE_FIELDS)
   if not core then return missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
+    or Exec.check_holder_keys('ff_complete_and_claim_next', keys, K, A, core)
   if rejected then return rejected end
+  -- The next claim uses the same lane and worker-set KEYS: it must be the holder's lane and instance.
+  if A.next_lane_id ~= core_lane(core) or A.next_worker_instance_id ~= (core.current_worker_instance_id or '') then
+    return err('invalid_input', 'next_lane_id and next_worker_instance_id must be the lease holder\'s lane and worker instance')
+  end
   Exec.finish_success(K, A, core, now)
   local claimed = Fast.claim_head(K, next_claim, now)
   if not claimed then

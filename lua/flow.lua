@@ -24,13 +24,19 @@ end
 
 -- The argument checks every flow-side call shares: a non-empty flow id that names the
 -- flow of the core key, and an optional integer now_ms (ignored: server time is used).
-function Flow.check_flow_args(A, core_key)
+-- name, keys: the call's, whose other flow and partition KEYS are checked against the flow
+-- (c: more context, such as execution_id or edge_id).
+function Flow.check_flow_args(A, core_key, name, keys, c)
   local bad = check_args(A, { { 'flow_id', 'nonempty' }, { 'now_ms', 'int?' } })
   if bad then return nil, bad end
   local prefix = Flow.prefix(core_key, A.flow_id)
   if not prefix then
     return nil, err('invalid_input', 'flow_id does not match the flow core key')
   end
+  c = c or {}
+  c.tag, c.flow_id = tag_of(core_key), A.flow_id
+  bad = check_keys(name, keys, c)
+  if bad then return nil, bad end
   return prefix
 end
 
@@ -182,7 +188,7 @@ redis.register_function('ff_create_flow', guard('ff_create_flow', function(keys,
     namespace = args[3],
     now_ms = args[4],
   }
-  local _, bad = Flow.check_flow_args(A, K.flow_core)
+  local _, bad = Flow.check_flow_args(A, K.flow_core, 'ff_create_flow', keys)
   if bad then return bad end
 
   redis.call('SADD', K.flow_index, A.flow_id)
@@ -216,7 +222,7 @@ redis.register_function('ff_add_execution_to_flow', guard('ff_add_execution_to_f
     execution_id = args[2],
     now_ms = args[3],
   }
-  local _, bad = Flow.check_flow_args(A, K.flow_core)
+  local _, bad = Flow.check_flow_args(A, K.flow_core, 'ff_add_execution_to_flow', keys, { execution_id = A.execution_id })
   if bad then return bad end
   bad = check_args(A, { { 'execution_id', 'nonempty' } }) or check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
@@ -261,6 +267,7 @@ redis.register_function('ff_cancel_flow', guard('ff_cancel_flow', function(keys,
     now_ms = args[4],
   }
   local bad = check_args(A, { { 'now_ms', 'int?' } })
+    or check_keys('ff_cancel_flow', keys, { tag = tag_of(K.flow_core), flow_id = set_or_nil(A.flow_id) })
   if bad then return bad end
 
   local state = redis.call('HGET', K.flow_core, 'public_flow_state')
@@ -306,7 +313,10 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
     expected_graph_revision = args[7],
     now_ms = args[8],
   }
-  local prefix, bad = Flow.check_flow_args(A, K.flow_core)
+  local prefix, bad = Flow.check_flow_args(A, K.flow_core, 'ff_stage_dependency_edge', keys, {
+    edge_id = set_or_nil(A.edge_id), upstream_execution_id = set_or_nil(A.upstream_execution_id),
+    downstream_execution_id = set_or_nil(A.downstream_execution_id),
+  })
   if bad then return bad end
   bad = check_args(A, {
     { 'edge_id', 'nonempty' },
@@ -394,6 +404,12 @@ redis.register_function('ff_apply_dependency_to_child', guard('ff_apply_dependen
   if is_set(core.flow_id) and core.flow_id ~= A.flow_id then
     return err('execution_already_in_flow')
   end
+  -- Every other key must be the child's (named by its core key) and the edge's.
+  bad = check_keys('ff_apply_dependency_to_child', keys, {
+    tag = tag_of(K.exec_core), downstream_execution_id = eid_of_exec_key(K.exec_core), edge_id = A.edge_id,
+    lane_id = core_lane(core),
+  })
+  if bad then return bad end
   if redis.call('EXISTS', K.dep_hash) == 1 then
     return ok('already_applied')
   end
@@ -472,6 +488,16 @@ redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', 
   local now = A.now_ms or server_now()
   local core = hgetall(K.exec_core)
   local eid = core.execution_id or eid_of_exec_key(K.exec_core)
+  -- Every other key must be the child's (named by its core key), the edge's and the
+  -- upstream's of the edge record, in the child's lane.
+  local exists = next(core) ~= nil
+  bad = check_keys('ff_resolve_dependency', keys, {
+    tag = tag_of(K.exec_core), downstream_execution_id = eid_of_exec_key(K.exec_core), edge_id = A.edge_id,
+    upstream_execution_id = set_or_nil(dep.upstream_execution_id), lane_id = exists and core_lane(core) or nil,
+    -- With a current attempt its keys are derived (Flow.skip_child); without, slot 8/9 are used.
+    attempt_index = exists and not is_set(core.current_attempt_index) and '0' or nil,
+  })
+  if bad then return bad end
   if A.upstream_outcome == 'success' then
     redis.call('HSET', K.dep_hash, 'state', 'satisfied', 'last_resolved_at', now)
     redis.call('SREM', K.unresolved_set, A.edge_id)
@@ -547,6 +573,10 @@ redis.register_function('ff_promote_blocked_to_eligible', guard('ff_promote_bloc
 
   local core, missing = read_core(K.exec_core)
   if not core then return missing end
+  bad = check_keys('ff_promote_blocked_to_eligible', keys, {
+    tag = tag_of(K.exec_core), execution_id = A.execution_id, lane_id = core_lane(core),
+  })
+  if bad then return bad end
   if core.lifecycle_phase ~= 'runnable' then return err('not_runnable') end
   if core.eligibility_state ~= 'blocked_by_dependencies' then return err('not_blocked_by_deps') end
   if core.terminal_outcome ~= 'none' then return err('terminal') end
@@ -589,6 +619,15 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
 
   local core, missing = read_core(K.exec_core)
   if not core then return missing end
+  local tag = tag_of(K.exec_core)
+  bad = check_keys('ff_replay_execution', keys, { tag = tag, execution_id = A.execution_id, lane_id = core_lane(core) })
+  if bad then return bad end
+  for i = 1, edge_count do
+    local dep_key = 'ff:exec:' .. tag .. ':' .. A.execution_id .. ':dep:' .. args[2 + i]
+    if keys[7 + i] ~= dep_key then
+      return err('invalid_input', 'KEYS[' .. (7 + i) .. '] (dep_edge) must be ' .. dep_key .. ', got: ' .. keys[7 + i])
+    end
+  end
   if core.lifecycle_phase ~= 'terminal' then return err('execution_not_terminal') end
   local replays = parse_number(core.replay_count) or 0
   if replays >= Flow.max_replays(K.exec_core) then return err('max_replays_exhausted') end

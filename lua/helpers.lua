@@ -21,15 +21,21 @@ end
 
 -- Every registered callback runs through guard. First it refuses a call with fewer KEYS
 -- than the spec declares (FUNCTION_KEYS, generated from spec/ at the top of the bundle), so
--- no function ever writes some keys before finding another missing. Then an unexpected Lua
+-- no function ever writes some keys before finding another missing, and a call with fewer
+-- ARGV than the spec's fixed slots (FUNCTION_ARGV), so no body reads a missing argument as
+-- nil. More ARGV than declared are ignored, as the reference does. Then an unexpected Lua
 -- error (a bug, or a server command that failed) becomes a structured `internal_error`
 -- reply instead of a script error. Functions still validate every ARGV before their first
 -- write: this net is for defects, not for input checking.
 local function guard(name, callback)
   local needed = FUNCTION_KEYS[name] or 0
+  local argv_needed = FUNCTION_ARGV[name] or 0
   return function(keys, args)
     if #keys < needed then
       return { 0, 'invalid_input', name .. ' needs ' .. needed .. ' KEYS, got ' .. #keys }
+    end
+    if #args < argv_needed then
+      return { 0, 'invalid_input', name .. ' needs ' .. argv_needed .. ' ARGV, got ' .. #args }
     end
     local ran, result = pcall(callback, keys, args)
     if ran then
@@ -68,16 +74,38 @@ local function parse_number(value)
   return n
 end
 
--- A decimal integer text within the exactly representable range (±2^53).
+-- An integer text as the server itself parses one (string2ll): an optional '-', then
+-- digits without a leading zero ('0' alone is fine); no '+', no spaces, no '-0', no
+-- exponent or hex. Within the exactly representable range (±2^53), so Lua keeps it exact
+-- and the text can go to any command (HINCRBY, XADD MAXLEN, PX…) as it is.
 local function parse_int(value)
-  if type(value) ~= 'string' or not string.match(value, '^%-?%d+$') or #value > 17 then
+  if type(value) ~= 'string' or #value > 17 then
+    return nil
+  end
+  if value ~= '0' and not string.match(value, '^%-?[1-9]%d*$') then
     return nil
   end
   local n = tonumber(value)
-  if n == nil or n > 9007199254740991 or n < -9007199254740991 then
+  if n > 9007199254740991 or n < -9007199254740991 then
     return nil
   end
   return n
+end
+
+-- The invalid_input reply for an integer ARGV that parse_int refused. Text that is no number
+-- at all gets the reference's own wording (`<name> must be a number, got: <raw>`, `nil` when
+-- missing); a number that is not an integer the server accepts is refused by us alone.
+local function int_refusal(name, raw)
+  if parse_number(raw) == nil then
+    return { 0, 'invalid_input', name .. ' must be a number, got: ' .. tostring(raw) }
+  end
+  return { 0, 'invalid_input', name .. ' must be an integer, got: ' .. tostring(raw) }
+end
+
+-- A decoded JSON value that cjson can encode again (JSON numbers such as 1e999 decode to
+-- infinity, which cjson.encode refuses): true, or false when some write would fail on it.
+local function json_reencodes(decoded)
+  return (pcall(cjson.encode, decoded))
 end
 
 -- Validates ARGV values in place, in the order given, before anything is read or written.
@@ -105,8 +133,7 @@ local function check_args(A, rules)
       local n
       if base == 'int' then n = parse_int(raw) else n = parse_number(raw) end
       if n == nil then
-        local what = (base == 'int') and 'an integer' or 'a number'
-        return err('invalid_input', name .. ' must be ' .. what .. ', got: ' .. tostring(raw))
+        return int_refusal(name, raw)
       end
       A[name] = n
     elseif base == 'nonempty' then
@@ -117,6 +144,9 @@ local function check_args(A, rules)
       local decoded_ok, decoded = pcall(cjson.decode, raw)
       if not decoded_ok then
         return err('invalid_input', name .. ' must be valid JSON')
+      end
+      if not json_reencodes(decoded) then
+        return err('invalid_input', name .. ' must be JSON with finite numbers')
       end
       A[name .. '_json'] = decoded
     end
@@ -214,9 +244,28 @@ local function check_core_key(core_key, execution_id)
   if not is_set(execution_id) then
     return err('invalid_input', 'execution_id must not be empty')
   end
-  if not core_key or string.sub(core_key, 1, 8) ~= 'ff:exec:' or tag_of(core_key) == nil
-    or eid_of_exec_key(core_key) ~= execution_id then
+  local tag = core_key and tag_of(core_key)
+  if not tag or core_key ~= 'ff:exec:' .. tag .. ':' .. execution_id .. ':core' then
     return err('invalid_input', 'execution_id does not match the core key')
+  end
+  return nil
+end
+
+-- Foreign KEYS (issue 11): the slots of the call that KEY_CHECKS (generated from
+-- spec/keys.yaml) can build from c — tag, execution_id, and whatever the body passes from
+-- stored state: lane_id, the attempt index, the lease holder's worker_instance_id, the
+-- current waitpoint… under the names the spec binds them to — must be exactly those keys.
+-- Returns nil, or the invalid_input reply naming the first foreign slot. Call it before the
+-- first write.
+local function check_keys(name, keys, c)
+  if c.tag == nil then
+    return err('invalid_input', 'KEYS[1] has no hash tag, got: ' .. tostring(keys[1]))
+  end
+  local checker = KEY_CHECKS[name]
+  local slot, index, expected
+  if checker then slot, index, expected = checker(keys, c) end
+  if slot then
+    return err('invalid_input', 'KEYS[' .. index .. '] (' .. slot .. ') must be ' .. expected .. ', got: ' .. keys[index])
   end
   return nil
 end
@@ -224,11 +273,26 @@ end
 -- A non-negative decimal integer that stays the caller's text (the engine compares
 -- revisions, epochs and attempt indexes as strings). Returns nil or the invalid_input reply.
 local function check_count_text(A, name)
-  local n = parse_int(A[name])
-  if n == nil or n < 0 then
-    return err('invalid_input', name .. ' must be a non-negative integer, got: ' .. tostring(A[name]))
+  local raw = A[name]
+  if type(raw) == 'string' and #raw <= 17 and string.match(raw, '^%d+$') then
+    return nil
   end
-  return nil
+  if parse_number(raw) == nil then return int_refusal(name, raw) end
+  return err('invalid_input', name .. ' must be a non-negative integer, got: ' .. raw)
+end
+
+-- The lane an execution's lane KEYS name: its lane_id, "default" when missing (the lane
+-- callers pre-read to build them).
+local function core_lane(core)
+  local lane = core.lane_id
+  if lane == nil or lane == '' then return 'default' end
+  return lane
+end
+
+-- A stored field for a key check: nil (not checked) when empty.
+local function set_or_nil(value)
+  if value == nil or value == '' then return nil end
+  return value
 end
 
 local function lane_key(tag, lane, suffix)
@@ -325,7 +389,7 @@ end
 local LEASE_FIELDS = {
   'lifecycle_phase', 'ownership_state', 'eligibility_state', 'terminal_outcome', 'lease_expires_at',
   'current_lease_id', 'current_lease_epoch', 'current_attempt_id', 'current_attempt_index',
-  'current_worker_id', 'current_worker_instance_id', 'flow_id',
+  'current_worker_id', 'current_worker_instance_id', 'flow_id', 'lane_id',
 }
 
 ---------------------------------------------------------------------------
@@ -368,7 +432,9 @@ local function mark_expired(core_key, history_key, core, now)
     lease_expired_at = now,
     last_mutation_at = now,
   })
-  history_add(history_key, {
+  -- The history key is derived from the core key: this write may come before the call's
+  -- KEYS are checked (a lease_expired reply still marks the expiry).
+  history_add(string.sub(core_key, 1, -#':core' - 1) .. ':lease:history', {
     'event', 'expired', 'lease_id', core.current_lease_id, 'lease_epoch', core.current_lease_epoch,
     'attempt_index', core.current_attempt_index, 'attempt_id', core.current_attempt_id,
     'worker_id', core.current_worker_id, 'worker_instance_id', core.current_worker_instance_id, 'ts', now,
@@ -429,7 +495,7 @@ local function check_int_arg(A, name, min, max, optional)
   end
   local n = parse_int(raw)
   if n == nil then
-    return err('invalid_input', name .. ' must be an integer, got: ' .. tostring(raw))
+    return int_refusal(name, raw)
   end
   if (min ~= nil and n < min) or (max ~= nil and n > max) then
     return err('invalid_input', name .. ' must be in ' .. to_text(min) .. '..' .. to_text(max) .. ', got: ' .. raw)

@@ -30,6 +30,7 @@ redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys,
     or check_int_arg(A, 'lease_history_grace_ms', 0, Lease.MAX_DURATION_MS)
   if bad then return bad end
   bad = check_core_key(K.core, A.execution_id)
+    or check_keys('ff_renew_lease', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
   if bad then return bad end
 
   local now = server_now()
@@ -79,6 +80,7 @@ redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_exp
     execution_id = args[1],
   }
   local bad = check_core_key(K.core, A.execution_id)
+    or check_keys('ff_mark_lease_expired_if_due', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
   if bad then return bad end
 
   local now = server_now()
@@ -147,6 +149,9 @@ redis.register_function('ff_revoke_lease', guard('ff_revoke_lease', function(key
   if is_set(A.expected_lease_id) and A.expected_lease_id ~= current_lease_id then
     return err('stale_lease', 'expected ' .. A.expected_lease_id .. ' but current is ' .. current_lease_id)
   end
+  -- The worker set may be another's (the recorded holder's is swept as well, a deviation).
+  bad = check_keys('ff_revoke_lease', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
+  if bad then return bad end
 
   -- Identity for the reply and the event, captured before the state write.
   local lease_epoch = core.current_lease_epoch or ''

@@ -62,7 +62,7 @@ end
 
 -- The exec_core fields a claim grant reads (the record has some fifty: HGETALL would copy
 -- them all into Lua on every grant).
-Sched.GRANT_CORE_FIELDS = { 'lifecycle_phase', 'eligibility_state', 'required_capabilities' }
+Sched.GRANT_CORE_FIELDS = { 'lifecycle_phase', 'eligibility_state', 'required_capabilities', 'lane_id' }
 
 -- Writes the grant hash (scheduling.md §5) with its absolute expiry.
 function Sched.write_grant(grant_key, A, now)
@@ -101,6 +101,8 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
   local now = server_now()
   local core, missing = read_core(K.core, Sched.GRANT_CORE_FIELDS)
   if not core then return missing end
+  bad = check_keys('ff_issue_claim_grant', keys, { tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core) })
+  if bad then return bad end
   if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
     return err('execution_not_eligible')
   end
@@ -132,6 +134,8 @@ redis.register_function('ff_change_priority', guard('ff_change_priority', functi
   local now = server_now()
   local core, missing = read_core(K.core)
   if not core then return missing end
+  bad = check_keys('ff_change_priority', keys, { tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core) })
+  if bad then return bad end
   if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
     return err('execution_not_eligible')
   end
@@ -201,6 +205,8 @@ redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', functi
   local mismatch = check_core_key(K.core, eid)
   if mismatch then return mismatch end
   local core = hgetall(K.core)
+  bad = check_keys('ff_promote_delayed', keys, { tag = tag_of(K.core), execution_id = eid, lane_id = next(core) ~= nil and core_lane(core) or nil })
+  if bad then return bad end
   local stale
   if next(core) == nil then
     stale = 'not_found_cleaned'
@@ -260,6 +266,8 @@ redis.register_function('ff_issue_reclaim_grant', guard('ff_issue_reclaim_grant'
   local now = server_now()
   local core, missing = read_core(K.core)
   if not core then return missing end
+  bad = check_keys('ff_issue_reclaim_grant', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
+  if bad then return bad end
   if core.lifecycle_phase ~= 'active' then
     return err('execution_not_reclaimable')
   end

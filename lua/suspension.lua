@@ -371,9 +371,9 @@ function Susp.int_arg(A, name, default, min, empty_ok)
     return nil
   end
   local n = parse_int(raw)
-  if n == nil or (min ~= nil and n < min) then
-    local what = min ~= nil and ('an integer >= ' .. min) or 'an integer'
-    return err('invalid_input', name .. ' must be ' .. what .. ', got: ' .. tostring(raw))
+  if n == nil then return int_refusal(name, raw) end
+  if min ~= nil and n < min then
+    return err('invalid_input', name .. ' must be >= ' .. min .. ', got: ' .. raw)
   end
   A[name] = n
   return nil
@@ -486,13 +486,7 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
   if not condition then return condition_error end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  local wp_key = Susp.waitpoint_key(tag, A.waitpoint_id)
-  bad = Susp.keys_match({
-    { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
-    { K.waitpoint_hash, wp_key, 'KEYS[8]' },
-    { K.waitpoint_signals, wp_key .. ':signals', 'KEYS[9]' },
-    { K.wp_condition, wp_key .. ':condition', 'KEYS[15]' },
-  })
+  bad = check_core_key(K.core, eid)
   if bad then return bad end
 
   local now = server_now()
@@ -528,11 +522,11 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
     token, mint_error = Susp.mint(K.hmac_secrets, A.waitpoint_id, A.waitpoint_key, now)
     if not token then return mint_error end
   end
-  local lane = Susp.lane_of(core)
-  bad = Susp.keys_match({
-    { K.active_index, lane_key(tag, lane, 'active'), 'KEYS[12] (lane of exec_core)' },
-    { K.suspended_zset, lane_key(tag, lane, 'suspended'), 'KEYS[13] (lane of exec_core)' },
-    { K.worker_leases, worker_leases_key(tag, core.current_worker_instance_id or ''), 'KEYS[6] (lease holder)' },
+  -- Everything above only read: now every KEY must be the execution's, its attempt's, the
+  -- waitpoint's, its lane's and the lease holder's.
+  bad = check_keys('ff_suspend_execution', keys, {
+    tag = tag, execution_id = eid, attempt_index = A.attempt_index, waitpoint_id = A.waitpoint_id,
+    lane_id = Susp.lane_of(core), worker_instance_id = core.current_worker_instance_id or '',
   })
   if bad then return bad end
   -- Buffered signals of a pending waitpoint are replayed before anything is written.

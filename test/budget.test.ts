@@ -129,7 +129,7 @@ describe('ff_create_budget', () => {
     const request = buildCreateBudget({
       budgetId: b.budgetId, scopeType: 's', scopeId: 'i', enforcementMode: 'e', onHardLimit: 'h', onSoftLimit: 'w', dimensions: [],
     }, client.partitions);
-    expect(await fcallPatched(redis, request, { 8: 'many' })).toEqual([0, 'invalid_input', 'dim_count must be a non-negative integer, got: many']);
+    expect(await fcallPatched(redis, request, { 8: 'many' })).toEqual([0, 'invalid_input', 'dim_count must be a number, got: many']);
   });
 });
 

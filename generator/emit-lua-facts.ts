@@ -1,0 +1,111 @@
+// The facts the Lua library needs from spec/, written as Lua at the top of the bundle
+// (after FUNCTION_KEYS), so that no key pattern or ARGV count is typed again in lua/:
+// - FUNCTION_ARGV: the number of fixed ARGV slots of every function (the guard refuses
+//   fewer, so no body ever reads a missing argument as nil);
+// - KEY_CHECKS: per function, a checker that compares every fixed KEYS slot with the key
+//   spec/keys.yaml builds from the call's context (`c`: tag, execution_id, lane_id,
+//   attempt index, worker instance, waitpoint…, named as the spec binds them). A slot
+//   whose placeholders are not all in `c` is not checked; the body decides what to pass,
+//   from stored state, before its first write.
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { findKey } from './check.js';
+import type { FieldSpec, FunctionSpec, KeyRef, Spec } from './model.js';
+
+/** The function-level spec fields this emitter reads that the model does not carry. */
+export interface LuaFunctionFacts {
+  /** The fewest ARGV the Lua accepts (`argv_min:`). */
+  readonly argvMin?: number;
+  /** Error codes that are replied after a documented write (`writes_on_error:`). */
+  readonly writesOnError: readonly string[];
+}
+
+/** `argv_min` and `writes_on_error` of every function in spec/<module>.yaml (already schema-checked). */
+export function readLuaFunctionFacts(specDir: string): Map<string, LuaFunctionFacts> {
+  const facts = new Map<string, LuaFunctionFacts>();
+  for (const file of readdirSync(specDir).filter((f) => f.endsWith('.yaml') && f !== 'keys.yaml' && f !== 'errors.yaml')) {
+    const doc = parse(readFileSync(join(specDir, file), 'utf8')) as { functions?: Record<string, { argv_min?: number; writes_on_error?: string[] }> };
+    for (const [name, fn] of Object.entries(doc.functions ?? {})) {
+      facts.set(name, { argvMin: fn.argv_min, writesOnError: fn.writes_on_error ?? [] });
+    }
+  }
+  return facts;
+}
+
+/** Fixed ARGV slots: scalar slots plus the count of each counted list or group. */
+export function fixedArgvCount(fn: FunctionSpec): number {
+  const repeated = (a: FieldSpec) => a.type === 'list' || a.type === 'group';
+  return fn.argv.filter((a) => !repeated(a)).length + fn.argv.filter((a) => repeated(a) && a.count !== 'none').length;
+}
+
+interface Alternative {
+  /** The Lua expression building the key. */
+  readonly expression: string;
+  /** The context names it needs (each must be non-nil for the key to be checked). */
+  readonly needs: readonly string[];
+}
+
+function luaString(text: string): string {
+  return `'${text.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+}
+
+/** The key of one reference as a Lua concatenation over the context table `c`. */
+function alternative(spec: Spec, fn: FunctionSpec, ref: KeyRef): Alternative {
+  const found = findKey(spec, ref.context, ref.key);
+  if (!found) throw new Error(`${fn.name}: unknown key ${ref.context}.${ref.key}`);
+  const { context, key } = found;
+  const needs: string[] = [];
+  const parts: string[] = [];
+  let last = 0;
+  for (const match of key.pattern.matchAll(/\{([a-z_]+)\}/g)) {
+    if (match.index! > last) parts.push(luaString(key.pattern.slice(last, match.index)));
+    const placeholder = match[1]!;
+    let name: string;
+    if (placeholder === 'tag') name = 'tag';
+    else if (context.params.includes(placeholder)) name = ref.contextBind[placeholder] ?? placeholder;
+    else name = ref.args?.[key.params.indexOf(placeholder)] ?? placeholder;
+    if (!needs.includes(name)) needs.push(name);
+    parts.push(`c.${name}`);
+    last = match.index! + match[0].length;
+  }
+  if (last < key.pattern.length) parts.push(luaString(key.pattern.slice(last)));
+  return { expression: parts.join(' .. '), needs };
+}
+
+function checker(spec: Spec, fn: FunctionSpec): string[] {
+  const lines: string[] = [];
+  fn.keys.forEach((ref, i) => {
+    if (ref.each !== undefined) return; // per-element keys: the body checks them
+    const alternatives = [alternative(spec, fn, ref)];
+    if (ref.otherwise) alternatives.push(alternative(spec, fn, ref.otherwise));
+    const needs = [...new Set(alternatives.flatMap((a) => a.needs))];
+    const slot = `keys[${i + 1}]`;
+    const known = needs.map((n) => `c.${n} ~= nil`);
+    const differs = alternatives.map((a) => `${slot} ~= ${a.expression}`);
+    const expected = alternatives.map((a) => a.expression).join(` .. ' or ' .. `);
+    lines.push(`    if ${[...known, `${slot} ~= nil`, ...differs].join(' and ')} then return ${luaString(ref.name)}, ${i + 1}, ${expected} end`);
+  });
+  return lines;
+}
+
+/** Lua source lines for the generated facts (FUNCTION_ARGV and KEY_CHECKS). */
+export function emitLuaFacts(spec: Spec, facts: ReadonlyMap<string, LuaFunctionFacts> = new Map()): string[] {
+  const functions = spec.modules.flatMap((m) => m.functions).sort((a, b) => (a.name < b.name ? -1 : 1));
+  const lines = [
+    '-- generated from spec/: the fewest ARGV every function accepts (argv_min, else its fixed slots)',
+    'local FUNCTION_ARGV = {',
+    ...functions.map((f) => `  ${f.name} = ${facts.get(f.name)?.argvMin ?? fixedArgvCount(f)},`),
+    '}',
+    '-- generated from spec/keys.yaml: per function, the first KEYS slot (name, index, expected key) that is',
+    '-- not the key its context c names; slots whose context values are absent are not checked',
+    'local KEY_CHECKS = {',
+  ];
+  for (const fn of functions) {
+    const body = checker(spec, fn);
+    if (body.length === 0) continue;
+    lines.push(`  ${fn.name} = function(keys, c)`, ...body, '  end,');
+  }
+  lines.push('}');
+  return lines;
+}
