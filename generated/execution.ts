@@ -145,6 +145,7 @@ export function parseCreateExecution(reply: unknown): CreateExecutionResult {
  * - delay_until, execution_deadline_at and dedup_ttl_ms are validated as integers up front (invalid_input); the reference fails with a Lua runtime error after partial writes.
  * - Malformed tags_json is refused with invalid_input before any write; the reference silently ignores it.
  * - A delay_until that is already past gives an eligible execution in the eligible index; the reference put it, with an eligible score, into the delayed index it was sent (quirk Q3).
+ * - Foreign KEYS (issue 11): a KEYS slot that names another execution, lane or namespace than the call's execution_id, lane_id and namespace answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function createExecution(client: FunctionCaller, args: CreateExecutionArgs): Promise<CreateExecutionResult> {
   return client.call(buildCreateExecution(args, client.partitions), parseCreateExecution);
@@ -275,6 +276,7 @@ export function parseClaimExecution(reply: unknown): ClaimExecutionResult {
  * - attempt_timeout_ms and execution_deadline_at are validated as integers up front.
  * - execution_id must match the execution in the core key (invalid_input otherwise): the engine derives the attempt keys from it.
  * - lease_ttl_ms must be a positive integer and renew_before_ms a non-negative integer, and worker_id, lease_id and attempt_id non-empty (invalid_input); the reference accepted any number, storing fractional or past lease expiries.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane or worker instance, or another execution's keys than exec_core's lane_id and the claimer's worker_instance_id (the attempt keys are derived from total_attempt_count) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function claimExecution(client: FunctionCaller, args: ClaimExecutionArgs): Promise<ClaimExecutionResult> {
   return client.call(buildClaimExecution(args, client.partitions), parseClaimExecution);
@@ -371,6 +373,7 @@ export function parseCompleteExecution(reply: unknown): CompleteExecutionResult 
  *
  * Deliberate deviations from the reference:
  * - execution_id must match the execution in the core key (invalid_input otherwise); the reference would index whatever id it was sent as terminal.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and the lease holder's current_worker_instance_id (checked once the lease is validated, so a stale caller still gets stale_lease) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function completeExecution(client: FunctionCaller, args: CompleteExecutionArgs): Promise<CompleteExecutionResult> {
   return client.call(buildCompleteExecution(args, client.partitions), parseCompleteExecution);
@@ -498,6 +501,7 @@ export function parseCancelExecution(reply: unknown): CancelExecutionResult {
  * - execution_id must match the execution in the core key, and the lane KEYS must be those of the stored lane_id ("default" when missing), else invalid_input before anything is written: the id is the member the sweep removes and the terminal index adds, and another lane's keys would leave it indexed where it was.
  * - The current attempt's hash and stream meta, the waitpoint and its condition are derived from exec_core (current_attempt_index, current_waitpoint_id) inside the call, and the lease holder's worker set (from current_worker_instance_id) is swept as well as the one passed; the reference used only the caller's pre-read keys, so a stale pre-read ended the wrong attempt or left the execution in a worker's lease set (Q4).
  * - A runnable execution whose attempt was paused (worker delay, waiting for children, resumed suspension) also ends that attempt (ended_cancelled) and closes its output stream if still open; the reference left the attempt 'suspended' and the stream open under a terminal execution, so stream tails never saw a close (Q8).
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane, waitpoint or execution than exec_core's lane_id and current_waitpoint_id (a stale attempt or worker-set pre-read is still accepted: those keys are derived) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function cancelExecution(client: FunctionCaller, args: CancelExecutionArgs): Promise<CancelExecutionResult> {
   return client.call(buildCancelExecution(args, client.partitions), parseCancelExecution);
@@ -592,6 +596,7 @@ export function parseDelayExecution(reply: unknown): DelayExecutionResult {
  *
  * Deliberate deviations from the reference:
  * - delay_until must be an integer and execution_id must match the core key (invalid_input before anything is written); the reference wrote exec_core and then failed with a Lua runtime error on a non-numeric value.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and current_worker_instance_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function delayExecution(client: FunctionCaller, args: DelayExecutionArgs): Promise<DelayExecutionResult> {
   return client.call(buildDelayExecution(args, client.partitions), parseDelayExecution);
@@ -680,6 +685,7 @@ export function parseMoveToWaitingChildren(reply: unknown): MoveToWaitingChildre
  *
  * Deliberate deviations from the reference:
  * - execution_id must match the execution in the core key (invalid_input): it is the index member written.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and current_worker_instance_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function moveToWaitingChildren(client: FunctionCaller, args: MoveToWaitingChildrenArgs): Promise<MoveToWaitingChildrenResult> {
   return client.call(buildMoveToWaitingChildren(args, client.partitions), parseMoveToWaitingChildren);
@@ -806,6 +812,7 @@ export function parseFailExecution(reply: unknown): FailExecutionResult {
  * - execution_id must match the execution in the core key (invalid_input): it is the index member written.
  * - The backoff is rounded down to whole milliseconds; the reference wrote a fractional delay_until (e.g. multiplier 1.5) that its own reply parser then rejected, after the state was written (Q5).
  * - retry_policy_json that is not valid JSON, or whose max_retries / initial_delay_ms / max_delay_ms / multiplier / delay_ms is present but not a number, is refused with invalid_input before anything is written; the reference silently treated malformed JSON as 'no retry' (a terminal failure) and hit a Lua runtime error on non-numeric fields. JSON null or a non-object still means no retry.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and current_worker_instance_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function failExecution(client: FunctionCaller, args: FailExecutionArgs): Promise<FailExecutionResult> {
   return client.call(buildFailExecution(args, client.partitions), parseFailExecution);
@@ -926,6 +933,7 @@ export function parseReclaimExecution(reply: unknown): ReclaimExecutionResult {
  * - On success the execution is also removed from the old holder's worker lease set; the reference left it there after an expiry (Q6). The old attempt-timeout entry is kept, as in the reference: reclaim carries no attempt timeout of its own.
  * - The old attempt's hash and stream meta are derived from exec_core current_attempt_index inside the call, so a stale pre-read cannot end the wrong attempt (Q4).
  * - The max-reclaim terminal path (which still answers max_retries_exhausted after writing, as the reference does) also ends the old attempt (ended_failure, max_reclaims_exceeded), closes its output stream if still open and publishes a flow member's failure on ff:dag:completions; the reference left the attempt 'started', the stream open and the flow unnotified (Q7).
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane, worker instance or execution than exec_core's lane_id and the new holder's worker_instance_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function reclaimExecution(client: FunctionCaller, args: ReclaimExecutionArgs): Promise<ReclaimExecutionResult> {
   return client.call(buildReclaimExecution(args, client.partitions), parseReclaimExecution);
@@ -1043,6 +1051,7 @@ export function parseExpireExecution(reply: unknown): ExpireExecutionResult {
  * - The current attempt's hash and stream meta are derived from exec_core current_attempt_index inside the call, so a stale pre-read (or the reference wrapper's placeholder index 0) cannot end the wrong attempt (Q4).
  * - A runnable execution whose attempt was paused (worker delay, waiting for children, resumed suspension) also ends that attempt (ended_failure) and closes its output stream if still open; the reference left the attempt 'suspended' and the stream open (as Q8 for cancel).
  * - A flow member's expiry is published on ff:dag:completions (outcome expired), so its dependents are resolved without waiting for the dependency reconciler; the reference did not publish (Q10).
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane (active, terminal, suspended) or execution than exec_core's lane_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function expireExecution(client: FunctionCaller, args: ExpireExecutionArgs): Promise<ExpireExecutionResult> {
   return client.call(buildExpireExecution(args, client.partitions), parseExpireExecution);

@@ -141,6 +141,9 @@ export function parseClaimNextEligible(reply: unknown): ClaimNextEligibleResult 
  * Lua function `ff_claim_next_eligible`; an extension beyond the FlowFabric v0.2.0 contract.
  *
  * @throws ScriptError with code `invalid_input`, `invalid_capabilities`.
+ *
+ * Deliberate deviations from the reference:
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane or worker instance than the call's lane_id and worker_instance_id; a candidate whose exec_core lane_id is not that lane is skipped answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function claimNextEligible(client: FunctionCaller, args: ClaimNextEligibleArgs): Promise<ClaimNextEligibleResult> {
   return client.call(buildClaimNextEligible(args, client.partitions), parseClaimNextEligible);
@@ -297,6 +300,9 @@ export function parseCompleteAndClaimNext(reply: unknown): CompleteAndClaimNextR
  * Lua function `ff_complete_and_claim_next`; an extension beyond the FlowFabric v0.2.0 contract.
  *
  * @throws ScriptError with code `invalid_input`, `invalid_capabilities`, `execution_not_found`, `execution_not_active`, `lease_revoked`, `lease_expired`, `stale_lease`.
+ *
+ * Deliberate deviations from the reference:
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and current_worker_instance_id; next_lane_id and next_worker_instance_id must be those too answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function completeAndClaimNext(client: FunctionCaller, args: CompleteAndClaimNextArgs): Promise<CompleteAndClaimNextResult> {
   return client.call(buildCompleteAndClaimNext(args, client.partitions), parseCompleteAndClaimNext);

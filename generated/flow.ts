@@ -93,6 +93,7 @@ export function parseCreateFlow(reply: unknown): CreateFlowResult {
  * Deliberate deviations from the reference:
  * - now_ms, when given, must be an integer (invalid_input); the reference ignores the slot entirely.
  * - flow_id must match the flow core key (invalid_input); the reference would store a flow id that disagrees with its own key.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another flow than the call's flow_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function createFlow(client: FunctionCaller, args: CreateFlowArgs): Promise<CreateFlowResult> {
   return client.call(buildCreateFlow(args, client.partitions), parseCreateFlow);
@@ -184,6 +185,7 @@ export function parseAddExecutionToFlow(reply: unknown): AddExecutionToFlowResul
  * - already_member_of_different_flow writes nothing; the reference adds the flow to the flow index before answering it. The wire code keeps the other flow's id glued on: `already_member_of_different_flow:<flow_id>` (ScriptError.detail is that id).
  * - execution_id must match the execution in the core key, and flow_id the flow core key (invalid_input).
  * - now_ms, when given, must be an integer (invalid_input); the reference ignores the slot.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another flow or execution than the call's flow_id and execution_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function addExecutionToFlow(client: FunctionCaller, args: AddExecutionToFlowArgs): Promise<AddExecutionToFlowResult> {
   return client.call(buildAddExecutionToFlow(args, client.partitions), parseAddExecutionToFlow);
@@ -262,6 +264,7 @@ export function parseCancelFlow(reply: unknown): CancelFlowResult {
  *
  * Deliberate deviations from the reference:
  * - now_ms, when given, must be an integer (invalid_input); the reference ignores the slot.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another flow than the call's flow_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function cancelFlow(client: FunctionCaller, args: CancelFlowArgs): Promise<CancelFlowResult> {
   return client.call(buildCancelFlow(args, client.partitions), parseCancelFlow);
@@ -360,6 +363,7 @@ export function parseStageDependencyEdge(reply: unknown): StageDependencyEdgeRes
  * Deliberate deviations from the reference:
  * - expected_graph_revision must be a non-negative integer (invalid_input); the reference compares any text and answers stale_graph_revision. It is still compared as text, so `05` is stale when the revision is 5.
  * - flow_id must match the flow core key (invalid_input): the cycle check derives the flow's other keys from it.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another flow, edge or member than the call's flow_id, edge_id, upstream and downstream execution ids answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function stageDependencyEdge(client: FunctionCaller, args: StageDependencyEdgeArgs): Promise<StageDependencyEdgeResult> {
   return client.call(buildStageDependencyEdge(args, client.partitions), parseStageDependencyEdge);
@@ -461,6 +465,7 @@ export function parseApplyDependencyToChild(reply: unknown): ApplyDependencyToCh
  * Deliberate deviations from the reference:
  * - graph_revision must be a non-negative integer (invalid_input); the reference stores any text.
  * - The generated wrapper refuses a child that is not on the flow's partition (ArgumentError) before sending; the reference would run on the child's own partition.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another child execution, edge or lane than the child named by KEYS[1], the call's edge_id and exec_core's lane_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function applyDependencyToChild(client: FunctionCaller, args: ApplyDependencyToChildArgs): Promise<ApplyDependencyToChildResult> {
   return client.call(buildApplyDependencyToChild(args, client.partitions), parseApplyDependencyToChild);
@@ -588,6 +593,7 @@ export function parseResolveDependency(reply: unknown): ResolveDependencyResult 
  * - upstream_outcome must be a terminal outcome: empty or `none` is refused with invalid_input (the reference would skip the child).
  * - The unsatisfied count never goes below 0; the reference lets it go negative.
  * - A skipped child is also removed from the lane's eligible index (the reference leaves that to scanners).
+ * - Foreign KEYS (issue 11): a KEYS slot that names another child execution, edge, upstream or lane than the child named by KEYS[1], the call's edge_id, the edge record's upstream_execution_id and exec_core's lane_id (attempt slots: index 0 when the child has no current attempt; otherwise derived) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function resolveDependency(client: FunctionCaller, args: ResolveDependencyArgs): Promise<ResolveDependencyResult> {
   return client.call(buildResolveDependency(args, client.partitions), parseResolveDependency);
@@ -716,6 +722,7 @@ export function parsePromoteBlockedToEligible(reply: unknown): PromoteBlockedToE
  *
  * Deliberate deviations from the reference:
  * - execution_id must match the execution in the core key (invalid_input): it is the index member written.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane or execution than exec_core's lane_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function promoteBlockedToEligible(client: FunctionCaller, args: PromoteBlockedToEligibleArgs): Promise<PromoteBlockedToEligibleResult> {
   return client.call(buildPromoteBlockedToEligible(args, client.partitions), parsePromoteBlockedToEligible);
@@ -802,6 +809,7 @@ export function parseReplayExecution(reply: unknown): ReplayExecutionResult {
  * - A skipped member replayed with no unsatisfied dependency goes straight to eligible_now (waiting) and answers 0; the reference leaves it blocked_by_dependencies while answering 0, which its own parser reads as waiting.
  * - execution_id must match the execution in the core key (invalid_input): it is the index member written.
  * - now_ms, when given, must be an integer (invalid_input); the reference ignores the slot.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane, edge or execution than exec_core's lane_id and the listed edge ids (dep_edge slots) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function replayExecution(client: FunctionCaller, args: ReplayExecutionArgs): Promise<ReplayExecutionResult> {
   return client.call(buildReplayExecution(args, client.partitions), parseReplayExecution);

@@ -100,6 +100,7 @@ export function parseRenewLease(reply: unknown): RenewLeaseResult {
  * - lease_ttl_ms must be an integer in 1..10^15 and lease_history_grace_ms one in 0..10^15 (invalid_input, nothing written); the reference accepts any number, and a fractional one failed at PEXPIREAT after exec_core and lease_current were already written.
  * - execution_id must be the execution of the core key (invalid_input otherwise): it is the member re-scored in the lease-expiry index.
  * - An active execution with an empty lease_expires_at counts as expired (marked, lease_expired); the reference raised a Lua runtime error.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another execution than the call's execution_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function renewLease(client: FunctionCaller, args: RenewLeaseArgs): Promise<RenewLeaseResult> {
   return client.call(buildRenewLease(args, client.partitions), parseRenewLease);
@@ -186,6 +187,7 @@ export function parseMarkLeaseExpiredIfDue(reply: unknown): MarkLeaseExpiredIfDu
  * Deliberate deviations from the reference:
  * - execution_id must be non-empty and the execution of the core key (invalid_input otherwise): it is the member removed from the lease-expiry index; the reference has no failure reply.
  * - An active, leased execution with an empty lease_expires_at counts as due and is marked, as a missing field does in the reference (which may instead raise a runtime error on the empty string).
+ * - Foreign KEYS (issue 11): a KEYS slot that names another execution than the call's execution_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function markLeaseExpiredIfDue(client: FunctionCaller, args: MarkLeaseExpiredIfDueArgs): Promise<MarkLeaseExpiredIfDueResult> {
   return client.call(buildMarkLeaseExpiredIfDue(args, client.partitions), parseMarkLeaseExpiredIfDue);
@@ -284,6 +286,7 @@ export function parseRevokeLease(reply: unknown): RevokeLeaseResult {
  * Deliberate deviations from the reference:
  * - execution_id must be non-empty and the execution of the core key (invalid_input otherwise): it is the member removed from the indexes.
  * - Besides the worker_leases key given in KEYS, the execution is also removed from the set of the holder recorded on exec_core (built from the core key's hash tag, same slot), so a stale or wrong pre-read cannot leave it listed under the holder.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another execution than the call's execution_id (the worker set may still be another's: the recorded holder's is swept too) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function revokeLease(client: FunctionCaller, args: RevokeLeaseArgs): Promise<RevokeLeaseResult> {
   return client.call(buildRevokeLease(args, client.partitions), parseRevokeLease);

@@ -219,423 +219,405 @@ local FUNCTION_ARGV = {
   ff_version = 0,
 }
 -- generated from spec/keys.yaml: per function, the first KEYS slot (name, index, expected key) that is
--- not the key its context c names; slots whose context values are absent are not checked
+-- not the key its context c names; slots whose context values are absent, and partition
+-- indexes named by the hash tag alone, are not checked
 local KEY_CHECKS = {
   ff_add_execution_to_flow = function(keys, c)
-    if c.tag ~= nil and c.flow_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':core' then return 'flow_core', 1, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':core' end
-    if c.tag ~= nil and c.flow_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':members' then return 'members_set', 2, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':members' end
-    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':flow_index' then return 'flow_index', 3, 'ff:idx:' .. c.tag .. ':flow_index' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'exec_core', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    local v_execution_id, v_flow_id, v_tag = c.execution_id, c.flow_id, c.tag
+    if v_flow_id ~= nil and keys[1] ~= 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':core' then return 'flow_core', 1, 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':core' end
+    if v_flow_id ~= nil and keys[2] ~= 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':members' then return 'members_set', 2, 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':members' end
+    if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'exec_core', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
   end,
   ff_append_frame = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index then return 'stream', 2, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index end
-    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' then return 'stream_meta', 3, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' end
+    local v_attempt_index, v_execution_id, v_tag = c.attempt_index, c.execution_id, c.tag
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'stream', 2, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
+    if v_execution_id ~= nil and v_attempt_index ~= nil and keys[3] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' then return 'stream_meta', 3, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' end
   end,
   ff_apply_dependency_to_child = function(keys, c)
-    if c.tag ~= nil and c.downstream_execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':core' end
-    if c.tag ~= nil and c.downstream_execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':deps:meta' then return 'deps_meta', 2, 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':deps:meta' end
-    if c.tag ~= nil and c.downstream_execution_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':deps:unresolved' then return 'unresolved_set', 3, 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':deps:unresolved' end
-    if c.tag ~= nil and c.downstream_execution_id ~= nil and c.edge_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':dep:' .. c.edge_id then return 'dep_hash', 4, 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':dep:' .. c.edge_id end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 5, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 6, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' end
-    if c.tag ~= nil and c.downstream_execution_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':deps:all_edges' then return 'deps_all_edges', 7, 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':deps:all_edges' end
+    local v_downstream_execution_id, v_edge_id, v_lane_id, v_tag = c.downstream_execution_id, c.edge_id, c.lane_id, c.tag
+    if v_downstream_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':core' end
+    if v_downstream_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:meta' then return 'deps_meta', 2, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:meta' end
+    if v_downstream_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:unresolved' then return 'unresolved_set', 3, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:unresolved' end
+    if v_downstream_execution_id ~= nil and v_edge_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':dep:' .. v_edge_id then return 'dep_hash', 4, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':dep:' .. v_edge_id end
+    if v_lane_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 6, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' end
+    if v_downstream_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:all_edges' then return 'deps_all_edges', 7, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:all_edges' end
   end,
   ff_block_execution_for_admission = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible', 2, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
-    if c.tag ~= nil and c.lane_id ~= nil and c.blocked_set ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:' .. c.blocked_set then return 'blocked', 3, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:' .. c.blocked_set end
+    local v_blocked_set, v_execution_id, v_lane_id, v_tag = c.blocked_set, c.execution_id, c.lane_id, c.tag
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_lane_id ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil and v_blocked_set ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:' .. v_blocked_set then return 'blocked', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:' .. v_blocked_set end
   end,
   ff_buffer_signal_for_pending_waitpoint = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':condition' then return 'wp_condition', 2, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':condition' end
-    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':signals' then return 'wp_signals_stream', 3, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':signals' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':signals' then return 'exec_signals_zset', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':signals' end
-    if c.tag ~= nil and c.signal_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:signal:' .. c.tag .. ':' .. c.signal_id then return 'signal_hash', 5, 'ff:signal:' .. c.tag .. ':' .. c.signal_id end
-    if c.tag ~= nil and c.signal_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:signal:' .. c.tag .. ':' .. c.signal_id .. ':payload' then return 'signal_payload', 6, 'ff:signal:' .. c.tag .. ':' .. c.signal_id .. ':payload' end
-    if c.tag ~= nil and c.waitpoint_id ~= nil and c.idempotency_key ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:sigdedup:' .. c.tag .. ':' .. c.waitpoint_id .. ':' .. c.idempotency_key and keys[7] ~= 'ff:noop:' .. c.tag then return 'idem_key', 7, 'ff:sigdedup:' .. c.tag .. ':' .. c.waitpoint_id .. ':' .. c.idempotency_key .. ' or ' .. 'ff:noop:' .. c.tag end
-    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id then return 'waitpoint_hash', 8, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id end
-    if c.tag ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:sec:' .. c.tag .. ':waitpoint_hmac' then return 'hmac_secrets', 9, 'ff:sec:' .. c.tag .. ':waitpoint_hmac' end
+    local v_execution_id, v_idempotency_key, v_signal_id, v_tag, v_waitpoint_id = c.execution_id, c.idempotency_key, c.signal_id, c.tag, c.waitpoint_id
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_waitpoint_id ~= nil and keys[2] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' then return 'wp_condition', 2, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' end
+    if v_waitpoint_id ~= nil and keys[3] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' then return 'wp_signals_stream', 3, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' end
+    if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':signals' then return 'exec_signals_zset', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':signals' end
+    if v_signal_id ~= nil and keys[5] ~= 'ff:signal:' .. v_tag .. ':' .. v_signal_id then return 'signal_hash', 5, 'ff:signal:' .. v_tag .. ':' .. v_signal_id end
+    if v_signal_id ~= nil and keys[6] ~= 'ff:signal:' .. v_tag .. ':' .. v_signal_id .. ':payload' then return 'signal_payload', 6, 'ff:signal:' .. v_tag .. ':' .. v_signal_id .. ':payload' end
+    if v_waitpoint_id ~= nil and v_idempotency_key ~= nil and keys[7] ~= 'ff:sigdedup:' .. v_tag .. ':' .. v_waitpoint_id .. ':' .. v_idempotency_key and keys[7] ~= 'ff:noop:' .. v_tag then return 'idem_key', 7, 'ff:sigdedup:' .. v_tag .. ':' .. v_waitpoint_id .. ':' .. v_idempotency_key .. ' or ' .. 'ff:noop:' .. v_tag end
+    if v_waitpoint_id ~= nil and keys[8] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id then return 'waitpoint_hash', 8, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id end
   end,
   ff_cancel_execution = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and c.current_attempt_index ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index end
-    if c.tag ~= nil and c.execution_id ~= nil and c.current_attempt_index ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index .. ':meta' then return 'stream_meta', 3, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index .. ':meta' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 5, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
-    if c.tag ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 6, 'ff:idx:' .. c.tag .. ':lease_expiry' end
-    if c.tag ~= nil and c.current_worker_instance_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.current_worker_instance_id .. ':leases' then return 'worker_leases', 7, 'ff:idx:' .. c.tag .. ':worker:' .. c.current_worker_instance_id .. ':leases' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' then return 'suspension_current', 8, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' end
-    if c.tag ~= nil and c.current_waitpoint_id ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:wp:' .. c.tag .. ':' .. c.current_waitpoint_id and keys[9] ~= 'ff:noop:' .. c.tag then return 'waitpoint', 9, 'ff:wp:' .. c.tag .. ':' .. c.current_waitpoint_id .. ' or ' .. 'ff:noop:' .. c.tag end
-    if c.tag ~= nil and c.current_waitpoint_id ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:wp:' .. c.tag .. ':' .. c.current_waitpoint_id .. ':condition' and keys[10] ~= 'ff:noop:' .. c.tag then return 'waitpoint_condition', 10, 'ff:wp:' .. c.tag .. ':' .. c.current_waitpoint_id .. ':condition' .. ' or ' .. 'ff:noop:' .. c.tag end
-    if c.tag ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:idx:' .. c.tag .. ':suspension_timeout' then return 'suspension_timeout', 11, 'ff:idx:' .. c.tag .. ':suspension_timeout' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[12] ~= nil and keys[12] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' then return 'terminal', 12, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' end
-    if c.tag ~= nil and keys[13] ~= nil and keys[13] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout', 13, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
-    if c.tag ~= nil and keys[14] ~= nil and keys[14] ~= 'ff:idx:' .. c.tag .. ':execution_deadline' then return 'execution_deadline', 14, 'ff:idx:' .. c.tag .. ':execution_deadline' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[15] ~= nil and keys[15] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible', 15, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[16] ~= nil and keys[16] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' then return 'delayed', 16, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[17] ~= nil and keys[17] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' then return 'blocked_dependencies', 17, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[18] ~= nil and keys[18] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:budget' then return 'blocked_budget', 18, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:budget' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[19] ~= nil and keys[19] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:quota' then return 'blocked_quota', 19, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:quota' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[20] ~= nil and keys[20] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:route' then return 'blocked_route', 20, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:route' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[21] ~= nil and keys[21] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:operator' then return 'blocked_operator', 21, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:operator' end
+    local v_current_attempt_index, v_current_waitpoint_id, v_current_worker_instance_id, v_execution_id, v_lane_id, v_tag = c.current_attempt_index, c.current_waitpoint_id, c.current_worker_instance_id, c.execution_id, c.lane_id, c.tag
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and v_current_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index end
+    if v_execution_id ~= nil and v_current_attempt_index ~= nil and keys[3] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index .. ':meta' then return 'stream_meta', 3, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index .. ':meta' end
+    if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
+    if v_execution_id ~= nil and keys[5] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 5, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
+    if v_current_worker_instance_id ~= nil and keys[7] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_current_worker_instance_id .. ':leases' then return 'worker_leases', 7, 'ff:idx:' .. v_tag .. ':worker:' .. v_current_worker_instance_id .. ':leases' end
+    if v_execution_id ~= nil and keys[8] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' then return 'suspension_current', 8, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' end
+    if v_current_waitpoint_id ~= nil and keys[9] ~= 'ff:wp:' .. v_tag .. ':' .. v_current_waitpoint_id and keys[9] ~= 'ff:noop:' .. v_tag then return 'waitpoint', 9, 'ff:wp:' .. v_tag .. ':' .. v_current_waitpoint_id .. ' or ' .. 'ff:noop:' .. v_tag end
+    if v_current_waitpoint_id ~= nil and keys[10] ~= 'ff:wp:' .. v_tag .. ':' .. v_current_waitpoint_id .. ':condition' and keys[10] ~= 'ff:noop:' .. v_tag then return 'waitpoint_condition', 10, 'ff:wp:' .. v_tag .. ':' .. v_current_waitpoint_id .. ':condition' .. ' or ' .. 'ff:noop:' .. v_tag end
+    if v_lane_id ~= nil and keys[12] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal', 12, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
+    if v_lane_id ~= nil and keys[15] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 15, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil and keys[16] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed', 16, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
+    if v_lane_id ~= nil and keys[17] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' then return 'blocked_dependencies', 17, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' end
+    if v_lane_id ~= nil and keys[18] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:budget' then return 'blocked_budget', 18, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:budget' end
+    if v_lane_id ~= nil and keys[19] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:quota' then return 'blocked_quota', 19, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:quota' end
+    if v_lane_id ~= nil and keys[20] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:route' then return 'blocked_route', 20, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:route' end
+    if v_lane_id ~= nil and keys[21] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:operator' then return 'blocked_operator', 21, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:operator' end
   end,
   ff_cancel_flow = function(keys, c)
-    if c.tag ~= nil and c.flow_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':core' then return 'flow_core', 1, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':core' end
-    if c.tag ~= nil and c.flow_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':members' then return 'members_set', 2, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':members' end
-    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':flow_index' then return 'flow_index', 3, 'ff:idx:' .. c.tag .. ':flow_index' end
+    local v_flow_id, v_tag = c.flow_id, c.tag
+    if v_flow_id ~= nil and keys[1] ~= 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':core' then return 'flow_core', 1, 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':core' end
+    if v_flow_id ~= nil and keys[2] ~= 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':members' then return 'members_set', 2, 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':members' end
   end,
   ff_change_priority = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 2, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+    local v_execution_id, v_lane_id, v_tag = c.execution_id, c.lane_id, c.tag
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_lane_id ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
   end,
   ff_check_admission_and_record = function(keys, c)
-    if c.tag ~= nil and c.quota_policy_id ~= nil and c.dimension ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':window:' .. c.dimension then return 'window', 1, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':window:' .. c.dimension end
-    if c.tag ~= nil and c.quota_policy_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':concurrency' then return 'concurrency', 2, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':concurrency' end
-    if c.tag ~= nil and c.quota_policy_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id then return 'definition', 3, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id end
-    if c.tag ~= nil and c.quota_policy_id ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':admitted:' .. c.execution_id then return 'admitted', 4, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':admitted:' .. c.execution_id end
-    if c.tag ~= nil and c.quota_policy_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':admitted_set' then return 'admitted_set', 5, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':admitted_set' end
+    local v_dimension, v_execution_id, v_quota_policy_id, v_tag = c.dimension, c.execution_id, c.quota_policy_id, c.tag
+    if v_quota_policy_id ~= nil and v_dimension ~= nil and keys[1] ~= 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':window:' .. v_dimension then return 'window', 1, 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':window:' .. v_dimension end
+    if v_quota_policy_id ~= nil and keys[2] ~= 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':concurrency' then return 'concurrency', 2, 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':concurrency' end
+    if v_quota_policy_id ~= nil and keys[3] ~= 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id then return 'definition', 3, 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id end
+    if v_quota_policy_id ~= nil and v_execution_id ~= nil and keys[4] ~= 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':admitted:' .. v_execution_id then return 'admitted', 4, 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':admitted:' .. v_execution_id end
+    if v_quota_policy_id ~= nil and keys[5] ~= 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':admitted_set' then return 'admitted_set', 5, 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':admitted_set' end
   end,
   ff_claim_execution = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':claim_grant' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible', 3, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
-    if c.tag ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 4, 'ff:idx:' .. c.tag .. ':lease_expiry' end
-    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 5, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
-    if c.tag ~= nil and c.execution_id ~= nil and c.expected_attempt_index ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.expected_attempt_index then return 'attempt_hash', 6, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.expected_attempt_index end
-    if c.tag ~= nil and c.execution_id ~= nil and c.expected_attempt_index ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.expected_attempt_index .. ':usage' then return 'attempt_usage', 7, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.expected_attempt_index .. ':usage' end
-    if c.tag ~= nil and c.execution_id ~= nil and c.expected_attempt_index ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.expected_attempt_index .. ':policy' then return 'attempt_policy', 8, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.expected_attempt_index .. ':policy' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':attempts' then return 'attempts', 9, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':attempts' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 10, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 11, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[12] ~= nil and keys[12] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active', 12, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
-    if c.tag ~= nil and keys[13] ~= nil and keys[13] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout', 13, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
-    if c.tag ~= nil and keys[14] ~= nil and keys[14] ~= 'ff:idx:' .. c.tag .. ':execution_deadline' then return 'execution_deadline', 14, 'ff:idx:' .. c.tag .. ':execution_deadline' end
+    local v_execution_id, v_expected_attempt_index, v_lane_id, v_tag, v_worker_instance_id = c.execution_id, c.expected_attempt_index, c.lane_id, c.tag, c.worker_instance_id
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' end
+    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_worker_instance_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 5, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_execution_id ~= nil and v_expected_attempt_index ~= nil and keys[6] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_expected_attempt_index then return 'attempt_hash', 6, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_expected_attempt_index end
+    if v_execution_id ~= nil and v_expected_attempt_index ~= nil and keys[7] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_expected_attempt_index .. ':usage' then return 'attempt_usage', 7, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_expected_attempt_index .. ':usage' end
+    if v_execution_id ~= nil and v_expected_attempt_index ~= nil and keys[8] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_expected_attempt_index .. ':policy' then return 'attempt_policy', 8, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_expected_attempt_index .. ':policy' end
+    if v_execution_id ~= nil and keys[9] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':attempts' then return 'attempts', 9, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':attempts' end
+    if v_execution_id ~= nil and keys[10] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 10, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
+    if v_execution_id ~= nil and keys[11] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 11, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
+    if v_lane_id ~= nil and keys[12] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 12, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
   end,
   ff_claim_next_eligible = function(keys, c)
-    if c.tag ~= nil and c.lane_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible', 1, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
-    if c.tag ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 2, 'ff:idx:' .. c.tag .. ':lease_expiry' end
-    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 3, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active', 4, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
-    if c.tag ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout', 5, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
-    if c.tag ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idx:' .. c.tag .. ':execution_deadline' then return 'execution_deadline', 6, 'ff:idx:' .. c.tag .. ':execution_deadline' end
+    local v_lane_id, v_tag, v_worker_instance_id = c.lane_id, c.tag, c.worker_instance_id
+    if v_lane_id ~= nil and keys[1] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 1, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_worker_instance_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 3, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_lane_id ~= nil and keys[4] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 4, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
   end,
   ff_claim_resumed_execution = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':claim_grant' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
-    if c.tag ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry_zset', 4, 'ff:idx:' .. c.tag .. ':lease_expiry' end
-    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 5, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
-    if c.tag ~= nil and c.execution_id ~= nil and c.current_attempt_index ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index then return 'existing_attempt_hash', 6, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 7, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 8, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active_index', 9, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
-    if c.tag ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout_zset', 10, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
-    if c.tag ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:idx:' .. c.tag .. ':execution_deadline' then return 'execution_deadline_zset', 11, 'ff:idx:' .. c.tag .. ':execution_deadline' end
+    local v_current_attempt_index, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.current_attempt_index, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' end
+    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_worker_instance_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 5, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_execution_id ~= nil and v_current_attempt_index ~= nil and keys[6] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index then return 'existing_attempt_hash', 6, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index end
+    if v_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
+    if v_execution_id ~= nil and keys[8] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 8, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
+    if v_lane_id ~= nil and keys[9] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active_index', 9, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
   end,
   ff_close_waitpoint = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id then return 'waitpoint_hash', 2, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id end
-    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':pending_waitpoint_expiry' then return 'pending_wp_expiry_zset', 3, 'ff:idx:' .. c.tag .. ':pending_waitpoint_expiry' end
+    local v_execution_id, v_tag, v_waitpoint_id = c.execution_id, c.tag, c.waitpoint_id
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_waitpoint_id ~= nil and keys[2] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id then return 'waitpoint_hash', 2, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id end
   end,
   ff_complete_and_claim_next = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index end
-    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 3, 'ff:idx:' .. c.tag .. ':lease_expiry' end
-    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 4, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' then return 'terminal', 5, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 6, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 7, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active', 8, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
-    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' then return 'stream_meta', 9, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':result' then return 'result', 10, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':result' end
-    if c.tag ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout', 11, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
-    if c.tag ~= nil and keys[12] ~= nil and keys[12] ~= 'ff:idx:' .. c.tag .. ':execution_deadline' then return 'execution_deadline', 12, 'ff:idx:' .. c.tag .. ':execution_deadline' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[13] ~= nil and keys[13] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible', 13, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+    local v_attempt_index, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
+    if v_worker_instance_id ~= nil and keys[4] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 4, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_lane_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
+    if v_execution_id ~= nil and keys[6] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 6, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
+    if v_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
+    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
+    if v_execution_id ~= nil and v_attempt_index ~= nil and keys[9] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' then return 'stream_meta', 9, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' end
+    if v_execution_id ~= nil and keys[10] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':result' then return 'result', 10, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':result' end
+    if v_lane_id ~= nil and keys[13] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 13, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
   end,
   ff_complete_execution = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index end
-    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 3, 'ff:idx:' .. c.tag .. ':lease_expiry' end
-    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 4, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' then return 'terminal', 5, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 6, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 7, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active', 8, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
-    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' then return 'stream_meta', 9, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':result' then return 'result', 10, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':result' end
-    if c.tag ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout', 11, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
-    if c.tag ~= nil and keys[12] ~= nil and keys[12] ~= 'ff:idx:' .. c.tag .. ':execution_deadline' then return 'execution_deadline', 12, 'ff:idx:' .. c.tag .. ':execution_deadline' end
+    local v_attempt_index, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
+    if v_worker_instance_id ~= nil and keys[4] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 4, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_lane_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
+    if v_execution_id ~= nil and keys[6] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 6, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
+    if v_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
+    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
+    if v_execution_id ~= nil and v_attempt_index ~= nil and keys[9] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' then return 'stream_meta', 9, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' end
+    if v_execution_id ~= nil and keys[10] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':result' then return 'result', 10, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':result' end
   end,
   ff_create_budget = function(keys, c)
-    if c.tag ~= nil and c.budget_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:budget:' .. c.tag .. ':' .. c.budget_id then return 'definition', 1, 'ff:budget:' .. c.tag .. ':' .. c.budget_id end
-    if c.tag ~= nil and c.budget_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:budget:' .. c.tag .. ':' .. c.budget_id .. ':limits' then return 'limits', 2, 'ff:budget:' .. c.tag .. ':' .. c.budget_id .. ':limits' end
-    if c.tag ~= nil and c.budget_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:budget:' .. c.tag .. ':' .. c.budget_id .. ':usage' then return 'usage', 3, 'ff:budget:' .. c.tag .. ':' .. c.budget_id .. ':usage' end
-    if c.tag ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:idx:' .. c.tag .. ':budget_resets' then return 'budget_resets', 4, 'ff:idx:' .. c.tag .. ':budget_resets' end
-    if c.tag ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':budget_policies' then return 'budget_policies', 5, 'ff:idx:' .. c.tag .. ':budget_policies' end
+    local v_budget_id, v_tag = c.budget_id, c.tag
+    if v_budget_id ~= nil and keys[1] ~= 'ff:budget:' .. v_tag .. ':' .. v_budget_id then return 'definition', 1, 'ff:budget:' .. v_tag .. ':' .. v_budget_id end
+    if v_budget_id ~= nil and keys[2] ~= 'ff:budget:' .. v_tag .. ':' .. v_budget_id .. ':limits' then return 'limits', 2, 'ff:budget:' .. v_tag .. ':' .. v_budget_id .. ':limits' end
+    if v_budget_id ~= nil and keys[3] ~= 'ff:budget:' .. v_tag .. ':' .. v_budget_id .. ':usage' then return 'usage', 3, 'ff:budget:' .. v_tag .. ':' .. v_budget_id .. ':usage' end
   end,
   ff_create_execution = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':payload' then return 'payload', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':payload' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':policy' then return 'policy', 3, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':policy' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':tags' then return 'tags', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':tags' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' and keys[5] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'scheduling_zset', 5, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' .. ' or ' .. 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
-    if c.tag ~= nil and c.namespace ~= nil and c.idempotency_key ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idem:' .. c.tag .. ':' .. c.namespace .. ':' .. c.idempotency_key and keys[6] ~= 'ff:noop:' .. c.tag then return 'idempotency', 6, 'ff:idem:' .. c.tag .. ':' .. c.namespace .. ':' .. c.idempotency_key .. ' or ' .. 'ff:noop:' .. c.tag end
-    if c.tag ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:idx:' .. c.tag .. ':execution_deadline' then return 'execution_deadline', 7, 'ff:idx:' .. c.tag .. ':execution_deadline' end
-    if c.tag ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:idx:' .. c.tag .. ':all_executions' then return 'all_executions', 8, 'ff:idx:' .. c.tag .. ':all_executions' end
+    local v_execution_id, v_idempotency_key, v_lane_id, v_namespace, v_tag = c.execution_id, c.idempotency_key, c.lane_id, c.namespace, c.tag
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':payload' then return 'payload', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':payload' end
+    if v_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':policy' then return 'policy', 3, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':policy' end
+    if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':tags' then return 'tags', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':tags' end
+    if v_lane_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'scheduling_zset', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' .. ' or ' .. 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_namespace ~= nil and v_idempotency_key ~= nil and keys[6] ~= 'ff:idem:' .. v_tag .. ':' .. v_namespace .. ':' .. v_idempotency_key and keys[6] ~= 'ff:noop:' .. v_tag then return 'idempotency', 6, 'ff:idem:' .. v_tag .. ':' .. v_namespace .. ':' .. v_idempotency_key .. ' or ' .. 'ff:noop:' .. v_tag end
   end,
   ff_create_flow = function(keys, c)
-    if c.tag ~= nil and c.flow_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':core' then return 'flow_core', 1, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':core' end
-    if c.tag ~= nil and c.flow_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':members' then return 'members_set', 2, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':members' end
-    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':flow_index' then return 'flow_index', 3, 'ff:idx:' .. c.tag .. ':flow_index' end
+    local v_flow_id, v_tag = c.flow_id, c.tag
+    if v_flow_id ~= nil and keys[1] ~= 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':core' then return 'flow_core', 1, 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':core' end
+    if v_flow_id ~= nil and keys[2] ~= 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':members' then return 'members_set', 2, 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':members' end
   end,
   ff_create_pending_waitpoint = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id then return 'waitpoint_hash', 2, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id end
-    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':pending_waitpoint_expiry' then return 'pending_wp_expiry_zset', 3, 'ff:idx:' .. c.tag .. ':pending_waitpoint_expiry' end
-    if c.tag ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:sec:' .. c.tag .. ':waitpoint_hmac' then return 'hmac_secrets', 4, 'ff:sec:' .. c.tag .. ':waitpoint_hmac' end
+    local v_execution_id, v_tag, v_waitpoint_id = c.execution_id, c.tag, c.waitpoint_id
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_waitpoint_id ~= nil and keys[2] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id then return 'waitpoint_hash', 2, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id end
   end,
   ff_create_quota_policy = function(keys, c)
-    if c.tag ~= nil and c.quota_policy_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id then return 'definition', 1, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id end
-    if c.tag ~= nil and c.quota_policy_id ~= nil and c.dimension ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':window:' .. c.dimension then return 'window', 2, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':window:' .. c.dimension end
-    if c.tag ~= nil and c.quota_policy_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':concurrency' then return 'concurrency', 3, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':concurrency' end
-    if c.tag ~= nil and c.quota_policy_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':admitted_set' then return 'admitted_set', 4, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':admitted_set' end
-    if c.tag ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':quota_policies' then return 'quota_policies', 5, 'ff:idx:' .. c.tag .. ':quota_policies' end
+    local v_dimension, v_quota_policy_id, v_tag = c.dimension, c.quota_policy_id, c.tag
+    if v_quota_policy_id ~= nil and keys[1] ~= 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id then return 'definition', 1, 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id end
+    if v_quota_policy_id ~= nil and v_dimension ~= nil and keys[2] ~= 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':window:' .. v_dimension then return 'window', 2, 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':window:' .. v_dimension end
+    if v_quota_policy_id ~= nil and keys[3] ~= 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':concurrency' then return 'concurrency', 3, 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':concurrency' end
+    if v_quota_policy_id ~= nil and keys[4] ~= 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':admitted_set' then return 'admitted_set', 4, 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':admitted_set' end
   end,
   ff_delay_execution = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 3, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
-    if c.tag ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 5, 'ff:idx:' .. c.tag .. ':lease_expiry' end
-    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 6, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active', 7, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' then return 'delayed', 8, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' end
-    if c.tag ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout', 9, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
+    local v_attempt_index, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
+    if v_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 3, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
+    if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
+    if v_worker_instance_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 6, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_lane_id ~= nil and keys[7] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 7, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
+    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
   end,
   ff_deliver_signal = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':condition' then return 'wp_condition', 2, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':condition' end
-    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':signals' then return 'wp_signals_stream', 3, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':signals' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':signals' then return 'exec_signals_zset', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':signals' end
-    if c.tag ~= nil and c.signal_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:signal:' .. c.tag .. ':' .. c.signal_id then return 'signal_hash', 5, 'ff:signal:' .. c.tag .. ':' .. c.signal_id end
-    if c.tag ~= nil and c.signal_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:signal:' .. c.tag .. ':' .. c.signal_id .. ':payload' then return 'signal_payload', 6, 'ff:signal:' .. c.tag .. ':' .. c.signal_id .. ':payload' end
-    if c.tag ~= nil and c.waitpoint_id ~= nil and c.idempotency_key ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:sigdedup:' .. c.tag .. ':' .. c.waitpoint_id .. ':' .. c.idempotency_key and keys[7] ~= 'ff:noop:' .. c.tag then return 'idem_key', 7, 'ff:sigdedup:' .. c.tag .. ':' .. c.waitpoint_id .. ':' .. c.idempotency_key .. ' or ' .. 'ff:noop:' .. c.tag end
-    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id then return 'waitpoint_hash', 8, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' then return 'suspension_current', 9, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 10, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':suspended' then return 'suspended_zset', 11, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':suspended' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[12] ~= nil and keys[12] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' then return 'delayed_zset', 12, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' end
-    if c.tag ~= nil and keys[13] ~= nil and keys[13] ~= 'ff:idx:' .. c.tag .. ':suspension_timeout' then return 'suspension_timeout_zset', 13, 'ff:idx:' .. c.tag .. ':suspension_timeout' end
-    if c.tag ~= nil and keys[14] ~= nil and keys[14] ~= 'ff:sec:' .. c.tag .. ':waitpoint_hmac' then return 'hmac_secrets', 14, 'ff:sec:' .. c.tag .. ':waitpoint_hmac' end
+    local v_execution_id, v_idempotency_key, v_lane_id, v_signal_id, v_tag, v_waitpoint_id = c.execution_id, c.idempotency_key, c.lane_id, c.signal_id, c.tag, c.waitpoint_id
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_waitpoint_id ~= nil and keys[2] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' then return 'wp_condition', 2, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' end
+    if v_waitpoint_id ~= nil and keys[3] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' then return 'wp_signals_stream', 3, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' end
+    if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':signals' then return 'exec_signals_zset', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':signals' end
+    if v_signal_id ~= nil and keys[5] ~= 'ff:signal:' .. v_tag .. ':' .. v_signal_id then return 'signal_hash', 5, 'ff:signal:' .. v_tag .. ':' .. v_signal_id end
+    if v_signal_id ~= nil and keys[6] ~= 'ff:signal:' .. v_tag .. ':' .. v_signal_id .. ':payload' then return 'signal_payload', 6, 'ff:signal:' .. v_tag .. ':' .. v_signal_id .. ':payload' end
+    if v_waitpoint_id ~= nil and v_idempotency_key ~= nil and keys[7] ~= 'ff:sigdedup:' .. v_tag .. ':' .. v_waitpoint_id .. ':' .. v_idempotency_key and keys[7] ~= 'ff:noop:' .. v_tag then return 'idem_key', 7, 'ff:sigdedup:' .. v_tag .. ':' .. v_waitpoint_id .. ':' .. v_idempotency_key .. ' or ' .. 'ff:noop:' .. v_tag end
+    if v_waitpoint_id ~= nil and keys[8] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id then return 'waitpoint_hash', 8, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id end
+    if v_execution_id ~= nil and keys[9] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' then return 'suspension_current', 9, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' end
+    if v_lane_id ~= nil and keys[10] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 10, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil and keys[11] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' then return 'suspended_zset', 11, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' end
+    if v_lane_id ~= nil and keys[12] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed_zset', 12, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
   end,
   ff_evaluate_flow_eligibility = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':deps:meta' then return 'deps_meta', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':deps:meta' end
+    local v_execution_id, v_tag = c.execution_id, c.tag
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:meta' then return 'deps_meta', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:meta' end
   end,
   ff_expire_execution = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and c.current_attempt_index ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index end
-    if c.tag ~= nil and c.execution_id ~= nil and c.current_attempt_index ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index .. ':meta' then return 'stream_meta', 3, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index .. ':meta' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 5, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
-    if c.tag ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 6, 'ff:idx:' .. c.tag .. ':lease_expiry' end
-    if c.tag ~= nil and c.current_worker_instance_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.current_worker_instance_id .. ':leases' then return 'worker_leases', 7, 'ff:idx:' .. c.tag .. ':worker:' .. c.current_worker_instance_id .. ':leases' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active', 8, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' then return 'terminal', 9, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' end
-    if c.tag ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout', 10, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
-    if c.tag ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:idx:' .. c.tag .. ':execution_deadline' then return 'execution_deadline', 11, 'ff:idx:' .. c.tag .. ':execution_deadline' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[12] ~= nil and keys[12] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':suspended' then return 'suspended', 12, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':suspended' end
-    if c.tag ~= nil and keys[13] ~= nil and keys[13] ~= 'ff:idx:' .. c.tag .. ':suspension_timeout' then return 'suspension_timeout', 13, 'ff:idx:' .. c.tag .. ':suspension_timeout' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[14] ~= nil and keys[14] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' then return 'suspension_current', 14, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' end
+    local v_current_attempt_index, v_current_worker_instance_id, v_execution_id, v_lane_id, v_tag = c.current_attempt_index, c.current_worker_instance_id, c.execution_id, c.lane_id, c.tag
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and v_current_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index end
+    if v_execution_id ~= nil and v_current_attempt_index ~= nil and keys[3] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index .. ':meta' then return 'stream_meta', 3, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index .. ':meta' end
+    if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
+    if v_execution_id ~= nil and keys[5] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 5, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
+    if v_current_worker_instance_id ~= nil and keys[7] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_current_worker_instance_id .. ':leases' then return 'worker_leases', 7, 'ff:idx:' .. v_tag .. ':worker:' .. v_current_worker_instance_id .. ':leases' end
+    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
+    if v_lane_id ~= nil and keys[9] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal', 9, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
+    if v_lane_id ~= nil and keys[12] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' then return 'suspended', 12, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' end
+    if v_execution_id ~= nil and keys[14] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' then return 'suspension_current', 14, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' end
   end,
   ff_expire_suspension = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' then return 'suspension_current', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' end
-    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id and keys[3] ~= 'ff:noop:' .. c.tag then return 'waitpoint_hash', 3, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ' or ' .. 'ff:noop:' .. c.tag end
-    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':condition' and keys[4] ~= 'ff:noop:' .. c.tag then return 'wp_condition', 4, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':condition' .. ' or ' .. 'ff:noop:' .. c.tag end
-    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index then return 'attempt_hash', 5, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index end
-    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' then return 'stream_meta', 6, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' end
-    if c.tag ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:idx:' .. c.tag .. ':suspension_timeout' then return 'suspension_timeout_zset', 7, 'ff:idx:' .. c.tag .. ':suspension_timeout' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':suspended' then return 'suspended_zset', 8, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':suspended' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' then return 'terminal_zset', 9, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 10, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' then return 'delayed_zset', 11, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[12] ~= nil and keys[12] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 12, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
+    local v_attempt_index, v_execution_id, v_lane_id, v_tag, v_waitpoint_id = c.attempt_index, c.execution_id, c.lane_id, c.tag, c.waitpoint_id
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' then return 'suspension_current', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' end
+    if v_waitpoint_id ~= nil and keys[3] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id and keys[3] ~= 'ff:noop:' .. v_tag then return 'waitpoint_hash', 3, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ' or ' .. 'ff:noop:' .. v_tag end
+    if v_waitpoint_id ~= nil and keys[4] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' and keys[4] ~= 'ff:noop:' .. v_tag then return 'wp_condition', 4, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' .. ' or ' .. 'ff:noop:' .. v_tag end
+    if v_execution_id ~= nil and v_attempt_index ~= nil and keys[5] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 5, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
+    if v_execution_id ~= nil and v_attempt_index ~= nil and keys[6] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' then return 'stream_meta', 6, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' end
+    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' then return 'suspended_zset', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' end
+    if v_lane_id ~= nil and keys[9] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal_zset', 9, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
+    if v_lane_id ~= nil and keys[10] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 10, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil and keys[11] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed_zset', 11, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
+    if v_execution_id ~= nil and keys[12] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 12, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
   end,
   ff_fail_execution = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index end
-    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 3, 'ff:idx:' .. c.tag .. ':lease_expiry' end
-    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 4, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' then return 'terminal', 5, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' then return 'delayed', 6, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 7, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 8, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active', 9, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
-    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' then return 'stream_meta', 10, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' end
-    if c.tag ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout', 11, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
-    if c.tag ~= nil and keys[12] ~= nil and keys[12] ~= 'ff:idx:' .. c.tag .. ':execution_deadline' then return 'execution_deadline', 12, 'ff:idx:' .. c.tag .. ':execution_deadline' end
+    local v_attempt_index, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
+    if v_worker_instance_id ~= nil and keys[4] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 4, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_lane_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
+    if v_lane_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed', 6, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
+    if v_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
+    if v_execution_id ~= nil and keys[8] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 8, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
+    if v_lane_id ~= nil and keys[9] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 9, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
+    if v_execution_id ~= nil and v_attempt_index ~= nil and keys[10] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' then return 'stream_meta', 10, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' end
   end,
   ff_issue_claim_grant = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':claim_grant' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+    local v_execution_id, v_lane_id, v_tag = c.execution_id, c.lane_id, c.tag
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' end
+    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
   end,
   ff_issue_reclaim_grant = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':claim_grant' end
-    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 3, 'ff:idx:' .. c.tag .. ':lease_expiry' end
-  end,
-  ff_list_waitpoint_hmac_kids = function(keys, c)
-    if c.tag ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:sec:' .. c.tag .. ':waitpoint_hmac' then return 'hmac_secrets', 1, 'ff:sec:' .. c.tag .. ':waitpoint_hmac' end
+    local v_execution_id, v_tag = c.execution_id, c.tag
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' end
   end,
   ff_mark_lease_expired_if_due = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
-    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 3, 'ff:idx:' .. c.tag .. ':lease_expiry' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
+    local v_execution_id, v_tag = c.execution_id, c.tag
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
+    if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
   end,
   ff_move_to_waiting_children = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 3, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
-    if c.tag ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 5, 'ff:idx:' .. c.tag .. ':lease_expiry' end
-    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 6, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active', 7, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' then return 'blocked_dependencies', 8, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' end
-    if c.tag ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout', 9, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
+    local v_attempt_index, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
+    if v_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 3, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
+    if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
+    if v_worker_instance_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 6, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_lane_id ~= nil and keys[7] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 7, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
+    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' then return 'blocked_dependencies', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' end
   end,
   ff_promote_blocked_to_eligible = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 2, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':deps:meta' then return 'deps_meta', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':deps:meta' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':deps:unresolved' then return 'deps_unresolved', 5, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':deps:unresolved' end
+    local v_execution_id, v_lane_id, v_tag = c.execution_id, c.lane_id, c.tag
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_lane_id ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' end
+    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:meta' then return 'deps_meta', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:meta' end
+    if v_execution_id ~= nil and keys[5] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:unresolved' then return 'deps_unresolved', 5, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:unresolved' end
   end,
   ff_promote_delayed = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' then return 'delayed_zset', 2, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+    local v_execution_id, v_lane_id, v_tag = c.execution_id, c.lane_id, c.tag
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_lane_id ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed_zset', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
+    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
   end,
   ff_read_attempt_stream = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index then return 'stream', 1, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index end
-    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' then return 'stream_meta', 2, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index .. ':meta' end
+    local v_attempt_index, v_execution_id, v_tag = c.attempt_index, c.execution_id, c.tag
+    if v_execution_id ~= nil and v_attempt_index ~= nil and keys[1] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'stream', 1, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
+    if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' then return 'stream_meta', 2, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' end
   end,
   ff_reclaim_execution = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':claim_grant' end
-    if c.tag ~= nil and c.execution_id ~= nil and c.current_attempt_index ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index then return 'old_attempt_hash', 3, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index end
-    if c.tag ~= nil and c.execution_id ~= nil and c.current_attempt_index ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index .. ':meta' then return 'old_stream_meta', 4, 'ff:stream:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.current_attempt_index .. ':meta' end
-    if c.tag ~= nil and c.execution_id ~= nil and c.new_attempt_index ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.new_attempt_index then return 'new_attempt_hash', 5, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.new_attempt_index end
-    if c.tag ~= nil and c.execution_id ~= nil and c.new_attempt_index ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.new_attempt_index .. ':usage' then return 'new_attempt_usage', 6, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.new_attempt_index .. ':usage' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':attempts' then return 'attempts', 7, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':attempts' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 8, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 9, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
-    if c.tag ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 10, 'ff:idx:' .. c.tag .. ':lease_expiry' end
-    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 11, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[12] ~= nil and keys[12] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active', 12, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
-    if c.tag ~= nil and keys[13] ~= nil and keys[13] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout', 13, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
-    if c.tag ~= nil and keys[14] ~= nil and keys[14] ~= 'ff:idx:' .. c.tag .. ':execution_deadline' then return 'execution_deadline', 14, 'ff:idx:' .. c.tag .. ':execution_deadline' end
+    local v_current_attempt_index, v_execution_id, v_lane_id, v_new_attempt_index, v_tag, v_worker_instance_id = c.current_attempt_index, c.execution_id, c.lane_id, c.new_attempt_index, c.tag, c.worker_instance_id
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' end
+    if v_execution_id ~= nil and v_current_attempt_index ~= nil and keys[3] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index then return 'old_attempt_hash', 3, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index end
+    if v_execution_id ~= nil and v_current_attempt_index ~= nil and keys[4] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index .. ':meta' then return 'old_stream_meta', 4, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index .. ':meta' end
+    if v_execution_id ~= nil and v_new_attempt_index ~= nil and keys[5] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_new_attempt_index then return 'new_attempt_hash', 5, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_new_attempt_index end
+    if v_execution_id ~= nil and v_new_attempt_index ~= nil and keys[6] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_new_attempt_index .. ':usage' then return 'new_attempt_usage', 6, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_new_attempt_index .. ':usage' end
+    if v_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':attempts' then return 'attempts', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':attempts' end
+    if v_execution_id ~= nil and keys[8] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 8, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
+    if v_execution_id ~= nil and keys[9] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 9, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
+    if v_worker_instance_id ~= nil and keys[11] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 11, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_lane_id ~= nil and keys[12] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 12, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
   end,
   ff_release_admission = function(keys, c)
-    if c.tag ~= nil and c.quota_policy_id ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':admitted:' .. c.execution_id then return 'admitted', 1, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':admitted:' .. c.execution_id end
-    if c.tag ~= nil and c.quota_policy_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':admitted_set' then return 'admitted_set', 2, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':admitted_set' end
-    if c.tag ~= nil and c.quota_policy_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':concurrency' then return 'concurrency', 3, 'ff:quota:' .. c.tag .. ':' .. c.quota_policy_id .. ':concurrency' end
+    local v_execution_id, v_quota_policy_id, v_tag = c.execution_id, c.quota_policy_id, c.tag
+    if v_quota_policy_id ~= nil and v_execution_id ~= nil and keys[1] ~= 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':admitted:' .. v_execution_id then return 'admitted', 1, 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':admitted:' .. v_execution_id end
+    if v_quota_policy_id ~= nil and keys[2] ~= 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':admitted_set' then return 'admitted_set', 2, 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':admitted_set' end
+    if v_quota_policy_id ~= nil and keys[3] ~= 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':concurrency' then return 'concurrency', 3, 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':concurrency' end
   end,
   ff_renew_lease = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 3, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
-    if c.tag ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 4, 'ff:idx:' .. c.tag .. ':lease_expiry' end
+    local v_execution_id, v_tag = c.execution_id, c.tag
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
+    if v_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 3, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
   end,
   ff_replay_execution = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' then return 'terminal_zset', 2, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 5, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':deps:meta' then return 'deps_meta', 6, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':deps:meta' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':deps:unresolved' then return 'deps_unresolved', 7, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':deps:unresolved' end
+    local v_execution_id, v_lane_id, v_tag = c.execution_id, c.lane_id, c.tag
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_lane_id ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal_zset', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
+    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
+    if v_lane_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' end
+    if v_execution_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:meta' then return 'deps_meta', 6, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:meta' end
+    if v_execution_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:unresolved' then return 'deps_unresolved', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:unresolved' end
   end,
   ff_report_usage_and_check = function(keys, c)
-    if c.tag ~= nil and c.budget_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:budget:' .. c.tag .. ':' .. c.budget_id .. ':usage' then return 'usage', 1, 'ff:budget:' .. c.tag .. ':' .. c.budget_id .. ':usage' end
-    if c.tag ~= nil and c.budget_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:budget:' .. c.tag .. ':' .. c.budget_id .. ':limits' then return 'limits', 2, 'ff:budget:' .. c.tag .. ':' .. c.budget_id .. ':limits' end
-    if c.tag ~= nil and c.budget_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:budget:' .. c.tag .. ':' .. c.budget_id then return 'definition', 3, 'ff:budget:' .. c.tag .. ':' .. c.budget_id end
+    local v_budget_id, v_tag = c.budget_id, c.tag
+    if v_budget_id ~= nil and keys[1] ~= 'ff:budget:' .. v_tag .. ':' .. v_budget_id .. ':usage' then return 'usage', 1, 'ff:budget:' .. v_tag .. ':' .. v_budget_id .. ':usage' end
+    if v_budget_id ~= nil and keys[2] ~= 'ff:budget:' .. v_tag .. ':' .. v_budget_id .. ':limits' then return 'limits', 2, 'ff:budget:' .. v_tag .. ':' .. v_budget_id .. ':limits' end
+    if v_budget_id ~= nil and keys[3] ~= 'ff:budget:' .. v_tag .. ':' .. v_budget_id then return 'definition', 3, 'ff:budget:' .. v_tag .. ':' .. v_budget_id end
   end,
   ff_reset_budget = function(keys, c)
-    if c.tag ~= nil and c.budget_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:budget:' .. c.tag .. ':' .. c.budget_id then return 'definition', 1, 'ff:budget:' .. c.tag .. ':' .. c.budget_id end
-    if c.tag ~= nil and c.budget_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:budget:' .. c.tag .. ':' .. c.budget_id .. ':usage' then return 'usage', 2, 'ff:budget:' .. c.tag .. ':' .. c.budget_id .. ':usage' end
-    if c.tag ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':budget_resets' then return 'budget_resets', 3, 'ff:idx:' .. c.tag .. ':budget_resets' end
+    local v_budget_id, v_tag = c.budget_id, c.tag
+    if v_budget_id ~= nil and keys[1] ~= 'ff:budget:' .. v_tag .. ':' .. v_budget_id then return 'definition', 1, 'ff:budget:' .. v_tag .. ':' .. v_budget_id end
+    if v_budget_id ~= nil and keys[2] ~= 'ff:budget:' .. v_tag .. ':' .. v_budget_id .. ':usage' then return 'usage', 2, 'ff:budget:' .. v_tag .. ':' .. v_budget_id .. ':usage' end
   end,
   ff_resolve_dependency = function(keys, c)
-    if c.tag ~= nil and c.downstream_execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':core' end
-    if c.tag ~= nil and c.downstream_execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':deps:meta' then return 'deps_meta', 2, 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':deps:meta' end
-    if c.tag ~= nil and c.downstream_execution_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':deps:unresolved' then return 'unresolved_set', 3, 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':deps:unresolved' end
-    if c.tag ~= nil and c.downstream_execution_id ~= nil and c.edge_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':dep:' .. c.edge_id then return 'dep_hash', 4, 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':dep:' .. c.edge_id end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 5, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' then return 'terminal_zset', 6, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':terminal' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 7, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:dependencies' end
-    if c.tag ~= nil and c.downstream_execution_id ~= nil and c.attempt_index ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:attempt:' .. c.tag .. ':' .. c.downstream_execution_id .. ':' .. c.attempt_index then return 'attempt_hash', 8, 'ff:attempt:' .. c.tag .. ':' .. c.downstream_execution_id .. ':' .. c.attempt_index end
-    if c.tag ~= nil and c.downstream_execution_id ~= nil and c.attempt_index ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:stream:' .. c.tag .. ':' .. c.downstream_execution_id .. ':' .. c.attempt_index .. ':meta' then return 'stream_meta', 9, 'ff:stream:' .. c.tag .. ':' .. c.downstream_execution_id .. ':' .. c.attempt_index .. ':meta' end
-    if c.tag ~= nil and c.downstream_execution_id ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':payload' then return 'downstream_payload', 10, 'ff:exec:' .. c.tag .. ':' .. c.downstream_execution_id .. ':payload' end
-    if c.tag ~= nil and c.upstream_execution_id ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:exec:' .. c.tag .. ':' .. c.upstream_execution_id .. ':result' then return 'upstream_result', 11, 'ff:exec:' .. c.tag .. ':' .. c.upstream_execution_id .. ':result' end
+    local v_attempt_index, v_downstream_execution_id, v_edge_id, v_lane_id, v_tag, v_upstream_execution_id = c.attempt_index, c.downstream_execution_id, c.edge_id, c.lane_id, c.tag, c.upstream_execution_id
+    if v_downstream_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':core' end
+    if v_downstream_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:meta' then return 'deps_meta', 2, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:meta' end
+    if v_downstream_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:unresolved' then return 'unresolved_set', 3, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:unresolved' end
+    if v_downstream_execution_id ~= nil and v_edge_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':dep:' .. v_edge_id then return 'dep_hash', 4, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':dep:' .. v_edge_id end
+    if v_lane_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal_zset', 6, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
+    if v_lane_id ~= nil and keys[7] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 7, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' end
+    if v_downstream_execution_id ~= nil and v_attempt_index ~= nil and keys[8] ~= 'ff:attempt:' .. v_tag .. ':' .. v_downstream_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 8, 'ff:attempt:' .. v_tag .. ':' .. v_downstream_execution_id .. ':' .. v_attempt_index end
+    if v_downstream_execution_id ~= nil and v_attempt_index ~= nil and keys[9] ~= 'ff:stream:' .. v_tag .. ':' .. v_downstream_execution_id .. ':' .. v_attempt_index .. ':meta' then return 'stream_meta', 9, 'ff:stream:' .. v_tag .. ':' .. v_downstream_execution_id .. ':' .. v_attempt_index .. ':meta' end
+    if v_downstream_execution_id ~= nil and keys[10] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':payload' then return 'downstream_payload', 10, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':payload' end
+    if v_upstream_execution_id ~= nil and keys[11] ~= 'ff:exec:' .. v_tag .. ':' .. v_upstream_execution_id .. ':result' then return 'upstream_result', 11, 'ff:exec:' .. v_tag .. ':' .. v_upstream_execution_id .. ':result' end
   end,
   ff_resume_execution = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' then return 'suspension_current', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' end
-    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id then return 'waitpoint_hash', 3, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id end
-    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':signals' then return 'waitpoint_signals', 4, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':signals' end
-    if c.tag ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':suspension_timeout' then return 'suspension_timeout_zset', 5, 'ff:idx:' .. c.tag .. ':suspension_timeout' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible_zset', 6, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' then return 'delayed_zset', 7, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':delayed' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':suspended' then return 'suspended_zset', 8, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':suspended' end
+    local v_execution_id, v_lane_id, v_tag, v_waitpoint_id = c.execution_id, c.lane_id, c.tag, c.waitpoint_id
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' then return 'suspension_current', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' end
+    if v_waitpoint_id ~= nil and keys[3] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id then return 'waitpoint_hash', 3, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id end
+    if v_waitpoint_id ~= nil and keys[4] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' then return 'waitpoint_signals', 4, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' end
+    if v_lane_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 6, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil and keys[7] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed_zset', 7, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
+    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' then return 'suspended_zset', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' end
   end,
   ff_revoke_lease = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 2, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 3, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
-    if c.tag ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry', 4, 'ff:idx:' .. c.tag .. ':lease_expiry' end
-    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 5, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
-  end,
-  ff_rotate_waitpoint_hmac_secret = function(keys, c)
-    if c.tag ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:sec:' .. c.tag .. ':waitpoint_hmac' then return 'hmac_secrets', 1, 'ff:sec:' .. c.tag .. ':waitpoint_hmac' end
+    local v_execution_id, v_tag, v_worker_instance_id = c.execution_id, c.tag, c.worker_instance_id
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
+    if v_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 3, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
+    if v_worker_instance_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 5, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
   end,
   ff_stage_dependency_edge = function(keys, c)
-    if c.tag ~= nil and c.flow_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':core' then return 'flow_core', 1, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':core' end
-    if c.tag ~= nil and c.flow_id ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':members' then return 'members_set', 2, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':members' end
-    if c.tag ~= nil and c.flow_id ~= nil and c.edge_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':edge:' .. c.edge_id then return 'edge_hash', 3, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':edge:' .. c.edge_id end
-    if c.tag ~= nil and c.flow_id ~= nil and c.upstream_execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':out:' .. c.upstream_execution_id then return 'out_adj_set', 4, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':out:' .. c.upstream_execution_id end
-    if c.tag ~= nil and c.flow_id ~= nil and c.downstream_execution_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':in:' .. c.downstream_execution_id then return 'in_adj_set', 5, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':in:' .. c.downstream_execution_id end
-    if c.tag ~= nil and c.flow_id ~= nil and c.edge_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':grant:' .. c.edge_id then return 'grant_hash', 6, 'ff:flow:' .. c.tag .. ':' .. c.flow_id .. ':grant:' .. c.edge_id end
+    local v_downstream_execution_id, v_edge_id, v_flow_id, v_tag, v_upstream_execution_id = c.downstream_execution_id, c.edge_id, c.flow_id, c.tag, c.upstream_execution_id
+    if v_flow_id ~= nil and keys[1] ~= 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':core' then return 'flow_core', 1, 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':core' end
+    if v_flow_id ~= nil and keys[2] ~= 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':members' then return 'members_set', 2, 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':members' end
+    if v_flow_id ~= nil and v_edge_id ~= nil and keys[3] ~= 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':edge:' .. v_edge_id then return 'edge_hash', 3, 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':edge:' .. v_edge_id end
+    if v_flow_id ~= nil and v_upstream_execution_id ~= nil and keys[4] ~= 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':out:' .. v_upstream_execution_id then return 'out_adj_set', 4, 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':out:' .. v_upstream_execution_id end
+    if v_flow_id ~= nil and v_downstream_execution_id ~= nil and keys[5] ~= 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':in:' .. v_downstream_execution_id then return 'in_adj_set', 5, 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':in:' .. v_downstream_execution_id end
+    if v_flow_id ~= nil and v_edge_id ~= nil and keys[6] ~= 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':grant:' .. v_edge_id then return 'grant_hash', 6, 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':grant:' .. v_edge_id end
   end,
   ff_suspend_execution = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.execution_id ~= nil and c.attempt_index ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index then return 'attempt_record', 2, 'ff:attempt:' .. c.tag .. ':' .. c.execution_id .. ':' .. c.attempt_index end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' then return 'lease_current', 3, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:current' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[4] ~= nil and keys[4] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':lease:history' end
-    if c.tag ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. c.tag .. ':lease_expiry' then return 'lease_expiry_zset', 5, 'ff:idx:' .. c.tag .. ':lease_expiry' end
-    if c.tag ~= nil and c.worker_instance_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' then return 'worker_leases', 6, 'ff:idx:' .. c.tag .. ':worker:' .. c.worker_instance_id .. ':leases' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' then return 'suspension_current', 7, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':suspension:current' end
-    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[8] ~= nil and keys[8] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id then return 'waitpoint_hash', 8, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id end
-    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[9] ~= nil and keys[9] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':signals' then return 'waitpoint_signals', 9, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':signals' end
-    if c.tag ~= nil and keys[10] ~= nil and keys[10] ~= 'ff:idx:' .. c.tag .. ':suspension_timeout' then return 'suspension_timeout_zset', 10, 'ff:idx:' .. c.tag .. ':suspension_timeout' end
-    if c.tag ~= nil and keys[11] ~= nil and keys[11] ~= 'ff:idx:' .. c.tag .. ':pending_waitpoint_expiry' then return 'pending_wp_expiry_zset', 11, 'ff:idx:' .. c.tag .. ':pending_waitpoint_expiry' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[12] ~= nil and keys[12] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' then return 'active_index', 12, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':active' end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[13] ~= nil and keys[13] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':suspended' then return 'suspended_zset', 13, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':suspended' end
-    if c.tag ~= nil and c.execution_id ~= nil and keys[14] ~= nil and keys[14] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':waitpoints' then return 'waitpoint_history', 14, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':waitpoints' end
-    if c.tag ~= nil and c.waitpoint_id ~= nil and keys[15] ~= nil and keys[15] ~= 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':condition' then return 'wp_condition', 15, 'ff:wp:' .. c.tag .. ':' .. c.waitpoint_id .. ':condition' end
-    if c.tag ~= nil and keys[16] ~= nil and keys[16] ~= 'ff:idx:' .. c.tag .. ':attempt_timeout' then return 'attempt_timeout_zset', 16, 'ff:idx:' .. c.tag .. ':attempt_timeout' end
-    if c.tag ~= nil and keys[17] ~= nil and keys[17] ~= 'ff:sec:' .. c.tag .. ':waitpoint_hmac' then return 'hmac_secrets', 17, 'ff:sec:' .. c.tag .. ':waitpoint_hmac' end
+    local v_attempt_index, v_execution_id, v_lane_id, v_tag, v_waitpoint_id, v_worker_instance_id = c.attempt_index, c.execution_id, c.lane_id, c.tag, c.waitpoint_id, c.worker_instance_id
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_record', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
+    if v_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 3, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
+    if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
+    if v_worker_instance_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 6, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' then return 'suspension_current', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' end
+    if v_waitpoint_id ~= nil and keys[8] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id then return 'waitpoint_hash', 8, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id end
+    if v_waitpoint_id ~= nil and keys[9] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' then return 'waitpoint_signals', 9, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' end
+    if v_lane_id ~= nil and keys[12] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active_index', 12, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
+    if v_lane_id ~= nil and keys[13] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' then return 'suspended_zset', 13, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' end
+    if v_execution_id ~= nil and keys[14] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':waitpoints' then return 'waitpoint_history', 14, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':waitpoints' end
+    if v_waitpoint_id ~= nil and keys[15] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' then return 'wp_condition', 15, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' end
   end,
   ff_unblock_execution = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
-    if c.tag ~= nil and c.lane_id ~= nil and c.blocked_set ~= nil and keys[2] ~= nil and keys[2] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:' .. c.blocked_set then return 'blocked', 2, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':blocked:' .. c.blocked_set end
-    if c.tag ~= nil and c.lane_id ~= nil and keys[3] ~= nil and keys[3] ~= 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' then return 'eligible', 3, 'ff:idx:' .. c.tag .. ':lane:' .. c.lane_id .. ':eligible' end
+    local v_blocked_set, v_execution_id, v_lane_id, v_tag = c.blocked_set, c.execution_id, c.lane_id, c.tag
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if v_lane_id ~= nil and v_blocked_set ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:' .. v_blocked_set then return 'blocked', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:' .. v_blocked_set end
+    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
   end,
   ff_update_progress = function(keys, c)
-    if c.tag ~= nil and c.execution_id ~= nil and keys[1] ~= nil and keys[1] ~= 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. c.tag .. ':' .. c.execution_id .. ':core' end
+    local v_execution_id, v_tag = c.execution_id, c.tag
+    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
   end,
 }
 
@@ -1405,6 +1387,12 @@ function Exec.required_capabilities(policy_json)
   return tokens
 end
 
+-- Contexts of the hot functions' key checks: one table each, refilled (every field) on
+-- every call instead of built anew (a table per call costs more than the checks it feeds).
+Exec.CREATE_CTX = {}
+Exec.CLAIM_CTX = {}
+Exec.HOLDER_CTX = {}
+
 Exec.CREATE_RULES = {
   { 'priority', 'number' },
   { 'delay_until', 'int?' },
@@ -1444,7 +1432,9 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
   local bad = check_args(A, Exec.CREATE_RULES)
   if bad then return bad end
   local tag = tag_of(K.core)
-  bad = check_keys('ff_create_execution', keys, { tag = tag, execution_id = A.execution_id, lane_id = A.lane_id })
+  local c = Exec.CREATE_CTX
+  c.tag, c.execution_id, c.lane_id = tag, A.execution_id, A.lane_id
+  bad = check_keys('ff_create_execution', keys, c)
   if bad then return bad end
 
   local now = server_now()
@@ -1497,6 +1487,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     'lease_last_renewed_at', '',
     'lease_renewal_deadline', '',
     'current_lane', lane,
+    'lane_id', lane, -- read by every call that checks its lane KEYS: early in the record
     'started_at', '',
     'pending_retry_reason', '',
     'pending_replay_reason', '',
@@ -1520,7 +1511,6 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     'created_at', now_s,
     'execution_id', A.execution_id or '',
     'namespace', A.namespace or '',
-    'lane_id', lane,
     'execution_kind', A.execution_kind or '',
     'partition_id', A.partition_id or '',
     'creator_identity', A.creator_identity or '',
@@ -1788,9 +1778,9 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
   if not core then return missing end
   -- The lane keys must be the execution's lane, the worker set the claimer's (the attempt
   -- keys are derived from total_attempt_count in start_attempt).
-  local foreign = check_keys('ff_claim_execution', keys, {
-    tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core), worker_instance_id = A.worker_instance_id,
-  })
+  local c = Exec.CLAIM_CTX
+  c.tag, c.execution_id, c.lane_id, c.worker_instance_id = tag_of(K.core), A.execution_id, core_lane(core), A.worker_instance_id
+  local foreign = check_keys('ff_claim_execution', keys, c)
   if foreign then return foreign end
   local refused = Exec.claim_refusal(core)
   if refused then return refused end
@@ -1857,10 +1847,10 @@ end
 -- be those of the record: its lane, its current attempt, the holder's worker instance.
 -- core: at least LEASE_FIELDS. Returns nil or the invalid_input reply; call before any write.
 function Exec.check_holder_keys(name, keys, K, A, core)
-  return check_keys(name, keys, {
-    tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core),
-    attempt_index = set_or_nil(core.current_attempt_index), worker_instance_id = core.current_worker_instance_id or '',
-  })
+  local c = Exec.HOLDER_CTX
+  c.tag, c.execution_id, c.lane_id = tag_of(K.core), A.execution_id, core_lane(core)
+  c.attempt_index, c.worker_instance_id = set_or_nil(core.current_attempt_index), core.current_worker_instance_id or ''
+  return check_keys(name, keys, c)
 end
 
 redis.register_function('ff_complete_execution', guard('ff_complete_execution', function(keys, args)
@@ -2707,6 +2697,7 @@ end
 
 -- The exec_core fields a claim grant reads (the record has some fifty: HGETALL would copy
 -- them all into Lua on every grant).
+Sched.GRANT_CTX = {}
 Sched.GRANT_CORE_FIELDS = { 'lifecycle_phase', 'eligibility_state', 'required_capabilities', 'lane_id' }
 
 -- Writes the grant hash (scheduling.md §5) with its absolute expiry.
@@ -2746,7 +2737,9 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
   local now = server_now()
   local core, missing = read_core(K.core, Sched.GRANT_CORE_FIELDS)
   if not core then return missing end
-  bad = check_keys('ff_issue_claim_grant', keys, { tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core) })
+  local c = Sched.GRANT_CTX -- refilled, not built anew: see Exec.CREATE_CTX
+  c.tag, c.execution_id, c.lane_id = tag_of(K.core), A.execution_id, core_lane(core)
+  bad = check_keys('ff_issue_claim_grant', keys, c)
   if bad then return bad end
   if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
     return err('execution_not_eligible')
@@ -4997,6 +4990,16 @@ function Quota.check_guard(guard_key, eid)
   return nil
 end
 
+-- The quota policy id named by a key of the policy (\`ff:quota:<tag>:<id><suffix>\`), or nil.
+function Quota.policy_of(key, suffix)
+  local tag = tag_of(key)
+  if not tag then return nil end
+  local prefix = 'ff:quota:' .. tag .. ':'
+  if #key <= #prefix + #suffix or string.sub(key, 1, #prefix) ~= prefix then return nil end
+  if suffix ~= '' and string.sub(key, -#suffix) ~= suffix then return nil end
+  return string.sub(key, #prefix + 1, #key - #suffix)
+end
+
 -- The concurrency counter (missing = 0), or nil and the invalid_input reply.
 function Quota.counter(key)
   local raw = redis.call('GET', key)
@@ -5035,6 +5038,8 @@ redis.register_function('ff_create_quota_policy', guard('ff_create_quota_policy'
   if not tag or K.definition ~= 'ff:quota:' .. tag .. ':' .. A.quota_policy_id then
     return err('invalid_input', 'quota_policy_id must be the policy of the definition key, got: ' .. A.quota_policy_id)
   end
+  bad = check_keys('ff_create_quota_policy', keys, { tag = tag, quota_policy_id = A.quota_policy_id })
+  if bad then return bad end
   local now = A.now_ms or server_now()
 
   if redis.call('EXISTS', K.definition) == 1 then
@@ -5082,6 +5087,18 @@ redis.register_function('ff_check_admission_and_record', guard('ff_check_admissi
   if jitter < 0 then
     return err('invalid_input', 'jitter_ms must not be negative, got: ' .. args[6])
   end
+  -- The policy is the one of the definition key (declared for routing): every other key
+  -- must be that policy's and the admitted execution's.
+  local policy_id = Quota.policy_of(K.definition, '') or ''
+  bad = check_keys('ff_check_admission_and_record', keys, {
+    tag = tag_of(K.definition), quota_policy_id = policy_id, execution_id = A.execution_id,
+  })
+  if bad then return bad end
+  -- The window's dimension is the caller's; its policy must be this one.
+  if policy_id == '' or Quota.policy_of(K.window, '') == nil
+    or string.sub(K.window, 1, #K.definition + #':window:') ~= K.definition .. ':window:' then
+    return err('invalid_input', 'KEYS[1] (window) must be a window of ' .. K.definition .. ', got: ' .. K.window)
+  end
   local now = A.now_ms or server_now()
   local window_ms = A.window_seconds * 1000
 
@@ -5124,6 +5141,10 @@ redis.register_function('ff_release_admission', guard('ff_release_admission', fu
     execution_id = args[1],
   }
   local bad = Quota.check_guard(K.admitted, A.execution_id)
+    or check_keys('ff_release_admission', keys, {
+      tag = tag_of(K.admitted), execution_id = A.execution_id,
+      quota_policy_id = Quota.policy_of(K.admitted, ':admitted:' .. A.execution_id) or '',
+    })
   if bad then return bad end
   local held, counter_err = Quota.counter(K.concurrency)
   if counter_err then return counter_err end

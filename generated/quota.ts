@@ -108,6 +108,7 @@ export function parseCreateQuotaPolicy(reply: unknown): CreateQuotaPolicyResult 
  * - The limits are validated as integers (window_seconds at least 1, the others at least 0) before any write; the reference stored any text verbatim, which the scheduler would later misread.
  * - quota_policy_id must be the policy named by the definition key (invalid_input otherwise).
  * - now_ms may be omitted: the server clock is used (an extension).
+ * - Foreign KEYS (issue 11): a KEYS slot that names another quota policy than the call's quota_policy_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function createQuotaPolicy(client: FunctionCaller, args: CreateQuotaPolicyArgs): Promise<CreateQuotaPolicyResult> {
   return client.call(buildCreateQuotaPolicy(args, client.partitions), parseCreateQuotaPolicy);
@@ -234,6 +235,7 @@ export function parseCheckAdmissionAndRecord(reply: unknown): CheckAdmissionAndR
  * - execution_id must be the execution of the guard key (invalid_input otherwise).
  * - Jitter uses the server's math.random, which on Redis 7 / Valkey is not reseeded per call (checked), so hints vary between calls.
  * - now_ms may be omitted: the server clock is used (an extension).
+ * - Foreign KEYS (issue 11): a KEYS slot that names another quota policy or execution than the policy of KEYS[3] (definition) and the call's execution_id (the window's dimension stays the caller's) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function checkAdmissionAndRecord(client: FunctionCaller, args: CheckAdmissionAndRecordArgs): Promise<CheckAdmissionAndRecordResult> {
   return client.call(buildCheckAdmissionAndRecord(args, client.partitions), parseCheckAdmissionAndRecord);
@@ -301,6 +303,7 @@ export function parseReleaseAdmission(reply: unknown): ReleaseAdmissionResult {
  * Deliberate deviations from the reference:
  * - The counter is decremented only when the execution was in the admitted set, so a second release (or a release of an execution never admitted) cannot free a slot held by another execution; the reference decremented a positive counter on every call.
  * - execution_id must be the execution of the guard key, and a stored counter that is not an integer is refused, before any write (invalid_input).
+ * - Foreign KEYS (issue 11): a KEYS slot that names another quota policy or execution than the policy and execution of KEYS[1] (admitted) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function releaseAdmission(client: FunctionCaller, args: ReleaseAdmissionArgs): Promise<ReleaseAdmissionResult> {
   return client.call(buildReleaseAdmission(args, client.partitions), parseReleaseAdmission);

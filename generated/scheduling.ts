@@ -105,6 +105,7 @@ export function parseIssueClaimGrant(reply: unknown): IssueClaimGrantResult {
  *
  * Deliberate deviations from the reference:
  * - grant_ttl_ms must be a positive integer (invalid_input otherwise); the reference accepts any number, including negative ones.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane or execution than exec_core's lane_id and the call's execution_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function issueClaimGrant(client: FunctionCaller, args: IssueClaimGrantArgs): Promise<IssueClaimGrantResult> {
   return client.call(buildIssueClaimGrant(args, client.partitions), parseIssueClaimGrant);
@@ -176,6 +177,7 @@ export function parseChangePriority(reply: unknown): ChangePriorityResult {
  *
  * Deliberate deviations from the reference:
  * - execution_id must match the execution in the core key (invalid_input): it is the member re-scored in the eligible index.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane or execution than exec_core's lane_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function changePriority(client: FunctionCaller, args: ChangePriorityArgs): Promise<ChangePriorityResult> {
   return client.call(buildChangePriority(args, client.partitions), parseChangePriority);
@@ -361,6 +363,7 @@ export function parsePromoteDelayed(reply: unknown): PromoteDelayedResult {
  * Deliberate deviations from the reference:
  * - now_ms must be an integer and execution_id must match the core key (invalid_input).
  * - An empty or non-numeric exec_core delay_until (left by resume-with-delay) falls back to the execution's score in the delayed index, and counts as due when that is missing too; the reference raised a Lua runtime error, so such an execution was never promoted.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane or execution than exec_core's lane_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function promoteDelayed(client: FunctionCaller, args: PromoteDelayedArgs): Promise<PromoteDelayedResult> {
   return client.call(buildPromoteDelayed(args, client.partitions), parsePromoteDelayed);
@@ -459,6 +462,7 @@ export function parseIssueReclaimGrant(reply: unknown): IssueReclaimGrantResult 
  *
  * Deliberate deviations from the reference:
  * - grant_ttl_ms must be a positive integer and worker_id non-empty (invalid_input); the reference accepted any number (a fractional TTL left a grant without expiry) and wrote a grant with no payload when execution_id was missing.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another execution than the call's execution_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function issueReclaimGrant(client: FunctionCaller, args: IssueReclaimGrantArgs): Promise<IssueReclaimGrantResult> {
   return client.call(buildIssueReclaimGrant(args, client.partitions), parseIssueReclaimGrant);

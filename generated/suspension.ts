@@ -183,6 +183,7 @@ export function parseSuspendExecution(reply: unknown): SuspendExecutionResult {
  * - ALREADY_SATISFIED closes the condition hash too (closed=1, closed_reason=satisfied); the reference left it open, so a later signal with that waitpoint's token could resume a later, unrelated suspension of the execution.
  * - KEYS derived from the arguments or from exec_core must belong to them: the execution key to execution_id, the waitpoint keys to waitpoint_id, the lane keys to exec_core lane_id and the worker lease index to the lease holder's worker instance; otherwise invalid_input before any write (the reference wrote into whatever keys it was given).
  * - The lease-expired side effect appends to the lease history with the default MAXLEN ~ 1000 rather than ARGV 17 (shared helper).
+ * - Foreign KEYS (issue 11): a KEYS slot that names another attempt, waitpoint, lane, worker instance or execution than the call's attempt_index and waitpoint_id, exec_core's lane_id and current_worker_instance_id (checked after the read-only mint, so an empty key ring slot still answers invalid_keys_missing_hmac) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function suspendExecution(client: FunctionCaller, args: SuspendExecutionArgs): Promise<SuspendExecutionResult> {
   return client.call(buildSuspendExecution(args, client.partitions), parseSuspendExecution);

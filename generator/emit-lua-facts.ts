@@ -5,8 +5,8 @@
 // - KEY_CHECKS: per function, a checker that compares every fixed KEYS slot with the key
 //   spec/keys.yaml builds from the call's context (`c`: tag, execution_id, lane_id,
 //   attempt index, worker instance, waitpoint…, named as the spec binds them). A slot
-//   whose placeholders are not all in `c` is not checked; the body decides what to pass,
-//   from stored state, before its first write.
+//   whose placeholders are not all in `c` is not checked, nor one named by the hash tag
+//   alone; the body decides what to pass, from stored state, before its first write.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
@@ -31,6 +31,12 @@ export function readLuaFunctionFacts(specDir: string): Map<string, LuaFunctionFa
     }
   }
   return facts;
+}
+
+/** The KEYS the guard requires: those before the first one the Lua tolerates missing. */
+export function requiredKeys(fn: FunctionSpec): number {
+  const first = fn.keys.findIndex((k) => k.optional || k.each);
+  return first < 0 ? fn.keys.length : first;
 }
 
 /** Fixed ARGV slots: scalar slots plus the count of each counted list or group. */
@@ -66,43 +72,60 @@ function alternative(spec: Spec, fn: FunctionSpec, ref: KeyRef): Alternative {
     else if (context.params.includes(placeholder)) name = ref.contextBind[placeholder] ?? placeholder;
     else name = ref.args?.[key.params.indexOf(placeholder)] ?? placeholder;
     if (!needs.includes(name)) needs.push(name);
-    parts.push(`c.${name}`);
+    parts.push(`v_${name}`);
     last = match.index! + match[0].length;
   }
   if (last < key.pattern.length) parts.push(luaString(key.pattern.slice(last)));
   return { expression: parts.join(' .. '), needs };
 }
 
-function checker(spec: Spec, fn: FunctionSpec): string[] {
-  const lines: string[] = [];
+/** A Lua local name for a context value (`c.<name>` is read once per call). */
+const local = (name: string) => `v_${name}`;
+
+function checker(spec: Spec, fn: FunctionSpec, required: number): string[] {
+  const checks: string[] = [];
+  const names = new Set<string>();
   fn.keys.forEach((ref, i) => {
     if (ref.each !== undefined) return; // per-element keys: the body checks them
     const alternatives = [alternative(spec, fn, ref)];
     if (ref.otherwise) alternatives.push(alternative(spec, fn, ref.otherwise));
     const needs = [...new Set(alternatives.flatMap((a) => a.needs))];
+    // A key named by the hash tag alone (a partition index) can only be another partition's,
+    // and the call's other keys pin the tag; not checking it keeps hot paths cheap.
+    if (needs.every((n) => n === 'tag')) return;
+    needs.forEach((n) => names.add(n));
     const slot = `keys[${i + 1}]`;
-    const known = needs.map((n) => `c.${n} ~= nil`);
+    // Slots the guard guarantees are present need no nil test; `tag` is always given.
+    const known = needs.filter((n) => n !== 'tag').map((n) => `${local(n)} ~= nil`);
+    const present = i < required ? [] : [`${slot} ~= nil`];
     const differs = alternatives.map((a) => `${slot} ~= ${a.expression}`);
     const expected = alternatives.map((a) => a.expression).join(` .. ' or ' .. `);
-    lines.push(`    if ${[...known, `${slot} ~= nil`, ...differs].join(' and ')} then return ${luaString(ref.name)}, ${i + 1}, ${expected} end`);
+    checks.push(`    if ${[...known, ...present, ...differs].join(' and ')} then return ${luaString(ref.name)}, ${i + 1}, ${expected} end`);
   });
-  return lines;
+  if (checks.length === 0) return [];
+  const ordered = [...names].sort();
+  return [`    local ${ordered.map(local).join(', ')} = ${ordered.map((n) => `c.${n}`).join(', ')}`, ...checks];
 }
 
 /** Lua source lines for the generated facts (FUNCTION_ARGV and KEY_CHECKS). */
 export function emitLuaFacts(spec: Spec, facts: ReadonlyMap<string, LuaFunctionFacts> = new Map()): string[] {
   const functions = spec.modules.flatMap((m) => m.functions).sort((a, b) => (a.name < b.name ? -1 : 1));
+  for (const fn of functions) {
+    const unlisted = (facts.get(fn.name)?.writesOnError ?? []).filter((code) => !fn.errors.includes(code));
+    if (unlisted.length > 0) throw new Error(`${fn.file}:${fn.line}: ${fn.name}: writes_on_error names ${unlisted.join(', ')}, not in its errors list`);
+  }
   const lines = [
     '-- generated from spec/: the fewest ARGV every function accepts (argv_min, else its fixed slots)',
     'local FUNCTION_ARGV = {',
     ...functions.map((f) => `  ${f.name} = ${facts.get(f.name)?.argvMin ?? fixedArgvCount(f)},`),
     '}',
     '-- generated from spec/keys.yaml: per function, the first KEYS slot (name, index, expected key) that is',
-    '-- not the key its context c names; slots whose context values are absent are not checked',
+    '-- not the key its context c names; slots whose context values are absent, and partition',
+    '-- indexes named by the hash tag alone, are not checked',
     'local KEY_CHECKS = {',
   ];
   for (const fn of functions) {
-    const body = checker(spec, fn);
+    const body = checker(spec, fn, requiredKeys(fn));
     if (body.length === 0) continue;
     lines.push(`  ${fn.name} = function(keys, c)`, ...body, '  end,');
   }

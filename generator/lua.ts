@@ -197,12 +197,29 @@ function walk(node: unknown, visit: (node: LuaNode) => void): void {
   }
 }
 
+/**
+ * The index a K / A field reads (`name = keys[3]`, `name = args[8] or ''`), or undefined
+ * when its value is not such a read of the given table.
+ */
+function readIndex(value: LuaNode | undefined, param: string | undefined): number | undefined {
+  let node = value;
+  if (node?.type === 'LogicalExpression' && node.operator === 'or') node = node.left as LuaNode;
+  if (node?.type !== 'IndexExpression') return undefined;
+  const base = node.base as LuaNode;
+  const index = node.index as LuaNode;
+  if (base.type !== 'Identifier' || base.name !== param || index.type !== 'NumericLiteral') return undefined;
+  return Number(index.value);
+}
+
 /** Highest literal `keys[n]` / `args[n]` read in a body, and the K / A tables' field order. */
-function bodyFacts(reg: Registration): { maxKey: number; maxArg: number; kNames: string[] | undefined; aNames: string[] | undefined } {
+function bodyFacts(reg: Registration): {
+  maxKey: number; maxArg: number; kNames: string[] | undefined; aNames: string[] | undefined; misplaced: string[];
+} {
   let maxKey = 0;
   let maxArg = 0;
   let kNames: string[] | undefined;
   let aNames: string[] | undefined;
+  const misplaced: string[] = [];
   walk(reg.body, (node) => {
     if (node.type === 'IndexExpression') {
       const base = node.base as LuaNode;
@@ -219,13 +236,23 @@ function bodyFacts(reg: Registration): { maxKey: number; maxArg: number; kNames:
       variables.forEach((variable, i) => {
         const table = init[i];
         if (table?.type !== 'TableConstructorExpression') return;
-        const names = (table.fields as LuaNode[]).filter((f) => f.type === 'TableKeyString').map((f) => String((f.key as LuaNode).name));
+        const fields = (table.fields as LuaNode[]).filter((f) => f.type === 'TableKeyString');
+        const names = fields.map((f) => String((f.key as LuaNode).name));
+        const first = (variable.name === 'K' && kNames === undefined) || (variable.name === 'A' && aNames === undefined);
         if (variable.name === 'K' && kNames === undefined) kNames = names;
         if (variable.name === 'A' && aNames === undefined) aNames = names;
+        if (!first) return;
+        // Order and index: the n-th field must read keys[n] / args[n].
+        const param = variable.name === 'K' ? reg.keysParam : reg.argsParam;
+        const table_ = variable.name === 'K' ? 'keys' : 'args';
+        fields.forEach((f, n) => {
+          const at = readIndex(f.value as LuaNode, param);
+          if (at !== n + 1) misplaced.push(`${variable.name}.${names[n]} reads ${at === undefined ? 'no literal ' + table_ + '[n]' : `${table_}[${at}]`}, expected ${table_}[${n + 1}]`);
+        });
       });
     }
   });
-  return { maxKey, maxArg, kNames, aNames };
+  return { maxKey, maxArg, kNames, aNames, misplaced };
 }
 
 function fixedKeyCount(fn: FunctionSpec): { fixed: number; variable: boolean } {
@@ -288,6 +315,8 @@ export function checkLua(spec: Spec, bundle: LuaBundle): SpecProblem[] & { unreg
     const argv = argvWidth(fn);
     if (!keys.variable && facts.maxKey > keys.fixed) problems.push({ ...at, message: `${reg.name} reads KEYS[${facts.maxKey}] but the spec declares ${keys.fixed} KEYS` });
     if (!argv.variable && facts.maxArg > argv.fixed) problems.push({ ...at, message: `${reg.name} reads ARGV[${facts.maxArg}] but the spec declares ${argv.fixed} ARGV` });
+    // Functions with repeated ARGV place their tail fields by computed index.
+    for (const m of facts.misplaced) if (!(argv.variable && m.startsWith('A.'))) problems.push({ ...at, message: `${reg.name}: ${m}` });
     const specKeyNames = fn.keys.filter((k) => k.each === undefined).map((k) => k.name);
     if (facts.kNames && facts.kNames.join(',') !== specKeyNames.join(',')) {
       problems.push({ ...at, message: `${reg.name}: Lua K table (${facts.kNames.join(', ')}) differs from the spec's KEYS (${specKeyNames.join(', ')})` });

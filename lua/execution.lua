@@ -56,6 +56,12 @@ function Exec.required_capabilities(policy_json)
   return tokens
 end
 
+-- Contexts of the hot functions' key checks: one table each, refilled (every field) on
+-- every call instead of built anew (a table per call costs more than the checks it feeds).
+Exec.CREATE_CTX = {}
+Exec.CLAIM_CTX = {}
+Exec.HOLDER_CTX = {}
+
 Exec.CREATE_RULES = {
   { 'priority', 'number' },
   { 'delay_until', 'int?' },
@@ -95,7 +101,9 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
   local bad = check_args(A, Exec.CREATE_RULES)
   if bad then return bad end
   local tag = tag_of(K.core)
-  bad = check_keys('ff_create_execution', keys, { tag = tag, execution_id = A.execution_id, lane_id = A.lane_id })
+  local c = Exec.CREATE_CTX
+  c.tag, c.execution_id, c.lane_id = tag, A.execution_id, A.lane_id
+  bad = check_keys('ff_create_execution', keys, c)
   if bad then return bad end
 
   local now = server_now()
@@ -148,6 +156,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     'lease_last_renewed_at', '',
     'lease_renewal_deadline', '',
     'current_lane', lane,
+    'lane_id', lane, -- read by every call that checks its lane KEYS: early in the record
     'started_at', '',
     'pending_retry_reason', '',
     'pending_replay_reason', '',
@@ -171,7 +180,6 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     'created_at', now_s,
     'execution_id', A.execution_id or '',
     'namespace', A.namespace or '',
-    'lane_id', lane,
     'execution_kind', A.execution_kind or '',
     'partition_id', A.partition_id or '',
     'creator_identity', A.creator_identity or '',
@@ -439,9 +447,9 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
   if not core then return missing end
   -- The lane keys must be the execution's lane, the worker set the claimer's (the attempt
   -- keys are derived from total_attempt_count in start_attempt).
-  local foreign = check_keys('ff_claim_execution', keys, {
-    tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core), worker_instance_id = A.worker_instance_id,
-  })
+  local c = Exec.CLAIM_CTX
+  c.tag, c.execution_id, c.lane_id, c.worker_instance_id = tag_of(K.core), A.execution_id, core_lane(core), A.worker_instance_id
+  local foreign = check_keys('ff_claim_execution', keys, c)
   if foreign then return foreign end
   local refused = Exec.claim_refusal(core)
   if refused then return refused end
@@ -508,10 +516,10 @@ end
 -- be those of the record: its lane, its current attempt, the holder's worker instance.
 -- core: at least LEASE_FIELDS. Returns nil or the invalid_input reply; call before any write.
 function Exec.check_holder_keys(name, keys, K, A, core)
-  return check_keys(name, keys, {
-    tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core),
-    attempt_index = set_or_nil(core.current_attempt_index), worker_instance_id = core.current_worker_instance_id or '',
-  })
+  local c = Exec.HOLDER_CTX
+  c.tag, c.execution_id, c.lane_id = tag_of(K.core), A.execution_id, core_lane(core)
+  c.attempt_index, c.worker_instance_id = set_or_nil(core.current_attempt_index), core.current_worker_instance_id or ''
+  return check_keys(name, keys, c)
 end
 
 redis.register_function('ff_complete_execution', guard('ff_complete_execution', function(keys, args)

@@ -20,6 +20,16 @@ function Quota.check_guard(guard_key, eid)
   return nil
 end
 
+-- The quota policy id named by a key of the policy (`ff:quota:<tag>:<id><suffix>`), or nil.
+function Quota.policy_of(key, suffix)
+  local tag = tag_of(key)
+  if not tag then return nil end
+  local prefix = 'ff:quota:' .. tag .. ':'
+  if #key <= #prefix + #suffix or string.sub(key, 1, #prefix) ~= prefix then return nil end
+  if suffix ~= '' and string.sub(key, -#suffix) ~= suffix then return nil end
+  return string.sub(key, #prefix + 1, #key - #suffix)
+end
+
 -- The concurrency counter (missing = 0), or nil and the invalid_input reply.
 function Quota.counter(key)
   local raw = redis.call('GET', key)
@@ -58,6 +68,8 @@ redis.register_function('ff_create_quota_policy', guard('ff_create_quota_policy'
   if not tag or K.definition ~= 'ff:quota:' .. tag .. ':' .. A.quota_policy_id then
     return err('invalid_input', 'quota_policy_id must be the policy of the definition key, got: ' .. A.quota_policy_id)
   end
+  bad = check_keys('ff_create_quota_policy', keys, { tag = tag, quota_policy_id = A.quota_policy_id })
+  if bad then return bad end
   local now = A.now_ms or server_now()
 
   if redis.call('EXISTS', K.definition) == 1 then
@@ -105,6 +117,18 @@ redis.register_function('ff_check_admission_and_record', guard('ff_check_admissi
   if jitter < 0 then
     return err('invalid_input', 'jitter_ms must not be negative, got: ' .. args[6])
   end
+  -- The policy is the one of the definition key (declared for routing): every other key
+  -- must be that policy's and the admitted execution's.
+  local policy_id = Quota.policy_of(K.definition, '') or ''
+  bad = check_keys('ff_check_admission_and_record', keys, {
+    tag = tag_of(K.definition), quota_policy_id = policy_id, execution_id = A.execution_id,
+  })
+  if bad then return bad end
+  -- The window's dimension is the caller's; its policy must be this one.
+  if policy_id == '' or Quota.policy_of(K.window, '') == nil
+    or string.sub(K.window, 1, #K.definition + #':window:') ~= K.definition .. ':window:' then
+    return err('invalid_input', 'KEYS[1] (window) must be a window of ' .. K.definition .. ', got: ' .. K.window)
+  end
   local now = A.now_ms or server_now()
   local window_ms = A.window_seconds * 1000
 
@@ -147,6 +171,10 @@ redis.register_function('ff_release_admission', guard('ff_release_admission', fu
     execution_id = args[1],
   }
   local bad = Quota.check_guard(K.admitted, A.execution_id)
+    or check_keys('ff_release_admission', keys, {
+      tag = tag_of(K.admitted), execution_id = A.execution_id,
+      quota_policy_id = Quota.policy_of(K.admitted, ':admitted:' .. A.execution_id) or '',
+    })
   if bad then return bad end
   local held, counter_err = Quota.counter(K.concurrency)
   if counter_err then return counter_err end

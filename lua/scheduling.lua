@@ -62,6 +62,7 @@ end
 
 -- The exec_core fields a claim grant reads (the record has some fifty: HGETALL would copy
 -- them all into Lua on every grant).
+Sched.GRANT_CTX = {}
 Sched.GRANT_CORE_FIELDS = { 'lifecycle_phase', 'eligibility_state', 'required_capabilities', 'lane_id' }
 
 -- Writes the grant hash (scheduling.md §5) with its absolute expiry.
@@ -101,7 +102,9 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
   local now = server_now()
   local core, missing = read_core(K.core, Sched.GRANT_CORE_FIELDS)
   if not core then return missing end
-  bad = check_keys('ff_issue_claim_grant', keys, { tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core) })
+  local c = Sched.GRANT_CTX -- refilled, not built anew: see Exec.CREATE_CTX
+  c.tag, c.execution_id, c.lane_id = tag_of(K.core), A.execution_id, core_lane(core)
+  bad = check_keys('ff_issue_claim_grant', keys, c)
   if bad then return bad end
   if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
     return err('execution_not_eligible')
