@@ -610,7 +610,7 @@ export type EvaluateFlowEligibilityResult = {
   readonly eligibility: 'not_found' | 'not_runnable' | 'owned' | 'terminal' | 'eligible' | 'impossible' | 'blocked_by_dependencies';
 };
 /** Error codes {@link evaluateFlowEligibility} can fail with (as `ScriptError.code`). */
-export type EvaluateFlowEligibilityErrorCode = never;
+export type EvaluateFlowEligibilityErrorCode = 'invalid_input';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_evaluate_flow_eligibility`, without sending anything. */
 export function buildEvaluateFlowEligibility(args: EvaluateFlowEligibilityArgs, _partitions: PartitionConfig): FcallRequest {
@@ -646,6 +646,8 @@ export function parseEvaluateFlowEligibility(reply: unknown): EvaluateFlowEligib
  * budget) are not considered.
  *
  * Lua function `ff_evaluate_flow_eligibility` (read-only, sent with FCALL_RO).
+ *
+ * @throws ScriptError with code `invalid_input`.
  *
  * Deliberate deviations from the reference:
  * - Registered with the no-writes flag and sent with FCALL_RO (it never writes); the reference registers it as a write function.

@@ -625,7 +625,7 @@ export type RotateWaitpointHmacSecretResult =
     readonly kid: string;
   };
 /** Error codes {@link rotateWaitpointHmacSecret} can fail with (as `ScriptError.code`). */
-export type RotateWaitpointHmacSecretErrorCode = 'invalid_kid' | 'invalid_secret_hex' | 'invalid_grace_ms' | 'rotation_conflict';
+export type RotateWaitpointHmacSecretErrorCode = 'invalid_input' | 'invalid_kid' | 'invalid_secret_hex' | 'invalid_grace_ms' | 'rotation_conflict';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_rotate_waitpoint_hmac_secret`, without sending anything. */
 export function buildRotateWaitpointHmacSecret(args: RotateWaitpointHmacSecretArgs, _partitions: PartitionConfig): FcallRequest {
@@ -688,7 +688,7 @@ export function parseRotateWaitpointHmacSecret(reply: unknown): RotateWaitpointH
  *
  * Lua function `ff_rotate_waitpoint_hmac_secret`.
  *
- * @throws ScriptError with code `invalid_kid`, `invalid_secret_hex`, `invalid_grace_ms`, `rotation_conflict`.
+ * @throws ScriptError with code `invalid_input`, `invalid_kid`, `invalid_secret_hex`, `invalid_grace_ms`, `rotation_conflict`.
  *
  * Deliberate deviations from the reference:
  * - Installing a kid removes a stale expires_at:<kid> left from an earlier use of that name; the reference kept it, so a later rotation's garbage collection could delete the secret of the current kid.
@@ -712,7 +712,7 @@ export type ListWaitpointHmacKidsResult = {
   readonly verifying: readonly { readonly kid: string; readonly expiresAt: number; }[];
 };
 /** Error codes {@link listWaitpointHmacKids} can fail with (as `ScriptError.code`). */
-export type ListWaitpointHmacKidsErrorCode = never;
+export type ListWaitpointHmacKidsErrorCode = 'invalid_input';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_list_waitpoint_hmac_kids`, without sending anything. */
 export function buildListWaitpointHmacKids(args: ListWaitpointHmacKidsArgs, _partitions: PartitionConfig): FcallRequest {
@@ -749,6 +749,8 @@ export function parseListWaitpointHmacKids(reply: unknown): ListWaitpointHmacKid
  * inside their grace window, with their expiry, sorted by kid.
  *
  * Lua function `ff_list_waitpoint_hmac_kids` (read-only, sent with FCALL_RO).
+ *
+ * @throws ScriptError with code `invalid_input`.
  *
  * Deliberate deviations from the reference:
  * - Registered with the no-writes flag and sent with FCALL_RO (so it also runs on replicas); the reference registered it without flags.

@@ -107,6 +107,11 @@ function checker(spec: Spec, fn: FunctionSpec, required: number): string[] {
   return [`    local ${ordered.map(local).join(', ')} = ${ordered.map((n) => `c.${n}`).join(', ')}`, ...checks];
 }
 
+/** The fewest ARGV the guard accepts per function (argv_min, else every fixed slot). */
+export function argvMinimums(spec: Spec, facts: ReadonlyMap<string, LuaFunctionFacts>): Map<string, number> {
+  return new Map(spec.modules.flatMap((m) => m.functions).map((f) => [f.name, facts.get(f.name)?.argvMin ?? fixedArgvCount(f)] as const));
+}
+
 /** Lua source lines for the generated facts (FUNCTION_ARGV and KEY_CHECKS). */
 export function emitLuaFacts(spec: Spec, facts: ReadonlyMap<string, LuaFunctionFacts> = new Map()): string[] {
   const functions = spec.modules.flatMap((m) => m.functions).sort((a, b) => (a.name < b.name ? -1 : 1));
@@ -117,7 +122,7 @@ export function emitLuaFacts(spec: Spec, facts: ReadonlyMap<string, LuaFunctionF
   const lines = [
     '-- generated from spec/: the fewest ARGV every function accepts (argv_min, else its fixed slots)',
     'local FUNCTION_ARGV = {',
-    ...functions.map((f) => `  ${f.name} = ${facts.get(f.name)?.argvMin ?? fixedArgvCount(f)},`),
+    ...[...argvMinimums(spec, facts)].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, n]) => `  ${name} = ${n},`),
     '}',
     '-- generated from spec/keys.yaml: per function, the first KEYS slot (name, index, expected key) that is',
     '-- not the key its context c names; slots whose context values are absent, and partition',

@@ -255,6 +255,77 @@ function bodyFacts(reg: Registration): {
   return { maxKey, maxArg, kNames, aNames, misplaced };
 }
 
+/** Names of a call's callee: `x`, `Exec.y` (one level of member access). */
+function calleeName(node: LuaNode | undefined): string | undefined {
+  if (node?.type === 'Identifier') return String(node.name);
+  if (node?.type === 'MemberExpression' && (node.base as LuaNode).type === 'Identifier') {
+    return `${String((node.base as LuaNode).name)}.${String((node.identifier as LuaNode).name)}`;
+  }
+  return undefined;
+}
+
+/**
+ * The error codes a body can reply, followed through the chunk's own functions it calls:
+ * literal first arguments of `err('code', …)` and literal `{ 0, 'code', … }` replies.
+ * Codes computed at run time are not seen; a helper called as `not f(…)` is a test.
+ */
+function errorCodes(ast: LuaNode): (body: unknown) => Set<string> {
+  const declared = new Map<string, LuaNode>();
+  walk(ast.body, (node) => {
+    if (node.type !== 'FunctionDeclaration') return;
+    const name = calleeName(node.identifier as LuaNode | undefined);
+    if (name !== undefined && !declared.has(name)) declared.set(name, node);
+  });
+  const memo = new Map<LuaNode, Set<string>>();
+  const collect = (body: unknown, seen: Set<LuaNode>): Set<string> => {
+    const codes = new Set<string>();
+    // `not f(…)` uses a reply-or-nil helper as a test: its replies are not replied.
+    const predicates = new Set<LuaNode>();
+    walk(body, (node) => {
+      if (node.type === 'UnaryExpression' && node.operator === 'not') predicates.add(node.argument as LuaNode);
+      if (node.type === 'CallExpression' && !predicates.has(node)) {
+        const name = calleeName(node.base as LuaNode);
+        const args = node.arguments as LuaNode[];
+        if (name === 'err') {
+          const code = stringValue(args[0]);
+          if (code !== undefined) codes.add(code);
+          // err('code:' .. detail): the code is the literal before the colon.
+          const left = args[0]?.type === 'BinaryExpression' && args[0].operator === '..' ? stringValue(args[0].left as LuaNode) : undefined;
+          if (left !== undefined && left.endsWith(':')) codes.add(left.slice(0, -1));
+        } else if (name !== undefined) {
+          const target = declared.get(name);
+          if (target && !seen.has(target)) {
+            seen.add(target);
+            let found = memo.get(target);
+            if (!found) {
+              found = collect(target.body, seen);
+              memo.set(target, found);
+            }
+            found.forEach((c) => codes.add(c));
+          }
+        }
+      }
+      // A helper that returns a code as text (for the caller's err(code)).
+      if (node.type === 'ReturnStatement') {
+        for (const arg of (node.arguments as LuaNode[]) ?? []) {
+          const text = stringValue(arg);
+          if (text !== undefined) codes.add(`?${text}`);
+        }
+      }
+      if (node.type === 'TableConstructorExpression') {
+        const fields = node.fields as LuaNode[];
+        const first = fields[0]?.value as LuaNode | undefined;
+        if (fields[0]?.type === 'TableValue' && first?.type === 'NumericLiteral' && Number(first.value) === 0 && fields[1]?.type === 'TableValue') {
+          const code = stringValue(fields[1].value as LuaNode);
+          if (code !== undefined) codes.add(code);
+        }
+      }
+    });
+    return codes;
+  };
+  return (body) => collect(body, new Set());
+}
+
 function fixedKeyCount(fn: FunctionSpec): { fixed: number; variable: boolean } {
   return { fixed: fn.keys.filter((k) => k.each === undefined).length, variable: fn.keys.some((k) => k.each !== undefined) };
 }
@@ -270,7 +341,12 @@ function argvWidth(fn: FunctionSpec): { fixed: number; variable: boolean } {
  * A spec function not yet registered in Lua is reported separately (`unregistered`): codegen
  * treats it as a warning while a function is being written, the strict check as an error.
  */
-export function checkLua(spec: Spec, bundle: LuaBundle): SpecProblem[] & { unregistered?: SpecProblem[] } {
+export function checkLua(
+  spec: Spec,
+  bundle: LuaBundle,
+  keyCounts: ReadonlyMap<string, number> = new Map(),
+  argvMin: ReadonlyMap<string, number> = new Map(),
+): SpecProblem[] & { unregistered?: SpecProblem[] } {
   const problems: SpecProblem[] = [];
   const where = (bundleLine: number) => {
     const [file, line] = bundle.lineMap[bundleLine - 1] ?? ['lua', bundleLine];
@@ -294,6 +370,8 @@ export function checkLua(spec: Spec, bundle: LuaBundle): SpecProblem[] & { unreg
   }
   const specFunctions = new Map(spec.modules.flatMap((m) => m.functions.map((f) => [f.name, f] as const)));
   const registered = registrations(ast);
+  const codesOf = errorCodes(ast);
+  const catalogue = new Set(spec.errors.map((e) => e.code));
   const registeredNames = new Set<string>();
   for (const reg of registered) {
     const at = where(reg.line);
@@ -316,6 +394,21 @@ export function checkLua(spec: Spec, bundle: LuaBundle): SpecProblem[] & { unreg
     if (!keys.variable && facts.maxKey > keys.fixed) problems.push({ ...at, message: `${reg.name} reads KEYS[${facts.maxKey}] but the spec declares ${keys.fixed} KEYS` });
     if (!argv.variable && facts.maxArg > argv.fixed) problems.push({ ...at, message: `${reg.name} reads ARGV[${facts.maxArg}] but the spec declares ${argv.fixed} ARGV` });
     // Functions with repeated ARGV place their tail fields by computed index.
+    // Error codes: every one a body can reply is in spec/errors.yaml and in its errors list,
+    // and every listed one can be replied (the guard adds invalid_input).
+    const found = codesOf(reg.body);
+    // Texts returned by helpers may become codes through err(code): they count as possible only.
+    const possible = new Set([...found].filter((c) => c.startsWith('?')).map((c) => c.slice(1)));
+    const replied = new Set([...found].filter((c) => !c.startsWith('?')));
+    const guarded = reg.guardName !== undefined;
+    if (guarded && ((keyCounts.get(reg.name) ?? 0) > 0 || (argvMin.get(reg.name) ?? 0) > 0)) replied.add('invalid_input'); // the guard's refusal
+    for (const code of fn.errors) {
+      if (!replied.has(code) && !possible.has(code)) problems.push({ ...at, message: `${reg.name} lists error '${code}', which no reply of its Lua carries` });
+    }
+    for (const code of replied) {
+      if (!catalogue.has(code)) problems.push({ ...at, message: `${reg.name} replies error '${code}', which spec/errors.yaml does not declare` });
+      else if (!fn.errors.includes(code)) problems.push({ ...at, message: `${reg.name} replies error '${code}', missing from its errors list in the spec` });
+    }
     for (const m of facts.misplaced) if (!(argv.variable && m.startsWith('A.'))) problems.push({ ...at, message: `${reg.name}: ${m}` });
     const specKeyNames = fn.keys.filter((k) => k.each === undefined).map((k) => k.name);
     if (facts.kNames && facts.kNames.join(',') !== specKeyNames.join(',')) {
