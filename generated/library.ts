@@ -223,20 +223,20 @@ local FUNCTION_ARGV = {
 -- indexes named by the hash tag alone, are not checked
 local KEY_CHECKS = {
   ff_add_execution_to_flow = function(keys, c)
-    local v_execution_id, v_flow_id, v_tag = c.execution_id, c.flow_id, c.tag
+    local v_core_checked, v_execution_id, v_flow_id, v_tag = c.core_checked, c.execution_id, c.flow_id, c.tag
     if v_flow_id ~= nil and keys[1] ~= 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':core' then return 'flow_core', 1, 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':core' end
     if v_flow_id ~= nil and keys[2] ~= 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':members' then return 'members_set', 2, 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':members' end
-    if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'exec_core', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    if not v_core_checked and v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'exec_core', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
   end,
   ff_append_frame = function(keys, c)
-    local v_attempt_index, v_execution_id, v_tag = c.attempt_index, c.execution_id, c.tag
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_attempt_index, v_core_checked, v_execution_id, v_tag = c.attempt_index, c.core_checked, c.execution_id, c.tag
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'stream', 2, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[3] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' then return 'stream_meta', 3, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' end
   end,
   ff_apply_dependency_to_child = function(keys, c)
-    local v_downstream_execution_id, v_edge_id, v_lane_id, v_tag = c.downstream_execution_id, c.edge_id, c.lane_id, c.tag
-    if v_downstream_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':core' end
+    local v_core_checked, v_downstream_execution_id, v_edge_id, v_lane_id, v_tag = c.core_checked, c.downstream_execution_id, c.edge_id, c.lane_id, c.tag
+    if not v_core_checked and v_downstream_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':core' end
     if v_downstream_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:meta' then return 'deps_meta', 2, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:meta' end
     if v_downstream_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:unresolved' then return 'unresolved_set', 3, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:unresolved' end
     if v_downstream_execution_id ~= nil and v_edge_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':dep:' .. v_edge_id then return 'dep_hash', 4, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':dep:' .. v_edge_id end
@@ -245,14 +245,14 @@ local KEY_CHECKS = {
     if v_downstream_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:all_edges' then return 'deps_all_edges', 7, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:all_edges' end
   end,
   ff_block_execution_for_admission = function(keys, c)
-    local v_blocked_set, v_execution_id, v_lane_id, v_tag = c.blocked_set, c.execution_id, c.lane_id, c.tag
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_blocked_set, v_core_checked, v_execution_id, v_lane_id, v_tag = c.blocked_set, c.core_checked, c.execution_id, c.lane_id, c.tag
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_lane_id ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
     if v_lane_id ~= nil and v_blocked_set ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:' .. v_blocked_set then return 'blocked', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:' .. v_blocked_set end
   end,
   ff_buffer_signal_for_pending_waitpoint = function(keys, c)
-    local v_execution_id, v_idempotency_key, v_signal_id, v_tag, v_waitpoint_id = c.execution_id, c.idempotency_key, c.signal_id, c.tag, c.waitpoint_id
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_execution_id, v_idempotency_key, v_signal_id, v_tag, v_waitpoint_id = c.core_checked, c.execution_id, c.idempotency_key, c.signal_id, c.tag, c.waitpoint_id
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_waitpoint_id ~= nil and keys[2] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' then return 'wp_condition', 2, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' end
     if v_waitpoint_id ~= nil and keys[3] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' then return 'wp_signals_stream', 3, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':signals' then return 'exec_signals_zset', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':signals' end
@@ -262,8 +262,8 @@ local KEY_CHECKS = {
     if v_waitpoint_id ~= nil and keys[8] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id then return 'waitpoint_hash', 8, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id end
   end,
   ff_cancel_execution = function(keys, c)
-    local v_current_attempt_index, v_current_waitpoint_id, v_current_worker_instance_id, v_execution_id, v_lane_id, v_tag = c.current_attempt_index, c.current_waitpoint_id, c.current_worker_instance_id, c.execution_id, c.lane_id, c.tag
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_current_attempt_index, v_current_waitpoint_id, v_current_worker_instance_id, v_execution_id, v_lane_id, v_tag = c.core_checked, c.current_attempt_index, c.current_waitpoint_id, c.current_worker_instance_id, c.execution_id, c.lane_id, c.tag
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and v_current_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index end
     if v_execution_id ~= nil and v_current_attempt_index ~= nil and keys[3] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index .. ':meta' then return 'stream_meta', 3, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index .. ':meta' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
@@ -287,8 +287,8 @@ local KEY_CHECKS = {
     if v_flow_id ~= nil and keys[2] ~= 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':members' then return 'members_set', 2, 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':members' end
   end,
   ff_change_priority = function(keys, c)
-    local v_execution_id, v_lane_id, v_tag = c.execution_id, c.lane_id, c.tag
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_execution_id, v_lane_id, v_tag = c.core_checked, c.execution_id, c.lane_id, c.tag
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_lane_id ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
   end,
   ff_check_admission_and_record = function(keys, c)
@@ -300,8 +300,8 @@ local KEY_CHECKS = {
     if v_quota_policy_id ~= nil and keys[5] ~= 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':admitted_set' then return 'admitted_set', 5, 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':admitted_set' end
   end,
   ff_claim_execution = function(keys, c)
-    local v_execution_id, v_expected_attempt_index, v_lane_id, v_tag, v_worker_instance_id = c.execution_id, c.expected_attempt_index, c.lane_id, c.tag, c.worker_instance_id
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_execution_id, v_expected_attempt_index, v_lane_id, v_tag, v_worker_instance_id = c.core_checked, c.execution_id, c.expected_attempt_index, c.lane_id, c.tag, c.worker_instance_id
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' end
     if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
     if v_worker_instance_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 5, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
@@ -320,8 +320,8 @@ local KEY_CHECKS = {
     if v_lane_id ~= nil and keys[4] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 4, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
   end,
   ff_claim_resumed_execution = function(keys, c)
-    local v_current_attempt_index, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.current_attempt_index, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_current_attempt_index, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.core_checked, c.current_attempt_index, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' end
     if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
     if v_worker_instance_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 5, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
@@ -331,13 +331,13 @@ local KEY_CHECKS = {
     if v_lane_id ~= nil and keys[9] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active_index', 9, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
   end,
   ff_close_waitpoint = function(keys, c)
-    local v_execution_id, v_tag, v_waitpoint_id = c.execution_id, c.tag, c.waitpoint_id
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_execution_id, v_tag, v_waitpoint_id = c.core_checked, c.execution_id, c.tag, c.waitpoint_id
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_waitpoint_id ~= nil and keys[2] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id then return 'waitpoint_hash', 2, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id end
   end,
   ff_complete_and_claim_next = function(keys, c)
-    local v_attempt_index, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_attempt_index, v_core_checked, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.core_checked, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
     if v_worker_instance_id ~= nil and keys[4] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 4, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
     if v_lane_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
@@ -349,8 +349,8 @@ local KEY_CHECKS = {
     if v_lane_id ~= nil and keys[13] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 13, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
   end,
   ff_complete_execution = function(keys, c)
-    local v_attempt_index, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_attempt_index, v_core_checked, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.core_checked, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
     if v_worker_instance_id ~= nil and keys[4] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 4, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
     if v_lane_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
@@ -367,12 +367,12 @@ local KEY_CHECKS = {
     if v_budget_id ~= nil and keys[3] ~= 'ff:budget:' .. v_tag .. ':' .. v_budget_id .. ':usage' then return 'usage', 3, 'ff:budget:' .. v_tag .. ':' .. v_budget_id .. ':usage' end
   end,
   ff_create_execution = function(keys, c)
-    local v_execution_id, v_idempotency_key, v_lane_id, v_namespace, v_tag = c.execution_id, c.idempotency_key, c.lane_id, c.namespace, c.tag
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_delay_until, v_execution_id, v_idempotency_key, v_lane_id, v_namespace, v_tag = c.core_checked, c.delay_until, c.execution_id, c.idempotency_key, c.lane_id, c.namespace, c.tag
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':payload' then return 'payload', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':payload' end
     if v_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':policy' then return 'policy', 3, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':policy' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':tags' then return 'tags', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':tags' end
-    if v_lane_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'scheduling_zset', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' .. ' or ' .. 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil and keys[5] ~= (v_delay_until ~= nil and 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' or 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible') then return 'scheduling_zset', 5, v_delay_until ~= nil and 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' or 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
     if v_namespace ~= nil and v_idempotency_key ~= nil and keys[6] ~= 'ff:idem:' .. v_tag .. ':' .. v_namespace .. ':' .. v_idempotency_key and keys[6] ~= 'ff:noop:' .. v_tag then return 'idempotency', 6, 'ff:idem:' .. v_tag .. ':' .. v_namespace .. ':' .. v_idempotency_key .. ' or ' .. 'ff:noop:' .. v_tag end
   end,
   ff_create_flow = function(keys, c)
@@ -381,8 +381,8 @@ local KEY_CHECKS = {
     if v_flow_id ~= nil and keys[2] ~= 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':members' then return 'members_set', 2, 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':members' end
   end,
   ff_create_pending_waitpoint = function(keys, c)
-    local v_execution_id, v_tag, v_waitpoint_id = c.execution_id, c.tag, c.waitpoint_id
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_execution_id, v_tag, v_waitpoint_id = c.core_checked, c.execution_id, c.tag, c.waitpoint_id
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_waitpoint_id ~= nil and keys[2] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id then return 'waitpoint_hash', 2, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id end
   end,
   ff_create_quota_policy = function(keys, c)
@@ -393,8 +393,8 @@ local KEY_CHECKS = {
     if v_quota_policy_id ~= nil and keys[4] ~= 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':admitted_set' then return 'admitted_set', 4, 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':admitted_set' end
   end,
   ff_delay_execution = function(keys, c)
-    local v_attempt_index, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_attempt_index, v_core_checked, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.core_checked, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
     if v_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 3, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
@@ -403,8 +403,8 @@ local KEY_CHECKS = {
     if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
   end,
   ff_deliver_signal = function(keys, c)
-    local v_execution_id, v_idempotency_key, v_lane_id, v_signal_id, v_tag, v_waitpoint_id = c.execution_id, c.idempotency_key, c.lane_id, c.signal_id, c.tag, c.waitpoint_id
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_execution_id, v_idempotency_key, v_lane_id, v_signal_id, v_tag, v_waitpoint_id = c.core_checked, c.execution_id, c.idempotency_key, c.lane_id, c.signal_id, c.tag, c.waitpoint_id
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_waitpoint_id ~= nil and keys[2] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' then return 'wp_condition', 2, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' end
     if v_waitpoint_id ~= nil and keys[3] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' then return 'wp_signals_stream', 3, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':signals' then return 'exec_signals_zset', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':signals' end
@@ -418,13 +418,13 @@ local KEY_CHECKS = {
     if v_lane_id ~= nil and keys[12] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed_zset', 12, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
   end,
   ff_evaluate_flow_eligibility = function(keys, c)
-    local v_execution_id, v_tag = c.execution_id, c.tag
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_execution_id, v_tag = c.core_checked, c.execution_id, c.tag
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:meta' then return 'deps_meta', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:meta' end
   end,
   ff_expire_execution = function(keys, c)
-    local v_current_attempt_index, v_current_worker_instance_id, v_execution_id, v_lane_id, v_tag = c.current_attempt_index, c.current_worker_instance_id, c.execution_id, c.lane_id, c.tag
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_current_attempt_index, v_current_worker_instance_id, v_execution_id, v_lane_id, v_tag = c.core_checked, c.current_attempt_index, c.current_worker_instance_id, c.execution_id, c.lane_id, c.tag
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and v_current_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index end
     if v_execution_id ~= nil and v_current_attempt_index ~= nil and keys[3] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index .. ':meta' then return 'stream_meta', 3, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index .. ':meta' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
@@ -436,8 +436,8 @@ local KEY_CHECKS = {
     if v_execution_id ~= nil and keys[14] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' then return 'suspension_current', 14, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' end
   end,
   ff_expire_suspension = function(keys, c)
-    local v_attempt_index, v_execution_id, v_lane_id, v_tag, v_waitpoint_id = c.attempt_index, c.execution_id, c.lane_id, c.tag, c.waitpoint_id
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_attempt_index, v_core_checked, v_execution_id, v_lane_id, v_tag, v_waitpoint_id = c.attempt_index, c.core_checked, c.execution_id, c.lane_id, c.tag, c.waitpoint_id
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' then return 'suspension_current', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' end
     if v_waitpoint_id ~= nil and keys[3] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id and keys[3] ~= 'ff:noop:' .. v_tag then return 'waitpoint_hash', 3, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ' or ' .. 'ff:noop:' .. v_tag end
     if v_waitpoint_id ~= nil and keys[4] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' and keys[4] ~= 'ff:noop:' .. v_tag then return 'wp_condition', 4, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' .. ' or ' .. 'ff:noop:' .. v_tag end
@@ -450,8 +450,8 @@ local KEY_CHECKS = {
     if v_execution_id ~= nil and keys[12] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 12, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
   end,
   ff_fail_execution = function(keys, c)
-    local v_attempt_index, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_attempt_index, v_core_checked, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.core_checked, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
     if v_worker_instance_id ~= nil and keys[4] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 4, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
     if v_lane_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
@@ -462,25 +462,25 @@ local KEY_CHECKS = {
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[10] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' then return 'stream_meta', 10, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' end
   end,
   ff_issue_claim_grant = function(keys, c)
-    local v_execution_id, v_lane_id, v_tag = c.execution_id, c.lane_id, c.tag
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_execution_id, v_lane_id, v_tag = c.core_checked, c.execution_id, c.lane_id, c.tag
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' end
     if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
   end,
   ff_issue_reclaim_grant = function(keys, c)
-    local v_execution_id, v_tag = c.execution_id, c.tag
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_execution_id, v_tag = c.core_checked, c.execution_id, c.tag
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' end
   end,
   ff_mark_lease_expired_if_due = function(keys, c)
-    local v_execution_id, v_tag = c.execution_id, c.tag
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_execution_id, v_tag = c.core_checked, c.execution_id, c.tag
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
   end,
   ff_move_to_waiting_children = function(keys, c)
-    local v_attempt_index, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_attempt_index, v_core_checked, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.core_checked, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
     if v_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 3, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
@@ -489,16 +489,16 @@ local KEY_CHECKS = {
     if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' then return 'blocked_dependencies', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' end
   end,
   ff_promote_blocked_to_eligible = function(keys, c)
-    local v_execution_id, v_lane_id, v_tag = c.execution_id, c.lane_id, c.tag
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_execution_id, v_lane_id, v_tag = c.core_checked, c.execution_id, c.lane_id, c.tag
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_lane_id ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' end
     if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:meta' then return 'deps_meta', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:meta' end
     if v_execution_id ~= nil and keys[5] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:unresolved' then return 'deps_unresolved', 5, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:unresolved' end
   end,
   ff_promote_delayed = function(keys, c)
-    local v_execution_id, v_lane_id, v_tag = c.execution_id, c.lane_id, c.tag
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_execution_id, v_lane_id, v_tag = c.core_checked, c.execution_id, c.lane_id, c.tag
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_lane_id ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed_zset', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
     if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
   end,
@@ -508,8 +508,8 @@ local KEY_CHECKS = {
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' then return 'stream_meta', 2, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' end
   end,
   ff_reclaim_execution = function(keys, c)
-    local v_current_attempt_index, v_execution_id, v_lane_id, v_new_attempt_index, v_tag, v_worker_instance_id = c.current_attempt_index, c.execution_id, c.lane_id, c.new_attempt_index, c.tag, c.worker_instance_id
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_current_attempt_index, v_execution_id, v_lane_id, v_new_attempt_index, v_tag, v_worker_instance_id = c.core_checked, c.current_attempt_index, c.execution_id, c.lane_id, c.new_attempt_index, c.tag, c.worker_instance_id
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' end
     if v_execution_id ~= nil and v_current_attempt_index ~= nil and keys[3] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index then return 'old_attempt_hash', 3, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index end
     if v_execution_id ~= nil and v_current_attempt_index ~= nil and keys[4] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index .. ':meta' then return 'old_stream_meta', 4, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index .. ':meta' end
@@ -528,14 +528,14 @@ local KEY_CHECKS = {
     if v_quota_policy_id ~= nil and keys[3] ~= 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':concurrency' then return 'concurrency', 3, 'ff:quota:' .. v_tag .. ':' .. v_quota_policy_id .. ':concurrency' end
   end,
   ff_renew_lease = function(keys, c)
-    local v_execution_id, v_tag = c.execution_id, c.tag
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_execution_id, v_tag = c.core_checked, c.execution_id, c.tag
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 3, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
   end,
   ff_replay_execution = function(keys, c)
-    local v_execution_id, v_lane_id, v_tag = c.execution_id, c.lane_id, c.tag
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_execution_id, v_lane_id, v_tag = c.core_checked, c.execution_id, c.lane_id, c.tag
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_lane_id ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal_zset', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
     if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
@@ -555,8 +555,8 @@ local KEY_CHECKS = {
     if v_budget_id ~= nil and keys[2] ~= 'ff:budget:' .. v_tag .. ':' .. v_budget_id .. ':usage' then return 'usage', 2, 'ff:budget:' .. v_tag .. ':' .. v_budget_id .. ':usage' end
   end,
   ff_resolve_dependency = function(keys, c)
-    local v_attempt_index, v_downstream_execution_id, v_edge_id, v_lane_id, v_tag, v_upstream_execution_id = c.attempt_index, c.downstream_execution_id, c.edge_id, c.lane_id, c.tag, c.upstream_execution_id
-    if v_downstream_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':core' end
+    local v_attempt_index, v_core_checked, v_downstream_execution_id, v_edge_id, v_lane_id, v_tag, v_upstream_execution_id = c.attempt_index, c.core_checked, c.downstream_execution_id, c.edge_id, c.lane_id, c.tag, c.upstream_execution_id
+    if not v_core_checked and v_downstream_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':core' end
     if v_downstream_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:meta' then return 'deps_meta', 2, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:meta' end
     if v_downstream_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:unresolved' then return 'unresolved_set', 3, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:unresolved' end
     if v_downstream_execution_id ~= nil and v_edge_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':dep:' .. v_edge_id then return 'dep_hash', 4, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':dep:' .. v_edge_id end
@@ -569,8 +569,8 @@ local KEY_CHECKS = {
     if v_upstream_execution_id ~= nil and keys[11] ~= 'ff:exec:' .. v_tag .. ':' .. v_upstream_execution_id .. ':result' then return 'upstream_result', 11, 'ff:exec:' .. v_tag .. ':' .. v_upstream_execution_id .. ':result' end
   end,
   ff_resume_execution = function(keys, c)
-    local v_execution_id, v_lane_id, v_tag, v_waitpoint_id = c.execution_id, c.lane_id, c.tag, c.waitpoint_id
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_execution_id, v_lane_id, v_tag, v_waitpoint_id = c.core_checked, c.execution_id, c.lane_id, c.tag, c.waitpoint_id
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' then return 'suspension_current', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' end
     if v_waitpoint_id ~= nil and keys[3] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id then return 'waitpoint_hash', 3, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id end
     if v_waitpoint_id ~= nil and keys[4] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' then return 'waitpoint_signals', 4, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' end
@@ -579,8 +579,8 @@ local KEY_CHECKS = {
     if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' then return 'suspended_zset', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' end
   end,
   ff_revoke_lease = function(keys, c)
-    local v_execution_id, v_tag, v_worker_instance_id = c.execution_id, c.tag, c.worker_instance_id
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_execution_id, v_tag, v_worker_instance_id = c.core_checked, c.execution_id, c.tag, c.worker_instance_id
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 3, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
     if v_worker_instance_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 5, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
@@ -595,8 +595,8 @@ local KEY_CHECKS = {
     if v_flow_id ~= nil and v_edge_id ~= nil and keys[6] ~= 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':grant:' .. v_edge_id then return 'grant_hash', 6, 'ff:flow:' .. v_tag .. ':' .. v_flow_id .. ':grant:' .. v_edge_id end
   end,
   ff_suspend_execution = function(keys, c)
-    local v_attempt_index, v_execution_id, v_lane_id, v_tag, v_waitpoint_id, v_worker_instance_id = c.attempt_index, c.execution_id, c.lane_id, c.tag, c.waitpoint_id, c.worker_instance_id
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_attempt_index, v_core_checked, v_execution_id, v_lane_id, v_tag, v_waitpoint_id, v_worker_instance_id = c.attempt_index, c.core_checked, c.execution_id, c.lane_id, c.tag, c.waitpoint_id, c.worker_instance_id
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_record', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
     if v_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 3, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
@@ -610,14 +610,14 @@ local KEY_CHECKS = {
     if v_waitpoint_id ~= nil and keys[15] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' then return 'wp_condition', 15, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' end
   end,
   ff_unblock_execution = function(keys, c)
-    local v_blocked_set, v_execution_id, v_lane_id, v_tag = c.blocked_set, c.execution_id, c.lane_id, c.tag
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_blocked_set, v_core_checked, v_execution_id, v_lane_id, v_tag = c.blocked_set, c.core_checked, c.execution_id, c.lane_id, c.tag
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_lane_id ~= nil and v_blocked_set ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:' .. v_blocked_set then return 'blocked', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:' .. v_blocked_set end
     if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
   end,
   ff_update_progress = function(keys, c)
-    local v_execution_id, v_tag = c.execution_id, c.tag
-    if v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
+    local v_core_checked, v_execution_id, v_tag = c.core_checked, c.execution_id, c.tag
+    if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
   end,
 }
 
@@ -863,7 +863,7 @@ end
 
 -- ARGV execution_id names the member the partition indexes receive; it must be the
 -- execution whose core key was passed, or those indexes would drift from the records.
--- Returns nil, or the invalid_input reply.
+-- Returns nil and the key's hash tag, or the invalid_input reply.
 local function check_core_key(core_key, execution_id)
   if not is_set(execution_id) then
     return err('invalid_input', 'execution_id must not be empty')
@@ -872,7 +872,7 @@ local function check_core_key(core_key, execution_id)
   if not tag or core_key ~= 'ff:exec:' .. tag .. ':' .. execution_id .. ':core' then
     return err('invalid_input', 'execution_id does not match the core key')
   end
-  return nil
+  return nil, tag -- the tag, for the caller's key checks (tag_of is not cheap)
 end
 
 -- Foreign KEYS (issue 11): the slots of the call that KEY_CHECKS (generated from
@@ -1433,7 +1433,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
   if bad then return bad end
   local tag = tag_of(K.core)
   local c = Exec.CREATE_CTX
-  c.tag, c.execution_id, c.lane_id = tag, A.execution_id, A.lane_id
+  c.tag, c.execution_id, c.lane_id, c.delay_until = tag, A.execution_id, A.lane_id, A.delay_until
   bad = check_keys('ff_create_execution', keys, c)
   if bad then return bad end
 
@@ -1444,12 +1444,11 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
   local has_idempotency = is_set(K.idempotency) and not string.find(K.idempotency, 'ff:noop:', 1, true)
   if has_idempotency then
     -- The dedup key's own name is the caller's: only its namespace prefix can be checked.
+    -- (A placeholder ff:noop: key is never written, whichever it is.)
     local prefix = 'ff:idem:' .. tag .. ':' .. (A.namespace or '') .. ':'
     if string.sub(K.idempotency, 1, #prefix) ~= prefix or #K.idempotency == #prefix then
       return err('invalid_input', 'KEYS[6] (idempotency) is not a dedup key of this namespace, got: ' .. K.idempotency)
     end
-  elseif K.idempotency ~= 'ff:noop:' .. tag then
-    return err('invalid_input', 'KEYS[6] (idempotency) is not the placeholder key of this partition, got: ' .. tostring(K.idempotency))
   end
   if has_idempotency then
     local existing = redis.call('GET', K.idempotency)
@@ -1771,7 +1770,7 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
   if A.attempt_policy_json_json ~= nil and type(A.attempt_policy_json_json) ~= 'table' then
     return err('invalid_input', 'attempt_policy_json must be a JSON object')
   end
-  local mismatch = check_core_key(K.core, A.execution_id)
+  local mismatch, tag = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()
   local core, missing = read_core(K.core, Exec.CLAIM_FIELDS)
@@ -1779,7 +1778,7 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
   -- The lane keys must be the execution's lane, the worker set the claimer's (the attempt
   -- keys are derived from total_attempt_count in start_attempt).
   local c = Exec.CLAIM_CTX
-  c.tag, c.execution_id, c.lane_id, c.worker_instance_id = tag_of(K.core), A.execution_id, core_lane(core), A.worker_instance_id
+  c.tag, c.execution_id, c.lane_id, c.worker_instance_id, c.core_checked = tag, A.execution_id, core_lane(core), A.worker_instance_id, true
   local foreign = check_keys('ff_claim_execution', keys, c)
   if foreign then return foreign end
   local refused = Exec.claim_refusal(core)
@@ -1845,10 +1844,11 @@ end
 
 -- The KEYS of a lease holder's call (complete, fail, delay, move to waiting children) must
 -- be those of the record: its lane, its current attempt, the holder's worker instance.
--- core: at least LEASE_FIELDS. Returns nil or the invalid_input reply; call before any write.
-function Exec.check_holder_keys(name, keys, K, A, core)
+-- core: at least LEASE_FIELDS; tag: the core key's, from check_core_key (which matched the
+-- core key already). Returns nil or the invalid_input reply; call before any write.
+function Exec.check_holder_keys(name, keys, K, A, core, tag)
   local c = Exec.HOLDER_CTX
-  c.tag, c.execution_id, c.lane_id = tag_of(K.core), A.execution_id, core_lane(core)
+  c.tag, c.execution_id, c.lane_id, c.core_checked = tag, A.execution_id, core_lane(core), true
   c.attempt_index, c.worker_instance_id = set_or_nil(core.current_attempt_index), core.current_worker_instance_id or ''
   return check_keys(name, keys, c)
 end
@@ -1875,13 +1875,13 @@ redis.register_function('ff_complete_execution', guard('ff_complete_execution', 
     attempt_id = args[4],
     result_payload = args[5],
   }
-  local mismatch = check_core_key(K.core, A.execution_id)
+  local mismatch, tag = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()
   local core, missing = read_core(K.core, LEASE_FIELDS)
   if not core then return missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
-    or Exec.check_holder_keys('ff_complete_execution', keys, K, A, core)
+    or Exec.check_holder_keys('ff_complete_execution', keys, K, A, core, tag)
   if rejected then return rejected end
 
   Exec.finish_success(K, A, core, now)
@@ -1940,12 +1940,12 @@ end
 -- Lease-holder checks shared by delay, move_to_waiting_children and fail: ARGV shape,
 -- then the record, then the lease (§1.5). Returns core, or nil and the error reply.
 function Exec.holder_core(name, keys, K, A, now)
-  local mismatch = check_core_key(K.core, A.execution_id)
+  local mismatch, tag = check_core_key(K.core, A.execution_id)
   if mismatch then return nil, mismatch end
   local core, missing = read_core(K.core)
   if not core then return nil, missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
-    or Exec.check_holder_keys(name, keys, K, A, core)
+    or Exec.check_holder_keys(name, keys, K, A, core, tag)
   if rejected then return nil, rejected end
   return core
 end
@@ -2698,7 +2698,7 @@ end
 -- The exec_core fields a claim grant reads (the record has some fifty: HGETALL would copy
 -- them all into Lua on every grant).
 Sched.GRANT_CTX = {}
-Sched.GRANT_CORE_FIELDS = { 'lifecycle_phase', 'eligibility_state', 'required_capabilities', 'lane_id' }
+Sched.GRANT_CORE_FIELDS = { 'lifecycle_phase', 'eligibility_state', 'required_capabilities' }
 
 -- Writes the grant hash (scheduling.md §5) with its absolute expiry.
 function Sched.write_grant(grant_key, A, now)
@@ -2737,8 +2737,9 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
   local now = server_now()
   local core, missing = read_core(K.core, Sched.GRANT_CORE_FIELDS)
   if not core then return missing end
+  -- The eligible index is only read (ZSCORE): another lane's answers execution_not_in_eligible_set.
   local c = Sched.GRANT_CTX -- refilled, not built anew: see Exec.CREATE_CTX
-  c.tag, c.execution_id, c.lane_id = tag_of(K.core), A.execution_id, core_lane(core)
+  c.tag, c.execution_id = tag_of(K.core), A.execution_id
   bad = check_keys('ff_issue_claim_grant', keys, c)
   if bad then return bad end
   if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
@@ -6007,7 +6008,7 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
     attempt_timeout_ms = args[14],
     max_candidates = args[15],
   }
-  local mismatch = check_core_key(K.core, A.execution_id)
+  local mismatch, tag = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   -- Everything the next claim needs is validated before the completion writes anything.
   local next_claim = {
@@ -6028,7 +6029,7 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
   local core, missing = read_core(K.core, LEASE_FIELDS)
   if not core then return missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
-    or Exec.check_holder_keys('ff_complete_and_claim_next', keys, K, A, core)
+    or Exec.check_holder_keys('ff_complete_and_claim_next', keys, K, A, core, tag)
   if rejected then return rejected end
   -- The next claim uses the same lane and worker-set KEYS: it must be the holder's lane and instance.
   if A.next_lane_id ~= core_lane(core) or A.next_worker_instance_id ~= (core.current_worker_instance_id or '') then

@@ -105,7 +105,7 @@ export function parseIssueClaimGrant(reply: unknown): IssueClaimGrantResult {
  *
  * Deliberate deviations from the reference:
  * - grant_ttl_ms must be a positive integer (invalid_input otherwise); the reference accepts any number, including negative ones.
- * - Foreign KEYS (issue 11): a KEYS slot that names another lane or execution than exec_core's lane_id and the call's execution_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another execution than the call's execution_id (the lane's eligible index is only read: another lane's answers execution_not_in_eligible_set) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function issueClaimGrant(client: FunctionCaller, args: IssueClaimGrantArgs): Promise<IssueClaimGrantResult> {
   return client.call(buildIssueClaimGrant(args, client.partitions), parseIssueClaimGrant);

@@ -87,7 +87,21 @@ function checker(spec: Spec, fn: FunctionSpec, required: number): string[] {
   const names = new Set<string>();
   fn.keys.forEach((ref, i) => {
     if (ref.each !== undefined) return; // per-element keys: the body checks them
-    const alternatives = [alternative(spec, fn, ref)];
+    const main = alternative(spec, fn, ref);
+    // A conditional key whose condition is not part of the key itself (create's delay_until):
+    // with the condition in c, exactly the key it selects is expected.
+    if (ref.when && ref.otherwise && !main.needs.includes(ref.when)) {
+      const other = alternative(spec, fn, ref.otherwise);
+      const needs = [...new Set([...main.needs, ...other.needs])].filter((n) => n !== 'tag');
+      needs.forEach((n) => names.add(n));
+      names.add(ref.when);
+      const slot = `keys[${i + 1}]`;
+      const guardNil = [...needs.map((n) => `${local(n)} ~= nil`), ...(i < required ? [] : [`${slot} ~= nil`])];
+      const pick = `${local(ref.when)} ~= nil and ${main.expression} or ${other.expression}`;
+      checks.push(`    if ${[...guardNil, `${slot} ~= (${pick})`].join(' and ')} then return ${luaString(ref.name)}, ${i + 1}, ${pick} end`);
+      return;
+    }
+    const alternatives = [main];
     if (ref.otherwise) alternatives.push(alternative(spec, fn, ref.otherwise));
     const needs = [...new Set(alternatives.flatMap((a) => a.needs))];
     // A key named by the hash tag alone (a partition index) can only be another partition's,
@@ -95,8 +109,13 @@ function checker(spec: Spec, fn: FunctionSpec, required: number): string[] {
     if (needs.every((n) => n === 'tag')) return;
     needs.forEach((n) => names.add(n));
     const slot = `keys[${i + 1}]`;
-    // Slots the guard guarantees are present need no nil test; `tag` is always given.
+    // Slots the guard guarantees are present need no nil test; `tag` is always given. An
+    // execution's core key already matched by check_core_key (c.core_checked) is not rebuilt.
     const known = needs.filter((n) => n !== 'tag').map((n) => `${local(n)} ~= nil`);
+    if (ref.context === 'exec' && ref.key === 'core' && !ref.otherwise) {
+      names.add('core_checked');
+      known.unshift(`not ${local('core_checked')}`);
+    }
     const present = i < required ? [] : [`${slot} ~= nil`];
     const differs = alternatives.map((a) => `${slot} ~= ${a.expression}`);
     const expected = alternatives.map((a) => a.expression).join(` .. ' or ' .. `);

@@ -102,7 +102,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
   if bad then return bad end
   local tag = tag_of(K.core)
   local c = Exec.CREATE_CTX
-  c.tag, c.execution_id, c.lane_id = tag, A.execution_id, A.lane_id
+  c.tag, c.execution_id, c.lane_id, c.delay_until = tag, A.execution_id, A.lane_id, A.delay_until
   bad = check_keys('ff_create_execution', keys, c)
   if bad then return bad end
 
@@ -113,12 +113,11 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
   local has_idempotency = is_set(K.idempotency) and not string.find(K.idempotency, 'ff:noop:', 1, true)
   if has_idempotency then
     -- The dedup key's own name is the caller's: only its namespace prefix can be checked.
+    -- (A placeholder ff:noop: key is never written, whichever it is.)
     local prefix = 'ff:idem:' .. tag .. ':' .. (A.namespace or '') .. ':'
     if string.sub(K.idempotency, 1, #prefix) ~= prefix or #K.idempotency == #prefix then
       return err('invalid_input', 'KEYS[6] (idempotency) is not a dedup key of this namespace, got: ' .. K.idempotency)
     end
-  elseif K.idempotency ~= 'ff:noop:' .. tag then
-    return err('invalid_input', 'KEYS[6] (idempotency) is not the placeholder key of this partition, got: ' .. tostring(K.idempotency))
   end
   if has_idempotency then
     local existing = redis.call('GET', K.idempotency)
@@ -440,7 +439,7 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
   if A.attempt_policy_json_json ~= nil and type(A.attempt_policy_json_json) ~= 'table' then
     return err('invalid_input', 'attempt_policy_json must be a JSON object')
   end
-  local mismatch = check_core_key(K.core, A.execution_id)
+  local mismatch, tag = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()
   local core, missing = read_core(K.core, Exec.CLAIM_FIELDS)
@@ -448,7 +447,7 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
   -- The lane keys must be the execution's lane, the worker set the claimer's (the attempt
   -- keys are derived from total_attempt_count in start_attempt).
   local c = Exec.CLAIM_CTX
-  c.tag, c.execution_id, c.lane_id, c.worker_instance_id = tag_of(K.core), A.execution_id, core_lane(core), A.worker_instance_id
+  c.tag, c.execution_id, c.lane_id, c.worker_instance_id, c.core_checked = tag, A.execution_id, core_lane(core), A.worker_instance_id, true
   local foreign = check_keys('ff_claim_execution', keys, c)
   if foreign then return foreign end
   local refused = Exec.claim_refusal(core)
@@ -514,10 +513,11 @@ end
 
 -- The KEYS of a lease holder's call (complete, fail, delay, move to waiting children) must
 -- be those of the record: its lane, its current attempt, the holder's worker instance.
--- core: at least LEASE_FIELDS. Returns nil or the invalid_input reply; call before any write.
-function Exec.check_holder_keys(name, keys, K, A, core)
+-- core: at least LEASE_FIELDS; tag: the core key's, from check_core_key (which matched the
+-- core key already). Returns nil or the invalid_input reply; call before any write.
+function Exec.check_holder_keys(name, keys, K, A, core, tag)
   local c = Exec.HOLDER_CTX
-  c.tag, c.execution_id, c.lane_id = tag_of(K.core), A.execution_id, core_lane(core)
+  c.tag, c.execution_id, c.lane_id, c.core_checked = tag, A.execution_id, core_lane(core), true
   c.attempt_index, c.worker_instance_id = set_or_nil(core.current_attempt_index), core.current_worker_instance_id or ''
   return check_keys(name, keys, c)
 end
@@ -544,13 +544,13 @@ redis.register_function('ff_complete_execution', guard('ff_complete_execution', 
     attempt_id = args[4],
     result_payload = args[5],
   }
-  local mismatch = check_core_key(K.core, A.execution_id)
+  local mismatch, tag = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()
   local core, missing = read_core(K.core, LEASE_FIELDS)
   if not core then return missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
-    or Exec.check_holder_keys('ff_complete_execution', keys, K, A, core)
+    or Exec.check_holder_keys('ff_complete_execution', keys, K, A, core, tag)
   if rejected then return rejected end
 
   Exec.finish_success(K, A, core, now)
@@ -609,12 +609,12 @@ end
 -- Lease-holder checks shared by delay, move_to_waiting_children and fail: ARGV shape,
 -- then the record, then the lease (§1.5). Returns core, or nil and the error reply.
 function Exec.holder_core(name, keys, K, A, now)
-  local mismatch = check_core_key(K.core, A.execution_id)
+  local mismatch, tag = check_core_key(K.core, A.execution_id)
   if mismatch then return nil, mismatch end
   local core, missing = read_core(K.core)
   if not core then return nil, missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
-    or Exec.check_holder_keys(name, keys, K, A, core)
+    or Exec.check_holder_keys(name, keys, K, A, core, tag)
   if rejected then return nil, rejected end
   return core
 end

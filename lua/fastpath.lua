@@ -142,7 +142,7 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
     attempt_timeout_ms = args[14],
     max_candidates = args[15],
   }
-  local mismatch = check_core_key(K.core, A.execution_id)
+  local mismatch, tag = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   -- Everything the next claim needs is validated before the completion writes anything.
   local next_claim = {
@@ -163,7 +163,7 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
   local core, missing = read_core(K.core, LEASE_FIELDS)
   if not core then return missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
-    or Exec.check_holder_keys('ff_complete_and_claim_next', keys, K, A, core)
+    or Exec.check_holder_keys('ff_complete_and_claim_next', keys, K, A, core, tag)
   if rejected then return rejected end
   -- The next claim uses the same lane and worker-set KEYS: it must be the holder's lane and instance.
   if A.next_lane_id ~= core_lane(core) or A.next_worker_instance_id ~= (core.current_worker_instance_id or '') then

@@ -239,7 +239,7 @@ end
 
 -- ARGV execution_id names the member the partition indexes receive; it must be the
 -- execution whose core key was passed, or those indexes would drift from the records.
--- Returns nil, or the invalid_input reply.
+-- Returns nil and the key's hash tag, or the invalid_input reply.
 local function check_core_key(core_key, execution_id)
   if not is_set(execution_id) then
     return err('invalid_input', 'execution_id must not be empty')
@@ -248,7 +248,7 @@ local function check_core_key(core_key, execution_id)
   if not tag or core_key ~= 'ff:exec:' .. tag .. ':' .. execution_id .. ':core' then
     return err('invalid_input', 'execution_id does not match the core key')
   end
-  return nil
+  return nil, tag -- the tag, for the caller's key checks (tag_of is not cheap)
 end
 
 -- Foreign KEYS (issue 11): the slots of the call that KEY_CHECKS (generated from

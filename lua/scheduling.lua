@@ -63,7 +63,7 @@ end
 -- The exec_core fields a claim grant reads (the record has some fifty: HGETALL would copy
 -- them all into Lua on every grant).
 Sched.GRANT_CTX = {}
-Sched.GRANT_CORE_FIELDS = { 'lifecycle_phase', 'eligibility_state', 'required_capabilities', 'lane_id' }
+Sched.GRANT_CORE_FIELDS = { 'lifecycle_phase', 'eligibility_state', 'required_capabilities' }
 
 -- Writes the grant hash (scheduling.md §5) with its absolute expiry.
 function Sched.write_grant(grant_key, A, now)
@@ -102,8 +102,9 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
   local now = server_now()
   local core, missing = read_core(K.core, Sched.GRANT_CORE_FIELDS)
   if not core then return missing end
+  -- The eligible index is only read (ZSCORE): another lane's answers execution_not_in_eligible_set.
   local c = Sched.GRANT_CTX -- refilled, not built anew: see Exec.CREATE_CTX
-  c.tag, c.execution_id, c.lane_id = tag_of(K.core), A.execution_id, core_lane(core)
+  c.tag, c.execution_id = tag_of(K.core), A.execution_id
   bad = check_keys('ff_issue_claim_grant', keys, c)
   if bad then return bad end
   if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
