@@ -1,7 +1,7 @@
 // Cross-file checks that a schema cannot express: references resolve, names are unique,
 // every function's KEYS stay on one partition family (one cluster slot), replies are
 // unambiguous and every error code is in the catalogue.
-import type { SourceFile, SpecProblem } from './load.js';
+import type { SourceFile, SpecProblem } from './diagnostics.js';
 import type { ContextSpec, FieldSpec, FunctionSpec, KeyRef, KeySpec, ReplyFieldSpec, Spec } from './model.js';
 
 const INTEGER_TYPES = new Set(['integer', 'timestampMs', 'durationMs', 'attemptIndex', 'epoch']);

@@ -1,7 +1,7 @@
 // Puts the function library on the server at the version this package was built with:
 // check `ff_version`, load with FUNCTION LOAD REPLACE when missing or different, verify.
 // On a cluster every primary gets the same treatment.
-import { FUNCTION_NAMES, LIBRARY_SOURCE, LIBRARY_VERSION } from '../generated/library.js';
+import { FUNCTION_NAMES, LIBRARY_SOURCE, LIBRARY_VERSION } from '../contract/library.js';
 import { classifyTransportError, isFunctionMissing, sendCommand } from './classify.js';
 import { FlowFabricError, LibraryError } from './errors.js';
 import { replyText } from './reply.js';

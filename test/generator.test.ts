@@ -4,8 +4,8 @@ import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { generate } from '../generator/codegen.js';
-import { SpecError } from '../generator/load.js';
+import { STAMP_PATH, generate } from '../generator/codegen.js';
+import { SpecError } from '../generator/diagnostics.js';
 
 const fixture = join(import.meta.dirname, 'fixtures', 'small');
 const golden = join(fixture, 'golden');
@@ -118,12 +118,12 @@ describe('version bump rule', async () => {
 
   it('changes a function\'s signature hash when an ARGV slot is added', async () => {
     const { parseStamp } = await import('../generator/version-guard.js');
-    const before = parseStamp(run(fixture).get('generated/library.ts')!)!;
+    const before = parseStamp(run(fixture).get(STAMP_PATH)!);
     const dir = mkdtempSync(join(tmpdir(), 'ff-spec-'));
     cpSync(fixture, dir, { recursive: true });
     const path = join(dir, 'spec', 'demo.yaml');
     writeFileSync(path, readFileSync(path, 'utf8').replace('      - { name: marker, type: constant, value: "v1" }\n', '      - { name: marker, type: constant, value: "v1" }\n      - { name: marker2, type: constant, value: "v2" }\n'));
-    const after = parseStamp(run(dir).get('generated/library.ts')!)!;
+    const after = parseStamp(run(dir).get(STAMP_PATH)!);
     rmSync(dir, { recursive: true, force: true });
     expect(after.signatures.get('ff_touch')).not.toBe(before.signatures.get('ff_touch'));
     expect(after.signatures.get('ff_budget_info')).toBe(before.signatures.get('ff_budget_info'));
