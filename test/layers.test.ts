@@ -20,6 +20,7 @@ const RANKS: Readonly<Record<string, number>> = {
   worker: 4,
   engine: 4,
   'index.ts': 5,
+  'transport.ts': 5,
   cli: 6,
 };
 
