@@ -9,7 +9,7 @@
 //   -->
 //
 // A block marked ```ts nocheck is not compiled: keep that for fragments that cannot be made whole.
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface Snippet {
