@@ -6,6 +6,7 @@ import { basename, join, relative } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { crossCheck } from './check.js';
 import { SourceFile, SpecError, type SpecProblem } from './diagnostics.js';
+import { normaliseArgs, normaliseSlots } from './normalise.js';
 import type { ContextSpec, ErrorSpec, FieldSpec, FunctionSpec, KeyLayout, KeyRef, ModuleSpec, ReplyFieldSpec, ReplyVariant, ScalarType, Spec, TagSource } from './model.js';
 import { errorsSchema, keysSchema, moduleSchema } from './schema.js';
 
@@ -209,6 +210,8 @@ function toModule(raw: RawModule, source: SourceFile, fileName: string): ModuleS
     params: fn.params ?? [],
     keys: fn.keys.map(toKeyRef),
     argv: fn.argv,
+    args: normaliseArgs(fn.params ?? [], fn.argv),
+    slots: normaliseSlots(fn.argv),
     envelope: fn.envelope ?? 'standard',
     replies: toReplies(fn.replies),
     errors: fn.errors ?? [],
