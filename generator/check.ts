@@ -2,7 +2,7 @@
 // every function's KEYS stay on one partition family (one cluster slot), replies are
 // unambiguous and every error code is in the catalogue.
 import type { SourceFile, SpecProblem } from './diagnostics.js';
-import type { ContextSpec, FieldSpec, FunctionSpec, KeyRef, KeySpec, ReplyFieldSpec, Spec } from './model.js';
+import { findKey, type FieldSpec, type FunctionSpec, type KeyRef, type ReplyFieldSpec, type Spec } from './model.js';
 
 const INTEGER_TYPES = new Set(['integer', 'timestampMs', 'durationMs', 'attemptIndex', 'epoch']);
 const TAG_ARG_TYPES: Record<string, string[]> = {
@@ -12,17 +12,6 @@ const TAG_ARG_TYPES: Record<string, string[]> = {
   quota: ['quotaPolicyId'],
   partition: ['integer'],
 };
-
-export function findKey(spec: Spec, contextName: string, keyName: string): { context: ContextSpec; key: KeySpec } | undefined {
-  const context = spec.keys.contexts.find((c) => c.name === contextName);
-  const key = context?.keys.find((k) => k.name === keyName);
-  return context && key ? { context, key } : undefined;
-}
-
-/** Every caller-visible argument of a function (params, then ARGV slots that take a value). */
-export function callerFields(fn: FunctionSpec): FieldSpec[] {
-  return [...fn.params, ...fn.argv.filter((a) => a.type !== 'constant' && a.from === undefined && a.nowPlus === undefined)];
-}
 
 export function crossCheck(spec: Spec, sources: Map<string, SourceFile>): SpecProblem[] {
   const problems: SpecProblem[] = [];

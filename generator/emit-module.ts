@@ -4,8 +4,20 @@
 // by a FunctionEmitter, which holds what its parts share (the spec, the function, the
 // imports and the locals of its builder) instead of passing them from helper to helper.
 import { StructureKind, type ImportDeclarationStructure, type SourceFile } from 'ts-morph';
-import { findKey } from './check.js';
-import type { Arg, EncodeRules, FunctionSpec, KeyRef, ModuleSpec, ReplyFieldSpec, ReplyVariant, ScalarType, Slot, Spec } from './model.js';
+import {
+  findKey,
+  isExecContext,
+  type Arg,
+  type EncodeRules,
+  type FunctionSpec,
+  type KeyRef,
+  type ModuleSpec,
+  type ReplyFieldSpec,
+  type ReplyVariant,
+  type ScalarType,
+  type Slot,
+  type Spec,
+} from './model.js';
 import { listType, presenceNote } from './normalise.js';
 import { camel, docLines, pascal, quote, typeBase, wrapperName } from './names.js';
 import { encodeExpr, isTextLike, readExpr, readerExpr, tsType, typeInfo } from './types.js';
@@ -542,8 +554,4 @@ function readFieldExpr(field: ReplyFieldSpec, label: string, index: string, prev
     return `fieldOptional(fn, ${quote(label)}, fields, ${index}, ${reader})`;
   }
   return readExpr(field.type as ScalarType, field.values, label, index, names);
-}
-
-export function isExecContext(context: { family: string; params: readonly string[] }): boolean {
-  return context.family === 'fp' && context.params.length === 1 && context.params[0] === 'execution_id';
 }

@@ -250,3 +250,17 @@ export interface Spec {
   readonly errors: readonly ErrorSpec[];
   readonly modules: readonly ModuleSpec[];
 }
+
+// ---- queries ----
+
+/** A key of spec/keys.yaml by context and name. */
+export function findKey(spec: Spec, contextName: string, keyName: string): { context: ContextSpec; key: KeySpec } | undefined {
+  const context = spec.keys.contexts.find((c) => c.name === contextName);
+  const key = context?.keys.find((k) => k.name === keyName);
+  return context && key ? { context, key } : undefined;
+}
+
+/** The execution's own context: its keys carry the execution's tag, not the function's. */
+export function isExecContext(context: ContextSpec): boolean {
+  return context.family === 'fp' && context.params.length === 1 && context.params[0] === 'execution_id';
+}
