@@ -10,6 +10,7 @@ export { FlowFabricClient, call, type Call, type CallEvent, type ClientOptions, 
 export { IoredisTransport, type IoredisLike } from './runtime/ioredis.js';
 export type { BatchReply, FcallRequest, FunctionCaller, Transport } from './runtime/transport.js';
 export type { StreamEntry } from './runtime/decode.js';
+export type { ArglessRequestBuilder, RequestBuilder } from './runtime/encode.js';
 
 // Errors.
 export {

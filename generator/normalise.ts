@@ -6,7 +6,7 @@ import { camel } from './names.js';
 import { tsType } from './types.js';
 
 /** The ARGV slots that carry a caller value of their own (not a constant, `from` or `nowPlus`). */
-export function takesValue(slot: FieldSpec): boolean {
+function takesValue(slot: FieldSpec): boolean {
   return slot.type !== 'constant' && slot.from === undefined && slot.nowPlus === undefined;
 }
 
