@@ -162,6 +162,7 @@ export {
   type SecretInstall,
 } from './operations/waitpoints.js';
 
-// Everything generated from spec/: one wrapper, builder, parser, Args and Result type per
-// function, the key builders, the error catalogue and the bundled library.
+// Everything generated from spec/, named one by one in generated/index.ts: the wrapper,
+// builder, parser, Args and Result type of every function, the key builders, the error
+// catalogue and the bundled library.
 export * from './generated/index.js';
