@@ -2,7 +2,7 @@
 // every function's KEYS stay on one partition family (one cluster slot), replies are
 // unambiguous and every error code is in the catalogue.
 import type { SourceFile, SpecProblem } from './diagnostics.js';
-import { findKey, type FieldSpec, type FunctionSpec, type KeyRef, type ReplyFieldSpec, type Spec } from './model.js';
+import { findKey, type FieldSpec, type FunctionSpec, type KeyRef, type ReplyField, type Spec } from './model.js';
 
 const INTEGER_TYPES = new Set(['integer', 'timestampMs', 'durationMs', 'attemptIndex', 'epoch']);
 const TAG_ARG_TYPES: Record<string, string[]> = {
@@ -155,22 +155,16 @@ function checkKeyRef(spec: Spec, ref: KeyRef, args: Map<string, FieldSpec>, fami
   }
 }
 
-function checkReplyFields(fields: readonly ReplyFieldSpec[], path: (string | number)[], at: Report): void {
+function checkReplyFields(fields: readonly ReplyField[], path: (string | number)[], at: Report): void {
   const names = new Set<string>();
   fields.forEach((field, i) => {
     if (names.has(field.name)) at([...path, i], `duplicate reply field '${field.name}'`);
     names.add(field.name);
-    if (field.type === 'enum' && !field.values) at([...path, i], `'${field.name}': an enum needs 'values'`);
-    if (field.type === 'list' && !field.of) at([...path, i], `'${field.name}': a list needs 'of'`);
-    if (field.type === 'group') {
-      if (!field.fields) at([...path, i], `'${field.name}': a group needs 'fields'`);
-      const count = field.count ?? 'rest';
-      if (count !== 'rest') {
-        const counter = fields.slice(0, i).find((f) => f.name === count);
-        if (!counter || !INTEGER_TYPES.has(counter.type)) at([...path, i], `'${field.name}': count must name an earlier integer field or 'rest'`);
-      }
+    if (field.kind === 'group' && field.countField !== undefined) {
+      const counter = fields.slice(0, i).find((f) => f.name === field.countField);
+      if (!counter || counter.kind !== 'scalar' || !INTEGER_TYPES.has(counter.type)) at([...path, i], `'${field.name}': count must name an earlier integer field or 'rest'`);
     }
-    const repeated = field.type === 'list' || (field.type === 'group' && (field.count ?? 'rest') === 'rest');
+    const repeated = field.kind === 'list' || (field.kind === 'group' && field.countField === undefined);
     if (repeated && i !== fields.length - 1) at([...path, i], `'${field.name}': a field that takes the rest of the reply must be last`);
   });
 }

@@ -1,16 +1,25 @@
 // Emits the Markdown reference: one page per spec module (every function with its doc,
 // arguments, KEYS, ARGV, replies, errors and deviations) and an index page.
-import { findKey, type Arg, type FunctionSpec, type KeyRef, type ModuleSpec, type ReplyFieldSpec, type Slot, type Spec } from './model.js';
+import { findKey, type Arg, type FunctionSpec, type KeyRef, type ModuleSpec, type ReplyField, type Slot, type Spec } from './model.js';
 import { camel, typeBase, wrapperName } from './names.js';
 import { presenceNote } from './normalise.js';
 
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n+/g, ' ').trim();
 
-function replyFieldType(field: ReplyFieldSpec): string {
-  if (field.type === 'enum') return enumValues(field.values);
-  if (field.type === 'list') return `list of ${field.of}`;
-  if (field.type === 'group') return `group of (${(field.fields ?? []).map((f) => `${f.name}: ${f.type}`).join(', ')})`;
-  return field.type;
+/** A reply field's kind as spec/ names it. */
+const replyKind = (field: ReplyField) => (field.kind === 'scalar' ? field.type : field.kind);
+
+function replyFieldType(field: ReplyField): string {
+  switch (field.kind) {
+    case 'scalar':
+      return field.type === 'enum' ? enumValues(field.values) : field.type;
+    case 'list':
+      return `list of ${field.of}`;
+    case 'group':
+      return `group of (${field.members.map((m) => `${m.name}: ${replyKind(m)}`).join(', ')})`;
+    case 'streamEntries':
+      return 'streamEntries';
+  }
 }
 
 const enumValues = (values: readonly string[] | undefined) => (values ?? []).map((v) => `\`${v}\``).join(' \\| ');

@@ -12,7 +12,7 @@ import {
   type FunctionSpec,
   type KeyRef,
   type ModuleSpec,
-  type ReplyFieldSpec,
+  type ReplyField,
   type ReplyVariant,
   type ScalarType,
   type Slot,
@@ -192,20 +192,22 @@ class FunctionEmitter {
   private variantType(variant: ReplyVariant, indent: string): string {
     const members = [`readonly status: ${quote(variantStatus(variant))};`];
     if (isCatchAll(variant)) members.push('/** The sub-status as the server sent it. */', 'readonly subStatus: string;');
-    for (const field of variant.fields) members.push(`readonly ${camel(field.name)}${field.optional ? '?' : ''}: ${this.replyTs(field)};`);
+    for (const field of variant.fields) members.push(`readonly ${field.property}${field.optional ? '?' : ''}: ${this.replyTs(field)};`);
     return `{\n${members.map((m) => `${indent}  ${m}`).join('\n')}\n${indent}}`;
   }
 
-  private replyTs(field: ReplyFieldSpec): string {
-    if (field.type === 'streamEntries') {
-      this.imports.use('StreamEntry');
-      return 'readonly StreamEntry[]';
+  private replyTs(field: ReplyField): string {
+    switch (field.kind) {
+      case 'streamEntries':
+        this.imports.use('StreamEntry');
+        return 'readonly StreamEntry[]';
+      case 'list':
+        return listType(this.scalarTs(field.of, field.values));
+      case 'group':
+        return `readonly { ${field.members.map((m) => `readonly ${m.property}${m.optional ? '?' : ''}: ${this.replyTs(m)}`).join('; ')} }[]`;
+      case 'scalar':
+        return this.scalarTs(field.type, field.values);
     }
-    if (field.type === 'list') return listType(this.scalarTs(field.of ?? 'string', field.values));
-    if (field.type === 'group') {
-      return `readonly { ${(field.fields ?? []).map((m) => `readonly ${camel(m.name)}${m.optional ? '?' : ''}: ${this.replyTs(m)}`).join('; ')} }[]`;
-    }
-    return this.scalarTs(field.type as ScalarType, field.values);
   }
 
   private scalarTs(type: ScalarType, values: readonly string[] | undefined): string {
@@ -504,8 +506,8 @@ class FunctionEmitter {
     const members = [`status: ${quote(variantStatus(variant))}`];
     if (isCatchAll(variant)) members.push('subStatus');
     variant.fields.forEach((field, i) => {
-      const variable = camel(field.name);
-      const isCounter = variant.fields.some((f) => f.type === 'group' && f.count === field.name);
+      const variable = field.property;
+      const isCounter = variant.fields.some((f) => f.kind === 'group' && f.countField === field.name);
       const read = this.readField(field, field.name, String(offset + i), previous);
       if (isCounter) {
         lines.push(`const ${variable} = ${read};`);
@@ -522,7 +524,7 @@ class FunctionEmitter {
     return lines.map((line) => `${indent}${line}`);
   }
 
-  private readField(field: ReplyFieldSpec, label: string, index: string, previous: Map<string, string>): string {
+  private readField(field: ReplyField, label: string, index: string, previous: Map<string, string>): string {
     const names = new Set<string>();
     const expr = readFieldExpr(field, label, index, previous, names);
     names.forEach((n) => this.imports.use(n));
@@ -530,28 +532,28 @@ class FunctionEmitter {
   }
 }
 
-function readFieldExpr(field: ReplyFieldSpec, label: string, index: string, previous: Map<string, string>, names: Set<string>): string {
-  if (field.type === 'streamEntries') {
-    names.add('fieldStreamEntries');
-    return `fieldStreamEntries(fn, ${quote(label)}, fields, ${index})`;
+function readFieldExpr(field: ReplyField, label: string, index: string, previous: Map<string, string>, names: Set<string>): string {
+  switch (field.kind) {
+    case 'streamEntries':
+      names.add('fieldStreamEntries');
+      return `fieldStreamEntries(fn, ${quote(label)}, fields, ${index})`;
+    case 'list':
+      names.add('readList');
+      return `readList(fn, ${quote(label)}, fields, ${index}, ${readerExpr(field.of, field.values, names)})`;
+    case 'group': {
+      names.add('readGroups');
+      const count = field.countField !== undefined ? previous.get(field.countField)! : 'undefined';
+      // Each member's label names the group and its position: `${label}.member`.
+      const read = field.members.map(
+        (m, i) => `${m.property}: ${readFieldExpr(m, `\${label}.${m.name}`, `at + ${i}`, previous, names).replace(`'\${label}.${m.name}'`, `\`\${label}.${m.name}\``)}`,
+      );
+      return `readGroups(fn, ${quote(label)}, fields, ${index}, ${field.members.length}, ${count}, (at, label) => ({ ${read.join(', ')} }))`;
+    }
+    case 'scalar':
+      if (field.optional) {
+        names.add('fieldOptional');
+        return `fieldOptional(fn, ${quote(label)}, fields, ${index}, ${readerExpr(field.type, field.values, names)})`;
+      }
+      return readExpr(field.type, field.values, label, index, names);
   }
-  if (field.type === 'list') {
-    names.add('readList');
-    return `readList(fn, ${quote(label)}, fields, ${index}, ${readerExpr(field.of ?? 'string', field.values, names)})`;
-  }
-  if (field.type === 'group') {
-    names.add('readGroups');
-    const members = field.fields ?? [];
-    const count = field.count && field.count !== 'rest' ? previous.get(field.count)! : 'undefined';
-    const read = members.map(
-      (m, i) => `${camel(m.name)}: ${readFieldExpr(m, `\${label}.${m.name}`, `at + ${i}`, previous, names).replace(`'\${label}.${m.name}'`, `\`\${label}.${m.name}\``)}`,
-    );
-    return `readGroups(fn, ${quote(label)}, fields, ${index}, ${members.length}, ${count}, (at, label) => ({ ${read.join(', ')} }))`;
-  }
-  if (field.optional) {
-    const reader = readerExpr(field.type as ScalarType, field.values, names);
-    names.add('fieldOptional');
-    return `fieldOptional(fn, ${quote(label)}, fields, ${index}, ${reader})`;
-  }
-  return readExpr(field.type as ScalarType, field.values, label, index, names);
 }

@@ -6,7 +6,7 @@ import { basename, join, relative } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { crossCheck } from './check.js';
 import { SourceFile, SpecError, type SpecProblem } from './diagnostics.js';
-import { normaliseArgs, normaliseSlots } from './normalise.js';
+import { normaliseArgs, normaliseReplyField, normaliseSlots } from './normalise.js';
 import type { ContextSpec, ErrorSpec, FieldSpec, FunctionSpec, KeyLayout, KeyRef, ModuleSpec, ReplyFieldSpec, ReplyVariant, ScalarType, Spec, TagSource } from './model.js';
 import { errorsSchema, keysSchema, moduleSchema } from './schema.js';
 
@@ -90,7 +90,7 @@ export function loadSpec(specDir: string, displayRoot = join(specDir, '..')): { 
 
   const keys = toKeyLayout(keysData as RawKeys);
   const errors = toErrors(errorsData as RawErrors);
-  const modules = moduleData.map((data, i) => toModule(data as RawModule, moduleSources[i]!, moduleFiles[i]!));
+  const modules = moduleData.map((data, i) => toModule(data as RawModule, moduleSources[i]!, moduleFiles[i]!, problems));
   const spec: Spec = { keys, errors, modules };
   problems.push(...crossCheck(spec, sources));
   if (problems.length > 0) throw new SpecError(problems);
@@ -192,17 +192,18 @@ function toTag(raw: RawFunction['tag']): TagSource {
   }
 }
 
-function toReplies(raw: RawFunction['replies']): ReplyVariant[] {
+function toReplies(raw: RawFunction['replies'], problem: (path: (string | number)[], message: string) => void): ReplyVariant[] {
   return Object.entries(raw).map(([key, value]) => {
     const [status, subStatus] = key.split(':') as [string, string | undefined];
-    const fields = Array.isArray(value) ? value : value.fields;
+    const declared = Array.isArray(value) ? value : value.fields;
+    const fields = declared.map((field, i) => normaliseReplyField(field, (message) => problem([key, i], message)));
     const doc = Array.isArray(value) ? undefined : value.doc;
     const as = Array.isArray(value) ? undefined : value.as;
     return { status, ...(subStatus ? { subStatus } : {}), ...(as ? { as } : {}), fields, ...(doc ? { doc } : {}) };
   });
 }
 
-function toModule(raw: RawModule, source: SourceFile, fileName: string): ModuleSpec {
+function toModule(raw: RawModule, source: SourceFile, fileName: string, problems: SpecProblem[]): ModuleSpec {
   const functions = Object.entries(raw.functions).map(([name, fn]): FunctionSpec => ({
     name,
     doc: fn.doc.trim(),
@@ -213,7 +214,7 @@ function toModule(raw: RawModule, source: SourceFile, fileName: string): ModuleS
     args: normaliseArgs(fn.params ?? [], fn.argv),
     slots: normaliseSlots(fn.argv),
     envelope: fn.envelope ?? 'standard',
-    replies: toReplies(fn.replies),
+    replies: toReplies(fn.replies, (path, message) => problems.push(source.problem(['functions', name, 'replies', ...path], `${name}: ${message}`))),
     errors: fn.errors ?? [],
     deviations: fn.deviations ?? [],
     readonly: fn.readonly ?? false,

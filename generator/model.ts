@@ -53,6 +53,7 @@ export interface FieldSpec {
   readonly maxItems?: number;
 }
 
+/** A reply field as spec/ declares it, before normalising. */
 export interface ReplyFieldSpec {
   readonly name: string;
   readonly type: ScalarType | 'streamEntries' | 'list' | 'group';
@@ -76,9 +77,25 @@ export interface ReplyVariant {
   readonly subStatus?: string;
   /** The catch-all's `status` in the typed result. */
   readonly as?: string;
-  readonly fields: readonly ReplyFieldSpec[];
+  readonly fields: readonly ReplyField[];
   readonly doc?: string;
 }
+
+interface ReplyFieldCommon {
+  /** Wire name (snake_case). */
+  readonly name: string;
+  /** Property name in the typed result. */
+  readonly property: string;
+  readonly optional: boolean;
+}
+
+/** One field of a reply variant, one shape per kind. */
+export type ReplyField =
+  | (ReplyFieldCommon & { readonly kind: 'scalar'; readonly type: ScalarType; readonly values: readonly string[] | undefined })
+  | (ReplyFieldCommon & { readonly kind: 'streamEntries' })
+  | (ReplyFieldCommon & { readonly kind: 'list'; readonly of: ScalarType; readonly values: readonly string[] | undefined })
+  /** Repeated groups of fields: as many as an earlier integer field says, or the rest of the reply. */
+  | (ReplyFieldCommon & { readonly kind: 'group'; readonly members: readonly ReplyField[]; readonly countField: string | undefined });
 
 export interface KeyRef {
   /** Name of the slot (the Lua `K` field). */

@@ -1,7 +1,7 @@
 // From the spec as declared (one FieldSpec bag per slot) to the shapes the emitters read:
 // each argument once, as a scalar, list or group, with what happens when it is left out and
 // its TypeScript type; each ARGV slot as what it sends. Run once, while loading.
-import type { Arg, EncodeRules, FieldSpec, Presence, ScalarType, Slot } from './model.js';
+import type { Arg, EncodeRules, FieldSpec, Presence, ReplyField, ReplyFieldSpec, ScalarType, Slot } from './model.js';
 import { camel } from './names.js';
 import { tsType } from './types.js';
 
@@ -75,5 +75,25 @@ export function presenceNote(arg: Arg): string | undefined {
       return `Default: ${p.fn} of \`${camel(p.from)}\`.`;
     case 'clock':
       return 'Default: the client clock (`Date.now()`).';
+  }
+}
+
+/** A declared reply field in its kind's shape; a shape that lacks what its kind needs is reported. */
+export function normaliseReplyField(field: ReplyFieldSpec, problem: (message: string) => void): ReplyField {
+  const common = { name: field.name, property: camel(field.name), optional: field.optional === true };
+  switch (field.type) {
+    case 'streamEntries':
+      return { ...common, kind: 'streamEntries' };
+    case 'list':
+      if (!field.of) problem(`'${field.name}': a list needs 'of'`);
+      return { ...common, kind: 'list', of: field.of ?? 'string', values: field.values };
+    case 'group': {
+      if (!field.fields) problem(`'${field.name}': a group needs 'fields'`);
+      const members = (field.fields ?? []).map((member) => normaliseReplyField(member, problem));
+      return { ...common, kind: 'group', members, countField: field.count === undefined || field.count === 'rest' ? undefined : field.count };
+    }
+    default:
+      if (field.type === 'enum' && !field.values) problem(`'${field.name}': an enum needs 'values'`);
+      return { ...common, kind: 'scalar', type: field.type, values: field.values };
   }
 }

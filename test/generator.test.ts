@@ -65,6 +65,7 @@ describe('bad specs fail with file, line and reason', () => {
     ['catch-all without as', 'spec/demo.yaml', (t) => t.replace('{ as: other, doc:', '{ doc:'), /^spec\/demo\.yaml:\d+:\d+: ff_touch: the catch-all OK:\* needs 'as'/],
     ['catch-all as a named sub-status', 'spec/demo.yaml', (t) => t.replace('{ as: other, doc:', '{ as: skipped, doc:'), /ff_touch: the catch-all's 'as: skipped' is also a sub-status of OK/],
     ['as outside a catch-all', 'spec/demo.yaml', (t) => t.replace('"OK:*": { as: other,', '"OK:other": { as: other,'), /ff_touch: 'as' belongs to a catch-all variant \(OK:\*\) only/],
+    ['reply list without its element type', 'spec/demo.yaml', (t) => t.replace('{ name: members, type: list, of: executionId }', '{ name: members, type: list }'), /^spec\/demo\.yaml:30:\d+: ff_touch: 'members': a list needs 'of'/],
     ['unknown error code', 'spec/demo.yaml', (t) => t.replace('errors: [not_found, invalid_input]', 'errors: [not_found, no_such_code]'), /^spec\/demo\.yaml:31:\d+: ff_touch: unknown error code 'no_such_code'/],
     ['duplicate argument', 'spec/demo.yaml', (t) => t.replace('name: renew_ms', 'name: ttl_ms'), /^spec\/demo\.yaml:16:\d+: ff_touch: duplicate ARGV name 'ttl_ms'/],
     ['duplicate function across modules', 'spec/demo.yaml', (t) => t, /unreachable/],
