@@ -64,6 +64,9 @@ function checkFunction(spec: Spec, fn: FunctionSpec, codes: Set<string>, at: Rep
       const target = field[ref];
       if (target !== undefined && !known(target)) at([...path, ref], `'${ref}' names unknown argument '${target}'`);
     }
+    if (field.when !== undefined && known(field.when) && !isOptionalScalar(args.get(field.when)!)) {
+      at([...path, 'when'], `'when' needs an optional single-value argument, got '${field.when}'`);
+    }
     const from = field.defaultFrom;
     if (from && from.fn !== 'now' && (from.arg === undefined || !known(from.arg))) at([...path, 'defaultFrom'], `'defaultFrom' needs a known argument, got '${from.arg ?? ''}'`);
   });
@@ -87,6 +90,9 @@ function checkFunction(spec: Spec, fn: FunctionSpec, codes: Set<string>, at: Rep
     checkKeyRef(spec, ref, args, family, ['keys', i], at);
     if (ref.otherwise) checkKeyRef(spec, ref.otherwise, args, family, ['keys', i, 'otherwise'], at);
     if (ref.when !== undefined && !args.has(ref.when)) at(['keys', i, 'when'], `'when' names unknown argument '${ref.when}'`);
+    else if (ref.when !== undefined && !isOptionalScalar(args.get(ref.when)!)) {
+      at(['keys', i, 'when'], `'when' needs an optional single-value argument, got '${ref.when}'`);
+    }
   });
 
   // Replies: one variant per status, or sub-status variants only.
@@ -112,6 +118,11 @@ function checkFunction(spec: Spec, fn: FunctionSpec, codes: Set<string>, at: Rep
   fn.errors.forEach((code, i) => {
     if (!codes.has(code)) at(['errors', i], `unknown error code '${code}' (add it to spec/errors.yaml)`);
   });
+}
+
+/** What a `when` condition can test: an argument the caller may leave out, of one value. */
+function isOptionalScalar(field: FieldSpec): boolean {
+  return field.optional === true && field.default === undefined && field.defaultFrom === undefined && field.type !== 'list' && field.type !== 'group';
 }
 
 function checkField(field: FieldSpec, path: (string | number)[], at: Report): void {

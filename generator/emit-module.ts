@@ -132,8 +132,8 @@ interface Local {
   readonly typed: string;
   /** What its ARGV slot sends. */
   readonly wire: string;
-  /** Test that the caller gave it (a text argument must also be non-empty). */
-  readonly present: string;
+  /** Test that the caller gave it (a text argument must also be non-empty); only optional scalars have one. */
+  readonly present?: string;
 }
 
 class FunctionEmitter {
@@ -307,7 +307,7 @@ class FunctionEmitter {
         arg.kind === 'list'
           ? this.encode(arg.of, arg.name, 'item', arg.rules)
           : objectLiteral(arg.members.map((m) => `${m.property}: ${this.encode(m.type, `${arg.name}.${m.name}`, `item.${m.property}`, m.rules)}`), '  ');
-      this.locals.set(arg.name, { name, typed: name, wire: name, present: `${name}.length > 0` });
+      this.locals.set(arg.name, { name, typed: name, wire: name });
       return `const ${name} = ${check}(fn, ${label}, ${value}${max}).map((item) => ${arg.kind === 'group' ? `(${item})` : item});`;
     }
     const textLike = isTextLike(arg.type);
@@ -325,7 +325,7 @@ class FunctionEmitter {
       return `const ${name} = ${source} === undefined ? ${absent} : ${encode(source)};`;
     }
     const value = presence.kind === 'required' ? source : `${source} ?? ${this.defaultExpr(presence)}`;
-    this.locals.set(arg.name, { name, typed: name, wire: keepNumber ? `String(${name})` : name, present: textLike ? `${name} !== ''` : 'true' });
+    this.locals.set(arg.name, { name, typed: name, wire: keepNumber ? `String(${name})` : name });
     return `const ${name} = ${encode(value)};`;
   }
 
@@ -347,6 +347,13 @@ class FunctionEmitter {
     const expr = encodeExpr(type, name, value, rules, names, keepNumber);
     names.forEach((n) => this.imports.use(n));
     return expr;
+  }
+
+  /** The test of a `when` condition (the checker allows only optional single values there). */
+  private given(name: string): string {
+    const present = this.local(name).present;
+    if (present === undefined) throw new Error(`generator: ${this.fn.name}: 'when' names '${name}', which is not an optional single value`);
+    return present;
   }
 
   private local(name: string): Local {
@@ -414,7 +421,7 @@ class FunctionEmitter {
       return `...${this.local(ref.each).typed}.map((${variable}) => ${single(ref, { name: elementName, variable })})`;
     }
     const expr = single(ref);
-    if (ref.when !== undefined && ref.otherwise) return `${this.local(ref.when).present} ? ${expr} : ${single(ref.otherwise)}`;
+    if (ref.when !== undefined && ref.otherwise) return `${this.given(ref.when)} ? ${expr} : ${single(ref.otherwise)}`;
     return expr;
   }
 
@@ -457,7 +464,7 @@ class FunctionEmitter {
         break;
       }
     }
-    if (slot.when !== undefined) expr = `${this.local(slot.when).present} ? ${expr} : ''`;
+    if (slot.when !== undefined) expr = `${this.given(slot.when)} ? ${expr} : ''`;
     return `      ${expr},${named ? '' : ` // ${slot.name}`}`;
   }
 

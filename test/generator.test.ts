@@ -66,6 +66,7 @@ describe('bad specs fail with file, line and reason', () => {
     ['catch-all as a named sub-status', 'spec/demo.yaml', (t) => t.replace('{ as: other, doc:', '{ as: skipped, doc:'), /ff_touch: the catch-all's 'as: skipped' is also a sub-status of OK/],
     ['as outside a catch-all', 'spec/demo.yaml', (t) => t.replace('"OK:*": { as: other,', '"OK:other": { as: other,'), /ff_touch: 'as' belongs to a catch-all variant \(OK:\*\) only/],
     ['reply list without its element type', 'spec/demo.yaml', (t) => t.replace('{ name: members, type: list, of: executionId }', '{ name: members, type: list }'), /^spec\/demo\.yaml:30:\d+: ff_touch: 'members': a list needs 'of'/],
+    ['when on a required argument', 'spec/demo.yaml', (t) => t.replace('{ name: lane_id, type: laneId, optional: true }', '{ name: lane_id, type: laneId }'), /^spec\/demo\.yaml:11:\d+: ff_touch: 'when' needs an optional single-value argument, got 'lane_id'/],
     ['unknown error code', 'spec/demo.yaml', (t) => t.replace('errors: [not_found, invalid_input]', 'errors: [not_found, no_such_code]'), /^spec\/demo\.yaml:31:\d+: ff_touch: unknown error code 'no_such_code'/],
     ['duplicate argument', 'spec/demo.yaml', (t) => t.replace('name: renew_ms', 'name: ttl_ms'), /^spec\/demo\.yaml:16:\d+: ff_touch: duplicate ARGV name 'ttl_ms'/],
     ['duplicate function across modules', 'spec/demo.yaml', (t) => t, /unreachable/],
