@@ -71,7 +71,7 @@ async function main(): Promise<void> {
     );
     const fastLane = parseLaneId(`phases-fast-${run}`);
     await createMany(client, Array.from({ length: n }, () => soloExecutionId(fastLane, p)), fastLane);
-    await step(redis, 'fast path', () => fastWorker(client, fastLane, worker), 'job');
+    await step(redis, 'fast path', async () => void (await fastWorker(client, fastLane, worker)), 'job');
     const cycleLane = parseLaneId(`phases-suspend-${run}`);
     const cycleIds = Array.from({ length: n }, randomExecutionId);
     await ensureSecrets(client, cycleIds);

@@ -12,13 +12,14 @@ import { ceiling } from './cases/ceiling.js';
 import { clientCost } from './cases/client-cost.js';
 import { floor } from './cases/floor.js';
 import { lifecycle } from './cases/lifecycle.js';
+import { memory } from './cases/memory.js';
 import { suspendCycle } from './cases/suspend.js';
 import { tooling } from './cases/tooling.js';
 import { wrapperOverhead } from './cases/wrapper.js';
 import { loadedFunctions, messageOf, type Case, type Context, type Row } from './context.js';
 import { DEFAULT_PLAN } from './measure.js';
 
-const CASES: readonly Case[] = [ceiling, wrapperOverhead, clientCost, lifecycle, suspendCycle, tooling, floor];
+const CASES: readonly Case[] = [ceiling, wrapperOverhead, clientCost, lifecycle, suspendCycle, tooling, floor, memory];
 
 interface Machine {
   readonly cpu: string;
