@@ -32,11 +32,20 @@ export function createMany(client: FlowFabricClient, ids: readonly ExecutionId[]
 
 /** Sends make(0..count-1), ENQUEUE_CHUNK calls per pipeline; throws on any failure. */
 export async function pipelined(client: FlowFabricClient, count: number, make: (index: number) => Call<unknown>): Promise<void> {
+  await pipelinedValues(client, count, make);
+}
+
+/** pipelined(), keeping each call's parsed reply, in order. */
+export async function pipelinedValues<T>(client: FlowFabricClient, count: number, make: (index: number) => Call<T>): Promise<T[]> {
+  const values: T[] = [];
   for (let start = 0; start < count; start += ENQUEUE_CHUNK) {
     const calls = Array.from({ length: Math.min(ENQUEUE_CHUNK, count - start) }, (_, i) => make(start + i));
-    const failed = (await client.batch(calls)).find((s) => !s.ok);
-    if (failed && !failed.ok) throw failed.error;
+    for (const settled of await client.batch(calls)) {
+      if (!settled.ok) throw settled.error;
+      values.push(settled.value as T);
+    }
   }
+  return values;
 }
 
 export interface Lease {

@@ -13,13 +13,14 @@ import { clientCost } from './cases/client-cost.js';
 import { floor } from './cases/floor.js';
 import { lifecycle } from './cases/lifecycle.js';
 import { memory } from './cases/memory.js';
+import { growth } from './cases/growth.js';
 import { suspendCycle } from './cases/suspend.js';
 import { tooling } from './cases/tooling.js';
 import { wrapperOverhead } from './cases/wrapper.js';
 import { loadedFunctions, messageOf, type Case, type Context, type Row } from './context.js';
 import { DEFAULT_PLAN } from './measure.js';
 
-const CASES: readonly Case[] = [ceiling, wrapperOverhead, clientCost, lifecycle, suspendCycle, tooling, floor, memory];
+const CASES: readonly Case[] = [ceiling, wrapperOverhead, clientCost, lifecycle, suspendCycle, tooling, floor, memory, growth];
 
 interface Machine {
   readonly cpu: string;
@@ -82,6 +83,7 @@ async function main(): Promise<void> {
     await client.ensureLibrary();
     const ctx: Context = {
       quick,
+      flags: new Set(argv.filter((a) => a.startsWith('--'))),
       url,
       redis,
       client,
