@@ -3,9 +3,9 @@
 // The execution lifecycle: create, claim, complete, fail, cancel, delay, wait for children,
 // reclaim and expire (execution.md).
 import { fieldEnum, fieldInteger, fieldParsed, fieldText } from '../runtime/decode.js';
-import { encodeId, encodeInteger, encodeJson, encodeText, expectArgs, twoThirds } from '../runtime/encode.js';
+import { encodeCapabilities, encodeId, encodeInteger, encodeJson, encodeText, expectArgs, twoThirds } from '../runtime/encode.js';
 import { ReplyParseError } from '../runtime/errors.js';
-import { executionPartition, executionTag, parseAttemptId, parseExecutionId, parseLaneId, parseLeaseId, parseWaitpointId, type AttemptId, type ExecutionId, type LaneId, type LeaseId, type WaitpointId } from '../runtime/ids.js';
+import { executionPartition, executionTag, parseAttemptId, parseExecutionId, parseLaneId, parseLeaseId, parseQuotaPolicyId, parseWaitpointId, type AttemptId, type ExecutionId, type LaneId, type LeaseId, type QuotaPolicyId, type WaitpointId } from '../runtime/ids.js';
 import { type PartitionConfig } from '../runtime/partition.js';
 import { readEnvelope } from '../runtime/reply.js';
 import { type FcallRequest, type FunctionCaller } from '../runtime/transport.js';
@@ -39,6 +39,10 @@ export interface CreateExecutionArgs {
   readonly executionDeadlineAt?: number;
   /** Stored as given; defaults to the partition in the execution id. Default: executionPartition of `executionId`. */
   readonly partitionId?: number;
+  /** Extension: budgets the execution is charged to, stored as exec_core budget_ids (comma-joined) for the scheduler's budget admission. Sent as the empty string when absent. */
+  readonly budgetIds?: readonly string[];
+  /** Extension: the quota policy admitting the execution, stored as exec_core quota_policy_id for the scheduler's quota admission. Sent as the empty string when absent. */
+  readonly quotaPolicyId?: QuotaPolicyId;
 }
 
 /** Successful replies of {@link createExecution}, discriminated on `status`. */
@@ -78,6 +82,9 @@ export function buildCreateExecution(args: CreateExecutionArgs, _partitions: Par
   const tagsJsonArg = tagsJson === undefined ? '' : encodeJson(fn, 'tags_json', tagsJson);
   const executionDeadlineAt = args.executionDeadlineAt;
   const executionDeadlineAtArg = executionDeadlineAt === undefined ? '' : encodeInteger(fn, 'execution_deadline_at', executionDeadlineAt, 0);
+  const budgetIds = args.budgetIds;
+  const budgetIdsArg = budgetIds === undefined ? '' : encodeCapabilities(fn, 'budget_ids', budgetIds);
+  const quotaPolicyId = args.quotaPolicyId === undefined ? undefined : encodeId(fn, 'quota_policy_id', args.quotaPolicyId, parseQuotaPolicyId);
   const partitionId = args.partitionId ?? executionPartition(executionId);
   const partitionIdArg = encodeInteger(fn, 'partition_id', partitionId, 0, 65535);
   const tag = executionTag(executionId);
@@ -108,6 +115,8 @@ export function buildCreateExecution(args: CreateExecutionArgs, _partitions: Par
       tagsJsonArg, // tags_json
       executionDeadlineAtArg, // execution_deadline_at
       partitionIdArg, // partition_id
+      budgetIdsArg, // budget_ids
+      quotaPolicyId ?? '', // quota_policy_id
     ]
   };
 }
@@ -145,6 +154,8 @@ export function parseCreateExecution(reply: unknown): CreateExecutionResult {
  * - delay_until, execution_deadline_at and dedup_ttl_ms are validated as integers up front (invalid_input); the reference fails with a Lua runtime error after partial writes.
  * - Malformed tags_json is refused with invalid_input before any write; the reference silently ignores it.
  * - A delay_until that is already past gives an eligible execution in the eligible index; the reference put it, with an eligible score, into the delayed index it was sent (quirk Q3).
+ * - Extension: the lane is added to the partition's lane registry ff:idx:{tag}:lanes (derived from the core key's tag, same slot, so a reference-built caller's 8 KEYS still register it); the engine reads the registry to cover every lane without a keyspace SCAN.
+ * - Extension: optional ARGV 14 budget_ids and 15 quota_policy_id are stored in exec_core (the reference's create never writes them, so its claim-time admission was inert); a reference caller sends 13 ARGV and gets neither field.
  */
 export function createExecution(client: FunctionCaller, args: CreateExecutionArgs): Promise<CreateExecutionResult> {
   return client.call(buildCreateExecution(args, client.partitions), parseCreateExecution);

@@ -3,6 +3,7 @@ export * from './errors.js';
 export * from './keys.js';
 export * from './library.js';
 export * from './budget.js';
+export * from './engine.js';
 export * from './execution.js';
 export * from './fastpath.js';
 export * from './flow.js';
