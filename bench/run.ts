@@ -16,13 +16,14 @@ import { memory } from './cases/memory.js';
 import { growth } from './cases/growth.js';
 import { scaleOut } from './cases/scale-out.js';
 import { retention } from './cases/retention.js';
+import { workers } from './cases/workers.js';
 import { suspendCycle } from './cases/suspend.js';
 import { tooling } from './cases/tooling.js';
 import { wrapperOverhead } from './cases/wrapper.js';
 import { loadedFunctions, messageOf, type Case, type Context, type Row } from './context.js';
 import { DEFAULT_PLAN } from './measure.js';
 
-const CASES: readonly Case[] = [ceiling, wrapperOverhead, clientCost, lifecycle, suspendCycle, tooling, floor, memory, retention, growth, scaleOut];
+const CASES: readonly Case[] = [ceiling, wrapperOverhead, clientCost, lifecycle, suspendCycle, tooling, floor, memory, retention, growth, scaleOut, workers];
 
 interface Machine {
   readonly cpu: string;
