@@ -101,7 +101,7 @@ export interface SubmitOptions {
   readonly requiredCapabilities?: readonly string[];
   /** Budgets the execution's usage counts against (ExecutionPolicy.budget_ids). */
   readonly budgetIds?: readonly BudgetId[];
-  /** Quota policy the execution is admitted under (read by the admission path). */
+  /** Quota policy the execution is admitted under (stored on exec_core for the scheduler's admission). */
   readonly quotaPolicyId?: QuotaPolicyId;
   /** How often a lost lease may be reclaimed before the execution fails; default 100. */
   readonly maxReclaimCount?: number;
@@ -130,7 +130,6 @@ function policyOf(options: SubmitOptions): Record<string, unknown> | undefined {
     policy.routing_requirements = { required_capabilities: [...new Set(options.requiredCapabilities)].sort() };
   }
   if (options.budgetIds && options.budgetIds.length > 0) policy.budget_ids = [...options.budgetIds];
-  if (options.quotaPolicyId !== undefined) policy.quota_policy_id = options.quotaPolicyId;
   if (options.maxReclaimCount !== undefined) policy.max_reclaim_count = nonNegative('submitExecution', 'maxReclaimCount', options.maxReclaimCount);
   return Object.keys(policy).length > 0 ? policy : undefined;
 }
@@ -173,6 +172,9 @@ export async function submitExecution(client: FlowFabricClient, options: SubmitO
     ...(options.idempotencyKey !== undefined ? { idempotencyKey: options.idempotencyKey } : {}),
     ...(options.dedupTtlMs !== undefined ? { dedupTtlMs: options.dedupTtlMs } : {}),
     ...(options.tags !== undefined ? { tagsJson: options.tags } : {}),
+    // Stored on exec_core for the scheduler's budget and quota admission (create extension).
+    ...(options.budgetIds && options.budgetIds.length > 0 ? { budgetIds: options.budgetIds } : {}),
+    ...(options.quotaPolicyId !== undefined ? { quotaPolicyId: options.quotaPolicyId } : {}),
     ...(options.deadlineMs !== undefined ? { executionDeadlineAt: now + nonNegative('submitExecution', 'deadlineMs', options.deadlineMs) } : {}),
   });
   if (created.status === 'DUPLICATE') return { executionId: created.executionId, duplicate: true, publicState: undefined };
