@@ -6,6 +6,7 @@ import { FUNCTION_NAMES, LIBRARY_VERSION } from '../generated/library.js';
 import { loadedVersion, registeredFunctions } from '../runtime/loader.js';
 import { rotateWaitpointSecretEverywhere } from '../operations/waitpoints.js';
 import { SERVER_HELP, serverOptions as server, UsageError, withClient } from './connection.js';
+import { engineCommand } from './engine.js';
 
 interface Command {
   readonly summary: string;
@@ -110,6 +111,7 @@ const commands: Record<string, Command> = {
       );
     },
   },
+  engine: engineCommand,
 };
 
 
