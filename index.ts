@@ -10,6 +10,8 @@ export * from './runtime/decode.js';
 export * from './runtime/encode.js';
 export * from './runtime/errors.js';
 export * from './operations/flows.js';
+export * from './operations/inspect.js';
+export * from './operations/lanes.js';
 export * from './runtime/ids.js';
 export * from './runtime/ioredis.js';
 export * from './runtime/loader.js';

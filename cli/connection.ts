@@ -2,6 +2,7 @@
 // to one, and a client whose connection errors are caught here (ioredis prints an
 // "Unhandled error event" for each one nobody listens to) and surface as the command's own
 // typed error, naming the server and saying whether anything was sent.
+import type { ParseArgsConfig } from 'node:util';
 import { Cluster, Redis } from 'ioredis';
 import { connectionError } from '../runtime/classify.js';
 import { FlowFabricClient, type ClientOptions } from '../runtime/client.js';
@@ -14,6 +15,16 @@ export const serverOptions = {
 
 export const SERVER_HELP =
   '  --url URL     server to use (default $REDIS_URL or redis://127.0.0.1:6379)\n  --cluster     treat --url as a cluster seed and act on every primary';
+
+/** One `ff-script` command: what `--help` prints, its options, and what it does (exit code). */
+export interface CliCommand {
+  readonly summary: string;
+  readonly usage: string;
+  readonly options: NonNullable<ParseArgsConfig['options']>;
+  /** Set by commands that take positional arguments (e.g. an execution id). */
+  readonly positionals?: boolean;
+  run(values: Record<string, string | boolean | string[] | undefined>, positionals: readonly string[]): Promise<number>;
+}
 
 /** A mistake in the command line: reported with the command's usage, exit code 2. */
 export class UsageError extends Error {}

@@ -1,18 +1,23 @@
 #!/usr/bin/env node
 // `ff-script`: the command line for authors (codegen, check) and operators (load, version,
-// functions, rotate-secret). Exit codes: 0 success, 1 failure, 2 usage error.
+// functions, rotate-secret, doctor, inspect, lanes). Exit codes: 0 success, 1 failure, 2 usage error.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { FUNCTION_NAMES, LIBRARY_VERSION } from '../generated/library.js';
 import { loadedVersion, registeredFunctions } from '../runtime/loader.js';
 import { rotateWaitpointSecretEverywhere } from '../operations/waitpoints.js';
 import { SERVER_HELP, serverOptions as server, UsageError, withClient } from './connection.js';
 import { engineCommand } from './engine.js';
+import { doctorCommand } from './doctor.js';
+import { inspectCommand } from './inspect.js';
+import { lanesCommand } from './lanes.js';
 
 interface Command {
   readonly summary: string;
   readonly usage: string;
   readonly options: NonNullable<ParseArgsConfig['options']>;
-  run(values: Record<string, string | boolean | undefined>): Promise<number>;
+  /** Set by commands that take positional arguments (e.g. an execution id). */
+  readonly positionals?: boolean;
+  run(values: Record<string, string | boolean | undefined>, positionals: readonly string[]): Promise<number>;
 }
 
 const commands: Record<string, Command> = {
@@ -112,6 +117,9 @@ const commands: Record<string, Command> = {
     },
   },
   engine: engineCommand,
+  doctor: doctorCommand,
+  inspect: inspectCommand,
+  lanes: lanesCommand,
 };
 
 
@@ -132,12 +140,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   try {
-    const { values } = parseArgs({ args: [...rest], options: { ...command.options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
+    const { values, positionals } = parseArgs({ args: [...rest], options: { ...command.options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: command.positionals === true });
     if (values.help) {
       console.log(`${command.summary}\n\nusage: ${command.usage}`);
       return 0;
     }
-    return await command.run(values as Record<string, string | boolean | undefined>);
+    return await command.run(values as Record<string, string | boolean | undefined>, positionals);
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       console.error(`ff-script ${name}: ${(error as Error).message}\n\nusage: ${command.usage}`);

@@ -120,6 +120,10 @@ export class IoredisTransport implements Transport {
     return options.path ?? `${options.host ?? '127.0.0.1'}:${options.port ?? 6379}`;
   }
 
+  describe(): string {
+    return this.where() ?? 'ioredis connection';
+  }
+
   classify(error: unknown, request?: FcallRequest): FlowFabricError {
     return classifyIoredisError(error, this.where(request));
   }

@@ -33,6 +33,8 @@ export interface Transport {
    * the shared rules of classify.ts, which know only server replies and socket codes.
    */
   classify?(error: unknown, request?: FcallRequest): FlowFabricError;
+  /** Where this transport sends commands (`host:port`, or a cluster's seeds), for messages. */
+  describe?(): string;
 }
 
 /** What generated wrappers need: the partition configuration and a way to send a call. */
