@@ -11,6 +11,9 @@ import {
   parseLaneId,
   parseWaitpointId,
   newSignalId,
+  newEdgeId,
+  newFlowId,
+  type EdgeId,
   executionPartition,
   type BudgetId,
   type ExecutionId,
@@ -22,9 +25,10 @@ import {
 import { executionIdForFlow, soloExecutionId, type SoloPartitioner } from '../runtime/partition.js';
 import { replyText } from '../runtime/reply.js';
 import { createExecution, cancelExecution, type CancelExecutionResult } from '../generated/execution.js';
-import { addExecutionToFlow } from '../generated/flow.js';
+import { addExecutionToFlow, createFlow } from '../generated/flow.js';
 import { ExecKeys, PartitionKeys } from '../generated/keys.js';
 import { deliverSignal, type DeliverSignalResult } from '../generated/signal.js';
+import { applyDependency, stageEdge } from './flows.js';
 import { readExecutionContext } from './preread.js';
 import { explainWaitpointError } from './waitpoints.js';
 
@@ -426,4 +430,26 @@ export async function cancelExecutionById(client: FlowFabricClient, executionId:
     reason,
     source: 'operator_override',
   });
+}
+
+// ---------------------------------------------------------------------------------
+// Flows: two calls that make a small pipeline out of submitted executions
+
+/** Creates an empty flow; submit its members with `flowId`, then link them with {@link addDependency}. */
+export async function createFlowFor(client: FlowFabricClient, options: { readonly kind: string; readonly namespace?: string; readonly flowId?: FlowId }): Promise<FlowId> {
+  const flowId = options.flowId ?? newFlowId();
+  await createFlow(client, { flowId, flowKind: options.kind, namespace: options.namespace ?? 'default' });
+  return flowId;
+}
+
+/**
+ * Makes `downstream` wait for `upstream` (both members of `flowId`): stages the edge at the
+ * flow's current revision and applies it to the child, which then stays blocked until the
+ * upstream completes (a failed upstream skips it).
+ */
+export async function addDependency(client: FlowFabricClient, args: { readonly flowId: FlowId; readonly upstream: ExecutionId; readonly downstream: ExecutionId }): Promise<EdgeId> {
+  const edgeId = newEdgeId();
+  const staged = await stageEdge(client, { flowId: args.flowId, edgeId, upstreamExecutionId: args.upstream, downstreamExecutionId: args.downstream });
+  await applyDependency(client, { flowId: args.flowId, edgeId, upstreamExecutionId: args.upstream, downstreamExecutionId: args.downstream, graphRevision: staged.newGraphRevision });
+  return edgeId;
 }

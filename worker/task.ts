@@ -10,7 +10,10 @@
 import type { FlowFabricClient } from '../runtime/client.js';
 import { ArgumentError, ScriptError } from '../runtime/errors.js';
 import { executionPartition, newAttemptId, newLeaseId, newSuspensionId, newWaitpointId, type BudgetId, type ExecutionId, type FlowId, type LaneId, type WaitpointId } from '../runtime/ids.js';
+import { sendCommand } from '../runtime/classify.js';
 import { reportUsage } from '../operations/admission.js';
+import { promoteBlocked } from '../operations/flows.js';
+import { ExecKeys } from '../generated/keys.js';
 import { readExecutionContext } from '../operations/preread.js';
 import { explainWaitpointError } from '../operations/waitpoints.js';
 import type { ReportUsageAndCheckResult } from '../generated/budget.js';
@@ -209,12 +212,18 @@ export class Task<Input = unknown> {
     });
   }
 
-  /** Parks the execution until its children (flow dependencies) are resolved; the handler then runs again. */
+  /**
+   * Parks the execution until its children (flow dependencies on it) are resolved; the
+   * handler then runs again (a resumed attempt). Children that all finished before the call
+   * would leave it parked with nothing left to wait for, so it is then made eligible at once.
+   */
   async waitForChildren(): Promise<void> {
     await this.end('wait for children of', async () => {
       await moveToWaitingChildren(this.host.client, this.holder());
       return { how: 'waiting_children' };
     });
+    const unresolved = await sendCommand(this.host.client.transport, 'SCARD', [new ExecKeys(this.executionId).depsUnresolved()]);
+    if (Number(unresolved) === 0) await promoteBlocked(this.host.client, this.executionId).catch(() => undefined);
   }
 
   /**
