@@ -112,6 +112,7 @@ export class Engine {
   private readonly runners = new Map<ScannerName, ScannerRunner>();
   private listener: CompletionListener | undefined;
   private state: 'new' | 'running' | 'stopped' = 'new';
+  private rebooting: Promise<void> | undefined;
 
   constructor(private readonly options: EngineOptions) {
     this.log = createLogger(options.logLevel ?? 'info', options.logSink);
@@ -152,7 +153,7 @@ export class Engine {
       const listen = this.options.completionListener ?? true;
       if (listen !== false) {
         const connect = typeof listen === 'object' ? listen.subscriber : () => duplicateConnection(this.options.client);
-        this.listener = new CompletionListener(this.options.client, connect, this.log, () => this.kick('dependency_reconciler'));
+        this.listener = new CompletionListener(this.options.client, connect, this.log, () => this.afterGap());
         await this.listener.start();
       }
     } catch (error) {
@@ -194,6 +195,19 @@ export class Engine {
     if (!runner) throw new Error(`scanner ${name} is not enabled`);
     await runner.cycle();
     return { ...runner.stats };
+  }
+
+  /**
+   * After the listener lost its connection: completions published meanwhile are lost, so
+   * the dependency reconciler runs now; and the server may have restarted without its data,
+   * so boot runs again (each step is idempotent and keeps what is there).
+   */
+  private afterGap(): void {
+    this.kick('dependency_reconciler');
+    if (this.options.boot === false || this.rebooting || this.state !== 'running') return;
+    this.rebooting = boot(this.options.client, this.options.boot ?? {}, this.log)
+      .catch((error: unknown) => this.log.warn(`boot after reconnect failed: ${error instanceof Error ? error.message : String(error)}`))
+      .finally(() => (this.rebooting = undefined));
   }
 
   /** Starts a scanner's next cycle at once instead of after its interval. */

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Engine, SCANNER_NAMES } from '../engine/index.js';
 import { purgeExecution } from '../generated/engine.js';
 import { FlowFabricClient } from '../runtime/client.js';
-import { executionTag } from '../runtime/ids.js';
+import { executionTag, type ExecutionId } from '../runtime/ids.js';
 import { clusterSlot } from '../runtime/partition.js';
 import { startCluster, type RunningCluster } from '../tools/local-cluster.js';
 import { core, sleep } from './support/exec-ops.js';
@@ -37,8 +37,8 @@ describe('the engine on a three-primary cluster', () => {
       const lane = uniqueLane('cluster');
       const partitions = [0, 24, 77, 86, 131, 193, 255];
       const slots = new Set<number>();
-      const delayed = [];
-      const leased = [];
+      const delayed: ExecutionId[] = [];
+      const leased: ExecutionId[] = [];
       for (const partition of partitions) {
         const executionId = newExecutionId(partition);
         slots.add(clusterSlot(executionTag(executionId)));
@@ -50,7 +50,7 @@ describe('the engine on a three-primary cluster', () => {
       for (const name of SCANNER_NAMES) await engine.runOnce(name);
       const errors = engine.stats().scanners.filter((s) => s.errors > 0).map((s) => `${s.name}: ${s.errors}`);
       expect(errors).toEqual([]);
-      const read = (executionId: (typeof delayed)[number]) => core(connection as never, executionId);
+      const read = (executionId: ExecutionId) => core(connection as never, executionId);
       for (const executionId of delayed) expect((await read(executionId)).eligibility_state).toBe('eligible_now');
       for (const executionId of leased) expect((await read(executionId)).ownership_state).toBe('lease_expired_reclaimable');
 
