@@ -3,7 +3,7 @@
 // runOnce; the first runs the loops for real and waits at most a few intervals.
 import { describe, expect, it } from 'vitest';
 import { createBudget, reportUsageAndCheck } from '../generated/budget.js';
-import { GlobalKeys, PartitionKeys } from '../generated/keys.js';
+import { BudgetKeys, FlowKeys, GlobalKeys, PartitionKeys } from '../generated/keys.js';
 import { createPendingWaitpoint } from '../generated/suspension.js';
 import { PartitionMismatchError } from '../engine/index.js';
 import { issueNextGrant } from '../operations/scheduler.js';
@@ -14,7 +14,7 @@ import { ENGINE_TEST_PARTITIONS, useEngineServer } from './support/engine-server
 import { core, sleep, suspendClaimed } from './support/exec-ops.js';
 import { newExecutionId, uniqueLane } from './support/ids.js';
 import { claim, createClaimed, createWaiting } from './support/lifecycle.js';
-import { complete } from './support/flow.js';
+import { addMember, complete, newTestFlow } from './support/flow.js';
 
 const env = useEngineServer();
 
@@ -344,6 +344,70 @@ describe('engine-only faults', () => {
     const delayed = await createWaiting(env.client(), { laneId, executionId: eid(2), delayUntil: Date.now() + 50 });
     await waitFor(async () => (await state(delayed.executionId)).eligibility_state === 'eligible_now', 3000, 'promotion after faults');
     await engine.stop();
+  });
+});
+
+describe('read-mostly scanners', () => {
+  it('index_reconciler re-registers lanes of older executions and reports executions missing from their index', async () => {
+    const client = env.client();
+    const redis = env.redis();
+    const laneId = uniqueLane('idx');
+    const e = await createWaiting(client, { laneId, executionId: eid(6) });
+    const lanes = PartitionKeys.forPartition(6).lanes();
+    await redis.srem(lanes, laneId); // as if created before the registry existed
+    await redis.zrem(PartitionKeys.forPartition(6).laneEligible(laneId), e.executionId);
+    const lines: string[] = [];
+    const engine = env.engine({ boot: false, scanners: ['index_reconciler'], logSink: (_level, message) => lines.push(message) });
+    const stats = await engine.runOnce('index_reconciler');
+    expect(await redis.sismember(lanes, laneId)).toBe(1);
+    expect(stats.processed).toBeGreaterThanOrEqual(1);
+    expect(lines.some((l) => l.includes('missing from its index'))).toBe(true);
+  });
+
+  it('flow_projector writes the summary of a flow from its members', async () => {
+    const client = env.client();
+    const redis = env.redis();
+    const flow = await newTestFlow(client);
+    const done = await addMember(client, flow);
+    await addMember(client, flow);
+    await complete(client, await claim(client, done));
+    const engine = env.engine({ boot: false, scanners: ['flow_projector'] });
+    await engine.runOnce('flow_projector');
+    const summary = await redis.hgetall(FlowKeys.for(flow.flowId, client.partitions).summary());
+    expect(summary).toMatchObject({ total_members: '2', sampled_members: '2', members_completed: '1', members_waiting: '1', public_flow_state: 'open' });
+  });
+
+  it('budget_reconciler marks a breached budget that is never reset, and clears the mark when usage drops', async () => {
+    const client = env.client();
+    const redis = env.redis();
+    const budgetId = newBudgetId();
+    await createBudget(client, {
+      budgetId, scopeType: 'lane', scopeId: 'x', enforcementMode: 'strict', onHardLimit: 'fail', onSoftLimit: 'warn',
+      dimensions: [{ dimension: 'tokens', hardLimit: 5, softLimit: 0 }],
+    });
+    const usage = BudgetKeys.for(budgetId, client.partitions).usage();
+    await redis.hset(usage, 'tokens', '9');
+    const engine = env.engine({ boot: false, scanners: ['budget_reconciler'] });
+    await engine.runOnce('budget_reconciler');
+    expect(await redis.hget(usage, 'breached_at')).toBeTruthy();
+    await redis.hset(usage, 'tokens', '1');
+    await engine.runOnce('budget_reconciler');
+    expect(await redis.hget(usage, 'breached_at')).toBeNull();
+  });
+});
+
+describe('observability', () => {
+  it('reports the lag of the oldest overdue member, and every call reaches the client\'s onCall hook', async () => {
+    const calls: string[] = [];
+    const { client } = env.connect({ onCall: (event) => calls.push(event.fn) });
+    const laneId = uniqueLane('lag');
+    await createWaiting(env.client(), { laneId, executionId: eid(7), delayUntil: Date.now() + 10 });
+    await sleep(250);
+    const engine = env.engine({ client, boot: false, scanners: ['delayed_promoter'] });
+    const stats = await engine.runOnce('delayed_promoter');
+    expect(stats.lagMs).toBeGreaterThanOrEqual(200);
+    expect(calls).toContain('ff_promote_delayed');
+    expect((await engine.runOnce('delayed_promoter')).lagMs).toBe(0);
   });
 });
 
