@@ -156,7 +156,7 @@ describe('Workers in several processes', () => {
     let release!: () => void;
     const held = new Promise<void>((resolve) => (release = resolve));
     let kind: string | undefined;
-    const rescuer = new Worker({ client, lanes: lane, leaseTtlMs: 2000, claimPath: 'direct', housekeepingIntervalMs: 100, idleBackoff: { minMs: 10, maxMs: 50 }, installWaitpointSecrets: false,
+    const rescuer = new Worker({ client, lanes: lane, leaseTtlMs: 2000, claimPath: 'direct', housekeepingIntervalMs: 100, selfService: false, idleBackoff: { minMs: 10, maxMs: 50 }, installWaitpointSecrets: false,
       handler: async (task: Task) => {
         kind = task.attemptKind;
         await held;

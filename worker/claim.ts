@@ -67,6 +67,8 @@ export interface ClaimerOptions {
   readonly issueNextGrant?: IssueNextGrant;
   /** Partitions to look in, already rotated to this instance's offset. */
   readonly partitions: readonly number[];
+  /** Mark due leases, promote due delayed executions, unblock route-blocked ones (the engine's share), or only find reclaimable ones. */
+  readonly selfService: boolean;
   /** Heads read per partition (skip the ones others are taking). */
   readonly candidatesPerPartition: number;
   /** Partitions read per round trip. */
@@ -365,7 +367,8 @@ export class Claimer {
     let promoted = 0;
     let expired = 0;
     let unblocked = 0;
-    const capable = this.options.capabilities.length > 0;
+    const self = this.options.selfService;
+    const capable = self && this.options.capabilities.length > 0;
     for (let start = 0; start < partitions.length; start += this.options.chunkSize) {
       const chunk = partitions.slice(start, start + this.options.chunkSize);
       const reads = await Promise.all(
@@ -373,7 +376,7 @@ export class Claimer {
           const keys = PartitionKeys.forPartition(partition);
           return Promise.all([
             sendCommand(this.client.transport, 'ZRANGEBYSCORE', [keys.leaseExpiry(), '-inf', now, 'LIMIT', 0, 16]),
-            ...lanes.map((lane) => sendCommand(this.client.transport, 'ZRANGEBYSCORE', [keys.laneDelayed(lane), '-inf', now, 'LIMIT', 0, 16])),
+            ...(self ? lanes.map((lane) => sendCommand(this.client.transport, 'ZRANGEBYSCORE', [keys.laneDelayed(lane), '-inf', now, 'LIMIT', 0, 16])) : []),
             // Route-blocked work this worker could take: only a worker with capabilities looks.
             ...(capable ? lanes.map((lane) => sendCommand(this.client.transport, 'ZRANGEBYSCORE', [keys.laneBlockedRoute(lane), '-inf', '+inf', 'LIMIT', 0, 16])) : []),
           ]);
@@ -381,8 +384,8 @@ export class Claimer {
       );
       const work: Promise<void>[] = [];
       for (const [expiring, ...rest] of reads) {
-        const delayed = rest.slice(0, lanes.length);
-        rest.slice(lanes.length).forEach((members, laneIndex) => {
+        const delayed = self ? rest.slice(0, lanes.length) : [];
+        rest.slice(delayed.length).forEach((members, laneIndex) => {
           for (const member of members as unknown[]) {
             const executionId = parseExecutionId(replyText(member) ?? '');
             work.push(
@@ -439,10 +442,14 @@ export class Claimer {
   }
 
   private async checkExpired(executionId: ExecutionId): Promise<boolean> {
-    const marked = await markLeaseExpiredIfDue(this.client, { executionId });
-    const reclaimable = marked.status === 'marked_expired' || marked.reason === 'already_expired' || marked.reason === 'already_revoked';
-    if (!reclaimable) return false;
-    const lane = replyText(await sendCommand(this.client.transport, 'HGET', [new ExecKeys(executionId).core(), 'lane_id'])) ?? 'default';
+    if (this.options.selfService) {
+      const marked = await markLeaseExpiredIfDue(this.client, { executionId });
+      if (marked.status !== 'marked_expired' && marked.reason !== 'already_expired' && marked.reason !== 'already_revoked') return false;
+    }
+    const [laneText, ownership] = ((await sendCommand(this.client.transport, 'HMGET', [new ExecKeys(executionId).core(), 'lane_id', 'ownership_state'])) as unknown[]).map((v) => (v === null ? undefined : replyText(v)));
+    // Without self-service only what the engine already marked is taken.
+    if (ownership !== 'lease_expired_reclaimable' && ownership !== 'lease_revoked') return false;
+    const lane = laneText ?? 'default';
     const mine = this.options.lanes.find((l) => l === lane);
     if (!mine) {
       this.foreign.set(executionId, this.sweeps + 20);

@@ -63,11 +63,14 @@ export interface WorkerOptions<Input = unknown> {
   /** An idle worker waits `minMs`, doubling up to `maxMs`, between empty rounds; default 50 / 1000 ms. */
   readonly idleBackoff?: { readonly minMs?: number; readonly maxMs?: number };
   /**
-   * Promote due delayed executions of its lanes and mark/reclaim expired leases every this
-   * many ms, so retries, delays and lost leases move on with no engine running; default
-   * 1 000 ms; `false` leaves it to the engine.
+   * Every this many ms (default 1 000), the worker looks for executions of its lanes whose
+   * lease was lost (to reclaim them) and, with `selfService`, does the engine's share for its
+   * own lanes: marks due leases expired, promotes due delayed executions (retry backoff,
+   * delays) and releases route-blocked work it can run. `false` turns the sweep off (no reclaims).
    */
   readonly housekeepingIntervalMs?: number | false;
+  /** Do the engine's share for this worker's lanes (default true), so work moves on with no engine running; harmless next to one. */
+  readonly selfService?: boolean;
   /** How `task.input` is decoded from the payload: `json` (default), `text` or `bytes` (a Buffer). */
   readonly input?: 'json' | 'text' | 'bytes';
   /** How a result is stored: `json` (default, JSON.stringify) or `raw` (a string or Uint8Array as it is). */
@@ -183,6 +186,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       path: this.claimPath,
       issueNextGrant: options.issueNextGrant ?? issueNextGrant,
       partitions,
+      selfService: options.selfService ?? true,
       candidatesPerPartition: positive('candidatesPerPartition', options.candidatesPerPartition ?? 4),
       chunkSize: 32,
       grantTtlMs: 5_000,
