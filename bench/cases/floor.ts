@@ -55,6 +55,15 @@ const PHASES: Record<string, string> = {
     redis.call('XADD', k .. ':lease:history', 'MAXLEN', '~', '1000', '*', 'event', 'released', 'lease_id', ${uuid}, 'lease_epoch', '1', 'attempt_index', '0', 'reason', 'completed', 'ts', '1795866640707')`,
 };
 
+/** The EVAL script that replays one phase's commands for n executions named prefix1..prefixN. */
+export function floorScript(phase: string, n: number, prefix: string): string {
+  const body = PHASES[phase];
+  if (body === undefined) throw new Error(`no floor phase ${phase}`);
+  return `for i = 1, ${n} do local e = '${prefix}' .. i local k = 'ff:exec:{fp:7}:' .. e ${body} end return 1`;
+}
+
+export const FLOOR_PHASES: readonly string[] = Object.keys(PHASES);
+
 /**
  * A library with one function that does nothing, registered like ours (it may write): what
  * FCALL itself costs for a given KEYS and ARGV (parsing, building the KEYS/ARGV tables,
@@ -131,8 +140,8 @@ export const floor: Case = {
       run += 1;
       const prefix = `floor-${ctx.runId}-${run}-`;
       const perPhase: Record<string, number> = {};
-      for (const [phase, body] of Object.entries(PHASES)) {
-        const script = `for i = 1, ${n} do local e = '${prefix}' .. i local k = 'ff:exec:{fp:7}:' .. e ${body} end return 1`;
+      for (const phase of FLOOR_PHASES) {
+        const script = floorScript(phase, n, prefix);
         const before = await serverCpuSeconds(ctx.redis);
         await ctx.redis.eval(script, 0);
         perPhase[phase] = (((await serverCpuSeconds(ctx.redis)) - before) * 1e6) / n;

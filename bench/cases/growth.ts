@@ -11,16 +11,18 @@
 //     completeExecution, pipelined (measured apart);
 //   - grant path: per partition the scheduler's head read (ZRANGEBYSCORE … LIMIT 0 1), then
 //     issueClaimGrant and claimExecution for each head, pipelined;
-//   - one idle scanner cycle of raw index queries over the 256 partitions: the due-item
-//     queries of lease_expiry, attempt_timeout, suspension_timeout, pending_wp_expiry,
-//     execution_deadline, delayed_promoter, retention (terminal, cutoff now − 24 h),
-//     unblock and dependency_reconciler (engine.md §2.0), as the engine would send them;
+//   - one cycle of every scanner of the engine (engine/, Engine.runOnce, its defaults,
+//     lanes given) except the index reconciler, over all partitions;
+//   - a control: HGET of one field of random existing executions' cores (4 per partition),
+//     the cost of touching a key at all, which tells cache and dictionary effects of a larger
+//     keyspace apart from the Lua's own work;
 // then refills exactly the partitions it consumed (not measured), so sizes stay constant.
 // Server CPU is Δ(used_cpu_sys + used_cpu_user) of that server; ratios are medians of
 // per-round ratios against the 1k server measured in the same round.
-// The index reconciler's full SSCAN of all_executions (+ HMGET + ZSCORE per member) reads
-// every execution by design: it is measured once per server as a full pass.
+// The index reconciler reads every execution by design (engine.md §2.3): one engine cycle of
+// it is measured once per server, at the end.
 import { randomUUID } from 'node:crypto';
+import { Engine, SCANNER_NAMES, type ScannerName } from '../../engine/index.js';
 import { buildClaimExecution, buildCompleteExecution, parseClaimExecution, parseCompleteExecution } from '../../generated/execution.js';
 import { buildClaimNextEligible, parseClaimNextEligible } from '../../generated/fastpath.js';
 import { PartitionKeys } from '../../generated/keys.js';
@@ -48,6 +50,8 @@ interface Subject {
 
 interface Filled extends Subject {
   readonly s: Dedicated;
+  /** The engine's scanners on this server, driven one cycle at a time (never started). */
+  readonly engine: Engine;
   readonly laneId: LaneId;
   readonly fillSeconds: number;
   readonly bytes: number;
@@ -88,58 +92,47 @@ async function grantPath(f: Filled, partitions: readonly number[]): Promise<{ cp
   return { cpu, claimed: ids.length };
 }
 
-/** One idle cycle of the scanners' index queries over every partition (engine.md §2.0), one pipeline per partition. */
+/** Every scanner but the index reconciler, one engine cycle each: server CPU (s). */
 async function scannerCycle(f: Filled): Promise<number> {
   const before = await serverCpuSeconds(f.s.redis);
-  const now = Date.now();
-  for (let partition = 0; partition < PARTITIONS; partition++) {
-    const k = PartitionKeys.forPartition(partition);
-    const due = (key: string, max: number, limit: number) => pipeline.zrangebyscore(key, '-inf', max, 'LIMIT', 0, limit);
-    const pipeline = f.s.redis.pipeline().time();
-    due(k.leaseExpiry(), now, 50);
-    due(k.attemptTimeout(), now, 50);
-    due(k.suspensionTimeout(), now, 50);
-    due(k.pendingWaitpointExpiry(), now, 100);
-    due(k.executionDeadline(), now, 50);
-    due(k.laneDelayed(f.laneId), now, 50);
-    due(k.laneTerminal(f.laneId), now - 86_400_000, 20);
-    for (const blocked of [k.laneBlockedBudget(f.laneId), k.laneBlockedQuota(f.laneId), k.laneBlockedRoute(f.laneId)]) pipeline.zrangebyscore(blocked, '-inf', '+inf', 'LIMIT', 0, 100);
-    pipeline.zrangebyscore(k.laneBlockedDependencies(f.laneId), '-inf', '+inf', 'LIMIT', 0, 50);
-    await pipeline.exec();
-  }
+  for (const name of CYCLE_SCANNERS) await f.engine.runOnce(name);
   return (await serverCpuSeconds(f.s.redis)) - before;
 }
 
-/** The index reconciler's full pass (engine.md §2.3): SSCAN every partition's all_executions, HMGET + ZSCORE per member. */
+const CYCLE_SCANNERS: readonly ScannerName[] = SCANNER_NAMES.filter((name) => name !== 'index_reconciler');
+
+/** HGET of one core field of 4 random existing executions per partition: server CPU (s) per key. */
+async function touchKeys(f: Filled): Promise<number> {
+  const sample = f.s.redis.pipeline();
+  for (let partition = 0; partition < PARTITIONS; partition++) sample.srandmember(PartitionKeys.forPartition(partition).allExecutions(), 4);
+  const keys = ((await sample.exec()) ?? []).flatMap(([, reply], partition) =>
+    Array.isArray(reply) ? reply.map((eid) => `ff:exec:${hashTag('fp', partition)}:${String(eid)}:core`) : [],
+  );
+  const before = await serverCpuSeconds(f.s.redis);
+  const touch = f.s.redis.pipeline();
+  for (const key of keys) touch.hget(key, 'lifecycle_phase');
+  await touch.exec();
+  return ((await serverCpuSeconds(f.s.redis)) - before) / Math.max(1, keys.length);
+}
+
+/** One engine cycle of the index reconciler (it reads every execution by design). */
 async function reconcilerPass(f: Filled): Promise<{ cpu: number; members: number }> {
   const before = await serverCpuSeconds(f.s.redis);
-  let members = 0;
-  for (let partition = 0; partition < PARTITIONS; partition++) {
-    const k = PartitionKeys.forPartition(partition);
-    let cursor = '0';
-    let pages = 0;
-    do {
-      const [next, found] = (await f.s.redis.sscan(k.allExecutions(), cursor, 'COUNT', 100)) as [string, string[]];
-      cursor = next;
-      if (found.length > 0) {
-        const pipeline = f.s.redis.pipeline();
-        for (const eid of found) {
-          pipeline.hmget(`ff:exec:${k.tag}:${eid}:core`, 'lifecycle_phase', 'eligibility_state', 'ownership_state', 'lane_id');
-          pipeline.zscore(k.laneTerminal(f.laneId), eid);
-        }
-        await pipeline.exec();
-        members += found.length;
-      }
-      pages += 1;
-    } while (cursor !== '0' && pages < 1_000_000);
-  }
-  return { cpu: (await serverCpuSeconds(f.s.redis)) - before, members };
+  await f.engine.runOnce('index_reconciler');
+  return { cpu: (await serverCpuSeconds(f.s.redis)) - before, members: await allExecutions(f) };
+}
+
+async function allExecutions(f: Filled): Promise<number> {
+  const pipeline = f.s.redis.pipeline();
+  for (let partition = 0; partition < PARTITIONS; partition++) pipeline.scard(PartitionKeys.forPartition(partition).allExecutions());
+  return ((await pipeline.exec()) ?? []).reduce((sum, [, n]) => sum + Number(n), 0);
 }
 
 async function fill(ctx: Context, s: Dedicated, subject: Subject): Promise<Filled> {
   const started = performance.now();
   const laneId = benchLane(ctx, `growth-${subject.label}`);
-  const f: Filled = { ...subject, s, laneId, fillSeconds: 0, bytes: 0 };
+  const engine = new Engine({ client: s.client, lanes: [laneId], completionListener: false, boot: false, logLevel: 'warn' });
+  const f: Filled = { ...subject, s, engine, laneId, fillSeconds: 0, bytes: 0 };
   // Retained first: the lane's executions run their whole life, then stay terminal.
   const chunk = 256 * 40;
   for (let done = 0; done < subject.retained; done += chunk) {
@@ -160,6 +153,7 @@ interface Round {
   readonly complete: number;
   readonly grant: number;
   readonly scan: number;
+  readonly touch: number;
 }
 
 /** One measured block on a server: claims and completes, the grant path, one scanner cycle; then refills what it used. */
@@ -169,9 +163,10 @@ async function block(f: Filled): Promise<Round> {
   const claimed = await claimAndComplete(f, all, cpu);
   const grant = await grantPath(f, all);
   const scan = await scannerCycle(f);
+  const touch = await touchKeys(f);
   if (claimed !== PARTITIONS || grant.claimed !== PARTITIONS) throw new Error(`${f.label}: claimed ${claimed} and ${grant.claimed} of ${PARTITIONS}`);
   await createMany(f.s.client, [...evenIds(PARTITIONS), ...evenIds(PARTITIONS)], f.laneId);
-  return { claim: cpu.claim / PARTITIONS, complete: cpu.complete / PARTITIONS, grant: grant.cpu / PARTITIONS, scan };
+  return { claim: cpu.claim / PARTITIONS, complete: cpu.complete / PARTITIONS, grant: grant.cpu / PARTITIONS, scan, touch };
 }
 
 const count = (n: number) => (n >= 1_000_000 ? `${Math.round(n / 1_048_576)}M` : `${Math.round(n / 1_024)}k`);
@@ -226,9 +221,14 @@ export const growth: Case = {
             rounds: perRound.map((r) => us(r[i]!.grant)),
           },
           {
-            case: c, measurement: `idle scanner cycle (raw index queries), ${what}`, value: us(pick('scan')), unit: 'µs/cycle', ...(base ? {} : { ratio: ratio('scan') }),
-            note: `12 queries × ${PARTITIONS} partitions, one pipeline per partition; index reconciler full pass: ${(us(reconcile[i]!.cpu) / 1000).toFixed(0)} ms for ${reconcile[i]!.members} members (${(us(reconcile[i]!.cpu) / Math.max(1, reconcile[i]!.members)).toFixed(1)} µs each, linear by design: it reads every execution)`,
+            case: c, measurement: `engine scanner cycle, ${what}`, value: us(pick('scan')), unit: 'µs/cycle', ...(base ? {} : { ratio: ratio('scan') }),
+            note: `Engine.runOnce of the ${CYCLE_SCANNERS.length} scanners other than the index reconciler (defaults, lane given), all partitions; index reconciler, one cycle: ${(us(reconcile[i]!.cpu) / 1000).toFixed(0)} ms for ${reconcile[i]!.members} executions (${(us(reconcile[i]!.cpu) / Math.max(1, reconcile[i]!.members)).toFixed(1)} µs each; it reads every execution by design)`,
             rounds: perRound.map((r) => us(r[i]!.scan)),
+          },
+          {
+            case: c, measurement: `control: HGET of a random execution's core field, ${what}`, value: us(pick('touch')), unit: 'µs/key', ...(base ? {} : { ratio: ratio('touch') }),
+            note: '1,024 random existing executions per block, pipelined: what touching any key costs at this keyspace size (cache and dictionary effects, no Lua)',
+            rounds: perRound.map((r) => us(r[i]!.touch)),
           },
         );
       }
