@@ -52,7 +52,7 @@ export class CompletionListener {
     let readyOnce = false;
     subscriber.on('error', (error) => this.log.debug(`completion listener connection: ${error.message}`));
     subscriber.on('close', () => {
-      if (this.stats.connected) this.log.warn('completion listener disconnected; reconnecting');
+      if (this.stats.connected && !this.stopped) this.log.warn('completion listener disconnected; reconnecting');
       this.stats.connected = false;
     });
     subscriber.on('ready', () => {

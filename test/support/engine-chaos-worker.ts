@@ -5,7 +5,7 @@
 import { Redis } from 'ioredis';
 import { FlowFabricClient } from '../../runtime/client.js';
 import { Worker } from '../../worker/index.js';
-import { ENGINE_TEST_PARTITIONS } from './engine-server.js';
+import { ENGINE_TEST_PARTITIONS } from './engine-partitions.js';
 
 const [url, lane, workerInstanceId] = process.argv.slice(2) as [string, string, string];
 const connection = new Redis(url, { maxRetriesPerRequest: 1 });

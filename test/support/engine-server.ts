@@ -1,14 +1,13 @@
 // A private server for engine tests: the engine scans every partition of the server, so it
 // must not share one with tests that leave leases, suspensions and budgets in chosen states.
-// Small partition counts keep each scanner cycle short.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll } from 'vitest';
 import { Engine, type EngineOptions } from '../../engine/index.js';
 import { FlowFabricClient, type ClientOptions } from '../../runtime/client.js';
-import type { PartitionConfig } from '../../runtime/partition.js';
 import { startServer, type RunningServer } from '../../tools/local-server.js';
+import { ENGINE_TEST_PARTITIONS } from './engine-partitions.js';
 
-export const ENGINE_TEST_PARTITIONS: PartitionConfig = { numFlowPartitions: 8, numBudgetPartitions: 4, numQuotaPartitions: 4 };
+export { ENGINE_TEST_PARTITIONS };
 
 export interface EngineServer {
   readonly server: () => RunningServer;
