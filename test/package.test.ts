@@ -22,7 +22,8 @@ beforeAll(() => {
   tarball = join(work, readdirSync(work).find((f) => f.endsWith('.tgz'))!);
   writeFileSync(join(work, 'package.json'), JSON.stringify({ name: 'consumers', private: true }));
   // A TypeScript project on Node has @types/node; ioredis's own types need it.
-  run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball, '@types/node@20'], work);
+  // GLIDE is an optional peer: a user who picks it installs it beside the package.
+  run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', tarball, '@types/node@20', '@valkey/valkey-glide@2'], work);
 }, 240_000);
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -81,7 +82,7 @@ describe('the packed package', () => {
       expect(files).toContain(`package/${file}`);
     }
     const installed = readdirSync(join(work, 'node_modules'));
-    for (const dev of ['ts-morph', 'ajv', 'luaparse', 'vitest', 'bullmq', 'publint', '@valkey']) expect(installed).not.toContain(dev);
+    for (const dev of ['ts-morph', 'ajv', 'luaparse', 'vitest', 'bullmq', 'publint', '@arethetypeswrong', 'iovalkey']) expect(installed).not.toContain(dev);
   });
 
   it('passes publint and @arethetypeswrong/cli', () => {
@@ -106,10 +107,40 @@ describe('the packed package', () => {
       join(dir, 'plain.js'),
       `const ff = require('ff-script');
 const otel = require('ff-script/otel');
-console.log(JSON.stringify({ client: typeof ff.FlowFabricClient, version: ff.LIBRARY_VERSION, hook: typeof otel.openTelemetryHook }));
+const { fromGlide } = require('ff-script/glide');
+const { GlideClient } = require('@valkey/valkey-glide');
+async function main() {
+  const url = new URL(process.env.REDIS_URL);
+  const glide = await GlideClient.createClient({ addresses: [{ host: url.hostname, port: Number(url.port) }] });
+  const client = fromGlide(glide);
+  await client.ensureLibrary();
+  const v = await ff.version(client);
+  glide.close();
+  console.log(JSON.stringify({ client: typeof ff.FlowFabricClient, hook: typeof otel.openTelemetryHook, version: v.version === ff.LIBRARY_VERSION }));
+}
+main();
 `,
     );
-    expect(lastLine(run(process.execPath, ['plain.js'], dir))).toEqual({ client: 'function', version: expect.any(String), hook: 'function' });
+    expect(lastLine(run(process.execPath, ['plain.js'], dir))).toEqual({ client: 'function', hook: 'function', version: true });
+  });
+
+  it('runs over Valkey GLIDE from an ES module project (ff-script/glide)', () => {
+    const dir = project(
+      'esm-glide',
+      'module',
+      `import { GlideClient } from '@valkey/valkey-glide';
+import { fromGlide } from 'ff-script/glide';
+import { version, LIBRARY_VERSION } from 'ff-script';
+const url = new URL(process.env.REDIS_URL!);
+const glide = await GlideClient.createClient({ addresses: [{ host: url.hostname, port: Number(url.port) }] });
+const client = fromGlide(glide);
+await client.ensureLibrary();
+const v = await version(client);
+glide.close();
+console.log(JSON.stringify({ version: v.version === LIBRARY_VERSION }));
+`,
+    );
+    expect(lastLine(run(process.execPath, ['out/main.js'], dir))).toEqual({ version: true });
   });
 
   it('brings the operator CLI', () => {
