@@ -16,9 +16,9 @@ import { soloExecutionId } from '../../runtime/partition.js';
 import { addJobs, bullConnection, bullmqVersion, completions } from '../bull.js';
 import { benchLane, serverCpuSeconds, type Case, type Context, type Row } from '../context.js';
 import { benchWorker, createMany, fastWorker } from '../engine.js';
-import { median } from '../measure.js';
+import { median, openLoop } from '../measure.js';
 import { commandsProcessed, withServers, type Dedicated } from '../servers.js';
-import { OURS_MISSING, oursSides, oursIdle, type DrainSide, type Drain } from '../worker-sides.js';
+import { OURS_MISSING, engineIdle, oursSides, oursIdle, type DrainSide, type Drain } from '../worker-sides.js';
 
 const CONCURRENCY = 16;
 
@@ -102,21 +102,6 @@ const bull: DrainSide = {
   },
 };
 
-/** Calls add(k) every 10 ms so that `n` items are added at `ratePerSecond`. */
-export async function openLoop(n: number, ratePerSecond: number, add: (count: number) => Promise<unknown>): Promise<void> {
-  const started = performance.now();
-  let added = 0;
-  while (added < n) {
-    const due = Math.min(n, Math.floor(((performance.now() - started) * ratePerSecond) / 1000) + 1);
-    if (due > added) {
-      const count = due - added;
-      added = due;
-      await add(count);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
 const percentile = (values: readonly number[], p: number) => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
@@ -129,6 +114,7 @@ interface IdleResult {
 
 /** Starts `count` idle BullMQ workers on the server and returns a stopper. */
 async function bullIdle(s: Dedicated, count: number): Promise<() => Promise<void>> {
+  // One Worker per instance, each with its own connections (BullMQ's default when given options).
   const connection = bullConnection(s.server.url);
   const name = 'idle';
   const workers = Array.from({ length: count }, () => new BullWorker(name, async () => undefined, { connection, concurrency: CONCURRENCY }));
@@ -205,35 +191,44 @@ export const workers: Case = {
     }
     if (OURS_MISSING) rows.push({ case: c, measurement: 'ff-script Worker (fast path, admission path): throughput, latency, idle', value: undefined, unit: '', note: `not available yet: ${OURS_MISSING}` });
 
-    // Idle workers: each kind on its own server, plus an empty control server.
+    // Idle workers: each kind on a fresh server of its own, next to an empty control server
+    // (started with it) whose own CPU is subtracted. Kinds run one after the other.
     const idleCount = 100;
     const idleSeconds = ctx.quick ? 5 : 30;
-    const idleRows = await withServers([{ label: 'control' }, { label: 'bull' }, { label: 'ours' }], async ([control, bullServer, oursServer]) => {
-      const stopBull = await bullIdle(bullServer!, idleCount);
-      const stopOurs = await oursIdle(oursServer!, idleCount, CONCURRENCY);
-      try {
-        await new Promise((resolve) => setTimeout(resolve, 1_000)); // past start-up
-        const [ctl, bq, oursIdleResult] = await idleFor([control!, bullServer!, oursServer!], idleSeconds);
-        const ours = stopOurs ? oursIdleResult : undefined;
-        const out: Row[] = [];
-        const perWorker = (x: IdleResult) => ((x.cpuPerSecond - ctl!.cpuPerSecond) * 1e6) / idleCount;
-        out.push({
-          case: c, measurement: `${idleCount} idle BullMQ workers, ${idleSeconds} s`, value: perWorker(bq!), unit: 'µs CPU/s per worker',
-          note: `server CPU ${(bq!.cpuPerSecond * 1000).toFixed(2)} ms/s (control server ${(ctl!.cpuPerSecond * 1000).toFixed(2)} ms/s subtracted), ${bq!.commandsPerSecond.toFixed(1)} commands/s`,
-        });
-        if (ours) {
-          out.push({
-            case: c, measurement: `${idleCount} idle ff-script workers, ${idleSeconds} s`, value: perWorker(ours), unit: 'µs CPU/s per worker',
-            ratio: { value: perWorker(ours) / perWorker(bq!), of: 'of BullMQ (target ≤ 1)' },
-            note: `server CPU ${(ours.cpuPerSecond * 1000).toFixed(2)} ms/s, ${ours.commandsPerSecond.toFixed(1)} commands/s`,
-          });
+    const kinds: { label: string; start: (s: Dedicated) => Promise<() => Promise<void>>; perWorker: boolean }[] = [
+      { label: `${idleCount} idle BullMQ workers (defaults)`, start: (s) => bullIdle(s, idleCount), perWorker: true },
+      { label: `${idleCount} idle ff-script Workers (defaults: admission path, all 256 partitions)`, start: (s) => oursIdle(s, idleCount, CONCURRENCY, false), perWorker: true },
+      { label: `${idleCount} idle ff-script Workers (the lane's partitions only)`, start: (s) => oursIdle(s, idleCount, CONCURRENCY, true), perWorker: true },
+      { label: 'the engine alone, idle (all scanners, defaults)', start: (s) => engineIdle(s), perWorker: false },
+    ];
+    const idleRows: Row[] = [];
+    let bullPerWorker = Number.NaN;
+    for (const kind of kinds) {
+      const row = await withServers([{ label: 'control' }, { label: 'idle' }], async ([control, server]) => {
+        const stop = await kind.start(server!);
+        try {
+          await new Promise((resolve) => setTimeout(resolve, 1_500)); // past start-up
+          const client = process.cpuUsage();
+          const [ctl, idle] = await idleFor([control!, server!], idleSeconds);
+          const clientUsage = process.cpuUsage(client);
+          const net = (idle!.cpuPerSecond - ctl!.cpuPerSecond) * 1e6;
+          const value = kind.perWorker ? net / idleCount : net;
+          if (kind.label.includes('BullMQ')) bullPerWorker = value;
+          const ours = kind.perWorker && !kind.label.includes('BullMQ');
+          return {
+            case: c,
+            measurement: `${kind.label}, ${idleSeconds} s`,
+            value,
+            unit: kind.perWorker ? 'µs server CPU/s per worker' : 'µs server CPU/s',
+            ...(ours ? { ratio: { value: value / bullPerWorker, of: 'of BullMQ (target ≤ 1)' } } : {}),
+            note: `server ${(idle!.cpuPerSecond * 1000).toFixed(2)} ms CPU/s (control ${(ctl!.cpuPerSecond * 1000).toFixed(2)} ms/s subtracted), ${idle!.commandsPerSecond.toFixed(0)} commands/s${kind.perWorker ? ` (${(idle!.commandsPerSecond / idleCount).toFixed(2)} per worker)` : ''}; this process ${(((clientUsage.user + clientUsage.system) / 1e6 / idleSeconds) * 100).toFixed(0)}% of a core`,
+          } satisfies Row;
+        } finally {
+          await stop();
         }
-        return out;
-      } finally {
-        await stopBull();
-        await stopOurs?.();
-      }
-    });
+      });
+      idleRows.push(row);
+    }
     return [...rows, ...idleRows];
   },
 };
