@@ -13,6 +13,7 @@ import { executionPartition, type ExecutionId } from '../runtime/ids.js';
 import { soloPartition } from '../runtime/partition.js';
 import { inspectExecution } from '../operations/inspect.js';
 import { readLaneStats } from '../operations/lanes.js';
+import { startCluster, type RunningCluster } from '../tools/local-cluster.js';
 import { startServer, type RunningServer } from '../tools/local-server.js';
 import { useServer } from './support/client.js';
 import { addMember, complete, link, newTestFlow } from './support/flow.js';
@@ -103,6 +104,38 @@ describe('ff-script doctor', () => {
     expect(result.err).toContain('127.0.0.1:1');
     expect(result.err).not.toContain('Unhandled error event');
   });
+});
+
+describe('ff-script doctor --cluster', () => {
+  let cluster: RunningCluster;
+  let url: string;
+  const clusterCli = (...args: string[]) => cli(url, ...args, '--cluster');
+  beforeAll(async () => {
+    cluster = await startCluster();
+    url = `redis://127.0.0.1:${cluster.seeds[0]!.port}`;
+  }, 60_000);
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('checks every primary and the slot coverage', () => {
+    const fresh = clusterCli('doctor', '--partitions', '4', '--no-measure');
+    expect(fresh.code).toBe(1);
+    expect(fresh.out).toMatch(/FAIL\s+library\s+.*(127\.0\.0\.1:\d+: not loaded.*){3}/);
+    expect(fresh.out).toMatch(/ok\s+cluster\s+all 16384 slots are covered; 3 primaries report cluster_state ok/);
+    expect(clusterCli('load').code).toBe(0);
+    expect(clusterCli('rotate-secret', '--kid', 'k1', '--secret-hex', '00ff', '--partitions', '4').code).toBe(0);
+    const ready = clusterCli('doctor', '--partitions', '4');
+    expect(ready.out).toMatch(/ok\s+library\s+flowfabric \S+ with all \d+ functions on all 3 primaries/);
+    expect(ready.out).toMatch(/warn\s+memory\s+a fresh execution's lease-history stream takes \d+ bytes with stream-node-max-bytes 4096, \d+ bytes with 512/);
+    expect(ready.code).toBe(0);
+    // One slot taken away from its owner: the cluster no longer covers every partition.
+    const owner = cluster.seeds.find((s) => spawnSync('redis-cli', ['-p', String(s.port), 'CLUSTER', 'COUNTKEYSINSLOT', '0'], { encoding: 'utf8' }).stdout.trim() === '0' && spawnSync('redis-cli', ['-p', String(s.port), 'CLUSTER', 'DELSLOTS', '0'], { encoding: 'utf8' }).stdout.trim() === 'OK');
+    expect(owner).toBeDefined();
+    const broken = clusterCli('doctor', '--partitions', '4', '--no-measure');
+    expect(broken.code).toBe(1);
+    expect(broken.out).toMatch(/FAIL\s+cluster\s+.*16383 of 16384 slots assigned/);
+  }, 60_000);
 });
 
 describe('ff-script inspect and lanes on real states', () => {
