@@ -143,6 +143,10 @@ export async function issueNextGrant(client: FlowFabricClient, request: GrantReq
   const start = ((request.startPartition ?? fnv1aU16Mod(request.workerInstanceId, count)) % count + count) % count;
   const maxPerPartition = Math.max(1, request.maxCandidatesPerPartition ?? 32);
   const budgetCache = new Map<string, BudgetBreach | undefined>();
+  // Server time once per call, advanced by the local monotonic clock: one TIME, not one per candidate.
+  const base = await serverTimeMs(client);
+  const started = performance.now();
+  const now = () => base + Math.floor(performance.now() - started);
 
   for (let offset = 0; offset < count; offset += READ_AHEAD) {
     const window = Array.from({ length: Math.min(READ_AHEAD, count - offset) }, (_, i) => (start + offset + i) % count);
@@ -157,7 +161,7 @@ export async function issueNextGrant(client: FlowFabricClient, request: GrantReq
         for (const member of page) {
           if (examined >= maxPerPartition) break;
           examined++;
-          const verdict = await consider(client, request, partition, member, caps, budgetCache);
+          const verdict = await consider(client, request, partition, member, caps, budgetCache, now());
           if ('granted' in verdict) return verdict.granted;
           if ('passed' in verdict) stayed++;
           request.onSkip?.({ executionId: member, partition, action: 'blocked' in verdict ? 'blocked' : 'passed', reason: 'blocked' in verdict ? verdict.blocked : verdict.passed });
@@ -193,11 +197,11 @@ async function consider(
   executionId: ExecutionId,
   caps: ReadonlySet<string>,
   budgetCache: Map<string, BudgetBreach | undefined>,
+  now: number,
 ): Promise<Verdict> {
   const core = new ExecKeys(executionId).core();
   const fields = await sendCommand(client.transport, 'HMGET', [core, ...CANDIDATE_FIELDS]);
   const [required, budgetIds, quotaId] = CANDIDATE_FIELDS.map((_, i) => replyText(Array.isArray(fields) ? fields[i] : undefined));
-  const now = await serverTimeMs(client);
 
   // 1. Capabilities, before any admission is recorded for a candidate this worker cannot take.
   const missing = splitCsv(required).filter((token) => !caps.has(token));
