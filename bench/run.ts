@@ -50,7 +50,7 @@ async function describeMachine(redis: Redis): Promise<Machine> {
 
 function formatValue(row: Row): string {
   if (row.value === undefined) return '—';
-  const digits = row.unit.endsWith('/s') || row.value >= 100 ? 0 : 1;
+  const digits = row.unit === '×' ? 2 : row.unit.endsWith('/s') || row.value >= 100 ? 0 : 1;
   return `${row.value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })} ${row.unit}`;
 }
 

@@ -33,7 +33,8 @@ export const OURS_MISSING: string | undefined = undefined;
 
 /**
  * A Worker on one solo lane, looking only in the lane's partitions (what the partitioner
- * names, here one), lease renewal on (default 30 s lease, renewed every 10 s).
+ * names, here one), lease renewal on (default 30 s lease, renewed every 10 s), housekeeping
+ * on (its defaults).
  */
 function laneWorker(client: FlowFabricClient, laneId: LaneId, claimPath: ClaimPath, concurrency: number, onCompleted: (id: ExecutionId) => void): Worker {
   const worker = new Worker({
@@ -43,6 +44,7 @@ function laneWorker(client: FlowFabricClient, laneId: LaneId, claimPath: ClaimPa
     concurrency,
     claimPath,
     partitions: laneHashPartitioner.partitionsOf(laneId, client.partitions),
+    installWaitpointSecrets: false, // the engine's boot installed them
   });
   worker.on('completed', (event) => onCompleted(event.executionId));
   return worker;
