@@ -69,6 +69,7 @@ export class ScannerRunner {
   private wake: (() => void) | undefined;
   private loop: Promise<void> | undefined;
   private cycleErrors = 0;
+  private cycleStartProcessed = 0;
 
   constructor(
     readonly scanner: Scanner,
@@ -100,6 +101,7 @@ export class ScannerRunner {
     const started = performance.now();
     this.tracker.advance();
     this.cycleErrors = 0;
+    this.cycleStartProcessed = this.stats.processed;
     let cycleLag = 0;
     let base: number;
     try {
@@ -149,6 +151,8 @@ export class ScannerRunner {
     this.stats.lastCycleMs = Math.round(performance.now() - started);
     this.stats.lastCycleAt = Date.now();
     if (this.cycleErrors > 1) this.log.warn(`${this.scanner.name}: ${this.cycleErrors} errors this cycle`);
+    const processed = this.stats.processed - this.cycleStartProcessed;
+    if (processed > 0) this.log.info(`${this.scanner.name}: ${processed} processed in ${this.stats.lastCycleMs} ms`, lag > 0 ? { lagMs: lag } : undefined);
   }
 
   private count(error: unknown, where?: string): void {

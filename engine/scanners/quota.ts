@@ -29,7 +29,7 @@ export function quotaReconcilerScanner(): Scanner {
             await sendCommand(ctx.client.transport, 'SREM', [index, id]);
             ctx.processed();
           } else if (result.held !== result.previous || result.lapsed > 0) {
-            ctx.log.info('quota counter repaired', { quota: id, held: result.held, was: result.previous, lapsed: result.lapsed });
+            ctx.log.debug('quota counter repaired', { quota: id, held: result.held, was: result.previous, lapsed: result.lapsed });
             ctx.processed();
           }
         } catch (error) {

@@ -28,7 +28,7 @@ async function expire(ctx: ScanContext, member: string, reason: ExpireReason): P
     currentWorkerInstanceId: context.currentWorkerInstanceId,
     expireReason: reason,
   });
-  if (result.status === 'expired') ctx.log.info(`execution expired (${reason})`, { execution: member, from: result.expiredFrom });
+  if (result.status === 'expired') ctx.log.debug(`execution expired (${reason})`, { execution: member, from: result.expiredFrom });
   return 'done';
 }
 
@@ -69,7 +69,7 @@ export function suspensionTimeoutScanner(options: IndexScanOptions): Scanner {
         async handle(member) {
           const result = await expireSuspensionOf(ctx.client, parseExecutionId(member));
           if (result.status === 'not_yet_due') return 'stays';
-          ctx.log.info('suspension timed out', { execution: member, behaviour: result.status });
+          ctx.log.debug('suspension timed out', { execution: member, behaviour: result.status });
           return 'done';
         },
       });

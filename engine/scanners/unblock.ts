@@ -112,7 +112,7 @@ export function unblockScanner(options: IndexScanOptions, lanes: LaneSource): Sc
       if (error instanceof ScriptError && error.code === 'execution_not_eligible') return 'stays';
       throw error;
     }
-    ctx.log.info('execution unblocked', { execution: member, reason });
+    ctx.log.debug('execution unblocked', { execution: member, reason });
     return 'done';
   }
 }
