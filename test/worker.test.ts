@@ -100,13 +100,15 @@ describe('Worker', () => {
   it('keeps a lease alive for a handler running 3× its TTL', async () => {
     const lane = uniqueLane();
     const [id] = await submitMany(1, { lane });
-    const w = worker({ lanes: lane, leaseTtlMs: 300, handler: async (task: Task) => {
-      await sleep(900);
+    // 600 ms leases renewed every 200 ms: a loaded 2-core machine can delay a 100 ms tick past a 300 ms lease.
+    const w = worker({ lanes: lane, leaseTtlMs: 600, handler: async (task: Task) => {
+      await sleep(1800);
       expect(task.signal.aborted).toBe(false);
       return 'slow';
     } });
     await w.start();
     expect(await waitForOutcome(client, id!, { timeoutMs: 5000 })).toMatchObject({ publicState: 'completed', result: '"slow"', attempts: 1 });
+    await w.close();
     expect(w.counters.renewals).toBeGreaterThanOrEqual(2);
     expect(w.counters.leaseLost).toBe(0);
   });
@@ -149,6 +151,7 @@ describe('Worker', () => {
     } });
     await w.start();
     for (let i = 0; i < 100 && (await getExecution(client, id!))?.publicState !== 'suspended'; i++) await sleep(20);
+    for (let i = 0; i < 50 && w.counters.inFlight > 0; i++) await sleep(10);
     expect(w.counters).toMatchObject({ suspended: 1, inFlight: 0 });
     await signalExecution(client, id!, { name: 'approve', data: { by: 'ann' } });
     expect(await waitForOutcome(client, id!, { timeoutMs: 5000 })).toMatchObject({ publicState: 'completed', resultJson: { approvedBy: 'ann' }, attempts: 1 });

@@ -154,7 +154,10 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   private wake: (() => void) | undefined;
   private housekeeping: NodeJS.Timeout | undefined;
   private presenceTimer: NodeJS.Timeout | undefined;
-  private sweeping = false;
+  private sweeping: Promise<void> | undefined;
+  private refreshing: Promise<void> | undefined;
+  /** Work started on the side (dependency resolution): awaited by close(). */
+  private readonly background = new Set<Promise<unknown>>();
 
   constructor(options: WorkerOptions<Input>) {
     super();
@@ -235,7 +238,13 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       await this.presence.withdraw().catch(() => undefined);
       throw error;
     }
-    this.presenceTimer = setInterval(() => void this.presence.refresh().catch((error: unknown) => this.reportError(error)), this.host.renewEveryMs);
+    this.presenceTimer = setInterval(() => {
+      if (this.refreshing || this.closing) return;
+      this.refreshing = this.presence
+        .refresh()
+        .catch((error: unknown) => this.reportError(error))
+        .finally(() => (this.refreshing = undefined));
+    }, this.host.renewEveryMs);
     this.presenceTimer.unref?.();
     const interval = this.options.housekeepingIntervalMs ?? 1000;
     if (interval !== false) {
@@ -335,17 +344,19 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     this.wake?.();
   }
 
-  private async sweep(): Promise<void> {
-    if (this.sweeping || this.closing) return;
-    this.sweeping = true;
-    try {
-      const { promoted, expired, unblocked } = await this.claimer.sweep();
-      if (promoted + expired + unblocked > 0) this.poke();
-    } catch (error) {
-      this.reportError(error);
-    } finally {
-      this.sweeping = false;
-    }
+  private sweep(): Promise<void> {
+    if (this.sweeping || this.closing) return this.sweeping ?? Promise.resolve();
+    this.sweeping = (async () => {
+      try {
+        const { promoted, expired, unblocked } = await this.claimer.sweep();
+        if (promoted + expired + unblocked > 0) this.poke();
+      } catch (error) {
+        this.reportError(error);
+      } finally {
+        this.sweeping = undefined;
+      }
+    })();
+    return this.sweeping;
   }
 
   /** Takes a slot and runs the task; the slot is given back when it settles. */
@@ -549,7 +560,10 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     }
     const finishedFlowMember = task.flowId !== undefined && (ending.how === 'completed' || ending.how === 'cancelled' || (ending.how === 'failed' && ending.terminal));
     if (finishedFlowMember && (this.options.resolveDependencies ?? true)) {
-      void resolveOutgoing(this.client, task.flowId!, executionId).catch((error: unknown) => this.reportError(error, executionId));
+      const resolving = resolveOutgoing(this.client, task.flowId!, executionId)
+        .catch((error: unknown) => this.reportError(error, executionId))
+        .finally(() => this.background.delete(resolving));
+      this.background.add(resolving);
     }
   }
 
@@ -568,6 +582,9 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       }),
     );
     if (this.presenceTimer) clearInterval(this.presenceTimer);
+    await this.sweeping;
+    await this.refreshing; // A refresh in flight would put the records back after the withdrawal.
+    await Promise.allSettled([...this.background]);
     await this.presence.withdraw().catch((error: unknown) => this.reportError(error));
     this.closed = true;
     this.publish({ type: 'closed' });
