@@ -124,8 +124,11 @@ export function oursSides(_ctx: Context, concurrency: number): DrainSide[] {
   return [side('fast', concurrency), side('admission', concurrency)];
 }
 
-/** Idle Workers on one lane of a dedicated server: defaults (admission path, every partition) or looking only in the lane's partitions. */
-export async function oursIdle(s: Dedicated, count: number, concurrency: number, lanePartitionsOnly: boolean): Promise<() => Promise<void>> {
+/**
+ * Idle Workers on one lane of a dedicated server: defaults (admission path, every partition),
+ * or looking only in the lane's partitions (on the given claim path).
+ */
+export async function oursIdle(s: Dedicated, count: number, concurrency: number, lanePartitionsOnly: boolean, claimPath?: ClaimPath): Promise<() => Promise<void>> {
   const laneId = 'idle' as LaneId;
   const workers = Array.from(
     { length: count },
@@ -135,6 +138,7 @@ export async function oursIdle(s: Dedicated, count: number, concurrency: number,
         lanes: laneId,
         handler: async () => undefined,
         concurrency,
+        ...(claimPath ? { claimPath } : {}),
         ...(lanePartitionsOnly ? { partitions: laneHashPartitioner.partitionsOf(laneId, s.client.partitions) } : {}),
       }),
   );

@@ -198,7 +198,8 @@ export const workers: Case = {
     const kinds: { label: string; start: (s: Dedicated) => Promise<() => Promise<void>>; perWorker: boolean }[] = [
       { label: `${idleCount} idle BullMQ workers (defaults)`, start: (s) => bullIdle(s, idleCount), perWorker: true },
       { label: `${idleCount} idle ff-script Workers (defaults: admission path, all 256 partitions)`, start: (s) => oursIdle(s, idleCount, CONCURRENCY, false), perWorker: true },
-      { label: `${idleCount} idle ff-script Workers (the lane's partitions only)`, start: (s) => oursIdle(s, idleCount, CONCURRENCY, true), perWorker: true },
+      { label: `${idleCount} idle ff-script Workers (admission path, the lane's partitions only)`, start: (s) => oursIdle(s, idleCount, CONCURRENCY, true), perWorker: true },
+      { label: `${idleCount} idle ff-script Workers (fast path, the lane's partitions only)`, start: (s) => oursIdle(s, idleCount, CONCURRENCY, true, 'fast'), perWorker: true },
       { label: 'the engine alone, idle (all scanners, defaults)', start: (s) => engineIdle(s), perWorker: false },
     ];
     const idleRows: Row[] = [];
