@@ -34,31 +34,36 @@ export async function drainIndex(ctx: ScanContext, options: DrainOptions): Promi
   while (!ctx.stopping()) {
     const page = await zrangeByScore(ctx, options.key, '-inf', options.max, offset, options.batch);
     if (page.length === 0) return;
+    seen += page.length;
+    // A page's members are handled at once: each is its own atomic call on its own record.
+    const outcomes = await Promise.all(page.map(([member, score]) => handleOne(ctx, options, member, score)));
     let stayed = 0;
-    for (const [member, score] of page) {
-      if (ctx.stopping()) return;
-      seen++;
-      if (ctx.tracker.shouldSkip(member)) {
-        ctx.skipped();
-        stayed++;
-        continue;
+    outcomes.forEach((outcome, i) => {
+      if (outcome !== 'done') stayed++;
+      if (!lagTaken && outcome !== 'known' && outcome !== 'skipped') {
+        lagTaken = true;
+        ctx.lag(Math.max(0, options.lagBase! - page[i]![1]));
       }
-      try {
-        const outcome = await options.handle(member, score);
-        ctx.tracker.success(member);
-        if (outcome === 'done') ctx.processed();
-        else stayed++;
-        if (!lagTaken && outcome !== 'known') {
-          lagTaken = true;
-          ctx.lag(Math.max(0, options.lagBase! - score));
-        }
-      } catch (error) {
-        stayed++;
-        ctx.failed(error, member);
-      }
-    }
+    });
     if (page.length < options.batch || seen >= options.maxItems) return;
     offset += stayed;
+  }
+}
+
+async function handleOne(ctx: ScanContext, options: DrainOptions, member: string, score: number): Promise<ItemOutcome | 'skipped' | 'failed'> {
+  if (ctx.stopping()) return 'skipped';
+  if (ctx.tracker.shouldSkip(member)) {
+    ctx.skipped();
+    return 'skipped';
+  }
+  try {
+    const outcome = await options.handle(member, score);
+    ctx.tracker.success(member);
+    if (outcome === 'done') ctx.processed();
+    return outcome;
+  } catch (error) {
+    ctx.failed(error, member);
+    return 'failed';
   }
 }
 
