@@ -59,15 +59,21 @@ describe('running loops', () => {
     const delayed = await createWaiting(client, { laneId, executionId: eid(1), delayUntil: Date.now() + 150 });
     const leased = await createClaimed(client, { laneId, executionId: eid(2) }, { leaseTtlMs: 100 });
     const deadline = await createWaiting(client, { laneId, executionId: eid(3), executionDeadlineAt: Date.now() + 150 });
+    const finished = await createClaimed(client, { laneId, executionId: eid(4) });
+    await complete(client, finished);
     const engine = env.engine({
-      boot: false,
-      scanners: ['delayed_promoter', 'lease_expiry', 'execution_deadline'],
-      intervals: { delayed_promoter: 100, lease_expiry: 100, execution_deadline: 100 },
+      scanners: ['delayed_promoter', 'lease_expiry', 'execution_deadline', 'suspension_timeout', 'retention_trimmer'],
+      intervals: { delayed_promoter: 100, lease_expiry: 100, execution_deadline: 100, suspension_timeout: 100, retention_trimmer: 100 },
+      retention: { lanes: { [laneId]: 200 } },
     });
     await engine.start();
+    const suspended = await createClaimed(client, { laneId, executionId: eid(5) });
+    await suspendClaimed(client, suspended, 150);
     await waitFor(async () => (await state(delayed.executionId)).eligibility_state === 'eligible_now', 1500, 'promotion');
     await waitFor(async () => (await state(leased.executionId)).ownership_state === 'lease_expired_reclaimable', 1500, 'lease expiry');
     await waitFor(async () => (await state(deadline.executionId)).terminal_outcome === 'expired', 1500, 'deadline');
+    await waitFor(async () => (await state(suspended.executionId)).lifecycle_phase === 'terminal', 1500, 'suspension timeout');
+    await waitFor(async () => (await env.redis().exists(`ff:exec:{fp:4}:${finished.executionId}:core`)) === 0, 1500, 'retention');
     const stats = Object.fromEntries(engine.stats().scanners.map((s) => [s.name, s]));
     expect(stats.delayed_promoter!.processed).toBeGreaterThanOrEqual(1);
     expect(stats.lease_expiry!.processed).toBeGreaterThanOrEqual(1);
