@@ -18,8 +18,8 @@ import { issueClaimGrant } from '../generated/scheduling.js';
 import type { FlowFabricClient } from '../runtime/client.js';
 import { sendCommand } from '../runtime/classify.js';
 import { encodeCapabilities } from '../runtime/encode.js';
-import { FlowFabricError, ScriptError } from '../runtime/errors.js';
-import { isCanonicalUuid, parseExecutionId, type BudgetId, type ExecutionId, type LaneId, type QuotaPolicyId } from '../runtime/ids.js';
+import { ArgumentError, FlowFabricError, ScriptError } from '../runtime/errors.js';
+import { assertKeySafe, isCanonicalUuid, parseExecutionId, parseLaneId, type BudgetId, type ExecutionId, type LaneId, type QuotaPolicyId } from '../runtime/ids.js';
 import { fnv1aU16Mod, hashTag } from '../runtime/partition.js';
 import { replyText } from '../runtime/reply.js';
 import { readQuotaLimits, type BlockingReason } from './admission.js';
@@ -137,8 +137,19 @@ type Verdict = { readonly granted: Grant } | { readonly blocked: string } | { re
  */
 export async function issueNextGrant(client: FlowFabricClient, request: GrantRequest): Promise<Grant | undefined> {
   const count = client.partitions.numFlowPartitions;
-  // Validates the capability list up front (configuration error, nothing sent).
-  const capsCsv = encodeCapabilities('issueNextGrant', 'capabilities', request.capabilities);
+  // Arguments are checked up front (nothing sent): a bad one would otherwise be refused
+  // per candidate and look like "nothing to grant".
+  const fn = 'issueNextGrant';
+  if (typeof request.workerId !== 'string' || request.workerId.length === 0) throw new ArgumentError(fn, 'workerId', 'must be a non-empty string');
+  try {
+    assertKeySafe(request.workerInstanceId, 'workerInstanceId');
+    parseLaneId(request.laneId);
+  } catch (error) {
+    throw new ArgumentError(fn, 'request', error instanceof Error ? error.message : String(error));
+  }
+  const ttl = request.grantTtlMs ?? DEFAULT_GRANT_TTL_MS;
+  if (!Number.isSafeInteger(ttl) || ttl < 1) throw new ArgumentError(fn, 'grantTtlMs', `must be a positive integer, got ${String(ttl)}`);
+  const capsCsv = encodeCapabilities(fn, 'capabilities', request.capabilities);
   const caps = new Set(splitCsv(capsCsv));
   const start = ((request.startPartition ?? fnv1aU16Mod(request.workerInstanceId, count)) % count + count) % count;
   const maxPerPartition = Math.max(1, request.maxCandidatesPerPartition ?? 32);
@@ -263,7 +274,7 @@ async function consider(
     if (error instanceof ScriptError && error.code === 'capability_mismatch') {
       return block(client, request, executionId, 'waiting_for_capable_worker', 'no connected worker satisfies required_capabilities', now);
     }
-    if (error instanceof FlowFabricError) return { passed: error instanceof ScriptError ? error.code : error.message };
+    if (error instanceof FlowFabricError && !(error instanceof ArgumentError)) return { passed: error instanceof ScriptError ? error.code : error.message };
     throw error;
   }
 }

@@ -77,7 +77,10 @@ describe('issueNextGrant', () => {
     expect(await redis.get(new QuotaKeys(quota.keys.tag, quota.quotaPolicyId).concurrency())).toBe('1');
   });
 
-  it('refuses an invalid capability list before sending anything', async () => {
+  it('refuses invalid arguments before sending anything', async () => {
     await expect(issueNextGrant(client, worker(uniqueLane('sched'), { capabilities: ['a,b'] }))).rejects.toThrow(/comma/);
+    await expect(issueNextGrant(client, worker(uniqueLane('sched'), { workerId: '' }))).rejects.toThrow(/workerId/);
+    await expect(issueNextGrant(client, worker(uniqueLane('sched'), { workerInstanceId: 'a{b}' }))).rejects.toThrow(/workerInstanceId/);
+    await expect(issueNextGrant(client, worker(uniqueLane('sched'), { grantTtlMs: 0 }))).rejects.toThrow(/grantTtlMs/);
   });
 });
