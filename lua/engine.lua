@@ -200,21 +200,27 @@ redis.register_function('ff_reconcile_quota', guard('ff_reconcile_quota', functi
   end
   local now = A.now_ms or server_now()
   local window_s = parse_int(limits.requests_per_window_seconds or '') or 0
+  local cap = parse_int(limits.active_concurrency_cap or '') or 0
+  -- Every read before the first write.
+  local held, gone = 0, {}
+  if cap > 0 then
+    for _, member in ipairs(redis.call('SMEMBERS', K.admitted_set)) do
+      if redis.call('EXISTS', prefix .. ':admitted:' .. member) == 1 then
+        held = held + 1
+      else
+        gone[#gone + 1] = member
+      end
+    end
+  end
   if window_s > 0 then
     redis.call('ZREMRANGEBYSCORE', K.window, '-inf', now - window_s * 1000)
   end
-  local cap = parse_int(limits.active_concurrency_cap or '') or 0
   if cap <= 0 then
     return ok('reconciled', '0', to_text(previous), '0')
   end
-  local held, lapsed = 0, 0
-  for _, member in ipairs(redis.call('SMEMBERS', K.admitted_set)) do
-    if redis.call('EXISTS', prefix .. ':admitted:' .. member) == 1 then
-      held = held + 1
-    else
-      redis.call('SREM', K.admitted_set, member)
-      lapsed = lapsed + 1
-    end
+  local lapsed = #gone
+  for first = 1, lapsed, 500 do
+    redis.call('SREM', K.admitted_set, unpack(gone, first, math.min(first + 499, lapsed)))
   end
   if held ~= previous then
     redis.call('SET', K.concurrency, to_text(held))
