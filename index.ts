@@ -1,13 +1,14 @@
 // Public entry point of ff-script, chosen name by name: the client, the generated wrappers
 // (with their Args and Result types, builders, parsers and key builders), the error classes,
-// ids and partitions, the library loader, and the multi-call operations a user calls.
+// ids and partitions, the library loader, the multi-call operations a user calls, the worker
+// and the engine.
 // Reply decoders, argument encoders and the envelope reader stay internal; what a transport
 // author needs is in `ff-script/transport` (transport.ts). The whole surface is recorded in
 // api/public-api.txt, which test/public-api.test.ts compares with this file's exports.
 
 // The client and its transport.
 export { FlowFabricClient, call, type Call, type CallEvent, type ClientOptions, type Settled, type SettledAll } from './runtime/client.js';
-export { IoredisTransport, type IoredisLike } from './runtime/ioredis.js';
+export { IoredisTransport, classifyIoredisError, type IoredisLike } from './runtime/ioredis.js';
 export type { BatchReply, FcallRequest, FunctionCaller, Transport } from './runtime/transport.js';
 export type { StreamEntry } from './runtime/decode.js';
 export type { ArglessRequestBuilder, RequestBuilder } from './runtime/encode.js';
@@ -124,6 +125,57 @@ export {
 } from './operations/admission.js';
 export { loadPartitionConfig } from './operations/config.js';
 export {
+  OutcomeTimeoutError,
+  addDependency,
+  cancelExecutionById,
+  createFlowFor,
+  getExecution,
+  hashReply,
+  isTerminalState,
+  retryPolicyJson,
+  signalExecution,
+  submitExecution,
+  waitForOutcome,
+  type Backoff,
+  type ExecutionView,
+  type PublicState,
+  type RetryPolicy,
+  type SignalOptions,
+  type SubmitOptions,
+  type Submitted,
+  type WaitOptions,
+} from './operations/executions.js';
+export {
+  inspectExecution,
+  type AttemptDetails,
+  type EdgeDetails,
+  type ExecutionDetails,
+  type FlowMembership,
+  type FrameDetails,
+  type InspectOptions,
+  type LeaseDetails,
+  type MatcherDetails,
+  type OutputDetails,
+  type SignalDetails,
+  type SuspensionDetails,
+  type WaitpointDetails,
+} from './operations/inspect.js';
+export {
+  LANE_INDEXES,
+  PARTITION_INDEXES,
+  listLanes,
+  readLaneStats,
+  type IndexHead,
+  type LaneIndex,
+  type LanePartitionStats,
+  type LaneStats,
+  type LaneStatsOptions,
+  type LanesReport,
+  type PartitionIndex,
+  type PartitionTimers,
+} from './operations/lanes.js';
+export { DEFAULT_GRANT_TTL_MS, issueNextGrant, type Grant, type GrantRequest, type SkipEvent } from './operations/scheduler.js';
+export {
   applyDependency,
   applyOutcome,
   deriveFlowState,
@@ -161,6 +213,10 @@ export {
   type RotationReport,
   type SecretInstall,
 } from './operations/waitpoints.js';
+
+// The worker and the engine, each through the index that chooses its own surface.
+export * from './worker/index.js';
+export * from './engine/index.js';
 
 // Everything generated from spec/, named one by one in generated/index.ts: the wrapper,
 // builder, parser, Args and Result type of every function, the key builders, the error

@@ -5,6 +5,7 @@
 import { fieldEnum, fieldInteger, fieldParsed, fieldText } from '../runtime/decode.js';
 import {
   checkInteger,
+  encodeCapabilities,
   encodeId,
   encodeInteger,
   encodeJson,
@@ -21,11 +22,13 @@ import {
   parseExecutionId,
   parseLaneId,
   parseLeaseId,
+  parseQuotaPolicyId,
   parseWaitpointId,
   type AttemptId,
   type ExecutionId,
   type LaneId,
   type LeaseId,
+  type QuotaPolicyId,
   type WaitpointId,
 } from '../runtime/ids.js';
 import { readEnvelope } from '../runtime/reply.js';
@@ -45,6 +48,8 @@ import { ExecKeys, PartitionKeys } from './keys.js';
  * - delay_until, execution_deadline_at and dedup_ttl_ms are validated as integers up front (invalid_input); the reference fails with a Lua runtime error after partial writes.
  * - Malformed tags_json is refused with invalid_input before any write; the reference silently ignores it.
  * - A delay_until that is already past gives an eligible execution in the eligible index; the reference put it, with an eligible score, into the delayed index it was sent (quirk Q3).
+ * - Extension: the lane is added to the partition's lane registry ff:idx:{tag}:lanes (derived from the core key's tag, same slot, so a reference-built caller's 8 KEYS still register it); the engine reads the registry to cover every lane without a keyspace SCAN.
+ * - Extension: optional ARGV 14 budget_ids and 15 quota_policy_id are stored in exec_core (the reference's create never writes them, so its claim-time admission was inert); a reference caller sends 13 ARGV and gets neither field.
  */
 export interface CreateExecutionArgs {
   /** Dedup key within the namespace; while its window lasts, a resubmission returns the first execution's id. Sent as the empty string when absent. */
@@ -73,6 +78,10 @@ export interface CreateExecutionArgs {
   readonly executionDeadlineAt?: number;
   /** Stored as given; defaults to the partition in the execution id. Default: executionPartition of `executionId`. */
   readonly partitionId?: number;
+  /** Extension: budgets the execution is charged to, stored as exec_core budget_ids (comma-joined) for the scheduler's budget admission. Sent as the empty string when absent. */
+  readonly budgetIds?: readonly string[];
+  /** Extension: the quota policy admitting the execution, stored as exec_core quota_policy_id for the scheduler's quota admission. Sent as the empty string when absent. */
+  readonly quotaPolicyId?: QuotaPolicyId;
 }
 
 /** Successful replies of {@link createExecution}, discriminated on `status`. */
@@ -104,6 +113,8 @@ export const buildCreateExecution: RequestBuilder<CreateExecutionArgs> = (args) 
   const dedupTtlMs = encodeInteger(fn, 'dedup_ttl_ms', args.dedupTtlMs ?? 86400000, 0);
   const tagsJson = args.tagsJson === undefined ? '' : encodeJson(fn, 'tags_json', args.tagsJson);
   const executionDeadlineAt = args.executionDeadlineAt === undefined ? '' : encodeInteger(fn, 'execution_deadline_at', args.executionDeadlineAt, 0);
+  const budgetIds = args.budgetIds === undefined ? '' : encodeCapabilities(fn, 'budget_ids', args.budgetIds);
+  const quotaPolicyId = args.quotaPolicyId === undefined ? '' : encodeId(fn, 'quota_policy_id', args.quotaPolicyId, parseQuotaPolicyId);
   const partitionId = encodeInteger(fn, 'partition_id', args.partitionId ?? executionPartition(executionId), 0, 65535);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
@@ -135,6 +146,8 @@ export const buildCreateExecution: RequestBuilder<CreateExecutionArgs> = (args) 
       tagsJson,
       executionDeadlineAt,
       partitionId,
+      budgetIds,
+      quotaPolicyId,
     ],
   };
 };

@@ -39,6 +39,23 @@ export {
   type UnblockExecutionResult,
 } from './budget.js';
 export {
+  buildPurgeExecution,
+  buildReconcileQuota,
+  buildResetBudgetIfDue,
+  parsePurgeExecution,
+  parseReconcileQuota,
+  parseResetBudgetIfDue,
+  purgeExecution,
+  reconcileQuota,
+  resetBudgetIfDue,
+  type PurgeExecutionArgs,
+  type PurgeExecutionResult,
+  type ReconcileQuotaArgs,
+  type ReconcileQuotaResult,
+  type ResetBudgetIfDueArgs,
+  type ResetBudgetIfDueResult,
+} from './engine.js';
+export {
   buildCancelExecution,
   buildClaimExecution,
   buildCompleteExecution,

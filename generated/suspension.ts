@@ -416,6 +416,7 @@ export function createPendingWaitpoint(client: FunctionCaller, args: CreatePendi
  *
  * Deliberate deviations from the reference:
  * - A suspension without a timeout (empty timeout_at, e.g. after escalation) answers not_yet_due; the reference raised a Lua runtime error.
+ * - A terminal timeout outcome (fail, cancel, expire) of a flow member is published on ff:dag:completions, with the same message as the other terminal transitions, so its dependents are resolved at once; the reference did not publish, leaving them to the 15 s dependency reconciler.
  * - The waitpoint, condition, attempt and lane KEYS must be those of the open suspension and exec_core (current_attempt_index, lane_id); a stale pre-read answers invalid_input before any write, so the caller re-reads. The reference closed whatever waitpoint it was given, which could leave the real one open.
  * - Behaviours are echoed as stored; ff_suspend_execution here only stores the six known ones, so the typed reply names those (auto_resume_with_timeout_signal replies auto_resume, as in the reference), and any other stored value, applied with fail semantics as the reference does, parses as other_behavior with the raw value in subStatus, never as a parse error after the write.
  */

@@ -6,6 +6,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { markdownFiles, snippetModule, snippetsOf, type Snippet } from '../tools/doc-snippets.js';
+import { ENTRY_POINTS } from '../tools/public-api.js';
 
 const root = join(import.meta.dirname, '..');
 // Inside the repository, so the snippets resolve ioredis and @types/node as the package does.
@@ -26,11 +27,8 @@ function compile(all: readonly Snippet[]): string[] {
       // A snippet shows a use; it need not use every name it binds.
       noUnusedLocals: false,
       noUnusedParameters: false,
-      paths: {
-        'ff-script': [join(root, 'index.ts')],
-        'ff-script/otel': [join(root, 'runtime', 'otel.ts')],
-        'ff-script/transport': [join(root, 'transport.ts')],
-      },
+      // Each subpath of the package, as the API report knows them.
+      paths: Object.fromEntries(ENTRY_POINTS.map(([subpath, source]) => [subpath, [join(root, source)]])),
     },
     files: names,
     include: [],

@@ -25,7 +25,7 @@ const RANKS: Readonly<Record<string, number>> = {
 };
 
 /** Tools around the package, not part of it: they may import anything, nothing imports them. */
-const OUTSIDE = new Set(['bench', 'demo', 'test', 'tools', 'vitest.config.ts']);
+const OUTSIDE = new Set(['bench', 'demo', 'examples', 'test', 'tools', 'vitest.config.ts']);
 
 /**
  * The generator reads spec/ and lua/ and writes files: it imports nothing of the package,

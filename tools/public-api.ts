@@ -10,6 +10,7 @@ import { Node, Project } from 'ts-morph';
 /** Each subpath of the package and the source file behind it. */
 export const ENTRY_POINTS: ReadonlyArray<readonly [subpath: string, source: string]> = [
   ['ff-script', 'index.ts'],
+  ['ff-script/glide', 'runtime/glide.ts'],
   ['ff-script/otel', 'runtime/otel.ts'],
   ['ff-script/transport', 'transport.ts'],
 ];
