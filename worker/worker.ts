@@ -83,7 +83,7 @@ export interface WorkerOptions<Input = unknown> {
   readonly giveBack?: 'delay' | 'fail';
   /** After a flow member finishes, resolve its outgoing edges, as the engine's completion listener does (default true). */
   readonly resolveDependencies?: boolean;
-  /** Heads read per partition and lane, so heads other workers hold are stepped over; default 4. */
+  /** Heads read per partition and lane, so heads other workers hold are stepped over; default 8. */
   readonly candidatesPerPartition?: number;
   /** The admission cycle to use (default the scheduler's issueNextGrant). */
   readonly issueNextGrant?: IssueNextGrant;
@@ -190,7 +190,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       issueNextGrant: options.issueNextGrant ?? issueNextGrant,
       partitions,
       selfService: options.selfService ?? true,
-      candidatesPerPartition: positive('candidatesPerPartition', options.candidatesPerPartition ?? 4),
+      candidatesPerPartition: positive('candidatesPerPartition', options.candidatesPerPartition ?? 8),
       chunkSize: 32,
       grantTtlMs: 5_000,
       onError: (error, executionId) => this.reportError(error, executionId),
