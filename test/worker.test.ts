@@ -173,7 +173,8 @@ describe('Worker', () => {
       for (let i = 0; i < 100 && (await getExecution(client, id))?.publicState !== 'suspended'; i++) await sleep(20);
     }
     await sleep(80);
-    // The engine's suspension-timeout scanner does this; called here directly.
+    // What the engine's suspension-timeout scanner calls once the timeout passed (an engine
+    // here would scan every test's suspensions on the shared server).
     await expireSuspensionOf(client, failing!);
     await expireSuspensionOf(client, resuming!);
     expect(await waitForOutcome(client, failing!, { timeoutMs: 5000 })).toMatchObject({ publicState: 'failed', failureReason: 'suspension_timeout:fail' });
@@ -194,6 +195,20 @@ describe('Worker', () => {
     await w.start();
     expect(await waitForOutcome(client, id!, { timeoutMs: 5000 })).toMatchObject({ publicState: 'completed', result: '"second"', attempts: 2 });
     expect(String(reasons[0])).toMatch(/exceeded 100 ms/);
+  });
+
+  it('takes turns between its lanes: a short lane is not stuck behind a long one', async () => {
+    const long = uniqueLane('long');
+    const short = uniqueLane('short');
+    await submitMany(30, { lane: long, kind: 'long' });
+    const shortIds = await submitMany(3, { lane: short, kind: 'short' });
+    const order: string[] = [];
+    const w = worker({ lanes: [long, short], claimPath: 'direct', handler: (task: Task) => void order.push(task.kind) });
+    await w.start();
+    for (const id of shortIds) await waitForOutcome(client, id, { timeoutMs: 10_000 });
+    await w.close();
+    // One slot, lanes in turn: the 3 short jobs are among the first few claims.
+    expect(order.lastIndexOf('short')).toBeLessThan(10);
   });
 
   it('close() lets running handlers finish within the deadline', async () => {
@@ -251,7 +266,7 @@ describe('Worker', () => {
     // A capable worker unblocks what it can run and takes it; the cpu worker leaves it alone.
     const gpu = worker({ lanes: lane, capabilities: ['gpu'], workerInstanceId: `gpu-${lane}`, claimPath: 'direct', handler: (task: Task) => void ranBy.set(task.executionId, 'gpu') });
     await gpu.start();
-    for (const id of gpuJobs) expect(await waitForOutcome(client, id, { timeoutMs: 5000 })).toMatchObject({ publicState: 'completed' });
+    for (const id of gpuJobs) expect(await waitForOutcome(client, id, { timeoutMs: 10_000 })).toMatchObject({ publicState: 'completed' });
     expect(gpuJobs.map((id) => ranBy.get(id))).toEqual(['gpu', 'gpu', 'gpu', 'gpu']);
     expect(plainJobs.map((id) => ranBy.get(id))).toEqual(['cpu', 'cpu', 'cpu', 'cpu']);
   });

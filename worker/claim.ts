@@ -354,12 +354,12 @@ export class Claimer {
    */
   private async onCapabilityMismatch(executionId: ExecutionId, laneId: LaneId): Promise<void> {
     const required = replyText(await sendCommand(this.client.transport, 'HGET', [new ExecKeys(executionId).core(), 'required_capabilities'])) ?? '';
+    const satisfied = (union: Set<string>) => required.split(',').every((token) => token === '' || union.has(token));
     const now = Date.now();
-    if (!this.capabilityUnion || now - this.capabilityUnion.at > CAPABILITY_UNION_TTL_MS) {
-      this.capabilityUnion = { at: now, union: await liveCapabilityUnion(this.client) };
-    }
-    const union = this.capabilityUnion.union;
-    if (required.split(',').every((token) => token === '' || union.has(token))) return;
+    if (this.capabilityUnion && now - this.capabilityUnion.at <= CAPABILITY_UNION_TTL_MS && satisfied(this.capabilityUnion.union)) return;
+    // About to block: decide on a fresh read, so a capable worker that just started is seen.
+    this.capabilityUnion = { at: now, union: await liveCapabilityUnion(this.client) };
+    if (satisfied(this.capabilityUnion.union)) return;
     await blockExecutionForAdmission(this.client, {
       executionId,
       laneId,
@@ -460,18 +460,21 @@ export class Claimer {
   }
 
   private async checkExpired(executionId: ExecutionId): Promise<boolean> {
+    const core = new ExecKeys(executionId).core();
+    const lane = replyText(await sendCommand(this.client.transport, 'HGET', [core, 'lane_id'])) ?? 'default';
+    const mine = this.options.lanes.find((l) => l === lane);
+    if (!mine) {
+      // Another lane's lease: left to its own workers and the engine, not looked at for a while.
+      this.foreign.set(executionId, this.sweeps + 20);
+      return false;
+    }
     if (this.options.selfService) {
       const marked = await markLeaseExpiredIfDue(this.client, { executionId });
       if (marked.status !== 'marked_expired' && marked.reason !== 'already_expired' && marked.reason !== 'already_revoked') return false;
-    }
-    const [laneText, ownership] = ((await sendCommand(this.client.transport, 'HMGET', [new ExecKeys(executionId).core(), 'lane_id', 'ownership_state'])) as unknown[]).map((v) => (v === null ? undefined : replyText(v)));
-    // Without self-service only what the engine already marked is taken.
-    if (ownership !== 'lease_expired_reclaimable' && ownership !== 'lease_revoked') return false;
-    const lane = laneText ?? 'default';
-    const mine = this.options.lanes.find((l) => l === lane);
-    if (!mine) {
-      this.foreign.set(executionId, this.sweeps + 20);
-      return false;
+    } else {
+      // Without self-service only what the engine already marked is taken.
+      const ownership = replyText(await sendCommand(this.client.transport, 'HGET', [core, 'ownership_state']));
+      if (ownership !== 'lease_expired_reclaimable' && ownership !== 'lease_revoked') return false;
     }
     this.reclaimable.set(executionId, mine);
     return true;

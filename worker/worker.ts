@@ -156,6 +156,8 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   private presenceTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
   private refreshing: Promise<void> | undefined;
+  /** True once this worker holds its alive key (close() then removes its records). */
+  private announced = false;
   /** Work started on the side (dependency resolution): awaited by close(). */
   private readonly background = new Set<Promise<unknown>>();
 
@@ -192,7 +194,9 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       selfService: options.selfService ?? true,
       candidatesPerPartition: positive('candidatesPerPartition', options.candidatesPerPartition ?? 8),
       chunkSize: 32,
-      grantTtlMs: 5_000,
+      // Long enough for the claim that follows at once; short, since a claim refused after the
+      // grant (a race with a block) leaves the grant holding the head until it lapses.
+      grantTtlMs: 2_000,
       onError: (error, executionId) => this.reportError(error, executionId),
       onReclaimLimit: (executionId) => {
         this.stats.failed += 1;
@@ -232,6 +236,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     if (this.closing) throw new ArgumentError('Worker.start', 'state', 'the worker was closed');
     this.loopDone = Promise.resolve(); // Claimed at once, so a second start() does nothing.
     await this.presence.announce();
+    this.announced = true;
     try {
       if (this.options.installWaitpointSecrets ?? true) await ensureWaitpointSecrets(this.client);
     } catch (error) {
@@ -585,7 +590,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     await this.sweeping;
     await this.refreshing; // A refresh in flight would put the records back after the withdrawal.
     await Promise.allSettled([...this.background]);
-    await this.presence.withdraw().catch((error: unknown) => this.reportError(error));
+    if (this.announced) await this.presence.withdraw().catch((error: unknown) => this.reportError(error));
     this.closed = true;
     this.publish({ type: 'closed' });
   }
