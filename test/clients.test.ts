@@ -8,7 +8,7 @@ import { completeExecution } from '../generated/execution.js';
 import { version } from '../generated/version.js';
 import { FlowFabricClient, type CallEvent } from '../runtime/client.js';
 import { ScriptError, TransportError } from '../runtime/errors.js';
-import { classifyIoredisError } from '../runtime/ioredis.js';
+import { classifyIoredisError, IoredisTransport } from '../runtime/ioredis.js';
 import { openTelemetryHook } from '../runtime/otel.js';
 import { freePort, startServer, type RunningServer } from '../tools/local-server.js';
 import { createClaimed } from './support/lifecycle.js';
@@ -113,6 +113,9 @@ describe('transport errors say where and whether the command ran', () => {
       const client = open(own.url, options);
       await expect(version(client)).rejects.toMatchObject({ name: 'LibraryError' });
       await own.stop();
+      // Once the client has seen the connection go (a call it wrote before that may have run).
+      const connection = (client.transport as IoredisTransport).client as Redis;
+      await expect.poll(() => connection.status, { timeout: 5000, interval: 10 }).not.toBe('ready');
       const error = await failure(version(client));
       expect(error).toMatchObject({ notSent: true, retryable: true });
       expect(error.message).toContain(`127.0.0.1:${own.port}`);
