@@ -68,6 +68,13 @@ describe('Worker', () => {
     await w.close();
     expect(await redis.exists(GlobalKeys.workerAlive(`inst-${lane}`), GlobalKeys.workerCaps(`inst-${lane}`))).toBe(0);
     expect(await redis.sismember(GlobalKeys.workersIndex(), `inst-${lane}`)).toBe(0);
+    // Closed while starting: it still ends up withdrawn, and cannot be started again.
+    const brief = new Worker({ client, lanes: lane, capabilities: ['x'], workerInstanceId: `brief-${lane}`, handler: () => undefined, installWaitpointSecrets: false });
+    const starting = brief.start();
+    await brief.close();
+    await starting;
+    expect(await redis.exists(GlobalKeys.workerAlive(`brief-${lane}`), GlobalKeys.workerCaps(`brief-${lane}`))).toBe(0);
+    await expect(brief.start()).rejects.toThrow(/closed/);
   });
 
   it('retries a thrown error per the stored retry policy, and fails a NonRetryableError at once', async () => {

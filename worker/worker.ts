@@ -148,6 +148,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   /** Every task run in progress, with its Task once the context is read. */
   private readonly runs = new Map<Promise<void>, RunEntry<Input>>();
   private readonly recorded = new WeakSet<Task<Input>>();
+  private starting: Promise<void> | undefined;
   private loopDone: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
   private closed = false;
@@ -231,18 +232,23 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
    * Announces the worker (alive key, capabilities), installs waitpoint secrets where none
    * exist, and starts claiming in the background. Resolves once running.
    */
-  async start(): Promise<void> {
-    if (this.loopDone) return;
-    if (this.closing) throw new ArgumentError('Worker.start', 'state', 'the worker was closed');
-    this.loopDone = Promise.resolve(); // Claimed at once, so a second start() does nothing.
+  start(): Promise<void> {
+    if (this.closing) return Promise.reject(new ArgumentError('Worker.start', 'state', 'the worker was closed'));
+    this.starting ??= this.begin();
+    return this.starting;
+  }
+
+  private async begin(): Promise<void> {
     await this.presence.announce();
     this.announced = true;
     try {
       if (this.options.installWaitpointSecrets ?? true) await ensureWaitpointSecrets(this.client);
     } catch (error) {
+      this.announced = false;
       await this.presence.withdraw().catch(() => undefined);
       throw error;
     }
+    if (this.closing) return; // close() came during start: it withdraws the records once this returns.
     this.presenceTimer = setInterval(() => {
       if (this.refreshing || this.closing) return;
       this.refreshing = this.presence
@@ -573,6 +579,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   }
 
   private async shutdown(timeoutMs: number): Promise<void> {
+    await this.starting?.catch(() => undefined);
     this.poke();
     if (this.housekeeping) clearInterval(this.housekeeping);
     await this.loopDone;
