@@ -107,9 +107,10 @@ describe('Worker', () => {
   it('keeps a lease alive for a handler running 3× its TTL', async () => {
     const lane = uniqueLane();
     const [id] = await submitMany(1, { lane });
-    // 600 ms leases renewed every 200 ms: a loaded 2-core machine can delay a 100 ms tick past a 300 ms lease.
-    const w = worker({ lanes: lane, leaseTtlMs: 600, handler: async (task: Task) => {
-      await sleep(1800);
+    // 1 s leases renewed every 333 ms: with the whole suite running, a loaded 2-core machine
+    // has delayed ticks past a 300 ms (and a 600 ms) lease.
+    const w = worker({ lanes: lane, leaseTtlMs: 1000, handler: async (task: Task) => {
+      await sleep(3000);
       expect(task.signal.aborted).toBe(false);
       return 'slow';
     } });
