@@ -1,7 +1,6 @@
 // This project's Worker (worker/) as case 12 drives it: throughput of N queued no-op jobs on
 // the fast path and on the admission-checked path, creation-to-completion latency at a fixed
-// creation rate, and idle workers. The engine (engine/) runs next to the workers during the
-// drains and the latency runs, as in production; its cost is counted in the server CPU.
+// creation rate, and idle workers (the engine runs during the case, started by it).
 import { Engine } from '../engine/index.js';
 import type { FlowFabricClient } from '../runtime/client.js';
 import type { ExecutionId, LaneId } from '../runtime/ids.js';
@@ -50,20 +49,12 @@ function laneWorker(client: FlowFabricClient, laneId: LaneId, claimPath: ClaimPa
   return worker;
 }
 
-/** The engine as it runs in production (all scanners, completion listener), on the bench's server. */
-async function startEngine(ctx: Context): Promise<Engine> {
-  const engine = new Engine({ client: ctx.client, logLevel: 'error' });
-  await engine.start();
-  return engine;
-}
-
 function side(claimPath: ClaimPath, concurrency: number): DrainSide {
   return {
     label: `ff-script Worker, ${claimPath} path`,
     async drain(ctx, n) {
       const laneId = benchLane(ctx, `worker-${claimPath}`);
-      const engine = await startEngine(ctx);
-      try {
+      {
         const enqueueStart = await serverCpuSeconds(ctx.redis);
         await createMany(ctx.client, Array.from({ length: n }, () => soloExecutionId(laneId, ctx.client.partitions)), laneId);
         const enqueueCpu = (await serverCpuSeconds(ctx.redis)) - enqueueStart;
@@ -84,13 +75,10 @@ function side(claimPath: ClaimPath, concurrency: number): DrainSide {
         const serverCpu = (await serverCpuSeconds(ctx.redis)) - cpu;
         await worker.close();
         return { ms, serverCpu, clientCpu: (clientUsage.user + clientUsage.system) / 1e6, enqueueCpu };
-      } finally {
-        await engine.stop();
       }
     },
     async latency(ctx, n, ratePerSecond) {
       const laneId = benchLane(ctx, `latency-${claimPath}`);
-      const engine = await startEngine(ctx);
       const createdAt = new Map<ExecutionId, number>();
       const latencies: number[] = [];
       let finish: () => void = () => undefined;
@@ -113,7 +101,6 @@ function side(claimPath: ClaimPath, concurrency: number): DrainSide {
         return latencies;
       } finally {
         await worker.close();
-        await engine.stop();
       }
     },
   };

@@ -23,6 +23,7 @@ const options = {
   'secret-hex': { type: 'string' },
   'log-level': { type: 'string', default: 'info' },
   'stats-every': { type: 'string' },
+  'library-check-ms': { type: 'string' },
 } satisfies NonNullable<ParseArgsConfig['options']>;
 
 const usage = [
@@ -42,6 +43,7 @@ const usage = [
   '  --secret-hex HEX        waitpoint HMAC secret to install on partitions without one (default: random)',
   '  --log-level LEVEL       error, warn, info (default) or debug',
   '  --stats-every SEC       log every scanner\'s numbers this often',
+  '  --library-check-ms MS   how often to check the library is loaded everywhere (default 5000; 0: never)',
 ].join('\n');
 
 function count(text: unknown, name: string): number | undefined {
@@ -97,6 +99,7 @@ export const engineCommand = {
     const retentionMs = count(values['retention-ms'], '--retention-ms');
     const concurrency = count(values.concurrency, '--concurrency');
     const statsEvery = count(values['stats-every'], '--stats-every');
+    const libraryCheck = count(values['library-check-ms'], '--library-check-ms');
     const stop = signalled();
     return withClient(values, async (probe) => {
       // autoLoad: a server restarted without persistence, or a FUNCTION FLUSH, gets the library back.
@@ -110,6 +113,7 @@ export const engineCommand = {
         ...(scanners ? { scanners } : {}),
         ...(concurrency !== undefined ? { concurrency } : {}),
         completionListener: values['no-listener'] !== true,
+        ...(libraryCheck !== undefined ? { libraryCheckMs: libraryCheck === 0 ? false : libraryCheck } : {}),
         boot: values['secret-hex'] === undefined ? {} : { waitpointSecretHex: String(values['secret-hex']) },
       });
       await engine.start();

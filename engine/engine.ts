@@ -95,12 +95,21 @@ export interface EngineOptions {
   readonly completionListener?: boolean | { readonly subscriber: () => Subscriber };
   /** Boot steps (default all); false skips boot entirely. */
   readonly boot?: BootOptions | false;
+  /**
+   * How often to check that the library is still loaded on every primary, ms (default
+   * 5 000; false: never). Scanners with nothing to do send no FCALL, so without this a
+   * FUNCTION FLUSH or a restart would go unnoticed until work arrives, and producers
+   * without autoLoad would fail meanwhile. A reload also re-runs the other boot steps.
+   */
+  readonly libraryCheckMs?: number | false;
   readonly logLevel?: LogLevel;
   readonly logSink?: LogSink;
 }
 
 export interface EngineStats {
   readonly scanners: readonly ScannerStats[];
+  /** The library watchdog: checks made, and reloads after the library went missing. */
+  readonly library: { readonly checks: number; readonly reloads: number };
   readonly completionListener?: ListenerStats;
 }
 
@@ -113,6 +122,9 @@ export class Engine {
   private listener: CompletionListener | undefined;
   private state: 'new' | 'running' | 'stopped' = 'new';
   private rebooting: Promise<void> | undefined;
+  private libraryTimer: NodeJS.Timeout | undefined;
+  private checking = false;
+  private readonly library = { checks: 0, reloads: 0 };
 
   constructor(private readonly options: EngineOptions) {
     this.log = createLogger(options.logLevel ?? 'info', options.logSink);
@@ -162,6 +174,11 @@ export class Engine {
       throw error;
     }
     for (const runner of this.runners.values()) runner.start();
+    const check = this.options.libraryCheckMs ?? 5_000;
+    if (check !== false && this.options.boot !== false && this.options.boot?.loadLibrary !== false) {
+      this.libraryTimer = setInterval(() => void this.checkLibrary(), Math.max(100, check));
+      this.libraryTimer.unref?.();
+    }
     this.log.info(`started: ${[...this.runners.keys()].join(', ')}${this.listener ? ', completion_listener' : ''}`, {
       partitions: `${this.options.client.partitions.numFlowPartitions}/${this.options.client.partitions.numBudgetPartitions}/${this.options.client.partitions.numQuotaPartitions}`,
       lanes: this.options.lanes ? this.options.lanes.join(',') : 'registry',
@@ -172,6 +189,7 @@ export class Engine {
   async stop(): Promise<void> {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
+    clearInterval(this.libraryTimer);
     let timer: NodeJS.Timeout | undefined;
     const limit = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), STOP_LIMIT_MS)));
     const done = Promise.all([...this.runners.values()].map((r) => r.stop()).concat(this.listener ? [this.listener.stop()] : []));
@@ -185,6 +203,7 @@ export class Engine {
   stats(): EngineStats {
     return {
       scanners: [...this.runners.values()].map((r) => ({ ...r.stats })),
+      library: { ...this.library },
       ...(this.listener ? { completionListener: { ...this.listener.stats } } : {}),
     };
   }
@@ -208,6 +227,25 @@ export class Engine {
     this.rebooting = boot(this.options.client, this.options.boot ?? {}, this.log)
       .catch((error: unknown) => this.log.warn(`boot after reconnect failed: ${error instanceof Error ? error.message : String(error)}`))
       .finally(() => (this.rebooting = undefined));
+  }
+
+  /** The library watchdog: loads it where it went missing, then boots again (see libraryCheckMs). */
+  private async checkLibrary(): Promise<void> {
+    if (this.checking || this.state !== 'running') return;
+    this.checking = true;
+    try {
+      const statuses = await this.options.client.ensureLibrary();
+      if (statuses.some((s) => s.loaded)) {
+        this.library.reloads++;
+        this.log.warn(`library was missing or outdated on ${statuses.filter((s) => s.loaded).length} primary(ies); loaded it, booting again`);
+        await boot(this.options.client, { ...(this.options.boot || {}), loadLibrary: false }, this.log);
+      }
+    } catch (error) {
+      this.log.warn(`library check failed: ${error instanceof Error ? error.message : String(error)}`);
+    } finally {
+      this.library.checks++;
+      this.checking = false;
+    }
   }
 
   /** Starts a scanner's next cycle at once instead of after its interval. */

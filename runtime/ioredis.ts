@@ -43,6 +43,9 @@ export function classifyIoredisError(error: unknown, where?: string): FlowFabric
   if (error instanceof FlowFabricError) return error;
   const err = error instanceof Error ? error : new Error(String(error));
   if (err.name === 'ReplyError' || looksLikeServerError(err.message)) return serverError(err.message, error);
+  // A Cluster gives up after redirections (MOVED, ASK, TRYAGAIN, CLUSTERDOWN): the last reply decides.
+  const redirected = /^Too many Cluster redirections\. Last error: (?:ReplyError: )?([\s\S]*)$/.exec(err.message)?.[1];
+  if (redirected && looksLikeServerError(redirected)) return serverError(redirected, error);
   // Flushed from the offline queue after the reconnect attempts ran out.
   if (err.name === 'MaxRetriesPerRequestError') return connectionError('fatal_send', err.message, true, where, error);
   if (UNSENT.test(err.message)) return connectionError('fatal_send', err.message, true, where, error);

@@ -4,7 +4,7 @@
 // and the typed reads behind them (inspectExecution, readLaneStats).
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, inject } from 'vitest';
 import { appendFrame } from '../generated/stream.js';
 import { LIBRARY_SOURCE, LIBRARY_VERSION } from '../generated/library.js';
@@ -135,7 +135,27 @@ describe('ff-script doctor --cluster', () => {
     const broken = clusterCli('doctor', '--partitions', '4', '--no-measure');
     expect(broken.code).toBe(1);
     expect(broken.out).toMatch(/FAIL\s+cluster\s+.*16383 of 16384 slots assigned/);
+    // Given back, so the cluster serves the next test.
+    expect(spawnSync('redis-cli', ['-p', String(owner!.port), 'CLUSTER', 'ADDSLOTS', '0'], { encoding: 'utf8' }).stdout.trim()).toBe('OK');
   }, 60_000);
+
+  it('inspects an execution and counts its lane on the cluster', async () => {
+    const connection = new Cluster([...cluster.seeds], { redisOptions: { maxRetriesPerRequest: 1 } });
+    try {
+      const client = FlowFabricClient.fromIoredis(connection);
+      // The slot given back needs a moment before the whole cluster says ok again.
+      await expect.poll(() => client.ensureLibrary().then(() => true, () => false), { timeout: 10_000, interval: 200 }).toBe(true);
+      // Partition 77 ({fp:77}, slot 3838) is on a slot every primary set keeps assigned.
+      const c = await createClaimed(client, { executionId: newExecutionId(77) });
+      const inspected = clusterCli('inspect', c.executionId);
+      expect(inspected.code).toBe(0);
+      expect(inspected.out).toMatch(/state\s+active/);
+      const lanes = clusterCli('lanes', '--lane', c.laneId, '--partition', '77');
+      expect(lanes.out).toContain(`lane ${c.laneId}: active 1`);
+    } finally {
+      connection.disconnect();
+    }
+  }, 30_000);
 });
 
 describe('ff-script inspect and lanes on real states', () => {

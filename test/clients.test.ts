@@ -8,6 +8,7 @@ import { completeExecution } from '../generated/execution.js';
 import { version } from '../generated/version.js';
 import { FlowFabricClient, type CallEvent } from '../runtime/client.js';
 import { ScriptError, TransportError } from '../runtime/errors.js';
+import { classifyIoredisError, IoredisTransport } from '../runtime/ioredis.js';
 import { openTelemetryHook } from '../runtime/otel.js';
 import { freePort, startServer, type RunningServer } from '../tools/local-server.js';
 import { createClaimed } from './support/lifecycle.js';
@@ -112,6 +113,9 @@ describe('transport errors say where and whether the command ran', () => {
       const client = open(own.url, options);
       await expect(version(client)).rejects.toMatchObject({ name: 'LibraryError' });
       await own.stop();
+      // Once the client has seen the connection go (a call it wrote before that may have run).
+      const connection = (client.transport as IoredisTransport).client as Redis;
+      await expect.poll(() => connection.status, { timeout: 5000, interval: 10 }).not.toBe('ready');
       const error = await failure(version(client));
       expect(error).toMatchObject({ notSent: true, retryable: true });
       expect(error.message).toContain(`127.0.0.1:${own.port}`);
@@ -139,6 +143,12 @@ describe('transport errors say where and whether the command ran', () => {
     expect(error).toMatchObject({ kind: 'fatal_receive', notSent: false, retryable: false });
     expect(error.message).toContain(`127.0.0.1:${server.port}`);
     expect(error.message).toContain('may have run');
+  });
+
+  it('a cluster that gave up redirecting is classified by the last reply', () => {
+    const gaveUp = new Error('Too many Cluster redirections. Last error: ReplyError: CLUSTERDOWN The cluster is down');
+    expect(classifyIoredisError(gaveUp)).toMatchObject({ kind: 'cluster_down', retryable: true, notSent: true });
+    expect(classifyIoredisError(new Error('Too many Cluster redirections. Last error: ReplyError: MOVED 3999 127.0.0.1:7001'))).toMatchObject({ kind: 'moved', retryable: false });
   });
 
   it('error replies keep the server message and its retry class', async () => {

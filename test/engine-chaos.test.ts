@@ -81,7 +81,7 @@ describe('engine and workers under faults', () => {
     const redis = env.redis();
     const url = env.server().url;
     const lane = uniqueLane('chaos');
-    const engine = env.engine({ client: env.connect({ autoLoad: true }).client, intervals: FAST, completionListener: true });
+    const engine = env.engine({ client: env.connect({ autoLoad: true }).client, intervals: FAST, completionListener: true, libraryCheckMs: 200 });
     await engine.start();
     const workers = [await startWorker(url, lane, 'chaos-a'), await startWorker(url, lane, 'chaos-b')];
     const executions: ExecutionId[] = [];

@@ -338,6 +338,16 @@ describe('engine-only faults', () => {
     expect((await state(delayed.executionId)).eligibility_state).toBe('eligible_now');
   });
 
+  it('an idle engine notices a FUNCTION FLUSH and loads the library again', async () => {
+    const { redis } = env.connect();
+    const engine = env.engine({ scanners: ['delayed_promoter'], libraryCheckMs: 100 });
+    await engine.start();
+    await redis.call('FUNCTION', 'FLUSH');
+    await waitFor(async () => (await redis.call('FCALL', 'ff_version', 0).catch(() => undefined)) !== undefined, 2000, 'library reload');
+    expect(engine.stats().library.reloads).toBeGreaterThanOrEqual(1);
+    await engine.stop();
+  });
+
   it('keeps running through CLIENT KILL and DEBUG SLEEP', async () => {
     const { client, redis } = env.connect();
     const laneId = uniqueLane('fault');

@@ -30,6 +30,23 @@ describe('issueNextGrant', () => {
     expect(await issueNextGrant(client, worker(laneId, { startPartition: 7 }))).toBeUndefined();
   });
 
+  it('pages past more live grants than one page holds, up to maxCandidatesPerPartition', async () => {
+    const laneId = uniqueLane('sched');
+    const created = [];
+    for (let i = 0; i < 11; i++) created.push((await createWaiting(client, { laneId, executionId: newExecutionId(8), priority: 100 - i })).executionId);
+    const granted = [];
+    for (let i = 0; i < 11; i++) granted.push((await issueNextGrant(client, worker(laneId, { startPartition: 8 })))?.executionId);
+    expect(granted).toEqual(created);
+    expect(await issueNextGrant(client, worker(laneId, { startPartition: 8 }))).toBeUndefined();
+    // With a smaller window the members behind it wait for the next call (bounded work per partition).
+    const other = uniqueLane('sched');
+    for (let i = 0; i < 3; i++) await createWaiting(client, { laneId: other, executionId: newExecutionId(8), priority: 9 - i });
+    await issueNextGrant(client, worker(other, { startPartition: 8 }));
+    await issueNextGrant(client, worker(other, { startPartition: 8 }));
+    expect(await issueNextGrant(client, worker(other, { startPartition: 8, maxCandidatesPerPartition: 2 }))).toBeUndefined();
+    expect(await issueNextGrant(client, worker(other, { startPartition: 8, maxCandidatesPerPartition: 3 }))).toBeDefined();
+  });
+
   it('visits partitions from startPartition, wrapping', async () => {
     const laneId = uniqueLane('sched');
     const early = await createWaiting(client, { laneId, executionId: newExecutionId(3) });

@@ -15,7 +15,8 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { Engine } from '../engine/index.js';
 import { completeExecution } from '../generated/execution.js';
 import { buildCreateExecution, parseCreateExecution } from '../generated/execution.js';
-import { call } from '../runtime/client.js';
+import { call, FlowFabricClient } from '../runtime/client.js';
+import { startServer } from '../tools/local-server.js';
 import { getExecution, retryPolicyJson, submitExecution, waitForOutcome } from '../operations/executions.js';
 import { ensureWaitpointSecrets } from '../operations/waitpoints.js';
 import { isScriptError } from '../runtime/errors.js';
@@ -38,7 +39,7 @@ interface Child {
 
 const children: Child[] = [];
 
-function startChild(config: Omit<ChildConfig, 'url'>): Child {
+function startChild(config: Omit<ChildConfig, 'url'> & { url?: string }): Child {
   const proc = spawn(process.execPath, ['--import', 'tsx', join(root, 'test', 'support', 'worker-child.ts'), JSON.stringify({ url: inject('redisUrl'), ...config })], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -142,44 +143,51 @@ describe('Workers in several processes', () => {
   });
 
   it('a worker process killed mid-task: its execution is reclaimed by another worker after the lease expires, and the old lease is refused', async () => {
-    const lane = uniqueLane('kill');
-    const log = `test:worker-kill:${lane}`;
-    const { executionId } = await submitExecution(client, { lane, kind: 'k', input: 'x' });
-    const victim = startChild({ mode: 'hang', lane, log, leaseTtlMs: 400, claimPath: 'direct', name: 'victim' });
-    const [started] = (await waitForLog(redis, log, (e) => e.some((x) => x.ev === 'start'))).filter((x) => x.ev === 'start');
-    victim.process.kill('SIGKILL');
-    await victim.exited;
-
-    // The engine's lease-expiry scanner marks the lease expired; the worker reclaims it.
-    const engine = new Engine({ client, boot: false, completionListener: false, scanners: ['lease_expiry'], intervals: { lease_expiry: 100 }, logLevel: 'error' });
-    await engine.start();
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let kind: string | undefined;
-    const rescuer = new Worker({ client, lanes: lane, leaseTtlMs: 2000, claimPath: 'direct', housekeepingIntervalMs: 100, selfService: false, idleBackoff: { minMs: 10, maxMs: 50 }, installWaitpointSecrets: false,
-      handler: async (task: Task) => {
-        kind = task.attemptKind;
-        await held;
-        return 'rescued';
-      } });
+    // A server of its own: the engine's lease-expiry scanner looks at every partition.
+    const server = await startServer();
+    const own = new Redis(server.url, { maxRetriesPerRequest: 1 });
+    const ownClient = FlowFabricClient.fromIoredis(own);
+    const engine = new Engine({ client: ownClient, completionListener: false, scanners: ['lease_expiry'], intervals: { lease_expiry: 100 }, logLevel: 'error' });
+    let rescuer: Worker | undefined;
     try {
+      await engine.start(); // Boot loads the library and the key rings.
+      const lane = uniqueLane('kill');
+      const log = `test:worker-kill:${lane}`;
+      const { executionId } = await submitExecution(ownClient, { lane, kind: 'k', input: 'x' });
+      const victim = startChild({ url: server.url, mode: 'hang', lane, log, leaseTtlMs: 400, claimPath: 'direct', name: 'victim' });
+      const [started] = (await waitForLog(own, log, (e) => e.some((x) => x.ev === 'start'))).filter((x) => x.ev === 'start');
+      victim.process.kill('SIGKILL');
+      await victim.exited;
+
+      // The engine marks the lease expired; the worker (no self-service) reclaims it.
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      let kind: string | undefined;
+      rescuer = new Worker({ client: ownClient, lanes: lane, leaseTtlMs: 2000, claimPath: 'direct', housekeepingIntervalMs: 100, selfService: false, idleBackoff: { minMs: 10, maxMs: 50 }, installWaitpointSecrets: false,
+        handler: async (task: Task) => {
+          kind = task.attemptKind;
+          await held;
+          return 'rescued';
+        } });
       await rescuer.start();
       for (let i = 0; i < 200 && kind === undefined; i++) await sleep(25);
       expect(kind).toBe('reclaim');
       // While the reclaim attempt runs, the killed worker's lease can no longer finish it.
       const lease = started!.lease!;
-      const late = await completeExecution(client, {
+      const late = await completeExecution(ownClient, {
         executionId, laneId: lane, workerInstanceId: `victim-${started!.pid}-0`, leaseId: lease.leaseId as never, leaseEpoch: lease.leaseEpoch,
         attemptId: lease.attemptId as never, attemptIndex: lease.attemptIndex, resultPayload: 'late',
       }).catch((e: unknown) => e);
       expect(isScriptError(late, 'stale_lease')).toBe(true);
       release();
-      expect(await waitForOutcome(client, executionId, { timeoutMs: 5000 })).toMatchObject({ publicState: 'completed', result: '"rescued"', attempts: 2, reclaimCount: 1 });
+      expect(await waitForOutcome(ownClient, executionId, { timeoutMs: 5000 })).toMatchObject({ publicState: 'completed', result: '"rescued"', attempts: 2, reclaimCount: 1 });
+      await rescuer.close({ timeoutMs: 1000 });
       expect(rescuer.counters).toMatchObject({ reclaimed: 1, completed: 1 });
     } finally {
-      await rescuer.close({ timeoutMs: 1000 });
+      await rescuer?.close({ timeoutMs: 1000 });
       await engine.stop();
-      await redis.del(log);
+      own.disconnect();
+      await server.stop();
     }
   });
 

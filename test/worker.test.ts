@@ -68,6 +68,13 @@ describe('Worker', () => {
     await w.close();
     expect(await redis.exists(GlobalKeys.workerAlive(`inst-${lane}`), GlobalKeys.workerCaps(`inst-${lane}`))).toBe(0);
     expect(await redis.sismember(GlobalKeys.workersIndex(), `inst-${lane}`)).toBe(0);
+    // Closed while starting: it still ends up withdrawn, and cannot be started again.
+    const brief = new Worker({ client, lanes: lane, capabilities: ['x'], workerInstanceId: `brief-${lane}`, handler: () => undefined, installWaitpointSecrets: false });
+    const starting = brief.start();
+    await brief.close();
+    await starting;
+    expect(await redis.exists(GlobalKeys.workerAlive(`brief-${lane}`), GlobalKeys.workerCaps(`brief-${lane}`))).toBe(0);
+    await expect(brief.start()).rejects.toThrow(/closed/);
   });
 
   it('retries a thrown error per the stored retry policy, and fails a NonRetryableError at once', async () => {
@@ -100,9 +107,10 @@ describe('Worker', () => {
   it('keeps a lease alive for a handler running 3× its TTL', async () => {
     const lane = uniqueLane();
     const [id] = await submitMany(1, { lane });
-    // 600 ms leases renewed every 200 ms: a loaded 2-core machine can delay a 100 ms tick past a 300 ms lease.
-    const w = worker({ lanes: lane, leaseTtlMs: 600, handler: async (task: Task) => {
-      await sleep(1800);
+    // 1 s leases renewed every 333 ms: with the whole suite running, a loaded 2-core machine
+    // has delayed ticks past a 300 ms (and a 600 ms) lease.
+    const w = worker({ lanes: lane, leaseTtlMs: 1000, handler: async (task: Task) => {
+      await sleep(3000);
       expect(task.signal.aborted).toBe(false);
       return 'slow';
     } });
@@ -173,7 +181,8 @@ describe('Worker', () => {
       for (let i = 0; i < 100 && (await getExecution(client, id))?.publicState !== 'suspended'; i++) await sleep(20);
     }
     await sleep(80);
-    // The engine's suspension-timeout scanner does this; called here directly.
+    // What the engine's suspension-timeout scanner calls once the timeout passed (an engine
+    // here would scan every test's suspensions on the shared server).
     await expireSuspensionOf(client, failing!);
     await expireSuspensionOf(client, resuming!);
     expect(await waitForOutcome(client, failing!, { timeoutMs: 5000 })).toMatchObject({ publicState: 'failed', failureReason: 'suspension_timeout:fail' });
@@ -194,6 +203,20 @@ describe('Worker', () => {
     await w.start();
     expect(await waitForOutcome(client, id!, { timeoutMs: 5000 })).toMatchObject({ publicState: 'completed', result: '"second"', attempts: 2 });
     expect(String(reasons[0])).toMatch(/exceeded 100 ms/);
+  });
+
+  it('takes turns between its lanes: a short lane is not stuck behind a long one', async () => {
+    const long = uniqueLane('long');
+    const short = uniqueLane('short');
+    await submitMany(30, { lane: long, kind: 'long' });
+    const shortIds = await submitMany(3, { lane: short, kind: 'short' });
+    const order: string[] = [];
+    const w = worker({ lanes: [long, short], claimPath: 'direct', handler: (task: Task) => void order.push(task.kind) });
+    await w.start();
+    for (const id of shortIds) await waitForOutcome(client, id, { timeoutMs: 10_000 });
+    await w.close();
+    // One slot, lanes in turn: the 3 short jobs are among the first few claims.
+    expect(order.lastIndexOf('short')).toBeLessThan(10);
   });
 
   it('close() lets running handlers finish within the deadline', async () => {
@@ -251,7 +274,7 @@ describe('Worker', () => {
     // A capable worker unblocks what it can run and takes it; the cpu worker leaves it alone.
     const gpu = worker({ lanes: lane, capabilities: ['gpu'], workerInstanceId: `gpu-${lane}`, claimPath: 'direct', handler: (task: Task) => void ranBy.set(task.executionId, 'gpu') });
     await gpu.start();
-    for (const id of gpuJobs) expect(await waitForOutcome(client, id, { timeoutMs: 5000 })).toMatchObject({ publicState: 'completed' });
+    for (const id of gpuJobs) expect(await waitForOutcome(client, id, { timeoutMs: 10_000 })).toMatchObject({ publicState: 'completed' });
     expect(gpuJobs.map((id) => ranBy.get(id))).toEqual(['gpu', 'gpu', 'gpu', 'gpu']);
     expect(plainJobs.map((id) => ranBy.get(id))).toEqual(['cpu', 'cpu', 'cpu', 'cpu']);
   });

@@ -151,18 +151,37 @@ export class Claimer {
     if (this.options.path === 'admission') {
       const issue = this.options.issueNextGrant!;
       while (out.length < max) {
-        const grant = await issue(this.client, {
-          laneId,
-          workerId: this.options.workerId,
-          workerInstanceId: this.options.workerInstanceId,
-          capabilities: this.options.capabilities,
-          grantTtlMs: this.options.grantTtlMs,
-          startPartition: partitions[cursor],
-        });
-        if (!grant) break;
-        cursor = (cursor + 1) % partitions.length;
-        const claimed = await this.guard(grant.executionId, () => this.claimGranted(grant.executionId, laneId));
-        if (claimed) out.push(claimed);
+        const start = cursor;
+        // As many grant cycles at once as slots are free: each yields at most one grant, and
+        // the cycle steps over heads another cycle holds.
+        const grants = await Promise.all(
+          Array.from({ length: max - out.length }, () =>
+            issue(this.client, {
+              laneId,
+              workerId: this.options.workerId,
+              workerInstanceId: this.options.workerInstanceId,
+              capabilities: this.options.capabilities,
+              grantTtlMs: this.options.grantTtlMs,
+              startPartition: partitions[start],
+            }).catch((error: unknown) => void this.options.onError(error)),
+          ),
+        );
+        const granted = grants.filter((g): g is NonNullable<typeof g> => g !== undefined);
+        const claims = await Promise.all(granted.map((grant) => this.guard(grant.executionId, () => this.claimGranted(grant.executionId, laneId))));
+        for (const claimed of claims) if (claimed) out.push(claimed);
+        if (granted.length === 0) break;
+        // Start the next cycle where the work was found (a few rounds in a row at most), so a
+        // lane on a few partitions is not looked for across all the empty ones first.
+        const found = partitions.indexOf(granted[0]!.partition);
+        const stays = this.stays.get(laneId) ?? 0;
+        if (found >= 0 && (found !== start || stays < 8)) {
+          this.stays.set(laneId, found === start ? stays + 1 : 0);
+          cursor = found;
+        } else {
+          this.stays.set(laneId, 0);
+          cursor = (found >= 0 ? found + 1 : cursor + 1) % partitions.length;
+        }
+        if (granted.length < grants.length) break;
       }
       this.cursors.set(laneId, cursor);
       return;
@@ -181,20 +200,20 @@ export class Claimer {
           sendCommand(this.client.transport, 'ZRANGEBYSCORE', [PartitionKeys.forPartition(partition).laneEligible(laneId), '-inf', '+inf', 'LIMIT', 0, this.options.candidatesPerPartition]),
         ),
       );
-      const queue = chunk.flatMap((partition, i) => {
+      const perPartition = chunk.map((partition, i) => {
         const members = Array.isArray(heads[i]) ? (heads[i] as unknown[]).map((m) => replyText(m) ?? '').filter((m) => m !== '') : [];
-        return members.length > 0 ? [{ partition, members }] : [];
+        // Each worker tries the heads from a random one on, so workers sharing a partition do
+        // not all race for its first member.
+        const offset = Math.floor(Math.random() * members.length);
+        return [...members.slice(offset), ...members.slice(0, offset)].map((member) => ({ partition, member }));
       });
-      // At most as many partitions at once as slots are left, so a round never claims more than asked.
-      while (queue.length > 0 && out.length < max) {
-        const batch = queue.splice(0, max - out.length);
-        const results = await Promise.all(batch.map((candidate) => this.claimOnPartition(laneId, candidate.partition, candidate.members)));
-        results.forEach((result, i) => {
-          if (!result) return;
-          out.push(result.claimed);
-          const rest = batch[i]!.members.slice(result.used);
-          if (rest.length > 0) queue.push({ partition: batch[i]!.partition, members: rest });
-        });
+      // Interleaved over partitions, then tried in parallel, never more at once than slots are
+      // left, so a round never claims more than asked.
+      const candidates = interleave(perPartition);
+      while (candidates.length > 0 && out.length < max) {
+        const batch = candidates.splice(0, max - out.length);
+        const results = await Promise.all(batch.map((candidate) => this.claimCandidate(laneId, candidate.partition, candidate.member)));
+        for (const claimed of results) if (claimed) out.push(claimed);
       }
       if (out.length > before) busyChunk = chunkStart;
     }
@@ -210,25 +229,24 @@ export class Claimer {
     this.cursors.set(laneId, cursor);
   }
 
-  /** One claim on one partition: the first member that can be claimed. */
-  private async claimOnPartition(laneId: LaneId, partition: number, members: readonly string[]): Promise<{ claimed: ClaimedLease; used: number } | undefined> {
+  /**
+   * One claim attempt for one head: the fast path claims whichever head of the partition it
+   * can in one call, falling back to the grant path for this member (the one-call claim skips
+   * interrupted attempts, which need the resumed claim).
+   */
+  private async claimCandidate(laneId: LaneId, partition: number, member: string): Promise<ClaimedLease | undefined> {
     if (this.options.path === 'fast') {
       const claimed = await this.guard(undefined, () => this.claimNext(laneId, partition));
-      // The one-call claim skips interrupted attempts; those go through the grant path below.
-      if (claimed) return { claimed, used: 1 };
+      if (claimed) return claimed;
     }
-    for (let i = 0; i < members.length; i++) {
-      let executionId: ExecutionId;
-      try {
-        executionId = parseExecutionId(members[i]!);
-      } catch (error) {
-        this.options.onError(error);
-        continue;
-      }
-      const claimed = await this.guard(executionId, () => this.grantAndClaim(executionId, laneId));
-      if (claimed) return { claimed, used: i + 1 };
+    let executionId: ExecutionId;
+    try {
+      executionId = parseExecutionId(member);
+    } catch (error) {
+      this.options.onError(error);
+      return undefined;
     }
-    return undefined;
+    return this.guard(executionId, () => this.grantAndClaim(executionId, laneId));
   }
 
   /** Runs one claim step; skip-codes and other errors become `undefined` (errors are reported). */
@@ -336,12 +354,12 @@ export class Claimer {
    */
   private async onCapabilityMismatch(executionId: ExecutionId, laneId: LaneId): Promise<void> {
     const required = replyText(await sendCommand(this.client.transport, 'HGET', [new ExecKeys(executionId).core(), 'required_capabilities'])) ?? '';
+    const satisfied = (union: Set<string>) => required.split(',').every((token) => token === '' || union.has(token));
     const now = Date.now();
-    if (!this.capabilityUnion || now - this.capabilityUnion.at > CAPABILITY_UNION_TTL_MS) {
-      this.capabilityUnion = { at: now, union: await liveCapabilityUnion(this.client) };
-    }
-    const union = this.capabilityUnion.union;
-    if (required.split(',').every((token) => token === '' || union.has(token))) return;
+    if (this.capabilityUnion && now - this.capabilityUnion.at <= CAPABILITY_UNION_TTL_MS && satisfied(this.capabilityUnion.union)) return;
+    // About to block: decide on a fresh read, so a capable worker that just started is seen.
+    this.capabilityUnion = { at: now, union: await liveCapabilityUnion(this.client) };
+    if (satisfied(this.capabilityUnion.union)) return;
     await blockExecutionForAdmission(this.client, {
       executionId,
       laneId,
@@ -442,22 +460,33 @@ export class Claimer {
   }
 
   private async checkExpired(executionId: ExecutionId): Promise<boolean> {
+    const core = new ExecKeys(executionId).core();
+    const lane = replyText(await sendCommand(this.client.transport, 'HGET', [core, 'lane_id'])) ?? 'default';
+    const mine = this.options.lanes.find((l) => l === lane);
+    if (!mine) {
+      // Another lane's lease: left to its own workers and the engine, not looked at for a while.
+      this.foreign.set(executionId, this.sweeps + 20);
+      return false;
+    }
     if (this.options.selfService) {
       const marked = await markLeaseExpiredIfDue(this.client, { executionId });
       if (marked.status !== 'marked_expired' && marked.reason !== 'already_expired' && marked.reason !== 'already_revoked') return false;
-    }
-    const [laneText, ownership] = ((await sendCommand(this.client.transport, 'HMGET', [new ExecKeys(executionId).core(), 'lane_id', 'ownership_state'])) as unknown[]).map((v) => (v === null ? undefined : replyText(v)));
-    // Without self-service only what the engine already marked is taken.
-    if (ownership !== 'lease_expired_reclaimable' && ownership !== 'lease_revoked') return false;
-    const lane = laneText ?? 'default';
-    const mine = this.options.lanes.find((l) => l === lane);
-    if (!mine) {
-      this.foreign.set(executionId, this.sweeps + 20);
-      return false;
+    } else {
+      // Without self-service only what the engine already marked is taken.
+      const ownership = replyText(await sendCommand(this.client.transport, 'HGET', [core, 'ownership_state']));
+      if (ownership !== 'lease_expired_reclaimable' && ownership !== 'lease_revoked') return false;
     }
     this.reclaimable.set(executionId, mine);
     return true;
   }
+}
+
+/** Round-robin over the lists: first elements of each, then second elements… */
+function interleave<T>(lists: readonly (readonly T[])[]): T[] {
+  const out: T[] = [];
+  const longest = Math.max(0, ...lists.map((l) => l.length));
+  for (let i = 0; i < longest; i++) for (const list of lists) if (i < list.length) out.push(list[i]!);
+  return out;
 }
 
 function lease(result: { leaseId: LeaseId; leaseEpoch: number; attemptId: AttemptId; attemptIndex: number; leaseExpiresAt: number }) {

@@ -83,7 +83,7 @@ export interface WorkerOptions<Input = unknown> {
   readonly giveBack?: 'delay' | 'fail';
   /** After a flow member finishes, resolve its outgoing edges, as the engine's completion listener does (default true). */
   readonly resolveDependencies?: boolean;
-  /** Heads read per partition and lane, so heads other workers hold are stepped over; default 4. */
+  /** Heads read per partition and lane, so heads other workers hold are stepped over; default 8. */
   readonly candidatesPerPartition?: number;
   /** The admission cycle to use (default the scheduler's issueNextGrant). */
   readonly issueNextGrant?: IssueNextGrant;
@@ -148,6 +148,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   /** Every task run in progress, with its Task once the context is read. */
   private readonly runs = new Map<Promise<void>, RunEntry<Input>>();
   private readonly recorded = new WeakSet<Task<Input>>();
+  private starting: Promise<void> | undefined;
   private loopDone: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
   private closed = false;
@@ -156,6 +157,8 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   private presenceTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
   private refreshing: Promise<void> | undefined;
+  /** True once this worker holds its alive key (close() then removes its records). */
+  private announced = false;
   /** Work started on the side (dependency resolution): awaited by close(). */
   private readonly background = new Set<Promise<unknown>>();
 
@@ -190,9 +193,11 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       issueNextGrant: options.issueNextGrant ?? issueNextGrant,
       partitions,
       selfService: options.selfService ?? true,
-      candidatesPerPartition: positive('candidatesPerPartition', options.candidatesPerPartition ?? 4),
+      candidatesPerPartition: positive('candidatesPerPartition', options.candidatesPerPartition ?? 8),
       chunkSize: 32,
-      grantTtlMs: 5_000,
+      // Long enough for the claim that follows at once; short, since a claim refused after the
+      // grant (a race with a block) leaves the grant holding the head until it lapses.
+      grantTtlMs: 2_000,
       onError: (error, executionId) => this.reportError(error, executionId),
       onReclaimLimit: (executionId) => {
         this.stats.failed += 1;
@@ -227,17 +232,23 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
    * Announces the worker (alive key, capabilities), installs waitpoint secrets where none
    * exist, and starts claiming in the background. Resolves once running.
    */
-  async start(): Promise<void> {
-    if (this.loopDone) return;
-    if (this.closing) throw new ArgumentError('Worker.start', 'state', 'the worker was closed');
-    this.loopDone = Promise.resolve(); // Claimed at once, so a second start() does nothing.
+  start(): Promise<void> {
+    if (this.closing) return Promise.reject(new ArgumentError('Worker.start', 'state', 'the worker was closed'));
+    this.starting ??= this.begin();
+    return this.starting;
+  }
+
+  private async begin(): Promise<void> {
     await this.presence.announce();
+    this.announced = true;
     try {
       if (this.options.installWaitpointSecrets ?? true) await ensureWaitpointSecrets(this.client);
     } catch (error) {
+      this.announced = false;
       await this.presence.withdraw().catch(() => undefined);
       throw error;
     }
+    if (this.closing) return; // close() came during start: it withdraws the records once this returns.
     this.presenceTimer = setInterval(() => {
       if (this.refreshing || this.closing) return;
       this.refreshing = this.presence
@@ -568,6 +579,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   }
 
   private async shutdown(timeoutMs: number): Promise<void> {
+    await this.starting?.catch(() => undefined);
     this.poke();
     if (this.housekeeping) clearInterval(this.housekeeping);
     await this.loopDone;
@@ -585,7 +597,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     await this.sweeping;
     await this.refreshing; // A refresh in flight would put the records back after the withdrawal.
     await Promise.allSettled([...this.background]);
-    await this.presence.withdraw().catch((error: unknown) => this.reportError(error));
+    if (this.announced) await this.presence.withdraw().catch((error: unknown) => this.reportError(error));
     this.closed = true;
     this.publish({ type: 'closed' });
   }

@@ -18,7 +18,7 @@ export const retention: Case = {
   async run(ctx: Context): Promise<Row[]> {
     const ratePerSecond = ctx.quick ? 1_000 : 2_000;
     const periodMs = ctx.quick ? 1_000 : 2_000;
-    const periods = ctx.quick ? 4 : 6;
+    const periods = ctx.quick ? 4 : 8;
     return withServers([{ label: 'retention', args: RECOMMENDED_SETTINGS }], async ([s]) => {
       const server = s!;
       const laneId = benchLane(ctx, 'retention');
@@ -32,6 +32,7 @@ export const retention: Case = {
       await engine.start();
       const perTick = Math.round((ratePerSecond * TICK_MS) / 1000);
       const baseline = await usedMemory(server.redis);
+      const baselineKeys = await server.redis.dbsize();
       const samples: { t: number; bytes: number; keys: number }[] = [];
       const started = performance.now();
       let finished = 0;
@@ -46,6 +47,10 @@ export const retention: Case = {
         if (spent > TICK_MS) late += 1;
         else await new Promise((resolve) => setTimeout(resolve, TICK_MS - spent));
       }
+      // Creation stops; the engine runs on for one period and a bit: everything must go.
+      await new Promise((resolve) => setTimeout(resolve, periodMs + 1_500));
+      const leftKeys = (await server.redis.dbsize()) - baselineKeys;
+      const leftBytes = (await usedMemory(server.redis)) - baseline;
       await engine.stop();
       const trimmer = engine.stats().scanners.find((x) => x.name === 'retention_trimmer');
       const levelOf = (period: number) => median(samples.filter((x) => x.t >= period * periodMs && x.t < (period + 1) * periodMs).map((x) => x.bytes));
@@ -53,6 +58,11 @@ export const retention: Case = {
       const levels = Array.from({ length: periods }, (_, p) => levelOf(p));
       const second = levels[1]!;
       const last = levels[periods - 1]!;
+      // Least-squares slope of the levels after the first period, as a share of their mean, per period.
+      const later = levels.slice(1);
+      const xMean = (later.length - 1) / 2;
+      const yMean = later.reduce((a, b) => a + b, 0) / later.length;
+      const slope = later.reduce((sum, y, x) => sum + (x - xMean) * (y - yMean), 0) / later.reduce((sum, _, x) => sum + (x - xMean) ** 2, 0) / yMean;
       const c = this.name;
       const achieved = (finished * 1000) / (periods * periodMs);
       return [
@@ -63,8 +73,15 @@ export const retention: Case = {
           unit: '×',
           note:
             `median used_memory above the empty server per period: ${levels.map((l) => `${(l / 1024).toFixed(0)} KiB`).join(', ')}; keys per period ${Array.from({ length: periods }, (_, p) => keysOf(p).toFixed(0)).join(', ')}; ` +
-            `${finished} finished (${achieved.toFixed(0)}/s of ${ratePerSecond}/s asked; ${late} late ticks); trimmer: ${trimmer?.cycles ?? 0} cycles, ${trimmer?.processed ?? 0} purged, ${trimmer?.errors ?? 0} errors, lag ${trimmer?.lagMs ?? 0} ms; ${Math.abs(last / second - 1) <= 0.1 ? 'flat (within 10%)' : 'NOT flat'}. ` +
+            `${finished} finished (${achieved.toFixed(0)}/s of ${ratePerSecond}/s asked; ${late} late ticks); trimmer: ${trimmer?.cycles ?? 0} cycles, ${trimmer?.processed ?? 0} purged, ${trimmer?.errors ?? 0} errors, lag ${trimmer?.lagMs ?? 0} ms; trend after the first period ${(slope * 100).toFixed(1)}% of the level per period (${Math.abs(slope) <= 0.05 ? 'flat: within ±5%' : 'NOT flat'}). ` +
             'Retention by the engine\'s retention_trimmer (ff_purge_execution per member)',
+        },
+        {
+          case: c,
+          measurement: 'left one period after creation stopped (engine still running)',
+          value: leftKeys,
+          unit: 'keys',
+          note: `${(leftBytes / 1024).toFixed(0)} KiB used_memory above the empty server (with the engine booted); at the peak ${Math.max(...samples.map((x) => x.keys)) - baselineKeys} keys: a leak would leave keys per execution finished (${finished})`,
         },
       ];
     }).catch((error: unknown) => [{ case: this.name, measurement: '(case failed)', value: undefined, unit: '', note: messageOf(error) }]);
