@@ -1,7 +1,7 @@
 // A private server for engine tests: the engine scans every partition of the server, so it
 // must not share one with tests that leave leases, suspensions and budgets in chosen states.
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 import { Engine, type EngineOptions } from '../../engine/index.js';
 import { FlowFabricClient, type ClientOptions } from '../../runtime/client.js';
 import { startServer, type RunningServer } from '../../tools/local-server.js';
@@ -15,7 +15,7 @@ export interface EngineServer {
   readonly client: () => FlowFabricClient;
   /** Another connection and client to the same server (a second engine process, a worker). */
   connect(options?: ClientOptions): { redis: Redis; client: FlowFabricClient };
-  /** An engine on its own connection, stopped after the file; boot and listener per options. */
+  /** An engine on its own connection, stopped when the test ends; boot and listener per options. */
   engine(options?: Partial<EngineOptions>): Engine;
 }
 
@@ -36,8 +36,12 @@ export function useEngineServer(): EngineServer {
     ({ redis, client } = connect());
     await client.ensureLibrary({ retryDelayMs: 50 });
   });
+  // Each test's engines stop when it ends, passed or failed, so a failed test's loops
+  // cannot act on the next test's state.
+  afterEach(async () => {
+    await Promise.all(engines.splice(0).map((e) => e.stop()));
+  });
   afterAll(async () => {
-    await Promise.all(engines.map((e) => e.stop()));
     for (const connection of opened) connection.disconnect();
     await server?.stop();
   });
