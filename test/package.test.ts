@@ -1,6 +1,7 @@
 // The package as a user meets it: `npm pack`, install the tarball once, and use it from two
 // fresh projects beside each other — an ES module project and a CommonJS one (what `npm init`
-// makes) — each type-checking its TypeScript and running a short scenario against the test
+// makes) — each type-checking its TypeScript and running a short scenario (single calls, then
+// a Worker with a producer waiting for its outcome) against the test
 // server with no access to this repository's sources. The tarball is also checked by
 // publint and by @arethetypeswrong/cli (types for every entry point, from ESM and from CJS).
 import { execFileSync } from 'node:child_process';
@@ -46,7 +47,13 @@ try {
 } catch (error) {
   if (isScriptError(error, 'execution_not_active')) refused = error.code;
 }
-console.log(JSON.stringify({ status: done.status, publicState: done.publicState, refused }));
+// A worker, as a user runs one: a handler per execution, a producer that waits for the outcome.
+const worker = new Worker<{ n: number }>({ client, lanes: [laneId], handler: async (task) => ({ doubled: task.input.n * 2 }) });
+await worker.start();
+const submitted = await submitExecution(client, { lane: laneId, kind: 'double', input: { n: 21 } });
+const outcome = await waitForOutcome(client, submitted.executionId, { timeoutMs: 10_000 });
+await worker.close({ timeoutMs: 5_000 });
+console.log(JSON.stringify({ status: done.status, publicState: done.publicState, refused, worker: outcome.resultJson }));
 redis.disconnect();
 `;
 
@@ -54,6 +61,7 @@ const imports = `import { Redis } from 'ioredis';
 import {
   FlowFabricClient, createExecution, issueClaimGrant, claimExecution, completeExecution,
   isScriptError, newAttemptId, newLeaseId, parseLaneId, soloExecutionId, type ExecutionId,
+  Worker, submitExecution, waitForOutcome,
 } from 'ff-script';
 `;
 
@@ -72,7 +80,7 @@ function project(name: string, type: 'module' | 'commonjs', main: string): strin
   return dir;
 }
 
-const expected = { status: 'OK', publicState: 'completed', refused: 'execution_not_active' };
+const expected = { status: 'OK', publicState: 'completed', refused: 'execution_not_active', worker: { doubled: 42 } };
 const lastLine = (out: string): unknown => JSON.parse(out.trim().split('\n').at(-1)!);
 
 describe('the packed package', () => {
