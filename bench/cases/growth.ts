@@ -35,21 +35,23 @@ import { benchWorker, createMany, pipelinedValues } from '../engine.js';
 import { median } from '../measure.js';
 import { RECOMMENDED_SETTINGS, usedMemory, withServers, type Dedicated } from '../servers.js';
 
-const PARTITIONS = 256;
+export const PARTITIONS = 256;
 const WORKER = benchWorker(0);
 
 /** An execution id on partition p: the growth case spreads its lane evenly by construction. */
 const idOn = (partition: number): ExecutionId => parseExecutionId(`${hashTag('fp', partition)}:${randomUUID()}`);
-const evenIds = (count: number): ExecutionId[] => Array.from({ length: count }, (_, i) => idOn(i % PARTITIONS));
+export const evenIds = (count: number): ExecutionId[] => Array.from({ length: count }, (_, i) => idOn(i % PARTITIONS));
 
-interface Subject {
+export interface Subject {
   readonly label: string;
   readonly eligible: number;
   readonly retained: number;
 }
 
-interface Filled extends Subject {
+export interface Filled extends Subject {
   readonly s: Dedicated;
+  /** The server cost counter the blocks read before and after each step: server CPU seconds by default. */
+  readonly meter?: () => Promise<number>;
   /** The engine's scanners on this server, driven one cycle at a time (never started). */
   readonly engine: Engine;
   readonly laneId: LaneId;
@@ -58,34 +60,36 @@ interface Filled extends Subject {
 }
 
 /** Claims one execution per given partition (fast path) and completes them all; returns how many it claimed. */
-async function claimAndComplete(f: Filled, partitions: readonly number[], cpu?: { claim: number; complete: number }): Promise<number> {
+const cost = (f: Filled): Promise<number> => (f.meter ? f.meter() : serverCpuSeconds(f.s.redis));
+
+export async function claimAndComplete(f: Filled, partitions: readonly number[], cpu?: { claim: number; complete: number }): Promise<number> {
   const p = f.s.client.partitions;
-  let before = await serverCpuSeconds(f.s.redis);
+  let before = await cost(f);
   const claims = await pipelinedValues(f.s.client, partitions.length, (i) =>
     call(buildClaimNextEligible({ ...WORKER, laneId: f.laneId, partition: partitions[i]!, leaseId: newLeaseId(), attemptId: newAttemptId(), leaseTtlMs: 600_000 }, p), parseClaimNextEligible),
   );
   const claimed = claims.flatMap((c) => (c.status === 'claimed' ? [c] : []));
-  if (cpu) cpu.claim = (await serverCpuSeconds(f.s.redis)) - before;
-  before = await serverCpuSeconds(f.s.redis);
+  if (cpu) cpu.claim = (await cost(f)) - before;
+  before = await cost(f);
   await pipelinedValues(f.s.client, claimed.length, (i) => {
     const c = claimed[i]!;
     return call(buildCompleteExecution({ executionId: c.executionId, laneId: f.laneId, workerInstanceId: WORKER.workerInstanceId, leaseId: c.leaseId, leaseEpoch: c.leaseEpoch, attemptId: c.attemptId, attemptIndex: c.attemptIndex }, p), parseCompleteExecution);
   });
-  if (cpu) cpu.complete = (await serverCpuSeconds(f.s.redis)) - before;
+  if (cpu) cpu.complete = (await cost(f)) - before;
   return claimed.length;
 }
 
 /** The scheduler's way: head of each partition's eligible set, a grant for it, the claim; then completes (not counted). */
-async function grantPath(f: Filled, partitions: readonly number[]): Promise<{ cpu: number; claimed: number }> {
+export async function grantPath(f: Filled, partitions: readonly number[]): Promise<{ cpu: number; claimed: number }> {
   const p = f.s.client.partitions;
-  const before = await serverCpuSeconds(f.s.redis);
+  const before = await cost(f);
   const heads = f.s.redis.pipeline();
   for (const partition of partitions) heads.zrangebyscore(PartitionKeys.forPartition(partition).laneEligible(f.laneId), '-inf', '+inf', 'LIMIT', 0, 1);
   const ids = ((await heads.exec()) ?? []).flatMap(([error, reply]) => (error || !Array.isArray(reply) || reply.length === 0 ? [] : [parseExecutionId(String(reply[0]))]));
   await pipelinedValues(f.s.client, ids.length, (i) => call(buildIssueClaimGrant({ executionId: ids[i]!, laneId: f.laneId, ...WORKER, grantTtlMs: 60_000 }, p), parseIssueClaimGrant));
   const leases = ids.map(() => ({ leaseId: newLeaseId(), attemptId: newAttemptId() }));
   await pipelinedValues(f.s.client, ids.length, (i) => call(buildClaimExecution({ executionId: ids[i]!, laneId: f.laneId, ...WORKER, ...leases[i]!, leaseTtlMs: 600_000 }, p), parseClaimExecution));
-  const cpu = (await serverCpuSeconds(f.s.redis)) - before;
+  const cpu = (await cost(f)) - before;
   await pipelinedValues(f.s.client, ids.length, (i) =>
     call(buildCompleteExecution({ executionId: ids[i]!, laneId: f.laneId, workerInstanceId: WORKER.workerInstanceId, ...leases[i]!, leaseEpoch: 1, attemptIndex: 0 }, p), parseCompleteExecution),
   );
@@ -93,26 +97,26 @@ async function grantPath(f: Filled, partitions: readonly number[]): Promise<{ cp
 }
 
 /** Every scanner but the index reconciler, one engine cycle each: server CPU (s). */
-async function scannerCycle(f: Filled): Promise<number> {
-  const before = await serverCpuSeconds(f.s.redis);
+export async function scannerCycle(f: Filled): Promise<number> {
+  const before = await cost(f);
   for (const name of CYCLE_SCANNERS) await f.engine.runOnce(name);
-  return (await serverCpuSeconds(f.s.redis)) - before;
+  return (await cost(f)) - before;
 }
 
 const CYCLE_SCANNERS: readonly ScannerName[] = SCANNER_NAMES.filter((name) => name !== 'index_reconciler');
 
 /** HGET of one core field of 4 random existing executions per partition: server CPU (s) per key. */
-async function touchKeys(f: Filled): Promise<number> {
+export async function touchKeys(f: Filled): Promise<number> {
   const sample = f.s.redis.pipeline();
   for (let partition = 0; partition < PARTITIONS; partition++) sample.srandmember(PartitionKeys.forPartition(partition).allExecutions(), 4);
   const keys = ((await sample.exec()) ?? []).flatMap(([, reply], partition) =>
     Array.isArray(reply) ? reply.map((eid) => `ff:exec:${hashTag('fp', partition)}:${String(eid)}:core`) : [],
   );
-  const before = await serverCpuSeconds(f.s.redis);
+  const before = await cost(f);
   const touch = f.s.redis.pipeline();
   for (const key of keys) touch.hget(key, 'lifecycle_phase');
   await touch.exec();
-  return ((await serverCpuSeconds(f.s.redis)) - before) / Math.max(1, keys.length);
+  return ((await cost(f)) - before) / Math.max(1, keys.length);
 }
 
 /** One engine cycle of the index reconciler (it reads every execution by design). */
@@ -128,7 +132,7 @@ async function allExecutions(f: Filled): Promise<number> {
   return ((await pipeline.exec()) ?? []).reduce((sum, [, n]) => sum + Number(n), 0);
 }
 
-async function fill(ctx: Context, s: Dedicated, subject: Subject): Promise<Filled> {
+export async function fill(ctx: Context, s: Dedicated, subject: Subject): Promise<Filled> {
   const started = performance.now();
   const laneId = benchLane(ctx, `growth-${subject.label}`);
   const engine = new Engine({ client: s.client, lanes: [laneId], completionListener: false, boot: false, logLevel: 'warn' });
@@ -148,7 +152,7 @@ async function fill(ctx: Context, s: Dedicated, subject: Subject): Promise<Fille
   return { ...f, fillSeconds: (performance.now() - started) / 1000, bytes: await usedMemory(s.redis) };
 }
 
-interface Round {
+export interface Round {
   readonly claim: number;
   readonly complete: number;
   readonly grant: number;
@@ -157,7 +161,7 @@ interface Round {
 }
 
 /** One measured block on a server: claims and completes, the grant path, one scanner cycle; then refills what it used. */
-async function block(f: Filled): Promise<Round> {
+export async function block(f: Filled): Promise<Round> {
   const all = Array.from({ length: PARTITIONS }, (_, i) => i);
   const cpu = { claim: 0, complete: 0 };
   const claimed = await claimAndComplete(f, all, cpu);
