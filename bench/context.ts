@@ -9,6 +9,8 @@ import type { Plan } from './measure.js';
 
 export interface Context {
   readonly quick: boolean;
+  /** Every `--flag` given to the run (e.g. --growth-full), for cases with heavier variants. */
+  readonly flags: ReadonlySet<string>;
   readonly url: string;
   /** The bench's connection; wrappers and raw calls of cases 1, 2, 4 and 5 go through it. */
   readonly redis: Redis;

@@ -32,11 +32,20 @@ export function createMany(client: FlowFabricClient, ids: readonly ExecutionId[]
 
 /** Sends make(0..count-1), ENQUEUE_CHUNK calls per pipeline; throws on any failure. */
 export async function pipelined(client: FlowFabricClient, count: number, make: (index: number) => Call<unknown>): Promise<void> {
+  await pipelinedValues(client, count, make);
+}
+
+/** pipelined(), keeping each call's parsed reply, in order. */
+export async function pipelinedValues<T>(client: FlowFabricClient, count: number, make: (index: number) => Call<T>): Promise<T[]> {
+  const values: T[] = [];
   for (let start = 0; start < count; start += ENQUEUE_CHUNK) {
     const calls = Array.from({ length: Math.min(ENQUEUE_CHUNK, count - start) }, (_, i) => make(start + i));
-    const failed = (await client.batch(calls)).find((s) => !s.ok);
-    if (failed && !failed.ok) throw failed.error;
+    for (const settled of await client.batch(calls)) {
+      if (!settled.ok) throw settled.error;
+      values.push(settled.value as T);
+    }
   }
+  return values;
 }
 
 export interface Lease {
@@ -77,18 +86,24 @@ export function suspendArgs(
   };
 }
 
-/** One worker of the fast path on a solo lane: claim the lane's head, then complete-and-claim-next until the lane is empty. */
-export async function fastWorker(client: FlowFabricClient, laneId: LaneId, worker: Worker): Promise<void> {
-  const partition = soloPartition(laneId, client.partitions);
+/**
+ * One worker of the fast path on one partition of a lane (by default the solo lane's own):
+ * claim the lane's head, then complete-and-claim-next until the partition's share of the
+ * lane is empty. Returns how many executions it completed.
+ */
+export async function fastWorker(client: FlowFabricClient, laneId: LaneId, worker: Worker, partition = soloPartition(laneId, client.partitions)): Promise<number> {
   const leaseTtlMs = 60_000;
+  let done = 0;
   let claim: ClaimNextEligibleResult | CompleteAndClaimNextResult = await claimNextEligible(client, { ...worker, laneId, partition, leaseId: newLeaseId(), attemptId: newAttemptId(), leaseTtlMs });
   while (claim.status === 'claimed' || claim.status === 'claimed_next') {
+    done += 1;
     const executionId: ExecutionId = claim.status === 'claimed' ? claim.executionId : claim.nextExecutionId;
     claim = await completeAndClaimNext(client, {
       executionId, laneId, ...worker, leaseId: claim.leaseId, leaseEpoch: claim.leaseEpoch, attemptId: claim.attemptId,
       attemptIndex: claim.attemptIndex, nextLeaseId: newLeaseId(), nextAttemptId: newAttemptId(), leaseTtlMs,
     });
   }
+  return done;
 }
 
 /** Gives every partition the executions use a waitpoint signing key, unless it already has one. */

@@ -86,3 +86,18 @@ export async function inFlight(total: number, concurrency: number, op: (index: n
   };
   await Promise.all(Array.from({ length: Math.min(concurrency, total) }, (_, id) => lane(id)));
 }
+
+/** Calls add(k) every 10 ms so that `n` items are added at `ratePerSecond`. */
+export async function openLoop(n: number, ratePerSecond: number, add: (count: number) => Promise<unknown>): Promise<void> {
+  const started = performance.now();
+  let added = 0;
+  while (added < n) {
+    const due = Math.min(n, Math.floor(((performance.now() - started) * ratePerSecond) / 1000) + 1);
+    if (due > added) {
+      const count = due - added;
+      added = due;
+      await add(count);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}

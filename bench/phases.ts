@@ -3,7 +3,8 @@
 // per round trip, so per-call I/O is small), then the fast path (one worker, one call per
 // job) and the suspension cycle (one worker, five calls: suspend, signal, grant, resumed
 // claim, complete; reported per cycle). Prints server CPU µs per call (INFO cpu), or, with --callgrind, the instructions
-// the server ran per call — a figure that does not move with the machine's load. For that,
+// the server ran per call — a figure that does not move with the machine's load. The
+// floor steps are case 7's command-only replay of create, grant, claim and complete. For that,
 // run redis-server under `valgrind --tool=callgrind` and point REDIS_URL at it: the script
 // zeroes and reads the counters around each step with callgrind_control, and dumps a
 // profile of each step.
@@ -16,6 +17,7 @@ import { newAttemptId, newLeaseId, parseLaneId } from '../runtime/ids.js';
 import { soloExecutionId } from '../runtime/partition.js';
 import { startServer } from '../tools/local-server.js';
 import { randomExecutionId, serverCpuSeconds } from './context.js';
+import { FLOOR_PHASES, floorScript } from './cases/floor.js';
 import { benchWorker, createMany, ensureSecrets, fastWorker, grantAndClaim, pipelined, suspendResumeComplete, type Held } from './engine.js';
 
 const argv = process.argv.slice(2);
@@ -69,9 +71,11 @@ async function main(): Promise<void> {
         ),
       ),
     );
+    // Case 7's floor: the same four steps' Redis commands in one EVAL loop, no Lua logic, no per-call cost.
+    for (const phase of FLOOR_PHASES) await step(redis, `floor ${phase}`, async () => void (await redis.eval(floorScript(phase, n, `floor-${run}-`), 0)));
     const fastLane = parseLaneId(`phases-fast-${run}`);
     await createMany(client, Array.from({ length: n }, () => soloExecutionId(fastLane, p)), fastLane);
-    await step(redis, 'fast path', () => fastWorker(client, fastLane, worker), 'job');
+    await step(redis, 'fast path', async () => void (await fastWorker(client, fastLane, worker)), 'job');
     const cycleLane = parseLaneId(`phases-suspend-${run}`);
     const cycleIds = Array.from({ length: n }, randomExecutionId);
     await ensureSecrets(client, cycleIds);

@@ -12,13 +12,18 @@ import { ceiling } from './cases/ceiling.js';
 import { clientCost } from './cases/client-cost.js';
 import { floor } from './cases/floor.js';
 import { lifecycle } from './cases/lifecycle.js';
+import { memory } from './cases/memory.js';
+import { growth } from './cases/growth.js';
+import { scaleOut } from './cases/scale-out.js';
+import { retention } from './cases/retention.js';
+import { workers } from './cases/workers.js';
 import { suspendCycle } from './cases/suspend.js';
 import { tooling } from './cases/tooling.js';
 import { wrapperOverhead } from './cases/wrapper.js';
 import { loadedFunctions, messageOf, type Case, type Context, type Row } from './context.js';
 import { DEFAULT_PLAN } from './measure.js';
 
-const CASES: readonly Case[] = [ceiling, wrapperOverhead, clientCost, lifecycle, suspendCycle, tooling, floor];
+const CASES: readonly Case[] = [ceiling, wrapperOverhead, clientCost, lifecycle, suspendCycle, tooling, floor, memory, retention, growth, scaleOut, workers];
 
 interface Machine {
   readonly cpu: string;
@@ -45,7 +50,7 @@ async function describeMachine(redis: Redis): Promise<Machine> {
 
 function formatValue(row: Row): string {
   if (row.value === undefined) return '—';
-  const digits = row.unit.endsWith('/s') || row.value >= 100 ? 0 : 1;
+  const digits = row.unit === '×' ? 2 : row.unit.endsWith('/s') || row.value >= 100 ? 0 : 1;
   return `${row.value.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })} ${row.unit}`;
 }
 
@@ -81,6 +86,7 @@ async function main(): Promise<void> {
     await client.ensureLibrary();
     const ctx: Context = {
       quick,
+      flags: new Set(argv.filter((a) => a.startsWith('--'))),
       url,
       redis,
       client,

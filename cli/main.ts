@@ -1,37 +1,23 @@
 #!/usr/bin/env node
 // `ff-script`: the command line for authors (codegen, check) and operators (load, version,
-// functions, rotate-secret). Exit codes: 0 success, 1 failure, 2 usage error.
+// functions, rotate-secret, doctor, inspect, lanes). Exit codes: 0 success, 1 failure, 2 usage error.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { Cluster, Redis } from 'ioredis';
 import { FUNCTION_NAMES, LIBRARY_VERSION } from '../generated/library.js';
-import { FlowFabricClient } from '../runtime/client.js';
 import { loadedVersion, registeredFunctions } from '../runtime/loader.js';
 import { rotateWaitpointSecretEverywhere } from '../operations/waitpoints.js';
+import { SERVER_HELP, serverOptions as server, UsageError, withClient } from './connection.js';
+import { engineCommand } from './engine.js';
+import { doctorCommand } from './doctor.js';
+import { inspectCommand } from './inspect.js';
+import { lanesCommand } from './lanes.js';
 
 interface Command {
   readonly summary: string;
   readonly usage: string;
   readonly options: NonNullable<ParseArgsConfig['options']>;
-  run(values: Record<string, string | boolean | undefined>): Promise<number>;
-}
-
-const server = {
-  url: { type: 'string', default: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' },
-  cluster: { type: 'boolean', default: false },
-} as const;
-const SERVER_HELP = '  --url URL     server to use (default $REDIS_URL or redis://127.0.0.1:6379)\n  --cluster     treat --url as a cluster seed and act on every primary';
-
-class UsageError extends Error {}
-
-async function withClient<T>(values: Record<string, unknown>, use: (client: FlowFabricClient) => Promise<T>): Promise<T> {
-  const url = String(values.url);
-  const connection = values.cluster ? new Cluster([url], { redisOptions: { maxRetriesPerRequest: 1 } }) : new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true });
-  try {
-    if (connection instanceof Redis) await connection.connect();
-    return await use(FlowFabricClient.fromIoredis(connection));
-  } finally {
-    connection.disconnect();
-  }
+  /** Set by commands that take positional arguments (e.g. an execution id). */
+  readonly positionals?: boolean;
+  run(values: Record<string, string | boolean | undefined>, positionals: readonly string[]): Promise<number>;
 }
 
 const commands: Record<string, Command> = {
@@ -114,22 +100,26 @@ const commands: Record<string, Command> = {
       const partitions = Number(values.partitions);
       if (!Number.isSafeInteger(graceMs) || graceMs < 0) throw new UsageError('--grace-ms must be a non-negative integer');
       if (!Number.isSafeInteger(partitions) || partitions < 1) throw new UsageError('--partitions must be a positive integer');
-      const url = String(values.url);
-      const connection = values.cluster ? new Cluster([url]) : new Redis(url, { maxRetriesPerRequest: 1 });
-      try {
-        const client = FlowFabricClient.fromIoredis(connection, { partitions: { numFlowPartitions: partitions, numBudgetPartitions: 32, numQuotaPartitions: 32 } });
-        const report = await rotateWaitpointSecretEverywhere(client, { kid: String(values.kid), secretHex: String(values['secret-hex']), graceMs });
-        // The secret itself is never printed.
-        console.log(`kid ${report.newKid}: rotated on ${report.rotated.length}, already current on ${report.noop.length}, failed on ${report.failed.length} partition(s)`);
-        for (const failure of report.results) {
-          if (!failure.ok) console.error(`partition ${failure.partition}: ${failure.error instanceof Error ? failure.error.message : String(failure.error)}`);
-        }
-        return report.failed.length === 0 ? 0 : 1;
-      } finally {
-        connection.disconnect();
-      }
+      const partitionConfig = { numFlowPartitions: partitions, numBudgetPartitions: 32, numQuotaPartitions: 32 };
+      return withClient(
+        values,
+        async (client) => {
+          const report = await rotateWaitpointSecretEverywhere(client, { kid: String(values.kid), secretHex: String(values['secret-hex']), graceMs });
+          // The secret itself is never printed.
+          console.log(`kid ${report.newKid}: rotated on ${report.rotated.length}, already current on ${report.noop.length}, failed on ${report.failed.length} partition(s)`);
+          for (const failure of report.results) {
+            if (!failure.ok) console.error(`partition ${failure.partition}: ${failure.error instanceof Error ? failure.error.message : String(failure.error)}`);
+          }
+          return report.failed.length === 0 ? 0 : 1;
+        },
+        { partitions: partitionConfig },
+      );
     },
   },
+  engine: engineCommand,
+  doctor: doctorCommand,
+  inspect: inspectCommand,
+  lanes: lanesCommand,
 };
 
 
@@ -150,12 +140,12 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 2;
   }
   try {
-    const { values } = parseArgs({ args: [...rest], options: { ...command.options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false });
+    const { values, positionals } = parseArgs({ args: [...rest], options: { ...command.options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: command.positionals === true });
     if (values.help) {
       console.log(`${command.summary}\n\nusage: ${command.usage}`);
       return 0;
     }
-    return await command.run(values as Record<string, string | boolean | undefined>);
+    return await command.run(values as Record<string, string | boolean | undefined>, positionals);
   } catch (error) {
     if (error instanceof UsageError || (error as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
       console.error(`ff-script ${name}: ${(error as Error).message}\n\nusage: ${command.usage}`);

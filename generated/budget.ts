@@ -5,15 +5,46 @@
 // No function here spans two families: a workflow that checks a budget and then blocks an
 // execution makes two calls (see operations/admission.ts), which is not atomic.
 import { fieldEnum, fieldInteger, fieldParsed, fieldText } from '../runtime/decode.js';
-import { encodeEnum, encodeId, encodeInteger, encodeText, expectArgs, expectObjects } from '../runtime/encode.js';
+import {
+  encodeEnum,
+  encodeId,
+  encodeInteger,
+  encodeText,
+  expectArgs,
+  expectObjects,
+  type RequestBuilder,
+} from '../runtime/encode.js';
 import { ReplyParseError } from '../runtime/errors.js';
-import { executionTag, parseBudgetId, parseExecutionId, parseLaneId, type BudgetId, type ExecutionId, type LaneId } from '../runtime/ids.js';
-import { budgetTag, type PartitionConfig } from '../runtime/partition.js';
+import {
+  executionTag,
+  parseBudgetId,
+  parseExecutionId,
+  parseLaneId,
+  type BudgetId,
+  type ExecutionId,
+  type LaneId,
+} from '../runtime/ids.js';
+import { budgetTag } from '../runtime/partition.js';
 import { readEnvelope } from '../runtime/reply.js';
-import { type FcallRequest, type FunctionCaller } from '../runtime/transport.js';
+import type { FunctionCaller } from '../runtime/transport.js';
 import { BudgetKeys, BudgetPartitionKeys, ExecKeys, PartitionKeys } from './keys.js';
 
-/** Arguments of {@link createBudget}. */
+/**
+ * Creates a budget: its definition hash, a hard and a soft limit per dimension (0 means
+ * none), its place in the partition's budget index and, when reset_interval_ms > 0, its
+ * next periodic reset in the partition's reset schedule. First writer wins: when the
+ * budget exists, nothing but the index membership is written and the reply is
+ * ALREADY_SATISFIED (the limits are not changed, even if they differ).
+ *
+ * Lua function `ff_create_budget`.
+ *
+ * Deliberate deviations from the reference:
+ * - Every argument is validated before the first write: the reference added the id to the budget index first, answered ALREADY_SATISFIED for an existing budget even with a bad dimension count, and stopped with a Lua runtime error after partial writes on a non-numeric reset_interval_ms or now_ms.
+ * - The ARGV must hold exactly 9 + 3N values and every limit must be a non-negative integer (invalid_input otherwise); the reference indexed purely by N, so vectors of different lengths misaligned the limits or passed nil to HSET after writing the definition.
+ * - budget_id must be the budget named by the definition key (invalid_input otherwise).
+ * - A definition hash without created_at (a stub the reference's usage report or reset leaves for an unknown id) counts as absent, so create fills it in instead of answering ALREADY_SATISFIED with no limits stored.
+ * - now_ms may be omitted: the server clock is used (an extension; the reference requires the caller's time).
+ */
 export interface CreateBudgetArgs {
   readonly budgetId: BudgetId;
   /** Opaque scope type (execution, flow, lane, tenant…); stored only. */
@@ -44,11 +75,9 @@ export type CreateBudgetResult =
     readonly status: 'ALREADY_SATISFIED';
     readonly budgetId: BudgetId;
   };
-/** Error codes {@link createBudget} can fail with (as `ScriptError.code`). */
-export type CreateBudgetErrorCode = 'invalid_input';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_create_budget`, without sending anything. */
-export function buildCreateBudget(args: CreateBudgetArgs, partitions: PartitionConfig): FcallRequest {
+export const buildCreateBudget: RequestBuilder<CreateBudgetArgs> = (args, partitions) => {
   const fn = 'ff_create_budget';
   expectArgs(fn, args);
   const budgetId = encodeId(fn, 'budget_id', args.budgetId, parseBudgetId);
@@ -57,35 +86,42 @@ export function buildCreateBudget(args: CreateBudgetArgs, partitions: PartitionC
   const enforcementMode = encodeText(fn, 'enforcement_mode', args.enforcementMode);
   const onHardLimit = encodeText(fn, 'on_hard_limit', args.onHardLimit);
   const onSoftLimit = encodeText(fn, 'on_soft_limit', args.onSoftLimit);
-  const resetIntervalMs = args.resetIntervalMs ?? 0;
-  const resetIntervalMsArg = encodeInteger(fn, 'reset_interval_ms', resetIntervalMs, 0);
-  const nowMs = args.nowMs;
-  const nowMsArg = nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', nowMs, 0);
-  const dimensions = expectObjects(fn, 'dimensions', args.dimensions) as readonly { readonly dimension: string; readonly hardLimit: number; readonly softLimit: number; }[];
+  const resetIntervalMs = encodeInteger(fn, 'reset_interval_ms', args.resetIntervalMs ?? 0, 0);
+  const nowMs = args.nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', args.nowMs, 0);
+  const dimensions = expectObjects(fn, 'dimensions', args.dimensions).map((item) => ({
+    dimension: encodeText(fn, 'dimensions.dimension', item.dimension, { nonEmpty: true }),
+    hardLimit: encodeInteger(fn, 'dimensions.hard_limit', item.hardLimit, 0),
+    softLimit: encodeInteger(fn, 'dimensions.soft_limit', item.softLimit, 0),
+  }));
   const tag = budgetTag(budgetId, partitions);
   const budgetKeys = new BudgetKeys(tag, budgetId);
   const budgetPartitionKeys = new BudgetPartitionKeys(tag);
   const keys = [
-    budgetKeys.definition(), // definition
-    budgetKeys.limits(), // limits
-    budgetKeys.usage(), // usage
-    budgetPartitionKeys.budgetResets(), // budget_resets
-    budgetPartitionKeys.budgetPolicies(), // budget_policies
+    budgetKeys.definition(),
+    budgetKeys.limits(),
+    budgetKeys.usage(),
+    budgetPartitionKeys.budgetResets(),
+    budgetPartitionKeys.budgetPolicies(),
   ];
   return {
-    fn, keys, argv: [
-      budgetId, // budget_id
-      scopeType, // scope_type
-      scopeId, // scope_id
-      enforcementMode, // enforcement_mode
-      onHardLimit, // on_hard_limit
-      onSoftLimit, // on_soft_limit
-      resetIntervalMsArg, // reset_interval_ms
-      nowMsArg, // now_ms
-      String(dimensions.length), ...dimensions.map((item) => encodeText(fn, 'dimensions.dimension', item.dimension, { nonEmpty: true })), ...dimensions.map((item) => encodeInteger(fn, 'dimensions.hard_limit', item.hardLimit, 0)), ...dimensions.map((item) => encodeInteger(fn, 'dimensions.soft_limit', item.softLimit, 0)), // dimensions
-    ]
+    fn,
+    keys,
+    argv: [
+      budgetId,
+      scopeType,
+      scopeId,
+      enforcementMode,
+      onHardLimit,
+      onSoftLimit,
+      resetIntervalMs,
+      nowMs,
+      String(dimensions.length),
+      ...dimensions.map((item) => item.dimension),
+      ...dimensions.map((item) => item.hardLimit),
+      ...dimensions.map((item) => item.softLimit),
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_create_budget`; failure replies throw a ScriptError. */
 export function parseCreateBudget(reply: unknown): CreateBudgetResult {
@@ -95,39 +131,48 @@ export function parseCreateBudget(reply: unknown): CreateBudgetResult {
     case 'OK': {
       return { status: 'OK', budgetId: fieldParsed(fn, 'budget_id', fields, 0, parseBudgetId) };
     }
-
     case 'ALREADY_SATISFIED': {
-      return { status: 'ALREADY_SATISFIED', budgetId: fieldParsed(fn, 'budget_id', fields, 0, parseBudgetId) };
+      return {
+        status: 'ALREADY_SATISFIED',
+        budgetId: fieldParsed(fn, 'budget_id', fields, 0, parseBudgetId),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Creates a budget: its definition hash, a hard and a soft limit per dimension (0 means
- * none), its place in the partition's budget index and, when reset_interval_ms > 0, its
- * next periodic reset in the partition's reset schedule. First writer wins: when the
- * budget exists, nothing but the index membership is written and the reply is
- * ALREADY_SATISFIED (the limits are not changed, even if they differ).
- *
- * Lua function `ff_create_budget`.
+ * Calls `ff_create_budget` (see {@link CreateBudgetArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`.
- *
- * Deliberate deviations from the reference:
- * - Every argument is validated before the first write: the reference added the id to the budget index first, answered ALREADY_SATISFIED for an existing budget even with a bad dimension count, and stopped with a Lua runtime error after partial writes on a non-numeric reset_interval_ms or now_ms.
- * - The ARGV must hold exactly 9 + 3N values and every limit must be a non-negative integer (invalid_input otherwise); the reference indexed purely by N, so vectors of different lengths misaligned the limits or passed nil to HSET after writing the definition.
- * - budget_id must be the budget named by the definition key (invalid_input otherwise).
- * - A definition hash without created_at (a stub the reference's usage report or reset leaves for an unknown id) counts as absent, so create fills it in instead of answering ALREADY_SATISFIED with no limits stored.
- * - now_ms may be omitted: the server clock is used (an extension; the reference requires the caller's time).
  */
 export function createBudget(client: FunctionCaller, args: CreateBudgetArgs): Promise<CreateBudgetResult> {
   return client.call(buildCreateBudget(args, client.partitions), parseCreateBudget);
 }
 
-/** Arguments of {@link reportUsageAndCheck}. */
+/**
+ * Adds per-dimension usage deltas to a budget in one step. Every hard limit is checked
+ * first: if any dimension would go above its hard limit the whole report is refused
+ * (HARD_BREACH, nothing added; the definition's breach_count and last_breach_* record
+ * it). Otherwise every delta is added; the first dimension (in argument order) that is
+ * now above its soft limit is reported as SOFT_BREACH, else OK. With a dedup key, a
+ * report already applied in the last 24 h answers ALREADY_APPLIED and adds nothing.
+ * The dedup key must be `ff:usagededup:{b:M}:<dedup_id>` on the budget's own tag: build
+ * it with `BudgetPartitionKeys.usageDedup`, or call `reportUsage` in
+ * operations/admission.ts, which builds it from the budget id. It names no budget, so a
+ * dedup id must be unique per budget.
+ *
+ * Lua function `ff_report_usage_and_check`.
+ *
+ * Deliberate deviations from the reference:
+ * - Every argument is validated before anything is read or written: the ARGV must hold exactly 2N + 2 or 2N + 3 values, dimensions must be non-empty and deltas non-negative integers (the reference raised Lua errors, or HINCRBY errors after earlier dimensions were already incremented, and let a negative delta lower usage).
+ * - The dedup key must be `ff:usagededup:<this budget's tag>:<id>` (invalid_input otherwise): an undeclared key on another slot would fail on a cluster, and a foreign key name could touch any key.
+ * - An unknown budget (or a stub definition without created_at) answers budget_not_found and writes nothing; the reference wrote last_updated_at into a stub definition, after which create answered ALREADY_SATISFIED and no limits were ever stored.
+ * - Stored usage that is not an integer, or a stored limit that is not a number, is refused with invalid_input before any write; the reference failed part-way with a runtime error.
+ * - A dimension named twice in one report has its deltas summed for the hard-limit check; the reference checked each delta alone against the stored usage, so a split report could pass a hard limit.
+ * - Usage that would exceed 2^53 - 1 is refused with invalid_input (Lua numbers lose precision beyond it).
+ * - now_ms may be omitted: the server clock is used (an extension).
+ */
 export interface ReportUsageAndCheckArgs {
   readonly budgetId: BudgetId;
   /** The deltas: sent as the count, then every dimension, then every delta. */
@@ -158,33 +203,37 @@ export type ReportUsageAndCheckResult =
     readonly currentUsage: number;
     readonly hardLimit: number;
   };
-/** Error codes {@link reportUsageAndCheck} can fail with (as `ScriptError.code`). */
-export type ReportUsageAndCheckErrorCode = 'invalid_input' | 'budget_not_found';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_report_usage_and_check`, without sending anything. */
-export function buildReportUsageAndCheck(args: ReportUsageAndCheckArgs, partitions: PartitionConfig): FcallRequest {
+export const buildReportUsageAndCheck: RequestBuilder<ReportUsageAndCheckArgs> = (args, partitions) => {
   const fn = 'ff_report_usage_and_check';
   expectArgs(fn, args);
   const budgetId = encodeId(fn, 'budget_id', args.budgetId, parseBudgetId);
-  const usage = expectObjects(fn, 'usage', args.usage) as readonly { readonly dimension: string; readonly delta: number; }[];
-  const nowMs = args.nowMs;
-  const nowMsArg = nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', nowMs, 0);
-  const dedupKey = args.dedupKey === undefined ? undefined : encodeText(fn, 'dedup_key', args.dedupKey);
+  const usage = expectObjects(fn, 'usage', args.usage).map((item) => ({
+    dimension: encodeText(fn, 'usage.dimension', item.dimension, { nonEmpty: true }),
+    delta: encodeInteger(fn, 'usage.delta', item.delta, 0),
+  }));
+  const nowMs = args.nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', args.nowMs, 0);
+  const dedupKey = args.dedupKey === undefined ? '' : encodeText(fn, 'dedup_key', args.dedupKey);
   const tag = budgetTag(budgetId, partitions);
   const budgetKeys = new BudgetKeys(tag, budgetId);
   const keys = [
-    budgetKeys.usage(), // usage
-    budgetKeys.limits(), // limits
-    budgetKeys.definition(), // definition
+    budgetKeys.usage(),
+    budgetKeys.limits(),
+    budgetKeys.definition(),
   ];
   return {
-    fn, keys, argv: [
-      String(usage.length), ...usage.map((item) => encodeText(fn, 'usage.dimension', item.dimension, { nonEmpty: true })), ...usage.map((item) => encodeInteger(fn, 'usage.delta', item.delta, 0)), // usage
-      nowMsArg, // now_ms
-      dedupKey ?? '', // dedup_key
-    ]
+    fn,
+    keys,
+    argv: [
+      String(usage.length),
+      ...usage.map((item) => item.dimension),
+      ...usage.map((item) => item.delta),
+      nowMs,
+      dedupKey,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_report_usage_and_check`; failure replies throw a ScriptError. */
 export function parseReportUsageAndCheck(reply: unknown): ReportUsageAndCheckResult {
@@ -194,103 +243,36 @@ export function parseReportUsageAndCheck(reply: unknown): ReportUsageAndCheckRes
     case 'OK': {
       return { status: 'OK' };
     }
-
     case 'ALREADY_APPLIED': {
       return { status: 'ALREADY_APPLIED' };
     }
-
     case 'SOFT_BREACH': {
-      return { status: 'SOFT_BREACH', dimension: fieldText(fn, 'dimension', fields, 0), currentUsage: fieldInteger(fn, 'current_usage', fields, 1), softLimit: fieldInteger(fn, 'soft_limit', fields, 2) };
+      return {
+        status: 'SOFT_BREACH',
+        dimension: fieldText(fn, 'dimension', fields, 0),
+        currentUsage: fieldInteger(fn, 'current_usage', fields, 1),
+        softLimit: fieldInteger(fn, 'soft_limit', fields, 2),
+      };
     }
-
     case 'HARD_BREACH': {
-      return { status: 'HARD_BREACH', dimension: fieldText(fn, 'dimension', fields, 0), currentUsage: fieldInteger(fn, 'current_usage', fields, 1), hardLimit: fieldInteger(fn, 'hard_limit', fields, 2) };
+      return {
+        status: 'HARD_BREACH',
+        dimension: fieldText(fn, 'dimension', fields, 0),
+        currentUsage: fieldInteger(fn, 'current_usage', fields, 1),
+        hardLimit: fieldInteger(fn, 'hard_limit', fields, 2),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Adds per-dimension usage deltas to a budget in one step. Every hard limit is checked
- * first: if any dimension would go above its hard limit the whole report is refused
- * (HARD_BREACH, nothing added; the definition's breach_count and last_breach_* record
- * it). Otherwise every delta is added; the first dimension (in argument order) that is
- * now above its soft limit is reported as SOFT_BREACH, else OK. With a dedup key, a
- * report already applied in the last 24 h answers ALREADY_APPLIED and adds nothing.
- * The dedup key must be `ff:usagededup:{b:M}:<dedup_id>` on the budget's own tag: build
- * it with `BudgetPartitionKeys.usageDedup`, or call `reportUsage` in
- * operations/admission.ts, which builds it from the budget id. It names no budget, so a
- * dedup id must be unique per budget.
- *
- * Lua function `ff_report_usage_and_check`.
+ * Calls `ff_report_usage_and_check` (see {@link ReportUsageAndCheckArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `budget_not_found`.
- *
- * Deliberate deviations from the reference:
- * - Every argument is validated before anything is read or written: the ARGV must hold exactly 2N + 2 or 2N + 3 values, dimensions must be non-empty and deltas non-negative integers (the reference raised Lua errors, or HINCRBY errors after earlier dimensions were already incremented, and let a negative delta lower usage).
- * - The dedup key must be `ff:usagededup:<this budget's tag>:<id>` (invalid_input otherwise): an undeclared key on another slot would fail on a cluster, and a foreign key name could touch any key.
- * - An unknown budget (or a stub definition without created_at) answers budget_not_found and writes nothing; the reference wrote last_updated_at into a stub definition, after which create answered ALREADY_SATISFIED and no limits were ever stored.
- * - Stored usage that is not an integer, or a stored limit that is not a number, is refused with invalid_input before any write; the reference failed part-way with a runtime error.
- * - A dimension named twice in one report has its deltas summed for the hard-limit check; the reference checked each delta alone against the stored usage, so a split report could pass a hard limit.
- * - Usage that would exceed 2^53 - 1 is refused with invalid_input (Lua numbers lose precision beyond it).
- * - now_ms may be omitted: the server clock is used (an extension).
  */
 export function reportUsageAndCheck(client: FunctionCaller, args: ReportUsageAndCheckArgs): Promise<ReportUsageAndCheckResult> {
   return client.call(buildReportUsageAndCheck(args, client.partitions), parseReportUsageAndCheck);
-}
-
-/** Arguments of {@link resetBudget}. */
-export interface ResetBudgetArgs {
-  readonly budgetId: BudgetId;
-  /** The reset time (epoch ms); the server clock when absent. Sent as the empty string when absent. */
-  readonly nowMs?: number;
-}
-
-/** Successful replies of {@link resetBudget}, discriminated on `status`. */
-export type ResetBudgetResult = {
-  readonly status: 'OK';
-  readonly nextResetAt: number;
-};
-/** Error codes {@link resetBudget} can fail with (as `ScriptError.code`). */
-export type ResetBudgetErrorCode = 'invalid_input' | 'budget_not_found';
-
-/** Validates the arguments and builds the KEYS and ARGV of `ff_reset_budget`, without sending anything. */
-export function buildResetBudget(args: ResetBudgetArgs, partitions: PartitionConfig): FcallRequest {
-  const fn = 'ff_reset_budget';
-  expectArgs(fn, args);
-  const budgetId = encodeId(fn, 'budget_id', args.budgetId, parseBudgetId);
-  const nowMs = args.nowMs;
-  const nowMsArg = nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', nowMs, 0);
-  const tag = budgetTag(budgetId, partitions);
-  const budgetKeys = new BudgetKeys(tag, budgetId);
-  const budgetPartitionKeys = new BudgetPartitionKeys(tag);
-  const keys = [
-    budgetKeys.definition(), // definition
-    budgetKeys.usage(), // usage
-    budgetPartitionKeys.budgetResets(), // budget_resets
-  ];
-  return {
-    fn, keys, argv: [
-      budgetId, // budget_id
-      nowMsArg, // now_ms
-    ]
-  };
-}
-
-/** Reads the reply of `ff_reset_budget`; failure replies throw a ScriptError. */
-export function parseResetBudget(reply: unknown): ResetBudgetResult {
-  const fn = 'ff_reset_budget';
-  const { status, fields } = readEnvelope(fn, reply);
-  switch (status) {
-    case 'OK': {
-      return { status: 'OK', nextResetAt: fieldInteger(fn, 'next_reset_at', fields, 0) };
-    }
-
-  }
-
-  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
@@ -302,81 +284,67 @@ export function parseResetBudget(reply: unknown): ResetBudgetResult {
  *
  * Lua function `ff_reset_budget`.
  *
- * @throws ScriptError with code `invalid_input`, `budget_not_found`.
- *
  * Deliberate deviations from the reference:
  * - An unknown budget answers budget_not_found without creating a stub definition; its stale entry, if any, is removed from the reset schedule so the reset scanner stops retrying it.
  * - now_ms and the stored reset_interval_ms are checked before the first write (invalid_input); the reference failed with a Lua runtime error after zeroing usage.
  * - budget_id must be the budget named by the definition key (invalid_input otherwise).
  * - now_ms may be omitted: the server clock is used (an extension).
  */
-export function resetBudget(client: FunctionCaller, args: ResetBudgetArgs): Promise<ResetBudgetResult> {
-  return client.call(buildResetBudget(args, client.partitions), parseResetBudget);
-}
-
-/** Arguments of {@link blockExecutionForAdmission}. */
-export interface BlockExecutionForAdmissionArgs {
-  /** The execution's lane (exec_core lane_id). */
-  readonly laneId: LaneId;
-  /** The blocked index matching the reason (see blockedSetFor). */
-  readonly blockedSet: 'budget' | 'quota' | 'route' | 'operator';
-  readonly executionId: ExecutionId;
-  readonly blockingReason: 'waiting_for_budget' | 'waiting_for_quota' | 'waiting_for_capable_worker' | 'paused_by_operator' | 'paused_by_policy';
-  /** Free text stored as blocking_detail. Default: ``. */
-  readonly blockingDetail?: string;
-  /** The block time (epoch ms), also the blocked-index score; the server clock when absent. Sent as the empty string when absent. */
+export interface ResetBudgetArgs {
+  readonly budgetId: BudgetId;
+  /** The reset time (epoch ms); the server clock when absent. Sent as the empty string when absent. */
   readonly nowMs?: number;
 }
 
-/** Successful replies of {@link blockExecutionForAdmission}, discriminated on `status`. */
-export type BlockExecutionForAdmissionResult = {
+/** Successful replies of {@link resetBudget}, discriminated on `status`. */
+export type ResetBudgetResult = {
   readonly status: 'OK';
-  readonly result: 'blocked';
+  readonly nextResetAt: number;
 };
-/** Error codes {@link blockExecutionForAdmission} can fail with (as `ScriptError.code`). */
-export type BlockExecutionForAdmissionErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_active' | 'execution_not_eligible' | 'invalid_blocking_reason';
 
-/** Validates the arguments and builds the KEYS and ARGV of `ff_block_execution_for_admission`, without sending anything. */
-export function buildBlockExecutionForAdmission(args: BlockExecutionForAdmissionArgs, _partitions: PartitionConfig): FcallRequest {
-  const fn = 'ff_block_execution_for_admission';
+/** Validates the arguments and builds the KEYS and ARGV of `ff_reset_budget`, without sending anything. */
+export const buildResetBudget: RequestBuilder<ResetBudgetArgs> = (args, partitions) => {
+  const fn = 'ff_reset_budget';
   expectArgs(fn, args);
-  const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
-  const blockedSet = encodeEnum(fn, 'blocked_set', args.blockedSet, ['budget', 'quota', 'route', 'operator']) as 'budget' | 'quota' | 'route' | 'operator';
-  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const blockingReason = encodeEnum(fn, 'blocking_reason', args.blockingReason, ['waiting_for_budget', 'waiting_for_quota', 'waiting_for_capable_worker', 'paused_by_operator', 'paused_by_policy']) as 'waiting_for_budget' | 'waiting_for_quota' | 'waiting_for_capable_worker' | 'paused_by_operator' | 'paused_by_policy';
-  const blockingDetail = encodeText(fn, 'blocking_detail', args.blockingDetail ?? '');
-  const nowMs = args.nowMs;
-  const nowMsArg = nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', nowMs, 0);
-  const tag = executionTag(executionId);
-  const execKeys = new ExecKeys(executionId);
-  const partitionKeys = new PartitionKeys(tag);
+  const budgetId = encodeId(fn, 'budget_id', args.budgetId, parseBudgetId);
+  const nowMs = args.nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', args.nowMs, 0);
+  const tag = budgetTag(budgetId, partitions);
+  const budgetKeys = new BudgetKeys(tag, budgetId);
+  const budgetPartitionKeys = new BudgetPartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
-    partitionKeys.laneEligible(laneId), // eligible
-    partitionKeys.laneBlocked(laneId, blockedSet), // blocked
+    budgetKeys.definition(),
+    budgetKeys.usage(),
+    budgetPartitionKeys.budgetResets(),
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      blockingReason, // blocking_reason
-      blockingDetail, // blocking_detail
-      nowMsArg, // now_ms
-    ]
+    fn,
+    keys,
+    argv: [
+      budgetId,
+      nowMs,
+    ],
   };
-}
+};
 
-/** Reads the reply of `ff_block_execution_for_admission`; failure replies throw a ScriptError. */
-export function parseBlockExecutionForAdmission(reply: unknown): BlockExecutionForAdmissionResult {
-  const fn = 'ff_block_execution_for_admission';
+/** Reads the reply of `ff_reset_budget`; failure replies throw a ScriptError. */
+export function parseResetBudget(reply: unknown): ResetBudgetResult {
+  const fn = 'ff_reset_budget';
   const { status, fields } = readEnvelope(fn, reply);
   switch (status) {
     case 'OK': {
-      return { status: 'OK', result: fieldEnum(fn, 'result', fields, 0, ['blocked'] as const) };
+      return { status: 'OK', nextResetAt: fieldInteger(fn, 'next_reset_at', fields, 0) };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
+}
+
+/**
+ * Calls `ff_reset_budget` (see {@link ResetBudgetArgs}) and reads its reply.
+ *
+ * @throws ScriptError with code `invalid_input`, `budget_not_found`.
+ */
+export function resetBudget(client: FunctionCaller, args: ResetBudgetArgs): Promise<ResetBudgetResult> {
+  return client.call(buildResetBudget(args, client.partitions), parseResetBudget);
 }
 
 /**
@@ -392,8 +360,6 @@ export function parseBlockExecutionForAdmission(reply: unknown): BlockExecutionF
  *
  * Lua function `ff_block_execution_for_admission`.
  *
- * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_active`, `execution_not_eligible`, `invalid_blocking_reason`.
- *
  * Deliberate deviations from the reference:
  * - now_ms is validated before the first write (invalid_input); the reference used it raw as a ZADD score after writing the core.
  * - execution_id must be the execution of the core key, the eligible key must be that execution's lane's eligible index and the blocked key the lane's index for the reason (paused_by_policy: the operator index); invalid_input otherwise. The reference wrote to whatever set it was given, and its own Rust wrapper sent route blocks to the budget set.
@@ -401,11 +367,91 @@ export function parseBlockExecutionForAdmission(reply: unknown): BlockExecutionF
  * - Blocking removes the execution from the lane's other admission blocked indexes (budget, quota, route, operator); the reference left a re-blocked execution in two sets.
  * - now_ms may be omitted: the server clock is used (an extension).
  */
+export interface BlockExecutionForAdmissionArgs {
+  /** The execution's lane (exec_core lane_id). */
+  readonly laneId: LaneId;
+  /** The blocked index matching the reason (see blockedSetFor). */
+  readonly blockedSet: 'budget' | 'quota' | 'route' | 'operator';
+  readonly executionId: ExecutionId;
+  readonly blockingReason: 'waiting_for_budget' | 'waiting_for_quota' | 'waiting_for_capable_worker' | 'paused_by_operator' | 'paused_by_policy';
+  /** Free text stored as blocking_detail. Default: the empty string. */
+  readonly blockingDetail?: string;
+  /** The block time (epoch ms), also the blocked-index score; the server clock when absent. Sent as the empty string when absent. */
+  readonly nowMs?: number;
+}
+
+/** Successful replies of {@link blockExecutionForAdmission}, discriminated on `status`. */
+export type BlockExecutionForAdmissionResult = {
+  readonly status: 'OK';
+  readonly result: 'blocked';
+};
+
+/** Validates the arguments and builds the KEYS and ARGV of `ff_block_execution_for_admission`, without sending anything. */
+export const buildBlockExecutionForAdmission: RequestBuilder<BlockExecutionForAdmissionArgs> = (args) => {
+  const fn = 'ff_block_execution_for_admission';
+  expectArgs(fn, args);
+  const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
+  const blockedSet = encodeEnum(fn, 'blocked_set', args.blockedSet, ['budget', 'quota', 'route', 'operator']);
+  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
+  const blockingReason = encodeEnum(fn, 'blocking_reason', args.blockingReason, ['waiting_for_budget', 'waiting_for_quota', 'waiting_for_capable_worker', 'paused_by_operator', 'paused_by_policy']);
+  const blockingDetail = encodeText(fn, 'blocking_detail', args.blockingDetail ?? '');
+  const nowMs = args.nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', args.nowMs, 0);
+  const tag = executionTag(executionId);
+  const execKeys = new ExecKeys(executionId);
+  const partitionKeys = new PartitionKeys(tag);
+  const keys = [
+    execKeys.core(),
+    partitionKeys.laneEligible(laneId), // eligible
+    partitionKeys.laneBlocked(laneId, blockedSet), // blocked
+  ];
+  return {
+    fn,
+    keys,
+    argv: [
+      executionId,
+      blockingReason,
+      blockingDetail,
+      nowMs,
+    ],
+  };
+};
+
+/** Reads the reply of `ff_block_execution_for_admission`; failure replies throw a ScriptError. */
+export function parseBlockExecutionForAdmission(reply: unknown): BlockExecutionForAdmissionResult {
+  const fn = 'ff_block_execution_for_admission';
+  const { status, fields } = readEnvelope(fn, reply);
+  switch (status) {
+    case 'OK': {
+      return { status: 'OK', result: fieldEnum(fn, 'result', fields, 0, ['blocked'] as const) };
+    }
+  }
+  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
+}
+
+/**
+ * Calls `ff_block_execution_for_admission` (see {@link BlockExecutionForAdmissionArgs}) and reads its reply.
+ *
+ * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_active`, `execution_not_eligible`, `invalid_blocking_reason`.
+ */
 export function blockExecutionForAdmission(client: FunctionCaller, args: BlockExecutionForAdmissionArgs): Promise<BlockExecutionForAdmissionResult> {
   return client.call(buildBlockExecutionForAdmission(args, client.partitions), parseBlockExecutionForAdmission);
 }
 
-/** Arguments of {@link unblockExecution}. */
+/**
+ * Returns an execution blocked by budget, quota, route or operator to its lane's eligible
+ * index (scored by priority, then creation time) with the state eligible / waiting. With
+ * expected_blocking_reason, it only does so while the execution is still blocked for
+ * that reason. An execution held by lane policy (blocked_by_lane_state) cannot be
+ * unblocked here.
+ *
+ * Lua function `ff_unblock_execution`.
+ *
+ * Deliberate deviations from the reference:
+ * - now_ms is validated before the first write (invalid_input).
+ * - execution_id must be the execution of the core key, the eligible key its lane's eligible index and the blocked key one of its lane's admission blocked indexes (invalid_input otherwise).
+ * - The execution is removed from every admission blocked index of its lane, not only the one named, so an entry left in another set by an earlier block cannot linger.
+ * - now_ms may be omitted: the server clock is used (an extension).
+ */
 export interface UnblockExecutionArgs {
   /** The execution's lane (exec_core lane_id). */
   readonly laneId: LaneId;
@@ -423,35 +469,34 @@ export type UnblockExecutionResult = {
   readonly status: 'OK';
   readonly result: 'unblocked';
 };
-/** Error codes {@link unblockExecution} can fail with (as `ScriptError.code`). */
-export type UnblockExecutionErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_eligible';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_unblock_execution`, without sending anything. */
-export function buildUnblockExecution(args: UnblockExecutionArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildUnblockExecution: RequestBuilder<UnblockExecutionArgs> = (args) => {
   const fn = 'ff_unblock_execution';
   expectArgs(fn, args);
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
-  const blockedSet = encodeEnum(fn, 'blocked_set', args.blockedSet, ['budget', 'quota', 'route', 'operator']) as 'budget' | 'quota' | 'route' | 'operator';
+  const blockedSet = encodeEnum(fn, 'blocked_set', args.blockedSet, ['budget', 'quota', 'route', 'operator']);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const nowMs = args.nowMs;
-  const nowMsArg = nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', nowMs, 0);
-  const expectedBlockingReason = args.expectedBlockingReason === undefined ? undefined : encodeEnum(fn, 'expected_blocking_reason', args.expectedBlockingReason, ['waiting_for_budget', 'waiting_for_quota', 'waiting_for_capable_worker', 'paused_by_operator', 'paused_by_policy']) as 'waiting_for_budget' | 'waiting_for_quota' | 'waiting_for_capable_worker' | 'paused_by_operator' | 'paused_by_policy';
+  const nowMs = args.nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', args.nowMs, 0);
+  const expectedBlockingReason = args.expectedBlockingReason === undefined ? '' : encodeEnum(fn, 'expected_blocking_reason', args.expectedBlockingReason, ['waiting_for_budget', 'waiting_for_quota', 'waiting_for_capable_worker', 'paused_by_operator', 'paused_by_policy']);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
+    execKeys.core(),
     partitionKeys.laneBlocked(laneId, blockedSet), // blocked
     partitionKeys.laneEligible(laneId), // eligible
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      nowMsArg, // now_ms
-      expectedBlockingReason ?? '', // expected_blocking_reason
-    ]
+    fn,
+    keys,
+    argv: [
+      executionId,
+      nowMs,
+      expectedBlockingReason,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_unblock_execution`; failure replies throw a ScriptError. */
 export function parseUnblockExecution(reply: unknown): UnblockExecutionResult {
@@ -461,28 +506,14 @@ export function parseUnblockExecution(reply: unknown): UnblockExecutionResult {
     case 'OK': {
       return { status: 'OK', result: fieldEnum(fn, 'result', fields, 0, ['unblocked'] as const) };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Returns an execution blocked by budget, quota, route or operator to its lane's eligible
- * index (scored by priority, then creation time) with the state eligible / waiting. With
- * expected_blocking_reason, it only does so while the execution is still blocked for
- * that reason. An execution held by lane policy (blocked_by_lane_state) cannot be
- * unblocked here.
- *
- * Lua function `ff_unblock_execution`.
+ * Calls `ff_unblock_execution` (see {@link UnblockExecutionArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_eligible`.
- *
- * Deliberate deviations from the reference:
- * - now_ms is validated before the first write (invalid_input).
- * - execution_id must be the execution of the core key, the eligible key its lane's eligible index and the blocked key one of its lane's admission blocked indexes (invalid_input otherwise).
- * - The execution is removed from every admission blocked index of its lane, not only the one named, so an entry left in another set by an earlier block cannot linger.
- * - now_ms may be omitted: the server clock is used (an extension).
  */
 export function unblockExecution(client: FunctionCaller, args: UnblockExecutionArgs): Promise<UnblockExecutionResult> {
   return client.call(buildUnblockExecution(args, client.partitions), parseUnblockExecution);

@@ -3,15 +3,55 @@
 // The execution lifecycle: create, claim, complete, fail, cancel, delay, wait for children,
 // reclaim and expire (execution.md).
 import { fieldEnum, fieldInteger, fieldParsed, fieldText } from '../runtime/decode.js';
-import { encodeId, encodeInteger, encodeJson, encodeText, expectArgs, twoThirds } from '../runtime/encode.js';
+import {
+  checkInteger,
+  encodeCapabilities,
+  encodeId,
+  encodeInteger,
+  encodeJson,
+  encodeText,
+  expectArgs,
+  twoThirds,
+  type RequestBuilder,
+} from '../runtime/encode.js';
 import { ReplyParseError } from '../runtime/errors.js';
-import { executionPartition, executionTag, parseAttemptId, parseExecutionId, parseLaneId, parseLeaseId, parseWaitpointId, type AttemptId, type ExecutionId, type LaneId, type LeaseId, type WaitpointId } from '../runtime/ids.js';
-import { type PartitionConfig } from '../runtime/partition.js';
+import {
+  executionPartition,
+  executionTag,
+  parseAttemptId,
+  parseExecutionId,
+  parseLaneId,
+  parseLeaseId,
+  parseQuotaPolicyId,
+  parseWaitpointId,
+  type AttemptId,
+  type ExecutionId,
+  type LaneId,
+  type LeaseId,
+  type QuotaPolicyId,
+  type WaitpointId,
+} from '../runtime/ids.js';
 import { readEnvelope } from '../runtime/reply.js';
-import { type FcallRequest, type FunctionCaller } from '../runtime/transport.js';
+import type { FunctionCaller } from '../runtime/transport.js';
 import { ExecKeys, PartitionKeys } from './keys.js';
 
-/** Arguments of {@link createExecution}. */
+/**
+ * Creates an execution: its core record with the initial state, the optional payload,
+ * policy and tags, and its place in the lane's eligible (or delayed) index, the
+ * partition's execution set and, optionally, the deadline index. Submitting the same
+ * id again, or the same idempotency key while its dedup window lasts, answers
+ * DUPLICATE and writes nothing.
+ *
+ * Lua function `ff_create_execution`.
+ *
+ * Deliberate deviations from the reference:
+ * - delay_until, execution_deadline_at and dedup_ttl_ms are validated as integers up front (invalid_input); the reference fails with a Lua runtime error after partial writes.
+ * - Malformed tags_json is refused with invalid_input before any write; the reference silently ignores it.
+ * - A delay_until that is already past gives an eligible execution in the eligible index; the reference put it, with an eligible score, into the delayed index it was sent (quirk Q3).
+ * - Foreign KEYS (issue 11): a KEYS slot that names another execution, lane or namespace than the call's execution_id, lane_id and namespace answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ * - Extension: the lane is added to the partition's lane registry ff:idx:{tag}:lanes (derived from the core key's tag, same slot, so a reference-built caller's 8 KEYS still register it); the engine reads the registry to cover every lane without a keyspace SCAN.
+ * - Extension: optional ARGV 14 budget_ids and 15 quota_policy_id are stored in exec_core (the reference's create never writes them, so its claim-time admission was inert); a reference caller sends 13 ARGV and gets neither field.
+ */
 export interface CreateExecutionArgs {
   /** Dedup key within the namespace; while its window lasts, a resubmission returns the first execution's id. Sent as the empty string when absent. */
   readonly idempotencyKey?: string;
@@ -23,7 +63,7 @@ export interface CreateExecutionArgs {
   readonly executionKind: string;
   /** Higher runs first; clamped to 0..9000 by the engine. Default: `0`. */
   readonly priority?: number;
-  /** Who submitted it. Default: ``. */
+  /** Who submitted it. Default: the empty string. */
   readonly creatorIdentity?: string;
   /** The ExecutionPolicy object (serialised to JSON). Only `routing_requirements.required_capabilities` is interpreted here. Sent as the empty string when absent. */
   readonly policyJson?: unknown;
@@ -39,6 +79,10 @@ export interface CreateExecutionArgs {
   readonly executionDeadlineAt?: number;
   /** Stored as given; defaults to the partition in the execution id. Default: executionPartition of `executionId`. */
   readonly partitionId?: number;
+  /** Extension: budgets the execution is charged to, stored as exec_core budget_ids (comma-joined) for the scheduler's budget admission. Sent as the empty string when absent. */
+  readonly budgetIds?: readonly string[];
+  /** Extension: the quota policy admitting the execution, stored as exec_core quota_policy_id for the scheduler's quota admission. Sent as the empty string when absent. */
+  readonly quotaPolicyId?: QuotaPolicyId;
 }
 
 /** Successful replies of {@link createExecution}, discriminated on `status`. */
@@ -52,11 +96,9 @@ export type CreateExecutionResult =
     readonly status: 'DUPLICATE';
     readonly executionId: ExecutionId;
   };
-/** Error codes {@link createExecution} can fail with (as `ScriptError.code`). */
-export type CreateExecutionErrorCode = 'invalid_input' | 'invalid_policy_json' | 'invalid_capabilities';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_create_execution`, without sending anything. */
-export function buildCreateExecution(args: CreateExecutionArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildCreateExecution: RequestBuilder<CreateExecutionArgs> = (args) => {
   const fn = 'ff_create_execution';
   expectArgs(fn, args);
   const idempotencyKey = args.idempotencyKey === undefined ? undefined : encodeText(fn, 'idempotency_key', args.idempotencyKey, { keySafe: true });
@@ -64,53 +106,52 @@ export function buildCreateExecution(args: CreateExecutionArgs, _partitions: Par
   const namespace = encodeText(fn, 'namespace', args.namespace, { keySafe: true });
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const executionKind = encodeText(fn, 'execution_kind', args.executionKind);
-  const priority = args.priority ?? 0;
-  const priorityArg = encodeInteger(fn, 'priority', priority);
+  const priority = encodeInteger(fn, 'priority', args.priority ?? 0);
   const creatorIdentity = encodeText(fn, 'creator_identity', args.creatorIdentity ?? '');
-  const policyJson = args.policyJson;
-  const policyJsonArg = policyJson === undefined ? '' : encodeJson(fn, 'policy_json', policyJson);
-  const inputPayload = args.inputPayload === undefined ? undefined : encodeText(fn, 'input_payload', args.inputPayload);
-  const delayUntil = args.delayUntil;
-  const delayUntilArg = delayUntil === undefined ? '' : encodeInteger(fn, 'delay_until', delayUntil, 0);
-  const dedupTtlMs = args.dedupTtlMs ?? 86400000;
-  const dedupTtlMsArg = encodeInteger(fn, 'dedup_ttl_ms', dedupTtlMs, 0);
-  const tagsJson = args.tagsJson;
-  const tagsJsonArg = tagsJson === undefined ? '' : encodeJson(fn, 'tags_json', tagsJson);
-  const executionDeadlineAt = args.executionDeadlineAt;
-  const executionDeadlineAtArg = executionDeadlineAt === undefined ? '' : encodeInteger(fn, 'execution_deadline_at', executionDeadlineAt, 0);
-  const partitionId = args.partitionId ?? executionPartition(executionId);
-  const partitionIdArg = encodeInteger(fn, 'partition_id', partitionId, 0, 65535);
+  const policyJson = args.policyJson === undefined ? '' : encodeJson(fn, 'policy_json', args.policyJson);
+  const inputPayload = args.inputPayload === undefined ? '' : encodeText(fn, 'input_payload', args.inputPayload);
+  const delayUntil = args.delayUntil === undefined ? undefined : checkInteger(fn, 'delay_until', args.delayUntil, 0);
+  const dedupTtlMs = encodeInteger(fn, 'dedup_ttl_ms', args.dedupTtlMs ?? 86400000, 0);
+  const tagsJson = args.tagsJson === undefined ? '' : encodeJson(fn, 'tags_json', args.tagsJson);
+  const executionDeadlineAt = args.executionDeadlineAt === undefined ? '' : encodeInteger(fn, 'execution_deadline_at', args.executionDeadlineAt, 0);
+  const budgetIds = args.budgetIds === undefined ? '' : encodeCapabilities(fn, 'budget_ids', args.budgetIds);
+  const quotaPolicyId = args.quotaPolicyId === undefined ? '' : encodeId(fn, 'quota_policy_id', args.quotaPolicyId, parseQuotaPolicyId);
+  const partitionId = encodeInteger(fn, 'partition_id', args.partitionId ?? executionPartition(executionId), 0, 65535);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
-    execKeys.payload(), // payload
-    execKeys.policy(), // policy
-    execKeys.tags(), // tags
+    execKeys.core(),
+    execKeys.payload(),
+    execKeys.policy(),
+    execKeys.tags(),
     delayUntil !== undefined ? partitionKeys.laneDelayed(laneId) : partitionKeys.laneEligible(laneId), // scheduling_zset
-    (idempotencyKey !== undefined && idempotencyKey !== '') ? partitionKeys.idempotency(namespace, idempotencyKey) : partitionKeys.noop(), // idempotency
-    partitionKeys.executionDeadline(), // execution_deadline
-    partitionKeys.allExecutions(), // all_executions
+    (idempotencyKey !== undefined && idempotencyKey !== '') ? partitionKeys.idempotency(namespace, idempotencyKey) : partitionKeys.noop(),
+    partitionKeys.executionDeadline(),
+    partitionKeys.allExecutions(),
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      namespace, // namespace
-      laneId, // lane_id
-      executionKind, // execution_kind
-      priorityArg, // priority
-      creatorIdentity, // creator_identity
-      policyJsonArg, // policy_json
-      inputPayload ?? '', // input_payload
-      delayUntilArg, // delay_until
-      (idempotencyKey !== undefined && idempotencyKey !== '') ? dedupTtlMsArg : '', // dedup_ttl_ms
-      tagsJsonArg, // tags_json
-      executionDeadlineAtArg, // execution_deadline_at
-      partitionIdArg, // partition_id
-    ]
+    fn,
+    keys,
+    argv: [
+      executionId,
+      namespace,
+      laneId,
+      executionKind,
+      priority,
+      creatorIdentity,
+      policyJson,
+      inputPayload,
+      delayUntil === undefined ? '' : String(delayUntil),
+      (idempotencyKey !== undefined && idempotencyKey !== '') ? dedupTtlMs : '',
+      tagsJson,
+      executionDeadlineAt,
+      partitionId,
+      budgetIds,
+      quotaPolicyId,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_create_execution`; failure replies throw a ScriptError. */
 export function parseCreateExecution(reply: unknown): CreateExecutionResult {
@@ -118,40 +159,45 @@ export function parseCreateExecution(reply: unknown): CreateExecutionResult {
   const { status, fields } = readEnvelope(fn, reply);
   switch (status) {
     case 'OK': {
-      return { status: 'OK', executionId: fieldParsed(fn, 'execution_id', fields, 0, parseExecutionId), publicState: fieldEnum(fn, 'public_state', fields, 1, ['waiting', 'delayed'] as const) };
+      return {
+        status: 'OK',
+        executionId: fieldParsed(fn, 'execution_id', fields, 0, parseExecutionId),
+        publicState: fieldEnum(fn, 'public_state', fields, 1, ['waiting', 'delayed'] as const),
+      };
     }
-
     case 'DUPLICATE': {
-      return { status: 'DUPLICATE', executionId: fieldParsed(fn, 'execution_id', fields, 0, parseExecutionId) };
+      return {
+        status: 'DUPLICATE',
+        executionId: fieldParsed(fn, 'execution_id', fields, 0, parseExecutionId),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Creates an execution: its core record with the initial state, the optional payload,
- * policy and tags, and its place in the lane's eligible (or delayed) index, the
- * partition's execution set and, optionally, the deadline index. Submitting the same
- * id again, or the same idempotency key while its dedup window lasts, answers
- * DUPLICATE and writes nothing.
- *
- * Lua function `ff_create_execution`.
+ * Calls `ff_create_execution` (see {@link CreateExecutionArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `invalid_policy_json`, `invalid_capabilities`.
- *
- * Deliberate deviations from the reference:
- * - delay_until, execution_deadline_at and dedup_ttl_ms are validated as integers up front (invalid_input); the reference fails with a Lua runtime error after partial writes.
- * - Malformed tags_json is refused with invalid_input before any write; the reference silently ignores it.
- * - A delay_until that is already past gives an eligible execution in the eligible index; the reference put it, with an eligible score, into the delayed index it was sent (quirk Q3).
- * - Foreign KEYS (issue 11): a KEYS slot that names another execution, lane or namespace than the call's execution_id, lane_id and namespace answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function createExecution(client: FunctionCaller, args: CreateExecutionArgs): Promise<CreateExecutionResult> {
   return client.call(buildCreateExecution(args, client.partitions), parseCreateExecution);
 }
 
-/** Arguments of {@link claimExecution}. */
+/**
+ * Consumes a claim grant and starts a new attempt (initial, retry or replay, from the
+ * pending attempt state) under a new lease whose epoch is one above the last. Moves
+ * the execution from runnable/eligible to active/leased and indexes the lease.
+ *
+ * Lua function `ff_claim_execution`.
+ *
+ * Deliberate deviations from the reference:
+ * - Malformed attempt_policy_json (or one that is not an object) is refused with invalid_input before any write; the reference raised a Lua runtime error after consuming the grant and writing the attempt.
+ * - attempt_timeout_ms and execution_deadline_at are validated as integers up front.
+ * - execution_id must match the execution in the core key (invalid_input otherwise): the engine derives the attempt keys from it.
+ * - lease_ttl_ms must be a positive integer and renew_before_ms a non-negative integer, and worker_id, lease_id and attempt_id non-empty (invalid_input); the reference accepted any number, storing fractional or past lease expiries.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane or worker instance, or another execution's keys than exec_core's lane_id and the claimer's worker_instance_id (the attempt keys are derived from total_attempt_count) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface ClaimExecutionArgs {
   /** exec_core total_attempt_count, pre-read; only the placeholder attempt keys use it (the engine derives the real index). Default: `0`. */
   readonly expectedAttemptIndex?: number;
@@ -186,67 +232,61 @@ export type ClaimExecutionResult = {
   readonly attemptIndex: number;
   readonly attemptType: 'initial' | 'retry' | 'reclaim' | 'replay' | 'fallback';
 };
-/** Error codes {@link claimExecution} can fail with (as `ScriptError.code`). */
-export type ClaimExecutionErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_leaseable' | 'lease_conflict' | 'active_attempt_exists' | 'use_claim_resumed_execution' | 'invalid_claim_grant' | 'claim_grant_expired';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_claim_execution`, without sending anything. */
-export function buildClaimExecution(args: ClaimExecutionArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildClaimExecution: RequestBuilder<ClaimExecutionArgs> = (args) => {
   const fn = 'ff_claim_execution';
   expectArgs(fn, args);
-  const expectedAttemptIndex = args.expectedAttemptIndex ?? 0;
-  encodeInteger(fn, 'expected_attempt_index', expectedAttemptIndex, 0, 4294967295);
+  const expectedAttemptIndex = checkInteger(fn, 'expected_attempt_index', args.expectedAttemptIndex ?? 0, 0, 4294967295);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
   const workerId = encodeText(fn, 'worker_id', args.workerId, { nonEmpty: true });
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
-  const leaseTtlMs = args.leaseTtlMs;
-  const leaseTtlMsArg = encodeInteger(fn, 'lease_ttl_ms', leaseTtlMs, 1);
+  const leaseTtlMs = checkInteger(fn, 'lease_ttl_ms', args.leaseTtlMs, 1);
   const attemptId = encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
-  const attemptPolicyJson = args.attemptPolicyJson;
-  const attemptPolicyJsonArg = attemptPolicyJson === undefined ? '' : encodeJson(fn, 'attempt_policy_json', attemptPolicyJson);
-  const attemptTimeoutMs = args.attemptTimeoutMs;
-  const attemptTimeoutMsArg = attemptTimeoutMs === undefined ? '' : encodeInteger(fn, 'attempt_timeout_ms', attemptTimeoutMs, 0);
-  const executionDeadlineAt = args.executionDeadlineAt;
-  const executionDeadlineAtArg = executionDeadlineAt === undefined ? '' : encodeInteger(fn, 'execution_deadline_at', executionDeadlineAt, 0);
-  const renewBeforeMs = args.renewBeforeMs ?? twoThirds(leaseTtlMs);
-  const renewBeforeMsArg = encodeInteger(fn, 'renew_before_ms', renewBeforeMs, 0);
+  const attemptPolicyJson = args.attemptPolicyJson === undefined ? '' : encodeJson(fn, 'attempt_policy_json', args.attemptPolicyJson);
+  const attemptTimeoutMs = args.attemptTimeoutMs === undefined ? '' : encodeInteger(fn, 'attempt_timeout_ms', args.attemptTimeoutMs, 0);
+  const executionDeadlineAt = args.executionDeadlineAt === undefined ? '' : encodeInteger(fn, 'execution_deadline_at', args.executionDeadlineAt, 0);
+  const renewBeforeMs = encodeInteger(fn, 'renew_before_ms', args.renewBeforeMs ?? twoThirds(leaseTtlMs), 0);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
-    execKeys.claimGrant(), // claim_grant
+    execKeys.core(),
+    execKeys.claimGrant(),
     partitionKeys.laneEligible(laneId), // eligible
-    partitionKeys.leaseExpiry(), // lease_expiry
-    partitionKeys.workerLeases(workerInstanceId), // worker_leases
-    execKeys.attemptHash(expectedAttemptIndex), // attempt_hash
-    execKeys.attemptUsage(expectedAttemptIndex), // attempt_usage
-    execKeys.attemptPolicy(expectedAttemptIndex), // attempt_policy
-    execKeys.attempts(), // attempts
-    execKeys.leaseCurrent(), // lease_current
-    execKeys.leaseHistory(), // lease_history
+    partitionKeys.leaseExpiry(),
+    partitionKeys.workerLeases(workerInstanceId),
+    execKeys.attemptHash(expectedAttemptIndex),
+    execKeys.attemptUsage(expectedAttemptIndex),
+    execKeys.attemptPolicy(expectedAttemptIndex),
+    execKeys.attempts(),
+    execKeys.leaseCurrent(),
+    execKeys.leaseHistory(),
     partitionKeys.laneActive(laneId), // active
-    partitionKeys.attemptTimeout(), // attempt_timeout
-    partitionKeys.executionDeadline(), // execution_deadline
+    partitionKeys.attemptTimeout(),
+    partitionKeys.executionDeadline(),
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      workerId, // worker_id
-      workerInstanceId, // worker_instance_id
-      laneId, // lane_id
+    fn,
+    keys,
+    argv: [
+      executionId,
+      workerId,
+      workerInstanceId,
+      laneId,
       '', // capability_snapshot_hash
-      leaseId, // lease_id
-      leaseTtlMsArg, // lease_ttl_ms
-      renewBeforeMsArg, // renew_before_ms
-      attemptId, // attempt_id
-      attemptPolicyJsonArg, // attempt_policy_json
-      attemptTimeoutMsArg, // attempt_timeout_ms
-      executionDeadlineAtArg, // execution_deadline_at
-    ]
+      leaseId,
+      String(leaseTtlMs),
+      renewBeforeMs,
+      attemptId,
+      attemptPolicyJson,
+      attemptTimeoutMs,
+      executionDeadlineAt,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_claim_execution`; failure replies throw a ScriptError. */
 export function parseClaimExecution(reply: unknown): ClaimExecutionResult {
@@ -254,35 +294,41 @@ export function parseClaimExecution(reply: unknown): ClaimExecutionResult {
   const { status, fields } = readEnvelope(fn, reply);
   switch (status) {
     case 'OK': {
-      return { status: 'OK', leaseId: fieldParsed(fn, 'lease_id', fields, 0, parseLeaseId), leaseEpoch: fieldInteger(fn, 'lease_epoch', fields, 1), leaseExpiresAt: fieldInteger(fn, 'lease_expires_at', fields, 2), attemptId: fieldParsed(fn, 'attempt_id', fields, 3, parseAttemptId), attemptIndex: fieldInteger(fn, 'attempt_index', fields, 4), attemptType: fieldEnum(fn, 'attempt_type', fields, 5, ['initial', 'retry', 'reclaim', 'replay', 'fallback'] as const) };
+      return {
+        status: 'OK',
+        leaseId: fieldParsed(fn, 'lease_id', fields, 0, parseLeaseId),
+        leaseEpoch: fieldInteger(fn, 'lease_epoch', fields, 1),
+        leaseExpiresAt: fieldInteger(fn, 'lease_expires_at', fields, 2),
+        attemptId: fieldParsed(fn, 'attempt_id', fields, 3, parseAttemptId),
+        attemptIndex: fieldInteger(fn, 'attempt_index', fields, 4),
+        attemptType: fieldEnum(fn, 'attempt_type', fields, 5, ['initial', 'retry', 'reclaim', 'replay', 'fallback'] as const),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Consumes a claim grant and starts a new attempt (initial, retry or replay, from the
- * pending attempt state) under a new lease whose epoch is one above the last. Moves
- * the execution from runnable/eligible to active/leased and indexes the lease.
- *
- * Lua function `ff_claim_execution`.
+ * Calls `ff_claim_execution` (see {@link ClaimExecutionArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_leaseable`, `lease_conflict`, `active_attempt_exists`, `use_claim_resumed_execution`, `invalid_claim_grant`, `claim_grant_expired`.
- *
- * Deliberate deviations from the reference:
- * - Malformed attempt_policy_json (or one that is not an object) is refused with invalid_input before any write; the reference raised a Lua runtime error after consuming the grant and writing the attempt.
- * - attempt_timeout_ms and execution_deadline_at are validated as integers up front.
- * - execution_id must match the execution in the core key (invalid_input otherwise): the engine derives the attempt keys from it.
- * - lease_ttl_ms must be a positive integer and renew_before_ms a non-negative integer, and worker_id, lease_id and attempt_id non-empty (invalid_input); the reference accepted any number, storing fractional or past lease expiries.
- * - Foreign KEYS (issue 11): a KEYS slot that names another lane or worker instance, or another execution's keys than exec_core's lane_id and the claimer's worker_instance_id (the attempt keys are derived from total_attempt_count) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function claimExecution(client: FunctionCaller, args: ClaimExecutionArgs): Promise<ClaimExecutionResult> {
   return client.call(buildClaimExecution(args, client.partitions), parseClaimExecution);
 }
 
-/** Arguments of {@link completeExecution}. */
+/**
+ * The lease holder finishes the current attempt successfully: stores the optional
+ * result, ends the attempt, closes its output stream, releases the lease, and moves the
+ * execution to terminal/success. A flow member's completion is published on
+ * ff:dag:completions.
+ *
+ * Lua function `ff_complete_execution`.
+ *
+ * Deliberate deviations from the reference:
+ * - execution_id must match the execution in the core key (invalid_input otherwise); the reference would index whatever id it was sent as terminal.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and the lease holder's current_worker_instance_id (checked once the lease is validated, so a stale caller still gets stale_lease) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface CompleteExecutionArgs {
   /** The current attempt's index (from the claim). */
   readonly attemptIndex: number;
@@ -302,50 +348,48 @@ export type CompleteExecutionResult = {
   readonly status: 'OK';
   readonly publicState: 'completed';
 };
-/** Error codes {@link completeExecution} can fail with (as `ScriptError.code`). */
-export type CompleteExecutionErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_active' | 'lease_revoked' | 'lease_expired' | 'stale_lease';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_complete_execution`, without sending anything. */
-export function buildCompleteExecution(args: CompleteExecutionArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildCompleteExecution: RequestBuilder<CompleteExecutionArgs> = (args) => {
   const fn = 'ff_complete_execution';
   expectArgs(fn, args);
-  const attemptIndex = args.attemptIndex;
-  encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  const attemptIndex = checkInteger(fn, 'attempt_index', args.attemptIndex, 0, 4294967295);
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
   const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
-  const leaseEpoch = args.leaseEpoch;
-  const leaseEpochArg = encodeInteger(fn, 'lease_epoch', leaseEpoch, 0);
+  const leaseEpoch = encodeInteger(fn, 'lease_epoch', args.leaseEpoch, 0);
   const attemptId = encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
-  const resultPayload = args.resultPayload === undefined ? undefined : encodeText(fn, 'result_payload', args.resultPayload);
+  const resultPayload = args.resultPayload === undefined ? '' : encodeText(fn, 'result_payload', args.resultPayload);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
-    execKeys.attemptHash(attemptIndex), // attempt_hash
-    partitionKeys.leaseExpiry(), // lease_expiry
-    partitionKeys.workerLeases(workerInstanceId), // worker_leases
+    execKeys.core(),
+    execKeys.attemptHash(attemptIndex),
+    partitionKeys.leaseExpiry(),
+    partitionKeys.workerLeases(workerInstanceId),
     partitionKeys.laneTerminal(laneId), // terminal
-    execKeys.leaseCurrent(), // lease_current
-    execKeys.leaseHistory(), // lease_history
+    execKeys.leaseCurrent(),
+    execKeys.leaseHistory(),
     partitionKeys.laneActive(laneId), // active
-    execKeys.streamMeta(attemptIndex), // stream_meta
-    execKeys.result(), // result
-    partitionKeys.attemptTimeout(), // attempt_timeout
-    partitionKeys.executionDeadline(), // execution_deadline
+    execKeys.streamMeta(attemptIndex),
+    execKeys.result(),
+    partitionKeys.attemptTimeout(),
+    partitionKeys.executionDeadline(),
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      leaseId, // lease_id
-      leaseEpochArg, // lease_epoch
-      attemptId, // attempt_id
-      resultPayload ?? '', // result_payload
-    ]
+    fn,
+    keys,
+    argv: [
+      executionId,
+      leaseId,
+      leaseEpoch,
+      attemptId,
+      resultPayload,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_complete_execution`; failure replies throw a ScriptError. */
 export function parseCompleteExecution(reply: unknown): CompleteExecutionResult {
@@ -355,131 +399,17 @@ export function parseCompleteExecution(reply: unknown): CompleteExecutionResult 
     case 'OK': {
       return { status: 'OK', publicState: fieldEnum(fn, 'public_state', fields, 0, ['completed'] as const) };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * The lease holder finishes the current attempt successfully: stores the optional
- * result, ends the attempt, closes its output stream, releases the lease, and moves the
- * execution to terminal/success. A flow member's completion is published on
- * ff:dag:completions.
- *
- * Lua function `ff_complete_execution`.
+ * Calls `ff_complete_execution` (see {@link CompleteExecutionArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_active`, `lease_revoked`, `lease_expired`, `stale_lease`.
- *
- * Deliberate deviations from the reference:
- * - execution_id must match the execution in the core key (invalid_input otherwise); the reference would index whatever id it was sent as terminal.
- * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and the lease holder's current_worker_instance_id (checked once the lease is validated, so a stale caller still gets stale_lease) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function completeExecution(client: FunctionCaller, args: CompleteExecutionArgs): Promise<CompleteExecutionResult> {
   return client.call(buildCompleteExecution(args, client.partitions), parseCompleteExecution);
-}
-
-/** Arguments of {@link cancelExecution}. */
-export interface CancelExecutionArgs {
-  /** exec_core current_attempt_index, pre-read (see readExecutionContext; 0 when none). */
-  readonly currentAttemptIndex: number;
-  /** exec_core current_worker_instance_id, pre-read ("" when none). */
-  readonly currentWorkerInstanceId: string;
-  /** exec_core current_waitpoint_id, pre-read; absent when none (the waitpoint slots then carry the partition's placeholder key). Sent as the empty string when absent. */
-  readonly currentWaitpointId?: WaitpointId;
-  /** exec_core lane_id, pre-read ("default" when missing). */
-  readonly laneId: LaneId;
-  readonly executionId: ExecutionId;
-  /** Free text; stored as cancellation_reason. Default: ``. */
-  readonly reason?: string;
-  /** operator_override (skips the lease checks of an active execution), lease_holder, flow_cascade (no completion publish), system_timeout, or any custom text; stored as cancelled_by (the execution id when empty). Default: `operator_override`. */
-  readonly source?: string;
-  /** The caller's lease, checked when the execution is active and the source is not operator_override; absent skips the identity check. Sent as the empty string when absent. */
-  readonly leaseId?: LeaseId;
-  /** The caller's lease epoch, checked with lease_id. Sent as the empty string when absent. */
-  readonly leaseEpoch?: number;
-}
-
-/** Successful replies of {@link cancelExecution}, discriminated on `status`. */
-export type CancelExecutionResult = {
-  readonly status: 'cancelled';
-  readonly cancelledFrom: 'active' | 'runnable' | 'suspended' | 'submitted';
-};
-/** Error codes {@link cancelExecution} can fail with (as `ScriptError.code`). */
-export type CancelExecutionErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_active' | 'lease_revoked' | 'stale_lease';
-
-/** Validates the arguments and builds the KEYS and ARGV of `ff_cancel_execution`, without sending anything. */
-export function buildCancelExecution(args: CancelExecutionArgs, _partitions: PartitionConfig): FcallRequest {
-  const fn = 'ff_cancel_execution';
-  expectArgs(fn, args);
-  const currentAttemptIndex = args.currentAttemptIndex;
-  encodeInteger(fn, 'current_attempt_index', currentAttemptIndex, 0, 4294967295);
-  const currentWorkerInstanceId = encodeText(fn, 'current_worker_instance_id', args.currentWorkerInstanceId, { keySafe: true });
-  const currentWaitpointId = args.currentWaitpointId === undefined ? undefined : encodeId(fn, 'current_waitpoint_id', args.currentWaitpointId, parseWaitpointId);
-  const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
-  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const reason = encodeText(fn, 'reason', args.reason ?? '');
-  const source = encodeText(fn, 'source', args.source ?? 'operator_override');
-  const leaseId = args.leaseId === undefined ? undefined : encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
-  const leaseEpoch = args.leaseEpoch;
-  const leaseEpochArg = leaseEpoch === undefined ? '' : encodeInteger(fn, 'lease_epoch', leaseEpoch, 0);
-  const tag = executionTag(executionId);
-  const execKeys = new ExecKeys(executionId);
-  const partitionKeys = new PartitionKeys(tag);
-  const keys = [
-    execKeys.core(), // core
-    execKeys.attemptHash(currentAttemptIndex), // attempt_hash
-    execKeys.streamMeta(currentAttemptIndex), // stream_meta
-    execKeys.leaseCurrent(), // lease_current
-    execKeys.leaseHistory(), // lease_history
-    partitionKeys.leaseExpiry(), // lease_expiry
-    partitionKeys.workerLeases(currentWorkerInstanceId), // worker_leases
-    execKeys.suspensionCurrent(), // suspension_current
-    (currentWaitpointId !== undefined && currentWaitpointId !== '') ? partitionKeys.waitpoint(currentWaitpointId) : partitionKeys.noop(), // waitpoint
-    (currentWaitpointId !== undefined && currentWaitpointId !== '') ? partitionKeys.waitpointCondition(currentWaitpointId) : partitionKeys.noop(), // waitpoint_condition
-    partitionKeys.suspensionTimeout(), // suspension_timeout
-    partitionKeys.laneTerminal(laneId), // terminal
-    partitionKeys.attemptTimeout(), // attempt_timeout
-    partitionKeys.executionDeadline(), // execution_deadline
-    partitionKeys.laneEligible(laneId), // eligible
-    partitionKeys.laneDelayed(laneId), // delayed
-    partitionKeys.laneBlockedDependencies(laneId), // blocked_dependencies
-    partitionKeys.laneBlockedBudget(laneId), // blocked_budget
-    partitionKeys.laneBlockedQuota(laneId), // blocked_quota
-    partitionKeys.laneBlockedRoute(laneId), // blocked_route
-    partitionKeys.laneBlockedOperator(laneId), // blocked_operator
-  ];
-  return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      reason, // reason
-      source, // source
-      leaseId ?? '', // lease_id
-      leaseEpochArg, // lease_epoch
-    ]
-  };
-}
-
-/** Reads the reply of `ff_cancel_execution`; failure replies throw a ScriptError. */
-export function parseCancelExecution(reply: unknown): CancelExecutionResult {
-  const fn = 'ff_cancel_execution';
-  const { status, fields } = readEnvelope(fn, reply);
-  switch (status) {
-    case 'OK': {
-      const subStatus = fieldText(fn, 'sub_status', fields, 0);
-      switch (subStatus) {
-        case 'cancelled': {
-          return { status: 'cancelled', cancelledFrom: fieldEnum(fn, 'cancelled_from', fields, 1, ['active', 'runnable', 'suspended', 'submitted'] as const) };
-        }
-
-      }
-
-      throw new ReplyParseError(fn, 'sub_status', `unexpected sub-status ${subStatus} for ${status}`);
-    }
-
-  }
-
-  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
@@ -495,19 +425,132 @@ export function parseCancelExecution(reply: unknown): CancelExecutionResult {
  *
  * Lua function `ff_cancel_execution`.
  *
- * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_active`, `lease_revoked`, `stale_lease`.
- *
  * Deliberate deviations from the reference:
  * - execution_id must match the execution in the core key, and the lane KEYS must be those of the stored lane_id ("default" when missing), else invalid_input before anything is written: the id is the member the sweep removes and the terminal index adds, and another lane's keys would leave it indexed where it was.
  * - The current attempt's hash and stream meta, the waitpoint and its condition are derived from exec_core (current_attempt_index, current_waitpoint_id) inside the call, and the lease holder's worker set (from current_worker_instance_id) is swept as well as the one passed; the reference used only the caller's pre-read keys, so a stale pre-read ended the wrong attempt or left the execution in a worker's lease set (Q4).
  * - A runnable execution whose attempt was paused (worker delay, waiting for children, resumed suspension) also ends that attempt (ended_cancelled) and closes its output stream if still open; the reference left the attempt 'suspended' and the stream open under a terminal execution, so stream tails never saw a close (Q8).
  * - Foreign KEYS (issue 11): a KEYS slot that names another lane, waitpoint or execution than exec_core's lane_id and current_waitpoint_id (a stale attempt or worker-set pre-read is still accepted: those keys are derived) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
+export interface CancelExecutionArgs {
+  /** exec_core current_attempt_index, pre-read (see readExecutionContext; 0 when none). */
+  readonly currentAttemptIndex: number;
+  /** exec_core current_worker_instance_id, pre-read ("" when none). */
+  readonly currentWorkerInstanceId: string;
+  /** exec_core current_waitpoint_id, pre-read; absent when none (the waitpoint slots then carry the partition's placeholder key). Sent as the empty string when absent. */
+  readonly currentWaitpointId?: WaitpointId;
+  /** exec_core lane_id, pre-read ("default" when missing). */
+  readonly laneId: LaneId;
+  readonly executionId: ExecutionId;
+  /** Free text; stored as cancellation_reason. Default: the empty string. */
+  readonly reason?: string;
+  /** operator_override (skips the lease checks of an active execution), lease_holder, flow_cascade (no completion publish), system_timeout, or any custom text; stored as cancelled_by (the execution id when empty). Default: `operator_override`. */
+  readonly source?: string;
+  /** The caller's lease, checked when the execution is active and the source is not operator_override; absent skips the identity check. Sent as the empty string when absent. */
+  readonly leaseId?: LeaseId;
+  /** The caller's lease epoch, checked with lease_id. Sent as the empty string when absent. */
+  readonly leaseEpoch?: number;
+}
+
+/** Successful replies of {@link cancelExecution}, discriminated on `status`. */
+export type CancelExecutionResult = {
+  readonly status: 'cancelled';
+  readonly cancelledFrom: 'active' | 'runnable' | 'suspended' | 'submitted';
+};
+
+/** Validates the arguments and builds the KEYS and ARGV of `ff_cancel_execution`, without sending anything. */
+export const buildCancelExecution: RequestBuilder<CancelExecutionArgs> = (args) => {
+  const fn = 'ff_cancel_execution';
+  expectArgs(fn, args);
+  const currentAttemptIndex = checkInteger(fn, 'current_attempt_index', args.currentAttemptIndex, 0, 4294967295);
+  const currentWorkerInstanceId = encodeText(fn, 'current_worker_instance_id', args.currentWorkerInstanceId, { keySafe: true });
+  const currentWaitpointId = args.currentWaitpointId === undefined ? undefined : encodeId(fn, 'current_waitpoint_id', args.currentWaitpointId, parseWaitpointId);
+  const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
+  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
+  const reason = encodeText(fn, 'reason', args.reason ?? '');
+  const source = encodeText(fn, 'source', args.source ?? 'operator_override');
+  const leaseId = args.leaseId === undefined ? '' : encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
+  const leaseEpoch = args.leaseEpoch === undefined ? '' : encodeInteger(fn, 'lease_epoch', args.leaseEpoch, 0);
+  const tag = executionTag(executionId);
+  const execKeys = new ExecKeys(executionId);
+  const partitionKeys = new PartitionKeys(tag);
+  const keys = [
+    execKeys.core(),
+    execKeys.attemptHash(currentAttemptIndex),
+    execKeys.streamMeta(currentAttemptIndex),
+    execKeys.leaseCurrent(),
+    execKeys.leaseHistory(),
+    partitionKeys.leaseExpiry(),
+    partitionKeys.workerLeases(currentWorkerInstanceId),
+    execKeys.suspensionCurrent(),
+    (currentWaitpointId !== undefined && currentWaitpointId !== '') ? partitionKeys.waitpoint(currentWaitpointId) : partitionKeys.noop(),
+    (currentWaitpointId !== undefined && currentWaitpointId !== '') ? partitionKeys.waitpointCondition(currentWaitpointId) : partitionKeys.noop(),
+    partitionKeys.suspensionTimeout(),
+    partitionKeys.laneTerminal(laneId), // terminal
+    partitionKeys.attemptTimeout(),
+    partitionKeys.executionDeadline(),
+    partitionKeys.laneEligible(laneId), // eligible
+    partitionKeys.laneDelayed(laneId), // delayed
+    partitionKeys.laneBlockedDependencies(laneId), // blocked_dependencies
+    partitionKeys.laneBlockedBudget(laneId), // blocked_budget
+    partitionKeys.laneBlockedQuota(laneId), // blocked_quota
+    partitionKeys.laneBlockedRoute(laneId), // blocked_route
+    partitionKeys.laneBlockedOperator(laneId), // blocked_operator
+  ];
+  return {
+    fn,
+    keys,
+    argv: [
+      executionId,
+      reason,
+      source,
+      leaseId,
+      leaseEpoch,
+    ],
+  };
+};
+
+/** Reads the reply of `ff_cancel_execution`; failure replies throw a ScriptError. */
+export function parseCancelExecution(reply: unknown): CancelExecutionResult {
+  const fn = 'ff_cancel_execution';
+  const { status, fields } = readEnvelope(fn, reply);
+  switch (status) {
+    case 'OK': {
+      const subStatus = fieldText(fn, 'sub_status', fields, 0);
+      switch (subStatus) {
+        case 'cancelled': {
+          return {
+            status: 'cancelled',
+            cancelledFrom: fieldEnum(fn, 'cancelled_from', fields, 1, ['active', 'runnable', 'suspended', 'submitted'] as const),
+          };
+        }
+      }
+      throw new ReplyParseError(fn, 'sub_status', `unexpected sub-status ${subStatus} for ${status}`);
+    }
+  }
+  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
+}
+
+/**
+ * Calls `ff_cancel_execution` (see {@link CancelExecutionArgs}) and reads its reply.
+ *
+ * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_active`, `lease_revoked`, `stale_lease`.
+ */
 export function cancelExecution(client: FunctionCaller, args: CancelExecutionArgs): Promise<CancelExecutionResult> {
   return client.call(buildCancelExecution(args, client.partitions), parseCancelExecution);
 }
 
-/** Arguments of {@link delayExecution}. */
+/**
+ * The lease holder pauses its own execution until delay_until: the lease is released,
+ * the attempt is paused (not ended) and the execution goes back to runnable in the
+ * lane's delayed index. After ff_promote_delayed it must be claimed with
+ * ff_claim_resumed_execution.
+ *
+ * Lua function `ff_delay_execution`.
+ *
+ * Deliberate deviations from the reference:
+ * - delay_until must be an integer and execution_id must match the core key (invalid_input before anything is written); the reference wrote exec_core and then failed with a Lua runtime error on a non-numeric value.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and current_worker_instance_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface DelayExecutionArgs {
   /** The current attempt's index (from the claim). */
   readonly attemptIndex: number;
@@ -527,48 +570,45 @@ export type DelayExecutionResult = {
   readonly status: 'OK';
   readonly delayUntil: number;
 };
-/** Error codes {@link delayExecution} can fail with (as `ScriptError.code`). */
-export type DelayExecutionErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_active' | 'lease_revoked' | 'lease_expired' | 'stale_lease';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_delay_execution`, without sending anything. */
-export function buildDelayExecution(args: DelayExecutionArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildDelayExecution: RequestBuilder<DelayExecutionArgs> = (args) => {
   const fn = 'ff_delay_execution';
   expectArgs(fn, args);
-  const attemptIndex = args.attemptIndex;
-  encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  const attemptIndex = checkInteger(fn, 'attempt_index', args.attemptIndex, 0, 4294967295);
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
   const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
-  const leaseEpoch = args.leaseEpoch;
-  const leaseEpochArg = encodeInteger(fn, 'lease_epoch', leaseEpoch, 0);
+  const leaseEpoch = encodeInteger(fn, 'lease_epoch', args.leaseEpoch, 0);
   const attemptId = encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
-  const delayUntil = args.delayUntil;
-  const delayUntilArg = encodeInteger(fn, 'delay_until', delayUntil, 0);
+  const delayUntil = encodeInteger(fn, 'delay_until', args.delayUntil, 0);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
-    execKeys.attemptHash(attemptIndex), // attempt_hash
-    execKeys.leaseCurrent(), // lease_current
-    execKeys.leaseHistory(), // lease_history
-    partitionKeys.leaseExpiry(), // lease_expiry
-    partitionKeys.workerLeases(workerInstanceId), // worker_leases
+    execKeys.core(),
+    execKeys.attemptHash(attemptIndex),
+    execKeys.leaseCurrent(),
+    execKeys.leaseHistory(),
+    partitionKeys.leaseExpiry(),
+    partitionKeys.workerLeases(workerInstanceId),
     partitionKeys.laneActive(laneId), // active
     partitionKeys.laneDelayed(laneId), // delayed
-    partitionKeys.attemptTimeout(), // attempt_timeout
+    partitionKeys.attemptTimeout(),
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      leaseId, // lease_id
-      leaseEpochArg, // lease_epoch
-      attemptId, // attempt_id
-      delayUntilArg, // delay_until
-    ]
+    fn,
+    keys,
+    argv: [
+      executionId,
+      leaseId,
+      leaseEpoch,
+      attemptId,
+      delayUntil,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_delay_execution`; failure replies throw a ScriptError. */
 export function parseDelayExecution(reply: unknown): DelayExecutionResult {
@@ -578,31 +618,31 @@ export function parseDelayExecution(reply: unknown): DelayExecutionResult {
     case 'OK': {
       return { status: 'OK', delayUntil: fieldInteger(fn, 'delay_until', fields, 0) };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * The lease holder pauses its own execution until delay_until: the lease is released,
- * the attempt is paused (not ended) and the execution goes back to runnable in the
- * lane's delayed index. After ff_promote_delayed it must be claimed with
- * ff_claim_resumed_execution.
- *
- * Lua function `ff_delay_execution`.
+ * Calls `ff_delay_execution` (see {@link DelayExecutionArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_active`, `lease_revoked`, `lease_expired`, `stale_lease`.
- *
- * Deliberate deviations from the reference:
- * - delay_until must be an integer and execution_id must match the core key (invalid_input before anything is written); the reference wrote exec_core and then failed with a Lua runtime error on a non-numeric value.
- * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and current_worker_instance_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function delayExecution(client: FunctionCaller, args: DelayExecutionArgs): Promise<DelayExecutionResult> {
   return client.call(buildDelayExecution(args, client.partitions), parseDelayExecution);
 }
 
-/** Arguments of {@link moveToWaitingChildren}. */
+/**
+ * The lease holder parks its execution until its children (dependencies) finish: the
+ * lease is released, the attempt is paused (not ended) and the execution becomes
+ * runnable/blocked_by_dependencies in the lane's blocked:dependencies index, scored
+ * by its creation time. Flow dependency resolution later makes it eligible again.
+ *
+ * Lua function `ff_move_to_waiting_children`.
+ *
+ * Deliberate deviations from the reference:
+ * - execution_id must match the execution in the core key (invalid_input): it is the index member written.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and current_worker_instance_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface MoveToWaitingChildrenArgs {
   /** The current attempt's index (from the claim). */
   readonly attemptIndex: number;
@@ -619,45 +659,43 @@ export interface MoveToWaitingChildrenArgs {
 export type MoveToWaitingChildrenResult = {
   readonly status: 'OK';
 };
-/** Error codes {@link moveToWaitingChildren} can fail with (as `ScriptError.code`). */
-export type MoveToWaitingChildrenErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_active' | 'lease_revoked' | 'lease_expired' | 'stale_lease';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_move_to_waiting_children`, without sending anything. */
-export function buildMoveToWaitingChildren(args: MoveToWaitingChildrenArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildMoveToWaitingChildren: RequestBuilder<MoveToWaitingChildrenArgs> = (args) => {
   const fn = 'ff_move_to_waiting_children';
   expectArgs(fn, args);
-  const attemptIndex = args.attemptIndex;
-  encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  const attemptIndex = checkInteger(fn, 'attempt_index', args.attemptIndex, 0, 4294967295);
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
   const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
-  const leaseEpoch = args.leaseEpoch;
-  const leaseEpochArg = encodeInteger(fn, 'lease_epoch', leaseEpoch, 0);
+  const leaseEpoch = encodeInteger(fn, 'lease_epoch', args.leaseEpoch, 0);
   const attemptId = encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
-    execKeys.attemptHash(attemptIndex), // attempt_hash
-    execKeys.leaseCurrent(), // lease_current
-    execKeys.leaseHistory(), // lease_history
-    partitionKeys.leaseExpiry(), // lease_expiry
-    partitionKeys.workerLeases(workerInstanceId), // worker_leases
+    execKeys.core(),
+    execKeys.attemptHash(attemptIndex),
+    execKeys.leaseCurrent(),
+    execKeys.leaseHistory(),
+    partitionKeys.leaseExpiry(),
+    partitionKeys.workerLeases(workerInstanceId),
     partitionKeys.laneActive(laneId), // active
     partitionKeys.laneBlockedDependencies(laneId), // blocked_dependencies
-    partitionKeys.attemptTimeout(), // attempt_timeout
+    partitionKeys.attemptTimeout(),
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      leaseId, // lease_id
-      leaseEpochArg, // lease_epoch
-      attemptId, // attempt_id
-    ]
+    fn,
+    keys,
+    argv: [
+      executionId,
+      leaseId,
+      leaseEpoch,
+      attemptId,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_move_to_waiting_children`; failure replies throw a ScriptError. */
 export function parseMoveToWaitingChildren(reply: unknown): MoveToWaitingChildrenResult {
@@ -667,31 +705,36 @@ export function parseMoveToWaitingChildren(reply: unknown): MoveToWaitingChildre
     case 'OK': {
       return { status: 'OK' };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * The lease holder parks its execution until its children (dependencies) finish: the
- * lease is released, the attempt is paused (not ended) and the execution becomes
- * runnable/blocked_by_dependencies in the lane's blocked:dependencies index, scored
- * by its creation time. Flow dependency resolution later makes it eligible again.
- *
- * Lua function `ff_move_to_waiting_children`.
+ * Calls `ff_move_to_waiting_children` (see {@link MoveToWaitingChildrenArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_active`, `lease_revoked`, `lease_expired`, `stale_lease`.
- *
- * Deliberate deviations from the reference:
- * - execution_id must match the execution in the core key (invalid_input): it is the index member written.
- * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and current_worker_instance_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function moveToWaitingChildren(client: FunctionCaller, args: MoveToWaitingChildrenArgs): Promise<MoveToWaitingChildrenResult> {
   return client.call(buildMoveToWaitingChildren(args, client.partitions), parseMoveToWaitingChildren);
 }
 
-/** Arguments of {@link failExecution}. */
+/**
+ * The lease holder reports that the current attempt failed. The attempt ends and its
+ * output stream closes. If the retry policy still allows a retry (retry_count <
+ * max_retries), the execution goes to the lane's delayed index until now + backoff
+ * (exponential: min(initial × multiplier^retry_count, max); fixed: delay_ms; 1000 ms
+ * otherwise) and the next claim creates a `retry` attempt. Otherwise the execution
+ * becomes terminal/failed and a flow member's failure is published on
+ * ff:dag:completions.
+ *
+ * Lua function `ff_fail_execution`.
+ *
+ * Deliberate deviations from the reference:
+ * - execution_id must match the execution in the core key (invalid_input): it is the index member written.
+ * - The backoff is rounded down to whole milliseconds; the reference wrote a fractional delay_until (e.g. multiplier 1.5) that its own reply parser then rejected, after the state was written (Q5).
+ * - retry_policy_json that is not valid JSON, or whose max_retries / initial_delay_ms / max_delay_ms / multiplier / delay_ms is present but not a number, is refused with invalid_input before anything is written; the reference silently treated malformed JSON as 'no retry' (a terminal failure) and hit a Lua runtime error on non-numeric fields. JSON null or a non-object still means no retry.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and current_worker_instance_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface FailExecutionArgs {
   /** The current attempt's index (from the claim). */
   readonly attemptIndex: number;
@@ -702,9 +745,9 @@ export interface FailExecutionArgs {
   readonly leaseId: LeaseId;
   readonly leaseEpoch: number;
   readonly attemptId: AttemptId;
-  /** Free text; carried to the retry attempt. Default: ``. */
+  /** Free text; carried to the retry attempt. Default: the empty string. */
   readonly failureReason?: string;
-  /** Free text; stored only. Default: ``. */
+  /** Free text; stored only. Default: the empty string. */
   readonly failureCategory?: string;
   /** The RetryPolicy object: { max_retries, backoff: { type: exponential, initial_delay_ms, max_delay_ms, multiplier } | { type: fixed, delay_ms } }. Absent, null or not an object means no retry. Sent as the empty string when absent. */
   readonly retryPolicyJson?: unknown;
@@ -719,55 +762,52 @@ export type FailExecutionResult =
   | {
     readonly status: 'terminal_failed';
   };
-/** Error codes {@link failExecution} can fail with (as `ScriptError.code`). */
-export type FailExecutionErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_active' | 'lease_revoked' | 'lease_expired' | 'stale_lease';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_fail_execution`, without sending anything. */
-export function buildFailExecution(args: FailExecutionArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildFailExecution: RequestBuilder<FailExecutionArgs> = (args) => {
   const fn = 'ff_fail_execution';
   expectArgs(fn, args);
-  const attemptIndex = args.attemptIndex;
-  encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  const attemptIndex = checkInteger(fn, 'attempt_index', args.attemptIndex, 0, 4294967295);
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
   const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
-  const leaseEpoch = args.leaseEpoch;
-  const leaseEpochArg = encodeInteger(fn, 'lease_epoch', leaseEpoch, 0);
+  const leaseEpoch = encodeInteger(fn, 'lease_epoch', args.leaseEpoch, 0);
   const attemptId = encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
   const failureReason = encodeText(fn, 'failure_reason', args.failureReason ?? '');
   const failureCategory = encodeText(fn, 'failure_category', args.failureCategory ?? '');
-  const retryPolicyJson = args.retryPolicyJson;
-  const retryPolicyJsonArg = retryPolicyJson === undefined ? '' : encodeJson(fn, 'retry_policy_json', retryPolicyJson);
+  const retryPolicyJson = args.retryPolicyJson === undefined ? '' : encodeJson(fn, 'retry_policy_json', args.retryPolicyJson);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
-    execKeys.attemptHash(attemptIndex), // attempt_hash
-    partitionKeys.leaseExpiry(), // lease_expiry
-    partitionKeys.workerLeases(workerInstanceId), // worker_leases
+    execKeys.core(),
+    execKeys.attemptHash(attemptIndex),
+    partitionKeys.leaseExpiry(),
+    partitionKeys.workerLeases(workerInstanceId),
     partitionKeys.laneTerminal(laneId), // terminal
     partitionKeys.laneDelayed(laneId), // delayed
-    execKeys.leaseCurrent(), // lease_current
-    execKeys.leaseHistory(), // lease_history
+    execKeys.leaseCurrent(),
+    execKeys.leaseHistory(),
     partitionKeys.laneActive(laneId), // active
-    execKeys.streamMeta(attemptIndex), // stream_meta
-    partitionKeys.attemptTimeout(), // attempt_timeout
-    partitionKeys.executionDeadline(), // execution_deadline
+    execKeys.streamMeta(attemptIndex),
+    partitionKeys.attemptTimeout(),
+    partitionKeys.executionDeadline(),
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      leaseId, // lease_id
-      leaseEpochArg, // lease_epoch
-      attemptId, // attempt_id
-      failureReason, // failure_reason
-      failureCategory, // failure_category
-      retryPolicyJsonArg, // retry_policy_json
-    ]
+    fn,
+    keys,
+    argv: [
+      executionId,
+      leaseId,
+      leaseEpoch,
+      attemptId,
+      failureReason,
+      failureCategory,
+      retryPolicyJson,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_fail_execution`; failure replies throw a ScriptError. */
 export function parseFailExecution(reply: unknown): FailExecutionResult {
@@ -780,45 +820,44 @@ export function parseFailExecution(reply: unknown): FailExecutionResult {
         case 'retry_scheduled': {
           return { status: 'retry_scheduled', delayUntil: fieldInteger(fn, 'delay_until', fields, 1) };
         }
-
         case 'terminal_failed': {
           return { status: 'terminal_failed' };
         }
-
       }
-
       throw new ReplyParseError(fn, 'sub_status', `unexpected sub-status ${subStatus} for ${status}`);
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * The lease holder reports that the current attempt failed. The attempt ends and its
- * output stream closes. If the retry policy still allows a retry (retry_count <
- * max_retries), the execution goes to the lane's delayed index until now + backoff
- * (exponential: min(initial × multiplier^retry_count, max); fixed: delay_ms; 1000 ms
- * otherwise) and the next claim creates a `retry` attempt. Otherwise the execution
- * becomes terminal/failed and a flow member's failure is published on
- * ff:dag:completions.
- *
- * Lua function `ff_fail_execution`.
+ * Calls `ff_fail_execution` (see {@link FailExecutionArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_active`, `lease_revoked`, `lease_expired`, `stale_lease`.
- *
- * Deliberate deviations from the reference:
- * - execution_id must match the execution in the core key (invalid_input): it is the index member written.
- * - The backoff is rounded down to whole milliseconds; the reference wrote a fractional delay_until (e.g. multiplier 1.5) that its own reply parser then rejected, after the state was written (Q5).
- * - retry_policy_json that is not valid JSON, or whose max_retries / initial_delay_ms / max_delay_ms / multiplier / delay_ms is present but not a number, is refused with invalid_input before anything is written; the reference silently treated malformed JSON as 'no retry' (a terminal failure) and hit a Lua runtime error on non-numeric fields. JSON null or a non-object still means no retry.
- * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and current_worker_instance_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function failExecution(client: FunctionCaller, args: FailExecutionArgs): Promise<FailExecutionResult> {
   return client.call(buildFailExecution(args, client.partitions), parseFailExecution);
 }
 
-/** Arguments of {@link reclaimExecution}. */
+/**
+ * Takes over an active execution whose lease expired (lease_expired_reclaimable) or was
+ * revoked (lease_revoked): consumes the reclaim grant (from ff_issue_reclaim_grant),
+ * ends the old attempt as interrupted_reclaimed, closes its output stream, and starts a
+ * new `reclaim` attempt under a new lease whose epoch is one above the last. Once the
+ * execution's policy max_reclaim_count (default 100) is reached it instead fails the
+ * execution terminally and answers max_retries_exhausted. The new attempt's keys, the
+ * old attempt's keys, the policy key and the old holder's worker set are derived inside
+ * the engine from exec_core and the call's hash tag (same slot).
+ *
+ * Lua function `ff_reclaim_execution`.
+ *
+ * Deliberate deviations from the reference:
+ * - lease_ttl_ms must be a positive integer, execution_id must match the core key and worker_id, lease_id and attempt_id must be non-empty (invalid_input, before anything is written); the reference accepted any number, including negative and fractional TTLs (a fractional one stored a fractional lease expiry).
+ * - On success the execution is also removed from the old holder's worker lease set; the reference left it there after an expiry (Q6). The old attempt-timeout entry is kept, as in the reference: reclaim carries no attempt timeout of its own.
+ * - The old attempt's hash and stream meta are derived from exec_core current_attempt_index inside the call, so a stale pre-read cannot end the wrong attempt (Q4).
+ * - The max-reclaim terminal path (which still answers max_retries_exhausted after writing, as the reference does) also ends the old attempt (ended_failure, max_reclaims_exceeded), closes its output stream if still open and publishes a flow member's failure on ff:dag:completions; the reference left the attempt 'started', the stream open and the flow unnotified (Q7).
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane, worker instance or execution than exec_core's lane_id and the new holder's worker_instance_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface ReclaimExecutionArgs {
   /** exec_core current_attempt_index, pre-read (see readExecutionContext). */
   readonly currentAttemptIndex: number;
@@ -848,57 +887,54 @@ export type ReclaimExecutionResult = {
   readonly attemptIndex: number;
   readonly attemptType: 'reclaim';
 };
-/** Error codes {@link reclaimExecution} can fail with (as `ScriptError.code`). */
-export type ReclaimExecutionErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_reclaimable' | 'max_retries_exhausted' | 'invalid_claim_grant';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_reclaim_execution`, without sending anything. */
-export function buildReclaimExecution(args: ReclaimExecutionArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildReclaimExecution: RequestBuilder<ReclaimExecutionArgs> = (args) => {
   const fn = 'ff_reclaim_execution';
   expectArgs(fn, args);
-  const currentAttemptIndex = args.currentAttemptIndex;
-  encodeInteger(fn, 'current_attempt_index', currentAttemptIndex, 0, 4294967295);
-  const newAttemptIndex = args.newAttemptIndex ?? 0;
-  encodeInteger(fn, 'new_attempt_index', newAttemptIndex, 0, 4294967295);
+  const currentAttemptIndex = checkInteger(fn, 'current_attempt_index', args.currentAttemptIndex, 0, 4294967295);
+  const newAttemptIndex = checkInteger(fn, 'new_attempt_index', args.newAttemptIndex ?? 0, 0, 4294967295);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
   const workerId = encodeText(fn, 'worker_id', args.workerId, { nonEmpty: true });
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
-  const leaseTtlMs = args.leaseTtlMs;
-  const leaseTtlMsArg = encodeInteger(fn, 'lease_ttl_ms', leaseTtlMs, 1);
+  const leaseTtlMs = encodeInteger(fn, 'lease_ttl_ms', args.leaseTtlMs, 1);
   const attemptId = encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
-    execKeys.claimGrant(), // claim_grant
+    execKeys.core(),
+    execKeys.claimGrant(),
     execKeys.attemptHash(currentAttemptIndex), // old_attempt_hash
     execKeys.streamMeta(currentAttemptIndex), // old_stream_meta
     execKeys.attemptHash(newAttemptIndex), // new_attempt_hash
     execKeys.attemptUsage(newAttemptIndex), // new_attempt_usage
-    execKeys.attempts(), // attempts
-    execKeys.leaseCurrent(), // lease_current
-    execKeys.leaseHistory(), // lease_history
-    partitionKeys.leaseExpiry(), // lease_expiry
-    partitionKeys.workerLeases(workerInstanceId), // worker_leases
+    execKeys.attempts(),
+    execKeys.leaseCurrent(),
+    execKeys.leaseHistory(),
+    partitionKeys.leaseExpiry(),
+    partitionKeys.workerLeases(workerInstanceId),
     partitionKeys.laneActive(laneId), // active
-    partitionKeys.attemptTimeout(), // attempt_timeout
-    partitionKeys.executionDeadline(), // execution_deadline
+    partitionKeys.attemptTimeout(),
+    partitionKeys.executionDeadline(),
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      workerId, // worker_id
-      workerInstanceId, // worker_instance_id
-      laneId, // lane_id
-      leaseId, // lease_id
-      leaseTtlMsArg, // lease_ttl_ms
-      attemptId, // attempt_id
+    fn,
+    keys,
+    argv: [
+      executionId,
+      workerId,
+      workerInstanceId,
+      laneId,
+      leaseId,
+      leaseTtlMs,
+      attemptId,
       '', // attempt_policy_json
-    ]
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_reclaim_execution`; failure replies throw a ScriptError. */
 export function parseReclaimExecution(reply: unknown): ReclaimExecutionResult {
@@ -906,40 +942,46 @@ export function parseReclaimExecution(reply: unknown): ReclaimExecutionResult {
   const { status, fields } = readEnvelope(fn, reply);
   switch (status) {
     case 'OK': {
-      return { status: 'OK', leaseId: fieldParsed(fn, 'lease_id', fields, 0, parseLeaseId), leaseEpoch: fieldInteger(fn, 'lease_epoch', fields, 1), leaseExpiresAt: fieldInteger(fn, 'lease_expires_at', fields, 2), attemptId: fieldParsed(fn, 'attempt_id', fields, 3, parseAttemptId), attemptIndex: fieldInteger(fn, 'attempt_index', fields, 4), attemptType: fieldEnum(fn, 'attempt_type', fields, 5, ['reclaim'] as const) };
+      return {
+        status: 'OK',
+        leaseId: fieldParsed(fn, 'lease_id', fields, 0, parseLeaseId),
+        leaseEpoch: fieldInteger(fn, 'lease_epoch', fields, 1),
+        leaseExpiresAt: fieldInteger(fn, 'lease_expires_at', fields, 2),
+        attemptId: fieldParsed(fn, 'attempt_id', fields, 3, parseAttemptId),
+        attemptIndex: fieldInteger(fn, 'attempt_index', fields, 4),
+        attemptType: fieldEnum(fn, 'attempt_type', fields, 5, ['reclaim'] as const),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Takes over an active execution whose lease expired (lease_expired_reclaimable) or was
- * revoked (lease_revoked): consumes the reclaim grant (from ff_issue_reclaim_grant),
- * ends the old attempt as interrupted_reclaimed, closes its output stream, and starts a
- * new `reclaim` attempt under a new lease whose epoch is one above the last. Once the
- * execution's policy max_reclaim_count (default 100) is reached it instead fails the
- * execution terminally and answers max_retries_exhausted. The new attempt's keys, the
- * old attempt's keys, the policy key and the old holder's worker set are derived inside
- * the engine from exec_core and the call's hash tag (same slot).
- *
- * Lua function `ff_reclaim_execution`.
+ * Calls `ff_reclaim_execution` (see {@link ReclaimExecutionArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_reclaimable`, `max_retries_exhausted`, `invalid_claim_grant`.
- *
- * Deliberate deviations from the reference:
- * - lease_ttl_ms must be a positive integer, execution_id must match the core key and worker_id, lease_id and attempt_id must be non-empty (invalid_input, before anything is written); the reference accepted any number, including negative and fractional TTLs (a fractional one stored a fractional lease expiry).
- * - On success the execution is also removed from the old holder's worker lease set; the reference left it there after an expiry (Q6). The old attempt-timeout entry is kept, as in the reference: reclaim carries no attempt timeout of its own.
- * - The old attempt's hash and stream meta are derived from exec_core current_attempt_index inside the call, so a stale pre-read cannot end the wrong attempt (Q4).
- * - The max-reclaim terminal path (which still answers max_retries_exhausted after writing, as the reference does) also ends the old attempt (ended_failure, max_reclaims_exceeded), closes its output stream if still open and publishes a flow member's failure on ff:dag:completions; the reference left the attempt 'started', the stream open and the flow unnotified (Q7).
- * - Foreign KEYS (issue 11): a KEYS slot that names another lane, worker instance or execution than exec_core's lane_id and the new holder's worker_instance_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function reclaimExecution(client: FunctionCaller, args: ReclaimExecutionArgs): Promise<ReclaimExecutionResult> {
   return client.call(buildReclaimExecution(args, client.partitions), parseReclaimExecution);
 }
 
-/** Arguments of {@link expireExecution}. */
+/**
+ * Forces an execution to terminal/expired because its attempt timeout or its deadline
+ * passed (called by the attempt-timeout and execution-deadline scanners). Works from
+ * the active, suspended and runnable phases; idempotent: a missing or already terminal
+ * execution only has its timeout and deadline entries cleaned. The lease holder's
+ * worker set, the runnable lane index and the current attempt's keys are derived
+ * inside the engine from exec_core and the call's hash tag (same slot).
+ *
+ * Lua function `ff_expire_execution`.
+ *
+ * Deliberate deviations from the reference:
+ * - execution_id must match the execution in the core key, and the lane KEYS must be those of the stored lane_id ("default" when missing), else invalid_input before anything is written; an empty expire_reason counts as attempt_timeout, like a missing one.
+ * - The current attempt's hash and stream meta are derived from exec_core current_attempt_index inside the call, so a stale pre-read (or the reference wrapper's placeholder index 0) cannot end the wrong attempt (Q4).
+ * - A runnable execution whose attempt was paused (worker delay, waiting for children, resumed suspension) also ends that attempt (ended_failure) and closes its output stream if still open; the reference left the attempt 'suspended' and the stream open (as Q8 for cancel).
+ * - A flow member's expiry is published on ff:dag:completions (outcome expired), so its dependents are resolved without waiting for the dependency reconciler; the reference did not publish (Q10).
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane (active, terminal, suspended) or execution than exec_core's lane_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface ExpireExecutionArgs {
   /** exec_core current_attempt_index, pre-read (see readExecutionContext; 0 when none). */
   readonly currentAttemptIndex: number;
@@ -964,15 +1006,12 @@ export type ExpireExecutionResult =
   | {
     readonly status: 'not_found_cleaned';
   };
-/** Error codes {@link expireExecution} can fail with (as `ScriptError.code`). */
-export type ExpireExecutionErrorCode = 'invalid_input';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_expire_execution`, without sending anything. */
-export function buildExpireExecution(args: ExpireExecutionArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildExpireExecution: RequestBuilder<ExpireExecutionArgs> = (args) => {
   const fn = 'ff_expire_execution';
   expectArgs(fn, args);
-  const currentAttemptIndex = args.currentAttemptIndex;
-  encodeInteger(fn, 'current_attempt_index', currentAttemptIndex, 0, 4294967295);
+  const currentAttemptIndex = checkInteger(fn, 'current_attempt_index', args.currentAttemptIndex, 0, 4294967295);
   const currentWorkerInstanceId = encodeText(fn, 'current_worker_instance_id', args.currentWorkerInstanceId, { keySafe: true });
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
@@ -981,28 +1020,30 @@ export function buildExpireExecution(args: ExpireExecutionArgs, _partitions: Par
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
-    execKeys.attemptHash(currentAttemptIndex), // attempt_hash
-    execKeys.streamMeta(currentAttemptIndex), // stream_meta
-    execKeys.leaseCurrent(), // lease_current
-    execKeys.leaseHistory(), // lease_history
-    partitionKeys.leaseExpiry(), // lease_expiry
-    partitionKeys.workerLeases(currentWorkerInstanceId), // worker_leases
+    execKeys.core(),
+    execKeys.attemptHash(currentAttemptIndex),
+    execKeys.streamMeta(currentAttemptIndex),
+    execKeys.leaseCurrent(),
+    execKeys.leaseHistory(),
+    partitionKeys.leaseExpiry(),
+    partitionKeys.workerLeases(currentWorkerInstanceId),
     partitionKeys.laneActive(laneId), // active
     partitionKeys.laneTerminal(laneId), // terminal
-    partitionKeys.attemptTimeout(), // attempt_timeout
-    partitionKeys.executionDeadline(), // execution_deadline
+    partitionKeys.attemptTimeout(),
+    partitionKeys.executionDeadline(),
     partitionKeys.laneSuspended(laneId), // suspended
-    partitionKeys.suspensionTimeout(), // suspension_timeout
-    execKeys.suspensionCurrent(), // suspension_current
+    partitionKeys.suspensionTimeout(),
+    execKeys.suspensionCurrent(),
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      expireReason, // expire_reason
-    ]
+    fn,
+    keys,
+    argv: [
+      executionId,
+      expireReason,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_expire_execution`; failure replies throw a ScriptError. */
 export function parseExpireExecution(reply: unknown): ExpireExecutionResult {
@@ -1013,45 +1054,28 @@ export function parseExpireExecution(reply: unknown): ExpireExecutionResult {
       const subStatus = fieldText(fn, 'sub_status', fields, 0);
       switch (subStatus) {
         case 'expired': {
-          return { status: 'expired', expiredFrom: fieldEnum(fn, 'expired_from', fields, 1, ['active', 'runnable', 'suspended', 'submitted'] as const) };
+          return {
+            status: 'expired',
+            expiredFrom: fieldEnum(fn, 'expired_from', fields, 1, ['active', 'runnable', 'suspended', 'submitted'] as const),
+          };
         }
-
         case 'already_terminal': {
           return { status: 'already_terminal' };
         }
-
         case 'not_found_cleaned': {
           return { status: 'not_found_cleaned' };
         }
-
       }
-
       throw new ReplyParseError(fn, 'sub_status', `unexpected sub-status ${subStatus} for ${status}`);
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Forces an execution to terminal/expired because its attempt timeout or its deadline
- * passed (called by the attempt-timeout and execution-deadline scanners). Works from
- * the active, suspended and runnable phases; idempotent: a missing or already terminal
- * execution only has its timeout and deadline entries cleaned. The lease holder's
- * worker set, the runnable lane index and the current attempt's keys are derived
- * inside the engine from exec_core and the call's hash tag (same slot).
- *
- * Lua function `ff_expire_execution`.
+ * Calls `ff_expire_execution` (see {@link ExpireExecutionArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`.
- *
- * Deliberate deviations from the reference:
- * - execution_id must match the execution in the core key, and the lane KEYS must be those of the stored lane_id ("default" when missing), else invalid_input before anything is written; an empty expire_reason counts as attempt_timeout, like a missing one.
- * - The current attempt's hash and stream meta are derived from exec_core current_attempt_index inside the call, so a stale pre-read (or the reference wrapper's placeholder index 0) cannot end the wrong attempt (Q4).
- * - A runnable execution whose attempt was paused (worker delay, waiting for children, resumed suspension) also ends that attempt (ended_failure) and closes its output stream if still open; the reference left the attempt 'suspended' and the stream open (as Q8 for cancel).
- * - A flow member's expiry is published on ff:dag:completions (outcome expired), so its dependents are resolved without waiting for the dependency reconciler; the reference did not publish (Q10).
- * - Foreign KEYS (issue 11): a KEYS slot that names another lane (active, terminal, suspended) or execution than exec_core's lane_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function expireExecution(client: FunctionCaller, args: ExpireExecutionArgs): Promise<ExpireExecutionResult> {
   return client.call(buildExpireExecution(args, client.partitions), parseExpireExecution);

@@ -7,15 +7,48 @@
 // (ff_issue_claim_grant + ff_claim_execution, ff_complete_execution), minus the grant hash
 // that would be written and deleted in between.
 import { fieldEnum, fieldInteger, fieldParsed, fieldText } from '../runtime/decode.js';
-import { encodeCapabilities, encodeId, encodeInteger, encodeText, expectArgs, twoThirds } from '../runtime/encode.js';
+import {
+  checkInteger,
+  encodeCapabilities,
+  encodeId,
+  encodeInteger,
+  encodeText,
+  expectArgs,
+  twoThirds,
+  type RequestBuilder,
+} from '../runtime/encode.js';
 import { ReplyParseError } from '../runtime/errors.js';
-import { executionTag, parseAttemptId, parseExecutionId, parseLaneId, parseLeaseId, type AttemptId, type ExecutionId, type LaneId, type LeaseId } from '../runtime/ids.js';
-import { hashTag, type PartitionConfig } from '../runtime/partition.js';
+import {
+  executionTag,
+  parseAttemptId,
+  parseExecutionId,
+  parseLaneId,
+  parseLeaseId,
+  type AttemptId,
+  type ExecutionId,
+  type LaneId,
+  type LeaseId,
+} from '../runtime/ids.js';
+import { hashTag } from '../runtime/partition.js';
 import { readEnvelope } from '../runtime/reply.js';
-import { type FcallRequest, type FunctionCaller } from '../runtime/transport.js';
+import type { FunctionCaller } from '../runtime/transport.js';
 import { ExecKeys, PartitionKeys } from './keys.js';
 
-/** Arguments of {@link claimNextEligible}. */
+/**
+ * Claims the first claimable execution at the head of a lane's eligible index on one
+ * partition for a worker, in one call: the checks of ff_issue_claim_grant (eligible, no
+ * outstanding grant, capabilities) and of ff_claim_execution, then the claim's effects.
+ * Up to max_candidates heads are tried, in claim order; one that cannot be claimed
+ * (another worker's outstanding grant, missing capabilities, an interrupted attempt that
+ * needs the resumed claim) is left as it is. Answers `empty` when none can be claimed.
+ * The candidates' own keys (core, grant, attempts, lease, history, attempt records) are
+ * derived inside the call from the partition's hash tag, so they share its slot.
+ *
+ * Lua function `ff_claim_next_eligible`; an extension beyond the FlowFabric v0.2.0 contract.
+ *
+ * Deliberate deviations from the reference:
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane or worker instance than the call's lane_id and worker_instance_id; a candidate whose exec_core lane_id is not that lane is skipped answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface ClaimNextEligibleArgs {
   /** The flow partition to claim from. */
   readonly partition: number;
@@ -52,55 +85,49 @@ export type ClaimNextEligibleResult =
   | {
     readonly status: 'empty';
   };
-/** Error codes {@link claimNextEligible} can fail with (as `ScriptError.code`). */
-export type ClaimNextEligibleErrorCode = 'invalid_input' | 'invalid_capabilities';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_claim_next_eligible`, without sending anything. */
-export function buildClaimNextEligible(args: ClaimNextEligibleArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildClaimNextEligible: RequestBuilder<ClaimNextEligibleArgs> = (args) => {
   const fn = 'ff_claim_next_eligible';
   expectArgs(fn, args);
-  const partition = args.partition;
-  encodeInteger(fn, 'partition', partition, 0, 65535);
+  const partition = checkInteger(fn, 'partition', args.partition, 0, 65535);
   const workerId = encodeText(fn, 'worker_id', args.workerId, { nonEmpty: true });
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
   const attemptId = encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
-  const leaseTtlMs = args.leaseTtlMs;
-  const leaseTtlMsArg = encodeInteger(fn, 'lease_ttl_ms', leaseTtlMs, 1);
-  const workerCapabilitiesCsv = args.workerCapabilitiesCsv;
-  const workerCapabilitiesCsvArg = workerCapabilitiesCsv === undefined ? '' : encodeCapabilities(fn, 'worker_capabilities_csv', workerCapabilitiesCsv);
-  const attemptTimeoutMs = args.attemptTimeoutMs;
-  const attemptTimeoutMsArg = attemptTimeoutMs === undefined ? '' : encodeInteger(fn, 'attempt_timeout_ms', attemptTimeoutMs, 0);
-  const maxCandidates = args.maxCandidates ?? 4;
-  const maxCandidatesArg = encodeInteger(fn, 'max_candidates', maxCandidates, 1, 100);
-  const renewBeforeMs = args.renewBeforeMs ?? twoThirds(leaseTtlMs);
-  const renewBeforeMsArg = encodeInteger(fn, 'renew_before_ms', renewBeforeMs, 0);
+  const leaseTtlMs = checkInteger(fn, 'lease_ttl_ms', args.leaseTtlMs, 1);
+  const workerCapabilitiesCsv = args.workerCapabilitiesCsv === undefined ? '' : encodeCapabilities(fn, 'worker_capabilities_csv', args.workerCapabilitiesCsv);
+  const attemptTimeoutMs = args.attemptTimeoutMs === undefined ? '' : encodeInteger(fn, 'attempt_timeout_ms', args.attemptTimeoutMs, 0);
+  const maxCandidates = encodeInteger(fn, 'max_candidates', args.maxCandidates ?? 4, 1, 100);
+  const renewBeforeMs = encodeInteger(fn, 'renew_before_ms', args.renewBeforeMs ?? twoThirds(leaseTtlMs), 0);
   const tag = hashTag('fp', partition);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
     partitionKeys.laneEligible(laneId), // eligible
-    partitionKeys.leaseExpiry(), // lease_expiry
-    partitionKeys.workerLeases(workerInstanceId), // worker_leases
+    partitionKeys.leaseExpiry(),
+    partitionKeys.workerLeases(workerInstanceId),
     partitionKeys.laneActive(laneId), // active
-    partitionKeys.attemptTimeout(), // attempt_timeout
-    partitionKeys.executionDeadline(), // execution_deadline
+    partitionKeys.attemptTimeout(),
+    partitionKeys.executionDeadline(),
   ];
   return {
-    fn, keys, argv: [
-      workerId, // worker_id
-      workerInstanceId, // worker_instance_id
-      laneId, // lane_id
-      leaseId, // lease_id
-      attemptId, // attempt_id
-      leaseTtlMsArg, // lease_ttl_ms
-      renewBeforeMsArg, // renew_before_ms
-      workerCapabilitiesCsvArg, // worker_capabilities_csv
-      attemptTimeoutMsArg, // attempt_timeout_ms
-      maxCandidatesArg, // max_candidates
-    ]
+    fn,
+    keys,
+    argv: [
+      workerId,
+      workerInstanceId,
+      laneId,
+      leaseId,
+      attemptId,
+      String(leaseTtlMs),
+      renewBeforeMs,
+      workerCapabilitiesCsv,
+      attemptTimeoutMs,
+      maxCandidates,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_claim_next_eligible`; failure replies throw a ScriptError. */
 export function parseClaimNextEligible(reply: unknown): ClaimNextEligibleResult {
@@ -111,45 +138,48 @@ export function parseClaimNextEligible(reply: unknown): ClaimNextEligibleResult 
       const subStatus = fieldText(fn, 'sub_status', fields, 0);
       switch (subStatus) {
         case 'claimed': {
-          return { status: 'claimed', executionId: fieldParsed(fn, 'execution_id', fields, 1, parseExecutionId), leaseId: fieldParsed(fn, 'lease_id', fields, 2, parseLeaseId), leaseEpoch: fieldInteger(fn, 'lease_epoch', fields, 3), leaseExpiresAt: fieldInteger(fn, 'lease_expires_at', fields, 4), attemptId: fieldParsed(fn, 'attempt_id', fields, 5, parseAttemptId), attemptIndex: fieldInteger(fn, 'attempt_index', fields, 6), attemptType: fieldEnum(fn, 'attempt_type', fields, 7, ['initial', 'retry', 'reclaim', 'replay', 'fallback'] as const) };
+          return {
+            status: 'claimed',
+            executionId: fieldParsed(fn, 'execution_id', fields, 1, parseExecutionId),
+            leaseId: fieldParsed(fn, 'lease_id', fields, 2, parseLeaseId),
+            leaseEpoch: fieldInteger(fn, 'lease_epoch', fields, 3),
+            leaseExpiresAt: fieldInteger(fn, 'lease_expires_at', fields, 4),
+            attemptId: fieldParsed(fn, 'attempt_id', fields, 5, parseAttemptId),
+            attemptIndex: fieldInteger(fn, 'attempt_index', fields, 6),
+            attemptType: fieldEnum(fn, 'attempt_type', fields, 7, ['initial', 'retry', 'reclaim', 'replay', 'fallback'] as const),
+          };
         }
-
         case 'empty': {
           return { status: 'empty' };
         }
-
       }
-
       throw new ReplyParseError(fn, 'sub_status', `unexpected sub-status ${subStatus} for ${status}`);
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Claims the first claimable execution at the head of a lane's eligible index on one
- * partition for a worker, in one call: the checks of ff_issue_claim_grant (eligible, no
- * outstanding grant, capabilities) and of ff_claim_execution, then the claim's effects.
- * Up to max_candidates heads are tried, in claim order; one that cannot be claimed
- * (another worker's outstanding grant, missing capabilities, an interrupted attempt that
- * needs the resumed claim) is left as it is. Answers `empty` when none can be claimed.
- * The candidates' own keys (core, grant, attempts, lease, history, attempt records) are
- * derived inside the call from the partition's hash tag, so they share its slot.
- *
- * Lua function `ff_claim_next_eligible`; an extension beyond the FlowFabric v0.2.0 contract.
+ * Calls `ff_claim_next_eligible` (see {@link ClaimNextEligibleArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `invalid_capabilities`.
- *
- * Deliberate deviations from the reference:
- * - Foreign KEYS (issue 11): a KEYS slot that names another lane or worker instance than the call's lane_id and worker_instance_id; a candidate whose exec_core lane_id is not that lane is skipped answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function claimNextEligible(client: FunctionCaller, args: ClaimNextEligibleArgs): Promise<ClaimNextEligibleResult> {
   return client.call(buildClaimNextEligible(args, client.partitions), parseClaimNextEligible);
 }
 
-/** Arguments of {@link completeAndClaimNext}. */
+/**
+ * The lease holder completes its execution (exactly ff_complete_execution) and, in the
+ * same call, claims the next claimable execution of the same lane on the same partition
+ * (exactly ff_claim_next_eligible, with the same worker). Answers `completed` when
+ * nothing could be claimed next; the completion stands either way. A refused completion
+ * (stale lease, expired lease…) claims nothing.
+ *
+ * Lua function `ff_complete_and_claim_next`; an extension beyond the FlowFabric v0.2.0 contract.
+ *
+ * Deliberate deviations from the reference:
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and current_worker_instance_id; next_lane_id and next_worker_instance_id must be those too answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface CompleteAndClaimNextArgs {
   /** The current attempt's index (from the claim). */
   readonly attemptIndex: number;
@@ -195,74 +225,67 @@ export type CompleteAndClaimNextResult =
   | {
     readonly status: 'completed';
   };
-/** Error codes {@link completeAndClaimNext} can fail with (as `ScriptError.code`). */
-export type CompleteAndClaimNextErrorCode = 'invalid_input' | 'invalid_capabilities' | 'execution_not_found' | 'execution_not_active' | 'lease_revoked' | 'lease_expired' | 'stale_lease';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_complete_and_claim_next`, without sending anything. */
-export function buildCompleteAndClaimNext(args: CompleteAndClaimNextArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildCompleteAndClaimNext: RequestBuilder<CompleteAndClaimNextArgs> = (args) => {
   const fn = 'ff_complete_and_claim_next';
   expectArgs(fn, args);
-  const attemptIndex = args.attemptIndex;
-  encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  const attemptIndex = checkInteger(fn, 'attempt_index', args.attemptIndex, 0, 4294967295);
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
   const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
-  const leaseEpoch = args.leaseEpoch;
-  const leaseEpochArg = encodeInteger(fn, 'lease_epoch', leaseEpoch, 0);
+  const leaseEpoch = encodeInteger(fn, 'lease_epoch', args.leaseEpoch, 0);
   const attemptId = encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
-  const resultPayload = args.resultPayload === undefined ? undefined : encodeText(fn, 'result_payload', args.resultPayload);
+  const resultPayload = args.resultPayload === undefined ? '' : encodeText(fn, 'result_payload', args.resultPayload);
   const workerId = encodeText(fn, 'worker_id', args.workerId, { nonEmpty: true });
   const nextLeaseId = encodeId(fn, 'next_lease_id', args.nextLeaseId, parseLeaseId);
   const nextAttemptId = encodeId(fn, 'next_attempt_id', args.nextAttemptId, parseAttemptId);
-  const leaseTtlMs = args.leaseTtlMs;
-  const leaseTtlMsArg = encodeInteger(fn, 'lease_ttl_ms', leaseTtlMs, 1);
-  const workerCapabilitiesCsv = args.workerCapabilitiesCsv;
-  const workerCapabilitiesCsvArg = workerCapabilitiesCsv === undefined ? '' : encodeCapabilities(fn, 'worker_capabilities_csv', workerCapabilitiesCsv);
-  const attemptTimeoutMs = args.attemptTimeoutMs;
-  const attemptTimeoutMsArg = attemptTimeoutMs === undefined ? '' : encodeInteger(fn, 'attempt_timeout_ms', attemptTimeoutMs, 0);
-  const maxCandidates = args.maxCandidates ?? 4;
-  const maxCandidatesArg = encodeInteger(fn, 'max_candidates', maxCandidates, 1, 100);
-  const renewBeforeMs = args.renewBeforeMs ?? twoThirds(leaseTtlMs);
-  const renewBeforeMsArg = encodeInteger(fn, 'renew_before_ms', renewBeforeMs, 0);
+  const leaseTtlMs = checkInteger(fn, 'lease_ttl_ms', args.leaseTtlMs, 1);
+  const workerCapabilitiesCsv = args.workerCapabilitiesCsv === undefined ? '' : encodeCapabilities(fn, 'worker_capabilities_csv', args.workerCapabilitiesCsv);
+  const attemptTimeoutMs = args.attemptTimeoutMs === undefined ? '' : encodeInteger(fn, 'attempt_timeout_ms', args.attemptTimeoutMs, 0);
+  const maxCandidates = encodeInteger(fn, 'max_candidates', args.maxCandidates ?? 4, 1, 100);
+  const renewBeforeMs = encodeInteger(fn, 'renew_before_ms', args.renewBeforeMs ?? twoThirds(leaseTtlMs), 0);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
-    execKeys.attemptHash(attemptIndex), // attempt_hash
-    partitionKeys.leaseExpiry(), // lease_expiry
-    partitionKeys.workerLeases(workerInstanceId), // worker_leases
+    execKeys.core(),
+    execKeys.attemptHash(attemptIndex),
+    partitionKeys.leaseExpiry(),
+    partitionKeys.workerLeases(workerInstanceId),
     partitionKeys.laneTerminal(laneId), // terminal
-    execKeys.leaseCurrent(), // lease_current
-    execKeys.leaseHistory(), // lease_history
+    execKeys.leaseCurrent(),
+    execKeys.leaseHistory(),
     partitionKeys.laneActive(laneId), // active
-    execKeys.streamMeta(attemptIndex), // stream_meta
-    execKeys.result(), // result
-    partitionKeys.attemptTimeout(), // attempt_timeout
-    partitionKeys.executionDeadline(), // execution_deadline
+    execKeys.streamMeta(attemptIndex),
+    execKeys.result(),
+    partitionKeys.attemptTimeout(),
+    partitionKeys.executionDeadline(),
     partitionKeys.laneEligible(laneId), // eligible
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      leaseId, // lease_id
-      leaseEpochArg, // lease_epoch
-      attemptId, // attempt_id
-      resultPayload ?? '', // result_payload
-      workerId, // worker_id
+    fn,
+    keys,
+    argv: [
+      executionId,
+      leaseId,
+      leaseEpoch,
+      attemptId,
+      resultPayload,
+      workerId,
       workerInstanceId, // next_worker_instance_id
       laneId, // next_lane_id
-      nextLeaseId, // next_lease_id
-      nextAttemptId, // next_attempt_id
-      leaseTtlMsArg, // lease_ttl_ms
-      renewBeforeMsArg, // renew_before_ms
-      workerCapabilitiesCsvArg, // worker_capabilities_csv
-      attemptTimeoutMsArg, // attempt_timeout_ms
-      maxCandidatesArg, // max_candidates
-    ]
+      nextLeaseId,
+      nextAttemptId,
+      String(leaseTtlMs),
+      renewBeforeMs,
+      workerCapabilitiesCsv,
+      attemptTimeoutMs,
+      maxCandidates,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_complete_and_claim_next`; failure replies throw a ScriptError. */
 export function parseCompleteAndClaimNext(reply: unknown): CompleteAndClaimNextResult {
@@ -273,36 +296,31 @@ export function parseCompleteAndClaimNext(reply: unknown): CompleteAndClaimNextR
       const subStatus = fieldText(fn, 'sub_status', fields, 0);
       switch (subStatus) {
         case 'claimed_next': {
-          return { status: 'claimed_next', nextExecutionId: fieldParsed(fn, 'next_execution_id', fields, 1, parseExecutionId), leaseId: fieldParsed(fn, 'lease_id', fields, 2, parseLeaseId), leaseEpoch: fieldInteger(fn, 'lease_epoch', fields, 3), leaseExpiresAt: fieldInteger(fn, 'lease_expires_at', fields, 4), attemptId: fieldParsed(fn, 'attempt_id', fields, 5, parseAttemptId), attemptIndex: fieldInteger(fn, 'attempt_index', fields, 6), attemptType: fieldEnum(fn, 'attempt_type', fields, 7, ['initial', 'retry', 'reclaim', 'replay', 'fallback'] as const) };
+          return {
+            status: 'claimed_next',
+            nextExecutionId: fieldParsed(fn, 'next_execution_id', fields, 1, parseExecutionId),
+            leaseId: fieldParsed(fn, 'lease_id', fields, 2, parseLeaseId),
+            leaseEpoch: fieldInteger(fn, 'lease_epoch', fields, 3),
+            leaseExpiresAt: fieldInteger(fn, 'lease_expires_at', fields, 4),
+            attemptId: fieldParsed(fn, 'attempt_id', fields, 5, parseAttemptId),
+            attemptIndex: fieldInteger(fn, 'attempt_index', fields, 6),
+            attemptType: fieldEnum(fn, 'attempt_type', fields, 7, ['initial', 'retry', 'reclaim', 'replay', 'fallback'] as const),
+          };
         }
-
         case 'completed': {
           return { status: 'completed' };
         }
-
       }
-
       throw new ReplyParseError(fn, 'sub_status', `unexpected sub-status ${subStatus} for ${status}`);
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * The lease holder completes its execution (exactly ff_complete_execution) and, in the
- * same call, claims the next claimable execution of the same lane on the same partition
- * (exactly ff_claim_next_eligible, with the same worker). Answers `completed` when
- * nothing could be claimed next; the completion stands either way. A refused completion
- * (stale lease, expired lease…) claims nothing.
- *
- * Lua function `ff_complete_and_claim_next`; an extension beyond the FlowFabric v0.2.0 contract.
+ * Calls `ff_complete_and_claim_next` (see {@link CompleteAndClaimNextArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `invalid_capabilities`, `execution_not_found`, `execution_not_active`, `lease_revoked`, `lease_expired`, `stale_lease`.
- *
- * Deliberate deviations from the reference:
- * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and current_worker_instance_id; next_lane_id and next_worker_instance_id must be those too answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function completeAndClaimNext(client: FunctionCaller, args: CompleteAndClaimNextArgs): Promise<CompleteAndClaimNextResult> {
   return client.call(buildCompleteAndClaimNext(args, client.partitions), parseCompleteAndClaimNext);

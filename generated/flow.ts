@@ -3,16 +3,56 @@
 // Flows and their dependency edges: create, add members, cancel, stage edges on the flow,
 // apply them to the child, resolve them from the upstream's outcome, evaluate and promote
 // blocked children, and replay terminal executions (flow.md).
-import { enumReader, fieldEnum, fieldInteger, fieldOptional, fieldParsed, fieldText, parsedReader, readList } from '../runtime/decode.js';
-import { encodeEnum, encodeId, encodeInteger, encodeText, expectArgs, expectArray, requireSameTag } from '../runtime/encode.js';
+import {
+  enumReader,
+  fieldEnum,
+  fieldInteger,
+  fieldOptional,
+  fieldParsed,
+  fieldText,
+  parsedReader,
+  readList,
+} from '../runtime/decode.js';
+import {
+  checkInteger,
+  encodeEnum,
+  encodeId,
+  encodeInteger,
+  encodeText,
+  expectArgs,
+  expectArray,
+  requireSameTag,
+  type RequestBuilder,
+} from '../runtime/encode.js';
 import { ReplyParseError } from '../runtime/errors.js';
-import { executionTag, parseEdgeId, parseExecutionId, parseFlowId, parseLaneId, type EdgeId, type ExecutionId, type FlowId, type LaneId } from '../runtime/ids.js';
-import { flowTag, type PartitionConfig } from '../runtime/partition.js';
+import {
+  executionTag,
+  parseEdgeId,
+  parseExecutionId,
+  parseFlowId,
+  parseLaneId,
+  type EdgeId,
+  type ExecutionId,
+  type FlowId,
+  type LaneId,
+} from '../runtime/ids.js';
+import { flowTag } from '../runtime/partition.js';
 import { readEnvelope } from '../runtime/reply.js';
-import { type FcallRequest, type FunctionCaller } from '../runtime/transport.js';
+import type { FunctionCaller } from '../runtime/transport.js';
 import { ExecKeys, FlowKeys, PartitionKeys } from './keys.js';
 
-/** Arguments of {@link createFlow}. */
+/**
+ * Creates an empty, open flow (its core record) and registers it in the partition's
+ * flow index. Calling it again for an existing flow (even a cancelled one) changes
+ * nothing but the flow index and answers ALREADY_SATISFIED.
+ *
+ * Lua function `ff_create_flow`.
+ *
+ * Deliberate deviations from the reference:
+ * - now_ms, when given, must be an integer (invalid_input); the reference ignores the slot entirely.
+ * - flow_id must match the flow core key (invalid_input); the reference would store a flow id that disagrees with its own key.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another flow than the call's flow_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface CreateFlowArgs {
   readonly flowId: FlowId;
   /** Free-form kind, e.g. agent_run; stored only. */
@@ -33,35 +73,34 @@ export type CreateFlowResult =
     readonly status: 'ALREADY_SATISFIED';
     readonly flowId: FlowId;
   };
-/** Error codes {@link createFlow} can fail with (as `ScriptError.code`). */
-export type CreateFlowErrorCode = 'invalid_input';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_create_flow`, without sending anything. */
-export function buildCreateFlow(args: CreateFlowArgs, partitions: PartitionConfig): FcallRequest {
+export const buildCreateFlow: RequestBuilder<CreateFlowArgs> = (args, partitions) => {
   const fn = 'ff_create_flow';
   expectArgs(fn, args);
   const flowId = encodeId(fn, 'flow_id', args.flowId, parseFlowId);
   const flowKind = encodeText(fn, 'flow_kind', args.flowKind);
   const namespace = encodeText(fn, 'namespace', args.namespace);
-  const nowMs = args.nowMs;
-  const nowMsArg = nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', nowMs, 0);
+  const nowMs = args.nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', args.nowMs, 0);
   const tag = flowTag(flowId, partitions);
   const flowKeys = new FlowKeys(tag, flowId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
     flowKeys.core(), // flow_core
     flowKeys.members(), // members_set
-    partitionKeys.flowIndex(), // flow_index
+    partitionKeys.flowIndex(),
   ];
   return {
-    fn, keys, argv: [
-      flowId, // flow_id
-      flowKind, // flow_kind
-      namespace, // namespace
-      nowMsArg, // now_ms
-    ]
+    fn,
+    keys,
+    argv: [
+      flowId,
+      flowKind,
+      namespace,
+      nowMs,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_create_flow`; failure replies throw a ScriptError. */
 export function parseCreateFlow(reply: unknown): CreateFlowResult {
@@ -71,35 +110,38 @@ export function parseCreateFlow(reply: unknown): CreateFlowResult {
     case 'OK': {
       return { status: 'OK', flowId: fieldParsed(fn, 'flow_id', fields, 0, parseFlowId) };
     }
-
     case 'ALREADY_SATISFIED': {
       return { status: 'ALREADY_SATISFIED', flowId: fieldParsed(fn, 'flow_id', fields, 0, parseFlowId) };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Creates an empty, open flow (its core record) and registers it in the partition's
- * flow index. Calling it again for an existing flow (even a cancelled one) changes
- * nothing but the flow index and answers ALREADY_SATISFIED.
- *
- * Lua function `ff_create_flow`.
+ * Calls `ff_create_flow` (see {@link CreateFlowArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`.
- *
- * Deliberate deviations from the reference:
- * - now_ms, when given, must be an integer (invalid_input); the reference ignores the slot entirely.
- * - flow_id must match the flow core key (invalid_input); the reference would store a flow id that disagrees with its own key.
- * - Foreign KEYS (issue 11): a KEYS slot that names another flow than the call's flow_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function createFlow(client: FunctionCaller, args: CreateFlowArgs): Promise<CreateFlowResult> {
   return client.call(buildCreateFlow(args, client.partitions), parseCreateFlow);
 }
 
-/** Arguments of {@link addExecutionToFlow}. */
+/**
+ * Makes an existing execution a member of a live flow: adds it to the members set,
+ * stamps flow_id on its core and bumps the flow's node_count and graph_revision. An
+ * execution already in the set answers ALREADY_SATISFIED with the current node count
+ * (re-stamping its flow_id). The execution's state and indexes are not touched, and it
+ * must live on the flow's partition (mint it with executionIdForFlow).
+ *
+ * Lua function `ff_add_execution_to_flow`.
+ *
+ * Deliberate deviations from the reference:
+ * - The spec declares the 4 KEYS the Lua reads (the reference's typed wrapper sends 3, and its Lua then fails with a runtime error); a call without the fourth key gets invalid_input.
+ * - already_member_of_different_flow writes nothing; the reference adds the flow to the flow index before answering it. The wire code keeps the other flow's id glued on: `already_member_of_different_flow:<flow_id>` (ScriptError.detail is that id).
+ * - execution_id must match the execution in the core key, and flow_id the flow core key (invalid_input).
+ * - now_ms, when given, must be an integer (invalid_input); the reference ignores the slot.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another flow or execution than the call's flow_id and execution_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface AddExecutionToFlowArgs {
   readonly flowId: FlowId;
   /** The execution to add; minted for the flow's partition. */
@@ -120,17 +162,14 @@ export type AddExecutionToFlowResult =
     readonly executionId: ExecutionId;
     readonly nodeCount: number;
   };
-/** Error codes {@link addExecutionToFlow} can fail with (as `ScriptError.code`). */
-export type AddExecutionToFlowErrorCode = 'invalid_input' | 'flow_not_found' | 'flow_already_terminal' | 'execution_not_found' | 'already_member_of_different_flow';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_add_execution_to_flow`, without sending anything. */
-export function buildAddExecutionToFlow(args: AddExecutionToFlowArgs, partitions: PartitionConfig): FcallRequest {
+export const buildAddExecutionToFlow: RequestBuilder<AddExecutionToFlowArgs> = (args, partitions) => {
   const fn = 'ff_add_execution_to_flow';
   expectArgs(fn, args);
   const flowId = encodeId(fn, 'flow_id', args.flowId, parseFlowId);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const nowMs = args.nowMs;
-  const nowMsArg = nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', nowMs, 0);
+  const nowMs = args.nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', args.nowMs, 0);
   const tag = flowTag(flowId, partitions);
   const flowKeys = new FlowKeys(tag, flowId);
   const partitionKeys = new PartitionKeys(tag);
@@ -139,17 +178,19 @@ export function buildAddExecutionToFlow(args: AddExecutionToFlowArgs, partitions
   const keys = [
     flowKeys.core(), // flow_core
     flowKeys.members(), // members_set
-    partitionKeys.flowIndex(), // flow_index
+    partitionKeys.flowIndex(),
     execKeys.core(), // exec_core
   ];
   return {
-    fn, keys, argv: [
-      flowId, // flow_id
-      executionId, // execution_id
-      nowMsArg, // now_ms
-    ]
+    fn,
+    keys,
+    argv: [
+      flowId,
+      executionId,
+      nowMs,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_add_execution_to_flow`; failure replies throw a ScriptError. */
 export function parseAddExecutionToFlow(reply: unknown): AddExecutionToFlowResult {
@@ -157,45 +198,47 @@ export function parseAddExecutionToFlow(reply: unknown): AddExecutionToFlowResul
   const { status, fields } = readEnvelope(fn, reply);
   switch (status) {
     case 'OK': {
-      return { status: 'OK', executionId: fieldParsed(fn, 'execution_id', fields, 0, parseExecutionId), newNodeCount: fieldInteger(fn, 'new_node_count', fields, 1) };
+      return {
+        status: 'OK',
+        executionId: fieldParsed(fn, 'execution_id', fields, 0, parseExecutionId),
+        newNodeCount: fieldInteger(fn, 'new_node_count', fields, 1),
+      };
     }
-
     case 'ALREADY_SATISFIED': {
-      return { status: 'ALREADY_SATISFIED', executionId: fieldParsed(fn, 'execution_id', fields, 0, parseExecutionId), nodeCount: fieldInteger(fn, 'node_count', fields, 1) };
+      return {
+        status: 'ALREADY_SATISFIED',
+        executionId: fieldParsed(fn, 'execution_id', fields, 0, parseExecutionId),
+        nodeCount: fieldInteger(fn, 'node_count', fields, 1),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Makes an existing execution a member of a live flow: adds it to the members set,
- * stamps flow_id on its core and bumps the flow's node_count and graph_revision. An
- * execution already in the set answers ALREADY_SATISFIED with the current node count
- * (re-stamping its flow_id). The execution's state and indexes are not touched, and it
- * must live on the flow's partition (mint it with executionIdForFlow).
- *
- * Lua function `ff_add_execution_to_flow`.
+ * Calls `ff_add_execution_to_flow` (see {@link AddExecutionToFlowArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `flow_not_found`, `flow_already_terminal`, `execution_not_found`, `already_member_of_different_flow`.
- *
- * Deliberate deviations from the reference:
- * - The spec declares the 4 KEYS the Lua reads (the reference's typed wrapper sends 3, and its Lua then fails with a runtime error); a call without the fourth key gets invalid_input.
- * - already_member_of_different_flow writes nothing; the reference adds the flow to the flow index before answering it. The wire code keeps the other flow's id glued on: `already_member_of_different_flow:<flow_id>` (ScriptError.detail is that id).
- * - execution_id must match the execution in the core key, and flow_id the flow core key (invalid_input).
- * - now_ms, when given, must be an integer (invalid_input); the reference ignores the slot.
- * - Foreign KEYS (issue 11): a KEYS slot that names another flow or execution than the call's flow_id and execution_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function addExecutionToFlow(client: FunctionCaller, args: AddExecutionToFlowArgs): Promise<AddExecutionToFlowResult> {
   return client.call(buildAddExecutionToFlow(args, client.partitions), parseAddExecutionToFlow);
 }
 
-/** Arguments of {@link cancelFlow}. */
+/**
+ * Marks an open flow cancelled, storing the reason and the cancellation policy, and
+ * hands back its member ids so the caller can cancel them (the policy `cancel_all`
+ * means: cancel every member with ff_cancel_execution). No execution is touched here.
+ *
+ * Lua function `ff_cancel_flow`.
+ *
+ * Deliberate deviations from the reference:
+ * - now_ms, when given, must be an integer (invalid_input); the reference ignores the slot.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another flow than the call's flow_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface CancelFlowArgs {
   /** Sent for the reference; the flow is the one in the keys. */
   readonly flowId: FlowId;
-  /** Stored as cancel_reason. Default: ``. */
+  /** Stored as cancel_reason. Default: the empty string. */
   readonly reason?: string;
   /** Stored and echoed; not interpreted by the engine. Known values: cancel_all, cancel_unscheduled_only, let_active_finish, coordinator_decides. Default: `cancel_all`. */
   readonly cancellationPolicy?: string;
@@ -209,35 +252,34 @@ export type CancelFlowResult = {
   readonly cancellationPolicy: string;
   readonly memberExecutionIds: readonly ExecutionId[];
 };
-/** Error codes {@link cancelFlow} can fail with (as `ScriptError.code`). */
-export type CancelFlowErrorCode = 'invalid_input' | 'flow_not_found' | 'flow_already_terminal';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_cancel_flow`, without sending anything. */
-export function buildCancelFlow(args: CancelFlowArgs, partitions: PartitionConfig): FcallRequest {
+export const buildCancelFlow: RequestBuilder<CancelFlowArgs> = (args, partitions) => {
   const fn = 'ff_cancel_flow';
   expectArgs(fn, args);
   const flowId = encodeId(fn, 'flow_id', args.flowId, parseFlowId);
   const reason = encodeText(fn, 'reason', args.reason ?? '');
   const cancellationPolicy = encodeText(fn, 'cancellation_policy', args.cancellationPolicy ?? 'cancel_all');
-  const nowMs = args.nowMs;
-  const nowMsArg = nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', nowMs, 0);
+  const nowMs = args.nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', args.nowMs, 0);
   const tag = flowTag(flowId, partitions);
   const flowKeys = new FlowKeys(tag, flowId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
     flowKeys.core(), // flow_core
     flowKeys.members(), // members_set
-    partitionKeys.flowIndex(), // flow_index
+    partitionKeys.flowIndex(),
   ];
   return {
-    fn, keys, argv: [
-      flowId, // flow_id
-      reason, // reason
-      cancellationPolicy, // cancellation_policy
-      nowMsArg, // now_ms
-    ]
+    fn,
+    keys,
+    argv: [
+      flowId,
+      reason,
+      cancellationPolicy,
+      nowMs,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_cancel_flow`; failure replies throw a ScriptError. */
 export function parseCancelFlow(reply: unknown): CancelFlowResult {
@@ -245,32 +287,40 @@ export function parseCancelFlow(reply: unknown): CancelFlowResult {
   const { status, fields } = readEnvelope(fn, reply);
   switch (status) {
     case 'OK': {
-      return { status: 'OK', cancellationPolicy: fieldText(fn, 'cancellation_policy', fields, 0), memberExecutionIds: readList(fn, 'member_execution_ids', fields, 1, parsedReader(parseExecutionId)) };
+      return {
+        status: 'OK',
+        cancellationPolicy: fieldText(fn, 'cancellation_policy', fields, 0),
+        memberExecutionIds: readList(fn, 'member_execution_ids', fields, 1, parsedReader(parseExecutionId)),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Marks an open flow cancelled, storing the reason and the cancellation policy, and
- * hands back its member ids so the caller can cancel them (the policy `cancel_all`
- * means: cancel every member with ff_cancel_execution). No execution is touched here.
- *
- * Lua function `ff_cancel_flow`.
+ * Calls `ff_cancel_flow` (see {@link CancelFlowArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `flow_not_found`, `flow_already_terminal`.
- *
- * Deliberate deviations from the reference:
- * - now_ms, when given, must be an integer (invalid_input); the reference ignores the slot.
- * - Foreign KEYS (issue 11): a KEYS slot that names another flow than the call's flow_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function cancelFlow(client: FunctionCaller, args: CancelFlowArgs): Promise<CancelFlowResult> {
   return client.call(buildCancelFlow(args, client.partitions), parseCancelFlow);
 }
 
-/** Arguments of {@link stageDependencyEdge}. */
+/**
+ * Records one dependency edge upstream → downstream on the flow: both ends must be
+ * members, the caller's expected graph revision must be current (compared as text),
+ * the edge must not close a cycle and must not exist yet. Writes the edge record and
+ * the adjacency sets and bumps graph_revision and edge_count. The child is not gated
+ * until ff_apply_dependency_to_child. The cycle check reads the flow's out-adjacency
+ * and edge keys, derived from the flow core key (same slot).
+ *
+ * Lua function `ff_stage_dependency_edge`.
+ *
+ * Deliberate deviations from the reference:
+ * - expected_graph_revision must be a non-negative integer (invalid_input); the reference compares any text and answers stale_graph_revision. It is still compared as text, so `05` is stale when the revision is 5.
+ * - flow_id must match the flow core key (invalid_input): the cycle check derives the flow's other keys from it.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another flow, edge or member than the call's flow_id, edge_id, upstream and downstream execution ids answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface StageDependencyEdgeArgs {
   readonly flowId: FlowId;
   /** A fresh UUID for the edge (see newEdgeId). */
@@ -293,11 +343,9 @@ export type StageDependencyEdgeResult = {
   readonly edgeId: EdgeId;
   readonly newGraphRevision: number;
 };
-/** Error codes {@link stageDependencyEdge} can fail with (as `ScriptError.code`). */
-export type StageDependencyEdgeErrorCode = 'invalid_input' | 'self_referencing_edge' | 'flow_not_found' | 'flow_already_terminal' | 'stale_graph_revision' | 'execution_not_in_flow' | 'cycle_detected' | 'dependency_already_exists';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_stage_dependency_edge`, without sending anything. */
-export function buildStageDependencyEdge(args: StageDependencyEdgeArgs, partitions: PartitionConfig): FcallRequest {
+export const buildStageDependencyEdge: RequestBuilder<StageDependencyEdgeArgs> = (args, partitions) => {
   const fn = 'ff_stage_dependency_edge';
   expectArgs(fn, args);
   const flowId = encodeId(fn, 'flow_id', args.flowId, parseFlowId);
@@ -305,11 +353,9 @@ export function buildStageDependencyEdge(args: StageDependencyEdgeArgs, partitio
   const upstreamExecutionId = encodeId(fn, 'upstream_execution_id', args.upstreamExecutionId, parseExecutionId);
   const downstreamExecutionId = encodeId(fn, 'downstream_execution_id', args.downstreamExecutionId, parseExecutionId);
   const dependencyKind = encodeText(fn, 'dependency_kind', args.dependencyKind ?? 'success_only');
-  const dataPassingRef = args.dataPassingRef === undefined ? undefined : encodeText(fn, 'data_passing_ref', args.dataPassingRef);
-  const expectedGraphRevision = args.expectedGraphRevision;
-  const expectedGraphRevisionArg = encodeInteger(fn, 'expected_graph_revision', expectedGraphRevision, 0);
-  const nowMs = args.nowMs ?? Date.now();
-  const nowMsArg = encodeInteger(fn, 'now_ms', nowMs, 0);
+  const dataPassingRef = args.dataPassingRef === undefined ? '' : encodeText(fn, 'data_passing_ref', args.dataPassingRef);
+  const expectedGraphRevision = encodeInteger(fn, 'expected_graph_revision', args.expectedGraphRevision, 0);
+  const nowMs = encodeInteger(fn, 'now_ms', args.nowMs ?? Date.now(), 0);
   const tag = flowTag(flowId, partitions);
   const flowKeys = new FlowKeys(tag, flowId);
   const keys = [
@@ -321,18 +367,20 @@ export function buildStageDependencyEdge(args: StageDependencyEdgeArgs, partitio
     flowKeys.grant(edgeId), // grant_hash
   ];
   return {
-    fn, keys, argv: [
-      flowId, // flow_id
-      edgeId, // edge_id
-      upstreamExecutionId, // upstream_execution_id
-      downstreamExecutionId, // downstream_execution_id
-      dependencyKind, // dependency_kind
-      dataPassingRef ?? '', // data_passing_ref
-      expectedGraphRevisionArg, // expected_graph_revision
-      nowMsArg, // now_ms
-    ]
+    fn,
+    keys,
+    argv: [
+      flowId,
+      edgeId,
+      upstreamExecutionId,
+      downstreamExecutionId,
+      dependencyKind,
+      dataPassingRef,
+      expectedGraphRevision,
+      nowMs,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_stage_dependency_edge`; failure replies throw a ScriptError. */
 export function parseStageDependencyEdge(reply: unknown): StageDependencyEdgeResult {
@@ -340,36 +388,39 @@ export function parseStageDependencyEdge(reply: unknown): StageDependencyEdgeRes
   const { status, fields } = readEnvelope(fn, reply);
   switch (status) {
     case 'OK': {
-      return { status: 'OK', edgeId: fieldParsed(fn, 'edge_id', fields, 0, parseEdgeId), newGraphRevision: fieldInteger(fn, 'new_graph_revision', fields, 1) };
+      return {
+        status: 'OK',
+        edgeId: fieldParsed(fn, 'edge_id', fields, 0, parseEdgeId),
+        newGraphRevision: fieldInteger(fn, 'new_graph_revision', fields, 1),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Records one dependency edge upstream → downstream on the flow: both ends must be
- * members, the caller's expected graph revision must be current (compared as text),
- * the edge must not close a cycle and must not exist yet. Writes the edge record and
- * the adjacency sets and bumps graph_revision and edge_count. The child is not gated
- * until ff_apply_dependency_to_child. The cycle check reads the flow's out-adjacency
- * and edge keys, derived from the flow core key (same slot).
- *
- * Lua function `ff_stage_dependency_edge`.
+ * Calls `ff_stage_dependency_edge` (see {@link StageDependencyEdgeArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `self_referencing_edge`, `flow_not_found`, `flow_already_terminal`, `stale_graph_revision`, `execution_not_in_flow`, `cycle_detected`, `dependency_already_exists`.
- *
- * Deliberate deviations from the reference:
- * - expected_graph_revision must be a non-negative integer (invalid_input); the reference compares any text and answers stale_graph_revision. It is still compared as text, so `05` is stale when the revision is 5.
- * - flow_id must match the flow core key (invalid_input): the cycle check derives the flow's other keys from it.
- * - Foreign KEYS (issue 11): a KEYS slot that names another flow, edge or member than the call's flow_id, edge_id, upstream and downstream execution ids answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function stageDependencyEdge(client: FunctionCaller, args: StageDependencyEdgeArgs): Promise<StageDependencyEdgeResult> {
   return client.call(buildStageDependencyEdge(args, client.partitions), parseStageDependencyEdge);
 }
 
-/** Arguments of {@link applyDependencyToChild}. */
+/**
+ * Records a staged edge on the downstream (child) execution: its dep record, its place
+ * in the unresolved and all-edges sets and the unsatisfied count. A runnable,
+ * non-terminal child moves to blocked_by_dependencies (waiting_children) and from the
+ * eligible to the blocked:dependencies index; an active or suspended child only gets
+ * the record. Applying the same edge again changes nothing (already_applied).
+ *
+ * Lua function `ff_apply_dependency_to_child`.
+ *
+ * Deliberate deviations from the reference:
+ * - graph_revision must be a non-negative integer (invalid_input); the reference stores any text.
+ * - The generated wrapper refuses a child that is not on the flow's partition (ArgumentError) before sending; the reference would run on the child's own partition.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another child execution, edge or lane than the child named by KEYS[1], the call's edge_id and exec_core's lane_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface ApplyDependencyToChildArgs {
   /** The child; must live on the flow's partition. */
   readonly downstreamExecutionId: ExecutionId;
@@ -393,11 +444,9 @@ export type ApplyDependencyToChildResult = {
   readonly status: 'OK';
   readonly outcome: string;
 };
-/** Error codes {@link applyDependencyToChild} can fail with (as `ScriptError.code`). */
-export type ApplyDependencyToChildErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_already_in_flow';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_apply_dependency_to_child`, without sending anything. */
-export function buildApplyDependencyToChild(args: ApplyDependencyToChildArgs, partitions: PartitionConfig): FcallRequest {
+export const buildApplyDependencyToChild: RequestBuilder<ApplyDependencyToChildArgs> = (args, partitions) => {
   const fn = 'ff_apply_dependency_to_child';
   expectArgs(fn, args);
   const downstreamExecutionId = encodeId(fn, 'downstream_execution_id', args.downstreamExecutionId, parseExecutionId);
@@ -405,37 +454,37 @@ export function buildApplyDependencyToChild(args: ApplyDependencyToChildArgs, pa
   const flowId = encodeId(fn, 'flow_id', args.flowId, parseFlowId);
   const edgeId = encodeId(fn, 'edge_id', args.edgeId, parseEdgeId);
   const upstreamExecutionId = encodeId(fn, 'upstream_execution_id', args.upstreamExecutionId, parseExecutionId);
-  const graphRevision = args.graphRevision;
-  const graphRevisionArg = encodeInteger(fn, 'graph_revision', graphRevision, 0);
+  const graphRevision = encodeInteger(fn, 'graph_revision', args.graphRevision, 0);
   const dependencyKind = encodeText(fn, 'dependency_kind', args.dependencyKind ?? 'success_only');
-  const dataPassingRef = args.dataPassingRef === undefined ? undefined : encodeText(fn, 'data_passing_ref', args.dataPassingRef);
-  const nowMs = args.nowMs ?? Date.now();
-  const nowMsArg = encodeInteger(fn, 'now_ms', nowMs, 0);
+  const dataPassingRef = args.dataPassingRef === undefined ? '' : encodeText(fn, 'data_passing_ref', args.dataPassingRef);
+  const nowMs = encodeInteger(fn, 'now_ms', args.nowMs ?? Date.now(), 0);
   const tag = flowTag(flowId, partitions);
   const execDownstreamExecutionIdKeys = new ExecKeys(downstreamExecutionId);
   requireSameTag(fn, 'downstream_execution_id', execDownstreamExecutionIdKeys.tag, tag);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
     execDownstreamExecutionIdKeys.core(), // exec_core
-    execDownstreamExecutionIdKeys.depsMeta(), // deps_meta
+    execDownstreamExecutionIdKeys.depsMeta(),
     execDownstreamExecutionIdKeys.depsUnresolved(), // unresolved_set
     execDownstreamExecutionIdKeys.depEdge(edgeId), // dep_hash
     partitionKeys.laneEligible(laneId), // eligible_zset
     partitionKeys.laneBlockedDependencies(laneId), // blocked_deps_zset
-    execDownstreamExecutionIdKeys.depsAllEdges(), // deps_all_edges
+    execDownstreamExecutionIdKeys.depsAllEdges(),
   ];
   return {
-    fn, keys, argv: [
-      flowId, // flow_id
-      edgeId, // edge_id
-      upstreamExecutionId, // upstream_execution_id
-      graphRevisionArg, // graph_revision
-      dependencyKind, // dependency_kind
-      dataPassingRef ?? '', // data_passing_ref
-      nowMsArg, // now_ms
-    ]
+    fn,
+    keys,
+    argv: [
+      flowId,
+      edgeId,
+      upstreamExecutionId,
+      graphRevision,
+      dependencyKind,
+      dataPassingRef,
+      nowMs,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_apply_dependency_to_child`; failure replies throw a ScriptError. */
 export function parseApplyDependencyToChild(reply: unknown): ApplyDependencyToChildResult {
@@ -445,33 +494,36 @@ export function parseApplyDependencyToChild(reply: unknown): ApplyDependencyToCh
     case 'OK': {
       return { status: 'OK', outcome: fieldText(fn, 'outcome', fields, 0) };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Records a staged edge on the downstream (child) execution: its dep record, its place
- * in the unresolved and all-edges sets and the unsatisfied count. A runnable,
- * non-terminal child moves to blocked_by_dependencies (waiting_children) and from the
- * eligible to the blocked:dependencies index; an active or suspended child only gets
- * the record. Applying the same edge again changes nothing (already_applied).
- *
- * Lua function `ff_apply_dependency_to_child`.
+ * Calls `ff_apply_dependency_to_child` (see {@link ApplyDependencyToChildArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_already_in_flow`.
- *
- * Deliberate deviations from the reference:
- * - graph_revision must be a non-negative integer (invalid_input); the reference stores any text.
- * - The generated wrapper refuses a child that is not on the flow's partition (ArgumentError) before sending; the reference would run on the child's own partition.
- * - Foreign KEYS (issue 11): a KEYS slot that names another child execution, edge or lane than the child named by KEYS[1], the call's edge_id and exec_core's lane_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function applyDependencyToChild(client: FunctionCaller, args: ApplyDependencyToChildArgs): Promise<ApplyDependencyToChildResult> {
   return client.call(buildApplyDependencyToChild(args, client.partitions), parseApplyDependencyToChild);
 }
 
-/** Arguments of {@link resolveDependency}. */
+/**
+ * Applies one upstream's terminal outcome to one edge of the child. `success` marks the
+ * edge satisfied, optionally copies the upstream's result over the child's payload
+ * (data_injected) and, when it was the last unsatisfied edge, makes a blocked child
+ * eligible. Any other outcome marks the edge impossible and skips the child (terminal,
+ * skipped; its running or interrupted attempt ends as cancelled). An edge already
+ * resolved answers already_resolved and changes nothing.
+ *
+ * Lua function `ff_resolve_dependency`.
+ *
+ * Deliberate deviations from the reference:
+ * - The attempt and stream-meta records closed when a running child is skipped are the child's current attempt's, derived from its core; the reference writes whichever KEYS[8]/[9] it was sent (its typed wrapper always sends attempt 0).
+ * - upstream_outcome must be a terminal outcome: empty or `none` is refused with invalid_input (the reference would skip the child).
+ * - The unsatisfied count never goes below 0; the reference lets it go negative.
+ * - A skipped child is also removed from the lane's eligible index (the reference leaves that to scanners).
+ * - Foreign KEYS (issue 11): a KEYS slot that names another child execution, edge, upstream or lane than the child named by KEYS[1], the call's edge_id, the edge record's upstream_execution_id and exec_core's lane_id (attempt slots: index 0 when the child has no current attempt; otherwise derived) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface ResolveDependencyArgs {
   /** The child. */
   readonly downstreamExecutionId: ExecutionId;
@@ -501,22 +553,18 @@ export type ResolveDependencyResult =
     readonly status: 'impossible';
     readonly marker?: 'child_skipped';
   };
-/** Error codes {@link resolveDependency} can fail with (as `ScriptError.code`). */
-export type ResolveDependencyErrorCode = 'invalid_input' | 'invalid_dependency';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_resolve_dependency`, without sending anything. */
-export function buildResolveDependency(args: ResolveDependencyArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildResolveDependency: RequestBuilder<ResolveDependencyArgs> = (args) => {
   const fn = 'ff_resolve_dependency';
   expectArgs(fn, args);
   const downstreamExecutionId = encodeId(fn, 'downstream_execution_id', args.downstreamExecutionId, parseExecutionId);
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
-  const attemptIndex = args.attemptIndex;
-  encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  const attemptIndex = checkInteger(fn, 'attempt_index', args.attemptIndex, 0, 4294967295);
   const upstreamExecutionId = encodeId(fn, 'upstream_execution_id', args.upstreamExecutionId, parseExecutionId);
   const edgeId = encodeId(fn, 'edge_id', args.edgeId, parseEdgeId);
-  const upstreamOutcome = encodeEnum(fn, 'upstream_outcome', args.upstreamOutcome, ['success', 'failed', 'cancelled', 'expired', 'skipped']) as 'success' | 'failed' | 'cancelled' | 'expired' | 'skipped';
-  const nowMs = args.nowMs ?? Date.now();
-  const nowMsArg = encodeInteger(fn, 'now_ms', nowMs, 0);
+  const upstreamOutcome = encodeEnum(fn, 'upstream_outcome', args.upstreamOutcome, ['success', 'failed', 'cancelled', 'expired', 'skipped']);
+  const nowMs = encodeInteger(fn, 'now_ms', args.nowMs ?? Date.now(), 0);
   const tag = executionTag(downstreamExecutionId);
   const execDownstreamExecutionIdKeys = new ExecKeys(downstreamExecutionId);
   const partitionKeys = new PartitionKeys(tag);
@@ -524,25 +572,27 @@ export function buildResolveDependency(args: ResolveDependencyArgs, _partitions:
   requireSameTag(fn, 'upstream_execution_id', execUpstreamExecutionIdKeys.tag, tag);
   const keys = [
     execDownstreamExecutionIdKeys.core(), // exec_core
-    execDownstreamExecutionIdKeys.depsMeta(), // deps_meta
+    execDownstreamExecutionIdKeys.depsMeta(),
     execDownstreamExecutionIdKeys.depsUnresolved(), // unresolved_set
     execDownstreamExecutionIdKeys.depEdge(edgeId), // dep_hash
     partitionKeys.laneEligible(laneId), // eligible_zset
     partitionKeys.laneTerminal(laneId), // terminal_zset
     partitionKeys.laneBlockedDependencies(laneId), // blocked_deps_zset
-    execDownstreamExecutionIdKeys.attemptHash(attemptIndex), // attempt_hash
-    execDownstreamExecutionIdKeys.streamMeta(attemptIndex), // stream_meta
+    execDownstreamExecutionIdKeys.attemptHash(attemptIndex),
+    execDownstreamExecutionIdKeys.streamMeta(attemptIndex),
     execDownstreamExecutionIdKeys.payload(), // downstream_payload
     execUpstreamExecutionIdKeys.result(), // upstream_result
   ];
   return {
-    fn, keys, argv: [
-      edgeId, // edge_id
-      upstreamOutcome, // upstream_outcome
-      nowMsArg, // now_ms
-    ]
+    fn,
+    keys,
+    argv: [
+      edgeId,
+      upstreamOutcome,
+      nowMs,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_resolve_dependency`; failure replies throw a ScriptError. */
 export function parseResolveDependency(reply: unknown): ResolveDependencyResult {
@@ -555,88 +605,28 @@ export function parseResolveDependency(reply: unknown): ResolveDependencyResult 
         case 'already_resolved': {
           return { status: 'already_resolved' };
         }
-
         case 'satisfied': {
           const marker = fieldOptional(fn, 'marker', fields, 1, enumReader(['data_injected'] as const));
           return { status: 'satisfied', ...(marker !== undefined ? { marker } : {}) };
         }
-
         case 'impossible': {
           const marker = fieldOptional(fn, 'marker', fields, 1, enumReader(['child_skipped'] as const));
           return { status: 'impossible', ...(marker !== undefined ? { marker } : {}) };
         }
-
       }
-
       throw new ReplyParseError(fn, 'sub_status', `unexpected sub-status ${subStatus} for ${status}`);
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Applies one upstream's terminal outcome to one edge of the child. `success` marks the
- * edge satisfied, optionally copies the upstream's result over the child's payload
- * (data_injected) and, when it was the last unsatisfied edge, makes a blocked child
- * eligible. Any other outcome marks the edge impossible and skips the child (terminal,
- * skipped; its running or interrupted attempt ends as cancelled). An edge already
- * resolved answers already_resolved and changes nothing.
- *
- * Lua function `ff_resolve_dependency`.
+ * Calls `ff_resolve_dependency` (see {@link ResolveDependencyArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `invalid_dependency`.
- *
- * Deliberate deviations from the reference:
- * - The attempt and stream-meta records closed when a running child is skipped are the child's current attempt's, derived from its core; the reference writes whichever KEYS[8]/[9] it was sent (its typed wrapper always sends attempt 0).
- * - upstream_outcome must be a terminal outcome: empty or `none` is refused with invalid_input (the reference would skip the child).
- * - The unsatisfied count never goes below 0; the reference lets it go negative.
- * - A skipped child is also removed from the lane's eligible index (the reference leaves that to scanners).
- * - Foreign KEYS (issue 11): a KEYS slot that names another child execution, edge, upstream or lane than the child named by KEYS[1], the call's edge_id, the edge record's upstream_execution_id and exec_core's lane_id (attempt slots: index 0 when the child has no current attempt; otherwise derived) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function resolveDependency(client: FunctionCaller, args: ResolveDependencyArgs): Promise<ResolveDependencyResult> {
   return client.call(buildResolveDependency(args, client.partitions), parseResolveDependency);
-}
-
-/** Arguments of {@link evaluateFlowEligibility}. */
-export interface EvaluateFlowEligibilityArgs {
-  readonly executionId: ExecutionId;
-}
-
-/** Successful replies of {@link evaluateFlowEligibility}, discriminated on `status`. */
-export type EvaluateFlowEligibilityResult = {
-  readonly status: 'OK';
-  readonly eligibility: 'not_found' | 'not_runnable' | 'owned' | 'terminal' | 'eligible' | 'impossible' | 'blocked_by_dependencies';
-};
-/** Error codes {@link evaluateFlowEligibility} can fail with (as `ScriptError.code`). */
-export type EvaluateFlowEligibilityErrorCode = 'invalid_input';
-
-/** Validates the arguments and builds the KEYS and ARGV of `ff_evaluate_flow_eligibility`, without sending anything. */
-export function buildEvaluateFlowEligibility(args: EvaluateFlowEligibilityArgs, _partitions: PartitionConfig): FcallRequest {
-  const fn = 'ff_evaluate_flow_eligibility';
-  expectArgs(fn, args);
-  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const execKeys = new ExecKeys(executionId);
-  const keys = [
-    execKeys.core(), // exec_core
-    execKeys.depsMeta(), // deps_meta
-  ];
-  return { fn, keys, argv: [], readOnly: true };
-}
-
-/** Reads the reply of `ff_evaluate_flow_eligibility`; failure replies throw a ScriptError. */
-export function parseEvaluateFlowEligibility(reply: unknown): EvaluateFlowEligibilityResult {
-  const fn = 'ff_evaluate_flow_eligibility';
-  const { status, fields } = readEnvelope(fn, reply);
-  switch (status) {
-    case 'OK': {
-      return { status: 'OK', eligibility: fieldEnum(fn, 'eligibility', fields, 0, ['not_found', 'not_runnable', 'owned', 'terminal', 'eligible', 'impossible', 'blocked_by_dependencies'] as const) };
-    }
-
-  }
-
-  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
@@ -647,16 +637,68 @@ export function parseEvaluateFlowEligibility(reply: unknown): EvaluateFlowEligib
  *
  * Lua function `ff_evaluate_flow_eligibility` (read-only, sent with FCALL_RO).
  *
- * @throws ScriptError with code `invalid_input`.
- *
  * Deliberate deviations from the reference:
  * - Registered with the no-writes flag and sent with FCALL_RO (it never writes); the reference registers it as a write function.
+ */
+export interface EvaluateFlowEligibilityArgs {
+  readonly executionId: ExecutionId;
+}
+
+/** Successful replies of {@link evaluateFlowEligibility}, discriminated on `status`. */
+export type EvaluateFlowEligibilityResult = {
+  readonly status: 'OK';
+  readonly eligibility: 'not_found' | 'not_runnable' | 'owned' | 'terminal' | 'eligible' | 'impossible' | 'blocked_by_dependencies';
+};
+
+/** Validates the arguments and builds the KEYS and ARGV of `ff_evaluate_flow_eligibility`, without sending anything. */
+export const buildEvaluateFlowEligibility: RequestBuilder<EvaluateFlowEligibilityArgs> = (args) => {
+  const fn = 'ff_evaluate_flow_eligibility';
+  expectArgs(fn, args);
+  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
+  const execKeys = new ExecKeys(executionId);
+  const keys = [
+    execKeys.core(), // exec_core
+    execKeys.depsMeta(),
+  ];
+  return { fn, keys, argv: [], readOnly: true };
+};
+
+/** Reads the reply of `ff_evaluate_flow_eligibility`; failure replies throw a ScriptError. */
+export function parseEvaluateFlowEligibility(reply: unknown): EvaluateFlowEligibilityResult {
+  const fn = 'ff_evaluate_flow_eligibility';
+  const { status, fields } = readEnvelope(fn, reply);
+  switch (status) {
+    case 'OK': {
+      return {
+        status: 'OK',
+        eligibility: fieldEnum(fn, 'eligibility', fields, 0, ['not_found', 'not_runnable', 'owned', 'terminal', 'eligible', 'impossible', 'blocked_by_dependencies'] as const),
+      };
+    }
+  }
+  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
+}
+
+/**
+ * Calls `ff_evaluate_flow_eligibility` (see {@link EvaluateFlowEligibilityArgs}) and reads its reply.
+ *
+ * @throws ScriptError with code `invalid_input`.
  */
 export function evaluateFlowEligibility(client: FunctionCaller, args: EvaluateFlowEligibilityArgs): Promise<EvaluateFlowEligibilityResult> {
   return client.call(buildEvaluateFlowEligibility(args, client.partitions), parseEvaluateFlowEligibility);
 }
 
-/** Arguments of {@link promoteBlockedToEligible}. */
+/**
+ * Moves a runnable execution blocked by dependencies, with none left unsatisfied, to
+ * eligible_now (waiting) and from the blocked:dependencies to the eligible index. For
+ * a child stuck after a counter gap, or a replayed skipped member with nothing left to
+ * wait for. Not idempotent: a second call answers not_blocked_by_deps.
+ *
+ * Lua function `ff_promote_blocked_to_eligible`.
+ *
+ * Deliberate deviations from the reference:
+ * - execution_id must match the execution in the core key (invalid_input): it is the index member written.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane or execution than exec_core's lane_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface PromoteBlockedToEligibleArgs {
   /** The execution's lane (pre-read from its core lane_id). */
   readonly laneId: LaneId;
@@ -669,17 +711,14 @@ export interface PromoteBlockedToEligibleArgs {
 export type PromoteBlockedToEligibleResult = {
   readonly status: 'OK';
 };
-/** Error codes {@link promoteBlockedToEligible} can fail with (as `ScriptError.code`). */
-export type PromoteBlockedToEligibleErrorCode = 'invalid_input' | 'execution_not_found' | 'not_runnable' | 'not_blocked_by_deps' | 'terminal' | 'deps_not_satisfied';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_promote_blocked_to_eligible`, without sending anything. */
-export function buildPromoteBlockedToEligible(args: PromoteBlockedToEligibleArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildPromoteBlockedToEligible: RequestBuilder<PromoteBlockedToEligibleArgs> = (args) => {
   const fn = 'ff_promote_blocked_to_eligible';
   expectArgs(fn, args);
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const nowMs = args.nowMs ?? Date.now();
-  const nowMsArg = encodeInteger(fn, 'now_ms', nowMs, 0);
+  const nowMs = encodeInteger(fn, 'now_ms', args.nowMs ?? Date.now(), 0);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
@@ -687,16 +726,18 @@ export function buildPromoteBlockedToEligible(args: PromoteBlockedToEligibleArgs
     execKeys.core(), // exec_core
     partitionKeys.laneBlockedDependencies(laneId), // blocked_deps_zset
     partitionKeys.laneEligible(laneId), // eligible_zset
-    execKeys.depsMeta(), // deps_meta
-    execKeys.depsUnresolved(), // deps_unresolved
+    execKeys.depsMeta(),
+    execKeys.depsUnresolved(),
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      nowMsArg, // now_ms
-    ]
+    fn,
+    keys,
+    argv: [
+      executionId,
+      nowMs,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_promote_blocked_to_eligible`; failure replies throw a ScriptError. */
 export function parsePromoteBlockedToEligible(reply: unknown): PromoteBlockedToEligibleResult {
@@ -706,31 +747,36 @@ export function parsePromoteBlockedToEligible(reply: unknown): PromoteBlockedToE
     case 'OK': {
       return { status: 'OK' };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Moves a runnable execution blocked by dependencies, with none left unsatisfied, to
- * eligible_now (waiting) and from the blocked:dependencies to the eligible index. For
- * a child stuck after a counter gap, or a replayed skipped member with nothing left to
- * wait for. Not idempotent: a second call answers not_blocked_by_deps.
- *
- * Lua function `ff_promote_blocked_to_eligible`.
+ * Calls `ff_promote_blocked_to_eligible` (see {@link PromoteBlockedToEligibleArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `execution_not_found`, `not_runnable`, `not_blocked_by_deps`, `terminal`, `deps_not_satisfied`.
- *
- * Deliberate deviations from the reference:
- * - execution_id must match the execution in the core key (invalid_input): it is the index member written.
- * - Foreign KEYS (issue 11): a KEYS slot that names another lane or execution than exec_core's lane_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function promoteBlockedToEligible(client: FunctionCaller, args: PromoteBlockedToEligibleArgs): Promise<PromoteBlockedToEligibleResult> {
   return client.call(buildPromoteBlockedToEligible(args, client.partitions), parsePromoteBlockedToEligible);
 }
 
-/** Arguments of {@link replayExecution}. */
+/**
+ * Brings a terminal execution back to runnable for another attempt, up to the policy's
+ * max_replay_count (default 10). A skipped flow member goes back to waiting on its
+ * dependencies: each given inbound edge that was impossible is reset to unsatisfied,
+ * and the reply is how many remain unsatisfied. Any other execution becomes eligible
+ * (reply 0). Reads the execution's policy key, derived from the core key (same slot).
+ *
+ * Lua function `ff_replay_execution`.
+ *
+ * Deliberate deviations from the reference:
+ * - The three dependency KEYS are always sent; a skipped member replayed without them gets invalid_input before any write (the reference fails with a Lua runtime error). A call with only the first 4 KEYS still replays any other execution.
+ * - The number of edge KEYS must equal the number of edge ids, and for a skipped member the ids must include every edge applied to it (deps:all_edges, read from the core key's slot), else invalid_input: the reference rebuilt the counts from whatever subset it was given.
+ * - A skipped member replayed with no unsatisfied dependency goes straight to eligible_now (waiting) and answers 0; the reference leaves it blocked_by_dependencies while answering 0, which its own parser reads as waiting.
+ * - execution_id must match the execution in the core key (invalid_input): it is the index member written.
+ * - now_ms, when given, must be an integer (invalid_input); the reference ignores the slot.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane, edge or execution than exec_core's lane_id and the listed edge ids (dep_edge slots) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface ReplayExecutionArgs {
   /** The execution's lane (pre-read from its core lane_id). */
   readonly laneId: LaneId;
@@ -746,18 +792,15 @@ export type ReplayExecutionResult = {
   readonly status: 'OK';
   readonly unsatisfiedCount: number;
 };
-/** Error codes {@link replayExecution} can fail with (as `ScriptError.code`). */
-export type ReplayExecutionErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_terminal' | 'max_replays_exhausted';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_replay_execution`, without sending anything. */
-export function buildReplayExecution(args: ReplayExecutionArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildReplayExecution: RequestBuilder<ReplayExecutionArgs> = (args) => {
   const fn = 'ff_replay_execution';
   expectArgs(fn, args);
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const nowMs = args.nowMs;
-  const nowMsArg = nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', nowMs, 0);
-  const edgeIds = expectArray(fn, 'edge_ids', args.edgeIds) as readonly EdgeId[];
+  const nowMs = args.nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', args.nowMs, 0);
+  const edgeIds = expectArray(fn, 'edge_ids', args.edgeIds).map((item) => encodeId(fn, 'edge_ids', item, parseEdgeId));
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
@@ -765,20 +808,22 @@ export function buildReplayExecution(args: ReplayExecutionArgs, _partitions: Par
     execKeys.core(), // exec_core
     partitionKeys.laneTerminal(laneId), // terminal_zset
     partitionKeys.laneEligible(laneId), // eligible_zset
-    execKeys.leaseHistory(), // lease_history
+    execKeys.leaseHistory(),
     partitionKeys.laneBlockedDependencies(laneId), // blocked_deps_zset
-    execKeys.depsMeta(), // deps_meta
-    execKeys.depsUnresolved(), // deps_unresolved
-    ...edgeIds.map((edgeId) => execKeys.depEdge(edgeId)), // dep_edge
+    execKeys.depsMeta(),
+    execKeys.depsUnresolved(),
+    ...edgeIds.map((edgeId) => execKeys.depEdge(edgeId)),
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      nowMsArg, // now_ms
-      ...edgeIds.map((item) => encodeId(fn, 'edge_ids', item, parseEdgeId)), // edge_ids
-    ]
+    fn,
+    keys,
+    argv: [
+      executionId,
+      nowMs,
+      ...edgeIds,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_replay_execution`; failure replies throw a ScriptError. */
 export function parseReplayExecution(reply: unknown): ReplayExecutionResult {
@@ -788,30 +833,14 @@ export function parseReplayExecution(reply: unknown): ReplayExecutionResult {
     case 'OK': {
       return { status: 'OK', unsatisfiedCount: fieldInteger(fn, 'unsatisfied_count', fields, 0) };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Brings a terminal execution back to runnable for another attempt, up to the policy's
- * max_replay_count (default 10). A skipped flow member goes back to waiting on its
- * dependencies: each given inbound edge that was impossible is reset to unsatisfied,
- * and the reply is how many remain unsatisfied. Any other execution becomes eligible
- * (reply 0). Reads the execution's policy key, derived from the core key (same slot).
- *
- * Lua function `ff_replay_execution`.
+ * Calls `ff_replay_execution` (see {@link ReplayExecutionArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_terminal`, `max_replays_exhausted`.
- *
- * Deliberate deviations from the reference:
- * - The three dependency KEYS are always sent; a skipped member replayed without them gets invalid_input before any write (the reference fails with a Lua runtime error). A call with only the first 4 KEYS still replays any other execution.
- * - The number of edge KEYS must equal the number of edge ids, and for a skipped member the ids must include every edge applied to it (deps:all_edges, read from the core key's slot), else invalid_input: the reference rebuilt the counts from whatever subset it was given.
- * - A skipped member replayed with no unsatisfied dependency goes straight to eligible_now (waiting) and answers 0; the reference leaves it blocked_by_dependencies while answering 0, which its own parser reads as waiting.
- * - execution_id must match the execution in the core key (invalid_input): it is the index member written.
- * - now_ms, when given, must be an integer (invalid_input); the reference ignores the slot.
- * - Foreign KEYS (issue 11): a KEYS slot that names another lane, edge or execution than exec_core's lane_id and the listed edge ids (dep_edge slots) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function replayExecution(client: FunctionCaller, args: ReplayExecutionArgs): Promise<ReplayExecutionResult> {
   return client.call(buildReplayExecution(args, client.partitions), parseReplayExecution);

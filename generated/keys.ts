@@ -222,6 +222,11 @@ export class PartitionKeys {
     return `ff:idx:${this.tag}:flow_index`;
   }
 
+  /** `ff:idx:{tag}:lanes` (set): Lane ids with executions on the partition (an extension: written by ff_create_execution, read by the engine instead of a keyspace SCAN). */
+  lanes(): string {
+    return `ff:idx:${this.tag}:lanes`;
+  }
+
   /** `ff:idem:{tag}:{namespace}:{idempotency_key}` (string): Create-execution dedup guard. */
   idempotency(namespace: string, idempotencyKey: string): string {
     return `ff:idem:${this.tag}:${namespace}:${idempotencyKey}`;

@@ -3,15 +3,43 @@
 // Lease upkeep: renewal by the holder, expiry marking by the scanner and revocation by an
 // operator (execution.md §3.10–3.12).
 import { fieldEnum, fieldInteger, fieldParsed, fieldText } from '../runtime/decode.js';
-import { encodeId, encodeInteger, encodeText, expectArgs } from '../runtime/encode.js';
+import {
+  encodeId,
+  encodeInteger,
+  encodeText,
+  expectArgs,
+  type RequestBuilder,
+} from '../runtime/encode.js';
 import { ReplyParseError } from '../runtime/errors.js';
-import { executionTag, parseAttemptId, parseExecutionId, parseLeaseId, type AttemptId, type ExecutionId, type LeaseId } from '../runtime/ids.js';
-import { type PartitionConfig } from '../runtime/partition.js';
+import {
+  executionTag,
+  parseAttemptId,
+  parseExecutionId,
+  parseLeaseId,
+  type AttemptId,
+  type ExecutionId,
+  type LeaseId,
+} from '../runtime/ids.js';
 import { readEnvelope } from '../runtime/reply.js';
-import { type FcallRequest, type FunctionCaller } from '../runtime/transport.js';
+import type { FunctionCaller } from '../runtime/transport.js';
 import { ExecKeys, PartitionKeys } from './keys.js';
 
-/** Arguments of {@link renewLease}. */
+/**
+ * The lease holder extends its still-valid lease from the current server time: moves
+ * the lease expiry and renewal deadline on exec_core and lease_current, sets
+ * lease_current's TTL to the new expiry plus the history grace, and re-scores the
+ * execution in the lease-expiry index. Lease id and epoch stay the same; the active
+ * index score and the lease history are not touched. A lease found past its expiry is
+ * marked expired (and its output stream closed) before `lease_expired` is returned.
+ *
+ * Lua function `ff_renew_lease`.
+ *
+ * Deliberate deviations from the reference:
+ * - lease_ttl_ms must be an integer in 1..10^15 and lease_history_grace_ms one in 0..10^15 (invalid_input, nothing written); the reference accepts any number, and a fractional one failed at PEXPIREAT after exec_core and lease_current were already written.
+ * - execution_id must be the execution of the core key (invalid_input otherwise): it is the member re-scored in the lease-expiry index.
+ * - An active execution with an empty lease_expires_at counts as expired (marked, lease_expired); the reference raised a Lua runtime error.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another execution than the call's execution_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface RenewLeaseArgs {
   readonly executionId: ExecutionId;
   /** The holder's attempt index (from the claim); compared with current_attempt_index. */
@@ -30,45 +58,41 @@ export type RenewLeaseResult = {
   readonly status: 'OK';
   readonly expiresAt: number;
 };
-/** Error codes {@link renewLease} can fail with (as `ScriptError.code`). */
-export type RenewLeaseErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_active' | 'lease_revoked' | 'lease_expired' | 'stale_lease';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_renew_lease`, without sending anything. */
-export function buildRenewLease(args: RenewLeaseArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildRenewLease: RequestBuilder<RenewLeaseArgs> = (args) => {
   const fn = 'ff_renew_lease';
   expectArgs(fn, args);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const attemptIndex = args.attemptIndex;
-  const attemptIndexArg = encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  const attemptIndex = encodeInteger(fn, 'attempt_index', args.attemptIndex, 0, 4294967295);
   const attemptId = encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
   const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
-  const leaseEpoch = args.leaseEpoch;
-  const leaseEpochArg = encodeInteger(fn, 'lease_epoch', leaseEpoch, 0);
-  const leaseTtlMs = args.leaseTtlMs;
-  const leaseTtlMsArg = encodeInteger(fn, 'lease_ttl_ms', leaseTtlMs, 1, 1000000000000000);
-  const leaseHistoryGraceMs = args.leaseHistoryGraceMs ?? 60000;
-  const leaseHistoryGraceMsArg = encodeInteger(fn, 'lease_history_grace_ms', leaseHistoryGraceMs, 0, 1000000000000000);
+  const leaseEpoch = encodeInteger(fn, 'lease_epoch', args.leaseEpoch, 0);
+  const leaseTtlMs = encodeInteger(fn, 'lease_ttl_ms', args.leaseTtlMs, 1, 1000000000000000);
+  const leaseHistoryGraceMs = encodeInteger(fn, 'lease_history_grace_ms', args.leaseHistoryGraceMs ?? 60000, 0, 1000000000000000);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
-    execKeys.leaseCurrent(), // lease_current
-    execKeys.leaseHistory(), // lease_history
-    partitionKeys.leaseExpiry(), // lease_expiry
+    execKeys.core(),
+    execKeys.leaseCurrent(),
+    execKeys.leaseHistory(),
+    partitionKeys.leaseExpiry(),
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      attemptIndexArg, // attempt_index
-      attemptId, // attempt_id
-      leaseId, // lease_id
-      leaseEpochArg, // lease_epoch
-      leaseTtlMsArg, // lease_ttl_ms
-      leaseHistoryGraceMsArg, // lease_history_grace_ms
-    ]
+    fn,
+    keys,
+    argv: [
+      executionId,
+      attemptIndex,
+      attemptId,
+      leaseId,
+      leaseEpoch,
+      leaseTtlMs,
+      leaseHistoryGraceMs,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_renew_lease`; failure replies throw a ScriptError. */
 export function parseRenewLease(reply: unknown): RenewLeaseResult {
@@ -78,96 +102,17 @@ export function parseRenewLease(reply: unknown): RenewLeaseResult {
     case 'OK': {
       return { status: 'OK', expiresAt: fieldInteger(fn, 'expires_at', fields, 0) };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * The lease holder extends its still-valid lease from the current server time: moves
- * the lease expiry and renewal deadline on exec_core and lease_current, sets
- * lease_current's TTL to the new expiry plus the history grace, and re-scores the
- * execution in the lease-expiry index. Lease id and epoch stay the same; the active
- * index score and the lease history are not touched. A lease found past its expiry is
- * marked expired (and its output stream closed) before `lease_expired` is returned.
- *
- * Lua function `ff_renew_lease`.
+ * Calls `ff_renew_lease` (see {@link RenewLeaseArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_active`, `lease_revoked`, `lease_expired`, `stale_lease`.
- *
- * Deliberate deviations from the reference:
- * - lease_ttl_ms must be an integer in 1..10^15 and lease_history_grace_ms one in 0..10^15 (invalid_input, nothing written); the reference accepts any number, and a fractional one failed at PEXPIREAT after exec_core and lease_current were already written.
- * - execution_id must be the execution of the core key (invalid_input otherwise): it is the member re-scored in the lease-expiry index.
- * - An active execution with an empty lease_expires_at counts as expired (marked, lease_expired); the reference raised a Lua runtime error.
- * - Foreign KEYS (issue 11): a KEYS slot that names another execution than the call's execution_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function renewLease(client: FunctionCaller, args: RenewLeaseArgs): Promise<RenewLeaseResult> {
   return client.call(buildRenewLease(args, client.partitions), parseRenewLease);
-}
-
-/** Arguments of {@link markLeaseExpiredIfDue}. */
-export interface MarkLeaseExpiredIfDueArgs {
-  readonly executionId: ExecutionId;
-}
-
-/** Successful replies of {@link markLeaseExpiredIfDue}, discriminated on `status`. */
-export type MarkLeaseExpiredIfDueResult =
-  | {
-    readonly status: 'marked_expired';
-  }
-  | {
-    readonly status: 'ALREADY_SATISFIED';
-    readonly reason: 'execution_not_found' | 'not_active' | 'already_expired' | 'already_revoked' | 'unowned' | 'not_yet_expired';
-  };
-/** Error codes {@link markLeaseExpiredIfDue} can fail with (as `ScriptError.code`). */
-export type MarkLeaseExpiredIfDueErrorCode = 'invalid_input';
-
-/** Validates the arguments and builds the KEYS and ARGV of `ff_mark_lease_expired_if_due`, without sending anything. */
-export function buildMarkLeaseExpiredIfDue(args: MarkLeaseExpiredIfDueArgs, _partitions: PartitionConfig): FcallRequest {
-  const fn = 'ff_mark_lease_expired_if_due';
-  expectArgs(fn, args);
-  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const tag = executionTag(executionId);
-  const execKeys = new ExecKeys(executionId);
-  const partitionKeys = new PartitionKeys(tag);
-  const keys = [
-    execKeys.core(), // core
-    execKeys.leaseCurrent(), // lease_current
-    partitionKeys.leaseExpiry(), // lease_expiry
-    execKeys.leaseHistory(), // lease_history
-  ];
-  return {
-    fn, keys, argv: [
-      executionId, // execution_id
-    ]
-  };
-}
-
-/** Reads the reply of `ff_mark_lease_expired_if_due`; failure replies throw a ScriptError. */
-export function parseMarkLeaseExpiredIfDue(reply: unknown): MarkLeaseExpiredIfDueResult {
-  const fn = 'ff_mark_lease_expired_if_due';
-  const { status, fields } = readEnvelope(fn, reply);
-  switch (status) {
-    case 'OK': {
-      const subStatus = fieldText(fn, 'sub_status', fields, 0);
-      switch (subStatus) {
-        case 'marked_expired': {
-          return { status: 'marked_expired' };
-        }
-
-      }
-
-      throw new ReplyParseError(fn, 'sub_status', `unexpected sub-status ${subStatus} for ${status}`);
-    }
-
-    case 'ALREADY_SATISFIED': {
-      return { status: 'ALREADY_SATISFIED', reason: fieldEnum(fn, 'reason', fields, 0, ['execution_not_found', 'not_active', 'already_expired', 'already_revoked', 'unowned', 'not_yet_expired'] as const) };
-    }
-
-  }
-
-  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
@@ -182,18 +127,96 @@ export function parseMarkLeaseExpiredIfDue(reply: unknown): MarkLeaseExpiredIfDu
  *
  * Lua function `ff_mark_lease_expired_if_due`.
  *
- * @throws ScriptError with code `invalid_input`.
- *
  * Deliberate deviations from the reference:
  * - execution_id must be non-empty and the execution of the core key (invalid_input otherwise): it is the member removed from the lease-expiry index; the reference has no failure reply.
  * - An active, leased execution with an empty lease_expires_at counts as due and is marked, as a missing field does in the reference (which may instead raise a runtime error on the empty string).
  * - Foreign KEYS (issue 11): a KEYS slot that names another execution than the call's execution_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
+export interface MarkLeaseExpiredIfDueArgs {
+  readonly executionId: ExecutionId;
+}
+
+/** Successful replies of {@link markLeaseExpiredIfDue}, discriminated on `status`. */
+export type MarkLeaseExpiredIfDueResult =
+  | {
+    readonly status: 'marked_expired';
+  }
+  | {
+    readonly status: 'ALREADY_SATISFIED';
+    readonly reason: 'execution_not_found' | 'not_active' | 'already_expired' | 'already_revoked' | 'unowned' | 'not_yet_expired';
+  };
+
+/** Validates the arguments and builds the KEYS and ARGV of `ff_mark_lease_expired_if_due`, without sending anything. */
+export const buildMarkLeaseExpiredIfDue: RequestBuilder<MarkLeaseExpiredIfDueArgs> = (args) => {
+  const fn = 'ff_mark_lease_expired_if_due';
+  expectArgs(fn, args);
+  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
+  const tag = executionTag(executionId);
+  const execKeys = new ExecKeys(executionId);
+  const partitionKeys = new PartitionKeys(tag);
+  const keys = [
+    execKeys.core(),
+    execKeys.leaseCurrent(),
+    partitionKeys.leaseExpiry(),
+    execKeys.leaseHistory(),
+  ];
+  return {
+    fn,
+    keys,
+    argv: [
+      executionId,
+    ],
+  };
+};
+
+/** Reads the reply of `ff_mark_lease_expired_if_due`; failure replies throw a ScriptError. */
+export function parseMarkLeaseExpiredIfDue(reply: unknown): MarkLeaseExpiredIfDueResult {
+  const fn = 'ff_mark_lease_expired_if_due';
+  const { status, fields } = readEnvelope(fn, reply);
+  switch (status) {
+    case 'OK': {
+      const subStatus = fieldText(fn, 'sub_status', fields, 0);
+      switch (subStatus) {
+        case 'marked_expired': {
+          return { status: 'marked_expired' };
+        }
+      }
+      throw new ReplyParseError(fn, 'sub_status', `unexpected sub-status ${subStatus} for ${status}`);
+    }
+    case 'ALREADY_SATISFIED': {
+      return {
+        status: 'ALREADY_SATISFIED',
+        reason: fieldEnum(fn, 'reason', fields, 0, ['execution_not_found', 'not_active', 'already_expired', 'already_revoked', 'unowned', 'not_yet_expired'] as const),
+      };
+    }
+  }
+  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
+}
+
+/**
+ * Calls `ff_mark_lease_expired_if_due` (see {@link MarkLeaseExpiredIfDueArgs}) and reads its reply.
+ *
+ * @throws ScriptError with code `invalid_input`.
+ */
 export function markLeaseExpiredIfDue(client: FunctionCaller, args: MarkLeaseExpiredIfDueArgs): Promise<MarkLeaseExpiredIfDueResult> {
   return client.call(buildMarkLeaseExpiredIfDue(args, client.partitions), parseMarkLeaseExpiredIfDue);
 }
 
-/** Arguments of {@link revokeLease}. */
+/**
+ * An operator revokes the current lease at once, with no grace: the execution stays
+ * active but becomes lease_revoked with an interrupted attempt, lease_current is
+ * deleted, the execution leaves the lease-expiry index and the worker's lease set, and
+ * a `revoked` lease event is recorded. The lease identity (current_lease_id, worker,
+ * expiry) stays on exec_core for a later reclaim or cancel, which must resolve it.
+ * The lease time is not checked: a lapsed but unmarked lease is still revocable.
+ *
+ * Lua function `ff_revoke_lease`.
+ *
+ * Deliberate deviations from the reference:
+ * - execution_id must be non-empty and the execution of the core key (invalid_input otherwise): it is the member removed from the indexes.
+ * - Besides the worker_leases key given in KEYS, the execution is also removed from the set of the holder recorded on exec_core (built from the core key's hash tag, same slot), so a stale or wrong pre-read cannot leave it listed under the holder.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another execution than the call's execution_id (the worker set may still be another's: the recorded holder's is swept too) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface RevokeLeaseArgs {
   /** The holder's worker instance (exec_core current_worker_instance_id, pre-read). */
   readonly workerInstanceId: string;
@@ -215,35 +238,35 @@ export type RevokeLeaseResult =
     readonly status: 'ALREADY_SATISFIED';
     readonly reason: 'already_revoked' | 'already_expired';
   };
-/** Error codes {@link revokeLease} can fail with (as `ScriptError.code`). */
-export type RevokeLeaseErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_active' | 'no_active_lease' | 'stale_lease';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_revoke_lease`, without sending anything. */
-export function buildRevokeLease(args: RevokeLeaseArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildRevokeLease: RequestBuilder<RevokeLeaseArgs> = (args) => {
   const fn = 'ff_revoke_lease';
   expectArgs(fn, args);
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const expectedLeaseId = args.expectedLeaseId === undefined ? undefined : encodeId(fn, 'expected_lease_id', args.expectedLeaseId, parseLeaseId);
+  const expectedLeaseId = args.expectedLeaseId === undefined ? '' : encodeId(fn, 'expected_lease_id', args.expectedLeaseId, parseLeaseId);
   const revokeReason = encodeText(fn, 'revoke_reason', args.revokeReason ?? 'operator');
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
-    execKeys.leaseCurrent(), // lease_current
-    execKeys.leaseHistory(), // lease_history
-    partitionKeys.leaseExpiry(), // lease_expiry
-    partitionKeys.workerLeases(workerInstanceId), // worker_leases
+    execKeys.core(),
+    execKeys.leaseCurrent(),
+    execKeys.leaseHistory(),
+    partitionKeys.leaseExpiry(),
+    partitionKeys.workerLeases(workerInstanceId),
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      expectedLeaseId ?? '', // expected_lease_id
-      revokeReason, // revoke_reason
-    ]
+    fn,
+    keys,
+    argv: [
+      executionId,
+      expectedLeaseId,
+      revokeReason,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_revoke_lease`; failure replies throw a ScriptError. */
 export function parseRevokeLease(reply: unknown): RevokeLeaseResult {
@@ -254,39 +277,29 @@ export function parseRevokeLease(reply: unknown): RevokeLeaseResult {
       const subStatus = fieldText(fn, 'sub_status', fields, 0);
       switch (subStatus) {
         case 'revoked': {
-          return { status: 'revoked', leaseId: fieldParsed(fn, 'lease_id', fields, 1, parseLeaseId), leaseEpoch: fieldInteger(fn, 'lease_epoch', fields, 2) };
+          return {
+            status: 'revoked',
+            leaseId: fieldParsed(fn, 'lease_id', fields, 1, parseLeaseId),
+            leaseEpoch: fieldInteger(fn, 'lease_epoch', fields, 2),
+          };
         }
-
       }
-
       throw new ReplyParseError(fn, 'sub_status', `unexpected sub-status ${subStatus} for ${status}`);
     }
-
     case 'ALREADY_SATISFIED': {
-      return { status: 'ALREADY_SATISFIED', reason: fieldEnum(fn, 'reason', fields, 0, ['already_revoked', 'already_expired'] as const) };
+      return {
+        status: 'ALREADY_SATISFIED',
+        reason: fieldEnum(fn, 'reason', fields, 0, ['already_revoked', 'already_expired'] as const),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * An operator revokes the current lease at once, with no grace: the execution stays
- * active but becomes lease_revoked with an interrupted attempt, lease_current is
- * deleted, the execution leaves the lease-expiry index and the worker's lease set, and
- * a `revoked` lease event is recorded. The lease identity (current_lease_id, worker,
- * expiry) stays on exec_core for a later reclaim or cancel, which must resolve it.
- * The lease time is not checked: a lapsed but unmarked lease is still revocable.
- *
- * Lua function `ff_revoke_lease`.
+ * Calls `ff_revoke_lease` (see {@link RevokeLeaseArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_active`, `no_active_lease`, `stale_lease`.
- *
- * Deliberate deviations from the reference:
- * - execution_id must be non-empty and the execution of the core key (invalid_input otherwise): it is the member removed from the indexes.
- * - Besides the worker_leases key given in KEYS, the execution is also removed from the set of the holder recorded on exec_core (built from the core key's hash tag, same slot), so a stale or wrong pre-read cannot leave it listed under the holder.
- * - Foreign KEYS (issue 11): a KEYS slot that names another execution than the call's execution_id (the worker set may still be another's: the recorded holder's is swept too) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function revokeLease(client: FunctionCaller, args: RevokeLeaseArgs): Promise<RevokeLeaseResult> {
   return client.call(buildRevokeLease(args, client.partitions), parseRevokeLease);

@@ -5,15 +5,39 @@
 // (budget.md §8–§10). Blocking the denied execution is a second call on its own partition
 // (see admitOrBlock in operations/admission.ts).
 import { fieldEnum, fieldInteger, fieldParsed } from '../runtime/decode.js';
-import { encodeId, encodeInteger, encodeText, expectArgs } from '../runtime/encode.js';
+import {
+  encodeId,
+  encodeInteger,
+  encodeText,
+  expectArgs,
+  type RequestBuilder,
+} from '../runtime/encode.js';
 import { ReplyParseError } from '../runtime/errors.js';
-import { parseExecutionId, parseQuotaPolicyId, type ExecutionId, type QuotaPolicyId } from '../runtime/ids.js';
-import { quotaTag, type PartitionConfig } from '../runtime/partition.js';
+import {
+  parseExecutionId,
+  parseQuotaPolicyId,
+  type ExecutionId,
+  type QuotaPolicyId,
+} from '../runtime/ids.js';
+import { quotaTag } from '../runtime/partition.js';
 import { readEnvelope, readUntaggedEnvelope } from '../runtime/reply.js';
-import { type FcallRequest, type FunctionCaller } from '../runtime/transport.js';
+import type { FunctionCaller } from '../runtime/transport.js';
 import { QuotaKeys, QuotaPartitionKeys } from './keys.js';
 
-/** Arguments of {@link createQuotaPolicy}. */
+/**
+ * Creates a quota policy: its definition (window length, requests per window, concurrent
+ * cap), its concurrency counter set to 0, and its place in the partition's policy index.
+ * First writer wins: when the policy exists nothing is written and the reply is
+ * ALREADY_SATISFIED.
+ *
+ * Lua function `ff_create_quota_policy`.
+ *
+ * Deliberate deviations from the reference:
+ * - The limits are validated as integers (window_seconds at least 1, the others at least 0) before any write; the reference stored any text verbatim, which the scheduler would later misread.
+ * - quota_policy_id must be the policy named by the definition key (invalid_input otherwise).
+ * - now_ms may be omitted: the server clock is used (an extension).
+ * - Foreign KEYS (issue 11): a KEYS slot that names another quota policy than the call's quota_policy_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface CreateQuotaPolicyArgs {
   /** Window dimension of the declared (untouched) window key; the engine uses requests_per_window. Default: `requests_per_window`. */
   readonly dimension?: string;
@@ -38,43 +62,39 @@ export type CreateQuotaPolicyResult =
     readonly status: 'ALREADY_SATISFIED';
     readonly quotaPolicyId: QuotaPolicyId;
   };
-/** Error codes {@link createQuotaPolicy} can fail with (as `ScriptError.code`). */
-export type CreateQuotaPolicyErrorCode = 'invalid_input';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_create_quota_policy`, without sending anything. */
-export function buildCreateQuotaPolicy(args: CreateQuotaPolicyArgs, partitions: PartitionConfig): FcallRequest {
+export const buildCreateQuotaPolicy: RequestBuilder<CreateQuotaPolicyArgs> = (args, partitions) => {
   const fn = 'ff_create_quota_policy';
   expectArgs(fn, args);
   const dimension = encodeText(fn, 'dimension', args.dimension ?? 'requests_per_window', { keySafe: true });
   const quotaPolicyId = encodeId(fn, 'quota_policy_id', args.quotaPolicyId, parseQuotaPolicyId);
-  const windowSeconds = args.windowSeconds;
-  const windowSecondsArg = encodeInteger(fn, 'window_seconds', windowSeconds, 1);
-  const maxRequestsPerWindow = args.maxRequestsPerWindow;
-  const maxRequestsPerWindowArg = encodeInteger(fn, 'max_requests_per_window', maxRequestsPerWindow, 0);
-  const maxConcurrent = args.maxConcurrent;
-  const maxConcurrentArg = encodeInteger(fn, 'max_concurrent', maxConcurrent, 0);
-  const nowMs = args.nowMs;
-  const nowMsArg = nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', nowMs, 0);
+  const windowSeconds = encodeInteger(fn, 'window_seconds', args.windowSeconds, 1);
+  const maxRequestsPerWindow = encodeInteger(fn, 'max_requests_per_window', args.maxRequestsPerWindow, 0);
+  const maxConcurrent = encodeInteger(fn, 'max_concurrent', args.maxConcurrent, 0);
+  const nowMs = args.nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', args.nowMs, 0);
   const tag = quotaTag(quotaPolicyId, partitions);
   const quotaKeys = new QuotaKeys(tag, quotaPolicyId);
   const quotaPartitionKeys = new QuotaPartitionKeys(tag);
   const keys = [
-    quotaKeys.definition(), // definition
-    quotaKeys.window(dimension), // window
-    quotaKeys.concurrency(), // concurrency
-    quotaKeys.admittedSet(), // admitted_set
-    quotaPartitionKeys.quotaPolicies(), // quota_policies
+    quotaKeys.definition(),
+    quotaKeys.window(dimension),
+    quotaKeys.concurrency(),
+    quotaKeys.admittedSet(),
+    quotaPartitionKeys.quotaPolicies(),
   ];
   return {
-    fn, keys, argv: [
-      quotaPolicyId, // quota_policy_id
-      windowSecondsArg, // window_seconds
-      maxRequestsPerWindowArg, // max_requests_per_window
-      maxConcurrentArg, // max_concurrent
-      nowMsArg, // now_ms
-    ]
+    fn,
+    keys,
+    argv: [
+      quotaPolicyId,
+      windowSeconds,
+      maxRequestsPerWindow,
+      maxConcurrent,
+      nowMs,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_create_quota_policy`; failure replies throw a ScriptError. */
 export function parseCreateQuotaPolicy(reply: unknown): CreateQuotaPolicyResult {
@@ -82,39 +102,51 @@ export function parseCreateQuotaPolicy(reply: unknown): CreateQuotaPolicyResult 
   const { status, fields } = readEnvelope(fn, reply);
   switch (status) {
     case 'OK': {
-      return { status: 'OK', quotaPolicyId: fieldParsed(fn, 'quota_policy_id', fields, 0, parseQuotaPolicyId) };
+      return {
+        status: 'OK',
+        quotaPolicyId: fieldParsed(fn, 'quota_policy_id', fields, 0, parseQuotaPolicyId),
+      };
     }
-
     case 'ALREADY_SATISFIED': {
-      return { status: 'ALREADY_SATISFIED', quotaPolicyId: fieldParsed(fn, 'quota_policy_id', fields, 0, parseQuotaPolicyId) };
+      return {
+        status: 'ALREADY_SATISFIED',
+        quotaPolicyId: fieldParsed(fn, 'quota_policy_id', fields, 0, parseQuotaPolicyId),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Creates a quota policy: its definition (window length, requests per window, concurrent
- * cap), its concurrency counter set to 0, and its place in the partition's policy index.
- * First writer wins: when the policy exists nothing is written and the reply is
- * ALREADY_SATISFIED.
- *
- * Lua function `ff_create_quota_policy`.
+ * Calls `ff_create_quota_policy` (see {@link CreateQuotaPolicyArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`.
- *
- * Deliberate deviations from the reference:
- * - The limits are validated as integers (window_seconds at least 1, the others at least 0) before any write; the reference stored any text verbatim, which the scheduler would later misread.
- * - quota_policy_id must be the policy named by the definition key (invalid_input otherwise).
- * - now_ms may be omitted: the server clock is used (an extension).
- * - Foreign KEYS (issue 11): a KEYS slot that names another quota policy than the call's quota_policy_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function createQuotaPolicy(client: FunctionCaller, args: CreateQuotaPolicyArgs): Promise<CreateQuotaPolicyResult> {
   return client.call(buildCreateQuotaPolicy(args, client.partitions), parseCreateQuotaPolicy);
 }
 
-/** Arguments of {@link checkAdmissionAndRecord}. */
+/**
+ * Admits an execution under a quota policy, idempotently per execution while its guard
+ * lives (one window): ALREADY_ADMITTED when the guard exists. Otherwise trims the window
+ * to the last window_seconds, refuses with RATE_EXCEEDED (and a retry hint: when the
+ * oldest admission leaves the window, plus up to jitter_ms) when rate_limit > 0 and the
+ * window is full, refuses with CONCURRENCY_EXCEEDED when concurrency_cap > 0 and the
+ * counter has reached it, and else records the admission (window entry, guard with a
+ * TTL of one window, admitted set, counter) and answers ADMITTED. The limits come from
+ * the caller (normally the policy's own definition fields); the definition is not read.
+ *
+ * Lua function `ff_check_admission_and_record`.
+ *
+ * Deliberate deviations from the reference:
+ * - Every argument is validated as an integer before anything is read or written (the reference accepted any number for now_ms, window_seconds, rate_limit and concurrency_cap), jitter_ms included (the reference raised a Lua error on a non-numeric jitter_ms, and only on the rate-denial path); a stored concurrency counter that is not an integer is refused with invalid_input before the window is trimmed.
+ * - window_seconds must be at least 1 (invalid_input): with 0 the reference wrote no guard, so every repeat check by the same execution counted it again.
+ * - The counter is incremented only when the execution enters the admitted set: an execution re-admitted after its guard expired, still holding its slot, is not counted twice (the reference incremented again, drifting until the reconciler ran).
+ * - execution_id must be the execution of the guard key (invalid_input otherwise).
+ * - Jitter uses the server's math.random, which on Redis 7 / Valkey is not reseeded per call (checked), so hints vary between calls.
+ * - now_ms may be omitted: the server clock is used (an extension).
+ * - Foreign KEYS (issue 11): a KEYS slot that names another quota policy or execution than the policy of KEYS[3] (definition) and the call's execution_id (the window's dimension stays the caller's) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface CheckAdmissionAndRecordArgs {
   readonly quotaPolicyId: QuotaPolicyId;
   /** Window dimension; the engine uses requests_per_window. Default: `requests_per_window`. */
@@ -147,46 +179,41 @@ export type CheckAdmissionAndRecordResult =
   | {
     readonly status: 'CONCURRENCY_EXCEEDED';
   };
-/** Error codes {@link checkAdmissionAndRecord} can fail with (as `ScriptError.code`). */
-export type CheckAdmissionAndRecordErrorCode = 'invalid_input';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_check_admission_and_record`, without sending anything. */
-export function buildCheckAdmissionAndRecord(args: CheckAdmissionAndRecordArgs, partitions: PartitionConfig): FcallRequest {
+export const buildCheckAdmissionAndRecord: RequestBuilder<CheckAdmissionAndRecordArgs> = (args, partitions) => {
   const fn = 'ff_check_admission_and_record';
   expectArgs(fn, args);
   const quotaPolicyId = encodeId(fn, 'quota_policy_id', args.quotaPolicyId, parseQuotaPolicyId);
   const dimension = encodeText(fn, 'dimension', args.dimension ?? 'requests_per_window', { keySafe: true });
-  const nowMs = args.nowMs;
-  const nowMsArg = nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', nowMs, 0);
-  const windowSeconds = args.windowSeconds;
-  const windowSecondsArg = encodeInteger(fn, 'window_seconds', windowSeconds, 1);
-  const rateLimit = args.rateLimit;
-  const rateLimitArg = encodeInteger(fn, 'rate_limit', rateLimit, 0);
-  const concurrencyCap = args.concurrencyCap;
-  const concurrencyCapArg = encodeInteger(fn, 'concurrency_cap', concurrencyCap, 0);
+  const nowMs = args.nowMs === undefined ? '' : encodeInteger(fn, 'now_ms', args.nowMs, 0);
+  const windowSeconds = encodeInteger(fn, 'window_seconds', args.windowSeconds, 1);
+  const rateLimit = encodeInteger(fn, 'rate_limit', args.rateLimit, 0);
+  const concurrencyCap = encodeInteger(fn, 'concurrency_cap', args.concurrencyCap, 0);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const jitterMs = args.jitterMs ?? 0;
-  const jitterMsArg = encodeInteger(fn, 'jitter_ms', jitterMs, 0);
+  const jitterMs = encodeInteger(fn, 'jitter_ms', args.jitterMs ?? 0, 0);
   const tag = quotaTag(quotaPolicyId, partitions);
   const quotaKeys = new QuotaKeys(tag, quotaPolicyId);
   const keys = [
-    quotaKeys.window(dimension), // window
-    quotaKeys.concurrency(), // concurrency
-    quotaKeys.definition(), // definition
-    quotaKeys.admitted(executionId), // admitted
-    quotaKeys.admittedSet(), // admitted_set
+    quotaKeys.window(dimension),
+    quotaKeys.concurrency(),
+    quotaKeys.definition(),
+    quotaKeys.admitted(executionId),
+    quotaKeys.admittedSet(),
   ];
   return {
-    fn, keys, argv: [
-      nowMsArg, // now_ms
-      windowSecondsArg, // window_seconds
-      rateLimitArg, // rate_limit
-      concurrencyCapArg, // concurrency_cap
-      executionId, // execution_id
-      jitterMsArg, // jitter_ms
-    ]
+    fn,
+    keys,
+    argv: [
+      nowMs,
+      windowSeconds,
+      rateLimit,
+      concurrencyCap,
+      executionId,
+      jitterMs,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_check_admission_and_record`; failure replies throw a ScriptError. */
 export function parseCheckAdmissionAndRecord(reply: unknown): CheckAdmissionAndRecordResult {
@@ -196,97 +223,26 @@ export function parseCheckAdmissionAndRecord(reply: unknown): CheckAdmissionAndR
     case 'ADMITTED': {
       return { status: 'ADMITTED' };
     }
-
     case 'ALREADY_ADMITTED': {
       return { status: 'ALREADY_ADMITTED' };
     }
-
     case 'RATE_EXCEEDED': {
       return { status: 'RATE_EXCEEDED', retryAfterMs: fieldInteger(fn, 'retry_after_ms', fields, 0) };
     }
-
     case 'CONCURRENCY_EXCEEDED': {
       return { status: 'CONCURRENCY_EXCEEDED' };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Admits an execution under a quota policy, idempotently per execution while its guard
- * lives (one window): ALREADY_ADMITTED when the guard exists. Otherwise trims the window
- * to the last window_seconds, refuses with RATE_EXCEEDED (and a retry hint: when the
- * oldest admission leaves the window, plus up to jitter_ms) when rate_limit > 0 and the
- * window is full, refuses with CONCURRENCY_EXCEEDED when concurrency_cap > 0 and the
- * counter has reached it, and else records the admission (window entry, guard with a
- * TTL of one window, admitted set, counter) and answers ADMITTED. The limits come from
- * the caller (normally the policy's own definition fields); the definition is not read.
- *
- * Lua function `ff_check_admission_and_record`.
+ * Calls `ff_check_admission_and_record` (see {@link CheckAdmissionAndRecordArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`.
- *
- * Deliberate deviations from the reference:
- * - Every argument is validated as an integer before anything is read or written (the reference accepted any number for now_ms, window_seconds, rate_limit and concurrency_cap), jitter_ms included (the reference raised a Lua error on a non-numeric jitter_ms, and only on the rate-denial path); a stored concurrency counter that is not an integer is refused with invalid_input before the window is trimmed.
- * - window_seconds must be at least 1 (invalid_input): with 0 the reference wrote no guard, so every repeat check by the same execution counted it again.
- * - The counter is incremented only when the execution enters the admitted set: an execution re-admitted after its guard expired, still holding its slot, is not counted twice (the reference incremented again, drifting until the reconciler ran).
- * - execution_id must be the execution of the guard key (invalid_input otherwise).
- * - Jitter uses the server's math.random, which on Redis 7 / Valkey is not reseeded per call (checked), so hints vary between calls.
- * - now_ms may be omitted: the server clock is used (an extension).
- * - Foreign KEYS (issue 11): a KEYS slot that names another quota policy or execution than the policy of KEYS[3] (definition) and the call's execution_id (the window's dimension stays the caller's) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function checkAdmissionAndRecord(client: FunctionCaller, args: CheckAdmissionAndRecordArgs): Promise<CheckAdmissionAndRecordResult> {
   return client.call(buildCheckAdmissionAndRecord(args, client.partitions), parseCheckAdmissionAndRecord);
-}
-
-/** Arguments of {@link releaseAdmission}. */
-export interface ReleaseAdmissionArgs {
-  readonly quotaPolicyId: QuotaPolicyId;
-  readonly executionId: ExecutionId;
-}
-
-/** Successful replies of {@link releaseAdmission}, discriminated on `status`. */
-export type ReleaseAdmissionResult = {
-  readonly status: 'OK';
-  readonly result: 'released';
-};
-/** Error codes {@link releaseAdmission} can fail with (as `ScriptError.code`). */
-export type ReleaseAdmissionErrorCode = 'invalid_input';
-
-/** Validates the arguments and builds the KEYS and ARGV of `ff_release_admission`, without sending anything. */
-export function buildReleaseAdmission(args: ReleaseAdmissionArgs, partitions: PartitionConfig): FcallRequest {
-  const fn = 'ff_release_admission';
-  expectArgs(fn, args);
-  const quotaPolicyId = encodeId(fn, 'quota_policy_id', args.quotaPolicyId, parseQuotaPolicyId);
-  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const tag = quotaTag(quotaPolicyId, partitions);
-  const quotaKeys = new QuotaKeys(tag, quotaPolicyId);
-  const keys = [
-    quotaKeys.admitted(executionId), // admitted
-    quotaKeys.admittedSet(), // admitted_set
-    quotaKeys.concurrency(), // concurrency
-  ];
-  return {
-    fn, keys, argv: [
-      executionId, // execution_id
-    ]
-  };
-}
-
-/** Reads the reply of `ff_release_admission`; failure replies throw a ScriptError. */
-export function parseReleaseAdmission(reply: unknown): ReleaseAdmissionResult {
-  const fn = 'ff_release_admission';
-  const { status, fields } = readEnvelope(fn, reply);
-  switch (status) {
-    case 'OK': {
-      return { status: 'OK', result: fieldEnum(fn, 'result', fields, 0, ['released'] as const) };
-    }
-
-  }
-
-  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
@@ -298,12 +254,60 @@ export function parseReleaseAdmission(reply: unknown): ReleaseAdmissionResult {
  *
  * Lua function `ff_release_admission`.
  *
- * @throws ScriptError with code `invalid_input`.
- *
  * Deliberate deviations from the reference:
  * - The counter is decremented only when the execution was in the admitted set, so a second release (or a release of an execution never admitted) cannot free a slot held by another execution; the reference decremented a positive counter on every call.
  * - execution_id must be the execution of the guard key, and a stored counter that is not an integer is refused, before any write (invalid_input).
  * - Foreign KEYS (issue 11): a KEYS slot that names another quota policy or execution than the policy and execution of KEYS[1] (admitted) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
+export interface ReleaseAdmissionArgs {
+  readonly quotaPolicyId: QuotaPolicyId;
+  readonly executionId: ExecutionId;
+}
+
+/** Successful replies of {@link releaseAdmission}, discriminated on `status`. */
+export type ReleaseAdmissionResult = {
+  readonly status: 'OK';
+  readonly result: 'released';
+};
+
+/** Validates the arguments and builds the KEYS and ARGV of `ff_release_admission`, without sending anything. */
+export const buildReleaseAdmission: RequestBuilder<ReleaseAdmissionArgs> = (args, partitions) => {
+  const fn = 'ff_release_admission';
+  expectArgs(fn, args);
+  const quotaPolicyId = encodeId(fn, 'quota_policy_id', args.quotaPolicyId, parseQuotaPolicyId);
+  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
+  const tag = quotaTag(quotaPolicyId, partitions);
+  const quotaKeys = new QuotaKeys(tag, quotaPolicyId);
+  const keys = [
+    quotaKeys.admitted(executionId),
+    quotaKeys.admittedSet(),
+    quotaKeys.concurrency(),
+  ];
+  return {
+    fn,
+    keys,
+    argv: [
+      executionId,
+    ],
+  };
+};
+
+/** Reads the reply of `ff_release_admission`; failure replies throw a ScriptError. */
+export function parseReleaseAdmission(reply: unknown): ReleaseAdmissionResult {
+  const fn = 'ff_release_admission';
+  const { status, fields } = readEnvelope(fn, reply);
+  switch (status) {
+    case 'OK': {
+      return { status: 'OK', result: fieldEnum(fn, 'result', fields, 0, ['released'] as const) };
+    }
+  }
+  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
+}
+
+/**
+ * Calls `ff_release_admission` (see {@link ReleaseAdmissionArgs}) and reads its reply.
+ *
+ * @throws ScriptError with code `invalid_input`.
  */
 export function releaseAdmission(client: FunctionCaller, args: ReleaseAdmissionArgs): Promise<ReleaseAdmissionResult> {
   return client.call(buildReleaseAdmission(args, client.partitions), parseReleaseAdmission);

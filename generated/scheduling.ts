@@ -3,94 +3,27 @@
 // Scheduling: claim and reclaim grants, priority changes, progress reports and promotion
 // of delayed executions (scheduling.md).
 import { fieldInteger, fieldParsed, fieldText } from '../runtime/decode.js';
-import { encodeCapabilities, encodeId, encodeInteger, encodeText, expectArgs } from '../runtime/encode.js';
+import {
+  encodeCapabilities,
+  encodeId,
+  encodeInteger,
+  encodeText,
+  expectArgs,
+  type RequestBuilder,
+} from '../runtime/encode.js';
 import { ReplyParseError } from '../runtime/errors.js';
-import { executionTag, parseExecutionId, parseLaneId, parseLeaseId, type ExecutionId, type LaneId, type LeaseId } from '../runtime/ids.js';
-import { type PartitionConfig } from '../runtime/partition.js';
+import {
+  executionTag,
+  parseExecutionId,
+  parseLaneId,
+  parseLeaseId,
+  type ExecutionId,
+  type LaneId,
+  type LeaseId,
+} from '../runtime/ids.js';
 import { readEnvelope } from '../runtime/reply.js';
-import { type FcallRequest, type FunctionCaller } from '../runtime/transport.js';
+import type { FunctionCaller } from '../runtime/transport.js';
 import { ExecKeys, PartitionKeys } from './keys.js';
-
-/** Arguments of {@link issueClaimGrant}. */
-export interface IssueClaimGrantArgs {
-  readonly executionId: ExecutionId;
-  /** The logical worker the grant is for. */
-  readonly workerId: string;
-  /** The worker process or container. */
-  readonly workerInstanceId: string;
-  /** The execution's lane (pre-read from exec_core lane_id when unknown). */
-  readonly laneId: LaneId;
-  /** Opaque capability-snapshot hash; stored only. Default: ``. */
-  readonly capabilityHash?: string;
-  /** How long the grant lives. */
-  readonly grantTtlMs: number;
-  /** Opaque route decision; stored only. Default: ``. */
-  readonly routeSnapshotJson?: string;
-  /** Human-readable admission summary; stored only. Default: ``. */
-  readonly admissionSummary?: string;
-  /** The worker's capabilities; sent sorted, de-duplicated and comma-joined. Sent as the empty string when absent. */
-  readonly workerCapabilitiesCsv?: readonly string[];
-}
-
-/** Successful replies of {@link issueClaimGrant}, discriminated on `status`. */
-export type IssueClaimGrantResult = {
-  readonly status: 'OK';
-  readonly executionId: ExecutionId;
-};
-/** Error codes {@link issueClaimGrant} can fail with (as `ScriptError.code`). */
-export type IssueClaimGrantErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_eligible' | 'grant_already_exists' | 'execution_not_in_eligible_set' | 'invalid_capabilities' | 'capability_mismatch';
-
-/** Validates the arguments and builds the KEYS and ARGV of `ff_issue_claim_grant`, without sending anything. */
-export function buildIssueClaimGrant(args: IssueClaimGrantArgs, _partitions: PartitionConfig): FcallRequest {
-  const fn = 'ff_issue_claim_grant';
-  expectArgs(fn, args);
-  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const workerId = encodeText(fn, 'worker_id', args.workerId, { nonEmpty: true });
-  const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
-  const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
-  const capabilityHash = encodeText(fn, 'capability_hash', args.capabilityHash ?? '');
-  const grantTtlMs = args.grantTtlMs;
-  const grantTtlMsArg = encodeInteger(fn, 'grant_ttl_ms', grantTtlMs, 1);
-  const routeSnapshotJson = encodeText(fn, 'route_snapshot_json', args.routeSnapshotJson ?? '');
-  const admissionSummary = encodeText(fn, 'admission_summary', args.admissionSummary ?? '');
-  const workerCapabilitiesCsv = args.workerCapabilitiesCsv;
-  const workerCapabilitiesCsvArg = workerCapabilitiesCsv === undefined ? '' : encodeCapabilities(fn, 'worker_capabilities_csv', workerCapabilitiesCsv);
-  const tag = executionTag(executionId);
-  const execKeys = new ExecKeys(executionId);
-  const partitionKeys = new PartitionKeys(tag);
-  const keys = [
-    execKeys.core(), // core
-    execKeys.claimGrant(), // claim_grant
-    partitionKeys.laneEligible(laneId), // eligible_zset
-  ];
-  return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      workerId, // worker_id
-      workerInstanceId, // worker_instance_id
-      laneId, // lane_id
-      capabilityHash, // capability_hash
-      grantTtlMsArg, // grant_ttl_ms
-      routeSnapshotJson, // route_snapshot_json
-      admissionSummary, // admission_summary
-      workerCapabilitiesCsvArg, // worker_capabilities_csv
-    ]
-  };
-}
-
-/** Reads the reply of `ff_issue_claim_grant`; failure replies throw a ScriptError. */
-export function parseIssueClaimGrant(reply: unknown): IssueClaimGrantResult {
-  const fn = 'ff_issue_claim_grant';
-  const { status, fields } = readEnvelope(fn, reply);
-  switch (status) {
-    case 'OK': {
-      return { status: 'OK', executionId: fieldParsed(fn, 'execution_id', fields, 0, parseExecutionId) };
-    }
-
-  }
-
-  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
-}
 
 /**
  * Reserves one eligible execution for one worker by writing a short-lived claim grant,
@@ -101,17 +34,106 @@ export function parseIssueClaimGrant(reply: unknown): IssueClaimGrantResult {
  *
  * Lua function `ff_issue_claim_grant`.
  *
- * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_eligible`, `grant_already_exists`, `execution_not_in_eligible_set`, `invalid_capabilities`, `capability_mismatch`.
- *
  * Deliberate deviations from the reference:
  * - grant_ttl_ms must be a positive integer (invalid_input otherwise); the reference accepts any number, including negative ones.
  * - Foreign KEYS (issue 11): a KEYS slot that names another execution than the call's execution_id (the lane's eligible index is only read: another lane's answers execution_not_in_eligible_set) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
+export interface IssueClaimGrantArgs {
+  readonly executionId: ExecutionId;
+  /** The logical worker the grant is for. */
+  readonly workerId: string;
+  /** The worker process or container. */
+  readonly workerInstanceId: string;
+  /** The execution's lane (pre-read from exec_core lane_id when unknown). */
+  readonly laneId: LaneId;
+  /** Opaque capability-snapshot hash; stored only. Default: the empty string. */
+  readonly capabilityHash?: string;
+  /** How long the grant lives. */
+  readonly grantTtlMs: number;
+  /** Opaque route decision; stored only. Default: the empty string. */
+  readonly routeSnapshotJson?: string;
+  /** Human-readable admission summary; stored only. Default: the empty string. */
+  readonly admissionSummary?: string;
+  /** The worker's capabilities; sent sorted, de-duplicated and comma-joined. Sent as the empty string when absent. */
+  readonly workerCapabilitiesCsv?: readonly string[];
+}
+
+/** Successful replies of {@link issueClaimGrant}, discriminated on `status`. */
+export type IssueClaimGrantResult = {
+  readonly status: 'OK';
+  readonly executionId: ExecutionId;
+};
+
+/** Validates the arguments and builds the KEYS and ARGV of `ff_issue_claim_grant`, without sending anything. */
+export const buildIssueClaimGrant: RequestBuilder<IssueClaimGrantArgs> = (args) => {
+  const fn = 'ff_issue_claim_grant';
+  expectArgs(fn, args);
+  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
+  const workerId = encodeText(fn, 'worker_id', args.workerId, { nonEmpty: true });
+  const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
+  const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
+  const capabilityHash = encodeText(fn, 'capability_hash', args.capabilityHash ?? '');
+  const grantTtlMs = encodeInteger(fn, 'grant_ttl_ms', args.grantTtlMs, 1);
+  const routeSnapshotJson = encodeText(fn, 'route_snapshot_json', args.routeSnapshotJson ?? '');
+  const admissionSummary = encodeText(fn, 'admission_summary', args.admissionSummary ?? '');
+  const workerCapabilitiesCsv = args.workerCapabilitiesCsv === undefined ? '' : encodeCapabilities(fn, 'worker_capabilities_csv', args.workerCapabilitiesCsv);
+  const tag = executionTag(executionId);
+  const execKeys = new ExecKeys(executionId);
+  const partitionKeys = new PartitionKeys(tag);
+  const keys = [
+    execKeys.core(),
+    execKeys.claimGrant(),
+    partitionKeys.laneEligible(laneId), // eligible_zset
+  ];
+  return {
+    fn,
+    keys,
+    argv: [
+      executionId,
+      workerId,
+      workerInstanceId,
+      laneId,
+      capabilityHash,
+      grantTtlMs,
+      routeSnapshotJson,
+      admissionSummary,
+      workerCapabilitiesCsv,
+    ],
+  };
+};
+
+/** Reads the reply of `ff_issue_claim_grant`; failure replies throw a ScriptError. */
+export function parseIssueClaimGrant(reply: unknown): IssueClaimGrantResult {
+  const fn = 'ff_issue_claim_grant';
+  const { status, fields } = readEnvelope(fn, reply);
+  switch (status) {
+    case 'OK': {
+      return { status: 'OK', executionId: fieldParsed(fn, 'execution_id', fields, 0, parseExecutionId) };
+    }
+  }
+  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
+}
+
+/**
+ * Calls `ff_issue_claim_grant` (see {@link IssueClaimGrantArgs}) and reads its reply.
+ *
+ * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_eligible`, `grant_already_exists`, `execution_not_in_eligible_set`, `invalid_capabilities`, `capability_mismatch`.
  */
 export function issueClaimGrant(client: FunctionCaller, args: IssueClaimGrantArgs): Promise<IssueClaimGrantResult> {
   return client.call(buildIssueClaimGrant(args, client.partitions), parseIssueClaimGrant);
 }
 
-/** Arguments of {@link changePriority}. */
+/**
+ * Operator operation: sets a new priority (clamped to 0..9000) on an execution that is
+ * currently eligible and re-scores it in its lane's eligible index (higher priority
+ * first, then oldest first). Works while a claim grant is outstanding.
+ *
+ * Lua function `ff_change_priority`.
+ *
+ * Deliberate deviations from the reference:
+ * - execution_id must match the execution in the core key (invalid_input): it is the member re-scored in the eligible index.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane or execution than exec_core's lane_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface ChangePriorityArgs {
   /** exec_core lane_id, pre-read ("default" when missing). */
   readonly laneId: LaneId;
@@ -126,31 +148,30 @@ export type ChangePriorityResult = {
   readonly oldPriority: number;
   readonly newPriority: number;
 };
-/** Error codes {@link changePriority} can fail with (as `ScriptError.code`). */
-export type ChangePriorityErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_eligible';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_change_priority`, without sending anything. */
-export function buildChangePriority(args: ChangePriorityArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildChangePriority: RequestBuilder<ChangePriorityArgs> = (args) => {
   const fn = 'ff_change_priority';
   expectArgs(fn, args);
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const newPriority = args.newPriority;
-  const newPriorityArg = encodeInteger(fn, 'new_priority', newPriority);
+  const newPriority = encodeInteger(fn, 'new_priority', args.newPriority);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
+    execKeys.core(),
     partitionKeys.laneEligible(laneId), // eligible_zset
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      newPriorityArg, // new_priority
-    ]
+    fn,
+    keys,
+    argv: [
+      executionId,
+      newPriority,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_change_priority`; failure replies throw a ScriptError. */
 export function parseChangePriority(reply: unknown): ChangePriorityResult {
@@ -158,32 +179,35 @@ export function parseChangePriority(reply: unknown): ChangePriorityResult {
   const { status, fields } = readEnvelope(fn, reply);
   switch (status) {
     case 'OK': {
-      return { status: 'OK', oldPriority: fieldInteger(fn, 'old_priority', fields, 0), newPriority: fieldInteger(fn, 'new_priority', fields, 1) };
+      return {
+        status: 'OK',
+        oldPriority: fieldInteger(fn, 'old_priority', fields, 0),
+        newPriority: fieldInteger(fn, 'new_priority', fields, 1),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Operator operation: sets a new priority (clamped to 0..9000) on an execution that is
- * currently eligible and re-scores it in its lane's eligible index (higher priority
- * first, then oldest first). Works while a claim grant is outstanding.
- *
- * Lua function `ff_change_priority`.
+ * Calls `ff_change_priority` (see {@link ChangePriorityArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_eligible`.
- *
- * Deliberate deviations from the reference:
- * - execution_id must match the execution in the core key (invalid_input): it is the member re-scored in the eligible index.
- * - Foreign KEYS (issue 11): a KEYS slot that names another lane or execution than exec_core's lane_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function changePriority(client: FunctionCaller, args: ChangePriorityArgs): Promise<ChangePriorityResult> {
   return client.call(buildChangePriority(args, client.partitions), parseChangePriority);
 }
 
-/** Arguments of {@link updateProgress}. */
+/**
+ * The lease holder records a progress percentage and/or message on the execution
+ * record (lease id and epoch are checked; the attempt id is not). An absent value
+ * leaves the stored one unchanged. No index changes.
+ *
+ * Lua function `ff_update_progress`.
+ *
+ * Deliberate deviations from the reference:
+ * - progress_pct, when given, must be an integer in 0..100 (invalid_input); the reference stored any text verbatim.
+ */
 export interface UpdateProgressArgs {
   readonly executionId: ExecutionId;
   readonly leaseId: LeaseId;
@@ -198,34 +222,32 @@ export interface UpdateProgressArgs {
 export type UpdateProgressResult = {
   readonly status: 'OK';
 };
-/** Error codes {@link updateProgress} can fail with (as `ScriptError.code`). */
-export type UpdateProgressErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_active' | 'lease_revoked' | 'lease_expired' | 'stale_lease';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_update_progress`, without sending anything. */
-export function buildUpdateProgress(args: UpdateProgressArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildUpdateProgress: RequestBuilder<UpdateProgressArgs> = (args) => {
   const fn = 'ff_update_progress';
   expectArgs(fn, args);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
   const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
-  const leaseEpoch = args.leaseEpoch;
-  const leaseEpochArg = encodeInteger(fn, 'lease_epoch', leaseEpoch, 0);
-  const progressPct = args.progressPct;
-  const progressPctArg = progressPct === undefined ? '' : encodeInteger(fn, 'progress_pct', progressPct, 0, 100);
-  const progressMessage = args.progressMessage === undefined ? undefined : encodeText(fn, 'progress_message', args.progressMessage);
+  const leaseEpoch = encodeInteger(fn, 'lease_epoch', args.leaseEpoch, 0);
+  const progressPct = args.progressPct === undefined ? '' : encodeInteger(fn, 'progress_pct', args.progressPct, 0, 100);
+  const progressMessage = args.progressMessage === undefined ? '' : encodeText(fn, 'progress_message', args.progressMessage);
   const execKeys = new ExecKeys(executionId);
   const keys = [
-    execKeys.core(), // core
+    execKeys.core(),
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      leaseId, // lease_id
-      leaseEpochArg, // lease_epoch
-      progressPctArg, // progress_pct
-      progressMessage ?? '', // progress_message
-    ]
+    fn,
+    keys,
+    argv: [
+      executionId,
+      leaseId,
+      leaseEpoch,
+      progressPct,
+      progressMessage,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_update_progress`; failure replies throw a ScriptError. */
 export function parseUpdateProgress(reply: unknown): UpdateProgressResult {
@@ -235,29 +257,34 @@ export function parseUpdateProgress(reply: unknown): UpdateProgressResult {
     case 'OK': {
       return { status: 'OK' };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * The lease holder records a progress percentage and/or message on the execution
- * record (lease id and epoch are checked; the attempt id is not). An absent value
- * leaves the stored one unchanged. No index changes.
- *
- * Lua function `ff_update_progress`.
+ * Calls `ff_update_progress` (see {@link UpdateProgressArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_active`, `lease_revoked`, `lease_expired`, `stale_lease`.
- *
- * Deliberate deviations from the reference:
- * - progress_pct, when given, must be an integer in 0..100 (invalid_input); the reference stored any text verbatim.
  */
 export function updateProgress(client: FunctionCaller, args: UpdateProgressArgs): Promise<UpdateProgressResult> {
   return client.call(buildUpdateProgress(args, client.partitions), parseUpdateProgress);
 }
 
-/** Arguments of {@link promoteDelayed}. */
+/**
+ * Called by the delayed-promoter scanner for each due member of a lane's delayed index:
+ * moves the execution from not_eligible_until_time to eligible_now and from the delayed
+ * to the eligible index (scored by priority and creation time). attempt_state is kept,
+ * so the next claim still knows whether it is a first attempt, a retry or a resume.
+ * Stale index entries (missing, not runnable, not delayed) are removed. Uses the
+ * caller's clock (now_ms), for the due check and the timestamps written.
+ *
+ * Lua function `ff_promote_delayed`.
+ *
+ * Deliberate deviations from the reference:
+ * - now_ms must be an integer and execution_id must match the core key (invalid_input).
+ * - An empty or non-numeric exec_core delay_until (left by resume-with-delay) falls back to the execution's score in the delayed index, and counts as due when that is missing too; the reference raised a Lua runtime error, so such an execution was never promoted.
+ * - Foreign KEYS (issue 11): a KEYS slot that names another lane or execution than exec_core's lane_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface PromoteDelayedArgs {
   /** exec_core lane_id (the scanner knows it from the lane it scans). */
   readonly laneId: LaneId;
@@ -283,32 +310,31 @@ export type PromoteDelayedResult =
   | {
     readonly status: 'not_delayed_cleaned';
   };
-/** Error codes {@link promoteDelayed} can fail with (as `ScriptError.code`). */
-export type PromoteDelayedErrorCode = 'invalid_input';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_promote_delayed`, without sending anything. */
-export function buildPromoteDelayed(args: PromoteDelayedArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildPromoteDelayed: RequestBuilder<PromoteDelayedArgs> = (args) => {
   const fn = 'ff_promote_delayed';
   expectArgs(fn, args);
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const nowMs = args.nowMs;
-  const nowMsArg = encodeInteger(fn, 'now_ms', nowMs, 0);
+  const nowMs = encodeInteger(fn, 'now_ms', args.nowMs, 0);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
+    execKeys.core(),
     partitionKeys.laneDelayed(laneId), // delayed_zset
     partitionKeys.laneEligible(laneId), // eligible_zset
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      nowMsArg, // now_ms
-    ]
+    fn,
+    keys,
+    argv: [
+      executionId,
+      nowMs,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_promote_delayed`; failure replies throw a ScriptError. */
 export function parsePromoteDelayed(reply: unknown): PromoteDelayedResult {
@@ -321,133 +347,32 @@ export function parsePromoteDelayed(reply: unknown): PromoteDelayedResult {
         case 'promoted': {
           return { status: 'promoted' };
         }
-
         case 'not_yet_due': {
           return { status: 'not_yet_due' };
         }
-
         case 'not_found_cleaned': {
           return { status: 'not_found_cleaned' };
         }
-
         case 'not_runnable_cleaned': {
           return { status: 'not_runnable_cleaned' };
         }
-
         case 'not_delayed_cleaned': {
           return { status: 'not_delayed_cleaned' };
         }
-
       }
-
       throw new ReplyParseError(fn, 'sub_status', `unexpected sub-status ${subStatus} for ${status}`);
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Called by the delayed-promoter scanner for each due member of a lane's delayed index:
- * moves the execution from not_eligible_until_time to eligible_now and from the delayed
- * to the eligible index (scored by priority and creation time). attempt_state is kept,
- * so the next claim still knows whether it is a first attempt, a retry or a resume.
- * Stale index entries (missing, not runnable, not delayed) are removed. Uses the
- * caller's clock (now_ms), for the due check and the timestamps written.
- *
- * Lua function `ff_promote_delayed`.
+ * Calls `ff_promote_delayed` (see {@link PromoteDelayedArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`.
- *
- * Deliberate deviations from the reference:
- * - now_ms must be an integer and execution_id must match the core key (invalid_input).
- * - An empty or non-numeric exec_core delay_until (left by resume-with-delay) falls back to the execution's score in the delayed index, and counts as due when that is missing too; the reference raised a Lua runtime error, so such an execution was never promoted.
- * - Foreign KEYS (issue 11): a KEYS slot that names another lane or execution than exec_core's lane_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function promoteDelayed(client: FunctionCaller, args: PromoteDelayedArgs): Promise<PromoteDelayedResult> {
   return client.call(buildPromoteDelayed(args, client.partitions), parsePromoteDelayed);
-}
-
-/** Arguments of {@link issueReclaimGrant}. */
-export interface IssueReclaimGrantArgs {
-  readonly executionId: ExecutionId;
-  /** The logical worker the grant is for. */
-  readonly workerId: string;
-  /** The worker process or container. */
-  readonly workerInstanceId: string;
-  /** The execution's lane; stored in the grant only. */
-  readonly laneId: LaneId;
-  /** Opaque capability-snapshot hash; stored only. Default: ``. */
-  readonly capabilityHash?: string;
-  /** How long the grant lives. */
-  readonly grantTtlMs: number;
-  /** Opaque route decision; stored only. Default: ``. */
-  readonly routeSnapshotJson?: string;
-  /** Human-readable admission summary; stored only. Default: ``. */
-  readonly admissionSummary?: string;
-  /** The worker's capabilities; sent sorted, de-duplicated and comma-joined. Sent as the empty string when absent. */
-  readonly workerCapabilitiesCsv?: readonly string[];
-}
-
-/** Successful replies of {@link issueReclaimGrant}, discriminated on `status`. */
-export type IssueReclaimGrantResult = {
-  readonly status: 'OK';
-  readonly executionId: ExecutionId;
-};
-/** Error codes {@link issueReclaimGrant} can fail with (as `ScriptError.code`). */
-export type IssueReclaimGrantErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_reclaimable' | 'grant_already_exists' | 'invalid_capabilities' | 'capability_mismatch';
-
-/** Validates the arguments and builds the KEYS and ARGV of `ff_issue_reclaim_grant`, without sending anything. */
-export function buildIssueReclaimGrant(args: IssueReclaimGrantArgs, _partitions: PartitionConfig): FcallRequest {
-  const fn = 'ff_issue_reclaim_grant';
-  expectArgs(fn, args);
-  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const workerId = encodeText(fn, 'worker_id', args.workerId, { nonEmpty: true });
-  const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
-  const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
-  const capabilityHash = encodeText(fn, 'capability_hash', args.capabilityHash ?? '');
-  const grantTtlMs = args.grantTtlMs;
-  const grantTtlMsArg = encodeInteger(fn, 'grant_ttl_ms', grantTtlMs, 1);
-  const routeSnapshotJson = encodeText(fn, 'route_snapshot_json', args.routeSnapshotJson ?? '');
-  const admissionSummary = encodeText(fn, 'admission_summary', args.admissionSummary ?? '');
-  const workerCapabilitiesCsv = args.workerCapabilitiesCsv;
-  const workerCapabilitiesCsvArg = workerCapabilitiesCsv === undefined ? '' : encodeCapabilities(fn, 'worker_capabilities_csv', workerCapabilitiesCsv);
-  const tag = executionTag(executionId);
-  const execKeys = new ExecKeys(executionId);
-  const partitionKeys = new PartitionKeys(tag);
-  const keys = [
-    execKeys.core(), // core
-    execKeys.claimGrant(), // claim_grant
-    partitionKeys.leaseExpiry(), // lease_expiry
-  ];
-  return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      workerId, // worker_id
-      workerInstanceId, // worker_instance_id
-      laneId, // lane_id
-      capabilityHash, // capability_hash
-      grantTtlMsArg, // grant_ttl_ms
-      routeSnapshotJson, // route_snapshot_json
-      admissionSummary, // admission_summary
-      workerCapabilitiesCsvArg, // worker_capabilities_csv
-    ]
-  };
-}
-
-/** Reads the reply of `ff_issue_reclaim_grant`; failure replies throw a ScriptError. */
-export function parseIssueReclaimGrant(reply: unknown): IssueReclaimGrantResult {
-  const fn = 'ff_issue_reclaim_grant';
-  const { status, fields } = readEnvelope(fn, reply);
-  switch (status) {
-    case 'OK': {
-      return { status: 'OK', executionId: fieldParsed(fn, 'execution_id', fields, 0, parseExecutionId) };
-    }
-
-  }
-
-  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
@@ -458,11 +383,90 @@ export function parseIssueReclaimGrant(reply: unknown): IssueReclaimGrantResult 
  *
  * Lua function `ff_issue_reclaim_grant`.
  *
- * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_reclaimable`, `grant_already_exists`, `invalid_capabilities`, `capability_mismatch`.
- *
  * Deliberate deviations from the reference:
  * - grant_ttl_ms must be a positive integer and worker_id non-empty (invalid_input); the reference accepted any number (a fractional TTL left a grant without expiry) and wrote a grant with no payload when execution_id was missing.
  * - Foreign KEYS (issue 11): a KEYS slot that names another execution than the call's execution_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
+export interface IssueReclaimGrantArgs {
+  readonly executionId: ExecutionId;
+  /** The logical worker the grant is for. */
+  readonly workerId: string;
+  /** The worker process or container. */
+  readonly workerInstanceId: string;
+  /** The execution's lane; stored in the grant only. */
+  readonly laneId: LaneId;
+  /** Opaque capability-snapshot hash; stored only. Default: the empty string. */
+  readonly capabilityHash?: string;
+  /** How long the grant lives. */
+  readonly grantTtlMs: number;
+  /** Opaque route decision; stored only. Default: the empty string. */
+  readonly routeSnapshotJson?: string;
+  /** Human-readable admission summary; stored only. Default: the empty string. */
+  readonly admissionSummary?: string;
+  /** The worker's capabilities; sent sorted, de-duplicated and comma-joined. Sent as the empty string when absent. */
+  readonly workerCapabilitiesCsv?: readonly string[];
+}
+
+/** Successful replies of {@link issueReclaimGrant}, discriminated on `status`. */
+export type IssueReclaimGrantResult = {
+  readonly status: 'OK';
+  readonly executionId: ExecutionId;
+};
+
+/** Validates the arguments and builds the KEYS and ARGV of `ff_issue_reclaim_grant`, without sending anything. */
+export const buildIssueReclaimGrant: RequestBuilder<IssueReclaimGrantArgs> = (args) => {
+  const fn = 'ff_issue_reclaim_grant';
+  expectArgs(fn, args);
+  const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
+  const workerId = encodeText(fn, 'worker_id', args.workerId, { nonEmpty: true });
+  const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
+  const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
+  const capabilityHash = encodeText(fn, 'capability_hash', args.capabilityHash ?? '');
+  const grantTtlMs = encodeInteger(fn, 'grant_ttl_ms', args.grantTtlMs, 1);
+  const routeSnapshotJson = encodeText(fn, 'route_snapshot_json', args.routeSnapshotJson ?? '');
+  const admissionSummary = encodeText(fn, 'admission_summary', args.admissionSummary ?? '');
+  const workerCapabilitiesCsv = args.workerCapabilitiesCsv === undefined ? '' : encodeCapabilities(fn, 'worker_capabilities_csv', args.workerCapabilitiesCsv);
+  const tag = executionTag(executionId);
+  const execKeys = new ExecKeys(executionId);
+  const partitionKeys = new PartitionKeys(tag);
+  const keys = [
+    execKeys.core(),
+    execKeys.claimGrant(),
+    partitionKeys.leaseExpiry(),
+  ];
+  return {
+    fn,
+    keys,
+    argv: [
+      executionId,
+      workerId,
+      workerInstanceId,
+      laneId,
+      capabilityHash,
+      grantTtlMs,
+      routeSnapshotJson,
+      admissionSummary,
+      workerCapabilitiesCsv,
+    ],
+  };
+};
+
+/** Reads the reply of `ff_issue_reclaim_grant`; failure replies throw a ScriptError. */
+export function parseIssueReclaimGrant(reply: unknown): IssueReclaimGrantResult {
+  const fn = 'ff_issue_reclaim_grant';
+  const { status, fields } = readEnvelope(fn, reply);
+  switch (status) {
+    case 'OK': {
+      return { status: 'OK', executionId: fieldParsed(fn, 'execution_id', fields, 0, parseExecutionId) };
+    }
+  }
+  throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
+}
+
+/**
+ * Calls `ff_issue_reclaim_grant` (see {@link IssueReclaimGrantArgs}) and reads its reply.
+ *
+ * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_reclaimable`, `grant_already_exists`, `invalid_capabilities`, `capability_mismatch`.
  */
 export function issueReclaimGrant(client: FunctionCaller, args: IssueReclaimGrantArgs): Promise<IssueReclaimGrantResult> {
   return client.call(buildIssueReclaimGrant(args, client.partitions), parseIssueReclaimGrant);

@@ -5,15 +5,54 @@
 // waitpoint, and the resumed claim that hands the paused attempt to a worker again
 // (suspension.md §8-10, model.md §4.8, §8).
 import { fieldEnum, fieldInteger, fieldParsed } from '../runtime/decode.js';
-import { encodeEnum, encodeId, encodeInteger, encodeText, expectArgs } from '../runtime/encode.js';
+import {
+  checkInteger,
+  encodeEnum,
+  encodeId,
+  encodeInteger,
+  encodeText,
+  expectArgs,
+  type RequestBuilder,
+} from '../runtime/encode.js';
 import { ReplyParseError } from '../runtime/errors.js';
-import { executionTag, parseAttemptId, parseExecutionId, parseLaneId, parseLeaseId, parseSignalId, parseWaitpointId, type AttemptId, type ExecutionId, type LaneId, type LeaseId, type SignalId, type WaitpointId } from '../runtime/ids.js';
-import { type PartitionConfig } from '../runtime/partition.js';
+import {
+  executionTag,
+  parseAttemptId,
+  parseExecutionId,
+  parseLaneId,
+  parseLeaseId,
+  parseSignalId,
+  parseWaitpointId,
+  type AttemptId,
+  type ExecutionId,
+  type LaneId,
+  type LeaseId,
+  type SignalId,
+  type WaitpointId,
+} from '../runtime/ids.js';
 import { readEnvelope } from '../runtime/reply.js';
-import { type FcallRequest, type FunctionCaller } from '../runtime/transport.js';
+import type { FunctionCaller } from '../runtime/transport.js';
 import { ExecKeys, PartitionKeys } from './keys.js';
 
-/** Arguments of {@link deliverSignal}. */
+/**
+ * Delivers a signal to a waitpoint. The waitpoint token is checked before anything
+ * about the execution or waitpoint state is revealed. Then the state gate, the
+ * per-execution signal limit and the idempotency key; the signal is recorded, offered to
+ * the resume condition's matchers and, when the condition becomes satisfied, the
+ * waitpoint, condition and suspension close and the suspended execution becomes
+ * runnable (eligible now, or delayed by resume_delay_ms). A repeated idempotency key
+ * within its window answers DUPLICATE with the first signal's id and writes nothing.
+ *
+ * Lua function `ff_deliver_signal`.
+ *
+ * Deliberate deviations from the reference:
+ * - Payloads over 65536 bytes answer payload_too_large, checked with the other arguments before anything is read; the reference names the code but never enforces a limit.
+ * - ARGV is validated before anything is read (invalid_input for non-integer numbers); an empty resume_delay_ms, signal_maxlen or max_signals_per_execution takes its default. The reference raised Lua runtime errors, some after the signal was recorded.
+ * - A waitpoint of another execution (its execution_id differs from ARGV 2) answers invalid_token like a missing one; the reference accepted it, so a token for one execution's waitpoint could resume another execution.
+ * - The execution is resumed only when the satisfied waitpoint is its current one (exec_core current_waitpoint_id), and only the suspension record of that waitpoint is closed (and stamped with last_signal_at) and its timeout entry removed; the reference wrote to whatever suspension record was current.
+ * - KEYS must belong to the arguments (execution, waitpoint, signal and idempotency keys) and, for a suspended execution, the lane keys to exec_core lane_id; otherwise invalid_input before any write. With hand-built KEYS the reference could authenticate against one waitpoint and update another's condition.
+ * - A delayed resume also writes exec_core delay_until (now + resume_delay_ms) so the delayed promoter can promote it.
+ */
 export interface DeliverSignalArgs {
   /** The execution's lane (exec_core lane_id, pre-read; see operations/waitpoints.ts). */
   readonly laneId: LaneId;
@@ -64,11 +103,9 @@ export type DeliverSignalResult =
     readonly status: 'DUPLICATE';
     readonly existingSignalId: SignalId;
   };
-/** Error codes {@link deliverSignal} can fail with (as `ScriptError.code`). */
-export type DeliverSignalErrorCode = 'invalid_input' | 'payload_too_large' | 'execution_not_found' | 'invalid_keys_missing_hmac' | 'missing_token' | 'invalid_token' | 'hmac_secret_not_initialized' | 'token_expired' | 'invalid_secret' | 'target_not_signalable' | 'waitpoint_pending_use_buffer_script' | 'waitpoint_not_found' | 'waitpoint_closed' | 'signal_limit_exceeded';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_deliver_signal`, without sending anything. */
-export function buildDeliverSignal(args: DeliverSignalArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildDeliverSignal: RequestBuilder<DeliverSignalArgs> = (args) => {
   const fn = 'ff_deliver_signal';
   expectArgs(fn, args);
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
@@ -79,35 +116,30 @@ export function buildDeliverSignal(args: DeliverSignalArgs, _partitions: Partiti
   const signalCategory = encodeText(fn, 'signal_category', args.signalCategory);
   const sourceType = encodeText(fn, 'source_type', args.sourceType);
   const sourceIdentity = encodeText(fn, 'source_identity', args.sourceIdentity);
-  const payload = args.payload === undefined ? undefined : encodeText(fn, 'payload', args.payload);
+  const payload = args.payload === undefined ? '' : encodeText(fn, 'payload', args.payload);
   const payloadEncoding = encodeText(fn, 'payload_encoding', args.payloadEncoding ?? 'json');
   const idempotencyKey = args.idempotencyKey === undefined ? undefined : encodeText(fn, 'idempotency_key', args.idempotencyKey, { keySafe: true });
-  const correlationId = args.correlationId === undefined ? undefined : encodeText(fn, 'correlation_id', args.correlationId);
-  const targetScope = encodeEnum(fn, 'target_scope', args.targetScope ?? 'waitpoint', ['waitpoint', 'execution']) as 'waitpoint' | 'execution';
-  const createdAt = args.createdAt;
-  const createdAtArg = createdAt === undefined ? '' : encodeInteger(fn, 'created_at', createdAt, 0);
-  const dedupTtlMs = args.dedupTtlMs ?? 86400000;
-  const dedupTtlMsArg = encodeInteger(fn, 'dedup_ttl_ms', dedupTtlMs, 0);
-  const resumeDelayMs = args.resumeDelayMs ?? 0;
-  const resumeDelayMsArg = encodeInteger(fn, 'resume_delay_ms', resumeDelayMs, 0);
-  const signalMaxlen = args.signalMaxlen ?? 1000;
-  const signalMaxlenArg = encodeInteger(fn, 'signal_maxlen', signalMaxlen, 0);
-  const maxSignalsPerExecution = args.maxSignalsPerExecution ?? 10000;
-  const maxSignalsPerExecutionArg = encodeInteger(fn, 'max_signals_per_execution', maxSignalsPerExecution, 0);
+  const correlationId = args.correlationId === undefined ? '' : encodeText(fn, 'correlation_id', args.correlationId);
+  const targetScope = encodeEnum(fn, 'target_scope', args.targetScope ?? 'waitpoint', ['waitpoint', 'execution']);
+  const createdAt = args.createdAt === undefined ? '' : encodeInteger(fn, 'created_at', args.createdAt, 0);
+  const dedupTtlMs = encodeInteger(fn, 'dedup_ttl_ms', args.dedupTtlMs ?? 86400000, 0);
+  const resumeDelayMs = encodeInteger(fn, 'resume_delay_ms', args.resumeDelayMs ?? 0, 0);
+  const signalMaxlen = encodeInteger(fn, 'signal_maxlen', args.signalMaxlen ?? 1000, 0);
+  const maxSignalsPerExecution = encodeInteger(fn, 'max_signals_per_execution', args.maxSignalsPerExecution ?? 10000, 0);
   const waitpointToken = encodeText(fn, 'waitpoint_token', args.waitpointToken);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
+    execKeys.core(),
     partitionKeys.waitpointCondition(waitpointId), // wp_condition
     partitionKeys.waitpointSignals(waitpointId), // wp_signals_stream
     execKeys.execSignals(), // exec_signals_zset
     partitionKeys.signal(signalId), // signal_hash
-    partitionKeys.signalPayload(signalId), // signal_payload
+    partitionKeys.signalPayload(signalId),
     (idempotencyKey !== undefined && idempotencyKey !== '') ? partitionKeys.signalDedup(waitpointId, idempotencyKey) : partitionKeys.noop(), // idem_key
     partitionKeys.waitpoint(waitpointId), // waitpoint_hash
-    execKeys.suspensionCurrent(), // suspension_current
+    execKeys.suspensionCurrent(),
     partitionKeys.laneEligible(laneId), // eligible_zset
     partitionKeys.laneSuspended(laneId), // suspended_zset
     partitionKeys.laneDelayed(laneId), // delayed_zset
@@ -115,28 +147,30 @@ export function buildDeliverSignal(args: DeliverSignalArgs, _partitions: Partiti
     partitionKeys.waitpointHmacSecrets(), // hmac_secrets
   ];
   return {
-    fn, keys, argv: [
-      signalId, // signal_id
-      executionId, // execution_id
-      waitpointId, // waitpoint_id
-      signalName, // signal_name
-      signalCategory, // signal_category
-      sourceType, // source_type
-      sourceIdentity, // source_identity
-      payload ?? '', // payload
-      payloadEncoding, // payload_encoding
-      idempotencyKey ?? '', // idempotency_key
-      correlationId ?? '', // correlation_id
-      targetScope, // target_scope
-      createdAtArg, // created_at
-      dedupTtlMsArg, // dedup_ttl_ms
-      resumeDelayMsArg, // resume_delay_ms
-      signalMaxlenArg, // signal_maxlen
-      maxSignalsPerExecutionArg, // max_signals_per_execution
-      waitpointToken, // waitpoint_token
-    ]
+    fn,
+    keys,
+    argv: [
+      signalId,
+      executionId,
+      waitpointId,
+      signalName,
+      signalCategory,
+      sourceType,
+      sourceIdentity,
+      payload,
+      payloadEncoding,
+      idempotencyKey ?? '',
+      correlationId,
+      targetScope,
+      createdAt,
+      dedupTtlMs,
+      resumeDelayMs,
+      signalMaxlen,
+      maxSignalsPerExecution,
+      waitpointToken,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_deliver_signal`; failure replies throw a ScriptError. */
 export function parseDeliverSignal(reply: unknown): DeliverSignalResult {
@@ -144,44 +178,46 @@ export function parseDeliverSignal(reply: unknown): DeliverSignalResult {
   const { status, fields } = readEnvelope(fn, reply);
   switch (status) {
     case 'OK': {
-      return { status: 'OK', signalId: fieldParsed(fn, 'signal_id', fields, 0, parseSignalId), effect: fieldEnum(fn, 'effect', fields, 1, ['resume_condition_satisfied', 'appended_to_waitpoint', 'no_op'] as const) };
+      return {
+        status: 'OK',
+        signalId: fieldParsed(fn, 'signal_id', fields, 0, parseSignalId),
+        effect: fieldEnum(fn, 'effect', fields, 1, ['resume_condition_satisfied', 'appended_to_waitpoint', 'no_op'] as const),
+      };
     }
-
     case 'DUPLICATE': {
-      return { status: 'DUPLICATE', existingSignalId: fieldParsed(fn, 'existing_signal_id', fields, 0, parseSignalId) };
+      return {
+        status: 'DUPLICATE',
+        existingSignalId: fieldParsed(fn, 'existing_signal_id', fields, 0, parseSignalId),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Delivers a signal to a waitpoint. The waitpoint token is checked before anything
- * about the execution or waitpoint state is revealed. Then the state gate, the
- * per-execution signal limit and the idempotency key; the signal is recorded, offered to
- * the resume condition's matchers and, when the condition becomes satisfied, the
- * waitpoint, condition and suspension close and the suspended execution becomes
- * runnable (eligible now, or delayed by resume_delay_ms). A repeated idempotency key
- * within its window answers DUPLICATE with the first signal's id and writes nothing.
- *
- * Lua function `ff_deliver_signal`.
+ * Calls `ff_deliver_signal` (see {@link DeliverSignalArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `payload_too_large`, `execution_not_found`, `invalid_keys_missing_hmac`, `missing_token`, `invalid_token`, `hmac_secret_not_initialized`, `token_expired`, `invalid_secret`, `target_not_signalable`, `waitpoint_pending_use_buffer_script`, `waitpoint_not_found`, `waitpoint_closed`, `signal_limit_exceeded`.
- *
- * Deliberate deviations from the reference:
- * - Payloads over 65536 bytes answer payload_too_large, checked with the other arguments before anything is read; the reference names the code but never enforces a limit.
- * - ARGV is validated before anything is read (invalid_input for non-integer numbers); an empty resume_delay_ms, signal_maxlen or max_signals_per_execution takes its default. The reference raised Lua runtime errors, some after the signal was recorded.
- * - A waitpoint of another execution (its execution_id differs from ARGV 2) answers invalid_token like a missing one; the reference accepted it, so a token for one execution's waitpoint could resume another execution.
- * - The execution is resumed only when the satisfied waitpoint is its current one (exec_core current_waitpoint_id), and only the suspension record of that waitpoint is closed (and stamped with last_signal_at) and its timeout entry removed; the reference wrote to whatever suspension record was current.
- * - KEYS must belong to the arguments (execution, waitpoint, signal and idempotency keys) and, for a suspended execution, the lane keys to exec_core lane_id; otherwise invalid_input before any write. With hand-built KEYS the reference could authenticate against one waitpoint and update another's condition.
- * - A delayed resume also writes exec_core delay_until (now + resume_delay_ms) so the delayed promoter can promote it.
  */
 export function deliverSignal(client: FunctionCaller, args: DeliverSignalArgs): Promise<DeliverSignalResult> {
   return client.call(buildDeliverSignal(args, client.partitions), parseDeliverSignal);
 }
 
-/** Arguments of {@link bufferSignalForPendingWaitpoint}. */
+/**
+ * Accepts an authenticated early signal for a waitpoint that is still pending (the
+ * worker has not suspended yet): the signal is recorded, not evaluated;
+ * ff_suspend_execution replays it when it activates the waitpoint. Counts toward the
+ * per-execution signal limit and shares the idempotency key space of ff_deliver_signal.
+ *
+ * Lua function `ff_buffer_signal_for_pending_waitpoint`.
+ *
+ * Deliberate deviations from the reference:
+ * - Numeric ARGV are sent with their defaults (dedup 86400000, maxlen 1000, limit 10000); the reference's typed wrapper sent empty strings, which disabled dedup and made the limit check fail at runtime.
+ * - Payloads over 65536 bytes answer payload_too_large (checked with the arguments, before anything is read); the reference never enforced a limit.
+ * - A waitpoint that is already active answers waitpoint_not_pending (use ff_deliver_signal); the reference recorded the signal and never evaluated it, losing it silently.
+ * - A waitpoint of another execution (execution_id differs from ARGV 2) answers waitpoint_not_found like a missing one.
+ * - ARGV and KEYS are validated before anything is read (invalid_input), as for ff_deliver_signal.
+ */
 export interface BufferSignalForPendingWaitpointArgs {
   /** A fresh UUID for this signal (see newSignalId). */
   readonly signalId: SignalId;
@@ -228,11 +264,9 @@ export type BufferSignalForPendingWaitpointResult =
     readonly status: 'DUPLICATE';
     readonly existingSignalId: SignalId;
   };
-/** Error codes {@link bufferSignalForPendingWaitpoint} can fail with (as `ScriptError.code`). */
-export type BufferSignalForPendingWaitpointErrorCode = 'invalid_input' | 'payload_too_large' | 'execution_not_found' | 'waitpoint_not_found' | 'invalid_keys_missing_hmac' | 'missing_token' | 'invalid_token' | 'hmac_secret_not_initialized' | 'token_expired' | 'invalid_secret' | 'waitpoint_closed' | 'waitpoint_not_pending' | 'signal_limit_exceeded';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_buffer_signal_for_pending_waitpoint`, without sending anything. */
-export function buildBufferSignalForPendingWaitpoint(args: BufferSignalForPendingWaitpointArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildBufferSignalForPendingWaitpoint: RequestBuilder<BufferSignalForPendingWaitpointArgs> = (args) => {
   const fn = 'ff_buffer_signal_for_pending_waitpoint';
   expectArgs(fn, args);
   const signalId = encodeId(fn, 'signal_id', args.signalId, parseSignalId);
@@ -242,57 +276,55 @@ export function buildBufferSignalForPendingWaitpoint(args: BufferSignalForPendin
   const signalCategory = encodeText(fn, 'signal_category', args.signalCategory);
   const sourceType = encodeText(fn, 'source_type', args.sourceType);
   const sourceIdentity = encodeText(fn, 'source_identity', args.sourceIdentity);
-  const payload = args.payload === undefined ? undefined : encodeText(fn, 'payload', args.payload);
+  const payload = args.payload === undefined ? '' : encodeText(fn, 'payload', args.payload);
   const payloadEncoding = encodeText(fn, 'payload_encoding', args.payloadEncoding ?? 'json');
   const idempotencyKey = args.idempotencyKey === undefined ? undefined : encodeText(fn, 'idempotency_key', args.idempotencyKey, { keySafe: true });
-  const correlationId = args.correlationId === undefined ? undefined : encodeText(fn, 'correlation_id', args.correlationId);
-  const targetScope = encodeEnum(fn, 'target_scope', args.targetScope ?? 'waitpoint', ['waitpoint', 'execution']) as 'waitpoint' | 'execution';
-  const createdAt = args.createdAt;
-  const createdAtArg = createdAt === undefined ? '' : encodeInteger(fn, 'created_at', createdAt, 0);
-  const dedupTtlMs = args.dedupTtlMs ?? 86400000;
-  const dedupTtlMsArg = encodeInteger(fn, 'dedup_ttl_ms', dedupTtlMs, 0);
-  const signalMaxlen = args.signalMaxlen ?? 1000;
-  const signalMaxlenArg = encodeInteger(fn, 'signal_maxlen', signalMaxlen, 0);
-  const maxSignalsPerExecution = args.maxSignalsPerExecution ?? 10000;
-  const maxSignalsPerExecutionArg = encodeInteger(fn, 'max_signals_per_execution', maxSignalsPerExecution, 0);
+  const correlationId = args.correlationId === undefined ? '' : encodeText(fn, 'correlation_id', args.correlationId);
+  const targetScope = encodeEnum(fn, 'target_scope', args.targetScope ?? 'waitpoint', ['waitpoint', 'execution']);
+  const createdAt = args.createdAt === undefined ? '' : encodeInteger(fn, 'created_at', args.createdAt, 0);
+  const dedupTtlMs = encodeInteger(fn, 'dedup_ttl_ms', args.dedupTtlMs ?? 86400000, 0);
+  const signalMaxlen = encodeInteger(fn, 'signal_maxlen', args.signalMaxlen ?? 1000, 0);
+  const maxSignalsPerExecution = encodeInteger(fn, 'max_signals_per_execution', args.maxSignalsPerExecution ?? 10000, 0);
   const waitpointToken = encodeText(fn, 'waitpoint_token', args.waitpointToken);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
+    execKeys.core(),
     partitionKeys.waitpointCondition(waitpointId), // wp_condition
     partitionKeys.waitpointSignals(waitpointId), // wp_signals_stream
     execKeys.execSignals(), // exec_signals_zset
     partitionKeys.signal(signalId), // signal_hash
-    partitionKeys.signalPayload(signalId), // signal_payload
+    partitionKeys.signalPayload(signalId),
     (idempotencyKey !== undefined && idempotencyKey !== '') ? partitionKeys.signalDedup(waitpointId, idempotencyKey) : partitionKeys.noop(), // idem_key
     partitionKeys.waitpoint(waitpointId), // waitpoint_hash
     partitionKeys.waitpointHmacSecrets(), // hmac_secrets
   ];
   return {
-    fn, keys, argv: [
-      signalId, // signal_id
-      executionId, // execution_id
-      waitpointId, // waitpoint_id
-      signalName, // signal_name
-      signalCategory, // signal_category
-      sourceType, // source_type
-      sourceIdentity, // source_identity
-      payload ?? '', // payload
-      payloadEncoding, // payload_encoding
-      idempotencyKey ?? '', // idempotency_key
-      correlationId ?? '', // correlation_id
-      targetScope, // target_scope
-      createdAtArg, // created_at
-      dedupTtlMsArg, // dedup_ttl_ms
+    fn,
+    keys,
+    argv: [
+      signalId,
+      executionId,
+      waitpointId,
+      signalName,
+      signalCategory,
+      sourceType,
+      sourceIdentity,
+      payload,
+      payloadEncoding,
+      idempotencyKey ?? '',
+      correlationId,
+      targetScope,
+      createdAt,
+      dedupTtlMs,
       '0', // resume_delay_ms
-      signalMaxlenArg, // signal_maxlen
-      maxSignalsPerExecutionArg, // max_signals_per_execution
-      waitpointToken, // waitpoint_token
-    ]
+      signalMaxlen,
+      maxSignalsPerExecution,
+      waitpointToken,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_buffer_signal_for_pending_waitpoint`; failure replies throw a ScriptError. */
 export function parseBufferSignalForPendingWaitpoint(reply: unknown): BufferSignalForPendingWaitpointResult {
@@ -300,40 +332,43 @@ export function parseBufferSignalForPendingWaitpoint(reply: unknown): BufferSign
   const { status, fields } = readEnvelope(fn, reply);
   switch (status) {
     case 'OK': {
-      return { status: 'OK', signalId: fieldParsed(fn, 'signal_id', fields, 0, parseSignalId), effect: fieldEnum(fn, 'effect', fields, 1, ['buffered_for_pending_waitpoint'] as const) };
+      return {
+        status: 'OK',
+        signalId: fieldParsed(fn, 'signal_id', fields, 0, parseSignalId),
+        effect: fieldEnum(fn, 'effect', fields, 1, ['buffered_for_pending_waitpoint'] as const),
+      };
     }
-
     case 'DUPLICATE': {
-      return { status: 'DUPLICATE', existingSignalId: fieldParsed(fn, 'existing_signal_id', fields, 0, parseSignalId) };
+      return {
+        status: 'DUPLICATE',
+        existingSignalId: fieldParsed(fn, 'existing_signal_id', fields, 0, parseSignalId),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Accepts an authenticated early signal for a waitpoint that is still pending (the
- * worker has not suspended yet): the signal is recorded, not evaluated;
- * ff_suspend_execution replays it when it activates the waitpoint. Counts toward the
- * per-execution signal limit and shares the idempotency key space of ff_deliver_signal.
- *
- * Lua function `ff_buffer_signal_for_pending_waitpoint`.
+ * Calls `ff_buffer_signal_for_pending_waitpoint` (see {@link BufferSignalForPendingWaitpointArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `payload_too_large`, `execution_not_found`, `waitpoint_not_found`, `invalid_keys_missing_hmac`, `missing_token`, `invalid_token`, `hmac_secret_not_initialized`, `token_expired`, `invalid_secret`, `waitpoint_closed`, `waitpoint_not_pending`, `signal_limit_exceeded`.
- *
- * Deliberate deviations from the reference:
- * - Numeric ARGV are sent with their defaults (dedup 86400000, maxlen 1000, limit 10000); the reference's typed wrapper sent empty strings, which disabled dedup and made the limit check fail at runtime.
- * - Payloads over 65536 bytes answer payload_too_large (checked with the arguments, before anything is read); the reference never enforced a limit.
- * - A waitpoint that is already active answers waitpoint_not_pending (use ff_deliver_signal); the reference recorded the signal and never evaluated it, losing it silently.
- * - A waitpoint of another execution (execution_id differs from ARGV 2) answers waitpoint_not_found like a missing one.
- * - ARGV and KEYS are validated before anything is read (invalid_input), as for ff_deliver_signal.
  */
 export function bufferSignalForPendingWaitpoint(client: FunctionCaller, args: BufferSignalForPendingWaitpointArgs): Promise<BufferSignalForPendingWaitpointResult> {
   return client.call(buildBufferSignalForPendingWaitpoint(args, client.partitions), parseBufferSignalForPendingWaitpoint);
 }
 
-/** Arguments of {@link claimResumedExecution}. */
+/**
+ * A worker holding a claim grant takes over a resumed execution (runnable with an
+ * interrupted attempt): consumes the grant and resumes the same attempt under a new
+ * lease whose epoch is one above the last. The current attempt index comes from a
+ * pre-read of exec_core (see operations/waitpoints.ts).
+ *
+ * Lua function `ff_claim_resumed_execution`.
+ *
+ * Deliberate deviations from the reference:
+ * - lease_ttl_ms must be a positive integer and remaining_attempt_timeout_ms an integer, both checked before anything is read (the reference accepted any number, and raised a runtime error on a bad timeout after consuming the grant).
+ * - The attempt and lane KEYS must be those of exec_core current_attempt_index and lane_id (invalid_input otherwise, before any write); an execution without current_attempt_id answers not_a_resumed_execution (the reference raised a runtime error).
+ */
 export interface ClaimResumedExecutionArgs {
   /** exec_core current_attempt_index (the paused attempt). */
   readonly currentAttemptIndex: number;
@@ -360,53 +395,50 @@ export type ClaimResumedExecutionResult = {
   readonly attemptIndex: number;
   readonly attemptType: 'resumed';
 };
-/** Error codes {@link claimResumedExecution} can fail with (as `ScriptError.code`). */
-export type ClaimResumedExecutionErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_leaseable' | 'not_a_resumed_execution' | 'invalid_claim_grant' | 'claim_grant_expired';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_claim_resumed_execution`, without sending anything. */
-export function buildClaimResumedExecution(args: ClaimResumedExecutionArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildClaimResumedExecution: RequestBuilder<ClaimResumedExecutionArgs> = (args) => {
   const fn = 'ff_claim_resumed_execution';
   expectArgs(fn, args);
-  const currentAttemptIndex = args.currentAttemptIndex;
-  encodeInteger(fn, 'current_attempt_index', currentAttemptIndex, 0, 4294967295);
+  const currentAttemptIndex = checkInteger(fn, 'current_attempt_index', args.currentAttemptIndex, 0, 4294967295);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
   const workerId = encodeText(fn, 'worker_id', args.workerId, { nonEmpty: true });
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
-  const leaseTtlMs = args.leaseTtlMs;
-  const leaseTtlMsArg = encodeInteger(fn, 'lease_ttl_ms', leaseTtlMs, 1);
-  const remainingAttemptTimeoutMs = args.remainingAttemptTimeoutMs;
-  const remainingAttemptTimeoutMsArg = remainingAttemptTimeoutMs === undefined ? '' : encodeInteger(fn, 'remaining_attempt_timeout_ms', remainingAttemptTimeoutMs, 0);
+  const leaseTtlMs = encodeInteger(fn, 'lease_ttl_ms', args.leaseTtlMs, 1);
+  const remainingAttemptTimeoutMs = args.remainingAttemptTimeoutMs === undefined ? '' : encodeInteger(fn, 'remaining_attempt_timeout_ms', args.remainingAttemptTimeoutMs, 0);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
-    execKeys.claimGrant(), // claim_grant
+    execKeys.core(),
+    execKeys.claimGrant(),
     partitionKeys.laneEligible(laneId), // eligible_zset
     partitionKeys.leaseExpiry(), // lease_expiry_zset
-    partitionKeys.workerLeases(workerInstanceId), // worker_leases
+    partitionKeys.workerLeases(workerInstanceId),
     execKeys.attemptHash(currentAttemptIndex), // existing_attempt_hash
-    execKeys.leaseCurrent(), // lease_current
-    execKeys.leaseHistory(), // lease_history
+    execKeys.leaseCurrent(),
+    execKeys.leaseHistory(),
     partitionKeys.laneActive(laneId), // active_index
     partitionKeys.attemptTimeout(), // attempt_timeout_zset
     partitionKeys.executionDeadline(), // execution_deadline_zset
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      workerId, // worker_id
-      workerInstanceId, // worker_instance_id
-      laneId, // lane_id
+    fn,
+    keys,
+    argv: [
+      executionId,
+      workerId,
+      workerInstanceId,
+      laneId,
       '', // capability_snapshot_hash
-      leaseId, // lease_id
-      leaseTtlMsArg, // lease_ttl_ms
-      remainingAttemptTimeoutMsArg, // remaining_attempt_timeout_ms
-    ]
+      leaseId,
+      leaseTtlMs,
+      remainingAttemptTimeoutMs,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_claim_resumed_execution`; failure replies throw a ScriptError. */
 export function parseClaimResumedExecution(reply: unknown): ClaimResumedExecutionResult {
@@ -414,27 +446,24 @@ export function parseClaimResumedExecution(reply: unknown): ClaimResumedExecutio
   const { status, fields } = readEnvelope(fn, reply);
   switch (status) {
     case 'OK': {
-      return { status: 'OK', leaseId: fieldParsed(fn, 'lease_id', fields, 0, parseLeaseId), leaseEpoch: fieldInteger(fn, 'lease_epoch', fields, 1), leaseExpiresAt: fieldInteger(fn, 'lease_expires_at', fields, 2), attemptId: fieldParsed(fn, 'attempt_id', fields, 3, parseAttemptId), attemptIndex: fieldInteger(fn, 'attempt_index', fields, 4), attemptType: fieldEnum(fn, 'attempt_type', fields, 5, ['resumed'] as const) };
+      return {
+        status: 'OK',
+        leaseId: fieldParsed(fn, 'lease_id', fields, 0, parseLeaseId),
+        leaseEpoch: fieldInteger(fn, 'lease_epoch', fields, 1),
+        leaseExpiresAt: fieldInteger(fn, 'lease_expires_at', fields, 2),
+        attemptId: fieldParsed(fn, 'attempt_id', fields, 3, parseAttemptId),
+        attemptIndex: fieldInteger(fn, 'attempt_index', fields, 4),
+        attemptType: fieldEnum(fn, 'attempt_type', fields, 5, ['resumed'] as const),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * A worker holding a claim grant takes over a resumed execution (runnable with an
- * interrupted attempt): consumes the grant and resumes the same attempt under a new
- * lease whose epoch is one above the last. The current attempt index comes from a
- * pre-read of exec_core (see operations/waitpoints.ts).
- *
- * Lua function `ff_claim_resumed_execution`.
+ * Calls `ff_claim_resumed_execution` (see {@link ClaimResumedExecutionArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_leaseable`, `not_a_resumed_execution`, `invalid_claim_grant`, `claim_grant_expired`.
- *
- * Deliberate deviations from the reference:
- * - lease_ttl_ms must be a positive integer and remaining_attempt_timeout_ms an integer, both checked before anything is read (the reference accepted any number, and raised a runtime error on a bad timeout after consuming the grant).
- * - The attempt and lane KEYS must be those of exec_core current_attempt_index and lane_id (invalid_input otherwise, before any write); an execution without current_attempt_id answers not_a_resumed_execution (the reference raised a runtime error).
  */
 export function claimResumedExecution(client: FunctionCaller, args: ClaimResumedExecutionArgs): Promise<ClaimResumedExecutionResult> {
   return client.call(buildClaimResumedExecution(args, client.partitions), parseClaimResumedExecution);

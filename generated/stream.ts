@@ -3,16 +3,49 @@
 // The attempt output stream: appending frames and range reads (scheduling.md §6.6, §6.7,
 // §7). Tailing with a blocking read is a client command, not a function: see
 // operations/stream-tail.ts.
-import { fieldInteger, fieldOptional, fieldStreamEntries, fieldText, type StreamEntry } from '../runtime/decode.js';
-import { encodeId, encodeInteger, encodeText, expectArgs } from '../runtime/encode.js';
+import {
+  fieldInteger,
+  fieldOptional,
+  fieldStreamEntries,
+  fieldText,
+  type StreamEntry,
+} from '../runtime/decode.js';
+import {
+  checkInteger,
+  encodeId,
+  encodeInteger,
+  encodeText,
+  expectArgs,
+  type RequestBuilder,
+} from '../runtime/encode.js';
 import { ReplyParseError } from '../runtime/errors.js';
-import { parseAttemptId, parseExecutionId, parseLeaseId, type AttemptId, type ExecutionId, type LeaseId } from '../runtime/ids.js';
-import { type PartitionConfig } from '../runtime/partition.js';
+import {
+  parseAttemptId,
+  parseExecutionId,
+  parseLeaseId,
+  type AttemptId,
+  type ExecutionId,
+  type LeaseId,
+} from '../runtime/ids.js';
 import { readEnvelope } from '../runtime/reply.js';
-import { type FcallRequest, type FunctionCaller } from '../runtime/transport.js';
+import type { FunctionCaller } from '../runtime/transport.js';
 import { ExecKeys } from './keys.js';
 
-/** Arguments of {@link appendFrame}. */
+/**
+ * The lease holder appends one frame to its current attempt's output stream, after a
+ * lightweight lease check (no lease expiry marking). The first append creates the
+ * stream's metadata; every append counts frames and bytes over the stream's lifetime,
+ * records the last entry id and trims the stream (exactly to retention_maxlen when
+ * given, else approximately to 10000 entries). A closed stream refuses appends. Not
+ * idempotent: a retry after a lost reply appends the frame again.
+ *
+ * Lua function `ff_append_frame`.
+ *
+ * Deliberate deviations from the reference:
+ * - attempt_index, ts, retention_maxlen and max_payload_bytes are validated up front as decimal integers (attempt_index, retention_maxlen and max_payload_bytes within 0..2^32-1; empty optional ones count as absent): invalid_input, nothing written. The reference raised a Lua runtime error on a bad max_payload_bytes, and on a bad retention_maxlen only after the frame and counters were written.
+ * - execution_id must be the execution of the core key, and the stream keys those of execution_id and attempt_index (invalid_input otherwise), so a frame cannot land in another attempt's stream.
+ * - An active execution with an empty lease_expires_at answers stale_owner_cannot_append; the reference raised a Lua runtime error.
+ */
 export interface AppendFrameArgs {
   readonly executionId: ExecutionId;
   /** The holder's attempt index (from the claim); selects the stream. */
@@ -23,7 +56,7 @@ export interface AppendFrameArgs {
   readonly frameType: string;
   /** Producer timestamp (epoch ms); the server time when absent. Sent as the empty string when absent. */
   readonly ts?: number;
-  /** Frame payload; at most max_payload_bytes bytes (UTF-8). Default: ``. */
+  /** Frame payload; at most max_payload_bytes bytes (UTF-8). Default: the empty string. */
   readonly payload?: string;
   /** Payload encoding label. Default: `utf8`. */
   readonly encoding?: string;
@@ -45,55 +78,50 @@ export type AppendFrameResult = {
   readonly entryId: string;
   readonly frameCount: number;
 };
-/** Error codes {@link appendFrame} can fail with (as `ScriptError.code`). */
-export type AppendFrameErrorCode = 'invalid_input' | 'retention_limit_exceeded' | 'stream_closed' | 'stale_owner_cannot_append';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_append_frame`, without sending anything. */
-export function buildAppendFrame(args: AppendFrameArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildAppendFrame: RequestBuilder<AppendFrameArgs> = (args) => {
   const fn = 'ff_append_frame';
   expectArgs(fn, args);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const attemptIndex = args.attemptIndex;
-  const attemptIndexArg = encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  const attemptIndex = checkInteger(fn, 'attempt_index', args.attemptIndex, 0, 4294967295);
   const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
-  const leaseEpoch = args.leaseEpoch;
-  const leaseEpochArg = encodeInteger(fn, 'lease_epoch', leaseEpoch, 0);
+  const leaseEpoch = encodeInteger(fn, 'lease_epoch', args.leaseEpoch, 0);
   const frameType = encodeText(fn, 'frame_type', args.frameType);
-  const ts = args.ts;
-  const tsArg = ts === undefined ? '' : encodeInteger(fn, 'ts', ts, 0);
+  const ts = args.ts === undefined ? '' : encodeInteger(fn, 'ts', args.ts, 0);
   const payload = encodeText(fn, 'payload', args.payload ?? '');
   const encoding = encodeText(fn, 'encoding', args.encoding ?? 'utf8');
-  const correlationId = args.correlationId === undefined ? undefined : encodeText(fn, 'correlation_id', args.correlationId);
+  const correlationId = args.correlationId === undefined ? '' : encodeText(fn, 'correlation_id', args.correlationId);
   const source = encodeText(fn, 'source', args.source ?? 'worker');
-  const retentionMaxlen = args.retentionMaxlen ?? 0;
-  const retentionMaxlenArg = encodeInteger(fn, 'retention_maxlen', retentionMaxlen, 0, 4294967295);
-  const attemptId = args.attemptId === undefined ? undefined : encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
-  const maxPayloadBytes = args.maxPayloadBytes ?? 65536;
-  const maxPayloadBytesArg = encodeInteger(fn, 'max_payload_bytes', maxPayloadBytes, 0, 4294967295);
+  const retentionMaxlen = encodeInteger(fn, 'retention_maxlen', args.retentionMaxlen ?? 0, 0, 4294967295);
+  const attemptId = args.attemptId === undefined ? '' : encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
+  const maxPayloadBytes = encodeInteger(fn, 'max_payload_bytes', args.maxPayloadBytes ?? 65536, 0, 4294967295);
   const execKeys = new ExecKeys(executionId);
   const keys = [
-    execKeys.core(), // core
-    execKeys.stream(attemptIndex), // stream
-    execKeys.streamMeta(attemptIndex), // stream_meta
+    execKeys.core(),
+    execKeys.stream(attemptIndex),
+    execKeys.streamMeta(attemptIndex),
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      attemptIndexArg, // attempt_index
-      leaseId, // lease_id
-      leaseEpochArg, // lease_epoch
-      frameType, // frame_type
-      tsArg, // ts
-      payload, // payload
-      encoding, // encoding
-      correlationId ?? '', // correlation_id
-      source, // source
-      retentionMaxlenArg, // retention_maxlen
-      attemptId ?? '', // attempt_id
-      maxPayloadBytesArg, // max_payload_bytes
-    ]
+    fn,
+    keys,
+    argv: [
+      executionId,
+      String(attemptIndex),
+      leaseId,
+      leaseEpoch,
+      frameType,
+      ts,
+      payload,
+      encoding,
+      correlationId,
+      source,
+      retentionMaxlen,
+      attemptId,
+      maxPayloadBytes,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_append_frame`; failure replies throw a ScriptError. */
 export function parseAppendFrame(reply: unknown): AppendFrameResult {
@@ -101,36 +129,37 @@ export function parseAppendFrame(reply: unknown): AppendFrameResult {
   const { status, fields } = readEnvelope(fn, reply);
   switch (status) {
     case 'OK': {
-      return { status: 'OK', entryId: fieldText(fn, 'entry_id', fields, 0), frameCount: fieldInteger(fn, 'frame_count', fields, 1) };
+      return {
+        status: 'OK',
+        entryId: fieldText(fn, 'entry_id', fields, 0),
+        frameCount: fieldInteger(fn, 'frame_count', fields, 1),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * The lease holder appends one frame to its current attempt's output stream, after a
- * lightweight lease check (no lease expiry marking). The first append creates the
- * stream's metadata; every append counts frames and bytes over the stream's lifetime,
- * records the last entry id and trims the stream (exactly to retention_maxlen when
- * given, else approximately to 10000 entries). A closed stream refuses appends. Not
- * idempotent: a retry after a lost reply appends the frame again.
- *
- * Lua function `ff_append_frame`.
+ * Calls `ff_append_frame` (see {@link AppendFrameArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `retention_limit_exceeded`, `stream_closed`, `stale_owner_cannot_append`.
- *
- * Deliberate deviations from the reference:
- * - attempt_index, ts, retention_maxlen and max_payload_bytes are validated up front as decimal integers (attempt_index, retention_maxlen and max_payload_bytes within 0..2^32-1; empty optional ones count as absent): invalid_input, nothing written. The reference raised a Lua runtime error on a bad max_payload_bytes, and on a bad retention_maxlen only after the frame and counters were written.
- * - execution_id must be the execution of the core key, and the stream keys those of execution_id and attempt_index (invalid_input otherwise), so a frame cannot land in another attempt's stream.
- * - An active execution with an empty lease_expires_at answers stale_owner_cannot_append; the reference raised a Lua runtime error.
  */
 export function appendFrame(client: FunctionCaller, args: AppendFrameArgs): Promise<AppendFrameResult> {
   return client.call(buildAppendFrame(args, client.partitions), parseAppendFrame);
 }
 
-/** Arguments of {@link readAttemptStream}. */
+/**
+ * Reads a range of one attempt's output frames (XRANGE, inclusive bounds, at most
+ * count_limit frames) together with the stream's close markers, so a poller knows when
+ * to stop. Anyone may read; a never-written stream reads as no frames and no markers.
+ * To page forward pass `(<last id>` as from_id.
+ *
+ * Lua function `ff_read_attempt_stream` (read-only, sent with FCALL_RO).
+ *
+ * Deliberate deviations from the reference:
+ * - Registered with the no-writes flag and sent with FCALL_RO (the reference registers it without flags and calls it with FCALL, which still works).
+ * - Malformed from_id/to_id and a fractional count_limit are answered with invalid_input; the reference surfaced XRANGE's rejection as a Lua runtime error.
+ */
 export interface ReadAttemptStreamArgs {
   readonly executionId: ExecutionId;
   readonly attemptIndex: number;
@@ -149,33 +178,32 @@ export type ReadAttemptStreamResult = {
   readonly closedAt?: number;
   readonly closedReason?: string;
 };
-/** Error codes {@link readAttemptStream} can fail with (as `ScriptError.code`). */
-export type ReadAttemptStreamErrorCode = 'invalid_input';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_read_attempt_stream`, without sending anything. */
-export function buildReadAttemptStream(args: ReadAttemptStreamArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildReadAttemptStream: RequestBuilder<ReadAttemptStreamArgs> = (args) => {
   const fn = 'ff_read_attempt_stream';
   expectArgs(fn, args);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const attemptIndex = args.attemptIndex;
-  encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  const attemptIndex = checkInteger(fn, 'attempt_index', args.attemptIndex, 0, 4294967295);
   const fromId = encodeText(fn, 'from_id', args.fromId ?? '-');
   const toId = encodeText(fn, 'to_id', args.toId ?? '+');
-  const countLimit = args.countLimit;
-  const countLimitArg = encodeInteger(fn, 'count_limit', countLimit, 1, 10000);
+  const countLimit = encodeInteger(fn, 'count_limit', args.countLimit, 1, 10000);
   const execKeys = new ExecKeys(executionId);
   const keys = [
-    execKeys.stream(attemptIndex), // stream
-    execKeys.streamMeta(attemptIndex), // stream_meta
+    execKeys.stream(attemptIndex),
+    execKeys.streamMeta(attemptIndex),
   ];
   return {
-    fn, keys, argv: [
-      fromId, // from_id
-      toId, // to_id
-      countLimitArg, // count_limit
-    ], readOnly: true
+    fn,
+    keys,
+    argv: [
+      fromId,
+      toId,
+      countLimit,
+    ],
+    readOnly: true,
   };
-}
+};
 
 /** Reads the reply of `ff_read_attempt_stream`; failure replies throw a ScriptError. */
 export function parseReadAttemptStream(reply: unknown): ReadAttemptStreamResult {
@@ -185,27 +213,21 @@ export function parseReadAttemptStream(reply: unknown): ReadAttemptStreamResult 
     case 'OK': {
       const closedAt = fieldOptional(fn, 'closed_at', fields, 1, fieldInteger);
       const closedReason = fieldOptional(fn, 'closed_reason', fields, 2, fieldText);
-      return { status: 'OK', entries: fieldStreamEntries(fn, 'entries', fields, 0), ...(closedAt !== undefined ? { closedAt } : {}), ...(closedReason !== undefined ? { closedReason } : {}) };
+      return {
+        status: 'OK',
+        entries: fieldStreamEntries(fn, 'entries', fields, 0),
+        ...(closedAt !== undefined ? { closedAt } : {}),
+        ...(closedReason !== undefined ? { closedReason } : {}),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Reads a range of one attempt's output frames (XRANGE, inclusive bounds, at most
- * count_limit frames) together with the stream's close markers, so a poller knows when
- * to stop. Anyone may read; a never-written stream reads as no frames and no markers.
- * To page forward pass `(<last id>` as from_id.
- *
- * Lua function `ff_read_attempt_stream` (read-only, sent with FCALL_RO).
+ * Calls `ff_read_attempt_stream` (see {@link ReadAttemptStreamArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`.
- *
- * Deliberate deviations from the reference:
- * - Registered with the no-writes flag and sent with FCALL_RO (the reference registers it without flags and calls it with FCALL, which still works).
- * - Malformed from_id/to_id and a fractional count_limit are answered with invalid_input; the reference surfaced XRANGE's rejection as a Lua runtime error.
  */
 export function readAttemptStream(client: FunctionCaller, args: ReadAttemptStreamArgs): Promise<ReadAttemptStreamResult> {
   return client.call(buildReadAttemptStream(args, client.partitions), parseReadAttemptStream);

@@ -3,16 +3,68 @@
 // Suspension and waitpoints: suspend on a waitpoint, forced resume, pending waitpoints,
 // suspension timeouts, closing waitpoints, and the per-partition HMAC key ring that signs
 // waitpoint tokens (suspension.md §1-7, model.md §4.8, §4.11, §8).
-import { enumReader, fieldEnum, fieldInteger, fieldOptional, fieldParsed, fieldText, readGroups } from '../runtime/decode.js';
-import { encodeEnum, encodeFlag, encodeId, encodeInteger, encodeJson, encodeText, expectArgs } from '../runtime/encode.js';
+import {
+  enumReader,
+  fieldEnum,
+  fieldInteger,
+  fieldOptional,
+  fieldParsed,
+  fieldText,
+  readGroups,
+} from '../runtime/decode.js';
+import {
+  checkInteger,
+  encodeEnum,
+  encodeFlag,
+  encodeId,
+  encodeInteger,
+  encodeJson,
+  encodeText,
+  expectArgs,
+  type RequestBuilder,
+} from '../runtime/encode.js';
 import { ReplyParseError } from '../runtime/errors.js';
-import { executionTag, parseAttemptId, parseExecutionId, parseLaneId, parseLeaseId, parseSuspensionId, parseWaitpointId, type AttemptId, type ExecutionId, type LaneId, type LeaseId, type SuspensionId, type WaitpointId } from '../runtime/ids.js';
-import { hashTag, type PartitionConfig } from '../runtime/partition.js';
+import {
+  executionTag,
+  parseAttemptId,
+  parseExecutionId,
+  parseLaneId,
+  parseLeaseId,
+  parseSuspensionId,
+  parseWaitpointId,
+  type AttemptId,
+  type ExecutionId,
+  type LaneId,
+  type LeaseId,
+  type SuspensionId,
+  type WaitpointId,
+} from '../runtime/ids.js';
+import { hashTag } from '../runtime/partition.js';
 import { readEnvelope } from '../runtime/reply.js';
-import { type FcallRequest, type FunctionCaller } from '../runtime/transport.js';
+import type { FunctionCaller } from '../runtime/transport.js';
 import { ExecKeys, PartitionKeys } from './keys.js';
 
-/** Arguments of {@link suspendExecution}. */
+/**
+ * The lease holder pauses its execution on a waitpoint: either a new active waitpoint
+ * (its HMAC token minted now) or, with use_pending_waitpoint, the pending waitpoint it
+ * created earlier (keeping that token and replaying the signals buffered against it).
+ * If the buffered signals already satisfy the resume condition the reply is
+ * ALREADY_SATISFIED: the waitpoint is closed, the lease is kept and the execution stays
+ * active. Otherwise the execution becomes suspended, the attempt is paused, the lease
+ * is released and the suspension is indexed by lane and, with a timeout, by due time.
+ * A closed previous suspension record is archived (its waitpoint id joins the
+ * execution's waitpoint history) and replaced.
+ *
+ * Lua function `ff_suspend_execution`.
+ *
+ * Deliberate deviations from the reference:
+ * - Every ARGV is validated before anything is read: a malformed resume_condition_json (not an object; required_signal_names not an array of strings, e.g. null; minimum_signal_count not a number; non-string condition_type or signal_match_mode), a non-integer timeout_at, attempt_index, lease_epoch or lease_history_maxlen, or an unknown timeout_behavior answer invalid_input. The reference raised Lua runtime errors (after writes) or silently applied fail semantics for unknown behaviours.
+ * - All checks run before the first write: the previous closed suspension is archived and deleted only once the call is known to succeed (the reference did it before the waitpoint checks, so a failed call still deleted it).
+ * - ALREADY_SATISFIED closes the condition hash too (closed=1, closed_reason=satisfied); the reference left it open, so a later signal with that waitpoint's token could resume a later, unrelated suspension of the execution.
+ * - KEYS derived from the arguments or from exec_core must belong to them: the execution key to execution_id, the waitpoint keys to waitpoint_id, the lane keys to exec_core lane_id and the worker lease index to the lease holder's worker instance; otherwise invalid_input before any write (the reference wrote into whatever keys it was given).
+ * - The lease-expired side effect appends to the lease history with the default MAXLEN ~ 1000 rather than ARGV 17 (shared helper).
+ * - Foreign KEYS (issue 11): a KEYS slot that names another attempt, waitpoint, lane, worker instance or execution than the call's attempt_index and waitpoint_id, exec_core's lane_id and current_worker_instance_id (checked after the read-only mint, so an empty key ring slot still answers invalid_keys_missing_hmac) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ */
 export interface SuspendExecutionArgs {
   /** The execution's lane (exec_core lane_id). */
   readonly laneId: LaneId;
@@ -66,52 +118,43 @@ export type SuspendExecutionResult =
     readonly waitpointKey: string;
     readonly waitpointToken: string;
   };
-/** Error codes {@link suspendExecution} can fail with (as `ScriptError.code`). */
-export type SuspendExecutionErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_active' | 'lease_revoked' | 'lease_expired' | 'stale_lease' | 'invalid_lease_for_suspend' | 'already_suspended' | 'waitpoint_not_found' | 'waitpoint_not_pending' | 'invalid_waitpoint_for_execution' | 'pending_waitpoint_expired' | 'waitpoint_not_token_bound' | 'invalid_keys_missing_hmac' | 'hmac_secret_not_initialized' | 'invalid_secret';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_suspend_execution`, without sending anything. */
-export function buildSuspendExecution(args: SuspendExecutionArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildSuspendExecution: RequestBuilder<SuspendExecutionArgs> = (args) => {
   const fn = 'ff_suspend_execution';
   expectArgs(fn, args);
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const workerInstanceId = encodeText(fn, 'worker_instance_id', args.workerInstanceId, { keySafe: true });
-  const timeoutMs = args.timeoutMs;
-  if (timeoutMs !== undefined) encodeInteger(fn, 'timeout_ms', timeoutMs, 0);
+  const timeoutMs = args.timeoutMs === undefined ? undefined : checkInteger(fn, 'timeout_ms', args.timeoutMs, 0);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const attemptIndex = args.attemptIndex;
-  const attemptIndexArg = encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  const attemptIndex = checkInteger(fn, 'attempt_index', args.attemptIndex, 0, 4294967295);
   const attemptId = encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
   const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
-  const leaseEpoch = args.leaseEpoch;
-  const leaseEpochArg = encodeInteger(fn, 'lease_epoch', leaseEpoch, 0);
+  const leaseEpoch = encodeInteger(fn, 'lease_epoch', args.leaseEpoch, 0);
   const suspensionId = encodeId(fn, 'suspension_id', args.suspensionId, parseSuspensionId);
   const waitpointId = encodeId(fn, 'waitpoint_id', args.waitpointId, parseWaitpointId);
   const waitpointKey = encodeText(fn, 'waitpoint_key', args.waitpointKey);
   const reasonCode = encodeText(fn, 'reason_code', args.reasonCode ?? 'waiting_for_signal');
   const requestedBy = encodeText(fn, 'requested_by', args.requestedBy ?? 'worker');
-  const resumeConditionJson = args.resumeConditionJson;
-  const resumeConditionJsonArg = encodeJson(fn, 'resume_condition_json', resumeConditionJson);
-  const resumePolicyJson = args.resumePolicyJson;
-  const resumePolicyJsonArg = resumePolicyJson === undefined ? '' : encodeJson(fn, 'resume_policy_json', resumePolicyJson);
-  const continuationMetadataPointer = args.continuationMetadataPointer === undefined ? undefined : encodeText(fn, 'continuation_metadata_pointer', args.continuationMetadataPointer);
-  const usePendingWaitpoint = args.usePendingWaitpoint ?? false;
-  const usePendingWaitpointArg = encodeFlag(fn, 'use_pending_waitpoint', usePendingWaitpoint);
-  const timeoutBehavior = encodeEnum(fn, 'timeout_behavior', args.timeoutBehavior ?? 'fail', ['fail', 'cancel', 'expire', 'auto_resume', 'auto_resume_with_timeout_signal', 'escalate']) as 'fail' | 'cancel' | 'expire' | 'auto_resume' | 'auto_resume_with_timeout_signal' | 'escalate';
-  const leaseHistoryMaxlen = args.leaseHistoryMaxlen ?? 1000;
-  const leaseHistoryMaxlenArg = encodeInteger(fn, 'lease_history_maxlen', leaseHistoryMaxlen, 0);
+  const resumeConditionJson = encodeJson(fn, 'resume_condition_json', args.resumeConditionJson);
+  const resumePolicyJson = args.resumePolicyJson === undefined ? '' : encodeJson(fn, 'resume_policy_json', args.resumePolicyJson);
+  const continuationMetadataPointer = args.continuationMetadataPointer === undefined ? '' : encodeText(fn, 'continuation_metadata_pointer', args.continuationMetadataPointer);
+  const usePendingWaitpoint = encodeFlag(fn, 'use_pending_waitpoint', args.usePendingWaitpoint ?? false);
+  const timeoutBehavior = encodeEnum(fn, 'timeout_behavior', args.timeoutBehavior ?? 'fail', ['fail', 'cancel', 'expire', 'auto_resume', 'auto_resume_with_timeout_signal', 'escalate']);
+  const leaseHistoryMaxlen = encodeInteger(fn, 'lease_history_maxlen', args.leaseHistoryMaxlen ?? 1000, 0);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
+    execKeys.core(),
     execKeys.attemptHash(attemptIndex), // attempt_record
-    execKeys.leaseCurrent(), // lease_current
-    execKeys.leaseHistory(), // lease_history
+    execKeys.leaseCurrent(),
+    execKeys.leaseHistory(),
     partitionKeys.leaseExpiry(), // lease_expiry_zset
-    partitionKeys.workerLeases(workerInstanceId), // worker_leases
-    execKeys.suspensionCurrent(), // suspension_current
+    partitionKeys.workerLeases(workerInstanceId),
+    execKeys.suspensionCurrent(),
     partitionKeys.waitpoint(waitpointId), // waitpoint_hash
-    partitionKeys.waitpointSignals(waitpointId), // waitpoint_signals
+    partitionKeys.waitpointSignals(waitpointId),
     partitionKeys.suspensionTimeout(), // suspension_timeout_zset
     partitionKeys.pendingWaitpointExpiry(), // pending_wp_expiry_zset
     partitionKeys.laneActive(laneId), // active_index
@@ -122,27 +165,29 @@ export function buildSuspendExecution(args: SuspendExecutionArgs, _partitions: P
     partitionKeys.waitpointHmacSecrets(), // hmac_secrets
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      attemptIndexArg, // attempt_index
-      attemptId, // attempt_id
-      leaseId, // lease_id
-      leaseEpochArg, // lease_epoch
-      suspensionId, // suspension_id
-      waitpointId, // waitpoint_id
-      waitpointKey, // waitpoint_key
-      reasonCode, // reason_code
-      requestedBy, // requested_by
+    fn,
+    keys,
+    argv: [
+      executionId,
+      String(attemptIndex),
+      attemptId,
+      leaseId,
+      leaseEpoch,
+      suspensionId,
+      waitpointId,
+      waitpointKey,
+      reasonCode,
+      requestedBy,
       timeoutMs === undefined ? '' : encodeInteger(fn, 'timeout_at', Date.now() + timeoutMs, 0), // timeout_at
-      resumeConditionJsonArg, // resume_condition_json
-      resumePolicyJsonArg, // resume_policy_json
-      continuationMetadataPointer ?? '', // continuation_metadata_pointer
-      usePendingWaitpointArg, // use_pending_waitpoint
-      timeoutBehavior, // timeout_behavior
-      leaseHistoryMaxlenArg, // lease_history_maxlen
-    ]
+      resumeConditionJson,
+      resumePolicyJson,
+      continuationMetadataPointer,
+      usePendingWaitpoint,
+      timeoutBehavior,
+      leaseHistoryMaxlen,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_suspend_execution`; failure replies throw a ScriptError. */
 export function parseSuspendExecution(reply: unknown): SuspendExecutionResult {
@@ -150,46 +195,51 @@ export function parseSuspendExecution(reply: unknown): SuspendExecutionResult {
   const { status, fields } = readEnvelope(fn, reply);
   switch (status) {
     case 'OK': {
-      return { status: 'OK', suspensionId: fieldParsed(fn, 'suspension_id', fields, 0, parseSuspensionId), waitpointId: fieldParsed(fn, 'waitpoint_id', fields, 1, parseWaitpointId), waitpointKey: fieldText(fn, 'waitpoint_key', fields, 2), waitpointToken: fieldText(fn, 'waitpoint_token', fields, 3) };
+      return {
+        status: 'OK',
+        suspensionId: fieldParsed(fn, 'suspension_id', fields, 0, parseSuspensionId),
+        waitpointId: fieldParsed(fn, 'waitpoint_id', fields, 1, parseWaitpointId),
+        waitpointKey: fieldText(fn, 'waitpoint_key', fields, 2),
+        waitpointToken: fieldText(fn, 'waitpoint_token', fields, 3),
+      };
     }
-
     case 'ALREADY_SATISFIED': {
-      return { status: 'ALREADY_SATISFIED', suspensionId: fieldParsed(fn, 'suspension_id', fields, 0, parseSuspensionId), waitpointId: fieldParsed(fn, 'waitpoint_id', fields, 1, parseWaitpointId), waitpointKey: fieldText(fn, 'waitpoint_key', fields, 2), waitpointToken: fieldText(fn, 'waitpoint_token', fields, 3) };
+      return {
+        status: 'ALREADY_SATISFIED',
+        suspensionId: fieldParsed(fn, 'suspension_id', fields, 0, parseSuspensionId),
+        waitpointId: fieldParsed(fn, 'waitpoint_id', fields, 1, parseWaitpointId),
+        waitpointKey: fieldText(fn, 'waitpoint_key', fields, 2),
+        waitpointToken: fieldText(fn, 'waitpoint_token', fields, 3),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * The lease holder pauses its execution on a waitpoint: either a new active waitpoint
- * (its HMAC token minted now) or, with use_pending_waitpoint, the pending waitpoint it
- * created earlier (keeping that token and replaying the signals buffered against it).
- * If the buffered signals already satisfy the resume condition the reply is
- * ALREADY_SATISFIED: the waitpoint is closed, the lease is kept and the execution stays
- * active. Otherwise the execution becomes suspended, the attempt is paused, the lease
- * is released and the suspension is indexed by lane and, with a timeout, by due time.
- * A closed previous suspension record is archived (its waitpoint id joins the
- * execution's waitpoint history) and replaced.
- *
- * Lua function `ff_suspend_execution`.
+ * Calls `ff_suspend_execution` (see {@link SuspendExecutionArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_active`, `lease_revoked`, `lease_expired`, `stale_lease`, `invalid_lease_for_suspend`, `already_suspended`, `waitpoint_not_found`, `waitpoint_not_pending`, `invalid_waitpoint_for_execution`, `pending_waitpoint_expired`, `waitpoint_not_token_bound`, `invalid_keys_missing_hmac`, `hmac_secret_not_initialized`, `invalid_secret`.
- *
- * Deliberate deviations from the reference:
- * - Every ARGV is validated before anything is read: a malformed resume_condition_json (not an object; required_signal_names not an array of strings, e.g. null; minimum_signal_count not a number; non-string condition_type or signal_match_mode), a non-integer timeout_at, attempt_index, lease_epoch or lease_history_maxlen, or an unknown timeout_behavior answer invalid_input. The reference raised Lua runtime errors (after writes) or silently applied fail semantics for unknown behaviours.
- * - All checks run before the first write: the previous closed suspension is archived and deleted only once the call is known to succeed (the reference did it before the waitpoint checks, so a failed call still deleted it).
- * - ALREADY_SATISFIED closes the condition hash too (closed=1, closed_reason=satisfied); the reference left it open, so a later signal with that waitpoint's token could resume a later, unrelated suspension of the execution.
- * - KEYS derived from the arguments or from exec_core must belong to them: the execution key to execution_id, the waitpoint keys to waitpoint_id, the lane keys to exec_core lane_id and the worker lease index to the lease holder's worker instance; otherwise invalid_input before any write (the reference wrote into whatever keys it was given).
- * - The lease-expired side effect appends to the lease history with the default MAXLEN ~ 1000 rather than ARGV 17 (shared helper).
- * - Foreign KEYS (issue 11): a KEYS slot that names another attempt, waitpoint, lane, worker instance or execution than the call's attempt_index and waitpoint_id, exec_core's lane_id and current_worker_instance_id (checked after the read-only mint, so an empty key ring slot still answers invalid_keys_missing_hmac) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export function suspendExecution(client: FunctionCaller, args: SuspendExecutionArgs): Promise<SuspendExecutionResult> {
   return client.call(buildSuspendExecution(args, client.partitions), parseSuspendExecution);
 }
 
-/** Arguments of {@link resumeExecution}. */
+/**
+ * Forced resume (operator or engine rule) of a suspended execution, without a token
+ * and without evaluating the resume condition: the execution becomes runnable,
+ * eligible now or, with a resume delay, delayed; the waitpoint, its condition and the
+ * suspension are closed with reason `resumed`. The attempt stays paused until the
+ * resumed claim. The condition key is derived from the waitpoint key (same slot).
+ *
+ * Lua function `ff_resume_execution`.
+ *
+ * Deliberate deviations from the reference:
+ * - The waitpoint and lane KEYS must be those of the open suspension (its waitpoint_id) and of exec_core lane_id; otherwise invalid_input before any write (the reference wrote into a wrong waitpoint key, creating a stray hash).
+ * - The waitpoint's condition hash is closed as well (closed=1, closed_reason=resumed); the reference left it open, so a later signal on the closed waitpoint could still resume a later suspension.
+ * - A delayed resume also writes exec_core delay_until (now + resume_delay_ms), so the delayed promoter can promote it; the reference left it empty, on which its promoter fails.
+ * - resume_delay_ms must be a non-negative integer (an empty string means 0); the reference raised a runtime error on an empty string.
+ */
 export interface ResumeExecutionArgs {
   /** The execution's lane (exec_core lane_id). */
   readonly laneId: LaneId;
@@ -207,40 +257,39 @@ export type ResumeExecutionResult = {
   readonly status: 'OK';
   readonly publicState: 'waiting' | 'delayed';
 };
-/** Error codes {@link resumeExecution} can fail with (as `ScriptError.code`). */
-export type ResumeExecutionErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_suspended';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_resume_execution`, without sending anything. */
-export function buildResumeExecution(args: ResumeExecutionArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildResumeExecution: RequestBuilder<ResumeExecutionArgs> = (args) => {
   const fn = 'ff_resume_execution';
   expectArgs(fn, args);
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const waitpointId = encodeId(fn, 'waitpoint_id', args.waitpointId, parseWaitpointId);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const triggerType = encodeEnum(fn, 'trigger_type', args.triggerType ?? 'signal', ['signal', 'operator', 'auto_resume']) as 'signal' | 'operator' | 'auto_resume';
-  const resumeDelayMs = args.resumeDelayMs ?? 0;
-  const resumeDelayMsArg = encodeInteger(fn, 'resume_delay_ms', resumeDelayMs, 0);
+  const triggerType = encodeEnum(fn, 'trigger_type', args.triggerType ?? 'signal', ['signal', 'operator', 'auto_resume']);
+  const resumeDelayMs = encodeInteger(fn, 'resume_delay_ms', args.resumeDelayMs ?? 0, 0);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
-    execKeys.suspensionCurrent(), // suspension_current
+    execKeys.core(),
+    execKeys.suspensionCurrent(),
     partitionKeys.waitpoint(waitpointId), // waitpoint_hash
-    partitionKeys.waitpointSignals(waitpointId), // waitpoint_signals
+    partitionKeys.waitpointSignals(waitpointId),
     partitionKeys.suspensionTimeout(), // suspension_timeout_zset
     partitionKeys.laneEligible(laneId), // eligible_zset
     partitionKeys.laneDelayed(laneId), // delayed_zset
     partitionKeys.laneSuspended(laneId), // suspended_zset
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      triggerType, // trigger_type
-      resumeDelayMsArg, // resume_delay_ms
-    ]
+    fn,
+    keys,
+    argv: [
+      executionId,
+      triggerType,
+      resumeDelayMs,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_resume_execution`; failure replies throw a ScriptError. */
 export function parseResumeExecution(reply: unknown): ResumeExecutionResult {
@@ -248,36 +297,36 @@ export function parseResumeExecution(reply: unknown): ResumeExecutionResult {
   const { status, fields } = readEnvelope(fn, reply);
   switch (status) {
     case 'OK': {
-      return { status: 'OK', publicState: fieldEnum(fn, 'public_state', fields, 0, ['waiting', 'delayed'] as const) };
+      return {
+        status: 'OK',
+        publicState: fieldEnum(fn, 'public_state', fields, 0, ['waiting', 'delayed'] as const),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Forced resume (operator or engine rule) of a suspended execution, without a token
- * and without evaluating the resume condition: the execution becomes runnable,
- * eligible now or, with a resume delay, delayed; the waitpoint, its condition and the
- * suspension are closed with reason `resumed`. The attempt stays paused until the
- * resumed claim. The condition key is derived from the waitpoint key (same slot).
- *
- * Lua function `ff_resume_execution`.
+ * Calls `ff_resume_execution` (see {@link ResumeExecutionArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_suspended`.
- *
- * Deliberate deviations from the reference:
- * - The waitpoint and lane KEYS must be those of the open suspension (its waitpoint_id) and of exec_core lane_id; otherwise invalid_input before any write (the reference wrote into a wrong waitpoint key, creating a stray hash).
- * - The waitpoint's condition hash is closed as well (closed=1, closed_reason=resumed); the reference left it open, so a later signal on the closed waitpoint could still resume a later suspension.
- * - A delayed resume also writes exec_core delay_until (now + resume_delay_ms), so the delayed promoter can promote it; the reference left it empty, on which its promoter fails.
- * - resume_delay_ms must be a non-negative integer (an empty string means 0); the reference raised a runtime error on an empty string.
  */
 export function resumeExecution(client: FunctionCaller, args: ResumeExecutionArgs): Promise<ResumeExecutionResult> {
   return client.call(buildResumeExecution(args, client.partitions), parseResumeExecution);
 }
 
-/** Arguments of {@link createPendingWaitpoint}. */
+/**
+ * While the execution is active and leased, pre-creates a pending waitpoint with its
+ * HMAC token, so an outside party can deliver early signals (buffered) before the
+ * worker commits the suspension by activating it. The pending waitpoint expires at
+ * expires_at unless activated.
+ *
+ * Lua function `ff_create_pending_waitpoint`.
+ *
+ * Deliberate deviations from the reference:
+ * - Sends the 4 KEYS the Lua needs (with the HMAC key ring); the reference's typed wrapper sent 3, so its Lua always answered invalid_keys_missing_hmac.
+ * - expires_at, attempt_index and the waitpoint KEYS are validated first (invalid_input); the reference's ZADD failed at runtime on an empty expires_at, after the waitpoint was written.
+ */
 export interface CreatePendingWaitpointArgs {
   /** How long the pending waitpoint may wait for its activation (client clock, as the SDK). */
   readonly expiresInMs: number;
@@ -297,39 +346,37 @@ export type CreatePendingWaitpointResult = {
   readonly waitpointKey: string;
   readonly waitpointToken: string;
 };
-/** Error codes {@link createPendingWaitpoint} can fail with (as `ScriptError.code`). */
-export type CreatePendingWaitpointErrorCode = 'invalid_input' | 'execution_not_found' | 'execution_not_active' | 'no_active_lease' | 'stale_lease' | 'waitpoint_already_exists' | 'invalid_keys_missing_hmac' | 'hmac_secret_not_initialized' | 'invalid_secret';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_create_pending_waitpoint`, without sending anything. */
-export function buildCreatePendingWaitpoint(args: CreatePendingWaitpointArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildCreatePendingWaitpoint: RequestBuilder<CreatePendingWaitpointArgs> = (args) => {
   const fn = 'ff_create_pending_waitpoint';
   expectArgs(fn, args);
-  const expiresInMs = args.expiresInMs;
-  encodeInteger(fn, 'expires_in_ms', expiresInMs, 0);
+  const expiresInMs = checkInteger(fn, 'expires_in_ms', args.expiresInMs, 0);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
-  const attemptIndex = args.attemptIndex;
-  const attemptIndexArg = encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  const attemptIndex = encodeInteger(fn, 'attempt_index', args.attemptIndex, 0, 4294967295);
   const waitpointId = encodeId(fn, 'waitpoint_id', args.waitpointId, parseWaitpointId);
   const waitpointKey = encodeText(fn, 'waitpoint_key', args.waitpointKey);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
+    execKeys.core(),
     partitionKeys.waitpoint(waitpointId), // waitpoint_hash
     partitionKeys.pendingWaitpointExpiry(), // pending_wp_expiry_zset
     partitionKeys.waitpointHmacSecrets(), // hmac_secrets
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-      attemptIndexArg, // attempt_index
-      waitpointId, // waitpoint_id
-      waitpointKey, // waitpoint_key
+    fn,
+    keys,
+    argv: [
+      executionId,
+      attemptIndex,
+      waitpointId,
+      waitpointKey,
       expiresInMs === undefined ? '' : encodeInteger(fn, 'expires_at', Date.now() + expiresInMs, 0), // expires_at
-    ]
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_create_pending_waitpoint`; failure replies throw a ScriptError. */
 export function parseCreatePendingWaitpoint(reply: unknown): CreatePendingWaitpointResult {
@@ -337,33 +384,43 @@ export function parseCreatePendingWaitpoint(reply: unknown): CreatePendingWaitpo
   const { status, fields } = readEnvelope(fn, reply);
   switch (status) {
     case 'OK': {
-      return { status: 'OK', waitpointId: fieldParsed(fn, 'waitpoint_id', fields, 0, parseWaitpointId), waitpointKey: fieldText(fn, 'waitpoint_key', fields, 1), waitpointToken: fieldText(fn, 'waitpoint_token', fields, 2) };
+      return {
+        status: 'OK',
+        waitpointId: fieldParsed(fn, 'waitpoint_id', fields, 0, parseWaitpointId),
+        waitpointKey: fieldText(fn, 'waitpoint_key', fields, 1),
+        waitpointToken: fieldText(fn, 'waitpoint_token', fields, 2),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * While the execution is active and leased, pre-creates a pending waitpoint with its
- * HMAC token, so an outside party can deliver early signals (buffered) before the
- * worker commits the suspension by activating it. The pending waitpoint expires at
- * expires_at unless activated.
- *
- * Lua function `ff_create_pending_waitpoint`.
+ * Calls `ff_create_pending_waitpoint` (see {@link CreatePendingWaitpointArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `execution_not_found`, `execution_not_active`, `no_active_lease`, `stale_lease`, `waitpoint_already_exists`, `invalid_keys_missing_hmac`, `hmac_secret_not_initialized`, `invalid_secret`.
- *
- * Deliberate deviations from the reference:
- * - Sends the 4 KEYS the Lua needs (with the HMAC key ring); the reference's typed wrapper sent 3, so its Lua always answered invalid_keys_missing_hmac.
- * - expires_at, attempt_index and the waitpoint KEYS are validated first (invalid_input); the reference's ZADD failed at runtime on an empty expires_at, after the waitpoint was written.
  */
 export function createPendingWaitpoint(client: FunctionCaller, args: CreatePendingWaitpointArgs): Promise<CreatePendingWaitpointResult> {
   return client.call(buildCreatePendingWaitpoint(args, client.partitions), parseCreatePendingWaitpoint);
 }
 
-/** Arguments of {@link expireSuspension}. */
+/**
+ * Applies a due suspension timeout (called by the suspension-timeout scanner for members
+ * of the partition's timeout index whose score has passed). Stale index entries are
+ * cleaned. Behaviours: fail, cancel, expire (terminal; the attempt ends and its stream
+ * closes), auto_resume / auto_resume_with_timeout_signal (runnable and eligible now),
+ * escalate (stays suspended for an operator; the timeout is cleared, the waitpoint stays
+ * open). The waitpoint, condition and attempt KEYS come from a pre-read of exec_core
+ * (see operations/waitpoints.ts).
+ *
+ * Lua function `ff_expire_suspension`.
+ *
+ * Deliberate deviations from the reference:
+ * - A suspension without a timeout (empty timeout_at, e.g. after escalation) answers not_yet_due; the reference raised a Lua runtime error.
+ * - A terminal timeout outcome (fail, cancel, expire) of a flow member is published on ff:dag:completions, with the same message as the other terminal transitions, so its dependents are resolved at once; the reference did not publish, leaving them to the 15 s dependency reconciler.
+ * - The waitpoint, condition, attempt and lane KEYS must be those of the open suspension and exec_core (current_attempt_index, lane_id); a stale pre-read answers invalid_input before any write, so the caller re-reads. The reference closed whatever waitpoint it was given, which could leave the real one open.
+ * - Behaviours are echoed as stored; ff_suspend_execution here only stores the six known ones, so the typed reply names those (auto_resume_with_timeout_signal replies auto_resume, as in the reference), and any other stored value, applied with fail semantics as the reference does, parses as other_behavior with the raw value in subStatus, never as a parse error after the write.
+ */
 export interface ExpireSuspensionArgs {
   /** The execution's lane (exec_core lane_id). */
   readonly laneId: LaneId;
@@ -414,41 +471,40 @@ export type ExpireSuspensionResult =
     readonly subStatus: string;
     readonly publicState: 'failed';
   };
-/** Error codes {@link expireSuspension} can fail with (as `ScriptError.code`). */
-export type ExpireSuspensionErrorCode = 'invalid_input';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_expire_suspension`, without sending anything. */
-export function buildExpireSuspension(args: ExpireSuspensionArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildExpireSuspension: RequestBuilder<ExpireSuspensionArgs> = (args) => {
   const fn = 'ff_expire_suspension';
   expectArgs(fn, args);
   const laneId = encodeId(fn, 'lane_id', args.laneId, parseLaneId);
   const waitpointId = args.waitpointId === undefined ? undefined : encodeId(fn, 'waitpoint_id', args.waitpointId, parseWaitpointId);
-  const attemptIndex = args.attemptIndex;
-  encodeInteger(fn, 'attempt_index', attemptIndex, 0, 4294967295);
+  const attemptIndex = checkInteger(fn, 'attempt_index', args.attemptIndex, 0, 4294967295);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
-    execKeys.suspensionCurrent(), // suspension_current
+    execKeys.core(),
+    execKeys.suspensionCurrent(),
     (waitpointId !== undefined && waitpointId !== '') ? partitionKeys.waitpoint(waitpointId) : partitionKeys.noop(), // waitpoint_hash
     (waitpointId !== undefined && waitpointId !== '') ? partitionKeys.waitpointCondition(waitpointId) : partitionKeys.noop(), // wp_condition
-    execKeys.attemptHash(attemptIndex), // attempt_hash
-    execKeys.streamMeta(attemptIndex), // stream_meta
+    execKeys.attemptHash(attemptIndex),
+    execKeys.streamMeta(attemptIndex),
     partitionKeys.suspensionTimeout(), // suspension_timeout_zset
     partitionKeys.laneSuspended(laneId), // suspended_zset
     partitionKeys.laneTerminal(laneId), // terminal_zset
     partitionKeys.laneEligible(laneId), // eligible_zset
     partitionKeys.laneDelayed(laneId), // delayed_zset
-    execKeys.leaseHistory(), // lease_history
+    execKeys.leaseHistory(),
   ];
   return {
-    fn, keys, argv: [
-      executionId, // execution_id
-    ]
+    fn,
+    keys,
+    argv: [
+      executionId,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_expire_suspension`; failure replies throw a ScriptError. */
 export function parseExpireSuspension(reply: unknown): ExpireSuspensionResult {
@@ -461,72 +517,78 @@ export function parseExpireSuspension(reply: unknown): ExpireSuspensionResult {
         case 'not_found_cleaned': {
           return { status: 'not_found_cleaned' };
         }
-
         case 'not_suspended_cleaned': {
           return { status: 'not_suspended_cleaned' };
         }
-
         case 'no_active_suspension_cleaned': {
           return { status: 'no_active_suspension_cleaned' };
         }
-
         case 'not_yet_due': {
           return { status: 'not_yet_due' };
         }
-
         case 'auto_resume': {
-          return { status: 'auto_resume', publicState: fieldEnum(fn, 'public_state', fields, 1, ['waiting'] as const) };
+          return {
+            status: 'auto_resume',
+            publicState: fieldEnum(fn, 'public_state', fields, 1, ['waiting'] as const),
+          };
         }
-
         case 'escalate': {
-          return { status: 'escalate', publicState: fieldEnum(fn, 'public_state', fields, 1, ['suspended'] as const) };
+          return {
+            status: 'escalate',
+            publicState: fieldEnum(fn, 'public_state', fields, 1, ['suspended'] as const),
+          };
         }
-
         case 'fail': {
-          return { status: 'fail', publicState: fieldEnum(fn, 'public_state', fields, 1, ['failed'] as const) };
+          return {
+            status: 'fail',
+            publicState: fieldEnum(fn, 'public_state', fields, 1, ['failed'] as const),
+          };
         }
-
         case 'cancel': {
-          return { status: 'cancel', publicState: fieldEnum(fn, 'public_state', fields, 1, ['cancelled'] as const) };
+          return {
+            status: 'cancel',
+            publicState: fieldEnum(fn, 'public_state', fields, 1, ['cancelled'] as const),
+          };
         }
-
         case 'expire': {
-          return { status: 'expire', publicState: fieldEnum(fn, 'public_state', fields, 1, ['expired'] as const) };
+          return {
+            status: 'expire',
+            publicState: fieldEnum(fn, 'public_state', fields, 1, ['expired'] as const),
+          };
         }
-
       }
-
-      return { status: 'other_behavior', subStatus, publicState: fieldEnum(fn, 'public_state', fields, 1, ['failed'] as const) };
+      return {
+        status: 'other_behavior',
+        subStatus,
+        publicState: fieldEnum(fn, 'public_state', fields, 1, ['failed'] as const),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Applies a due suspension timeout (called by the suspension-timeout scanner for members
- * of the partition's timeout index whose score has passed). Stale index entries are
- * cleaned. Behaviours: fail, cancel, expire (terminal; the attempt ends and its stream
- * closes), auto_resume / auto_resume_with_timeout_signal (runnable and eligible now),
- * escalate (stays suspended for an operator; the timeout is cleared, the waitpoint stays
- * open). The waitpoint, condition and attempt KEYS come from a pre-read of exec_core
- * (see operations/waitpoints.ts).
- *
- * Lua function `ff_expire_suspension`.
+ * Calls `ff_expire_suspension` (see {@link ExpireSuspensionArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`.
- *
- * Deliberate deviations from the reference:
- * - A suspension without a timeout (empty timeout_at, e.g. after escalation) answers not_yet_due; the reference raised a Lua runtime error.
- * - The waitpoint, condition, attempt and lane KEYS must be those of the open suspension and exec_core (current_attempt_index, lane_id); a stale pre-read answers invalid_input before any write, so the caller re-reads. The reference closed whatever waitpoint it was given, which could leave the real one open.
- * - Behaviours are echoed as stored; ff_suspend_execution here only stores the six known ones, so the typed reply names those (auto_resume_with_timeout_signal replies auto_resume, as in the reference), and any other stored value, applied with fail semantics as the reference does, parses as other_behavior with the raw value in subStatus, never as a parse error after the write.
  */
 export function expireSuspension(client: FunctionCaller, args: ExpireSuspensionArgs): Promise<ExpireSuspensionResult> {
   return client.call(buildExpireSuspension(args, client.partitions), parseExpireSuspension);
 }
 
-/** Arguments of {@link closeWaitpoint}. */
+/**
+ * Closes a pending or active waitpoint without touching the execution: used by a
+ * worker that created a pending waitpoint and decided not to suspend, and by the
+ * pending-waitpoint expiry scanner (reason `never_committed`). Idempotent: an already
+ * closed waitpoint answers `already_closed`. The condition key is derived from the
+ * waitpoint key (same slot).
+ *
+ * Lua function `ff_close_waitpoint`.
+ *
+ * Deliberate deviations from the reference:
+ * - Closing an active waitpoint closes its condition hash too (closed=1, closed_reason=<reason>): later signals answer waitpoint_closed. The reference left the condition open, so a closed waitpoint could still resume its suspended execution.
+ * - A waitpoint whose execution_id differs from the execution of KEYS[1] answers waitpoint_not_found (the reference closed it regardless).
+ */
 export interface CloseWaitpointArgs {
   /** The waitpoint's execution (its `execution_id` field); puts the call on the right slot. */
   readonly executionId: ExecutionId;
@@ -540,11 +602,9 @@ export type CloseWaitpointResult = {
   readonly status: 'OK';
   readonly outcome?: 'already_closed';
 };
-/** Error codes {@link closeWaitpoint} can fail with (as `ScriptError.code`). */
-export type CloseWaitpointErrorCode = 'invalid_input' | 'waitpoint_not_found' | 'waitpoint_not_open';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_close_waitpoint`, without sending anything. */
-export function buildCloseWaitpoint(args: CloseWaitpointArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildCloseWaitpoint: RequestBuilder<CloseWaitpointArgs> = (args) => {
   const fn = 'ff_close_waitpoint';
   expectArgs(fn, args);
   const executionId = encodeId(fn, 'execution_id', args.executionId, parseExecutionId);
@@ -554,17 +614,19 @@ export function buildCloseWaitpoint(args: CloseWaitpointArgs, _partitions: Parti
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
-    execKeys.core(), // core
+    execKeys.core(),
     partitionKeys.waitpoint(waitpointId), // waitpoint_hash
     partitionKeys.pendingWaitpointExpiry(), // pending_wp_expiry_zset
   ];
   return {
-    fn, keys, argv: [
-      waitpointId, // waitpoint_id
-      reason, // reason
-    ]
+    fn,
+    keys,
+    argv: [
+      waitpointId,
+      reason,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_close_waitpoint`; failure replies throw a ScriptError. */
 export function parseCloseWaitpoint(reply: unknown): CloseWaitpointResult {
@@ -575,32 +637,33 @@ export function parseCloseWaitpoint(reply: unknown): CloseWaitpointResult {
       const outcome = fieldOptional(fn, 'outcome', fields, 0, enumReader(['already_closed'] as const));
       return { status: 'OK', ...(outcome !== undefined ? { outcome } : {}) };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Closes a pending or active waitpoint without touching the execution: used by a
- * worker that created a pending waitpoint and decided not to suspend, and by the
- * pending-waitpoint expiry scanner (reason `never_committed`). Idempotent: an already
- * closed waitpoint answers `already_closed`. The condition key is derived from the
- * waitpoint key (same slot).
- *
- * Lua function `ff_close_waitpoint`.
+ * Calls `ff_close_waitpoint` (see {@link CloseWaitpointArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `waitpoint_not_found`, `waitpoint_not_open`.
- *
- * Deliberate deviations from the reference:
- * - Closing an active waitpoint closes its condition hash too (closed=1, closed_reason=<reason>): later signals answer waitpoint_closed. The reference left the condition open, so a closed waitpoint could still resume its suspended execution.
- * - A waitpoint whose execution_id differs from the execution of KEYS[1] answers waitpoint_not_found (the reference closed it regardless).
  */
 export function closeWaitpoint(client: FunctionCaller, args: CloseWaitpointArgs): Promise<CloseWaitpointResult> {
   return client.call(buildCloseWaitpoint(args, client.partitions), parseCloseWaitpoint);
 }
 
-/** Arguments of {@link rotateWaitpointHmacSecret}. */
+/**
+ * Installs a new signing kid and secret for waitpoint tokens on one partition: the
+ * outgoing kid stays valid for grace_ms, kids whose grace has ended are removed.
+ * Replaying the same kid and secret is a no-op (so a partly failed fan-out can be
+ * re-run); the same kid with another secret is a rotation_conflict. The secret never
+ * appears in a reply. Rotate every partition with rotateWaitpointSecretEverywhere
+ * (operations/waitpoints.ts).
+ *
+ * Lua function `ff_rotate_waitpoint_hmac_secret`.
+ *
+ * Deliberate deviations from the reference:
+ * - Installing a kid removes a stale expires_at:<kid> left from an earlier use of that name; the reference kept it, so a later rotation's garbage collection could delete the secret of the current kid.
+ * - Expiry times are written as plain decimal integers, capped at 2^53-1 ms (the reference's tostring switched to exponent form from 10^14 on, which its own listing parser then refused).
+ */
 export interface RotateWaitpointHmacSecretArgs {
   /** Flow partition index. */
   readonly partition: number;
@@ -624,32 +687,30 @@ export type RotateWaitpointHmacSecretResult =
     readonly status: 'noop';
     readonly kid: string;
   };
-/** Error codes {@link rotateWaitpointHmacSecret} can fail with (as `ScriptError.code`). */
-export type RotateWaitpointHmacSecretErrorCode = 'invalid_input' | 'invalid_kid' | 'invalid_secret_hex' | 'invalid_grace_ms' | 'rotation_conflict';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_rotate_waitpoint_hmac_secret`, without sending anything. */
-export function buildRotateWaitpointHmacSecret(args: RotateWaitpointHmacSecretArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildRotateWaitpointHmacSecret: RequestBuilder<RotateWaitpointHmacSecretArgs> = (args) => {
   const fn = 'ff_rotate_waitpoint_hmac_secret';
   expectArgs(fn, args);
-  const partition = args.partition;
-  encodeInteger(fn, 'partition', partition, 0, 65535);
+  const partition = checkInteger(fn, 'partition', args.partition, 0, 65535);
   const newKid = encodeText(fn, 'new_kid', args.newKid);
   const newSecretHex = encodeText(fn, 'new_secret_hex', args.newSecretHex);
-  const graceMs = args.graceMs;
-  const graceMsArg = encodeInteger(fn, 'grace_ms', graceMs, 0, 9007199254740991);
+  const graceMs = encodeInteger(fn, 'grace_ms', args.graceMs, 0, 9007199254740991);
   const tag = hashTag('fp', partition);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
     partitionKeys.waitpointHmacSecrets(), // hmac_secrets
   ];
   return {
-    fn, keys, argv: [
-      newKid, // new_kid
-      newSecretHex, // new_secret_hex
-      graceMsArg, // grace_ms
-    ]
+    fn,
+    keys,
+    argv: [
+      newKid,
+      newSecretHex,
+      graceMs,
+    ],
   };
-}
+};
 
 /** Reads the reply of `ff_rotate_waitpoint_hmac_secret`; failure replies throw a ScriptError. */
 export function parseRotateWaitpointHmacSecret(reply: unknown): RotateWaitpointHmacSecretResult {
@@ -661,44 +722,42 @@ export function parseRotateWaitpointHmacSecret(reply: unknown): RotateWaitpointH
       switch (subStatus) {
         case 'rotated': {
           const previousKid = fieldOptional(fn, 'previous_kid', fields, 1, fieldText);
-          return { status: 'rotated', ...(previousKid !== undefined ? { previousKid } : {}), newKid: fieldText(fn, 'new_kid', fields, 2), gcCount: fieldInteger(fn, 'gc_count', fields, 3) };
+          return {
+            status: 'rotated',
+            ...(previousKid !== undefined ? { previousKid } : {}),
+            newKid: fieldText(fn, 'new_kid', fields, 2),
+            gcCount: fieldInteger(fn, 'gc_count', fields, 3),
+          };
         }
-
         case 'noop': {
           return { status: 'noop', kid: fieldText(fn, 'kid', fields, 1) };
         }
-
       }
-
       throw new ReplyParseError(fn, 'sub_status', `unexpected sub-status ${subStatus} for ${status}`);
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Installs a new signing kid and secret for waitpoint tokens on one partition: the
- * outgoing kid stays valid for grace_ms, kids whose grace has ended are removed.
- * Replaying the same kid and secret is a no-op (so a partly failed fan-out can be
- * re-run); the same kid with another secret is a rotation_conflict. The secret never
- * appears in a reply. Rotate every partition with rotateWaitpointSecretEverywhere
- * (operations/waitpoints.ts).
- *
- * Lua function `ff_rotate_waitpoint_hmac_secret`.
+ * Calls `ff_rotate_waitpoint_hmac_secret` (see {@link RotateWaitpointHmacSecretArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`, `invalid_kid`, `invalid_secret_hex`, `invalid_grace_ms`, `rotation_conflict`.
- *
- * Deliberate deviations from the reference:
- * - Installing a kid removes a stale expires_at:<kid> left from an earlier use of that name; the reference kept it, so a later rotation's garbage collection could delete the secret of the current kid.
- * - Expiry times are written as plain decimal integers, capped at 2^53-1 ms (the reference's tostring switched to exponent form from 10^14 on, which its own listing parser then refused).
  */
 export function rotateWaitpointHmacSecret(client: FunctionCaller, args: RotateWaitpointHmacSecretArgs): Promise<RotateWaitpointHmacSecretResult> {
   return client.call(buildRotateWaitpointHmacSecret(args, client.partitions), parseRotateWaitpointHmacSecret);
 }
 
-/** Arguments of {@link listWaitpointHmacKids}. */
+/**
+ * Read-only view of one partition's key ring: the current kid and the older kids still
+ * inside their grace window, with their expiry, sorted by kid.
+ *
+ * Lua function `ff_list_waitpoint_hmac_kids` (read-only, sent with FCALL_RO).
+ *
+ * Deliberate deviations from the reference:
+ * - Registered with the no-writes flag and sent with FCALL_RO (so it also runs on replicas); the reference registered it without flags.
+ * - Pairs are sorted by kid; the reference returned them in the hash's (unspecified) order.
+ */
 export interface ListWaitpointHmacKidsArgs {
   /** Flow partition index. */
   readonly partition: number;
@@ -711,22 +770,19 @@ export type ListWaitpointHmacKidsResult = {
   readonly count: number;
   readonly verifying: readonly { readonly kid: string; readonly expiresAt: number; }[];
 };
-/** Error codes {@link listWaitpointHmacKids} can fail with (as `ScriptError.code`). */
-export type ListWaitpointHmacKidsErrorCode = 'invalid_input';
 
 /** Validates the arguments and builds the KEYS and ARGV of `ff_list_waitpoint_hmac_kids`, without sending anything. */
-export function buildListWaitpointHmacKids(args: ListWaitpointHmacKidsArgs, _partitions: PartitionConfig): FcallRequest {
+export const buildListWaitpointHmacKids: RequestBuilder<ListWaitpointHmacKidsArgs> = (args) => {
   const fn = 'ff_list_waitpoint_hmac_kids';
   expectArgs(fn, args);
-  const partition = args.partition;
-  encodeInteger(fn, 'partition', partition, 0, 65535);
+  const partition = checkInteger(fn, 'partition', args.partition, 0, 65535);
   const tag = hashTag('fp', partition);
   const partitionKeys = new PartitionKeys(tag);
   const keys = [
     partitionKeys.waitpointHmacSecrets(), // hmac_secrets
   ];
   return { fn, keys, argv: [], readOnly: true };
-}
+};
 
 /** Reads the reply of `ff_list_waitpoint_hmac_kids`; failure replies throw a ScriptError. */
 export function parseListWaitpointHmacKids(reply: unknown): ListWaitpointHmacKidsResult {
@@ -736,25 +792,21 @@ export function parseListWaitpointHmacKids(reply: unknown): ListWaitpointHmacKid
     case 'OK': {
       const currentKid = fieldOptional(fn, 'current_kid', fields, 0, fieldText);
       const count = fieldInteger(fn, 'count', fields, 1);
-      return { status: 'OK', ...(currentKid !== undefined ? { currentKid } : {}), count, verifying: readGroups(fn, 'verifying', fields, 2, 2, count, (at, label) => ({ kid: fieldText(fn, `${label}.kid`, fields, at + 0), expiresAt: fieldInteger(fn, `${label}.expires_at`, fields, at + 1) })) };
+      return {
+        status: 'OK',
+        ...(currentKid !== undefined ? { currentKid } : {}),
+        count,
+        verifying: readGroups(fn, 'verifying', fields, 2, 2, count, (at, label) => ({ kid: fieldText(fn, `${label}.kid`, fields, at + 0), expiresAt: fieldInteger(fn, `${label}.expires_at`, fields, at + 1) })),
+      };
     }
-
   }
-
   throw new ReplyParseError(fn, 'status', `unexpected status ${status}`);
 }
 
 /**
- * Read-only view of one partition's key ring: the current kid and the older kids still
- * inside their grace window, with their expiry, sorted by kid.
- *
- * Lua function `ff_list_waitpoint_hmac_kids` (read-only, sent with FCALL_RO).
+ * Calls `ff_list_waitpoint_hmac_kids` (see {@link ListWaitpointHmacKidsArgs}) and reads its reply.
  *
  * @throws ScriptError with code `invalid_input`.
- *
- * Deliberate deviations from the reference:
- * - Registered with the no-writes flag and sent with FCALL_RO (so it also runs on replicas); the reference registered it without flags.
- * - Pairs are sorted by kid; the reference returned them in the hash's (unspecified) order.
  */
 export function listWaitpointHmacKids(client: FunctionCaller, args: ListWaitpointHmacKidsArgs): Promise<ListWaitpointHmacKidsResult> {
   return client.call(buildListWaitpointHmacKids(args, client.partitions), parseListWaitpointHmacKids);

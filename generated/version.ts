@@ -2,28 +2,8 @@
 //
 // The library version, the loader's first question.
 import { bareText } from '../runtime/decode.js';
-import { type PartitionConfig } from '../runtime/partition.js';
-import { type FcallRequest, type FunctionCaller } from '../runtime/transport.js';
-
-/** Successful replies of {@link version}, discriminated on `status`. */
-export type VersionResult = {
-  readonly status: 'OK';
-  readonly version: string;
-};
-/** Error codes {@link version} can fail with (as `ScriptError.code`). */
-export type VersionErrorCode = never;
-
-/** Validates the arguments and builds the KEYS and ARGV of `ff_version`, without sending anything. */
-export function buildVersion(_partitions: PartitionConfig): FcallRequest {
-  const fn = 'ff_version';
-  return { fn, keys: [], argv: [], readOnly: true };
-}
-
-/** Reads the reply of `ff_version`; failure replies throw a ScriptError. */
-export function parseVersion(reply: unknown): VersionResult {
-  const fn = 'ff_version';
-  return { status: 'OK', version: bareText(fn, reply) };
-}
+import type { ArglessRequestBuilder } from '../runtime/encode.js';
+import type { FunctionCaller } from '../runtime/transport.js';
 
 /**
  * Returns the loaded library's version. The loader compares it with the version this
@@ -33,7 +13,27 @@ export function parseVersion(reply: unknown): VersionResult {
  *
  * Deliberate deviations from the reference:
  * - Registered with the no-writes flag, so it can be sent with FCALL_RO (also on replicas); the reference registers it without flags.
+ *
+ * Successful replies of {@link version}, discriminated on `status`.
  */
+export type VersionResult = {
+  readonly status: 'OK';
+  readonly version: string;
+};
+
+/** Validates the arguments and builds the KEYS and ARGV of `ff_version`, without sending anything. */
+export const buildVersion: ArglessRequestBuilder = () => {
+  const fn = 'ff_version';
+  return { fn, keys: [], argv: [], readOnly: true };
+};
+
+/** Reads the reply of `ff_version`; failure replies throw a ScriptError. */
+export function parseVersion(reply: unknown): VersionResult {
+  const fn = 'ff_version';
+  return { status: 'OK', version: bareText(fn, reply) };
+}
+
+/** Calls `ff_version` and reads its reply. */
 export function version(client: FunctionCaller): Promise<VersionResult> {
   return client.call(buildVersion(client.partitions), parseVersion);
 }

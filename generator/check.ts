@@ -1,8 +1,8 @@
 // Cross-file checks that a schema cannot express: references resolve, names are unique,
 // every function's KEYS stay on one partition family (one cluster slot), replies are
 // unambiguous and every error code is in the catalogue.
-import type { SourceFile, SpecProblem } from './load.js';
-import type { ContextSpec, FieldSpec, FunctionSpec, KeyRef, KeySpec, ReplyFieldSpec, Spec } from './model.js';
+import type { SourceFile, SpecProblem } from './diagnostics.js';
+import { findKey, type FieldSpec, type FunctionSpec, type KeyRef, type ReplyField, type Spec } from './model.js';
 
 const INTEGER_TYPES = new Set(['integer', 'timestampMs', 'durationMs', 'attemptIndex', 'epoch']);
 const TAG_ARG_TYPES: Record<string, string[]> = {
@@ -12,17 +12,6 @@ const TAG_ARG_TYPES: Record<string, string[]> = {
   quota: ['quotaPolicyId'],
   partition: ['integer'],
 };
-
-export function findKey(spec: Spec, contextName: string, keyName: string): { context: ContextSpec; key: KeySpec } | undefined {
-  const context = spec.keys.contexts.find((c) => c.name === contextName);
-  const key = context?.keys.find((k) => k.name === keyName);
-  return context && key ? { context, key } : undefined;
-}
-
-/** Every caller-visible argument of a function (params, then ARGV slots that take a value). */
-export function callerFields(fn: FunctionSpec): FieldSpec[] {
-  return [...fn.params, ...fn.argv.filter((a) => a.type !== 'constant' && a.from === undefined && a.nowPlus === undefined)];
-}
 
 export function crossCheck(spec: Spec, sources: Map<string, SourceFile>): SpecProblem[] {
   const problems: SpecProblem[] = [];
@@ -75,6 +64,9 @@ function checkFunction(spec: Spec, fn: FunctionSpec, codes: Set<string>, at: Rep
       const target = field[ref];
       if (target !== undefined && !known(target)) at([...path, ref], `'${ref}' names unknown argument '${target}'`);
     }
+    if (field.when !== undefined && known(field.when) && !isOptionalScalar(args.get(field.when)!)) {
+      at([...path, 'when'], `'when' needs an optional single-value argument, got '${field.when}'`);
+    }
     const from = field.defaultFrom;
     if (from && from.fn !== 'now' && (from.arg === undefined || !known(from.arg))) at([...path, 'defaultFrom'], `'defaultFrom' needs a known argument, got '${from.arg ?? ''}'`);
   });
@@ -98,6 +90,9 @@ function checkFunction(spec: Spec, fn: FunctionSpec, codes: Set<string>, at: Rep
     checkKeyRef(spec, ref, args, family, ['keys', i], at);
     if (ref.otherwise) checkKeyRef(spec, ref.otherwise, args, family, ['keys', i, 'otherwise'], at);
     if (ref.when !== undefined && !args.has(ref.when)) at(['keys', i, 'when'], `'when' names unknown argument '${ref.when}'`);
+    else if (ref.when !== undefined && !isOptionalScalar(args.get(ref.when)!)) {
+      at(['keys', i, 'when'], `'when' needs an optional single-value argument, got '${ref.when}'`);
+    }
   });
 
   // Replies: one variant per status, or sub-status variants only.
@@ -123,6 +118,11 @@ function checkFunction(spec: Spec, fn: FunctionSpec, codes: Set<string>, at: Rep
   fn.errors.forEach((code, i) => {
     if (!codes.has(code)) at(['errors', i], `unknown error code '${code}' (add it to spec/errors.yaml)`);
   });
+}
+
+/** What a `when` condition can test: an argument the caller may leave out, of one value. */
+function isOptionalScalar(field: FieldSpec): boolean {
+  return field.optional === true && field.default === undefined && field.defaultFrom === undefined && field.type !== 'list' && field.type !== 'group';
 }
 
 function checkField(field: FieldSpec, path: (string | number)[], at: Report): void {
@@ -166,22 +166,16 @@ function checkKeyRef(spec: Spec, ref: KeyRef, args: Map<string, FieldSpec>, fami
   }
 }
 
-function checkReplyFields(fields: readonly ReplyFieldSpec[], path: (string | number)[], at: Report): void {
+function checkReplyFields(fields: readonly ReplyField[], path: (string | number)[], at: Report): void {
   const names = new Set<string>();
   fields.forEach((field, i) => {
     if (names.has(field.name)) at([...path, i], `duplicate reply field '${field.name}'`);
     names.add(field.name);
-    if (field.type === 'enum' && !field.values) at([...path, i], `'${field.name}': an enum needs 'values'`);
-    if (field.type === 'list' && !field.of) at([...path, i], `'${field.name}': a list needs 'of'`);
-    if (field.type === 'group') {
-      if (!field.fields) at([...path, i], `'${field.name}': a group needs 'fields'`);
-      const count = field.count ?? 'rest';
-      if (count !== 'rest') {
-        const counter = fields.slice(0, i).find((f) => f.name === count);
-        if (!counter || !INTEGER_TYPES.has(counter.type)) at([...path, i], `'${field.name}': count must name an earlier integer field or 'rest'`);
-      }
+    if (field.kind === 'group' && field.countField !== undefined) {
+      const counter = fields.slice(0, i).find((f) => f.name === field.countField);
+      if (!counter || counter.kind !== 'scalar' || !INTEGER_TYPES.has(counter.type)) at([...path, i], `'${field.name}': count must name an earlier integer field or 'rest'`);
     }
-    const repeated = field.type === 'list' || (field.type === 'group' && (field.count ?? 'rest') === 'rest');
+    const repeated = field.kind === 'list' || (field.kind === 'group' && field.countField === undefined);
     if (repeated && i !== fields.length - 1) at([...path, i], `'${field.name}': a field that takes the rest of the reply must be last`);
   });
 }

@@ -1,22 +1,22 @@
-// `npm run codegen`: regenerate generated/ from spec/ and lua/. On any spec or Lua problem
-// it prints every problem as file:line:column and exits 1 without writing anything.
+// `npm run codegen`: regenerate contract/ and generated/ from spec/ and lua/. On any spec or
+// Lua problem it prints every problem as file:line:column and exits 1 without writing anything.
 import { mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { generate } from './codegen.js';
-import { SpecError } from './load.js';
+import { STAMP_PATH, generate } from './codegen.js';
+import { SpecError } from './diagnostics.js';
 import { checkVersionBump, parseStamp, readStamp } from './version-guard.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
 /** Directories codegen owns entirely: files there that it did not produce are removed. */
-const OWNED_DIRS = ['generated', 'docs/reference'];
+const OWNED_DIRS = ['contract', 'generated', 'docs/reference'];
 
 export function runCodegen(outRoot = root, strict = false, sourceRoot = outRoot): { written: string[]; unchanged: string[] } {
   const files = generate({ specDir: join(sourceRoot, 'spec'), luaDir: join(sourceRoot, 'lua'), displayRoot: sourceRoot, strict, warn: (m) => console.warn(m) });
-  // The previous library module on disk is the baseline of the version bump rule.
-  const next = parseStamp(files.get('generated/library.ts') ?? '');
-  const bump = next ? checkVersionBump(readStamp(join(outRoot, 'generated', 'library.ts')), next) : [];
+  // The stamp on disk, from the previous codegen, is the baseline of the version bump rule.
+  const stamp = files.get(STAMP_PATH);
+  const bump = stamp === undefined ? [] : checkVersionBump(readStamp(join(outRoot, STAMP_PATH)), parseStamp(stamp));
   if (bump.length > 0) throw new SpecError(bump);
   const written: string[] = [];
   const unchanged: string[] = [];

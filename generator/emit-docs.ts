@@ -1,28 +1,46 @@
 // Emits the Markdown reference: one page per spec module (every function with its doc,
 // arguments, KEYS, ARGV, replies, errors and deviations) and an index page.
-import { callerFields, findKey } from './check.js';
-import type { FieldSpec, FunctionSpec, KeyRef, ModuleSpec, ReplyFieldSpec, Spec } from './model.js';
+import { findKey, type Arg, type FunctionSpec, type KeyRef, type ModuleSpec, type ReplyField, type Slot, type Spec } from './model.js';
 import { camel, typeBase, wrapperName } from './names.js';
+import { presenceNote } from './normalise.js';
 
 const cell = (text: string) => text.replace(/\|/g, '\\|').replace(/\n+/g, ' ').trim();
 
-function fieldType(field: FieldSpec | ReplyFieldSpec): string {
-  if (field.type === 'enum') return (field.values ?? []).map((v) => `\`${v}\``).join(' \\| ');
-  if (field.type === 'list') return `list of ${field.of}`;
-  if (field.type === 'group') return `group of (${(field.fields ?? []).map((f) => `${f.name}: ${f.type}`).join(', ')})`;
-  return field.type;
+/** A reply field's kind as spec/ names it. */
+const replyKind = (field: ReplyField) => (field.kind === 'scalar' ? field.type : field.kind);
+
+function replyFieldType(field: ReplyField): string {
+  switch (field.kind) {
+    case 'scalar':
+      return field.type === 'enum' ? enumValues(field.values) : field.type;
+    case 'list':
+      return `list of ${field.of}`;
+    case 'group':
+      return `group of (${field.members.map((m) => `${m.name}: ${replyKind(m)}`).join(', ')})`;
+    case 'streamEntries':
+      return 'streamEntries';
+  }
 }
 
-function argumentRow(field: FieldSpec): string {
-  const required = field.optional || field.default !== undefined || field.defaultFrom ? 'no' : 'yes';
-  const extra = [
-    field.default !== undefined ? `default \`${JSON.stringify(field.default)}\`` : '',
-    field.defaultFrom ? (field.defaultFrom.fn === 'now' ? 'default: the client clock (ms)' : `default ${field.defaultFrom.fn}(${camel(field.defaultFrom.arg ?? '')})`) : '',
-    field.min !== undefined ? `min ${field.min}` : '',
-    field.max !== undefined ? `max ${field.max}` : '',
-  ].filter(Boolean);
-  const doc = [field.doc ?? '', extra.join(', ')].filter(Boolean).join(' — ');
-  return `| \`${camel(field.name)}\` | ${fieldType(field)} | ${required} | ${cell(doc)} |`;
+const enumValues = (values: readonly string[] | undefined) => (values ?? []).map((v) => `\`${v}\``).join(' \\| ');
+
+function argType(arg: Arg): string {
+  switch (arg.kind) {
+    case 'scalar':
+      return arg.type === 'enum' ? enumValues(arg.rules.values) : arg.type;
+    case 'list':
+      return `list of ${arg.of}`;
+    case 'group':
+      return `group of (${arg.members.map((m) => `${m.name}: ${m.type}`).join(', ')})`;
+  }
+}
+
+function argumentRow(arg: Arg): string {
+  const required = arg.presence.kind === 'required' ? 'yes' : 'no';
+  const { min, max } = arg.kind === 'scalar' || arg.kind === 'list' ? arg.rules : {};
+  const limits = min !== undefined && max !== undefined ? `From ${min} to ${max}.` : min !== undefined ? `At least ${min}.` : max !== undefined ? `At most ${max}.` : '';
+  const doc = [arg.doc ?? '', presenceNote(arg) ?? '', limits].filter(Boolean).join(' ');
+  return `| \`${arg.property}\` | ${argType(arg)} | ${required} | ${cell(doc)} |`;
 }
 
 function keyRow(spec: Spec, ref: KeyRef, position: string): string {
@@ -37,21 +55,33 @@ function keyRow(spec: Spec, ref: KeyRef, position: string): string {
   return `| ${position} | \`${ref.name}\` | ${pattern} | ${found?.key.type ?? ''} |`;
 }
 
-function argvRow(field: FieldSpec, position: number): string {
-  let encoding: string = field.type;
-  if (field.type === 'constant') encoding = `constant \`"${field.value}"\``;
-  else if (field.from) encoding = `value of \`${camel(field.from)}\``;
-  else if (field.nowPlus) encoding = `client now + \`${camel(field.nowPlus)}\` (ms)`;
-  else if (field.type === 'flag') encoding = '`"1"` / `""`';
-  else if (field.type === 'json') encoding = 'JSON text';
-  else if (field.type === 'capabilities') encoding = 'sorted comma-separated list';
-  else if (field.type === 'list' || field.type === 'group') {
-    encoding = `${field.count === 'none' ? '' : 'count, then '}${fieldType(field)}${field.layout === 'rows' ? ' (row by row)' : field.type === 'group' ? ' (column by column)' : ''}`;
+function argvRow(fn: FunctionSpec, slot: Slot, position: number): string {
+  const arg = 'arg' in slot ? fn.args.find((a) => a.name === slot.arg) : undefined;
+  let encoding: string;
+  switch (slot.kind) {
+    case 'constant':
+      encoding = `constant \`"${slot.value}"\``;
+      break;
+    case 'clockPlus':
+      encoding = `client now + \`${camel(slot.duration)}\` (ms)`;
+      break;
+    case 'value':
+      if (slot.arg !== slot.name) encoding = `value of \`${camel(slot.arg)}\``;
+      else {
+        const type = arg?.kind === 'scalar' ? arg.type : 'string';
+        encoding = type === 'flag' ? '`"1"` / `""`' : type === 'json' ? 'JSON text' : type === 'capabilities' ? 'sorted comma-separated list' : type;
+        if (arg?.presence.kind === 'optional') encoding += ', `""` when absent';
+      }
+      break;
+    case 'list':
+    case 'group':
+      encoding = `${slot.countFirst ? 'count, then ' : ''}${arg ? argType(arg) : ''}${slot.kind === 'group' ? (slot.layout === 'rows' ? ' (row by row)' : ' (column by column)') : ''}`;
+      if (arg?.presence.kind === 'optional') encoding += ', `""` when absent';
+      break;
   }
-  if (field.optional && !field.from) encoding += ', `""` when absent';
-  if (field.when) encoding += `, \`""\` unless \`${camel(field.when)}\` is given`;
-  const slot = field.type === 'list' || field.type === 'group' ? `${position}…` : String(position);
-  return `| ${slot} | \`${field.name}\` | ${encoding} |`;
+  if (slot.when) encoding += `, \`""\` unless \`${camel(slot.when)}\` is given`;
+  const at = slot.kind === 'list' || slot.kind === 'group' ? `${position}…` : String(position);
+  return `| ${at} | \`${slot.name}\` | ${encoding} |`;
 }
 
 function replySection(fn: FunctionSpec): string[] {
@@ -68,7 +98,7 @@ function replySection(fn: FunctionSpec): string[] {
         : variant.subStatus
           ? `${variant.status} + \`${variant.subStatus}\``
           : variant.status;
-    const fields = variant.fields.map((f) => `\`${camel(f.name)}\`: ${fieldType(f)}${f.optional ? ' (optional)' : ''}`).join(', ');
+    const fields = variant.fields.map((f) => `\`${camel(f.name)}\`: ${replyFieldType(f)}${f.optional ? ' (optional)' : ''}`).join(', ');
     lines.push(`| ${wire} | ${fields || '—'} |`);
   }
   if (fn.envelope === 'untagged') lines.push('', 'The reply has no leading status integer: `[status, field…]`.');
@@ -86,17 +116,16 @@ function functionSection(spec: Spec, fn: FunctionSpec): string[] {
     [fn.readonly ? 'Read-only (`FCALL_RO`).' : '', fn.extension ? 'Extension beyond the FlowFabric v0.2.0 contract.' : ''].filter(Boolean).join(' '),
     '',
   ];
-  const fields = callerFields(fn);
-  if (fields.length > 0) {
-    lines.push(`**Arguments** (\`${typeBase(fn.name)}Args\`)`, '', '| name | type | required | notes |', '| --- | --- | --- | --- |', ...fields.map(argumentRow), '');
+  if (fn.args.length > 0) {
+    lines.push(`**Arguments** (\`${typeBase(fn.name)}Args\`)`, '', '| name | type | required | notes |', '| --- | --- | --- | --- |', ...fn.args.map(argumentRow), '');
   }
   if (fn.keys.length > 0) {
     lines.push(`**KEYS** (${fixedKeys.length}${fn.keys.length > fixedKeys.length ? ' + N' : ''})`, '', '| # | name | pattern | type |', '| --- | --- | --- | --- |');
     fn.keys.forEach((ref, i) => lines.push(keyRow(spec, ref, ref.each ? `${i + 1}…` : String(i + 1))));
     lines.push('');
   }
-  if (fn.argv.length > 0) {
-    lines.push(`**ARGV** (${fn.argv.length})`, '', '| # | name | encoding |', '| --- | --- | --- |', ...fn.argv.map((a, i) => argvRow(a, i + 1)), '');
+  if (fn.slots.length > 0) {
+    lines.push(`**ARGV** (${fn.slots.length})`, '', '| # | name | encoding |', '| --- | --- | --- |', ...fn.slots.map((slot, i) => argvRow(fn, slot, i + 1)), '');
   }
   lines.push(...replySection(fn));
   if (fn.errors.length > 0) {

@@ -1,4 +1,4 @@
-// Emits generated/errors.ts: the error catalogue of spec/errors.yaml as a typed table.
+// Emits contract/errors.ts: the error catalogue of spec/errors.yaml as a typed table.
 import type { SourceFile } from 'ts-morph';
 import type { Spec } from './model.js';
 import { quote } from './names.js';

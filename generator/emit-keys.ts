@@ -1,8 +1,7 @@
 // Emits generated/keys.ts: one key-builder class per key context of spec/keys.yaml.
 import { Scope, StructureKind, type SourceFile } from 'ts-morph';
-import type { ContextSpec, KeySpec, Spec } from './model.js';
+import { isExecContext, type ContextSpec, type KeySpec, type Spec } from './model.js';
 import { camel, pascal } from './names.js';
-import { isExecContext } from './emit-module.js';
 import { tsType, typeInfo } from './types.js';
 
 export function emitKeys(spec: Spec, file: SourceFile): void {

@@ -10,7 +10,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { findKey } from './check.js';
+import { findKey } from './model.js';
 import type { FieldSpec, FunctionSpec, KeyRef, Spec } from './model.js';
 
 /** The function-level spec fields this emitter reads that the model does not carry. */

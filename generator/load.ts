@@ -4,68 +4,11 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
-import { LineCounter, isMap, parseDocument, type Document, type Node } from 'yaml';
 import { crossCheck } from './check.js';
+import { SourceFile, SpecError, type SpecProblem } from './diagnostics.js';
+import { normaliseArgs, normaliseReplyField, normaliseSlots } from './normalise.js';
 import type { ContextSpec, ErrorSpec, FieldSpec, FunctionSpec, KeyLayout, KeyRef, ModuleSpec, ReplyFieldSpec, ReplyVariant, ScalarType, Spec, TagSource } from './model.js';
 import { errorsSchema, keysSchema, moduleSchema } from './schema.js';
-
-export interface SpecProblem {
-  readonly file: string;
-  readonly line: number;
-  readonly column: number;
-  readonly message: string;
-}
-
-export class SpecError extends Error {
-  constructor(readonly problems: readonly SpecProblem[]) {
-    super(problems.map(formatProblem).join('\n'));
-    this.name = 'SpecError';
-  }
-}
-
-export function formatProblem(problem: SpecProblem): string {
-  return `${problem.file}:${problem.line}:${problem.column}: ${problem.message}`;
-}
-
-/** A parsed YAML file that can say where any path inside it is. */
-export class SourceFile {
-  readonly doc: Document.Parsed;
-  private readonly lines = new LineCounter();
-  constructor(
-    readonly file: string,
-    text: string,
-  ) {
-    this.doc = parseDocument(text, { lineCounter: this.lines, uniqueKeys: true, prettyErrors: false });
-  }
-  /** Position of the node at `path` (or of its nearest existing ancestor). */
-  at(path: readonly (string | number)[]): { line: number; column: number } {
-    for (let depth = path.length; depth >= 0; depth--) {
-      const node = this.doc.getIn(path.slice(0, depth), true) as Node | undefined;
-      const offset = node?.range?.[0] ?? (depth === 0 ? 0 : undefined);
-      if (offset !== undefined) {
-        const { line, col } = this.lines.linePos(offset);
-        return { line, column: col };
-      }
-    }
-    return { line: 1, column: 1 };
-  }
-  /** Position of a mapping key (better than its value for naming an entry). */
-  keyAt(path: readonly (string | number)[]): { line: number; column: number } {
-    const parent = this.doc.getIn(path.slice(0, -1), true);
-    if (isMap(parent)) {
-      const pair = parent.items.find((item) => (item.key as { value?: unknown } | null)?.value === path[path.length - 1]);
-      const offset = (pair?.key as Node | undefined)?.range?.[0];
-      if (offset !== undefined) {
-        const { line, col } = this.lines.linePos(offset);
-        return { line, column: col };
-      }
-    }
-    return this.at(path);
-  }
-  problem(path: readonly (string | number)[], message: string, onKey = false): SpecProblem {
-    return { file: this.file, ...(onKey ? this.keyAt(path) : this.at(path)), message };
-  }
-}
 
 const ajv = new Ajv({ allErrors: true, strict: false });
 const validateModule = ajv.compile(moduleSchema);
@@ -147,7 +90,7 @@ export function loadSpec(specDir: string, displayRoot = join(specDir, '..')): { 
 
   const keys = toKeyLayout(keysData as RawKeys);
   const errors = toErrors(errorsData as RawErrors);
-  const modules = moduleData.map((data, i) => toModule(data as RawModule, moduleSources[i]!, moduleFiles[i]!));
+  const modules = moduleData.map((data, i) => toModule(data as RawModule, moduleSources[i]!, moduleFiles[i]!, problems));
   const spec: Spec = { keys, errors, modules };
   problems.push(...crossCheck(spec, sources));
   if (problems.length > 0) throw new SpecError(problems);
@@ -249,17 +192,18 @@ function toTag(raw: RawFunction['tag']): TagSource {
   }
 }
 
-function toReplies(raw: RawFunction['replies']): ReplyVariant[] {
+function toReplies(raw: RawFunction['replies'], problem: (path: (string | number)[], message: string) => void): ReplyVariant[] {
   return Object.entries(raw).map(([key, value]) => {
     const [status, subStatus] = key.split(':') as [string, string | undefined];
-    const fields = Array.isArray(value) ? value : value.fields;
+    const declared = Array.isArray(value) ? value : value.fields;
+    const fields = declared.map((field, i) => normaliseReplyField(field, (message) => problem([key, i], message)));
     const doc = Array.isArray(value) ? undefined : value.doc;
     const as = Array.isArray(value) ? undefined : value.as;
     return { status, ...(subStatus ? { subStatus } : {}), ...(as ? { as } : {}), fields, ...(doc ? { doc } : {}) };
   });
 }
 
-function toModule(raw: RawModule, source: SourceFile, fileName: string): ModuleSpec {
+function toModule(raw: RawModule, source: SourceFile, fileName: string, problems: SpecProblem[]): ModuleSpec {
   const functions = Object.entries(raw.functions).map(([name, fn]): FunctionSpec => ({
     name,
     doc: fn.doc.trim(),
@@ -267,8 +211,10 @@ function toModule(raw: RawModule, source: SourceFile, fileName: string): ModuleS
     params: fn.params ?? [],
     keys: fn.keys.map(toKeyRef),
     argv: fn.argv,
+    args: normaliseArgs(fn.params ?? [], fn.argv),
+    slots: normaliseSlots(fn.argv),
     envelope: fn.envelope ?? 'standard',
-    replies: toReplies(fn.replies),
+    replies: toReplies(fn.replies, (path, message) => problems.push(source.problem(['functions', name, 'replies', ...path], `${name}: ${message}`))),
     errors: fn.errors ?? [],
     deviations: fn.deviations ?? [],
     readonly: fn.readonly ?? false,

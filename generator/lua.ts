@@ -3,7 +3,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import luaparse from 'luaparse';
-import { SpecError, type SpecProblem } from './load.js';
+import { SpecError, type SpecProblem } from './diagnostics.js';
 import type { FunctionSpec, Spec } from './model.js';
 
 /** Bundle order: helpers first, then the modules in the reference's order, then any others. */

@@ -25,7 +25,7 @@ export type ScalarType =
   | 'laneId'
   | 'capabilities';
 
-/** A caller-supplied value: an ARGV slot, a key-only parameter, or a group member. */
+/** A value as spec/ declares it (an ARGV slot, a key-only parameter or a group member), before normalising. */
 export interface FieldSpec {
   readonly name: string;
   readonly type: ScalarType | 'constant' | 'list' | 'group';
@@ -53,6 +53,7 @@ export interface FieldSpec {
   readonly maxItems?: number;
 }
 
+/** A reply field as spec/ declares it, before normalising. */
 export interface ReplyFieldSpec {
   readonly name: string;
   readonly type: ScalarType | 'streamEntries' | 'list' | 'group';
@@ -76,9 +77,25 @@ export interface ReplyVariant {
   readonly subStatus?: string;
   /** The catch-all's `status` in the typed result. */
   readonly as?: string;
-  readonly fields: readonly ReplyFieldSpec[];
+  readonly fields: readonly ReplyField[];
   readonly doc?: string;
 }
+
+interface ReplyFieldCommon {
+  /** Wire name (snake_case). */
+  readonly name: string;
+  /** Property name in the typed result. */
+  readonly property: string;
+  readonly optional: boolean;
+}
+
+/** One field of a reply variant, one shape per kind. */
+export type ReplyField =
+  | (ReplyFieldCommon & { readonly kind: 'scalar'; readonly type: ScalarType; readonly values: readonly string[] | undefined })
+  | (ReplyFieldCommon & { readonly kind: 'streamEntries' })
+  | (ReplyFieldCommon & { readonly kind: 'list'; readonly of: ScalarType; readonly values: readonly string[] | undefined })
+  /** Repeated groups of fields: as many as an earlier integer field says, or the rest of the reply. */
+  | (ReplyFieldCommon & { readonly kind: 'group'; readonly members: readonly ReplyField[]; readonly countField: string | undefined });
 
 export interface KeyRef {
   /** Name of the slot (the Lua `K` field). */
@@ -105,13 +122,99 @@ export type TagSource =
   | { readonly from: 'execution' | 'flow' | 'budget' | 'quota'; readonly arg: string }
   | { readonly from: 'partition'; readonly family: 'fp' | 'b' | 'q'; readonly arg: string };
 
+// ---- the normalised view the emitters read: one shape per kind, decided once while loading ----
+
+/** Limits an encoder checks. */
+export interface EncodeRules {
+  readonly min?: number | undefined;
+  readonly max?: number | undefined;
+  readonly nonEmpty?: boolean | undefined;
+  readonly maxBytes?: number | undefined;
+  readonly values?: readonly string[] | undefined;
+}
+
+/** What happens when the caller leaves an argument out. */
+export type Presence =
+  | { readonly kind: 'required' }
+  /** Sent as the empty string (a list or group: as empty). */
+  | { readonly kind: 'optional' }
+  | { readonly kind: 'default'; readonly value: string | number | boolean }
+  /** Computed from another argument by a runtime helper. */
+  | { readonly kind: 'derived'; readonly fn: 'twoThirds' | 'executionPartition'; readonly from: string }
+  /** The client clock, `Date.now()`. */
+  | { readonly kind: 'clock' };
+
+interface ArgCommon {
+  /** Wire name (snake_case). */
+  readonly name: string;
+  /** Property name in the Args interface. */
+  readonly property: string;
+  readonly doc: string | undefined;
+  readonly presence: Presence;
+  /** The TypeScript type of the property. */
+  readonly tsType: string;
+}
+
+export interface ScalarArg extends ArgCommon {
+  readonly kind: 'scalar';
+  readonly type: ScalarType;
+  readonly rules: EncodeRules;
+}
+
+export interface ListArg extends ArgCommon {
+  readonly kind: 'list';
+  readonly of: ScalarType;
+  readonly rules: EncodeRules;
+  readonly maxItems: number | undefined;
+}
+
+export interface GroupMember {
+  readonly name: string;
+  readonly property: string;
+  readonly type: ScalarType;
+  readonly rules: EncodeRules;
+  readonly tsType: string;
+}
+
+export interface GroupArg extends ArgCommon {
+  readonly kind: 'group';
+  readonly members: readonly GroupMember[];
+  readonly maxItems: number | undefined;
+}
+
+/** One value the caller passes: a property of the function's Args. */
+export type Arg = ScalarArg | ListArg | GroupArg;
+
+interface SlotCommon {
+  /** Wire name of the ARGV slot. */
+  readonly name: string;
+  /** Sent empty unless this argument is present. */
+  readonly when: string | undefined;
+}
+
+/** What one ARGV slot sends. */
+export type Slot =
+  | (SlotCommon & { readonly kind: 'constant'; readonly value: string })
+  /** A scalar argument's wire text (the slot's own argument, or another one's with `from`). */
+  | (SlotCommon & { readonly kind: 'value'; readonly arg: string })
+  /** The client clock plus a duration argument. */
+  | (SlotCommon & { readonly kind: 'clockPlus'; readonly duration: string })
+  | (SlotCommon & { readonly kind: 'list'; readonly arg: string; readonly countFirst: boolean })
+  | (SlotCommon & { readonly kind: 'group'; readonly arg: string; readonly countFirst: boolean; readonly layout: 'columns' | 'rows' });
+
 export interface FunctionSpec {
   readonly name: string;
   readonly doc: string;
   readonly tag: TagSource;
+  /** As declared: key-only parameters. */
   readonly params: readonly FieldSpec[];
   readonly keys: readonly KeyRef[];
+  /** As declared: the ARGV slots. */
   readonly argv: readonly FieldSpec[];
+  /** Every argument the caller passes, in declaration order (params, then ARGV). */
+  readonly args: readonly Arg[];
+  /** What each ARGV slot sends, in wire order. */
+  readonly slots: readonly Slot[];
   readonly envelope: 'standard' | 'untagged' | 'bare';
   readonly replies: readonly ReplyVariant[];
   readonly errors: readonly string[];
@@ -163,4 +266,18 @@ export interface Spec {
   readonly keys: KeyLayout;
   readonly errors: readonly ErrorSpec[];
   readonly modules: readonly ModuleSpec[];
+}
+
+// ---- queries ----
+
+/** A key of spec/keys.yaml by context and name. */
+export function findKey(spec: Spec, contextName: string, keyName: string): { context: ContextSpec; key: KeySpec } | undefined {
+  const context = spec.keys.contexts.find((c) => c.name === contextName);
+  const key = context?.keys.find((k) => k.name === keyName);
+  return context && key ? { context, key } : undefined;
+}
+
+/** The execution's own context: its keys carry the execution's tag, not the function's. */
+export function isExecContext(context: ContextSpec): boolean {
+  return context.family === 'fp' && context.params.length === 1 && context.params[0] === 'execution_id';
 }

@@ -1,6 +1,6 @@
 // How each spec type is typed, encoded and decoded in generated code. The generator is the
 // only thing that knows this mapping; runtime/encode.ts and runtime/decode.ts do the work.
-import type { ScalarType } from './model.js';
+import type { EncodeRules, ScalarType } from './model.js';
 import { quote } from './names.js';
 
 interface TypeInfo {
@@ -46,21 +46,17 @@ export function tsType(type: ScalarType, values?: readonly string[]): string {
   return TYPES[type].ts;
 }
 
-/** True when the encoded wire text is the value itself (no separate `…Arg` local needed). */
+/** True when the encoded wire text is the value itself, and an empty text counts as absent. */
 export function isTextLike(type: ScalarType): boolean {
   return TYPES[type].ts !== 'number' && type !== 'flag' && type !== 'json' && type !== 'capabilities';
 }
 
-export interface EncodeRules {
-  readonly min?: number | undefined;
-  readonly max?: number | undefined;
-  readonly nonEmpty?: boolean | undefined;
-  readonly maxBytes?: number | undefined;
-  readonly values?: readonly string[] | undefined;
-}
 
-/** Expression that validates `value` and yields its wire text (or branded id). */
-export function encodeExpr(type: ScalarType, argName: string, value: string, rules: EncodeRules, imports: Set<string>): string {
+/**
+ * Expression that validates `value` and yields its wire text (or branded id). With
+ * `keepNumber`, an integer is checked and yielded as a number instead.
+ */
+export function encodeExpr(type: ScalarType, argName: string, value: string, rules: EncodeRules, imports: Set<string>, keepNumber = false): string {
   const info = TYPES[type];
   const name = quote(argName);
   if (info.parser) {
@@ -69,11 +65,12 @@ export function encodeExpr(type: ScalarType, argName: string, value: string, rul
     return `encodeId(fn, ${name}, ${value}, ${info.parser})`;
   }
   if (info.integer) {
-    imports.add('encodeInteger');
+    const helper = keepNumber ? 'checkInteger' : 'encodeInteger';
+    imports.add(helper);
     const min = rules.min ?? info.integer.min;
     const max = rules.max ?? info.integer.max;
     const bounds = max !== undefined ? `, ${min ?? 'undefined'}, ${max}` : min !== undefined ? `, ${min}` : '';
-    return `encodeInteger(fn, ${name}, ${value}${bounds})`;
+    return `${helper}(fn, ${name}, ${value}${bounds})`;
   }
   switch (type) {
     case 'capabilities':
@@ -87,7 +84,7 @@ export function encodeExpr(type: ScalarType, argName: string, value: string, rul
       return `encodeJson(fn, ${name}, ${value})`;
     case 'enum':
       imports.add('encodeEnum');
-      return `encodeEnum(fn, ${name}, ${value}, [${(rules.values ?? []).map(quote).join(', ')}]) as ${tsType('enum', rules.values)}`;
+      return `encodeEnum(fn, ${name}, ${value}, [${(rules.values ?? []).map(quote).join(', ')}])`;
     default: {
       imports.add('encodeText');
       const options: string[] = [];

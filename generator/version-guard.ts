@@ -1,10 +1,17 @@
 // The version bump rule, enforced. The loader reloads a library whose version differs, or
 // that lacks a function this package expects; so adding a function needs no bump, but
 // changing or removing one does: otherwise a client of the new signature could take an
-// old library of the same version for its own. Codegen compares each function's signature
-// hash with the last generated library and refuses such a change under the same version.
+// old library of the same version for its own. Codegen records each function's signature
+// hash in a stamp file (contract/library-stamp.json) and refuses a change under the same version.
 import { existsSync, readFileSync } from 'node:fs';
-import type { SpecProblem } from './load.js';
+import type { SpecProblem } from './diagnostics.js';
+
+/** The stamp as written to disk. */
+export interface LibraryStampData {
+  readonly version: string;
+  /** Function name → signature hash. */
+  readonly signatures: Readonly<Record<string, string>>;
+}
 
 export interface LibraryStamp {
   readonly version: string;
@@ -12,18 +19,14 @@ export interface LibraryStamp {
   readonly signatures: ReadonlyMap<string, string>;
 }
 
-/** Reads the stamp recorded in a previously generated library module. */
-export function readStamp(libraryModulePath: string): LibraryStamp | undefined {
-  return existsSync(libraryModulePath) ? parseStamp(readFileSync(libraryModulePath, 'utf8')) : undefined;
+/** Reads a stamp file written by a previous codegen, if there is one. */
+export function readStamp(path: string): LibraryStamp | undefined {
+  return existsSync(path) ? parseStamp(readFileSync(path, 'utf8')) : undefined;
 }
 
-/** The version and signature hashes written in a library module's text. */
-export function parseStamp(text: string): LibraryStamp | undefined {
-  const version = /export const LIBRARY_VERSION = '([^']*)'/.exec(text)?.[1];
-  const block = /export const FUNCTION_SIGNATURES = \{([^}]*)\}/.exec(text)?.[1];
-  if (version === undefined || block === undefined) return undefined;
-  const signatures = new Map([...block.matchAll(/(ff_[a-z0-9_]+): '([0-9a-f]+)'/g)].map((m) => [m[1]!, m[2]!] as const));
-  return { version, signatures };
+export function parseStamp(text: string): LibraryStamp {
+  const data = JSON.parse(text) as LibraryStampData;
+  return { version: data.version, signatures: new Map(Object.entries(data.signatures)) };
 }
 
 export function checkVersionBump(previous: LibraryStamp | undefined, next: LibraryStamp): SpecProblem[] {

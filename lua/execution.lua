@@ -71,6 +71,13 @@ Exec.CREATE_RULES = {
   { 'execution_id', 'nonempty' },
 }
 
+-- Extension (engine.md §3.5, §3.6): budgets and a quota policy attached at create, read by
+-- the scheduler's admission. Stored only when given, so a reference caller writes neither.
+function Exec.attach_admission(core_key, budget_ids, quota_policy_id)
+  if is_set(budget_ids) then redis.call('HSET', core_key, 'budget_ids', budget_ids) end
+  if is_set(quota_policy_id) then redis.call('HSET', core_key, 'quota_policy_id', quota_policy_id) end
+end
+
 redis.register_function('ff_create_execution', guard('ff_create_execution', function(keys, args)
   local K = {
     core = keys[1],
@@ -96,6 +103,8 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     tags_json = args[11],
     execution_deadline_at = args[12],
     partition_id = args[13],
+    budget_ids = args[14],
+    quota_policy_id = args[15],
   }
   local delay_text = A.delay_until
   local bad = check_args(A, Exec.CREATE_RULES)
@@ -197,6 +206,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
   if #capabilities > 0 then
     redis.call('HSET', K.core, 'required_capabilities', table.concat(capabilities, ','))
   end
+  Exec.attach_admission(K.core, A.budget_ids, A.quota_policy_id)
   if is_set(A.input_payload) then
     redis.call('SET', K.payload, A.input_payload)
   end
@@ -223,6 +233,8 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     redis.call('ZADD', eligible_key, to_text(eligible_score(priority, now)), A.execution_id)
   end
   redis.call('SADD', K.all_executions, A.execution_id)
+  -- Extension: the partition's lane registry, so the engine finds every lane without a SCAN.
+  redis.call('SADD', 'ff:idx:' .. tag_of(K.core) .. ':lanes', lane)
   if A.execution_deadline_at ~= nil then
     redis.call('ZADD', K.execution_deadline, A.execution_deadline_at, A.execution_id)
   end

@@ -840,6 +840,7 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   redis.call('ZREM', K.suspension_timeout_zset, eid)
   redis.call('ZREM', K.suspended_zset, eid)
   redis.call('ZADD', K.terminal_zset, now, eid)
+  publish_completion(core, eid, outcome)
   return ok(behavior, outcome)
 end))
 

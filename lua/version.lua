@@ -3,7 +3,7 @@
 redis.register_function{
   function_name = 'ff_version',
   callback = function()
-    return '6'
+    return '8'
   end,
   flags = { 'no-writes' },
 }

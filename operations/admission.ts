@@ -20,7 +20,7 @@ import {
 } from '../generated/budget.js';
 import { BudgetPartitionKeys, ExecKeys, QuotaKeys } from '../generated/keys.js';
 import { checkAdmissionAndRecord, type CheckAdmissionAndRecordArgs, type CheckAdmissionAndRecordResult } from '../generated/quota.js';
-import { classifyTransportError, sendCommand } from '../runtime/classify.js';
+import { classifyWith, sendCommand } from '../runtime/classify.js';
 import { ArgumentError, FlowFabricError, ScriptError } from '../runtime/errors.js';
 import { parseLaneId, type BudgetId, type ExecutionId, type LaneId, type QuotaPolicyId } from '../runtime/ids.js';
 import { budgetTag, quotaTag, type PartitionConfig } from '../runtime/partition.js';
@@ -83,7 +83,7 @@ export async function readExecutionLane(client: AdmissionClient, executionId: Ex
   try {
     raw = await sendCommand(client.transport, 'HGET', [new ExecKeys(executionId).core(), 'lane_id']);
   } catch (error) {
-    throw classifyTransportError(error);
+    throw classifyWith(client.transport, error);
   }
   const text = replyText(raw);
   return text === undefined || text === '' ? undefined : parseLaneId(text);
@@ -107,7 +107,7 @@ export async function readQuotaLimits(client: AdmissionClient, quotaPolicyId: Qu
   try {
     raw = await sendCommand(client.transport, 'HMGET', [key, 'quota_policy_id', 'requests_per_window_seconds', 'max_requests_per_window', 'active_concurrency_cap', 'jitter_ms']);
   } catch (error) {
-    throw classifyTransportError(error);
+    throw classifyWith(client.transport, error);
   }
   const values = Array.isArray(raw) ? raw.map((v) => replyText(v)) : [];
   if (values[0] === undefined) return undefined;

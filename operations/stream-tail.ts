@@ -4,7 +4,7 @@
 // frame can be appended any more, so one last XRANGE from the cursor picks up whatever the
 // last XREAD did not return, and the iteration ends.
 import { ExecKeys } from '../generated/keys.js';
-import { classifyTransportError } from '../runtime/classify.js';
+import { classifyWith } from '../runtime/classify.js';
 import type { StreamEntry } from '../runtime/decode.js';
 import { ArgumentError, ReplyParseError } from '../runtime/errors.js';
 import { parseExecutionId, type ExecutionId } from '../runtime/ids.js';
@@ -137,7 +137,7 @@ async function send(transport: Transport, name: string, args: readonly (string |
   try {
     return await transport.command(name, args);
   } catch (error) {
-    throw classifyTransportError(error);
+    throw classifyWith(transport, error);
   }
 }
 

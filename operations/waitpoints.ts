@@ -6,6 +6,7 @@
 //   operation stays on one slot).
 // The pre-read is not atomic with the call that follows; the functions re-check the keys
 // they were given against the execution and answer invalid_input on a stale read.
+import { randomBytes } from 'node:crypto';
 import { sendCommand } from '../runtime/classify.js';
 import { PartitionKeys } from '../generated/keys.js';
 import {
@@ -26,7 +27,7 @@ import {
   type RotateWaitpointHmacSecretResult,
 } from '../generated/suspension.js';
 import type { FlowFabricClient } from '../runtime/client.js';
-import { ArgumentError, ScriptError } from '../runtime/errors.js';
+import { ArgumentError, FlowFabricError, ScriptError } from '../runtime/errors.js';
 import { newWaitpointId, type ExecutionId } from '../runtime/ids.js';
 import { readExecutionContext, type ExecutionContext } from './preread.js';
 import { replyText } from '../runtime/reply.js';
@@ -233,4 +234,84 @@ async function mapPartitions<T>(count: number, work: (partition: number) => Prom
   };
   await Promise.all(Array.from({ length: Math.max(1, Math.min(concurrency, count)) }, worker));
   return results;
+}
+
+// ---------------------------------------------------------------------------------
+// First-use bootstrap and the error that says what to do
+
+export interface EnsureSecretsOptions {
+  /** Hex secret to install where a partition has none; default a fresh random 32-byte secret. */
+  readonly secretHex?: string;
+  /** Kid to install; default `k1`, as ff-server's boot. */
+  readonly kid?: string;
+  /** Partitions checked at the same time; default 32. */
+  readonly concurrency?: number;
+}
+
+export interface EnsureSecretsReport {
+  /** Partitions that had no key ring and got one now. */
+  readonly installed: readonly number[];
+  /** Partitions whose current kid had lost its secret, written now. */
+  readonly repaired: readonly number[];
+  /** How many partitions already had a usable key ring (left as they were). */
+  readonly present: number;
+}
+
+/**
+ * Gives every flow partition a waitpoint HMAC key ring where none exists, as ff-server's
+ * boot does (engine.md §1.2 step 5), so the first suspension on a fresh server works. A
+ * partition that has one is only read (two reads), never changed: a stored secret always
+ * wins. Safe to run from many workers at once: the install itself is the rotation
+ * function's atomic bootstrap, and a loser of the race keeps the winner's secret.
+ */
+export async function ensureWaitpointSecrets(client: FlowFabricClient, options: EnsureSecretsOptions = {}): Promise<EnsureSecretsReport> {
+  const secretHex = options.secretHex ?? randomBytes(32).toString('hex');
+  const kid = options.kid ?? DEFAULT_WAITPOINT_KID;
+  checkKid('ensureWaitpointSecrets', kid);
+  checkSecret('ensureWaitpointSecrets', secretHex);
+  const outcomes = await mapPartitions(
+    client.partitions.numFlowPartitions,
+    async (partition): Promise<SecretInstall> => {
+      const key = PartitionKeys.forPartition(partition).waitpointHmacSecrets();
+      const current = replyText(await sendCommand(client.transport, 'HGET', [key, 'current_kid']));
+      if (current !== undefined && current !== '') {
+        if (Number(await sendCommand(client.transport, 'HEXISTS', [key, `secret:${current}`])) === 1) return 'present';
+        return installWaitpointSecret(client, partition, { secretHex, kid: current });
+      }
+      return installWaitpointSecret(client, partition, { secretHex, kid });
+    },
+    options.concurrency,
+  );
+  const pick = (outcome: SecretInstall) => outcomes.flatMap((o, partition) => (o === outcome ? [partition] : []));
+  return { installed: pick('installed'), repaired: pick('repaired'), present: pick('present').length };
+}
+
+/**
+ * A waitpoint call found no HMAC key ring on the execution's partition
+ * (`hmac_secret_not_initialized`). The original ScriptError is the cause.
+ */
+export class WaitpointSecretMissingError extends FlowFabricError {
+  override readonly name = 'WaitpointSecretMissingError';
+  readonly errorClass = 'cooperative' as const;
+  constructor(
+    readonly functionName: string,
+    readonly partition: number,
+    cause: ScriptError,
+  ) {
+    super(
+      `${functionName}: partition ${partition} has no waitpoint HMAC secret (hmac_secret_not_initialized). ` +
+        'Install one on every partition with ensureWaitpointSecrets(client) — a Worker does this at start unless ' +
+        'installWaitpointSecrets is false, and so does the engine — or with installWaitpointSecretEverywhere(client, { secretHex }) ' +
+        'to use the secret your ff-server has in FF_WAITPOINT_HMAC_SECRET.',
+      { cause },
+    );
+  }
+}
+
+/** Rethrows `hmac_secret_not_initialized` as a {@link WaitpointSecretMissingError}; any other error as it is. */
+export function explainWaitpointError(error: unknown, partition: number): never {
+  if (error instanceof ScriptError && error.code === 'hmac_secret_not_initialized') {
+    throw new WaitpointSecretMissingError(error.functionName, partition, error);
+  }
+  throw error;
 }

@@ -1,8 +1,12 @@
-// Maps what a client library throws onto TransportError kinds, following the engine's retry
-// table: only failures where the command provably never reached the server (or the server
-// asked for a retry) are retryable. A lost reply is not: the call may have run.
+// The rules every client shares for turning a failed command into a TransportError, by the
+// engine's retry table: only failures where the command provably never reached the server
+// (or the server asked for a retry) are retryable. A lost reply is not: the call may have
+// run. What a particular client library throws is read by its transport (`Transport.classify`
+// in ioredis.ts, glide.ts); this module knows only what the server and Node's sockets say.
 import { FlowFabricError, TransportError, type TransportErrorKind } from './errors.js';
+import type { FcallRequest } from './transport.js';
 
+/** The server's error prefixes (the first word of an error reply) and what each means. */
 const PREFIX_KINDS: Readonly<Record<string, TransportErrorKind>> = {
   ERR: 'response_error',
   NOSCRIPT: 'no_script',
@@ -20,7 +24,8 @@ const PREFIX_KINDS: Readonly<Record<string, TransportErrorKind>> = {
   EXECABORT: 'exec_abort',
 };
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+/** Socket errors raised while connecting: nothing was written. */
+const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 
 /** True when a server error says the called function does not exist. */
 export function isFunctionMissing(error: unknown): boolean {
@@ -28,37 +33,70 @@ export function isFunctionMissing(error: unknown): boolean {
   return /^ERR Function not found|^NOSCRIPT|No matching function|Function not loaded/i.test(message);
 }
 
-export function classifyTransportError(error: unknown): FlowFabricError {
-  if (error instanceof FlowFabricError) return error;
-  const err = error instanceof Error ? error : new Error(String(error));
-  const { kind, notSent } = kindOf(err);
-  return new TransportError(kind, err.message, notSent, { cause: error });
+/** Looks like an error reply: an upper-case prefix word, then text (`ERR …`, `MOVED …`). */
+export function looksLikeServerError(message: string): boolean {
+  return /^[A-Z]+ /.test(message);
 }
 
-function kindOf(err: Error): { kind: TransportErrorKind; notSent: boolean } {
-  if (err.name === 'ReplyError' || /^[A-Z]+ /.test(err.message)) {
-    const prefix = err.message.split(' ', 1)[0] ?? '';
-    const kind = PREFIX_KINDS[prefix] ?? 'extension_error';
-    // The server refused these before running anything.
-    const notSent = kind === 'try_again' || kind === 'busy_loading' || kind === 'cluster_down';
-    return { kind, notSent };
-  }
-  if (err.name === 'MaxRetriesPerRequestError') return { kind: 'fatal_send', notSent: true };
-  if (/enableOfflineQueue options is false|Connection is closed before/.test(err.message)) {
-    return { kind: 'fatal_send', notSent: true };
-  }
-  if (err.message === 'Command timed out') return { kind: 'timeout', notSent: false };
-  const code = (err as { code?: unknown }).code;
-  if (typeof code === 'string' && NETWORK_CODES.has(code)) return { kind: 'io_error', notSent: true };
-  if (/Connection is closed|ECONNRESET|EPIPE|socket/i.test(err.message)) return { kind: 'fatal_receive', notSent: false };
-  return { kind: 'unknown', notSent: false };
+/** An error reply from the server, classified by its prefix. The message is the server's own. */
+export function serverError(message: string, cause: unknown): TransportError {
+  const prefix = message.split(' ', 1)[0] ?? '';
+  const kind = PREFIX_KINDS[prefix] ?? 'extension_error';
+  // The server refused these before running anything.
+  const notSent = kind === 'try_again' || kind === 'busy_loading' || kind === 'cluster_down';
+  return new TransportError(kind, message, notSent, { cause });
+}
+
+/**
+ * A failure of the connection rather than of the command, in a message that says where
+ * (`host:port`) and whether the command ran: "never sent" is safe to retry, a lost reply
+ * or a timeout is not (the command may have run).
+ */
+export function connectionError(kind: TransportErrorKind, message: string, notSent: boolean, where: string | undefined, cause: unknown): TransportError {
+  const place = where && !message.includes(where) ? ` (${where})` : '';
+  const fate = notSent ? 'never sent, safe to retry' : 'the command may have run: check before retrying';
+  return new TransportError(kind, `${message}${place} — ${fate}`, notSent, { cause });
+}
+
+/** The connect-time socket codes (refused, unknown host, unreachable): never sent. */
+export function isConnectFailure(error: Error): boolean {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && CONNECT_CODES.has(code);
+}
+
+/**
+ * The classification of a transport that does not bring its own: error replies by their
+ * prefix, connect-time socket errors as never sent, anything else as unknown (may have run).
+ */
+export function classifyTransportError(error: unknown, where?: string): FlowFabricError {
+  if (error instanceof FlowFabricError) return error;
+  const err = error instanceof Error ? error : new Error(String(error));
+  if (err.name === 'ReplyError' || looksLikeServerError(err.message)) return serverError(err.message, error);
+  if (isConnectFailure(err)) return connectionError('io_error', err.message, true, where, error);
+  return connectionError('unknown', err.message, false, where, error);
+}
+
+/** What can classify a failure: a transport with its own `classify`, or the shared rules. */
+interface Classifying {
+  classify?(error: unknown, request?: FcallRequest): FlowFabricError;
+}
+
+/** The transport's classification of what its client threw, or the shared rules. */
+export function classifyWith(transport: object, error: unknown, request?: FcallRequest): FlowFabricError {
+  if (error instanceof FlowFabricError) return error;
+  const { classify } = transport as Classifying;
+  return classify ? classify.call(transport, error, request) : classifyTransportError(error);
 }
 
 /** Sends a plain command through a transport, turning client failures into typed errors. */
-export async function sendCommand(transport: { command(name: string, args: readonly (string | number)[]): Promise<unknown> }, name: string, args: readonly (string | number)[]): Promise<unknown> {
+export async function sendCommand(
+  transport: Classifying & { command(name: string, args: readonly (string | number)[]): Promise<unknown> },
+  name: string,
+  args: readonly (string | number)[],
+): Promise<unknown> {
   try {
     return await transport.command(name, args);
   } catch (error) {
-    throw classifyTransportError(error);
+    throw classifyWith(transport, error);
   }
 }

@@ -1,7 +1,7 @@
 // FlowFabricClient: the FunctionCaller that generated wrappers use. It sends a request,
 // turns client failures into typed errors, optionally reloads a missing library, parses
 // the reply and reports each call to an optional hook.
-import { classifyTransportError, isFunctionMissing } from './classify.js';
+import { classifyWith, isFunctionMissing } from './classify.js';
 import { FlowFabricError, LibraryError, ScriptError, type ErrorCode } from './errors.js';
 import { IoredisTransport, type IoredisLike } from './ioredis.js';
 import { ensureLibrary, type EnsureLibraryOptions, type LibraryStatus } from './loader.js';
@@ -123,7 +123,7 @@ export class FlowFabricClient implements FunctionCaller {
       if (!reply.ok) {
         const error = isFunctionMissing(reply.error)
           ? new LibraryError('missing', `function ${c.request.fn} is not loaded; call ensureLibrary() first`, undefined, undefined, { cause: reply.error })
-          : classifyTransportError(reply.error);
+          : classifyWith(this.transport, reply.error, c.request);
         this.report(c.request.fn, started, 'transport_error', error);
         return { ok: false, error };
       }
@@ -132,7 +132,7 @@ export class FlowFabricClient implements FunctionCaller {
         this.report(c.request.fn, started, 'ok');
         return { ok: true, value };
       } catch (error) {
-        const failure = error instanceof FlowFabricError ? error : classifyTransportError(error);
+        const failure = error instanceof FlowFabricError ? error : classifyWith(this.transport, error, c.request);
         this.report(c.request.fn, started, 'error', failure);
         return { ok: false, error: failure };
       }
@@ -144,7 +144,7 @@ export class FlowFabricClient implements FunctionCaller {
     try {
       return await this.transport.fcallBatch(requests);
     } catch (error) {
-      const failure = classifyTransportError(error);
+      const failure = classifyWith(this.transport, error, requests[0]);
       return requests.map(() => ({ ok: false, error: failure }));
     }
   }
@@ -154,7 +154,7 @@ export class FlowFabricClient implements FunctionCaller {
    * more — it never ran — resolving with that reply; anything else becomes a typed error.
    */
   private async recover(request: FcallRequest, error: unknown): Promise<unknown> {
-    if (!isFunctionMissing(error)) throw classifyTransportError(error);
+    if (!isFunctionMissing(error)) throw classifyWith(this.transport, error, request);
     if (!this.autoLoad) {
       throw new LibraryError('missing', `function ${request.fn} is not loaded; call ensureLibrary() first`, undefined, undefined, {
         cause: error,
@@ -164,7 +164,7 @@ export class FlowFabricClient implements FunctionCaller {
     try {
       return await this.transport.fcall(request);
     } catch (retryError) {
-      throw classifyTransportError(retryError);
+      throw classifyWith(this.transport, retryError, request);
     }
   }
 

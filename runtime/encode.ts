@@ -2,6 +2,17 @@
 // rule (how an integer, a flag, an optional value or JSON is written) lives here once, and
 // bad values are refused with an ArgumentError before anything is sent.
 import { ArgumentError } from './errors.js';
+import type { PartitionConfig } from './partition.js';
+import type { FcallRequest } from './transport.js';
+
+/**
+ * A generated request builder. Any request is built the same way, `buildX(args, partitions)`;
+ * a builder whose keys do not depend on the partition counts just does not declare them.
+ */
+export type RequestBuilder<A> = (args: A, partitions: PartitionConfig) => FcallRequest;
+
+/** The builder of a function that takes no arguments. */
+export type ArglessRequestBuilder = (partitions: PartitionConfig) => FcallRequest;
 
 export function encodeText(fn: string, name: string, value: unknown, options?: TextRules): string {
   if (typeof value !== 'string') throw new ArgumentError(fn, name, `expected a string, got ${describe(value)}`);
@@ -23,12 +34,17 @@ export interface TextRules {
 }
 
 export function encodeInteger(fn: string, name: string, value: unknown, min?: number, max?: number): string {
+  return String(checkInteger(fn, name, value, min, max));
+}
+
+/** Checks an integer argument that the builder also needs as a number (for a key or another default). */
+export function checkInteger(fn: string, name: string, value: unknown, min?: number, max?: number): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value)) {
     throw new ArgumentError(fn, name, `expected a safe integer, got ${describe(value)}`);
   }
   if (min !== undefined && value < min) throw new ArgumentError(fn, name, `must be >= ${min}, got ${value}`);
   if (max !== undefined && value > max) throw new ArgumentError(fn, name, `must be <= ${max}, got ${value}`);
-  return String(value);
+  return value;
 }
 
 export function encodeFlag(fn: string, name: string, value: unknown): string {
@@ -57,11 +73,11 @@ export function encodeId<T extends string>(fn: string, name: string, value: unkn
   }
 }
 
-export function encodeEnum(fn: string, name: string, value: unknown, values: readonly string[]): string {
-  if (typeof value !== 'string' || !values.includes(value)) {
+export function encodeEnum<const V extends string>(fn: string, name: string, value: unknown, values: readonly V[]): V {
+  if (typeof value !== 'string' || !(values as readonly string[]).includes(value)) {
     throw new ArgumentError(fn, name, `expected one of ${values.join(' | ')}, got ${describe(value)}`);
   }
-  return value;
+  return value as V;
 }
 
 /** Lists and repeated groups must be real arrays; their elements are checked one by one. */

@@ -2,7 +2,7 @@
 // the engine's structured reply (ScriptError), a reply we could not read (ReplyParseError),
 // an argument refused before the round trip (ArgumentError), the connection (TransportError)
 // or the library's presence on the server (LibraryError).
-import { ERROR_CATALOGUE, type ErrorClass, type ErrorCode } from '../generated/errors.js';
+import { ERROR_CATALOGUE, type ErrorClass, type ErrorCode } from '../contract/errors.js';
 
 export type { ErrorClass, ErrorCode };
 

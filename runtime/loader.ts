@@ -1,8 +1,8 @@
 // Puts the function library on the server at the version this package was built with:
 // check `ff_version`, load with FUNCTION LOAD REPLACE when missing or different, verify.
 // On a cluster every primary gets the same treatment.
-import { FUNCTION_NAMES, LIBRARY_SOURCE, LIBRARY_VERSION } from '../generated/library.js';
-import { classifyTransportError, isFunctionMissing, sendCommand } from './classify.js';
+import { FUNCTION_NAMES, LIBRARY_SOURCE, LIBRARY_VERSION } from '../contract/library.js';
+import { classifyWith, isFunctionMissing, sendCommand } from './classify.js';
 import { FlowFabricError, LibraryError } from './errors.js';
 import { replyText } from './reply.js';
 import type { Transport } from './transport.js';
@@ -35,7 +35,7 @@ export async function loadedVersion(transport: Transport): Promise<string | unde
   } catch (error) {
     // Only "no such function" means absent; an auth or connection failure is reported as such.
     if (isFunctionMissing(error)) return undefined;
-    throw classifyTransportError(error);
+    throw classifyWith(transport, error);
   }
 }
 
@@ -102,7 +102,7 @@ async function loadWithRetries(transport: Transport, source: string, attempts: n
       if (/Error compiling|syntax error|^ERR Error/.test(message)) {
         throw new LibraryError('compile', `the server refused the library: ${message}`, undefined, undefined, { cause: error });
       }
-      last = classifyTransportError(error);
+      last = classifyWith(transport, error);
       if (last instanceof FlowFabricError && !last.retryable) break;
       if (attempt < attempts) await new Promise((resolve) => setTimeout(resolve, delayMs));
     }

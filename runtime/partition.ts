@@ -124,6 +124,46 @@ export function soloPartition(laneId: LaneId, cfg: PartitionConfig): number {
 }
 
 // ---------------------------------------------------------------------------------
+// Solo partitioners. The default puts every flow-less execution of a lane on one
+// partition, so one busy lane never uses more than one cluster primary. A spreading
+// partitioner lets it use several; both are pure and deterministic (same lane, same
+// UUID, same config → same partition), as the reference requires of a custom one.
+
+/** Chooses the partition of a flow-less execution, and names every partition a lane can use. */
+export interface SoloPartitioner {
+  /** The partition of the lane's execution with this UUID: below cfg.numFlowPartitions. */
+  partitionOf(laneId: LaneId, uuid: string, cfg: PartitionConfig): number;
+  /** Every partition the lane's executions can land on, the lane's own partition first: where its workers look. */
+  partitionsOf(laneId: LaneId, cfg: PartitionConfig): readonly number[];
+}
+
+/** Today's behaviour and the reference's default: one partition per lane, crc16 of its name. */
+export const laneHashPartitioner: SoloPartitioner = Object.freeze({
+  partitionOf: (laneId: LaneId, _uuid: string, cfg: PartitionConfig) => soloPartition(laneId, cfg),
+  partitionsOf: (laneId: LaneId, cfg: PartitionConfig) => [soloPartition(laneId, cfg)],
+});
+
+/**
+ * Spreads a lane over `spread` consecutive partitions starting at the lane's own one
+ * (wrapping), chosen by crc16 of the execution's UUID bytes: ids stay deterministic, and
+ * executions spread evenly whatever the UUID version. A spread of 1 is laneHashPartitioner;
+ * a spread above numFlowPartitions uses every partition.
+ */
+export function spreadLanePartitioner(spread: number): SoloPartitioner {
+  requireCount(spread, 'spread');
+  const width = (cfg: PartitionConfig) => Math.min(spread, requireCount(cfg.numFlowPartitions, 'numFlowPartitions'));
+  return Object.freeze({
+    partitionOf(laneId: LaneId, uuid: string, cfg: PartitionConfig): number {
+      return (soloPartition(laneId, cfg) + (crc16(uuidBytes(uuid)) % width(cfg))) % cfg.numFlowPartitions;
+    },
+    partitionsOf(laneId: LaneId, cfg: PartitionConfig): readonly number[] {
+      const first = soloPartition(laneId, cfg);
+      return Array.from({ length: width(cfg) }, (_, offset) => (first + offset) % cfg.numFlowPartitions);
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------
 // Hash tags
 
 /** Tag prefixes: `fp` for flows and executions, `b` for budgets, `q` for quotas. */
@@ -169,9 +209,18 @@ export function executionIdForFlow(flowId: FlowId, cfg: PartitionConfig, uuid: s
   return parseExecutionId(`${flowTag(flowId, cfg)}:${parseUuid(uuid)}`);
 }
 
-/** A flow-less execution, partitioned by its lane: `{fp:<solo partition>}:<uuid>`. */
-export function soloExecutionId(laneId: LaneId, cfg: PartitionConfig, uuid: string = randomUUID()): ExecutionId {
-  return parseExecutionId(`${soloTag(laneId, cfg)}:${parseUuid(uuid)}`);
+/**
+ * A flow-less execution, partitioned by its lane: `{fp:<solo partition>}:<uuid>`. A
+ * partitioner other than the default (e.g. spreadLanePartitioner) picks among the lane's partitions.
+ */
+export function soloExecutionId(
+  laneId: LaneId,
+  cfg: PartitionConfig,
+  uuid: string = randomUUID(),
+  partitioner: SoloPartitioner = laneHashPartitioner,
+): ExecutionId {
+  const canonical = parseUuid(uuid);
+  return parseExecutionId(`${hashTag('fp', partitioner.partitionOf(laneId, canonical, cfg))}:${canonical}`);
 }
 
 // ---------------------------------------------------------------------------------

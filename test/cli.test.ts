@@ -42,6 +42,14 @@ describe('ff-script CLI', () => {
     const result = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'cli', 'main.ts'), 'version', '--url', 'redis://127.0.0.1:1'], { cwd: root, encoding: 'utf8' });
     expect(result.status).toBe(1);
     expect(result.stderr).toMatch(/ff-script version: .*(ECONNREFUSED|connect|max retries)/i);
+    // The client's error events are the CLI's to report, once, with the server and the fate.
+    expect(result.stderr).not.toContain('Unhandled error event');
+    expect(result.stderr).toContain('127.0.0.1:1');
+    expect(result.stderr).toContain('never sent');
+    const cluster = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'cli', 'main.ts'), 'version', '--cluster', '--url', 'redis://127.0.0.1:1'], { cwd: root, encoding: 'utf8' });
+    expect(cluster.status).toBe(1);
+    expect(cluster.stderr).not.toContain('Unhandled error event');
+    expect(cluster.stderr).toContain('127.0.0.1:1');
   });
 
   it('rotates the waitpoint secret on every partition, and refuses bad input', () => {

@@ -4,8 +4,8 @@ import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { generate } from '../generator/codegen.js';
-import { SpecError } from '../generator/load.js';
+import { STAMP_PATH, generate } from '../generator/codegen.js';
+import { SpecError } from '../generator/diagnostics.js';
 
 const fixture = join(import.meta.dirname, 'fixtures', 'small');
 const golden = join(fixture, 'golden');
@@ -65,6 +65,8 @@ describe('bad specs fail with file, line and reason', () => {
     ['catch-all without as', 'spec/demo.yaml', (t) => t.replace('{ as: other, doc:', '{ doc:'), /^spec\/demo\.yaml:\d+:\d+: ff_touch: the catch-all OK:\* needs 'as'/],
     ['catch-all as a named sub-status', 'spec/demo.yaml', (t) => t.replace('{ as: other, doc:', '{ as: skipped, doc:'), /ff_touch: the catch-all's 'as: skipped' is also a sub-status of OK/],
     ['as outside a catch-all', 'spec/demo.yaml', (t) => t.replace('"OK:*": { as: other,', '"OK:other": { as: other,'), /ff_touch: 'as' belongs to a catch-all variant \(OK:\*\) only/],
+    ['reply list without its element type', 'spec/demo.yaml', (t) => t.replace('{ name: members, type: list, of: executionId }', '{ name: members, type: list }'), /^spec\/demo\.yaml:30:\d+: ff_touch: 'members': a list needs 'of'/],
+    ['when on a required argument', 'spec/demo.yaml', (t) => t.replace('{ name: lane_id, type: laneId, optional: true }', '{ name: lane_id, type: laneId }'), /^spec\/demo\.yaml:11:\d+: ff_touch: 'when' needs an optional single-value argument, got 'lane_id'/],
     ['unknown error code', 'spec/demo.yaml', (t) => t.replace('errors: [not_found, invalid_input]', 'errors: [not_found, no_such_code]'), /^spec\/demo\.yaml:31:\d+: ff_touch: unknown error code 'no_such_code'/],
     ['duplicate argument', 'spec/demo.yaml', (t) => t.replace('name: renew_ms', 'name: ttl_ms'), /^spec\/demo\.yaml:16:\d+: ff_touch: duplicate ARGV name 'ttl_ms'/],
     ['duplicate function across modules', 'spec/demo.yaml', (t) => t, /unreachable/],
@@ -122,12 +124,12 @@ describe('version bump rule', async () => {
 
   it('changes a function\'s signature hash when an ARGV slot is added', async () => {
     const { parseStamp } = await import('../generator/version-guard.js');
-    const before = parseStamp(run(fixture).get('generated/library.ts')!)!;
+    const before = parseStamp(run(fixture).get(STAMP_PATH)!);
     const dir = mkdtempSync(join(tmpdir(), 'ff-spec-'));
     cpSync(fixture, dir, { recursive: true });
     const path = join(dir, 'spec', 'demo.yaml');
     writeFileSync(path, readFileSync(path, 'utf8').replace('      - { name: marker, type: constant, value: "v1" }\n', '      - { name: marker, type: constant, value: "v1" }\n      - { name: marker2, type: constant, value: "v2" }\n'));
-    const after = parseStamp(run(dir).get('generated/library.ts')!)!;
+    const after = parseStamp(run(dir).get(STAMP_PATH)!);
     rmSync(dir, { recursive: true, force: true });
     expect(after.signatures.get('ff_touch')).not.toBe(before.signatures.get('ff_touch'));
     expect(after.signatures.get('ff_budget_info')).toBe(before.signatures.get('ff_budget_info'));

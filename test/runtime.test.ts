@@ -1,7 +1,7 @@
 // Runtime pieces that need no engine state: the reply envelope, error classification and
 // request encoding rules.
 import { describe, expect, it } from 'vitest';
-import { classifyTransportError } from '../runtime/classify.js';
+import { classifyIoredisError as classifyTransportError } from '../runtime/ioredis.js';
 import { ArgumentError, ReplyParseError, ScriptError, TransportError } from '../runtime/errors.js';
 import { encodeCapabilities, encodeInteger, encodeJson, encodeText } from '../runtime/encode.js';
 import { readEnvelope, readUntaggedEnvelope } from '../runtime/reply.js';

@@ -41,9 +41,20 @@ export function freePort(): Promise<number> {
 
 export async function startServer(extraArgs: readonly string[] = []): Promise<RunningServer> {
   const binary = findServerBinary();
-  const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'ff-redis-'));
-  let child = await launch(binary, port, dir, extraArgs);
+  // The port is free when probed but may be taken before the server binds it (another test
+  // file starting its own server at the same moment): then try another one.
+  let port = await freePort();
+  let child: ChildProcess;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      child = await launch(binary, port, dir, extraArgs);
+      break;
+    } catch (error) {
+      if (attempt >= 5 || !(error instanceof Error) || !/Address already in use/i.test(error.message)) throw error;
+      port = await freePort();
+    }
+  }
   const stopChild = async () => {
     if (child.exitCode === null) {
       const exited = new Promise((resolve) => child.once('exit', resolve));

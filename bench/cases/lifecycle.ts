@@ -2,12 +2,11 @@
 // workers, against BullMQ running N jobs through addBulk → Worker(concurrency 16) →
 // complete on the same server. Rounds alternate the two sides so both see the same server
 // state; each round uses a fresh lane / queue name.
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { Queue, Worker as BullWorker, type ConnectionOptions } from 'bullmq';
+import { Queue, Worker as BullWorker } from 'bullmq';
 import { completeExecution } from '../../generated/execution.js';
 import { soloExecutionId } from '../../runtime/partition.js';
 import { benchLane, randomExecutionId, serverCpuSeconds, type Case, type Context, type Row } from '../context.js';
+import { addJobs, bullConnection, bullmqVersion, completions } from '../bull.js';
 import { ENQUEUE_CHUNK, benchWorker, createMany, fastWorker, grantAndClaim } from '../engine.js';
 import { inFlight, median, rounds } from '../measure.js';
 
@@ -56,19 +55,6 @@ async function fastRound(ctx: Context, n: number): Promise<Phases> {
   return { enqueueMs: enqueue.ms, workMs: work.ms, enqueueCpu: enqueue.cpu, workCpu: work.cpu };
 }
 
-function bullConnection(url: string): ConnectionOptions {
-  const parsed = new URL(url);
-  const db = Number(parsed.pathname.slice(1) || '0');
-  return {
-    host: parsed.hostname,
-    port: Number(parsed.port || 6379),
-    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
-    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
-    db,
-    maxRetriesPerRequest: null,
-  };
-}
-
 async function bullRound(ctx: Context, n: number, round: number): Promise<Phases> {
   const connection = bullConnection(ctx.url);
   const name = `bench-${ctx.runId}-${round}`;
@@ -77,20 +63,9 @@ async function bullRound(ctx: Context, n: number, round: number): Promise<Phases
   const worker = new BullWorker(name, async () => undefined, { connection, concurrency: WORKERS, autorun: false });
   try {
     await worker.waitUntilReady();
-    const enqueue = await phase(ctx, async () => {
-      for (let start = 0; start < n; start += ENQUEUE_CHUNK) {
-        await queue.addBulk(Array.from({ length: Math.min(ENQUEUE_CHUNK, n - start) }, () => ({ name: 'bench', data: {} })));
-      }
-    });
+    const enqueue = await phase(ctx, () => addJobs(queue, n));
     const work = await phase(ctx, async () => {
-      let completed = 0;
-      const done = new Promise<void>((resolve, reject) => {
-        worker.on('completed', () => {
-          if (++completed === n) resolve();
-        });
-        worker.on('failed', (_job, error) => reject(error));
-        worker.on('error', reject);
-      });
+      const done = completions(worker, n);
       void worker.run();
       await done;
     });
@@ -99,12 +74,6 @@ async function bullRound(ctx: Context, n: number, round: number): Promise<Phases
     await worker.close();
     await queue.close();
   }
-}
-
-function bullmqVersion(): string {
-  const require = createRequire(import.meta.url);
-  const pkg = JSON.parse(readFileSync(require.resolve('bullmq/package.json'), 'utf8')) as { version: string };
-  return pkg.version;
 }
 
 interface Summary {

@@ -1,0 +1,67 @@
+// index_reconciler (engine.md §2.3): walks every execution of the partition and checks it
+// sits in the index its state calls for; mismatches are logged and counted as findings,
+// never repaired (as the reference). It also adds each execution's lane to the partition's
+// lane registry, so lanes of executions created before the registry existed get covered.
+import { ExecKeys, PartitionKeys } from '../../generated/keys.js';
+import { sendCommand } from '../../runtime/classify.js';
+import { parseExecutionId, type LaneId } from '../../runtime/ids.js';
+import { replyText } from '../../runtime/reply.js';
+import type { Scanner } from '../runner.js';
+import { hmget, sscanAll } from '../scan.js';
+
+const RUNNABLE_INDEX: Readonly<Record<string, string>> = {
+  eligible_now: 'eligible',
+  not_eligible_until_time: 'delayed',
+  blocked_by_dependencies: 'blocked:dependencies',
+  blocked_by_budget: 'blocked:budget',
+  blocked_by_quota: 'blocked:quota',
+  blocked_by_route: 'blocked:route',
+  blocked_by_operator: 'blocked:operator',
+};
+
+/** The lane index an execution in this state belongs to, or undefined when none is checked. */
+export function expectedIndex(phase: string, eligibility: string | undefined, ownership: string | undefined): string | undefined {
+  if (phase === 'active') return ownership === 'leased' ? 'active' : undefined;
+  if (phase === 'runnable') return RUNNABLE_INDEX[eligibility ?? ''];
+  if (phase === 'suspended') return 'suspended';
+  if (phase === 'terminal') return 'terminal';
+  return undefined;
+}
+
+export function indexReconcilerScanner(): Scanner {
+  return {
+    name: 'index_reconciler',
+    family: 'flow',
+    async scanPartition(partition, ctx) {
+      const keys = PartitionKeys.forPartition(partition);
+      const lanes = new Set<string>();
+      for await (const members of sscanAll(ctx, keys.allExecutions())) {
+        await Promise.all(
+          members.map(async (member) => {
+            try {
+              const executionId = parseExecutionId(member);
+              const [phase, eligibility, ownership, lane] = await hmget(ctx, new ExecKeys(executionId).core(), ['lifecycle_phase', 'eligibility_state', 'ownership_state', 'lane_id']);
+              if (phase === undefined) {
+                ctx.log.warn('index reconciler: execution in all_executions has no core', { execution: member });
+                ctx.processed();
+                return;
+              }
+              const laneId = (lane || 'default') as LaneId;
+              lanes.add(laneId);
+              const expected = expectedIndex(phase, eligibility, ownership);
+              if (!expected) return;
+              const key = `${keys.laneEligible(laneId).slice(0, -'eligible'.length)}${expected}`;
+              if (replyText(await sendCommand(ctx.client.transport, 'ZSCORE', [key, member])) === undefined) {
+                ctx.log.warn('index reconciler: execution missing from its index', { execution: member, phase, eligibility, key });
+                ctx.processed();
+              }
+            } catch (error) {
+              ctx.failed(error);
+            }
+          }),
+        );
+      }
+      if (lanes.size > 0) await sendCommand(ctx.client.transport, 'SADD', [keys.lanes(), ...lanes]);
+    },
+  };
+}

@@ -1,0 +1,300 @@
+// The scheduler's claim-grant cycle (engine.md §3): find an eligible execution of one lane
+// that this worker may run, apply capability, budget and quota admission, and reserve it
+// with a claim grant that the worker then consumes with ff_claim_execution.
+//
+// Unlike the reference, a candidate that cannot be granted does not hide the members
+// behind it: each partition's eligible index is read page by page, and members left in
+// place (a live grant of another worker, a failed block) are stepped over, up to
+// `maxCandidatesPerPartition` per partition and call.
+//
+// Admission is several calls on several partition families ({fp:N}, {b:M}, {q:K}); none is
+// atomic with the others. What keeps it safe: ff_check_admission_and_record admits under the
+// cap atomically, the grant function re-checks eligibility and capabilities, and an admission
+// recorded for a candidate that is then not granted is released at once.
+import { blockExecutionForAdmission } from '../generated/budget.js';
+import { BudgetKeys, ExecKeys, PartitionKeys } from '../generated/keys.js';
+import { checkAdmissionAndRecord, releaseAdmission } from '../generated/quota.js';
+import { issueClaimGrant } from '../generated/scheduling.js';
+import type { FlowFabricClient } from '../runtime/client.js';
+import { sendCommand } from '../runtime/classify.js';
+import { encodeCapabilities } from '../runtime/encode.js';
+import { ArgumentError, FlowFabricError, ScriptError } from '../runtime/errors.js';
+import { assertKeySafe, isCanonicalUuid, parseExecutionId, parseLaneId, type BudgetId, type ExecutionId, type LaneId, type QuotaPolicyId } from '../runtime/ids.js';
+import { fnv1aU16Mod, hashTag } from '../runtime/partition.js';
+import { replyText } from '../runtime/reply.js';
+import { readQuotaLimits, type BlockingReason } from './admission.js';
+
+export interface GrantRequest {
+  readonly laneId: LaneId;
+  readonly workerId: string;
+  readonly workerInstanceId: string;
+  /** What this worker can run; checked against each candidate's required_capabilities. */
+  readonly capabilities: readonly string[];
+  /** How long the grant lives (default 5 000 ms, the SDK's fixed value). */
+  readonly grantTtlMs?: number;
+  /** First partition visited; default fnv1a_u16(workerInstanceId) mod numFlowPartitions, as the reference. */
+  readonly startPartition?: number;
+  /** Candidates examined per partition before moving on (default 32). */
+  readonly maxCandidatesPerPartition?: number;
+  /** Told about every candidate the cycle blocked or passed over, for logs. */
+  readonly onSkip?: (event: SkipEvent) => void;
+}
+
+export interface Grant {
+  readonly executionId: ExecutionId;
+  readonly laneId: LaneId;
+  readonly partition: number;
+  /** now + grantTtlMs, on the server clock read before the grant. */
+  readonly expiresAtMs: number;
+}
+
+/** A candidate the cycle did not grant, and why. */
+export interface SkipEvent {
+  readonly executionId: ExecutionId;
+  readonly partition: number;
+  /** blocked: moved to a blocked index; passed: left eligible (another grant, a race, an error). */
+  readonly action: 'blocked' | 'passed';
+  readonly reason: string;
+}
+
+export const DEFAULT_GRANT_TTL_MS = 5_000;
+const PAGE = 8;
+/** Partitions whose eligible heads are read at once (plain reads; processing stays in order). */
+const READ_AHEAD = 16;
+
+/** The server clock in epoch ms (one TIME). */
+export async function serverTimeMs(client: Pick<FlowFabricClient, 'transport'>): Promise<number> {
+  const reply = await sendCommand(client.transport, 'TIME', []);
+  if (!Array.isArray(reply) || reply.length < 2) throw new Error('TIME: unexpected reply');
+  const seconds = Number(replyText(reply[0]));
+  const micros = Number(replyText(reply[1]));
+  if (!Number.isFinite(seconds) || !Number.isFinite(micros)) throw new Error('TIME: non-numeric reply');
+  return seconds * 1000 + Math.floor(micros / 1000);
+}
+
+/** Splits a stored comma list, trimming and dropping empties. */
+export function splitCsv(text: string | undefined): string[] {
+  if (!text) return [];
+  return text
+    .split(',')
+    .map((token) => token.trim())
+    .filter((token) => token.length > 0);
+}
+
+/** The budget's key tag: its own partition for a UUID id, `{b:0}` otherwise (as the reference). */
+function budgetKeysOf(client: FlowFabricClient, budgetId: string): BudgetKeys {
+  if (isCanonicalUuid(budgetId)) return BudgetKeys.for(budgetId as BudgetId, client.partitions);
+  return new BudgetKeys(hashTag('b', 0), budgetId as BudgetId);
+}
+
+/** A hard breach of one budget, as the scheduler reads it: some `hard:<dim>` > 0 with usage ≥ it. */
+export interface BudgetBreach {
+  readonly budgetId: string;
+  readonly detail: string;
+}
+
+/**
+ * Checks a budget's hard limits against its usage (engine.md §3.5): usage equal to the
+ * limit already blocks. Missing budgets and unreadable limits do not block.
+ */
+export async function findBudgetBreach(client: FlowFabricClient, budgetId: string): Promise<BudgetBreach | undefined> {
+  const keys = budgetKeysOf(client, budgetId);
+  const limits = flatToMap(await sendCommand(client.transport, 'HGETALL', [keys.limits()]));
+  const hard = Object.entries(limits).filter(([field, value]) => field.startsWith('hard:') && /^[0-9]+$/.test(value) && Number(value) > 0);
+  if (hard.length === 0) return undefined;
+  const dims = hard.map(([field]) => field.slice('hard:'.length));
+  const usage = await sendCommand(client.transport, 'HMGET', [keys.usage(), ...dims]);
+  for (let i = 0; i < hard.length; i++) {
+    const used = Number(replyText(Array.isArray(usage) ? usage[i] : undefined) ?? '0');
+    const limit = Number(hard[i]![1]);
+    if (Number.isFinite(used) && used >= limit) return { budgetId, detail: `budget ${keys.usage()}: ${dims[i]} ${used}/${limit}` };
+  }
+  return undefined;
+}
+
+/** HGETALL reply (RESP2 flat list or RESP3 map) as a record of texts. */
+export function flatToMap(reply: unknown): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (Array.isArray(reply)) {
+    for (let i = 0; i + 1 < reply.length; i += 2) out[replyText(reply[i]) ?? ''] = replyText(reply[i + 1]) ?? '';
+  } else if (reply instanceof Map) {
+    for (const [k, v] of reply) out[replyText(k) ?? ''] = replyText(v) ?? '';
+  } else if (reply && typeof reply === 'object') {
+    for (const [k, v] of Object.entries(reply)) out[k] = replyText(v) ?? '';
+  }
+  return out;
+}
+
+const CANDIDATE_FIELDS = ['required_capabilities', 'budget_ids', 'quota_policy_id'] as const;
+
+type Verdict = { readonly granted: Grant } | { readonly blocked: string } | { readonly passed: string };
+
+/**
+ * Runs the claim-grant cycle over the lane's partitions, starting at `startPartition`, and
+ * returns the first grant, or undefined when no partition has an execution this worker may
+ * take now. Transport errors of the pre-reads end the call (thrown); per-candidate refusals
+ * move on.
+ */
+export async function issueNextGrant(client: FlowFabricClient, request: GrantRequest): Promise<Grant | undefined> {
+  const count = client.partitions.numFlowPartitions;
+  // Arguments are checked up front (nothing sent): a bad one would otherwise be refused
+  // per candidate and look like "nothing to grant".
+  const fn = 'issueNextGrant';
+  if (typeof request.workerId !== 'string' || request.workerId.length === 0) throw new ArgumentError(fn, 'workerId', 'must be a non-empty string');
+  try {
+    assertKeySafe(request.workerInstanceId, 'workerInstanceId');
+    parseLaneId(request.laneId);
+  } catch (error) {
+    throw new ArgumentError(fn, 'request', error instanceof Error ? error.message : String(error));
+  }
+  const ttl = request.grantTtlMs ?? DEFAULT_GRANT_TTL_MS;
+  if (!Number.isSafeInteger(ttl) || ttl < 1) throw new ArgumentError(fn, 'grantTtlMs', `must be a positive integer, got ${String(ttl)}`);
+  const capsCsv = encodeCapabilities(fn, 'capabilities', request.capabilities);
+  const caps = new Set(splitCsv(capsCsv));
+  const start = ((request.startPartition ?? fnv1aU16Mod(request.workerInstanceId, count)) % count + count) % count;
+  const maxPerPartition = Math.max(1, request.maxCandidatesPerPartition ?? 32);
+  const budgetCache = new Map<string, BudgetBreach | undefined>();
+  // Server time once per call, advanced by the local monotonic clock: one TIME, not one per candidate.
+  const base = await serverTimeMs(client);
+  const started = performance.now();
+  const now = () => base + Math.floor(performance.now() - started);
+
+  for (let offset = 0; offset < count; offset += READ_AHEAD) {
+    const window = Array.from({ length: Math.min(READ_AHEAD, count - offset) }, (_, i) => (start + offset + i) % count);
+    const heads = await Promise.all(window.map((p) => readEligible(client, p, request.laneId, 0, PAGE)));
+    for (let w = 0; w < window.length; w++) {
+      const partition = window[w]!;
+      let page = heads[w]!;
+      let examined = 0;
+      let position = 0;
+      while (page.length > 0 && examined < maxPerPartition) {
+        let stayed = 0;
+        for (const member of page) {
+          if (examined >= maxPerPartition) break;
+          examined++;
+          const verdict = await consider(client, request, partition, member, caps, budgetCache, now());
+          if ('granted' in verdict) return verdict.granted;
+          if ('passed' in verdict) stayed++;
+          request.onSkip?.({ executionId: member, partition, action: 'blocked' in verdict ? 'blocked' : 'passed', reason: 'blocked' in verdict ? verdict.blocked : verdict.passed });
+        }
+        if (page.length < PAGE) break;
+        // Blocked members left the index; the ones passed over are still ahead of the rest.
+        position += stayed;
+        page = await readEligible(client, partition, request.laneId, position, PAGE);
+      }
+    }
+  }
+  return undefined;
+}
+
+async function readEligible(client: FlowFabricClient, partition: number, laneId: LaneId, offset: number, count: number): Promise<ExecutionId[]> {
+  const key = PartitionKeys.forPartition(partition).laneEligible(laneId);
+  const reply = await sendCommand(client.transport, 'ZRANGEBYSCORE', [key, '-inf', '+inf', 'LIMIT', offset, count]);
+  const out: ExecutionId[] = [];
+  for (const raw of Array.isArray(reply) ? reply : []) {
+    try {
+      out.push(parseExecutionId(replyText(raw) ?? ''));
+    } catch {
+      // Not an execution id: nothing we can grant; it stays and is stepped over by position.
+    }
+  }
+  return out;
+}
+
+async function consider(
+  client: FlowFabricClient,
+  request: GrantRequest,
+  partition: number,
+  executionId: ExecutionId,
+  caps: ReadonlySet<string>,
+  budgetCache: Map<string, BudgetBreach | undefined>,
+  now: number,
+): Promise<Verdict> {
+  const core = new ExecKeys(executionId).core();
+  const fields = await sendCommand(client.transport, 'HMGET', [core, ...CANDIDATE_FIELDS]);
+  const [required, budgetIds, quotaId] = CANDIDATE_FIELDS.map((_, i) => replyText(Array.isArray(fields) ? fields[i] : undefined));
+
+  // 1. Capabilities, before any admission is recorded for a candidate this worker cannot take.
+  const missing = splitCsv(required).filter((token) => !caps.has(token));
+  if (missing.length > 0) {
+    return block(client, request, executionId, 'waiting_for_capable_worker', 'no connected worker satisfies required_capabilities', now);
+  }
+
+  // 2. Budgets, in list order; the first hard breach blocks.
+  for (const budgetId of splitCsv(budgetIds)) {
+    if (!budgetCache.has(budgetId)) budgetCache.set(budgetId, await findBudgetBreach(client, budgetId));
+    const breach = budgetCache.get(budgetId);
+    if (breach) return block(client, request, executionId, 'waiting_for_budget', breach.detail, now);
+  }
+
+  // 3. Quota: admit (recorded atomically under the cap) or block. A candidate that holds
+  // another worker's live grant is passed over first, so its admission is not touched.
+  let admitted: QuotaPolicyId | undefined;
+  if (quotaId && isCanonicalUuid(quotaId)) {
+    const policy = quotaId as QuotaPolicyId;
+    const limits = await readQuotaLimits(client, policy);
+    if (limits && (limits.rateLimit > 0 || limits.concurrencyCap > 0)) {
+      if (Number(await sendCommand(client.transport, 'EXISTS', [new ExecKeys(executionId).claimGrant()])) === 1) return { passed: 'grant_already_exists' };
+      const admission = await checkAdmissionAndRecord(client, {
+        quotaPolicyId: policy,
+        executionId,
+        nowMs: now,
+        windowSeconds: Math.max(1, limits.windowSeconds),
+        rateLimit: limits.rateLimit,
+        concurrencyCap: limits.concurrencyCap,
+        jitterMs: limits.jitterMs,
+      });
+      if (admission.status === 'RATE_EXCEEDED') {
+        return block(client, request, executionId, 'waiting_for_quota', `quota ${policy}: rate limit ${limits.rateLimit} per ${limits.windowSeconds}s window`, now);
+      }
+      if (admission.status === 'CONCURRENCY_EXCEEDED') {
+        return block(client, request, executionId, 'waiting_for_quota', `quota ${policy}: concurrency cap ${limits.concurrencyCap}`, now);
+      }
+      // Only an admission recorded by this call is given back if the grant fails: an
+      // ALREADY_ADMITTED one belongs to an earlier grant (releasing it would let the next
+      // candidate in over the cap).
+      if (admission.status === 'ADMITTED') admitted = policy;
+    }
+  }
+
+  // 4. The grant; the function re-checks eligibility and capabilities atomically.
+  const ttl = request.grantTtlMs ?? DEFAULT_GRANT_TTL_MS;
+  try {
+    await issueClaimGrant(client, {
+      executionId,
+      workerId: request.workerId,
+      workerInstanceId: request.workerInstanceId,
+      laneId: request.laneId,
+      grantTtlMs: ttl,
+      workerCapabilitiesCsv: [...caps],
+    });
+    return { granted: { executionId, laneId: request.laneId, partition, expiresAtMs: now + ttl } };
+  } catch (error) {
+    if (admitted) await release(client, admitted, executionId);
+    if (error instanceof ScriptError && error.code === 'capability_mismatch') {
+      return block(client, request, executionId, 'waiting_for_capable_worker', 'no connected worker satisfies required_capabilities', now);
+    }
+    if (error instanceof FlowFabricError && !(error instanceof ArgumentError)) return { passed: error instanceof ScriptError ? error.code : error.message };
+    throw error;
+  }
+}
+
+async function block(client: FlowFabricClient, request: GrantRequest, executionId: ExecutionId, reason: BlockingReason, detail: string, now: number): Promise<Verdict> {
+  const blockedSet = reason === 'waiting_for_budget' ? 'budget' : reason === 'waiting_for_quota' ? 'quota' : 'route';
+  try {
+    await blockExecutionForAdmission(client, { executionId, laneId: request.laneId, blockedSet, blockingReason: reason, blockingDetail: detail, nowMs: now });
+    return { blocked: reason };
+  } catch (error) {
+    // Claimed or moved meanwhile: it stays where it is and the cycle steps over it.
+    if (error instanceof FlowFabricError) return { passed: `${reason} (block failed: ${error.message})` };
+    throw error;
+  }
+}
+
+async function release(client: FlowFabricClient, quotaPolicyId: QuotaPolicyId, executionId: ExecutionId): Promise<void> {
+  try {
+    await releaseAdmission(client, { quotaPolicyId, executionId });
+  } catch {
+    // The guard lapses with its TTL (one window); the quota reconciler then repairs the counter.
+  }
+}

@@ -1,0 +1,505 @@
+// Finding and claiming work for one worker: one entry point that takes, in order, executions
+// whose lease was lost (reclaim), then eligible ones (fresh, retry, replay and resumed, in
+// the lane's priority order). Eligible work is found by reading the heads of the lane's
+// eligible index on every partition, in chunks, starting at a per-instance offset and
+// continuing where the last round stopped, so workers spread over partitions instead of
+// all hammering one head; a head another worker holds a grant on is skipped for the next
+// member. Three claim paths:
+// - `admission`: the engine's scheduler cycle (issueNextGrant: capability, budget and quota
+//   checks), then the claim;
+// - `direct`: grant + claim per candidate (capability checked by the engine, no budget or
+//   quota: the reference's direct claim);
+// - `fast`: ff_claim_next_eligible, one call per partition (no budget or quota either).
+// Whatever the path, an interrupted attempt (after a suspension, delay or waiting for
+// children) is claimed with the resumed claim on the same grant.
+import { sendCommand } from '../runtime/classify.js';
+import type { FlowFabricClient } from '../runtime/client.js';
+import { isScriptError, ScriptError } from '../runtime/errors.js';
+import { newAttemptId, newLeaseId, parseExecutionId, type AttemptId, type ExecutionId, type LaneId, type LeaseId } from '../runtime/ids.js';
+import { replyText } from '../runtime/reply.js';
+import { blockExecutionForAdmission, unblockExecution } from '../generated/budget.js';
+import { claimExecution, reclaimExecution, type ClaimExecutionResult } from '../generated/execution.js';
+import { claimNextEligible } from '../generated/fastpath.js';
+import { ExecKeys, PartitionKeys } from '../generated/keys.js';
+import { markLeaseExpiredIfDue } from '../generated/lease.js';
+import { issueClaimGrant, issueReclaimGrant, promoteDelayed } from '../generated/scheduling.js';
+import { readExecutionContext } from '../operations/preread.js';
+import { claimResumed } from '../operations/waitpoints.js';
+import { liveCapabilityUnion } from './presence.js';
+
+/** How the attempt the handler runs came about. */
+export type AttemptKind = 'fresh' | 'retry' | 'reclaim' | 'resumed' | 'replay';
+
+/** A lease this worker holds on one execution. */
+export interface ClaimedLease {
+  readonly executionId: ExecutionId;
+  readonly laneId: LaneId;
+  readonly leaseId: LeaseId;
+  readonly leaseEpoch: number;
+  readonly attemptId: AttemptId;
+  readonly attemptIndex: number;
+  readonly attemptKind: AttemptKind;
+  readonly leaseExpiresAt: number;
+}
+
+export type ClaimPath = 'admission' | 'direct' | 'fast';
+
+/** The admission-checked grant cycle (operations/scheduler.ts), injected so this layer builds without it. */
+export type IssueNextGrant = (
+  client: FlowFabricClient,
+  request: {
+    readonly laneId: LaneId;
+    readonly workerId: string;
+    readonly workerInstanceId: string;
+    readonly capabilities: readonly string[];
+    readonly grantTtlMs?: number;
+    readonly startPartition?: number;
+  },
+) => Promise<{ readonly executionId: ExecutionId; readonly laneId: LaneId; readonly partition: number } | undefined>;
+
+export interface ClaimerOptions {
+  readonly workerId: string;
+  readonly workerInstanceId: string;
+  readonly capabilities: readonly string[];
+  readonly lanes: readonly LaneId[];
+  readonly leaseTtlMs: number;
+  readonly path: ClaimPath;
+  readonly issueNextGrant?: IssueNextGrant;
+  /** Partitions to look in, already rotated to this instance's offset. */
+  readonly partitions: readonly number[];
+  /** Mark due leases, promote due delayed executions, unblock route-blocked ones (the engine's share), or only find reclaimable ones. */
+  readonly selfService: boolean;
+  /** Heads read per partition (skip the ones others are taking). */
+  readonly candidatesPerPartition: number;
+  /** Partitions read per round trip. */
+  readonly chunkSize: number;
+  readonly grantTtlMs: number;
+  /** Called for every error that did not stop the round (it is skipped). */
+  readonly onError: (error: unknown, executionId?: ExecutionId) => void;
+  /** A reclaim found the execution at its reclaim limit: the engine failed it. */
+  readonly onReclaimLimit: (executionId: ExecutionId) => void;
+}
+
+const ATTEMPT_KIND: Readonly<Record<ClaimExecutionResult['attemptType'], AttemptKind>> = {
+  initial: 'fresh',
+  retry: 'retry',
+  reclaim: 'reclaim',
+  replay: 'replay',
+  fallback: 'retry',
+};
+
+/** Codes that only mean "someone else got there first" or "not claimable now": skip the candidate. */
+const SKIP_CODES = new Set([
+  'grant_already_exists',
+  'execution_not_eligible',
+  'execution_not_in_eligible_set',
+  'execution_not_found',
+  'execution_not_leaseable',
+  'execution_not_reclaimable',
+  'invalid_claim_grant',
+  'claim_grant_expired',
+  'not_a_resumed_execution',
+  'lease_conflict',
+]);
+
+const CAPABILITY_UNION_TTL_MS = 2000;
+
+export class Claimer {
+  /** Per lane, where the next round starts in `partitions`. */
+  private readonly cursors = new Map<LaneId, number>();
+  /** Per lane, how many rounds in a row started again at a chunk that had work (bounded, so other chunks get their turn). */
+  private readonly stays = new Map<LaneId, number>();
+  private nextLane = 0;
+  /** Executions with a lost lease on our lanes, found by the sweep: claimed first. */
+  private readonly reclaimable = new Map<ExecutionId, LaneId>();
+  /** Expired leases on other lanes: not looked at again for a while. */
+  private readonly foreign = new Map<ExecutionId, number>();
+  private capabilityUnion: { readonly at: number; readonly union: Set<string> } | undefined;
+  private sweeps = 0;
+  misses = 0;
+
+  constructor(
+    private readonly client: FlowFabricClient,
+    private readonly options: ClaimerOptions,
+  ) {}
+
+  get hasReclaimable(): boolean {
+    return this.reclaimable.size > 0;
+  }
+
+  /** Claims up to `max` executions: reclaims first, then each lane in turn (the first lane rotates per round). */
+  async claim(max: number): Promise<ClaimedLease[]> {
+    const out: ClaimedLease[] = [];
+    for (const [executionId, laneId] of [...this.reclaimable]) {
+      if (out.length >= max) break;
+      this.reclaimable.delete(executionId);
+      const claimed = await this.guard(executionId, () => this.reclaim(executionId, laneId));
+      if (claimed) out.push(claimed);
+    }
+    const lanes = this.options.lanes;
+    for (let i = 0; i < lanes.length && out.length < max; i++) {
+      await this.claimFromLane(lanes[(this.nextLane + i) % lanes.length]!, max, out);
+    }
+    this.nextLane = (this.nextLane + 1) % lanes.length;
+    if (out.length === 0) this.misses += 1;
+    return out;
+  }
+
+  private async claimFromLane(laneId: LaneId, max: number, out: ClaimedLease[]): Promise<void> {
+    const partitions = this.options.partitions;
+    let cursor = this.cursors.get(laneId) ?? 0;
+    if (this.options.path === 'admission') {
+      const issue = this.options.issueNextGrant!;
+      while (out.length < max) {
+        const start = cursor;
+        // As many grant cycles at once as slots are free: each yields at most one grant, and
+        // the cycle steps over heads another cycle holds.
+        const grants = await Promise.all(
+          Array.from({ length: max - out.length }, () =>
+            issue(this.client, {
+              laneId,
+              workerId: this.options.workerId,
+              workerInstanceId: this.options.workerInstanceId,
+              capabilities: this.options.capabilities,
+              grantTtlMs: this.options.grantTtlMs,
+              startPartition: partitions[start],
+            }).catch((error: unknown) => void this.options.onError(error)),
+          ),
+        );
+        const granted = grants.filter((g): g is NonNullable<typeof g> => g !== undefined);
+        const claims = await Promise.all(granted.map((grant) => this.guard(grant.executionId, () => this.claimGranted(grant.executionId, laneId))));
+        for (const claimed of claims) if (claimed) out.push(claimed);
+        if (granted.length === 0) break;
+        // Start the next cycle where the work was found (a few rounds in a row at most), so a
+        // lane on a few partitions is not looked for across all the empty ones first.
+        const found = partitions.indexOf(granted[0]!.partition);
+        const stays = this.stays.get(laneId) ?? 0;
+        if (found >= 0 && (found !== start || stays < 8)) {
+          this.stays.set(laneId, found === start ? stays + 1 : 0);
+          cursor = found;
+        } else {
+          this.stays.set(laneId, 0);
+          cursor = (found >= 0 ? found + 1 : cursor + 1) % partitions.length;
+        }
+        if (granted.length < grants.length) break;
+      }
+      this.cursors.set(laneId, cursor);
+      return;
+    }
+    let scanned = 0;
+    let busyChunk: number | undefined;
+    while (scanned < partitions.length && out.length < max) {
+      const size = Math.min(this.options.chunkSize, partitions.length - scanned);
+      const chunk = Array.from({ length: size }, (_, i) => partitions[(cursor + i) % partitions.length]!);
+      const chunkStart = cursor;
+      const before = out.length;
+      cursor = (cursor + size) % partitions.length;
+      scanned += size;
+      const heads = await Promise.all(
+        chunk.map((partition) =>
+          sendCommand(this.client.transport, 'ZRANGEBYSCORE', [PartitionKeys.forPartition(partition).laneEligible(laneId), '-inf', '+inf', 'LIMIT', 0, this.options.candidatesPerPartition]),
+        ),
+      );
+      const perPartition = chunk.map((partition, i) => {
+        const members = Array.isArray(heads[i]) ? (heads[i] as unknown[]).map((m) => replyText(m) ?? '').filter((m) => m !== '') : [];
+        // Each worker tries the heads from a random one on, so workers sharing a partition do
+        // not all race for its first member.
+        const offset = Math.floor(Math.random() * members.length);
+        return [...members.slice(offset), ...members.slice(0, offset)].map((member) => ({ partition, member }));
+      });
+      // Interleaved over partitions, then tried in parallel, never more at once than slots are
+      // left, so a round never claims more than asked.
+      const candidates = interleave(perPartition);
+      while (candidates.length > 0 && out.length < max) {
+        const batch = candidates.splice(0, max - out.length);
+        const results = await Promise.all(batch.map((candidate) => this.claimCandidate(laneId, candidate.partition, candidate.member)));
+        for (const claimed of results) if (claimed) out.push(claimed);
+      }
+      if (out.length > before) busyChunk = chunkStart;
+    }
+    // Work found and slots filled: the next round starts at that chunk again (where more work
+    // likely waits) rather than walking every empty partition first, a few rounds at most.
+    const stays = this.stays.get(laneId) ?? 0;
+    if (out.length >= max && busyChunk !== undefined && stays < 8) {
+      cursor = busyChunk;
+      this.stays.set(laneId, stays + 1);
+    } else {
+      this.stays.set(laneId, 0);
+    }
+    this.cursors.set(laneId, cursor);
+  }
+
+  /**
+   * One claim attempt for one head: the fast path claims whichever head of the partition it
+   * can in one call, falling back to the grant path for this member (the one-call claim skips
+   * interrupted attempts, which need the resumed claim).
+   */
+  private async claimCandidate(laneId: LaneId, partition: number, member: string): Promise<ClaimedLease | undefined> {
+    if (this.options.path === 'fast') {
+      const claimed = await this.guard(undefined, () => this.claimNext(laneId, partition));
+      if (claimed) return claimed;
+    }
+    let executionId: ExecutionId;
+    try {
+      executionId = parseExecutionId(member);
+    } catch (error) {
+      this.options.onError(error);
+      return undefined;
+    }
+    return this.guard(executionId, () => this.grantAndClaim(executionId, laneId));
+  }
+
+  /** Runs one claim step; skip-codes and other errors become `undefined` (errors are reported). */
+  private async guard(executionId: ExecutionId | undefined, step: () => Promise<ClaimedLease | undefined>): Promise<ClaimedLease | undefined> {
+    try {
+      return await step();
+    } catch (error) {
+      if (error instanceof ScriptError && SKIP_CODES.has(error.code)) return undefined;
+      if (isScriptError(error, 'max_retries_exhausted') && executionId) {
+        this.options.onReclaimLimit(executionId);
+        return undefined;
+      }
+      this.options.onError(error, executionId);
+      return undefined;
+    }
+  }
+
+  private async claimNext(laneId: LaneId, partition: number): Promise<ClaimedLease | undefined> {
+    const o = this.options;
+    const result = await claimNextEligible(this.client, {
+      partition,
+      workerId: o.workerId,
+      workerInstanceId: o.workerInstanceId,
+      laneId,
+      leaseId: newLeaseId(),
+      attemptId: newAttemptId(),
+      leaseTtlMs: o.leaseTtlMs,
+      maxCandidates: o.candidatesPerPartition,
+      ...(o.capabilities.length > 0 ? { workerCapabilitiesCsv: o.capabilities } : {}),
+    });
+    if (result.status !== 'claimed') return undefined;
+    return { ...lease(result), executionId: result.executionId, laneId, attemptKind: ATTEMPT_KIND[result.attemptType] };
+  }
+
+  private async grantAndClaim(executionId: ExecutionId, laneId: LaneId): Promise<ClaimedLease | undefined> {
+    const o = this.options;
+    try {
+      await issueClaimGrant(this.client, {
+        executionId,
+        laneId,
+        workerId: o.workerId,
+        workerInstanceId: o.workerInstanceId,
+        grantTtlMs: o.grantTtlMs,
+        ...(o.capabilities.length > 0 ? { workerCapabilitiesCsv: o.capabilities } : {}),
+      });
+    } catch (error) {
+      if (isScriptError(error, 'capability_mismatch')) {
+        await this.onCapabilityMismatch(executionId, laneId);
+        return undefined;
+      }
+      throw error;
+    }
+    return this.claimGranted(executionId, laneId);
+  }
+
+  /** Consumes a grant this worker holds: a normal claim, or the resumed claim for an interrupted attempt. */
+  private async claimGranted(executionId: ExecutionId, laneId: LaneId): Promise<ClaimedLease> {
+    const o = this.options;
+    const identity = { executionId, laneId, workerId: o.workerId, workerInstanceId: o.workerInstanceId, leaseId: newLeaseId(), leaseTtlMs: o.leaseTtlMs };
+    try {
+      const claim = await claimExecution(this.client, { ...identity, attemptId: newAttemptId() });
+      return { ...lease(claim), executionId, laneId, attemptKind: ATTEMPT_KIND[claim.attemptType] };
+    } catch (error) {
+      if (!isScriptError(error, 'use_claim_resumed_execution')) throw error;
+    }
+    // The claim refuses before touching the grant, so it is still ours.
+    const resumed = await claimResumed(this.client, identity);
+    return { ...lease(resumed), executionId, laneId, attemptKind: 'resumed' };
+  }
+
+  private async reclaim(executionId: ExecutionId, laneId: LaneId): Promise<ClaimedLease | undefined> {
+    const o = this.options;
+    try {
+      await issueReclaimGrant(this.client, {
+        executionId,
+        laneId,
+        workerId: o.workerId,
+        workerInstanceId: o.workerInstanceId,
+        grantTtlMs: o.grantTtlMs,
+        ...(o.capabilities.length > 0 ? { workerCapabilitiesCsv: o.capabilities } : {}),
+      });
+    } catch (error) {
+      if (isScriptError(error, 'capability_mismatch')) return undefined;
+      throw error;
+    }
+    const context = await readExecutionContext(this.client.transport, executionId);
+    const result = await reclaimExecution(this.client, {
+      executionId,
+      laneId,
+      workerId: o.workerId,
+      workerInstanceId: o.workerInstanceId,
+      currentAttemptIndex: context.currentAttemptIndex,
+      newAttemptIndex: context.totalAttemptCount,
+      leaseId: newLeaseId(),
+      attemptId: newAttemptId(),
+      leaseTtlMs: o.leaseTtlMs,
+    });
+    return { ...lease(result), executionId, laneId, attemptKind: 'reclaim' };
+  }
+
+  /**
+   * A head this worker may not take (engine.md §3.4, §4.4): when no live worker advertises
+   * the capabilities it needs, it is blocked as route-blocked, for the engine's unblock
+   * scanner to release once one does; when one does, it is left for that worker.
+   */
+  private async onCapabilityMismatch(executionId: ExecutionId, laneId: LaneId): Promise<void> {
+    const required = replyText(await sendCommand(this.client.transport, 'HGET', [new ExecKeys(executionId).core(), 'required_capabilities'])) ?? '';
+    const satisfied = (union: Set<string>) => required.split(',').every((token) => token === '' || union.has(token));
+    const now = Date.now();
+    if (this.capabilityUnion && now - this.capabilityUnion.at <= CAPABILITY_UNION_TTL_MS && satisfied(this.capabilityUnion.union)) return;
+    // About to block: decide on a fresh read, so a capable worker that just started is seen.
+    this.capabilityUnion = { at: now, union: await liveCapabilityUnion(this.client) };
+    if (satisfied(this.capabilityUnion.union)) return;
+    await blockExecutionForAdmission(this.client, {
+      executionId,
+      laneId,
+      blockedSet: 'route',
+      blockingReason: 'waiting_for_capable_worker',
+      blockingDetail: 'no connected worker satisfies required_capabilities',
+    }).catch((error: unknown) => {
+      if (!(error instanceof ScriptError)) throw error; // Lost a race (no longer eligible): nothing to do.
+    });
+  }
+
+  /**
+   * Housekeeping for when no engine runs (harmless next to one: every call re-checks):
+   * promotes due delayed executions of this worker's lanes (retry backoff, delays) and marks
+   * due leases expired (ff_mark_lease_expired_if_due, as the engine's scanner), queueing those
+   * on this worker's lanes for reclaim. Returns how many it promoted and queued.
+   */
+  async sweep(): Promise<{ promoted: number; expired: number; unblocked: number }> {
+    this.sweeps += 1;
+    const now = await serverTime(this.client);
+    const partitions = this.options.partitions;
+    const lanes = this.options.lanes;
+    let promoted = 0;
+    let expired = 0;
+    let unblocked = 0;
+    const self = this.options.selfService;
+    const capable = self && this.options.capabilities.length > 0;
+    for (let start = 0; start < partitions.length; start += this.options.chunkSize) {
+      const chunk = partitions.slice(start, start + this.options.chunkSize);
+      const reads = await Promise.all(
+        chunk.map((partition) => {
+          const keys = PartitionKeys.forPartition(partition);
+          return Promise.all([
+            sendCommand(this.client.transport, 'ZRANGEBYSCORE', [keys.leaseExpiry(), '-inf', now, 'LIMIT', 0, 16]),
+            ...(self ? lanes.map((lane) => sendCommand(this.client.transport, 'ZRANGEBYSCORE', [keys.laneDelayed(lane), '-inf', now, 'LIMIT', 0, 16])) : []),
+            // Route-blocked work this worker could take: only a worker with capabilities looks.
+            ...(capable ? lanes.map((lane) => sendCommand(this.client.transport, 'ZRANGEBYSCORE', [keys.laneBlockedRoute(lane), '-inf', '+inf', 'LIMIT', 0, 16])) : []),
+          ]);
+        }),
+      );
+      const work: Promise<void>[] = [];
+      for (const [expiring, ...rest] of reads) {
+        const delayed = self ? rest.slice(0, lanes.length) : [];
+        rest.slice(delayed.length).forEach((members, laneIndex) => {
+          for (const member of members as unknown[]) {
+            const executionId = parseExecutionId(replyText(member) ?? '');
+            work.push(
+              this.unblockIfCapable(executionId, lanes[laneIndex]!).then(
+                (done) => void (done && (unblocked += 1)),
+                (error: unknown) => this.options.onError(error, executionId),
+              ),
+            );
+          }
+        });
+        delayed.forEach((members, laneIndex) => {
+          for (const member of members as unknown[]) {
+            const executionId = parseExecutionId(replyText(member) ?? '');
+            work.push(
+              promoteDelayed(this.client, { executionId, laneId: lanes[laneIndex]!, nowMs: now }).then(
+                (result) => void (result.status === 'promoted' && (promoted += 1)),
+                (error: unknown) => this.options.onError(error, executionId),
+              ),
+            );
+          }
+        });
+        for (const member of expiring as unknown[]) {
+          const executionId = parseExecutionId(replyText(member) ?? '');
+          if ((this.foreign.get(executionId) ?? 0) > this.sweeps || this.reclaimable.has(executionId)) continue;
+          work.push(
+            this.checkExpired(executionId).then(
+              (queued) => void (queued && (expired += 1)),
+              (error: unknown) => this.options.onError(error, executionId),
+            ),
+          );
+        }
+      }
+      await Promise.all(work);
+    }
+    if (this.sweeps % 50 === 0) for (const [id, until] of this.foreign) if (until <= this.sweeps) this.foreign.delete(id);
+    return { promoted, expired, unblocked };
+  }
+
+  /**
+   * The route part of the engine's unblock scanner (engine.md §2.10), for this worker's own
+   * capabilities: a route-blocked execution it can run is made eligible again.
+   */
+  private async unblockIfCapable(executionId: ExecutionId, laneId: LaneId): Promise<boolean> {
+    const required = replyText(await sendCommand(this.client.transport, 'HGET', [new ExecKeys(executionId).core(), 'required_capabilities'])) ?? '';
+    const mine = new Set(this.options.capabilities);
+    if (!required.split(',').every((token) => token === '' || mine.has(token))) return false;
+    try {
+      await unblockExecution(this.client, { executionId, laneId, blockedSet: 'route', expectedBlockingReason: 'waiting_for_capable_worker' });
+      return true;
+    } catch (error) {
+      if (error instanceof ScriptError) return false; // Someone else unblocked it first.
+      throw error;
+    }
+  }
+
+  private async checkExpired(executionId: ExecutionId): Promise<boolean> {
+    const core = new ExecKeys(executionId).core();
+    const lane = replyText(await sendCommand(this.client.transport, 'HGET', [core, 'lane_id'])) ?? 'default';
+    const mine = this.options.lanes.find((l) => l === lane);
+    if (!mine) {
+      // Another lane's lease: left to its own workers and the engine, not looked at for a while.
+      this.foreign.set(executionId, this.sweeps + 20);
+      return false;
+    }
+    if (this.options.selfService) {
+      const marked = await markLeaseExpiredIfDue(this.client, { executionId });
+      if (marked.status !== 'marked_expired' && marked.reason !== 'already_expired' && marked.reason !== 'already_revoked') return false;
+    } else {
+      // Without self-service only what the engine already marked is taken.
+      const ownership = replyText(await sendCommand(this.client.transport, 'HGET', [core, 'ownership_state']));
+      if (ownership !== 'lease_expired_reclaimable' && ownership !== 'lease_revoked') return false;
+    }
+    this.reclaimable.set(executionId, mine);
+    return true;
+  }
+}
+
+/** Round-robin over the lists: first elements of each, then second elements… */
+function interleave<T>(lists: readonly (readonly T[])[]): T[] {
+  const out: T[] = [];
+  const longest = Math.max(0, ...lists.map((l) => l.length));
+  for (let i = 0; i < longest; i++) for (const list of lists) if (i < list.length) out.push(list[i]!);
+  return out;
+}
+
+function lease(result: { leaseId: LeaseId; leaseEpoch: number; attemptId: AttemptId; attemptIndex: number; leaseExpiresAt: number }) {
+  return { leaseId: result.leaseId, leaseEpoch: result.leaseEpoch, attemptId: result.attemptId, attemptIndex: result.attemptIndex, leaseExpiresAt: result.leaseExpiresAt };
+}
+
+/** Server time in ms (one TIME), as the engine's scanners use. */
+export async function serverTime(client: FlowFabricClient): Promise<number> {
+  const reply = await sendCommand(client.transport, 'TIME', []);
+  if (Array.isArray(reply) && reply.length >= 2) {
+    const seconds = Number(replyText(reply[0]));
+    const micros = Number(replyText(reply[1]));
+    if (Number.isFinite(seconds) && Number.isFinite(micros)) return seconds * 1000 + Math.floor(micros / 1000);
+  }
+  return Date.now();
+}

@@ -1,0 +1,108 @@
+// What a claimed execution's handler is given, read right after the claim (engine.md §4.7 and
+// the resume_signals read of §4.8): payload, kind, tags, the stored retry policy (so a fail
+// applies it without the user resending it), the flow it belongs to, and for a resumed
+// attempt the signals that satisfied its waitpoint.
+import { sendCommand } from '../runtime/classify.js';
+import type { FlowFabricClient } from '../runtime/client.js';
+import { parseSignalId, parseWaitpointId, type ExecutionId, type FlowId, type SignalId } from '../runtime/ids.js';
+import { replyText } from '../runtime/reply.js';
+import { ExecKeys, PartitionKeys } from '../generated/keys.js';
+import { hashReply } from '../operations/executions.js';
+
+export interface ExecutionInput {
+  readonly payload: string | undefined;
+  readonly kind: string;
+  readonly tags: Readonly<Record<string, string>>;
+  /** The stored policy's `retry_policy` member, sent with every fail; undefined = no retry. */
+  readonly retryPolicy: unknown;
+  readonly flowId: FlowId | undefined;
+}
+
+/** A signal that satisfied the waitpoint a resumed attempt was suspended on. */
+export interface ResumeSignal {
+  readonly signalId: SignalId;
+  readonly name: string;
+  readonly category: string;
+  readonly sourceType: string;
+  readonly sourceIdentity: string;
+  readonly correlationId: string;
+  readonly acceptedAt: number;
+  /** The payload as sent (text). */
+  readonly payload: string | undefined;
+  /** The payload parsed as JSON, when it is JSON. */
+  readonly data: unknown;
+}
+
+const text = (value: unknown): string | undefined => (value === null || value === undefined ? undefined : replyText(value));
+
+export async function readExecutionInput(client: FlowFabricClient, executionId: ExecutionId): Promise<ExecutionInput> {
+  const keys = new ExecKeys(executionId);
+  const t = client.transport;
+  const [payload, core, tags, policy] = await Promise.all([
+    sendCommand(t, 'GET', [keys.payload()]),
+    sendCommand(t, 'HMGET', [keys.core(), 'execution_kind', 'flow_id']),
+    sendCommand(t, 'HGETALL', [keys.tags()]),
+    sendCommand(t, 'GET', [keys.policy()]),
+  ]);
+  const [kind, flowId] = Array.isArray(core) ? core.map(text) : [];
+  let retryPolicy: unknown;
+  const policyText = text(policy);
+  if (policyText) {
+    try {
+      retryPolicy = (JSON.parse(policyText) as { retry_policy?: unknown }).retry_policy ?? undefined;
+    } catch {
+      retryPolicy = undefined; // Unreadable policy: fail without retry, as the reference sends "".
+    }
+  }
+  return { payload: text(payload), kind: kind ?? '', tags: hashReply(tags), retryPolicy, flowId: flowId ? (flowId as FlowId) : undefined };
+}
+
+/** The signals that resumed attempt `attemptIndex` (empty when it was not resumed by signals). */
+export async function readResumeSignals(client: FlowFabricClient, executionId: ExecutionId, attemptIndex: number): Promise<ResumeSignal[]> {
+  const keys = new ExecKeys(executionId);
+  const partition = new PartitionKeys(keys.tag);
+  const t = client.transport;
+  const suspension = hashReply(await sendCommand(t, 'HGETALL', [keys.suspensionCurrent()]));
+  if (suspension.attempt_index !== String(attemptIndex) || suspension.close_reason !== 'resumed' || !suspension.waitpoint_id) return [];
+  const waitpointId = parseWaitpointId(suspension.waitpoint_id);
+  const condition = partition.waitpointCondition(waitpointId);
+  const total = Number(text(await sendCommand(t, 'HGET', [condition, 'total_matchers'])) ?? 0) || 0;
+  const matchers = await Promise.all(
+    Array.from({ length: total }, (_, i) => sendCommand(t, 'HMGET', [condition, `matcher:${i}:satisfied`, `matcher:${i}:signal_id`])),
+  );
+  const signalIds = matchers.flatMap((reply) => {
+    const [satisfied, id] = Array.isArray(reply) ? reply.map(text) : [];
+    return satisfied === '1' && id ? [parseSignalId(id)] : [];
+  });
+  const signals = await Promise.all(
+    signalIds.map(async (signalId): Promise<ResumeSignal | undefined> => {
+      const [fields, payloadReply] = await Promise.all([
+        sendCommand(t, 'HGETALL', [partition.signal(signalId)]),
+        sendCommand(t, 'GET', [partition.signalPayload(signalId)]),
+      ]);
+      const signal = hashReply(fields);
+      if (Object.keys(signal).length === 0) return undefined;
+      const payload = text(payloadReply);
+      let data: unknown;
+      if (payload !== undefined && payload !== '') {
+        try {
+          data = JSON.parse(payload) as unknown;
+        } catch {
+          data = undefined;
+        }
+      }
+      return {
+        signalId,
+        name: signal.signal_name ?? '',
+        category: signal.signal_category ?? '',
+        sourceType: signal.source_type ?? '',
+        sourceIdentity: signal.source_identity ?? '',
+        correlationId: signal.correlation_id ?? '',
+        acceptedAt: Number(signal.accepted_at) || 0,
+        payload,
+        data,
+      };
+    }),
+  );
+  return signals.filter((s): s is ResumeSignal => s !== undefined);
+}

@@ -1,0 +1,622 @@
+// The Worker: claims executions of its lanes, runs a handler on each with the lease renewed
+// in the background, and finishes the execution from what the handler did: a return
+// completes it, a throw fails it (the stored retry policy decides whether it is retried;
+// NonRetryableError fails it for good), an explicit operation (suspend, delay, wait for
+// children, cancel…) ends it that way. Events and counters say what happened.
+//
+//   const worker = new Worker({ client, lanes: ['email'], concurrency: 8, handler: async (task) => send(task.input) });
+//   await worker.start();
+//   …
+//   await worker.close({ timeoutMs: 10_000 });
+import { EventEmitter } from 'node:events';
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { FlowFabricClient } from '../runtime/client.js';
+import { encodeCapabilities } from '../runtime/encode.js';
+import { ArgumentError, TransportError } from '../runtime/errors.js';
+import { assertKeySafe, parseLaneId, type ExecutionId, type LaneId, type WaitpointId } from '../runtime/ids.js';
+import { fnv1aU64 } from '../runtime/partition.js';
+import { delayExecution } from '../generated/execution.js';
+import { resolveOutgoing } from '../operations/flows.js';
+import { issueNextGrant } from '../operations/scheduler.js';
+import { ensureWaitpointSecrets } from '../operations/waitpoints.js';
+import { Claimer, type AttemptKind, type ClaimedLease, type ClaimPath, type IssueNextGrant } from './claim.js';
+import { readExecutionInput, readResumeSignals, type ExecutionInput } from './context.js';
+import { AttemptTimeoutError, LeaseLostError, NonRetryableError } from './errors.js';
+import { Presence } from './presence.js';
+import { Task, type TaskEnding, type TaskHost } from './task.js';
+
+export type Handler<Input> = (task: Task<Input>) => unknown;
+
+/** One slot's run: its task once the context is read, and the slot's release (once). */
+interface RunEntry<Input> {
+  task?: Task<Input>;
+  release(): void;
+}
+
+export interface WorkerOptions<Input = unknown> {
+  readonly client: FlowFabricClient;
+  /** The lanes to take work from; claims rotate over them so one busy lane does not starve another. */
+  readonly lanes: string | readonly string[];
+  readonly handler: Handler<Input>;
+  /** The logical worker (grants name it); default `ff-worker`. */
+  readonly workerId?: string;
+  /** This process's instance (alive key, lease sets); default `<host>-<pid>-<random>`. */
+  readonly workerInstanceId?: string;
+  /** What this worker can run; executions requiring others are left to capable workers. */
+  readonly capabilities?: readonly string[];
+  /** Handlers running at once; default 1. */
+  readonly concurrency?: number;
+  /** Lease length; default 30 000 ms. */
+  readonly leaseTtlMs?: number;
+  /** Renewal period; default a third of the lease. */
+  readonly renewEveryMs?: number;
+  /** Abort a handler running longer than this and fail the attempt (its retry policy applies). */
+  readonly attemptTimeoutMs?: number;
+  /**
+   * `admission` (default): the scheduler's admission-checked grant cycle (capabilities,
+   * budgets, quotas). `fast`: one call per claim and complete-and-claim-next, for lanes
+   * that need no budget or quota admission. `direct`: grant + claim per candidate, with the
+   * capability check only (the reference's direct claim).
+   */
+  readonly claimPath?: ClaimPath;
+  /** An idle worker waits `minMs`, doubling up to `maxMs`, between empty rounds; default 50 / 1000 ms. */
+  readonly idleBackoff?: { readonly minMs?: number; readonly maxMs?: number };
+  /**
+   * Every this many ms (default 1 000), the worker looks for executions of its lanes whose
+   * lease was lost (to reclaim them) and, with `selfService`, does the engine's share for its
+   * own lanes: marks due leases expired, promotes due delayed executions (retry backoff,
+   * delays) and releases route-blocked work it can run. `false` turns the sweep off (no reclaims).
+   */
+  readonly housekeepingIntervalMs?: number | false;
+  /** Do the engine's share for this worker's lanes (default true), so work moves on with no engine running; harmless next to one. */
+  readonly selfService?: boolean;
+  /** How `task.input` is decoded from the payload: `json` (default), `text` or `bytes` (a Buffer). */
+  readonly input?: 'json' | 'text' | 'bytes';
+  /** How a result is stored: `json` (default, JSON.stringify) or `raw` (a string or Uint8Array as it is). */
+  readonly output?: 'json' | 'raw';
+  /** Partitions to look in; default all of the client's flow partitions. */
+  readonly partitions?: readonly number[];
+  /** Install waitpoint HMAC secrets on partitions that have none at start (default true). */
+  readonly installWaitpointSecrets?: boolean;
+  /** How close() gives back executions whose handlers did not finish: `delay` (default; resumed next) or `fail` (retryable). */
+  readonly giveBack?: 'delay' | 'fail';
+  /** After a flow member finishes, resolve its outgoing edges, as the engine's completion listener does (default true). */
+  readonly resolveDependencies?: boolean;
+  /** Heads read per partition and lane, so heads other workers hold are stepped over; default 8. */
+  readonly candidatesPerPartition?: number;
+  /** The admission cycle to use (default the scheduler's issueNextGrant). */
+  readonly issueNextGrant?: IssueNextGrant;
+}
+
+export type WorkerEvent =
+  | { readonly type: 'claimed'; readonly executionId: ExecutionId; readonly laneId: LaneId; readonly attemptIndex: number; readonly attemptKind: AttemptKind }
+  | { readonly type: 'completed'; readonly executionId: ExecutionId; readonly durationMs: number }
+  | { readonly type: 'failed'; readonly executionId: ExecutionId; readonly reason: string }
+  | { readonly type: 'retrying'; readonly executionId: ExecutionId; readonly reason: string; readonly retryAt: number }
+  | { readonly type: 'suspended'; readonly executionId: ExecutionId; readonly waitpointId: WaitpointId }
+  | { readonly type: 'released'; readonly executionId: ExecutionId; readonly how: 'delayed' | 'waiting_children' | 'cancelled' | 'given_back' }
+  | { readonly type: 'leaseLost'; readonly executionId: ExecutionId; readonly code: string }
+  | { readonly type: 'error'; readonly error: unknown; readonly executionId?: ExecutionId }
+  | { readonly type: 'closed' };
+
+type EventMap = { [K in WorkerEvent['type']]: [Extract<WorkerEvent, { type: K }>] } & { event: [WorkerEvent] };
+
+export interface WorkerCounters {
+  /** Tasks held now (claimed, not yet finished). */
+  inFlight: number;
+  claimed: number;
+  /** Of the claims: reclaims of executions whose lease another worker lost. */
+  reclaimed: number;
+  completed: number;
+  /** Terminal failures. */
+  failed: number;
+  /** Failures that scheduled a retry. */
+  retried: number;
+  suspended: number;
+  /** Delayed, waiting for children, cancelled or given back at shutdown. */
+  released: number;
+  leaseLost: number;
+  renewals: number;
+  renewalFailures: number;
+  /** Claim rounds that found nothing. */
+  claimMisses: number;
+  errors: number;
+}
+
+const LOST_CLAIM_GRACE_RETRIES = 3;
+
+export class Worker<Input = unknown> extends EventEmitter<EventMap> {
+  readonly workerId: string;
+  readonly workerInstanceId: string;
+  readonly lanes: readonly LaneId[];
+  readonly capabilities: readonly string[];
+  readonly concurrency: number;
+  readonly leaseTtlMs: number;
+  readonly claimPath: ClaimPath;
+
+  private readonly client: FlowFabricClient;
+  private readonly handler: Handler<Input>;
+  private readonly options: WorkerOptions<Input>;
+  private readonly claimer: Claimer;
+  private readonly presence: Presence;
+  private readonly host: TaskHost;
+  private readonly stats: WorkerCounters = {
+    inFlight: 0, claimed: 0, reclaimed: 0, completed: 0, failed: 0, retried: 0, suspended: 0, released: 0,
+    leaseLost: 0, renewals: 0, renewalFailures: 0, claimMisses: 0, errors: 0,
+  };
+  /** Every task run in progress, with its Task once the context is read. */
+  private readonly runs = new Map<Promise<void>, RunEntry<Input>>();
+  private readonly recorded = new WeakSet<Task<Input>>();
+  private starting: Promise<void> | undefined;
+  private loopDone: Promise<void> | undefined;
+  private closing: Promise<void> | undefined;
+  private closed = false;
+  private wake: (() => void) | undefined;
+  private housekeeping: NodeJS.Timeout | undefined;
+  private presenceTimer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<void> | undefined;
+  private refreshing: Promise<void> | undefined;
+  /** True once this worker holds its alive key (close() then removes its records). */
+  private announced = false;
+  /** Work started on the side (dependency resolution): awaited by close(). */
+  private readonly background = new Set<Promise<unknown>>();
+
+  constructor(options: WorkerOptions<Input>) {
+    super();
+    this.options = options;
+    this.client = options.client;
+    this.handler = options.handler;
+    const lanes = typeof options.lanes === 'string' ? [options.lanes] : [...options.lanes];
+    if (lanes.length === 0) throw new ArgumentError('Worker', 'lanes', 'name at least one lane');
+    this.lanes = [...new Set(lanes.map(parseLaneId))];
+    this.workerId = options.workerId ?? 'ff-worker';
+    this.workerInstanceId = assertKeySafe(options.workerInstanceId ?? `${hostname().replace(/[{}]/g, '')}-${process.pid}-${randomUUID().slice(0, 8)}`, 'workerInstanceId');
+    const capabilitiesCsv = encodeCapabilities('Worker', 'capabilities', options.capabilities ?? []);
+    this.capabilities = capabilitiesCsv === '' ? [] : capabilitiesCsv.split(',');
+    this.concurrency = positive('concurrency', options.concurrency ?? 1);
+    this.leaseTtlMs = positive('leaseTtlMs', options.leaseTtlMs ?? 30_000);
+    const renewEveryMs = positive('renewEveryMs', options.renewEveryMs ?? Math.max(1, Math.floor(this.leaseTtlMs / 3)));
+    this.claimPath = options.claimPath ?? 'admission';
+    const count = this.client.partitions.numFlowPartitions;
+    const all = options.partitions ?? Array.from({ length: count }, (_, i) => i);
+    // Start at a per-instance offset (the reference's FNV-1a of the instance id), so workers spread.
+    const offset = Number(fnv1aU64(this.workerInstanceId) % BigInt(Math.max(1, all.length)));
+    const partitions = all.map((_, i) => all[(offset + i) % all.length]!);
+    this.claimer = new Claimer(this.client, {
+      workerId: this.workerId,
+      workerInstanceId: this.workerInstanceId,
+      capabilities: this.capabilities,
+      lanes: this.lanes,
+      leaseTtlMs: this.leaseTtlMs,
+      path: this.claimPath,
+      issueNextGrant: options.issueNextGrant ?? issueNextGrant,
+      partitions,
+      selfService: options.selfService ?? true,
+      candidatesPerPartition: positive('candidatesPerPartition', options.candidatesPerPartition ?? 8),
+      chunkSize: 32,
+      // Long enough for the claim that follows at once; short, since a claim refused after the
+      // grant (a race with a block) leaves the grant holding the head until it lapses.
+      grantTtlMs: 2_000,
+      onError: (error, executionId) => this.reportError(error, executionId),
+      onReclaimLimit: (executionId) => {
+        this.stats.failed += 1;
+        this.publish({ type: 'failed', executionId, reason: 'max_reclaims_exceeded' });
+      },
+    });
+    this.presence = new Presence(this.client, this.workerInstanceId, capabilitiesCsv, this.leaseTtlMs);
+    this.host = {
+      client: this.client,
+      workerInstanceId: this.workerInstanceId,
+      leaseTtlMs: this.leaseTtlMs,
+      renewEveryMs,
+      output: options.output ?? 'json',
+      onRenewed: () => void (this.stats.renewals += 1),
+      onRenewFailed: (task, error) => {
+        this.stats.renewalFailures += 1;
+        this.reportError(error, task.executionId);
+      },
+      onLeaseLost: (task, code) => {
+        this.stats.leaseLost += 1;
+        this.publish({ type: 'leaseLost', executionId: task.executionId, code });
+      },
+    };
+  }
+
+  /** A snapshot of the counters. */
+  get counters(): Readonly<WorkerCounters> {
+    return { ...this.stats };
+  }
+
+  /**
+   * Announces the worker (alive key, capabilities), installs waitpoint secrets where none
+   * exist, and starts claiming in the background. Resolves once running.
+   */
+  start(): Promise<void> {
+    if (this.closing) return Promise.reject(new ArgumentError('Worker.start', 'state', 'the worker was closed'));
+    this.starting ??= this.begin();
+    return this.starting;
+  }
+
+  private async begin(): Promise<void> {
+    await this.presence.announce();
+    this.announced = true;
+    try {
+      if (this.options.installWaitpointSecrets ?? true) await ensureWaitpointSecrets(this.client);
+    } catch (error) {
+      this.announced = false;
+      await this.presence.withdraw().catch(() => undefined);
+      throw error;
+    }
+    if (this.closing) return; // close() came during start: it withdraws the records once this returns.
+    this.presenceTimer = setInterval(() => {
+      if (this.refreshing || this.closing) return;
+      this.refreshing = this.presence
+        .refresh()
+        .catch((error: unknown) => this.reportError(error))
+        .finally(() => (this.refreshing = undefined));
+    }, this.host.renewEveryMs);
+    this.presenceTimer.unref?.();
+    const interval = this.options.housekeepingIntervalMs ?? 1000;
+    if (interval !== false) {
+      this.housekeeping = setInterval(() => void this.sweep(), positive('housekeepingIntervalMs', interval));
+      this.housekeeping.unref?.();
+    }
+    this.loopDone = this.loop();
+    if (interval !== false) void this.sweep();
+  }
+
+  /** start(), then resolves when the worker has been closed. */
+  async run(): Promise<void> {
+    await this.start();
+    await new Promise<void>((resolve) => (this.closed ? resolve() : this.once('closed', () => resolve())));
+  }
+
+  /**
+   * Graceful shutdown: stops claiming, lets running handlers finish for up to `timeoutMs`
+   * (default 30 s), then aborts the rest (their signal fires with WorkerClosingError) and
+   * gives their executions back at once (see `giveBack`), and withdraws the worker's records.
+   */
+  close(options: { readonly timeoutMs?: number } = {}): Promise<void> {
+    this.closing ??= this.shutdown(options.timeoutMs ?? 30_000);
+    return this.closing;
+  }
+
+  /** Everything that happens, in order, until the worker is closed. */
+  async *events(): AsyncGenerator<WorkerEvent> {
+    const queue: WorkerEvent[] = [];
+    let notify: (() => void) | undefined;
+    const listener = (event: WorkerEvent) => {
+      queue.push(event);
+      notify?.();
+    };
+    this.on('event', listener);
+    try {
+      for (;;) {
+        while (queue.length > 0) {
+          const event = queue.shift()!;
+          yield event;
+          if (event.type === 'closed') return;
+        }
+        if (this.closed) return;
+        await new Promise<void>((resolve) => (notify = resolve));
+        notify = undefined;
+      }
+    } finally {
+      this.off('event', listener);
+    }
+  }
+
+  // -------------------------------------------------------------------------------
+
+  private async loop(): Promise<void> {
+    const minMs = this.options.idleBackoff?.minMs ?? 50;
+    const maxMs = this.options.idleBackoff?.maxMs ?? 1000;
+    let backoff = minMs;
+    while (!this.closing) {
+      const free = this.concurrency - this.stats.inFlight;
+      if (free <= 0) {
+        await this.pause(); // Woken when a slot frees up or at close.
+        continue;
+      }
+      let claimed: ClaimedLease[] = [];
+      try {
+        claimed = await this.claimer.claim(free);
+      } catch (error) {
+        this.reportError(error);
+      }
+      for (const lease of claimed) this.launch(lease);
+      if (claimed.length > 0) {
+        backoff = minMs;
+        continue;
+      }
+      this.stats.claimMisses += 1;
+      await this.pause(backoff);
+      backoff = Math.min(backoff * 2, maxMs);
+    }
+  }
+
+  /** Sleeps until woken, or for `ms` when given. */
+  private pause(ms?: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = ms === undefined ? undefined : setTimeout(done, ms);
+      function done() {
+        if (timer) clearTimeout(timer);
+        resolve();
+      }
+      this.wake = () => {
+        this.wake = undefined;
+        done();
+      };
+    });
+  }
+
+  private poke(): void {
+    this.wake?.();
+  }
+
+  private sweep(): Promise<void> {
+    if (this.sweeping || this.closing) return this.sweeping ?? Promise.resolve();
+    this.sweeping = (async () => {
+      try {
+        const { promoted, expired, unblocked } = await this.claimer.sweep();
+        if (promoted + expired + unblocked > 0) this.poke();
+      } catch (error) {
+        this.reportError(error);
+      } finally {
+        this.sweeping = undefined;
+      }
+    })();
+    return this.sweeping;
+  }
+
+  /** Takes a slot and runs the task; the slot is given back when it settles. */
+  private launch(lease: ClaimedLease): void {
+    this.stats.inFlight += 1;
+    let released = false;
+    const entry: RunEntry<Input> = {
+      release: () => {
+        if (released) return;
+        released = true;
+        this.runs.delete(run);
+        this.stats.inFlight -= 1;
+        this.poke();
+      },
+    };
+    const run: Promise<void> = this.runTask(lease, entry)
+      .catch((error: unknown) => this.reportError(error, lease.executionId))
+      .finally(() => entry.release());
+    this.runs.set(run, entry);
+  }
+
+  private async runTask(first: ClaimedLease, entry: RunEntry<Input>): Promise<void> {
+    let lease: ClaimedLease | undefined = first;
+    // A fast-path completion may claim the next execution in the same call: it runs in the same slot.
+    while (lease) {
+      this.stats.claimed += 1;
+      if (lease.attemptKind === 'reclaim') this.stats.reclaimed += 1;
+      this.publish({ type: 'claimed', executionId: lease.executionId, laneId: lease.laneId, attemptIndex: lease.attemptIndex, attemptKind: lease.attemptKind });
+      const task = await this.prepare(lease);
+      if (!task) return;
+      entry.task = task;
+      lease = await this.execute(task);
+    }
+  }
+
+  /** Reads what the handler is given; a lease held but unreadable is given back, never left to expire. */
+  private async prepare(lease: ClaimedLease): Promise<Task<Input> | undefined> {
+    let context: ExecutionInput | undefined;
+    let signals: Awaited<ReturnType<typeof readResumeSignals>> = [];
+    let lastError: unknown;
+    for (let attempt = 0; attempt < LOST_CLAIM_GRACE_RETRIES && !context; attempt++) {
+      try {
+        const read = await readExecutionInput(this.client, lease.executionId);
+        if (lease.attemptKind === 'resumed') signals = await readResumeSignals(this.client, lease.executionId, lease.attemptIndex);
+        context = read;
+      } catch (error) {
+        lastError = error;
+        await new Promise((resolve) => setTimeout(resolve, 50 * (attempt + 1)));
+      }
+    }
+    if (!context) {
+      this.reportError(lastError, lease.executionId);
+      await delayExecution(this.client, {
+        executionId: lease.executionId, laneId: lease.laneId, workerInstanceId: this.workerInstanceId, leaseId: lease.leaseId,
+        leaseEpoch: lease.leaseEpoch, attemptId: lease.attemptId, attemptIndex: lease.attemptIndex, delayUntil: Date.now(),
+      }).catch((error: unknown) => this.reportError(error, lease.executionId));
+      this.stats.released += 1;
+      this.publish({ type: 'released', executionId: lease.executionId, how: 'given_back' });
+      return undefined;
+    }
+    let input: unknown;
+    let inputError: Error | undefined;
+    try {
+      input = this.decodeInput(context.payload);
+    } catch (error) {
+      inputError = new NonRetryableError(`input is not valid JSON: ${(error as Error).message}`, 'invalid_input');
+    }
+    const task = new Task<Input>(this.host, lease, context, input as Input, signals);
+    task.startRenewal();
+    if (inputError) {
+      await this.finish(task, { error: inputError });
+      return undefined;
+    }
+    return task;
+  }
+
+  private decodeInput(payload: string | undefined): unknown {
+    switch (this.options.input ?? 'json') {
+      case 'json':
+        return payload === undefined || payload === '' ? undefined : (JSON.parse(payload) as unknown);
+      case 'text':
+        return payload ?? '';
+      case 'bytes':
+        return Buffer.from(payload ?? '', 'utf8');
+    }
+  }
+
+  /** Runs the handler and finishes the task from its outcome; returns a lease claimed by a fast-path completion. */
+  private async execute(task: Task<Input>): Promise<ClaimedLease | undefined> {
+    const timeoutMs = this.options.attemptTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const handled = (async () => this.handler(task))().then(
+      (value) => ({ value }),
+      (error: unknown) => ({ error }),
+    );
+    const timedOut =
+      timeoutMs === undefined
+        ? undefined
+        : new Promise<{ error: unknown }>((resolve) => {
+            timer = setTimeout(() => {
+              const error = new AttemptTimeoutError(task.executionId, timeoutMs);
+              task.interrupt(error); // From here on the handler's own operations are refused.
+              resolve({ error });
+            }, timeoutMs);
+          });
+    const outcome = await (timedOut ? Promise.race([handled, timedOut]) : handled);
+    if (timer) clearTimeout(timer);
+    if ('error' in outcome && outcome.error instanceof AttemptTimeoutError && outcome.error.executionId === task.executionId) {
+      await this.retryTransport(() => task.timeOut(outcome.error as AttemptTimeoutError)).catch((error: unknown) => {
+        if (!(error instanceof LeaseLostError)) this.reportError(error, task.executionId);
+      });
+    }
+    return this.finish(task, outcome);
+  }
+
+  private async finish(task: Task<Input>, outcome: { value: unknown } | { error: unknown }): Promise<ClaimedLease | undefined> {
+    let next: ClaimedLease | undefined;
+    if (!task.ending) {
+      try {
+        if ('error' in outcome) {
+          const error = outcome.error;
+          if (!(error instanceof LeaseLostError)) {
+            const terminal = error instanceof NonRetryableError;
+            await this.retryTransport(() =>
+              task.fail(error instanceof Error ? error : String(error), {
+                retryable: !terminal,
+                ...(terminal ? { category: error.category } : {}),
+              }),
+            );
+          }
+        } else if (this.claimPath === 'fast' && !this.closing) {
+          next = await this.retryTransport(() => task.completeAndClaimNext(outcome.value, this.workerId, this.capabilities));
+        } else {
+          await this.retryTransport(() => task.complete(outcome.value));
+        }
+      } catch (error) {
+        if (!(error instanceof LeaseLostError)) {
+          this.reportError(error, task.executionId);
+          task.abandon();
+        }
+      }
+    }
+    this.record(task);
+    if (next && this.closing) {
+      // Claimed by the completion while closing: give it back rather than start it.
+      this.stats.claimed += 1;
+      await delayExecution(this.client, {
+        executionId: next.executionId, laneId: next.laneId, workerInstanceId: this.workerInstanceId, leaseId: next.leaseId,
+        leaseEpoch: next.leaseEpoch, attemptId: next.attemptId, attemptIndex: next.attemptIndex, delayUntil: Date.now(),
+      }).catch((error: unknown) => this.reportError(error, next!.executionId));
+      this.stats.released += 1;
+      return undefined;
+    }
+    return next;
+  }
+
+  /** Retries an operation whose request provably never reached the server. */
+  private async retryTransport<T>(op: () => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await op();
+      } catch (error) {
+        if (!(error instanceof TransportError && error.notSent) || attempt >= 2) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 100 * (attempt + 1)));
+      }
+    }
+  }
+
+  /** Counts how the task ended and tells listeners, once per task. */
+  private record(task: Task<Input>, ending: TaskEnding | undefined = task.ending): void {
+    if (!ending || this.recorded.has(task)) return;
+    this.recorded.add(task);
+    const executionId = task.executionId;
+    switch (ending.how) {
+      case 'completed':
+        this.stats.completed += 1;
+        this.publish({ type: 'completed', executionId, durationMs: Date.now() - task.startedAt });
+        break;
+      case 'failed':
+        if (ending.terminal) {
+          this.stats.failed += 1;
+          this.publish({ type: 'failed', executionId, reason: ending.reason });
+        } else {
+          this.stats.retried += 1;
+          this.publish({ type: 'retrying', executionId, reason: ending.reason, retryAt: ending.retryAt ?? Date.now() });
+        }
+        break;
+      case 'suspended':
+        this.stats.suspended += 1;
+        this.publish({ type: 'suspended', executionId, waitpointId: ending.waitpointId });
+        break;
+      case 'delayed':
+      case 'waiting_children':
+      case 'cancelled':
+      case 'given_back':
+        this.stats.released += 1;
+        this.publish({ type: 'released', executionId, how: ending.how });
+        break;
+      case 'lease_lost':
+        break; // Counted and told when it was found.
+    }
+    const finishedFlowMember = task.flowId !== undefined && (ending.how === 'completed' || ending.how === 'cancelled' || (ending.how === 'failed' && ending.terminal));
+    if (finishedFlowMember && (this.options.resolveDependencies ?? true)) {
+      const resolving = resolveOutgoing(this.client, task.flowId!, executionId)
+        .catch((error: unknown) => this.reportError(error, executionId))
+        .finally(() => this.background.delete(resolving));
+      this.background.add(resolving);
+    }
+  }
+
+  private async shutdown(timeoutMs: number): Promise<void> {
+    await this.starting?.catch(() => undefined);
+    this.poke();
+    if (this.housekeeping) clearInterval(this.housekeeping);
+    await this.loopDone;
+    const deadline = new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref?.());
+    await Promise.race([Promise.allSettled([...this.runs.keys()]), deadline]);
+    await Promise.all(
+      [...this.runs.values()].map(async (entry) => {
+        const task = entry.task;
+        if (!task || task.ending) return;
+        this.record(task, await task.giveBack(this.options.giveBack ?? 'delay'));
+        entry.release(); // The handler may still be running; its slot and execution are not ours any more.
+      }),
+    );
+    if (this.presenceTimer) clearInterval(this.presenceTimer);
+    await this.sweeping;
+    await this.refreshing; // A refresh in flight would put the records back after the withdrawal.
+    await Promise.allSettled([...this.background]);
+    if (this.announced) await this.presence.withdraw().catch((error: unknown) => this.reportError(error));
+    this.closed = true;
+    this.publish({ type: 'closed' });
+  }
+
+  private reportError(error: unknown, executionId?: ExecutionId): void {
+    this.stats.errors += 1;
+    this.publish(executionId === undefined ? { type: 'error', error } : { type: 'error', error, executionId });
+  }
+
+  private publish(event: WorkerEvent): void {
+    const emit = this.emit as (name: string, event: WorkerEvent) => boolean;
+    emit.call(this, 'event', event);
+    // An 'error' with no listener would throw from emit(): errors are reported, not raised.
+    if (event.type !== 'error' || this.listenerCount('error') > 0) emit.call(this, event.type, event);
+  }
+}
+
+function positive(name: string, value: number): number {
+  if (!Number.isSafeInteger(value) || value < 1) throw new ArgumentError('Worker', name, `must be a positive integer, got ${String(value)}`);
+  return value;
+}
+
