@@ -87,6 +87,13 @@ describe('dependency_reconciler', () => {
     expect(await env.redis().zscore(PartitionKeys.forPartition(Number(/\{fp:(\d+)\}/.exec(a.child.executionId)![1])).laneBlockedDependencies(a.flow.laneId), a.child.executionId)).toBeNull();
   });
 
+  it('reports the age of the oldest child still blocked', async () => {
+    const a = await chain();
+    await sleep(250);
+    const engine = env.engine({ boot: false, scanners: ['dependency_reconciler'], lanes: [a.flow.laneId] });
+    expect((await engine.runOnce('dependency_reconciler')).lagMs).toBeGreaterThanOrEqual(200);
+  });
+
   it('leaves children whose upstream is still running', async () => {
     const a = await chain();
     await claim(a.client, a.upstream);

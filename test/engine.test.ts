@@ -429,6 +429,18 @@ describe('observability', () => {
   });
 });
 
+describe('blocked-set lag', () => {
+  it('unblock reports the age of the oldest blocked member', async () => {
+    const client = env.client();
+    const laneId = uniqueLane('blocklag');
+    await createWaiting(client, { laneId, executionId: eid(6), policyJson: { routing_requirements: { required_capabilities: ['lag-never'] } } });
+    expect(await issueNextGrant(client, worker(laneId, ['cpu']))).toBeUndefined();
+    await sleep(250);
+    const engine = env.engine({ boot: false, scanners: ['unblock'], lanes: [laneId] });
+    expect((await engine.runOnce('unblock')).lagMs).toBeGreaterThanOrEqual(200);
+  });
+});
+
 describe('claim order', () => {
   it('grants the highest priority first within a partition, partitions in rotation from the start', async () => {
     const client = env.client();

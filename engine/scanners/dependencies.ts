@@ -22,6 +22,8 @@ export function dependencyReconcilerScanner(options: IndexScanOptions, lanes: La
           max: '+inf',
           batch: options.batchSize,
           maxItems: options.maxPerPartition,
+          // Scored by the child's creation time: the lag is how long the oldest child has existed.
+          lagBase: ctx.now(),
           async handle(member) {
             const child = new ExecKeys(parseExecutionId(member));
             const [flowText] = await hmget(ctx, child.core(), ['flow_id']);

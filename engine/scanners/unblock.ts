@@ -90,6 +90,8 @@ export function unblockScanner(options: IndexScanOptions, lanes: LaneSource): Sc
             max: '+inf',
             batch: options.batchSize,
             maxItems: options.maxPerPartition,
+            // A member's score is when it was blocked: a stuck set shows as a growing lag.
+            lagBase: ctx.now(),
             handle: (member) => tryUnblock(ctx, laneId, set, reason, member),
           });
         }
