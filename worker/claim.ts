@@ -104,6 +104,27 @@ const SKIP_CODES = new Set([
 
 const CAPABILITY_UNION_TTL_MS = 2000;
 
+/** Members a sweep reads per index and partition. */
+const SWEEP_PAGE = 16;
+
+/** What one sweep did: promoted delayed, queued expired and revoked leases, unblocked route-blocked. */
+export interface SweepCounts {
+  promoted: number;
+  expired: number;
+  revoked: number;
+  unblocked: number;
+}
+
+/** One index a sweep reads on one partition, and what it does with each member. */
+interface SweepRead {
+  readonly key: string;
+  readonly max: number | '+inf';
+  readonly counter: keyof SweepCounts;
+  /** Read a page further each sweep (members stay in this index), instead of always the head. */
+  readonly paged?: boolean;
+  visit(executionId: ExecutionId): Promise<boolean>;
+}
+
 export class Claimer {
   /** Per lane, where the next round starts in `partitions`. */
   private readonly cursors = new Map<LaneId, number>();
@@ -115,6 +136,8 @@ export class Claimer {
   /** Expired leases on other lanes: not looked at again for a while. */
   private readonly foreign = new Map<ExecutionId, number>();
   private capabilityUnion: { readonly at: number; readonly union: Set<string> } | undefined;
+  /** Per paged index key (a lane's active index on one partition), where the next sweep reads. */
+  private readonly pageCursors = new Map<string, number>();
   private sweeps = 0;
   misses = 0;
 
@@ -375,71 +398,65 @@ export class Claimer {
    * Housekeeping for when no engine runs (harmless next to one: every call re-checks):
    * promotes due delayed executions of this worker's lanes (retry backoff, delays) and marks
    * due leases expired (ff_mark_lease_expired_if_due, as the engine's scanner), queueing those
-   * on this worker's lanes for reclaim. Returns how many it promoted and queued.
+   * on this worker's lanes for reclaim. Revoked leases are queued too: revocation takes them
+   * out of the lease-expiry index but leaves them in the lane's active index, scored by the
+   * lease expiry at claim, so they are found there once that time has passed (like an expired
+   * lease), a page per partition and lane each sweep, the next sweep going on from where this
+   * one stopped. Returns how many it promoted, queued and unblocked.
    */
-  async sweep(): Promise<{ promoted: number; expired: number; unblocked: number }> {
+  async sweep(): Promise<SweepCounts> {
     this.sweeps += 1;
     const now = await serverTime(this.client);
-    const partitions = this.options.partitions;
-    const lanes = this.options.lanes;
-    let promoted = 0;
-    let expired = 0;
-    let unblocked = 0;
+    const counts: SweepCounts = { promoted: 0, expired: 0, revoked: 0, unblocked: 0 };
     const self = this.options.selfService;
     const capable = self && this.options.capabilities.length > 0;
+    const partitions = this.options.partitions;
     for (let start = 0; start < partitions.length; start += this.options.chunkSize) {
       const chunk = partitions.slice(start, start + this.options.chunkSize);
-      const reads = await Promise.all(
+      await Promise.all(
         chunk.map((partition) => {
           const keys = PartitionKeys.forPartition(partition);
-          return Promise.all([
-            sendCommand(this.client.transport, 'ZRANGEBYSCORE', [keys.leaseExpiry(), '-inf', now, 'LIMIT', 0, 16]),
-            ...(self ? lanes.map((lane) => sendCommand(this.client.transport, 'ZRANGEBYSCORE', [keys.laneDelayed(lane), '-inf', now, 'LIMIT', 0, 16])) : []),
+          const reads: SweepRead[] = [{ key: keys.leaseExpiry(), max: now, counter: 'expired', visit: (id) => this.checkExpired(id) }];
+          for (const laneId of this.options.lanes) {
+            reads.push({ key: keys.laneActive(laneId), max: now, counter: 'revoked', paged: true, visit: (id) => this.checkRevoked(id, laneId) });
+            if (self) reads.push({ key: keys.laneDelayed(laneId), max: now, counter: 'promoted', visit: async (executionId) => (await promoteDelayed(this.client, { executionId, laneId, nowMs: now })).status === 'promoted' });
             // Route-blocked work this worker could take: only a worker with capabilities looks.
-            ...(capable ? lanes.map((lane) => sendCommand(this.client.transport, 'ZRANGEBYSCORE', [keys.laneBlockedRoute(lane), '-inf', '+inf', 'LIMIT', 0, 16])) : []),
-          ]);
+            if (capable) reads.push({ key: keys.laneBlockedRoute(laneId), max: '+inf', counter: 'unblocked', visit: (id) => this.unblockIfCapable(id, laneId) });
+          }
+          return Promise.all(reads.map((read) => this.sweepRead(read, counts)));
         }),
       );
-      const work: Promise<void>[] = [];
-      for (const [expiring, ...rest] of reads) {
-        const delayed = self ? rest.slice(0, lanes.length) : [];
-        rest.slice(delayed.length).forEach((members, laneIndex) => {
-          for (const member of members as unknown[]) {
-            const executionId = parseExecutionId(replyText(member) ?? '');
-            work.push(
-              this.unblockIfCapable(executionId, lanes[laneIndex]!).then(
-                (done) => void (done && (unblocked += 1)),
-                (error: unknown) => this.options.onError(error, executionId),
-              ),
-            );
-          }
-        });
-        delayed.forEach((members, laneIndex) => {
-          for (const member of members as unknown[]) {
-            const executionId = parseExecutionId(replyText(member) ?? '');
-            work.push(
-              promoteDelayed(this.client, { executionId, laneId: lanes[laneIndex]!, nowMs: now }).then(
-                (result) => void (result.status === 'promoted' && (promoted += 1)),
-                (error: unknown) => this.options.onError(error, executionId),
-              ),
-            );
-          }
-        });
-        for (const member of expiring as unknown[]) {
-          const executionId = parseExecutionId(replyText(member) ?? '');
-          if ((this.foreign.get(executionId) ?? 0) > this.sweeps || this.reclaimable.has(executionId)) continue;
-          work.push(
-            this.checkExpired(executionId).then(
-              (queued) => void (queued && (expired += 1)),
-              (error: unknown) => this.options.onError(error, executionId),
-            ),
-          );
-        }
-      }
-      await Promise.all(work);
     }
     if (this.sweeps % 50 === 0) for (const [id, until] of this.foreign) if (until <= this.sweeps) this.foreign.delete(id);
-    return { promoted, expired, unblocked };
+    return counts;
+  }
+
+  /** Reads one page of an index and visits its members at once, counting those visited with effect. */
+  private async sweepRead(read: SweepRead, counts: SweepCounts): Promise<void> {
+    const offset = read.paged ? (this.pageCursors.get(read.key) ?? 0) : 0;
+    const reply = await sendCommand(this.client.transport, 'ZRANGEBYSCORE', [read.key, '-inf', read.max, 'LIMIT', offset, SWEEP_PAGE]);
+    const members = Array.isArray(reply) ? reply.map((m) => replyText(m) ?? '') : [];
+    if (read.paged) this.pageCursors.set(read.key, members.length < SWEEP_PAGE ? 0 : offset + members.length);
+    await Promise.all(
+      members.map(async (member) => {
+        let executionId: ExecutionId | undefined;
+        try {
+          executionId = parseExecutionId(member);
+          if (await read.visit(executionId)) counts[read.counter] += 1;
+        } catch (error) {
+          this.options.onError(error, executionId);
+        }
+      }),
+    );
+  }
+
+  /** A member of the lane's active index whose lease was revoked: queued for reclaim. */
+  private async checkRevoked(executionId: ExecutionId, laneId: LaneId): Promise<boolean> {
+    if (this.reclaimable.has(executionId)) return false;
+    const ownership = replyText(await sendCommand(this.client.transport, 'HGET', [new ExecKeys(executionId).core(), 'ownership_state']));
+    if (ownership !== 'lease_revoked') return false;
+    this.reclaimable.set(executionId, laneId);
+    return true;
   }
 
   /**
@@ -460,6 +477,7 @@ export class Claimer {
   }
 
   private async checkExpired(executionId: ExecutionId): Promise<boolean> {
+    if ((this.foreign.get(executionId) ?? 0) > this.sweeps || this.reclaimable.has(executionId)) return false;
     const core = new ExecKeys(executionId).core();
     const lane = replyText(await sendCommand(this.client.transport, 'HGET', [core, 'lane_id'])) ?? 'default';
     const mine = this.options.lanes.find((l) => l === lane);

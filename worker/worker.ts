@@ -64,7 +64,7 @@ export interface WorkerOptions<Input = unknown> {
   readonly idleBackoff?: { readonly minMs?: number; readonly maxMs?: number };
   /**
    * Every this many ms (default 1 000), the worker looks for executions of its lanes whose
-   * lease was lost (to reclaim them) and, with `selfService`, does the engine's share for its
+   * lease was lost, expired or revoked (to reclaim them) and, with `selfService`, does the engine's share for its
    * own lanes: marks due leases expired, promotes due delayed executions (retry backoff,
    * delays) and releases route-blocked work it can run. `false` turns the sweep off (no reclaims).
    */
@@ -359,8 +359,8 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     if (this.sweeping || this.closing) return this.sweeping ?? Promise.resolve();
     this.sweeping = (async () => {
       try {
-        const { promoted, expired, unblocked } = await this.claimer.sweep();
-        if (promoted + expired + unblocked > 0) this.poke();
+        const { promoted, expired, revoked, unblocked } = await this.claimer.sweep();
+        if (promoted + expired + revoked + unblocked > 0) this.poke();
       } catch (error) {
         this.reportError(error);
       } finally {
