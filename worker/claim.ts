@@ -63,6 +63,8 @@ export interface ClaimerOptions {
   readonly capabilities: readonly string[];
   readonly lanes: readonly LaneId[];
   readonly leaseTtlMs: number;
+  /** Registered with the engine's attempt-timeout index at claim (the worker's own timeout plus a grace). */
+  readonly attemptTimeoutMs?: number;
   readonly path: ClaimPath;
   readonly issueNextGrant?: IssueNextGrant;
   /** Partitions to look in, already rotated to this instance's offset. */
@@ -297,6 +299,7 @@ export class Claimer {
       leaseId: newLeaseId(),
       attemptId: newAttemptId(),
       leaseTtlMs: o.leaseTtlMs,
+      ...(o.attemptTimeoutMs !== undefined ? { attemptTimeoutMs: o.attemptTimeoutMs } : {}),
       maxCandidates: o.candidatesPerPartition,
       ...(o.capabilities.length > 0 ? { workerCapabilitiesCsv: o.capabilities } : {}),
     });
@@ -330,13 +333,14 @@ export class Claimer {
     const o = this.options;
     const identity = { executionId, laneId, workerId: o.workerId, workerInstanceId: o.workerInstanceId, leaseId: newLeaseId(), leaseTtlMs: o.leaseTtlMs };
     try {
-      const claim = await claimExecution(this.client, { ...identity, attemptId: newAttemptId() });
+      const claim = await claimExecution(this.client, { ...identity, attemptId: newAttemptId(), ...(o.attemptTimeoutMs !== undefined ? { attemptTimeoutMs: o.attemptTimeoutMs } : {}) });
       return { ...lease(claim), executionId, laneId, attemptKind: ATTEMPT_KIND[claim.attemptType] };
     } catch (error) {
       if (!isScriptError(error, 'use_claim_resumed_execution')) throw error;
     }
     // The claim refuses before touching the grant, so it is still ours.
-    const resumed = await claimResumed(this.client, identity);
+    // The handler runs again with a whole timeout (the worker's own timer restarts too).
+    const resumed = await claimResumed(this.client, { ...identity, ...(o.attemptTimeoutMs !== undefined ? { remainingAttemptTimeoutMs: o.attemptTimeoutMs } : {}) });
     return { ...lease(resumed), executionId, laneId, attemptKind: 'resumed' };
   }
 

@@ -70,6 +70,8 @@ export interface TaskHost {
   readonly client: FlowFabricClient;
   readonly workerInstanceId: string;
   readonly leaseTtlMs: number;
+  /** Registered with the engine's attempt-timeout index at claim, when set. */
+  readonly attemptTimeoutMs?: number;
   readonly renewEveryMs: number;
   readonly output: 'json' | 'raw';
   onRenewed(task: Task): void;
@@ -326,6 +328,7 @@ export class Task<Input = unknown> {
         nextLeaseId: newLeaseId(),
         nextAttemptId: newAttemptId(),
         leaseTtlMs: this.host.leaseTtlMs,
+        ...(this.host.attemptTimeoutMs !== undefined ? { attemptTimeoutMs: this.host.attemptTimeoutMs } : {}),
         ...(capabilities.length > 0 ? { workerCapabilitiesCsv: capabilities } : {}),
       });
       if (reply.status === 'claimed_next') {
