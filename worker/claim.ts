@@ -109,6 +109,9 @@ const CAPABILITY_UNION_TTL_MS = 2000;
 /** Members a sweep reads per index and partition. */
 const SWEEP_PAGE = 16;
 
+/** The lanes' active indexes (revoked leases) are read every this many sweeps. */
+const REVOKED_SWEEP_EVERY = 5;
+
 /** What one sweep did: promoted delayed, queued expired and revoked leases, unblocked route-blocked. */
 export interface SweepCounts {
   promoted: number;
@@ -414,6 +417,8 @@ export class Claimer {
     const counts: SweepCounts = { promoted: 0, expired: 0, revoked: 0, unblocked: 0 };
     const self = this.options.selfService;
     const capable = self && this.options.capabilities.length > 0;
+    // Revoked leases are found one claim-time TTL late anyway: every few sweeps is enough.
+    const revokedTurn = this.sweeps % REVOKED_SWEEP_EVERY === 1;
     const partitions = this.options.partitions;
     for (let start = 0; start < partitions.length; start += this.options.chunkSize) {
       const chunk = partitions.slice(start, start + this.options.chunkSize);
@@ -422,7 +427,7 @@ export class Claimer {
           const keys = PartitionKeys.forPartition(partition);
           const reads: SweepRead[] = [{ key: keys.leaseExpiry(), max: now, counter: 'expired', visit: (id) => this.checkExpired(id) }];
           for (const laneId of this.options.lanes) {
-            reads.push({ key: keys.laneActive(laneId), max: now, counter: 'revoked', paged: true, visit: (id) => this.checkRevoked(id, laneId) });
+            if (revokedTurn) reads.push({ key: keys.laneActive(laneId), max: now, counter: 'revoked', paged: true, visit: (id) => this.checkRevoked(id, laneId) });
             if (self) reads.push({ key: keys.laneDelayed(laneId), max: now, counter: 'promoted', visit: async (executionId) => (await promoteDelayed(this.client, { executionId, laneId, nowMs: now })).status === 'promoted' });
             // Route-blocked work this worker could take: only a worker with capabilities looks.
             if (capable) reads.push({ key: keys.laneBlockedRoute(laneId), max: '+inf', counter: 'unblocked', visit: (id) => this.unblockIfCapable(id, laneId) });
