@@ -276,16 +276,27 @@ redis.register_function('ff_reset_budget', guard('ff_reset_budget', function(key
     redis.call('ZREM', K.budget_resets, A.budget_id)
     return err('budget_not_found')
   end
-  local raw_interval = redis.call('HGET', K.definition, 'reset_interval_ms')
-  local interval = 0
-  if is_set(raw_interval) then
-    interval = parse_number(raw_interval)
-    if interval == nil then
-      return err('invalid_input', 'stored reset_interval_ms is not a number, got: ' .. raw_interval)
-    end
-  end
+  local interval, interval_err = Budget.reset_interval(K.definition)
+  if interval_err then return interval_err end
   local now = A.now_ms or server_now()
+  return ok(to_text(Budget.reset(K, A.budget_id, interval, now)))
+end))
 
+-- The stored reset interval (0 when none), or nil and the invalid_input reply for a corrupt one.
+function Budget.reset_interval(definition)
+  local raw = redis.call('HGET', definition, 'reset_interval_ms')
+  if not is_set(raw) then return 0 end
+  local interval = parse_number(raw)
+  if interval == nil then
+    return nil, err('invalid_input', 'stored reset_interval_ms is not a number, got: ' .. raw)
+  end
+  return interval
+end
+
+-- The reset (write phase only; K: definition, usage, budget_resets): usage zeroed, the
+-- reset counted and stamped, the next one scheduled or the schedule entry dropped.
+-- Returns the next reset time, 0 when none.
+function Budget.reset(K, budget_id, interval, now)
   local fields = redis.call('HKEYS', K.usage)
   if #fields > 0 then
     local flat = {}
@@ -301,12 +312,12 @@ redis.register_function('ff_reset_budget', guard('ff_reset_budget', function(key
   if interval > 0 then
     local next_reset = now + interval
     redis.call('HSET', K.definition, 'next_reset_at', to_text(next_reset))
-    redis.call('ZADD', K.budget_resets, next_reset, A.budget_id)
-    return ok(to_text(next_reset))
+    redis.call('ZADD', K.budget_resets, next_reset, budget_id)
+    return next_reset
   end
-  redis.call('ZREM', K.budget_resets, A.budget_id)
-  return ok('0')
-end))
+  redis.call('ZREM', K.budget_resets, budget_id)
+  return 0
+end
 
 -- The caller's lane index keys must be the execution's own lane's: its eligible index, and
 -- one of `sets` among its blocked indexes. A core without lane_id (hand-built) is not checked.

@@ -22,7 +22,7 @@ import { claimExecution, reclaimExecution, type ClaimExecutionResult } from '../
 import { claimNextEligible } from '../generated/fastpath.js';
 import { ExecKeys, PartitionKeys } from '../generated/keys.js';
 import { markLeaseExpiredIfDue } from '../generated/lease.js';
-import { issueClaimGrant, issueReclaimGrant, promoteDelayed } from '../generated/scheduling.js';
+import { issueClaimGrant, issueReclaimGrant, promoteDelayed, type IssueClaimGrantArgs } from '../generated/scheduling.js';
 import { readExecutionContext } from '../operations/preread.js';
 import { claimResumed } from '../operations/waitpoints.js';
 import { liveCapabilityUnion } from './presence.js';
@@ -105,6 +105,9 @@ const SKIP_CODES = new Set([
 ]);
 
 const CAPABILITY_UNION_TTL_MS = 2000;
+
+/** What a claim grant and a reclaim grant both take. */
+type GrantArgs = Pick<IssueClaimGrantArgs, 'executionId' | 'laneId' | 'workerId' | 'workerInstanceId' | 'grantTtlMs' | 'workerCapabilitiesCsv'>;
 
 /** Members a sweep reads per index and partition. */
 const SWEEP_PAGE = 16;
@@ -304,31 +307,35 @@ export class Claimer {
       leaseTtlMs: o.leaseTtlMs,
       ...(o.attemptTimeoutMs !== undefined ? { attemptTimeoutMs: o.attemptTimeoutMs } : {}),
       maxCandidates: o.candidatesPerPartition,
-      ...(o.capabilities.length > 0 ? { workerCapabilitiesCsv: o.capabilities } : {}),
+      ...this.capabilitiesArg(),
     });
     if (result.status !== 'claimed') return undefined;
     return { ...lease(result), executionId: result.executionId, laneId, attemptKind: ATTEMPT_KIND[result.attemptType] };
   }
 
   private async grantAndClaim(executionId: ExecutionId, laneId: LaneId): Promise<ClaimedLease | undefined> {
-    const o = this.options;
-    try {
-      await issueClaimGrant(this.client, {
-        executionId,
-        laneId,
-        workerId: o.workerId,
-        workerInstanceId: o.workerInstanceId,
-        grantTtlMs: o.grantTtlMs,
-        ...(o.capabilities.length > 0 ? { workerCapabilitiesCsv: o.capabilities } : {}),
-      });
-    } catch (error) {
-      if (isScriptError(error, 'capability_mismatch')) {
-        await this.onCapabilityMismatch(executionId, laneId);
-        return undefined;
-      }
-      throw error;
+    if (!(await this.grant(issueClaimGrant, executionId, laneId))) {
+      await this.onCapabilityMismatch(executionId, laneId);
+      return undefined;
     }
     return this.claimGranted(executionId, laneId);
+  }
+
+  /** Asks for a claim or reclaim grant for this worker; false when refused with capability_mismatch. */
+  private async grant(issue: (client: FlowFabricClient, args: GrantArgs) => Promise<unknown>, executionId: ExecutionId, laneId: LaneId): Promise<boolean> {
+    const o = this.options;
+    try {
+      await issue(this.client, { executionId, laneId, workerId: o.workerId, workerInstanceId: o.workerInstanceId, grantTtlMs: o.grantTtlMs, ...this.capabilitiesArg() });
+      return true;
+    } catch (error) {
+      if (isScriptError(error, 'capability_mismatch')) return false;
+      throw error;
+    }
+  }
+
+  /** The worker's capabilities as the grant and fast-path calls take them (absent when none). */
+  private capabilitiesArg(): { workerCapabilitiesCsv?: readonly string[] } {
+    return this.options.capabilities.length > 0 ? { workerCapabilitiesCsv: this.options.capabilities } : {};
   }
 
   /** Consumes a grant this worker holds: a normal claim, or the resumed claim for an interrupted attempt. */
@@ -349,19 +356,7 @@ export class Claimer {
 
   private async reclaim(executionId: ExecutionId, laneId: LaneId): Promise<ClaimedLease | undefined> {
     const o = this.options;
-    try {
-      await issueReclaimGrant(this.client, {
-        executionId,
-        laneId,
-        workerId: o.workerId,
-        workerInstanceId: o.workerInstanceId,
-        grantTtlMs: o.grantTtlMs,
-        ...(o.capabilities.length > 0 ? { workerCapabilitiesCsv: o.capabilities } : {}),
-      });
-    } catch (error) {
-      if (isScriptError(error, 'capability_mismatch')) return undefined;
-      throw error;
-    }
+    if (!(await this.grant(issueReclaimGrant, executionId, laneId))) return undefined;
     const context = await readExecutionContext(this.client.transport, executionId);
     const result = await reclaimExecution(this.client, {
       executionId,
