@@ -117,6 +117,8 @@ export class Task<Input = unknown> {
   private stopReason: Error | undefined;
   private endingState: TaskEnding | undefined;
   private lostCode: string | undefined;
+  /** A renewal refused while an ending operation was in flight: that operation decides. */
+  private lostWhileEnding: string | undefined;
 
   constructor(
     private readonly host: TaskHost,
@@ -412,6 +414,12 @@ export class Task<Input = unknown> {
 
   private loseLease(code: string): void {
     if (this.endingState) return;
+    // A renewal that reaches the server after the complete (or fail…) it raced with is
+    // refused because the attempt already ended: not a loss. The ending's own reply says.
+    if (this.pending) {
+      this.lostWhileEnding ??= code;
+      return;
+    }
     this.lostCode = code;
     this.keeper.stop();
     this.endingState = { how: 'lease_lost', code };
@@ -444,9 +452,15 @@ export class Task<Input = unknown> {
       // Nothing was written (refused arguments, a structured refusal, or a request that never
       // left): the task is still live and the handler may try something else. After a lost
       // reply the outcome is unknown; renewal then finds out.
+      const lost = this.lostWhileEnding;
+      if (lost !== undefined) {
+        this.pending = undefined;
+        this.loseLease(lost);
+      }
       throw error;
     } finally {
       this.pending = undefined;
+      this.lostWhileEnding = undefined;
     }
   }
 
