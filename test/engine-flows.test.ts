@@ -6,20 +6,12 @@ import { describe, expect, it } from 'vitest';
 import { PartitionKeys } from '../generated/keys.js';
 import type { ExecutionId } from '../runtime/ids.js';
 import { useEngineServer } from './support/engine-server.js';
-import { core, expire, sleep, suspendClaimed } from './support/exec-ops.js';
+import { core, expire, sleep, suspendClaimed, waitFor } from './support/exec-ops.js';
 import { addMember, complete, link, newTestFlow } from './support/flow.js';
 import { claim } from './support/lifecycle.js';
 import { expireSuspensionOf } from '../operations/waitpoints.js';
 
 const env = useEngineServer();
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 const eligible = async (executionId: ExecutionId) => (await core(env.redis(), executionId)).eligibility_state === 'eligible_now';
 

@@ -11,20 +11,12 @@ import { FlowFabricClient } from '../runtime/client.js';
 import { newBudgetId, newWaitpointId, type ExecutionId, type LaneId } from '../runtime/ids.js';
 import { createTestQuota } from './support/budget.js';
 import { ENGINE_TEST_PARTITIONS, useEngineServer } from './support/engine-server.js';
-import { core, sleep, suspendClaimed } from './support/exec-ops.js';
+import { core, sleep, suspendClaimed, waitFor } from './support/exec-ops.js';
 import { newExecutionId, uniqueLane } from './support/ids.js';
 import { claim, createClaimed, createWaiting } from './support/lifecycle.js';
 import { addMember, complete, newTestFlow } from './support/flow.js';
 
 const env = useEngineServer();
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 const state = async (executionId: ExecutionId) => core(env.redis(), executionId);
 const eid = (partition: number) => newExecutionId(partition % ENGINE_TEST_PARTITIONS.numFlowPartitions);

@@ -5,8 +5,7 @@ import { promoteDelayed } from '../../generated/scheduling.js';
 import { parseExecutionId } from '../../runtime/ids.js';
 import type { LaneSource } from '../lanes.js';
 import type { Scanner } from '../runner.js';
-import { drainIndex } from '../scan.js';
-import type { IndexScanOptions } from './leases.js';
+import { drainIndex, type IndexScanOptions } from '../scan.js';
 
 export function delayedPromoterScanner(options: IndexScanOptions, lanes: LaneSource): Scanner {
   return {
@@ -19,8 +18,7 @@ export function delayedPromoterScanner(options: IndexScanOptions, lanes: LaneSou
         await drainIndex(ctx, {
           key: keys.laneDelayed(laneId),
           max: now,
-          batch: options.batchSize,
-          maxItems: options.maxPerPartition,
+          ...options,
           lagBase: now,
           async handle(member) {
             const result = await promoteDelayed(ctx.client, { laneId, executionId: parseExecutionId(member), nowMs: now });

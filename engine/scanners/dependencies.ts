@@ -7,8 +7,7 @@ import { resolveEdge } from '../../operations/flows.js';
 import { parseEdgeId, parseExecutionId, parseFlowId } from '../../runtime/ids.js';
 import type { LaneSource } from '../lanes.js';
 import type { Scanner } from '../runner.js';
-import { drainIndex, hmget, smembers } from '../scan.js';
-import type { IndexScanOptions } from './leases.js';
+import { drainIndex, hmget, smembers, type IndexScanOptions } from '../scan.js';
 
 export function dependencyReconcilerScanner(options: IndexScanOptions, lanes: LaneSource): Scanner {
   return {
@@ -20,8 +19,7 @@ export function dependencyReconcilerScanner(options: IndexScanOptions, lanes: La
         await drainIndex(ctx, {
           key: keys.laneBlockedDependencies(laneId),
           max: '+inf',
-          batch: options.batchSize,
-          maxItems: options.maxPerPartition,
+          ...options,
           // Scored by the child's creation time: the lag is how long the oldest child has existed.
           lagBase: ctx.now(),
           async handle(member) {

@@ -8,8 +8,7 @@ import { PartitionKeys } from '../../generated/keys.js';
 import { parseExecutionId, type LaneId } from '../../runtime/ids.js';
 import type { LaneSource } from '../lanes.js';
 import type { Scanner } from '../runner.js';
-import { drainIndex } from '../scan.js';
-import type { IndexScanOptions } from './leases.js';
+import { drainIndex, type IndexScanOptions } from '../scan.js';
 
 export const DEFAULT_RETENTION_MS = 86_400_000;
 
@@ -37,8 +36,7 @@ export function retentionScanner(options: IndexScanOptions, lanes: LaneSource, r
         await drainIndex(ctx, {
           key: keys.laneTerminal(laneId),
           max: cutoff,
-          batch: options.batchSize,
-          maxItems: options.maxPerPartition,
+          ...options,
           lagBase: cutoff,
           async handle(member) {
             const result = await purgeExecution(ctx.client, { executionId: parseExecutionId(member), laneId, retentionMs, nowMs: now });

@@ -13,8 +13,7 @@ import { isCanonicalUuid, parseExecutionId, type LaneId, type QuotaPolicyId } fr
 import { replyText } from '../../runtime/reply.js';
 import type { LaneSource } from '../lanes.js';
 import type { Scanner, ScanContext } from '../runner.js';
-import { drainIndex, hmget, smembers } from '../scan.js';
-import type { IndexScanOptions } from './leases.js';
+import { drainIndex, hmget, smembers, type IndexScanOptions } from '../scan.js';
 
 const SETS = [
   { set: 'budget', reason: 'waiting_for_budget' },
@@ -88,8 +87,7 @@ export function unblockScanner(options: IndexScanOptions, lanes: LaneSource): Sc
           await drainIndex(ctx, {
             key: keys.laneBlocked(laneId, set),
             max: '+inf',
-            batch: options.batchSize,
-            maxItems: options.maxPerPartition,
+            ...options,
             // A member's score is when it was blocked: a stuck set shows as a growing lag.
             lagBase: ctx.now(),
             handle: (member) => tryUnblock(ctx, laneId, set, reason, member),
