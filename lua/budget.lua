@@ -260,6 +260,16 @@ redis.register_function('ff_report_usage_and_check', guard('ff_report_usage_and_
 end))
 
 redis.register_function('ff_reset_budget', guard('ff_reset_budget', function(keys, args)
+  local K, A, interval, now = Budget.reset_check(keys, args)
+  if not K then return A end
+  return ok(to_text(Budget.reset(K, A.budget_id, interval, now)))
+end))
+
+-- The check phase both resets share (ff_reset_budget, ff_reset_budget_if_due): KEYS and
+-- ARGV read and checked, the budget present (a dangling schedule entry is dropped so the
+-- scanner stops retrying), the stored interval valid. Returns K, A, interval (0 when
+-- none), now; or nil and the reply.
+function Budget.reset_check(keys, args)
   local K = {
     definition = keys[1],
     usage = keys[2],
@@ -270,27 +280,20 @@ redis.register_function('ff_reset_budget', guard('ff_reset_budget', function(key
     now_ms = args[2],
   }
   local bad = check_args(A, { { 'now_ms', 'int?' } }) or Budget.check_id(K.definition, A.budget_id)
-  if bad then return bad end
+  if bad then return nil, bad end
   if not Budget.exists(K.definition) then
-    -- No stub definition; drop a dangling schedule entry so the scanner stops retrying.
     redis.call('ZREM', K.budget_resets, A.budget_id)
-    return err('budget_not_found')
+    return nil, err('budget_not_found')
   end
-  local interval, interval_err = Budget.reset_interval(K.definition)
-  if interval_err then return interval_err end
-  local now = A.now_ms or server_now()
-  return ok(to_text(Budget.reset(K, A.budget_id, interval, now)))
-end))
-
--- The stored reset interval (0 when none), or nil and the invalid_input reply for a corrupt one.
-function Budget.reset_interval(definition)
-  local raw = redis.call('HGET', definition, 'reset_interval_ms')
-  if not is_set(raw) then return 0 end
-  local interval = parse_number(raw)
-  if interval == nil then
-    return nil, err('invalid_input', 'stored reset_interval_ms is not a number, got: ' .. raw)
+  local raw = redis.call('HGET', K.definition, 'reset_interval_ms')
+  local interval = 0
+  if is_set(raw) then
+    interval = parse_number(raw)
+    if interval == nil then
+      return nil, err('invalid_input', 'stored reset_interval_ms is not a number, got: ' .. raw)
+    end
   end
-  return interval
+  return K, A, interval, A.now_ms or server_now()
 end
 
 -- The reset (write phase only; K: definition, usage, budget_resets): usage zeroed, the

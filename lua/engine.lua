@@ -121,24 +121,8 @@ redis.register_function('ff_purge_execution', guard('ff_purge_execution', functi
 end))
 
 redis.register_function('ff_reset_budget_if_due', guard('ff_reset_budget_if_due', function(keys, args)
-  local K = {
-    definition = keys[1],
-    usage = keys[2],
-    budget_resets = keys[3],
-  }
-  local A = {
-    budget_id = args[1],
-    now_ms = args[2],
-  }
-  local bad = check_args(A, { { 'now_ms', 'int?' } }) or Budget.check_id(K.definition, A.budget_id)
-  if bad then return bad end
-  if not Budget.exists(K.definition) then
-    redis.call('ZREM', K.budget_resets, A.budget_id)
-    return err('budget_not_found')
-  end
-  local interval, interval_err = Budget.reset_interval(K.definition)
-  if interval_err then return interval_err end
-  local now = A.now_ms or server_now()
+  local K, A, interval, now = Budget.reset_check(keys, args)
+  if not K then return A end
   local scheduled = parse_number(redis.call('ZSCORE', K.budget_resets, A.budget_id) or '')
   if scheduled == nil or scheduled > now then
     return ok('not_due', to_text(scheduled or 0))
