@@ -8,6 +8,7 @@ import { createPendingWaitpoint } from '../generated/suspension.js';
 import { PartitionMismatchError } from '../engine/index.js';
 import { issueNextGrant } from '../operations/scheduler.js';
 import { FlowFabricClient } from '../runtime/client.js';
+import type { Transport } from '../runtime/transport.js';
 import { newBudgetId, newWaitpointId, type ExecutionId, type LaneId } from '../runtime/ids.js';
 import { createTestQuota } from './support/budget.js';
 import { ENGINE_TEST_PARTITIONS, useEngineServer } from './support/engine-server.js';
@@ -372,6 +373,33 @@ describe('read-mostly scanners', () => {
     expect(await redis.sismember(lanes, laneId)).toBe(1);
     expect(stats.processed).toBeGreaterThanOrEqual(1);
     expect(lines.some((l) => l.includes('missing from its index'))).toBe(true);
+  });
+
+  it('index_reconciler reports nothing for an execution that moves between its state read and its index read', async () => {
+    const client = env.client();
+    const claimed = await createClaimed(client, { laneId: uniqueLane('idxmove'), executionId: eid(5) });
+    // The index read of this execution is answered only after the execution completed: the
+    // first read sees it active, and it is gone from the active index by then.
+    let moved = false;
+    const inner = client.transport;
+    const racing: Transport = {
+      fcall: (request) => inner.fcall(request),
+      fcallBatch: (requests) => inner.fcallBatch(requests),
+      primaries: () => inner.primaries(),
+      async command(name, args) {
+        if (name === 'ZSCORE' && args[1] === claimed.executionId && !moved) {
+          moved = true;
+          await complete(client, claimed);
+        }
+        return inner.command(name, args);
+      },
+    };
+    const lines: string[] = [];
+    const engine = env.engine({ client: new FlowFabricClient(racing, { partitions: client.partitions }), boot: false, scanners: ['index_reconciler'], logSink: (_level, message, fields) => lines.push(`${message} ${JSON.stringify(fields ?? {})}`) });
+    await engine.runOnce('index_reconciler');
+    expect(moved).toBe(true);
+    expect((await state(claimed.executionId)).lifecycle_phase).toBe('terminal');
+    expect(lines.filter((l) => l.includes(claimed.executionId))).toEqual([]);
   });
 
   it('flow_projector writes the summary of a flow from its members', async () => {
