@@ -17,7 +17,7 @@ describe('Worker renewal racing the complete', () => {
 
   it('a renewal refused after the attempt completed is not a lost lease', async () => {
     const lane = uniqueLane();
-    const ids = [];
+    const ids: string[] = [];
     for (let i = 0; i < 150; i++) ids.push((await submitExecution(client, { lane, kind: 'race', input: { i } })).executionId);
     const aborted: string[] = [];
     const w = new Worker({
