@@ -4,6 +4,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { submitExecution, waitForOutcome } from '../operations/executions.js';
+import type { ExecutionId } from '../runtime/ids.js';
 import { Worker } from '../worker/index.js';
 import { useServer } from './support/client.js';
 import { uniqueLane } from './support/ids.js';
@@ -17,7 +18,7 @@ describe('Worker renewal racing the complete', () => {
 
   it('a renewal refused after the attempt completed is not a lost lease', async () => {
     const lane = uniqueLane();
-    const ids: string[] = [];
+    const ids: ExecutionId[] = [];
     for (let i = 0; i < 150; i++) ids.push((await submitExecution(client, { lane, kind: 'race', input: { i } })).executionId);
     const aborted: string[] = [];
     const w = new Worker({
