@@ -24,6 +24,7 @@ import { ExecKeys, PartitionKeys } from '../generated/keys.js';
 import { markLeaseExpiredIfDue } from '../generated/lease.js';
 import { issueClaimGrant, issueReclaimGrant, promoteDelayed, type IssueClaimGrantArgs } from '../generated/scheduling.js';
 import { readExecutionContext } from '../operations/preread.js';
+import type { Grant, GrantRequest } from '../operations/scheduler.js';
 import { claimResumed } from '../operations/waitpoints.js';
 import { liveCapabilityUnion } from './presence.js';
 
@@ -44,18 +45,8 @@ export interface ClaimedLease {
 
 export type ClaimPath = 'admission' | 'direct' | 'fast';
 
-/** The admission-checked grant cycle (operations/scheduler.ts), injected so this layer builds without it. */
-export type IssueNextGrant = (
-  client: FlowFabricClient,
-  request: {
-    readonly laneId: LaneId;
-    readonly workerId: string;
-    readonly workerInstanceId: string;
-    readonly capabilities: readonly string[];
-    readonly grantTtlMs?: number;
-    readonly startPartition?: number;
-  },
-) => Promise<{ readonly executionId: ExecutionId; readonly laneId: LaneId; readonly partition: number } | undefined>;
+/** The admission-checked grant cycle (operations/scheduler.ts's issueNextGrant), injectable for tests. */
+export type IssueNextGrant = (client: FlowFabricClient, request: GrantRequest) => Promise<Pick<Grant, 'executionId' | 'laneId' | 'partition'> | undefined>;
 
 export interface ClaimerOptions {
   readonly workerId: string;
