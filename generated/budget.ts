@@ -451,6 +451,7 @@ export function blockExecutionForAdmission(client: FunctionCaller, args: BlockEx
  * - execution_id must be the execution of the core key, the eligible key its lane's eligible index and the blocked key one of its lane's admission blocked indexes (invalid_input otherwise).
  * - The execution is removed from every admission blocked index of its lane, not only the one named, so an entry left in another set by an earlier block cannot linger.
  * - now_ms may be omitted: the server clock is used (an extension).
+ * - Extension (issue 16): after making the execution eligible it PUBLISHes the partition's hash tag on channel ff:wake:<lane> (no key written), so idle workers of the lane wake at once instead of at their next poll.
  */
 export interface UnblockExecutionArgs {
   /** The execution's lane (exec_core lane_id). */

@@ -51,6 +51,7 @@ import { ExecKeys, PartitionKeys } from './keys.js';
  * - Foreign KEYS (issue 11): a KEYS slot that names another execution, lane or namespace than the call's execution_id, lane_id and namespace answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  * - Extension: the lane is added to the partition's lane registry ff:idx:{tag}:lanes (derived from the core key's tag, same slot, so a reference-built caller's 8 KEYS still register it); the engine reads the registry to cover every lane without a keyspace SCAN.
  * - Extension: optional ARGV 14 budget_ids and 15 quota_policy_id are stored in exec_core (the reference's create never writes them, so its claim-time admission was inert); a reference caller sends 13 ARGV and gets neither field.
+ * - Extension (issue 16): after making the execution eligible it PUBLISHes the partition's hash tag on channel ff:wake:<lane> (no key written), so idle workers of the lane wake at once instead of at their next poll.
  */
 export interface CreateExecutionArgs {
   /** Dedup key within the namespace; while its window lasts, a resubmission returns the first execution's id. Sent as the empty string when absent. */

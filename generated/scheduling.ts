@@ -284,6 +284,7 @@ export function updateProgress(client: FunctionCaller, args: UpdateProgressArgs)
  * - now_ms must be an integer and execution_id must match the core key (invalid_input).
  * - An empty or non-numeric exec_core delay_until (left by resume-with-delay) falls back to the execution's score in the delayed index, and counts as due when that is missing too; the reference raised a Lua runtime error, so such an execution was never promoted.
  * - Foreign KEYS (issue 11): a KEYS slot that names another lane or execution than exec_core's lane_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ * - Extension (issue 16): after making the execution eligible it PUBLISHes the partition's hash tag on channel ff:wake:<lane> (no key written), so idle workers of the lane wake at once instead of at their next poll.
  */
 export interface PromoteDelayedArgs {
   /** exec_core lane_id (the scanner knows it from the lane it scans). */

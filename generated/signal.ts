@@ -52,6 +52,7 @@ import { ExecKeys, PartitionKeys } from './keys.js';
  * - The execution is resumed only when the satisfied waitpoint is its current one (exec_core current_waitpoint_id), and only the suspension record of that waitpoint is closed (and stamped with last_signal_at) and its timeout entry removed; the reference wrote to whatever suspension record was current.
  * - KEYS must belong to the arguments (execution, waitpoint, signal and idempotency keys) and, for a suspended execution, the lane keys to exec_core lane_id; otherwise invalid_input before any write. With hand-built KEYS the reference could authenticate against one waitpoint and update another's condition.
  * - A delayed resume also writes exec_core delay_until (now + resume_delay_ms) so the delayed promoter can promote it.
+ * - Extension (issue 16): after making the execution eligible it PUBLISHes the partition's hash tag on channel ff:wake:<lane> (no key written), so idle workers of the lane wake at once instead of at their next poll.
  */
 export interface DeliverSignalArgs {
   /** The execution's lane (exec_core lane_id, pre-read; see operations/waitpoints.ts). */

@@ -239,6 +239,7 @@ export function suspendExecution(client: FunctionCaller, args: SuspendExecutionA
  * - The waitpoint's condition hash is closed as well (closed=1, closed_reason=resumed); the reference left it open, so a later signal on the closed waitpoint could still resume a later suspension.
  * - A delayed resume also writes exec_core delay_until (now + resume_delay_ms), so the delayed promoter can promote it; the reference left it empty, on which its promoter fails.
  * - resume_delay_ms must be a non-negative integer (an empty string means 0); the reference raised a runtime error on an empty string.
+ * - Extension (issue 16): after making the execution eligible it PUBLISHes the partition's hash tag on channel ff:wake:<lane> (no key written), so idle workers of the lane wake at once instead of at their next poll.
  */
 export interface ResumeExecutionArgs {
   /** The execution's lane (exec_core lane_id). */
@@ -420,6 +421,7 @@ export function createPendingWaitpoint(client: FunctionCaller, args: CreatePendi
  * - A terminal timeout outcome (fail, cancel, expire) of a flow member is published on ff:dag:completions, with the same message as the other terminal transitions, so its dependents are resolved at once; the reference did not publish, leaving them to the 15 s dependency reconciler.
  * - The waitpoint, condition, attempt and lane KEYS must be those of the open suspension and exec_core (current_attempt_index, lane_id); a stale pre-read answers invalid_input before any write, so the caller re-reads. The reference closed whatever waitpoint it was given, which could leave the real one open.
  * - Behaviours are echoed as stored; ff_suspend_execution here only stores the six known ones, so the typed reply names those (auto_resume_with_timeout_signal replies auto_resume, as in the reference), and any other stored value, applied with fail semantics as the reference does, parses as other_behavior with the raw value in subStatus, never as a parse error after the write.
+ * - Extension (issue 16): an auto-resume that makes the execution eligible PUBLISHes the partition's hash tag on channel ff:wake:<lane> (no key written), so idle workers of the lane wake at once.
  */
 export interface ExpireSuspensionArgs {
   /** The execution's lane (exec_core lane_id). */

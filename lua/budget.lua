@@ -437,5 +437,6 @@ redis.register_function('ff_unblock_execution', guard('ff_unblock_execution', fu
   Budget.leave_blocked_sets(tag, core.lane_id, A.execution_id, K.blocked)
   local score = eligible_score(parse_number(core.priority) or 0, parse_number(core.created_at) or 0)
   redis.call('ZADD', K.eligible, score, A.execution_id)
+  wake_lane(tag, core_lane(core))
   return ok('unblocked')
 end))

@@ -231,6 +231,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
       eligible_key = lane_key(tag, lane, 'eligible')
     end
     redis.call('ZADD', eligible_key, to_text(eligible_score(priority, now)), A.execution_id)
+    wake_lane(tag, lane)
   end
   redis.call('SADD', K.all_executions, A.execution_id)
   -- Extension: the partition's lane registry, so the engine finds every lane without a SCAN.

@@ -503,3 +503,12 @@ local function check_int_arg(A, name, min, max, optional)
   A[name] = n
   return nil
 end
+
+---------------------------------------------------------------------------
+-- Extension (issue 16): tells the lane's idle workers that an execution became eligible on
+-- this partition (message: the partition's hash tag), so they claim at once instead of at
+-- their next poll. PUBLISH names no key (any node, any slot) and costs little with no
+-- subscriber; a worker that is not listening finds the execution by polling as before.
+local function wake_lane(tag, lane)
+  redis.call('PUBLISH', 'ff:wake:' .. lane, tag)
+end

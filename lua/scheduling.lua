@@ -243,6 +243,7 @@ redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', functi
   redis.call('ZREM', K.delayed_zset, eid)
   redis.call('ZADD', K.eligible_zset,
     eligible_score(parse_number(core.priority) or 0, parse_number(core.created_at) or 0), eid)
+  wake_lane(tag_of(K.core), core_lane(core))
   return ok('promoted')
 end))
 

@@ -405,6 +405,8 @@ function Susp.make_runnable(core_key, core, eid, L, delay_ms, delay_detail, now)
   else
     local score = eligible_score(parse_number(core.priority) or 0, parse_number(core.created_at) or 0)
     redis.call('ZADD', L.eligible, score, eid)
+    -- The lane is the one in the eligible key (callers checked it against exec_core).
+    wake_lane(tag_of(L.eligible), string.match(L.eligible, ':lane:(.*):eligible$') or 'default')
   end
   return delayed and 'delayed' or 'waiting'
 end

@@ -3,7 +3,7 @@
 redis.register_function{
   function_name = 'ff_version',
   callback = function()
-    return '8'
+    return '9'
   end,
   flags = { 'no-writes' },
 }

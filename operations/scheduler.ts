@@ -34,6 +34,12 @@ export interface GrantRequest {
   readonly grantTtlMs?: number;
   /** First partition visited; default fnv1a_u16(workerInstanceId) mod numFlowPartitions, as the reference. */
   readonly startPartition?: number;
+  /**
+   * Visit only these partitions, in this order (from `startPartition` when it is one of
+   * them): a worker's own partitions, or one chunk of them per call (engine.md §4.4 reads at
+   * most 32 per call). Default: every flow partition.
+   */
+  readonly partitions?: readonly number[];
   /** Candidates examined per partition before moving on (default 32). */
   readonly maxCandidatesPerPartition?: number;
   /** Told about every candidate the cycle blocked or passed over, for logs. */
@@ -159,8 +165,9 @@ export async function issueNextGrant(client: FlowFabricClient, request: GrantReq
   const started = performance.now();
   const now = () => base + Math.floor(performance.now() - started);
 
-  for (let offset = 0; offset < count; offset += READ_AHEAD) {
-    const window = Array.from({ length: Math.min(READ_AHEAD, count - offset) }, (_, i) => (start + offset + i) % count);
+  const order = visitOrder(fn, count, start, request.partitions);
+  for (let offset = 0; offset < order.length; offset += READ_AHEAD) {
+    const window = order.slice(offset, offset + READ_AHEAD);
     const heads = await Promise.all(window.map((p) => readEligible(client, p, request.laneId, 0, PAGE)));
     for (let w = 0; w < window.length; w++) {
       const partition = window[w]!;
@@ -185,6 +192,16 @@ export async function issueNextGrant(client: FlowFabricClient, request: GrantReq
     }
   }
   return undefined;
+}
+
+/** The partitions one cycle visits, in order: the given ones (rotated to `start` when listed) or all from `start`. */
+function visitOrder(fn: string, count: number, start: number, partitions: readonly number[] | undefined): number[] {
+  if (partitions === undefined) return Array.from({ length: count }, (_, i) => (start + i) % count);
+  for (const p of partitions) {
+    if (!Number.isSafeInteger(p) || p < 0 || p >= count) throw new ArgumentError(fn, 'partitions', `must be flow partitions in [0, ${count}), got ${String(p)}`);
+  }
+  const at = partitions.indexOf(start);
+  return at <= 0 ? [...partitions] : [...partitions.slice(at), ...partitions.slice(0, at)];
 }
 
 async function readEligible(client: FlowFabricClient, partition: number, laneId: LaneId, offset: number, count: number): Promise<ExecutionId[]> {

@@ -57,6 +57,16 @@ describe('issueNextGrant', () => {
     expect(second?.executionId).toBe(early.executionId);
   });
 
+  it('visits only the given partitions, in order from startPartition, and refuses one out of range', async () => {
+    const laneId = uniqueLane('sched');
+    const on3 = await createWaiting(client, { laneId, executionId: newExecutionId(3) });
+    const on200 = await createWaiting(client, { laneId, executionId: newExecutionId(200) });
+    expect(await issueNextGrant(client, worker(laneId, { partitions: [4, 5, 199] }))).toBeUndefined();
+    expect(await issueNextGrant(client, worker(laneId, { partitions: [3, 200], startPartition: 200 }))).toMatchObject({ executionId: on200.executionId, partition: 200 });
+    expect(await issueNextGrant(client, worker(laneId, { partitions: [3, 200], startPartition: 200 }))).toMatchObject({ executionId: on3.executionId, partition: 3 });
+    await expect(issueNextGrant(client, worker(laneId, { partitions: [256] }))).rejects.toThrow(/partitions/);
+  });
+
   it('blocks a candidate the worker cannot run to the route set and grants the one behind it', async () => {
     const laneId = uniqueLane('sched');
     const gpu = await createWaiting(client, { laneId, executionId: newExecutionId(9), priority: 9, policyJson: { routing_requirements: { required_capabilities: ['gpu'] } } });

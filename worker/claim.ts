@@ -130,6 +130,8 @@ export class Claimer {
   /** Per lane, how many rounds in a row started again at a chunk that had work (bounded, so other chunks get their turn). */
   private readonly stays = new Map<LaneId, number>();
   private nextLane = 0;
+  /** Lanes whose last round found nothing: probed a chunk of partitions at a time. */
+  private readonly idleLanes = new Set<LaneId>();
   /** Executions with a lost lease on our lanes, found by the sweep: claimed first. */
   private readonly reclaimable = new Map<ExecutionId, LaneId>();
   /** Expired leases on other lanes: not looked at again for a while. */
@@ -171,46 +173,17 @@ export class Claimer {
     const partitions = this.options.partitions;
     let cursor = this.cursors.get(laneId) ?? 0;
     if (this.options.path === 'admission') {
-      const issue = this.options.issueNextGrant!;
-      while (out.length < max) {
-        const start = cursor;
-        // As many grant cycles at once as slots are free: each yields at most one grant, and
-        // the cycle steps over heads another cycle holds.
-        const grants = await Promise.all(
-          Array.from({ length: max - out.length }, () =>
-            issue(this.client, {
-              laneId,
-              workerId: this.options.workerId,
-              workerInstanceId: this.options.workerInstanceId,
-              capabilities: this.options.capabilities,
-              grantTtlMs: this.options.grantTtlMs,
-              startPartition: partitions[start],
-            }).catch((error: unknown) => void this.options.onError(error)),
-          ),
-        );
-        const granted = grants.filter((g): g is NonNullable<typeof g> => g !== undefined);
-        const claims = await Promise.all(granted.map((grant) => this.guard(grant.executionId, () => this.claimGranted(grant.executionId, laneId))));
-        for (const claimed of claims) if (claimed) out.push(claimed);
-        if (granted.length === 0) break;
-        // Start the next cycle where the work was found (a few rounds in a row at most), so a
-        // lane on a few partitions is not looked for across all the empty ones first.
-        const found = partitions.indexOf(granted[0]!.partition);
-        const stays = this.stays.get(laneId) ?? 0;
-        if (found >= 0 && (found !== start || stays < 8)) {
-          this.stays.set(laneId, found === start ? stays + 1 : 0);
-          cursor = found;
-        } else {
-          this.stays.set(laneId, 0);
-          cursor = (found >= 0 ? found + 1 : cursor + 1) % partitions.length;
-        }
-        if (granted.length < grants.length) break;
-      }
-      this.cursors.set(laneId, cursor);
+      await this.claimAdmitted(laneId, max, out, cursor);
       return;
     }
+    // An idle lane (the last round found nothing) is probed one chunk a round, the next round
+    // going on from there, instead of every partition each round.
+    const idle = this.idleLanes.has(laneId);
+    const scanLimit = idle ? Math.min(this.options.chunkSize, partitions.length) : partitions.length;
+    const found = out.length;
     let scanned = 0;
     let busyChunk: number | undefined;
-    while (scanned < partitions.length && out.length < max) {
+    while (scanned < scanLimit && out.length < max) {
       const size = Math.min(this.options.chunkSize, partitions.length - scanned);
       const chunk = Array.from({ length: size }, (_, i) => partitions[(cursor + i) % partitions.length]!);
       const chunkStart = cursor;
@@ -239,6 +212,8 @@ export class Claimer {
       }
       if (out.length > before) busyChunk = chunkStart;
     }
+    if (out.length > found) this.idleLanes.delete(laneId);
+    else this.idleLanes.add(laneId);
     // Work found and slots filled: the next round starts at that chunk again (where more work
     // likely waits) rather than walking every empty partition first, a few rounds at most.
     const stays = this.stays.get(laneId) ?? 0;
@@ -249,6 +224,79 @@ export class Claimer {
       this.stays.set(laneId, 0);
     }
     this.cursors.set(laneId, cursor);
+  }
+
+  /**
+   * The admission path: a busy lane runs one grant cycle per free slot over all of this
+   * worker's partitions; the round stops at the first set of cycles that finds nothing, and
+   * the lane counts as idle. An idle lane is probed with one cycle over one chunk of
+   * partitions (at most `chunkSize`, as engine.md §4.4's claim reads at most 32 per call),
+   * the next probe going on from there: an idle worker reads one chunk of heads per round
+   * instead of every partition once per free slot.
+   */
+  private async claimAdmitted(laneId: LaneId, max: number, out: ClaimedLease[], from: number): Promise<void> {
+    const issue = this.options.issueNextGrant!;
+    const partitions = this.options.partitions;
+    let cursor = from;
+    while (out.length < max) {
+      const idle = this.idleLanes.has(laneId);
+      const start = cursor;
+      const visit = idle
+        ? Array.from({ length: Math.min(this.options.chunkSize, partitions.length) }, (_, i) => partitions[(start + i) % partitions.length]!)
+        : partitions;
+      const grants = await Promise.all(
+        Array.from({ length: idle ? 1 : max - out.length }, () =>
+          issue(this.client, {
+            laneId,
+            workerId: this.options.workerId,
+            workerInstanceId: this.options.workerInstanceId,
+            capabilities: this.options.capabilities,
+            grantTtlMs: this.options.grantTtlMs,
+            startPartition: partitions[start],
+            partitions: visit,
+          }).catch((error: unknown) => void this.options.onError(error)),
+        ),
+      );
+      const granted = grants.filter((g): g is NonNullable<typeof g> => g !== undefined);
+      const claims = await Promise.all(granted.map((grant) => this.guard(grant.executionId, () => this.claimGranted(grant.executionId, laneId))));
+      for (const claimed of claims) if (claimed) out.push(claimed);
+      if (granted.length === 0) {
+        if (idle) cursor = (start + visit.length) % partitions.length;
+        this.idleLanes.add(laneId);
+        break;
+      }
+      this.idleLanes.delete(laneId);
+      // Start the next cycle where the work was found (a few rounds in a row at most), so a
+      // lane on a few partitions is not looked for across all the empty ones first.
+      const found = partitions.indexOf(granted[0]!.partition);
+      const stays = this.stays.get(laneId) ?? 0;
+      if (found >= 0 && (found !== start || stays < 8)) {
+        this.stays.set(laneId, found === start ? stays + 1 : 0);
+        cursor = found;
+      } else {
+        this.stays.set(laneId, 0);
+        cursor = (found >= 0 ? found + 1 : cursor + 1) % partitions.length;
+      }
+      if (granted.length < grants.length) break;
+    }
+    this.cursors.set(laneId, cursor);
+  }
+
+  /**
+   * A wake-up: work became eligible on the lane, on `partition` when known. The next round
+   * starts there (an idle lane's one-chunk probe included); without a partition it looks at
+   * every partition again. False when the partition is not one this worker looks in.
+   */
+  hint(laneId: LaneId, partition: number | undefined): boolean {
+    if (!this.options.lanes.includes(laneId)) return false;
+    if (partition === undefined) {
+      this.idleLanes.delete(laneId);
+      return true;
+    }
+    const at = this.options.partitions.indexOf(partition);
+    if (at < 0) return false;
+    this.cursors.set(laneId, at);
+    return true;
   }
 
   /**

@@ -5,3 +5,4 @@ export { Task, type FailOptions, type Suspension, type SuspendOptions, type Task
 export type { AttemptKind, ClaimPath, ClaimedLease, IssueNextGrant } from './claim.js';
 export type { ResumeSignal } from './context.js';
 export { AttemptTimeoutError, DuplicateWorkerError, LeaseLostError, NonRetryableError, TaskFinishedError, WorkerClosingError } from './errors.js';
+export { ioredisWakeSource, wakeChannel, type OnWake, type WakeListener, type WakeSource } from './wake.js';

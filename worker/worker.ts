@@ -25,6 +25,7 @@ import { readExecutionInput, readResumeSignals, type ExecutionInput } from './co
 import { AttemptTimeoutError, LeaseLostError, NonRetryableError } from './errors.js';
 import { Presence } from './presence.js';
 import { Task, type TaskEnding, type TaskHost } from './task.js';
+import { defaultWakeSource, type WakeListener, type WakeSource } from './wake.js';
 
 export type Handler<Input> = (task: Task<Input>) => unknown;
 
@@ -92,6 +93,12 @@ export interface WorkerOptions<Input = unknown> {
   readonly candidatesPerPartition?: number;
   /** The admission cycle to use (default the scheduler's issueNextGrant). */
   readonly issueNextGrant?: IssueNextGrant;
+  /**
+   * Where wake-ups come from when work becomes eligible (worker/wake.ts): default a
+   * subscriber connection duplicated from the client's ioredis connection (none for other
+   * transports); `false` polls only. The back-off poll stays on either way.
+   */
+  readonly wakeUp?: WakeSource | false;
 }
 
 export type WorkerEvent =
@@ -166,6 +173,9 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   private refreshing: Promise<void> | undefined;
   /** True once this worker holds its alive key (close() then removes its records). */
   private announced = false;
+  private wakeListener: WakeListener | undefined;
+  /** A wake-up came while a round was running: the loop goes on at once instead of sleeping. */
+  private woken = false;
   /** Work started on the side (dependency resolution): awaited by close(). */
   private readonly background = new Set<Promise<unknown>>();
 
@@ -259,6 +269,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       throw error;
     }
     if (this.closing) return; // close() came during start: it withdraws the records once this returns.
+    await this.listenForWakeUps();
     this.presenceTimer = setInterval(() => {
       if (this.refreshing || this.closing) return;
       this.refreshing = this.presence
@@ -274,6 +285,25 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     }
     this.loopDone = this.loop();
     if (interval !== false) void this.sweep();
+  }
+
+  /** Subscribes to the lanes' wake-ups; a failure is reported and the worker polls only. */
+  private async listenForWakeUps(): Promise<void> {
+    const source = this.options.wakeUp === undefined ? defaultWakeSource(this.client) : this.options.wakeUp;
+    if (!source) return;
+    try {
+      this.wakeListener = await source.listen(
+        this.lanes,
+        (laneId, partition) => {
+          if (!this.claimer.hint(laneId, partition)) return;
+          this.woken = true;
+          this.poke();
+        },
+        (error) => this.reportError(error),
+      );
+    } catch (error) {
+      this.reportError(error);
+    }
   }
 
   /** start(), then resolves when the worker has been closed. */
@@ -330,19 +360,21 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
         continue;
       }
       let claimed: ClaimedLease[] = [];
+      this.woken = false; // From here on a wake-up means work this round may have missed.
       try {
         claimed = await this.claimer.claim(free);
       } catch (error) {
         this.reportError(error);
       }
       for (const lease of claimed) this.launch(lease);
-      if (claimed.length > 0) {
+      if (claimed.length > 0 || this.woken) {
         backoff = minMs;
         continue;
       }
       this.stats.claimMisses += 1;
       await this.pause(backoff);
-      backoff = Math.min(backoff * 2, maxMs);
+      if (this.woken) backoff = minMs;
+      else backoff = Math.min(backoff * 2, maxMs);
     }
   }
 
@@ -604,6 +636,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       }),
     );
     if (this.presenceTimer) clearInterval(this.presenceTimer);
+    await this.wakeListener?.close().catch((error: unknown) => this.reportError(error));
     await this.sweeping;
     await this.refreshing; // A refresh in flight would put the records back after the withdrawal.
     await Promise.allSettled([...this.background]);
