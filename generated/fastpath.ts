@@ -6,10 +6,17 @@
 // same call. Both make exactly the state changes of the contract functions they stand for
 // (ff_issue_claim_grant + ff_claim_execution, ff_complete_execution), minus the grant hash
 // that would be written and deleted in between.
-import { fieldEnum, fieldInteger, fieldParsed, fieldText } from '../runtime/decode.js';
+import {
+  fieldEnum,
+  fieldInteger,
+  fieldOptional,
+  fieldParsed,
+  fieldText,
+} from '../runtime/decode.js';
 import {
   checkInteger,
   encodeCapabilities,
+  encodeFlag,
   encodeId,
   encodeInteger,
   encodeText,
@@ -48,6 +55,7 @@ import { ExecKeys, PartitionKeys } from './keys.js';
  *
  * Deliberate deviations from the reference:
  * - Foreign KEYS (issue 11): a KEYS slot that names another lane or worker instance than the call's lane_id and worker_instance_id; a candidate whose exec_core lane_id is not that lane is skipped answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ * - Extension (issue 16): with_input (last ARGV) adds the claimed execution's kind, flow id, payload, policy JSON and tags JSON to the claimed reply, read from its keys in the same call (derived from the partition's hash tag, as the candidate's other keys).
  */
 export interface ClaimNextEligibleArgs {
   /** The flow partition to claim from. */
@@ -68,6 +76,8 @@ export interface ClaimNextEligibleArgs {
   readonly attemptTimeoutMs?: number;
   /** How many heads of the index to try. Default: `4`. */
   readonly maxCandidates?: number;
+  /** Also answer what the claimed execution's handler is given (kind, flow, payload, policy, tags), so the worker needs no second round trip. Default: `false`. */
+  readonly withInput?: boolean;
 }
 
 /** Successful replies of {@link claimNextEligible}, discriminated on `status`. */
@@ -81,6 +91,11 @@ export type ClaimNextEligibleResult =
     readonly attemptId: AttemptId;
     readonly attemptIndex: number;
     readonly attemptType: 'initial' | 'retry' | 'reclaim' | 'replay' | 'fallback';
+    readonly executionKind?: string;
+    readonly flowId?: string;
+    readonly payload?: string;
+    readonly policyJson?: string;
+    readonly tagsJson?: string;
   }
   | {
     readonly status: 'empty';
@@ -100,6 +115,7 @@ export const buildClaimNextEligible: RequestBuilder<ClaimNextEligibleArgs> = (ar
   const workerCapabilitiesCsv = args.workerCapabilitiesCsv === undefined ? '' : encodeCapabilities(fn, 'worker_capabilities_csv', args.workerCapabilitiesCsv);
   const attemptTimeoutMs = args.attemptTimeoutMs === undefined ? '' : encodeInteger(fn, 'attempt_timeout_ms', args.attemptTimeoutMs, 0);
   const maxCandidates = encodeInteger(fn, 'max_candidates', args.maxCandidates ?? 4, 1, 100);
+  const withInput = encodeFlag(fn, 'with_input', args.withInput ?? false);
   const renewBeforeMs = encodeInteger(fn, 'renew_before_ms', args.renewBeforeMs ?? twoThirds(leaseTtlMs), 0);
   const tag = hashTag('fp', partition);
   const partitionKeys = new PartitionKeys(tag);
@@ -125,6 +141,7 @@ export const buildClaimNextEligible: RequestBuilder<ClaimNextEligibleArgs> = (ar
       workerCapabilitiesCsv,
       attemptTimeoutMs,
       maxCandidates,
+      withInput,
     ],
   };
 };
@@ -138,6 +155,11 @@ export function parseClaimNextEligible(reply: unknown): ClaimNextEligibleResult 
       const subStatus = fieldText(fn, 'sub_status', fields, 0);
       switch (subStatus) {
         case 'claimed': {
+          const executionKind = fieldOptional(fn, 'execution_kind', fields, 8, fieldText);
+          const flowId = fieldOptional(fn, 'flow_id', fields, 9, fieldText);
+          const payload = fieldOptional(fn, 'payload', fields, 10, fieldText);
+          const policyJson = fieldOptional(fn, 'policy_json', fields, 11, fieldText);
+          const tagsJson = fieldOptional(fn, 'tags_json', fields, 12, fieldText);
           return {
             status: 'claimed',
             executionId: fieldParsed(fn, 'execution_id', fields, 1, parseExecutionId),
@@ -147,6 +169,11 @@ export function parseClaimNextEligible(reply: unknown): ClaimNextEligibleResult 
             attemptId: fieldParsed(fn, 'attempt_id', fields, 5, parseAttemptId),
             attemptIndex: fieldInteger(fn, 'attempt_index', fields, 6),
             attemptType: fieldEnum(fn, 'attempt_type', fields, 7, ['initial', 'retry', 'reclaim', 'replay', 'fallback'] as const),
+            ...(executionKind !== undefined ? { executionKind } : {}),
+            ...(flowId !== undefined ? { flowId } : {}),
+            ...(payload !== undefined ? { payload } : {}),
+            ...(policyJson !== undefined ? { policyJson } : {}),
+            ...(tagsJson !== undefined ? { tagsJson } : {}),
           };
         }
         case 'empty': {
@@ -179,6 +206,7 @@ export function claimNextEligible(client: FunctionCaller, args: ClaimNextEligibl
  *
  * Deliberate deviations from the reference:
  * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and current_worker_instance_id; next_lane_id and next_worker_instance_id must be those too answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ * - Extension (issue 16): with_input (last ARGV) adds the claimed execution's kind, flow id, payload, policy JSON and tags JSON to the claimed reply, read from its keys in the same call (derived from the partition's hash tag, as the candidate's other keys).
  */
 export interface CompleteAndClaimNextArgs {
   /** The current attempt's index (from the claim). */
@@ -208,6 +236,8 @@ export interface CompleteAndClaimNextArgs {
   readonly attemptTimeoutMs?: number;
   /** Default: `4`. */
   readonly maxCandidates?: number;
+  /** Also answer what the claimed execution's handler is given (kind, flow, payload, policy, tags), so the worker needs no second round trip. Default: `false`. */
+  readonly withInput?: boolean;
 }
 
 /** Successful replies of {@link completeAndClaimNext}, discriminated on `status`. */
@@ -221,6 +251,11 @@ export type CompleteAndClaimNextResult =
     readonly attemptId: AttemptId;
     readonly attemptIndex: number;
     readonly attemptType: 'initial' | 'retry' | 'reclaim' | 'replay' | 'fallback';
+    readonly executionKind?: string;
+    readonly flowId?: string;
+    readonly payload?: string;
+    readonly policyJson?: string;
+    readonly tagsJson?: string;
   }
   | {
     readonly status: 'completed';
@@ -245,6 +280,7 @@ export const buildCompleteAndClaimNext: RequestBuilder<CompleteAndClaimNextArgs>
   const workerCapabilitiesCsv = args.workerCapabilitiesCsv === undefined ? '' : encodeCapabilities(fn, 'worker_capabilities_csv', args.workerCapabilitiesCsv);
   const attemptTimeoutMs = args.attemptTimeoutMs === undefined ? '' : encodeInteger(fn, 'attempt_timeout_ms', args.attemptTimeoutMs, 0);
   const maxCandidates = encodeInteger(fn, 'max_candidates', args.maxCandidates ?? 4, 1, 100);
+  const withInput = encodeFlag(fn, 'with_input', args.withInput ?? false);
   const renewBeforeMs = encodeInteger(fn, 'renew_before_ms', args.renewBeforeMs ?? twoThirds(leaseTtlMs), 0);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
@@ -283,6 +319,7 @@ export const buildCompleteAndClaimNext: RequestBuilder<CompleteAndClaimNextArgs>
       workerCapabilitiesCsv,
       attemptTimeoutMs,
       maxCandidates,
+      withInput,
     ],
   };
 };
@@ -296,6 +333,11 @@ export function parseCompleteAndClaimNext(reply: unknown): CompleteAndClaimNextR
       const subStatus = fieldText(fn, 'sub_status', fields, 0);
       switch (subStatus) {
         case 'claimed_next': {
+          const executionKind = fieldOptional(fn, 'execution_kind', fields, 8, fieldText);
+          const flowId = fieldOptional(fn, 'flow_id', fields, 9, fieldText);
+          const payload = fieldOptional(fn, 'payload', fields, 10, fieldText);
+          const policyJson = fieldOptional(fn, 'policy_json', fields, 11, fieldText);
+          const tagsJson = fieldOptional(fn, 'tags_json', fields, 12, fieldText);
           return {
             status: 'claimed_next',
             nextExecutionId: fieldParsed(fn, 'next_execution_id', fields, 1, parseExecutionId),
@@ -305,6 +347,11 @@ export function parseCompleteAndClaimNext(reply: unknown): CompleteAndClaimNextR
             attemptId: fieldParsed(fn, 'attempt_id', fields, 5, parseAttemptId),
             attemptIndex: fieldInteger(fn, 'attempt_index', fields, 6),
             attemptType: fieldEnum(fn, 'attempt_type', fields, 7, ['initial', 'retry', 'reclaim', 'replay', 'fallback'] as const),
+            ...(executionKind !== undefined ? { executionKind } : {}),
+            ...(flowId !== undefined ? { flowId } : {}),
+            ...(payload !== undefined ? { payload } : {}),
+            ...(policyJson !== undefined ? { policyJson } : {}),
+            ...(tagsJson !== undefined ? { tagsJson } : {}),
           };
         }
         case 'completed': {

@@ -75,6 +75,27 @@ function Fast.claim_head(K, A, now)
   return nil
 end
 
+-- Extension (issue 16): what a worker gives the claimed execution's handler, read in the
+-- claiming call when asked (with_input), so the worker needs no second round trip per job.
+-- Keys derived from the partition's hash tag, like the candidate's other keys.
+function Fast.append_input(fields, tag, eid)
+  local base = 'ff:exec:' .. tag .. ':' .. eid
+  local core = redis.call('HMGET', base .. ':core', 'execution_kind', 'flow_id')
+  local tags = redis.call('HGETALL', base .. ':tags')
+  local tags_json = ''
+  if #tags > 0 then
+    local map = {}
+    for i = 1, #tags, 2 do map[tags[i]] = tags[i + 1] end
+    tags_json = cjson.encode(map)
+  end
+  fields[#fields + 1] = core[1] or ''
+  fields[#fields + 1] = core[2] or ''
+  fields[#fields + 1] = redis.call('GET', base .. ':payload') or ''
+  fields[#fields + 1] = redis.call('GET', base .. ':policy') or ''
+  fields[#fields + 1] = tags_json
+  return fields
+end
+
 redis.register_function('ff_claim_next_eligible', guard('ff_claim_next_eligible', function(keys, args)
   local K = {
     eligible = keys[1],
@@ -95,6 +116,7 @@ redis.register_function('ff_claim_next_eligible', guard('ff_claim_next_eligible'
     worker_capabilities_csv = args[8],
     attempt_timeout_ms = args[9],
     max_candidates = args[10],
+    with_input = args[11],
   }
   local bad = Fast.check_claim_args(A)
   if bad then return bad end
@@ -106,6 +128,7 @@ redis.register_function('ff_claim_next_eligible', guard('ff_claim_next_eligible'
   if not claimed then
     return ok('empty')
   end
+  if A.with_input == '1' then Fast.append_input(claimed, tag_of(K.eligible), claimed[1]) end
   return ok('claimed', unpack(claimed))
 end))
 
@@ -141,6 +164,7 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
     worker_capabilities_csv = args[13],
     attempt_timeout_ms = args[14],
     max_candidates = args[15],
+    with_input = args[16],
   }
   local mismatch, tag = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
@@ -174,5 +198,6 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
   if not claimed then
     return ok('completed')
   end
+  if A.with_input == '1' then Fast.append_input(claimed, tag, claimed[1]) end
   return ok('claimed_next', unpack(claimed))
 end))

@@ -3,7 +3,7 @@
 redis.register_function{
   function_name = 'ff_version',
   callback = function()
-    return '9'
+    return '10'
   end,
   flags = { 'no-writes' },
 }

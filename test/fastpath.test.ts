@@ -2,6 +2,7 @@
 // grant → claim → complete sequence leaves.
 import { describe, expect, it } from 'vitest';
 import { buildCompleteAndClaimNext, claimNextEligible, completeAndClaimNext, type ClaimNextEligibleResult, type CompleteAndClaimNextResult } from '../generated/fastpath.js';
+import { createExecution } from '../generated/execution.js';
 import { ExecKeys, PartitionKeys } from '../generated/keys.js';
 import { issueClaimGrant } from '../generated/scheduling.js';
 import { executionPartition, newAttemptId, newLeaseId, type ExecutionId, type LaneId } from '../runtime/ids.js';
@@ -38,6 +39,40 @@ describe('fast path extensions', () => {
     const exec = new ExecKeys(ids[1]!);
     expect(await redis.hgetall(exec.core())).toMatchObject({ lifecycle_phase: 'active', ownership_state: 'leased', current_worker_id: 'fast' });
     expect(await redis.exists(exec.claimGrant())).toBe(0);
+  });
+
+  it('answers the claimed execution\'s input with withInput, in the claim and in the complete-and-claim-next', async () => {
+    const partition = 12;
+    const laneId = uniqueLane('fast');
+    const a = newExecutionId(partition);
+    await createExecution(client, { executionId: a, laneId, namespace: 'default', executionKind: 'mail', inputPayload: '{"to":"x"}', tagsJson: { team: 'core' } });
+    // Without withInput the reply is what it always was.
+    const plain = await claimNextEligible(client, claimArgs(laneId, partition));
+    expect(plain).toMatchObject({ status: 'claimed', executionId: a });
+    expect(plain).not.toHaveProperty('executionKind');
+    expect(plain).not.toHaveProperty('payload');
+    const other = uniqueLane('fast');
+    const c = newExecutionId(partition);
+    const d = newExecutionId(partition);
+    await createExecution(client, { executionId: c, laneId: other, namespace: 'default', executionKind: 'mail', inputPayload: 'raw text', tagsJson: { k: 'v' } });
+    await createExecution(client, { executionId: d, laneId: other, namespace: 'default', executionKind: 'bare' });
+    const first = await claimNextEligible(client, { ...claimArgs(other, partition), withInput: true });
+    expect(first).toMatchObject({ status: 'claimed', executionId: c, executionKind: 'mail', payload: 'raw text', tagsJson: '{"k":"v"}' });
+    expect(first).not.toHaveProperty('flowId');
+    expect(first).not.toHaveProperty('policyJson');
+    if (first.status !== 'claimed') throw new Error('not claimed');
+    const next = await completeAndClaimNext(client, {
+      executionId: c, laneId: other, workerInstanceId: worker.workerInstanceId, workerId: worker.workerId, leaseId: first.leaseId, leaseEpoch: first.leaseEpoch,
+      attemptId: first.attemptId, attemptIndex: first.attemptIndex, nextLeaseId: newLeaseId(), nextAttemptId: newAttemptId(), leaseTtlMs: 30_000, withInput: true,
+    });
+    expect(next).toMatchObject({ status: 'claimed_next', nextExecutionId: d, executionKind: 'bare' });
+    expect(next).not.toHaveProperty('payload');
+    expect(next).not.toHaveProperty('tagsJson');
+    const withPolicy = uniqueLane('fast');
+    const e = newExecutionId(partition);
+    await createExecution(client, { executionId: e, laneId: withPolicy, namespace: 'default', executionKind: 'p', policyJson: { retry_policy: { max_retries: 2 } } });
+    const third = await claimNextEligible(client, { ...claimArgs(withPolicy, partition), withInput: true });
+    expect(third.status === 'claimed' && JSON.parse(third.policyJson ?? 'null')).toMatchObject({ retry_policy: { max_retries: 2 } });
   });
 
   it('skips a head with another worker\'s grant, or requiring capabilities the worker lacks', async () => {

@@ -26,6 +26,7 @@ import { issueClaimGrant, issueReclaimGrant, promoteDelayed, type IssueClaimGran
 import { readExecutionContext } from '../operations/preread.js';
 import type { Grant, GrantRequest } from '../operations/scheduler.js';
 import { claimResumed } from '../operations/waitpoints.js';
+import { inputFromClaimReply, type ExecutionInput } from './context.js';
 import { liveCapabilityUnion } from './presence.js';
 
 /** How the attempt the handler runs came about. */
@@ -41,6 +42,8 @@ export interface ClaimedLease {
   readonly attemptIndex: number;
   readonly attemptKind: AttemptKind;
   readonly leaseExpiresAt: number;
+  /** What the handler is given, when the claim answered it (fast path): no separate read. */
+  readonly input?: ExecutionInput;
 }
 
 export type ClaimPath = 'admission' | 'direct' | 'fast';
@@ -347,9 +350,10 @@ export class Claimer {
       ...(o.attemptTimeoutMs !== undefined ? { attemptTimeoutMs: o.attemptTimeoutMs } : {}),
       maxCandidates: o.candidatesPerPartition,
       ...this.capabilitiesArg(),
+      withInput: true,
     });
     if (result.status !== 'claimed') return undefined;
-    return { ...lease(result), executionId: result.executionId, laneId, attemptKind: ATTEMPT_KIND[result.attemptType] };
+    return { ...lease(result), executionId: result.executionId, laneId, attemptKind: ATTEMPT_KIND[result.attemptType], input: inputFromClaimReply(result) };
   }
 
   private async grantAndClaim(executionId: ExecutionId, laneId: LaneId): Promise<ClaimedLease | undefined> {

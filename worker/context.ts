@@ -45,16 +45,39 @@ export async function readExecutionInput(client: FlowFabricClient, executionId: 
     sendCommand(t, 'GET', [keys.policy()]),
   ]);
   const [kind, flowId] = Array.isArray(core) ? core.map(text) : [];
-  let retryPolicy: unknown;
-  const policyText = text(policy);
-  if (policyText) {
+  return { payload: text(payload), kind: kind ?? '', tags: hashReply(tags), retryPolicy: retryPolicyOf(text(policy)), flowId: flowId ? (flowId as FlowId) : undefined };
+}
+
+/** The input a fast-path claim answered with `withInput` (the same fields, read in the claiming call). */
+export interface ClaimedInputReply {
+  readonly executionKind?: string;
+  readonly flowId?: string;
+  readonly payload?: string;
+  readonly policyJson?: string;
+  readonly tagsJson?: string;
+}
+
+export function inputFromClaimReply(reply: ClaimedInputReply): ExecutionInput {
+  let tags: Record<string, string> = {};
+  if (reply.tagsJson) {
     try {
-      retryPolicy = (JSON.parse(policyText) as { retry_policy?: unknown }).retry_policy ?? undefined;
+      const parsed = JSON.parse(reply.tagsJson) as unknown;
+      if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)) tags = parsed as Record<string, string>;
     } catch {
-      retryPolicy = undefined; // Unreadable policy: fail without retry, as the reference sends "".
+      tags = {}; // Written by the library from a hash: unreadable only if the server's cjson is.
     }
   }
-  return { payload: text(payload), kind: kind ?? '', tags: hashReply(tags), retryPolicy, flowId: flowId ? (flowId as FlowId) : undefined };
+  return { payload: reply.payload, kind: reply.executionKind ?? '', tags, retryPolicy: retryPolicyOf(reply.policyJson), flowId: reply.flowId ? (reply.flowId as FlowId) : undefined };
+}
+
+/** The stored policy's retry_policy member. */
+function retryPolicyOf(policyText: string | undefined): unknown {
+  if (!policyText) return undefined;
+  try {
+    return (JSON.parse(policyText) as { retry_policy?: unknown }).retry_policy ?? undefined;
+  } catch {
+    return undefined; // Unreadable policy: fail without retry, as the reference sends "".
+  }
 }
 
 /** The signals that resumed attempt `attemptIndex` (empty when it was not resumed by signals). */

@@ -23,7 +23,7 @@ import { updateProgress } from '../generated/scheduling.js';
 import { appendFrame, type AppendFrameResult } from '../generated/stream.js';
 import { suspendExecution } from '../generated/suspension.js';
 import type { AttemptKind, ClaimedLease } from './claim.js';
-import type { ExecutionInput, ResumeSignal } from './context.js';
+import { inputFromClaimReply, type ExecutionInput, type ResumeSignal } from './context.js';
 import { LeaseLostError, TaskFinishedError, WorkerClosingError } from './errors.js';
 import { LEASE_LOST_CODES, LeaseKeeper } from './lease.js';
 
@@ -332,6 +332,7 @@ export class Task<Input = unknown> {
         leaseTtlMs: this.host.leaseTtlMs,
         ...(this.host.attemptTimeoutMs !== undefined ? { attemptTimeoutMs: this.host.attemptTimeoutMs } : {}),
         ...(capabilities.length > 0 ? { workerCapabilitiesCsv: capabilities } : {}),
+        withInput: true, // The next execution's input comes in the same reply.
       });
       if (reply.status === 'claimed_next') {
         next = {
@@ -343,6 +344,7 @@ export class Task<Input = unknown> {
           attemptIndex: reply.attemptIndex,
           attemptKind: reply.attemptType === 'initial' ? 'fresh' : reply.attemptType === 'fallback' ? 'retry' : reply.attemptType,
           leaseExpiresAt: reply.leaseExpiresAt,
+          input: inputFromClaimReply(reply),
         };
       }
       return { how: 'completed' };

@@ -452,7 +452,8 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     let lastError: unknown;
     for (let attempt = 0; attempt < LOST_CLAIM_GRACE_RETRIES && !context; attempt++) {
       try {
-        const read = await readExecutionInput(this.client, lease.executionId);
+        // A fast-path claim answered the input already: no second round trip.
+        const read = lease.input ?? (await readExecutionInput(this.client, lease.executionId));
         if (lease.attemptKind === 'resumed') signals = await readResumeSignals(this.client, lease.executionId, lease.attemptIndex);
         context = read;
       } catch (error) {
