@@ -117,6 +117,9 @@ export interface SweepCounts {
   unblocked: number;
 }
 
+/** Sweeps between two reads of the server clock. */
+const CLOCK_RESYNC_SWEEPS = 10;
+
 /** One index a sweep reads on one partition, and what it does with each member. */
 interface SweepRead {
   readonly key: string;
@@ -143,6 +146,7 @@ export class Claimer {
   /** Per paged index key (a lane's active index on one partition), where the next sweep reads. */
   private readonly pageCursors = new Map<string, number>();
   private sweeps = 0;
+  private clock: { readonly server: number; readonly local: number; readonly sweep: number } | undefined;
   misses = 0;
 
   constructor(
@@ -451,7 +455,7 @@ export class Claimer {
    */
   async sweep(): Promise<SweepCounts> {
     this.sweeps += 1;
-    const now = await serverTime(this.client);
+    const now = await this.sweepClock();
     const counts: SweepCounts = { promoted: 0, expired: 0, revoked: 0, unblocked: 0 };
     const self = this.options.selfService;
     const capable = self && this.options.capabilities.length > 0;
@@ -476,6 +480,18 @@ export class Claimer {
     }
     if (this.sweeps % 50 === 0) for (const [id, until] of this.foreign) if (until <= this.sweeps) this.foreign.delete(id);
     return counts;
+  }
+
+  /**
+   * The server clock for a sweep: one TIME every few sweeps, advanced by the local monotonic
+   * clock in between (an idle worker's sweep is a handful of reads; a TIME each time was a
+   * fifth of its commands). Every call the sweep leads to re-checks against the server clock.
+   */
+  private async sweepClock(): Promise<number> {
+    if (!this.clock || this.sweeps - this.clock.sweep >= CLOCK_RESYNC_SWEEPS) {
+      this.clock = { server: await serverTime(this.client), local: performance.now(), sweep: this.sweeps };
+    }
+    return this.clock.server + Math.floor(performance.now() - this.clock.local);
   }
 
   /** Reads one page of an index and visits its members at once, counting those visited with effect. */

@@ -66,13 +66,17 @@ export interface WorkerOptions<Input = unknown> {
    * capability check only (the reference's direct claim).
    */
   readonly claimPath?: ClaimPath;
-  /** An idle worker waits `minMs`, doubling up to `maxMs`, between empty rounds; default 50 / 1000 ms. */
+  /**
+   * An idle worker waits `minMs`, doubling up to `maxMs`, between empty rounds; default 50 ms
+   * and 1 000 ms, or 5 000 ms while wake-ups are on (the poll is then only the fallback).
+   */
   readonly idleBackoff?: { readonly minMs?: number; readonly maxMs?: number };
   /**
    * Every this many ms (default 1 000), the worker looks for executions of its lanes whose
    * lease was lost, expired or revoked (to reclaim them) and, with `selfService`, does the engine's share for its
    * own lanes: marks due leases expired, promotes due delayed executions (retry backoff,
    * delays) and releases route-blocked work it can run. `false` turns the sweep off (no reclaims).
+   * A worker that has held no task for 5 intervals sweeps every 4th interval only.
    */
   readonly housekeepingIntervalMs?: number | false;
   /** Do the engine's share for this worker's lanes (default true), so work moves on with no engine running; harmless next to one. */
@@ -137,6 +141,11 @@ export interface WorkerCounters {
 }
 
 const LOST_CLAIM_GRACE_RETRIES = 3;
+/** The idle back-off ceiling when wake-ups are on (without: 1 s). */
+const WAKE_BACKOFF_MAX_MS = 5000;
+/** A worker idle for this many sweep intervals sweeps only every QUIET_SWEEP_STRIDE-th tick. */
+const QUIET_AFTER_SWEEPS = 5;
+const QUIET_SWEEP_STRIDE = 4;
 /** How much later than the worker's own attempt timeout the engine's applies (a live worker's comes first). */
 const ENGINE_TIMEOUT_GRACE_MS = 1000;
 
@@ -174,6 +183,9 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   /** True once this worker holds its alive key (close() then removes its records). */
   private announced = false;
   private wakeListener: WakeListener | undefined;
+  /** When a task last started or ended: a worker idle for a while sweeps less often. */
+  private lastBusyAt = Date.now();
+  private quietTicks = 0;
   /** A wake-up came while a round was running: the loop goes on at once instead of sleeping. */
   private woken = false;
   /** Work started on the side (dependency resolution): awaited by close(). */
@@ -280,7 +292,8 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     this.presenceTimer.unref?.();
     const interval = this.options.housekeepingIntervalMs ?? 1000;
     if (interval !== false) {
-      this.housekeeping = setInterval(() => void this.sweep(), positive('housekeepingIntervalMs', interval));
+      const every = positive('housekeepingIntervalMs', interval);
+      this.housekeeping = setInterval(() => this.tick(every), every);
       this.housekeeping.unref?.();
     }
     this.loopDone = this.loop();
@@ -351,7 +364,8 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
 
   private async loop(): Promise<void> {
     const minMs = this.options.idleBackoff?.minMs ?? 50;
-    const maxMs = this.options.idleBackoff?.maxMs ?? 1000;
+    // With wake-ups the poll is only the fallback: it can be slower.
+    const maxMs = this.options.idleBackoff?.maxMs ?? (this.wakeListener ? WAKE_BACKOFF_MAX_MS : 1000);
     let backoff = minMs;
     while (!this.closing) {
       const free = this.concurrency - this.stats.inFlight;
@@ -397,6 +411,14 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     this.wake?.();
   }
 
+  /** The housekeeping timer's tick: every tick while busy or lately busy, every few ticks once idle a while. */
+  private tick(interval: number): void {
+    const quiet = this.stats.inFlight === 0 && Date.now() - this.lastBusyAt > QUIET_AFTER_SWEEPS * interval;
+    if (!quiet) this.quietTicks = 0;
+    else if (this.quietTicks++ % QUIET_SWEEP_STRIDE !== 0) return;
+    void this.sweep();
+  }
+
   private sweep(): Promise<void> {
     if (this.sweeping || this.closing) return this.sweeping ?? Promise.resolve();
     this.sweeping = (async () => {
@@ -415,6 +437,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   /** Takes a slot and runs the task; the slot is given back when it settles. */
   private launch(lease: ClaimedLease): void {
     this.stats.inFlight += 1;
+    this.lastBusyAt = Date.now();
     let released = false;
     const entry: RunEntry<Input> = {
       release: () => {
@@ -422,6 +445,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
         released = true;
         this.runs.delete(run);
         this.stats.inFlight -= 1;
+        this.lastBusyAt = Date.now();
         this.poke();
       },
     };
