@@ -54,7 +54,8 @@ describe('fast path extensions', () => {
     const other = uniqueLane('fast');
     const c = newExecutionId(partition);
     const d = newExecutionId(partition);
-    await createExecution(client, { executionId: c, laneId: other, namespace: 'default', executionKind: 'mail', inputPayload: 'raw text', tagsJson: { k: 'v' } });
+    await createExecution(client, { executionId: c, laneId: other, namespace: 'default', priority: 5, executionKind: 'mail', inputPayload: 'raw text', tagsJson: { k: 'v' } });
+    // c first (higher priority): same-millisecond creations would otherwise tie and order by id.
     await createExecution(client, { executionId: d, laneId: other, namespace: 'default', executionKind: 'bare' });
     const first = await claimNextEligible(client, { ...claimArgs(other, partition), withInput: true });
     expect(first).toMatchObject({ status: 'claimed', executionId: c, executionKind: 'mail', payload: 'raw text', tagsJson: '{"k":"v"}' });
