@@ -26,7 +26,7 @@ import { issueClaimGrant, issueReclaimGrant, promoteDelayed, type IssueClaimGran
 import { readExecutionContext } from '../operations/preread.js';
 import type { Grant, GrantRequest } from '../operations/scheduler.js';
 import { claimResumed } from '../operations/waitpoints.js';
-import { inputFromClaimReply, type ExecutionInput } from './context.js';
+import { inputFromClaimReply, readExecutionInput, type ExecutionInput } from './context.js';
 import { liveCapabilityUnion } from './presence.js';
 
 /** How the attempt the handler runs came about. */
@@ -389,16 +389,23 @@ export class Claimer {
   private async claimGranted(executionId: ExecutionId, laneId: LaneId): Promise<ClaimedLease> {
     const o = this.options;
     const identity = { executionId, laneId, workerId: o.workerId, workerInstanceId: o.workerInstanceId, leaseId: newLeaseId(), leaseTtlMs: o.leaseTtlMs };
+    // The handler's input is read alongside the claim (same round trip); wasted only when the
+    // claim is refused, and read again by the worker if this read failed.
+    const reading = readExecutionInput(this.client, executionId).catch(() => undefined);
+    const withInput = async <T extends object>(claimed: T): Promise<T & { input?: ExecutionInput }> => {
+      const input = await reading;
+      return input ? { ...claimed, input } : claimed;
+    };
     try {
       const claim = await claimExecution(this.client, { ...identity, attemptId: newAttemptId(), ...(o.attemptTimeoutMs !== undefined ? { attemptTimeoutMs: o.attemptTimeoutMs } : {}) });
-      return { ...lease(claim), executionId, laneId, attemptKind: ATTEMPT_KIND[claim.attemptType] };
+      return withInput({ ...lease(claim), executionId, laneId, attemptKind: ATTEMPT_KIND[claim.attemptType] });
     } catch (error) {
       if (!isScriptError(error, 'use_claim_resumed_execution')) throw error;
     }
     // The claim refuses before touching the grant, so it is still ours.
     // The handler runs again with a whole timeout (the worker's own timer restarts too).
     const resumed = await claimResumed(this.client, { ...identity, ...(o.attemptTimeoutMs !== undefined ? { remainingAttemptTimeoutMs: o.attemptTimeoutMs } : {}) });
-    return { ...lease(resumed), executionId, laneId, attemptKind: 'resumed' };
+    return withInput({ ...lease(resumed), executionId, laneId, attemptKind: 'resumed' as const });
   }
 
   private async reclaim(executionId: ExecutionId, laneId: LaneId): Promise<ClaimedLease | undefined> {
