@@ -40,6 +40,8 @@ export interface GrantRequest {
    * most 32 per call). Default: every flow partition.
    */
   readonly partitions?: readonly number[];
+  /** The server's time (epoch ms) when the caller keeps a server clock; default one TIME per call. */
+  readonly nowMs?: number;
   /** Candidates examined per partition before moving on (default 32). */
   readonly maxCandidatesPerPartition?: number;
   /** Told about every candidate the cycle blocked or passed over, for logs. */
@@ -161,7 +163,8 @@ export async function issueNextGrant(client: FlowFabricClient, request: GrantReq
   const maxPerPartition = Math.max(1, request.maxCandidatesPerPartition ?? 32);
   const budgetCache = new Map<string, BudgetBreach | undefined>();
   // Server time once per call, advanced by the local monotonic clock: one TIME, not one per candidate.
-  const base = await serverTimeMs(client);
+  if (request.nowMs !== undefined && (!Number.isSafeInteger(request.nowMs) || request.nowMs < 0)) throw new ArgumentError(fn, 'nowMs', `must be epoch ms, got ${String(request.nowMs)}`);
+  const base = request.nowMs ?? (await serverTimeMs(client));
   const started = performance.now();
   const now = () => base + Math.floor(performance.now() - started);
 
