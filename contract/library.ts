@@ -116,6 +116,17 @@ local FUNCTION_KEYS = {
   ff_update_progress = 1,
   ff_version = 0,
 }
+-- generated from spec/enums.yaml: every named enum, its values in order and each value a key set to true
+local ENUMS = {
+  public_state = { 'waiting', 'delayed', 'rate_limited', 'waiting_children', 'active', 'suspended', 'completed', 'failed', 'cancelled', 'expired', 'skipped', ['waiting'] = true, ['delayed'] = true, ['rate_limited'] = true, ['waiting_children'] = true, ['active'] = true, ['suspended'] = true, ['completed'] = true, ['failed'] = true, ['cancelled'] = true, ['expired'] = true, ['skipped'] = true },
+  timeout_behavior = { 'fail', 'cancel', 'expire', 'auto_resume', 'auto_resume_with_timeout_signal', 'escalate', ['fail'] = true, ['cancel'] = true, ['expire'] = true, ['auto_resume'] = true, ['auto_resume_with_timeout_signal'] = true, ['escalate'] = true },
+  admission_blocking_reason = { 'waiting_for_budget', 'waiting_for_quota', 'waiting_for_capable_worker', 'paused_by_operator', 'paused_by_policy', ['waiting_for_budget'] = true, ['waiting_for_quota'] = true, ['waiting_for_capable_worker'] = true, ['paused_by_operator'] = true, ['paused_by_policy'] = true },
+  blocked_set = { 'budget', 'quota', 'route', 'operator', ['budget'] = true, ['quota'] = true, ['route'] = true, ['operator'] = true },
+  dependency_outcome = { 'success', 'failed', 'cancelled', 'expired', 'skipped', ['success'] = true, ['failed'] = true, ['cancelled'] = true, ['expired'] = true, ['skipped'] = true },
+  attempt_type = { 'initial', 'retry', 'reclaim', 'replay', 'fallback', 'resumed', ['initial'] = true, ['retry'] = true, ['reclaim'] = true, ['replay'] = true, ['fallback'] = true, ['resumed'] = true },
+  signal_target_scope = { 'waitpoint', 'execution', ['waitpoint'] = true, ['execution'] = true },
+  resume_trigger = { 'signal', 'operator', 'auto_resume', ['signal'] = true, ['operator'] = true, ['auto_resume'] = true },
+}
 -- generated from spec/: the fewest ARGV every function accepts (argv_min, else its fixed slots)
 local FUNCTION_ARGV = {
   ff_add_execution_to_flow = 3,
@@ -591,6 +602,287 @@ local KEY_CHECKS = {
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
   end,
 }
+-- generated from spec/: per function, the rule of every fixed ARGV slot the spec constrains
+-- (kind int | number | count | json | enum | nonempty; empty: the empty string is accepted;
+-- def: what an empty or missing value becomes); check_argv applies them in the guard
+local ARGV_RULES = {
+  ff_add_execution_to_flow = {
+    { i = 1, name = 'flow_id', kind = 'nonempty' },
+    { i = 2, name = 'execution_id', kind = 'nonempty' },
+    { i = 3, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_append_frame = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'attempt_index', kind = 'count', max = 4294967295, max_text = '4294967295' },
+    { i = 4, name = 'lease_epoch', kind = 'count' },
+    { i = 6, name = 'ts', kind = 'int', min = 0, min_text = '0', max = 9007199254740991, max_text = '9007199254740991', empty = true },
+    { i = 11, name = 'retention_maxlen', kind = 'int', min = 0, min_text = '0', max = 4294967295, max_text = '4294967295', def = 0, empty = true },
+    { i = 13, name = 'max_payload_bytes', kind = 'int', min = 0, min_text = '0', max = 4294967295, max_text = '4294967295', def = 65536, empty = true },
+  },
+  ff_apply_dependency_to_child = {
+    { i = 1, name = 'flow_id', kind = 'nonempty' },
+    { i = 2, name = 'edge_id', kind = 'nonempty' },
+    { i = 3, name = 'upstream_execution_id', kind = 'nonempty' },
+    { i = 4, name = 'graph_revision', kind = 'count' },
+    { i = 7, name = 'now_ms', kind = 'int' },
+  },
+  ff_block_execution_for_admission = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'blocking_reason', kind = 'enum', values = ENUMS.admission_blocking_reason, list = 'waiting_for_budget, waiting_for_quota, waiting_for_capable_worker, paused_by_operator, paused_by_policy', code = 'invalid_blocking_reason' },
+    { i = 4, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_buffer_signal_for_pending_waitpoint = {
+    { i = 1, name = 'signal_id', kind = 'nonempty' },
+    { i = 2, name = 'execution_id', kind = 'nonempty' },
+    { i = 3, name = 'waitpoint_id', kind = 'nonempty' },
+    { i = 12, name = 'target_scope', kind = 'enum', values = ENUMS.signal_target_scope, list = 'waitpoint, execution', def = 'waitpoint' },
+    { i = 13, name = 'created_at', kind = 'int', min = 0, min_text = '0', empty = true },
+    { i = 14, name = 'dedup_ttl_ms', kind = 'int', min = 0, min_text = '0', def = 86400000, empty = true },
+    { i = 16, name = 'signal_maxlen', kind = 'int', min = 0, min_text = '0', def = 1000, empty = true },
+    { i = 17, name = 'max_signals_per_execution', kind = 'int', min = 0, min_text = '0', def = 10000, empty = true },
+  },
+  ff_cancel_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 5, name = 'lease_epoch', kind = 'count', empty = true },
+  },
+  ff_cancel_flow = {
+    { i = 1, name = 'flow_id', kind = 'nonempty' },
+    { i = 4, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_change_priority = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'new_priority', kind = 'number' },
+  },
+  ff_check_admission_and_record = {
+    { i = 1, name = 'now_ms', kind = 'int', empty = true },
+    { i = 2, name = 'window_seconds', kind = 'int', min = 1, min_text = '1' },
+    { i = 3, name = 'rate_limit', kind = 'int', min = 0, min_text = '0' },
+    { i = 4, name = 'concurrency_cap', kind = 'int', min = 0, min_text = '0' },
+    { i = 5, name = 'execution_id', kind = 'nonempty' },
+    { i = 6, name = 'jitter_ms', kind = 'int', min = 0, min_text = '0', def = 0, empty = true },
+  },
+  ff_claim_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'worker_id', kind = 'nonempty' },
+    { i = 6, name = 'lease_id', kind = 'nonempty' },
+    { i = 7, name = 'lease_ttl_ms', kind = 'int', min = 1, min_text = '1' },
+    { i = 8, name = 'renew_before_ms', kind = 'int', min = 0, min_text = '0' },
+    { i = 9, name = 'attempt_id', kind = 'nonempty' },
+    { i = 10, name = 'attempt_policy_json', kind = 'json', empty = true },
+    { i = 11, name = 'attempt_timeout_ms', kind = 'int', empty = true },
+    { i = 12, name = 'execution_deadline_at', kind = 'int', empty = true },
+  },
+  ff_claim_next_eligible = {
+    { i = 1, name = 'worker_id', kind = 'nonempty' },
+    { i = 3, name = 'lane_id', kind = 'nonempty' },
+    { i = 4, name = 'lease_id', kind = 'nonempty' },
+    { i = 5, name = 'attempt_id', kind = 'nonempty' },
+    { i = 6, name = 'lease_ttl_ms', kind = 'int', min = 1, min_text = '1' },
+    { i = 7, name = 'renew_before_ms', kind = 'int', min = 0, min_text = '0' },
+    { i = 9, name = 'attempt_timeout_ms', kind = 'int', empty = true },
+    { i = 10, name = 'max_candidates', kind = 'int', min = 1, min_text = '1', max = 100, max_text = '100', def = 4, empty = true },
+  },
+  ff_claim_resumed_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'worker_id', kind = 'nonempty' },
+    { i = 4, name = 'lane_id', kind = 'nonempty' },
+    { i = 6, name = 'lease_id', kind = 'nonempty' },
+    { i = 7, name = 'lease_ttl_ms', kind = 'int', min = 1, min_text = '1' },
+    { i = 8, name = 'remaining_attempt_timeout_ms', kind = 'int', empty = true },
+  },
+  ff_close_waitpoint = {
+    { i = 1, name = 'waitpoint_id', kind = 'nonempty' },
+  },
+  ff_complete_and_claim_next = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 3, name = 'lease_epoch', kind = 'count' },
+    { i = 6, name = 'worker_id', kind = 'nonempty' },
+    { i = 8, name = 'next_lane_id', kind = 'nonempty' },
+    { i = 9, name = 'next_lease_id', kind = 'nonempty' },
+    { i = 10, name = 'next_attempt_id', kind = 'nonempty' },
+    { i = 11, name = 'lease_ttl_ms', kind = 'int', min = 1, min_text = '1' },
+    { i = 12, name = 'renew_before_ms', kind = 'int', min = 0, min_text = '0' },
+    { i = 14, name = 'attempt_timeout_ms', kind = 'int', empty = true },
+    { i = 15, name = 'max_candidates', kind = 'int', min = 1, min_text = '1', max = 100, max_text = '100', def = 4, empty = true },
+  },
+  ff_complete_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 3, name = 'lease_epoch', kind = 'count' },
+  },
+  ff_create_budget = {
+    { i = 1, name = 'budget_id', kind = 'nonempty' },
+    { i = 7, name = 'reset_interval_ms', kind = 'int', min = 0, min_text = '0', def = 0, empty = true },
+    { i = 8, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_create_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 5, name = 'priority', kind = 'number', def = 0, empty = true },
+    { i = 7, name = 'policy_json', kind = 'json', empty = true, code = 'invalid_policy_json', detail = 'malformed' },
+    { i = 9, name = 'delay_until', kind = 'int', empty = true },
+    { i = 10, name = 'dedup_ttl_ms', kind = 'int', empty = true },
+    { i = 11, name = 'tags_json', kind = 'json', empty = true },
+    { i = 12, name = 'execution_deadline_at', kind = 'int', empty = true },
+    { i = 13, name = 'partition_id', kind = 'int', min = 0, min_text = '0', max = 65535, max_text = '65535' },
+  },
+  ff_create_flow = {
+    { i = 1, name = 'flow_id', kind = 'nonempty' },
+    { i = 4, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_create_pending_waitpoint = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'attempt_index', kind = 'count' },
+    { i = 3, name = 'waitpoint_id', kind = 'nonempty' },
+    { i = 5, name = 'expires_at', kind = 'int', min = 0, min_text = '0' },
+  },
+  ff_create_quota_policy = {
+    { i = 1, name = 'quota_policy_id', kind = 'nonempty' },
+    { i = 2, name = 'window_seconds', kind = 'int', min = 1, min_text = '1' },
+    { i = 3, name = 'max_requests_per_window', kind = 'int', min = 0, min_text = '0' },
+    { i = 4, name = 'max_concurrent', kind = 'int', min = 0, min_text = '0' },
+    { i = 5, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_delay_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 3, name = 'lease_epoch', kind = 'count' },
+    { i = 5, name = 'delay_until', kind = 'int' },
+  },
+  ff_deliver_signal = {
+    { i = 1, name = 'signal_id', kind = 'nonempty' },
+    { i = 2, name = 'execution_id', kind = 'nonempty' },
+    { i = 3, name = 'waitpoint_id', kind = 'nonempty' },
+    { i = 12, name = 'target_scope', kind = 'enum', values = ENUMS.signal_target_scope, list = 'waitpoint, execution', def = 'waitpoint' },
+    { i = 13, name = 'created_at', kind = 'int', min = 0, min_text = '0', empty = true },
+    { i = 14, name = 'dedup_ttl_ms', kind = 'int', min = 0, min_text = '0', def = 86400000, empty = true },
+    { i = 15, name = 'resume_delay_ms', kind = 'int', min = 0, min_text = '0', def = 0, empty = true },
+    { i = 16, name = 'signal_maxlen', kind = 'int', min = 0, min_text = '0', def = 1000, empty = true },
+    { i = 17, name = 'max_signals_per_execution', kind = 'int', min = 0, min_text = '0', def = 10000, empty = true },
+  },
+  ff_expire_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+  },
+  ff_expire_suspension = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+  },
+  ff_fail_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 3, name = 'lease_epoch', kind = 'count' },
+    { i = 7, name = 'retry_policy_json', kind = 'json', empty = true },
+  },
+  ff_issue_claim_grant = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'worker_id', kind = 'nonempty' },
+    { i = 6, name = 'grant_ttl_ms', kind = 'int', min = 1, min_text = '1' },
+  },
+  ff_issue_reclaim_grant = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'worker_id', kind = 'nonempty' },
+    { i = 6, name = 'grant_ttl_ms', kind = 'int', min = 1, min_text = '1' },
+  },
+  ff_mark_lease_expired_if_due = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+  },
+  ff_move_to_waiting_children = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 3, name = 'lease_epoch', kind = 'count' },
+  },
+  ff_promote_blocked_to_eligible = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'now_ms', kind = 'int' },
+  },
+  ff_promote_delayed = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'now_ms', kind = 'int' },
+  },
+  ff_purge_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'retention_ms', kind = 'int', min = 0, min_text = '0' },
+    { i = 3, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_read_attempt_stream = {
+    { i = 3, name = 'count_limit', kind = 'int', min = 1, min_text = '1', max = 10000, max_text = '10000', low = 'count_limit must be >= 1', high = 'count_limit_exceeds_hard_cap' },
+  },
+  ff_reclaim_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'worker_id', kind = 'nonempty' },
+    { i = 5, name = 'lease_id', kind = 'nonempty' },
+    { i = 6, name = 'lease_ttl_ms', kind = 'int', min = 1, min_text = '1' },
+    { i = 7, name = 'attempt_id', kind = 'nonempty' },
+  },
+  ff_reconcile_quota = {
+    { i = 1, name = 'quota_policy_id', kind = 'nonempty' },
+    { i = 2, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_release_admission = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+  },
+  ff_renew_lease = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'attempt_index', kind = 'count' },
+    { i = 5, name = 'lease_epoch', kind = 'count' },
+    { i = 6, name = 'lease_ttl_ms', kind = 'int', min = 1, min_text = '1', max = 1000000000000000, max_text = '1000000000000000' },
+    { i = 7, name = 'lease_history_grace_ms', kind = 'int', min = 0, min_text = '0', max = 1000000000000000, max_text = '1000000000000000', def = 60000, empty = true },
+  },
+  ff_replay_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_reset_budget = {
+    { i = 1, name = 'budget_id', kind = 'nonempty' },
+    { i = 2, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_reset_budget_if_due = {
+    { i = 1, name = 'budget_id', kind = 'nonempty' },
+    { i = 2, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_resolve_dependency = {
+    { i = 1, name = 'edge_id', kind = 'nonempty' },
+    { i = 2, name = 'upstream_outcome', kind = 'enum', values = ENUMS.dependency_outcome, list = 'success, failed, cancelled, expired, skipped' },
+    { i = 3, name = 'now_ms', kind = 'int' },
+  },
+  ff_resume_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'trigger_type', kind = 'enum', values = ENUMS.resume_trigger, list = 'signal, operator, auto_resume', def = 'signal' },
+    { i = 3, name = 'resume_delay_ms', kind = 'int', min = 0, min_text = '0', def = 0, empty = true },
+  },
+  ff_revoke_lease = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+  },
+  ff_rotate_waitpoint_hmac_secret = {
+    { i = 3, name = 'grace_ms', kind = 'int', min = 0, min_text = '0', max = 9007199254740991, max_text = '9007199254740991', code = 'invalid_grace_ms' },
+  },
+  ff_stage_dependency_edge = {
+    { i = 1, name = 'flow_id', kind = 'nonempty' },
+    { i = 2, name = 'edge_id', kind = 'nonempty' },
+    { i = 3, name = 'upstream_execution_id', kind = 'nonempty' },
+    { i = 4, name = 'downstream_execution_id', kind = 'nonempty' },
+    { i = 7, name = 'expected_graph_revision', kind = 'count' },
+    { i = 8, name = 'now_ms', kind = 'int' },
+  },
+  ff_suspend_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'attempt_index', kind = 'count' },
+    { i = 3, name = 'attempt_id', kind = 'nonempty' },
+    { i = 4, name = 'lease_id', kind = 'nonempty' },
+    { i = 5, name = 'lease_epoch', kind = 'count' },
+    { i = 6, name = 'suspension_id', kind = 'nonempty' },
+    { i = 7, name = 'waitpoint_id', kind = 'nonempty' },
+    { i = 11, name = 'timeout_at', kind = 'int', min = 0, min_text = '0', empty = true },
+    { i = 12, name = 'resume_condition_json', kind = 'json' },
+    { i = 13, name = 'resume_policy_json', kind = 'json', empty = true },
+    { i = 16, name = 'timeout_behavior', kind = 'enum', values = ENUMS.timeout_behavior, list = 'fail, cancel, expire, auto_resume, auto_resume_with_timeout_signal, escalate', def = 'fail' },
+    { i = 17, name = 'lease_history_maxlen', kind = 'int', min = 0, min_text = '0', def = 1000, empty = true },
+  },
+  ff_unblock_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'now_ms', kind = 'int', empty = true },
+    { i = 3, name = 'expected_blocking_reason', kind = 'enum', values = ENUMS.admission_blocking_reason, list = 'waiting_for_budget, waiting_for_quota, waiting_for_capable_worker, paused_by_operator, paused_by_policy', empty = true },
+  },
+  ff_update_progress = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 3, name = 'lease_epoch', kind = 'count' },
+    { i = 4, name = 'progress_pct', kind = 'int', min = 0, min_text = '0', max = 100, max_text = '100', empty = true },
+  },
+}
 
 -- source: lua/helpers.lua
 -- Shared helpers of the flowfabric library. Everything here is a local of the one chunk
@@ -612,36 +904,6 @@ end
 
 local function err(code, ...)
   return { 0, code, ... }
-end
-
--- Every registered callback runs through guard. First it refuses a call with fewer KEYS
--- than the spec declares (FUNCTION_KEYS, generated from spec/ at the top of the bundle), so
--- no function ever writes some keys before finding another missing, and a call with fewer
--- ARGV than the spec's fixed slots (FUNCTION_ARGV), so no body reads a missing argument as
--- nil. More ARGV than declared are ignored, as the reference does. Then an unexpected Lua
--- error (a bug, or a server command that failed) becomes a structured \`internal_error\`
--- reply instead of a script error. Functions still validate every ARGV before their first
--- write: this net is for defects, not for input checking.
-local function guard(name, callback)
-  local needed = FUNCTION_KEYS[name] or 0
-  local argv_needed = FUNCTION_ARGV[name] or 0
-  return function(keys, args)
-    if #keys < needed then
-      return { 0, 'invalid_input', name .. ' needs ' .. needed .. ' KEYS, got ' .. #keys }
-    end
-    if #args < argv_needed then
-      return { 0, 'invalid_input', name .. ' needs ' .. argv_needed .. ' ARGV, got ' .. #args }
-    end
-    local ran, result = pcall(callback, keys, args)
-    if ran then
-      return result
-    end
-    local message = result
-    if type(result) == 'table' then
-      message = result.err or 'error'
-    end
-    return { 0, 'internal_error', tostring(message) }
-  end
 end
 
 ---------------------------------------------------------------------------
@@ -703,50 +965,127 @@ local function json_reencodes(decoded)
   return (pcall(cjson.encode, decoded))
 end
 
--- Validates ARGV values in place, in the order given, before anything is read or written.
--- rules: a list of { name, kind } with kind one of
---   'number'   required number (the reference's require_number), replaced by its value
---   'number?'  number or empty; empty becomes nil
---   'int' / 'int?'  the same for decimal integers
---   'nonempty' a non-empty string
---   'json?'    empty or valid JSON; the decoded value is stored as A[name .. '_json']
--- Returns nil, or the reply {0, 'invalid_input', '<name> must be …, got: <raw>'}.
-local function check_args(A, rules)
-  for i = 1, #rules do
-    local rule = rules[i]
-    local name, base, optional = rule[1], rule.base, rule.optional
-    if base == nil then
-      -- Parsed once per rule table: hot functions keep their rules in module-level tables.
-      optional = string.sub(rule[2], -1) == '?'
-      base = optional and string.sub(rule[2], 1, -2) or rule[2]
-      rule.base, rule.optional = base, optional
-    end
-    local raw = A[name]
-    if optional and (raw == nil or raw == '') then
-      A[name] = nil
-    elseif base == 'number' or base == 'int' then
+-- The invalid_input reply (or the slot's own refusal from the spec: \`code\`, \`detail\`, the
+-- reference's texts \`low\` and \`high\`) for an ARGV that check_argv refused; \`why\` is one of
+-- empty, nan (no number), int (no integer the server takes), low, high, json, finite, enum.
+local function argv_refusal(rule, why, raw)
+  if rule.code then
+    if rule.detail then return { 0, rule.code, rule.detail } end
+    return { 0, rule.code }
+  end
+  local name = rule.name
+  if rule.low and (why == 'nan' or why == 'low' or why == 'empty') then
+    return { 0, 'invalid_input', rule.low }
+  end
+  if rule.high and why == 'high' then return { 0, 'invalid_input', rule.high } end
+  if why == 'empty' then
+    if rule.kind == 'int' or rule.kind == 'number' or rule.kind == 'count' then return int_refusal(name, raw) end
+    if rule.kind == 'enum' then return { 0, 'invalid_input', name .. ' must be one of ' .. rule.list .. ', got: ' } end
+    return { 0, 'invalid_input', name .. ' must not be empty' }
+  end
+  if why == 'nan' or why == 'int' then return int_refusal(name, raw) end
+  if why == 'low' then return { 0, 'invalid_input', name .. ' must be >= ' .. (rule.min_text or '0') .. ', got: ' .. raw } end
+  if why == 'high' then return { 0, 'invalid_input', name .. ' must be <= ' .. rule.max_text .. ', got: ' .. raw } end
+  if why == 'json' then return { 0, 'invalid_input', name .. ' must be valid JSON' } end
+  if why == 'finite' then return { 0, 'invalid_input', name .. ' must be JSON with finite numbers' } end
+  return { 0, 'invalid_input', name .. ' must be one of ' .. rule.list .. ', got: ' .. raw }
+end
+
+-- The one ARGV validator (issue 11): checks args against the function's ARGV_RULES
+-- (generated from its spec slots) and converts them in place, before the body runs, so a
+-- value passes only if every command that receives it accepts it. Per kind:
+--   int / number  an integer as the server parses it (parse_int) / any finite number,
+--                 within min..max; becomes a Lua number
+--   count         decimal digits that stay the caller's text (compared with stored text, as the
+--                 reference does), within max
+--   json          JSON that cjson decodes and encodes again; the decoded value goes to args.json[name]
+--   enum          one of the values
+--   nonempty      any text but the empty string
+-- A missing value (only past argv_min) becomes the rule's \`def\`, or is left to the body; an
+-- empty one is accepted only when the rule says \`empty\`, and becomes \`def\`, or nil for
+-- numbers (args.n keeps the ARGV count, as # is unreliable with holes).
+-- Returns nil, or the refusal naming the slot.
+local function check_argv(rules, args)
+  for r = 1, #rules do
+    local rule = rules[r]
+    local i = rule.i
+    local raw = args[i]
+    local kind = rule.kind
+    if raw == nil or raw == '' then
+      if raw == nil and rule.def == nil and rule.low then
+        return argv_refusal(rule, 'empty', raw)
+      end
+      if not (rule.empty or raw == nil) then
+        return argv_refusal(rule, 'empty', raw)
+      end
+      if rule.def ~= nil then
+        args[i] = rule.def
+      elseif kind == 'int' or kind == 'number' then
+        args[i] = nil
+      end
+    elseif kind == 'int' or kind == 'number' then
       local n
-      if base == 'int' then n = parse_int(raw) else n = parse_number(raw) end
+      if kind == 'int' then n = parse_int(raw) else n = parse_number(raw) end
       if n == nil then
-        return int_refusal(name, raw)
+        return argv_refusal(rule, parse_number(raw) == nil and 'nan' or 'int', raw)
       end
-      A[name] = n
-    elseif base == 'nonempty' then
-      if not is_set(raw) then
-        return err('invalid_input', name .. ' must not be empty')
+      if rule.min ~= nil and n < rule.min then return argv_refusal(rule, 'low', raw) end
+      if rule.max ~= nil and n > rule.max then return argv_refusal(rule, 'high', raw) end
+      args[i] = n
+    elseif kind == 'count' then
+      if #raw > 17 or not string.match(raw, '^%d+$') then
+        if parse_number(raw) == nil then return argv_refusal(rule, 'nan', raw) end
+        return argv_refusal(rule, 'low', raw)
       end
-    elseif base == 'json' then
+      if rule.max ~= nil and tonumber(raw) > rule.max then return argv_refusal(rule, 'high', raw) end
+    elseif kind == 'json' then
       local decoded_ok, decoded = pcall(cjson.decode, raw)
-      if not decoded_ok then
-        return err('invalid_input', name .. ' must be valid JSON')
-      end
-      if not json_reencodes(decoded) then
-        return err('invalid_input', name .. ' must be JSON with finite numbers')
-      end
-      A[name .. '_json'] = decoded
+      if not decoded_ok then return argv_refusal(rule, 'json', raw) end
+      if not json_reencodes(decoded) then return argv_refusal(rule, 'finite', raw) end
+      local json = args.json
+      if json == nil then json = {}; args.json = json end
+      json[rule.name] = decoded
+    elseif kind == 'enum' then
+      if not rule.values[raw] then return argv_refusal(rule, 'enum', raw) end
     end
   end
   return nil
+end
+
+-- Every registered callback runs through guard. First it refuses a call with fewer KEYS
+-- than the spec declares (FUNCTION_KEYS, generated from spec/ at the top of the bundle), so
+-- no function ever writes some keys before finding another missing, and a call with fewer
+-- ARGV than the spec's fixed slots (FUNCTION_ARGV), so no body reads a missing argument as
+-- nil. More ARGV than declared are ignored, as the reference does. Then check_argv checks and
+-- converts every ARGV against the spec's rules (ARGV_RULES). Then an unexpected Lua
+-- error (a bug, or a server command that failed) becomes a structured \`internal_error\`
+-- reply instead of a script error: a net for defects, not for input checking.
+local function guard(name, callback)
+  local needed = FUNCTION_KEYS[name] or 0
+  local argv_needed = FUNCTION_ARGV[name] or 0
+  local rules = ARGV_RULES[name]
+  return function(keys, args)
+    if #keys < needed then
+      return { 0, 'invalid_input', name .. ' needs ' .. needed .. ' KEYS, got ' .. #keys }
+    end
+    if #args < argv_needed then
+      return { 0, 'invalid_input', name .. ' needs ' .. argv_needed .. ' ARGV, got ' .. #args }
+    end
+    args.n = #args -- before check_argv leaves holes
+    if rules then
+      local bad = check_argv(rules, args)
+      if bad then return bad end
+    end
+    local ran, result = pcall(callback, keys, args)
+    if ran then
+      return result
+    end
+    local message = result
+    if type(result) == 'table' then
+      message = result.err or 'error'
+    end
+    return { 0, 'internal_error', tostring(message) }
+  end
 end
 
 ---------------------------------------------------------------------------
@@ -863,17 +1202,6 @@ local function check_keys(name, keys, c)
     return err('invalid_input', 'KEYS[' .. index .. '] (' .. slot .. ') must be ' .. expected .. ', got: ' .. keys[index])
   end
   return nil
-end
-
--- A non-negative decimal integer that stays the caller's text (the engine compares
--- revisions, epochs and attempt indexes as strings). Returns nil or the invalid_input reply.
-local function check_count_text(A, name)
-  local raw = A[name]
-  if type(raw) == 'string' and #raw <= 17 and string.match(raw, '^%d+$') then
-    return nil
-  end
-  if parse_number(raw) == nil then return int_refusal(name, raw) end
-  return err('invalid_input', name .. ' must be a non-negative integer, got: ' .. raw)
 end
 
 -- The lane an execution's lane KEYS name: its lane_id, "default" when missing (the lane
@@ -1076,29 +1404,6 @@ local function publish_completion(core, eid, outcome)
   end
 end
 
----------------------------------------------------------------------------
--- lease / stream modules
----------------------------------------------------------------------------
--- Integer ARGV check with inclusive bounds, converting A[name] in place (check_args' 'int'
--- without the range). optional: absent or empty becomes nil. Returns nil or the
--- invalid_input reply.
-local function check_int_arg(A, name, min, max, optional)
-  local raw = A[name]
-  if optional and (raw == nil or raw == '') then
-    A[name] = nil
-    return nil
-  end
-  local n = parse_int(raw)
-  if n == nil then
-    return int_refusal(name, raw)
-  end
-  if (min ~= nil and n < min) or (max ~= nil and n > max) then
-    return err('invalid_input', name .. ' must be in ' .. to_text(min) .. '..' .. to_text(max) .. ', got: ' .. raw)
-  end
-  A[name] = n
-  return nil
-end
-
 -- source: lua/version.lua
 -- The library version: its only home. Bump it whenever a function is added or any
 -- function's KEYS or ARGV change, so a client built for another library reloads it.
@@ -1139,10 +1444,7 @@ redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys,
     lease_history_grace_ms = args[7],
   }
   -- Bounded so that now + ttl + grace stays an exact integer (timestamps are written as text).
-  local bad = check_int_arg(A, 'lease_ttl_ms', 1, Lease.MAX_DURATION_MS)
-    or check_int_arg(A, 'lease_history_grace_ms', 0, Lease.MAX_DURATION_MS)
-  if bad then return bad end
-  bad = check_core_key(K.core, A.execution_id)
+  local bad = check_core_key(K.core, A.execution_id)
     or check_keys('ff_renew_lease', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
   if bad then return bad end
 
@@ -1303,17 +1605,12 @@ end))
 -- Execution lifecycle functions. KEYS, ARGV and replies: spec/execution.yaml.
 -- Module-local helpers live in the one table Exec, to keep the chunk's locals few.
 local Exec = {}
+Exec.NO_JSON = {} -- args.json when no JSON argument was given (never written to)
 
--- Validates a policy's routing requirements (execution.md §3.1 check 5). Returns the
--- sorted required-capability list, or nil and the error reply.
-function Exec.required_capabilities(policy_json)
-  if not is_set(policy_json) or policy_json == '{}' then
-    return {}
-  end
-  local decoded_ok, policy = pcall(cjson.decode, policy_json)
-  if not decoded_ok then
-    return nil, err('invalid_policy_json', 'malformed')
-  end
+-- Validates a policy's routing requirements (execution.md §3.1 check 5), from the policy the
+-- guard decoded (nil when none was given). Returns the sorted required-capability list, or
+-- nil and the error reply.
+function Exec.required_capabilities(policy)
   if type(policy) ~= 'table' then
     return {}
   end
@@ -1364,15 +1661,6 @@ Exec.CREATE_CTX = {}
 Exec.CLAIM_CTX = {}
 Exec.HOLDER_CTX = {}
 
-Exec.CREATE_RULES = {
-  { 'priority', 'number' },
-  { 'delay_until', 'int?' },
-  { 'dedup_ttl_ms', 'int?' },
-  { 'execution_deadline_at', 'int?' },
-  { 'tags_json', 'json?' },
-  { 'execution_id', 'nonempty' },
-}
-
 -- Extension (engine.md §3.5, §3.6): budgets and a quota policy attached at create, read by
 -- the scheduler's admission. Stored only when given, so a reference caller writes neither.
 function Exec.attach_admission(core_key, budget_ids, quota_policy_id)
@@ -1408,13 +1696,11 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     budget_ids = args[14],
     quota_policy_id = args[15],
   }
-  local delay_text = A.delay_until
-  local bad = check_args(A, Exec.CREATE_RULES)
-  if bad then return bad end
+  local json = args.json or Exec.NO_JSON
   local tag = tag_of(K.core)
   local c = Exec.CREATE_CTX
   c.tag, c.execution_id, c.lane_id, c.delay_until = tag, A.execution_id, A.lane_id, A.delay_until
-  bad = check_keys('ff_create_execution', keys, c)
+  local bad = check_keys('ff_create_execution', keys, c)
   if bad then return bad end
 
   local now = server_now()
@@ -1440,14 +1726,15 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     return ok_status('DUPLICATE', A.execution_id)
   end
 
-  local capabilities, policy_error = Exec.required_capabilities(A.policy_json)
+  local capabilities, policy_error = Exec.required_capabilities(json.policy_json)
   if policy_error then return policy_error end
-  local tags = A.tags_json_json
+  local tags = json.tags_json
   if tags ~= nil and type(tags) ~= 'table' then
     return err('invalid_input', 'tags_json must be a JSON object')
   end
 
   local delayed = A.delay_until ~= nil and A.delay_until > now
+  local delay_text = delayed and to_text(A.delay_until) or ''
   local lane = A.lane_id
   -- One flat list: this HSET writes some forty fields on every create. The record is a
   -- listpack, searched front to back on every read and write: the fields claim, renew and
@@ -1573,14 +1860,6 @@ Exec.CLAIM_FIELDS = field_list({
   Exec.PENDING_FIELDS,
 })
 Exec.GRANT_FIELDS = { 'worker_id', 'grant_expires_at' }
-Exec.CLAIM_RULES = {
-  { 'lease_ttl_ms', 'int' },
-  { 'renew_before_ms', 'int' },
-  { 'attempt_timeout_ms', 'int?' },
-  { 'execution_deadline_at', 'int?' },
-  { 'attempt_policy_json', 'json?' },
-  { 'execution_id', 'nonempty' },
-}
 
 -- Why an execution cannot be claimed by a normal claim (execution.md §3.2 checks 4–9), or nil.
 function Exec.claim_refusal(core)
@@ -1659,7 +1938,7 @@ function Exec.start_attempt(K, A, core, now)
   redis.call(unpack(attempt))
   redis.call('ZADD', K.attempts, now_s, index_s)
   redis.call('HSET', attempt_hash .. ':usage', 'last_usage_report_seq', '0')
-  local policy = A.attempt_policy_json_json
+  local policy = A.attempt_policy
   if policy ~= nil and next(policy) ~= nil then
     redis.call('HSET', attempt_hash .. ':policy', unpack(Exec.flatten_policy(policy)))
   end
@@ -1742,15 +2021,8 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
     attempt_timeout_ms = args[11],
     execution_deadline_at = args[12],
   }
-  local bad = check_args(A, Exec.CLAIM_RULES)
-  if bad then return bad end
-  if A.lease_ttl_ms <= 0 or A.renew_before_ms < 0 then
-    return err('invalid_input', 'lease_ttl_ms must be positive and renew_before_ms not negative')
-  end
-  if not is_set(A.worker_id) or not is_set(A.lease_id) or not is_set(A.attempt_id) then
-    return err('invalid_input', 'worker_id, lease_id and attempt_id must not be empty')
-  end
-  if A.attempt_policy_json_json ~= nil and type(A.attempt_policy_json_json) ~= 'table' then
+  A.attempt_policy = args.json and args.json.attempt_policy_json
+  if A.attempt_policy ~= nil and type(A.attempt_policy) ~= 'table' then
     return err('invalid_input', 'attempt_policy_json must be a JSON object')
   end
   local mismatch, tag = check_core_key(K.core, A.execution_id)
@@ -1964,8 +2236,6 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
     lease_id = args[4],
     lease_epoch = args[5],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local eid = A.execution_id
   local mismatch = check_core_key(K.core, eid)
   if mismatch then return mismatch end
@@ -2086,8 +2356,6 @@ redis.register_function('ff_delay_execution', guard('ff_delay_execution', functi
     attempt_id = args[4],
     delay_until = args[5],
   }
-  local bad = check_args(A, { { 'delay_until', 'int' }, { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local delay_text = to_text(A.delay_until)
   local now = server_now()
   local core, rejected = Exec.holder_core('ff_delay_execution', keys, K, A, now)
@@ -2132,8 +2400,6 @@ redis.register_function('ff_move_to_waiting_children', guard('ff_move_to_waiting
     lease_epoch = args[3],
     attempt_id = args[4],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local now = server_now()
   local core, rejected = Exec.holder_core('ff_move_to_waiting_children', keys, K, A, now)
   if not core then return rejected end
@@ -2227,9 +2493,7 @@ redis.register_function('ff_fail_execution', guard('ff_fail_execution', function
     failure_category = args[6],
     retry_policy_json = args[7],
   }
-  local bad = check_args(A, { { 'retry_policy_json', 'json?' }, { 'execution_id', 'nonempty' } })
-  if bad then return bad end
-  local plan, policy_error = Exec.retry_policy(A.retry_policy_json_json)
+  local plan, policy_error = Exec.retry_policy(args.json and args.json.retry_policy_json)
   if policy_error then return policy_error end
   local reason = A.failure_reason or ''
   local now = server_now()
@@ -2369,17 +2633,6 @@ redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', fu
     attempt_id = args[7],
     attempt_policy_json = args[8],
   }
-  local bad = check_args(A, {
-    { 'lease_ttl_ms', 'int' },
-    { 'execution_id', 'nonempty' },
-    { 'worker_id', 'nonempty' },
-    { 'lease_id', 'nonempty' },
-    { 'attempt_id', 'nonempty' },
-  })
-  if bad then return bad end
-  if A.lease_ttl_ms <= 0 then
-    return err('invalid_input', 'lease_ttl_ms must be positive, got: ' .. args[6])
-  end
   local eid = A.execution_id
   local mismatch = check_core_key(K.core, eid)
   if mismatch then return mismatch end
@@ -2524,8 +2777,6 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
     execution_id = args[1],
     expire_reason = args[2],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local eid = A.execution_id
   local mismatch = check_core_key(K.core, eid)
   if mismatch then return mismatch end
@@ -2666,15 +2917,8 @@ function Sched.match_caps(core_key, core, worker_csv, now)
 end
 
 -- The arguments both grant functions share: a positive integer TTL, an execution and a worker.
-Sched.GRANT_RULES = { { 'grant_ttl_ms', 'int' }, { 'execution_id', 'nonempty' }, { 'worker_id', 'nonempty' } }
 
 function Sched.check_grant_args(A)
-  local raw_ttl = A.grant_ttl_ms
-  local bad = check_args(A, Sched.GRANT_RULES)
-  if bad then return bad end
-  if A.grant_ttl_ms <= 0 then
-    return err('invalid_input', 'grant_ttl_ms must be positive, got: ' .. raw_ttl)
-  end
   return nil
 end
 
@@ -2749,14 +2993,12 @@ redis.register_function('ff_change_priority', guard('ff_change_priority', functi
     execution_id = args[1],
     new_priority = args[2],
   }
-  local bad = check_args(A, { { 'new_priority', 'number' }, { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local mismatch = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()
   local core, missing = read_core(K.core)
   if not core then return missing end
-  bad = check_keys('ff_change_priority', keys, { tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core) })
+  local bad = check_keys('ff_change_priority', keys, { tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core) })
   if bad then return bad end
   if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
     return err('execution_not_eligible')
@@ -2779,11 +3021,6 @@ redis.register_function('ff_update_progress', guard('ff_update_progress', functi
     progress_pct = args[4],
     progress_message = args[5],
   }
-  local bad = check_args(A, { { 'progress_pct', 'int?' } })
-  if bad then return bad end
-  if A.progress_pct ~= nil and (A.progress_pct < 0 or A.progress_pct > 100) then
-    return err('invalid_input', 'progress_pct must be within 0..100, got: ' .. args[4])
-  end
   local now = server_now()
   local core, missing = read_core(K.core)
   if not core then return missing end
@@ -2821,13 +3058,11 @@ redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', functi
     execution_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'now_ms', 'int' }, { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local eid = A.execution_id
   local mismatch = check_core_key(K.core, eid)
   if mismatch then return mismatch end
   local core = hgetall(K.core)
-  bad = check_keys('ff_promote_delayed', keys, { tag = tag_of(K.core), execution_id = eid, lane_id = next(core) ~= nil and core_lane(core) or nil })
+  local bad = check_keys('ff_promote_delayed', keys, { tag = tag_of(K.core), execution_id = eid, lane_id = next(core) ~= nil and core_lane(core) or nil })
   if bad then return bad end
   local stale
   if next(core) == nil then
@@ -3066,17 +3301,13 @@ end
 -- Resume conditions (suspension.md §A, model.md §4.8)
 ---------------------------------------------------------------------------
 
--- Parses and validates resume_condition_json. Returns a fresh condition state, or nil and
--- the invalid_input reply.
-function Susp.parse_condition(text)
+-- Validates resume_condition_json, as the guard decoded it. Returns a fresh condition state,
+-- or nil and the invalid_input reply.
+function Susp.parse_condition(spec)
   local function bad(what)
     return nil, err('invalid_input', 'resume_condition_json ' .. what)
   end
-  if type(text) ~= 'string' then
-    return bad('is missing')
-  end
-  local decoded_ok, spec = pcall(cjson.decode, text)
-  if not decoded_ok or type(spec) ~= 'table' then
+  if type(spec) ~= 'table' then
     return bad('must be a JSON object')
   end
   local condition_type = spec.condition_type
@@ -3270,23 +3501,6 @@ function Susp.keys_match(checks)
   return nil
 end
 
--- An integer ARGV, validated in place. Absent takes the default; empty takes it too when
--- empty_ok, else is invalid. Returns the invalid_input reply or nil.
-function Susp.int_arg(A, name, default, min, empty_ok)
-  local raw = A[name]
-  if raw == nil or (raw == '' and empty_ok) then
-    A[name] = default
-    return nil
-  end
-  local n = parse_int(raw)
-  if n == nil then return int_refusal(name, raw) end
-  if min ~= nil and n < min then
-    return err('invalid_input', name .. ' must be >= ' .. min .. ', got: ' .. raw)
-  end
-  A[name] = n
-  return nil
-end
-
 
 -- Moves a suspended execution to runnable: eligible now, or delayed by delay_ms (with
 -- delay_until written so the delayed promoter can promote it). L = lane index keys
@@ -3378,23 +3592,11 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
     timeout_behavior = args[16] or 'fail',
     lease_history_maxlen = args[17],
   }
-  local bad = check_args(A, {
-    { 'execution_id', 'nonempty' }, { 'suspension_id', 'nonempty' }, { 'waitpoint_id', 'nonempty' },
-    { 'lease_id', 'nonempty' }, { 'attempt_id', 'nonempty' },
-  })
-    or check_count_text(A, 'attempt_index')
-    or check_count_text(A, 'lease_epoch')
-    or Susp.int_arg(A, 'timeout_at', nil, 0, true)
-    or Susp.int_arg(A, 'lease_history_maxlen', 1000, 0, false)
-  if bad then return bad end
-  if not Susp.TIMEOUT_BEHAVIORS[A.timeout_behavior] then
-    return err('invalid_input', 'timeout_behavior must be one of fail, cancel, expire, auto_resume, auto_resume_with_timeout_signal, escalate, got: ' .. A.timeout_behavior)
-  end
-  local condition, condition_error = Susp.parse_condition(A.resume_condition_json)
+  local condition, condition_error = Susp.parse_condition(args.json and args.json.resume_condition_json)
   if not condition then return condition_error end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  bad = check_core_key(K.core, eid)
+  local bad = check_core_key(K.core, eid)
   if bad then return bad end
 
   local now = server_now()
@@ -3527,12 +3729,9 @@ redis.register_function('ff_resume_execution', guard('ff_resume_execution', func
     trigger_type = args[2] or 'signal',
     resume_delay_ms = args[3],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-    or Susp.int_arg(A, 'resume_delay_ms', 0, 0, true)
-  if bad then return bad end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  bad = Susp.keys_match({ { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' } })
+  local bad = Susp.keys_match({ { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' } })
   if bad then return bad end
 
   local now = server_now()
@@ -3585,13 +3784,9 @@ redis.register_function('ff_create_pending_waitpoint', guard('ff_create_pending_
     waitpoint_key = args[4] or '',
     expires_at = args[5],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'waitpoint_id', 'nonempty' } })
-    or check_count_text(A, 'attempt_index')
-    or Susp.int_arg(A, 'expires_at', nil, 0, false)
-  if bad then return bad end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  bad = Susp.keys_match({
+  local bad = Susp.keys_match({
     { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
     { K.waitpoint_hash, Susp.waitpoint_key(tag, A.waitpoint_id), 'KEYS[2]' },
   })
@@ -3645,11 +3840,9 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   local A = {
     execution_id = args[1],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  bad = Susp.keys_match({ { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' } })
+  local bad = Susp.keys_match({ { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' } })
   if bad then return bad end
 
   local now = server_now()
@@ -3762,9 +3955,7 @@ redis.register_function('ff_close_waitpoint', guard('ff_close_waitpoint', functi
     waitpoint_id = args[1],
     reason = args[2] or 'proactive_close',
   }
-  local bad = check_args(A, { { 'waitpoint_id', 'nonempty' } })
-  if bad then return bad end
-  bad = Susp.keys_match({ { K.waitpoint_hash, Susp.waitpoint_key(tag_of(K.core), A.waitpoint_id), 'KEYS[2]' } })
+  local bad = Susp.keys_match({ { K.waitpoint_hash, Susp.waitpoint_key(tag_of(K.core), A.waitpoint_id), 'KEYS[2]' } })
   if bad then return bad end
 
   local wp = hgetall(K.waitpoint_hash)
@@ -3804,10 +3995,7 @@ redis.register_function('ff_rotate_waitpoint_hmac_secret', guard('ff_rotate_wait
   if not is_set(secret) or #secret % 2 ~= 0 or string.find(secret, '[^0-9a-fA-F]') then
     return err('invalid_secret_hex')
   end
-  local grace = parse_number(A.grace_ms)
-  if grace == nil or grace < 0 or grace > 9007199254740991 or grace ~= math.floor(grace) then
-    return err('invalid_grace_ms')
-  end
+  local grace = A.grace_ms
 
   local now = server_now()
   local ring = hgetall(K.hmac_secrets)
@@ -3908,16 +4096,6 @@ function Sig.check(K, A)
     if A[name] == nil then
       A[name] = value
     end
-  end
-  local bad = check_args(A, { { 'signal_id', 'nonempty' }, { 'execution_id', 'nonempty' }, { 'waitpoint_id', 'nonempty' } })
-    or Susp.int_arg(A, 'created_at', nil, 0, true)
-    or Susp.int_arg(A, 'dedup_ttl_ms', 86400000, 0, false)
-    or Susp.int_arg(A, 'resume_delay_ms', 0, 0, true)
-    or Susp.int_arg(A, 'signal_maxlen', 1000, 0, true)
-    or Susp.int_arg(A, 'max_signals_per_execution', 10000, nil, true)
-  if bad then return bad end
-  if A.dedup_ttl_ms == nil then
-    A.dedup_ttl_ms = 0
   end
   if #A.payload > Sig.PAYLOAD_MAX_BYTES then
     return err('payload_too_large')
@@ -4248,21 +4426,9 @@ redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_ex
     lease_ttl_ms = args[7],
     remaining_attempt_timeout_ms = args[8],
   }
-  local bad = check_args(A, {
-    { 'lease_ttl_ms', 'number' },
-    { 'remaining_attempt_timeout_ms', 'int?' },
-    { 'execution_id', 'nonempty' },
-    { 'worker_id', 'nonempty' },
-    { 'lease_id', 'nonempty' },
-    { 'lane_id', 'nonempty' },
-  })
-  if bad then return bad end
-  if A.lease_ttl_ms <= 0 or A.lease_ttl_ms ~= math.floor(A.lease_ttl_ms) then
-    return err('invalid_input', 'lease_ttl_ms must be a positive integer, got: ' .. args[7])
-  end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  bad = Susp.keys_match({
+  local bad = Susp.keys_match({
     { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
     { K.worker_leases, worker_leases_key(tag, A.worker_instance_id or ''), 'KEYS[5]' },
   })
@@ -4344,12 +4510,9 @@ end))
 -- Module-local helpers live in the one table Stream, to keep the chunk's locals few.
 local Stream = {}
 
-Stream.U32_MAX = 4294967295
 Stream.DEFAULT_MAX_PAYLOAD_BYTES = 65536
 -- retention_maxlen 0 means an approximate trim to this many entries.
 Stream.DEFAULT_RETENTION = 10000
--- Most frames one range read may return (the reference's STREAM_READ_HARD_CAP).
-Stream.READ_HARD_CAP = 10000
 
 -- An XRANGE bound: \`-\`, \`+\`, or \`<ms>\` / \`<ms>-<seq>\`, optionally \`(\`-prefixed (exclusive).
 function Stream.valid_bound(id)
@@ -4396,15 +4559,9 @@ redis.register_function('ff_append_frame', guard('ff_append_frame', function(key
     attempt_id = args[12],
     max_payload_bytes = args[13],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-    or check_int_arg(A, 'attempt_index', 0, Stream.U32_MAX)
-    or check_int_arg(A, 'ts', 0, 9007199254740991, true)
-    or check_int_arg(A, 'retention_maxlen', 0, Stream.U32_MAX, true)
-    or check_int_arg(A, 'max_payload_bytes', 0, Stream.U32_MAX, true)
-  if bad then return bad end
   -- attempt_index is compared as text with current_attempt_index, as the engine stores it.
-  local attempt_index = to_text(A.attempt_index)
-  bad = Stream.check_keys(K, A.execution_id, attempt_index)
+  local attempt_index = A.attempt_index
+  local bad = Stream.check_keys(K, A.execution_id, attempt_index)
   if bad then return bad end
   local payload = A.payload or ''
   local max_payload = A.max_payload_bytes or Stream.DEFAULT_MAX_PAYLOAD_BYTES
@@ -4490,16 +4647,7 @@ redis.register_function{
       to_id = args[2],
       count_limit = args[3],
     }
-    local count = parse_number(A.count_limit)
-    if count == nil or count < 1 then
-      return err('invalid_input', 'count_limit must be >= 1')
-    end
-    if count > Stream.READ_HARD_CAP then
-      return err('invalid_input', 'count_limit_exceeds_hard_cap')
-    end
-    if count ~= math.floor(count) then
-      return err('invalid_input', 'count_limit must be an integer, got: ' .. tostring(A.count_limit))
-    end
+    local count = A.count_limit
     -- Absent or empty bounds mean the whole stream.
     local from = is_set(A.from_id) and A.from_id or '-'
     local to = is_set(A.to_id) and A.to_id or '+'
@@ -4540,7 +4688,6 @@ Budget.BLOCK = {
   paused_by_operator = { 'blocked_by_operator', 'operator' },
   paused_by_policy = { 'blocked_by_lane_state', 'operator' },
 }
-Budget.BLOCKED_SETS = { 'budget', 'quota', 'route', 'operator' }
 -- States an execution may be blocked from: eligible, or already blocked for admission.
 Budget.BLOCKABLE = {
   eligible_now = true, blocked_by_budget = true, blocked_by_quota = true,
@@ -4574,8 +4721,8 @@ function Budget.read_count(args, pos, width, trailing, optional_last)
     return nil, err('invalid_input', 'dim_count must be >= 0, got: ' .. args[pos])
   end
   local expected = pos + width * n + trailing
-  if #args ~= expected and not (optional_last and #args == expected + 1) then
-    return nil, err('invalid_input', 'expected ' .. expected .. ' arguments for ' .. n .. ' dimensions, got: ' .. #args)
+  if args.n ~= expected and not (optional_last and args.n == expected + 1) then
+    return nil, err('invalid_input', 'expected ' .. expected .. ' arguments for ' .. n .. ' dimensions, got: ' .. args.n)
   end
   return n
 end
@@ -4603,12 +4750,8 @@ function Budget.stored_limit(limits_key, field)
 end
 
 function Budget.create(K, A, args)
-  local bad = check_args(A, { { 'reset_interval_ms', 'int' }, { 'now_ms', 'int?' } })
-    or Budget.check_id(K.definition, A.budget_id)
+  local bad = Budget.check_id(K.definition, A.budget_id)
   if bad then return bad end
-  if A.reset_interval_ms < 0 then
-    return err('invalid_input', 'reset_interval_ms must not be negative, got: ' .. args[7])
-  end
   local n, count_err = Budget.read_count(args, 9, 3, 0, false)
   if not n then return count_err end
   local limits = {}
@@ -4686,8 +4829,13 @@ function Budget.prepare_report(K, A, args, n)
   if not tag then
     return nil, err('invalid_input', 'the budget keys carry no hash tag')
   end
-  local bad = check_args(A, { { 'now_ms', 'int?' } })
-  if bad then return nil, bad end
+  local now_ms = A.now_ms
+  if is_set(now_ms) then
+    A.now_ms = parse_int(now_ms)
+    if A.now_ms == nil then return nil, int_refusal('now_ms', now_ms) end
+  else
+    A.now_ms = nil
+  end
   if is_set(A.dedup_key) then
     local prefix = 'ff:usagededup:' .. tag .. ':'
     if #A.dedup_key <= #prefix or string.sub(A.dedup_key, 1, #prefix) ~= prefix then
@@ -4795,7 +4943,7 @@ redis.register_function('ff_reset_budget', guard('ff_reset_budget', function(key
     budget_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } }) or Budget.check_id(K.definition, A.budget_id)
+  local bad = Budget.check_id(K.definition, A.budget_id)
   if bad then return bad end
   if not Budget.exists(K.definition) then
     -- No stub definition; drop a dangling schedule entry so the scanner stops retrying.
@@ -4850,7 +4998,7 @@ end
 -- Removes the execution from every admission blocked index of its lane except \`keep\`.
 function Budget.leave_blocked_sets(tag, lane, eid, keep)
   if not is_set(lane) then return end
-  for _, set in ipairs(Budget.BLOCKED_SETS) do
+  for _, set in ipairs(ENUMS.blocked_set) do
     local key = lane_key(tag, lane, 'blocked:' .. set)
     if key ~= keep then
       redis.call('ZREM', key, eid)
@@ -4870,7 +5018,7 @@ redis.register_function('ff_block_execution_for_admission', guard('ff_block_exec
     blocking_detail = args[3],
     now_ms = args[4],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } }) or check_core_key(K.core, A.execution_id)
+  local bad = check_core_key(K.core, A.execution_id)
   if bad then return bad end
   local core, missing = read_core(K.core)
   if not core then return missing end
@@ -4920,7 +5068,7 @@ redis.register_function('ff_unblock_execution', guard('ff_unblock_execution', fu
     now_ms = args[2],
     expected_blocking_reason = args[3],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } }) or check_core_key(K.core, A.execution_id)
+  local bad = check_core_key(K.core, A.execution_id)
   if bad then return bad end
   local core, missing = read_core(K.core)
   if not core then return missing end
@@ -4931,7 +5079,7 @@ redis.register_function('ff_unblock_execution', guard('ff_unblock_execution', fu
     return err('execution_not_eligible')
   end
   local tag = tag_of(K.core)
-  bad = Budget.check_lane_keys(tag, core.lane_id, K.eligible, K.blocked, Budget.BLOCKED_SETS)
+  bad = Budget.check_lane_keys(tag, core.lane_id, K.eligible, K.blocked, ENUMS.blocked_set)
   if bad then return bad end
   local now = A.now_ms or server_now()
 
@@ -4955,16 +5103,6 @@ end))
 -- source: lua/quota.lua
 -- Quota policies and admission. KEYS, ARGV and replies: spec/quota.yaml.
 local Quota = {}
-
--- Checks non-negative integer arguments (already converted by check_args) in order.
-function Quota.non_negative(A, names)
-  for _, name in ipairs(names) do
-    if A[name] < 0 then
-      return err('invalid_input', name .. ' must not be negative, got: ' .. to_text(A[name]))
-    end
-  end
-  return nil
-end
 
 -- The admitted guard key ends with \`:admitted:<execution_id>\`; the id must be the caller's.
 function Quota.check_guard(guard_key, eid)
@@ -5011,19 +5149,11 @@ redis.register_function('ff_create_quota_policy', guard('ff_create_quota_policy'
     max_concurrent = args[4],
     now_ms = args[5],
   }
-  local bad = check_args(A, {
-    { 'quota_policy_id', 'nonempty' }, { 'window_seconds', 'int' }, { 'max_requests_per_window', 'int' },
-    { 'max_concurrent', 'int' }, { 'now_ms', 'int?' },
-  }) or Quota.non_negative(A, { 'max_requests_per_window', 'max_concurrent' })
-  if bad then return bad end
-  if A.window_seconds < 1 then
-    return err('invalid_input', 'window_seconds must be at least 1, got: ' .. args[2])
-  end
   local tag = tag_of(K.definition)
   if not tag or K.definition ~= 'ff:quota:' .. tag .. ':' .. A.quota_policy_id then
     return err('invalid_input', 'quota_policy_id must be the policy of the definition key, got: ' .. A.quota_policy_id)
   end
-  bad = check_keys('ff_create_quota_policy', keys, { tag = tag, quota_policy_id = A.quota_policy_id })
+  local bad = check_keys('ff_create_quota_policy', keys, { tag = tag, quota_policy_id = A.quota_policy_id })
   if bad then return bad end
   local now = A.now_ms or server_now()
 
@@ -5060,18 +5190,9 @@ redis.register_function('ff_check_admission_and_record', guard('ff_check_admissi
     execution_id = args[5],
     jitter_ms = args[6],
   }
-  local bad = check_args(A, {
-    { 'now_ms', 'int?' }, { 'window_seconds', 'int' }, { 'rate_limit', 'int' }, { 'concurrency_cap', 'int' },
-    { 'jitter_ms', 'int?' },
-  }) or Quota.non_negative(A, { 'rate_limit', 'concurrency_cap' }) or Quota.check_guard(K.admitted, A.execution_id)
+  local bad = Quota.check_guard(K.admitted, A.execution_id)
   if bad then return bad end
-  if A.window_seconds < 1 then
-    return err('invalid_input', 'window_seconds must be at least 1, got: ' .. args[2])
-  end
   local jitter = A.jitter_ms or 0
-  if jitter < 0 then
-    return err('invalid_input', 'jitter_ms must not be negative, got: ' .. args[6])
-  end
   -- The policy is the one of the definition key (declared for routing): every other key
   -- must be that policy's and the admitted execution's.
   local policy_id = Quota.policy_of(K.definition, '') or ''
@@ -5173,15 +5294,13 @@ end
 -- name, keys: the call's, whose other flow and partition KEYS are checked against the flow
 -- (c: more context, such as execution_id or edge_id).
 function Flow.check_flow_args(A, core_key, name, keys, c)
-  local bad = check_args(A, { { 'flow_id', 'nonempty' }, { 'now_ms', 'int?' } })
-  if bad then return nil, bad end
   local prefix = Flow.prefix(core_key, A.flow_id)
   if not prefix then
     return nil, err('invalid_input', 'flow_id does not match the flow core key')
   end
   c = c or {}
   c.tag, c.flow_id = tag_of(core_key), A.flow_id
-  bad = check_keys(name, keys, c)
+  local bad = check_keys(name, keys, c)
   if bad then return nil, bad end
   return prefix
 end
@@ -5370,7 +5489,7 @@ redis.register_function('ff_add_execution_to_flow', guard('ff_add_execution_to_f
   }
   local _, bad = Flow.check_flow_args(A, K.flow_core, 'ff_add_execution_to_flow', keys, { execution_id = A.execution_id })
   if bad then return bad end
-  bad = check_args(A, { { 'execution_id', 'nonempty' } }) or check_core_key(K.exec_core, A.execution_id)
+  bad = check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
 
   local flow = hgetall(K.flow_core)
@@ -5412,8 +5531,7 @@ redis.register_function('ff_cancel_flow', guard('ff_cancel_flow', function(keys,
     cancellation_policy = args[3],
     now_ms = args[4],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } })
-    or check_keys('ff_cancel_flow', keys, { tag = tag_of(K.flow_core), flow_id = set_or_nil(A.flow_id) })
+  local bad = check_keys('ff_cancel_flow', keys, { tag = tag_of(K.flow_core), flow_id = set_or_nil(A.flow_id) })
   if bad then return bad end
 
   local state = redis.call('HGET', K.flow_core, 'public_flow_state')
@@ -5463,12 +5581,6 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
     edge_id = set_or_nil(A.edge_id), upstream_execution_id = set_or_nil(A.upstream_execution_id),
     downstream_execution_id = set_or_nil(A.downstream_execution_id),
   })
-  if bad then return bad end
-  bad = check_args(A, {
-    { 'edge_id', 'nonempty' },
-    { 'upstream_execution_id', 'nonempty' },
-    { 'downstream_execution_id', 'nonempty' },
-  }) or check_count_text(A, 'expected_graph_revision')
   if bad then return bad end
 
   if A.upstream_execution_id == A.downstream_execution_id then
@@ -5537,13 +5649,6 @@ redis.register_function('ff_apply_dependency_to_child', guard('ff_apply_dependen
     data_passing_ref = args[6],
     now_ms = args[7],
   }
-  local bad = check_args(A, {
-    { 'flow_id', 'nonempty' },
-    { 'edge_id', 'nonempty' },
-    { 'upstream_execution_id', 'nonempty' },
-    { 'now_ms', 'int?' },
-  }) or check_count_text(A, 'graph_revision')
-  if bad then return bad end
 
   local core, missing = read_core(K.exec_core)
   if not core then return missing end
@@ -5551,7 +5656,7 @@ redis.register_function('ff_apply_dependency_to_child', guard('ff_apply_dependen
     return err('execution_already_in_flow')
   end
   -- Every other key must be the child's (named by its core key) and the edge's.
-  bad = check_keys('ff_apply_dependency_to_child', keys, {
+  local bad = check_keys('ff_apply_dependency_to_child', keys, {
     tag = tag_of(K.exec_core), downstream_execution_id = eid_of_exec_key(K.exec_core), edge_id = A.edge_id,
     lane_id = core_lane(core),
   })
@@ -5616,11 +5721,6 @@ redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', 
     upstream_outcome = args[2],
     now_ms = args[3],
   }
-  local bad = check_args(A, { { 'edge_id', 'nonempty' }, { 'upstream_outcome', 'nonempty' }, { 'now_ms', 'int?' } })
-  if bad then return bad end
-  if A.upstream_outcome == 'none' then
-    return err('invalid_input', 'upstream_outcome must be a terminal outcome, got: none')
-  end
 
   local dep = hgetall(K.dep_hash)
   if next(dep) == nil then
@@ -5637,7 +5737,7 @@ redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', 
   -- Every other key must be the child's (named by its core key), the edge's and the
   -- upstream's of the edge record, in the child's lane.
   local exists = next(core) ~= nil
-  bad = check_keys('ff_resolve_dependency', keys, {
+  local bad = check_keys('ff_resolve_dependency', keys, {
     tag = tag_of(K.exec_core), downstream_execution_id = eid_of_exec_key(K.exec_core), edge_id = A.edge_id,
     upstream_execution_id = set_or_nil(dep.upstream_execution_id), lane_id = exists and core_lane(core) or nil,
     -- With a current attempt its keys are derived (Flow.skip_child); without, slot 8/9 are used.
@@ -5713,8 +5813,7 @@ redis.register_function('ff_promote_blocked_to_eligible', guard('ff_promote_bloc
     execution_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'now_ms', 'int?' } })
-    or check_core_key(K.exec_core, A.execution_id)
+  local bad = check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
 
   local core, missing = read_core(K.exec_core)
@@ -5749,11 +5848,10 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
     execution_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'now_ms', 'int?' } })
-    or check_core_key(K.exec_core, A.execution_id)
+  local bad = check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
   -- Edge ids follow the two fixed ARGV; their dep keys follow the seven fixed KEYS.
-  local edge_count = #args - 2
+  local edge_count = args.n - 2
   if edge_count > 0 and #keys ~= 7 + edge_count then
     return err('invalid_input', 'expected ' .. (7 + edge_count) .. ' KEYS for ' .. edge_count .. ' edge ids, got ' .. #keys)
   end
@@ -5923,11 +6021,8 @@ redis.register_function('ff_purge_execution', guard('ff_purge_execution', functi
     retention_ms = args[2],
     now_ms = args[3],
   }
-  local bad = check_args(A, { { 'retention_ms', 'int' }, { 'now_ms', 'int?' } }) or check_core_key(K.core, A.execution_id)
+  local bad = check_core_key(K.core, A.execution_id)
   if bad then return bad end
-  if A.retention_ms < 0 then
-    return err('invalid_input', 'retention_ms must not be negative, got: ' .. to_text(A.retention_ms))
-  end
   local tag = tag_of(K.core)
   local eid = A.execution_id
   if K.policy ~= 'ff:exec:' .. tag .. ':' .. eid .. ':policy' then
@@ -5980,7 +6075,7 @@ redis.register_function('ff_reset_budget_if_due', guard('ff_reset_budget_if_due'
     budget_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } }) or Budget.check_id(K.definition, A.budget_id)
+  local bad = Budget.check_id(K.definition, A.budget_id)
   if bad then return bad end
   if not Budget.exists(K.definition) then
     redis.call('ZREM', K.budget_resets, A.budget_id)
@@ -6034,8 +6129,6 @@ redis.register_function('ff_reconcile_quota', guard('ff_reconcile_quota', functi
     quota_policy_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'quota_policy_id', 'nonempty' }, { 'now_ms', 'int?' } })
-  if bad then return bad end
   local tag = tag_of(K.definition)
   local prefix = 'ff:quota:' .. tostring(tag) .. ':' .. A.quota_policy_id
   if not tag or K.definition ~= prefix or string.sub(K.admitted_set, 1, #prefix + 1) ~= prefix .. ':'
@@ -6088,26 +6181,9 @@ local Fast = {}
 -- What a claim reads of a candidate, and its required capabilities.
 Fast.CANDIDATE_FIELDS = field_list({ Exec.CLAIM_FIELDS, { 'required_capabilities' } })
 
-Fast.CLAIM_RULES = {
-  { 'lease_ttl_ms', 'int' },
-  { 'renew_before_ms', 'int' },
-  { 'attempt_timeout_ms', 'int?' },
-  { 'max_candidates', 'int' },
-}
-
--- Validates the arguments of a claim of the next eligible execution, in place.
+-- Parses the worker's capabilities of a claim of the next eligible execution (the guard has
+-- checked every other argument against the spec).
 function Fast.check_claim_args(A)
-  local bad = check_args(A, Fast.CLAIM_RULES)
-  if bad then return bad end
-  if A.lease_ttl_ms <= 0 or A.renew_before_ms < 0 then
-    return err('invalid_input', 'lease_ttl_ms must be positive and renew_before_ms not negative')
-  end
-  if A.max_candidates < 1 or A.max_candidates > 100 then
-    return err('invalid_input', 'max_candidates must be in 1..100')
-  end
-  if not is_set(A.worker_id) or not is_set(A.lease_id) or not is_set(A.attempt_id) or not is_set(A.lane_id) then
-    return err('invalid_input', 'worker_id, lane_id, lease_id and attempt_id must not be empty')
-  end
   local caps, caps_err = Sched.parse_caps(A.worker_capabilities_csv, 'worker')
   if not caps then return caps_err end
   return nil

@@ -6,32 +6,11 @@
 //   spec/keys.yaml builds from the call's context (`c`: tag, execution_id, lane_id,
 //   attempt index, worker instance, waitpoint…, named as the spec binds them). A slot
 //   whose placeholders are not all in `c` is not checked, nor one named by the hash tag
-//   alone; the body decides what to pass, from stored state, before its first write.
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { parse } from 'yaml';
+//   alone; the body decides what to pass, from stored state, before its first write;
+// - ARGV_RULES: per function, the rule of every fixed ARGV slot the spec constrains (see
+//   argvRule), which the guard checks, and converts in place, before the body runs.
 import { findKey } from './model.js';
-import type { FieldSpec, FunctionSpec, KeyRef, Spec } from './model.js';
-
-/** The function-level spec fields this emitter reads that the model does not carry. */
-export interface LuaFunctionFacts {
-  /** The fewest ARGV the Lua accepts (`argv_min:`). */
-  readonly argvMin?: number;
-  /** Error codes that are replied after a documented write (`writes_on_error:`). */
-  readonly writesOnError: readonly string[];
-}
-
-/** `argv_min` and `writes_on_error` of every function in spec/<module>.yaml (already schema-checked). */
-export function readLuaFunctionFacts(specDir: string): Map<string, LuaFunctionFacts> {
-  const facts = new Map<string, LuaFunctionFacts>();
-  for (const file of readdirSync(specDir).filter((f) => f.endsWith('.yaml') && f !== 'keys.yaml' && f !== 'errors.yaml')) {
-    const doc = parse(readFileSync(join(specDir, file), 'utf8')) as { functions?: Record<string, { argv_min?: number; writes_on_error?: string[] }> };
-    for (const [name, fn] of Object.entries(doc.functions ?? {})) {
-      facts.set(name, { argvMin: fn.argv_min, writesOnError: fn.writes_on_error ?? [] });
-    }
-  }
-  return facts;
-}
+import type { EnumSpec, FieldSpec, FunctionSpec, KeyRef, Spec } from './model.js';
 
 /** The KEYS the guard requires: those before the first one the Lua tolerates missing. */
 export function requiredKeys(fn: FunctionSpec): number {
@@ -127,21 +106,94 @@ function checker(spec: Spec, fn: FunctionSpec, required: number): string[] {
 }
 
 /** The fewest ARGV the guard accepts per function (argv_min, else every fixed slot). */
-export function argvMinimums(spec: Spec, facts: ReadonlyMap<string, LuaFunctionFacts>): Map<string, number> {
-  return new Map(spec.modules.flatMap((m) => m.functions).map((f) => [f.name, facts.get(f.name)?.argvMin ?? fixedArgvCount(f)] as const));
+export function argvMinimums(spec: Spec): Map<string, number> {
+  return new Map(spec.modules.flatMap((m) => m.functions).map((f) => [f.name, f.argvMin ?? fixedArgvCount(f)] as const));
+}
+
+const INTEGER_TYPES = new Set(['integer', 'timestampMs', 'durationMs']);
+/** Integers compared with stored text (the engine compares them as strings): checked, kept as text. */
+const COUNT_TYPES = new Set(['attemptIndex', 'epoch']);
+/** Ids that name a record: never empty. Lease, attempt and lane ids are compared with stored state instead. */
+const NAMING_IDS = new Set(['executionId', 'flowId', 'budgetId', 'quotaPolicyId', 'waitpointId', 'suspensionId', 'signalId', 'edgeId']);
+
+const luaValue = (value: string | number | boolean): string => (typeof value === 'string' ? luaString(value) : String(value));
+
+/**
+ * The Lua rule of one ARGV slot, or undefined when the spec puts no constraint on it that
+ * the Lua can check (free text, flags, capability lists: the body parses those itself).
+ * `empty` says whether the empty string is accepted: the slot is optional, has a default
+ * (the Lua applies it: `def`), is sent only `when` another argument is present, is a
+ * client-clock `nowPlus` timestamp of an optional duration. A value the wrapper derives
+ * (`defaultFrom`) is always sent, so required. An enum's default only stands for a missing value. `refusal` (spec) gives
+ * the slot its own error code or the reference's texts.
+ */
+export function argvRule(slot: FieldSpec, index: number, params: readonly FieldSpec[] = [], enums: readonly EnumSpec[] = []): string | undefined {
+  const clockOptional = slot.nowPlus !== undefined && params.some((p) => p.name === slot.nowPlus && (p.optional || p.default !== undefined));
+  // An enum's default is the wrapper's and the reference's for a missing value; an empty one is refused.
+  const defaulted = slot.default !== undefined && slot.type !== 'enum';
+  const empty = slot.optional === true || defaulted || slot.when !== undefined || clockOptional;
+  const fields = [`i = ${index}`, `name = ${luaString(slot.name)}`];
+  const bounds = () => {
+    if (slot.min !== undefined) fields.push(`min = ${slot.min}`, `min_text = ${luaString(String(slot.min))}`);
+    if (slot.max !== undefined) fields.push(`max = ${slot.max}`, `max_text = ${luaString(String(slot.max))}`);
+  };
+  if (INTEGER_TYPES.has(slot.type) && !slot.asText) {
+    fields.push(`kind = ${luaString(slot.fraction ? 'number' : 'int')}`);
+    bounds();
+    // A `when` slot's default is the wrapper's: sent empty, the Lua leaves the feature off.
+    if (typeof slot.default === 'number' && slot.when === undefined) fields.push(`def = ${slot.default}`);
+  } else if (COUNT_TYPES.has(slot.type) || (INTEGER_TYPES.has(slot.type) && slot.asText)) {
+    fields.push(`kind = 'count'`);
+    if (slot.max !== undefined) fields.push(`max = ${slot.max}`, `max_text = ${luaString(String(slot.max))}`);
+  } else if (slot.type === 'json') {
+    fields.push(`kind = 'json'`);
+  } else if (slot.type === 'enum' && slot.values) {
+    // A slot that takes a whole named enum checks against ENUMS (generated once); a narrowed one against its own set.
+    const whole = slot.enum !== undefined && enums.find((e) => e.name === slot.enum)?.values.join() === slot.values.join();
+    const set = whole ? `ENUMS.${slot.enum}` : `{ ${slot.values.map((v) => `[${luaString(v)}] = true`).join(', ')} }`;
+    fields.push(`kind = 'enum'`, `values = ${set}`, `list = ${luaString(slot.values.join(', '))}`);
+    if (slot.default !== undefined) fields.push(`def = ${luaValue(slot.default)}`);
+  } else if ((slot.nonEmpty || NAMING_IDS.has(slot.type)) && !empty) {
+    fields.push(`kind = 'nonempty'`);
+  } else {
+    return undefined;
+  }
+  if (empty) fields.push('empty = true');
+  const refusal = slot.refusal;
+  if (refusal?.code) fields.push(`code = ${luaString(refusal.code)}`);
+  if (refusal?.detail) fields.push(`detail = ${luaString(refusal.detail)}`);
+  if (refusal?.low) fields.push(`low = ${luaString(refusal.low)}`);
+  if (refusal?.high) fields.push(`high = ${luaString(refusal.high)}`);
+  return `{ ${fields.join(', ')} }`;
+}
+
+/** The rules of a function's fixed ARGV slots: those before its first list or group (whose width varies). */
+export function argvRules(fn: FunctionSpec, enums: readonly EnumSpec[]): string[] {
+  const rules: string[] = [];
+  for (let i = 0; i < fn.argv.length; i++) {
+    const slot = fn.argv[i]!;
+    if (slot.type === 'list' || slot.type === 'group') break;
+    const rule = argvRule(slot, i + 1, fn.params, enums);
+    if (rule) rules.push(rule);
+  }
+  return rules;
 }
 
 /** Lua source lines for the generated facts (FUNCTION_ARGV and KEY_CHECKS). */
-export function emitLuaFacts(spec: Spec, facts: ReadonlyMap<string, LuaFunctionFacts> = new Map()): string[] {
+export function emitLuaFacts(spec: Spec): string[] {
   const functions = spec.modules.flatMap((m) => m.functions).sort((a, b) => (a.name < b.name ? -1 : 1));
   for (const fn of functions) {
-    const unlisted = (facts.get(fn.name)?.writesOnError ?? []).filter((code) => !fn.errors.includes(code));
+    const unlisted = fn.writesOnError.filter((code) => !fn.errors.includes(code));
     if (unlisted.length > 0) throw new Error(`${fn.file}:${fn.line}: ${fn.name}: writes_on_error names ${unlisted.join(', ')}, not in its errors list`);
   }
   const lines = [
+    '-- generated from spec/enums.yaml: every named enum, its values in order and each value a key set to true',
+    'local ENUMS = {',
+    ...spec.enums.map((e) => `  ${e.name} = { ${e.values.map(luaString).join(', ')}, ${e.values.map((v) => `[${luaString(v)}] = true`).join(', ')} },`),
+    '}',
     '-- generated from spec/: the fewest ARGV every function accepts (argv_min, else its fixed slots)',
     'local FUNCTION_ARGV = {',
-    ...[...argvMinimums(spec, facts)].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, n]) => `  ${name} = ${n},`),
+    ...[...argvMinimums(spec)].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, n]) => `  ${name} = ${n},`),
     '}',
     '-- generated from spec/keys.yaml: per function, the first KEYS slot (name, index, expected key) that is',
     '-- not the key its context c names; slots whose context values are absent, and partition',
@@ -152,6 +204,18 @@ export function emitLuaFacts(spec: Spec, facts: ReadonlyMap<string, LuaFunctionF
     const body = checker(spec, fn, requiredKeys(fn));
     if (body.length === 0) continue;
     lines.push(`  ${fn.name} = function(keys, c)`, ...body, '  end,');
+  }
+  lines.push('}');
+  lines.push(
+    '-- generated from spec/: per function, the rule of every fixed ARGV slot the spec constrains',
+    '-- (kind int | number | count | json | enum | nonempty; empty: the empty string is accepted;',
+    '-- def: what an empty or missing value becomes); check_argv applies them in the guard',
+    'local ARGV_RULES = {',
+  );
+  for (const fn of functions) {
+    const rules = argvRules(fn, spec.enums);
+    if (rules.length === 0) continue;
+    lines.push(`  ${fn.name} = {`, ...rules.map((r) => `    ${r},`), '  },');
   }
   lines.push('}');
   return lines;

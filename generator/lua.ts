@@ -4,6 +4,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import luaparse from 'luaparse';
 import { SpecError, type SpecProblem } from './diagnostics.js';
+import { argvRule } from './emit-lua-facts.js';
 import type { FunctionSpec, Spec } from './model.js';
 
 /** Bundle order: helpers first, then the modules in the reference's order, then any others. */
@@ -402,6 +403,13 @@ export function checkLua(
     const replied = new Set([...found].filter((c) => !c.startsWith('?')));
     const guarded = reg.guardName !== undefined;
     if (guarded && ((keyCounts.get(reg.name) ?? 0) > 0 || (argvMin.get(reg.name) ?? 0) > 0)) replied.add('invalid_input'); // the guard's refusal
+    // The guard's ARGV refusals (ARGV_RULES): invalid_input, or a slot's own code from the spec.
+    if (guarded) {
+      for (const slot of fn.argv) {
+        const rule = argvRule(slot, 0, fn.params);
+        if (rule) replied.add(slot.refusal?.code ?? 'invalid_input');
+      }
+    }
     for (const code of fn.errors) {
       if (!replied.has(code) && !possible.has(code)) problems.push({ ...at, message: `${reg.name} lists error '${code}', which no reply of its Lua carries` });
     }

@@ -43,8 +43,20 @@ export interface FieldSpec {
   readonly min?: number;
   readonly max?: number;
   readonly nonEmpty?: boolean;
+  /** An integer slot whose Lua accepts any number text (the reference floors it). */
+  readonly fraction?: boolean;
+  /** A non-negative integer slot the Lua compares as text with a stored value (digits kept as sent, as the reference). */
+  readonly asText?: boolean;
+  /**
+   * How the Lua refuses this slot where the reference has its own words: `code` (from
+   * spec/errors.yaml, instead of invalid_input, with `detail` if given), or the detail
+   * texts `low` (not a number, empty, or below min) and `high` (above max).
+   */
+  readonly refusal?: { readonly code?: string; readonly detail?: string; readonly low?: string; readonly high?: string };
   readonly maxBytes?: number;
   readonly values?: readonly string[];
+  /** A named enum of spec/enums.yaml; `values`, when also given, narrow it (a subset). */
+  readonly enum?: string;
   readonly value?: string;
   readonly of?: ScalarType;
   readonly count?: 'prefix' | 'none';
@@ -60,6 +72,7 @@ export interface ReplyFieldSpec {
   readonly doc?: string;
   readonly optional?: boolean;
   readonly values?: readonly string[];
+  readonly enum?: string;
   readonly of?: ScalarType;
   /** For groups: the earlier integer field holding the count, or `rest` for the remaining fields. */
   readonly count?: string;
@@ -221,6 +234,10 @@ export interface FunctionSpec {
   readonly deviations: readonly string[];
   readonly readonly: boolean;
   readonly extension: boolean;
+  /** The fewest ARGV the Lua accepts (`argv_min:`); absent: every fixed slot. */
+  readonly argvMin: number | undefined;
+  /** Error codes replied after a documented write (`writes_on_error:`); every other error reply writes nothing. */
+  readonly writesOnError: readonly string[];
   /** Where the function is declared, for messages. */
   readonly file: string;
   readonly line: number;
@@ -262,8 +279,16 @@ export interface ErrorSpec {
   readonly detail: boolean;
 }
 
+/** A named value set of spec/enums.yaml. */
+export interface EnumSpec {
+  readonly name: string;
+  readonly doc: string;
+  readonly values: readonly string[];
+}
+
 export interface Spec {
   readonly keys: KeyLayout;
+  readonly enums: readonly EnumSpec[];
   readonly errors: readonly ErrorSpec[];
   readonly modules: readonly ModuleSpec[];
 }

@@ -29,8 +29,16 @@ const field = {
     min: { type: 'number' },
     max: { type: 'number' },
     nonEmpty: { type: 'boolean' },
+    fraction: { type: 'boolean' },
+    asText: { type: 'boolean' },
+    refusal: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { code: name, detail: { type: 'string' }, low: { type: 'string' }, high: { type: 'string' } },
+    },
     maxBytes: { type: 'integer', minimum: 1 },
     values: { type: 'array', items: { type: 'string' }, minItems: 1 },
+    enum: name,
     value: { type: 'string' },
     of: { enum: scalarTypes },
     count: { enum: ['prefix', 'none'] },
@@ -50,6 +58,7 @@ const replyField = {
     doc: { type: 'string' },
     optional: { type: 'boolean' },
     values: { type: 'array', items: { type: 'string' }, minItems: 1 },
+    enum: name,
     of: { enum: scalarTypes },
     count: { type: 'string' },
     fields: { type: 'array', items: { $ref: '#/definitions/replyField' }, minItems: 1 },
@@ -193,6 +202,27 @@ export const errorsSchema = {
           class: { enum: ['terminal', 'retryable', 'cooperative', 'informational', 'advisory', 'bug', 'expected', 'soft_error'] },
           doc: { type: 'string' },
           detail: { type: 'boolean' },
+        },
+      },
+    },
+  },
+} as const;
+
+export const enumsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['enums'],
+  properties: {
+    enums: {
+      type: 'object',
+      propertyNames: { pattern: '^[a-z][a-z0-9_]*$' },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['doc', 'values'],
+        properties: {
+          doc: { type: 'string' },
+          values: { type: 'array', items: { type: 'string', pattern: '^[a-z][a-z0-9_]*$' }, minItems: 1, uniqueItems: true },
         },
       },
     },

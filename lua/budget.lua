@@ -14,7 +14,6 @@ Budget.BLOCK = {
   paused_by_operator = { 'blocked_by_operator', 'operator' },
   paused_by_policy = { 'blocked_by_lane_state', 'operator' },
 }
-Budget.BLOCKED_SETS = { 'budget', 'quota', 'route', 'operator' }
 -- States an execution may be blocked from: eligible, or already blocked for admission.
 Budget.BLOCKABLE = {
   eligible_now = true, blocked_by_budget = true, blocked_by_quota = true,
@@ -48,8 +47,8 @@ function Budget.read_count(args, pos, width, trailing, optional_last)
     return nil, err('invalid_input', 'dim_count must be >= 0, got: ' .. args[pos])
   end
   local expected = pos + width * n + trailing
-  if #args ~= expected and not (optional_last and #args == expected + 1) then
-    return nil, err('invalid_input', 'expected ' .. expected .. ' arguments for ' .. n .. ' dimensions, got: ' .. #args)
+  if args.n ~= expected and not (optional_last and args.n == expected + 1) then
+    return nil, err('invalid_input', 'expected ' .. expected .. ' arguments for ' .. n .. ' dimensions, got: ' .. args.n)
   end
   return n
 end
@@ -77,12 +76,8 @@ function Budget.stored_limit(limits_key, field)
 end
 
 function Budget.create(K, A, args)
-  local bad = check_args(A, { { 'reset_interval_ms', 'int' }, { 'now_ms', 'int?' } })
-    or Budget.check_id(K.definition, A.budget_id)
+  local bad = Budget.check_id(K.definition, A.budget_id)
   if bad then return bad end
-  if A.reset_interval_ms < 0 then
-    return err('invalid_input', 'reset_interval_ms must not be negative, got: ' .. args[7])
-  end
   local n, count_err = Budget.read_count(args, 9, 3, 0, false)
   if not n then return count_err end
   local limits = {}
@@ -160,8 +155,13 @@ function Budget.prepare_report(K, A, args, n)
   if not tag then
     return nil, err('invalid_input', 'the budget keys carry no hash tag')
   end
-  local bad = check_args(A, { { 'now_ms', 'int?' } })
-  if bad then return nil, bad end
+  local now_ms = A.now_ms
+  if is_set(now_ms) then
+    A.now_ms = parse_int(now_ms)
+    if A.now_ms == nil then return nil, int_refusal('now_ms', now_ms) end
+  else
+    A.now_ms = nil
+  end
   if is_set(A.dedup_key) then
     local prefix = 'ff:usagededup:' .. tag .. ':'
     if #A.dedup_key <= #prefix or string.sub(A.dedup_key, 1, #prefix) ~= prefix then
@@ -269,7 +269,7 @@ redis.register_function('ff_reset_budget', guard('ff_reset_budget', function(key
     budget_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } }) or Budget.check_id(K.definition, A.budget_id)
+  local bad = Budget.check_id(K.definition, A.budget_id)
   if bad then return bad end
   if not Budget.exists(K.definition) then
     -- No stub definition; drop a dangling schedule entry so the scanner stops retrying.
@@ -324,7 +324,7 @@ end
 -- Removes the execution from every admission blocked index of its lane except `keep`.
 function Budget.leave_blocked_sets(tag, lane, eid, keep)
   if not is_set(lane) then return end
-  for _, set in ipairs(Budget.BLOCKED_SETS) do
+  for _, set in ipairs(ENUMS.blocked_set) do
     local key = lane_key(tag, lane, 'blocked:' .. set)
     if key ~= keep then
       redis.call('ZREM', key, eid)
@@ -344,7 +344,7 @@ redis.register_function('ff_block_execution_for_admission', guard('ff_block_exec
     blocking_detail = args[3],
     now_ms = args[4],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } }) or check_core_key(K.core, A.execution_id)
+  local bad = check_core_key(K.core, A.execution_id)
   if bad then return bad end
   local core, missing = read_core(K.core)
   if not core then return missing end
@@ -394,7 +394,7 @@ redis.register_function('ff_unblock_execution', guard('ff_unblock_execution', fu
     now_ms = args[2],
     expected_blocking_reason = args[3],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } }) or check_core_key(K.core, A.execution_id)
+  local bad = check_core_key(K.core, A.execution_id)
   if bad then return bad end
   local core, missing = read_core(K.core)
   if not core then return missing end
@@ -405,7 +405,7 @@ redis.register_function('ff_unblock_execution', guard('ff_unblock_execution', fu
     return err('execution_not_eligible')
   end
   local tag = tag_of(K.core)
-  bad = Budget.check_lane_keys(tag, core.lane_id, K.eligible, K.blocked, Budget.BLOCKED_SETS)
+  bad = Budget.check_lane_keys(tag, core.lane_id, K.eligible, K.blocked, ENUMS.blocked_set)
   if bad then return bad end
   local now = A.now_ms or server_now()
 

@@ -73,11 +73,8 @@ redis.register_function('ff_purge_execution', guard('ff_purge_execution', functi
     retention_ms = args[2],
     now_ms = args[3],
   }
-  local bad = check_args(A, { { 'retention_ms', 'int' }, { 'now_ms', 'int?' } }) or check_core_key(K.core, A.execution_id)
+  local bad = check_core_key(K.core, A.execution_id)
   if bad then return bad end
-  if A.retention_ms < 0 then
-    return err('invalid_input', 'retention_ms must not be negative, got: ' .. to_text(A.retention_ms))
-  end
   local tag = tag_of(K.core)
   local eid = A.execution_id
   if K.policy ~= 'ff:exec:' .. tag .. ':' .. eid .. ':policy' then
@@ -130,7 +127,7 @@ redis.register_function('ff_reset_budget_if_due', guard('ff_reset_budget_if_due'
     budget_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } }) or Budget.check_id(K.definition, A.budget_id)
+  local bad = Budget.check_id(K.definition, A.budget_id)
   if bad then return bad end
   if not Budget.exists(K.definition) then
     redis.call('ZREM', K.budget_resets, A.budget_id)
@@ -184,8 +181,6 @@ redis.register_function('ff_reconcile_quota', guard('ff_reconcile_quota', functi
     quota_policy_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'quota_policy_id', 'nonempty' }, { 'now_ms', 'int?' } })
-  if bad then return bad end
   local tag = tag_of(K.definition)
   local prefix = 'ff:quota:' .. tostring(tag) .. ':' .. A.quota_policy_id
   if not tag or K.definition ~= prefix or string.sub(K.admitted_set, 1, #prefix + 1) ~= prefix .. ':'

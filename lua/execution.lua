@@ -1,17 +1,12 @@
 -- Execution lifecycle functions. KEYS, ARGV and replies: spec/execution.yaml.
 -- Module-local helpers live in the one table Exec, to keep the chunk's locals few.
 local Exec = {}
+Exec.NO_JSON = {} -- args.json when no JSON argument was given (never written to)
 
--- Validates a policy's routing requirements (execution.md §3.1 check 5). Returns the
--- sorted required-capability list, or nil and the error reply.
-function Exec.required_capabilities(policy_json)
-  if not is_set(policy_json) or policy_json == '{}' then
-    return {}
-  end
-  local decoded_ok, policy = pcall(cjson.decode, policy_json)
-  if not decoded_ok then
-    return nil, err('invalid_policy_json', 'malformed')
-  end
+-- Validates a policy's routing requirements (execution.md §3.1 check 5), from the policy the
+-- guard decoded (nil when none was given). Returns the sorted required-capability list, or
+-- nil and the error reply.
+function Exec.required_capabilities(policy)
   if type(policy) ~= 'table' then
     return {}
   end
@@ -62,15 +57,6 @@ Exec.CREATE_CTX = {}
 Exec.CLAIM_CTX = {}
 Exec.HOLDER_CTX = {}
 
-Exec.CREATE_RULES = {
-  { 'priority', 'number' },
-  { 'delay_until', 'int?' },
-  { 'dedup_ttl_ms', 'int?' },
-  { 'execution_deadline_at', 'int?' },
-  { 'tags_json', 'json?' },
-  { 'execution_id', 'nonempty' },
-}
-
 -- Extension (engine.md §3.5, §3.6): budgets and a quota policy attached at create, read by
 -- the scheduler's admission. Stored only when given, so a reference caller writes neither.
 function Exec.attach_admission(core_key, budget_ids, quota_policy_id)
@@ -106,13 +92,11 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     budget_ids = args[14],
     quota_policy_id = args[15],
   }
-  local delay_text = A.delay_until
-  local bad = check_args(A, Exec.CREATE_RULES)
-  if bad then return bad end
+  local json = args.json or Exec.NO_JSON
   local tag = tag_of(K.core)
   local c = Exec.CREATE_CTX
   c.tag, c.execution_id, c.lane_id, c.delay_until = tag, A.execution_id, A.lane_id, A.delay_until
-  bad = check_keys('ff_create_execution', keys, c)
+  local bad = check_keys('ff_create_execution', keys, c)
   if bad then return bad end
 
   local now = server_now()
@@ -138,14 +122,15 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     return ok_status('DUPLICATE', A.execution_id)
   end
 
-  local capabilities, policy_error = Exec.required_capabilities(A.policy_json)
+  local capabilities, policy_error = Exec.required_capabilities(json.policy_json)
   if policy_error then return policy_error end
-  local tags = A.tags_json_json
+  local tags = json.tags_json
   if tags ~= nil and type(tags) ~= 'table' then
     return err('invalid_input', 'tags_json must be a JSON object')
   end
 
   local delayed = A.delay_until ~= nil and A.delay_until > now
+  local delay_text = delayed and to_text(A.delay_until) or ''
   local lane = A.lane_id
   -- One flat list: this HSET writes some forty fields on every create. The record is a
   -- listpack, searched front to back on every read and write: the fields claim, renew and
@@ -271,14 +256,6 @@ Exec.CLAIM_FIELDS = field_list({
   Exec.PENDING_FIELDS,
 })
 Exec.GRANT_FIELDS = { 'worker_id', 'grant_expires_at' }
-Exec.CLAIM_RULES = {
-  { 'lease_ttl_ms', 'int' },
-  { 'renew_before_ms', 'int' },
-  { 'attempt_timeout_ms', 'int?' },
-  { 'execution_deadline_at', 'int?' },
-  { 'attempt_policy_json', 'json?' },
-  { 'execution_id', 'nonempty' },
-}
 
 -- Why an execution cannot be claimed by a normal claim (execution.md §3.2 checks 4–9), or nil.
 function Exec.claim_refusal(core)
@@ -357,7 +334,7 @@ function Exec.start_attempt(K, A, core, now)
   redis.call(unpack(attempt))
   redis.call('ZADD', K.attempts, now_s, index_s)
   redis.call('HSET', attempt_hash .. ':usage', 'last_usage_report_seq', '0')
-  local policy = A.attempt_policy_json_json
+  local policy = A.attempt_policy
   if policy ~= nil and next(policy) ~= nil then
     redis.call('HSET', attempt_hash .. ':policy', unpack(Exec.flatten_policy(policy)))
   end
@@ -440,15 +417,8 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
     attempt_timeout_ms = args[11],
     execution_deadline_at = args[12],
   }
-  local bad = check_args(A, Exec.CLAIM_RULES)
-  if bad then return bad end
-  if A.lease_ttl_ms <= 0 or A.renew_before_ms < 0 then
-    return err('invalid_input', 'lease_ttl_ms must be positive and renew_before_ms not negative')
-  end
-  if not is_set(A.worker_id) or not is_set(A.lease_id) or not is_set(A.attempt_id) then
-    return err('invalid_input', 'worker_id, lease_id and attempt_id must not be empty')
-  end
-  if A.attempt_policy_json_json ~= nil and type(A.attempt_policy_json_json) ~= 'table' then
+  A.attempt_policy = args.json and args.json.attempt_policy_json
+  if A.attempt_policy ~= nil and type(A.attempt_policy) ~= 'table' then
     return err('invalid_input', 'attempt_policy_json must be a JSON object')
   end
   local mismatch, tag = check_core_key(K.core, A.execution_id)
@@ -662,8 +632,6 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
     lease_id = args[4],
     lease_epoch = args[5],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local eid = A.execution_id
   local mismatch = check_core_key(K.core, eid)
   if mismatch then return mismatch end
@@ -784,8 +752,6 @@ redis.register_function('ff_delay_execution', guard('ff_delay_execution', functi
     attempt_id = args[4],
     delay_until = args[5],
   }
-  local bad = check_args(A, { { 'delay_until', 'int' }, { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local delay_text = to_text(A.delay_until)
   local now = server_now()
   local core, rejected = Exec.holder_core('ff_delay_execution', keys, K, A, now)
@@ -830,8 +796,6 @@ redis.register_function('ff_move_to_waiting_children', guard('ff_move_to_waiting
     lease_epoch = args[3],
     attempt_id = args[4],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local now = server_now()
   local core, rejected = Exec.holder_core('ff_move_to_waiting_children', keys, K, A, now)
   if not core then return rejected end
@@ -925,9 +889,7 @@ redis.register_function('ff_fail_execution', guard('ff_fail_execution', function
     failure_category = args[6],
     retry_policy_json = args[7],
   }
-  local bad = check_args(A, { { 'retry_policy_json', 'json?' }, { 'execution_id', 'nonempty' } })
-  if bad then return bad end
-  local plan, policy_error = Exec.retry_policy(A.retry_policy_json_json)
+  local plan, policy_error = Exec.retry_policy(args.json and args.json.retry_policy_json)
   if policy_error then return policy_error end
   local reason = A.failure_reason or ''
   local now = server_now()
@@ -1067,17 +1029,6 @@ redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', fu
     attempt_id = args[7],
     attempt_policy_json = args[8],
   }
-  local bad = check_args(A, {
-    { 'lease_ttl_ms', 'int' },
-    { 'execution_id', 'nonempty' },
-    { 'worker_id', 'nonempty' },
-    { 'lease_id', 'nonempty' },
-    { 'attempt_id', 'nonempty' },
-  })
-  if bad then return bad end
-  if A.lease_ttl_ms <= 0 then
-    return err('invalid_input', 'lease_ttl_ms must be positive, got: ' .. args[6])
-  end
   local eid = A.execution_id
   local mismatch = check_core_key(K.core, eid)
   if mismatch then return mismatch end
@@ -1222,8 +1173,6 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
     execution_id = args[1],
     expire_reason = args[2],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local eid = A.execution_id
   local mismatch = check_core_key(K.core, eid)
   if mismatch then return mismatch end

@@ -7,26 +7,9 @@ local Fast = {}
 -- What a claim reads of a candidate, and its required capabilities.
 Fast.CANDIDATE_FIELDS = field_list({ Exec.CLAIM_FIELDS, { 'required_capabilities' } })
 
-Fast.CLAIM_RULES = {
-  { 'lease_ttl_ms', 'int' },
-  { 'renew_before_ms', 'int' },
-  { 'attempt_timeout_ms', 'int?' },
-  { 'max_candidates', 'int' },
-}
-
--- Validates the arguments of a claim of the next eligible execution, in place.
+-- Parses the worker's capabilities of a claim of the next eligible execution (the guard has
+-- checked every other argument against the spec).
 function Fast.check_claim_args(A)
-  local bad = check_args(A, Fast.CLAIM_RULES)
-  if bad then return bad end
-  if A.lease_ttl_ms <= 0 or A.renew_before_ms < 0 then
-    return err('invalid_input', 'lease_ttl_ms must be positive and renew_before_ms not negative')
-  end
-  if A.max_candidates < 1 or A.max_candidates > 100 then
-    return err('invalid_input', 'max_candidates must be in 1..100')
-  end
-  if not is_set(A.worker_id) or not is_set(A.lease_id) or not is_set(A.attempt_id) or not is_set(A.lane_id) then
-    return err('invalid_input', 'worker_id, lane_id, lease_id and attempt_id must not be empty')
-  end
   local caps, caps_err = Sched.parse_caps(A.worker_capabilities_csv, 'worker')
   if not caps then return caps_err end
   return nil

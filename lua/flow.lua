@@ -27,15 +27,13 @@ end
 -- name, keys: the call's, whose other flow and partition KEYS are checked against the flow
 -- (c: more context, such as execution_id or edge_id).
 function Flow.check_flow_args(A, core_key, name, keys, c)
-  local bad = check_args(A, { { 'flow_id', 'nonempty' }, { 'now_ms', 'int?' } })
-  if bad then return nil, bad end
   local prefix = Flow.prefix(core_key, A.flow_id)
   if not prefix then
     return nil, err('invalid_input', 'flow_id does not match the flow core key')
   end
   c = c or {}
   c.tag, c.flow_id = tag_of(core_key), A.flow_id
-  bad = check_keys(name, keys, c)
+  local bad = check_keys(name, keys, c)
   if bad then return nil, bad end
   return prefix
 end
@@ -224,7 +222,7 @@ redis.register_function('ff_add_execution_to_flow', guard('ff_add_execution_to_f
   }
   local _, bad = Flow.check_flow_args(A, K.flow_core, 'ff_add_execution_to_flow', keys, { execution_id = A.execution_id })
   if bad then return bad end
-  bad = check_args(A, { { 'execution_id', 'nonempty' } }) or check_core_key(K.exec_core, A.execution_id)
+  bad = check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
 
   local flow = hgetall(K.flow_core)
@@ -266,8 +264,7 @@ redis.register_function('ff_cancel_flow', guard('ff_cancel_flow', function(keys,
     cancellation_policy = args[3],
     now_ms = args[4],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } })
-    or check_keys('ff_cancel_flow', keys, { tag = tag_of(K.flow_core), flow_id = set_or_nil(A.flow_id) })
+  local bad = check_keys('ff_cancel_flow', keys, { tag = tag_of(K.flow_core), flow_id = set_or_nil(A.flow_id) })
   if bad then return bad end
 
   local state = redis.call('HGET', K.flow_core, 'public_flow_state')
@@ -317,12 +314,6 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
     edge_id = set_or_nil(A.edge_id), upstream_execution_id = set_or_nil(A.upstream_execution_id),
     downstream_execution_id = set_or_nil(A.downstream_execution_id),
   })
-  if bad then return bad end
-  bad = check_args(A, {
-    { 'edge_id', 'nonempty' },
-    { 'upstream_execution_id', 'nonempty' },
-    { 'downstream_execution_id', 'nonempty' },
-  }) or check_count_text(A, 'expected_graph_revision')
   if bad then return bad end
 
   if A.upstream_execution_id == A.downstream_execution_id then
@@ -391,13 +382,6 @@ redis.register_function('ff_apply_dependency_to_child', guard('ff_apply_dependen
     data_passing_ref = args[6],
     now_ms = args[7],
   }
-  local bad = check_args(A, {
-    { 'flow_id', 'nonempty' },
-    { 'edge_id', 'nonempty' },
-    { 'upstream_execution_id', 'nonempty' },
-    { 'now_ms', 'int?' },
-  }) or check_count_text(A, 'graph_revision')
-  if bad then return bad end
 
   local core, missing = read_core(K.exec_core)
   if not core then return missing end
@@ -405,7 +389,7 @@ redis.register_function('ff_apply_dependency_to_child', guard('ff_apply_dependen
     return err('execution_already_in_flow')
   end
   -- Every other key must be the child's (named by its core key) and the edge's.
-  bad = check_keys('ff_apply_dependency_to_child', keys, {
+  local bad = check_keys('ff_apply_dependency_to_child', keys, {
     tag = tag_of(K.exec_core), downstream_execution_id = eid_of_exec_key(K.exec_core), edge_id = A.edge_id,
     lane_id = core_lane(core),
   })
@@ -470,11 +454,6 @@ redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', 
     upstream_outcome = args[2],
     now_ms = args[3],
   }
-  local bad = check_args(A, { { 'edge_id', 'nonempty' }, { 'upstream_outcome', 'nonempty' }, { 'now_ms', 'int?' } })
-  if bad then return bad end
-  if A.upstream_outcome == 'none' then
-    return err('invalid_input', 'upstream_outcome must be a terminal outcome, got: none')
-  end
 
   local dep = hgetall(K.dep_hash)
   if next(dep) == nil then
@@ -491,7 +470,7 @@ redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', 
   -- Every other key must be the child's (named by its core key), the edge's and the
   -- upstream's of the edge record, in the child's lane.
   local exists = next(core) ~= nil
-  bad = check_keys('ff_resolve_dependency', keys, {
+  local bad = check_keys('ff_resolve_dependency', keys, {
     tag = tag_of(K.exec_core), downstream_execution_id = eid_of_exec_key(K.exec_core), edge_id = A.edge_id,
     upstream_execution_id = set_or_nil(dep.upstream_execution_id), lane_id = exists and core_lane(core) or nil,
     -- With a current attempt its keys are derived (Flow.skip_child); without, slot 8/9 are used.
@@ -567,8 +546,7 @@ redis.register_function('ff_promote_blocked_to_eligible', guard('ff_promote_bloc
     execution_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'now_ms', 'int?' } })
-    or check_core_key(K.exec_core, A.execution_id)
+  local bad = check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
 
   local core, missing = read_core(K.exec_core)
@@ -603,11 +581,10 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
     execution_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'now_ms', 'int?' } })
-    or check_core_key(K.exec_core, A.execution_id)
+  local bad = check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
   -- Edge ids follow the two fixed ARGV; their dep keys follow the seven fixed KEYS.
-  local edge_count = #args - 2
+  local edge_count = args.n - 2
   if edge_count > 0 and #keys ~= 7 + edge_count then
     return err('invalid_input', 'expected ' .. (7 + edge_count) .. ' KEYS for ' .. edge_count .. ' edge ids, got ' .. #keys)
   end

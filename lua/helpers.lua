@@ -19,36 +19,6 @@ local function err(code, ...)
   return { 0, code, ... }
 end
 
--- Every registered callback runs through guard. First it refuses a call with fewer KEYS
--- than the spec declares (FUNCTION_KEYS, generated from spec/ at the top of the bundle), so
--- no function ever writes some keys before finding another missing, and a call with fewer
--- ARGV than the spec's fixed slots (FUNCTION_ARGV), so no body reads a missing argument as
--- nil. More ARGV than declared are ignored, as the reference does. Then an unexpected Lua
--- error (a bug, or a server command that failed) becomes a structured `internal_error`
--- reply instead of a script error. Functions still validate every ARGV before their first
--- write: this net is for defects, not for input checking.
-local function guard(name, callback)
-  local needed = FUNCTION_KEYS[name] or 0
-  local argv_needed = FUNCTION_ARGV[name] or 0
-  return function(keys, args)
-    if #keys < needed then
-      return { 0, 'invalid_input', name .. ' needs ' .. needed .. ' KEYS, got ' .. #keys }
-    end
-    if #args < argv_needed then
-      return { 0, 'invalid_input', name .. ' needs ' .. argv_needed .. ' ARGV, got ' .. #args }
-    end
-    local ran, result = pcall(callback, keys, args)
-    if ran then
-      return result
-    end
-    local message = result
-    if type(result) == 'table' then
-      message = result.err or 'error'
-    end
-    return { 0, 'internal_error', tostring(message) }
-  end
-end
-
 ---------------------------------------------------------------------------
 -- Time: always the server clock, in ms.
 ---------------------------------------------------------------------------
@@ -108,50 +78,127 @@ local function json_reencodes(decoded)
   return (pcall(cjson.encode, decoded))
 end
 
--- Validates ARGV values in place, in the order given, before anything is read or written.
--- rules: a list of { name, kind } with kind one of
---   'number'   required number (the reference's require_number), replaced by its value
---   'number?'  number or empty; empty becomes nil
---   'int' / 'int?'  the same for decimal integers
---   'nonempty' a non-empty string
---   'json?'    empty or valid JSON; the decoded value is stored as A[name .. '_json']
--- Returns nil, or the reply {0, 'invalid_input', '<name> must be …, got: <raw>'}.
-local function check_args(A, rules)
-  for i = 1, #rules do
-    local rule = rules[i]
-    local name, base, optional = rule[1], rule.base, rule.optional
-    if base == nil then
-      -- Parsed once per rule table: hot functions keep their rules in module-level tables.
-      optional = string.sub(rule[2], -1) == '?'
-      base = optional and string.sub(rule[2], 1, -2) or rule[2]
-      rule.base, rule.optional = base, optional
-    end
-    local raw = A[name]
-    if optional and (raw == nil or raw == '') then
-      A[name] = nil
-    elseif base == 'number' or base == 'int' then
+-- The invalid_input reply (or the slot's own refusal from the spec: `code`, `detail`, the
+-- reference's texts `low` and `high`) for an ARGV that check_argv refused; `why` is one of
+-- empty, nan (no number), int (no integer the server takes), low, high, json, finite, enum.
+local function argv_refusal(rule, why, raw)
+  if rule.code then
+    if rule.detail then return { 0, rule.code, rule.detail } end
+    return { 0, rule.code }
+  end
+  local name = rule.name
+  if rule.low and (why == 'nan' or why == 'low' or why == 'empty') then
+    return { 0, 'invalid_input', rule.low }
+  end
+  if rule.high and why == 'high' then return { 0, 'invalid_input', rule.high } end
+  if why == 'empty' then
+    if rule.kind == 'int' or rule.kind == 'number' or rule.kind == 'count' then return int_refusal(name, raw) end
+    if rule.kind == 'enum' then return { 0, 'invalid_input', name .. ' must be one of ' .. rule.list .. ', got: ' } end
+    return { 0, 'invalid_input', name .. ' must not be empty' }
+  end
+  if why == 'nan' or why == 'int' then return int_refusal(name, raw) end
+  if why == 'low' then return { 0, 'invalid_input', name .. ' must be >= ' .. (rule.min_text or '0') .. ', got: ' .. raw } end
+  if why == 'high' then return { 0, 'invalid_input', name .. ' must be <= ' .. rule.max_text .. ', got: ' .. raw } end
+  if why == 'json' then return { 0, 'invalid_input', name .. ' must be valid JSON' } end
+  if why == 'finite' then return { 0, 'invalid_input', name .. ' must be JSON with finite numbers' } end
+  return { 0, 'invalid_input', name .. ' must be one of ' .. rule.list .. ', got: ' .. raw }
+end
+
+-- The one ARGV validator (issue 11): checks args against the function's ARGV_RULES
+-- (generated from its spec slots) and converts them in place, before the body runs, so a
+-- value passes only if every command that receives it accepts it. Per kind:
+--   int / number  an integer as the server parses it (parse_int) / any finite number,
+--                 within min..max; becomes a Lua number
+--   count         decimal digits that stay the caller's text (compared with stored text, as the
+--                 reference does), within max
+--   json          JSON that cjson decodes and encodes again; the decoded value goes to args.json[name]
+--   enum          one of the values
+--   nonempty      any text but the empty string
+-- A missing value (only past argv_min) becomes the rule's `def`, or is left to the body; an
+-- empty one is accepted only when the rule says `empty`, and becomes `def`, or nil for
+-- numbers (args.n keeps the ARGV count, as # is unreliable with holes).
+-- Returns nil, or the refusal naming the slot.
+local function check_argv(rules, args)
+  for r = 1, #rules do
+    local rule = rules[r]
+    local i = rule.i
+    local raw = args[i]
+    local kind = rule.kind
+    if raw == nil or raw == '' then
+      if raw == nil and rule.def == nil and rule.low then
+        return argv_refusal(rule, 'empty', raw)
+      end
+      if not (rule.empty or raw == nil) then
+        return argv_refusal(rule, 'empty', raw)
+      end
+      if rule.def ~= nil then
+        args[i] = rule.def
+      elseif kind == 'int' or kind == 'number' then
+        args[i] = nil
+      end
+    elseif kind == 'int' or kind == 'number' then
       local n
-      if base == 'int' then n = parse_int(raw) else n = parse_number(raw) end
+      if kind == 'int' then n = parse_int(raw) else n = parse_number(raw) end
       if n == nil then
-        return int_refusal(name, raw)
+        return argv_refusal(rule, parse_number(raw) == nil and 'nan' or 'int', raw)
       end
-      A[name] = n
-    elseif base == 'nonempty' then
-      if not is_set(raw) then
-        return err('invalid_input', name .. ' must not be empty')
+      if rule.min ~= nil and n < rule.min then return argv_refusal(rule, 'low', raw) end
+      if rule.max ~= nil and n > rule.max then return argv_refusal(rule, 'high', raw) end
+      args[i] = n
+    elseif kind == 'count' then
+      if #raw > 17 or not string.match(raw, '^%d+$') then
+        if parse_number(raw) == nil then return argv_refusal(rule, 'nan', raw) end
+        return argv_refusal(rule, 'low', raw)
       end
-    elseif base == 'json' then
+      if rule.max ~= nil and tonumber(raw) > rule.max then return argv_refusal(rule, 'high', raw) end
+    elseif kind == 'json' then
       local decoded_ok, decoded = pcall(cjson.decode, raw)
-      if not decoded_ok then
-        return err('invalid_input', name .. ' must be valid JSON')
-      end
-      if not json_reencodes(decoded) then
-        return err('invalid_input', name .. ' must be JSON with finite numbers')
-      end
-      A[name .. '_json'] = decoded
+      if not decoded_ok then return argv_refusal(rule, 'json', raw) end
+      if not json_reencodes(decoded) then return argv_refusal(rule, 'finite', raw) end
+      local json = args.json
+      if json == nil then json = {}; args.json = json end
+      json[rule.name] = decoded
+    elseif kind == 'enum' then
+      if not rule.values[raw] then return argv_refusal(rule, 'enum', raw) end
     end
   end
   return nil
+end
+
+-- Every registered callback runs through guard. First it refuses a call with fewer KEYS
+-- than the spec declares (FUNCTION_KEYS, generated from spec/ at the top of the bundle), so
+-- no function ever writes some keys before finding another missing, and a call with fewer
+-- ARGV than the spec's fixed slots (FUNCTION_ARGV), so no body reads a missing argument as
+-- nil. More ARGV than declared are ignored, as the reference does. Then check_argv checks and
+-- converts every ARGV against the spec's rules (ARGV_RULES). Then an unexpected Lua
+-- error (a bug, or a server command that failed) becomes a structured `internal_error`
+-- reply instead of a script error: a net for defects, not for input checking.
+local function guard(name, callback)
+  local needed = FUNCTION_KEYS[name] or 0
+  local argv_needed = FUNCTION_ARGV[name] or 0
+  local rules = ARGV_RULES[name]
+  return function(keys, args)
+    if #keys < needed then
+      return { 0, 'invalid_input', name .. ' needs ' .. needed .. ' KEYS, got ' .. #keys }
+    end
+    if #args < argv_needed then
+      return { 0, 'invalid_input', name .. ' needs ' .. argv_needed .. ' ARGV, got ' .. #args }
+    end
+    args.n = #args -- before check_argv leaves holes
+    if rules then
+      local bad = check_argv(rules, args)
+      if bad then return bad end
+    end
+    local ran, result = pcall(callback, keys, args)
+    if ran then
+      return result
+    end
+    local message = result
+    if type(result) == 'table' then
+      message = result.err or 'error'
+    end
+    return { 0, 'internal_error', tostring(message) }
+  end
 end
 
 ---------------------------------------------------------------------------
@@ -268,17 +315,6 @@ local function check_keys(name, keys, c)
     return err('invalid_input', 'KEYS[' .. index .. '] (' .. slot .. ') must be ' .. expected .. ', got: ' .. keys[index])
   end
   return nil
-end
-
--- A non-negative decimal integer that stays the caller's text (the engine compares
--- revisions, epochs and attempt indexes as strings). Returns nil or the invalid_input reply.
-local function check_count_text(A, name)
-  local raw = A[name]
-  if type(raw) == 'string' and #raw <= 17 and string.match(raw, '^%d+$') then
-    return nil
-  end
-  if parse_number(raw) == nil then return int_refusal(name, raw) end
-  return err('invalid_input', name .. ' must be a non-negative integer, got: ' .. raw)
 end
 
 -- The lane an execution's lane KEYS name: its lane_id, "default" when missing (the lane
@@ -479,27 +515,4 @@ local function publish_completion(core, eid, outcome)
     redis.call('PUBLISH', 'ff:dag:completions',
       cjson.encode({ execution_id = eid, flow_id = core.flow_id, outcome = outcome }))
   end
-end
-
----------------------------------------------------------------------------
--- lease / stream modules
----------------------------------------------------------------------------
--- Integer ARGV check with inclusive bounds, converting A[name] in place (check_args' 'int'
--- without the range). optional: absent or empty becomes nil. Returns nil or the
--- invalid_input reply.
-local function check_int_arg(A, name, min, max, optional)
-  local raw = A[name]
-  if optional and (raw == nil or raw == '') then
-    A[name] = nil
-    return nil
-  end
-  local n = parse_int(raw)
-  if n == nil then
-    return int_refusal(name, raw)
-  end
-  if (min ~= nil and n < min) or (max ~= nil and n > max) then
-    return err('invalid_input', name .. ' must be in ' .. to_text(min) .. '..' .. to_text(max) .. ', got: ' .. raw)
-  end
-  A[name] = n
-  return nil
 end

@@ -26,10 +26,7 @@ redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys,
     lease_history_grace_ms = args[7],
   }
   -- Bounded so that now + ttl + grace stays an exact integer (timestamps are written as text).
-  local bad = check_int_arg(A, 'lease_ttl_ms', 1, Lease.MAX_DURATION_MS)
-    or check_int_arg(A, 'lease_history_grace_ms', 0, Lease.MAX_DURATION_MS)
-  if bad then return bad end
-  bad = check_core_key(K.core, A.execution_id)
+  local bad = check_core_key(K.core, A.execution_id)
     or check_keys('ff_renew_lease', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
   if bad then return bad end
 

@@ -48,15 +48,8 @@ function Sched.match_caps(core_key, core, worker_csv, now)
 end
 
 -- The arguments both grant functions share: a positive integer TTL, an execution and a worker.
-Sched.GRANT_RULES = { { 'grant_ttl_ms', 'int' }, { 'execution_id', 'nonempty' }, { 'worker_id', 'nonempty' } }
 
 function Sched.check_grant_args(A)
-  local raw_ttl = A.grant_ttl_ms
-  local bad = check_args(A, Sched.GRANT_RULES)
-  if bad then return bad end
-  if A.grant_ttl_ms <= 0 then
-    return err('invalid_input', 'grant_ttl_ms must be positive, got: ' .. raw_ttl)
-  end
   return nil
 end
 
@@ -131,14 +124,12 @@ redis.register_function('ff_change_priority', guard('ff_change_priority', functi
     execution_id = args[1],
     new_priority = args[2],
   }
-  local bad = check_args(A, { { 'new_priority', 'number' }, { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local mismatch = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()
   local core, missing = read_core(K.core)
   if not core then return missing end
-  bad = check_keys('ff_change_priority', keys, { tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core) })
+  local bad = check_keys('ff_change_priority', keys, { tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core) })
   if bad then return bad end
   if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
     return err('execution_not_eligible')
@@ -161,11 +152,6 @@ redis.register_function('ff_update_progress', guard('ff_update_progress', functi
     progress_pct = args[4],
     progress_message = args[5],
   }
-  local bad = check_args(A, { { 'progress_pct', 'int?' } })
-  if bad then return bad end
-  if A.progress_pct ~= nil and (A.progress_pct < 0 or A.progress_pct > 100) then
-    return err('invalid_input', 'progress_pct must be within 0..100, got: ' .. args[4])
-  end
   local now = server_now()
   local core, missing = read_core(K.core)
   if not core then return missing end
@@ -203,13 +189,11 @@ redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', functi
     execution_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'now_ms', 'int' }, { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local eid = A.execution_id
   local mismatch = check_core_key(K.core, eid)
   if mismatch then return mismatch end
   local core = hgetall(K.core)
-  bad = check_keys('ff_promote_delayed', keys, { tag = tag_of(K.core), execution_id = eid, lane_id = next(core) ~= nil and core_lane(core) or nil })
+  local bad = check_keys('ff_promote_delayed', keys, { tag = tag_of(K.core), execution_id = eid, lane_id = next(core) ~= nil and core_lane(core) or nil })
   if bad then return bad end
   local stale
   if next(core) == nil then

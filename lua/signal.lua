@@ -19,16 +19,6 @@ function Sig.check(K, A)
       A[name] = value
     end
   end
-  local bad = check_args(A, { { 'signal_id', 'nonempty' }, { 'execution_id', 'nonempty' }, { 'waitpoint_id', 'nonempty' } })
-    or Susp.int_arg(A, 'created_at', nil, 0, true)
-    or Susp.int_arg(A, 'dedup_ttl_ms', 86400000, 0, false)
-    or Susp.int_arg(A, 'resume_delay_ms', 0, 0, true)
-    or Susp.int_arg(A, 'signal_maxlen', 1000, 0, true)
-    or Susp.int_arg(A, 'max_signals_per_execution', 10000, nil, true)
-  if bad then return bad end
-  if A.dedup_ttl_ms == nil then
-    A.dedup_ttl_ms = 0
-  end
   if #A.payload > Sig.PAYLOAD_MAX_BYTES then
     return err('payload_too_large')
   end
@@ -358,21 +348,9 @@ redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_ex
     lease_ttl_ms = args[7],
     remaining_attempt_timeout_ms = args[8],
   }
-  local bad = check_args(A, {
-    { 'lease_ttl_ms', 'number' },
-    { 'remaining_attempt_timeout_ms', 'int?' },
-    { 'execution_id', 'nonempty' },
-    { 'worker_id', 'nonempty' },
-    { 'lease_id', 'nonempty' },
-    { 'lane_id', 'nonempty' },
-  })
-  if bad then return bad end
-  if A.lease_ttl_ms <= 0 or A.lease_ttl_ms ~= math.floor(A.lease_ttl_ms) then
-    return err('invalid_input', 'lease_ttl_ms must be a positive integer, got: ' .. args[7])
-  end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  bad = Susp.keys_match({
+  local bad = Susp.keys_match({
     { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
     { K.worker_leases, worker_leases_key(tag, A.worker_instance_id or ''), 'KEYS[5]' },
   })

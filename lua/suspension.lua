@@ -158,17 +158,13 @@ end
 -- Resume conditions (suspension.md §A, model.md §4.8)
 ---------------------------------------------------------------------------
 
--- Parses and validates resume_condition_json. Returns a fresh condition state, or nil and
--- the invalid_input reply.
-function Susp.parse_condition(text)
+-- Validates resume_condition_json, as the guard decoded it. Returns a fresh condition state,
+-- or nil and the invalid_input reply.
+function Susp.parse_condition(spec)
   local function bad(what)
     return nil, err('invalid_input', 'resume_condition_json ' .. what)
   end
-  if type(text) ~= 'string' then
-    return bad('is missing')
-  end
-  local decoded_ok, spec = pcall(cjson.decode, text)
-  if not decoded_ok or type(spec) ~= 'table' then
+  if type(spec) ~= 'table' then
     return bad('must be a JSON object')
   end
   local condition_type = spec.condition_type
@@ -362,23 +358,6 @@ function Susp.keys_match(checks)
   return nil
 end
 
--- An integer ARGV, validated in place. Absent takes the default; empty takes it too when
--- empty_ok, else is invalid. Returns the invalid_input reply or nil.
-function Susp.int_arg(A, name, default, min, empty_ok)
-  local raw = A[name]
-  if raw == nil or (raw == '' and empty_ok) then
-    A[name] = default
-    return nil
-  end
-  local n = parse_int(raw)
-  if n == nil then return int_refusal(name, raw) end
-  if min ~= nil and n < min then
-    return err('invalid_input', name .. ' must be >= ' .. min .. ', got: ' .. raw)
-  end
-  A[name] = n
-  return nil
-end
-
 
 -- Moves a suspended execution to runnable: eligible now, or delayed by delay_ms (with
 -- delay_until written so the delayed promoter can promote it). L = lane index keys
@@ -470,23 +449,11 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
     timeout_behavior = args[16] or 'fail',
     lease_history_maxlen = args[17],
   }
-  local bad = check_args(A, {
-    { 'execution_id', 'nonempty' }, { 'suspension_id', 'nonempty' }, { 'waitpoint_id', 'nonempty' },
-    { 'lease_id', 'nonempty' }, { 'attempt_id', 'nonempty' },
-  })
-    or check_count_text(A, 'attempt_index')
-    or check_count_text(A, 'lease_epoch')
-    or Susp.int_arg(A, 'timeout_at', nil, 0, true)
-    or Susp.int_arg(A, 'lease_history_maxlen', 1000, 0, false)
-  if bad then return bad end
-  if not Susp.TIMEOUT_BEHAVIORS[A.timeout_behavior] then
-    return err('invalid_input', 'timeout_behavior must be one of fail, cancel, expire, auto_resume, auto_resume_with_timeout_signal, escalate, got: ' .. A.timeout_behavior)
-  end
-  local condition, condition_error = Susp.parse_condition(A.resume_condition_json)
+  local condition, condition_error = Susp.parse_condition(args.json and args.json.resume_condition_json)
   if not condition then return condition_error end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  bad = check_core_key(K.core, eid)
+  local bad = check_core_key(K.core, eid)
   if bad then return bad end
 
   local now = server_now()
@@ -619,12 +586,9 @@ redis.register_function('ff_resume_execution', guard('ff_resume_execution', func
     trigger_type = args[2] or 'signal',
     resume_delay_ms = args[3],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-    or Susp.int_arg(A, 'resume_delay_ms', 0, 0, true)
-  if bad then return bad end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  bad = Susp.keys_match({ { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' } })
+  local bad = Susp.keys_match({ { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' } })
   if bad then return bad end
 
   local now = server_now()
@@ -677,13 +641,9 @@ redis.register_function('ff_create_pending_waitpoint', guard('ff_create_pending_
     waitpoint_key = args[4] or '',
     expires_at = args[5],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'waitpoint_id', 'nonempty' } })
-    or check_count_text(A, 'attempt_index')
-    or Susp.int_arg(A, 'expires_at', nil, 0, false)
-  if bad then return bad end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  bad = Susp.keys_match({
+  local bad = Susp.keys_match({
     { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
     { K.waitpoint_hash, Susp.waitpoint_key(tag, A.waitpoint_id), 'KEYS[2]' },
   })
@@ -737,11 +697,9 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   local A = {
     execution_id = args[1],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  bad = Susp.keys_match({ { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' } })
+  local bad = Susp.keys_match({ { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' } })
   if bad then return bad end
 
   local now = server_now()
@@ -854,9 +812,7 @@ redis.register_function('ff_close_waitpoint', guard('ff_close_waitpoint', functi
     waitpoint_id = args[1],
     reason = args[2] or 'proactive_close',
   }
-  local bad = check_args(A, { { 'waitpoint_id', 'nonempty' } })
-  if bad then return bad end
-  bad = Susp.keys_match({ { K.waitpoint_hash, Susp.waitpoint_key(tag_of(K.core), A.waitpoint_id), 'KEYS[2]' } })
+  local bad = Susp.keys_match({ { K.waitpoint_hash, Susp.waitpoint_key(tag_of(K.core), A.waitpoint_id), 'KEYS[2]' } })
   if bad then return bad end
 
   local wp = hgetall(K.waitpoint_hash)
@@ -896,10 +852,7 @@ redis.register_function('ff_rotate_waitpoint_hmac_secret', guard('ff_rotate_wait
   if not is_set(secret) or #secret % 2 ~= 0 or string.find(secret, '[^0-9a-fA-F]') then
     return err('invalid_secret_hex')
   end
-  local grace = parse_number(A.grace_ms)
-  if grace == nil or grace < 0 or grace > 9007199254740991 or grace ~= math.floor(grace) then
-    return err('invalid_grace_ms')
-  end
+  local grace = A.grace_ms
 
   local now = server_now()
   local ring = hgetall(K.hmac_secrets)
