@@ -116,6 +116,96 @@ local FUNCTION_KEYS = {
   ff_update_progress = 1,
   ff_version = 0,
 }
+-- generated from spec/keys.yaml: a builder per key pattern, KEY.<context>_<key>(tag, <placeholders in order>)
+local KEY = {
+  exec_core = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':core' end,
+  exec_payload = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':payload' end,
+  exec_result = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':result' end,
+  exec_policy = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':policy' end,
+  exec_tags = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':tags' end,
+  exec_lease_current = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':lease:current' end,
+  exec_lease_history = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':lease:history' end,
+  exec_claim_grant = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':claim_grant' end,
+  exec_attempts = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':attempts' end,
+  exec_attempt_hash = function(tag, execution_id, attempt_index) return 'ff:attempt:' .. tag .. ':' .. execution_id .. ':' .. attempt_index end,
+  exec_attempt_usage = function(tag, execution_id, attempt_index) return 'ff:attempt:' .. tag .. ':' .. execution_id .. ':' .. attempt_index .. ':usage' end,
+  exec_attempt_policy = function(tag, execution_id, attempt_index) return 'ff:attempt:' .. tag .. ':' .. execution_id .. ':' .. attempt_index .. ':policy' end,
+  exec_stream = function(tag, execution_id, attempt_index) return 'ff:stream:' .. tag .. ':' .. execution_id .. ':' .. attempt_index end,
+  exec_stream_meta = function(tag, execution_id, attempt_index) return 'ff:stream:' .. tag .. ':' .. execution_id .. ':' .. attempt_index .. ':meta' end,
+  exec_suspension_current = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':suspension:current' end,
+  exec_waitpoints = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':waitpoints' end,
+  exec_exec_signals = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':signals' end,
+  exec_deps_meta = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':deps:meta' end,
+  exec_dep_edge = function(tag, execution_id, edge_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':dep:' .. edge_id end,
+  exec_deps_unresolved = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':deps:unresolved' end,
+  exec_deps_all_edges = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':deps:all_edges' end,
+  partition_lane_eligible = function(tag, lane_id) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':eligible' end,
+  partition_lane_delayed = function(tag, lane_id) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':delayed' end,
+  partition_lane_active = function(tag, lane_id) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':active' end,
+  partition_lane_terminal = function(tag, lane_id) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':terminal' end,
+  partition_lane_blocked_dependencies = function(tag, lane_id) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':blocked:dependencies' end,
+  partition_lane_blocked_budget = function(tag, lane_id) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':blocked:budget' end,
+  partition_lane_blocked_quota = function(tag, lane_id) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':blocked:quota' end,
+  partition_lane_blocked_route = function(tag, lane_id) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':blocked:route' end,
+  partition_lane_blocked_operator = function(tag, lane_id) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':blocked:operator' end,
+  partition_lane_suspended = function(tag, lane_id) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':suspended' end,
+  partition_waitpoint_hmac_secrets = function(tag) return 'ff:sec:' .. tag .. ':waitpoint_hmac' end,
+  partition_lease_expiry = function(tag) return 'ff:idx:' .. tag .. ':lease_expiry' end,
+  partition_worker_leases = function(tag, worker_instance_id) return 'ff:idx:' .. tag .. ':worker:' .. worker_instance_id .. ':leases' end,
+  partition_suspension_timeout = function(tag) return 'ff:idx:' .. tag .. ':suspension_timeout' end,
+  partition_pending_waitpoint_expiry = function(tag) return 'ff:idx:' .. tag .. ':pending_waitpoint_expiry' end,
+  partition_attempt_timeout = function(tag) return 'ff:idx:' .. tag .. ':attempt_timeout' end,
+  partition_execution_deadline = function(tag) return 'ff:idx:' .. tag .. ':execution_deadline' end,
+  partition_all_executions = function(tag) return 'ff:idx:' .. tag .. ':all_executions' end,
+  partition_flow_index = function(tag) return 'ff:idx:' .. tag .. ':flow_index' end,
+  partition_lanes = function(tag) return 'ff:idx:' .. tag .. ':lanes' end,
+  partition_idempotency = function(tag, namespace, idempotency_key) return 'ff:idem:' .. tag .. ':' .. namespace .. ':' .. idempotency_key end,
+  partition_waitpoint = function(tag, waitpoint_id) return 'ff:wp:' .. tag .. ':' .. waitpoint_id end,
+  partition_waitpoint_signals = function(tag, waitpoint_id) return 'ff:wp:' .. tag .. ':' .. waitpoint_id .. ':signals' end,
+  partition_waitpoint_condition = function(tag, waitpoint_id) return 'ff:wp:' .. tag .. ':' .. waitpoint_id .. ':condition' end,
+  partition_signal = function(tag, signal_id) return 'ff:signal:' .. tag .. ':' .. signal_id end,
+  partition_signal_payload = function(tag, signal_id) return 'ff:signal:' .. tag .. ':' .. signal_id .. ':payload' end,
+  partition_signal_dedup = function(tag, waitpoint_id, idempotency_key) return 'ff:sigdedup:' .. tag .. ':' .. waitpoint_id .. ':' .. idempotency_key end,
+  partition_waitpoint_key_resolution = function(tag, waitpoint_key) return 'ff:wpkey:' .. tag .. ':' .. waitpoint_key end,
+  partition_noop = function(tag) return 'ff:noop:' .. tag end,
+  partition_lane_blocked = function(tag, lane_id, blocked_set) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':blocked:' .. blocked_set end,
+  flow_core = function(tag, flow_id) return 'ff:flow:' .. tag .. ':' .. flow_id .. ':core' end,
+  flow_members = function(tag, flow_id) return 'ff:flow:' .. tag .. ':' .. flow_id .. ':members' end,
+  flow_member = function(tag, flow_id, execution_id) return 'ff:flow:' .. tag .. ':' .. flow_id .. ':member:' .. execution_id end,
+  flow_edge = function(tag, flow_id, edge_id) return 'ff:flow:' .. tag .. ':' .. flow_id .. ':edge:' .. edge_id end,
+  flow_outgoing = function(tag, flow_id, execution_id) return 'ff:flow:' .. tag .. ':' .. flow_id .. ':out:' .. execution_id end,
+  flow_incoming = function(tag, flow_id, execution_id) return 'ff:flow:' .. tag .. ':' .. flow_id .. ':in:' .. execution_id end,
+  flow_events = function(tag, flow_id) return 'ff:flow:' .. tag .. ':' .. flow_id .. ':events' end,
+  flow_summary = function(tag, flow_id) return 'ff:flow:' .. tag .. ':' .. flow_id .. ':summary' end,
+  flow_grant = function(tag, flow_id, mutation_id) return 'ff:flow:' .. tag .. ':' .. flow_id .. ':grant:' .. mutation_id end,
+  budget_definition = function(tag, budget_id) return 'ff:budget:' .. tag .. ':' .. budget_id end,
+  budget_limits = function(tag, budget_id) return 'ff:budget:' .. tag .. ':' .. budget_id .. ':limits' end,
+  budget_usage = function(tag, budget_id) return 'ff:budget:' .. tag .. ':' .. budget_id .. ':usage' end,
+  budget_executions = function(tag, budget_id) return 'ff:budget:' .. tag .. ':' .. budget_id .. ':executions' end,
+  budget_partition_budget_resets = function(tag) return 'ff:idx:' .. tag .. ':budget_resets' end,
+  budget_partition_budget_policies = function(tag) return 'ff:idx:' .. tag .. ':budget_policies' end,
+  budget_partition_usage_dedup = function(tag, dedup_id) return 'ff:usagededup:' .. tag .. ':' .. dedup_id end,
+  budget_partition_budget_attach = function(tag, scope_type, scope_id) return 'ff:budget_attach:' .. tag .. ':' .. scope_type .. ':' .. scope_id end,
+  quota_definition = function(tag, quota_policy_id) return 'ff:quota:' .. tag .. ':' .. quota_policy_id end,
+  quota_window = function(tag, quota_policy_id, dimension) return 'ff:quota:' .. tag .. ':' .. quota_policy_id .. ':window:' .. dimension end,
+  quota_concurrency = function(tag, quota_policy_id) return 'ff:quota:' .. tag .. ':' .. quota_policy_id .. ':concurrency' end,
+  quota_admitted = function(tag, quota_policy_id, execution_id) return 'ff:quota:' .. tag .. ':' .. quota_policy_id .. ':admitted:' .. execution_id end,
+  quota_admitted_set = function(tag, quota_policy_id) return 'ff:quota:' .. tag .. ':' .. quota_policy_id .. ':admitted_set' end,
+  quota_partition_quota_policies = function(tag) return 'ff:idx:' .. tag .. ':quota_policies' end,
+  quota_partition_quota_attach = function(tag, scope_type, scope_id) return 'ff:quota_attach:' .. tag .. ':' .. scope_type .. ':' .. scope_id end,
+  global_config_partitions = function() return 'ff:config:partitions' end,
+  global_workers_index = function() return 'ff:idx:workers' end,
+  global_worker = function(worker_instance_id) return 'ff:worker:' .. worker_instance_id end,
+  global_worker_caps = function(worker_instance_id) return 'ff:worker:' .. worker_instance_id .. ':caps' end,
+  global_worker_alive = function(worker_instance_id) return 'ff:worker:' .. worker_instance_id .. ':alive' end,
+  global_workers_capability = function(capability_key, capability_value) return 'ff:idx:workers:cap:' .. capability_key .. ':' .. capability_value end,
+  global_lanes_index = function() return 'ff:idx:lanes' end,
+  global_lane_config = function(lane_id) return 'ff:lane:' .. lane_id .. ':config' end,
+  global_lane_counts = function(lane_id) return 'ff:lane:' .. lane_id .. ':counts' end,
+  global_namespace_executions = function(namespace) return 'ff:ns:' .. namespace .. ':executions' end,
+  global_tag_index = function(namespace, tag_key, tag_value) return 'ff:tag:' .. namespace .. ':' .. tag_key .. ':' .. tag_value end,
+  global_dag_completions = function() return 'ff:dag:completions' end,
+}
 -- generated from spec/enums.yaml: every named enum, its values in order and each value a key set to true
 local ENUMS = {
   public_state = { 'waiting', 'delayed', 'rate_limited', 'waiting_children', 'active', 'suspended', 'completed', 'failed', 'cancelled', 'expired', 'skipped', ['waiting'] = true, ['delayed'] = true, ['rate_limited'] = true, ['waiting_children'] = true, ['active'] = true, ['suspended'] = true, ['completed'] = true, ['failed'] = true, ['cancelled'] = true, ['expired'] = true, ['skipped'] = true },
@@ -126,6 +216,7 @@ local ENUMS = {
   attempt_type = { 'initial', 'retry', 'reclaim', 'replay', 'fallback', 'resumed', ['initial'] = true, ['retry'] = true, ['reclaim'] = true, ['replay'] = true, ['fallback'] = true, ['resumed'] = true },
   signal_target_scope = { 'waitpoint', 'execution', ['waitpoint'] = true, ['execution'] = true },
   resume_trigger = { 'signal', 'operator', 'auto_resume', ['signal'] = true, ['operator'] = true, ['auto_resume'] = true },
+  terminal_flow_state = { 'cancelled', 'completed', 'failed', ['cancelled'] = true, ['completed'] = true, ['failed'] = true },
 }
 -- generated from spec/: the fewest ARGV every function accepts (argv_min, else its fixed slots)
 local FUNCTION_ARGV = {
@@ -1167,7 +1258,7 @@ end
 local function eid_of_exec_key(key)
   local tag = tag_of(key)
   if not tag then return nil end
-  local rest = string.sub(key, #'ff:exec:' + #tag + 2)
+  local rest = string.sub(key, #KEY.exec_core(tag, '') - #':core' + 1)
   return string.match(rest, '^(.-}:[^:]+)')
 end
 
@@ -1179,7 +1270,7 @@ local function check_core_key(core_key, execution_id)
     return err('invalid_input', 'execution_id must not be empty')
   end
   local tag = core_key and tag_of(core_key)
-  if not tag or core_key ~= 'ff:exec:' .. tag .. ':' .. execution_id .. ':core' then
+  if not tag or core_key ~= KEY.exec_core(tag, execution_id) then
     return err('invalid_input', 'execution_id does not match the core key')
   end
   return nil, tag -- the tag, for the caller's key checks (tag_of is not cheap)
@@ -1218,21 +1309,6 @@ local function set_or_nil(value)
   return value
 end
 
-local function lane_key(tag, lane, suffix)
-  return 'ff:idx:' .. tag .. ':lane:' .. lane .. ':' .. suffix
-end
-
-local function attempt_key(tag, eid, index)
-  return 'ff:attempt:' .. tag .. ':' .. eid .. ':' .. index
-end
-
-local function stream_meta_key(tag, eid, index)
-  return 'ff:stream:' .. tag .. ':' .. eid .. ':' .. index .. ':meta'
-end
-
-local function worker_leases_key(tag, wiid)
-  return 'ff:idx:' .. tag .. ':worker:' .. wiid .. ':leases'
-end
 
 ---------------------------------------------------------------------------
 -- Scheduling scores (model.md §3.2, §3.9)
@@ -1364,7 +1440,7 @@ local function mark_expired(core_key, history_key, core, now)
   })
   if is_set(core.current_attempt_index) then
     local tag = tag_of(core_key)
-    local meta = stream_meta_key(tag, eid_of_exec_key(core_key), core.current_attempt_index)
+    local meta = KEY.exec_stream_meta(tag, eid_of_exec_key(core_key), core.current_attempt_index)
     if redis.call('EXISTS', meta) == 1 and not is_set(redis.call('HGET', meta, 'closed_at')) then
       redis.call('HSET', meta, 'closed_at', now, 'closed_reason', 'lease_expired')
     end
@@ -1399,7 +1475,7 @@ end
 ---------------------------------------------------------------------------
 local function publish_completion(core, eid, outcome)
   if is_set(core.flow_id) then
-    redis.call('PUBLISH', 'ff:dag:completions',
+    redis.call('PUBLISH', KEY.global_dag_completions(),
       cjson.encode({ execution_id = eid, flow_id = core.flow_id, outcome = outcome }))
   end
 end
@@ -1587,7 +1663,7 @@ redis.register_function('ff_revoke_lease', guard('ff_revoke_lease', function(key
   redis.call('ZREM', K.lease_expiry, A.execution_id)
   redis.call('SREM', K.worker_leases, A.execution_id)
   if is_set(core.current_worker_instance_id) then
-    local holder_set = worker_leases_key(tag_of(K.core), core.current_worker_instance_id)
+    local holder_set = KEY.partition_worker_leases(tag_of(K.core), core.current_worker_instance_id)
     if holder_set ~= K.worker_leases then
       redis.call('SREM', holder_set, A.execution_id)
     end
@@ -1707,11 +1783,11 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
   local now_s = to_text(now) -- formatted once, not at every use
   local priority = clamp_priority(A.priority)
 
-  local has_idempotency = is_set(K.idempotency) and not string.find(K.idempotency, 'ff:noop:', 1, true)
+  local has_idempotency = is_set(K.idempotency) and K.idempotency ~= KEY.partition_noop(tag)
   if has_idempotency then
     -- The dedup key's own name is the caller's: only its namespace prefix can be checked.
     -- (A placeholder ff:noop: key is never written, whichever it is.)
-    local prefix = 'ff:idem:' .. tag .. ':' .. (A.namespace or '') .. ':'
+    local prefix = KEY.partition_idempotency(tag, A.namespace or '', '')
     if string.sub(K.idempotency, 1, #prefix) ~= prefix or #K.idempotency == #prefix then
       return err('invalid_input', 'KEYS[6] (idempotency) is not a dedup key of this namespace, got: ' .. K.idempotency)
     end
@@ -1817,13 +1893,13 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     -- A past delay_until still makes the execution eligible: index it where claims look.
     local eligible_key = K.scheduling_zset
     if string.sub(eligible_key, -#':delayed') == ':delayed' then
-      eligible_key = lane_key(tag, lane, 'eligible')
+      eligible_key = KEY.partition_lane_eligible(tag, lane)
     end
     redis.call('ZADD', eligible_key, to_text(eligible_score(priority, now)), A.execution_id)
   end
   redis.call('SADD', K.all_executions, A.execution_id)
   -- Extension: the partition's lane registry, so the engine finds every lane without a SCAN.
-  redis.call('SADD', 'ff:idx:' .. tag_of(K.core) .. ':lanes', lane)
+  redis.call('SADD', KEY.partition_lanes(tag), lane)
   if A.execution_deadline_at ~= nil then
     redis.call('ZADD', K.execution_deadline, A.execution_deadline_at, A.execution_id)
   end
@@ -1904,7 +1980,7 @@ function Exec.start_attempt(K, A, core, now)
   local epoch_s, index_s = to_text(epoch), to_text(index)
   local attempt_type = 'initial'
   local tag = tag_of(K.core)
-  local attempt_hash = attempt_key(tag, A.execution_id, index_s)
+  local attempt_hash = KEY.exec_attempt_hash(tag, A.execution_id, index_s)
   local attempt = {
     'HSET', attempt_hash,
     'attempt_id', A.attempt_id,
@@ -2268,8 +2344,8 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
   local has_attempt = is_set(core.current_attempt_index)
   local attempt_hash, stream_meta
   if has_attempt then
-    attempt_hash = attempt_key(tag, eid, core.current_attempt_index)
-    stream_meta = stream_meta_key(tag, eid, core.current_attempt_index)
+    attempt_hash = KEY.exec_attempt_hash(tag, eid, core.current_attempt_index)
+    stream_meta = KEY.exec_stream_meta(tag, eid, core.current_attempt_index)
   end
   if phase == 'active' or phase == 'suspended' then
     if has_attempt then
@@ -2284,7 +2360,7 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
       redis.call('HSET', K.suspension_current, 'closed_at', to_text(now), 'close_reason', 'cancelled')
     end
     if is_set(core.current_waitpoint_id) then
-      local waitpoint = 'ff:wp:' .. tag .. ':' .. core.current_waitpoint_id
+      local waitpoint = KEY.partition_waitpoint(tag, core.current_waitpoint_id)
       if redis.call('EXISTS', waitpoint) == 1 then
         redis.call('HSET', waitpoint, 'state', 'closed', 'closed_at', to_text(now), 'close_reason', 'cancelled')
       end
@@ -2321,14 +2397,14 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
   local sweep = {
     K.lease_expiry, K.suspension_timeout, K.attempt_timeout, K.execution_deadline, K.eligible, K.delayed,
     K.blocked_dependencies, K.blocked_budget, K.blocked_quota, K.blocked_route, K.blocked_operator,
-    lane_key(tag, lane, 'active'), lane_key(tag, lane, 'suspended'),
+    KEY.partition_lane_active(tag, lane), KEY.partition_lane_suspended(tag, lane),
   }
   for i = 1, #sweep do
     redis.call('ZREM', sweep[i], eid)
   end
   redis.call('SREM', K.worker_leases, eid)
   if is_set(core.current_worker_instance_id) then
-    redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+    redis.call('SREM', KEY.partition_worker_leases(tag, core.current_worker_instance_id), eid)
   end
   redis.call('ZADD', K.terminal, now, eid)
   if source ~= 'flow_cascade' then
@@ -2590,19 +2666,19 @@ function Exec.fail_max_reclaims(K, core, eid, now)
     current_worker_instance_id = '',
   })
   if is_set(core.current_attempt_index) then
-    Exec.end_open_attempt(attempt_key(tag, eid, core.current_attempt_index),
-      stream_meta_key(tag, eid, core.current_attempt_index), now, 'ended_failure', 'max_reclaims_exceeded', 'attempt_failure')
+    Exec.end_open_attempt(KEY.exec_attempt_hash(tag, eid, core.current_attempt_index),
+      KEY.exec_stream_meta(tag, eid, core.current_attempt_index), now, 'ended_failure', 'max_reclaims_exceeded', 'attempt_failure')
   end
   redis.call('DEL', K.lease_current)
   redis.call('ZREM', K.lease_expiry, eid)
   redis.call('SREM', K.worker_leases, eid)
   if is_set(core.current_worker_instance_id) then
-    redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+    redis.call('SREM', KEY.partition_worker_leases(tag, core.current_worker_instance_id), eid)
   end
   redis.call('ZREM', K.active, eid)
   redis.call('ZREM', K.attempt_timeout, eid)
   redis.call('ZREM', K.execution_deadline, eid)
-  redis.call('ZADD', lane_key(tag, Exec.lane_of(core), 'terminal'), now, eid)
+  redis.call('ZADD', KEY.partition_lane_terminal(tag, Exec.lane_of(core)), now, eid)
   publish_completion(core, eid, 'failed')
 end
 
@@ -2669,16 +2745,16 @@ redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', fu
   local old_index = is_set(core.current_attempt_index) and core.current_attempt_index or nil
   redis.call('DEL', K.claim_grant)
   if old_index then
-    redis.call('HSET', attempt_key(tag, eid, old_index), 'attempt_state', 'interrupted_reclaimed',
+    redis.call('HSET', KEY.exec_attempt_hash(tag, eid, old_index), 'attempt_state', 'interrupted_reclaimed',
       'ended_at', to_text(now), 'failure_reason', reclaim_reason)
-    Exec.close_stream(stream_meta_key(tag, eid, old_index), now, 'reclaimed', false)
+    Exec.close_stream(KEY.exec_stream_meta(tag, eid, old_index), now, 'reclaimed', false)
   end
 
   local epoch = (parse_number(core.current_lease_epoch) or 0) + 1
   local index = parse_number(core.total_attempt_count) or 0
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + math.floor(A.lease_ttl_ms * 2 / 3)
-  local attempt_hash = attempt_key(tag, eid, index)
+  local attempt_hash = KEY.exec_attempt_hash(tag, eid, index)
   hset_table(attempt_hash, {
     attempt_id = A.attempt_id,
     execution_id = eid,
@@ -2733,7 +2809,7 @@ redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', fu
   redis.call('ZADD', K.lease_expiry, expires_at, eid)
   -- The old holder no longer leases it (Q6); SREM before SADD, the holder may be the same.
   if is_set(core.current_worker_instance_id) then
-    redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+    redis.call('SREM', KEY.partition_worker_leases(tag, core.current_worker_instance_id), eid)
   end
   redis.call('SADD', K.worker_leases, eid)
   redis.call('ZADD', K.active, expires_at, eid)
@@ -2747,13 +2823,13 @@ end))
 
 -- The runnable index an execution sits in, by eligibility (execution.md §3.9).
 Exec.RUNNABLE_INDEX = {
-  eligible_now = 'eligible',
-  not_eligible_until_time = 'delayed',
-  blocked_by_dependencies = 'blocked:dependencies',
-  blocked_by_budget = 'blocked:budget',
-  blocked_by_quota = 'blocked:quota',
-  blocked_by_route = 'blocked:route',
-  blocked_by_operator = 'blocked:operator',
+  eligible_now = KEY.partition_lane_eligible,
+  not_eligible_until_time = KEY.partition_lane_delayed,
+  blocked_by_dependencies = KEY.partition_lane_blocked_dependencies,
+  blocked_by_budget = KEY.partition_lane_blocked_budget,
+  blocked_by_quota = KEY.partition_lane_blocked_quota,
+  blocked_by_route = KEY.partition_lane_blocked_route,
+  blocked_by_operator = KEY.partition_lane_blocked_operator,
 }
 
 redis.register_function('ff_expire_execution', guard('ff_expire_execution', function(keys, args)
@@ -2800,8 +2876,8 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
   local has_attempt = is_set(core.current_attempt_index)
   local attempt_hash, stream_meta
   if has_attempt then
-    attempt_hash = attempt_key(tag, eid, core.current_attempt_index)
-    stream_meta = stream_meta_key(tag, eid, core.current_attempt_index)
+    attempt_hash = KEY.exec_attempt_hash(tag, eid, core.current_attempt_index)
+    stream_meta = KEY.exec_stream_meta(tag, eid, core.current_attempt_index)
   end
   if phase == 'active' or phase == 'suspended' then
     if has_attempt then
@@ -2814,7 +2890,7 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
     redis.call('ZREM', K.lease_expiry, eid)
     redis.call('SREM', K.worker_leases, eid)
     if is_set(core.current_worker_instance_id) then
-      redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+      redis.call('SREM', KEY.partition_worker_leases(tag, core.current_worker_instance_id), eid)
     end
     redis.call('ZREM', K.active, eid)
     history_add(K.lease_history, {
@@ -2830,10 +2906,10 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
   else
     local index = Exec.RUNNABLE_INDEX[core.eligibility_state or '']
     if index then
-      redis.call('ZREM', lane_key(tag, lane, index), eid)
+      redis.call('ZREM', index(tag, lane), eid)
     else
-      for _, suffix in pairs(Exec.RUNNABLE_INDEX) do
-        redis.call('ZREM', lane_key(tag, lane, suffix), eid)
+      for _, build in pairs(Exec.RUNNABLE_INDEX) do
+        redis.call('ZREM', build(tag, lane), eid)
       end
     end
     if has_attempt and core.attempt_state == 'attempt_interrupted' then
@@ -3458,11 +3534,6 @@ Susp.BLOCKING_REASON = {
   manual_pause = 'paused_by_operator',
 }
 
-Susp.TIMEOUT_BEHAVIORS = {
-  fail = true, cancel = true, expire = true, auto_resume = true,
-  auto_resume_with_timeout_signal = true, escalate = true,
-}
-
 -- Terminal timeout behaviours: terminal_outcome / public_state, close reason, attempt end state.
 Susp.TERMINAL_TIMEOUT = {
   fail = { 'failed', 'timed_out_fail', 'ended_failure' },
@@ -3470,13 +3541,6 @@ Susp.TERMINAL_TIMEOUT = {
   expire = { 'expired', 'timed_out_expire', 'ended_failure' },
 }
 
-function Susp.waitpoint_key(tag, waitpoint_id)
-  return 'ff:wp:' .. tag .. ':' .. waitpoint_id
-end
-
-function Susp.exec_key(tag, eid, suffix)
-  return 'ff:exec:' .. tag .. ':' .. eid .. ':' .. suffix
-end
 
 -- The exec_core fields Susp.lane_of and Susp.make_runnable read, for callers that HMGET.
 Susp.LANE_FIELDS = { 'lane_id' }
@@ -3744,14 +3808,14 @@ redis.register_function('ff_resume_execution', guard('ff_resume_execution', func
   if not is_set(suspension.suspension_id) or is_set(suspension.closed_at) then
     return err('execution_not_suspended')
   end
-  local wp_key = Susp.waitpoint_key(tag, suspension.waitpoint_id or '')
+  local wp_key = KEY.partition_waitpoint(tag, suspension.waitpoint_id or '')
   local lane = Susp.lane_of(core)
   bad = Susp.keys_match({
     { K.waitpoint_hash, wp_key, 'KEYS[3] (waitpoint of the open suspension)' },
     { K.waitpoint_signals, wp_key .. ':signals', 'KEYS[4] (waitpoint of the open suspension)' },
-    { K.eligible_zset, lane_key(tag, lane, 'eligible'), 'KEYS[6] (lane of exec_core)' },
-    { K.delayed_zset, lane_key(tag, lane, 'delayed'), 'KEYS[7] (lane of exec_core)' },
-    { K.suspended_zset, lane_key(tag, lane, 'suspended'), 'KEYS[8] (lane of exec_core)' },
+    { K.eligible_zset, KEY.partition_lane_eligible(tag, lane), 'KEYS[6] (lane of exec_core)' },
+    { K.delayed_zset, KEY.partition_lane_delayed(tag, lane), 'KEYS[7] (lane of exec_core)' },
+    { K.suspended_zset, KEY.partition_lane_suspended(tag, lane), 'KEYS[8] (lane of exec_core)' },
   })
   if bad then return bad end
 
@@ -3788,7 +3852,7 @@ redis.register_function('ff_create_pending_waitpoint', guard('ff_create_pending_
   local eid = A.execution_id
   local bad = Susp.keys_match({
     { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
-    { K.waitpoint_hash, Susp.waitpoint_key(tag, A.waitpoint_id), 'KEYS[2]' },
+    { K.waitpoint_hash, KEY.partition_waitpoint(tag, A.waitpoint_id), 'KEYS[2]' },
   })
   if bad then return bad end
 
@@ -3869,19 +3933,19 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   if behavior == nil then
     behavior = 'fail'
   end
-  local wp_key = Susp.waitpoint_key(tag, suspension.waitpoint_id or '')
+  local wp_key = KEY.partition_waitpoint(tag, suspension.waitpoint_id or '')
   local lane = Susp.lane_of(core)
   local checks = {
     { K.waitpoint_hash, wp_key, 'KEYS[3] (waitpoint of the open suspension)' },
     { K.wp_condition, wp_key .. ':condition', 'KEYS[4] (waitpoint of the open suspension)' },
-    { K.suspended_zset, lane_key(tag, lane, 'suspended'), 'KEYS[8] (lane of exec_core)' },
-    { K.terminal_zset, lane_key(tag, lane, 'terminal'), 'KEYS[9] (lane of exec_core)' },
-    { K.eligible_zset, lane_key(tag, lane, 'eligible'), 'KEYS[10] (lane of exec_core)' },
+    { K.suspended_zset, KEY.partition_lane_suspended(tag, lane), 'KEYS[8] (lane of exec_core)' },
+    { K.terminal_zset, KEY.partition_lane_terminal(tag, lane), 'KEYS[9] (lane of exec_core)' },
+    { K.eligible_zset, KEY.partition_lane_eligible(tag, lane), 'KEYS[10] (lane of exec_core)' },
   }
   local attempt_index = core.current_attempt_index
   if is_set(attempt_index) then
-    checks[#checks + 1] = { K.attempt_hash, attempt_key(tag, eid, attempt_index), 'KEYS[5] (current attempt)' }
-    checks[#checks + 1] = { K.stream_meta, stream_meta_key(tag, eid, attempt_index), 'KEYS[6] (current attempt)' }
+    checks[#checks + 1] = { K.attempt_hash, KEY.exec_attempt_hash(tag, eid, attempt_index), 'KEYS[5] (current attempt)' }
+    checks[#checks + 1] = { K.stream_meta, KEY.exec_stream_meta(tag, eid, attempt_index), 'KEYS[6] (current attempt)' }
   end
   bad = Susp.keys_match(checks)
   if bad then return bad end
@@ -3955,7 +4019,7 @@ redis.register_function('ff_close_waitpoint', guard('ff_close_waitpoint', functi
     waitpoint_id = args[1],
     reason = args[2] or 'proactive_close',
   }
-  local bad = Susp.keys_match({ { K.waitpoint_hash, Susp.waitpoint_key(tag_of(K.core), A.waitpoint_id), 'KEYS[2]' } })
+  local bad = Susp.keys_match({ { K.waitpoint_hash, KEY.partition_waitpoint(tag_of(K.core), A.waitpoint_id), 'KEYS[2]' } })
   if bad then return bad end
 
   local wp = hgetall(K.waitpoint_hash)
@@ -4102,17 +4166,17 @@ function Sig.check(K, A)
   end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  local wp_key = Susp.waitpoint_key(tag, A.waitpoint_id)
-  local signal_key = 'ff:signal:' .. tag .. ':' .. A.signal_id
-  local idem_key = 'ff:noop:' .. tag
+  local wp_key = KEY.partition_waitpoint(tag, A.waitpoint_id)
+  local signal_key = KEY.partition_signal(tag, A.signal_id)
+  local idem_key = KEY.partition_noop(tag)
   if is_set(A.idempotency_key) then
-    idem_key = 'ff:sigdedup:' .. tag .. ':' .. A.waitpoint_id .. ':' .. A.idempotency_key
+    idem_key = KEY.partition_signal_dedup(tag, A.waitpoint_id, A.idempotency_key)
   end
   local checks = {
     { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
     { K.wp_condition, wp_key .. ':condition', 'KEYS[2]' },
     { K.wp_signals_stream, wp_key .. ':signals', 'KEYS[3]' },
-    { K.exec_signals_zset, Susp.exec_key(tag, eid, 'signals'), 'KEYS[4]' },
+    { K.exec_signals_zset, KEY.exec_exec_signals(tag, eid), 'KEYS[4]' },
     { K.signal_hash, signal_key, 'KEYS[5]' },
     { K.signal_payload, signal_key .. ':payload', 'KEYS[6]' },
     { K.idem_key, idem_key, 'KEYS[7]' },
@@ -4120,10 +4184,10 @@ function Sig.check(K, A)
   }
   -- An absent or empty key ring slot is the token check's own error.
   if is_set(K.hmac_secrets) then
-    checks[#checks + 1] = { K.hmac_secrets, 'ff:sec:' .. tag .. ':waitpoint_hmac', 'key ring KEYS slot' }
+    checks[#checks + 1] = { K.hmac_secrets, KEY.partition_waitpoint_hmac_secrets(tag), 'key ring KEYS slot' }
   end
   if K.suspension_current ~= nil then
-    checks[#checks + 1] = { K.suspension_current, Susp.exec_key(tag, eid, 'suspension:current'), 'KEYS[9]' }
+    checks[#checks + 1] = { K.suspension_current, KEY.exec_suspension_current(tag, eid), 'KEYS[9]' }
   end
   return Susp.keys_match(checks)
 end
@@ -4292,9 +4356,9 @@ redis.register_function('ff_deliver_signal', guard('ff_deliver_signal', function
   if satisfied and current then
     local lane = Susp.lane_of(core)
     bad = Susp.keys_match({
-      { K.eligible_zset, lane_key(tag, lane, 'eligible'), 'KEYS[10] (lane of exec_core)' },
-      { K.suspended_zset, lane_key(tag, lane, 'suspended'), 'KEYS[11] (lane of exec_core)' },
-      { K.delayed_zset, lane_key(tag, lane, 'delayed'), 'KEYS[12] (lane of exec_core)' },
+      { K.eligible_zset, KEY.partition_lane_eligible(tag, lane), 'KEYS[10] (lane of exec_core)' },
+      { K.suspended_zset, KEY.partition_lane_suspended(tag, lane), 'KEYS[11] (lane of exec_core)' },
+      { K.delayed_zset, KEY.partition_lane_delayed(tag, lane), 'KEYS[12] (lane of exec_core)' },
     })
     if bad then return bad end
   end
@@ -4430,7 +4494,7 @@ redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_ex
   local eid = A.execution_id
   local bad = Susp.keys_match({
     { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
-    { K.worker_leases, worker_leases_key(tag, A.worker_instance_id or ''), 'KEYS[5]' },
+    { K.worker_leases, KEY.partition_worker_leases(tag, A.worker_instance_id or ''), 'KEYS[5]' },
   })
   if bad then return bad end
 
@@ -4454,9 +4518,9 @@ redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_ex
   end
   local lane = Susp.lane_of(core)
   bad = Susp.keys_match({
-    { K.existing_attempt_hash, attempt_key(tag, eid, core.current_attempt_index), 'KEYS[6] (current attempt)' },
-    { K.eligible_zset, lane_key(tag, lane, 'eligible'), 'KEYS[3] (lane of exec_core)' },
-    { K.active_index, lane_key(tag, lane, 'active'), 'KEYS[9] (lane of exec_core)' },
+    { K.existing_attempt_hash, KEY.exec_attempt_hash(tag, eid, core.current_attempt_index), 'KEYS[6] (current attempt)' },
+    { K.eligible_zset, KEY.partition_lane_eligible(tag, lane), 'KEYS[3] (lane of exec_core)' },
+    { K.active_index, KEY.partition_lane_active(tag, lane), 'KEYS[9] (lane of exec_core)' },
   })
   if bad then return bad end
 
@@ -4531,8 +4595,8 @@ function Stream.check_keys(K, execution_id, attempt_index)
   local mismatch = check_core_key(K.core, execution_id)
   if mismatch then return mismatch end
   local tag = tag_of(K.core)
-  local expected = 'ff:stream:' .. tag .. ':' .. execution_id .. ':' .. attempt_index
-  if K.stream ~= expected or K.stream_meta ~= expected .. ':meta' then
+  if K.stream ~= KEY.exec_stream(tag, execution_id, attempt_index)
+    or K.stream_meta ~= KEY.exec_stream_meta(tag, execution_id, attempt_index) then
     return err('invalid_input', 'stream keys do not match execution_id and attempt_index')
   end
   return nil
@@ -4706,7 +4770,7 @@ end
 -- budget_id must be the budget the caller's definition key names.
 function Budget.check_id(def_key, budget_id)
   local tag = tag_of(def_key)
-  if not is_set(budget_id) or not tag or def_key ~= 'ff:budget:' .. tag .. ':' .. budget_id then
+  if not is_set(budget_id) or not tag or def_key ~= KEY.budget_definition(tag, budget_id) then
     return err('invalid_input', 'budget_id must be the budget of the definition key, got: ' .. tostring(budget_id))
   end
   return nil
@@ -4837,7 +4901,7 @@ function Budget.prepare_report(K, A, args, n)
     A.now_ms = nil
   end
   if is_set(A.dedup_key) then
-    local prefix = 'ff:usagededup:' .. tag .. ':'
+    local prefix = KEY.budget_partition_usage_dedup(tag, '')
     if #A.dedup_key <= #prefix or string.sub(A.dedup_key, 1, #prefix) ~= prefix then
       return nil, err('invalid_input', 'dedup_key must be ' .. prefix .. '<dedup_id>, got: ' .. A.dedup_key)
     end
@@ -4986,11 +5050,11 @@ end))
 -- one of \`sets\` among its blocked indexes. A core without lane_id (hand-built) is not checked.
 function Budget.check_lane_keys(tag, lane, eligible_key, blocked_key, sets)
   if not is_set(lane) then return nil end
-  if eligible_key ~= lane_key(tag, lane, 'eligible') then
+  if eligible_key ~= KEY.partition_lane_eligible(tag, lane) then
     return err('invalid_input', 'eligible key is not the eligible index of lane ' .. lane)
   end
   for _, set in ipairs(sets) do
-    if blocked_key == lane_key(tag, lane, 'blocked:' .. set) then return nil end
+    if blocked_key == KEY.partition_lane_blocked(tag, lane, set) then return nil end
   end
   return err('invalid_input', 'blocked key is not the ' .. table.concat(sets, '/') .. ' blocked index of lane ' .. lane)
 end
@@ -4999,7 +5063,7 @@ end
 function Budget.leave_blocked_sets(tag, lane, eid, keep)
   if not is_set(lane) then return end
   for _, set in ipairs(ENUMS.blocked_set) do
-    local key = lane_key(tag, lane, 'blocked:' .. set)
+    local key = KEY.partition_lane_blocked(tag, lane, set)
     if key ~= keep then
       redis.call('ZREM', key, eid)
     end
@@ -5117,7 +5181,7 @@ end
 function Quota.policy_of(key, suffix)
   local tag = tag_of(key)
   if not tag then return nil end
-  local prefix = 'ff:quota:' .. tag .. ':'
+  local prefix = KEY.quota_definition(tag, '')
   if #key <= #prefix + #suffix or string.sub(key, 1, #prefix) ~= prefix then return nil end
   if suffix ~= '' and string.sub(key, -#suffix) ~= suffix then return nil end
   return string.sub(key, #prefix + 1, #key - #suffix)
@@ -5150,7 +5214,7 @@ redis.register_function('ff_create_quota_policy', guard('ff_create_quota_policy'
     now_ms = args[5],
   }
   local tag = tag_of(K.definition)
-  if not tag or K.definition ~= 'ff:quota:' .. tag .. ':' .. A.quota_policy_id then
+  if not tag or K.definition ~= KEY.quota_definition(tag, A.quota_policy_id) then
     return err('invalid_input', 'quota_policy_id must be the policy of the definition key, got: ' .. A.quota_policy_id)
   end
   local bad = check_keys('ff_create_quota_policy', keys, { tag = tag, quota_policy_id = A.quota_policy_id })
@@ -5269,24 +5333,21 @@ end))
 -- Module-local helpers live in the one table Flow, to keep the chunk's locals few.
 local Flow = {}
 
--- Flow states the mutation guards treat as final (only \`cancelled\` is ever written).
-Flow.TERMINAL = { cancelled = true, completed = true, failed = true }
 -- The cycle check gives up (and refuses the edge) past this many distinct nodes.
 Flow.MAX_CYCLE_CHECK_NODES = 1000
 Flow.DEFAULT_MAX_REPLAYS = 10
 
--- \`ff:flow:<tag>:<fid>\` when the core key is this flow's, else nil: the functions that
--- derive other flow keys (or store the flow id) refuse a core key of another flow.
-function Flow.prefix(core_key, flow_id)
+-- The flow of a core key, { tag, flow_id }, when the key is flow_id's core key, else nil: the
+-- functions that derive other flow keys (or store the flow id) refuse another flow's core key.
+function Flow.of_core(core_key, flow_id)
   local tag = tag_of(core_key)
   if not tag or not is_set(flow_id) then
     return nil
   end
-  local prefix = 'ff:flow:' .. tag .. ':' .. flow_id
-  if core_key ~= prefix .. ':core' then
+  if core_key ~= KEY.flow_core(tag, flow_id) then
     return nil
   end
-  return prefix
+  return { tag = tag, flow_id = flow_id }
 end
 
 -- The argument checks every flow-side call shares: a non-empty flow id that names the
@@ -5294,15 +5355,15 @@ end
 -- name, keys: the call's, whose other flow and partition KEYS are checked against the flow
 -- (c: more context, such as execution_id or edge_id).
 function Flow.check_flow_args(A, core_key, name, keys, c)
-  local prefix = Flow.prefix(core_key, A.flow_id)
-  if not prefix then
+  local flow = Flow.of_core(core_key, A.flow_id)
+  if not flow then
     return nil, err('invalid_input', 'flow_id does not match the flow core key')
   end
   c = c or {}
   c.tag, c.flow_id = tag_of(core_key), A.flow_id
   local bad = check_keys(name, keys, c)
   if bad then return nil, bad end
-  return prefix
+  return flow
 end
 
 
@@ -5318,16 +5379,16 @@ end
 
 -- True if \`target\` is reachable from \`start\` over the flow's staged edges (breadth first),
 -- or if the graph is too large to tell (the caller then refuses the edge).
-function Flow.reaches(prefix, start, target)
+function Flow.reaches(flow, start, target)
   local visited = { [start] = true }
   local count = 1
   local frontier = { start }
   while #frontier > 0 do
     local next_frontier = {}
     for i = 1, #frontier do
-      local edges = redis.call('SMEMBERS', prefix .. ':out:' .. frontier[i])
+      local edges = redis.call('SMEMBERS', KEY.flow_outgoing(flow.tag, flow.flow_id, frontier[i]))
       for j = 1, #edges do
-        local down = redis.call('HGET', prefix .. ':edge:' .. edges[j], 'downstream_execution_id')
+        local down = redis.call('HGET', KEY.flow_edge(flow.tag, flow.flow_id, edges[j]), 'downstream_execution_id')
         if down == target then
           return true
         end
@@ -5380,8 +5441,8 @@ function Flow.skip_child(K, core, eid, now)
     local attempt_hash, stream_meta = K.attempt_hash, K.stream_meta
     if is_set(core.current_attempt_index) then
       local tag = tag_of(K.exec_core)
-      attempt_hash = attempt_key(tag, eid, core.current_attempt_index)
-      stream_meta = stream_meta_key(tag, eid, core.current_attempt_index)
+      attempt_hash = KEY.exec_attempt_hash(tag, eid, core.current_attempt_index)
+      stream_meta = KEY.exec_stream_meta(tag, eid, core.current_attempt_index)
     end
     redis.call('HSET', attempt_hash, 'attempt_state', 'ended_cancelled', 'ended_at', now,
       'failure_reason', 'dependency_impossible')
@@ -5496,7 +5557,7 @@ redis.register_function('ff_add_execution_to_flow', guard('ff_add_execution_to_f
   if next(flow) == nil then
     return err('flow_not_found')
   end
-  if Flow.TERMINAL[flow.public_flow_state] then
+  if ENUMS.terminal_flow_state[flow.public_flow_state] then
     return err('flow_already_terminal')
   end
   if redis.call('EXISTS', K.exec_core) == 0 then
@@ -5538,7 +5599,7 @@ redis.register_function('ff_cancel_flow', guard('ff_cancel_flow', function(keys,
   if redis.call('EXISTS', K.flow_core) == 0 then
     return err('flow_not_found')
   end
-  if Flow.TERMINAL[state] then
+  if ENUMS.terminal_flow_state[state] then
     return err('flow_already_terminal')
   end
   local members = redis.call('SMEMBERS', K.members_set)
@@ -5577,7 +5638,7 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
     expected_graph_revision = args[7],
     now_ms = args[8],
   }
-  local prefix, bad = Flow.check_flow_args(A, K.flow_core, 'ff_stage_dependency_edge', keys, {
+  local flow_ref, bad = Flow.check_flow_args(A, K.flow_core, 'ff_stage_dependency_edge', keys, {
     edge_id = set_or_nil(A.edge_id), upstream_execution_id = set_or_nil(A.upstream_execution_id),
     downstream_execution_id = set_or_nil(A.downstream_execution_id),
   })
@@ -5590,7 +5651,7 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
   if next(flow) == nil then
     return err('flow_not_found')
   end
-  if Flow.TERMINAL[flow.public_flow_state] then
+  if ENUMS.terminal_flow_state[flow.public_flow_state] then
     return err('flow_already_terminal')
   end
   if (flow.graph_revision or '0') ~= A.expected_graph_revision then
@@ -5601,7 +5662,7 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
     return err('execution_not_in_flow')
   end
   -- The new edge closes a loop iff the upstream is already reachable from the downstream.
-  if Flow.reaches(prefix, A.downstream_execution_id, A.upstream_execution_id) then
+  if Flow.reaches(flow_ref, A.downstream_execution_id, A.upstream_execution_id) then
     return err('cycle_detected')
   end
   if redis.call('EXISTS', K.edge_hash) == 1 then
@@ -5867,7 +5928,7 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
   bad = check_keys('ff_replay_execution', keys, { tag = tag, execution_id = A.execution_id, lane_id = core_lane(core) })
   if bad then return bad end
   for i = 1, edge_count do
-    local dep_key = 'ff:exec:' .. tag .. ':' .. A.execution_id .. ':dep:' .. args[2 + i]
+    local dep_key = KEY.exec_dep_edge(tag, A.execution_id, args[2 + i])
     if keys[7 + i] ~= dep_key then
       return err('invalid_input', 'KEYS[' .. (7 + i) .. '] (dep_edge) must be ' .. dep_key .. ', got: ' .. keys[7 + i])
     end
@@ -5974,36 +6035,33 @@ end
 -- Every key an execution owns besides core and policy (engine.md §6.2 step 4), read from
 -- its member sets before they are deleted with the rest.
 function Engine.owned_keys(tag, eid, core)
-  local exec = 'ff:exec:' .. tag .. ':' .. eid
   local keys = {
-    exec .. ':payload', exec .. ':result', exec .. ':tags',
-    exec .. ':lease:current', exec .. ':lease:history', exec .. ':claim_grant', exec .. ':attempts',
-    exec .. ':suspension:current', exec .. ':deps:meta', exec .. ':deps:unresolved', exec .. ':deps:all_edges',
-    exec .. ':waitpoints', exec .. ':signals',
+    KEY.exec_payload(tag, eid), KEY.exec_result(tag, eid), KEY.exec_tags(tag, eid),
+    KEY.exec_lease_current(tag, eid), KEY.exec_lease_history(tag, eid), KEY.exec_claim_grant(tag, eid),
+    KEY.exec_attempts(tag, eid), KEY.exec_suspension_current(tag, eid), KEY.exec_deps_meta(tag, eid),
+    KEY.exec_deps_unresolved(tag, eid), KEY.exec_deps_all_edges(tag, eid), KEY.exec_waitpoints(tag, eid),
+    KEY.exec_exec_signals(tag, eid),
   }
   local attempts = parse_int(core.total_attempt_count or '') or 0
   for i = 0, attempts - 1 do
-    local attempt = attempt_key(tag, eid, i)
-    local stream = 'ff:stream:' .. tag .. ':' .. eid .. ':' .. i
-    keys[#keys + 1] = attempt
-    keys[#keys + 1] = attempt .. ':usage'
-    keys[#keys + 1] = attempt .. ':policy'
-    keys[#keys + 1] = stream
-    keys[#keys + 1] = stream .. ':meta'
+    keys[#keys + 1] = KEY.exec_attempt_hash(tag, eid, i)
+    keys[#keys + 1] = KEY.exec_attempt_usage(tag, eid, i)
+    keys[#keys + 1] = KEY.exec_attempt_policy(tag, eid, i)
+    keys[#keys + 1] = KEY.exec_stream(tag, eid, i)
+    keys[#keys + 1] = KEY.exec_stream_meta(tag, eid, i)
   end
-  for _, edge in ipairs(redis.call('SMEMBERS', exec .. ':deps:all_edges')) do
-    keys[#keys + 1] = exec .. ':dep:' .. edge
+  for _, edge in ipairs(redis.call('SMEMBERS', KEY.exec_deps_all_edges(tag, eid))) do
+    keys[#keys + 1] = KEY.exec_dep_edge(tag, eid, edge)
   end
-  local waitpoints = redis.call('SMEMBERS', exec .. ':waitpoints')
+  local waitpoints = redis.call('SMEMBERS', KEY.exec_waitpoints(tag, eid))
   for _, wp in ipairs(waitpoints) do
-    local wp_key = 'ff:wp:' .. tag .. ':' .. wp
-    keys[#keys + 1] = wp_key
-    keys[#keys + 1] = wp_key .. ':signals'
-    keys[#keys + 1] = wp_key .. ':condition'
+    keys[#keys + 1] = KEY.partition_waitpoint(tag, wp)
+    keys[#keys + 1] = KEY.partition_waitpoint_signals(tag, wp)
+    keys[#keys + 1] = KEY.partition_waitpoint_condition(tag, wp)
   end
-  for _, signal in ipairs(redis.call('ZRANGE', exec .. ':signals', 0, -1)) do
-    keys[#keys + 1] = 'ff:signal:' .. tag .. ':' .. signal
-    keys[#keys + 1] = 'ff:signal:' .. tag .. ':' .. signal .. ':payload'
+  for _, signal in ipairs(redis.call('ZRANGE', KEY.exec_exec_signals(tag, eid), 0, -1)) do
+    keys[#keys + 1] = KEY.partition_signal(tag, signal)
+    keys[#keys + 1] = KEY.partition_signal_payload(tag, signal)
   end
   return keys, waitpoints
 end
@@ -6025,7 +6083,7 @@ redis.register_function('ff_purge_execution', guard('ff_purge_execution', functi
   if bad then return bad end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  if K.policy ~= 'ff:exec:' .. tag .. ':' .. eid .. ':policy' then
+  if K.policy ~= KEY.exec_policy(tag, eid) then
     return err('invalid_input', 'policy key is not the execution\\'s')
   end
   local core = hmget_map(K.core, { 'lifecycle_phase', 'completed_at', 'total_attempt_count', 'lane_id' })
@@ -6034,7 +6092,7 @@ redis.register_function('ff_purge_execution', guard('ff_purge_execution', functi
     redis.call('SREM', K.all_executions, eid)
     return ok('not_found_cleaned')
   end
-  if core.lane_id and K.terminal ~= lane_key(tag, core.lane_id, 'terminal') then
+  if core.lane_id and K.terminal ~= KEY.partition_lane_terminal(tag, core.lane_id) then
     return err('invalid_input', 'terminal key is not the terminal index of lane ' .. core.lane_id)
   end
   if core.lifecycle_phase ~= 'terminal' then
@@ -6130,7 +6188,7 @@ redis.register_function('ff_reconcile_quota', guard('ff_reconcile_quota', functi
     now_ms = args[2],
   }
   local tag = tag_of(K.definition)
-  local prefix = 'ff:quota:' .. tostring(tag) .. ':' .. A.quota_policy_id
+  local prefix = tag and KEY.quota_definition(tag, A.quota_policy_id)
   if not tag or K.definition ~= prefix or string.sub(K.admitted_set, 1, #prefix + 1) ~= prefix .. ':'
     or string.sub(K.concurrency, 1, #prefix + 1) ~= prefix .. ':' or string.sub(K.window, 1, #prefix + 1) ~= prefix .. ':' then
     return err('invalid_input', 'quota_policy_id must be the policy of the quota keys, got: ' .. A.quota_policy_id)
@@ -6191,13 +6249,12 @@ end
 
 -- The keys of one execution on the partition of \`tag\` (patterns of spec/keys.yaml \`exec\`).
 function Fast.exec_keys(tag, eid, K)
-  local base = 'ff:exec:' .. tag .. ':' .. eid
   return {
-    core = base .. ':core',
-    claim_grant = base .. ':claim_grant',
-    attempts = base .. ':attempts',
-    lease_current = base .. ':lease:current',
-    lease_history = base .. ':lease:history',
+    core = KEY.exec_core(tag, eid),
+    claim_grant = KEY.exec_claim_grant(tag, eid),
+    attempts = KEY.exec_attempts(tag, eid),
+    lease_current = KEY.exec_lease_current(tag, eid),
+    lease_history = KEY.exec_lease_history(tag, eid),
     eligible = K.eligible,
     lease_expiry = K.lease_expiry,
     worker_leases = K.worker_leases,

@@ -31,3 +31,7 @@ export type SignalTargetScope = (typeof SIGNAL_TARGET_SCOPE_VALUES)[number];
 export const RESUME_TRIGGER_VALUES = ['signal', 'operator', 'auto_resume'] as const;
 /** What resumed a suspension (accepted, not used by the engine). */
 export type ResumeTrigger = (typeof RESUME_TRIGGER_VALUES)[number];
+/** The flow_core public_flow_state values after which a flow takes no more members, edges or cancellation (flow_already_terminal). */
+export const TERMINAL_FLOW_STATE_VALUES = ['cancelled', 'completed', 'failed'] as const;
+/** The flow_core public_flow_state values after which a flow takes no more members, edges or cancellation (flow_already_terminal). */
+export type TerminalFlowState = (typeof TERMINAL_FLOW_STATE_VALUES)[number];

@@ -18,6 +18,7 @@ export {
   PUBLIC_STATE_VALUES,
   RESUME_TRIGGER_VALUES,
   SIGNAL_TARGET_SCOPE_VALUES,
+  TERMINAL_FLOW_STATE_VALUES,
   TIMEOUT_BEHAVIOR_VALUES,
   type AdmissionBlockingReason,
   type AttemptType,
@@ -26,6 +27,7 @@ export {
   type PublicState,
   type ResumeTrigger,
   type SignalTargetScope,
+  type TerminalFlowState,
   type TimeoutBehavior,
 } from './enums.js';
 export { FUNCTION_NAMES, LIBRARY_SOURCE, LIBRARY_VERSION } from './library.js';

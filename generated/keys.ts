@@ -509,4 +509,9 @@ export class GlobalKeys {
   static tagIndex(namespace: string, tagKey: string, tagValue: string): string {
     return `ff:tag:${namespace}:${tagKey}:${tagValue}`;
   }
+
+  /** `ff:dag:completions` (channel): Pub/sub channel: a flow member's completion notice (JSON execution_id, flow_id, outcome). */
+  static dagCompletions(): string {
+    return 'ff:dag:completions';
+  }
 }

@@ -179,6 +179,33 @@ export function argvRules(fn: FunctionSpec, enums: readonly EnumSpec[]): string[
   return rules;
 }
 
+/**
+ * KEY.<context>_<key>(tag, …): every key pattern of spec/keys.yaml as a builder over its
+ * placeholders in pattern order (the hash tag, the context's params, the key's own; global
+ * keys have no tag). Lua code builds keys and channel names only with these.
+ */
+export function keyBuilders(spec: Spec): string[] {
+  const lines = ['-- generated from spec/keys.yaml: a builder per key pattern, KEY.<context>_<key>(tag, <placeholders in order>)', 'local KEY = {'];
+  for (const context of spec.keys.contexts) {
+    for (const key of context.keys) {
+      const params: string[] = [];
+      const parts: string[] = [];
+      let last = 0;
+      for (const match of key.pattern.matchAll(/\{([a-z_]+)\}/g)) {
+        if (match.index! > last) parts.push(luaString(key.pattern.slice(last, match.index)));
+        const name = match[1]!;
+        if (!params.includes(name)) params.push(name);
+        parts.push(name);
+        last = match.index! + match[0].length;
+      }
+      if (last < key.pattern.length) parts.push(luaString(key.pattern.slice(last)));
+      lines.push(`  ${context.name}_${key.name} = function(${params.join(', ')}) return ${parts.join(' .. ')} end,`);
+    }
+  }
+  lines.push('}');
+  return lines;
+}
+
 /** Lua source lines for the generated facts (FUNCTION_ARGV and KEY_CHECKS). */
 export function emitLuaFacts(spec: Spec): string[] {
   const functions = spec.modules.flatMap((m) => m.functions).sort((a, b) => (a.name < b.name ? -1 : 1));
@@ -187,6 +214,7 @@ export function emitLuaFacts(spec: Spec): string[] {
     if (unlisted.length > 0) throw new Error(`${fn.file}:${fn.line}: ${fn.name}: writes_on_error names ${unlisted.join(', ')}, not in its errors list`);
   }
   const lines = [
+    ...keyBuilders(spec),
     '-- generated from spec/enums.yaml: every named enum, its values in order and each value a key set to true',
     'local ENUMS = {',
     ...spec.enums.map((e) => `  ${e.name} = { ${e.values.map(luaString).join(', ')}, ${e.values.map((v) => `[${luaString(v)}] = true`).join(', ')} },`),

@@ -327,6 +327,38 @@ function errorCodes(ast: LuaNode): (body: unknown) => Set<string> {
   return (body) => collect(body, new Set());
 }
 
+/**
+ * Facts of spec/ typed again in lua/ (issue 11): a string literal starting `ff:` (a key
+ * pattern or channel: build it with the generated KEY.<context>_<key>), and a table of two or
+ * more string values, or a set of two or more `value = true` keys, that all belong to one
+ * named enum (use ENUMS.<name>). Only lua/ files are checked, not the generated part.
+ */
+function handTypedFacts(spec: Spec, ast: LuaNode, where: (line: number) => { file: string; line: number; column: number }): SpecProblem[] {
+  const problems: SpecProblem[] = [];
+  const lineOf = (node: LuaNode) => (node.loc as { start: { line: number } }).start.line;
+  const fromLua = (node: LuaNode) => where(lineOf(node)).file.startsWith('lua/');
+  const enumOf = (values: readonly string[]) =>
+    values.length < 2
+      ? undefined
+      : (spec.enums.find((e) => e.values.length === values.length && values.every((v) => e.values.includes(v))) ??
+        spec.enums.find((e) => values.every((v) => e.values.includes(v))));
+  walk(ast.body, (node) => {
+    if (node.type === 'StringLiteral' && fromLua(node) && /^ff:/.test(stringValue(node) ?? '')) {
+      problems.push({ ...where(lineOf(node)), message: `key pattern '${stringValue(node)}…' typed by hand: build keys with KEY.<context>_<key> (generated from spec/keys.yaml)` });
+    }
+    if (node.type !== 'TableConstructorExpression' || !fromLua(node)) return;
+    const fields = (node.fields as LuaNode[]) ?? [];
+    const listed = fields.every((f) => f.type === 'TableValue' && (f.value as LuaNode).type === 'StringLiteral')
+      ? fields.map((f) => stringValue(f.value as LuaNode) ?? '')
+      : fields.every((f) => f.type === 'TableKeyString' && (f.value as LuaNode).type === 'BooleanLiteral')
+        ? fields.map((f) => String((f.key as LuaNode).name))
+        : [];
+    const named = enumOf(listed);
+    if (named) problems.push({ ...where(lineOf(node)), message: `values of enum ${named.name} typed by hand (${listed.join(', ')}): use ENUMS.${named.name} (generated from spec/enums.yaml)` });
+  });
+  return problems;
+}
+
 function fixedKeyCount(fn: FunctionSpec): { fixed: number; variable: boolean } {
   return { fixed: fn.keys.filter((k) => k.each === undefined).length, variable: fn.keys.some((k) => k.each !== undefined) };
 }
@@ -366,6 +398,7 @@ export function checkLua(
       problems.push({ ...where((global.loc as { start: { line: number } }).start.line), message: `free name '${name}' is neither a local nor an allowed global (missing helper or typo?)` });
     }
   }
+  problems.push(...handTypedFacts(spec, ast, where));
   for (const use of loadTimeGlobals(ast)) {
     problems.push({ ...where(use.line), message: `'${use.name}' is read while the library loads, where the server offers only 'redis' (move it into a function that runs at call time)` });
   }

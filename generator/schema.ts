@@ -175,7 +175,7 @@ export const keysSchema = {
               required: ['pattern', 'type', 'doc'],
               properties: {
                 pattern: { type: 'string', pattern: '^ff:' },
-                type: { enum: ['hash', 'string', 'zset', 'set', 'stream', 'none'] },
+                type: { enum: ['hash', 'string', 'zset', 'set', 'stream', 'none', 'channel'] },
                 doc: { type: 'string' },
               },
             },

@@ -32,7 +32,7 @@ end
 -- budget_id must be the budget the caller's definition key names.
 function Budget.check_id(def_key, budget_id)
   local tag = tag_of(def_key)
-  if not is_set(budget_id) or not tag or def_key ~= 'ff:budget:' .. tag .. ':' .. budget_id then
+  if not is_set(budget_id) or not tag or def_key ~= KEY.budget_definition(tag, budget_id) then
     return err('invalid_input', 'budget_id must be the budget of the definition key, got: ' .. tostring(budget_id))
   end
   return nil
@@ -163,7 +163,7 @@ function Budget.prepare_report(K, A, args, n)
     A.now_ms = nil
   end
   if is_set(A.dedup_key) then
-    local prefix = 'ff:usagededup:' .. tag .. ':'
+    local prefix = KEY.budget_partition_usage_dedup(tag, '')
     if #A.dedup_key <= #prefix or string.sub(A.dedup_key, 1, #prefix) ~= prefix then
       return nil, err('invalid_input', 'dedup_key must be ' .. prefix .. '<dedup_id>, got: ' .. A.dedup_key)
     end
@@ -312,11 +312,11 @@ end))
 -- one of `sets` among its blocked indexes. A core without lane_id (hand-built) is not checked.
 function Budget.check_lane_keys(tag, lane, eligible_key, blocked_key, sets)
   if not is_set(lane) then return nil end
-  if eligible_key ~= lane_key(tag, lane, 'eligible') then
+  if eligible_key ~= KEY.partition_lane_eligible(tag, lane) then
     return err('invalid_input', 'eligible key is not the eligible index of lane ' .. lane)
   end
   for _, set in ipairs(sets) do
-    if blocked_key == lane_key(tag, lane, 'blocked:' .. set) then return nil end
+    if blocked_key == KEY.partition_lane_blocked(tag, lane, set) then return nil end
   end
   return err('invalid_input', 'blocked key is not the ' .. table.concat(sets, '/') .. ' blocked index of lane ' .. lane)
 end
@@ -325,7 +325,7 @@ end
 function Budget.leave_blocked_sets(tag, lane, eid, keep)
   if not is_set(lane) then return end
   for _, set in ipairs(ENUMS.blocked_set) do
-    local key = lane_key(tag, lane, 'blocked:' .. set)
+    local key = KEY.partition_lane_blocked(tag, lane, set)
     if key ~= keep then
       redis.call('ZREM', key, eid)
     end

@@ -103,11 +103,11 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
   local now_s = to_text(now) -- formatted once, not at every use
   local priority = clamp_priority(A.priority)
 
-  local has_idempotency = is_set(K.idempotency) and not string.find(K.idempotency, 'ff:noop:', 1, true)
+  local has_idempotency = is_set(K.idempotency) and K.idempotency ~= KEY.partition_noop(tag)
   if has_idempotency then
     -- The dedup key's own name is the caller's: only its namespace prefix can be checked.
     -- (A placeholder ff:noop: key is never written, whichever it is.)
-    local prefix = 'ff:idem:' .. tag .. ':' .. (A.namespace or '') .. ':'
+    local prefix = KEY.partition_idempotency(tag, A.namespace or '', '')
     if string.sub(K.idempotency, 1, #prefix) ~= prefix or #K.idempotency == #prefix then
       return err('invalid_input', 'KEYS[6] (idempotency) is not a dedup key of this namespace, got: ' .. K.idempotency)
     end
@@ -213,13 +213,13 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     -- A past delay_until still makes the execution eligible: index it where claims look.
     local eligible_key = K.scheduling_zset
     if string.sub(eligible_key, -#':delayed') == ':delayed' then
-      eligible_key = lane_key(tag, lane, 'eligible')
+      eligible_key = KEY.partition_lane_eligible(tag, lane)
     end
     redis.call('ZADD', eligible_key, to_text(eligible_score(priority, now)), A.execution_id)
   end
   redis.call('SADD', K.all_executions, A.execution_id)
   -- Extension: the partition's lane registry, so the engine finds every lane without a SCAN.
-  redis.call('SADD', 'ff:idx:' .. tag_of(K.core) .. ':lanes', lane)
+  redis.call('SADD', KEY.partition_lanes(tag), lane)
   if A.execution_deadline_at ~= nil then
     redis.call('ZADD', K.execution_deadline, A.execution_deadline_at, A.execution_id)
   end
@@ -300,7 +300,7 @@ function Exec.start_attempt(K, A, core, now)
   local epoch_s, index_s = to_text(epoch), to_text(index)
   local attempt_type = 'initial'
   local tag = tag_of(K.core)
-  local attempt_hash = attempt_key(tag, A.execution_id, index_s)
+  local attempt_hash = KEY.exec_attempt_hash(tag, A.execution_id, index_s)
   local attempt = {
     'HSET', attempt_hash,
     'attempt_id', A.attempt_id,
@@ -664,8 +664,8 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
   local has_attempt = is_set(core.current_attempt_index)
   local attempt_hash, stream_meta
   if has_attempt then
-    attempt_hash = attempt_key(tag, eid, core.current_attempt_index)
-    stream_meta = stream_meta_key(tag, eid, core.current_attempt_index)
+    attempt_hash = KEY.exec_attempt_hash(tag, eid, core.current_attempt_index)
+    stream_meta = KEY.exec_stream_meta(tag, eid, core.current_attempt_index)
   end
   if phase == 'active' or phase == 'suspended' then
     if has_attempt then
@@ -680,7 +680,7 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
       redis.call('HSET', K.suspension_current, 'closed_at', to_text(now), 'close_reason', 'cancelled')
     end
     if is_set(core.current_waitpoint_id) then
-      local waitpoint = 'ff:wp:' .. tag .. ':' .. core.current_waitpoint_id
+      local waitpoint = KEY.partition_waitpoint(tag, core.current_waitpoint_id)
       if redis.call('EXISTS', waitpoint) == 1 then
         redis.call('HSET', waitpoint, 'state', 'closed', 'closed_at', to_text(now), 'close_reason', 'cancelled')
       end
@@ -717,14 +717,14 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
   local sweep = {
     K.lease_expiry, K.suspension_timeout, K.attempt_timeout, K.execution_deadline, K.eligible, K.delayed,
     K.blocked_dependencies, K.blocked_budget, K.blocked_quota, K.blocked_route, K.blocked_operator,
-    lane_key(tag, lane, 'active'), lane_key(tag, lane, 'suspended'),
+    KEY.partition_lane_active(tag, lane), KEY.partition_lane_suspended(tag, lane),
   }
   for i = 1, #sweep do
     redis.call('ZREM', sweep[i], eid)
   end
   redis.call('SREM', K.worker_leases, eid)
   if is_set(core.current_worker_instance_id) then
-    redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+    redis.call('SREM', KEY.partition_worker_leases(tag, core.current_worker_instance_id), eid)
   end
   redis.call('ZADD', K.terminal, now, eid)
   if source ~= 'flow_cascade' then
@@ -986,19 +986,19 @@ function Exec.fail_max_reclaims(K, core, eid, now)
     current_worker_instance_id = '',
   })
   if is_set(core.current_attempt_index) then
-    Exec.end_open_attempt(attempt_key(tag, eid, core.current_attempt_index),
-      stream_meta_key(tag, eid, core.current_attempt_index), now, 'ended_failure', 'max_reclaims_exceeded', 'attempt_failure')
+    Exec.end_open_attempt(KEY.exec_attempt_hash(tag, eid, core.current_attempt_index),
+      KEY.exec_stream_meta(tag, eid, core.current_attempt_index), now, 'ended_failure', 'max_reclaims_exceeded', 'attempt_failure')
   end
   redis.call('DEL', K.lease_current)
   redis.call('ZREM', K.lease_expiry, eid)
   redis.call('SREM', K.worker_leases, eid)
   if is_set(core.current_worker_instance_id) then
-    redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+    redis.call('SREM', KEY.partition_worker_leases(tag, core.current_worker_instance_id), eid)
   end
   redis.call('ZREM', K.active, eid)
   redis.call('ZREM', K.attempt_timeout, eid)
   redis.call('ZREM', K.execution_deadline, eid)
-  redis.call('ZADD', lane_key(tag, Exec.lane_of(core), 'terminal'), now, eid)
+  redis.call('ZADD', KEY.partition_lane_terminal(tag, Exec.lane_of(core)), now, eid)
   publish_completion(core, eid, 'failed')
 end
 
@@ -1065,16 +1065,16 @@ redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', fu
   local old_index = is_set(core.current_attempt_index) and core.current_attempt_index or nil
   redis.call('DEL', K.claim_grant)
   if old_index then
-    redis.call('HSET', attempt_key(tag, eid, old_index), 'attempt_state', 'interrupted_reclaimed',
+    redis.call('HSET', KEY.exec_attempt_hash(tag, eid, old_index), 'attempt_state', 'interrupted_reclaimed',
       'ended_at', to_text(now), 'failure_reason', reclaim_reason)
-    Exec.close_stream(stream_meta_key(tag, eid, old_index), now, 'reclaimed', false)
+    Exec.close_stream(KEY.exec_stream_meta(tag, eid, old_index), now, 'reclaimed', false)
   end
 
   local epoch = (parse_number(core.current_lease_epoch) or 0) + 1
   local index = parse_number(core.total_attempt_count) or 0
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + math.floor(A.lease_ttl_ms * 2 / 3)
-  local attempt_hash = attempt_key(tag, eid, index)
+  local attempt_hash = KEY.exec_attempt_hash(tag, eid, index)
   hset_table(attempt_hash, {
     attempt_id = A.attempt_id,
     execution_id = eid,
@@ -1129,7 +1129,7 @@ redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', fu
   redis.call('ZADD', K.lease_expiry, expires_at, eid)
   -- The old holder no longer leases it (Q6); SREM before SADD, the holder may be the same.
   if is_set(core.current_worker_instance_id) then
-    redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+    redis.call('SREM', KEY.partition_worker_leases(tag, core.current_worker_instance_id), eid)
   end
   redis.call('SADD', K.worker_leases, eid)
   redis.call('ZADD', K.active, expires_at, eid)
@@ -1143,13 +1143,13 @@ end))
 
 -- The runnable index an execution sits in, by eligibility (execution.md §3.9).
 Exec.RUNNABLE_INDEX = {
-  eligible_now = 'eligible',
-  not_eligible_until_time = 'delayed',
-  blocked_by_dependencies = 'blocked:dependencies',
-  blocked_by_budget = 'blocked:budget',
-  blocked_by_quota = 'blocked:quota',
-  blocked_by_route = 'blocked:route',
-  blocked_by_operator = 'blocked:operator',
+  eligible_now = KEY.partition_lane_eligible,
+  not_eligible_until_time = KEY.partition_lane_delayed,
+  blocked_by_dependencies = KEY.partition_lane_blocked_dependencies,
+  blocked_by_budget = KEY.partition_lane_blocked_budget,
+  blocked_by_quota = KEY.partition_lane_blocked_quota,
+  blocked_by_route = KEY.partition_lane_blocked_route,
+  blocked_by_operator = KEY.partition_lane_blocked_operator,
 }
 
 redis.register_function('ff_expire_execution', guard('ff_expire_execution', function(keys, args)
@@ -1196,8 +1196,8 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
   local has_attempt = is_set(core.current_attempt_index)
   local attempt_hash, stream_meta
   if has_attempt then
-    attempt_hash = attempt_key(tag, eid, core.current_attempt_index)
-    stream_meta = stream_meta_key(tag, eid, core.current_attempt_index)
+    attempt_hash = KEY.exec_attempt_hash(tag, eid, core.current_attempt_index)
+    stream_meta = KEY.exec_stream_meta(tag, eid, core.current_attempt_index)
   end
   if phase == 'active' or phase == 'suspended' then
     if has_attempt then
@@ -1210,7 +1210,7 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
     redis.call('ZREM', K.lease_expiry, eid)
     redis.call('SREM', K.worker_leases, eid)
     if is_set(core.current_worker_instance_id) then
-      redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+      redis.call('SREM', KEY.partition_worker_leases(tag, core.current_worker_instance_id), eid)
     end
     redis.call('ZREM', K.active, eid)
     history_add(K.lease_history, {
@@ -1226,10 +1226,10 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
   else
     local index = Exec.RUNNABLE_INDEX[core.eligibility_state or '']
     if index then
-      redis.call('ZREM', lane_key(tag, lane, index), eid)
+      redis.call('ZREM', index(tag, lane), eid)
     else
-      for _, suffix in pairs(Exec.RUNNABLE_INDEX) do
-        redis.call('ZREM', lane_key(tag, lane, suffix), eid)
+      for _, build in pairs(Exec.RUNNABLE_INDEX) do
+        redis.call('ZREM', build(tag, lane), eid)
       end
     end
     if has_attempt and core.attempt_state == 'attempt_interrupted' then

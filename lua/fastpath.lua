@@ -17,13 +17,12 @@ end
 
 -- The keys of one execution on the partition of `tag` (patterns of spec/keys.yaml `exec`).
 function Fast.exec_keys(tag, eid, K)
-  local base = 'ff:exec:' .. tag .. ':' .. eid
   return {
-    core = base .. ':core',
-    claim_grant = base .. ':claim_grant',
-    attempts = base .. ':attempts',
-    lease_current = base .. ':lease:current',
-    lease_history = base .. ':lease:history',
+    core = KEY.exec_core(tag, eid),
+    claim_grant = KEY.exec_claim_grant(tag, eid),
+    attempts = KEY.exec_attempts(tag, eid),
+    lease_current = KEY.exec_lease_current(tag, eid),
+    lease_history = KEY.exec_lease_history(tag, eid),
     eligible = K.eligible,
     lease_expiry = K.lease_expiry,
     worker_leases = K.worker_leases,

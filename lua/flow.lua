@@ -2,24 +2,21 @@
 -- Module-local helpers live in the one table Flow, to keep the chunk's locals few.
 local Flow = {}
 
--- Flow states the mutation guards treat as final (only `cancelled` is ever written).
-Flow.TERMINAL = { cancelled = true, completed = true, failed = true }
 -- The cycle check gives up (and refuses the edge) past this many distinct nodes.
 Flow.MAX_CYCLE_CHECK_NODES = 1000
 Flow.DEFAULT_MAX_REPLAYS = 10
 
--- `ff:flow:<tag>:<fid>` when the core key is this flow's, else nil: the functions that
--- derive other flow keys (or store the flow id) refuse a core key of another flow.
-function Flow.prefix(core_key, flow_id)
+-- The flow of a core key, { tag, flow_id }, when the key is flow_id's core key, else nil: the
+-- functions that derive other flow keys (or store the flow id) refuse another flow's core key.
+function Flow.of_core(core_key, flow_id)
   local tag = tag_of(core_key)
   if not tag or not is_set(flow_id) then
     return nil
   end
-  local prefix = 'ff:flow:' .. tag .. ':' .. flow_id
-  if core_key ~= prefix .. ':core' then
+  if core_key ~= KEY.flow_core(tag, flow_id) then
     return nil
   end
-  return prefix
+  return { tag = tag, flow_id = flow_id }
 end
 
 -- The argument checks every flow-side call shares: a non-empty flow id that names the
@@ -27,15 +24,15 @@ end
 -- name, keys: the call's, whose other flow and partition KEYS are checked against the flow
 -- (c: more context, such as execution_id or edge_id).
 function Flow.check_flow_args(A, core_key, name, keys, c)
-  local prefix = Flow.prefix(core_key, A.flow_id)
-  if not prefix then
+  local flow = Flow.of_core(core_key, A.flow_id)
+  if not flow then
     return nil, err('invalid_input', 'flow_id does not match the flow core key')
   end
   c = c or {}
   c.tag, c.flow_id = tag_of(core_key), A.flow_id
   local bad = check_keys(name, keys, c)
   if bad then return nil, bad end
-  return prefix
+  return flow
 end
 
 
@@ -51,16 +48,16 @@ end
 
 -- True if `target` is reachable from `start` over the flow's staged edges (breadth first),
 -- or if the graph is too large to tell (the caller then refuses the edge).
-function Flow.reaches(prefix, start, target)
+function Flow.reaches(flow, start, target)
   local visited = { [start] = true }
   local count = 1
   local frontier = { start }
   while #frontier > 0 do
     local next_frontier = {}
     for i = 1, #frontier do
-      local edges = redis.call('SMEMBERS', prefix .. ':out:' .. frontier[i])
+      local edges = redis.call('SMEMBERS', KEY.flow_outgoing(flow.tag, flow.flow_id, frontier[i]))
       for j = 1, #edges do
-        local down = redis.call('HGET', prefix .. ':edge:' .. edges[j], 'downstream_execution_id')
+        local down = redis.call('HGET', KEY.flow_edge(flow.tag, flow.flow_id, edges[j]), 'downstream_execution_id')
         if down == target then
           return true
         end
@@ -113,8 +110,8 @@ function Flow.skip_child(K, core, eid, now)
     local attempt_hash, stream_meta = K.attempt_hash, K.stream_meta
     if is_set(core.current_attempt_index) then
       local tag = tag_of(K.exec_core)
-      attempt_hash = attempt_key(tag, eid, core.current_attempt_index)
-      stream_meta = stream_meta_key(tag, eid, core.current_attempt_index)
+      attempt_hash = KEY.exec_attempt_hash(tag, eid, core.current_attempt_index)
+      stream_meta = KEY.exec_stream_meta(tag, eid, core.current_attempt_index)
     end
     redis.call('HSET', attempt_hash, 'attempt_state', 'ended_cancelled', 'ended_at', now,
       'failure_reason', 'dependency_impossible')
@@ -229,7 +226,7 @@ redis.register_function('ff_add_execution_to_flow', guard('ff_add_execution_to_f
   if next(flow) == nil then
     return err('flow_not_found')
   end
-  if Flow.TERMINAL[flow.public_flow_state] then
+  if ENUMS.terminal_flow_state[flow.public_flow_state] then
     return err('flow_already_terminal')
   end
   if redis.call('EXISTS', K.exec_core) == 0 then
@@ -271,7 +268,7 @@ redis.register_function('ff_cancel_flow', guard('ff_cancel_flow', function(keys,
   if redis.call('EXISTS', K.flow_core) == 0 then
     return err('flow_not_found')
   end
-  if Flow.TERMINAL[state] then
+  if ENUMS.terminal_flow_state[state] then
     return err('flow_already_terminal')
   end
   local members = redis.call('SMEMBERS', K.members_set)
@@ -310,7 +307,7 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
     expected_graph_revision = args[7],
     now_ms = args[8],
   }
-  local prefix, bad = Flow.check_flow_args(A, K.flow_core, 'ff_stage_dependency_edge', keys, {
+  local flow_ref, bad = Flow.check_flow_args(A, K.flow_core, 'ff_stage_dependency_edge', keys, {
     edge_id = set_or_nil(A.edge_id), upstream_execution_id = set_or_nil(A.upstream_execution_id),
     downstream_execution_id = set_or_nil(A.downstream_execution_id),
   })
@@ -323,7 +320,7 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
   if next(flow) == nil then
     return err('flow_not_found')
   end
-  if Flow.TERMINAL[flow.public_flow_state] then
+  if ENUMS.terminal_flow_state[flow.public_flow_state] then
     return err('flow_already_terminal')
   end
   if (flow.graph_revision or '0') ~= A.expected_graph_revision then
@@ -334,7 +331,7 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
     return err('execution_not_in_flow')
   end
   -- The new edge closes a loop iff the upstream is already reachable from the downstream.
-  if Flow.reaches(prefix, A.downstream_execution_id, A.upstream_execution_id) then
+  if Flow.reaches(flow_ref, A.downstream_execution_id, A.upstream_execution_id) then
     return err('cycle_detected')
   end
   if redis.call('EXISTS', K.edge_hash) == 1 then
@@ -600,7 +597,7 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
   bad = check_keys('ff_replay_execution', keys, { tag = tag, execution_id = A.execution_id, lane_id = core_lane(core) })
   if bad then return bad end
   for i = 1, edge_count do
-    local dep_key = 'ff:exec:' .. tag .. ':' .. A.execution_id .. ':dep:' .. args[2 + i]
+    local dep_key = KEY.exec_dep_edge(tag, A.execution_id, args[2 + i])
     if keys[7 + i] ~= dep_key then
       return err('invalid_input', 'KEYS[' .. (7 + i) .. '] (dep_edge) must be ' .. dep_key .. ', got: ' .. keys[7 + i])
     end

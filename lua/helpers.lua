@@ -280,7 +280,7 @@ end
 local function eid_of_exec_key(key)
   local tag = tag_of(key)
   if not tag then return nil end
-  local rest = string.sub(key, #'ff:exec:' + #tag + 2)
+  local rest = string.sub(key, #KEY.exec_core(tag, '') - #':core' + 1)
   return string.match(rest, '^(.-}:[^:]+)')
 end
 
@@ -292,7 +292,7 @@ local function check_core_key(core_key, execution_id)
     return err('invalid_input', 'execution_id must not be empty')
   end
   local tag = core_key and tag_of(core_key)
-  if not tag or core_key ~= 'ff:exec:' .. tag .. ':' .. execution_id .. ':core' then
+  if not tag or core_key ~= KEY.exec_core(tag, execution_id) then
     return err('invalid_input', 'execution_id does not match the core key')
   end
   return nil, tag -- the tag, for the caller's key checks (tag_of is not cheap)
@@ -331,21 +331,6 @@ local function set_or_nil(value)
   return value
 end
 
-local function lane_key(tag, lane, suffix)
-  return 'ff:idx:' .. tag .. ':lane:' .. lane .. ':' .. suffix
-end
-
-local function attempt_key(tag, eid, index)
-  return 'ff:attempt:' .. tag .. ':' .. eid .. ':' .. index
-end
-
-local function stream_meta_key(tag, eid, index)
-  return 'ff:stream:' .. tag .. ':' .. eid .. ':' .. index .. ':meta'
-end
-
-local function worker_leases_key(tag, wiid)
-  return 'ff:idx:' .. tag .. ':worker:' .. wiid .. ':leases'
-end
 
 ---------------------------------------------------------------------------
 -- Scheduling scores (model.md §3.2, §3.9)
@@ -477,7 +462,7 @@ local function mark_expired(core_key, history_key, core, now)
   })
   if is_set(core.current_attempt_index) then
     local tag = tag_of(core_key)
-    local meta = stream_meta_key(tag, eid_of_exec_key(core_key), core.current_attempt_index)
+    local meta = KEY.exec_stream_meta(tag, eid_of_exec_key(core_key), core.current_attempt_index)
     if redis.call('EXISTS', meta) == 1 and not is_set(redis.call('HGET', meta, 'closed_at')) then
       redis.call('HSET', meta, 'closed_at', now, 'closed_reason', 'lease_expired')
     end
@@ -512,7 +497,7 @@ end
 ---------------------------------------------------------------------------
 local function publish_completion(core, eid, outcome)
   if is_set(core.flow_id) then
-    redis.call('PUBLISH', 'ff:dag:completions',
+    redis.call('PUBLISH', KEY.global_dag_completions(),
       cjson.encode({ execution_id = eid, flow_id = core.flow_id, outcome = outcome }))
   end
 end

@@ -169,7 +169,7 @@ redis.register_function('ff_revoke_lease', guard('ff_revoke_lease', function(key
   redis.call('ZREM', K.lease_expiry, A.execution_id)
   redis.call('SREM', K.worker_leases, A.execution_id)
   if is_set(core.current_worker_instance_id) then
-    local holder_set = worker_leases_key(tag_of(K.core), core.current_worker_instance_id)
+    local holder_set = KEY.partition_worker_leases(tag_of(K.core), core.current_worker_instance_id)
     if holder_set ~= K.worker_leases then
       redis.call('SREM', holder_set, A.execution_id)
     end

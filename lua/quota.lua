@@ -14,7 +14,7 @@ end
 function Quota.policy_of(key, suffix)
   local tag = tag_of(key)
   if not tag then return nil end
-  local prefix = 'ff:quota:' .. tag .. ':'
+  local prefix = KEY.quota_definition(tag, '')
   if #key <= #prefix + #suffix or string.sub(key, 1, #prefix) ~= prefix then return nil end
   if suffix ~= '' and string.sub(key, -#suffix) ~= suffix then return nil end
   return string.sub(key, #prefix + 1, #key - #suffix)
@@ -47,7 +47,7 @@ redis.register_function('ff_create_quota_policy', guard('ff_create_quota_policy'
     now_ms = args[5],
   }
   local tag = tag_of(K.definition)
-  if not tag or K.definition ~= 'ff:quota:' .. tag .. ':' .. A.quota_policy_id then
+  if not tag or K.definition ~= KEY.quota_definition(tag, A.quota_policy_id) then
     return err('invalid_input', 'quota_policy_id must be the policy of the definition key, got: ' .. A.quota_policy_id)
   end
   local bad = check_keys('ff_create_quota_policy', keys, { tag = tag, quota_policy_id = A.quota_policy_id })

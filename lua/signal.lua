@@ -24,17 +24,17 @@ function Sig.check(K, A)
   end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  local wp_key = Susp.waitpoint_key(tag, A.waitpoint_id)
-  local signal_key = 'ff:signal:' .. tag .. ':' .. A.signal_id
-  local idem_key = 'ff:noop:' .. tag
+  local wp_key = KEY.partition_waitpoint(tag, A.waitpoint_id)
+  local signal_key = KEY.partition_signal(tag, A.signal_id)
+  local idem_key = KEY.partition_noop(tag)
   if is_set(A.idempotency_key) then
-    idem_key = 'ff:sigdedup:' .. tag .. ':' .. A.waitpoint_id .. ':' .. A.idempotency_key
+    idem_key = KEY.partition_signal_dedup(tag, A.waitpoint_id, A.idempotency_key)
   end
   local checks = {
     { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
     { K.wp_condition, wp_key .. ':condition', 'KEYS[2]' },
     { K.wp_signals_stream, wp_key .. ':signals', 'KEYS[3]' },
-    { K.exec_signals_zset, Susp.exec_key(tag, eid, 'signals'), 'KEYS[4]' },
+    { K.exec_signals_zset, KEY.exec_exec_signals(tag, eid), 'KEYS[4]' },
     { K.signal_hash, signal_key, 'KEYS[5]' },
     { K.signal_payload, signal_key .. ':payload', 'KEYS[6]' },
     { K.idem_key, idem_key, 'KEYS[7]' },
@@ -42,10 +42,10 @@ function Sig.check(K, A)
   }
   -- An absent or empty key ring slot is the token check's own error.
   if is_set(K.hmac_secrets) then
-    checks[#checks + 1] = { K.hmac_secrets, 'ff:sec:' .. tag .. ':waitpoint_hmac', 'key ring KEYS slot' }
+    checks[#checks + 1] = { K.hmac_secrets, KEY.partition_waitpoint_hmac_secrets(tag), 'key ring KEYS slot' }
   end
   if K.suspension_current ~= nil then
-    checks[#checks + 1] = { K.suspension_current, Susp.exec_key(tag, eid, 'suspension:current'), 'KEYS[9]' }
+    checks[#checks + 1] = { K.suspension_current, KEY.exec_suspension_current(tag, eid), 'KEYS[9]' }
   end
   return Susp.keys_match(checks)
 end
@@ -214,9 +214,9 @@ redis.register_function('ff_deliver_signal', guard('ff_deliver_signal', function
   if satisfied and current then
     local lane = Susp.lane_of(core)
     bad = Susp.keys_match({
-      { K.eligible_zset, lane_key(tag, lane, 'eligible'), 'KEYS[10] (lane of exec_core)' },
-      { K.suspended_zset, lane_key(tag, lane, 'suspended'), 'KEYS[11] (lane of exec_core)' },
-      { K.delayed_zset, lane_key(tag, lane, 'delayed'), 'KEYS[12] (lane of exec_core)' },
+      { K.eligible_zset, KEY.partition_lane_eligible(tag, lane), 'KEYS[10] (lane of exec_core)' },
+      { K.suspended_zset, KEY.partition_lane_suspended(tag, lane), 'KEYS[11] (lane of exec_core)' },
+      { K.delayed_zset, KEY.partition_lane_delayed(tag, lane), 'KEYS[12] (lane of exec_core)' },
     })
     if bad then return bad end
   end
@@ -352,7 +352,7 @@ redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_ex
   local eid = A.execution_id
   local bad = Susp.keys_match({
     { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
-    { K.worker_leases, worker_leases_key(tag, A.worker_instance_id or ''), 'KEYS[5]' },
+    { K.worker_leases, KEY.partition_worker_leases(tag, A.worker_instance_id or ''), 'KEYS[5]' },
   })
   if bad then return bad end
 
@@ -376,9 +376,9 @@ redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_ex
   end
   local lane = Susp.lane_of(core)
   bad = Susp.keys_match({
-    { K.existing_attempt_hash, attempt_key(tag, eid, core.current_attempt_index), 'KEYS[6] (current attempt)' },
-    { K.eligible_zset, lane_key(tag, lane, 'eligible'), 'KEYS[3] (lane of exec_core)' },
-    { K.active_index, lane_key(tag, lane, 'active'), 'KEYS[9] (lane of exec_core)' },
+    { K.existing_attempt_hash, KEY.exec_attempt_hash(tag, eid, core.current_attempt_index), 'KEYS[6] (current attempt)' },
+    { K.eligible_zset, KEY.partition_lane_eligible(tag, lane), 'KEYS[3] (lane of exec_core)' },
+    { K.active_index, KEY.partition_lane_active(tag, lane), 'KEYS[9] (lane of exec_core)' },
   })
   if bad then return bad end
 

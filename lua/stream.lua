@@ -23,8 +23,8 @@ function Stream.check_keys(K, execution_id, attempt_index)
   local mismatch = check_core_key(K.core, execution_id)
   if mismatch then return mismatch end
   local tag = tag_of(K.core)
-  local expected = 'ff:stream:' .. tag .. ':' .. execution_id .. ':' .. attempt_index
-  if K.stream ~= expected or K.stream_meta ~= expected .. ':meta' then
+  if K.stream ~= KEY.exec_stream(tag, execution_id, attempt_index)
+    or K.stream_meta ~= KEY.exec_stream_meta(tag, execution_id, attempt_index) then
     return err('invalid_input', 'stream keys do not match execution_id and attempt_index')
   end
   return nil

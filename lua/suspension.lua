@@ -315,11 +315,6 @@ Susp.BLOCKING_REASON = {
   manual_pause = 'paused_by_operator',
 }
 
-Susp.TIMEOUT_BEHAVIORS = {
-  fail = true, cancel = true, expire = true, auto_resume = true,
-  auto_resume_with_timeout_signal = true, escalate = true,
-}
-
 -- Terminal timeout behaviours: terminal_outcome / public_state, close reason, attempt end state.
 Susp.TERMINAL_TIMEOUT = {
   fail = { 'failed', 'timed_out_fail', 'ended_failure' },
@@ -327,13 +322,6 @@ Susp.TERMINAL_TIMEOUT = {
   expire = { 'expired', 'timed_out_expire', 'ended_failure' },
 }
 
-function Susp.waitpoint_key(tag, waitpoint_id)
-  return 'ff:wp:' .. tag .. ':' .. waitpoint_id
-end
-
-function Susp.exec_key(tag, eid, suffix)
-  return 'ff:exec:' .. tag .. ':' .. eid .. ':' .. suffix
-end
 
 -- The exec_core fields Susp.lane_of and Susp.make_runnable read, for callers that HMGET.
 Susp.LANE_FIELDS = { 'lane_id' }
@@ -601,14 +589,14 @@ redis.register_function('ff_resume_execution', guard('ff_resume_execution', func
   if not is_set(suspension.suspension_id) or is_set(suspension.closed_at) then
     return err('execution_not_suspended')
   end
-  local wp_key = Susp.waitpoint_key(tag, suspension.waitpoint_id or '')
+  local wp_key = KEY.partition_waitpoint(tag, suspension.waitpoint_id or '')
   local lane = Susp.lane_of(core)
   bad = Susp.keys_match({
     { K.waitpoint_hash, wp_key, 'KEYS[3] (waitpoint of the open suspension)' },
     { K.waitpoint_signals, wp_key .. ':signals', 'KEYS[4] (waitpoint of the open suspension)' },
-    { K.eligible_zset, lane_key(tag, lane, 'eligible'), 'KEYS[6] (lane of exec_core)' },
-    { K.delayed_zset, lane_key(tag, lane, 'delayed'), 'KEYS[7] (lane of exec_core)' },
-    { K.suspended_zset, lane_key(tag, lane, 'suspended'), 'KEYS[8] (lane of exec_core)' },
+    { K.eligible_zset, KEY.partition_lane_eligible(tag, lane), 'KEYS[6] (lane of exec_core)' },
+    { K.delayed_zset, KEY.partition_lane_delayed(tag, lane), 'KEYS[7] (lane of exec_core)' },
+    { K.suspended_zset, KEY.partition_lane_suspended(tag, lane), 'KEYS[8] (lane of exec_core)' },
   })
   if bad then return bad end
 
@@ -645,7 +633,7 @@ redis.register_function('ff_create_pending_waitpoint', guard('ff_create_pending_
   local eid = A.execution_id
   local bad = Susp.keys_match({
     { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
-    { K.waitpoint_hash, Susp.waitpoint_key(tag, A.waitpoint_id), 'KEYS[2]' },
+    { K.waitpoint_hash, KEY.partition_waitpoint(tag, A.waitpoint_id), 'KEYS[2]' },
   })
   if bad then return bad end
 
@@ -726,19 +714,19 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   if behavior == nil then
     behavior = 'fail'
   end
-  local wp_key = Susp.waitpoint_key(tag, suspension.waitpoint_id or '')
+  local wp_key = KEY.partition_waitpoint(tag, suspension.waitpoint_id or '')
   local lane = Susp.lane_of(core)
   local checks = {
     { K.waitpoint_hash, wp_key, 'KEYS[3] (waitpoint of the open suspension)' },
     { K.wp_condition, wp_key .. ':condition', 'KEYS[4] (waitpoint of the open suspension)' },
-    { K.suspended_zset, lane_key(tag, lane, 'suspended'), 'KEYS[8] (lane of exec_core)' },
-    { K.terminal_zset, lane_key(tag, lane, 'terminal'), 'KEYS[9] (lane of exec_core)' },
-    { K.eligible_zset, lane_key(tag, lane, 'eligible'), 'KEYS[10] (lane of exec_core)' },
+    { K.suspended_zset, KEY.partition_lane_suspended(tag, lane), 'KEYS[8] (lane of exec_core)' },
+    { K.terminal_zset, KEY.partition_lane_terminal(tag, lane), 'KEYS[9] (lane of exec_core)' },
+    { K.eligible_zset, KEY.partition_lane_eligible(tag, lane), 'KEYS[10] (lane of exec_core)' },
   }
   local attempt_index = core.current_attempt_index
   if is_set(attempt_index) then
-    checks[#checks + 1] = { K.attempt_hash, attempt_key(tag, eid, attempt_index), 'KEYS[5] (current attempt)' }
-    checks[#checks + 1] = { K.stream_meta, stream_meta_key(tag, eid, attempt_index), 'KEYS[6] (current attempt)' }
+    checks[#checks + 1] = { K.attempt_hash, KEY.exec_attempt_hash(tag, eid, attempt_index), 'KEYS[5] (current attempt)' }
+    checks[#checks + 1] = { K.stream_meta, KEY.exec_stream_meta(tag, eid, attempt_index), 'KEYS[6] (current attempt)' }
   end
   bad = Susp.keys_match(checks)
   if bad then return bad end
@@ -812,7 +800,7 @@ redis.register_function('ff_close_waitpoint', guard('ff_close_waitpoint', functi
     waitpoint_id = args[1],
     reason = args[2] or 'proactive_close',
   }
-  local bad = Susp.keys_match({ { K.waitpoint_hash, Susp.waitpoint_key(tag_of(K.core), A.waitpoint_id), 'KEYS[2]' } })
+  local bad = Susp.keys_match({ { K.waitpoint_hash, KEY.partition_waitpoint(tag_of(K.core), A.waitpoint_id), 'KEYS[2]' } })
   if bad then return bad end
 
   local wp = hgetall(K.waitpoint_hash)
