@@ -206,6 +206,15 @@ local KEY = {
   global_tag_index = function(namespace, tag_key, tag_value) return 'ff:tag:' .. namespace .. ':' .. tag_key .. ':' .. tag_value end,
   global_dag_completions = function() return 'ff:dag:completions' end,
 }
+-- generated from spec/shapes.yaml: the shape of every JSON argument, checked by check_argv
+local SHAPES = {}
+SHAPES.execution_policy = { fields = {  } }
+SHAPES.tags = { fields = {  }, values = 'string', values_text = 'a string' }
+SHAPES.attempt_policy = { fields = {  } }
+SHAPES.backoff = { fields = { { 'type', 'string', 'a string' }, { 'initial_delay_ms', 'number', 'a number' }, { 'max_delay_ms', 'number', 'a number' }, { 'multiplier', 'number', 'a number' }, { 'jitter', 'boolean', 'a boolean' }, { 'delay_ms', 'number', 'a number' } } }
+SHAPES.retry_policy = { fields = { { 'max_retries', 'number', 'a number' }, { 'backoff', 'table', 'an object', shape = SHAPES.backoff }, { 'retryable_categories', 'table', 'an array', of = 'string', of_text = 'an array of strings' } } }
+SHAPES.resume_condition = { fields = { { 'condition_type', 'string', 'a string' }, { 'required_signal_names', 'table', 'an array', of = 'string', of_text = 'an array of strings' }, { 'signal_match_mode', 'string', 'a string' }, { 'minimum_signal_count', 'number', 'a number' }, { 'timeout_behavior', 'string', 'a string' }, { 'allow_operator_override', 'boolean', 'a boolean' } } }
+SHAPES.resume_policy = { fields = {  } }
 -- generated from spec/enums.yaml: every named enum, its values in order and each value a key set to true
 local ENUMS = {
   public_state = { 'waiting', 'delayed', 'rate_limited', 'waiting_children', 'active', 'suspended', 'completed', 'failed', 'cancelled', 'expired', 'skipped', ['waiting'] = true, ['delayed'] = true, ['rate_limited'] = true, ['waiting_children'] = true, ['active'] = true, ['suspended'] = true, ['completed'] = true, ['failed'] = true, ['cancelled'] = true, ['expired'] = true, ['skipped'] = true },
@@ -695,7 +704,7 @@ local KEY_CHECKS = {
 }
 -- generated from spec/: per function, the rule of every fixed ARGV slot the spec constrains
 -- (kind int | number | count | json | enum | nonempty; empty: the empty string is accepted;
--- def: what an empty or missing value becomes); check_argv applies them in the guard
+-- def: what an empty or missing value becomes), for the refusal texts (argv_refusal)
 local ARGV_RULES = {
   ff_add_execution_to_flow = {
     { i = 1, name = 'flow_id', kind = 'nonempty' },
@@ -704,11 +713,11 @@ local ARGV_RULES = {
   },
   ff_append_frame = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
-    { i = 2, name = 'attempt_index', kind = 'count', max = 4294967295, max_text = '4294967295' },
+    { i = 2, name = 'attempt_index', max = 4294967295, max_text = '4294967295', kind = 'count' },
     { i = 4, name = 'lease_epoch', kind = 'count' },
-    { i = 6, name = 'ts', kind = 'int', min = 0, min_text = '0', max = 9007199254740991, max_text = '9007199254740991', empty = true },
-    { i = 11, name = 'retention_maxlen', kind = 'int', min = 0, min_text = '0', max = 4294967295, max_text = '4294967295', def = 0, empty = true },
-    { i = 13, name = 'max_payload_bytes', kind = 'int', min = 0, min_text = '0', max = 4294967295, max_text = '4294967295', def = 65536, empty = true },
+    { i = 6, name = 'ts', min = 0, min_text = '0', max = 9007199254740991, max_text = '9007199254740991', kind = 'int', empty = true },
+    { i = 11, name = 'retention_maxlen', min = 0, min_text = '0', max = 4294967295, max_text = '4294967295', kind = 'int', def = 0, empty = true },
+    { i = 13, name = 'max_payload_bytes', min = 0, min_text = '0', max = 4294967295, max_text = '4294967295', kind = 'int', def = 65536, empty = true },
   },
   ff_apply_dependency_to_child = {
     { i = 1, name = 'flow_id', kind = 'nonempty' },
@@ -719,18 +728,18 @@ local ARGV_RULES = {
   },
   ff_block_execution_for_admission = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
-    { i = 2, name = 'blocking_reason', kind = 'enum', values = ENUMS.admission_blocking_reason, list = 'waiting_for_budget, waiting_for_quota, waiting_for_capable_worker, paused_by_operator, paused_by_policy', code = 'invalid_blocking_reason' },
+    { i = 2, name = 'blocking_reason', values = ENUMS.admission_blocking_reason, list = 'waiting_for_budget, waiting_for_quota, waiting_for_capable_worker, paused_by_operator, paused_by_policy', kind = 'enum', code = 'invalid_blocking_reason' },
     { i = 4, name = 'now_ms', kind = 'int', empty = true },
   },
   ff_buffer_signal_for_pending_waitpoint = {
     { i = 1, name = 'signal_id', kind = 'nonempty' },
     { i = 2, name = 'execution_id', kind = 'nonempty' },
     { i = 3, name = 'waitpoint_id', kind = 'nonempty' },
-    { i = 12, name = 'target_scope', kind = 'enum', values = ENUMS.signal_target_scope, list = 'waitpoint, execution', def = 'waitpoint' },
-    { i = 13, name = 'created_at', kind = 'int', min = 0, min_text = '0', empty = true },
-    { i = 14, name = 'dedup_ttl_ms', kind = 'int', min = 0, min_text = '0', def = 86400000, empty = true },
-    { i = 16, name = 'signal_maxlen', kind = 'int', min = 0, min_text = '0', def = 1000, empty = true },
-    { i = 17, name = 'max_signals_per_execution', kind = 'int', min = 0, min_text = '0', def = 10000, empty = true },
+    { i = 12, name = 'target_scope', values = ENUMS.signal_target_scope, list = 'waitpoint, execution', kind = 'enum', def = 'waitpoint' },
+    { i = 13, name = 'created_at', min = 0, min_text = '0', kind = 'int', empty = true },
+    { i = 14, name = 'dedup_ttl_ms', min = 0, min_text = '0', kind = 'int', def = 86400000, empty = true },
+    { i = 16, name = 'signal_maxlen', min = 0, min_text = '0', kind = 'int', def = 1000, empty = true },
+    { i = 17, name = 'max_signals_per_execution', min = 0, min_text = '0', kind = 'int', def = 10000, empty = true },
   },
   ff_cancel_execution = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
@@ -746,20 +755,20 @@ local ARGV_RULES = {
   },
   ff_check_admission_and_record = {
     { i = 1, name = 'now_ms', kind = 'int', empty = true },
-    { i = 2, name = 'window_seconds', kind = 'int', min = 1, min_text = '1' },
-    { i = 3, name = 'rate_limit', kind = 'int', min = 0, min_text = '0' },
-    { i = 4, name = 'concurrency_cap', kind = 'int', min = 0, min_text = '0' },
+    { i = 2, name = 'window_seconds', min = 1, min_text = '1', kind = 'int' },
+    { i = 3, name = 'rate_limit', min = 0, min_text = '0', kind = 'int' },
+    { i = 4, name = 'concurrency_cap', min = 0, min_text = '0', kind = 'int' },
     { i = 5, name = 'execution_id', kind = 'nonempty' },
-    { i = 6, name = 'jitter_ms', kind = 'int', min = 0, min_text = '0', def = 0, empty = true },
+    { i = 6, name = 'jitter_ms', min = 0, min_text = '0', kind = 'int', def = 0, empty = true },
   },
   ff_claim_execution = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
     { i = 2, name = 'worker_id', kind = 'nonempty' },
     { i = 6, name = 'lease_id', kind = 'nonempty' },
-    { i = 7, name = 'lease_ttl_ms', kind = 'int', min = 1, min_text = '1' },
-    { i = 8, name = 'renew_before_ms', kind = 'int', min = 0, min_text = '0' },
+    { i = 7, name = 'lease_ttl_ms', min = 1, min_text = '1', kind = 'int' },
+    { i = 8, name = 'renew_before_ms', min = 0, min_text = '0', kind = 'int' },
     { i = 9, name = 'attempt_id', kind = 'nonempty' },
-    { i = 10, name = 'attempt_policy_json', kind = 'json', empty = true },
+    { i = 10, name = 'attempt_policy_json', shape = SHAPES.attempt_policy, kind = 'json', empty = true },
     { i = 11, name = 'attempt_timeout_ms', kind = 'int', empty = true },
     { i = 12, name = 'execution_deadline_at', kind = 'int', empty = true },
   },
@@ -768,17 +777,17 @@ local ARGV_RULES = {
     { i = 3, name = 'lane_id', kind = 'nonempty' },
     { i = 4, name = 'lease_id', kind = 'nonempty' },
     { i = 5, name = 'attempt_id', kind = 'nonempty' },
-    { i = 6, name = 'lease_ttl_ms', kind = 'int', min = 1, min_text = '1' },
-    { i = 7, name = 'renew_before_ms', kind = 'int', min = 0, min_text = '0' },
+    { i = 6, name = 'lease_ttl_ms', min = 1, min_text = '1', kind = 'int' },
+    { i = 7, name = 'renew_before_ms', min = 0, min_text = '0', kind = 'int' },
     { i = 9, name = 'attempt_timeout_ms', kind = 'int', empty = true },
-    { i = 10, name = 'max_candidates', kind = 'int', min = 1, min_text = '1', max = 100, max_text = '100', def = 4, empty = true },
+    { i = 10, name = 'max_candidates', min = 1, min_text = '1', max = 100, max_text = '100', kind = 'int', def = 4, empty = true },
   },
   ff_claim_resumed_execution = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
     { i = 2, name = 'worker_id', kind = 'nonempty' },
     { i = 4, name = 'lane_id', kind = 'nonempty' },
     { i = 6, name = 'lease_id', kind = 'nonempty' },
-    { i = 7, name = 'lease_ttl_ms', kind = 'int', min = 1, min_text = '1' },
+    { i = 7, name = 'lease_ttl_ms', min = 1, min_text = '1', kind = 'int' },
     { i = 8, name = 'remaining_attempt_timeout_ms', kind = 'int', empty = true },
   },
   ff_close_waitpoint = {
@@ -791,10 +800,10 @@ local ARGV_RULES = {
     { i = 8, name = 'next_lane_id', kind = 'nonempty' },
     { i = 9, name = 'next_lease_id', kind = 'nonempty' },
     { i = 10, name = 'next_attempt_id', kind = 'nonempty' },
-    { i = 11, name = 'lease_ttl_ms', kind = 'int', min = 1, min_text = '1' },
-    { i = 12, name = 'renew_before_ms', kind = 'int', min = 0, min_text = '0' },
+    { i = 11, name = 'lease_ttl_ms', min = 1, min_text = '1', kind = 'int' },
+    { i = 12, name = 'renew_before_ms', min = 0, min_text = '0', kind = 'int' },
     { i = 14, name = 'attempt_timeout_ms', kind = 'int', empty = true },
-    { i = 15, name = 'max_candidates', kind = 'int', min = 1, min_text = '1', max = 100, max_text = '100', def = 4, empty = true },
+    { i = 15, name = 'max_candidates', min = 1, min_text = '1', max = 100, max_text = '100', kind = 'int', def = 4, empty = true },
   },
   ff_complete_execution = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
@@ -802,18 +811,18 @@ local ARGV_RULES = {
   },
   ff_create_budget = {
     { i = 1, name = 'budget_id', kind = 'nonempty' },
-    { i = 7, name = 'reset_interval_ms', kind = 'int', min = 0, min_text = '0', def = 0, empty = true },
+    { i = 7, name = 'reset_interval_ms', min = 0, min_text = '0', kind = 'int', def = 0, empty = true },
     { i = 8, name = 'now_ms', kind = 'int', empty = true },
   },
   ff_create_execution = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
     { i = 5, name = 'priority', kind = 'number', def = 0, empty = true },
-    { i = 7, name = 'policy_json', kind = 'json', empty = true, code = 'invalid_policy_json', detail = 'malformed' },
+    { i = 7, name = 'policy_json', shape = SHAPES.execution_policy, kind = 'json', empty = true, code = 'invalid_policy_json', detail = 'malformed' },
     { i = 9, name = 'delay_until', kind = 'int', empty = true },
     { i = 10, name = 'dedup_ttl_ms', kind = 'int', empty = true },
-    { i = 11, name = 'tags_json', kind = 'json', empty = true },
+    { i = 11, name = 'tags_json', shape = SHAPES.tags, kind = 'json', empty = true },
     { i = 12, name = 'execution_deadline_at', kind = 'int', empty = true },
-    { i = 13, name = 'partition_id', kind = 'int', min = 0, min_text = '0', max = 65535, max_text = '65535' },
+    { i = 13, name = 'partition_id', min = 0, min_text = '0', max = 65535, max_text = '65535', kind = 'int' },
   },
   ff_create_flow = {
     { i = 1, name = 'flow_id', kind = 'nonempty' },
@@ -823,13 +832,13 @@ local ARGV_RULES = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
     { i = 2, name = 'attempt_index', kind = 'count' },
     { i = 3, name = 'waitpoint_id', kind = 'nonempty' },
-    { i = 5, name = 'expires_at', kind = 'int', min = 0, min_text = '0' },
+    { i = 5, name = 'expires_at', min = 0, min_text = '0', kind = 'int' },
   },
   ff_create_quota_policy = {
     { i = 1, name = 'quota_policy_id', kind = 'nonempty' },
-    { i = 2, name = 'window_seconds', kind = 'int', min = 1, min_text = '1' },
-    { i = 3, name = 'max_requests_per_window', kind = 'int', min = 0, min_text = '0' },
-    { i = 4, name = 'max_concurrent', kind = 'int', min = 0, min_text = '0' },
+    { i = 2, name = 'window_seconds', min = 1, min_text = '1', kind = 'int' },
+    { i = 3, name = 'max_requests_per_window', min = 0, min_text = '0', kind = 'int' },
+    { i = 4, name = 'max_concurrent', min = 0, min_text = '0', kind = 'int' },
     { i = 5, name = 'now_ms', kind = 'int', empty = true },
   },
   ff_delay_execution = {
@@ -841,12 +850,12 @@ local ARGV_RULES = {
     { i = 1, name = 'signal_id', kind = 'nonempty' },
     { i = 2, name = 'execution_id', kind = 'nonempty' },
     { i = 3, name = 'waitpoint_id', kind = 'nonempty' },
-    { i = 12, name = 'target_scope', kind = 'enum', values = ENUMS.signal_target_scope, list = 'waitpoint, execution', def = 'waitpoint' },
-    { i = 13, name = 'created_at', kind = 'int', min = 0, min_text = '0', empty = true },
-    { i = 14, name = 'dedup_ttl_ms', kind = 'int', min = 0, min_text = '0', def = 86400000, empty = true },
-    { i = 15, name = 'resume_delay_ms', kind = 'int', min = 0, min_text = '0', def = 0, empty = true },
-    { i = 16, name = 'signal_maxlen', kind = 'int', min = 0, min_text = '0', def = 1000, empty = true },
-    { i = 17, name = 'max_signals_per_execution', kind = 'int', min = 0, min_text = '0', def = 10000, empty = true },
+    { i = 12, name = 'target_scope', values = ENUMS.signal_target_scope, list = 'waitpoint, execution', kind = 'enum', def = 'waitpoint' },
+    { i = 13, name = 'created_at', min = 0, min_text = '0', kind = 'int', empty = true },
+    { i = 14, name = 'dedup_ttl_ms', min = 0, min_text = '0', kind = 'int', def = 86400000, empty = true },
+    { i = 15, name = 'resume_delay_ms', min = 0, min_text = '0', kind = 'int', def = 0, empty = true },
+    { i = 16, name = 'signal_maxlen', min = 0, min_text = '0', kind = 'int', def = 1000, empty = true },
+    { i = 17, name = 'max_signals_per_execution', min = 0, min_text = '0', kind = 'int', def = 10000, empty = true },
   },
   ff_expire_execution = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
@@ -857,17 +866,17 @@ local ARGV_RULES = {
   ff_fail_execution = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
     { i = 3, name = 'lease_epoch', kind = 'count' },
-    { i = 7, name = 'retry_policy_json', kind = 'json', empty = true },
+    { i = 7, name = 'retry_policy_json', shape = SHAPES.retry_policy, kind = 'json', empty = true },
   },
   ff_issue_claim_grant = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
     { i = 2, name = 'worker_id', kind = 'nonempty' },
-    { i = 6, name = 'grant_ttl_ms', kind = 'int', min = 1, min_text = '1' },
+    { i = 6, name = 'grant_ttl_ms', min = 1, min_text = '1', kind = 'int' },
   },
   ff_issue_reclaim_grant = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
     { i = 2, name = 'worker_id', kind = 'nonempty' },
-    { i = 6, name = 'grant_ttl_ms', kind = 'int', min = 1, min_text = '1' },
+    { i = 6, name = 'grant_ttl_ms', min = 1, min_text = '1', kind = 'int' },
   },
   ff_mark_lease_expired_if_due = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
@@ -886,17 +895,17 @@ local ARGV_RULES = {
   },
   ff_purge_execution = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
-    { i = 2, name = 'retention_ms', kind = 'int', min = 0, min_text = '0' },
+    { i = 2, name = 'retention_ms', min = 0, min_text = '0', kind = 'int' },
     { i = 3, name = 'now_ms', kind = 'int', empty = true },
   },
   ff_read_attempt_stream = {
-    { i = 3, name = 'count_limit', kind = 'int', min = 1, min_text = '1', max = 10000, max_text = '10000', low = 'count_limit must be >= 1', high = 'count_limit_exceeds_hard_cap' },
+    { i = 3, name = 'count_limit', min = 1, min_text = '1', max = 10000, max_text = '10000', kind = 'int', low = 'count_limit must be >= 1', high = 'count_limit_exceeds_hard_cap' },
   },
   ff_reclaim_execution = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
     { i = 2, name = 'worker_id', kind = 'nonempty' },
     { i = 5, name = 'lease_id', kind = 'nonempty' },
-    { i = 6, name = 'lease_ttl_ms', kind = 'int', min = 1, min_text = '1' },
+    { i = 6, name = 'lease_ttl_ms', min = 1, min_text = '1', kind = 'int' },
     { i = 7, name = 'attempt_id', kind = 'nonempty' },
   },
   ff_reconcile_quota = {
@@ -910,8 +919,8 @@ local ARGV_RULES = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
     { i = 2, name = 'attempt_index', kind = 'count' },
     { i = 5, name = 'lease_epoch', kind = 'count' },
-    { i = 6, name = 'lease_ttl_ms', kind = 'int', min = 1, min_text = '1', max = 1000000000000000, max_text = '1000000000000000' },
-    { i = 7, name = 'lease_history_grace_ms', kind = 'int', min = 0, min_text = '0', max = 1000000000000000, max_text = '1000000000000000', def = 60000, empty = true },
+    { i = 6, name = 'lease_ttl_ms', min = 1, min_text = '1', max = 1000000000000000, max_text = '1000000000000000', kind = 'int' },
+    { i = 7, name = 'lease_history_grace_ms', min = 0, min_text = '0', max = 1000000000000000, max_text = '1000000000000000', kind = 'int', def = 60000, empty = true },
   },
   ff_replay_execution = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
@@ -927,19 +936,19 @@ local ARGV_RULES = {
   },
   ff_resolve_dependency = {
     { i = 1, name = 'edge_id', kind = 'nonempty' },
-    { i = 2, name = 'upstream_outcome', kind = 'enum', values = ENUMS.dependency_outcome, list = 'success, failed, cancelled, expired, skipped' },
+    { i = 2, name = 'upstream_outcome', values = ENUMS.dependency_outcome, list = 'success, failed, cancelled, expired, skipped', kind = 'enum' },
     { i = 3, name = 'now_ms', kind = 'int' },
   },
   ff_resume_execution = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
-    { i = 2, name = 'trigger_type', kind = 'enum', values = ENUMS.resume_trigger, list = 'signal, operator, auto_resume', def = 'signal' },
-    { i = 3, name = 'resume_delay_ms', kind = 'int', min = 0, min_text = '0', def = 0, empty = true },
+    { i = 2, name = 'trigger_type', values = ENUMS.resume_trigger, list = 'signal, operator, auto_resume', kind = 'enum', def = 'signal' },
+    { i = 3, name = 'resume_delay_ms', min = 0, min_text = '0', kind = 'int', def = 0, empty = true },
   },
   ff_revoke_lease = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
   },
   ff_rotate_waitpoint_hmac_secret = {
-    { i = 3, name = 'grace_ms', kind = 'int', min = 0, min_text = '0', max = 9007199254740991, max_text = '9007199254740991', code = 'invalid_grace_ms' },
+    { i = 3, name = 'grace_ms', min = 0, min_text = '0', max = 9007199254740991, max_text = '9007199254740991', kind = 'int', code = 'invalid_grace_ms' },
   },
   ff_stage_dependency_edge = {
     { i = 1, name = 'flow_id', kind = 'nonempty' },
@@ -957,22 +966,1133 @@ local ARGV_RULES = {
     { i = 5, name = 'lease_epoch', kind = 'count' },
     { i = 6, name = 'suspension_id', kind = 'nonempty' },
     { i = 7, name = 'waitpoint_id', kind = 'nonempty' },
-    { i = 11, name = 'timeout_at', kind = 'int', min = 0, min_text = '0', empty = true },
-    { i = 12, name = 'resume_condition_json', kind = 'json' },
-    { i = 13, name = 'resume_policy_json', kind = 'json', empty = true },
-    { i = 16, name = 'timeout_behavior', kind = 'enum', values = ENUMS.timeout_behavior, list = 'fail, cancel, expire, auto_resume, auto_resume_with_timeout_signal, escalate', def = 'fail' },
-    { i = 17, name = 'lease_history_maxlen', kind = 'int', min = 0, min_text = '0', def = 1000, empty = true },
+    { i = 11, name = 'timeout_at', min = 0, min_text = '0', kind = 'int', empty = true },
+    { i = 12, name = 'resume_condition_json', shape = SHAPES.resume_condition, kind = 'json' },
+    { i = 13, name = 'resume_policy_json', shape = SHAPES.resume_policy, kind = 'json', empty = true },
+    { i = 16, name = 'timeout_behavior', values = ENUMS.timeout_behavior, list = 'fail, cancel, expire, auto_resume, auto_resume_with_timeout_signal, escalate', kind = 'enum', def = 'fail' },
+    { i = 17, name = 'lease_history_maxlen', min = 0, min_text = '0', kind = 'int', def = 1000, empty = true },
   },
   ff_unblock_execution = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
     { i = 2, name = 'now_ms', kind = 'int', empty = true },
-    { i = 3, name = 'expected_blocking_reason', kind = 'enum', values = ENUMS.admission_blocking_reason, list = 'waiting_for_budget, waiting_for_quota, waiting_for_capable_worker, paused_by_operator, paused_by_policy', empty = true },
+    { i = 3, name = 'expected_blocking_reason', values = ENUMS.admission_blocking_reason, list = 'waiting_for_budget, waiting_for_quota, waiting_for_capable_worker, paused_by_operator, paused_by_policy', kind = 'enum', empty = true },
   },
   ff_update_progress = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
     { i = 3, name = 'lease_epoch', kind = 'count' },
-    { i = 4, name = 'progress_pct', kind = 'int', min = 0, min_text = '0', max = 100, max_text = '100', empty = true },
+    { i = 4, name = 'progress_pct', min = 0, min_text = '0', max = 100, max_text = '100', kind = 'int', empty = true },
   },
+}
+-- generated from ARGV_RULES: per function, the straight-line check the guard runs before the
+-- body (R = the function's ARGV_RULES): refuses, or converts args in place
+-- (the helpers it calls are defined in lua/helpers.lua, after this generated part)
+local parse_int, parse_number, argv_refusal, json_arg
+local ARGV_CHECKS = {
+  ff_add_execution_to_flow = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[3]
+    if v == '' then
+      args[3] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[3] = n
+    end
+  end,
+  ff_append_frame = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if tonumber(v) > 4294967295 then return argv_refusal(R[2], 'high', v) end
+    end
+    v = args[4]
+    if v == '' then
+      return argv_refusal(R[3], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[6]
+    if v == '' then
+      args[6] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[4], 'low', v) end
+      if n > 9007199254740991 then return argv_refusal(R[4], 'high', v) end
+      args[6] = n
+    end
+    v = args[11]
+    if v == '' then
+      args[11] = 0
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[5], 'low', v) end
+      if n > 4294967295 then return argv_refusal(R[5], 'high', v) end
+      args[11] = n
+    end
+    v = args[13]
+    if v == '' then
+      args[13] = 65536
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[6], 'low', v) end
+      if n > 4294967295 then return argv_refusal(R[6], 'high', v) end
+      args[13] = n
+    end
+  end,
+  ff_apply_dependency_to_child = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[3]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[4]
+    if v == '' then
+      return argv_refusal(R[4], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[7]
+    if v == '' then
+      return argv_refusal(R[5], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[7] = n
+    end
+  end,
+  ff_block_execution_for_admission = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if not R[2].values[v] then return argv_refusal(R[2], 'enum', v) end
+    end
+    v = args[4]
+    if v == '' then
+      args[4] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[4] = n
+    end
+  end,
+  ff_buffer_signal_for_pending_waitpoint = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[3]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[12]
+    if v == '' then
+      return argv_refusal(R[4], 'empty', v)
+    else
+      if not R[4].values[v] then return argv_refusal(R[4], 'enum', v) end
+    end
+    v = args[13]
+    if v == '' then
+      args[13] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[5], 'low', v) end
+      args[13] = n
+    end
+    v = args[14]
+    if v == '' then
+      args[14] = 86400000
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[6], 'low', v) end
+      args[14] = n
+    end
+    v = args[16]
+    if v == '' then
+      args[16] = 1000
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[7], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[7], 'low', v) end
+      args[16] = n
+    end
+    v = args[17]
+    if v == '' then
+      args[17] = 10000
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[8], 'low', v) end
+      args[17] = n
+    end
+  end,
+  ff_cancel_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[5]
+    if not (v == '') then
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+  end,
+  ff_cancel_flow = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[4]
+    if v == '' then
+      args[4] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[4] = n
+    end
+  end,
+  ff_change_priority = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      local n = parse_number(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[2] = n
+    end
+  end,
+  ff_check_admission_and_record = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then
+      args[1] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[1], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[1] = n
+    end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[2], 'low', v) end
+      args[2] = n
+    end
+    v = args[3]
+    if v == '' then
+      return argv_refusal(R[3], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[3], 'low', v) end
+      args[3] = n
+    end
+    v = args[4]
+    if v == '' then
+      return argv_refusal(R[4], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[4], 'low', v) end
+      args[4] = n
+    end
+    v = args[5]
+    if v == '' then return argv_refusal(R[5], 'empty', v) end
+    v = args[6]
+    if v == '' then
+      args[6] = 0
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[6], 'low', v) end
+      args[6] = n
+    end
+  end,
+  ff_claim_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[6]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[7]
+    if v == '' then
+      return argv_refusal(R[4], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[4], 'low', v) end
+      args[7] = n
+    end
+    v = args[8]
+    if v == '' then
+      return argv_refusal(R[5], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[5], 'low', v) end
+      args[8] = n
+    end
+    v = args[9]
+    if v == '' then return argv_refusal(R[6], 'empty', v) end
+    v = args[10]
+    if not (v == '') then
+      local bad = json_arg(R[7], args, v)
+      if bad then return bad end
+    end
+    v = args[11]
+    if v == '' then
+      args[11] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[11] = n
+    end
+    v = args[12]
+    if v == '' then
+      args[12] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[9], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[12] = n
+    end
+  end,
+  ff_claim_next_eligible = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[3]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[4]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[5]
+    if v == '' then return argv_refusal(R[4], 'empty', v) end
+    v = args[6]
+    if v == '' then
+      return argv_refusal(R[5], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[5], 'low', v) end
+      args[6] = n
+    end
+    v = args[7]
+    if v == '' then
+      return argv_refusal(R[6], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[6], 'low', v) end
+      args[7] = n
+    end
+    v = args[9]
+    if v == '' then
+      args[9] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[7], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[9] = n
+    end
+    v = args[10]
+    if v == '' then
+      args[10] = 4
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[8], 'low', v) end
+      if n > 100 then return argv_refusal(R[8], 'high', v) end
+      args[10] = n
+    end
+  end,
+  ff_claim_resumed_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[4]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[6]
+    if v == '' then return argv_refusal(R[4], 'empty', v) end
+    v = args[7]
+    if v == '' then
+      return argv_refusal(R[5], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[5], 'low', v) end
+      args[7] = n
+    end
+    v = args[8]
+    if v == '' then
+      args[8] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[8] = n
+    end
+  end,
+  ff_close_waitpoint = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+  end,
+  ff_complete_and_claim_next = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[3]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[6]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[8]
+    if v == '' then return argv_refusal(R[4], 'empty', v) end
+    v = args[9]
+    if v == '' then return argv_refusal(R[5], 'empty', v) end
+    v = args[10]
+    if v == '' then return argv_refusal(R[6], 'empty', v) end
+    v = args[11]
+    if v == '' then
+      return argv_refusal(R[7], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[7], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[7], 'low', v) end
+      args[11] = n
+    end
+    v = args[12]
+    if v == '' then
+      return argv_refusal(R[8], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[8], 'low', v) end
+      args[12] = n
+    end
+    v = args[14]
+    if v == '' then
+      args[14] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[9], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[14] = n
+    end
+    v = args[15]
+    if v == '' then
+      args[15] = 4
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[10], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[10], 'low', v) end
+      if n > 100 then return argv_refusal(R[10], 'high', v) end
+      args[15] = n
+    end
+  end,
+  ff_complete_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[3]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+  end,
+  ff_create_budget = function(args, R)
+    args.n = #args -- before a nil slot makes # unreliable
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[7]
+    if v == '' then
+      args[7] = 0
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[2], 'low', v) end
+      args[7] = n
+    end
+    v = args[8]
+    if v == '' then
+      args[8] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[8] = n
+    end
+  end,
+  ff_create_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[5]
+    if v == '' then
+      args[5] = 0
+    else
+      local n = parse_number(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[5] = n
+    end
+    v = args[7]
+    if not (v == '') then
+      local bad = json_arg(R[3], args, v)
+      if bad then return bad end
+    end
+    v = args[9]
+    if v == '' then
+      args[9] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[9] = n
+    end
+    v = args[10]
+    if v == '' then
+      args[10] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[10] = n
+    end
+    v = args[11]
+    if not (v == '') then
+      local bad = json_arg(R[6], args, v)
+      if bad then return bad end
+    end
+    v = args[12]
+    if v == '' then
+      args[12] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[7], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[12] = n
+    end
+    v = args[13]
+    if v == '' then
+      return argv_refusal(R[8], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[8], 'low', v) end
+      if n > 65535 then return argv_refusal(R[8], 'high', v) end
+      args[13] = n
+    end
+  end,
+  ff_create_flow = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[4]
+    if v == '' then
+      args[4] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[4] = n
+    end
+  end,
+  ff_create_pending_waitpoint = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[3]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[5]
+    if v == '' then
+      return argv_refusal(R[4], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[4], 'low', v) end
+      args[5] = n
+    end
+  end,
+  ff_create_quota_policy = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[2], 'low', v) end
+      args[2] = n
+    end
+    v = args[3]
+    if v == '' then
+      return argv_refusal(R[3], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[3], 'low', v) end
+      args[3] = n
+    end
+    v = args[4]
+    if v == '' then
+      return argv_refusal(R[4], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[4], 'low', v) end
+      args[4] = n
+    end
+    v = args[5]
+    if v == '' then
+      args[5] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[5] = n
+    end
+  end,
+  ff_delay_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[3]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[5]
+    if v == '' then
+      return argv_refusal(R[3], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[5] = n
+    end
+  end,
+  ff_deliver_signal = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[3]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[12]
+    if v == '' then
+      return argv_refusal(R[4], 'empty', v)
+    else
+      if not R[4].values[v] then return argv_refusal(R[4], 'enum', v) end
+    end
+    v = args[13]
+    if v == '' then
+      args[13] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[5], 'low', v) end
+      args[13] = n
+    end
+    v = args[14]
+    if v == '' then
+      args[14] = 86400000
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[6], 'low', v) end
+      args[14] = n
+    end
+    v = args[15]
+    if v == '' then
+      args[15] = 0
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[7], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[7], 'low', v) end
+      args[15] = n
+    end
+    v = args[16]
+    if v == '' then
+      args[16] = 1000
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[8], 'low', v) end
+      args[16] = n
+    end
+    v = args[17]
+    if v == '' then
+      args[17] = 10000
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[9], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[9], 'low', v) end
+      args[17] = n
+    end
+  end,
+  ff_expire_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+  end,
+  ff_expire_suspension = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+  end,
+  ff_fail_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[3]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[7]
+    if not (v == '') then
+      local bad = json_arg(R[3], args, v)
+      if bad then return bad end
+    end
+  end,
+  ff_issue_claim_grant = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[6]
+    if v == '' then
+      return argv_refusal(R[3], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[3], 'low', v) end
+      args[6] = n
+    end
+  end,
+  ff_issue_reclaim_grant = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[6]
+    if v == '' then
+      return argv_refusal(R[3], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[3], 'low', v) end
+      args[6] = n
+    end
+  end,
+  ff_mark_lease_expired_if_due = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+  end,
+  ff_move_to_waiting_children = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[3]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+  end,
+  ff_promote_blocked_to_eligible = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[2] = n
+    end
+  end,
+  ff_promote_delayed = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[2] = n
+    end
+  end,
+  ff_purge_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[2], 'low', v) end
+      args[2] = n
+    end
+    v = args[3]
+    if v == '' then
+      args[3] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[3] = n
+    end
+  end,
+  ff_read_attempt_stream = function(args, R)
+    local v
+    v = args[3]
+    if v == '' or v == nil then
+      if v == '' then return argv_refusal(R[1], 'empty', v) end
+      return argv_refusal(R[1], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[1], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[1], 'low', v) end
+      if n > 10000 then return argv_refusal(R[1], 'high', v) end
+      args[3] = n
+    end
+  end,
+  ff_reclaim_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[5]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[6]
+    if v == '' then
+      return argv_refusal(R[4], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[4], 'low', v) end
+      args[6] = n
+    end
+    v = args[7]
+    if v == '' then return argv_refusal(R[5], 'empty', v) end
+  end,
+  ff_reconcile_quota = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      args[2] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[2] = n
+    end
+  end,
+  ff_release_admission = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+  end,
+  ff_renew_lease = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[5]
+    if v == '' then
+      return argv_refusal(R[3], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[6]
+    if v == '' then
+      return argv_refusal(R[4], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[4], 'low', v) end
+      if n > 1000000000000000 then return argv_refusal(R[4], 'high', v) end
+      args[6] = n
+    end
+    v = args[7]
+    if v == '' then
+      args[7] = 60000
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[5], 'low', v) end
+      if n > 1000000000000000 then return argv_refusal(R[5], 'high', v) end
+      args[7] = n
+    end
+  end,
+  ff_replay_execution = function(args, R)
+    args.n = #args -- before a nil slot makes # unreliable
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      args[2] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[2] = n
+    end
+  end,
+  ff_report_usage_and_check = function(args, R)
+    args.n = #args -- before a nil slot makes # unreliable
+  end,
+  ff_reset_budget = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      args[2] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[2] = n
+    end
+  end,
+  ff_reset_budget_if_due = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      args[2] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[2] = n
+    end
+  end,
+  ff_resolve_dependency = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if not R[2].values[v] then return argv_refusal(R[2], 'enum', v) end
+    end
+    v = args[3]
+    if v == '' then
+      return argv_refusal(R[3], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[3] = n
+    end
+  end,
+  ff_resume_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if not R[2].values[v] then return argv_refusal(R[2], 'enum', v) end
+    end
+    v = args[3]
+    if v == '' then
+      args[3] = 0
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[3], 'low', v) end
+      args[3] = n
+    end
+  end,
+  ff_revoke_lease = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+  end,
+  ff_rotate_waitpoint_hmac_secret = function(args, R)
+    local v
+    v = args[3]
+    if v == '' or v == nil then
+      if v == '' then return argv_refusal(R[1], 'empty', v) end
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[1], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[1], 'low', v) end
+      if n > 9007199254740991 then return argv_refusal(R[1], 'high', v) end
+      args[3] = n
+    end
+  end,
+  ff_stage_dependency_edge = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[3]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[4]
+    if v == '' then return argv_refusal(R[4], 'empty', v) end
+    v = args[7]
+    if v == '' then
+      return argv_refusal(R[5], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[8]
+    if v == '' then
+      return argv_refusal(R[6], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[8] = n
+    end
+  end,
+  ff_suspend_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[3]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[4]
+    if v == '' then return argv_refusal(R[4], 'empty', v) end
+    v = args[5]
+    if v == '' then
+      return argv_refusal(R[5], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[6]
+    if v == '' then return argv_refusal(R[6], 'empty', v) end
+    v = args[7]
+    if v == '' then return argv_refusal(R[7], 'empty', v) end
+    v = args[11]
+    if v == '' then
+      args[11] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[8], 'low', v) end
+      args[11] = n
+    end
+    v = args[12]
+    if v == '' then
+      return argv_refusal(R[9], 'empty', v)
+    else
+      local bad = json_arg(R[9], args, v)
+      if bad then return bad end
+    end
+    v = args[13]
+    if not (v == '') then
+      local bad = json_arg(R[10], args, v)
+      if bad then return bad end
+    end
+    v = args[16]
+    if v == '' then
+      return argv_refusal(R[11], 'empty', v)
+    else
+      if not R[11].values[v] then return argv_refusal(R[11], 'enum', v) end
+    end
+    v = args[17]
+    if v == '' then
+      args[17] = 1000
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[12], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[12], 'low', v) end
+      args[17] = n
+    end
+  end,
+  ff_unblock_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      args[2] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[2] = n
+    end
+    v = args[3]
+    if not (v == '') then
+      if not R[3].values[v] then return argv_refusal(R[3], 'enum', v) end
+    end
+  end,
+  ff_update_progress = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[3]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[4]
+    if v == '' then
+      args[4] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[3], 'low', v) end
+      if n > 100 then return argv_refusal(R[3], 'high', v) end
+      args[4] = n
+    end
+  end,
 }
 
 -- source: lua/helpers.lua
@@ -1006,7 +2126,8 @@ local function server_now()
 end
 
 ---------------------------------------------------------------------------
--- Values
+-- Values. parse_int, parse_number, argv_refusal and json_arg are declared local in the
+-- generated part above (ARGV_CHECKS calls them), so they are defined without \`local\` here.
 ---------------------------------------------------------------------------
 local function is_set(value)
   return value ~= nil and value ~= false and value ~= ''
@@ -1014,7 +2135,7 @@ end
 
 -- A number as the reference accepts it (any Lua number text), but never NaN or infinity,
 -- which tonumber would let through on some platforms.
-local function parse_number(value)
+function parse_number(value)
   local n = tonumber(value) -- nil for anything but a number or a numeric string
   if n == nil or n ~= n or n == math.huge or n == -math.huge then
     return nil
@@ -1026,7 +2147,7 @@ end
 -- digits without a leading zero ('0' alone is fine); no '+', no spaces, no '-0', no
 -- exponent or hex. Within the exactly representable range (±2^53), so Lua keeps it exact
 -- and the text can go to any command (HINCRBY, XADD MAXLEN, PX…) as it is.
-local function parse_int(value)
+function parse_int(value)
   if type(value) ~= 'string' or #value > 17 then
     return nil
   end
@@ -1056,10 +2177,46 @@ local function json_reencodes(decoded)
   return (pcall(cjson.encode, decoded))
 end
 
+-- Checks a decoded JSON value against its shape (SHAPES, generated from spec/shapes.yaml):
+-- an object (a Lua table that is not a non-empty array), each declared member that is present and not null of its JSON
+-- type (nested shapes and array elements too), and every value of a map of one type.
+-- Returns nil, or the invalid_input reply naming the path (\`retry_policy_json.backoff\`).
+local function check_shape(shape, value, path, what)
+  if type(value) ~= 'table' or value[1] ~= nil then -- cjson decodes an array to a table with [1]
+    return { 0, 'invalid_input', path .. ' must be ' .. (what or 'an object') }
+  end
+  local fields = shape.fields
+  for i = 1, #fields do
+    local f = fields[i]
+    local v = value[f[1]]
+    if v ~= nil and v ~= cjson.null then
+      if f[2] and type(v) ~= f[2] then
+        return { 0, 'invalid_input', path .. '.' .. f[1] .. ' must be ' .. f[3] }
+      end
+      if f.shape then
+        local bad = check_shape(f.shape, v, path .. '.' .. f[1])
+        if bad then return bad end
+      elseif f.of then
+        for j = 1, #v do
+          if type(v[j]) ~= f.of then return { 0, 'invalid_input', path .. '.' .. f[1] .. ' must be ' .. f.of_text } end
+        end
+      end
+    end
+  end
+  if shape.values then
+    for k, v in pairs(value) do
+      if type(v) ~= shape.values then
+        return { 0, 'invalid_input', path .. '.' .. tostring(k) .. ' must be ' .. shape.values_text }
+      end
+    end
+  end
+  return nil
+end
+
 -- The invalid_input reply (or the slot's own refusal from the spec: \`code\`, \`detail\`, the
 -- reference's texts \`low\` and \`high\`) for an ARGV that check_argv refused; \`why\` is one of
 -- empty, nan (no number), int (no integer the server takes), low, high, json, finite, enum.
-local function argv_refusal(rule, why, raw)
+function argv_refusal(rule, why, raw)
   if rule.code then
     if rule.detail then return { 0, rule.code, rule.detail } end
     return { 0, rule.code }
@@ -1082,64 +2239,24 @@ local function argv_refusal(rule, why, raw)
   return { 0, 'invalid_input', name .. ' must be one of ' .. rule.list .. ', got: ' .. raw }
 end
 
--- The one ARGV validator (issue 11): checks args against the function's ARGV_RULES
--- (generated from its spec slots) and converts them in place, before the body runs, so a
--- value passes only if every command that receives it accepts it. Per kind:
---   int / number  an integer as the server parses it (parse_int) / any finite number,
---                 within min..max; becomes a Lua number
---   count         decimal digits that stay the caller's text (compared with stored text, as the
---                 reference does), within max
---   json          JSON that cjson decodes and encodes again; the decoded value goes to args.json[name]
---   enum          one of the values
---   nonempty      any text but the empty string
--- A missing value (only past argv_min) becomes the rule's \`def\`, or is left to the body; an
--- empty one is accepted only when the rule says \`empty\`, and becomes \`def\`, or nil for
--- numbers (args.n keeps the ARGV count, as # is unreliable with holes).
--- Returns nil, or the refusal naming the slot.
-local function check_argv(rules, args)
-  for r = 1, #rules do
-    local rule = rules[r]
-    local i = rule.i
-    local raw = args[i]
-    local kind = rule.kind
-    if raw == nil or raw == '' then
-      if raw == nil and rule.def == nil and rule.low then
-        return argv_refusal(rule, 'empty', raw)
-      end
-      if not (rule.empty or raw == nil) then
-        return argv_refusal(rule, 'empty', raw)
-      end
-      if rule.def ~= nil then
-        args[i] = rule.def
-      elseif kind == 'int' or kind == 'number' then
-        args[i] = nil
-      end
-    elseif kind == 'int' or kind == 'number' then
-      local n
-      if kind == 'int' then n = parse_int(raw) else n = parse_number(raw) end
-      if n == nil then
-        return argv_refusal(rule, parse_number(raw) == nil and 'nan' or 'int', raw)
-      end
-      if rule.min ~= nil and n < rule.min then return argv_refusal(rule, 'low', raw) end
-      if rule.max ~= nil and n > rule.max then return argv_refusal(rule, 'high', raw) end
-      args[i] = n
-    elseif kind == 'count' then
-      if #raw > 17 or not string.match(raw, '^%d+$') then
-        if parse_number(raw) == nil then return argv_refusal(rule, 'nan', raw) end
-        return argv_refusal(rule, 'low', raw)
-      end
-      if rule.max ~= nil and tonumber(raw) > rule.max then return argv_refusal(rule, 'high', raw) end
-    elseif kind == 'json' then
-      local decoded_ok, decoded = pcall(cjson.decode, raw)
-      if not decoded_ok then return argv_refusal(rule, 'json', raw) end
-      if not json_reencodes(decoded) then return argv_refusal(rule, 'finite', raw) end
-      local json = args.json
-      if json == nil then json = {}; args.json = json end
-      json[rule.name] = decoded
-    elseif kind == 'enum' then
-      if not rule.values[raw] then return argv_refusal(rule, 'enum', raw) end
+-- A JSON ARGV (ARGV_CHECKS, generated from the spec, call it for each json slot): cjson must
+-- decode it and encode it again (1e999 decodes to infinity, which no write can take), and it
+-- must have the rule's shape; the decoded value goes to args.json[name]. Returns nil or the
+-- refusal.
+function json_arg(rule, args, raw)
+  local decoded_ok, decoded = pcall(cjson.decode, raw)
+  if not decoded_ok then return argv_refusal(rule, 'json', raw) end
+  if not json_reencodes(decoded) then return argv_refusal(rule, 'finite', raw) end
+  if rule.shape then
+    local bad = check_shape(rule.shape, decoded, rule.name, 'a JSON object')
+    if bad then
+      if rule.code then return argv_refusal(rule, 'json', raw) end
+      return bad
     end
   end
+  local json = args.json
+  if json == nil then json = {}; args.json = json end
+  json[rule.name] = decoded
   return nil
 end
 
@@ -1154,7 +2271,12 @@ end
 local function guard(name, callback)
   local needed = FUNCTION_KEYS[name] or 0
   local argv_needed = FUNCTION_ARGV[name] or 0
-  local rules = ARGV_RULES[name]
+  -- The one ARGV validator (issue 11): ARGV_CHECKS[name], generated from the spec's slots (see
+  -- ARGV_RULES), checks every ARGV before the body runs, so a value passes only if every command
+  -- that receives it accepts it, and converts it in place: integers (as the server parses them,
+  -- within min..max) become numbers, an accepted empty one nil or its default; digit texts
+  -- compared with stored text stay text; JSON is decoded into args.json[name]; enums are checked.
+  local check_argv, rules = ARGV_CHECKS[name], ARGV_RULES[name]
   return function(keys, args)
     if #keys < needed then
       return { 0, 'invalid_input', name .. ' needs ' .. needed .. ' KEYS, got ' .. #keys }
@@ -1162,9 +2284,8 @@ local function guard(name, callback)
     if #args < argv_needed then
       return { 0, 'invalid_input', name .. ' needs ' .. argv_needed .. ' ARGV, got ' .. #args }
     end
-    args.n = #args -- before check_argv leaves holes
-    if rules then
-      local bad = check_argv(rules, args)
+    if check_argv then
+      local bad = check_argv(args, rules)
       if bad then return bad end
     end
     local ran, result = pcall(callback, keys, args)
@@ -1805,9 +2926,6 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
   local capabilities, policy_error = Exec.required_capabilities(json.policy_json)
   if policy_error then return policy_error end
   local tags = json.tags_json
-  if tags ~= nil and type(tags) ~= 'table' then
-    return err('invalid_input', 'tags_json must be a JSON object')
-  end
 
   local delayed = A.delay_until ~= nil and A.delay_until > now
   local delay_text = delayed and to_text(A.delay_until) or ''
@@ -2098,9 +3216,6 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
     execution_deadline_at = args[12],
   }
   A.attempt_policy = args.json and args.json.attempt_policy_json
-  if A.attempt_policy ~= nil and type(A.attempt_policy) ~= 'table' then
-    return err('invalid_input', 'attempt_policy_json must be a JSON object')
-  end
   local mismatch, tag = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()

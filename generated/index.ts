@@ -30,6 +30,15 @@ export {
   type TerminalFlowState,
   type TimeoutBehavior,
 } from './enums.js';
+export {
+  type AttemptPolicyJson,
+  type BackoffJson,
+  type ExecutionPolicyJson,
+  type ResumeConditionJson,
+  type ResumePolicyJson,
+  type RetryPolicyJson,
+  type TagsJson,
+} from './shapes.js';
 export { FUNCTION_NAMES, LIBRARY_SOURCE, LIBRARY_VERSION } from './library.js';
 export {
   blockExecutionForAdmission,

@@ -8,6 +8,7 @@ import { emitErrors } from './emit-errors.js';
 import { emitKeys } from './emit-keys.js';
 import { emitModule } from './emit-module.js';
 import { emitEnums } from './emit-enums.js';
+import { emitShapes } from './emit-shapes.js';
 import { argvMinimums, emitLuaFacts } from './emit-lua-facts.js';
 import { bundleLua, checkLua } from './lua.js';
 import { SpecError, formatProblem } from './diagnostics.js';
@@ -65,6 +66,7 @@ export function generate(options: CodegenOptions): Map<string, string> {
   files.set('generated/library.ts', relocated('contract/library.ts'));
   emit('generated/keys.ts', (file) => emitKeys(spec, file));
   emit('generated/enums.ts', (file) => emitEnums(spec, file));
+  emit('generated/shapes.ts', (file) => emitShapes(spec, file));
   for (const module of spec.modules) emit(`generated/${module.name}.ts`, (file) => emitModule(spec, module, file));
   // The index names every export of the modules, so the generated surface reads in one place.
   const exportsOf = (path: string) => exportedNames(project.getSourceFileOrThrow(path));
@@ -72,6 +74,7 @@ export function generate(options: CodegenOptions): Map<string, string> {
     ['./errors.js', exportsOf('contract/errors.ts')],
     ['./keys.js', exportsOf('generated/keys.ts')],
     ['./enums.js', exportsOf('generated/enums.ts')],
+    ['./shapes.js', exportsOf('generated/shapes.ts')],
     ['./library.js', exportsOf('contract/library.ts')],
     ...spec.modules.map((m): [string, ExportedName[]] => [`./${m.name}.js`, exportsOf(`generated/${m.name}.ts`)]),
   ];

@@ -7,14 +7,15 @@ import { Ajv, type ErrorObject } from 'ajv';
 import { crossCheck } from './check.js';
 import { SourceFile, SpecError, type SpecProblem } from './diagnostics.js';
 import { normaliseArgs, normaliseReplyField, normaliseSlots } from './normalise.js';
-import type { ContextSpec, EnumSpec, ErrorSpec, FieldSpec, FunctionSpec, KeyLayout, KeyRef, ModuleSpec, ReplyFieldSpec, ReplyVariant, ScalarType, Spec, TagSource } from './model.js';
-import { enumsSchema, errorsSchema, keysSchema, moduleSchema } from './schema.js';
+import type { ContextSpec, EnumSpec, ErrorSpec, ShapeMember, ShapeSpec, FieldSpec, FunctionSpec, KeyLayout, KeyRef, ModuleSpec, ReplyFieldSpec, ReplyVariant, ScalarType, Spec, TagSource } from './model.js';
+import { enumsSchema, errorsSchema, keysSchema, moduleSchema, shapesSchema } from './schema.js';
 
 const ajv = new Ajv({ allErrors: true, strict: false });
 const validateModule = ajv.compile(moduleSchema);
 const validateKeys = ajv.compile(keysSchema);
 const validateErrors = ajv.compile(errorsSchema);
 const validateEnums = ajv.compile(enumsSchema);
+const validateShapes = ajv.compile(shapesSchema);
 
 function schemaProblems(source: SourceFile, errors: readonly ErrorObject[] | null | undefined): SpecProblem[] {
   if (!errors) return [];
@@ -74,6 +75,7 @@ export function loadSpec(specDir: string, displayRoot = join(specDir, '..')): { 
   const errorsSource = load('errors.yaml');
   // Optional: a spec without named enums has no enums.yaml.
   const enumsSource = existsSync(join(specDir, 'enums.yaml')) ? load('enums.yaml') : undefined;
+  const shapesSource = existsSync(join(specDir, 'shapes.yaml')) ? load('shapes.yaml') : undefined;
   const moduleFiles = readdirSync(specDir)
     .filter((f) => f.endsWith('.yaml') && !SHARED_FILES.has(f))
     .sort();
@@ -86,6 +88,8 @@ export function loadSpec(specDir: string, displayRoot = join(specDir, '..')): { 
   if (!validateErrors(errorsData)) problems.push(...schemaProblems(errorsSource, validateErrors.errors));
   const enumsData = enumsSource ? (enumsSource.doc.toJS() as unknown) : { enums: {} };
   if (enumsSource && !validateEnums(enumsData)) problems.push(...schemaProblems(enumsSource, validateEnums.errors));
+  const shapesData = shapesSource ? (shapesSource.doc.toJS() as unknown) : { shapes: {} };
+  if (shapesSource && !validateShapes(shapesData)) problems.push(...schemaProblems(shapesSource, validateShapes.errors));
   const moduleData = moduleSources.map((source) => {
     const data = source.doc.toJS() as unknown;
     if (!validateModule(data)) problems.push(...schemaProblems(source, validateModule.errors));
@@ -99,14 +103,29 @@ export function loadSpec(specDir: string, displayRoot = join(specDir, '..')): { 
   moduleData.forEach((data, i) => resolveEnums(data as RawModule, enums, moduleSources[i]!, problems));
   if (problems.length > 0) throw new SpecError(problems);
   const modules = moduleData.map((data, i) => toModule(data as RawModule, moduleSources[i]!, moduleFiles[i]!, problems));
-  const spec: Spec = { keys, enums, errors, modules };
+  const shapes = toShapes(shapesData as RawShapes);
+  const spec: Spec = { keys, enums, shapes, errors, modules };
   problems.push(...crossCheck(spec, sources));
   if (problems.length > 0) throw new SpecError(problems);
   return { spec, sources };
 }
 
 /** The spec files that are not modules. */
-const SHARED_FILES = new Set(['keys.yaml', 'errors.yaml', 'enums.yaml']);
+const SHARED_FILES = new Set(['keys.yaml', 'errors.yaml', 'enums.yaml', 'shapes.yaml']);
+
+interface RawShapes {
+  shapes: Record<string, { doc: string; closed?: boolean; values?: ShapeSpec['values']; fields?: Record<string, Omit<ShapeMember, 'name'>> }>;
+}
+
+function toShapes(raw: RawShapes): ShapeSpec[] {
+  return Object.entries(raw.shapes).map(([name, s]) => ({
+    name,
+    doc: s.doc,
+    closed: s.closed ?? false,
+    ...(s.values !== undefined ? { values: s.values } : {}),
+    fields: Object.entries(s.fields ?? {}).map(([member, m]) => ({ name: member, ...m })),
+  }));
+}
 
 /**
  * Fills in `values` of every field that names an enum (`enum: <name>`), in place, before the

@@ -57,6 +57,8 @@ export interface FieldSpec {
   readonly values?: readonly string[];
   /** A named enum of spec/enums.yaml; `values`, when also given, narrow it (a subset). */
   readonly enum?: string;
+  /** A json slot: the named shape of spec/shapes.yaml its value must have. */
+  readonly shape?: string;
   readonly value?: string;
   readonly of?: ScalarType;
   readonly count?: 'prefix' | 'none';
@@ -144,6 +146,8 @@ export interface EncodeRules {
   readonly nonEmpty?: boolean | undefined;
   readonly maxBytes?: number | undefined;
   readonly values?: readonly string[] | undefined;
+  /** A json value's shape (spec/shapes.yaml). */
+  readonly shape?: string | undefined;
 }
 
 /** What happens when the caller leaves an argument out. */
@@ -279,6 +283,25 @@ export interface ErrorSpec {
   readonly detail: boolean;
 }
 
+/** A member of a JSON shape. */
+export interface ShapeMember {
+  readonly name: string;
+  readonly type: 'string' | 'number' | 'boolean' | 'object' | 'array' | 'any';
+  /** For arrays: the element type. */
+  readonly of?: 'string' | 'number' | 'boolean' | 'any';
+  /** For objects: the named shape. */
+  readonly shape?: string;
+}
+
+/** A named JSON shape of spec/shapes.yaml: an object with declared members, or a map of one value type. */
+export interface ShapeSpec {
+  readonly name: string;
+  readonly doc: string;
+  readonly fields: readonly ShapeMember[];
+  readonly values?: 'string' | 'number' | 'boolean' | 'any';
+  readonly closed: boolean;
+}
+
 /** A named value set of spec/enums.yaml. */
 export interface EnumSpec {
   readonly name: string;
@@ -289,6 +312,7 @@ export interface EnumSpec {
 export interface Spec {
   readonly keys: KeyLayout;
   readonly enums: readonly EnumSpec[];
+  readonly shapes: readonly ShapeSpec[];
   readonly errors: readonly ErrorSpec[];
   readonly modules: readonly ModuleSpec[];
 }

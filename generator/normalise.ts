@@ -35,7 +35,7 @@ function presence(field: FieldSpec): Presence {
 }
 
 function rules(field: FieldSpec): EncodeRules {
-  return { min: field.min, max: field.max, nonEmpty: field.nonEmpty, maxBytes: field.maxBytes, values: field.values };
+  return { min: field.min, max: field.max, nonEmpty: field.nonEmpty, maxBytes: field.maxBytes, values: field.values, shape: field.shape };
 }
 
 /** `readonly T[]`, parenthesised only when T is a union. */
@@ -58,7 +58,7 @@ function toArg(field: FieldSpec): Arg {
     return { ...common, kind: 'group', members, maxItems: field.maxItems, tsType: `readonly { ${tsMembers} }[]` };
   }
   const type = field.type as ScalarType;
-  return { ...common, kind: 'scalar', type, rules: rules(field), tsType: tsType(type, field.values) };
+  return { ...common, kind: 'scalar', type, rules: rules(field), tsType: tsType(type, field.values, field.shape) };
 }
 
 /** One sentence on what a left-out argument becomes, for TSDoc and the reference alike. */

@@ -39,6 +39,7 @@ const field = {
     maxBytes: { type: 'integer', minimum: 1 },
     values: { type: 'array', items: { type: 'string' }, minItems: 1 },
     enum: name,
+    shape: name,
     value: { type: 'string' },
     of: { enum: scalarTypes },
     count: { enum: ['prefix', 'none'] },
@@ -223,6 +224,39 @@ export const enumsSchema = {
         properties: {
           doc: { type: 'string' },
           values: { type: 'array', items: { type: 'string', pattern: '^[a-z][a-z0-9_]*$' }, minItems: 1, uniqueItems: true },
+        },
+      },
+    },
+  },
+} as const;
+
+const shapeType = { enum: ['string', 'number', 'boolean', 'object', 'array', 'any'] };
+export const shapesSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['shapes'],
+  properties: {
+    shapes: {
+      type: 'object',
+      propertyNames: { pattern: '^[a-z][a-z0-9_]*$' },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['doc'],
+        properties: {
+          doc: { type: 'string' },
+          closed: { type: 'boolean' },
+          values: { enum: ['string', 'number', 'boolean', 'any'] },
+          fields: {
+            type: 'object',
+            propertyNames: { pattern: '^[a-z][a-z0-9_]*$' },
+            additionalProperties: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['type'],
+              properties: { type: shapeType, of: { enum: ['string', 'number', 'boolean', 'any'] }, shape: { type: 'string', pattern: '^[a-z][a-z0-9_]*$' } },
+            },
+          },
         },
       },
     },

@@ -125,9 +125,6 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
   local capabilities, policy_error = Exec.required_capabilities(json.policy_json)
   if policy_error then return policy_error end
   local tags = json.tags_json
-  if tags ~= nil and type(tags) ~= 'table' then
-    return err('invalid_input', 'tags_json must be a JSON object')
-  end
 
   local delayed = A.delay_until ~= nil and A.delay_until > now
   local delay_text = delayed and to_text(A.delay_until) or ''
@@ -418,9 +415,6 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
     execution_deadline_at = args[12],
   }
   A.attempt_policy = args.json and args.json.attempt_policy_json
-  if A.attempt_policy ~= nil and type(A.attempt_policy) ~= 'table' then
-    return err('invalid_input', 'attempt_policy_json must be a JSON object')
-  end
   local mismatch, tag = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()

@@ -28,7 +28,8 @@ local function server_now()
 end
 
 ---------------------------------------------------------------------------
--- Values
+-- Values. parse_int, parse_number, argv_refusal and json_arg are declared local in the
+-- generated part above (ARGV_CHECKS calls them), so they are defined without `local` here.
 ---------------------------------------------------------------------------
 local function is_set(value)
   return value ~= nil and value ~= false and value ~= ''
@@ -36,7 +37,7 @@ end
 
 -- A number as the reference accepts it (any Lua number text), but never NaN or infinity,
 -- which tonumber would let through on some platforms.
-local function parse_number(value)
+function parse_number(value)
   local n = tonumber(value) -- nil for anything but a number or a numeric string
   if n == nil or n ~= n or n == math.huge or n == -math.huge then
     return nil
@@ -48,7 +49,7 @@ end
 -- digits without a leading zero ('0' alone is fine); no '+', no spaces, no '-0', no
 -- exponent or hex. Within the exactly representable range (±2^53), so Lua keeps it exact
 -- and the text can go to any command (HINCRBY, XADD MAXLEN, PX…) as it is.
-local function parse_int(value)
+function parse_int(value)
   if type(value) ~= 'string' or #value > 17 then
     return nil
   end
@@ -78,10 +79,46 @@ local function json_reencodes(decoded)
   return (pcall(cjson.encode, decoded))
 end
 
+-- Checks a decoded JSON value against its shape (SHAPES, generated from spec/shapes.yaml):
+-- an object (a Lua table that is not a non-empty array), each declared member that is present and not null of its JSON
+-- type (nested shapes and array elements too), and every value of a map of one type.
+-- Returns nil, or the invalid_input reply naming the path (`retry_policy_json.backoff`).
+local function check_shape(shape, value, path, what)
+  if type(value) ~= 'table' or value[1] ~= nil then -- cjson decodes an array to a table with [1]
+    return { 0, 'invalid_input', path .. ' must be ' .. (what or 'an object') }
+  end
+  local fields = shape.fields
+  for i = 1, #fields do
+    local f = fields[i]
+    local v = value[f[1]]
+    if v ~= nil and v ~= cjson.null then
+      if f[2] and type(v) ~= f[2] then
+        return { 0, 'invalid_input', path .. '.' .. f[1] .. ' must be ' .. f[3] }
+      end
+      if f.shape then
+        local bad = check_shape(f.shape, v, path .. '.' .. f[1])
+        if bad then return bad end
+      elseif f.of then
+        for j = 1, #v do
+          if type(v[j]) ~= f.of then return { 0, 'invalid_input', path .. '.' .. f[1] .. ' must be ' .. f.of_text } end
+        end
+      end
+    end
+  end
+  if shape.values then
+    for k, v in pairs(value) do
+      if type(v) ~= shape.values then
+        return { 0, 'invalid_input', path .. '.' .. tostring(k) .. ' must be ' .. shape.values_text }
+      end
+    end
+  end
+  return nil
+end
+
 -- The invalid_input reply (or the slot's own refusal from the spec: `code`, `detail`, the
 -- reference's texts `low` and `high`) for an ARGV that check_argv refused; `why` is one of
 -- empty, nan (no number), int (no integer the server takes), low, high, json, finite, enum.
-local function argv_refusal(rule, why, raw)
+function argv_refusal(rule, why, raw)
   if rule.code then
     if rule.detail then return { 0, rule.code, rule.detail } end
     return { 0, rule.code }
@@ -104,64 +141,24 @@ local function argv_refusal(rule, why, raw)
   return { 0, 'invalid_input', name .. ' must be one of ' .. rule.list .. ', got: ' .. raw }
 end
 
--- The one ARGV validator (issue 11): checks args against the function's ARGV_RULES
--- (generated from its spec slots) and converts them in place, before the body runs, so a
--- value passes only if every command that receives it accepts it. Per kind:
---   int / number  an integer as the server parses it (parse_int) / any finite number,
---                 within min..max; becomes a Lua number
---   count         decimal digits that stay the caller's text (compared with stored text, as the
---                 reference does), within max
---   json          JSON that cjson decodes and encodes again; the decoded value goes to args.json[name]
---   enum          one of the values
---   nonempty      any text but the empty string
--- A missing value (only past argv_min) becomes the rule's `def`, or is left to the body; an
--- empty one is accepted only when the rule says `empty`, and becomes `def`, or nil for
--- numbers (args.n keeps the ARGV count, as # is unreliable with holes).
--- Returns nil, or the refusal naming the slot.
-local function check_argv(rules, args)
-  for r = 1, #rules do
-    local rule = rules[r]
-    local i = rule.i
-    local raw = args[i]
-    local kind = rule.kind
-    if raw == nil or raw == '' then
-      if raw == nil and rule.def == nil and rule.low then
-        return argv_refusal(rule, 'empty', raw)
-      end
-      if not (rule.empty or raw == nil) then
-        return argv_refusal(rule, 'empty', raw)
-      end
-      if rule.def ~= nil then
-        args[i] = rule.def
-      elseif kind == 'int' or kind == 'number' then
-        args[i] = nil
-      end
-    elseif kind == 'int' or kind == 'number' then
-      local n
-      if kind == 'int' then n = parse_int(raw) else n = parse_number(raw) end
-      if n == nil then
-        return argv_refusal(rule, parse_number(raw) == nil and 'nan' or 'int', raw)
-      end
-      if rule.min ~= nil and n < rule.min then return argv_refusal(rule, 'low', raw) end
-      if rule.max ~= nil and n > rule.max then return argv_refusal(rule, 'high', raw) end
-      args[i] = n
-    elseif kind == 'count' then
-      if #raw > 17 or not string.match(raw, '^%d+$') then
-        if parse_number(raw) == nil then return argv_refusal(rule, 'nan', raw) end
-        return argv_refusal(rule, 'low', raw)
-      end
-      if rule.max ~= nil and tonumber(raw) > rule.max then return argv_refusal(rule, 'high', raw) end
-    elseif kind == 'json' then
-      local decoded_ok, decoded = pcall(cjson.decode, raw)
-      if not decoded_ok then return argv_refusal(rule, 'json', raw) end
-      if not json_reencodes(decoded) then return argv_refusal(rule, 'finite', raw) end
-      local json = args.json
-      if json == nil then json = {}; args.json = json end
-      json[rule.name] = decoded
-    elseif kind == 'enum' then
-      if not rule.values[raw] then return argv_refusal(rule, 'enum', raw) end
+-- A JSON ARGV (ARGV_CHECKS, generated from the spec, call it for each json slot): cjson must
+-- decode it and encode it again (1e999 decodes to infinity, which no write can take), and it
+-- must have the rule's shape; the decoded value goes to args.json[name]. Returns nil or the
+-- refusal.
+function json_arg(rule, args, raw)
+  local decoded_ok, decoded = pcall(cjson.decode, raw)
+  if not decoded_ok then return argv_refusal(rule, 'json', raw) end
+  if not json_reencodes(decoded) then return argv_refusal(rule, 'finite', raw) end
+  if rule.shape then
+    local bad = check_shape(rule.shape, decoded, rule.name, 'a JSON object')
+    if bad then
+      if rule.code then return argv_refusal(rule, 'json', raw) end
+      return bad
     end
   end
+  local json = args.json
+  if json == nil then json = {}; args.json = json end
+  json[rule.name] = decoded
   return nil
 end
 
@@ -176,7 +173,12 @@ end
 local function guard(name, callback)
   local needed = FUNCTION_KEYS[name] or 0
   local argv_needed = FUNCTION_ARGV[name] or 0
-  local rules = ARGV_RULES[name]
+  -- The one ARGV validator (issue 11): ARGV_CHECKS[name], generated from the spec's slots (see
+  -- ARGV_RULES), checks every ARGV before the body runs, so a value passes only if every command
+  -- that receives it accepts it, and converts it in place: integers (as the server parses them,
+  -- within min..max) become numbers, an accepted empty one nil or its default; digit texts
+  -- compared with stored text stay text; JSON is decoded into args.json[name]; enums are checked.
+  local check_argv, rules = ARGV_CHECKS[name], ARGV_RULES[name]
   return function(keys, args)
     if #keys < needed then
       return { 0, 'invalid_input', name .. ' needs ' .. needed .. ' KEYS, got ' .. #keys }
@@ -184,9 +186,8 @@ local function guard(name, callback)
     if #args < argv_needed then
       return { 0, 'invalid_input', name .. ' needs ' .. argv_needed .. ' ARGV, got ' .. #args }
     end
-    args.n = #args -- before check_argv leaves holes
-    if rules then
-      local bad = check_argv(rules, args)
+    if check_argv then
+      local bad = check_argv(args, rules)
       if bad then return bad end
     end
     local ran, result = pcall(callback, keys, args)

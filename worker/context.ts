@@ -7,6 +7,7 @@ import type { FlowFabricClient } from '../runtime/client.js';
 import { parseSignalId, parseWaitpointId, type ExecutionId, type FlowId, type SignalId } from '../runtime/ids.js';
 import { replyText } from '../runtime/reply.js';
 import { ExecKeys, PartitionKeys } from '../generated/keys.js';
+import type { RetryPolicyJson } from '../generated/shapes.js';
 import { hashReply } from '../operations/executions.js';
 
 export interface ExecutionInput {
@@ -14,7 +15,7 @@ export interface ExecutionInput {
   readonly kind: string;
   readonly tags: Readonly<Record<string, string>>;
   /** The stored policy's `retry_policy` member, sent with every fail; undefined = no retry. */
-  readonly retryPolicy: unknown;
+  readonly retryPolicy: RetryPolicyJson | undefined;
   readonly flowId: FlowId | undefined;
 }
 
@@ -45,11 +46,13 @@ export async function readExecutionInput(client: FlowFabricClient, executionId: 
     sendCommand(t, 'GET', [keys.policy()]),
   ]);
   const [kind, flowId] = Array.isArray(core) ? core.map(text) : [];
-  let retryPolicy: unknown;
+  let retryPolicy: RetryPolicyJson | undefined;
   const policyText = text(policy);
   if (policyText) {
     try {
-      retryPolicy = (JSON.parse(policyText) as { retry_policy?: unknown }).retry_policy ?? undefined;
+      const stored = (JSON.parse(policyText) as { retry_policy?: unknown }).retry_policy;
+      // Only an object is a retry policy (anything else means no retry, as the reference sends "").
+      retryPolicy = typeof stored === 'object' && stored !== null && !Array.isArray(stored) ? (stored as RetryPolicyJson) : undefined;
     } catch {
       retryPolicy = undefined; // Unreadable policy: fail without retry, as the reference sends "".
     }
