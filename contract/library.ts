@@ -116,6 +116,8 @@ local FUNCTION_KEYS = {
   ff_update_progress = 1,
   ff_version = 0,
 }
+-- generated from spec/keys.yaml: the value a placeholder takes when the stored record has none
+local DEFAULTS = { lane_id = 'default' }
 -- generated from spec/keys.yaml: a builder per key pattern, KEY.<context>_<key>(tag, <placeholders in order>)
 local KEY = {
   exec_core = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':core' end,
@@ -1784,7 +1786,6 @@ local ARGV_CHECKS = {
     local v
     v = args[3]
     if v == '' or v == nil then
-      if v == '' then return argv_refusal(R[1], 'empty', v) end
       return argv_refusal(R[1], 'empty', v)
     else
       local n = parse_int(v)
@@ -2420,7 +2421,7 @@ end
 -- callers pre-read to build them).
 local function core_lane(core)
   local lane = core.lane_id
-  if lane == nil or lane == '' then return 'default' end
+  if lane == nil or lane == '' then return DEFAULTS.lane_id end
   return lane
 end
 
@@ -3342,7 +3343,7 @@ end))
 function Exec.lane_of(core)
   if is_set(core.lane_id) then return core.lane_id end
   if is_set(core.current_lane) then return core.current_lane end
-  return 'default'
+  return DEFAULTS.lane_id
 end
 
 -- Closes an attempt's output stream if its meta exists. keep_earlier: leave an existing
@@ -4665,7 +4666,7 @@ function Susp.lane_of(core)
   if is_set(core.lane_id) then
     return core.lane_id
   end
-  return 'default'
+  return DEFAULTS.lane_id
 end
 
 -- Checks that caller-built KEYS are the ones their arguments or the stored state name:
@@ -5174,7 +5175,10 @@ redis.register_function('ff_rotate_waitpoint_hmac_secret', guard('ff_rotate_wait
   if not is_set(secret) or #secret % 2 ~= 0 or string.find(secret, '[^0-9a-fA-F]') then
     return err('invalid_secret_hex')
   end
-  local grace = A.grace_ms
+  local grace = A.grace_ms -- checked by the guard when given; missing (argv_min 0), refused here in the reference's order
+  if grace == nil then
+    return err('invalid_grace_ms')
+  end
 
   local now = server_now()
   local ring = hgetall(K.hmac_secrets)

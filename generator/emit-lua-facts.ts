@@ -136,7 +136,7 @@ interface RuleData {
   readonly def: string | undefined;
   readonly min: number | undefined;
   readonly max: number | undefined;
-  /** The reference's text for a missing, non-numeric or too-low value (refusal.low). */
+  /** The reference's text for a missing, non-numeric or too-low value (refusal.low); a missing value gets it from the guard. */
   readonly low: boolean;
   /** The Lua table of the rule, for the refusal texts. */
   readonly table: string;
@@ -215,9 +215,8 @@ function ruleCode(r: RuleData, k: number, missing: boolean): string[] {
   } else if (!missing) {
     onEmpty.push(refuse(`'empty'`));
   } else {
-    onEmpty.push(`if v == '' then ${refuse(`'empty'`)} end`);
-    if (r.def !== undefined) onEmpty.push(`args[${i}] = ${r.def}`);
-    else if (r.low) onEmpty.push(refuse(`'empty'`));
+    if (r.def === undefined && r.low) onEmpty.push(refuse(`'empty'`));
+    else onEmpty.push(`if v == '' then ${refuse(`'empty'`)} end`, ...(r.def !== undefined ? [`args[${i}] = ${r.def}`] : []));
   }
   const isEmpty = missing ? `v == '' or v == nil` : `v == ''`;
   const lines = [`v = args[${i}]`];
@@ -348,6 +347,8 @@ export function emitLuaFacts(spec: Spec): string[] {
     if (unlisted.length > 0) throw new Error(`${fn.file}:${fn.line}: ${fn.name}: writes_on_error names ${unlisted.join(', ')}, not in its errors list`);
   }
   const lines = [
+    '-- generated from spec/keys.yaml: the value a placeholder takes when the stored record has none',
+    `local DEFAULTS = {${Object.entries(spec.keys.defaults).map(([k, v]) => ` ${k} = ${luaString(v)}`).join(',')} }`,
     ...keyBuilders(spec),
     ...luaShapes(spec),
     '-- generated from spec/enums.yaml: every named enum, its values in order and each value a key set to true',

@@ -164,6 +164,7 @@ interface RawEnums {
 
 interface RawKeys {
   params: Record<string, ScalarType>;
+  defaults?: Record<string, string>;
   contexts: Record<string, { doc: string; family: ContextSpec['family']; params: string[]; keys: Record<string, { pattern: string; type: string; doc: string }> }>;
 }
 interface RawErrors {
@@ -209,7 +210,7 @@ function toKeyLayout(raw: RawKeys): KeyLayout {
         .filter((p) => p !== 'tag' && !ctx.params.includes(p)),
     })),
   }));
-  return { params: raw.params, contexts };
+  return { params: raw.params, defaults: raw.defaults ?? {}, contexts };
 }
 
 function toErrors(raw: RawErrors): ErrorSpec[] {

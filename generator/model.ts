@@ -273,6 +273,8 @@ export interface ContextSpec {
 
 export interface KeyLayout {
   readonly params: Readonly<Record<string, ScalarType>>;
+  /** The value a placeholder takes when the stored record has none (`lane_id: default`). */
+  readonly defaults: Readonly<Record<string, string>>;
   readonly contexts: readonly ContextSpec[];
 }
 

@@ -157,6 +157,7 @@ export const keysSchema = {
   required: ['params', 'families', 'contexts'],
   properties: {
     params: { type: 'object', additionalProperties: { enum: scalarTypes.concat([]) } },
+    defaults: { type: 'object', additionalProperties: { type: 'string' } },
     families: { type: 'object', additionalProperties: { type: 'object', properties: { doc: { type: 'string' } } } },
     contexts: {
       type: 'object',

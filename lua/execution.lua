@@ -541,7 +541,7 @@ end))
 function Exec.lane_of(core)
   if is_set(core.lane_id) then return core.lane_id end
   if is_set(core.current_lane) then return core.current_lane end
-  return 'default'
+  return DEFAULTS.lane_id
 end
 
 -- Closes an attempt's output stream if its meta exists. keep_earlier: leave an existing

@@ -322,7 +322,7 @@ end
 -- callers pre-read to build them).
 local function core_lane(core)
   local lane = core.lane_id
-  if lane == nil or lane == '' then return 'default' end
+  if lane == nil or lane == '' then return DEFAULTS.lane_id end
   return lane
 end
 

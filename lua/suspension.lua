@@ -331,7 +331,7 @@ function Susp.lane_of(core)
   if is_set(core.lane_id) then
     return core.lane_id
   end
-  return 'default'
+  return DEFAULTS.lane_id
 end
 
 -- Checks that caller-built KEYS are the ones their arguments or the stored state name:
@@ -840,7 +840,10 @@ redis.register_function('ff_rotate_waitpoint_hmac_secret', guard('ff_rotate_wait
   if not is_set(secret) or #secret % 2 ~= 0 or string.find(secret, '[^0-9a-fA-F]') then
     return err('invalid_secret_hex')
   end
-  local grace = A.grace_ms
+  local grace = A.grace_ms -- checked by the guard when given; missing (argv_min 0), refused here in the reference's order
+  if grace == nil then
+    return err('invalid_grace_ms')
+  end
 
   local now = server_now()
   local ring = hgetall(K.hmac_secrets)
