@@ -110,7 +110,7 @@ async function main(): Promise<void> {
   }
   const base = results[0]!;
   const k = (x: number) => `${(x / 1000).toFixed(1)} k`;
-  console.log(`Server instructions (callgrind), median of ${rounds} blocks; ratio to ${base.subject.label}:`);
+  console.log(`Server instructions (callgrind), median of ${rounds} blocks; ratio to ${base.subject.label}:\n`);
   console.log('| Size | fast-path claim | complete | grant path claim | engine scanner cycle | HGET of a random core |');
   console.log('| --- | ---: | ---: | ---: | ---: | ---: |');
   for (const r of results) {

@@ -1,7 +1,8 @@
 // `ff-script engine`: runs the background engine (scanners, completion listener, retention)
 // against a server or a cluster until SIGINT or SIGTERM, then stops cleanly and exits 0.
 import type { ParseArgsConfig } from 'node:util';
-import { DEFAULT_INTERVALS_MS, Engine, SCANNER_NAMES, isLogLevel, type ScannerName } from '../engine/index.js';
+import { Cluster, Redis } from 'ioredis';
+import { DEFAULT_INTERVALS_MS, Engine, SCANNER_NAMES, isLogLevel, type ScannerName, type Subscriber } from '../engine/index.js';
 import { loadPartitionConfig } from '../operations/config.js';
 import { FlowFabricClient } from '../runtime/client.js';
 import { parseLaneId, type LaneId } from '../runtime/ids.js';
@@ -76,6 +77,12 @@ async function partitionsFor(values: Record<string, unknown>, client: FlowFabric
   };
 }
 
+/** An ioredis subscriber connection for the completion listener of a `--glide` engine. */
+function subscriberFor(url: string, cluster: boolean): Subscriber {
+  const connection = cluster ? new Cluster([url]) : new Redis(url);
+  return connection as unknown as Subscriber;
+}
+
 /** Resolves on the first SIGINT or SIGTERM. */
 function signalled(): Promise<string> {
   return new Promise((resolve) => {
@@ -112,7 +119,9 @@ export const engineCommand = {
         ...(lanes ? { lanes } : {}),
         ...(scanners ? { scanners } : {}),
         ...(concurrency !== undefined ? { concurrency } : {}),
-        completionListener: values['no-listener'] !== true,
+        // GLIDE delivers pub/sub to a callback fixed at client creation, with no reconnect
+        // event to run the reconciler for a gap: the listener's subscription stays on ioredis.
+        completionListener: values['no-listener'] === true ? false : values.glide ? { subscriber: () => subscriberFor(String(values.url), Boolean(values.cluster)) } : true,
         ...(libraryCheck !== undefined ? { libraryCheckMs: libraryCheck === 0 ? false : libraryCheck } : {}),
         boot: values['secret-hex'] === undefined ? {} : { waitpointSecretHex: String(values['secret-hex']) },
       });

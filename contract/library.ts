@@ -6117,6 +6117,16 @@ redis.register_function('ff_report_usage_and_check', guard('ff_report_usage_and_
 end))
 
 redis.register_function('ff_reset_budget', guard('ff_reset_budget', function(keys, args)
+  local K, A, interval, now = Budget.reset_check(keys, args)
+  if not K then return A end
+  return ok(to_text(Budget.reset(K, A.budget_id, interval, now)))
+end))
+
+-- The check phase both resets share (ff_reset_budget, ff_reset_budget_if_due): KEYS and
+-- ARGV read and checked, the budget present (a dangling schedule entry is dropped so the
+-- scanner stops retrying), the stored interval valid. Returns K, A, interval (0 when
+-- none), now; or nil and the reply.
+function Budget.reset_check(keys, args)
   local K = {
     definition = keys[1],
     usage = keys[2],
@@ -6127,22 +6137,26 @@ redis.register_function('ff_reset_budget', guard('ff_reset_budget', function(key
     now_ms = args[2],
   }
   local bad = Budget.check_id(K.definition, A.budget_id)
-  if bad then return bad end
+  if bad then return nil, bad end
   if not Budget.exists(K.definition) then
-    -- No stub definition; drop a dangling schedule entry so the scanner stops retrying.
     redis.call('ZREM', K.budget_resets, A.budget_id)
-    return err('budget_not_found')
+    return nil, err('budget_not_found')
   end
-  local raw_interval = redis.call('HGET', K.definition, 'reset_interval_ms')
+  local raw = redis.call('HGET', K.definition, 'reset_interval_ms')
   local interval = 0
-  if is_set(raw_interval) then
-    interval = parse_number(raw_interval)
+  if is_set(raw) then
+    interval = parse_number(raw)
     if interval == nil then
-      return err('invalid_input', 'stored reset_interval_ms is not a number, got: ' .. raw_interval)
+      return nil, err('invalid_input', 'stored reset_interval_ms is not a number, got: ' .. raw)
     end
   end
-  local now = A.now_ms or server_now()
+  return K, A, interval, A.now_ms or server_now()
+end
 
+-- The reset (write phase only; K: definition, usage, budget_resets): usage zeroed, the
+-- reset counted and stamped, the next one scheduled or the schedule entry dropped.
+-- Returns the next reset time, 0 when none.
+function Budget.reset(K, budget_id, interval, now)
   local fields = redis.call('HKEYS', K.usage)
   if #fields > 0 then
     local flat = {}
@@ -6158,12 +6172,12 @@ redis.register_function('ff_reset_budget', guard('ff_reset_budget', function(key
   if interval > 0 then
     local next_reset = now + interval
     redis.call('HSET', K.definition, 'next_reset_at', to_text(next_reset))
-    redis.call('ZADD', K.budget_resets, next_reset, A.budget_id)
-    return ok(to_text(next_reset))
+    redis.call('ZADD', K.budget_resets, next_reset, budget_id)
+    return next_reset
   end
-  redis.call('ZREM', K.budget_resets, A.budget_id)
-  return ok('0')
-end))
+  redis.call('ZREM', K.budget_resets, budget_id)
+  return 0
+end
 
 -- The caller's lane index keys must be the execution's own lane's: its eligible index, and
 -- one of \`sets\` among its blocked indexes. A core without lane_id (hand-built) is not checked.
@@ -6957,6 +6971,9 @@ redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', 
     return ok('impossible', '')
   end
   Flow.skip_child(K, core, eid, now)
+  -- Published like every other terminal transition, so the child's own downstream is
+  -- released at once (an extension: the reference publishes nothing here).
+  publish_completion(core, eid, 'skipped')
   return ok('impossible', 'child_skipped')
 end))
 
@@ -7243,56 +7260,14 @@ redis.register_function('ff_purge_execution', guard('ff_purge_execution', functi
 end))
 
 redis.register_function('ff_reset_budget_if_due', guard('ff_reset_budget_if_due', function(keys, args)
-  local K = {
-    definition = keys[1],
-    usage = keys[2],
-    budget_resets = keys[3],
-  }
-  local A = {
-    budget_id = args[1],
-    now_ms = args[2],
-  }
-  local bad = Budget.check_id(K.definition, A.budget_id)
-  if bad then return bad end
-  if not Budget.exists(K.definition) then
-    redis.call('ZREM', K.budget_resets, A.budget_id)
-    return err('budget_not_found')
-  end
-  local interval = 0
-  local raw_interval = redis.call('HGET', K.definition, 'reset_interval_ms')
-  if is_set(raw_interval) then
-    interval = parse_number(raw_interval)
-    if interval == nil then
-      return err('invalid_input', 'stored reset_interval_ms is not a number, got: ' .. raw_interval)
-    end
-  end
-  local now = A.now_ms or server_now()
+  local K, A, interval, now = Budget.reset_check(keys, args)
+  if not K then return A end
   local scheduled = parse_number(redis.call('ZSCORE', K.budget_resets, A.budget_id) or '')
   if scheduled == nil or scheduled > now then
     return ok('not_due', to_text(scheduled or 0))
   end
-
   -- The reset itself, as ff_reset_budget does it (spec/budget.yaml).
-  local fields = redis.call('HKEYS', K.usage)
-  if #fields > 0 then
-    local flat = {}
-    for _, field in ipairs(fields) do
-      flat[#flat + 1] = field
-      flat[#flat + 1] = '0'
-    end
-    redis.call('HSET', K.usage, unpack(flat))
-  end
-  redis.call('HINCRBY', K.definition, 'reset_count', 1)
-  redis.call('HSET', K.definition, 'last_reset_at', to_text(now), 'last_updated_at', to_text(now),
-    'last_breach_at', '', 'last_breach_dim', '')
-  if interval > 0 then
-    local next_reset = now + interval
-    redis.call('HSET', K.definition, 'next_reset_at', to_text(next_reset))
-    redis.call('ZADD', K.budget_resets, next_reset, A.budget_id)
-    return ok('reset', to_text(next_reset))
-  end
-  redis.call('ZREM', K.budget_resets, A.budget_id)
-  return ok('reset', '0')
+  return ok('reset', to_text(Budget.reset(K, A.budget_id, interval, now)))
 end))
 
 redis.register_function('ff_reconcile_quota', guard('ff_reconcile_quota', function(keys, args)

@@ -4,7 +4,7 @@
 // added by the index reconciler). No SCAN of the keyspace.
 import { PartitionKeys } from '../generated/keys.js';
 import { parseLaneId, type LaneId } from '../runtime/ids.js';
-import type { ScanContext } from './runner.js';
+import type { ScanContext, Scanner } from './runner.js';
 import { smembers } from './scan.js';
 
 export type LaneSource = (partition: number, ctx: ScanContext) => Promise<readonly LaneId[]>;
@@ -21,5 +21,17 @@ export function lanesOf(explicit: readonly LaneId[] | undefined): LaneSource {
       }
     }
     return lanes;
+  };
+}
+
+/** A flow-family scanner whose work is per lane: `visit` runs for every lane of each partition. */
+export function laneScanner(name: string, lanes: LaneSource, visit: (laneId: LaneId, keys: PartitionKeys, ctx: ScanContext) => Promise<void>): Scanner {
+  return {
+    name,
+    family: 'flow',
+    async scanPartition(partition, ctx) {
+      const keys = PartitionKeys.forPartition(partition);
+      for (const laneId of await lanes(partition, ctx)) await visit(laneId, keys, ctx);
+    },
   };
 }

@@ -20,7 +20,11 @@ export interface ScannerStats {
   errors: number;
   /** Items not called this cycle because they are in failure backoff. */
   skipped: number;
-  /** Age in ms of the oldest due member seen in the last full cycle (0 when none was overdue). */
+  /**
+   * Age in ms of the oldest due member seen in the last full cycle (0 when none was
+   * overdue). For the blocked-set scanners (unblock, dependency_reconciler) it is the age of
+   * the oldest blocked member, so a stuck set shows.
+   */
   lagMs: number;
   /** Duration of the last cycle, ms. */
   lastCycleMs: number;

@@ -14,14 +14,18 @@ export type ItemOutcome =
   /** Recognised as already handled without a call (a cache hit); stays, and is not overdue. */
   | 'known';
 
-export interface DrainOptions {
+/** How much of an index a scanner reads: the engine's per-scanner batch options. */
+export interface IndexScanOptions {
+  /** Members read per page (the reference's LIMIT). */
+  readonly batchSize: number;
+  /** Members looked at per partition and cycle. */
+  readonly maxPerPartition: number;
+}
+
+export interface DrainOptions extends IndexScanOptions {
   readonly key: string;
   /** Upper score bound: `now` for due indexes, '+inf' for blocked sets. */
   readonly max: number | '+inf';
-  /** Members read per page. */
-  readonly batch: number;
-  /** Members looked at per partition and cycle, at most. */
-  readonly maxItems: number;
   /** When set, lag = lagBase − score of the oldest member that was not `known`. */
   readonly lagBase?: number;
   handle(member: string, score: number): Promise<ItemOutcome>;
@@ -32,7 +36,7 @@ export async function drainIndex(ctx: ScanContext, options: DrainOptions): Promi
   let seen = 0;
   let lagTaken = options.lagBase === undefined;
   while (!ctx.stopping()) {
-    const page = await zrangeByScore(ctx, options.key, '-inf', options.max, offset, options.batch);
+    const page = await zrangeByScore(ctx, options.key, '-inf', options.max, offset, options.batchSize);
     if (page.length === 0) return;
     seen += page.length;
     // A page's members are handled at once: each is its own atomic call on its own record.
@@ -45,7 +49,7 @@ export async function drainIndex(ctx: ScanContext, options: DrainOptions): Promi
         ctx.lag(Math.max(0, options.lagBase! - page[i]![1]));
       }
     });
-    if (page.length < options.batch || seen >= options.maxItems) return;
+    if (page.length < options.batchSize || seen >= options.maxPerPartition) return;
     offset += stayed;
   }
 }

@@ -522,6 +522,7 @@ export function applyDependencyToChild(client: FunctionCaller, args: ApplyDepend
  * - upstream_outcome must be a terminal outcome: empty or `none` is refused with invalid_input (the reference would skip the child).
  * - The unsatisfied count never goes below 0; the reference lets it go negative.
  * - A skipped child is also removed from the lane's eligible index (the reference leaves that to scanners).
+ * - A child this call skips publishes its completion on ff:dag:completions (outcome `skipped`, the same JSON message as the other terminal transitions), so its own downstream is released at once; the reference publishes nothing for a skip and leaves the grandchildren to the dependency reconciler.
  * - Foreign KEYS (issue 11): a KEYS slot that names another child execution, edge, upstream or lane than the child named by KEYS[1], the call's edge_id, the edge record's upstream_execution_id and exec_core's lane_id (attempt slots: index 0 when the child has no current attempt; otherwise derived) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  */
 export interface ResolveDependencyArgs {

@@ -115,56 +115,14 @@ redis.register_function('ff_purge_execution', guard('ff_purge_execution', functi
 end))
 
 redis.register_function('ff_reset_budget_if_due', guard('ff_reset_budget_if_due', function(keys, args)
-  local K = {
-    definition = keys[1],
-    usage = keys[2],
-    budget_resets = keys[3],
-  }
-  local A = {
-    budget_id = args[1],
-    now_ms = args[2],
-  }
-  local bad = Budget.check_id(K.definition, A.budget_id)
-  if bad then return bad end
-  if not Budget.exists(K.definition) then
-    redis.call('ZREM', K.budget_resets, A.budget_id)
-    return err('budget_not_found')
-  end
-  local interval = 0
-  local raw_interval = redis.call('HGET', K.definition, 'reset_interval_ms')
-  if is_set(raw_interval) then
-    interval = parse_number(raw_interval)
-    if interval == nil then
-      return err('invalid_input', 'stored reset_interval_ms is not a number, got: ' .. raw_interval)
-    end
-  end
-  local now = A.now_ms or server_now()
+  local K, A, interval, now = Budget.reset_check(keys, args)
+  if not K then return A end
   local scheduled = parse_number(redis.call('ZSCORE', K.budget_resets, A.budget_id) or '')
   if scheduled == nil or scheduled > now then
     return ok('not_due', to_text(scheduled or 0))
   end
-
   -- The reset itself, as ff_reset_budget does it (spec/budget.yaml).
-  local fields = redis.call('HKEYS', K.usage)
-  if #fields > 0 then
-    local flat = {}
-    for _, field in ipairs(fields) do
-      flat[#flat + 1] = field
-      flat[#flat + 1] = '0'
-    end
-    redis.call('HSET', K.usage, unpack(flat))
-  end
-  redis.call('HINCRBY', K.definition, 'reset_count', 1)
-  redis.call('HSET', K.definition, 'last_reset_at', to_text(now), 'last_updated_at', to_text(now),
-    'last_breach_at', '', 'last_breach_dim', '')
-  if interval > 0 then
-    local next_reset = now + interval
-    redis.call('HSET', K.definition, 'next_reset_at', to_text(next_reset))
-    redis.call('ZADD', K.budget_resets, next_reset, A.budget_id)
-    return ok('reset', to_text(next_reset))
-  end
-  redis.call('ZREM', K.budget_resets, A.budget_id)
-  return ok('reset', '0')
+  return ok('reset', to_text(Budget.reset(K, A.budget_id, interval, now)))
 end))
 
 redis.register_function('ff_reconcile_quota', guard('ff_reconcile_quota', function(keys, args)

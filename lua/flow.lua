@@ -507,6 +507,9 @@ redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', 
     return ok('impossible', '')
   end
   Flow.skip_child(K, core, eid, now)
+  -- Published like every other terminal transition, so the child's own downstream is
+  -- released at once (an extension: the reference publishes nothing here).
+  publish_completion(core, eid, 'skipped')
   return ok('impossible', 'child_skipped')
 end))
 

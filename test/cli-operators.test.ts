@@ -249,6 +249,15 @@ describe('ff-script inspect and lanes on real states', () => {
     expect(up?.flow?.outgoing).toEqual([expect.objectContaining({ executionId: downstream.executionId, state: 'unsatisfied' })]);
   });
 
+  it('reads the same through Valkey GLIDE with --glide', () => {
+    const ioredis = cli(url, 'inspect', terminal, '--json');
+    const glide = cli(url, 'inspect', terminal, '--json', '--glide');
+    expect(glide.err).toBe('');
+    expect(glide.code).toBe(0);
+    expect(JSON.parse(glide.out)).toEqual(JSON.parse(ioredis.out));
+    expect(cli('redis://127.0.0.1:1', 'inspect', terminal, '--glide')).toMatchObject({ code: 1, err: expect.stringMatching(/127\.0\.0\.1:1[\s\S]*never sent/) });
+  });
+
   it('says so for an unknown execution, and refuses a malformed id', () => {
     expect(cli(url, 'inspect', newExecutionId())).toMatchObject({ code: 1, err: expect.stringContaining('no execution') });
     expect(cli(url, 'inspect', 'not-an-id')).toMatchObject({ code: 2 });

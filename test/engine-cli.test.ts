@@ -36,8 +36,9 @@ describe('ff-script engine', () => {
     expect(bad.stderr).toContain('unknown scanner nonsense');
   });
 
-  it('starts, promotes a delayed execution, and exits 0 on SIGTERM', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', main, 'engine', '--url', server.url, '--flow-partitions', '8', '--budget-partitions', '2', '--quota-partitions', '2', '--interval', 'delayed_promoter=100'], { cwd: root });
+  for (const transport of ['ioredis', 'glide'] as const) it(`starts, promotes a delayed execution, and exits 0 on SIGTERM (${transport})`, async () => {
+    const glide = transport === 'glide' ? ['--glide'] : [];
+    const child = spawn(process.execPath, ['--import', 'tsx', main, 'engine', ...glide, '--url', server.url, '--flow-partitions', '8', '--budget-partitions', '2', '--quota-partitions', '2', '--interval', 'delayed_promoter=100'], { cwd: root });
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

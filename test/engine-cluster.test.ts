@@ -1,36 +1,23 @@
 // The engine on a local three-primary cluster: boot loads the library on every primary,
 // every scanner covers every partition (on whichever primary owns it) without one
 // CROSSSLOT or MOVED error, and the completion listener hears completions from any node.
-import { Cluster } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { Engine, SCANNER_NAMES } from '../engine/index.js';
 import { purgeExecution } from '../generated/engine.js';
-import { FlowFabricClient } from '../runtime/client.js';
 import { executionTag, type ExecutionId } from '../runtime/ids.js';
 import { clusterSlot } from '../runtime/partition.js';
-import { startCluster, type RunningCluster } from '../tools/local-cluster.js';
+import { useLocalCluster } from './support/cluster.js';
 import { core, sleep } from './support/exec-ops.js';
 import { addMember, complete, link, newTestFlow } from './support/flow.js';
 import { newExecutionId, uniqueLane } from './support/ids.js';
 import { claim, createClaimed, createWaiting } from './support/lifecycle.js';
 
-let cluster: RunningCluster;
-let connection: Cluster;
-let client: FlowFabricClient;
-
-beforeAll(async () => {
-  cluster = await startCluster();
-  connection = new Cluster([...cluster.seeds], { redisOptions: { maxRetriesPerRequest: 1 } });
-  client = FlowFabricClient.fromIoredis(connection);
-}, 60_000);
-
-afterAll(async () => {
-  connection?.disconnect();
-  await cluster?.stop();
-});
+const env = useLocalCluster();
 
 describe('the engine on a three-primary cluster', () => {
   it('boots, scans every partition of every family without errors, and acts on every primary', async () => {
+    const client = env.client();
+    const connection = env.connection().redis;
     const engine = new Engine({ client, logSink: () => undefined, completionListener: true, intervals: { dependency_reconciler: 600_000 } });
     await engine.start();
     try {

@@ -6,20 +6,12 @@ import { describe, expect, it } from 'vitest';
 import { PartitionKeys } from '../generated/keys.js';
 import type { ExecutionId } from '../runtime/ids.js';
 import { useEngineServer } from './support/engine-server.js';
-import { core, expire, sleep, suspendClaimed } from './support/exec-ops.js';
+import { core, expire, sleep, suspendClaimed, waitFor } from './support/exec-ops.js';
 import { addMember, complete, link, newTestFlow } from './support/flow.js';
 import { claim } from './support/lifecycle.js';
 import { expireSuspensionOf } from '../operations/waitpoints.js';
 
 const env = useEngineServer();
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 const eligible = async (executionId: ExecutionId) => (await core(env.redis(), executionId)).eligibility_state === 'eligible_now';
 
@@ -85,6 +77,13 @@ describe('dependency_reconciler', () => {
     expect(await eligible(a.child.executionId)).toBe(true);
     expect(stats.processed).toBeGreaterThanOrEqual(1);
     expect(await env.redis().zscore(PartitionKeys.forPartition(Number(/\{fp:(\d+)\}/.exec(a.child.executionId)![1])).laneBlockedDependencies(a.flow.laneId), a.child.executionId)).toBeNull();
+  });
+
+  it('reports the age of the oldest child still blocked', async () => {
+    const a = await chain();
+    await sleep(250);
+    const engine = env.engine({ boot: false, scanners: ['dependency_reconciler'], lanes: [a.flow.laneId] });
+    expect((await engine.runOnce('dependency_reconciler')).lagMs).toBeGreaterThanOrEqual(200);
   });
 
   it('leaves children whose upstream is still running', async () => {

@@ -50,9 +50,8 @@ describe('ff_expire_suspension completions', () => {
       await sleep(5);
       const result = await expireSuspensionOf(client, member.executionId);
       expect(result.status).not.toBe('not_yet_due');
-      const deadline = Date.now() + 2000;
-      while (!listener.messages.some((m) => m.execution_id === member.executionId) && Date.now() < deadline) await sleep(5);
-      expect(listener.messages.find((m) => m.execution_id === member.executionId)).toMatchObject({ flow_id: flow.flowId });
+      await listener.waitFor(1, [member.executionId]);
+      expect(listener.of([member.executionId])[0]).toMatchObject({ flow_id: flow.flowId });
     } finally {
       listener.close();
     }

@@ -8,23 +8,16 @@ import { createPendingWaitpoint } from '../generated/suspension.js';
 import { PartitionMismatchError } from '../engine/index.js';
 import { issueNextGrant } from '../operations/scheduler.js';
 import { FlowFabricClient } from '../runtime/client.js';
+import type { Transport } from '../runtime/transport.js';
 import { newBudgetId, newWaitpointId, type ExecutionId, type LaneId } from '../runtime/ids.js';
 import { createTestQuota } from './support/budget.js';
 import { ENGINE_TEST_PARTITIONS, useEngineServer } from './support/engine-server.js';
-import { core, sleep, suspendClaimed } from './support/exec-ops.js';
+import { core, sleep, suspendClaimed, waitFor } from './support/exec-ops.js';
 import { newExecutionId, uniqueLane } from './support/ids.js';
 import { claim, createClaimed, createWaiting } from './support/lifecycle.js';
 import { addMember, complete, newTestFlow } from './support/flow.js';
 
 const env = useEngineServer();
-
-async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(20);
-  }
-}
 
 const state = async (executionId: ExecutionId) => core(env.redis(), executionId);
 const eid = (partition: number) => newExecutionId(partition % ENGINE_TEST_PARTITIONS.numFlowPartitions);
@@ -382,6 +375,33 @@ describe('read-mostly scanners', () => {
     expect(lines.some((l) => l.includes('missing from its index'))).toBe(true);
   });
 
+  it('index_reconciler reports nothing for an execution that moves between its state read and its index read', async () => {
+    const client = env.client();
+    const claimed = await createClaimed(client, { laneId: uniqueLane('idxmove'), executionId: eid(5) });
+    // The index read of this execution is answered only after the execution completed: the
+    // first read sees it active, and it is gone from the active index by then.
+    let moved = false;
+    const inner = client.transport;
+    const racing: Transport = {
+      fcall: (request) => inner.fcall(request),
+      fcallBatch: (requests) => inner.fcallBatch(requests),
+      primaries: () => inner.primaries(),
+      async command(name, args) {
+        if (name === 'ZSCORE' && args[1] === claimed.executionId && !moved) {
+          moved = true;
+          await complete(client, claimed);
+        }
+        return inner.command(name, args);
+      },
+    };
+    const lines: string[] = [];
+    const engine = env.engine({ client: new FlowFabricClient(racing, { partitions: client.partitions }), boot: false, scanners: ['index_reconciler'], logSink: (_level, message, fields) => lines.push(`${message} ${JSON.stringify(fields ?? {})}`) });
+    await engine.runOnce('index_reconciler');
+    expect(moved).toBe(true);
+    expect((await state(claimed.executionId)).lifecycle_phase).toBe('terminal');
+    expect(lines.filter((l) => l.includes(claimed.executionId))).toEqual([]);
+  });
+
   it('flow_projector writes the summary of a flow from its members', async () => {
     const client = env.client();
     const redis = env.redis();
@@ -426,6 +446,18 @@ describe('observability', () => {
     expect(stats.lagMs).toBeGreaterThanOrEqual(200);
     expect(calls).toContain('ff_promote_delayed');
     expect((await engine.runOnce('delayed_promoter')).lagMs).toBe(0);
+  });
+});
+
+describe('blocked-set lag', () => {
+  it('unblock reports the age of the oldest blocked member', async () => {
+    const client = env.client();
+    const laneId = uniqueLane('blocklag');
+    await createWaiting(client, { laneId, executionId: eid(6), policyJson: { routing_requirements: { required_capabilities: ['lag-never'] } } });
+    expect(await issueNextGrant(client, worker(laneId, ['cpu']))).toBeUndefined();
+    await sleep(250);
+    const engine = env.engine({ boot: false, scanners: ['unblock'], lanes: [laneId] });
+    expect((await engine.runOnce('unblock')).lagMs).toBeGreaterThanOrEqual(200);
   });
 });
 

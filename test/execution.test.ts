@@ -222,8 +222,8 @@ describe('ff_cancel_execution', () => {
       const loud = await addMember(client, flow);
       await cancel(client, quiet.executionId, { source: 'flow_cascade' });
       await cancel(client, loud.executionId);
-      await listener.waitFor(1);
-      expect(listener.messages).toEqual([{ execution_id: loud.executionId, flow_id: flow.flowId, outcome: 'cancelled' }]);
+      await listener.waitFor(1, [quiet.executionId, loud.executionId]);
+      expect(listener.of([quiet.executionId, loud.executionId])).toEqual([{ execution_id: loud.executionId, flow_id: flow.flowId, outcome: 'cancelled' }]);
     } finally {
       listener.close();
     }
@@ -409,8 +409,8 @@ describe('ff_fail_execution', () => {
       const failed = await claim(client, await addMember(client, flow));
       await failExecution(client, { ...holderArgs(retried), retryPolicyJson: { max_retries: 1 } });
       await failExecution(client, { ...holderArgs(failed) });
-      await listener.waitFor(1);
-      expect(listener.messages).toEqual([{ execution_id: failed.executionId, flow_id: flow.flowId, outcome: 'failed' }]);
+      await listener.waitFor(1, [retried.executionId, failed.executionId]);
+      expect(listener.of([retried.executionId, failed.executionId])).toEqual([{ execution_id: failed.executionId, flow_id: flow.flowId, outcome: 'failed' }]);
     } finally {
       listener.close();
     }
@@ -532,8 +532,8 @@ describe('ff_reclaim_execution', () => {
       expect(await laneScore(redis, held.executionId, held.laneId, 'terminal')).toBe(Number(stored.completed_at));
       expect(await laneScore(redis, held.executionId, held.laneId, 'active')).toBeNull();
       expect(await redis.exists(exec.leaseCurrent())).toBe(0);
-      await listener.waitFor(1);
-      expect(listener.messages).toEqual([{ execution_id: held.executionId, flow_id: flow.flowId, outcome: 'failed' }]);
+      await listener.waitFor(1, [held.executionId]);
+      expect(listener.of([held.executionId])).toEqual([{ execution_id: held.executionId, flow_id: flow.flowId, outcome: 'failed' }]);
     } finally {
       listener.close();
     }
@@ -639,8 +639,8 @@ describe('ff_expire_execution', () => {
       const flow = await newTestFlow(client);
       const member = await addMember(client, flow);
       await expire(client, member.executionId);
-      await listener.waitFor(1);
-      expect(listener.messages).toEqual([{ execution_id: member.executionId, flow_id: flow.flowId, outcome: 'expired' }]);
+      await listener.waitFor(1, [member.executionId]);
+      expect(listener.of([member.executionId])).toEqual([{ execution_id: member.executionId, flow_id: flow.flowId, outcome: 'expired' }]);
     } finally {
       listener.close();
     }

@@ -100,10 +100,18 @@ describe('flow scenarios', () => {
       const failed = await failMember(await claimMember(flow, a));
       expect(failed).toEqual({ status: 'terminal_failed' });
       // The engine hears the failure and resolves A's edges, cascading through skipped children.
-      await completions.waitFor(1);
-      expect(completions.messages[0]).toEqual({ execution_id: a, flow_id: flow.flowId, outcome: 'failed' });
-      const resolutions = await resolveOutgoing(client, flow.flowId, completions.messages[0]!.execution_id as ExecutionId);
+      await completions.waitFor(1, [a]);
+      expect(completions.of([a])).toEqual([{ execution_id: a, flow_id: flow.flowId, outcome: 'failed' }]);
+      const resolutions = await resolveOutgoing(client, flow.flowId, a);
       expect(summary(resolutions, names)).toEqual(['B:impossible:child_skipped', 'C:impossible:child_skipped']);
+      // Each skip publishes its own completion (an extension), so a listener releases the
+      // skipped child's downstream at once.
+      await completions.waitFor(3, [a, b, c, x]);
+      expect(completions.of([a, b, c, x])).toEqual([
+        { execution_id: a, flow_id: flow.flowId, outcome: 'failed' },
+        { execution_id: b, flow_id: flow.flowId, outcome: 'skipped' },
+        { execution_id: c, flow_id: flow.flowId, outcome: 'skipped' },
+      ]);
     } finally {
       completions.close();
     }

@@ -13,17 +13,16 @@ import { buildVersion, parseVersion, version } from '../generated/version.js';
 import { call, type CallEvent, type FlowFabricClient } from '../runtime/client.js';
 import { LibraryError, ScriptError, TransportError } from '../runtime/errors.js';
 import { classifyGlideError, fromGlide, glideServerMessage, resp2Reply } from '../runtime/glide.js';
-import { executionTag, newLeaseId } from '../runtime/ids.js';
-import { clusterSlot } from '../runtime/partition.js';
+import { newLeaseId } from '../runtime/ids.js';
 import { claimResumed } from '../operations/waitpoints.js';
 import { inspectExecution } from '../operations/inspect.js';
 import { readLaneStats } from '../operations/lanes.js';
 import { tailAttemptStream } from '../operations/stream-tail.js';
-import { startCluster, type RunningCluster } from '../tools/local-cluster.js';
 import { startServer } from '../tools/local-server.js';
 import { newExecutionId, uniqueLane } from './support/ids.js';
 import { createClaimed } from './support/lifecycle.js';
 import { createSuspended, deliver } from './support/suspension.js';
+import { expectLibraryOnEveryPrimary, expectResumesOnEveryPrimary, expectRunsOnEveryPrimary, useLocalCluster } from './support/cluster.js';
 import { complete } from './support/flow.js';
 
 const address = (url: string) => {
@@ -171,56 +170,26 @@ describe('GLIDE errors on the contract\'s retry classes', () => {
 });
 
 describe('GLIDE transport on a three-primary cluster', () => {
-  let cluster: RunningCluster;
-  let glide: GlideClusterClient;
-  let client: FlowFabricClient;
-  beforeAll(async () => {
-    cluster = await startCluster();
-    glide = await GlideClusterClient.createClient({ addresses: cluster.seeds.map((s) => ({ host: s.host, port: s.port })), requestTimeout: 5000 });
-    client = fromGlide(glide);
-  }, 60_000);
-  afterAll(async () => {
-    glide?.close();
-    await cluster?.stop();
+  const env = useLocalCluster(async (cluster) => {
+    const glide = await GlideClusterClient.createClient({ addresses: cluster.seeds.map((s) => ({ host: s.host, port: s.port })), requestTimeout: 5000 });
+    return { client: fromGlide(glide), close: () => glide.close() };
   });
 
   it('loads the library on every primary', async () => {
-    const statuses = await client.ensureLibrary();
-    expect(statuses).toHaveLength(3);
-    expect(statuses.every((s) => s.after === LIBRARY_VERSION)).toBe(true);
-    expect((await client.ensureLibrary()).every((s) => !s.loaded)).toBe(true);
-    const primaries = await client.transport.primaries();
+    await expectLibraryOnEveryPrimary(env.client());
+    const primaries = await env.client().transport.primaries();
     expect(new Set(primaries.map((p) => p.describe?.())).size).toBe(3);
   });
 
-  it('runs executions on partitions owned by every primary', async () => {
-    const partitions = [0, 24, 77, 86, 131, 193, 255];
-    const slots = new Set<number>();
-    for (const partition of partitions) {
-      const executionId = newExecutionId(partition);
-      slots.add(clusterSlot(executionTag(executionId)));
-      const c = await createClaimed(client, { executionId });
-      const done = await completeExecution(client, { executionId, laneId: c.laneId, workerInstanceId: c.workerInstanceId, ...c.lease });
-      expect(done.status).toBe('OK');
-    }
-    expect(slots.size).toBe(partitions.length);
-  });
+  it('runs executions on partitions owned by every primary', () => expectRunsOnEveryPrimary(env.client()));
 
   it('sends a batch spread over every primary through ClusterBatch', async () => {
+    const client = env.client();
     const { buildCreateExecution, parseCreateExecution } = await import('../generated/execution.js');
     const ids = [3, 90, 200].map((p) => newExecutionId(p));
     const results = await client.batch(ids.map((executionId) => call(buildCreateExecution({ executionId, laneId: uniqueLane('glide'), namespace: 'glide', executionKind: 'k' }, client.partitions), parseCreateExecution)));
     expect(results.map((r) => r.ok && r.value.status)).toEqual(['OK', 'OK', 'OK']);
   });
 
-  it('suspends, signals, resumes and completes on partitions owned by every primary', async () => {
-    for (const partition of [3, 90, 200]) {
-      const s = await createSuspended(client, { timeoutMs: 60_000 }, partition);
-      await expect(deliver(client, s, 'go')).resolves.toMatchObject({ effect: 'resume_condition_satisfied' });
-      await issueClaimGrant(client, { executionId: s.executionId, laneId: s.laneId, workerId: s.workerId, workerInstanceId: s.workerInstanceId, grantTtlMs: 5000 });
-      const claimed = await claimResumed(client, { executionId: s.executionId, laneId: s.laneId, workerId: s.workerId, workerInstanceId: s.workerInstanceId, leaseId: newLeaseId(), leaseTtlMs: 30_000 });
-      const done = await completeExecution(client, { executionId: s.executionId, laneId: s.laneId, workerInstanceId: s.workerInstanceId, attemptIndex: claimed.attemptIndex, leaseId: claimed.leaseId, leaseEpoch: claimed.leaseEpoch, attemptId: claimed.attemptId });
-      expect(done).toEqual({ status: 'OK', publicState: 'completed' });
-    }
-  });
+  it('suspends, signals, resumes and completes on partitions owned by every primary', () => expectResumesOnEveryPrimary(env.client()));
 });

@@ -191,6 +191,32 @@ describe('Workers in several processes', () => {
     }
   });
 
+  it('a worker process killed mid-attempt with an attempt timeout: the engine expires the attempt it registered at claim', async () => {
+    // A server of its own: the engine's attempt-timeout scanner looks at every partition.
+    const server = await startServer();
+    const own = new Redis(server.url, { maxRetriesPerRequest: 1 });
+    const ownClient = FlowFabricClient.fromIoredis(own);
+    const engine = new Engine({ client: ownClient, completionListener: false, scanners: ['attempt_timeout'], intervals: { attempt_timeout: 100 }, logLevel: 'error' });
+    try {
+      await engine.start();
+      const lane = uniqueLane('timeout');
+      const log = `test:worker-timeout:${lane}`;
+      const { executionId } = await submitExecution(ownClient, { lane, kind: 'k', input: 'x' });
+      // The lease (30 s) outlives the test: only the registered attempt timeout can end it.
+      const victim = startChild({ url: server.url, mode: 'hang', lane, log, attemptTimeoutMs: 300, claimPath: 'direct', name: 'timeout' });
+      await waitForLog(own, log, (e) => e.some((x) => x.ev === 'start'));
+      victim.process.kill('SIGKILL');
+      await victim.exited;
+      const view = await waitForOutcome(ownClient, executionId, { timeoutMs: 5000 });
+      expect(view).toMatchObject({ publicState: 'expired' });
+      expect(await own.hget(`ff:exec:${/\{fp:\d+\}/.exec(executionId)![0]}:${executionId}:core`, 'failure_reason')).toBe('attempt_timeout');
+    } finally {
+      await engine.stop();
+      own.disconnect();
+      await server.stop();
+    }
+  });
+
   it('a suspended handler runs again with the signal another process sent', async () => {
     await ensureWaitpointSecrets(client);
     const lane = uniqueLane('sig');

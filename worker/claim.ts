@@ -22,8 +22,9 @@ import { claimExecution, reclaimExecution, type ClaimExecutionResult } from '../
 import { claimNextEligible } from '../generated/fastpath.js';
 import { ExecKeys, PartitionKeys } from '../generated/keys.js';
 import { markLeaseExpiredIfDue } from '../generated/lease.js';
-import { issueClaimGrant, issueReclaimGrant, promoteDelayed } from '../generated/scheduling.js';
+import { issueClaimGrant, issueReclaimGrant, promoteDelayed, type IssueClaimGrantArgs } from '../generated/scheduling.js';
 import { readExecutionContext } from '../operations/preread.js';
+import type { Grant, GrantRequest } from '../operations/scheduler.js';
 import { claimResumed } from '../operations/waitpoints.js';
 import { liveCapabilityUnion } from './presence.js';
 
@@ -44,18 +45,8 @@ export interface ClaimedLease {
 
 export type ClaimPath = 'admission' | 'direct' | 'fast';
 
-/** The admission-checked grant cycle (operations/scheduler.ts), injected so this layer builds without it. */
-export type IssueNextGrant = (
-  client: FlowFabricClient,
-  request: {
-    readonly laneId: LaneId;
-    readonly workerId: string;
-    readonly workerInstanceId: string;
-    readonly capabilities: readonly string[];
-    readonly grantTtlMs?: number;
-    readonly startPartition?: number;
-  },
-) => Promise<{ readonly executionId: ExecutionId; readonly laneId: LaneId; readonly partition: number } | undefined>;
+/** The admission-checked grant cycle (operations/scheduler.ts's issueNextGrant), injectable for tests. */
+export type IssueNextGrant = (client: FlowFabricClient, request: GrantRequest) => Promise<Pick<Grant, 'executionId' | 'laneId' | 'partition'> | undefined>;
 
 export interface ClaimerOptions {
   readonly workerId: string;
@@ -63,6 +54,8 @@ export interface ClaimerOptions {
   readonly capabilities: readonly string[];
   readonly lanes: readonly LaneId[];
   readonly leaseTtlMs: number;
+  /** Registered with the engine's attempt-timeout index at claim (the worker's own timeout plus a grace). */
+  readonly attemptTimeoutMs?: number;
   readonly path: ClaimPath;
   readonly issueNextGrant?: IssueNextGrant;
   /** Partitions to look in, already rotated to this instance's offset. */
@@ -104,6 +97,33 @@ const SKIP_CODES = new Set([
 
 const CAPABILITY_UNION_TTL_MS = 2000;
 
+/** What a claim grant and a reclaim grant both take. */
+type GrantArgs = Pick<IssueClaimGrantArgs, 'executionId' | 'laneId' | 'workerId' | 'workerInstanceId' | 'grantTtlMs' | 'workerCapabilitiesCsv'>;
+
+/** Members a sweep reads per index and partition. */
+const SWEEP_PAGE = 16;
+
+/** The lanes' active indexes (revoked leases) are read every this many sweeps. */
+const REVOKED_SWEEP_EVERY = 5;
+
+/** What one sweep did: promoted delayed, queued expired and revoked leases, unblocked route-blocked. */
+export interface SweepCounts {
+  promoted: number;
+  expired: number;
+  revoked: number;
+  unblocked: number;
+}
+
+/** One index a sweep reads on one partition, and what it does with each member. */
+interface SweepRead {
+  readonly key: string;
+  readonly max: number | '+inf';
+  readonly counter: keyof SweepCounts;
+  /** Read a page further each sweep (members stay in this index), instead of always the head. */
+  readonly paged?: boolean;
+  visit(executionId: ExecutionId): Promise<boolean>;
+}
+
 export class Claimer {
   /** Per lane, where the next round starts in `partitions`. */
   private readonly cursors = new Map<LaneId, number>();
@@ -115,6 +135,8 @@ export class Claimer {
   /** Expired leases on other lanes: not looked at again for a while. */
   private readonly foreign = new Map<ExecutionId, number>();
   private capabilityUnion: { readonly at: number; readonly union: Set<string> } | undefined;
+  /** Per paged index key (a lane's active index on one partition), where the next sweep reads. */
+  private readonly pageCursors = new Map<string, number>();
   private sweeps = 0;
   misses = 0;
 
@@ -274,32 +296,37 @@ export class Claimer {
       leaseId: newLeaseId(),
       attemptId: newAttemptId(),
       leaseTtlMs: o.leaseTtlMs,
+      ...(o.attemptTimeoutMs !== undefined ? { attemptTimeoutMs: o.attemptTimeoutMs } : {}),
       maxCandidates: o.candidatesPerPartition,
-      ...(o.capabilities.length > 0 ? { workerCapabilitiesCsv: o.capabilities } : {}),
+      ...this.capabilitiesArg(),
     });
     if (result.status !== 'claimed') return undefined;
     return { ...lease(result), executionId: result.executionId, laneId, attemptKind: ATTEMPT_KIND[result.attemptType] };
   }
 
   private async grantAndClaim(executionId: ExecutionId, laneId: LaneId): Promise<ClaimedLease | undefined> {
-    const o = this.options;
-    try {
-      await issueClaimGrant(this.client, {
-        executionId,
-        laneId,
-        workerId: o.workerId,
-        workerInstanceId: o.workerInstanceId,
-        grantTtlMs: o.grantTtlMs,
-        ...(o.capabilities.length > 0 ? { workerCapabilitiesCsv: o.capabilities } : {}),
-      });
-    } catch (error) {
-      if (isScriptError(error, 'capability_mismatch')) {
-        await this.onCapabilityMismatch(executionId, laneId);
-        return undefined;
-      }
-      throw error;
+    if (!(await this.grant(issueClaimGrant, executionId, laneId))) {
+      await this.onCapabilityMismatch(executionId, laneId);
+      return undefined;
     }
     return this.claimGranted(executionId, laneId);
+  }
+
+  /** Asks for a claim or reclaim grant for this worker; false when refused with capability_mismatch. */
+  private async grant(issue: (client: FlowFabricClient, args: GrantArgs) => Promise<unknown>, executionId: ExecutionId, laneId: LaneId): Promise<boolean> {
+    const o = this.options;
+    try {
+      await issue(this.client, { executionId, laneId, workerId: o.workerId, workerInstanceId: o.workerInstanceId, grantTtlMs: o.grantTtlMs, ...this.capabilitiesArg() });
+      return true;
+    } catch (error) {
+      if (isScriptError(error, 'capability_mismatch')) return false;
+      throw error;
+    }
+  }
+
+  /** The worker's capabilities as the grant and fast-path calls take them (absent when none). */
+  private capabilitiesArg(): { workerCapabilitiesCsv?: readonly string[] } {
+    return this.options.capabilities.length > 0 ? { workerCapabilitiesCsv: this.options.capabilities } : {};
   }
 
   /** Consumes a grant this worker holds: a normal claim, or the resumed claim for an interrupted attempt. */
@@ -307,31 +334,20 @@ export class Claimer {
     const o = this.options;
     const identity = { executionId, laneId, workerId: o.workerId, workerInstanceId: o.workerInstanceId, leaseId: newLeaseId(), leaseTtlMs: o.leaseTtlMs };
     try {
-      const claim = await claimExecution(this.client, { ...identity, attemptId: newAttemptId() });
+      const claim = await claimExecution(this.client, { ...identity, attemptId: newAttemptId(), ...(o.attemptTimeoutMs !== undefined ? { attemptTimeoutMs: o.attemptTimeoutMs } : {}) });
       return { ...lease(claim), executionId, laneId, attemptKind: ATTEMPT_KIND[claim.attemptType] };
     } catch (error) {
       if (!isScriptError(error, 'use_claim_resumed_execution')) throw error;
     }
     // The claim refuses before touching the grant, so it is still ours.
-    const resumed = await claimResumed(this.client, identity);
+    // The handler runs again with a whole timeout (the worker's own timer restarts too).
+    const resumed = await claimResumed(this.client, { ...identity, ...(o.attemptTimeoutMs !== undefined ? { remainingAttemptTimeoutMs: o.attemptTimeoutMs } : {}) });
     return { ...lease(resumed), executionId, laneId, attemptKind: 'resumed' };
   }
 
   private async reclaim(executionId: ExecutionId, laneId: LaneId): Promise<ClaimedLease | undefined> {
     const o = this.options;
-    try {
-      await issueReclaimGrant(this.client, {
-        executionId,
-        laneId,
-        workerId: o.workerId,
-        workerInstanceId: o.workerInstanceId,
-        grantTtlMs: o.grantTtlMs,
-        ...(o.capabilities.length > 0 ? { workerCapabilitiesCsv: o.capabilities } : {}),
-      });
-    } catch (error) {
-      if (isScriptError(error, 'capability_mismatch')) return undefined;
-      throw error;
-    }
+    if (!(await this.grant(issueReclaimGrant, executionId, laneId))) return undefined;
     const context = await readExecutionContext(this.client.transport, executionId);
     const result = await reclaimExecution(this.client, {
       executionId,
@@ -375,71 +391,67 @@ export class Claimer {
    * Housekeeping for when no engine runs (harmless next to one: every call re-checks):
    * promotes due delayed executions of this worker's lanes (retry backoff, delays) and marks
    * due leases expired (ff_mark_lease_expired_if_due, as the engine's scanner), queueing those
-   * on this worker's lanes for reclaim. Returns how many it promoted and queued.
+   * on this worker's lanes for reclaim. Revoked leases are queued too: revocation takes them
+   * out of the lease-expiry index but leaves them in the lane's active index, scored by the
+   * lease expiry at claim, so they are found there once that time has passed (like an expired
+   * lease), a page per partition and lane each sweep, the next sweep going on from where this
+   * one stopped. Returns how many it promoted, queued and unblocked.
    */
-  async sweep(): Promise<{ promoted: number; expired: number; unblocked: number }> {
+  async sweep(): Promise<SweepCounts> {
     this.sweeps += 1;
     const now = await serverTime(this.client);
-    const partitions = this.options.partitions;
-    const lanes = this.options.lanes;
-    let promoted = 0;
-    let expired = 0;
-    let unblocked = 0;
+    const counts: SweepCounts = { promoted: 0, expired: 0, revoked: 0, unblocked: 0 };
     const self = this.options.selfService;
     const capable = self && this.options.capabilities.length > 0;
+    // Revoked leases are found one claim-time TTL late anyway: every few sweeps is enough.
+    const revokedTurn = this.sweeps % REVOKED_SWEEP_EVERY === 1;
+    const partitions = this.options.partitions;
     for (let start = 0; start < partitions.length; start += this.options.chunkSize) {
       const chunk = partitions.slice(start, start + this.options.chunkSize);
-      const reads = await Promise.all(
+      await Promise.all(
         chunk.map((partition) => {
           const keys = PartitionKeys.forPartition(partition);
-          return Promise.all([
-            sendCommand(this.client.transport, 'ZRANGEBYSCORE', [keys.leaseExpiry(), '-inf', now, 'LIMIT', 0, 16]),
-            ...(self ? lanes.map((lane) => sendCommand(this.client.transport, 'ZRANGEBYSCORE', [keys.laneDelayed(lane), '-inf', now, 'LIMIT', 0, 16])) : []),
+          const reads: SweepRead[] = [{ key: keys.leaseExpiry(), max: now, counter: 'expired', visit: (id) => this.checkExpired(id) }];
+          for (const laneId of this.options.lanes) {
+            if (revokedTurn) reads.push({ key: keys.laneActive(laneId), max: now, counter: 'revoked', paged: true, visit: (id) => this.checkRevoked(id, laneId) });
+            if (self) reads.push({ key: keys.laneDelayed(laneId), max: now, counter: 'promoted', visit: async (executionId) => (await promoteDelayed(this.client, { executionId, laneId, nowMs: now })).status === 'promoted' });
             // Route-blocked work this worker could take: only a worker with capabilities looks.
-            ...(capable ? lanes.map((lane) => sendCommand(this.client.transport, 'ZRANGEBYSCORE', [keys.laneBlockedRoute(lane), '-inf', '+inf', 'LIMIT', 0, 16])) : []),
-          ]);
+            if (capable) reads.push({ key: keys.laneBlockedRoute(laneId), max: '+inf', counter: 'unblocked', visit: (id) => this.unblockIfCapable(id, laneId) });
+          }
+          return Promise.all(reads.map((read) => this.sweepRead(read, counts)));
         }),
       );
-      const work: Promise<void>[] = [];
-      for (const [expiring, ...rest] of reads) {
-        const delayed = self ? rest.slice(0, lanes.length) : [];
-        rest.slice(delayed.length).forEach((members, laneIndex) => {
-          for (const member of members as unknown[]) {
-            const executionId = parseExecutionId(replyText(member) ?? '');
-            work.push(
-              this.unblockIfCapable(executionId, lanes[laneIndex]!).then(
-                (done) => void (done && (unblocked += 1)),
-                (error: unknown) => this.options.onError(error, executionId),
-              ),
-            );
-          }
-        });
-        delayed.forEach((members, laneIndex) => {
-          for (const member of members as unknown[]) {
-            const executionId = parseExecutionId(replyText(member) ?? '');
-            work.push(
-              promoteDelayed(this.client, { executionId, laneId: lanes[laneIndex]!, nowMs: now }).then(
-                (result) => void (result.status === 'promoted' && (promoted += 1)),
-                (error: unknown) => this.options.onError(error, executionId),
-              ),
-            );
-          }
-        });
-        for (const member of expiring as unknown[]) {
-          const executionId = parseExecutionId(replyText(member) ?? '');
-          if ((this.foreign.get(executionId) ?? 0) > this.sweeps || this.reclaimable.has(executionId)) continue;
-          work.push(
-            this.checkExpired(executionId).then(
-              (queued) => void (queued && (expired += 1)),
-              (error: unknown) => this.options.onError(error, executionId),
-            ),
-          );
-        }
-      }
-      await Promise.all(work);
     }
     if (this.sweeps % 50 === 0) for (const [id, until] of this.foreign) if (until <= this.sweeps) this.foreign.delete(id);
-    return { promoted, expired, unblocked };
+    return counts;
+  }
+
+  /** Reads one page of an index and visits its members at once, counting those visited with effect. */
+  private async sweepRead(read: SweepRead, counts: SweepCounts): Promise<void> {
+    const offset = read.paged ? (this.pageCursors.get(read.key) ?? 0) : 0;
+    const reply = await sendCommand(this.client.transport, 'ZRANGEBYSCORE', [read.key, '-inf', read.max, 'LIMIT', offset, SWEEP_PAGE]);
+    const members = Array.isArray(reply) ? reply.map((m) => replyText(m) ?? '') : [];
+    if (read.paged) this.pageCursors.set(read.key, members.length < SWEEP_PAGE ? 0 : offset + members.length);
+    await Promise.all(
+      members.map(async (member) => {
+        let executionId: ExecutionId | undefined;
+        try {
+          executionId = parseExecutionId(member);
+          if (await read.visit(executionId)) counts[read.counter] += 1;
+        } catch (error) {
+          this.options.onError(error, executionId);
+        }
+      }),
+    );
+  }
+
+  /** A member of the lane's active index whose lease was revoked: queued for reclaim. */
+  private async checkRevoked(executionId: ExecutionId, laneId: LaneId): Promise<boolean> {
+    if (this.reclaimable.has(executionId)) return false;
+    const ownership = replyText(await sendCommand(this.client.transport, 'HGET', [new ExecKeys(executionId).core(), 'ownership_state']));
+    if (ownership !== 'lease_revoked') return false;
+    this.reclaimable.set(executionId, laneId);
+    return true;
   }
 
   /**
@@ -460,6 +472,7 @@ export class Claimer {
   }
 
   private async checkExpired(executionId: ExecutionId): Promise<boolean> {
+    if ((this.foreign.get(executionId) ?? 0) > this.sweeps || this.reclaimable.has(executionId)) return false;
     const core = new ExecKeys(executionId).core();
     const lane = replyText(await sendCommand(this.client.transport, 'HGET', [core, 'lane_id'])) ?? 'default';
     const mine = this.options.lanes.find((l) => l === lane);

@@ -71,6 +71,8 @@ export interface TaskHost {
   readonly client: FlowFabricClient;
   readonly workerInstanceId: string;
   readonly leaseTtlMs: number;
+  /** Registered with the engine's attempt-timeout index at claim, when set. */
+  readonly attemptTimeoutMs?: number;
   readonly renewEveryMs: number;
   readonly output: 'json' | 'raw';
   onRenewed(task: Task): void;
@@ -116,6 +118,8 @@ export class Task<Input = unknown> {
   private stopReason: Error | undefined;
   private endingState: TaskEnding | undefined;
   private lostCode: string | undefined;
+  /** A renewal refused while an ending operation was in flight: that operation decides. */
+  private lostWhileEnding: string | undefined;
 
   constructor(
     private readonly host: TaskHost,
@@ -327,6 +331,7 @@ export class Task<Input = unknown> {
         nextLeaseId: newLeaseId(),
         nextAttemptId: newAttemptId(),
         leaseTtlMs: this.host.leaseTtlMs,
+        ...(this.host.attemptTimeoutMs !== undefined ? { attemptTimeoutMs: this.host.attemptTimeoutMs } : {}),
         ...(capabilities.length > 0 ? { workerCapabilitiesCsv: capabilities } : {}),
       });
       if (reply.status === 'claimed_next') {
@@ -410,6 +415,12 @@ export class Task<Input = unknown> {
 
   private loseLease(code: string): void {
     if (this.endingState) return;
+    // A renewal that reaches the server after the complete (or fail…) it raced with is
+    // refused because the attempt already ended: not a loss. The ending's own reply says.
+    if (this.pending) {
+      this.lostWhileEnding ??= code;
+      return;
+    }
     this.lostCode = code;
     this.keeper.stop();
     this.endingState = { how: 'lease_lost', code };
@@ -442,9 +453,15 @@ export class Task<Input = unknown> {
       // Nothing was written (refused arguments, a structured refusal, or a request that never
       // left): the task is still live and the handler may try something else. After a lost
       // reply the outcome is unknown; renewal then finds out.
+      const lost = this.lostWhileEnding;
+      if (lost !== undefined) {
+        this.pending = undefined;
+        this.loseLease(lost);
+      }
       throw error;
     } finally {
       this.pending = undefined;
+      this.lostWhileEnding = undefined;
     }
   }
 

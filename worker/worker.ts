@@ -51,7 +51,12 @@ export interface WorkerOptions<Input = unknown> {
   readonly leaseTtlMs?: number;
   /** Renewal period; default a third of the lease. */
   readonly renewEveryMs?: number;
-  /** Abort a handler running longer than this and fail the attempt (its retry policy applies). */
+  /**
+   * Abort a handler running longer than this and fail the attempt (its retry policy applies).
+   * The claim also registers the attempt with the engine's attempt-timeout index, 1 s later
+   * than this, so a worker that dies or hangs has its attempt expired by the engine
+   * (terminally, as the engine's scanner does) while a live worker's own timeout comes first.
+   */
   readonly attemptTimeoutMs?: number;
   /**
    * `admission` (default): the scheduler's admission-checked grant cycle (capabilities,
@@ -64,7 +69,7 @@ export interface WorkerOptions<Input = unknown> {
   readonly idleBackoff?: { readonly minMs?: number; readonly maxMs?: number };
   /**
    * Every this many ms (default 1 000), the worker looks for executions of its lanes whose
-   * lease was lost (to reclaim them) and, with `selfService`, does the engine's share for its
+   * lease was lost, expired or revoked (to reclaim them) and, with `selfService`, does the engine's share for its
    * own lanes: marks due leases expired, promotes due delayed executions (retry backoff,
    * delays) and releases route-blocked work it can run. `false` turns the sweep off (no reclaims).
    */
@@ -125,6 +130,8 @@ export interface WorkerCounters {
 }
 
 const LOST_CLAIM_GRACE_RETRIES = 3;
+/** How much later than the worker's own attempt timeout the engine's applies (a live worker's comes first). */
+const ENGINE_TIMEOUT_GRACE_MS = 1000;
 
 export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   readonly workerId: string;
@@ -178,6 +185,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     this.leaseTtlMs = positive('leaseTtlMs', options.leaseTtlMs ?? 30_000);
     const renewEveryMs = positive('renewEveryMs', options.renewEveryMs ?? Math.max(1, Math.floor(this.leaseTtlMs / 3)));
     this.claimPath = options.claimPath ?? 'admission';
+    const engineAttemptTimeoutMs = options.attemptTimeoutMs === undefined ? undefined : positive('attemptTimeoutMs', options.attemptTimeoutMs) + ENGINE_TIMEOUT_GRACE_MS;
     const count = this.client.partitions.numFlowPartitions;
     const all = options.partitions ?? Array.from({ length: count }, (_, i) => i);
     // Start at a per-instance offset (the reference's FNV-1a of the instance id), so workers spread.
@@ -189,6 +197,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       capabilities: this.capabilities,
       lanes: this.lanes,
       leaseTtlMs: this.leaseTtlMs,
+      ...(engineAttemptTimeoutMs !== undefined ? { attemptTimeoutMs: engineAttemptTimeoutMs } : {}),
       path: this.claimPath,
       issueNextGrant: options.issueNextGrant ?? issueNextGrant,
       partitions,
@@ -209,6 +218,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       client: this.client,
       workerInstanceId: this.workerInstanceId,
       leaseTtlMs: this.leaseTtlMs,
+      ...(engineAttemptTimeoutMs !== undefined ? { attemptTimeoutMs: engineAttemptTimeoutMs } : {}),
       renewEveryMs,
       output: options.output ?? 'json',
       onRenewed: () => void (this.stats.renewals += 1),
@@ -359,8 +369,8 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     if (this.sweeping || this.closing) return this.sweeping ?? Promise.resolve();
     this.sweeping = (async () => {
       try {
-        const { promoted, expired, unblocked } = await this.claimer.sweep();
-        if (promoted + expired + unblocked > 0) this.poke();
+        const { promoted, expired, revoked, unblocked } = await this.claimer.sweep();
+        if (promoted + expired + revoked + unblocked > 0) this.poke();
       } catch (error) {
         this.reportError(error);
       } finally {

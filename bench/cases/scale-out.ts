@@ -1,7 +1,7 @@
 // Case 10: one lane over a cluster. On a throwaway 3-primary cluster (tools/local-cluster.ts),
 // N executions of ONE lane are created with spreadLanePartitioner(256) (every flow
-// partition), and workers of that lane claim and complete them all with the fast-path loop,
-// visiting every partition the partitioner names for the lane. Reported: how many
+// partition), and the project's Worker on that lane (worker/, fast path, concurrency 16,
+// told the lane's partitions by the partitioner) claims and completes them all. Reported: how many
 // executions each primary holds (read from each primary's own indexes), how many each
 // completed, and whether every execution ended terminal. With the default partitioner
 // (the reference's) all N would sit on the one primary that owns crc16(lane)'s slot.
@@ -14,8 +14,8 @@ import { executionPartition, type ExecutionId, type LaneId } from '../../runtime
 import { clusterSlot, hashTag, laneHashPartitioner, soloExecutionId, spreadLanePartitioner, type SoloPartitioner } from '../../runtime/partition.js';
 import { startCluster } from '../../tools/local-cluster.js';
 import { benchLane, messageOf, type Case, type Context, type Row } from '../context.js';
-import { benchWorker, fastWorker } from '../engine.js';
 import { inFlight } from '../measure.js';
+import { Worker } from '../../worker/index.js';
 
 const WORKERS = 16;
 
@@ -48,20 +48,32 @@ async function createAll(client: FlowFabricClient, ids: readonly ExecutionId[], 
   });
 }
 
-/** One worker of the lane: sweeps every partition of the lane (from its own offset) until a sweep finds nothing. */
-async function laneWorker(client: FlowFabricClient, laneId: LaneId, index: number, partitioner: SoloPartitioner): Promise<number> {
-  const partitions = partitioner.partitionsOf(laneId, client.partitions);
-  const worker = benchWorker(index);
-  let total = 0;
-  for (let sweep = 0; sweep < 1_000; sweep++) {
-    let found = 0;
-    for (let step = 0; step < partitions.length; step++) {
-      found += await fastWorker(client, laneId, worker, partitions[(index * 17 + step) % partitions.length]!);
-    }
-    total += found;
-    if (found === 0) return total;
+/** The lane's Worker until it has completed `n` executions (or `limitMs` passed); returns how many it completed. */
+async function runWorker(client: FlowFabricClient, laneId: LaneId, partitioner: SoloPartitioner, n: number, limitMs: number): Promise<number> {
+  let completed = 0;
+  let finish: () => void = () => undefined;
+  const done = new Promise<void>((resolve) => (finish = resolve));
+  const worker = new Worker({
+    client,
+    lanes: laneId,
+    handler: async () => undefined,
+    concurrency: WORKERS,
+    claimPath: 'fast',
+    partitions: partitioner.partitionsOf(laneId, client.partitions),
+  });
+  worker.on('completed', () => {
+    if (++completed === n) finish();
+  });
+  worker.on('error', () => undefined); // counted in worker.counters
+  const timer = setTimeout(finish, limitMs);
+  try {
+    await worker.start();
+    await done;
+    return completed;
+  } finally {
+    clearTimeout(timer);
+    await worker.close();
   }
-  return total;
 }
 
 const spreadText = (counts: Map<number, number>, n: number) => {
@@ -89,11 +101,10 @@ export const scaleOut: Case = {
       const created = await perPrimary(nodes, ports, (p) => PartitionKeys.forPartition(p).laneEligible(laneId), partitions);
 
       const started = performance.now();
-      const done = await Promise.all(Array.from({ length: WORKERS }, (_, i) => laneWorker(client, laneId, i, partitioner)));
+      const totalDone = await runWorker(client, laneId, partitioner, n, 300_000);
       const seconds = (performance.now() - started) / 1000;
       const completed = await perPrimary(nodes, ports, (p) => PartitionKeys.forPartition(p).laneTerminal(laneId), partitions);
       const left = await perPrimary(nodes, ports, (p) => PartitionKeys.forPartition(p).laneEligible(laneId), partitions);
-      const totalDone = done.reduce((a, b) => a + b, 0);
       const terminal = [...completed.values()].reduce((a, b) => a + b, 0);
       const remaining = [...left.values()].reduce((a, b) => a + b, 0);
 
@@ -111,10 +122,10 @@ export const scaleOut: Case = {
         },
         {
           case: this.name,
-          measurement: `claimed and completed by ${WORKERS} workers of the lane`,
+          measurement: `claimed and completed by the lane's Worker (fast path, concurrency ${WORKERS})`,
           value: terminal,
           unit: 'executions',
-          note: `terminal per primary: ${k.text}; ${remaining} left eligible; workers reported ${totalDone}; ${(totalDone / seconds).toFixed(0)} jobs/s in ${seconds.toFixed(1)} s (fast-path loop sweeping all ${partitions.length} partitions, one process, local cluster on the same 2 cores)`,
+          note: `terminal per primary: ${k.text}; ${remaining} left eligible; the Worker reported ${totalDone} completed; ${(totalDone / seconds).toFixed(0)} jobs/s in ${seconds.toFixed(1)} s (its partitions: the ${partitions.length} the partitioner names; one process, local cluster on the same 2 cores)`,
         },
       ];
     } finally {

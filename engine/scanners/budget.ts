@@ -8,8 +8,7 @@ import { flatToMap } from '../../operations/scheduler.js';
 import { sendCommand } from '../../runtime/classify.js';
 import { parseBudgetId, type BudgetId } from '../../runtime/ids.js';
 import type { Scanner } from '../runner.js';
-import { drainIndex, sscanAll } from '../scan.js';
-import type { IndexScanOptions } from './leases.js';
+import { drainIndex, sscanAll, type IndexScanOptions } from '../scan.js';
 
 export function budgetResetScanner(options: IndexScanOptions): Scanner {
   return {
@@ -20,8 +19,7 @@ export function budgetResetScanner(options: IndexScanOptions): Scanner {
       await drainIndex(ctx, {
         key: BudgetPartitionKeys.forPartition(partition).budgetResets(),
         max: now,
-        batch: options.batchSize,
-        maxItems: options.maxPerPartition,
+        ...options,
         lagBase: now,
         async handle(member) {
           const result = await resetBudgetIfDue(ctx.client, { budgetId: parseBudgetId(member), nowMs: now });

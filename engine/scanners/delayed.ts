@@ -1,33 +1,23 @@
 // delayed_promoter (engine.md §2.2): moves due members of every lane's delayed index to
 // eligible with ff_promote_delayed.
-import { PartitionKeys } from '../../generated/keys.js';
 import { promoteDelayed } from '../../generated/scheduling.js';
 import { parseExecutionId } from '../../runtime/ids.js';
-import type { LaneSource } from '../lanes.js';
+import { laneScanner, type LaneSource } from '../lanes.js';
 import type { Scanner } from '../runner.js';
-import { drainIndex } from '../scan.js';
-import type { IndexScanOptions } from './leases.js';
+import { drainIndex, type IndexScanOptions } from '../scan.js';
 
 export function delayedPromoterScanner(options: IndexScanOptions, lanes: LaneSource): Scanner {
-  return {
-    name: 'delayed_promoter',
-    family: 'flow',
-    async scanPartition(partition, ctx) {
-      const now = ctx.now();
-      const keys = PartitionKeys.forPartition(partition);
-      for (const laneId of await lanes(partition, ctx)) {
-        await drainIndex(ctx, {
-          key: keys.laneDelayed(laneId),
-          max: now,
-          batch: options.batchSize,
-          maxItems: options.maxPerPartition,
-          lagBase: now,
-          async handle(member) {
-            const result = await promoteDelayed(ctx.client, { laneId, executionId: parseExecutionId(member), nowMs: now });
-            return result.status === 'not_yet_due' ? 'stays' : 'done';
-          },
-        });
-      }
-    },
-  };
+  return laneScanner('delayed_promoter', lanes, async (laneId, keys, ctx) => {
+    const now = ctx.now();
+    await drainIndex(ctx, {
+      key: keys.laneDelayed(laneId),
+      max: now,
+      ...options,
+      lagBase: now,
+      async handle(member) {
+        const result = await promoteDelayed(ctx.client, { laneId, executionId: parseExecutionId(member), nowMs: now });
+        return result.status === 'not_yet_due' ? 'stays' : 'done';
+      },
+    });
+  });
 }

@@ -1,10 +1,11 @@
 // index_reconciler (engine.md §2.3): walks every execution of the partition and checks it
 // sits in the index its state calls for; mismatches are logged and counted as findings,
-// never repaired (as the reference). It also adds each execution's lane to the partition's
+// never repaired (as the reference); a mismatch is read twice before it is reported, so an
+// execution moving between the two reads is not one. It also adds each execution's lane to the partition's
 // lane registry, so lanes of executions created before the registry existed get covered.
 import { ExecKeys, PartitionKeys } from '../../generated/keys.js';
 import { sendCommand } from '../../runtime/classify.js';
-import { parseExecutionId, type LaneId } from '../../runtime/ids.js';
+import { parseExecutionId, type ExecutionId, type LaneId } from '../../runtime/ids.js';
 import { replyText } from '../../runtime/reply.js';
 import type { Scanner } from '../runner.js';
 import { hmget, sscanAll } from '../scan.js';
@@ -28,33 +29,49 @@ export function expectedIndex(phase: string, eligibility: string | undefined, ow
   return undefined;
 }
 
+type IndexCheck =
+  | { readonly state: 'no_core' }
+  | { readonly state: 'unchecked' | 'indexed'; readonly laneId: LaneId }
+  | { readonly state: 'missing'; readonly laneId: LaneId; readonly key: string; readonly phase: string; readonly eligibility: string | undefined };
+
 export function indexReconcilerScanner(): Scanner {
   return {
     name: 'index_reconciler',
     family: 'flow',
     async scanPartition(partition, ctx) {
       const keys = PartitionKeys.forPartition(partition);
+      /** Reads the execution's state, then whether it sits in the index that state calls for. */
+      const check = async (executionId: ExecutionId): Promise<IndexCheck> => {
+        const [phase, eligibility, ownership, lane] = await hmget(ctx, new ExecKeys(executionId).core(), ['lifecycle_phase', 'eligibility_state', 'ownership_state', 'lane_id']);
+        if (phase === undefined) return { state: 'no_core' };
+        const laneId = (lane || 'default') as LaneId;
+        const expected = expectedIndex(phase, eligibility, ownership);
+        if (!expected) return { state: 'unchecked', laneId };
+        const key = `${keys.laneEligible(laneId).slice(0, -'eligible'.length)}${expected}`;
+        const indexed = replyText(await sendCommand(ctx.client.transport, 'ZSCORE', [key, executionId])) !== undefined;
+        return indexed ? { state: 'indexed', laneId } : { state: 'missing', laneId, key, phase, eligibility };
+      };
       const lanes = new Set<string>();
       for await (const members of sscanAll(ctx, keys.allExecutions())) {
         await Promise.all(
           members.map(async (member) => {
             try {
               const executionId = parseExecutionId(member);
-              const [phase, eligibility, ownership, lane] = await hmget(ctx, new ExecKeys(executionId).core(), ['lifecycle_phase', 'eligibility_state', 'ownership_state', 'lane_id']);
-              if (phase === undefined) {
+              const first = await check(executionId);
+              if (first.state === 'no_core') {
                 ctx.log.warn('index reconciler: execution in all_executions has no core', { execution: member });
                 ctx.processed();
                 return;
               }
-              const laneId = (lane || 'default') as LaneId;
-              lanes.add(laneId);
-              const expected = expectedIndex(phase, eligibility, ownership);
-              if (!expected) return;
-              const key = `${keys.laneEligible(laneId).slice(0, -'eligible'.length)}${expected}`;
-              if (replyText(await sendCommand(ctx.client.transport, 'ZSCORE', [key, member])) === undefined) {
-                ctx.log.warn('index reconciler: execution missing from its index', { execution: member, phase, eligibility, key });
-                ctx.processed();
-              }
+              lanes.add(first.laneId);
+              if (first.state !== 'missing') return;
+              // The state and the index are two reads: an execution that moved between them
+              // (claimed, completed…) looks missing from the index it just left. Read both
+              // again; only the same state still missing from its index is a finding.
+              const second = await check(executionId);
+              if (second.state !== 'missing' || second.key !== first.key) return;
+              ctx.log.warn('index reconciler: execution missing from its index', { execution: member, phase: second.phase, eligibility: second.eligibility, key: second.key });
+              ctx.processed();
             } catch (error) {
               ctx.failed(error);
             }

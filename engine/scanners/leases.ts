@@ -6,14 +6,9 @@ import { PartitionKeys } from '../../generated/keys.js';
 import { markLeaseExpiredIfDue } from '../../generated/lease.js';
 import { parseExecutionId } from '../../runtime/ids.js';
 import type { Scanner } from '../runner.js';
-import { drainIndex } from '../scan.js';
+import { drainIndex, type IndexScanOptions } from '../scan.js';
 
-export interface IndexScanOptions {
-  /** Members read per page (the reference's LIMIT). */
-  readonly batchSize: number;
-  /** Members looked at per partition and cycle. */
-  readonly maxPerPartition: number;
-}
+export type { IndexScanOptions } from '../scan.js';
 
 export function leaseExpiryScanner(options: IndexScanOptions): Scanner {
   // eid → lease_expiry score at which it was found marked; a reclaim re-scores the member.
@@ -29,8 +24,7 @@ export function leaseExpiryScanner(options: IndexScanOptions): Scanner {
       await drainIndex(ctx, {
         key: PartitionKeys.forPartition(partition).leaseExpiry(),
         max: now,
-        batch: options.batchSize,
-        maxItems: options.maxPerPartition,
+        ...options,
         lagBase: now,
         async handle(member, score) {
           if (marked.get(member) === score) return 'known';

@@ -4,12 +4,10 @@
 // keys at once. Retention is per lane (default 24 h, the reference's fixed value); an
 // execution policy's stream_policy.retention_ttl_ms still overrides it upward.
 import { purgeExecution } from '../../generated/engine.js';
-import { PartitionKeys } from '../../generated/keys.js';
 import { parseExecutionId, type LaneId } from '../../runtime/ids.js';
-import type { LaneSource } from '../lanes.js';
+import { laneScanner, type LaneSource } from '../lanes.js';
 import type { Scanner } from '../runner.js';
-import { drainIndex } from '../scan.js';
-import type { IndexScanOptions } from './leases.js';
+import { drainIndex, type IndexScanOptions } from '../scan.js';
 
 export const DEFAULT_RETENTION_MS = 86_400_000;
 
@@ -25,29 +23,21 @@ export function retentionFor(options: RetentionOptions | undefined, laneId: Lane
 }
 
 export function retentionScanner(options: IndexScanOptions, lanes: LaneSource, retention: RetentionOptions | undefined): Scanner {
-  return {
-    name: 'retention_trimmer',
-    family: 'flow',
-    async scanPartition(partition, ctx) {
-      const now = ctx.now();
-      const keys = PartitionKeys.forPartition(partition);
-      for (const laneId of await lanes(partition, ctx)) {
-        const retentionMs = retentionFor(retention, laneId);
-        const cutoff = now - retentionMs;
-        await drainIndex(ctx, {
-          key: keys.laneTerminal(laneId),
-          max: cutoff,
-          batch: options.batchSize,
-          maxItems: options.maxPerPartition,
-          lagBase: cutoff,
-          async handle(member) {
-            const result = await purgeExecution(ctx.client, { executionId: parseExecutionId(member), laneId, retentionMs, nowMs: now });
-            if (result.status === 'not_due') return 'stays';
-            if (result.status === 'purged') ctx.log.debug('execution purged', { execution: member, keys: result.keysDeleted });
-            return 'done';
-          },
-        });
-      }
-    },
-  };
+  return laneScanner('retention_trimmer', lanes, async (laneId, keys, ctx) => {
+    const now = ctx.now();
+    const retentionMs = retentionFor(retention, laneId);
+    const cutoff = now - retentionMs;
+    await drainIndex(ctx, {
+      key: keys.laneTerminal(laneId),
+      max: cutoff,
+      ...options,
+      lagBase: cutoff,
+      async handle(member) {
+        const result = await purgeExecution(ctx.client, { executionId: parseExecutionId(member), laneId, retentionMs, nowMs: now });
+        if (result.status === 'not_due') return 'stays';
+        if (result.status === 'purged') ctx.log.debug('execution purged', { execution: member, keys: result.keysDeleted });
+        return 'done';
+      },
+    });
+  });
 }

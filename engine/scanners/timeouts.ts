@@ -13,8 +13,7 @@ import { ScriptError } from '../../runtime/errors.js';
 import { parseExecutionId, parseWaitpointId } from '../../runtime/ids.js';
 import { replyText } from '../../runtime/reply.js';
 import type { Scanner, ScanContext } from '../runner.js';
-import { drainIndex } from '../scan.js';
-import type { IndexScanOptions } from './leases.js';
+import { drainIndex, type IndexScanOptions } from '../scan.js';
 
 type ExpireReason = 'attempt_timeout' | 'execution_deadline';
 
@@ -42,8 +41,7 @@ function expiryScanner(name: ExpireReason, options: IndexScanOptions): Scanner {
       await drainIndex(ctx, {
         key: name === 'attempt_timeout' ? keys.attemptTimeout() : keys.executionDeadline(),
         max: now,
-        batch: options.batchSize,
-        maxItems: options.maxPerPartition,
+        ...options,
         lagBase: now,
         handle: (member) => expire(ctx, member, name),
       });
@@ -63,8 +61,7 @@ export function suspensionTimeoutScanner(options: IndexScanOptions): Scanner {
       await drainIndex(ctx, {
         key: PartitionKeys.forPartition(partition).suspensionTimeout(),
         max: now,
-        batch: options.batchSize,
-        maxItems: options.maxPerPartition,
+        ...options,
         lagBase: now,
         async handle(member) {
           const result = await expireSuspensionOf(ctx.client, parseExecutionId(member));
@@ -88,8 +85,7 @@ export function pendingWaitpointExpiryScanner(options: IndexScanOptions): Scanne
       await drainIndex(ctx, {
         key: index,
         max: now,
-        batch: options.batchSize,
-        maxItems: options.maxPerPartition,
+        ...options,
         lagBase: now,
         async handle(member) {
           const waitpointId = parseWaitpointId(member);

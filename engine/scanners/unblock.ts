@@ -4,17 +4,16 @@
 // capability union counts only workers whose alive key exists (engine.md §4.2): a dead
 // worker's advertisement does not unblock work nobody can run.
 import { unblockExecution } from '../../generated/budget.js';
-import { ExecKeys, GlobalKeys, PartitionKeys, QuotaKeys } from '../../generated/keys.js';
+import { ExecKeys, GlobalKeys, QuotaKeys } from '../../generated/keys.js';
 import { readQuotaLimits, type QuotaLimits } from '../../operations/admission.js';
 import { findBudgetBreach, splitCsv } from '../../operations/scheduler.js';
 import { sendCommand } from '../../runtime/classify.js';
 import { ScriptError } from '../../runtime/errors.js';
 import { isCanonicalUuid, parseExecutionId, type LaneId, type QuotaPolicyId } from '../../runtime/ids.js';
 import { replyText } from '../../runtime/reply.js';
-import type { LaneSource } from '../lanes.js';
+import { laneScanner, type LaneSource } from '../lanes.js';
 import type { Scanner, ScanContext } from '../runner.js';
-import { drainIndex, hmget, smembers } from '../scan.js';
-import type { IndexScanOptions } from './leases.js';
+import { drainIndex, hmget, smembers, type IndexScanOptions } from '../scan.js';
 
 const SETS = [
   { set: 'budget', reason: 'waiting_for_budget' },
@@ -73,27 +72,23 @@ export function unblockScanner(options: IndexScanOptions, lanes: LaneSource): Sc
   const routeClear = (required: string | undefined): boolean => splitCsv(required).every((token) => capabilities?.has(token));
 
   return {
-    name: 'unblock',
-    family: 'flow',
+    ...laneScanner('unblock', lanes, async (laneId, keys, ctx) => {
+      for (const { set, reason } of SETS) {
+        await drainIndex(ctx, {
+          key: keys.laneBlocked(laneId, set),
+          max: '+inf',
+          ...options,
+          // A member's score is when it was blocked: a stuck set shows as a growing lag.
+          lagBase: ctx.now(),
+          handle: (member) => tryUnblock(ctx, laneId, set, reason, member),
+        });
+      }
+    }),
     async beginCycle(ctx) {
       budgets = new Map();
       quotas = new Map();
       capabilities = undefined;
       capabilities = await liveCapabilities(ctx);
-    },
-    async scanPartition(partition, ctx) {
-      const keys = PartitionKeys.forPartition(partition);
-      for (const laneId of await lanes(partition, ctx)) {
-        for (const { set, reason } of SETS) {
-          await drainIndex(ctx, {
-            key: keys.laneBlocked(laneId, set),
-            max: '+inf',
-            batch: options.batchSize,
-            maxItems: options.maxPerPartition,
-            handle: (member) => tryUnblock(ctx, laneId, set, reason, member),
-          });
-        }
-      }
     },
   };
 

@@ -86,6 +86,15 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Polls `check` every 10 ms until it holds; throws naming `what` after `timeoutMs`. */
+export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
 /** Waits until the server clock has passed `at` (epoch ms), e.g. a short lease's expiry. */
 export async function waitUntilServerTime(redis: Redis, at: number): Promise<void> {
   for (;;) {
@@ -133,17 +142,30 @@ export async function historyEvents(redis: Redis, executionId: ExecutionId): Pro
   });
 }
 
-/** A subscriber to ff:dag:completions that collects the messages it hears, in order. */
-export async function listenCompletions(url: string): Promise<{ messages: Record<string, string>[]; waitFor(count: number): Promise<void>; close(): void }> {
+/**
+ * A subscriber to ff:dag:completions that collects the messages it hears, in order. The
+ * server is shared, so other tests publish too: read a test's own messages with `of(ids)`
+ * and wait for them with `waitFor(count, ids)`.
+ */
+export async function listenCompletions(url: string): Promise<{
+  messages: Record<string, string>[];
+  of(ids: readonly string[]): Record<string, string>[];
+  waitFor(count: number, ids: readonly string[]): Promise<void>;
+  close(): void;
+}> {
   const { Redis } = await import('ioredis');
   const subscriber = new Redis(url, { maxRetriesPerRequest: 1 });
   const messages: Record<string, string>[] = [];
   subscriber.on('message', (_channel: string, text: string) => messages.push(JSON.parse(text) as Record<string, string>));
   await subscriber.subscribe('ff:dag:completions');
+  const of = (ids: readonly string[]) => messages.filter((m) => ids.includes(m.execution_id ?? ''));
   return {
     messages,
-    async waitFor(count: number) {
-      while (messages.length < count) await sleep(5);
+    of,
+    async waitFor(count, ids) {
+      // Bounded: the assertion after it shows what arrived.
+      const deadline = Date.now() + 10_000;
+      while (of(ids).length < count && Date.now() < deadline) await sleep(5);
     },
     close: () => subscriber.disconnect(),
   };

@@ -20,6 +20,7 @@ export interface ChildConfig {
   readonly workers?: number;
   readonly concurrency?: number;
   readonly leaseTtlMs?: number;
+  readonly attemptTimeoutMs?: number;
   readonly claimPath?: ClaimPath;
   readonly failRate?: number;
   readonly name?: string;
@@ -49,6 +50,7 @@ async function main(): Promise<void> {
         workerInstanceId: `${config.name ?? 'child'}-${process.pid}-${i}`,
         concurrency: config.concurrency ?? 1,
         leaseTtlMs: config.leaseTtlMs ?? 30_000,
+        ...(config.attemptTimeoutMs !== undefined ? { attemptTimeoutMs: config.attemptTimeoutMs } : {}),
         claimPath: config.claimPath ?? 'admission',
         housekeepingIntervalMs: 100,
         idleBackoff: { minMs: 10, maxMs: 100 },
