@@ -2668,6 +2668,7 @@ redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys,
 
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + math.floor(A.lease_ttl_ms * 2 / 3)
+  -- write phase
   redis.call('HSET', K.core,
     'lease_last_renewed_at', to_text(now),
     'lease_renewal_deadline', to_text(renewal_deadline),
@@ -2699,10 +2700,12 @@ redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_exp
   local now = server_now()
   local core = hgetall(K.core)
   if next(core) == nil then
+    -- write phase
     redis.call('ZREM', K.lease_expiry, A.execution_id)
     return ok_status('ALREADY_SATISFIED', 'execution_not_found')
   end
   if core.lifecycle_phase ~= 'active' then
+    -- write phase
     redis.call('ZREM', K.lease_expiry, A.execution_id)
     return ok_status('ALREADY_SATISFIED', 'not_active')
   end
@@ -2713,6 +2716,7 @@ redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_exp
     return ok_status('ALREADY_SATISFIED', 'already_revoked')
   end
   if core.ownership_state == 'unowned' then
+    -- write phase
     redis.call('ZREM', K.lease_expiry, A.execution_id)
     return ok_status('ALREADY_SATISFIED', 'unowned')
   end
@@ -2720,6 +2724,7 @@ redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_exp
     return ok_status('ALREADY_SATISFIED', 'not_yet_expired')
   end
   -- The lease_expiry entry stays: the reclaim scan looks for the execution there.
+  -- write phase
   mark_expired(K.core, K.lease_history, core, now)
   return ok('marked_expired')
 end))
@@ -2768,6 +2773,7 @@ redis.register_function('ff_revoke_lease', guard('ff_revoke_lease', function(key
 
   -- Identity for the reply and the event, captured before the state write.
   local lease_epoch = core.current_lease_epoch or ''
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'active',
     ownership_state = 'lease_revoked',
@@ -2977,6 +2983,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     'creator_identity', A.creator_identity or '',
   }
 
+  -- write phase
   write_state(K.core, now_s, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -3238,6 +3245,7 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
     return err('claim_grant_expired')
   end
 
+  -- write phase
   redis.call('DEL', K.claim_grant)
   return ok(unpack(Exec.start_attempt(K, A, core, now)))
 end))
@@ -3331,6 +3339,7 @@ redis.register_function('ff_complete_execution', guard('ff_complete_execution', 
     or Exec.check_holder_keys('ff_complete_execution', keys, K, A, core, tag)
   if rejected then return rejected end
 
+  -- write phase
   Exec.finish_success(K, A, core, now)
   return ok('completed')
 end))
@@ -3465,27 +3474,33 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
   end
   if phase == 'active' or phase == 'suspended' then
     if has_attempt then
+      -- write phase
       redis.call('HSET', attempt_hash, 'attempt_state', 'ended_cancelled', 'ended_at', to_text(now), 'failure_reason', 'cancelled: ' .. reason)
       Exec.close_stream(stream_meta, now, 'attempt_cancelled', false)
     end
   elseif has_attempt and core.attempt_state == 'attempt_interrupted' then
+    -- write phase
     Exec.end_open_attempt(attempt_hash, stream_meta, now, 'ended_cancelled', 'cancelled: ' .. reason, 'attempt_cancelled')
   end
   if phase == 'suspended' then
     if redis.call('EXISTS', K.suspension_current) == 1 then
+      -- write phase
       redis.call('HSET', K.suspension_current, 'closed_at', to_text(now), 'close_reason', 'cancelled')
     end
     if is_set(core.current_waitpoint_id) then
       local waitpoint = KEY.partition_waitpoint(tag, core.current_waitpoint_id)
       if redis.call('EXISTS', waitpoint) == 1 then
+        -- write phase
         redis.call('HSET', waitpoint, 'state', 'closed', 'closed_at', to_text(now), 'close_reason', 'cancelled')
       end
       if redis.call('EXISTS', waitpoint .. ':condition') == 1 then
+        -- write phase
         redis.call('HSET', waitpoint .. ':condition', 'closed', '1', 'closed_at', to_text(now), 'closed_reason', 'cancelled')
       end
     end
   end
   if phase == 'active' then
+    -- write phase
     redis.call('DEL', K.lease_current)
     history_add(K.lease_history, {
       'event', 'released', 'lease_id', core.current_lease_id, 'lease_epoch', core.current_lease_epoch,
@@ -3493,6 +3508,7 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
     })
   end
 
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'terminal',
     ownership_state = 'unowned',
@@ -3554,6 +3570,7 @@ redis.register_function('ff_delay_execution', guard('ff_delay_execution', functi
   if not core then return rejected end
 
   local eid = A.execution_id
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -3597,6 +3614,7 @@ redis.register_function('ff_move_to_waiting_children', guard('ff_move_to_waiting
   if not core then return rejected end
 
   local eid = A.execution_id
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -3693,6 +3711,7 @@ redis.register_function('ff_fail_execution', guard('ff_fail_execution', function
   if not core then return rejected end
 
   local eid = A.execution_id
+  -- write phase
   redis.call('HSET', K.attempt_hash, 'attempt_state', 'ended_failure', 'ended_at', to_text(now),
     'failure_reason', reason, 'failure_category', A.failure_category or '')
   Exec.close_stream(K.stream_meta, now, 'attempt_failure', false)
@@ -3859,6 +3878,7 @@ redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', fu
   local tag = tag_of(K.core)
   local reclaim_reason = 'lease_' .. ownership
   local old_index = is_set(core.current_attempt_index) and core.current_attempt_index or nil
+  -- write phase
   redis.call('DEL', K.claim_grant)
   if old_index then
     redis.call('HSET', KEY.exec_attempt_hash(tag, eid, old_index), 'attempt_state', 'interrupted_reclaimed',
@@ -3981,6 +4001,7 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
   })
   if foreign then return foreign end
   if next(core) == nil or core.lifecycle_phase == 'terminal' then
+    -- write phase
     redis.call('ZREM', K.attempt_timeout, eid)
     redis.call('ZREM', K.execution_deadline, eid)
     return ok(next(core) == nil and 'not_found_cleaned' or 'already_terminal')
@@ -3997,11 +4018,13 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
   end
   if phase == 'active' or phase == 'suspended' then
     if has_attempt then
+      -- write phase
       redis.call('HSET', attempt_hash, 'attempt_state', 'ended_failure', 'ended_at', to_text(now), 'failure_reason', reason)
       Exec.close_stream(stream_meta, now, 'expired', false)
     end
   end
   if phase == 'active' then
+    -- write phase
     redis.call('DEL', K.lease_current)
     redis.call('ZREM', K.lease_expiry, eid)
     redis.call('SREM', K.worker_leases, eid)
@@ -4015,24 +4038,30 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
     })
   elseif phase == 'suspended' then
     if redis.call('EXISTS', K.suspension_current) == 1 then
+      -- write phase
       redis.call('HSET', K.suspension_current, 'closed_at', to_text(now), 'close_reason', 'expired:' .. reason)
     end
+    -- write phase
     redis.call('ZREM', K.suspended, eid)
     redis.call('ZREM', K.suspension_timeout, eid)
   else
     local index = Exec.RUNNABLE_INDEX[core.eligibility_state or '']
     if index then
+      -- write phase
       redis.call('ZREM', index(tag, lane), eid)
     else
       for _, build in pairs(Exec.RUNNABLE_INDEX) do
+        -- write phase
         redis.call('ZREM', build(tag, lane), eid)
       end
     end
     if has_attempt and core.attempt_state == 'attempt_interrupted' then
+      -- write phase
       Exec.end_open_attempt(attempt_hash, stream_meta, now, 'ended_failure', reason, 'expired')
     end
   end
 
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'terminal',
     ownership_state = 'unowned',
@@ -4172,6 +4201,7 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
   end
   local mismatch = Sched.match_caps(K.core, core, A.worker_capabilities_csv, now)
   if mismatch then return mismatch end
+  -- write phase
   Sched.write_grant(K.claim_grant, A, now)
   return ok(A.execution_id)
 end))
@@ -4197,6 +4227,7 @@ redis.register_function('ff_change_priority', guard('ff_change_priority', functi
   end
   local old_priority = parse_number(core.priority) or 0
   local new_priority = clamp_priority(A.new_priority)
+  -- write phase
   redis.call('HSET', K.core, 'priority', to_text(new_priority), 'last_mutation_at', to_text(now))
   redis.call('ZADD', K.eligible_zset, eligible_score(new_priority, parse_number(core.created_at) or 0), A.execution_id)
   return ok(to_text(old_priority), to_text(new_priority))
@@ -4236,6 +4267,7 @@ redis.register_function('ff_update_progress', guard('ff_update_progress', functi
   if is_set(A.progress_message) then
     fields.progress_message = A.progress_message
   end
+  -- write phase
   hset_table(K.core, fields)
   return ok()
 end))
@@ -4265,6 +4297,7 @@ redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', functi
     stale = 'not_delayed_cleaned'
   end
   if stale then
+    -- write phase
     redis.call('ZREM', K.delayed_zset, eid)
     return ok(stale)
   end
@@ -4277,6 +4310,7 @@ redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', functi
   if due ~= nil and due > A.now_ms then
     return ok('not_yet_due')
   end
+  -- write phase
   write_state(K.core, A.now_ms, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -4328,6 +4362,7 @@ redis.register_function('ff_issue_reclaim_grant', guard('ff_issue_reclaim_grant'
   end
   local mismatch = Sched.match_caps(K.core, core, A.worker_capabilities_csv, now)
   if mismatch then return mismatch end
+  -- write phase
   Sched.write_grant(K.claim_grant, A, now)
   return ok(A.execution_id)
 end))
@@ -4825,12 +4860,15 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
   -- Every check passed: from here on, only writes.
   if next(previous) ~= nil then
     if is_set(previous.waitpoint_id) then
+      -- write phase
       redis.call('SADD', K.waitpoint_history, previous.waitpoint_id)
     end
+    -- write phase
     redis.call('DEL', K.suspension_current)
   end
   local timeout_text = A.timeout_at ~= nil and to_text(A.timeout_at) or ''
   if activate then
+    -- write phase
     redis.call('HSET', K.waitpoint_hash, 'suspension_id', A.suspension_id, 'state', 'active',
       'activated_at', to_text(now), 'expires_at', timeout_text)
     redis.call('ZREM', K.pending_wp_expiry_zset, waitpoint_id)
@@ -4840,6 +4878,7 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
       return ok_status('ALREADY_SATISFIED', A.suspension_id, waitpoint_id, waitpoint_key, token)
     end
   else
+    -- write phase
     hset_table(K.waitpoint_hash, {
       waitpoint_id = waitpoint_id, execution_id = eid, attempt_index = A.attempt_index,
       suspension_id = A.suspension_id, waitpoint_key = waitpoint_key, waitpoint_token = token,
@@ -4847,6 +4886,7 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
       signal_count = 0, matched_signal_count = 0, last_signal_at = '',
     })
   end
+  -- write phase
   Susp.write_condition(K.wp_condition, condition, now, nil)
 
   redis.call('SADD', K.waitpoint_history, waitpoint_id)
@@ -4935,6 +4975,7 @@ redis.register_function('ff_resume_execution', guard('ff_resume_execution', func
   })
   if bad then return bad end
 
+  -- write phase
   local public_state = Susp.make_runnable(K.core, core, eid,
     { suspended = K.suspended_zset, eligible = K.eligible_zset, delayed = K.delayed_zset },
     A.resume_delay_ms, 'resume delay ' .. A.resume_delay_ms .. 'ms', now)
@@ -4991,6 +5032,7 @@ redis.register_function('ff_create_pending_waitpoint', guard('ff_create_pending_
   local token, mint_error = Susp.mint(K.hmac_secrets, A.waitpoint_id, A.waitpoint_key, now)
   if not token then return mint_error end
 
+  -- write phase
   hset_table(K.waitpoint_hash, {
     waitpoint_id = A.waitpoint_id, execution_id = eid, attempt_index = A.attempt_index,
     suspension_id = '', waitpoint_key = A.waitpoint_key, waitpoint_token = token,
@@ -5028,15 +5070,18 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   local now = server_now()
   local core = hgetall(K.core)
   if next(core) == nil then
+    -- write phase
     redis.call('ZREM', K.suspension_timeout_zset, eid)
     return ok('not_found_cleaned')
   end
   if core.lifecycle_phase ~= 'suspended' then
+    -- write phase
     redis.call('ZREM', K.suspension_timeout_zset, eid)
     return ok('not_suspended_cleaned')
   end
   local suspension = hgetall(K.suspension_current)
   if not is_set(suspension.suspension_id) or is_set(suspension.closed_at) then
+    -- write phase
     redis.call('ZREM', K.suspension_timeout_zset, eid)
     return ok('no_active_suspension_cleaned')
   end
@@ -5067,6 +5112,7 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   if bad then return bad end
 
   if behavior == 'auto_resume' or behavior == 'auto_resume_with_timeout_signal' then
+    -- write phase
     Susp.make_runnable(K.core, core, eid,
       { suspended = K.suspended_zset, eligible = K.eligible_zset, delayed = K.delayed_zset }, 0, '', now)
     Susp.close_waitpoint(K.waitpoint_hash, now, 'timed_out_auto_resume', false)
@@ -5077,6 +5123,7 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   end
 
   if behavior == 'escalate' then
+    -- write phase
     write_state(K.core, now, {
       lifecycle_phase = 'suspended',
       ownership_state = 'unowned',
@@ -5096,6 +5143,7 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   local terminal = Susp.TERMINAL_TIMEOUT[behavior] or Susp.TERMINAL_TIMEOUT.fail
   local outcome, close_reason, attempt_end = terminal[1], terminal[2], terminal[3]
   local failure_reason = 'suspension_timeout:' .. behavior
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'terminal',
     ownership_state = 'unowned',
@@ -5149,6 +5197,7 @@ redis.register_function('ff_close_waitpoint', guard('ff_close_waitpoint', functi
     return err('waitpoint_not_open')
   end
   local now = server_now()
+  -- write phase
   Susp.close_waitpoint(K.waitpoint_hash, now, A.reason, false)
   redis.call('ZREM', K.pending_wp_expiry_zset, A.waitpoint_id)
   -- Derived from KEYS[2] (same slot). A pending waitpoint has no condition yet.
@@ -5188,6 +5237,7 @@ redis.register_function('ff_rotate_waitpoint_hmac_secret', guard('ff_rotate_wait
     local stored = ring['secret:' .. kid]
     if not is_set(stored) then
       -- A torn earlier write: complete it.
+      -- write phase
       redis.call('HSET', K.hmac_secrets, 'secret:' .. kid, secret)
       return ok('noop', kid)
     end
@@ -5212,9 +5262,11 @@ redis.register_function('ff_rotate_waitpoint_hmac_secret', guard('ff_rotate_wait
     end
   end
   if #doomed > 0 then
+    -- write phase
     redis.call('HDEL', K.hmac_secrets, unpack(doomed))
   end
   -- The current kid never has an expiry; drop one left from an earlier use of the name.
+  -- write phase
   redis.call('HDEL', K.hmac_secrets, 'expires_at:' .. kid)
   local fields = { 'current_kid', kid, 'secret:' .. kid, secret }
   if is_set(current) then
@@ -5484,6 +5536,7 @@ redis.register_function('ff_deliver_signal', guard('ff_deliver_signal', function
 
   -- Every check passed: from here on, only writes.
   local effect = satisfied and 'resume_condition_satisfied' or (taken and 'appended_to_waitpoint' or 'no_op')
+  -- write phase
   Sig.record(K, A, now, effect)
   if taken then
     local prefix = 'matcher:' .. (taken - 1) .. ':'
@@ -5575,6 +5628,7 @@ redis.register_function('ff_buffer_signal_for_pending_waitpoint', guard('ff_buff
     return ok_status('DUPLICATE', existing)
   end
 
+  -- write phase
   Sig.record(K, A, now, 'buffered_for_pending_waitpoint')
   return ok(A.signal_id, 'buffered_for_pending_waitpoint')
 end))
@@ -5646,6 +5700,7 @@ redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_ex
   local epoch = (parse_number(core.current_lease_epoch) or 0) + 1
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + math.floor(A.lease_ttl_ms * 2 / 3)
+  -- write phase
   redis.call('DEL', K.claim_grant)
   hset_table(K.existing_attempt_hash, {
     attempt_state = 'started', resumed_at = now, lease_id = A.lease_id, lease_epoch = epoch,
@@ -5780,6 +5835,7 @@ redis.register_function('ff_append_frame', guard('ff_append_frame', function(key
       return err('stream_closed')
     end
   else
+    -- write phase
     redis.call('HSET', K.stream_meta,
       'stream_id', A.execution_id .. ':' .. attempt_index,
       'execution_id', A.execution_id,
@@ -5807,6 +5863,7 @@ redis.register_function('ff_append_frame', guard('ff_append_frame', function(key
     entry[#entry + 1] = A.correlation_id
   end
   local entry_id = redis.call(unpack(entry))
+  -- write phase
   local frame_count = redis.call('HINCRBY', K.stream_meta, 'frame_count', 1)
   redis.call('HINCRBY', K.stream_meta, 'total_bytes', #payload)
   redis.call('HSET', K.stream_meta, 'last_sequence', entry_id, 'last_frame_at', to_text(now))
@@ -5932,28 +5989,34 @@ function Budget.stored_limit(limits_key, field)
   return value, raw, nil
 end
 
-function Budget.create(K, A, args)
+-- The create's check phase: the id and the limit columns. Returns the limits as HSET
+-- pairs, or nil and the refusal. Writes nothing.
+function Budget.create_check(K, A, args)
   local bad = Budget.check_id(K.definition, A.budget_id)
-  if bad then return bad end
+  if bad then return nil, bad end
   local n, count_err = Budget.read_count(args, 9, 3, 0, false)
-  if not n then return count_err end
+  if not n then return nil, count_err end
   local limits = {}
   for i = 1, n do
     local dim = args[9 + i]
     if not is_set(dim) then
-      return err('invalid_input', 'dimension ' .. i .. ' must not be empty')
+      return nil, err('invalid_input', 'dimension ' .. i .. ' must not be empty')
     end
     local hard, hard_err = Budget.count_arg(args[9 + n + i], 'hard limit of ' .. dim)
-    if not hard then return hard_err end
+    if not hard then return nil, hard_err end
     local soft, soft_err = Budget.count_arg(args[9 + 2 * n + i], 'soft limit of ' .. dim)
-    if not soft then return soft_err end
+    if not soft then return nil, soft_err end
     limits[#limits + 1] = 'hard:' .. dim
     limits[#limits + 1] = to_text(hard)
     limits[#limits + 1] = 'soft:' .. dim
     limits[#limits + 1] = to_text(soft)
   end
-  local now = A.now_ms or server_now()
+  return limits, nil
+end
 
+-- The create's write phase (limits from Budget.create_check).
+function Budget.create(K, A, limits)
+  local now = A.now_ms or server_now()
   -- Indexing comes before the existence check, so a replay heals a missing index entry.
   redis.call('SADD', K.budget_policies, A.budget_id)
   if Budget.exists(K.definition) then
@@ -6002,7 +6065,10 @@ redis.register_function('ff_create_budget', guard('ff_create_budget', function(k
     now_ms = args[8],
     dimension_count = args[9],
   }
-  return Budget.create(K, A, args)
+  local limits, bad = Budget.create_check(K, A, args)
+  if not limits then return bad end
+  -- write phase
+  return Budget.create(K, A, limits)
 end))
 
 -- Validates a usage report and reads what it needs. Returns the parsed entries, or nil and
@@ -6060,25 +6126,33 @@ function Budget.prepare_report(K, A, args, n)
   return entries, nil
 end
 
-function Budget.report(K, A, args, n)
-  local entries, reply = Budget.prepare_report(K, A, args, n)
-  if not entries then return reply end
-  local now = A.now_ms or server_now()
-
-  -- Hard limits first, on the running total per dimension: a breach adds nothing.
+-- The report's last check: the running total per dimension, in entry order, up to the
+-- first hard breach (which adds nothing). Returns the breached entry or false, or nil and
+-- the refusal. Writes nothing.
+function Budget.report_check(entries)
   local totals = {}
   for _, e in ipairs(entries) do
     local total = (totals[e.dim] or e.current) + e.delta
     if total > Budget.MAX_USAGE then
-      return err('invalid_input', 'usage of ' .. e.dim .. ' would exceed 2^53-1')
+      return nil, err('invalid_input', 'usage of ' .. e.dim .. ' would exceed 2^53-1')
     end
     totals[e.dim] = total
     if e.hard and e.hard > 0 and total > e.hard then
-      redis.call('HINCRBY', K.definition, 'breach_count', 1)
-      redis.call('HSET', K.definition, 'last_breach_at', to_text(now), 'last_breach_dim', e.dim,
-        'last_updated_at', to_text(now))
-      return ok_status('HARD_BREACH', e.dim, to_text(e.current), e.hard_raw)
+      return e, nil
     end
+  end
+  return false, nil
+end
+
+-- The report's write phase (entries from Budget.prepare_report, breach from Budget.report_check).
+function Budget.report(K, A, entries, breach)
+  local now = A.now_ms or server_now()
+  -- Hard limits first: a breach adds nothing.
+  if breach then
+    redis.call('HINCRBY', K.definition, 'breach_count', 1)
+    redis.call('HSET', K.definition, 'last_breach_at', to_text(now), 'last_breach_dim', breach.dim,
+      'last_updated_at', to_text(now))
+    return ok_status('HARD_BREACH', breach.dim, to_text(breach.current), breach.hard_raw)
   end
 
   local soft_dim, soft_value, soft_limit
@@ -6113,12 +6187,18 @@ redis.register_function('ff_report_usage_and_check', guard('ff_report_usage_and_
     now_ms = args[2 * n + 2],
     dedup_key = args[2 * n + 3],
   }
-  return Budget.report(K, A, args, n)
+  local entries, reply = Budget.prepare_report(K, A, args, n)
+  if not entries then return reply end
+  local breach, bad = Budget.report_check(entries)
+  if breach == nil then return bad end
+  -- write phase
+  return Budget.report(K, A, entries, breach)
 end))
 
 redis.register_function('ff_reset_budget', guard('ff_reset_budget', function(keys, args)
   local K, A, interval, now = Budget.reset_check(keys, args)
   if not K then return A end
+  -- write phase
   return ok(to_text(Budget.reset(K, A.budget_id, interval, now)))
 end))
 
@@ -6237,6 +6317,7 @@ redis.register_function('ff_block_execution_for_admission', guard('ff_block_exec
   if bad then return bad end
   local now = A.now_ms or server_now()
 
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -6280,6 +6361,7 @@ redis.register_function('ff_unblock_execution', guard('ff_unblock_execution', fu
   if bad then return bad end
   local now = A.now_ms or server_now()
 
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -6357,6 +6439,7 @@ redis.register_function('ff_create_quota_policy', guard('ff_create_quota_policy'
   if redis.call('EXISTS', K.definition) == 1 then
     return ok_status('ALREADY_SATISFIED', A.quota_policy_id)
   end
+  -- write phase
   hset_table(K.definition, {
     quota_policy_id = A.quota_policy_id,
     requests_per_window_seconds = A.window_seconds,
@@ -6411,6 +6494,7 @@ redis.register_function('ff_check_admission_and_record', guard('ff_check_admissi
   local held, counter_err = Quota.counter(K.concurrency)
   if counter_err then return counter_err end
 
+  -- write phase
   redis.call('ZREMRANGEBYSCORE', K.window, '-inf', now - window_ms)
   if A.rate_limit > 0 and redis.call('ZCARD', K.window) >= A.rate_limit then
     local oldest = redis.call('ZRANGE', K.window, 0, 0, 'WITHSCORES')
@@ -6452,6 +6536,7 @@ redis.register_function('ff_release_admission', guard('ff_release_admission', fu
   local held, counter_err = Quota.counter(K.concurrency)
   if counter_err then return counter_err end
 
+  -- write phase
   redis.call('DEL', K.admitted)
   -- Only a holder gives a slot back: a second release finds it gone from the set.
   local removed = redis.call('SREM', K.admitted_set, A.execution_id)
@@ -6650,6 +6735,7 @@ redis.register_function('ff_create_flow', guard('ff_create_flow', function(keys,
   local _, bad = Flow.check_flow_args(A, K.flow_core, 'ff_create_flow', keys)
   if bad then return bad end
 
+  -- write phase
   redis.call('SADD', K.flow_index, A.flow_id)
   if redis.call('EXISTS', K.flow_core) == 1 then
     return ok_status('ALREADY_SATISFIED', A.flow_id)
@@ -6701,6 +6787,7 @@ redis.register_function('ff_add_execution_to_flow', guard('ff_add_execution_to_f
     return err('already_member_of_different_flow:' .. current)
   end
 
+  -- write phase
   redis.call('SADD', K.flow_index, A.flow_id)
   redis.call('HSET', K.exec_core, 'flow_id', A.flow_id)
   if redis.call('SISMEMBER', K.members_set, A.execution_id) == 1 then
@@ -6738,6 +6825,7 @@ redis.register_function('ff_cancel_flow', guard('ff_cancel_flow', function(keys,
   local members = redis.call('SMEMBERS', K.members_set)
   local now = server_now()
   local policy = A.cancellation_policy or ''
+  -- write phase
   redis.call('HSET', K.flow_core,
     'public_flow_state', 'cancelled',
     'cancelled_at', now,
@@ -6804,6 +6892,7 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
 
   -- The caller's clock, as the reference uses it; the server's when the caller sends none.
   local now = A.now_ms or server_now()
+  -- write phase
   hset_table(K.edge_hash, {
     edge_id = A.edge_id,
     flow_id = A.flow_id,
@@ -6862,6 +6951,7 @@ redis.register_function('ff_apply_dependency_to_child', guard('ff_apply_dependen
   -- The caller's clock, as the reference uses it; the server's when the caller sends none.
   local now = A.now_ms or server_now()
   local eid = core.execution_id or eid_of_exec_key(K.exec_core)
+  -- write phase
   hset_table(K.dep_hash, {
     edge_id = A.edge_id,
     flow_id = A.flow_id,
@@ -6939,6 +7029,7 @@ redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', 
   })
   if bad then return bad end
   if A.upstream_outcome == 'success' then
+    -- write phase
     redis.call('HSET', K.dep_hash, 'state', 'satisfied', 'last_resolved_at', now)
     redis.call('SREM', K.unresolved_set, A.edge_id)
     local remaining = Flow.decrement_unsatisfied(K.deps_meta)
@@ -6959,6 +7050,7 @@ redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', 
     return ok('satisfied', marker)
   end
 
+  -- write phase
   redis.call('HSET', K.dep_hash, 'state', 'impossible', 'last_resolved_at', now)
   redis.call('SREM', K.unresolved_set, A.edge_id)
   Flow.decrement_unsatisfied(K.deps_meta)
@@ -7027,6 +7119,7 @@ redis.register_function('ff_promote_blocked_to_eligible', guard('ff_promote_bloc
   if unsatisfied > 0 or unresolved > 0 then
     return err('deps_not_satisfied', to_text(unsatisfied), to_text(unresolved))
   end
+  -- write phase
   Flow.promote(K.exec_core, core, K.blocked_deps_zset, K.eligible_zset, A.execution_id, A.now_ms or server_now())
   return ok()
 end))
@@ -7092,6 +7185,7 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
       local dep_key = keys[7 + i]
       local state = redis.call('HGET', dep_key, 'state')
       if state == 'impossible' then
+        -- write phase
         redis.call('HSET', dep_key, 'state', 'unsatisfied', 'last_resolved_at', '')
         redis.call('SADD', K.deps_unresolved, args[2 + i])
         unsatisfied = unsatisfied + 1
@@ -7099,11 +7193,13 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
         unsatisfied = unsatisfied + 1
       end
     end
+    -- write phase
     redis.call('HSET', K.deps_meta,
       'unsatisfied_required_count', unsatisfied,
       'impossible_required_count', 0,
       'last_dependency_update_at', now)
   end
+  -- write phase
   redis.call('ZREM', K.terminal_zset, A.execution_id)
   if unsatisfied > 0 then
     write_state(K.exec_core, now, {
@@ -7224,6 +7320,7 @@ redis.register_function('ff_purge_execution', guard('ff_purge_execution', functi
   end
   local core = hmget_map(K.core, { 'lifecycle_phase', 'completed_at', 'total_attempt_count', 'lane_id' })
   if core.lifecycle_phase == nil then
+    -- write phase
     redis.call('ZREM', K.terminal, eid)
     redis.call('SREM', K.all_executions, eid)
     return ok('not_found_cleaned')
@@ -7233,11 +7330,13 @@ redis.register_function('ff_purge_execution', guard('ff_purge_execution', functi
   end
   if core.lifecycle_phase ~= 'terminal' then
     -- Replayed (or otherwise live again): never deleted, only its stale entry goes.
+    -- write phase
     redis.call('ZREM', K.terminal, eid)
     return ok('not_terminal_cleaned')
   end
   local completed_at = parse_number(core.completed_at or '')
   if completed_at == nil or completed_at <= 0 then
+    -- write phase
     redis.call('ZREM', K.terminal, eid)
     return ok('not_found_cleaned')
   end
@@ -7248,6 +7347,7 @@ redis.register_function('ff_purge_execution', guard('ff_purge_execution', functi
   end
 
   local owned, waitpoints = Engine.owned_keys(tag, eid, core)
+  -- write phase
   local deleted = Engine.delete_keys(owned)
   for _, wp in ipairs(waitpoints) do
     redis.call('ZREM', K.pending_waitpoint_expiry, wp)
@@ -7266,6 +7366,7 @@ redis.register_function('ff_reset_budget_if_due', guard('ff_reset_budget_if_due'
   if scheduled == nil or scheduled > now then
     return ok('not_due', to_text(scheduled or 0))
   end
+  -- write phase
   -- The reset itself, as ff_reset_budget does it (spec/budget.yaml).
   return ok('reset', to_text(Budget.reset(K, A.budget_id, interval, now)))
 end))
@@ -7308,6 +7409,7 @@ redis.register_function('ff_reconcile_quota', guard('ff_reconcile_quota', functi
     end
   end
   if window_s > 0 then
+    -- write phase
     redis.call('ZREMRANGEBYSCORE', K.window, '-inf', now - window_s * 1000)
   end
   if cap <= 0 then
@@ -7315,9 +7417,11 @@ redis.register_function('ff_reconcile_quota', guard('ff_reconcile_quota', functi
   end
   local lapsed = #gone
   for first = 1, lapsed, 500 do
+    -- write phase
     redis.call('SREM', K.admitted_set, unpack(gone, first, math.min(first + 499, lapsed)))
   end
   if held ~= previous then
+    -- write phase
     redis.call('SET', K.concurrency, to_text(held))
   end
   return ok('reconciled', to_text(held), to_text(previous), to_text(lapsed))
@@ -7410,6 +7514,7 @@ redis.register_function('ff_claim_next_eligible', guard('ff_claim_next_eligible'
     tag = tag_of(K.eligible), lane_id = A.lane_id, worker_instance_id = A.worker_instance_id,
   })
   if bad then return bad end
+  -- write phase
   local claimed = Fast.claim_head(K, A, server_now())
   if not claimed then
     return ok('empty')
@@ -7477,6 +7582,7 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
   if A.next_lane_id ~= core_lane(core) or A.next_worker_instance_id ~= (core.current_worker_instance_id or '') then
     return err('invalid_input', 'next_lane_id and next_worker_instance_id must be the lease holder\\'s lane and worker instance')
   end
+  -- write phase
   Exec.finish_success(K, A, core, now)
   local claimed = Fast.claim_head(K, next_claim, now)
   if not claimed then

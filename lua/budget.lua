@@ -75,28 +75,34 @@ function Budget.stored_limit(limits_key, field)
   return value, raw, nil
 end
 
-function Budget.create(K, A, args)
+-- The create's check phase: the id and the limit columns. Returns the limits as HSET
+-- pairs, or nil and the refusal. Writes nothing.
+function Budget.create_check(K, A, args)
   local bad = Budget.check_id(K.definition, A.budget_id)
-  if bad then return bad end
+  if bad then return nil, bad end
   local n, count_err = Budget.read_count(args, 9, 3, 0, false)
-  if not n then return count_err end
+  if not n then return nil, count_err end
   local limits = {}
   for i = 1, n do
     local dim = args[9 + i]
     if not is_set(dim) then
-      return err('invalid_input', 'dimension ' .. i .. ' must not be empty')
+      return nil, err('invalid_input', 'dimension ' .. i .. ' must not be empty')
     end
     local hard, hard_err = Budget.count_arg(args[9 + n + i], 'hard limit of ' .. dim)
-    if not hard then return hard_err end
+    if not hard then return nil, hard_err end
     local soft, soft_err = Budget.count_arg(args[9 + 2 * n + i], 'soft limit of ' .. dim)
-    if not soft then return soft_err end
+    if not soft then return nil, soft_err end
     limits[#limits + 1] = 'hard:' .. dim
     limits[#limits + 1] = to_text(hard)
     limits[#limits + 1] = 'soft:' .. dim
     limits[#limits + 1] = to_text(soft)
   end
-  local now = A.now_ms or server_now()
+  return limits, nil
+end
 
+-- The create's write phase (limits from Budget.create_check).
+function Budget.create(K, A, limits)
+  local now = A.now_ms or server_now()
   -- Indexing comes before the existence check, so a replay heals a missing index entry.
   redis.call('SADD', K.budget_policies, A.budget_id)
   if Budget.exists(K.definition) then
@@ -145,7 +151,10 @@ redis.register_function('ff_create_budget', guard('ff_create_budget', function(k
     now_ms = args[8],
     dimension_count = args[9],
   }
-  return Budget.create(K, A, args)
+  local limits, bad = Budget.create_check(K, A, args)
+  if not limits then return bad end
+  -- write phase
+  return Budget.create(K, A, limits)
 end))
 
 -- Validates a usage report and reads what it needs. Returns the parsed entries, or nil and
@@ -203,25 +212,33 @@ function Budget.prepare_report(K, A, args, n)
   return entries, nil
 end
 
-function Budget.report(K, A, args, n)
-  local entries, reply = Budget.prepare_report(K, A, args, n)
-  if not entries then return reply end
-  local now = A.now_ms or server_now()
-
-  -- Hard limits first, on the running total per dimension: a breach adds nothing.
+-- The report's last check: the running total per dimension, in entry order, up to the
+-- first hard breach (which adds nothing). Returns the breached entry or false, or nil and
+-- the refusal. Writes nothing.
+function Budget.report_check(entries)
   local totals = {}
   for _, e in ipairs(entries) do
     local total = (totals[e.dim] or e.current) + e.delta
     if total > Budget.MAX_USAGE then
-      return err('invalid_input', 'usage of ' .. e.dim .. ' would exceed 2^53-1')
+      return nil, err('invalid_input', 'usage of ' .. e.dim .. ' would exceed 2^53-1')
     end
     totals[e.dim] = total
     if e.hard and e.hard > 0 and total > e.hard then
-      redis.call('HINCRBY', K.definition, 'breach_count', 1)
-      redis.call('HSET', K.definition, 'last_breach_at', to_text(now), 'last_breach_dim', e.dim,
-        'last_updated_at', to_text(now))
-      return ok_status('HARD_BREACH', e.dim, to_text(e.current), e.hard_raw)
+      return e, nil
     end
+  end
+  return false, nil
+end
+
+-- The report's write phase (entries from Budget.prepare_report, breach from Budget.report_check).
+function Budget.report(K, A, entries, breach)
+  local now = A.now_ms or server_now()
+  -- Hard limits first: a breach adds nothing.
+  if breach then
+    redis.call('HINCRBY', K.definition, 'breach_count', 1)
+    redis.call('HSET', K.definition, 'last_breach_at', to_text(now), 'last_breach_dim', breach.dim,
+      'last_updated_at', to_text(now))
+    return ok_status('HARD_BREACH', breach.dim, to_text(breach.current), breach.hard_raw)
   end
 
   local soft_dim, soft_value, soft_limit
@@ -256,12 +273,18 @@ redis.register_function('ff_report_usage_and_check', guard('ff_report_usage_and_
     now_ms = args[2 * n + 2],
     dedup_key = args[2 * n + 3],
   }
-  return Budget.report(K, A, args, n)
+  local entries, reply = Budget.prepare_report(K, A, args, n)
+  if not entries then return reply end
+  local breach, bad = Budget.report_check(entries)
+  if breach == nil then return bad end
+  -- write phase
+  return Budget.report(K, A, entries, breach)
 end))
 
 redis.register_function('ff_reset_budget', guard('ff_reset_budget', function(keys, args)
   local K, A, interval, now = Budget.reset_check(keys, args)
   if not K then return A end
+  -- write phase
   return ok(to_text(Budget.reset(K, A.budget_id, interval, now)))
 end))
 
@@ -380,6 +403,7 @@ redis.register_function('ff_block_execution_for_admission', guard('ff_block_exec
   if bad then return bad end
   local now = A.now_ms or server_now()
 
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -423,6 +447,7 @@ redis.register_function('ff_unblock_execution', guard('ff_unblock_execution', fu
   if bad then return bad end
   local now = A.now_ms or server_now()
 
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',

@@ -79,6 +79,7 @@ redis.register_function('ff_purge_execution', guard('ff_purge_execution', functi
   end
   local core = hmget_map(K.core, { 'lifecycle_phase', 'completed_at', 'total_attempt_count', 'lane_id' })
   if core.lifecycle_phase == nil then
+    -- write phase
     redis.call('ZREM', K.terminal, eid)
     redis.call('SREM', K.all_executions, eid)
     return ok('not_found_cleaned')
@@ -88,11 +89,13 @@ redis.register_function('ff_purge_execution', guard('ff_purge_execution', functi
   end
   if core.lifecycle_phase ~= 'terminal' then
     -- Replayed (or otherwise live again): never deleted, only its stale entry goes.
+    -- write phase
     redis.call('ZREM', K.terminal, eid)
     return ok('not_terminal_cleaned')
   end
   local completed_at = parse_number(core.completed_at or '')
   if completed_at == nil or completed_at <= 0 then
+    -- write phase
     redis.call('ZREM', K.terminal, eid)
     return ok('not_found_cleaned')
   end
@@ -103,6 +106,7 @@ redis.register_function('ff_purge_execution', guard('ff_purge_execution', functi
   end
 
   local owned, waitpoints = Engine.owned_keys(tag, eid, core)
+  -- write phase
   local deleted = Engine.delete_keys(owned)
   for _, wp in ipairs(waitpoints) do
     redis.call('ZREM', K.pending_waitpoint_expiry, wp)
@@ -121,6 +125,7 @@ redis.register_function('ff_reset_budget_if_due', guard('ff_reset_budget_if_due'
   if scheduled == nil or scheduled > now then
     return ok('not_due', to_text(scheduled or 0))
   end
+  -- write phase
   -- The reset itself, as ff_reset_budget does it (spec/budget.yaml).
   return ok('reset', to_text(Budget.reset(K, A.budget_id, interval, now)))
 end))
@@ -163,6 +168,7 @@ redis.register_function('ff_reconcile_quota', guard('ff_reconcile_quota', functi
     end
   end
   if window_s > 0 then
+    -- write phase
     redis.call('ZREMRANGEBYSCORE', K.window, '-inf', now - window_s * 1000)
   end
   if cap <= 0 then
@@ -170,9 +176,11 @@ redis.register_function('ff_reconcile_quota', guard('ff_reconcile_quota', functi
   end
   local lapsed = #gone
   for first = 1, lapsed, 500 do
+    -- write phase
     redis.call('SREM', K.admitted_set, unpack(gone, first, math.min(first + 499, lapsed)))
   end
   if held ~= previous then
+    -- write phase
     redis.call('SET', K.concurrency, to_text(held))
   end
   return ok('reconciled', to_text(held), to_text(previous), to_text(lapsed))

@@ -175,6 +175,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     'creator_identity', A.creator_identity or '',
   }
 
+  -- write phase
   write_state(K.core, now_s, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -436,6 +437,7 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
     return err('claim_grant_expired')
   end
 
+  -- write phase
   redis.call('DEL', K.claim_grant)
   return ok(unpack(Exec.start_attempt(K, A, core, now)))
 end))
@@ -529,6 +531,7 @@ redis.register_function('ff_complete_execution', guard('ff_complete_execution', 
     or Exec.check_holder_keys('ff_complete_execution', keys, K, A, core, tag)
   if rejected then return rejected end
 
+  -- write phase
   Exec.finish_success(K, A, core, now)
   return ok('completed')
 end))
@@ -663,27 +666,33 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
   end
   if phase == 'active' or phase == 'suspended' then
     if has_attempt then
+      -- write phase
       redis.call('HSET', attempt_hash, 'attempt_state', 'ended_cancelled', 'ended_at', to_text(now), 'failure_reason', 'cancelled: ' .. reason)
       Exec.close_stream(stream_meta, now, 'attempt_cancelled', false)
     end
   elseif has_attempt and core.attempt_state == 'attempt_interrupted' then
+    -- write phase
     Exec.end_open_attempt(attempt_hash, stream_meta, now, 'ended_cancelled', 'cancelled: ' .. reason, 'attempt_cancelled')
   end
   if phase == 'suspended' then
     if redis.call('EXISTS', K.suspension_current) == 1 then
+      -- write phase
       redis.call('HSET', K.suspension_current, 'closed_at', to_text(now), 'close_reason', 'cancelled')
     end
     if is_set(core.current_waitpoint_id) then
       local waitpoint = KEY.partition_waitpoint(tag, core.current_waitpoint_id)
       if redis.call('EXISTS', waitpoint) == 1 then
+        -- write phase
         redis.call('HSET', waitpoint, 'state', 'closed', 'closed_at', to_text(now), 'close_reason', 'cancelled')
       end
       if redis.call('EXISTS', waitpoint .. ':condition') == 1 then
+        -- write phase
         redis.call('HSET', waitpoint .. ':condition', 'closed', '1', 'closed_at', to_text(now), 'closed_reason', 'cancelled')
       end
     end
   end
   if phase == 'active' then
+    -- write phase
     redis.call('DEL', K.lease_current)
     history_add(K.lease_history, {
       'event', 'released', 'lease_id', core.current_lease_id, 'lease_epoch', core.current_lease_epoch,
@@ -691,6 +700,7 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
     })
   end
 
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'terminal',
     ownership_state = 'unowned',
@@ -752,6 +762,7 @@ redis.register_function('ff_delay_execution', guard('ff_delay_execution', functi
   if not core then return rejected end
 
   local eid = A.execution_id
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -795,6 +806,7 @@ redis.register_function('ff_move_to_waiting_children', guard('ff_move_to_waiting
   if not core then return rejected end
 
   local eid = A.execution_id
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -891,6 +903,7 @@ redis.register_function('ff_fail_execution', guard('ff_fail_execution', function
   if not core then return rejected end
 
   local eid = A.execution_id
+  -- write phase
   redis.call('HSET', K.attempt_hash, 'attempt_state', 'ended_failure', 'ended_at', to_text(now),
     'failure_reason', reason, 'failure_category', A.failure_category or '')
   Exec.close_stream(K.stream_meta, now, 'attempt_failure', false)
@@ -1057,6 +1070,7 @@ redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', fu
   local tag = tag_of(K.core)
   local reclaim_reason = 'lease_' .. ownership
   local old_index = is_set(core.current_attempt_index) and core.current_attempt_index or nil
+  -- write phase
   redis.call('DEL', K.claim_grant)
   if old_index then
     redis.call('HSET', KEY.exec_attempt_hash(tag, eid, old_index), 'attempt_state', 'interrupted_reclaimed',
@@ -1179,6 +1193,7 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
   })
   if foreign then return foreign end
   if next(core) == nil or core.lifecycle_phase == 'terminal' then
+    -- write phase
     redis.call('ZREM', K.attempt_timeout, eid)
     redis.call('ZREM', K.execution_deadline, eid)
     return ok(next(core) == nil and 'not_found_cleaned' or 'already_terminal')
@@ -1195,11 +1210,13 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
   end
   if phase == 'active' or phase == 'suspended' then
     if has_attempt then
+      -- write phase
       redis.call('HSET', attempt_hash, 'attempt_state', 'ended_failure', 'ended_at', to_text(now), 'failure_reason', reason)
       Exec.close_stream(stream_meta, now, 'expired', false)
     end
   end
   if phase == 'active' then
+    -- write phase
     redis.call('DEL', K.lease_current)
     redis.call('ZREM', K.lease_expiry, eid)
     redis.call('SREM', K.worker_leases, eid)
@@ -1213,24 +1230,30 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
     })
   elseif phase == 'suspended' then
     if redis.call('EXISTS', K.suspension_current) == 1 then
+      -- write phase
       redis.call('HSET', K.suspension_current, 'closed_at', to_text(now), 'close_reason', 'expired:' .. reason)
     end
+    -- write phase
     redis.call('ZREM', K.suspended, eid)
     redis.call('ZREM', K.suspension_timeout, eid)
   else
     local index = Exec.RUNNABLE_INDEX[core.eligibility_state or '']
     if index then
+      -- write phase
       redis.call('ZREM', index(tag, lane), eid)
     else
       for _, build in pairs(Exec.RUNNABLE_INDEX) do
+        -- write phase
         redis.call('ZREM', build(tag, lane), eid)
       end
     end
     if has_attempt and core.attempt_state == 'attempt_interrupted' then
+      -- write phase
       Exec.end_open_attempt(attempt_hash, stream_meta, now, 'ended_failure', reason, 'expired')
     end
   end
 
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'terminal',
     ownership_state = 'unowned',

@@ -84,6 +84,7 @@ redis.register_function('ff_claim_next_eligible', guard('ff_claim_next_eligible'
     tag = tag_of(K.eligible), lane_id = A.lane_id, worker_instance_id = A.worker_instance_id,
   })
   if bad then return bad end
+  -- write phase
   local claimed = Fast.claim_head(K, A, server_now())
   if not claimed then
     return ok('empty')
@@ -151,6 +152,7 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
   if A.next_lane_id ~= core_lane(core) or A.next_worker_instance_id ~= (core.current_worker_instance_id or '') then
     return err('invalid_input', 'next_lane_id and next_worker_instance_id must be the lease holder\'s lane and worker instance')
   end
+  -- write phase
   Exec.finish_success(K, A, core, now)
   local claimed = Fast.claim_head(K, next_claim, now)
   if not claimed then

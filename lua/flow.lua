@@ -186,6 +186,7 @@ redis.register_function('ff_create_flow', guard('ff_create_flow', function(keys,
   local _, bad = Flow.check_flow_args(A, K.flow_core, 'ff_create_flow', keys)
   if bad then return bad end
 
+  -- write phase
   redis.call('SADD', K.flow_index, A.flow_id)
   if redis.call('EXISTS', K.flow_core) == 1 then
     return ok_status('ALREADY_SATISFIED', A.flow_id)
@@ -237,6 +238,7 @@ redis.register_function('ff_add_execution_to_flow', guard('ff_add_execution_to_f
     return err('already_member_of_different_flow:' .. current)
   end
 
+  -- write phase
   redis.call('SADD', K.flow_index, A.flow_id)
   redis.call('HSET', K.exec_core, 'flow_id', A.flow_id)
   if redis.call('SISMEMBER', K.members_set, A.execution_id) == 1 then
@@ -274,6 +276,7 @@ redis.register_function('ff_cancel_flow', guard('ff_cancel_flow', function(keys,
   local members = redis.call('SMEMBERS', K.members_set)
   local now = server_now()
   local policy = A.cancellation_policy or ''
+  -- write phase
   redis.call('HSET', K.flow_core,
     'public_flow_state', 'cancelled',
     'cancelled_at', now,
@@ -340,6 +343,7 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
 
   -- The caller's clock, as the reference uses it; the server's when the caller sends none.
   local now = A.now_ms or server_now()
+  -- write phase
   hset_table(K.edge_hash, {
     edge_id = A.edge_id,
     flow_id = A.flow_id,
@@ -398,6 +402,7 @@ redis.register_function('ff_apply_dependency_to_child', guard('ff_apply_dependen
   -- The caller's clock, as the reference uses it; the server's when the caller sends none.
   local now = A.now_ms or server_now()
   local eid = core.execution_id or eid_of_exec_key(K.exec_core)
+  -- write phase
   hset_table(K.dep_hash, {
     edge_id = A.edge_id,
     flow_id = A.flow_id,
@@ -475,6 +480,7 @@ redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', 
   })
   if bad then return bad end
   if A.upstream_outcome == 'success' then
+    -- write phase
     redis.call('HSET', K.dep_hash, 'state', 'satisfied', 'last_resolved_at', now)
     redis.call('SREM', K.unresolved_set, A.edge_id)
     local remaining = Flow.decrement_unsatisfied(K.deps_meta)
@@ -495,6 +501,7 @@ redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', 
     return ok('satisfied', marker)
   end
 
+  -- write phase
   redis.call('HSET', K.dep_hash, 'state', 'impossible', 'last_resolved_at', now)
   redis.call('SREM', K.unresolved_set, A.edge_id)
   Flow.decrement_unsatisfied(K.deps_meta)
@@ -563,6 +570,7 @@ redis.register_function('ff_promote_blocked_to_eligible', guard('ff_promote_bloc
   if unsatisfied > 0 or unresolved > 0 then
     return err('deps_not_satisfied', to_text(unsatisfied), to_text(unresolved))
   end
+  -- write phase
   Flow.promote(K.exec_core, core, K.blocked_deps_zset, K.eligible_zset, A.execution_id, A.now_ms or server_now())
   return ok()
 end))
@@ -628,6 +636,7 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
       local dep_key = keys[7 + i]
       local state = redis.call('HGET', dep_key, 'state')
       if state == 'impossible' then
+        -- write phase
         redis.call('HSET', dep_key, 'state', 'unsatisfied', 'last_resolved_at', '')
         redis.call('SADD', K.deps_unresolved, args[2 + i])
         unsatisfied = unsatisfied + 1
@@ -635,11 +644,13 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
         unsatisfied = unsatisfied + 1
       end
     end
+    -- write phase
     redis.call('HSET', K.deps_meta,
       'unsatisfied_required_count', unsatisfied,
       'impossible_required_count', 0,
       'last_dependency_update_at', now)
   end
+  -- write phase
   redis.call('ZREM', K.terminal_zset, A.execution_id)
   if unsatisfied > 0 then
     write_state(K.exec_core, now, {

@@ -52,6 +52,7 @@ redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys,
 
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + math.floor(A.lease_ttl_ms * 2 / 3)
+  -- write phase
   redis.call('HSET', K.core,
     'lease_last_renewed_at', to_text(now),
     'lease_renewal_deadline', to_text(renewal_deadline),
@@ -83,10 +84,12 @@ redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_exp
   local now = server_now()
   local core = hgetall(K.core)
   if next(core) == nil then
+    -- write phase
     redis.call('ZREM', K.lease_expiry, A.execution_id)
     return ok_status('ALREADY_SATISFIED', 'execution_not_found')
   end
   if core.lifecycle_phase ~= 'active' then
+    -- write phase
     redis.call('ZREM', K.lease_expiry, A.execution_id)
     return ok_status('ALREADY_SATISFIED', 'not_active')
   end
@@ -97,6 +100,7 @@ redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_exp
     return ok_status('ALREADY_SATISFIED', 'already_revoked')
   end
   if core.ownership_state == 'unowned' then
+    -- write phase
     redis.call('ZREM', K.lease_expiry, A.execution_id)
     return ok_status('ALREADY_SATISFIED', 'unowned')
   end
@@ -104,6 +108,7 @@ redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_exp
     return ok_status('ALREADY_SATISFIED', 'not_yet_expired')
   end
   -- The lease_expiry entry stays: the reclaim scan looks for the execution there.
+  -- write phase
   mark_expired(K.core, K.lease_history, core, now)
   return ok('marked_expired')
 end))
@@ -152,6 +157,7 @@ redis.register_function('ff_revoke_lease', guard('ff_revoke_lease', function(key
 
   -- Identity for the reply and the event, captured before the state write.
   local lease_epoch = core.current_lease_epoch or ''
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'active',
     ownership_state = 'lease_revoked',

@@ -57,6 +57,7 @@ redis.register_function('ff_create_quota_policy', guard('ff_create_quota_policy'
   if redis.call('EXISTS', K.definition) == 1 then
     return ok_status('ALREADY_SATISFIED', A.quota_policy_id)
   end
+  -- write phase
   hset_table(K.definition, {
     quota_policy_id = A.quota_policy_id,
     requests_per_window_seconds = A.window_seconds,
@@ -111,6 +112,7 @@ redis.register_function('ff_check_admission_and_record', guard('ff_check_admissi
   local held, counter_err = Quota.counter(K.concurrency)
   if counter_err then return counter_err end
 
+  -- write phase
   redis.call('ZREMRANGEBYSCORE', K.window, '-inf', now - window_ms)
   if A.rate_limit > 0 and redis.call('ZCARD', K.window) >= A.rate_limit then
     local oldest = redis.call('ZRANGE', K.window, 0, 0, 'WITHSCORES')
@@ -152,6 +154,7 @@ redis.register_function('ff_release_admission', guard('ff_release_admission', fu
   local held, counter_err = Quota.counter(K.concurrency)
   if counter_err then return counter_err end
 
+  -- write phase
   redis.call('DEL', K.admitted)
   -- Only a holder gives a slot back: a second release finds it gone from the set.
   local removed = redis.call('SREM', K.admitted_set, A.execution_id)

@@ -111,6 +111,7 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
   end
   local mismatch = Sched.match_caps(K.core, core, A.worker_capabilities_csv, now)
   if mismatch then return mismatch end
+  -- write phase
   Sched.write_grant(K.claim_grant, A, now)
   return ok(A.execution_id)
 end))
@@ -136,6 +137,7 @@ redis.register_function('ff_change_priority', guard('ff_change_priority', functi
   end
   local old_priority = parse_number(core.priority) or 0
   local new_priority = clamp_priority(A.new_priority)
+  -- write phase
   redis.call('HSET', K.core, 'priority', to_text(new_priority), 'last_mutation_at', to_text(now))
   redis.call('ZADD', K.eligible_zset, eligible_score(new_priority, parse_number(core.created_at) or 0), A.execution_id)
   return ok(to_text(old_priority), to_text(new_priority))
@@ -175,6 +177,7 @@ redis.register_function('ff_update_progress', guard('ff_update_progress', functi
   if is_set(A.progress_message) then
     fields.progress_message = A.progress_message
   end
+  -- write phase
   hset_table(K.core, fields)
   return ok()
 end))
@@ -204,6 +207,7 @@ redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', functi
     stale = 'not_delayed_cleaned'
   end
   if stale then
+    -- write phase
     redis.call('ZREM', K.delayed_zset, eid)
     return ok(stale)
   end
@@ -216,6 +220,7 @@ redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', functi
   if due ~= nil and due > A.now_ms then
     return ok('not_yet_due')
   end
+  -- write phase
   write_state(K.core, A.now_ms, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -267,6 +272,7 @@ redis.register_function('ff_issue_reclaim_grant', guard('ff_issue_reclaim_grant'
   end
   local mismatch = Sched.match_caps(K.core, core, A.worker_capabilities_csv, now)
   if mismatch then return mismatch end
+  -- write phase
   Sched.write_grant(K.claim_grant, A, now)
   return ok(A.execution_id)
 end))

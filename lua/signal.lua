@@ -223,6 +223,7 @@ redis.register_function('ff_deliver_signal', guard('ff_deliver_signal', function
 
   -- Every check passed: from here on, only writes.
   local effect = satisfied and 'resume_condition_satisfied' or (taken and 'appended_to_waitpoint' or 'no_op')
+  -- write phase
   Sig.record(K, A, now, effect)
   if taken then
     local prefix = 'matcher:' .. (taken - 1) .. ':'
@@ -314,6 +315,7 @@ redis.register_function('ff_buffer_signal_for_pending_waitpoint', guard('ff_buff
     return ok_status('DUPLICATE', existing)
   end
 
+  -- write phase
   Sig.record(K, A, now, 'buffered_for_pending_waitpoint')
   return ok(A.signal_id, 'buffered_for_pending_waitpoint')
 end))
@@ -385,6 +387,7 @@ redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_ex
   local epoch = (parse_number(core.current_lease_epoch) or 0) + 1
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + math.floor(A.lease_ttl_ms * 2 / 3)
+  -- write phase
   redis.call('DEL', K.claim_grant)
   hset_table(K.existing_attempt_hash, {
     attempt_state = 'started', resumed_at = now, lease_id = A.lease_id, lease_epoch = epoch,

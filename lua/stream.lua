@@ -89,6 +89,7 @@ redis.register_function('ff_append_frame', guard('ff_append_frame', function(key
       return err('stream_closed')
     end
   else
+    -- write phase
     redis.call('HSET', K.stream_meta,
       'stream_id', A.execution_id .. ':' .. attempt_index,
       'execution_id', A.execution_id,
@@ -116,6 +117,7 @@ redis.register_function('ff_append_frame', guard('ff_append_frame', function(key
     entry[#entry + 1] = A.correlation_id
   end
   local entry_id = redis.call(unpack(entry))
+  -- write phase
   local frame_count = redis.call('HINCRBY', K.stream_meta, 'frame_count', 1)
   redis.call('HINCRBY', K.stream_meta, 'total_bytes', #payload)
   redis.call('HSET', K.stream_meta, 'last_sequence', entry_id, 'last_frame_at', to_text(now))

@@ -490,12 +490,15 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
   -- Every check passed: from here on, only writes.
   if next(previous) ~= nil then
     if is_set(previous.waitpoint_id) then
+      -- write phase
       redis.call('SADD', K.waitpoint_history, previous.waitpoint_id)
     end
+    -- write phase
     redis.call('DEL', K.suspension_current)
   end
   local timeout_text = A.timeout_at ~= nil and to_text(A.timeout_at) or ''
   if activate then
+    -- write phase
     redis.call('HSET', K.waitpoint_hash, 'suspension_id', A.suspension_id, 'state', 'active',
       'activated_at', to_text(now), 'expires_at', timeout_text)
     redis.call('ZREM', K.pending_wp_expiry_zset, waitpoint_id)
@@ -505,6 +508,7 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
       return ok_status('ALREADY_SATISFIED', A.suspension_id, waitpoint_id, waitpoint_key, token)
     end
   else
+    -- write phase
     hset_table(K.waitpoint_hash, {
       waitpoint_id = waitpoint_id, execution_id = eid, attempt_index = A.attempt_index,
       suspension_id = A.suspension_id, waitpoint_key = waitpoint_key, waitpoint_token = token,
@@ -512,6 +516,7 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
       signal_count = 0, matched_signal_count = 0, last_signal_at = '',
     })
   end
+  -- write phase
   Susp.write_condition(K.wp_condition, condition, now, nil)
 
   redis.call('SADD', K.waitpoint_history, waitpoint_id)
@@ -600,6 +605,7 @@ redis.register_function('ff_resume_execution', guard('ff_resume_execution', func
   })
   if bad then return bad end
 
+  -- write phase
   local public_state = Susp.make_runnable(K.core, core, eid,
     { suspended = K.suspended_zset, eligible = K.eligible_zset, delayed = K.delayed_zset },
     A.resume_delay_ms, 'resume delay ' .. A.resume_delay_ms .. 'ms', now)
@@ -656,6 +662,7 @@ redis.register_function('ff_create_pending_waitpoint', guard('ff_create_pending_
   local token, mint_error = Susp.mint(K.hmac_secrets, A.waitpoint_id, A.waitpoint_key, now)
   if not token then return mint_error end
 
+  -- write phase
   hset_table(K.waitpoint_hash, {
     waitpoint_id = A.waitpoint_id, execution_id = eid, attempt_index = A.attempt_index,
     suspension_id = '', waitpoint_key = A.waitpoint_key, waitpoint_token = token,
@@ -693,15 +700,18 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   local now = server_now()
   local core = hgetall(K.core)
   if next(core) == nil then
+    -- write phase
     redis.call('ZREM', K.suspension_timeout_zset, eid)
     return ok('not_found_cleaned')
   end
   if core.lifecycle_phase ~= 'suspended' then
+    -- write phase
     redis.call('ZREM', K.suspension_timeout_zset, eid)
     return ok('not_suspended_cleaned')
   end
   local suspension = hgetall(K.suspension_current)
   if not is_set(suspension.suspension_id) or is_set(suspension.closed_at) then
+    -- write phase
     redis.call('ZREM', K.suspension_timeout_zset, eid)
     return ok('no_active_suspension_cleaned')
   end
@@ -732,6 +742,7 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   if bad then return bad end
 
   if behavior == 'auto_resume' or behavior == 'auto_resume_with_timeout_signal' then
+    -- write phase
     Susp.make_runnable(K.core, core, eid,
       { suspended = K.suspended_zset, eligible = K.eligible_zset, delayed = K.delayed_zset }, 0, '', now)
     Susp.close_waitpoint(K.waitpoint_hash, now, 'timed_out_auto_resume', false)
@@ -742,6 +753,7 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   end
 
   if behavior == 'escalate' then
+    -- write phase
     write_state(K.core, now, {
       lifecycle_phase = 'suspended',
       ownership_state = 'unowned',
@@ -761,6 +773,7 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   local terminal = Susp.TERMINAL_TIMEOUT[behavior] or Susp.TERMINAL_TIMEOUT.fail
   local outcome, close_reason, attempt_end = terminal[1], terminal[2], terminal[3]
   local failure_reason = 'suspension_timeout:' .. behavior
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'terminal',
     ownership_state = 'unowned',
@@ -814,6 +827,7 @@ redis.register_function('ff_close_waitpoint', guard('ff_close_waitpoint', functi
     return err('waitpoint_not_open')
   end
   local now = server_now()
+  -- write phase
   Susp.close_waitpoint(K.waitpoint_hash, now, A.reason, false)
   redis.call('ZREM', K.pending_wp_expiry_zset, A.waitpoint_id)
   -- Derived from KEYS[2] (same slot). A pending waitpoint has no condition yet.
@@ -853,6 +867,7 @@ redis.register_function('ff_rotate_waitpoint_hmac_secret', guard('ff_rotate_wait
     local stored = ring['secret:' .. kid]
     if not is_set(stored) then
       -- A torn earlier write: complete it.
+      -- write phase
       redis.call('HSET', K.hmac_secrets, 'secret:' .. kid, secret)
       return ok('noop', kid)
     end
@@ -877,9 +892,11 @@ redis.register_function('ff_rotate_waitpoint_hmac_secret', guard('ff_rotate_wait
     end
   end
   if #doomed > 0 then
+    -- write phase
     redis.call('HDEL', K.hmac_secrets, unpack(doomed))
   end
   -- The current kid never has an expiry; drop one left from an earlier use of the name.
+  -- write phase
   redis.call('HDEL', K.hmac_secrets, 'expires_at:' .. kid)
   local fields = { 'current_kid', kid, 'secret:' .. kid, secret }
   if is_set(current) then
