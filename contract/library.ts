@@ -2699,13 +2699,12 @@ redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_exp
 
   local now = server_now()
   local core = hgetall(K.core)
+  -- write phase
   if next(core) == nil then
-    -- write phase
     redis.call('ZREM', K.lease_expiry, A.execution_id)
     return ok_status('ALREADY_SATISFIED', 'execution_not_found')
   end
   if core.lifecycle_phase ~= 'active' then
-    -- write phase
     redis.call('ZREM', K.lease_expiry, A.execution_id)
     return ok_status('ALREADY_SATISFIED', 'not_active')
   end
@@ -2716,7 +2715,6 @@ redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_exp
     return ok_status('ALREADY_SATISFIED', 'already_revoked')
   end
   if core.ownership_state == 'unowned' then
-    -- write phase
     redis.call('ZREM', K.lease_expiry, A.execution_id)
     return ok_status('ALREADY_SATISFIED', 'unowned')
   end
@@ -2724,7 +2722,6 @@ redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_exp
     return ok_status('ALREADY_SATISFIED', 'not_yet_expired')
   end
   -- The lease_expiry entry stays: the reclaim scan looks for the execution there.
-  -- write phase
   mark_expired(K.core, K.lease_history, core, now)
   return ok('marked_expired')
 end))
@@ -3472,35 +3469,30 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
     attempt_hash = KEY.exec_attempt_hash(tag, eid, core.current_attempt_index)
     stream_meta = KEY.exec_stream_meta(tag, eid, core.current_attempt_index)
   end
+  -- write phase
   if phase == 'active' or phase == 'suspended' then
     if has_attempt then
-      -- write phase
       redis.call('HSET', attempt_hash, 'attempt_state', 'ended_cancelled', 'ended_at', to_text(now), 'failure_reason', 'cancelled: ' .. reason)
       Exec.close_stream(stream_meta, now, 'attempt_cancelled', false)
     end
   elseif has_attempt and core.attempt_state == 'attempt_interrupted' then
-    -- write phase
     Exec.end_open_attempt(attempt_hash, stream_meta, now, 'ended_cancelled', 'cancelled: ' .. reason, 'attempt_cancelled')
   end
   if phase == 'suspended' then
     if redis.call('EXISTS', K.suspension_current) == 1 then
-      -- write phase
       redis.call('HSET', K.suspension_current, 'closed_at', to_text(now), 'close_reason', 'cancelled')
     end
     if is_set(core.current_waitpoint_id) then
       local waitpoint = KEY.partition_waitpoint(tag, core.current_waitpoint_id)
       if redis.call('EXISTS', waitpoint) == 1 then
-        -- write phase
         redis.call('HSET', waitpoint, 'state', 'closed', 'closed_at', to_text(now), 'close_reason', 'cancelled')
       end
       if redis.call('EXISTS', waitpoint .. ':condition') == 1 then
-        -- write phase
         redis.call('HSET', waitpoint .. ':condition', 'closed', '1', 'closed_at', to_text(now), 'closed_reason', 'cancelled')
       end
     end
   end
   if phase == 'active' then
-    -- write phase
     redis.call('DEL', K.lease_current)
     history_add(K.lease_history, {
       'event', 'released', 'lease_id', core.current_lease_id, 'lease_epoch', core.current_lease_epoch,
@@ -3508,7 +3500,6 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
     })
   end
 
-  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'terminal',
     ownership_state = 'unowned',
@@ -4000,8 +3991,8 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
     tag = tag_of(K.core), execution_id = eid, lane_id = exists and core_lane(core) or nil,
   })
   if foreign then return foreign end
+  -- write phase
   if next(core) == nil or core.lifecycle_phase == 'terminal' then
-    -- write phase
     redis.call('ZREM', K.attempt_timeout, eid)
     redis.call('ZREM', K.execution_deadline, eid)
     return ok(next(core) == nil and 'not_found_cleaned' or 'already_terminal')
@@ -4018,13 +4009,11 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
   end
   if phase == 'active' or phase == 'suspended' then
     if has_attempt then
-      -- write phase
       redis.call('HSET', attempt_hash, 'attempt_state', 'ended_failure', 'ended_at', to_text(now), 'failure_reason', reason)
       Exec.close_stream(stream_meta, now, 'expired', false)
     end
   end
   if phase == 'active' then
-    -- write phase
     redis.call('DEL', K.lease_current)
     redis.call('ZREM', K.lease_expiry, eid)
     redis.call('SREM', K.worker_leases, eid)
@@ -4038,30 +4027,24 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
     })
   elseif phase == 'suspended' then
     if redis.call('EXISTS', K.suspension_current) == 1 then
-      -- write phase
       redis.call('HSET', K.suspension_current, 'closed_at', to_text(now), 'close_reason', 'expired:' .. reason)
     end
-    -- write phase
     redis.call('ZREM', K.suspended, eid)
     redis.call('ZREM', K.suspension_timeout, eid)
   else
     local index = Exec.RUNNABLE_INDEX[core.eligibility_state or '']
     if index then
-      -- write phase
       redis.call('ZREM', index(tag, lane), eid)
     else
       for _, build in pairs(Exec.RUNNABLE_INDEX) do
-        -- write phase
         redis.call('ZREM', build(tag, lane), eid)
       end
     end
     if has_attempt and core.attempt_state == 'attempt_interrupted' then
-      -- write phase
       Exec.end_open_attempt(attempt_hash, stream_meta, now, 'ended_failure', reason, 'expired')
     end
   end
 
-  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'terminal',
     ownership_state = 'unowned',
@@ -4296,8 +4279,8 @@ redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', functi
   elseif core.eligibility_state ~= 'not_eligible_until_time' then
     stale = 'not_delayed_cleaned'
   end
+  -- write phase
   if stale then
-    -- write phase
     redis.call('ZREM', K.delayed_zset, eid)
     return ok(stale)
   end
@@ -4310,7 +4293,6 @@ redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', functi
   if due ~= nil and due > A.now_ms then
     return ok('not_yet_due')
   end
-  -- write phase
   write_state(K.core, A.now_ms, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -4858,17 +4840,15 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
   local satisfied = activate and Susp.replay_buffered(K.waitpoint_signals, condition) and Susp.is_satisfied(condition)
 
   -- Every check passed: from here on, only writes.
+  -- write phase
   if next(previous) ~= nil then
     if is_set(previous.waitpoint_id) then
-      -- write phase
       redis.call('SADD', K.waitpoint_history, previous.waitpoint_id)
     end
-    -- write phase
     redis.call('DEL', K.suspension_current)
   end
   local timeout_text = A.timeout_at ~= nil and to_text(A.timeout_at) or ''
   if activate then
-    -- write phase
     redis.call('HSET', K.waitpoint_hash, 'suspension_id', A.suspension_id, 'state', 'active',
       'activated_at', to_text(now), 'expires_at', timeout_text)
     redis.call('ZREM', K.pending_wp_expiry_zset, waitpoint_id)
@@ -4878,7 +4858,6 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
       return ok_status('ALREADY_SATISFIED', A.suspension_id, waitpoint_id, waitpoint_key, token)
     end
   else
-    -- write phase
     hset_table(K.waitpoint_hash, {
       waitpoint_id = waitpoint_id, execution_id = eid, attempt_index = A.attempt_index,
       suspension_id = A.suspension_id, waitpoint_key = waitpoint_key, waitpoint_token = token,
@@ -4886,7 +4865,6 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
       signal_count = 0, matched_signal_count = 0, last_signal_at = '',
     })
   end
-  -- write phase
   Susp.write_condition(K.wp_condition, condition, now, nil)
 
   redis.call('SADD', K.waitpoint_history, waitpoint_id)
@@ -5110,9 +5088,8 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   end
   bad = Susp.keys_match(checks)
   if bad then return bad end
-
+  -- write phase
   if behavior == 'auto_resume' or behavior == 'auto_resume_with_timeout_signal' then
-    -- write phase
     Susp.make_runnable(K.core, core, eid,
       { suspended = K.suspended_zset, eligible = K.eligible_zset, delayed = K.delayed_zset }, 0, '', now)
     Susp.close_waitpoint(K.waitpoint_hash, now, 'timed_out_auto_resume', false)
@@ -5123,7 +5100,6 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   end
 
   if behavior == 'escalate' then
-    -- write phase
     write_state(K.core, now, {
       lifecycle_phase = 'suspended',
       ownership_state = 'unowned',
@@ -5143,7 +5119,6 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   local terminal = Susp.TERMINAL_TIMEOUT[behavior] or Susp.TERMINAL_TIMEOUT.fail
   local outcome, close_reason, attempt_end = terminal[1], terminal[2], terminal[3]
   local failure_reason = 'suspension_timeout:' .. behavior
-  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'terminal',
     ownership_state = 'unowned',
@@ -5247,6 +5222,7 @@ redis.register_function('ff_rotate_waitpoint_hmac_secret', guard('ff_rotate_wait
     return err('rotation_conflict', kid)
   end
 
+  -- write phase
   -- Collect kids whose grace has ended (the boundary matches verification: expiry = now is
   -- still valid). The outgoing kid is spared: it gets a fresh expiry below.
   local doomed, gc_count = {}, 0
@@ -5262,11 +5238,9 @@ redis.register_function('ff_rotate_waitpoint_hmac_secret', guard('ff_rotate_wait
     end
   end
   if #doomed > 0 then
-    -- write phase
     redis.call('HDEL', K.hmac_secrets, unpack(doomed))
   end
   -- The current kid never has an expiry; drop one left from an earlier use of the name.
-  -- write phase
   redis.call('HDEL', K.hmac_secrets, 'expires_at:' .. kid)
   local fields = { 'current_kid', kid, 'secret:' .. kid, secret }
   if is_set(current) then
@@ -5830,12 +5804,13 @@ redis.register_function('ff_append_frame', guard('ff_append_frame', function(key
     return err('stale_owner_cannot_append')
   end
 
-  if redis.call('EXISTS', K.stream_meta) == 1 then
-    if is_set(redis.call('HGET', K.stream_meta, 'closed_at')) then
-      return err('stream_closed')
-    end
-  else
-    -- write phase
+  local meta_exists = redis.call('EXISTS', K.stream_meta) == 1
+  if meta_exists and is_set(redis.call('HGET', K.stream_meta, 'closed_at')) then
+    return err('stream_closed')
+  end
+
+  -- write phase
+  if not meta_exists then
     redis.call('HSET', K.stream_meta,
       'stream_id', A.execution_id .. ':' .. attempt_index,
       'execution_id', A.execution_id,
@@ -5863,7 +5838,6 @@ redis.register_function('ff_append_frame', guard('ff_append_frame', function(key
     entry[#entry + 1] = A.correlation_id
   end
   local entry_id = redis.call(unpack(entry))
-  -- write phase
   local frame_count = redis.call('HINCRBY', K.stream_meta, 'frame_count', 1)
   redis.call('HINCRBY', K.stream_meta, 'total_bytes', #payload)
   redis.call('HSET', K.stream_meta, 'last_sequence', entry_id, 'last_frame_at', to_text(now))
@@ -7180,12 +7154,12 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
   local now = server_now()
   local extra = { pending_replay_attempt = '1', replay_count = replays + 1, completed_at = '' }
   local unsatisfied = 0
+  -- write phase
   if skipped_member then
     for i = 1, edge_count do
       local dep_key = keys[7 + i]
       local state = redis.call('HGET', dep_key, 'state')
       if state == 'impossible' then
-        -- write phase
         redis.call('HSET', dep_key, 'state', 'unsatisfied', 'last_resolved_at', '')
         redis.call('SADD', K.deps_unresolved, args[2 + i])
         unsatisfied = unsatisfied + 1
@@ -7193,13 +7167,11 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
         unsatisfied = unsatisfied + 1
       end
     end
-    -- write phase
     redis.call('HSET', K.deps_meta,
       'unsatisfied_required_count', unsatisfied,
       'impossible_required_count', 0,
       'last_dependency_update_at', now)
   end
-  -- write phase
   redis.call('ZREM', K.terminal_zset, A.execution_id)
   if unsatisfied > 0 then
     write_state(K.exec_core, now, {
@@ -7408,8 +7380,8 @@ redis.register_function('ff_reconcile_quota', guard('ff_reconcile_quota', functi
       end
     end
   end
+  -- write phase
   if window_s > 0 then
-    -- write phase
     redis.call('ZREMRANGEBYSCORE', K.window, '-inf', now - window_s * 1000)
   end
   if cap <= 0 then
@@ -7417,11 +7389,9 @@ redis.register_function('ff_reconcile_quota', guard('ff_reconcile_quota', functi
   end
   local lapsed = #gone
   for first = 1, lapsed, 500 do
-    -- write phase
     redis.call('SREM', K.admitted_set, unpack(gone, first, math.min(first + 499, lapsed)))
   end
   if held ~= previous then
-    -- write phase
     redis.call('SET', K.concurrency, to_text(held))
   end
   return ok('reconciled', to_text(held), to_text(previous), to_text(lapsed))

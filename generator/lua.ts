@@ -508,10 +508,12 @@ function writePhaseProblems(
     const name = calleeName(node.identifier as LuaNode | undefined);
     if (name !== undefined && !declared.has(name)) declared.set(name, node);
   });
-  const isWriteCommand = (node: LuaNode) =>
-    node.type === 'CallExpression' &&
-    ['redis.call', 'redis.pcall'].includes(calleeName(node.base as LuaNode) ?? '') &&
-    WRITE_COMMANDS.has((stringValue((node.arguments as LuaNode[])[0]) ?? '').toUpperCase());
+  // A command computed at run time (`redis.call(unpack(entry))`) counts as a write.
+  const isWriteCommand = (node: LuaNode) => {
+    if (node.type !== 'CallExpression' || !['redis.call', 'redis.pcall'].includes(calleeName(node.base as LuaNode) ?? '')) return false;
+    const command = stringValue((node.arguments as LuaNode[])[0]);
+    return command === undefined || WRITE_COMMANDS.has(command.toUpperCase());
+  };
   // Chunk functions that write, directly or through the ones they call (to a fixed point).
   const writers = new Set<string>();
   for (let grew = true; grew; ) {
@@ -589,7 +591,7 @@ function writePhaseProblems(
             if (!covered && (isWriteCommand(node) || helperWrites)) {
               const helperRefuses = helperWrites && allowed.some((code) => { const codes = codesOf(declared.get(callee)!.body); return codes.has(code) || codes.has(`?${code}`); });
               if (!refusesAfterWrite && !helperRefuses) {
-                const what = helperWrites ? `${callee}(…), which writes,` : `redis.call('${stringValue((node.arguments as LuaNode[])[0])}')`;
+                const what = helperWrites ? `${callee}(…), which writes,` : `redis.call('${stringValue((node.arguments as LuaNode[])[0]) ?? '(computed)'}')`;
                 problems.push({ ...where(lineOf(node)), message: `${reg.name}: ${what} comes before its '-- ${WRITE_PHASE_MARKER}' marker (check everything first, then write)` });
               }
             }

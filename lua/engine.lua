@@ -167,8 +167,8 @@ redis.register_function('ff_reconcile_quota', guard('ff_reconcile_quota', functi
       end
     end
   end
+  -- write phase
   if window_s > 0 then
-    -- write phase
     redis.call('ZREMRANGEBYSCORE', K.window, '-inf', now - window_s * 1000)
   end
   if cap <= 0 then
@@ -176,11 +176,9 @@ redis.register_function('ff_reconcile_quota', guard('ff_reconcile_quota', functi
   end
   local lapsed = #gone
   for first = 1, lapsed, 500 do
-    -- write phase
     redis.call('SREM', K.admitted_set, unpack(gone, first, math.min(first + 499, lapsed)))
   end
   if held ~= previous then
-    -- write phase
     redis.call('SET', K.concurrency, to_text(held))
   end
   return ok('reconciled', to_text(held), to_text(previous), to_text(lapsed))

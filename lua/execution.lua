@@ -664,35 +664,30 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
     attempt_hash = KEY.exec_attempt_hash(tag, eid, core.current_attempt_index)
     stream_meta = KEY.exec_stream_meta(tag, eid, core.current_attempt_index)
   end
+  -- write phase
   if phase == 'active' or phase == 'suspended' then
     if has_attempt then
-      -- write phase
       redis.call('HSET', attempt_hash, 'attempt_state', 'ended_cancelled', 'ended_at', to_text(now), 'failure_reason', 'cancelled: ' .. reason)
       Exec.close_stream(stream_meta, now, 'attempt_cancelled', false)
     end
   elseif has_attempt and core.attempt_state == 'attempt_interrupted' then
-    -- write phase
     Exec.end_open_attempt(attempt_hash, stream_meta, now, 'ended_cancelled', 'cancelled: ' .. reason, 'attempt_cancelled')
   end
   if phase == 'suspended' then
     if redis.call('EXISTS', K.suspension_current) == 1 then
-      -- write phase
       redis.call('HSET', K.suspension_current, 'closed_at', to_text(now), 'close_reason', 'cancelled')
     end
     if is_set(core.current_waitpoint_id) then
       local waitpoint = KEY.partition_waitpoint(tag, core.current_waitpoint_id)
       if redis.call('EXISTS', waitpoint) == 1 then
-        -- write phase
         redis.call('HSET', waitpoint, 'state', 'closed', 'closed_at', to_text(now), 'close_reason', 'cancelled')
       end
       if redis.call('EXISTS', waitpoint .. ':condition') == 1 then
-        -- write phase
         redis.call('HSET', waitpoint .. ':condition', 'closed', '1', 'closed_at', to_text(now), 'closed_reason', 'cancelled')
       end
     end
   end
   if phase == 'active' then
-    -- write phase
     redis.call('DEL', K.lease_current)
     history_add(K.lease_history, {
       'event', 'released', 'lease_id', core.current_lease_id, 'lease_epoch', core.current_lease_epoch,
@@ -700,7 +695,6 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
     })
   end
 
-  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'terminal',
     ownership_state = 'unowned',
@@ -1192,8 +1186,8 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
     tag = tag_of(K.core), execution_id = eid, lane_id = exists and core_lane(core) or nil,
   })
   if foreign then return foreign end
+  -- write phase
   if next(core) == nil or core.lifecycle_phase == 'terminal' then
-    -- write phase
     redis.call('ZREM', K.attempt_timeout, eid)
     redis.call('ZREM', K.execution_deadline, eid)
     return ok(next(core) == nil and 'not_found_cleaned' or 'already_terminal')
@@ -1210,13 +1204,11 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
   end
   if phase == 'active' or phase == 'suspended' then
     if has_attempt then
-      -- write phase
       redis.call('HSET', attempt_hash, 'attempt_state', 'ended_failure', 'ended_at', to_text(now), 'failure_reason', reason)
       Exec.close_stream(stream_meta, now, 'expired', false)
     end
   end
   if phase == 'active' then
-    -- write phase
     redis.call('DEL', K.lease_current)
     redis.call('ZREM', K.lease_expiry, eid)
     redis.call('SREM', K.worker_leases, eid)
@@ -1230,30 +1222,24 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
     })
   elseif phase == 'suspended' then
     if redis.call('EXISTS', K.suspension_current) == 1 then
-      -- write phase
       redis.call('HSET', K.suspension_current, 'closed_at', to_text(now), 'close_reason', 'expired:' .. reason)
     end
-    -- write phase
     redis.call('ZREM', K.suspended, eid)
     redis.call('ZREM', K.suspension_timeout, eid)
   else
     local index = Exec.RUNNABLE_INDEX[core.eligibility_state or '']
     if index then
-      -- write phase
       redis.call('ZREM', index(tag, lane), eid)
     else
       for _, build in pairs(Exec.RUNNABLE_INDEX) do
-        -- write phase
         redis.call('ZREM', build(tag, lane), eid)
       end
     end
     if has_attempt and core.attempt_state == 'attempt_interrupted' then
-      -- write phase
       Exec.end_open_attempt(attempt_hash, stream_meta, now, 'ended_failure', reason, 'expired')
     end
   end
 
-  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'terminal',
     ownership_state = 'unowned',

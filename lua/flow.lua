@@ -631,12 +631,12 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
   local now = server_now()
   local extra = { pending_replay_attempt = '1', replay_count = replays + 1, completed_at = '' }
   local unsatisfied = 0
+  -- write phase
   if skipped_member then
     for i = 1, edge_count do
       local dep_key = keys[7 + i]
       local state = redis.call('HGET', dep_key, 'state')
       if state == 'impossible' then
-        -- write phase
         redis.call('HSET', dep_key, 'state', 'unsatisfied', 'last_resolved_at', '')
         redis.call('SADD', K.deps_unresolved, args[2 + i])
         unsatisfied = unsatisfied + 1
@@ -644,13 +644,11 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
         unsatisfied = unsatisfied + 1
       end
     end
-    -- write phase
     redis.call('HSET', K.deps_meta,
       'unsatisfied_required_count', unsatisfied,
       'impossible_required_count', 0,
       'last_dependency_update_at', now)
   end
-  -- write phase
   redis.call('ZREM', K.terminal_zset, A.execution_id)
   if unsatisfied > 0 then
     write_state(K.exec_core, now, {

@@ -83,13 +83,12 @@ redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_exp
 
   local now = server_now()
   local core = hgetall(K.core)
+  -- write phase
   if next(core) == nil then
-    -- write phase
     redis.call('ZREM', K.lease_expiry, A.execution_id)
     return ok_status('ALREADY_SATISFIED', 'execution_not_found')
   end
   if core.lifecycle_phase ~= 'active' then
-    -- write phase
     redis.call('ZREM', K.lease_expiry, A.execution_id)
     return ok_status('ALREADY_SATISFIED', 'not_active')
   end
@@ -100,7 +99,6 @@ redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_exp
     return ok_status('ALREADY_SATISFIED', 'already_revoked')
   end
   if core.ownership_state == 'unowned' then
-    -- write phase
     redis.call('ZREM', K.lease_expiry, A.execution_id)
     return ok_status('ALREADY_SATISFIED', 'unowned')
   end
@@ -108,7 +106,6 @@ redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_exp
     return ok_status('ALREADY_SATISFIED', 'not_yet_expired')
   end
   -- The lease_expiry entry stays: the reclaim scan looks for the execution there.
-  -- write phase
   mark_expired(K.core, K.lease_history, core, now)
   return ok('marked_expired')
 end))

@@ -206,8 +206,8 @@ redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', functi
   elseif core.eligibility_state ~= 'not_eligible_until_time' then
     stale = 'not_delayed_cleaned'
   end
+  -- write phase
   if stale then
-    -- write phase
     redis.call('ZREM', K.delayed_zset, eid)
     return ok(stale)
   end
@@ -220,7 +220,6 @@ redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', functi
   if due ~= nil and due > A.now_ms then
     return ok('not_yet_due')
   end
-  -- write phase
   write_state(K.core, A.now_ms, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',

@@ -84,12 +84,13 @@ redis.register_function('ff_append_frame', guard('ff_append_frame', function(key
     return err('stale_owner_cannot_append')
   end
 
-  if redis.call('EXISTS', K.stream_meta) == 1 then
-    if is_set(redis.call('HGET', K.stream_meta, 'closed_at')) then
-      return err('stream_closed')
-    end
-  else
-    -- write phase
+  local meta_exists = redis.call('EXISTS', K.stream_meta) == 1
+  if meta_exists and is_set(redis.call('HGET', K.stream_meta, 'closed_at')) then
+    return err('stream_closed')
+  end
+
+  -- write phase
+  if not meta_exists then
     redis.call('HSET', K.stream_meta,
       'stream_id', A.execution_id .. ':' .. attempt_index,
       'execution_id', A.execution_id,
@@ -117,7 +118,6 @@ redis.register_function('ff_append_frame', guard('ff_append_frame', function(key
     entry[#entry + 1] = A.correlation_id
   end
   local entry_id = redis.call(unpack(entry))
-  -- write phase
   local frame_count = redis.call('HINCRBY', K.stream_meta, 'frame_count', 1)
   redis.call('HINCRBY', K.stream_meta, 'total_bytes', #payload)
   redis.call('HSET', K.stream_meta, 'last_sequence', entry_id, 'last_frame_at', to_text(now))

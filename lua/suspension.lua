@@ -488,17 +488,15 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
   local satisfied = activate and Susp.replay_buffered(K.waitpoint_signals, condition) and Susp.is_satisfied(condition)
 
   -- Every check passed: from here on, only writes.
+  -- write phase
   if next(previous) ~= nil then
     if is_set(previous.waitpoint_id) then
-      -- write phase
       redis.call('SADD', K.waitpoint_history, previous.waitpoint_id)
     end
-    -- write phase
     redis.call('DEL', K.suspension_current)
   end
   local timeout_text = A.timeout_at ~= nil and to_text(A.timeout_at) or ''
   if activate then
-    -- write phase
     redis.call('HSET', K.waitpoint_hash, 'suspension_id', A.suspension_id, 'state', 'active',
       'activated_at', to_text(now), 'expires_at', timeout_text)
     redis.call('ZREM', K.pending_wp_expiry_zset, waitpoint_id)
@@ -508,7 +506,6 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
       return ok_status('ALREADY_SATISFIED', A.suspension_id, waitpoint_id, waitpoint_key, token)
     end
   else
-    -- write phase
     hset_table(K.waitpoint_hash, {
       waitpoint_id = waitpoint_id, execution_id = eid, attempt_index = A.attempt_index,
       suspension_id = A.suspension_id, waitpoint_key = waitpoint_key, waitpoint_token = token,
@@ -516,7 +513,6 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
       signal_count = 0, matched_signal_count = 0, last_signal_at = '',
     })
   end
-  -- write phase
   Susp.write_condition(K.wp_condition, condition, now, nil)
 
   redis.call('SADD', K.waitpoint_history, waitpoint_id)
@@ -740,9 +736,8 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   end
   bad = Susp.keys_match(checks)
   if bad then return bad end
-
+  -- write phase
   if behavior == 'auto_resume' or behavior == 'auto_resume_with_timeout_signal' then
-    -- write phase
     Susp.make_runnable(K.core, core, eid,
       { suspended = K.suspended_zset, eligible = K.eligible_zset, delayed = K.delayed_zset }, 0, '', now)
     Susp.close_waitpoint(K.waitpoint_hash, now, 'timed_out_auto_resume', false)
@@ -753,7 +748,6 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   end
 
   if behavior == 'escalate' then
-    -- write phase
     write_state(K.core, now, {
       lifecycle_phase = 'suspended',
       ownership_state = 'unowned',
@@ -773,7 +767,6 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   local terminal = Susp.TERMINAL_TIMEOUT[behavior] or Susp.TERMINAL_TIMEOUT.fail
   local outcome, close_reason, attempt_end = terminal[1], terminal[2], terminal[3]
   local failure_reason = 'suspension_timeout:' .. behavior
-  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'terminal',
     ownership_state = 'unowned',
@@ -877,6 +870,7 @@ redis.register_function('ff_rotate_waitpoint_hmac_secret', guard('ff_rotate_wait
     return err('rotation_conflict', kid)
   end
 
+  -- write phase
   -- Collect kids whose grace has ended (the boundary matches verification: expiry = now is
   -- still valid). The outgoing kid is spared: it gets a fresh expiry below.
   local doomed, gc_count = {}, 0
@@ -892,11 +886,9 @@ redis.register_function('ff_rotate_waitpoint_hmac_secret', guard('ff_rotate_wait
     end
   end
   if #doomed > 0 then
-    -- write phase
     redis.call('HDEL', K.hmac_secrets, unpack(doomed))
   end
   -- The current kid never has an expiry; drop one left from an earlier use of the name.
-  -- write phase
   redis.call('HDEL', K.hmac_secrets, 'expires_at:' .. kid)
   local fields = { 'current_kid', kid, 'secret:' .. kid, secret }
   if is_set(current) then
