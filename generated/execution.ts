@@ -58,6 +58,9 @@ import { ExecKeys, PartitionKeys } from './keys.js';
  * - Extension: the lane is added to the partition's lane registry ff:idx:{tag}:lanes (derived from the core key's tag, same slot, so a reference-built caller's 8 KEYS still register it); the engine reads the registry to cover every lane without a keyspace SCAN.
  * - Extension: optional ARGV 14 budget_ids and 15 quota_policy_id are stored in exec_core (the reference's create never writes them, so its claim-time admission was inert); a reference caller sends 13 ARGV and gets neither field.
  * - policy_json must be a JSON object (invalid_policy_json malformed otherwise) and tags_json an object of string values (invalid_input naming the tag); the reference ignored a non-object policy and wrote non-string tag values JSON-encoded.
+ * - partition_id must be an integer in 0..65535 (invalid_input before anything is written); the reference stored any text as given (execution.md, create ARGV 13).
+ * - An empty priority takes its default 0; the reference refused it (invalid_input, priority must be a number).
+ * - The guard's ARGV checks (policy_json and tags_json shapes) run before the idempotency and existence checks: a malformed argument on a repeated call answers its refusal where the reference answered DUPLICATE before validating the policy (execution.md, create steps 3-5).
  */
 export interface CreateExecutionArgs {
   /** Dedup key within the namespace; while its window lasts, a resubmission returns the first execution's id. Sent as the empty string when absent. */
@@ -335,6 +338,7 @@ export function claimExecution(client: FunctionCaller, args: ClaimExecutionArgs)
  * Deliberate deviations from the reference:
  * - execution_id must match the execution in the core key (invalid_input otherwise); the reference would index whatever id it was sent as terminal.
  * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and the lease holder's current_worker_instance_id (checked once the lease is validated, so a stale caller still gets stale_lease) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ * - A lease_epoch that is not a decimal integer answers invalid_input before anything is read; the reference compared it as text with the stored epoch and answered stale_lease (execution.md §1.5 step 5).
  */
 export interface CompleteExecutionArgs {
   /** The current attempt's index (from the claim). */
@@ -557,6 +561,7 @@ export function cancelExecution(client: FunctionCaller, args: CancelExecutionArg
  * Deliberate deviations from the reference:
  * - delay_until must be an integer and execution_id must match the core key (invalid_input before anything is written); the reference wrote exec_core and then failed with a Lua runtime error on a non-numeric value.
  * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and current_worker_instance_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ * - A lease_epoch that is not a decimal integer answers invalid_input before anything is read; the reference compared it as text with the stored epoch and answered stale_lease (execution.md §1.5 step 5).
  */
 export interface DelayExecutionArgs {
   /** The current attempt's index (from the claim). */
@@ -649,6 +654,7 @@ export function delayExecution(client: FunctionCaller, args: DelayExecutionArgs)
  * Deliberate deviations from the reference:
  * - execution_id must match the execution in the core key (invalid_input): it is the index member written.
  * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and current_worker_instance_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ * - A lease_epoch that is not a decimal integer answers invalid_input before anything is read; the reference compared it as text with the stored epoch and answered stale_lease (execution.md §1.5 step 5).
  */
 export interface MoveToWaitingChildrenArgs {
   /** The current attempt's index (from the claim). */
@@ -742,6 +748,7 @@ export function moveToWaitingChildren(client: FunctionCaller, args: MoveToWaitin
  * - retry_policy_json that is not valid JSON, or whose max_retries / initial_delay_ms / max_delay_ms / multiplier / delay_ms is present but not a number, is refused with invalid_input before anything is written; the reference silently treated malformed JSON as 'no retry' (a terminal failure) and hit a Lua runtime error on non-numeric fields. JSON null or a non-object still means no retry.
  * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and current_worker_instance_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  * - retry_policy_json must be a JSON object of the retry_policy shape (spec/shapes.yaml: max_retries and the backoff's numbers numbers, backoff an object, retryable_categories strings): anything else answers invalid_input before any write. The reference treated a non-object (a JSON string, null, an array) as no retry and failed the execution terminally; the wrapper refuses a string with an ArgumentError.
+ * - A lease_epoch that is not a decimal integer answers invalid_input before anything is read; the reference compared it as text with the stored epoch and answered stale_lease (execution.md §1.5 step 5).
  */
 export interface FailExecutionArgs {
   /** The current attempt's index (from the claim). */

@@ -66,6 +66,8 @@ import { ExecKeys, PartitionKeys } from './keys.js';
  * - The lease-expired side effect appends to the lease history with the default MAXLEN ~ 1000 rather than ARGV 17 (shared helper).
  * - Foreign KEYS (issue 11): a KEYS slot that names another attempt, waitpoint, lane, worker instance or execution than the call's attempt_index and waitpoint_id, exec_core's lane_id and current_worker_instance_id (checked after the read-only mint, so an empty key ring slot still answers invalid_keys_missing_hmac) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  * - resume_policy_json, when given, must be a JSON object (invalid_input); the reference stored any text verbatim.
+ * - A lease_epoch that is not a decimal integer answers invalid_input before anything is read; the reference compared it as text with the stored epoch and answered stale_lease (suspension.md, suspend check 2.5).
+ * - An empty lease_history_maxlen takes its default 1000; with the reference the lease-history XADD failed on it at run time (suspension.md, suspend ARGV 17).
  */
 export interface SuspendExecutionArgs {
   /** The execution's lane (exec_core lane_id). */
