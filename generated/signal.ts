@@ -32,6 +32,7 @@ import {
 } from '../runtime/ids.js';
 import { readEnvelope } from '../runtime/reply.js';
 import type { FunctionCaller } from '../runtime/transport.js';
+import type { SignalTargetScope } from './enums.js';
 import { ExecKeys, PartitionKeys } from './keys.js';
 
 /**
@@ -77,7 +78,7 @@ export interface DeliverSignalArgs {
   /** Stored only. Sent as the empty string when absent. */
   readonly correlationId?: string;
   /** Stored only. Default: `waitpoint`. */
-  readonly targetScope?: 'waitpoint' | 'execution';
+  readonly targetScope?: SignalTargetScope;
   /** When the sender created the signal (epoch ms); defaults to the accept time. Sent as the empty string when absent. */
   readonly createdAt?: number;
   /** How long the idempotency key holds; 0 disables dedup. Default: `86400000`. */
@@ -240,7 +241,7 @@ export interface BufferSignalForPendingWaitpointArgs {
   /** Stored only. Sent as the empty string when absent. */
   readonly correlationId?: string;
   /** Stored only. Default: `waitpoint`. */
-  readonly targetScope?: 'waitpoint' | 'execution';
+  readonly targetScope?: SignalTargetScope;
   /** When the sender created the signal (epoch ms); defaults to the accept time. Sent as the empty string when absent. */
   readonly createdAt?: number;
   /** How long the idempotency key holds; 0 disables dedup. Default: `86400000`. */

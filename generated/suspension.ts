@@ -43,6 +43,7 @@ import { hashTag } from '../runtime/partition.js';
 import { readEnvelope } from '../runtime/reply.js';
 import type { FunctionCaller } from '../runtime/transport.js';
 import type { ResumeConditionJson, ResumePolicyJson } from './shapes.js';
+import type { ResumeTrigger, TimeoutBehavior } from './enums.js';
 import { ExecKeys, PartitionKeys } from './keys.js';
 
 /**
@@ -101,7 +102,7 @@ export interface SuspendExecutionArgs {
   /** Activate the pending waitpoint waitpoint_id instead of creating a new one. Default: `false`. */
   readonly usePendingWaitpoint?: boolean;
   /** What ff_expire_suspension does once the timeout passes. Default: `fail`. */
-  readonly timeoutBehavior?: 'fail' | 'cancel' | 'expire' | 'auto_resume' | 'auto_resume_with_timeout_signal' | 'escalate';
+  readonly timeoutBehavior?: TimeoutBehavior;
   /** Approximate cap of the lease history stream. Default: `1000`. */
   readonly leaseHistoryMaxlen?: number;
 }
@@ -251,7 +252,7 @@ export interface ResumeExecutionArgs {
   readonly waitpointId: WaitpointId;
   readonly executionId: ExecutionId;
   /** Accepted and not used by the engine. Default: `signal`. */
-  readonly triggerType?: 'signal' | 'operator' | 'auto_resume';
+  readonly triggerType?: ResumeTrigger;
   /** Delay before the execution becomes eligible again; 0 = now. Default: `0`. */
   readonly resumeDelayMs?: number;
 }

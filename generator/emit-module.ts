@@ -55,6 +55,8 @@ class Imports {
   readonly keyClasses = new Set<string>();
   /** Interfaces of JSON shapes (generated/shapes.ts). */
   readonly shapes = new Set<string>();
+  /** Named enum types (generated/enums.ts). */
+  readonly enums = new Set<string>();
 
   use(name: string): void {
     this.runtime.add(name);
@@ -78,6 +80,9 @@ class Imports {
     }));
     if (this.shapes.size > 0) {
       declarations.push({ kind: StructureKind.ImportDeclaration, moduleSpecifier: './shapes.js', namedImports: [...this.shapes].sort().map((n) => `type ${n}`) });
+    }
+    if (this.enums.size > 0) {
+      declarations.push({ kind: StructureKind.ImportDeclaration, moduleSpecifier: './enums.js', namedImports: [...this.enums].sort().map((n) => `type ${n}`) });
     }
     if (this.keyClasses.size > 0) {
       declarations.push({ kind: StructureKind.ImportDeclaration, moduleSpecifier: './keys.js', namedImports: [...this.keyClasses].sort() });
@@ -180,6 +185,7 @@ class FunctionEmitter {
     const properties = this.fn.args.map((arg) => {
       for (const type of this.idTypes(arg)) this.imports.use(type);
       if (arg.kind === 'scalar' && arg.rules.shape) this.imports.shapes.add(shapeTypeName(arg.rules.shape));
+      if (arg.kind === 'scalar' && arg.enumType) this.imports.enums.add(arg.enumType);
       const doc = [arg.doc ? docLines(arg.doc) : '', presenceNote(arg) ?? ''].filter(Boolean).join(' ');
       const optional = arg.presence.kind !== 'required';
       return `${doc ? `${docComment(doc, '  ')}\n` : ''}  readonly ${arg.property}${optional ? '?' : ''}: ${arg.tsType};`;

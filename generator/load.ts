@@ -102,7 +102,7 @@ export function loadSpec(specDir: string, displayRoot = join(specDir, '..')): { 
   const enums = Object.entries((enumsData as RawEnums).enums).map(([name, e]): EnumSpec => ({ name, doc: e.doc, values: e.values }));
   moduleData.forEach((data, i) => resolveEnums(data as RawModule, enums, moduleSources[i]!, problems));
   if (problems.length > 0) throw new SpecError(problems);
-  const modules = moduleData.map((data, i) => toModule(data as RawModule, moduleSources[i]!, moduleFiles[i]!, problems));
+  const modules = moduleData.map((data, i) => toModule(data as RawModule, moduleSources[i]!, moduleFiles[i]!, problems, enums));
   const shapes = toShapes(shapesData as RawShapes);
   const spec: Spec = { keys, enums, shapes, errors, modules };
   problems.push(...crossCheck(spec, sources));
@@ -269,7 +269,7 @@ function toReplies(raw: RawFunction['replies'], problem: (path: (string | number
   });
 }
 
-function toModule(raw: RawModule, source: SourceFile, fileName: string, problems: SpecProblem[]): ModuleSpec {
+function toModule(raw: RawModule, source: SourceFile, fileName: string, problems: SpecProblem[], enums: readonly EnumSpec[]): ModuleSpec {
   const functions = Object.entries(raw.functions).map(([name, fn]): FunctionSpec => ({
     name,
     doc: fn.doc.trim(),
@@ -277,7 +277,7 @@ function toModule(raw: RawModule, source: SourceFile, fileName: string, problems
     params: fn.params ?? [],
     keys: fn.keys.map(toKeyRef),
     argv: fn.argv,
-    args: normaliseArgs(fn.params ?? [], fn.argv),
+    args: normaliseArgs(fn.params ?? [], fn.argv, enums),
     slots: normaliseSlots(fn.argv),
     envelope: fn.envelope ?? 'standard',
     replies: toReplies(fn.replies, (path, message) => problems.push(source.problem(['functions', name, 'replies', ...path], `${name}: ${message}`))),

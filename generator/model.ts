@@ -176,6 +176,8 @@ export interface ScalarArg extends ArgCommon {
   readonly kind: 'scalar';
   readonly type: ScalarType;
   readonly rules: EncodeRules;
+  /** The named enum type (generated/enums.ts) the property uses, when the slot takes all its values. */
+  readonly enumType?: string;
 }
 
 export interface ListArg extends ArgCommon {
