@@ -53,6 +53,8 @@ import { ExecKeys, PartitionKeys } from './keys.js';
  * - The execution is resumed only when the satisfied waitpoint is its current one (exec_core current_waitpoint_id), and only the suspension record of that waitpoint is closed (and stamped with last_signal_at) and its timeout entry removed; the reference wrote to whatever suspension record was current.
  * - KEYS must belong to the arguments (execution, waitpoint, signal and idempotency keys) and, for a suspended execution, the lane keys to exec_core lane_id; otherwise invalid_input before any write. With hand-built KEYS the reference could authenticate against one waitpoint and update another's condition.
  * - A delayed resume also writes exec_core delay_until (now + resume_delay_ms) so the delayed promoter can promote it.
+ * - An empty dedup_ttl_ms takes its default 86400000 (deduplication on); the reference read it as 0 and deduplicated nothing (suspension.md, deliver ARGV notes).
+ * - An empty resume_delay_ms, signal_maxlen or max_signals_per_execution takes its default (0, 1000, 10000); the reference raised a Lua runtime error on it (signal_maxlen after the dedup key, signal hash and payload were written).
  */
 export interface DeliverSignalArgs {
   /** The execution's lane (exec_core lane_id, pre-read; see operations/waitpoints.ts). */
@@ -218,6 +220,8 @@ export function deliverSignal(client: FunctionCaller, args: DeliverSignalArgs): 
  * - A waitpoint that is already active answers waitpoint_not_pending (use ff_deliver_signal); the reference recorded the signal and never evaluated it, losing it silently.
  * - A waitpoint of another execution (execution_id differs from ARGV 2) answers waitpoint_not_found like a missing one.
  * - ARGV and KEYS are validated before anything is read (invalid_input), as for ff_deliver_signal.
+ * - An empty dedup_ttl_ms takes its default 86400000 (deduplication on); the reference read it as 0 and deduplicated nothing (suspension.md, deliver ARGV notes).
+ * - An empty signal_maxlen or max_signals_per_execution takes its default (1000, 10000); the reference raised a Lua runtime error on it (suspension.md, buffer hazard).
  */
 export interface BufferSignalForPendingWaitpointArgs {
   /** A fresh UUID for this signal (see newSignalId). */
