@@ -108,6 +108,17 @@ describe('ff_create_execution', () => {
     }
     expect(await redis.exists(new ExecKeys(executionId).core())).toBe(0);
   });
+
+  it('refuses a partition_id outside 0..65535 and takes priority 0 for an empty one (recorded deviations)', async () => {
+    const executionId = newExecutionId();
+    const request = buildCreateExecution({ executionId, namespace: 'ns', laneId: uniqueLane(), executionKind: 'k' }, DEFAULT_PARTITION_CONFIG);
+    for (const value of ['65536', '-1', 'p1']) {
+      await expect(fcallPatched(redis, request, { 12: value })).resolves.toEqual([0, 'invalid_input', expect.stringContaining('partition_id')]);
+    }
+    expect(await redis.exists(new ExecKeys(executionId).core())).toBe(0);
+    await expect(fcallPatched(redis, request, { 4: '' })).resolves.toEqual([1, 'OK', executionId, expect.any(String)]);
+    expect(await redis.hget(new ExecKeys(executionId).core(), 'priority')).toBe('0');
+  });
 });
 
 /** An active execution with one frame appended, so its stream meta exists. */
