@@ -116,6 +116,120 @@ local FUNCTION_KEYS = {
   ff_update_progress = 1,
   ff_version = 0,
 }
+-- generated from spec/keys.yaml: the value a placeholder takes when the stored record has none
+local DEFAULTS = { lane_id = 'default' }
+-- generated from spec/keys.yaml: a builder per key pattern, KEY.<context>_<key>(tag, <placeholders in order>)
+local KEY = {
+  exec_core = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':core' end,
+  exec_payload = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':payload' end,
+  exec_result = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':result' end,
+  exec_policy = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':policy' end,
+  exec_tags = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':tags' end,
+  exec_lease_current = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':lease:current' end,
+  exec_lease_history = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':lease:history' end,
+  exec_claim_grant = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':claim_grant' end,
+  exec_attempts = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':attempts' end,
+  exec_attempt_hash = function(tag, execution_id, attempt_index) return 'ff:attempt:' .. tag .. ':' .. execution_id .. ':' .. attempt_index end,
+  exec_attempt_usage = function(tag, execution_id, attempt_index) return 'ff:attempt:' .. tag .. ':' .. execution_id .. ':' .. attempt_index .. ':usage' end,
+  exec_attempt_policy = function(tag, execution_id, attempt_index) return 'ff:attempt:' .. tag .. ':' .. execution_id .. ':' .. attempt_index .. ':policy' end,
+  exec_stream = function(tag, execution_id, attempt_index) return 'ff:stream:' .. tag .. ':' .. execution_id .. ':' .. attempt_index end,
+  exec_stream_meta = function(tag, execution_id, attempt_index) return 'ff:stream:' .. tag .. ':' .. execution_id .. ':' .. attempt_index .. ':meta' end,
+  exec_suspension_current = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':suspension:current' end,
+  exec_waitpoints = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':waitpoints' end,
+  exec_exec_signals = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':signals' end,
+  exec_deps_meta = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':deps:meta' end,
+  exec_dep_edge = function(tag, execution_id, edge_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':dep:' .. edge_id end,
+  exec_deps_unresolved = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':deps:unresolved' end,
+  exec_deps_all_edges = function(tag, execution_id) return 'ff:exec:' .. tag .. ':' .. execution_id .. ':deps:all_edges' end,
+  partition_lane_eligible = function(tag, lane_id) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':eligible' end,
+  partition_lane_delayed = function(tag, lane_id) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':delayed' end,
+  partition_lane_active = function(tag, lane_id) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':active' end,
+  partition_lane_terminal = function(tag, lane_id) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':terminal' end,
+  partition_lane_blocked_dependencies = function(tag, lane_id) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':blocked:dependencies' end,
+  partition_lane_blocked_budget = function(tag, lane_id) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':blocked:budget' end,
+  partition_lane_blocked_quota = function(tag, lane_id) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':blocked:quota' end,
+  partition_lane_blocked_route = function(tag, lane_id) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':blocked:route' end,
+  partition_lane_blocked_operator = function(tag, lane_id) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':blocked:operator' end,
+  partition_lane_suspended = function(tag, lane_id) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':suspended' end,
+  partition_waitpoint_hmac_secrets = function(tag) return 'ff:sec:' .. tag .. ':waitpoint_hmac' end,
+  partition_lease_expiry = function(tag) return 'ff:idx:' .. tag .. ':lease_expiry' end,
+  partition_worker_leases = function(tag, worker_instance_id) return 'ff:idx:' .. tag .. ':worker:' .. worker_instance_id .. ':leases' end,
+  partition_suspension_timeout = function(tag) return 'ff:idx:' .. tag .. ':suspension_timeout' end,
+  partition_pending_waitpoint_expiry = function(tag) return 'ff:idx:' .. tag .. ':pending_waitpoint_expiry' end,
+  partition_attempt_timeout = function(tag) return 'ff:idx:' .. tag .. ':attempt_timeout' end,
+  partition_execution_deadline = function(tag) return 'ff:idx:' .. tag .. ':execution_deadline' end,
+  partition_all_executions = function(tag) return 'ff:idx:' .. tag .. ':all_executions' end,
+  partition_flow_index = function(tag) return 'ff:idx:' .. tag .. ':flow_index' end,
+  partition_lanes = function(tag) return 'ff:idx:' .. tag .. ':lanes' end,
+  partition_idempotency = function(tag, namespace, idempotency_key) return 'ff:idem:' .. tag .. ':' .. namespace .. ':' .. idempotency_key end,
+  partition_waitpoint = function(tag, waitpoint_id) return 'ff:wp:' .. tag .. ':' .. waitpoint_id end,
+  partition_waitpoint_signals = function(tag, waitpoint_id) return 'ff:wp:' .. tag .. ':' .. waitpoint_id .. ':signals' end,
+  partition_waitpoint_condition = function(tag, waitpoint_id) return 'ff:wp:' .. tag .. ':' .. waitpoint_id .. ':condition' end,
+  partition_signal = function(tag, signal_id) return 'ff:signal:' .. tag .. ':' .. signal_id end,
+  partition_signal_payload = function(tag, signal_id) return 'ff:signal:' .. tag .. ':' .. signal_id .. ':payload' end,
+  partition_signal_dedup = function(tag, waitpoint_id, idempotency_key) return 'ff:sigdedup:' .. tag .. ':' .. waitpoint_id .. ':' .. idempotency_key end,
+  partition_waitpoint_key_resolution = function(tag, waitpoint_key) return 'ff:wpkey:' .. tag .. ':' .. waitpoint_key end,
+  partition_noop = function(tag) return 'ff:noop:' .. tag end,
+  partition_lane_blocked = function(tag, lane_id, blocked_set) return 'ff:idx:' .. tag .. ':lane:' .. lane_id .. ':blocked:' .. blocked_set end,
+  flow_core = function(tag, flow_id) return 'ff:flow:' .. tag .. ':' .. flow_id .. ':core' end,
+  flow_members = function(tag, flow_id) return 'ff:flow:' .. tag .. ':' .. flow_id .. ':members' end,
+  flow_member = function(tag, flow_id, execution_id) return 'ff:flow:' .. tag .. ':' .. flow_id .. ':member:' .. execution_id end,
+  flow_edge = function(tag, flow_id, edge_id) return 'ff:flow:' .. tag .. ':' .. flow_id .. ':edge:' .. edge_id end,
+  flow_outgoing = function(tag, flow_id, execution_id) return 'ff:flow:' .. tag .. ':' .. flow_id .. ':out:' .. execution_id end,
+  flow_incoming = function(tag, flow_id, execution_id) return 'ff:flow:' .. tag .. ':' .. flow_id .. ':in:' .. execution_id end,
+  flow_events = function(tag, flow_id) return 'ff:flow:' .. tag .. ':' .. flow_id .. ':events' end,
+  flow_summary = function(tag, flow_id) return 'ff:flow:' .. tag .. ':' .. flow_id .. ':summary' end,
+  flow_grant = function(tag, flow_id, mutation_id) return 'ff:flow:' .. tag .. ':' .. flow_id .. ':grant:' .. mutation_id end,
+  budget_definition = function(tag, budget_id) return 'ff:budget:' .. tag .. ':' .. budget_id end,
+  budget_limits = function(tag, budget_id) return 'ff:budget:' .. tag .. ':' .. budget_id .. ':limits' end,
+  budget_usage = function(tag, budget_id) return 'ff:budget:' .. tag .. ':' .. budget_id .. ':usage' end,
+  budget_executions = function(tag, budget_id) return 'ff:budget:' .. tag .. ':' .. budget_id .. ':executions' end,
+  budget_partition_budget_resets = function(tag) return 'ff:idx:' .. tag .. ':budget_resets' end,
+  budget_partition_budget_policies = function(tag) return 'ff:idx:' .. tag .. ':budget_policies' end,
+  budget_partition_usage_dedup = function(tag, dedup_id) return 'ff:usagededup:' .. tag .. ':' .. dedup_id end,
+  budget_partition_budget_attach = function(tag, scope_type, scope_id) return 'ff:budget_attach:' .. tag .. ':' .. scope_type .. ':' .. scope_id end,
+  quota_definition = function(tag, quota_policy_id) return 'ff:quota:' .. tag .. ':' .. quota_policy_id end,
+  quota_window = function(tag, quota_policy_id, dimension) return 'ff:quota:' .. tag .. ':' .. quota_policy_id .. ':window:' .. dimension end,
+  quota_concurrency = function(tag, quota_policy_id) return 'ff:quota:' .. tag .. ':' .. quota_policy_id .. ':concurrency' end,
+  quota_admitted = function(tag, quota_policy_id, execution_id) return 'ff:quota:' .. tag .. ':' .. quota_policy_id .. ':admitted:' .. execution_id end,
+  quota_admitted_set = function(tag, quota_policy_id) return 'ff:quota:' .. tag .. ':' .. quota_policy_id .. ':admitted_set' end,
+  quota_partition_quota_policies = function(tag) return 'ff:idx:' .. tag .. ':quota_policies' end,
+  quota_partition_quota_attach = function(tag, scope_type, scope_id) return 'ff:quota_attach:' .. tag .. ':' .. scope_type .. ':' .. scope_id end,
+  global_config_partitions = function() return 'ff:config:partitions' end,
+  global_workers_index = function() return 'ff:idx:workers' end,
+  global_worker = function(worker_instance_id) return 'ff:worker:' .. worker_instance_id end,
+  global_worker_caps = function(worker_instance_id) return 'ff:worker:' .. worker_instance_id .. ':caps' end,
+  global_worker_alive = function(worker_instance_id) return 'ff:worker:' .. worker_instance_id .. ':alive' end,
+  global_workers_capability = function(capability_key, capability_value) return 'ff:idx:workers:cap:' .. capability_key .. ':' .. capability_value end,
+  global_lanes_index = function() return 'ff:idx:lanes' end,
+  global_lane_config = function(lane_id) return 'ff:lane:' .. lane_id .. ':config' end,
+  global_lane_counts = function(lane_id) return 'ff:lane:' .. lane_id .. ':counts' end,
+  global_namespace_executions = function(namespace) return 'ff:ns:' .. namespace .. ':executions' end,
+  global_tag_index = function(namespace, tag_key, tag_value) return 'ff:tag:' .. namespace .. ':' .. tag_key .. ':' .. tag_value end,
+  global_dag_completions = function() return 'ff:dag:completions' end,
+  global_lane_wake = function(lane_id) return 'ff:wake:' .. lane_id end,
+}
+-- generated from spec/shapes.yaml: the shape of every JSON argument, checked by check_argv
+local SHAPES = {}
+SHAPES.execution_policy = { fields = {  } }
+SHAPES.tags = { fields = {  }, values = 'string', values_text = 'a string' }
+SHAPES.attempt_policy = { fields = {  } }
+SHAPES.backoff = { fields = { { 'type', 'string', 'a string' }, { 'initial_delay_ms', 'number', 'a number' }, { 'max_delay_ms', 'number', 'a number' }, { 'multiplier', 'number', 'a number' }, { 'jitter', 'boolean', 'a boolean' }, { 'delay_ms', 'number', 'a number' } } }
+SHAPES.retry_policy = { fields = { { 'max_retries', 'number', 'a number' }, { 'backoff', 'table', 'an object', shape = SHAPES.backoff }, { 'retryable_categories', 'table', 'an array', of = 'string', of_text = 'an array of strings' } } }
+SHAPES.resume_condition = { fields = { { 'condition_type', 'string', 'a string' }, { 'required_signal_names', 'table', 'an array', of = 'string', of_text = 'an array of strings' }, { 'signal_match_mode', 'string', 'a string' }, { 'minimum_signal_count', 'number', 'a number' }, { 'timeout_behavior', 'string', 'a string' }, { 'allow_operator_override', 'boolean', 'a boolean' } } }
+SHAPES.resume_policy = { fields = {  } }
+-- generated from spec/enums.yaml: every named enum, its values in order and each value a key set to true
+local ENUMS = {
+  public_state = { 'waiting', 'delayed', 'rate_limited', 'waiting_children', 'active', 'suspended', 'completed', 'failed', 'cancelled', 'expired', 'skipped', ['waiting'] = true, ['delayed'] = true, ['rate_limited'] = true, ['waiting_children'] = true, ['active'] = true, ['suspended'] = true, ['completed'] = true, ['failed'] = true, ['cancelled'] = true, ['expired'] = true, ['skipped'] = true },
+  timeout_behavior = { 'fail', 'cancel', 'expire', 'auto_resume', 'auto_resume_with_timeout_signal', 'escalate', ['fail'] = true, ['cancel'] = true, ['expire'] = true, ['auto_resume'] = true, ['auto_resume_with_timeout_signal'] = true, ['escalate'] = true },
+  admission_blocking_reason = { 'waiting_for_budget', 'waiting_for_quota', 'waiting_for_capable_worker', 'paused_by_operator', 'paused_by_policy', ['waiting_for_budget'] = true, ['waiting_for_quota'] = true, ['waiting_for_capable_worker'] = true, ['paused_by_operator'] = true, ['paused_by_policy'] = true },
+  blocked_set = { 'budget', 'quota', 'route', 'operator', ['budget'] = true, ['quota'] = true, ['route'] = true, ['operator'] = true },
+  dependency_outcome = { 'success', 'failed', 'cancelled', 'expired', 'skipped', ['success'] = true, ['failed'] = true, ['cancelled'] = true, ['expired'] = true, ['skipped'] = true },
+  attempt_type = { 'initial', 'retry', 'reclaim', 'replay', 'fallback', 'resumed', ['initial'] = true, ['retry'] = true, ['reclaim'] = true, ['replay'] = true, ['fallback'] = true, ['resumed'] = true },
+  signal_target_scope = { 'waitpoint', 'execution', ['waitpoint'] = true, ['execution'] = true },
+  resume_trigger = { 'signal', 'operator', 'auto_resume', ['signal'] = true, ['operator'] = true, ['auto_resume'] = true },
+  terminal_flow_state = { 'cancelled', 'completed', 'failed', ['cancelled'] = true, ['completed'] = true, ['failed'] = true },
+}
 -- generated from spec/: the fewest ARGV every function accepts (argv_min, else its fixed slots)
 local FUNCTION_ARGV = {
   ff_add_execution_to_flow = 3,
@@ -591,6 +705,1397 @@ local KEY_CHECKS = {
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
   end,
 }
+-- generated from spec/: per function, the rule of every fixed ARGV slot the spec constrains
+-- (kind int | number | count | json | enum | nonempty; empty: the empty string is accepted;
+-- def: what an empty or missing value becomes), for the refusal texts (argv_refusal)
+local ARGV_RULES = {
+  ff_add_execution_to_flow = {
+    { i = 1, name = 'flow_id', kind = 'nonempty' },
+    { i = 2, name = 'execution_id', kind = 'nonempty' },
+    { i = 3, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_append_frame = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'attempt_index', max = 4294967295, max_text = '4294967295', kind = 'count' },
+    { i = 4, name = 'lease_epoch', kind = 'count' },
+    { i = 6, name = 'ts', min = 0, min_text = '0', max = 9007199254740991, max_text = '9007199254740991', kind = 'int', empty = true },
+    { i = 11, name = 'retention_maxlen', min = 0, min_text = '0', max = 4294967295, max_text = '4294967295', kind = 'int', def = 0, empty = true },
+    { i = 13, name = 'max_payload_bytes', min = 0, min_text = '0', max = 4294967295, max_text = '4294967295', kind = 'int', def = 65536, empty = true },
+  },
+  ff_apply_dependency_to_child = {
+    { i = 1, name = 'flow_id', kind = 'nonempty' },
+    { i = 2, name = 'edge_id', kind = 'nonempty' },
+    { i = 3, name = 'upstream_execution_id', kind = 'nonempty' },
+    { i = 4, name = 'graph_revision', kind = 'count' },
+    { i = 7, name = 'now_ms', kind = 'int' },
+  },
+  ff_block_execution_for_admission = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'blocking_reason', values = ENUMS.admission_blocking_reason, list = 'waiting_for_budget, waiting_for_quota, waiting_for_capable_worker, paused_by_operator, paused_by_policy', kind = 'enum', code = 'invalid_blocking_reason' },
+    { i = 4, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_buffer_signal_for_pending_waitpoint = {
+    { i = 1, name = 'signal_id', kind = 'nonempty' },
+    { i = 2, name = 'execution_id', kind = 'nonempty' },
+    { i = 3, name = 'waitpoint_id', kind = 'nonempty' },
+    { i = 12, name = 'target_scope', values = ENUMS.signal_target_scope, list = 'waitpoint, execution', kind = 'enum', def = 'waitpoint' },
+    { i = 13, name = 'created_at', min = 0, min_text = '0', kind = 'int', empty = true },
+    { i = 14, name = 'dedup_ttl_ms', min = 0, min_text = '0', kind = 'int', def = 86400000, empty = true },
+    { i = 16, name = 'signal_maxlen', min = 0, min_text = '0', kind = 'int', def = 1000, empty = true },
+    { i = 17, name = 'max_signals_per_execution', min = 0, min_text = '0', kind = 'int', def = 10000, empty = true },
+  },
+  ff_cancel_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 5, name = 'lease_epoch', kind = 'count', empty = true },
+  },
+  ff_cancel_flow = {
+    { i = 1, name = 'flow_id', kind = 'nonempty' },
+    { i = 4, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_change_priority = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'new_priority', kind = 'number' },
+  },
+  ff_check_admission_and_record = {
+    { i = 1, name = 'now_ms', kind = 'int', empty = true },
+    { i = 2, name = 'window_seconds', min = 1, min_text = '1', kind = 'int' },
+    { i = 3, name = 'rate_limit', min = 0, min_text = '0', kind = 'int' },
+    { i = 4, name = 'concurrency_cap', min = 0, min_text = '0', kind = 'int' },
+    { i = 5, name = 'execution_id', kind = 'nonempty' },
+    { i = 6, name = 'jitter_ms', min = 0, min_text = '0', kind = 'int', def = 0, empty = true },
+  },
+  ff_claim_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'worker_id', kind = 'nonempty' },
+    { i = 6, name = 'lease_id', kind = 'nonempty' },
+    { i = 7, name = 'lease_ttl_ms', min = 1, min_text = '1', kind = 'int' },
+    { i = 8, name = 'renew_before_ms', min = 0, min_text = '0', kind = 'int' },
+    { i = 9, name = 'attempt_id', kind = 'nonempty' },
+    { i = 10, name = 'attempt_policy_json', shape = SHAPES.attempt_policy, kind = 'json', empty = true },
+    { i = 11, name = 'attempt_timeout_ms', kind = 'int', empty = true },
+    { i = 12, name = 'execution_deadline_at', kind = 'int', empty = true },
+  },
+  ff_claim_next_eligible = {
+    { i = 1, name = 'worker_id', kind = 'nonempty' },
+    { i = 3, name = 'lane_id', kind = 'nonempty' },
+    { i = 4, name = 'lease_id', kind = 'nonempty' },
+    { i = 5, name = 'attempt_id', kind = 'nonempty' },
+    { i = 6, name = 'lease_ttl_ms', min = 1, min_text = '1', kind = 'int' },
+    { i = 7, name = 'renew_before_ms', min = 0, min_text = '0', kind = 'int' },
+    { i = 9, name = 'attempt_timeout_ms', kind = 'int', empty = true },
+    { i = 10, name = 'max_candidates', min = 1, min_text = '1', max = 100, max_text = '100', kind = 'int', def = 4, empty = true },
+  },
+  ff_claim_resumed_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'worker_id', kind = 'nonempty' },
+    { i = 4, name = 'lane_id', kind = 'nonempty' },
+    { i = 6, name = 'lease_id', kind = 'nonempty' },
+    { i = 7, name = 'lease_ttl_ms', min = 1, min_text = '1', kind = 'int' },
+    { i = 8, name = 'remaining_attempt_timeout_ms', kind = 'int', empty = true },
+  },
+  ff_close_waitpoint = {
+    { i = 1, name = 'waitpoint_id', kind = 'nonempty' },
+  },
+  ff_complete_and_claim_next = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 3, name = 'lease_epoch', kind = 'count' },
+    { i = 6, name = 'worker_id', kind = 'nonempty' },
+    { i = 8, name = 'next_lane_id', kind = 'nonempty' },
+    { i = 9, name = 'next_lease_id', kind = 'nonempty' },
+    { i = 10, name = 'next_attempt_id', kind = 'nonempty' },
+    { i = 11, name = 'lease_ttl_ms', min = 1, min_text = '1', kind = 'int' },
+    { i = 12, name = 'renew_before_ms', min = 0, min_text = '0', kind = 'int' },
+    { i = 14, name = 'attempt_timeout_ms', kind = 'int', empty = true },
+    { i = 15, name = 'max_candidates', min = 1, min_text = '1', max = 100, max_text = '100', kind = 'int', def = 4, empty = true },
+  },
+  ff_complete_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 3, name = 'lease_epoch', kind = 'count' },
+  },
+  ff_create_budget = {
+    { i = 1, name = 'budget_id', kind = 'nonempty' },
+    { i = 7, name = 'reset_interval_ms', min = 0, min_text = '0', kind = 'int', def = 0, empty = true },
+    { i = 8, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_create_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 5, name = 'priority', kind = 'number', def = 0, empty = true },
+    { i = 7, name = 'policy_json', shape = SHAPES.execution_policy, kind = 'json', empty = true, code = 'invalid_policy_json', detail = 'malformed' },
+    { i = 9, name = 'delay_until', kind = 'int', empty = true },
+    { i = 10, name = 'dedup_ttl_ms', kind = 'int', empty = true },
+    { i = 11, name = 'tags_json', shape = SHAPES.tags, kind = 'json', empty = true },
+    { i = 12, name = 'execution_deadline_at', kind = 'int', empty = true },
+    { i = 13, name = 'partition_id', min = 0, min_text = '0', max = 65535, max_text = '65535', kind = 'int' },
+  },
+  ff_create_flow = {
+    { i = 1, name = 'flow_id', kind = 'nonempty' },
+    { i = 4, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_create_pending_waitpoint = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'attempt_index', kind = 'count' },
+    { i = 3, name = 'waitpoint_id', kind = 'nonempty' },
+    { i = 5, name = 'expires_at', min = 0, min_text = '0', kind = 'int' },
+  },
+  ff_create_quota_policy = {
+    { i = 1, name = 'quota_policy_id', kind = 'nonempty' },
+    { i = 2, name = 'window_seconds', min = 1, min_text = '1', kind = 'int' },
+    { i = 3, name = 'max_requests_per_window', min = 0, min_text = '0', kind = 'int' },
+    { i = 4, name = 'max_concurrent', min = 0, min_text = '0', kind = 'int' },
+    { i = 5, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_delay_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 3, name = 'lease_epoch', kind = 'count' },
+    { i = 5, name = 'delay_until', kind = 'int' },
+  },
+  ff_deliver_signal = {
+    { i = 1, name = 'signal_id', kind = 'nonempty' },
+    { i = 2, name = 'execution_id', kind = 'nonempty' },
+    { i = 3, name = 'waitpoint_id', kind = 'nonempty' },
+    { i = 12, name = 'target_scope', values = ENUMS.signal_target_scope, list = 'waitpoint, execution', kind = 'enum', def = 'waitpoint' },
+    { i = 13, name = 'created_at', min = 0, min_text = '0', kind = 'int', empty = true },
+    { i = 14, name = 'dedup_ttl_ms', min = 0, min_text = '0', kind = 'int', def = 86400000, empty = true },
+    { i = 15, name = 'resume_delay_ms', min = 0, min_text = '0', kind = 'int', def = 0, empty = true },
+    { i = 16, name = 'signal_maxlen', min = 0, min_text = '0', kind = 'int', def = 1000, empty = true },
+    { i = 17, name = 'max_signals_per_execution', min = 0, min_text = '0', kind = 'int', def = 10000, empty = true },
+  },
+  ff_expire_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+  },
+  ff_expire_suspension = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+  },
+  ff_fail_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 3, name = 'lease_epoch', kind = 'count' },
+    { i = 7, name = 'retry_policy_json', shape = SHAPES.retry_policy, kind = 'json', empty = true },
+  },
+  ff_issue_claim_grant = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'worker_id', kind = 'nonempty' },
+    { i = 6, name = 'grant_ttl_ms', min = 1, min_text = '1', kind = 'int' },
+  },
+  ff_issue_reclaim_grant = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'worker_id', kind = 'nonempty' },
+    { i = 6, name = 'grant_ttl_ms', min = 1, min_text = '1', kind = 'int' },
+  },
+  ff_mark_lease_expired_if_due = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+  },
+  ff_move_to_waiting_children = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 3, name = 'lease_epoch', kind = 'count' },
+  },
+  ff_promote_blocked_to_eligible = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'now_ms', kind = 'int' },
+  },
+  ff_promote_delayed = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'now_ms', kind = 'int' },
+  },
+  ff_purge_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'retention_ms', min = 0, min_text = '0', kind = 'int' },
+    { i = 3, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_read_attempt_stream = {
+    { i = 3, name = 'count_limit', min = 1, min_text = '1', max = 10000, max_text = '10000', kind = 'int', low = 'count_limit must be >= 1', high = 'count_limit_exceeds_hard_cap' },
+  },
+  ff_reclaim_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'worker_id', kind = 'nonempty' },
+    { i = 5, name = 'lease_id', kind = 'nonempty' },
+    { i = 6, name = 'lease_ttl_ms', min = 1, min_text = '1', kind = 'int' },
+    { i = 7, name = 'attempt_id', kind = 'nonempty' },
+  },
+  ff_reconcile_quota = {
+    { i = 1, name = 'quota_policy_id', kind = 'nonempty' },
+    { i = 2, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_release_admission = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+  },
+  ff_renew_lease = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'attempt_index', kind = 'count' },
+    { i = 5, name = 'lease_epoch', kind = 'count' },
+    { i = 6, name = 'lease_ttl_ms', min = 1, min_text = '1', max = 1000000000000000, max_text = '1000000000000000', kind = 'int' },
+    { i = 7, name = 'lease_history_grace_ms', min = 0, min_text = '0', max = 1000000000000000, max_text = '1000000000000000', kind = 'int', def = 60000, empty = true },
+  },
+  ff_replay_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_reset_budget = {
+    { i = 1, name = 'budget_id', kind = 'nonempty' },
+    { i = 2, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_reset_budget_if_due = {
+    { i = 1, name = 'budget_id', kind = 'nonempty' },
+    { i = 2, name = 'now_ms', kind = 'int', empty = true },
+  },
+  ff_resolve_dependency = {
+    { i = 1, name = 'edge_id', kind = 'nonempty' },
+    { i = 2, name = 'upstream_outcome', values = ENUMS.dependency_outcome, list = 'success, failed, cancelled, expired, skipped', kind = 'enum' },
+    { i = 3, name = 'now_ms', kind = 'int' },
+  },
+  ff_resume_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'trigger_type', values = ENUMS.resume_trigger, list = 'signal, operator, auto_resume', kind = 'enum', def = 'signal' },
+    { i = 3, name = 'resume_delay_ms', min = 0, min_text = '0', kind = 'int', def = 0, empty = true },
+  },
+  ff_revoke_lease = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+  },
+  ff_rotate_waitpoint_hmac_secret = {
+    { i = 3, name = 'grace_ms', min = 0, min_text = '0', max = 9007199254740991, max_text = '9007199254740991', kind = 'int', code = 'invalid_grace_ms' },
+  },
+  ff_stage_dependency_edge = {
+    { i = 1, name = 'flow_id', kind = 'nonempty' },
+    { i = 2, name = 'edge_id', kind = 'nonempty' },
+    { i = 3, name = 'upstream_execution_id', kind = 'nonempty' },
+    { i = 4, name = 'downstream_execution_id', kind = 'nonempty' },
+    { i = 7, name = 'expected_graph_revision', kind = 'count' },
+    { i = 8, name = 'now_ms', kind = 'int' },
+  },
+  ff_suspend_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'attempt_index', kind = 'count' },
+    { i = 3, name = 'attempt_id', kind = 'nonempty' },
+    { i = 4, name = 'lease_id', kind = 'nonempty' },
+    { i = 5, name = 'lease_epoch', kind = 'count' },
+    { i = 6, name = 'suspension_id', kind = 'nonempty' },
+    { i = 7, name = 'waitpoint_id', kind = 'nonempty' },
+    { i = 11, name = 'timeout_at', min = 0, min_text = '0', kind = 'int', empty = true },
+    { i = 12, name = 'resume_condition_json', shape = SHAPES.resume_condition, kind = 'json' },
+    { i = 13, name = 'resume_policy_json', shape = SHAPES.resume_policy, kind = 'json', empty = true },
+    { i = 16, name = 'timeout_behavior', values = ENUMS.timeout_behavior, list = 'fail, cancel, expire, auto_resume, auto_resume_with_timeout_signal, escalate', kind = 'enum', def = 'fail' },
+    { i = 17, name = 'lease_history_maxlen', min = 0, min_text = '0', kind = 'int', def = 1000, empty = true },
+  },
+  ff_unblock_execution = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 2, name = 'now_ms', kind = 'int', empty = true },
+    { i = 3, name = 'expected_blocking_reason', values = ENUMS.admission_blocking_reason, list = 'waiting_for_budget, waiting_for_quota, waiting_for_capable_worker, paused_by_operator, paused_by_policy', kind = 'enum', empty = true },
+  },
+  ff_update_progress = {
+    { i = 1, name = 'execution_id', kind = 'nonempty' },
+    { i = 3, name = 'lease_epoch', kind = 'count' },
+    { i = 4, name = 'progress_pct', min = 0, min_text = '0', max = 100, max_text = '100', kind = 'int', empty = true },
+  },
+}
+-- generated from ARGV_RULES: per function, the straight-line check the guard runs before the
+-- body (R = the function's ARGV_RULES): refuses, or converts args in place
+-- (the helpers it calls are defined in lua/helpers.lua, after this generated part)
+local parse_int, parse_number, argv_refusal, json_arg
+local ARGV_CHECKS = {
+  ff_add_execution_to_flow = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[3]
+    if v == '' then
+      args[3] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[3] = n
+    end
+  end,
+  ff_append_frame = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if tonumber(v) > 4294967295 then return argv_refusal(R[2], 'high', v) end
+    end
+    v = args[4]
+    if v == '' then
+      return argv_refusal(R[3], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[6]
+    if v == '' then
+      args[6] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[4], 'low', v) end
+      if n > 9007199254740991 then return argv_refusal(R[4], 'high', v) end
+      args[6] = n
+    end
+    v = args[11]
+    if v == '' then
+      args[11] = 0
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[5], 'low', v) end
+      if n > 4294967295 then return argv_refusal(R[5], 'high', v) end
+      args[11] = n
+    end
+    v = args[13]
+    if v == '' then
+      args[13] = 65536
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[6], 'low', v) end
+      if n > 4294967295 then return argv_refusal(R[6], 'high', v) end
+      args[13] = n
+    end
+  end,
+  ff_apply_dependency_to_child = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[3]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[4]
+    if v == '' then
+      return argv_refusal(R[4], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[7]
+    if v == '' then
+      return argv_refusal(R[5], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[7] = n
+    end
+  end,
+  ff_block_execution_for_admission = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if not R[2].values[v] then return argv_refusal(R[2], 'enum', v) end
+    end
+    v = args[4]
+    if v == '' then
+      args[4] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[4] = n
+    end
+  end,
+  ff_buffer_signal_for_pending_waitpoint = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[3]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[12]
+    if v == '' then
+      return argv_refusal(R[4], 'empty', v)
+    else
+      if not R[4].values[v] then return argv_refusal(R[4], 'enum', v) end
+    end
+    v = args[13]
+    if v == '' then
+      args[13] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[5], 'low', v) end
+      args[13] = n
+    end
+    v = args[14]
+    if v == '' then
+      args[14] = 86400000
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[6], 'low', v) end
+      args[14] = n
+    end
+    v = args[16]
+    if v == '' then
+      args[16] = 1000
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[7], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[7], 'low', v) end
+      args[16] = n
+    end
+    v = args[17]
+    if v == '' then
+      args[17] = 10000
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[8], 'low', v) end
+      args[17] = n
+    end
+  end,
+  ff_cancel_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[5]
+    if not (v == '') then
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+  end,
+  ff_cancel_flow = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[4]
+    if v == '' then
+      args[4] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[4] = n
+    end
+  end,
+  ff_change_priority = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      local n = parse_number(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[2] = n
+    end
+  end,
+  ff_check_admission_and_record = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then
+      args[1] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[1], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[1] = n
+    end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[2], 'low', v) end
+      args[2] = n
+    end
+    v = args[3]
+    if v == '' then
+      return argv_refusal(R[3], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[3], 'low', v) end
+      args[3] = n
+    end
+    v = args[4]
+    if v == '' then
+      return argv_refusal(R[4], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[4], 'low', v) end
+      args[4] = n
+    end
+    v = args[5]
+    if v == '' then return argv_refusal(R[5], 'empty', v) end
+    v = args[6]
+    if v == '' then
+      args[6] = 0
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[6], 'low', v) end
+      args[6] = n
+    end
+  end,
+  ff_claim_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[6]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[7]
+    if v == '' then
+      return argv_refusal(R[4], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[4], 'low', v) end
+      args[7] = n
+    end
+    v = args[8]
+    if v == '' then
+      return argv_refusal(R[5], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[5], 'low', v) end
+      args[8] = n
+    end
+    v = args[9]
+    if v == '' then return argv_refusal(R[6], 'empty', v) end
+    v = args[10]
+    if not (v == '') then
+      local bad = json_arg(R[7], args, v)
+      if bad then return bad end
+    end
+    v = args[11]
+    if v == '' then
+      args[11] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[11] = n
+    end
+    v = args[12]
+    if v == '' then
+      args[12] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[9], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[12] = n
+    end
+  end,
+  ff_claim_next_eligible = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[3]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[4]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[5]
+    if v == '' then return argv_refusal(R[4], 'empty', v) end
+    v = args[6]
+    if v == '' then
+      return argv_refusal(R[5], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[5], 'low', v) end
+      args[6] = n
+    end
+    v = args[7]
+    if v == '' then
+      return argv_refusal(R[6], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[6], 'low', v) end
+      args[7] = n
+    end
+    v = args[9]
+    if v == '' then
+      args[9] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[7], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[9] = n
+    end
+    v = args[10]
+    if v == '' then
+      args[10] = 4
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[8], 'low', v) end
+      if n > 100 then return argv_refusal(R[8], 'high', v) end
+      args[10] = n
+    end
+  end,
+  ff_claim_resumed_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[4]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[6]
+    if v == '' then return argv_refusal(R[4], 'empty', v) end
+    v = args[7]
+    if v == '' then
+      return argv_refusal(R[5], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[5], 'low', v) end
+      args[7] = n
+    end
+    v = args[8]
+    if v == '' then
+      args[8] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[8] = n
+    end
+  end,
+  ff_close_waitpoint = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+  end,
+  ff_complete_and_claim_next = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[3]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[6]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[8]
+    if v == '' then return argv_refusal(R[4], 'empty', v) end
+    v = args[9]
+    if v == '' then return argv_refusal(R[5], 'empty', v) end
+    v = args[10]
+    if v == '' then return argv_refusal(R[6], 'empty', v) end
+    v = args[11]
+    if v == '' then
+      return argv_refusal(R[7], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[7], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[7], 'low', v) end
+      args[11] = n
+    end
+    v = args[12]
+    if v == '' then
+      return argv_refusal(R[8], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[8], 'low', v) end
+      args[12] = n
+    end
+    v = args[14]
+    if v == '' then
+      args[14] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[9], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[14] = n
+    end
+    v = args[15]
+    if v == '' then
+      args[15] = 4
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[10], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[10], 'low', v) end
+      if n > 100 then return argv_refusal(R[10], 'high', v) end
+      args[15] = n
+    end
+  end,
+  ff_complete_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[3]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+  end,
+  ff_create_budget = function(args, R)
+    args.n = #args -- before a nil slot makes # unreliable
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[7]
+    if v == '' then
+      args[7] = 0
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[2], 'low', v) end
+      args[7] = n
+    end
+    v = args[8]
+    if v == '' then
+      args[8] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[8] = n
+    end
+  end,
+  ff_create_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[5]
+    if v == '' then
+      args[5] = 0
+    else
+      local n = parse_number(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[5] = n
+    end
+    v = args[7]
+    if not (v == '') then
+      local bad = json_arg(R[3], args, v)
+      if bad then return bad end
+    end
+    v = args[9]
+    if v == '' then
+      args[9] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[9] = n
+    end
+    v = args[10]
+    if v == '' then
+      args[10] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[10] = n
+    end
+    v = args[11]
+    if not (v == '') then
+      local bad = json_arg(R[6], args, v)
+      if bad then return bad end
+    end
+    v = args[12]
+    if v == '' then
+      args[12] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[7], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[12] = n
+    end
+    v = args[13]
+    if v == '' then
+      return argv_refusal(R[8], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[8], 'low', v) end
+      if n > 65535 then return argv_refusal(R[8], 'high', v) end
+      args[13] = n
+    end
+  end,
+  ff_create_flow = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[4]
+    if v == '' then
+      args[4] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[4] = n
+    end
+  end,
+  ff_create_pending_waitpoint = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[3]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[5]
+    if v == '' then
+      return argv_refusal(R[4], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[4], 'low', v) end
+      args[5] = n
+    end
+  end,
+  ff_create_quota_policy = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[2], 'low', v) end
+      args[2] = n
+    end
+    v = args[3]
+    if v == '' then
+      return argv_refusal(R[3], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[3], 'low', v) end
+      args[3] = n
+    end
+    v = args[4]
+    if v == '' then
+      return argv_refusal(R[4], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[4], 'low', v) end
+      args[4] = n
+    end
+    v = args[5]
+    if v == '' then
+      args[5] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[5] = n
+    end
+  end,
+  ff_delay_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[3]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[5]
+    if v == '' then
+      return argv_refusal(R[3], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[5] = n
+    end
+  end,
+  ff_deliver_signal = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[3]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[12]
+    if v == '' then
+      return argv_refusal(R[4], 'empty', v)
+    else
+      if not R[4].values[v] then return argv_refusal(R[4], 'enum', v) end
+    end
+    v = args[13]
+    if v == '' then
+      args[13] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[5], 'low', v) end
+      args[13] = n
+    end
+    v = args[14]
+    if v == '' then
+      args[14] = 86400000
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[6], 'low', v) end
+      args[14] = n
+    end
+    v = args[15]
+    if v == '' then
+      args[15] = 0
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[7], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[7], 'low', v) end
+      args[15] = n
+    end
+    v = args[16]
+    if v == '' then
+      args[16] = 1000
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[8], 'low', v) end
+      args[16] = n
+    end
+    v = args[17]
+    if v == '' then
+      args[17] = 10000
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[9], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[9], 'low', v) end
+      args[17] = n
+    end
+  end,
+  ff_expire_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+  end,
+  ff_expire_suspension = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+  end,
+  ff_fail_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[3]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[7]
+    if not (v == '') then
+      local bad = json_arg(R[3], args, v)
+      if bad then return bad end
+    end
+  end,
+  ff_issue_claim_grant = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[6]
+    if v == '' then
+      return argv_refusal(R[3], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[3], 'low', v) end
+      args[6] = n
+    end
+  end,
+  ff_issue_reclaim_grant = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[6]
+    if v == '' then
+      return argv_refusal(R[3], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[3], 'low', v) end
+      args[6] = n
+    end
+  end,
+  ff_mark_lease_expired_if_due = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+  end,
+  ff_move_to_waiting_children = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[3]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+  end,
+  ff_promote_blocked_to_eligible = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[2] = n
+    end
+  end,
+  ff_promote_delayed = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[2] = n
+    end
+  end,
+  ff_purge_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[2], 'low', v) end
+      args[2] = n
+    end
+    v = args[3]
+    if v == '' then
+      args[3] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[3] = n
+    end
+  end,
+  ff_read_attempt_stream = function(args, R)
+    local v
+    v = args[3]
+    if v == '' or v == nil then
+      return argv_refusal(R[1], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[1], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[1], 'low', v) end
+      if n > 10000 then return argv_refusal(R[1], 'high', v) end
+      args[3] = n
+    end
+  end,
+  ff_reclaim_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[5]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[6]
+    if v == '' then
+      return argv_refusal(R[4], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[4], 'low', v) end
+      args[6] = n
+    end
+    v = args[7]
+    if v == '' then return argv_refusal(R[5], 'empty', v) end
+  end,
+  ff_reconcile_quota = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      args[2] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[2] = n
+    end
+  end,
+  ff_release_admission = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+  end,
+  ff_renew_lease = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[5]
+    if v == '' then
+      return argv_refusal(R[3], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[6]
+    if v == '' then
+      return argv_refusal(R[4], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 1 then return argv_refusal(R[4], 'low', v) end
+      if n > 1000000000000000 then return argv_refusal(R[4], 'high', v) end
+      args[6] = n
+    end
+    v = args[7]
+    if v == '' then
+      args[7] = 60000
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[5], 'low', v) end
+      if n > 1000000000000000 then return argv_refusal(R[5], 'high', v) end
+      args[7] = n
+    end
+  end,
+  ff_replay_execution = function(args, R)
+    args.n = #args -- before a nil slot makes # unreliable
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      args[2] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[2] = n
+    end
+  end,
+  ff_report_usage_and_check = function(args, R)
+    args.n = #args -- before a nil slot makes # unreliable
+  end,
+  ff_reset_budget = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      args[2] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[2] = n
+    end
+  end,
+  ff_reset_budget_if_due = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      args[2] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[2] = n
+    end
+  end,
+  ff_resolve_dependency = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if not R[2].values[v] then return argv_refusal(R[2], 'enum', v) end
+    end
+    v = args[3]
+    if v == '' then
+      return argv_refusal(R[3], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[3] = n
+    end
+  end,
+  ff_resume_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if not R[2].values[v] then return argv_refusal(R[2], 'enum', v) end
+    end
+    v = args[3]
+    if v == '' then
+      args[3] = 0
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[3], 'low', v) end
+      args[3] = n
+    end
+  end,
+  ff_revoke_lease = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+  end,
+  ff_rotate_waitpoint_hmac_secret = function(args, R)
+    local v
+    v = args[3]
+    if v == '' or v == nil then
+      if v == '' then return argv_refusal(R[1], 'empty', v) end
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[1], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[1], 'low', v) end
+      if n > 9007199254740991 then return argv_refusal(R[1], 'high', v) end
+      args[3] = n
+    end
+  end,
+  ff_stage_dependency_edge = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then return argv_refusal(R[2], 'empty', v) end
+    v = args[3]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[4]
+    if v == '' then return argv_refusal(R[4], 'empty', v) end
+    v = args[7]
+    if v == '' then
+      return argv_refusal(R[5], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[8]
+    if v == '' then
+      return argv_refusal(R[6], 'empty', v)
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[8] = n
+    end
+  end,
+  ff_suspend_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[3]
+    if v == '' then return argv_refusal(R[3], 'empty', v) end
+    v = args[4]
+    if v == '' then return argv_refusal(R[4], 'empty', v) end
+    v = args[5]
+    if v == '' then
+      return argv_refusal(R[5], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[6]
+    if v == '' then return argv_refusal(R[6], 'empty', v) end
+    v = args[7]
+    if v == '' then return argv_refusal(R[7], 'empty', v) end
+    v = args[11]
+    if v == '' then
+      args[11] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[8], 'low', v) end
+      args[11] = n
+    end
+    v = args[12]
+    if v == '' then
+      return argv_refusal(R[9], 'empty', v)
+    else
+      local bad = json_arg(R[9], args, v)
+      if bad then return bad end
+    end
+    v = args[13]
+    if not (v == '') then
+      local bad = json_arg(R[10], args, v)
+      if bad then return bad end
+    end
+    v = args[16]
+    if v == '' then
+      return argv_refusal(R[11], 'empty', v)
+    else
+      if not R[11].values[v] then return argv_refusal(R[11], 'enum', v) end
+    end
+    v = args[17]
+    if v == '' then
+      args[17] = 1000
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[12], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[12], 'low', v) end
+      args[17] = n
+    end
+  end,
+  ff_unblock_execution = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[2]
+    if v == '' then
+      args[2] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
+      args[2] = n
+    end
+    v = args[3]
+    if not (v == '') then
+      if not R[3].values[v] then return argv_refusal(R[3], 'enum', v) end
+    end
+  end,
+  ff_update_progress = function(args, R)
+    local v
+    v = args[1]
+    if v == '' then return argv_refusal(R[1], 'empty', v) end
+    v = args[3]
+    if v == '' then
+      return argv_refusal(R[2], 'empty', v)
+    else
+      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+    end
+    v = args[4]
+    if v == '' then
+      args[4] = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
+      if n < 0 then return argv_refusal(R[3], 'low', v) end
+      if n > 100 then return argv_refusal(R[3], 'high', v) end
+      args[4] = n
+    end
+  end,
+}
 
 -- source: lua/helpers.lua
 -- Shared helpers of the flowfabric library. Everything here is a local of the one chunk
@@ -614,36 +2119,6 @@ local function err(code, ...)
   return { 0, code, ... }
 end
 
--- Every registered callback runs through guard. First it refuses a call with fewer KEYS
--- than the spec declares (FUNCTION_KEYS, generated from spec/ at the top of the bundle), so
--- no function ever writes some keys before finding another missing, and a call with fewer
--- ARGV than the spec's fixed slots (FUNCTION_ARGV), so no body reads a missing argument as
--- nil. More ARGV than declared are ignored, as the reference does. Then an unexpected Lua
--- error (a bug, or a server command that failed) becomes a structured \`internal_error\`
--- reply instead of a script error. Functions still validate every ARGV before their first
--- write: this net is for defects, not for input checking.
-local function guard(name, callback)
-  local needed = FUNCTION_KEYS[name] or 0
-  local argv_needed = FUNCTION_ARGV[name] or 0
-  return function(keys, args)
-    if #keys < needed then
-      return { 0, 'invalid_input', name .. ' needs ' .. needed .. ' KEYS, got ' .. #keys }
-    end
-    if #args < argv_needed then
-      return { 0, 'invalid_input', name .. ' needs ' .. argv_needed .. ' ARGV, got ' .. #args }
-    end
-    local ran, result = pcall(callback, keys, args)
-    if ran then
-      return result
-    end
-    local message = result
-    if type(result) == 'table' then
-      message = result.err or 'error'
-    end
-    return { 0, 'internal_error', tostring(message) }
-  end
-end
-
 ---------------------------------------------------------------------------
 -- Time: always the server clock, in ms.
 ---------------------------------------------------------------------------
@@ -653,7 +2128,8 @@ local function server_now()
 end
 
 ---------------------------------------------------------------------------
--- Values
+-- Values. parse_int, parse_number, argv_refusal and json_arg are declared local in the
+-- generated part above (ARGV_CHECKS calls them), so they are defined without \`local\` here.
 ---------------------------------------------------------------------------
 local function is_set(value)
   return value ~= nil and value ~= false and value ~= ''
@@ -661,7 +2137,7 @@ end
 
 -- A number as the reference accepts it (any Lua number text), but never NaN or infinity,
 -- which tonumber would let through on some platforms.
-local function parse_number(value)
+function parse_number(value)
   local n = tonumber(value) -- nil for anything but a number or a numeric string
   if n == nil or n ~= n or n == math.huge or n == -math.huge then
     return nil
@@ -673,7 +2149,7 @@ end
 -- digits without a leading zero ('0' alone is fine); no '+', no spaces, no '-0', no
 -- exponent or hex. Within the exactly representable range (±2^53), so Lua keeps it exact
 -- and the text can go to any command (HINCRBY, XADD MAXLEN, PX…) as it is.
-local function parse_int(value)
+function parse_int(value)
   if type(value) ~= 'string' or #value > 17 then
     return nil
   end
@@ -703,50 +2179,127 @@ local function json_reencodes(decoded)
   return (pcall(cjson.encode, decoded))
 end
 
--- Validates ARGV values in place, in the order given, before anything is read or written.
--- rules: a list of { name, kind } with kind one of
---   'number'   required number (the reference's require_number), replaced by its value
---   'number?'  number or empty; empty becomes nil
---   'int' / 'int?'  the same for decimal integers
---   'nonempty' a non-empty string
---   'json?'    empty or valid JSON; the decoded value is stored as A[name .. '_json']
--- Returns nil, or the reply {0, 'invalid_input', '<name> must be …, got: <raw>'}.
-local function check_args(A, rules)
-  for i = 1, #rules do
-    local rule = rules[i]
-    local name, base, optional = rule[1], rule.base, rule.optional
-    if base == nil then
-      -- Parsed once per rule table: hot functions keep their rules in module-level tables.
-      optional = string.sub(rule[2], -1) == '?'
-      base = optional and string.sub(rule[2], 1, -2) or rule[2]
-      rule.base, rule.optional = base, optional
+-- Checks a decoded JSON value against its shape (SHAPES, generated from spec/shapes.yaml):
+-- an object (a Lua table that is not a non-empty array), each declared member that is present and not null of its JSON
+-- type (nested shapes and array elements too), and every value of a map of one type.
+-- Returns nil, or the invalid_input reply naming the path (\`retry_policy_json.backoff\`).
+local function check_shape(shape, value, path, what)
+  if type(value) ~= 'table' or value[1] ~= nil then -- cjson decodes an array to a table with [1]
+    return { 0, 'invalid_input', path .. ' must be ' .. (what or 'an object') }
+  end
+  local fields = shape.fields
+  for i = 1, #fields do
+    local f = fields[i]
+    local v = value[f[1]]
+    if v ~= nil and v ~= cjson.null then
+      if f[2] and type(v) ~= f[2] then
+        return { 0, 'invalid_input', path .. '.' .. f[1] .. ' must be ' .. f[3] }
+      end
+      if f.shape then
+        local bad = check_shape(f.shape, v, path .. '.' .. f[1])
+        if bad then return bad end
+      elseif f.of then
+        for j = 1, #v do
+          if type(v[j]) ~= f.of then return { 0, 'invalid_input', path .. '.' .. f[1] .. ' must be ' .. f.of_text } end
+        end
+      end
     end
-    local raw = A[name]
-    if optional and (raw == nil or raw == '') then
-      A[name] = nil
-    elseif base == 'number' or base == 'int' then
-      local n
-      if base == 'int' then n = parse_int(raw) else n = parse_number(raw) end
-      if n == nil then
-        return int_refusal(name, raw)
+  end
+  if shape.values then
+    for k, v in pairs(value) do
+      if type(v) ~= shape.values then
+        return { 0, 'invalid_input', path .. '.' .. tostring(k) .. ' must be ' .. shape.values_text }
       end
-      A[name] = n
-    elseif base == 'nonempty' then
-      if not is_set(raw) then
-        return err('invalid_input', name .. ' must not be empty')
-      end
-    elseif base == 'json' then
-      local decoded_ok, decoded = pcall(cjson.decode, raw)
-      if not decoded_ok then
-        return err('invalid_input', name .. ' must be valid JSON')
-      end
-      if not json_reencodes(decoded) then
-        return err('invalid_input', name .. ' must be JSON with finite numbers')
-      end
-      A[name .. '_json'] = decoded
     end
   end
   return nil
+end
+
+-- The invalid_input reply (or the slot's own refusal from the spec: \`code\`, \`detail\`, the
+-- reference's texts \`low\` and \`high\`) for an ARGV that check_argv refused; \`why\` is one of
+-- empty, nan (no number), int (no integer the server takes), low, high, json, finite, enum.
+function argv_refusal(rule, why, raw)
+  if rule.code then
+    if rule.detail then return { 0, rule.code, rule.detail } end
+    return { 0, rule.code }
+  end
+  local name = rule.name
+  if rule.low and (why == 'nan' or why == 'low' or why == 'empty') then
+    return { 0, 'invalid_input', rule.low }
+  end
+  if rule.high and why == 'high' then return { 0, 'invalid_input', rule.high } end
+  if why == 'empty' then
+    if rule.kind == 'int' or rule.kind == 'number' or rule.kind == 'count' then return int_refusal(name, raw) end
+    if rule.kind == 'enum' then return { 0, 'invalid_input', name .. ' must be one of ' .. rule.list .. ', got: ' } end
+    return { 0, 'invalid_input', name .. ' must not be empty' }
+  end
+  if why == 'nan' or why == 'int' then return int_refusal(name, raw) end
+  if why == 'low' then return { 0, 'invalid_input', name .. ' must be >= ' .. (rule.min_text or '0') .. ', got: ' .. raw } end
+  if why == 'high' then return { 0, 'invalid_input', name .. ' must be <= ' .. rule.max_text .. ', got: ' .. raw } end
+  if why == 'json' then return { 0, 'invalid_input', name .. ' must be valid JSON' } end
+  if why == 'finite' then return { 0, 'invalid_input', name .. ' must be JSON with finite numbers' } end
+  return { 0, 'invalid_input', name .. ' must be one of ' .. rule.list .. ', got: ' .. raw }
+end
+
+-- A JSON ARGV (ARGV_CHECKS, generated from the spec, call it for each json slot): cjson must
+-- decode it and encode it again (1e999 decodes to infinity, which no write can take), and it
+-- must have the rule's shape; the decoded value goes to args.json[name]. Returns nil or the
+-- refusal.
+function json_arg(rule, args, raw)
+  local decoded_ok, decoded = pcall(cjson.decode, raw)
+  if not decoded_ok then return argv_refusal(rule, 'json', raw) end
+  if not json_reencodes(decoded) then return argv_refusal(rule, 'finite', raw) end
+  if rule.shape then
+    local bad = check_shape(rule.shape, decoded, rule.name, 'a JSON object')
+    if bad then
+      if rule.code then return argv_refusal(rule, 'json', raw) end
+      return bad
+    end
+  end
+  local json = args.json
+  if json == nil then json = {}; args.json = json end
+  json[rule.name] = decoded
+  return nil
+end
+
+-- Every registered callback runs through guard. First it refuses a call with fewer KEYS
+-- than the spec declares (FUNCTION_KEYS, generated from spec/ at the top of the bundle), so
+-- no function ever writes some keys before finding another missing, and a call with fewer
+-- ARGV than the spec's fixed slots (FUNCTION_ARGV), so no body reads a missing argument as
+-- nil. More ARGV than declared are ignored, as the reference does. Then check_argv checks and
+-- converts every ARGV against the spec's rules (ARGV_RULES). Then an unexpected Lua
+-- error (a bug, or a server command that failed) becomes a structured \`internal_error\`
+-- reply instead of a script error: a net for defects, not for input checking.
+local function guard(name, callback)
+  local needed = FUNCTION_KEYS[name] or 0
+  local argv_needed = FUNCTION_ARGV[name] or 0
+  -- The one ARGV validator (issue 11): ARGV_CHECKS[name], generated from the spec's slots (see
+  -- ARGV_RULES), checks every ARGV before the body runs, so a value passes only if every command
+  -- that receives it accepts it, and converts it in place: integers (as the server parses them,
+  -- within min..max) become numbers, an accepted empty one nil or its default; digit texts
+  -- compared with stored text stay text; JSON is decoded into args.json[name]; enums are checked.
+  local check_argv, rules = ARGV_CHECKS[name], ARGV_RULES[name]
+  return function(keys, args)
+    if #keys < needed then
+      return { 0, 'invalid_input', name .. ' needs ' .. needed .. ' KEYS, got ' .. #keys }
+    end
+    if #args < argv_needed then
+      return { 0, 'invalid_input', name .. ' needs ' .. argv_needed .. ' ARGV, got ' .. #args }
+    end
+    if check_argv then
+      local bad = check_argv(args, rules)
+      if bad then return bad end
+    end
+    local ran, result = pcall(callback, keys, args)
+    if ran then
+      return result
+    end
+    local message = result
+    if type(result) == 'table' then
+      message = result.err or 'error'
+    end
+    return { 0, 'internal_error', tostring(message) }
+  end
 end
 
 ---------------------------------------------------------------------------
@@ -828,7 +2381,7 @@ end
 local function eid_of_exec_key(key)
   local tag = tag_of(key)
   if not tag then return nil end
-  local rest = string.sub(key, #'ff:exec:' + #tag + 2)
+  local rest = string.sub(key, #KEY.exec_core(tag, '') - #':core' + 1)
   return string.match(rest, '^(.-}:[^:]+)')
 end
 
@@ -840,7 +2393,7 @@ local function check_core_key(core_key, execution_id)
     return err('invalid_input', 'execution_id must not be empty')
   end
   local tag = core_key and tag_of(core_key)
-  if not tag or core_key ~= 'ff:exec:' .. tag .. ':' .. execution_id .. ':core' then
+  if not tag or core_key ~= KEY.exec_core(tag, execution_id) then
     return err('invalid_input', 'execution_id does not match the core key')
   end
   return nil, tag -- the tag, for the caller's key checks (tag_of is not cheap)
@@ -865,22 +2418,11 @@ local function check_keys(name, keys, c)
   return nil
 end
 
--- A non-negative decimal integer that stays the caller's text (the engine compares
--- revisions, epochs and attempt indexes as strings). Returns nil or the invalid_input reply.
-local function check_count_text(A, name)
-  local raw = A[name]
-  if type(raw) == 'string' and #raw <= 17 and string.match(raw, '^%d+$') then
-    return nil
-  end
-  if parse_number(raw) == nil then return int_refusal(name, raw) end
-  return err('invalid_input', name .. ' must be a non-negative integer, got: ' .. raw)
-end
-
 -- The lane an execution's lane KEYS name: its lane_id, "default" when missing (the lane
 -- callers pre-read to build them).
 local function core_lane(core)
   local lane = core.lane_id
-  if lane == nil or lane == '' then return 'default' end
+  if lane == nil or lane == '' then return DEFAULTS.lane_id end
   return lane
 end
 
@@ -890,21 +2432,6 @@ local function set_or_nil(value)
   return value
 end
 
-local function lane_key(tag, lane, suffix)
-  return 'ff:idx:' .. tag .. ':lane:' .. lane .. ':' .. suffix
-end
-
-local function attempt_key(tag, eid, index)
-  return 'ff:attempt:' .. tag .. ':' .. eid .. ':' .. index
-end
-
-local function stream_meta_key(tag, eid, index)
-  return 'ff:stream:' .. tag .. ':' .. eid .. ':' .. index .. ':meta'
-end
-
-local function worker_leases_key(tag, wiid)
-  return 'ff:idx:' .. tag .. ':worker:' .. wiid .. ':leases'
-end
 
 ---------------------------------------------------------------------------
 -- Scheduling scores (model.md §3.2, §3.9)
@@ -1036,7 +2563,7 @@ local function mark_expired(core_key, history_key, core, now)
   })
   if is_set(core.current_attempt_index) then
     local tag = tag_of(core_key)
-    local meta = stream_meta_key(tag, eid_of_exec_key(core_key), core.current_attempt_index)
+    local meta = KEY.exec_stream_meta(tag, eid_of_exec_key(core_key), core.current_attempt_index)
     if redis.call('EXISTS', meta) == 1 and not is_set(redis.call('HGET', meta, 'closed_at')) then
       redis.call('HSET', meta, 'closed_at', now, 'closed_reason', 'lease_expired')
     end
@@ -1071,32 +2598,9 @@ end
 ---------------------------------------------------------------------------
 local function publish_completion(core, eid, outcome)
   if is_set(core.flow_id) then
-    redis.call('PUBLISH', 'ff:dag:completions',
+    redis.call('PUBLISH', KEY.global_dag_completions(),
       cjson.encode({ execution_id = eid, flow_id = core.flow_id, outcome = outcome }))
   end
-end
-
----------------------------------------------------------------------------
--- lease / stream modules
----------------------------------------------------------------------------
--- Integer ARGV check with inclusive bounds, converting A[name] in place (check_args' 'int'
--- without the range). optional: absent or empty becomes nil. Returns nil or the
--- invalid_input reply.
-local function check_int_arg(A, name, min, max, optional)
-  local raw = A[name]
-  if optional and (raw == nil or raw == '') then
-    A[name] = nil
-    return nil
-  end
-  local n = parse_int(raw)
-  if n == nil then
-    return int_refusal(name, raw)
-  end
-  if (min ~= nil and n < min) or (max ~= nil and n > max) then
-    return err('invalid_input', name .. ' must be in ' .. to_text(min) .. '..' .. to_text(max) .. ', got: ' .. raw)
-  end
-  A[name] = n
-  return nil
 end
 
 ---------------------------------------------------------------------------
@@ -1105,7 +2609,7 @@ end
 -- their next poll. PUBLISH names no key (any node, any slot) and costs little with no
 -- subscriber; a worker that is not listening finds the execution by polling as before.
 local function wake_lane(tag, lane)
-  redis.call('PUBLISH', 'ff:wake:' .. lane, tag)
+  redis.call('PUBLISH', KEY.global_lane_wake(lane), tag)
 end
 
 -- source: lua/version.lua
@@ -1148,10 +2652,7 @@ redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys,
     lease_history_grace_ms = args[7],
   }
   -- Bounded so that now + ttl + grace stays an exact integer (timestamps are written as text).
-  local bad = check_int_arg(A, 'lease_ttl_ms', 1, Lease.MAX_DURATION_MS)
-    or check_int_arg(A, 'lease_history_grace_ms', 0, Lease.MAX_DURATION_MS)
-  if bad then return bad end
-  bad = check_core_key(K.core, A.execution_id)
+  local bad = check_core_key(K.core, A.execution_id)
     or check_keys('ff_renew_lease', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
   if bad then return bad end
 
@@ -1177,6 +2678,7 @@ redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys,
 
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + math.floor(A.lease_ttl_ms * 2 / 3)
+  -- write phase
   redis.call('HSET', K.core,
     'lease_last_renewed_at', to_text(now),
     'lease_renewal_deadline', to_text(renewal_deadline),
@@ -1207,6 +2709,7 @@ redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_exp
 
   local now = server_now()
   local core = hgetall(K.core)
+  -- write phase
   if next(core) == nil then
     redis.call('ZREM', K.lease_expiry, A.execution_id)
     return ok_status('ALREADY_SATISFIED', 'execution_not_found')
@@ -1277,6 +2780,7 @@ redis.register_function('ff_revoke_lease', guard('ff_revoke_lease', function(key
 
   -- Identity for the reply and the event, captured before the state write.
   local lease_epoch = core.current_lease_epoch or ''
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'active',
     ownership_state = 'lease_revoked',
@@ -1294,7 +2798,7 @@ redis.register_function('ff_revoke_lease', guard('ff_revoke_lease', function(key
   redis.call('ZREM', K.lease_expiry, A.execution_id)
   redis.call('SREM', K.worker_leases, A.execution_id)
   if is_set(core.current_worker_instance_id) then
-    local holder_set = worker_leases_key(tag_of(K.core), core.current_worker_instance_id)
+    local holder_set = KEY.partition_worker_leases(tag_of(K.core), core.current_worker_instance_id)
     if holder_set ~= K.worker_leases then
       redis.call('SREM', holder_set, A.execution_id)
     end
@@ -1312,17 +2816,12 @@ end))
 -- Execution lifecycle functions. KEYS, ARGV and replies: spec/execution.yaml.
 -- Module-local helpers live in the one table Exec, to keep the chunk's locals few.
 local Exec = {}
+Exec.NO_JSON = {} -- args.json when no JSON argument was given (never written to)
 
--- Validates a policy's routing requirements (execution.md §3.1 check 5). Returns the
--- sorted required-capability list, or nil and the error reply.
-function Exec.required_capabilities(policy_json)
-  if not is_set(policy_json) or policy_json == '{}' then
-    return {}
-  end
-  local decoded_ok, policy = pcall(cjson.decode, policy_json)
-  if not decoded_ok then
-    return nil, err('invalid_policy_json', 'malformed')
-  end
+-- Validates a policy's routing requirements (execution.md §3.1 check 5), from the policy the
+-- guard decoded (nil when none was given). Returns the sorted required-capability list, or
+-- nil and the error reply.
+function Exec.required_capabilities(policy)
   if type(policy) ~= 'table' then
     return {}
   end
@@ -1373,15 +2872,6 @@ Exec.CREATE_CTX = {}
 Exec.CLAIM_CTX = {}
 Exec.HOLDER_CTX = {}
 
-Exec.CREATE_RULES = {
-  { 'priority', 'number' },
-  { 'delay_until', 'int?' },
-  { 'dedup_ttl_ms', 'int?' },
-  { 'execution_deadline_at', 'int?' },
-  { 'tags_json', 'json?' },
-  { 'execution_id', 'nonempty' },
-}
-
 -- Extension (engine.md §3.5, §3.6): budgets and a quota policy attached at create, read by
 -- the scheduler's admission. Stored only when given, so a reference caller writes neither.
 function Exec.attach_admission(core_key, budget_ids, quota_policy_id)
@@ -1417,24 +2907,22 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     budget_ids = args[14],
     quota_policy_id = args[15],
   }
-  local delay_text = A.delay_until
-  local bad = check_args(A, Exec.CREATE_RULES)
-  if bad then return bad end
+  local json = args.json or Exec.NO_JSON
   local tag = tag_of(K.core)
   local c = Exec.CREATE_CTX
   c.tag, c.execution_id, c.lane_id, c.delay_until = tag, A.execution_id, A.lane_id, A.delay_until
-  bad = check_keys('ff_create_execution', keys, c)
+  local bad = check_keys('ff_create_execution', keys, c)
   if bad then return bad end
 
   local now = server_now()
   local now_s = to_text(now) -- formatted once, not at every use
   local priority = clamp_priority(A.priority)
 
-  local has_idempotency = is_set(K.idempotency) and not string.find(K.idempotency, 'ff:noop:', 1, true)
+  local has_idempotency = is_set(K.idempotency) and K.idempotency ~= KEY.partition_noop(tag)
   if has_idempotency then
     -- The dedup key's own name is the caller's: only its namespace prefix can be checked.
     -- (A placeholder ff:noop: key is never written, whichever it is.)
-    local prefix = 'ff:idem:' .. tag .. ':' .. (A.namespace or '') .. ':'
+    local prefix = KEY.partition_idempotency(tag, A.namespace or '', '')
     if string.sub(K.idempotency, 1, #prefix) ~= prefix or #K.idempotency == #prefix then
       return err('invalid_input', 'KEYS[6] (idempotency) is not a dedup key of this namespace, got: ' .. K.idempotency)
     end
@@ -1449,14 +2937,12 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     return ok_status('DUPLICATE', A.execution_id)
   end
 
-  local capabilities, policy_error = Exec.required_capabilities(A.policy_json)
+  local capabilities, policy_error = Exec.required_capabilities(json.policy_json)
   if policy_error then return policy_error end
-  local tags = A.tags_json_json
-  if tags ~= nil and type(tags) ~= 'table' then
-    return err('invalid_input', 'tags_json must be a JSON object')
-  end
+  local tags = json.tags_json
 
   local delayed = A.delay_until ~= nil and A.delay_until > now
+  local delay_text = delayed and to_text(A.delay_until) or ''
   local lane = A.lane_id
   -- One flat list: this HSET writes some forty fields on every create. The record is a
   -- listpack, searched front to back on every read and write: the fields claim, renew and
@@ -1504,6 +2990,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     'creator_identity', A.creator_identity or '',
   }
 
+  -- write phase
   write_state(K.core, now_s, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -1539,14 +3026,14 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     -- A past delay_until still makes the execution eligible: index it where claims look.
     local eligible_key = K.scheduling_zset
     if string.sub(eligible_key, -#':delayed') == ':delayed' then
-      eligible_key = lane_key(tag, lane, 'eligible')
+      eligible_key = KEY.partition_lane_eligible(tag, lane)
     end
     redis.call('ZADD', eligible_key, to_text(eligible_score(priority, now)), A.execution_id)
     wake_lane(tag, lane)
   end
   redis.call('SADD', K.all_executions, A.execution_id)
   -- Extension: the partition's lane registry, so the engine finds every lane without a SCAN.
-  redis.call('SADD', 'ff:idx:' .. tag_of(K.core) .. ':lanes', lane)
+  redis.call('SADD', KEY.partition_lanes(tag), lane)
   if A.execution_deadline_at ~= nil then
     redis.call('ZADD', K.execution_deadline, A.execution_deadline_at, A.execution_id)
   end
@@ -1583,14 +3070,6 @@ Exec.CLAIM_FIELDS = field_list({
   Exec.PENDING_FIELDS,
 })
 Exec.GRANT_FIELDS = { 'worker_id', 'grant_expires_at' }
-Exec.CLAIM_RULES = {
-  { 'lease_ttl_ms', 'int' },
-  { 'renew_before_ms', 'int' },
-  { 'attempt_timeout_ms', 'int?' },
-  { 'execution_deadline_at', 'int?' },
-  { 'attempt_policy_json', 'json?' },
-  { 'execution_id', 'nonempty' },
-}
 
 -- Why an execution cannot be claimed by a normal claim (execution.md §3.2 checks 4–9), or nil.
 function Exec.claim_refusal(core)
@@ -1635,7 +3114,7 @@ function Exec.start_attempt(K, A, core, now)
   local epoch_s, index_s = to_text(epoch), to_text(index)
   local attempt_type = 'initial'
   local tag = tag_of(K.core)
-  local attempt_hash = attempt_key(tag, A.execution_id, index_s)
+  local attempt_hash = KEY.exec_attempt_hash(tag, A.execution_id, index_s)
   local attempt = {
     'HSET', attempt_hash,
     'attempt_id', A.attempt_id,
@@ -1669,7 +3148,7 @@ function Exec.start_attempt(K, A, core, now)
   redis.call(unpack(attempt))
   redis.call('ZADD', K.attempts, now_s, index_s)
   redis.call('HSET', attempt_hash .. ':usage', 'last_usage_report_seq', '0')
-  local policy = A.attempt_policy_json_json
+  local policy = A.attempt_policy
   if policy ~= nil and next(policy) ~= nil then
     redis.call('HSET', attempt_hash .. ':policy', unpack(Exec.flatten_policy(policy)))
   end
@@ -1752,17 +3231,7 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
     attempt_timeout_ms = args[11],
     execution_deadline_at = args[12],
   }
-  local bad = check_args(A, Exec.CLAIM_RULES)
-  if bad then return bad end
-  if A.lease_ttl_ms <= 0 or A.renew_before_ms < 0 then
-    return err('invalid_input', 'lease_ttl_ms must be positive and renew_before_ms not negative')
-  end
-  if not is_set(A.worker_id) or not is_set(A.lease_id) or not is_set(A.attempt_id) then
-    return err('invalid_input', 'worker_id, lease_id and attempt_id must not be empty')
-  end
-  if A.attempt_policy_json_json ~= nil and type(A.attempt_policy_json_json) ~= 'table' then
-    return err('invalid_input', 'attempt_policy_json must be a JSON object')
-  end
+  A.attempt_policy = args.json and args.json.attempt_policy_json
   local mismatch, tag = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()
@@ -1784,6 +3253,7 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
     return err('claim_grant_expired')
   end
 
+  -- write phase
   redis.call('DEL', K.claim_grant)
   return ok(unpack(Exec.start_attempt(K, A, core, now)))
 end))
@@ -1877,6 +3347,7 @@ redis.register_function('ff_complete_execution', guard('ff_complete_execution', 
     or Exec.check_holder_keys('ff_complete_execution', keys, K, A, core, tag)
   if rejected then return rejected end
 
+  -- write phase
   Exec.finish_success(K, A, core, now)
   return ok('completed')
 end))
@@ -1889,7 +3360,7 @@ end))
 function Exec.lane_of(core)
   if is_set(core.lane_id) then return core.lane_id end
   if is_set(core.current_lane) then return core.current_lane end
-  return 'default'
+  return DEFAULTS.lane_id
 end
 
 -- Closes an attempt's output stream if its meta exists. keep_earlier: leave an existing
@@ -1974,8 +3445,6 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
     lease_id = args[4],
     lease_epoch = args[5],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local eid = A.execution_id
   local mismatch = check_core_key(K.core, eid)
   if mismatch then return mismatch end
@@ -2008,9 +3477,10 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
   local has_attempt = is_set(core.current_attempt_index)
   local attempt_hash, stream_meta
   if has_attempt then
-    attempt_hash = attempt_key(tag, eid, core.current_attempt_index)
-    stream_meta = stream_meta_key(tag, eid, core.current_attempt_index)
+    attempt_hash = KEY.exec_attempt_hash(tag, eid, core.current_attempt_index)
+    stream_meta = KEY.exec_stream_meta(tag, eid, core.current_attempt_index)
   end
+  -- write phase
   if phase == 'active' or phase == 'suspended' then
     if has_attempt then
       redis.call('HSET', attempt_hash, 'attempt_state', 'ended_cancelled', 'ended_at', to_text(now), 'failure_reason', 'cancelled: ' .. reason)
@@ -2024,7 +3494,7 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
       redis.call('HSET', K.suspension_current, 'closed_at', to_text(now), 'close_reason', 'cancelled')
     end
     if is_set(core.current_waitpoint_id) then
-      local waitpoint = 'ff:wp:' .. tag .. ':' .. core.current_waitpoint_id
+      local waitpoint = KEY.partition_waitpoint(tag, core.current_waitpoint_id)
       if redis.call('EXISTS', waitpoint) == 1 then
         redis.call('HSET', waitpoint, 'state', 'closed', 'closed_at', to_text(now), 'close_reason', 'cancelled')
       end
@@ -2061,14 +3531,14 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
   local sweep = {
     K.lease_expiry, K.suspension_timeout, K.attempt_timeout, K.execution_deadline, K.eligible, K.delayed,
     K.blocked_dependencies, K.blocked_budget, K.blocked_quota, K.blocked_route, K.blocked_operator,
-    lane_key(tag, lane, 'active'), lane_key(tag, lane, 'suspended'),
+    KEY.partition_lane_active(tag, lane), KEY.partition_lane_suspended(tag, lane),
   }
   for i = 1, #sweep do
     redis.call('ZREM', sweep[i], eid)
   end
   redis.call('SREM', K.worker_leases, eid)
   if is_set(core.current_worker_instance_id) then
-    redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+    redis.call('SREM', KEY.partition_worker_leases(tag, core.current_worker_instance_id), eid)
   end
   redis.call('ZADD', K.terminal, now, eid)
   if source ~= 'flow_cascade' then
@@ -2096,14 +3566,13 @@ redis.register_function('ff_delay_execution', guard('ff_delay_execution', functi
     attempt_id = args[4],
     delay_until = args[5],
   }
-  local bad = check_args(A, { { 'delay_until', 'int' }, { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local delay_text = to_text(A.delay_until)
   local now = server_now()
   local core, rejected = Exec.holder_core('ff_delay_execution', keys, K, A, now)
   if not core then return rejected end
 
   local eid = A.execution_id
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -2142,13 +3611,12 @@ redis.register_function('ff_move_to_waiting_children', guard('ff_move_to_waiting
     lease_epoch = args[3],
     attempt_id = args[4],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local now = server_now()
   local core, rejected = Exec.holder_core('ff_move_to_waiting_children', keys, K, A, now)
   if not core then return rejected end
 
   local eid = A.execution_id
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -2237,9 +3705,7 @@ redis.register_function('ff_fail_execution', guard('ff_fail_execution', function
     failure_category = args[6],
     retry_policy_json = args[7],
   }
-  local bad = check_args(A, { { 'retry_policy_json', 'json?' }, { 'execution_id', 'nonempty' } })
-  if bad then return bad end
-  local plan, policy_error = Exec.retry_policy(A.retry_policy_json_json)
+  local plan, policy_error = Exec.retry_policy(args.json and args.json.retry_policy_json)
   if policy_error then return policy_error end
   local reason = A.failure_reason or ''
   local now = server_now()
@@ -2247,6 +3713,7 @@ redis.register_function('ff_fail_execution', guard('ff_fail_execution', function
   if not core then return rejected end
 
   local eid = A.execution_id
+  -- write phase
   redis.call('HSET', K.attempt_hash, 'attempt_state', 'ended_failure', 'ended_at', to_text(now),
     'failure_reason', reason, 'failure_category', A.failure_category or '')
   Exec.close_stream(K.stream_meta, now, 'attempt_failure', false)
@@ -2336,19 +3803,19 @@ function Exec.fail_max_reclaims(K, core, eid, now)
     current_worker_instance_id = '',
   })
   if is_set(core.current_attempt_index) then
-    Exec.end_open_attempt(attempt_key(tag, eid, core.current_attempt_index),
-      stream_meta_key(tag, eid, core.current_attempt_index), now, 'ended_failure', 'max_reclaims_exceeded', 'attempt_failure')
+    Exec.end_open_attempt(KEY.exec_attempt_hash(tag, eid, core.current_attempt_index),
+      KEY.exec_stream_meta(tag, eid, core.current_attempt_index), now, 'ended_failure', 'max_reclaims_exceeded', 'attempt_failure')
   end
   redis.call('DEL', K.lease_current)
   redis.call('ZREM', K.lease_expiry, eid)
   redis.call('SREM', K.worker_leases, eid)
   if is_set(core.current_worker_instance_id) then
-    redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+    redis.call('SREM', KEY.partition_worker_leases(tag, core.current_worker_instance_id), eid)
   end
   redis.call('ZREM', K.active, eid)
   redis.call('ZREM', K.attempt_timeout, eid)
   redis.call('ZREM', K.execution_deadline, eid)
-  redis.call('ZADD', lane_key(tag, Exec.lane_of(core), 'terminal'), now, eid)
+  redis.call('ZADD', KEY.partition_lane_terminal(tag, Exec.lane_of(core)), now, eid)
   publish_completion(core, eid, 'failed')
 end
 
@@ -2379,17 +3846,6 @@ redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', fu
     attempt_id = args[7],
     attempt_policy_json = args[8],
   }
-  local bad = check_args(A, {
-    { 'lease_ttl_ms', 'int' },
-    { 'execution_id', 'nonempty' },
-    { 'worker_id', 'nonempty' },
-    { 'lease_id', 'nonempty' },
-    { 'attempt_id', 'nonempty' },
-  })
-  if bad then return bad end
-  if A.lease_ttl_ms <= 0 then
-    return err('invalid_input', 'lease_ttl_ms must be positive, got: ' .. args[6])
-  end
   local eid = A.execution_id
   local mismatch = check_core_key(K.core, eid)
   if mismatch then return mismatch end
@@ -2424,18 +3880,19 @@ redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', fu
   local tag = tag_of(K.core)
   local reclaim_reason = 'lease_' .. ownership
   local old_index = is_set(core.current_attempt_index) and core.current_attempt_index or nil
+  -- write phase
   redis.call('DEL', K.claim_grant)
   if old_index then
-    redis.call('HSET', attempt_key(tag, eid, old_index), 'attempt_state', 'interrupted_reclaimed',
+    redis.call('HSET', KEY.exec_attempt_hash(tag, eid, old_index), 'attempt_state', 'interrupted_reclaimed',
       'ended_at', to_text(now), 'failure_reason', reclaim_reason)
-    Exec.close_stream(stream_meta_key(tag, eid, old_index), now, 'reclaimed', false)
+    Exec.close_stream(KEY.exec_stream_meta(tag, eid, old_index), now, 'reclaimed', false)
   end
 
   local epoch = (parse_number(core.current_lease_epoch) or 0) + 1
   local index = parse_number(core.total_attempt_count) or 0
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + math.floor(A.lease_ttl_ms * 2 / 3)
-  local attempt_hash = attempt_key(tag, eid, index)
+  local attempt_hash = KEY.exec_attempt_hash(tag, eid, index)
   hset_table(attempt_hash, {
     attempt_id = A.attempt_id,
     execution_id = eid,
@@ -2490,7 +3947,7 @@ redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', fu
   redis.call('ZADD', K.lease_expiry, expires_at, eid)
   -- The old holder no longer leases it (Q6); SREM before SADD, the holder may be the same.
   if is_set(core.current_worker_instance_id) then
-    redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+    redis.call('SREM', KEY.partition_worker_leases(tag, core.current_worker_instance_id), eid)
   end
   redis.call('SADD', K.worker_leases, eid)
   redis.call('ZADD', K.active, expires_at, eid)
@@ -2504,13 +3961,13 @@ end))
 
 -- The runnable index an execution sits in, by eligibility (execution.md §3.9).
 Exec.RUNNABLE_INDEX = {
-  eligible_now = 'eligible',
-  not_eligible_until_time = 'delayed',
-  blocked_by_dependencies = 'blocked:dependencies',
-  blocked_by_budget = 'blocked:budget',
-  blocked_by_quota = 'blocked:quota',
-  blocked_by_route = 'blocked:route',
-  blocked_by_operator = 'blocked:operator',
+  eligible_now = KEY.partition_lane_eligible,
+  not_eligible_until_time = KEY.partition_lane_delayed,
+  blocked_by_dependencies = KEY.partition_lane_blocked_dependencies,
+  blocked_by_budget = KEY.partition_lane_blocked_budget,
+  blocked_by_quota = KEY.partition_lane_blocked_quota,
+  blocked_by_route = KEY.partition_lane_blocked_route,
+  blocked_by_operator = KEY.partition_lane_blocked_operator,
 }
 
 redis.register_function('ff_expire_execution', guard('ff_expire_execution', function(keys, args)
@@ -2534,8 +3991,6 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
     execution_id = args[1],
     expire_reason = args[2],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local eid = A.execution_id
   local mismatch = check_core_key(K.core, eid)
   if mismatch then return mismatch end
@@ -2547,6 +4002,7 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
     tag = tag_of(K.core), execution_id = eid, lane_id = exists and core_lane(core) or nil,
   })
   if foreign then return foreign end
+  -- write phase
   if next(core) == nil or core.lifecycle_phase == 'terminal' then
     redis.call('ZREM', K.attempt_timeout, eid)
     redis.call('ZREM', K.execution_deadline, eid)
@@ -2559,8 +4015,8 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
   local has_attempt = is_set(core.current_attempt_index)
   local attempt_hash, stream_meta
   if has_attempt then
-    attempt_hash = attempt_key(tag, eid, core.current_attempt_index)
-    stream_meta = stream_meta_key(tag, eid, core.current_attempt_index)
+    attempt_hash = KEY.exec_attempt_hash(tag, eid, core.current_attempt_index)
+    stream_meta = KEY.exec_stream_meta(tag, eid, core.current_attempt_index)
   end
   if phase == 'active' or phase == 'suspended' then
     if has_attempt then
@@ -2573,7 +4029,7 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
     redis.call('ZREM', K.lease_expiry, eid)
     redis.call('SREM', K.worker_leases, eid)
     if is_set(core.current_worker_instance_id) then
-      redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+      redis.call('SREM', KEY.partition_worker_leases(tag, core.current_worker_instance_id), eid)
     end
     redis.call('ZREM', K.active, eid)
     history_add(K.lease_history, {
@@ -2589,10 +4045,10 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
   else
     local index = Exec.RUNNABLE_INDEX[core.eligibility_state or '']
     if index then
-      redis.call('ZREM', lane_key(tag, lane, index), eid)
+      redis.call('ZREM', index(tag, lane), eid)
     else
-      for _, suffix in pairs(Exec.RUNNABLE_INDEX) do
-        redis.call('ZREM', lane_key(tag, lane, suffix), eid)
+      for _, build in pairs(Exec.RUNNABLE_INDEX) do
+        redis.call('ZREM', build(tag, lane), eid)
       end
     end
     if has_attempt and core.attempt_state == 'attempt_interrupted' then
@@ -2676,15 +4132,8 @@ function Sched.match_caps(core_key, core, worker_csv, now)
 end
 
 -- The arguments both grant functions share: a positive integer TTL, an execution and a worker.
-Sched.GRANT_RULES = { { 'grant_ttl_ms', 'int' }, { 'execution_id', 'nonempty' }, { 'worker_id', 'nonempty' } }
 
 function Sched.check_grant_args(A)
-  local raw_ttl = A.grant_ttl_ms
-  local bad = check_args(A, Sched.GRANT_RULES)
-  if bad then return bad end
-  if A.grant_ttl_ms <= 0 then
-    return err('invalid_input', 'grant_ttl_ms must be positive, got: ' .. raw_ttl)
-  end
   return nil
 end
 
@@ -2746,6 +4195,7 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
   end
   local mismatch = Sched.match_caps(K.core, core, A.worker_capabilities_csv, now)
   if mismatch then return mismatch end
+  -- write phase
   Sched.write_grant(K.claim_grant, A, now)
   return ok(A.execution_id)
 end))
@@ -2759,20 +4209,19 @@ redis.register_function('ff_change_priority', guard('ff_change_priority', functi
     execution_id = args[1],
     new_priority = args[2],
   }
-  local bad = check_args(A, { { 'new_priority', 'number' }, { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local mismatch = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()
   local core, missing = read_core(K.core)
   if not core then return missing end
-  bad = check_keys('ff_change_priority', keys, { tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core) })
+  local bad = check_keys('ff_change_priority', keys, { tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core) })
   if bad then return bad end
   if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
     return err('execution_not_eligible')
   end
   local old_priority = parse_number(core.priority) or 0
   local new_priority = clamp_priority(A.new_priority)
+  -- write phase
   redis.call('HSET', K.core, 'priority', to_text(new_priority), 'last_mutation_at', to_text(now))
   redis.call('ZADD', K.eligible_zset, eligible_score(new_priority, parse_number(core.created_at) or 0), A.execution_id)
   return ok(to_text(old_priority), to_text(new_priority))
@@ -2789,11 +4238,6 @@ redis.register_function('ff_update_progress', guard('ff_update_progress', functi
     progress_pct = args[4],
     progress_message = args[5],
   }
-  local bad = check_args(A, { { 'progress_pct', 'int?' } })
-  if bad then return bad end
-  if A.progress_pct ~= nil and (A.progress_pct < 0 or A.progress_pct > 100) then
-    return err('invalid_input', 'progress_pct must be within 0..100, got: ' .. args[4])
-  end
   local now = server_now()
   local core, missing = read_core(K.core)
   if not core then return missing end
@@ -2817,6 +4261,7 @@ redis.register_function('ff_update_progress', guard('ff_update_progress', functi
   if is_set(A.progress_message) then
     fields.progress_message = A.progress_message
   end
+  -- write phase
   hset_table(K.core, fields)
   return ok()
 end))
@@ -2831,13 +4276,11 @@ redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', functi
     execution_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'now_ms', 'int' }, { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local eid = A.execution_id
   local mismatch = check_core_key(K.core, eid)
   if mismatch then return mismatch end
   local core = hgetall(K.core)
-  bad = check_keys('ff_promote_delayed', keys, { tag = tag_of(K.core), execution_id = eid, lane_id = next(core) ~= nil and core_lane(core) or nil })
+  local bad = check_keys('ff_promote_delayed', keys, { tag = tag_of(K.core), execution_id = eid, lane_id = next(core) ~= nil and core_lane(core) or nil })
   if bad then return bad end
   local stale
   if next(core) == nil then
@@ -2847,6 +4290,7 @@ redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', functi
   elseif core.eligibility_state ~= 'not_eligible_until_time' then
     stale = 'not_delayed_cleaned'
   end
+  -- write phase
   if stale then
     redis.call('ZREM', K.delayed_zset, eid)
     return ok(stale)
@@ -2912,6 +4356,7 @@ redis.register_function('ff_issue_reclaim_grant', guard('ff_issue_reclaim_grant'
   end
   local mismatch = Sched.match_caps(K.core, core, A.worker_capabilities_csv, now)
   if mismatch then return mismatch end
+  -- write phase
   Sched.write_grant(K.claim_grant, A, now)
   return ok(A.execution_id)
 end))
@@ -3077,17 +4522,13 @@ end
 -- Resume conditions (suspension.md §A, model.md §4.8)
 ---------------------------------------------------------------------------
 
--- Parses and validates resume_condition_json. Returns a fresh condition state, or nil and
--- the invalid_input reply.
-function Susp.parse_condition(text)
+-- Validates resume_condition_json, as the guard decoded it. Returns a fresh condition state,
+-- or nil and the invalid_input reply.
+function Susp.parse_condition(spec)
   local function bad(what)
     return nil, err('invalid_input', 'resume_condition_json ' .. what)
   end
-  if type(text) ~= 'string' then
-    return bad('is missing')
-  end
-  local decoded_ok, spec = pcall(cjson.decode, text)
-  if not decoded_ok or type(spec) ~= 'table' then
+  if type(spec) ~= 'table' then
     return bad('must be a JSON object')
   end
   local condition_type = spec.condition_type
@@ -3238,11 +4679,6 @@ Susp.BLOCKING_REASON = {
   manual_pause = 'paused_by_operator',
 }
 
-Susp.TIMEOUT_BEHAVIORS = {
-  fail = true, cancel = true, expire = true, auto_resume = true,
-  auto_resume_with_timeout_signal = true, escalate = true,
-}
-
 -- Terminal timeout behaviours: terminal_outcome / public_state, close reason, attempt end state.
 Susp.TERMINAL_TIMEOUT = {
   fail = { 'failed', 'timed_out_fail', 'ended_failure' },
@@ -3250,13 +4686,6 @@ Susp.TERMINAL_TIMEOUT = {
   expire = { 'expired', 'timed_out_expire', 'ended_failure' },
 }
 
-function Susp.waitpoint_key(tag, waitpoint_id)
-  return 'ff:wp:' .. tag .. ':' .. waitpoint_id
-end
-
-function Susp.exec_key(tag, eid, suffix)
-  return 'ff:exec:' .. tag .. ':' .. eid .. ':' .. suffix
-end
 
 -- The exec_core fields Susp.lane_of and Susp.make_runnable read, for callers that HMGET.
 Susp.LANE_FIELDS = { 'lane_id' }
@@ -3266,7 +4695,7 @@ function Susp.lane_of(core)
   if is_set(core.lane_id) then
     return core.lane_id
   end
-  return 'default'
+  return DEFAULTS.lane_id
 end
 
 -- Checks that caller-built KEYS are the ones their arguments or the stored state name:
@@ -3278,23 +4707,6 @@ function Susp.keys_match(checks)
       return err('invalid_input', check[3] .. ' must be ' .. tostring(check[2]) .. ', got: ' .. tostring(check[1]))
     end
   end
-  return nil
-end
-
--- An integer ARGV, validated in place. Absent takes the default; empty takes it too when
--- empty_ok, else is invalid. Returns the invalid_input reply or nil.
-function Susp.int_arg(A, name, default, min, empty_ok)
-  local raw = A[name]
-  if raw == nil or (raw == '' and empty_ok) then
-    A[name] = default
-    return nil
-  end
-  local n = parse_int(raw)
-  if n == nil then return int_refusal(name, raw) end
-  if min ~= nil and n < min then
-    return err('invalid_input', name .. ' must be >= ' .. min .. ', got: ' .. raw)
-  end
-  A[name] = n
   return nil
 end
 
@@ -3391,23 +4803,11 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
     timeout_behavior = args[16] or 'fail',
     lease_history_maxlen = args[17],
   }
-  local bad = check_args(A, {
-    { 'execution_id', 'nonempty' }, { 'suspension_id', 'nonempty' }, { 'waitpoint_id', 'nonempty' },
-    { 'lease_id', 'nonempty' }, { 'attempt_id', 'nonempty' },
-  })
-    or check_count_text(A, 'attempt_index')
-    or check_count_text(A, 'lease_epoch')
-    or Susp.int_arg(A, 'timeout_at', nil, 0, true)
-    or Susp.int_arg(A, 'lease_history_maxlen', 1000, 0, false)
-  if bad then return bad end
-  if not Susp.TIMEOUT_BEHAVIORS[A.timeout_behavior] then
-    return err('invalid_input', 'timeout_behavior must be one of fail, cancel, expire, auto_resume, auto_resume_with_timeout_signal, escalate, got: ' .. A.timeout_behavior)
-  end
-  local condition, condition_error = Susp.parse_condition(A.resume_condition_json)
+  local condition, condition_error = Susp.parse_condition(args.json and args.json.resume_condition_json)
   if not condition then return condition_error end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  bad = check_core_key(K.core, eid)
+  local bad = check_core_key(K.core, eid)
   if bad then return bad end
 
   local now = server_now()
@@ -3454,6 +4854,7 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
   local satisfied = activate and Susp.replay_buffered(K.waitpoint_signals, condition) and Susp.is_satisfied(condition)
 
   -- Every check passed: from here on, only writes.
+  -- write phase
   if next(previous) ~= nil then
     if is_set(previous.waitpoint_id) then
       redis.call('SADD', K.waitpoint_history, previous.waitpoint_id)
@@ -3540,12 +4941,9 @@ redis.register_function('ff_resume_execution', guard('ff_resume_execution', func
     trigger_type = args[2] or 'signal',
     resume_delay_ms = args[3],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-    or Susp.int_arg(A, 'resume_delay_ms', 0, 0, true)
-  if bad then return bad end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  bad = Susp.keys_match({ { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' } })
+  local bad = Susp.keys_match({ { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' } })
   if bad then return bad end
 
   local now = server_now()
@@ -3558,17 +4956,18 @@ redis.register_function('ff_resume_execution', guard('ff_resume_execution', func
   if not is_set(suspension.suspension_id) or is_set(suspension.closed_at) then
     return err('execution_not_suspended')
   end
-  local wp_key = Susp.waitpoint_key(tag, suspension.waitpoint_id or '')
+  local wp_key = KEY.partition_waitpoint(tag, suspension.waitpoint_id or '')
   local lane = Susp.lane_of(core)
   bad = Susp.keys_match({
     { K.waitpoint_hash, wp_key, 'KEYS[3] (waitpoint of the open suspension)' },
     { K.waitpoint_signals, wp_key .. ':signals', 'KEYS[4] (waitpoint of the open suspension)' },
-    { K.eligible_zset, lane_key(tag, lane, 'eligible'), 'KEYS[6] (lane of exec_core)' },
-    { K.delayed_zset, lane_key(tag, lane, 'delayed'), 'KEYS[7] (lane of exec_core)' },
-    { K.suspended_zset, lane_key(tag, lane, 'suspended'), 'KEYS[8] (lane of exec_core)' },
+    { K.eligible_zset, KEY.partition_lane_eligible(tag, lane), 'KEYS[6] (lane of exec_core)' },
+    { K.delayed_zset, KEY.partition_lane_delayed(tag, lane), 'KEYS[7] (lane of exec_core)' },
+    { K.suspended_zset, KEY.partition_lane_suspended(tag, lane), 'KEYS[8] (lane of exec_core)' },
   })
   if bad then return bad end
 
+  -- write phase
   local public_state = Susp.make_runnable(K.core, core, eid,
     { suspended = K.suspended_zset, eligible = K.eligible_zset, delayed = K.delayed_zset },
     A.resume_delay_ms, 'resume delay ' .. A.resume_delay_ms .. 'ms', now)
@@ -3598,15 +4997,11 @@ redis.register_function('ff_create_pending_waitpoint', guard('ff_create_pending_
     waitpoint_key = args[4] or '',
     expires_at = args[5],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'waitpoint_id', 'nonempty' } })
-    or check_count_text(A, 'attempt_index')
-    or Susp.int_arg(A, 'expires_at', nil, 0, false)
-  if bad then return bad end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  bad = Susp.keys_match({
+  local bad = Susp.keys_match({
     { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
-    { K.waitpoint_hash, Susp.waitpoint_key(tag, A.waitpoint_id), 'KEYS[2]' },
+    { K.waitpoint_hash, KEY.partition_waitpoint(tag, A.waitpoint_id), 'KEYS[2]' },
   })
   if bad then return bad end
 
@@ -3629,6 +5024,7 @@ redis.register_function('ff_create_pending_waitpoint', guard('ff_create_pending_
   local token, mint_error = Susp.mint(K.hmac_secrets, A.waitpoint_id, A.waitpoint_key, now)
   if not token then return mint_error end
 
+  -- write phase
   hset_table(K.waitpoint_hash, {
     waitpoint_id = A.waitpoint_id, execution_id = eid, attempt_index = A.attempt_index,
     suspension_id = '', waitpoint_key = A.waitpoint_key, waitpoint_token = token,
@@ -3658,25 +5054,26 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   local A = {
     execution_id = args[1],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  bad = Susp.keys_match({ { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' } })
+  local bad = Susp.keys_match({ { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' } })
   if bad then return bad end
 
   local now = server_now()
   local core = hgetall(K.core)
   if next(core) == nil then
+    -- write phase
     redis.call('ZREM', K.suspension_timeout_zset, eid)
     return ok('not_found_cleaned')
   end
   if core.lifecycle_phase ~= 'suspended' then
+    -- write phase
     redis.call('ZREM', K.suspension_timeout_zset, eid)
     return ok('not_suspended_cleaned')
   end
   local suspension = hgetall(K.suspension_current)
   if not is_set(suspension.suspension_id) or is_set(suspension.closed_at) then
+    -- write phase
     redis.call('ZREM', K.suspension_timeout_zset, eid)
     return ok('no_active_suspension_cleaned')
   end
@@ -3689,23 +5086,23 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   if behavior == nil then
     behavior = 'fail'
   end
-  local wp_key = Susp.waitpoint_key(tag, suspension.waitpoint_id or '')
+  local wp_key = KEY.partition_waitpoint(tag, suspension.waitpoint_id or '')
   local lane = Susp.lane_of(core)
   local checks = {
     { K.waitpoint_hash, wp_key, 'KEYS[3] (waitpoint of the open suspension)' },
     { K.wp_condition, wp_key .. ':condition', 'KEYS[4] (waitpoint of the open suspension)' },
-    { K.suspended_zset, lane_key(tag, lane, 'suspended'), 'KEYS[8] (lane of exec_core)' },
-    { K.terminal_zset, lane_key(tag, lane, 'terminal'), 'KEYS[9] (lane of exec_core)' },
-    { K.eligible_zset, lane_key(tag, lane, 'eligible'), 'KEYS[10] (lane of exec_core)' },
+    { K.suspended_zset, KEY.partition_lane_suspended(tag, lane), 'KEYS[8] (lane of exec_core)' },
+    { K.terminal_zset, KEY.partition_lane_terminal(tag, lane), 'KEYS[9] (lane of exec_core)' },
+    { K.eligible_zset, KEY.partition_lane_eligible(tag, lane), 'KEYS[10] (lane of exec_core)' },
   }
   local attempt_index = core.current_attempt_index
   if is_set(attempt_index) then
-    checks[#checks + 1] = { K.attempt_hash, attempt_key(tag, eid, attempt_index), 'KEYS[5] (current attempt)' }
-    checks[#checks + 1] = { K.stream_meta, stream_meta_key(tag, eid, attempt_index), 'KEYS[6] (current attempt)' }
+    checks[#checks + 1] = { K.attempt_hash, KEY.exec_attempt_hash(tag, eid, attempt_index), 'KEYS[5] (current attempt)' }
+    checks[#checks + 1] = { K.stream_meta, KEY.exec_stream_meta(tag, eid, attempt_index), 'KEYS[6] (current attempt)' }
   end
   bad = Susp.keys_match(checks)
   if bad then return bad end
-
+  -- write phase
   if behavior == 'auto_resume' or behavior == 'auto_resume_with_timeout_signal' then
     Susp.make_runnable(K.core, core, eid,
       { suspended = K.suspended_zset, eligible = K.eligible_zset, delayed = K.delayed_zset }, 0, '', now)
@@ -3775,9 +5172,7 @@ redis.register_function('ff_close_waitpoint', guard('ff_close_waitpoint', functi
     waitpoint_id = args[1],
     reason = args[2] or 'proactive_close',
   }
-  local bad = check_args(A, { { 'waitpoint_id', 'nonempty' } })
-  if bad then return bad end
-  bad = Susp.keys_match({ { K.waitpoint_hash, Susp.waitpoint_key(tag_of(K.core), A.waitpoint_id), 'KEYS[2]' } })
+  local bad = Susp.keys_match({ { K.waitpoint_hash, KEY.partition_waitpoint(tag_of(K.core), A.waitpoint_id), 'KEYS[2]' } })
   if bad then return bad end
 
   local wp = hgetall(K.waitpoint_hash)
@@ -3791,6 +5186,7 @@ redis.register_function('ff_close_waitpoint', guard('ff_close_waitpoint', functi
     return err('waitpoint_not_open')
   end
   local now = server_now()
+  -- write phase
   Susp.close_waitpoint(K.waitpoint_hash, now, A.reason, false)
   redis.call('ZREM', K.pending_wp_expiry_zset, A.waitpoint_id)
   -- Derived from KEYS[2] (same slot). A pending waitpoint has no condition yet.
@@ -3817,8 +5213,8 @@ redis.register_function('ff_rotate_waitpoint_hmac_secret', guard('ff_rotate_wait
   if not is_set(secret) or #secret % 2 ~= 0 or string.find(secret, '[^0-9a-fA-F]') then
     return err('invalid_secret_hex')
   end
-  local grace = parse_number(A.grace_ms)
-  if grace == nil or grace < 0 or grace > 9007199254740991 or grace ~= math.floor(grace) then
+  local grace = A.grace_ms -- checked by the guard when given; missing (argv_min 0), refused here in the reference's order
+  if grace == nil then
     return err('invalid_grace_ms')
   end
 
@@ -3830,6 +5226,7 @@ redis.register_function('ff_rotate_waitpoint_hmac_secret', guard('ff_rotate_wait
     local stored = ring['secret:' .. kid]
     if not is_set(stored) then
       -- A torn earlier write: complete it.
+      -- write phase
       redis.call('HSET', K.hmac_secrets, 'secret:' .. kid, secret)
       return ok('noop', kid)
     end
@@ -3839,6 +5236,7 @@ redis.register_function('ff_rotate_waitpoint_hmac_secret', guard('ff_rotate_wait
     return err('rotation_conflict', kid)
   end
 
+  -- write phase
   -- Collect kids whose grace has ended (the boundary matches verification: expiry = now is
   -- still valid). The outgoing kid is spared: it gets a fresh expiry below.
   local doomed, gc_count = {}, 0
@@ -3922,32 +5320,22 @@ function Sig.check(K, A)
       A[name] = value
     end
   end
-  local bad = check_args(A, { { 'signal_id', 'nonempty' }, { 'execution_id', 'nonempty' }, { 'waitpoint_id', 'nonempty' } })
-    or Susp.int_arg(A, 'created_at', nil, 0, true)
-    or Susp.int_arg(A, 'dedup_ttl_ms', 86400000, 0, false)
-    or Susp.int_arg(A, 'resume_delay_ms', 0, 0, true)
-    or Susp.int_arg(A, 'signal_maxlen', 1000, 0, true)
-    or Susp.int_arg(A, 'max_signals_per_execution', 10000, nil, true)
-  if bad then return bad end
-  if A.dedup_ttl_ms == nil then
-    A.dedup_ttl_ms = 0
-  end
   if #A.payload > Sig.PAYLOAD_MAX_BYTES then
     return err('payload_too_large')
   end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  local wp_key = Susp.waitpoint_key(tag, A.waitpoint_id)
-  local signal_key = 'ff:signal:' .. tag .. ':' .. A.signal_id
-  local idem_key = 'ff:noop:' .. tag
+  local wp_key = KEY.partition_waitpoint(tag, A.waitpoint_id)
+  local signal_key = KEY.partition_signal(tag, A.signal_id)
+  local idem_key = KEY.partition_noop(tag)
   if is_set(A.idempotency_key) then
-    idem_key = 'ff:sigdedup:' .. tag .. ':' .. A.waitpoint_id .. ':' .. A.idempotency_key
+    idem_key = KEY.partition_signal_dedup(tag, A.waitpoint_id, A.idempotency_key)
   end
   local checks = {
     { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
     { K.wp_condition, wp_key .. ':condition', 'KEYS[2]' },
     { K.wp_signals_stream, wp_key .. ':signals', 'KEYS[3]' },
-    { K.exec_signals_zset, Susp.exec_key(tag, eid, 'signals'), 'KEYS[4]' },
+    { K.exec_signals_zset, KEY.exec_exec_signals(tag, eid), 'KEYS[4]' },
     { K.signal_hash, signal_key, 'KEYS[5]' },
     { K.signal_payload, signal_key .. ':payload', 'KEYS[6]' },
     { K.idem_key, idem_key, 'KEYS[7]' },
@@ -3955,10 +5343,10 @@ function Sig.check(K, A)
   }
   -- An absent or empty key ring slot is the token check's own error.
   if is_set(K.hmac_secrets) then
-    checks[#checks + 1] = { K.hmac_secrets, 'ff:sec:' .. tag .. ':waitpoint_hmac', 'key ring KEYS slot' }
+    checks[#checks + 1] = { K.hmac_secrets, KEY.partition_waitpoint_hmac_secrets(tag), 'key ring KEYS slot' }
   end
   if K.suspension_current ~= nil then
-    checks[#checks + 1] = { K.suspension_current, Susp.exec_key(tag, eid, 'suspension:current'), 'KEYS[9]' }
+    checks[#checks + 1] = { K.suspension_current, KEY.exec_suspension_current(tag, eid), 'KEYS[9]' }
   end
   return Susp.keys_match(checks)
 end
@@ -4127,15 +5515,16 @@ redis.register_function('ff_deliver_signal', guard('ff_deliver_signal', function
   if satisfied and current then
     local lane = Susp.lane_of(core)
     bad = Susp.keys_match({
-      { K.eligible_zset, lane_key(tag, lane, 'eligible'), 'KEYS[10] (lane of exec_core)' },
-      { K.suspended_zset, lane_key(tag, lane, 'suspended'), 'KEYS[11] (lane of exec_core)' },
-      { K.delayed_zset, lane_key(tag, lane, 'delayed'), 'KEYS[12] (lane of exec_core)' },
+      { K.eligible_zset, KEY.partition_lane_eligible(tag, lane), 'KEYS[10] (lane of exec_core)' },
+      { K.suspended_zset, KEY.partition_lane_suspended(tag, lane), 'KEYS[11] (lane of exec_core)' },
+      { K.delayed_zset, KEY.partition_lane_delayed(tag, lane), 'KEYS[12] (lane of exec_core)' },
     })
     if bad then return bad end
   end
 
   -- Every check passed: from here on, only writes.
   local effect = satisfied and 'resume_condition_satisfied' or (taken and 'appended_to_waitpoint' or 'no_op')
+  -- write phase
   Sig.record(K, A, now, effect)
   if taken then
     local prefix = 'matcher:' .. (taken - 1) .. ':'
@@ -4227,6 +5616,7 @@ redis.register_function('ff_buffer_signal_for_pending_waitpoint', guard('ff_buff
     return ok_status('DUPLICATE', existing)
   end
 
+  -- write phase
   Sig.record(K, A, now, 'buffered_for_pending_waitpoint')
   return ok(A.signal_id, 'buffered_for_pending_waitpoint')
 end))
@@ -4261,23 +5651,11 @@ redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_ex
     lease_ttl_ms = args[7],
     remaining_attempt_timeout_ms = args[8],
   }
-  local bad = check_args(A, {
-    { 'lease_ttl_ms', 'number' },
-    { 'remaining_attempt_timeout_ms', 'int?' },
-    { 'execution_id', 'nonempty' },
-    { 'worker_id', 'nonempty' },
-    { 'lease_id', 'nonempty' },
-    { 'lane_id', 'nonempty' },
-  })
-  if bad then return bad end
-  if A.lease_ttl_ms <= 0 or A.lease_ttl_ms ~= math.floor(A.lease_ttl_ms) then
-    return err('invalid_input', 'lease_ttl_ms must be a positive integer, got: ' .. args[7])
-  end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  bad = Susp.keys_match({
+  local bad = Susp.keys_match({
     { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
-    { K.worker_leases, worker_leases_key(tag, A.worker_instance_id or ''), 'KEYS[5]' },
+    { K.worker_leases, KEY.partition_worker_leases(tag, A.worker_instance_id or ''), 'KEYS[5]' },
   })
   if bad then return bad end
 
@@ -4301,15 +5679,16 @@ redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_ex
   end
   local lane = Susp.lane_of(core)
   bad = Susp.keys_match({
-    { K.existing_attempt_hash, attempt_key(tag, eid, core.current_attempt_index), 'KEYS[6] (current attempt)' },
-    { K.eligible_zset, lane_key(tag, lane, 'eligible'), 'KEYS[3] (lane of exec_core)' },
-    { K.active_index, lane_key(tag, lane, 'active'), 'KEYS[9] (lane of exec_core)' },
+    { K.existing_attempt_hash, KEY.exec_attempt_hash(tag, eid, core.current_attempt_index), 'KEYS[6] (current attempt)' },
+    { K.eligible_zset, KEY.partition_lane_eligible(tag, lane), 'KEYS[3] (lane of exec_core)' },
+    { K.active_index, KEY.partition_lane_active(tag, lane), 'KEYS[9] (lane of exec_core)' },
   })
   if bad then return bad end
 
   local epoch = (parse_number(core.current_lease_epoch) or 0) + 1
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + math.floor(A.lease_ttl_ms * 2 / 3)
+  -- write phase
   redis.call('DEL', K.claim_grant)
   hset_table(K.existing_attempt_hash, {
     attempt_state = 'started', resumed_at = now, lease_id = A.lease_id, lease_epoch = epoch,
@@ -4357,12 +5736,9 @@ end))
 -- Module-local helpers live in the one table Stream, to keep the chunk's locals few.
 local Stream = {}
 
-Stream.U32_MAX = 4294967295
 Stream.DEFAULT_MAX_PAYLOAD_BYTES = 65536
 -- retention_maxlen 0 means an approximate trim to this many entries.
 Stream.DEFAULT_RETENTION = 10000
--- Most frames one range read may return (the reference's STREAM_READ_HARD_CAP).
-Stream.READ_HARD_CAP = 10000
 
 -- An XRANGE bound: \`-\`, \`+\`, or \`<ms>\` / \`<ms>-<seq>\`, optionally \`(\`-prefixed (exclusive).
 function Stream.valid_bound(id)
@@ -4381,8 +5757,8 @@ function Stream.check_keys(K, execution_id, attempt_index)
   local mismatch = check_core_key(K.core, execution_id)
   if mismatch then return mismatch end
   local tag = tag_of(K.core)
-  local expected = 'ff:stream:' .. tag .. ':' .. execution_id .. ':' .. attempt_index
-  if K.stream ~= expected or K.stream_meta ~= expected .. ':meta' then
+  if K.stream ~= KEY.exec_stream(tag, execution_id, attempt_index)
+    or K.stream_meta ~= KEY.exec_stream_meta(tag, execution_id, attempt_index) then
     return err('invalid_input', 'stream keys do not match execution_id and attempt_index')
   end
   return nil
@@ -4409,15 +5785,9 @@ redis.register_function('ff_append_frame', guard('ff_append_frame', function(key
     attempt_id = args[12],
     max_payload_bytes = args[13],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-    or check_int_arg(A, 'attempt_index', 0, Stream.U32_MAX)
-    or check_int_arg(A, 'ts', 0, 9007199254740991, true)
-    or check_int_arg(A, 'retention_maxlen', 0, Stream.U32_MAX, true)
-    or check_int_arg(A, 'max_payload_bytes', 0, Stream.U32_MAX, true)
-  if bad then return bad end
   -- attempt_index is compared as text with current_attempt_index, as the engine stores it.
-  local attempt_index = to_text(A.attempt_index)
-  bad = Stream.check_keys(K, A.execution_id, attempt_index)
+  local attempt_index = A.attempt_index
+  local bad = Stream.check_keys(K, A.execution_id, attempt_index)
   if bad then return bad end
   local payload = A.payload or ''
   local max_payload = A.max_payload_bytes or Stream.DEFAULT_MAX_PAYLOAD_BYTES
@@ -4448,11 +5818,13 @@ redis.register_function('ff_append_frame', guard('ff_append_frame', function(key
     return err('stale_owner_cannot_append')
   end
 
-  if redis.call('EXISTS', K.stream_meta) == 1 then
-    if is_set(redis.call('HGET', K.stream_meta, 'closed_at')) then
-      return err('stream_closed')
-    end
-  else
+  local meta_exists = redis.call('EXISTS', K.stream_meta) == 1
+  if meta_exists and is_set(redis.call('HGET', K.stream_meta, 'closed_at')) then
+    return err('stream_closed')
+  end
+
+  -- write phase
+  if not meta_exists then
     redis.call('HSET', K.stream_meta,
       'stream_id', A.execution_id .. ':' .. attempt_index,
       'execution_id', A.execution_id,
@@ -4503,16 +5875,7 @@ redis.register_function{
       to_id = args[2],
       count_limit = args[3],
     }
-    local count = parse_number(A.count_limit)
-    if count == nil or count < 1 then
-      return err('invalid_input', 'count_limit must be >= 1')
-    end
-    if count > Stream.READ_HARD_CAP then
-      return err('invalid_input', 'count_limit_exceeds_hard_cap')
-    end
-    if count ~= math.floor(count) then
-      return err('invalid_input', 'count_limit must be an integer, got: ' .. tostring(A.count_limit))
-    end
+    local count = A.count_limit
     -- Absent or empty bounds mean the whole stream.
     local from = is_set(A.from_id) and A.from_id or '-'
     local to = is_set(A.to_id) and A.to_id or '+'
@@ -4553,7 +5916,6 @@ Budget.BLOCK = {
   paused_by_operator = { 'blocked_by_operator', 'operator' },
   paused_by_policy = { 'blocked_by_lane_state', 'operator' },
 }
-Budget.BLOCKED_SETS = { 'budget', 'quota', 'route', 'operator' }
 -- States an execution may be blocked from: eligible, or already blocked for admission.
 Budget.BLOCKABLE = {
   eligible_now = true, blocked_by_budget = true, blocked_by_quota = true,
@@ -4572,7 +5934,7 @@ end
 -- budget_id must be the budget the caller's definition key names.
 function Budget.check_id(def_key, budget_id)
   local tag = tag_of(def_key)
-  if not is_set(budget_id) or not tag or def_key ~= 'ff:budget:' .. tag .. ':' .. budget_id then
+  if not is_set(budget_id) or not tag or def_key ~= KEY.budget_definition(tag, budget_id) then
     return err('invalid_input', 'budget_id must be the budget of the definition key, got: ' .. tostring(budget_id))
   end
   return nil
@@ -4587,8 +5949,8 @@ function Budget.read_count(args, pos, width, trailing, optional_last)
     return nil, err('invalid_input', 'dim_count must be >= 0, got: ' .. args[pos])
   end
   local expected = pos + width * n + trailing
-  if #args ~= expected and not (optional_last and #args == expected + 1) then
-    return nil, err('invalid_input', 'expected ' .. expected .. ' arguments for ' .. n .. ' dimensions, got: ' .. #args)
+  if args.n ~= expected and not (optional_last and args.n == expected + 1) then
+    return nil, err('invalid_input', 'expected ' .. expected .. ' arguments for ' .. n .. ' dimensions, got: ' .. args.n)
   end
   return n
 end
@@ -4615,32 +5977,34 @@ function Budget.stored_limit(limits_key, field)
   return value, raw, nil
 end
 
-function Budget.create(K, A, args)
-  local bad = check_args(A, { { 'reset_interval_ms', 'int' }, { 'now_ms', 'int?' } })
-    or Budget.check_id(K.definition, A.budget_id)
-  if bad then return bad end
-  if A.reset_interval_ms < 0 then
-    return err('invalid_input', 'reset_interval_ms must not be negative, got: ' .. args[7])
-  end
+-- The create's check phase: the id and the limit columns. Returns the limits as HSET
+-- pairs, or nil and the refusal. Writes nothing.
+function Budget.create_check(K, A, args)
+  local bad = Budget.check_id(K.definition, A.budget_id)
+  if bad then return nil, bad end
   local n, count_err = Budget.read_count(args, 9, 3, 0, false)
-  if not n then return count_err end
+  if not n then return nil, count_err end
   local limits = {}
   for i = 1, n do
     local dim = args[9 + i]
     if not is_set(dim) then
-      return err('invalid_input', 'dimension ' .. i .. ' must not be empty')
+      return nil, err('invalid_input', 'dimension ' .. i .. ' must not be empty')
     end
     local hard, hard_err = Budget.count_arg(args[9 + n + i], 'hard limit of ' .. dim)
-    if not hard then return hard_err end
+    if not hard then return nil, hard_err end
     local soft, soft_err = Budget.count_arg(args[9 + 2 * n + i], 'soft limit of ' .. dim)
-    if not soft then return soft_err end
+    if not soft then return nil, soft_err end
     limits[#limits + 1] = 'hard:' .. dim
     limits[#limits + 1] = to_text(hard)
     limits[#limits + 1] = 'soft:' .. dim
     limits[#limits + 1] = to_text(soft)
   end
-  local now = A.now_ms or server_now()
+  return limits, nil
+end
 
+-- The create's write phase (limits from Budget.create_check).
+function Budget.create(K, A, limits)
+  local now = A.now_ms or server_now()
   -- Indexing comes before the existence check, so a replay heals a missing index entry.
   redis.call('SADD', K.budget_policies, A.budget_id)
   if Budget.exists(K.definition) then
@@ -4689,7 +6053,10 @@ redis.register_function('ff_create_budget', guard('ff_create_budget', function(k
     now_ms = args[8],
     dimension_count = args[9],
   }
-  return Budget.create(K, A, args)
+  local limits, bad = Budget.create_check(K, A, args)
+  if not limits then return bad end
+  -- write phase
+  return Budget.create(K, A, limits)
 end))
 
 -- Validates a usage report and reads what it needs. Returns the parsed entries, or nil and
@@ -4699,10 +6066,15 @@ function Budget.prepare_report(K, A, args, n)
   if not tag then
     return nil, err('invalid_input', 'the budget keys carry no hash tag')
   end
-  local bad = check_args(A, { { 'now_ms', 'int?' } })
-  if bad then return nil, bad end
+  local now_ms = A.now_ms
+  if is_set(now_ms) then
+    A.now_ms = parse_int(now_ms)
+    if A.now_ms == nil then return nil, int_refusal('now_ms', now_ms) end
+  else
+    A.now_ms = nil
+  end
   if is_set(A.dedup_key) then
-    local prefix = 'ff:usagededup:' .. tag .. ':'
+    local prefix = KEY.budget_partition_usage_dedup(tag, '')
     if #A.dedup_key <= #prefix or string.sub(A.dedup_key, 1, #prefix) ~= prefix then
       return nil, err('invalid_input', 'dedup_key must be ' .. prefix .. '<dedup_id>, got: ' .. A.dedup_key)
     end
@@ -4742,25 +6114,33 @@ function Budget.prepare_report(K, A, args, n)
   return entries, nil
 end
 
-function Budget.report(K, A, args, n)
-  local entries, reply = Budget.prepare_report(K, A, args, n)
-  if not entries then return reply end
-  local now = A.now_ms or server_now()
-
-  -- Hard limits first, on the running total per dimension: a breach adds nothing.
+-- The report's last check: the running total per dimension, in entry order, up to the
+-- first hard breach (which adds nothing). Returns the breached entry or false, or nil and
+-- the refusal. Writes nothing.
+function Budget.report_check(entries)
   local totals = {}
   for _, e in ipairs(entries) do
     local total = (totals[e.dim] or e.current) + e.delta
     if total > Budget.MAX_USAGE then
-      return err('invalid_input', 'usage of ' .. e.dim .. ' would exceed 2^53-1')
+      return nil, err('invalid_input', 'usage of ' .. e.dim .. ' would exceed 2^53-1')
     end
     totals[e.dim] = total
     if e.hard and e.hard > 0 and total > e.hard then
-      redis.call('HINCRBY', K.definition, 'breach_count', 1)
-      redis.call('HSET', K.definition, 'last_breach_at', to_text(now), 'last_breach_dim', e.dim,
-        'last_updated_at', to_text(now))
-      return ok_status('HARD_BREACH', e.dim, to_text(e.current), e.hard_raw)
+      return e, nil
     end
+  end
+  return false, nil
+end
+
+-- The report's write phase (entries from Budget.prepare_report, breach from Budget.report_check).
+function Budget.report(K, A, entries, breach)
+  local now = A.now_ms or server_now()
+  -- Hard limits first: a breach adds nothing.
+  if breach then
+    redis.call('HINCRBY', K.definition, 'breach_count', 1)
+    redis.call('HSET', K.definition, 'last_breach_at', to_text(now), 'last_breach_dim', breach.dim,
+      'last_updated_at', to_text(now))
+    return ok_status('HARD_BREACH', breach.dim, to_text(breach.current), breach.hard_raw)
   end
 
   local soft_dim, soft_value, soft_limit
@@ -4795,12 +6175,18 @@ redis.register_function('ff_report_usage_and_check', guard('ff_report_usage_and_
     now_ms = args[2 * n + 2],
     dedup_key = args[2 * n + 3],
   }
-  return Budget.report(K, A, args, n)
+  local entries, reply = Budget.prepare_report(K, A, args, n)
+  if not entries then return reply end
+  local breach, bad = Budget.report_check(entries)
+  if breach == nil then return bad end
+  -- write phase
+  return Budget.report(K, A, entries, breach)
 end))
 
 redis.register_function('ff_reset_budget', guard('ff_reset_budget', function(keys, args)
   local K, A, interval, now = Budget.reset_check(keys, args)
   if not K then return A end
+  -- write phase
   return ok(to_text(Budget.reset(K, A.budget_id, interval, now)))
 end))
 
@@ -4818,7 +6204,7 @@ function Budget.reset_check(keys, args)
     budget_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } }) or Budget.check_id(K.definition, A.budget_id)
+  local bad = Budget.check_id(K.definition, A.budget_id)
   if bad then return nil, bad end
   if not Budget.exists(K.definition) then
     redis.call('ZREM', K.budget_resets, A.budget_id)
@@ -4865,11 +6251,11 @@ end
 -- one of \`sets\` among its blocked indexes. A core without lane_id (hand-built) is not checked.
 function Budget.check_lane_keys(tag, lane, eligible_key, blocked_key, sets)
   if not is_set(lane) then return nil end
-  if eligible_key ~= lane_key(tag, lane, 'eligible') then
+  if eligible_key ~= KEY.partition_lane_eligible(tag, lane) then
     return err('invalid_input', 'eligible key is not the eligible index of lane ' .. lane)
   end
   for _, set in ipairs(sets) do
-    if blocked_key == lane_key(tag, lane, 'blocked:' .. set) then return nil end
+    if blocked_key == KEY.partition_lane_blocked(tag, lane, set) then return nil end
   end
   return err('invalid_input', 'blocked key is not the ' .. table.concat(sets, '/') .. ' blocked index of lane ' .. lane)
 end
@@ -4877,8 +6263,8 @@ end
 -- Removes the execution from every admission blocked index of its lane except \`keep\`.
 function Budget.leave_blocked_sets(tag, lane, eid, keep)
   if not is_set(lane) then return end
-  for _, set in ipairs(Budget.BLOCKED_SETS) do
-    local key = lane_key(tag, lane, 'blocked:' .. set)
+  for _, set in ipairs(ENUMS.blocked_set) do
+    local key = KEY.partition_lane_blocked(tag, lane, set)
     if key ~= keep then
       redis.call('ZREM', key, eid)
     end
@@ -4897,7 +6283,7 @@ redis.register_function('ff_block_execution_for_admission', guard('ff_block_exec
     blocking_detail = args[3],
     now_ms = args[4],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } }) or check_core_key(K.core, A.execution_id)
+  local bad = check_core_key(K.core, A.execution_id)
   if bad then return bad end
   local core, missing = read_core(K.core)
   if not core then return missing end
@@ -4919,6 +6305,7 @@ redis.register_function('ff_block_execution_for_admission', guard('ff_block_exec
   if bad then return bad end
   local now = A.now_ms or server_now()
 
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -4947,7 +6334,7 @@ redis.register_function('ff_unblock_execution', guard('ff_unblock_execution', fu
     now_ms = args[2],
     expected_blocking_reason = args[3],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } }) or check_core_key(K.core, A.execution_id)
+  local bad = check_core_key(K.core, A.execution_id)
   if bad then return bad end
   local core, missing = read_core(K.core)
   if not core then return missing end
@@ -4958,10 +6345,11 @@ redis.register_function('ff_unblock_execution', guard('ff_unblock_execution', fu
     return err('execution_not_eligible')
   end
   local tag = tag_of(K.core)
-  bad = Budget.check_lane_keys(tag, core.lane_id, K.eligible, K.blocked, Budget.BLOCKED_SETS)
+  bad = Budget.check_lane_keys(tag, core.lane_id, K.eligible, K.blocked, ENUMS.blocked_set)
   if bad then return bad end
   local now = A.now_ms or server_now()
 
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -4984,16 +6372,6 @@ end))
 -- Quota policies and admission. KEYS, ARGV and replies: spec/quota.yaml.
 local Quota = {}
 
--- Checks non-negative integer arguments (already converted by check_args) in order.
-function Quota.non_negative(A, names)
-  for _, name in ipairs(names) do
-    if A[name] < 0 then
-      return err('invalid_input', name .. ' must not be negative, got: ' .. to_text(A[name]))
-    end
-  end
-  return nil
-end
-
 -- The admitted guard key ends with \`:admitted:<execution_id>\`; the id must be the caller's.
 function Quota.check_guard(guard_key, eid)
   local suffix = ':admitted:' .. tostring(eid)
@@ -5007,7 +6385,7 @@ end
 function Quota.policy_of(key, suffix)
   local tag = tag_of(key)
   if not tag then return nil end
-  local prefix = 'ff:quota:' .. tag .. ':'
+  local prefix = KEY.quota_definition(tag, '')
   if #key <= #prefix + #suffix or string.sub(key, 1, #prefix) ~= prefix then return nil end
   if suffix ~= '' and string.sub(key, -#suffix) ~= suffix then return nil end
   return string.sub(key, #prefix + 1, #key - #suffix)
@@ -5039,25 +6417,18 @@ redis.register_function('ff_create_quota_policy', guard('ff_create_quota_policy'
     max_concurrent = args[4],
     now_ms = args[5],
   }
-  local bad = check_args(A, {
-    { 'quota_policy_id', 'nonempty' }, { 'window_seconds', 'int' }, { 'max_requests_per_window', 'int' },
-    { 'max_concurrent', 'int' }, { 'now_ms', 'int?' },
-  }) or Quota.non_negative(A, { 'max_requests_per_window', 'max_concurrent' })
-  if bad then return bad end
-  if A.window_seconds < 1 then
-    return err('invalid_input', 'window_seconds must be at least 1, got: ' .. args[2])
-  end
   local tag = tag_of(K.definition)
-  if not tag or K.definition ~= 'ff:quota:' .. tag .. ':' .. A.quota_policy_id then
+  if not tag or K.definition ~= KEY.quota_definition(tag, A.quota_policy_id) then
     return err('invalid_input', 'quota_policy_id must be the policy of the definition key, got: ' .. A.quota_policy_id)
   end
-  bad = check_keys('ff_create_quota_policy', keys, { tag = tag, quota_policy_id = A.quota_policy_id })
+  local bad = check_keys('ff_create_quota_policy', keys, { tag = tag, quota_policy_id = A.quota_policy_id })
   if bad then return bad end
   local now = A.now_ms or server_now()
 
   if redis.call('EXISTS', K.definition) == 1 then
     return ok_status('ALREADY_SATISFIED', A.quota_policy_id)
   end
+  -- write phase
   hset_table(K.definition, {
     quota_policy_id = A.quota_policy_id,
     requests_per_window_seconds = A.window_seconds,
@@ -5088,18 +6459,9 @@ redis.register_function('ff_check_admission_and_record', guard('ff_check_admissi
     execution_id = args[5],
     jitter_ms = args[6],
   }
-  local bad = check_args(A, {
-    { 'now_ms', 'int?' }, { 'window_seconds', 'int' }, { 'rate_limit', 'int' }, { 'concurrency_cap', 'int' },
-    { 'jitter_ms', 'int?' },
-  }) or Quota.non_negative(A, { 'rate_limit', 'concurrency_cap' }) or Quota.check_guard(K.admitted, A.execution_id)
+  local bad = Quota.check_guard(K.admitted, A.execution_id)
   if bad then return bad end
-  if A.window_seconds < 1 then
-    return err('invalid_input', 'window_seconds must be at least 1, got: ' .. args[2])
-  end
   local jitter = A.jitter_ms or 0
-  if jitter < 0 then
-    return err('invalid_input', 'jitter_ms must not be negative, got: ' .. args[6])
-  end
   -- The policy is the one of the definition key (declared for routing): every other key
   -- must be that policy's and the admitted execution's.
   local policy_id = Quota.policy_of(K.definition, '') or ''
@@ -5121,6 +6483,7 @@ redis.register_function('ff_check_admission_and_record', guard('ff_check_admissi
   local held, counter_err = Quota.counter(K.concurrency)
   if counter_err then return counter_err end
 
+  -- write phase
   redis.call('ZREMRANGEBYSCORE', K.window, '-inf', now - window_ms)
   if A.rate_limit > 0 and redis.call('ZCARD', K.window) >= A.rate_limit then
     local oldest = redis.call('ZRANGE', K.window, 0, 0, 'WITHSCORES')
@@ -5162,6 +6525,7 @@ redis.register_function('ff_release_admission', guard('ff_release_admission', fu
   local held, counter_err = Quota.counter(K.concurrency)
   if counter_err then return counter_err end
 
+  -- write phase
   redis.call('DEL', K.admitted)
   -- Only a holder gives a slot back: a second release finds it gone from the set.
   local removed = redis.call('SREM', K.admitted_set, A.execution_id)
@@ -5176,24 +6540,21 @@ end))
 -- Module-local helpers live in the one table Flow, to keep the chunk's locals few.
 local Flow = {}
 
--- Flow states the mutation guards treat as final (only \`cancelled\` is ever written).
-Flow.TERMINAL = { cancelled = true, completed = true, failed = true }
 -- The cycle check gives up (and refuses the edge) past this many distinct nodes.
 Flow.MAX_CYCLE_CHECK_NODES = 1000
 Flow.DEFAULT_MAX_REPLAYS = 10
 
--- \`ff:flow:<tag>:<fid>\` when the core key is this flow's, else nil: the functions that
--- derive other flow keys (or store the flow id) refuse a core key of another flow.
-function Flow.prefix(core_key, flow_id)
+-- The flow of a core key, { tag, flow_id }, when the key is flow_id's core key, else nil: the
+-- functions that derive other flow keys (or store the flow id) refuse another flow's core key.
+function Flow.of_core(core_key, flow_id)
   local tag = tag_of(core_key)
   if not tag or not is_set(flow_id) then
     return nil
   end
-  local prefix = 'ff:flow:' .. tag .. ':' .. flow_id
-  if core_key ~= prefix .. ':core' then
+  if core_key ~= KEY.flow_core(tag, flow_id) then
     return nil
   end
-  return prefix
+  return { tag = tag, flow_id = flow_id }
 end
 
 -- The argument checks every flow-side call shares: a non-empty flow id that names the
@@ -5201,17 +6562,15 @@ end
 -- name, keys: the call's, whose other flow and partition KEYS are checked against the flow
 -- (c: more context, such as execution_id or edge_id).
 function Flow.check_flow_args(A, core_key, name, keys, c)
-  local bad = check_args(A, { { 'flow_id', 'nonempty' }, { 'now_ms', 'int?' } })
-  if bad then return nil, bad end
-  local prefix = Flow.prefix(core_key, A.flow_id)
-  if not prefix then
+  local flow = Flow.of_core(core_key, A.flow_id)
+  if not flow then
     return nil, err('invalid_input', 'flow_id does not match the flow core key')
   end
   c = c or {}
   c.tag, c.flow_id = tag_of(core_key), A.flow_id
-  bad = check_keys(name, keys, c)
+  local bad = check_keys(name, keys, c)
   if bad then return nil, bad end
-  return prefix
+  return flow
 end
 
 
@@ -5227,16 +6586,16 @@ end
 
 -- True if \`target\` is reachable from \`start\` over the flow's staged edges (breadth first),
 -- or if the graph is too large to tell (the caller then refuses the edge).
-function Flow.reaches(prefix, start, target)
+function Flow.reaches(flow, start, target)
   local visited = { [start] = true }
   local count = 1
   local frontier = { start }
   while #frontier > 0 do
     local next_frontier = {}
     for i = 1, #frontier do
-      local edges = redis.call('SMEMBERS', prefix .. ':out:' .. frontier[i])
+      local edges = redis.call('SMEMBERS', KEY.flow_outgoing(flow.tag, flow.flow_id, frontier[i]))
       for j = 1, #edges do
-        local down = redis.call('HGET', prefix .. ':edge:' .. edges[j], 'downstream_execution_id')
+        local down = redis.call('HGET', KEY.flow_edge(flow.tag, flow.flow_id, edges[j]), 'downstream_execution_id')
         if down == target then
           return true
         end
@@ -5289,8 +6648,8 @@ function Flow.skip_child(K, core, eid, now)
     local attempt_hash, stream_meta = K.attempt_hash, K.stream_meta
     if is_set(core.current_attempt_index) then
       local tag = tag_of(K.exec_core)
-      attempt_hash = attempt_key(tag, eid, core.current_attempt_index)
-      stream_meta = stream_meta_key(tag, eid, core.current_attempt_index)
+      attempt_hash = KEY.exec_attempt_hash(tag, eid, core.current_attempt_index)
+      stream_meta = KEY.exec_stream_meta(tag, eid, core.current_attempt_index)
     end
     redis.call('HSET', attempt_hash, 'attempt_state', 'ended_cancelled', 'ended_at', now,
       'failure_reason', 'dependency_impossible')
@@ -5365,6 +6724,7 @@ redis.register_function('ff_create_flow', guard('ff_create_flow', function(keys,
   local _, bad = Flow.check_flow_args(A, K.flow_core, 'ff_create_flow', keys)
   if bad then return bad end
 
+  -- write phase
   redis.call('SADD', K.flow_index, A.flow_id)
   if redis.call('EXISTS', K.flow_core) == 1 then
     return ok_status('ALREADY_SATISFIED', A.flow_id)
@@ -5398,14 +6758,14 @@ redis.register_function('ff_add_execution_to_flow', guard('ff_add_execution_to_f
   }
   local _, bad = Flow.check_flow_args(A, K.flow_core, 'ff_add_execution_to_flow', keys, { execution_id = A.execution_id })
   if bad then return bad end
-  bad = check_args(A, { { 'execution_id', 'nonempty' } }) or check_core_key(K.exec_core, A.execution_id)
+  bad = check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
 
   local flow = hgetall(K.flow_core)
   if next(flow) == nil then
     return err('flow_not_found')
   end
-  if Flow.TERMINAL[flow.public_flow_state] then
+  if ENUMS.terminal_flow_state[flow.public_flow_state] then
     return err('flow_already_terminal')
   end
   if redis.call('EXISTS', K.exec_core) == 0 then
@@ -5416,6 +6776,7 @@ redis.register_function('ff_add_execution_to_flow', guard('ff_add_execution_to_f
     return err('already_member_of_different_flow:' .. current)
   end
 
+  -- write phase
   redis.call('SADD', K.flow_index, A.flow_id)
   redis.call('HSET', K.exec_core, 'flow_id', A.flow_id)
   if redis.call('SISMEMBER', K.members_set, A.execution_id) == 1 then
@@ -5440,20 +6801,20 @@ redis.register_function('ff_cancel_flow', guard('ff_cancel_flow', function(keys,
     cancellation_policy = args[3],
     now_ms = args[4],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } })
-    or check_keys('ff_cancel_flow', keys, { tag = tag_of(K.flow_core), flow_id = set_or_nil(A.flow_id) })
+  local bad = check_keys('ff_cancel_flow', keys, { tag = tag_of(K.flow_core), flow_id = set_or_nil(A.flow_id) })
   if bad then return bad end
 
   local state = redis.call('HGET', K.flow_core, 'public_flow_state')
   if redis.call('EXISTS', K.flow_core) == 0 then
     return err('flow_not_found')
   end
-  if Flow.TERMINAL[state] then
+  if ENUMS.terminal_flow_state[state] then
     return err('flow_already_terminal')
   end
   local members = redis.call('SMEMBERS', K.members_set)
   local now = server_now()
   local policy = A.cancellation_policy or ''
+  -- write phase
   redis.call('HSET', K.flow_core,
     'public_flow_state', 'cancelled',
     'cancelled_at', now,
@@ -5487,16 +6848,10 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
     expected_graph_revision = args[7],
     now_ms = args[8],
   }
-  local prefix, bad = Flow.check_flow_args(A, K.flow_core, 'ff_stage_dependency_edge', keys, {
+  local flow_ref, bad = Flow.check_flow_args(A, K.flow_core, 'ff_stage_dependency_edge', keys, {
     edge_id = set_or_nil(A.edge_id), upstream_execution_id = set_or_nil(A.upstream_execution_id),
     downstream_execution_id = set_or_nil(A.downstream_execution_id),
   })
-  if bad then return bad end
-  bad = check_args(A, {
-    { 'edge_id', 'nonempty' },
-    { 'upstream_execution_id', 'nonempty' },
-    { 'downstream_execution_id', 'nonempty' },
-  }) or check_count_text(A, 'expected_graph_revision')
   if bad then return bad end
 
   if A.upstream_execution_id == A.downstream_execution_id then
@@ -5506,7 +6861,7 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
   if next(flow) == nil then
     return err('flow_not_found')
   end
-  if Flow.TERMINAL[flow.public_flow_state] then
+  if ENUMS.terminal_flow_state[flow.public_flow_state] then
     return err('flow_already_terminal')
   end
   if (flow.graph_revision or '0') ~= A.expected_graph_revision then
@@ -5517,7 +6872,7 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
     return err('execution_not_in_flow')
   end
   -- The new edge closes a loop iff the upstream is already reachable from the downstream.
-  if Flow.reaches(prefix, A.downstream_execution_id, A.upstream_execution_id) then
+  if Flow.reaches(flow_ref, A.downstream_execution_id, A.upstream_execution_id) then
     return err('cycle_detected')
   end
   if redis.call('EXISTS', K.edge_hash) == 1 then
@@ -5526,6 +6881,7 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
 
   -- The caller's clock, as the reference uses it; the server's when the caller sends none.
   local now = A.now_ms or server_now()
+  -- write phase
   hset_table(K.edge_hash, {
     edge_id = A.edge_id,
     flow_id = A.flow_id,
@@ -5565,13 +6921,6 @@ redis.register_function('ff_apply_dependency_to_child', guard('ff_apply_dependen
     data_passing_ref = args[6],
     now_ms = args[7],
   }
-  local bad = check_args(A, {
-    { 'flow_id', 'nonempty' },
-    { 'edge_id', 'nonempty' },
-    { 'upstream_execution_id', 'nonempty' },
-    { 'now_ms', 'int?' },
-  }) or check_count_text(A, 'graph_revision')
-  if bad then return bad end
 
   local core, missing = read_core(K.exec_core)
   if not core then return missing end
@@ -5579,7 +6928,7 @@ redis.register_function('ff_apply_dependency_to_child', guard('ff_apply_dependen
     return err('execution_already_in_flow')
   end
   -- Every other key must be the child's (named by its core key) and the edge's.
-  bad = check_keys('ff_apply_dependency_to_child', keys, {
+  local bad = check_keys('ff_apply_dependency_to_child', keys, {
     tag = tag_of(K.exec_core), downstream_execution_id = eid_of_exec_key(K.exec_core), edge_id = A.edge_id,
     lane_id = core_lane(core),
   })
@@ -5591,6 +6940,7 @@ redis.register_function('ff_apply_dependency_to_child', guard('ff_apply_dependen
   -- The caller's clock, as the reference uses it; the server's when the caller sends none.
   local now = A.now_ms or server_now()
   local eid = core.execution_id or eid_of_exec_key(K.exec_core)
+  -- write phase
   hset_table(K.dep_hash, {
     edge_id = A.edge_id,
     flow_id = A.flow_id,
@@ -5644,11 +6994,6 @@ redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', 
     upstream_outcome = args[2],
     now_ms = args[3],
   }
-  local bad = check_args(A, { { 'edge_id', 'nonempty' }, { 'upstream_outcome', 'nonempty' }, { 'now_ms', 'int?' } })
-  if bad then return bad end
-  if A.upstream_outcome == 'none' then
-    return err('invalid_input', 'upstream_outcome must be a terminal outcome, got: none')
-  end
 
   local dep = hgetall(K.dep_hash)
   if next(dep) == nil then
@@ -5665,7 +7010,7 @@ redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', 
   -- Every other key must be the child's (named by its core key), the edge's and the
   -- upstream's of the edge record, in the child's lane.
   local exists = next(core) ~= nil
-  bad = check_keys('ff_resolve_dependency', keys, {
+  local bad = check_keys('ff_resolve_dependency', keys, {
     tag = tag_of(K.exec_core), downstream_execution_id = eid_of_exec_key(K.exec_core), edge_id = A.edge_id,
     upstream_execution_id = set_or_nil(dep.upstream_execution_id), lane_id = exists and core_lane(core) or nil,
     -- With a current attempt its keys are derived (Flow.skip_child); without, slot 8/9 are used.
@@ -5673,6 +7018,7 @@ redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', 
   })
   if bad then return bad end
   if A.upstream_outcome == 'success' then
+    -- write phase
     redis.call('HSET', K.dep_hash, 'state', 'satisfied', 'last_resolved_at', now)
     redis.call('SREM', K.unresolved_set, A.edge_id)
     local remaining = Flow.decrement_unsatisfied(K.deps_meta)
@@ -5693,6 +7039,7 @@ redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', 
     return ok('satisfied', marker)
   end
 
+  -- write phase
   redis.call('HSET', K.dep_hash, 'state', 'impossible', 'last_resolved_at', now)
   redis.call('SREM', K.unresolved_set, A.edge_id)
   Flow.decrement_unsatisfied(K.deps_meta)
@@ -5744,8 +7091,7 @@ redis.register_function('ff_promote_blocked_to_eligible', guard('ff_promote_bloc
     execution_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'now_ms', 'int?' } })
-    or check_core_key(K.exec_core, A.execution_id)
+  local bad = check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
 
   local core, missing = read_core(K.exec_core)
@@ -5762,6 +7108,7 @@ redis.register_function('ff_promote_blocked_to_eligible', guard('ff_promote_bloc
   if unsatisfied > 0 or unresolved > 0 then
     return err('deps_not_satisfied', to_text(unsatisfied), to_text(unresolved))
   end
+  -- write phase
   Flow.promote(K.exec_core, core, K.blocked_deps_zset, K.eligible_zset, A.execution_id, A.now_ms or server_now())
   return ok()
 end))
@@ -5780,11 +7127,10 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
     execution_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'now_ms', 'int?' } })
-    or check_core_key(K.exec_core, A.execution_id)
+  local bad = check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
   -- Edge ids follow the two fixed ARGV; their dep keys follow the seven fixed KEYS.
-  local edge_count = #args - 2
+  local edge_count = args.n - 2
   if edge_count > 0 and #keys ~= 7 + edge_count then
     return err('invalid_input', 'expected ' .. (7 + edge_count) .. ' KEYS for ' .. edge_count .. ' edge ids, got ' .. #keys)
   end
@@ -5800,7 +7146,7 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
   bad = check_keys('ff_replay_execution', keys, { tag = tag, execution_id = A.execution_id, lane_id = core_lane(core) })
   if bad then return bad end
   for i = 1, edge_count do
-    local dep_key = 'ff:exec:' .. tag .. ':' .. A.execution_id .. ':dep:' .. args[2 + i]
+    local dep_key = KEY.exec_dep_edge(tag, A.execution_id, args[2 + i])
     if keys[7 + i] ~= dep_key then
       return err('invalid_input', 'KEYS[' .. (7 + i) .. '] (dep_edge) must be ' .. dep_key .. ', got: ' .. keys[7 + i])
     end
@@ -5823,6 +7169,7 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
   local now = server_now()
   local extra = { pending_replay_attempt = '1', replay_count = replays + 1, completed_at = '' }
   local unsatisfied = 0
+  -- write phase
   if skipped_member then
     for i = 1, edge_count do
       local dep_key = keys[7 + i]
@@ -5907,36 +7254,33 @@ end
 -- Every key an execution owns besides core and policy (engine.md §6.2 step 4), read from
 -- its member sets before they are deleted with the rest.
 function Engine.owned_keys(tag, eid, core)
-  local exec = 'ff:exec:' .. tag .. ':' .. eid
   local keys = {
-    exec .. ':payload', exec .. ':result', exec .. ':tags',
-    exec .. ':lease:current', exec .. ':lease:history', exec .. ':claim_grant', exec .. ':attempts',
-    exec .. ':suspension:current', exec .. ':deps:meta', exec .. ':deps:unresolved', exec .. ':deps:all_edges',
-    exec .. ':waitpoints', exec .. ':signals',
+    KEY.exec_payload(tag, eid), KEY.exec_result(tag, eid), KEY.exec_tags(tag, eid),
+    KEY.exec_lease_current(tag, eid), KEY.exec_lease_history(tag, eid), KEY.exec_claim_grant(tag, eid),
+    KEY.exec_attempts(tag, eid), KEY.exec_suspension_current(tag, eid), KEY.exec_deps_meta(tag, eid),
+    KEY.exec_deps_unresolved(tag, eid), KEY.exec_deps_all_edges(tag, eid), KEY.exec_waitpoints(tag, eid),
+    KEY.exec_exec_signals(tag, eid),
   }
   local attempts = parse_int(core.total_attempt_count or '') or 0
   for i = 0, attempts - 1 do
-    local attempt = attempt_key(tag, eid, i)
-    local stream = 'ff:stream:' .. tag .. ':' .. eid .. ':' .. i
-    keys[#keys + 1] = attempt
-    keys[#keys + 1] = attempt .. ':usage'
-    keys[#keys + 1] = attempt .. ':policy'
-    keys[#keys + 1] = stream
-    keys[#keys + 1] = stream .. ':meta'
+    keys[#keys + 1] = KEY.exec_attempt_hash(tag, eid, i)
+    keys[#keys + 1] = KEY.exec_attempt_usage(tag, eid, i)
+    keys[#keys + 1] = KEY.exec_attempt_policy(tag, eid, i)
+    keys[#keys + 1] = KEY.exec_stream(tag, eid, i)
+    keys[#keys + 1] = KEY.exec_stream_meta(tag, eid, i)
   end
-  for _, edge in ipairs(redis.call('SMEMBERS', exec .. ':deps:all_edges')) do
-    keys[#keys + 1] = exec .. ':dep:' .. edge
+  for _, edge in ipairs(redis.call('SMEMBERS', KEY.exec_deps_all_edges(tag, eid))) do
+    keys[#keys + 1] = KEY.exec_dep_edge(tag, eid, edge)
   end
-  local waitpoints = redis.call('SMEMBERS', exec .. ':waitpoints')
+  local waitpoints = redis.call('SMEMBERS', KEY.exec_waitpoints(tag, eid))
   for _, wp in ipairs(waitpoints) do
-    local wp_key = 'ff:wp:' .. tag .. ':' .. wp
-    keys[#keys + 1] = wp_key
-    keys[#keys + 1] = wp_key .. ':signals'
-    keys[#keys + 1] = wp_key .. ':condition'
+    keys[#keys + 1] = KEY.partition_waitpoint(tag, wp)
+    keys[#keys + 1] = KEY.partition_waitpoint_signals(tag, wp)
+    keys[#keys + 1] = KEY.partition_waitpoint_condition(tag, wp)
   end
-  for _, signal in ipairs(redis.call('ZRANGE', exec .. ':signals', 0, -1)) do
-    keys[#keys + 1] = 'ff:signal:' .. tag .. ':' .. signal
-    keys[#keys + 1] = 'ff:signal:' .. tag .. ':' .. signal .. ':payload'
+  for _, signal in ipairs(redis.call('ZRANGE', KEY.exec_exec_signals(tag, eid), 0, -1)) do
+    keys[#keys + 1] = KEY.partition_signal(tag, signal)
+    keys[#keys + 1] = KEY.partition_signal_payload(tag, signal)
   end
   return keys, waitpoints
 end
@@ -5954,32 +7298,32 @@ redis.register_function('ff_purge_execution', guard('ff_purge_execution', functi
     retention_ms = args[2],
     now_ms = args[3],
   }
-  local bad = check_args(A, { { 'retention_ms', 'int' }, { 'now_ms', 'int?' } }) or check_core_key(K.core, A.execution_id)
+  local bad = check_core_key(K.core, A.execution_id)
   if bad then return bad end
-  if A.retention_ms < 0 then
-    return err('invalid_input', 'retention_ms must not be negative, got: ' .. to_text(A.retention_ms))
-  end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  if K.policy ~= 'ff:exec:' .. tag .. ':' .. eid .. ':policy' then
+  if K.policy ~= KEY.exec_policy(tag, eid) then
     return err('invalid_input', 'policy key is not the execution\\'s')
   end
   local core = hmget_map(K.core, { 'lifecycle_phase', 'completed_at', 'total_attempt_count', 'lane_id' })
   if core.lifecycle_phase == nil then
+    -- write phase
     redis.call('ZREM', K.terminal, eid)
     redis.call('SREM', K.all_executions, eid)
     return ok('not_found_cleaned')
   end
-  if core.lane_id and K.terminal ~= lane_key(tag, core.lane_id, 'terminal') then
+  if core.lane_id and K.terminal ~= KEY.partition_lane_terminal(tag, core.lane_id) then
     return err('invalid_input', 'terminal key is not the terminal index of lane ' .. core.lane_id)
   end
   if core.lifecycle_phase ~= 'terminal' then
     -- Replayed (or otherwise live again): never deleted, only its stale entry goes.
+    -- write phase
     redis.call('ZREM', K.terminal, eid)
     return ok('not_terminal_cleaned')
   end
   local completed_at = parse_number(core.completed_at or '')
   if completed_at == nil or completed_at <= 0 then
+    -- write phase
     redis.call('ZREM', K.terminal, eid)
     return ok('not_found_cleaned')
   end
@@ -5990,6 +7334,7 @@ redis.register_function('ff_purge_execution', guard('ff_purge_execution', functi
   end
 
   local owned, waitpoints = Engine.owned_keys(tag, eid, core)
+  -- write phase
   local deleted = Engine.delete_keys(owned)
   for _, wp in ipairs(waitpoints) do
     redis.call('ZREM', K.pending_waitpoint_expiry, wp)
@@ -6008,6 +7353,7 @@ redis.register_function('ff_reset_budget_if_due', guard('ff_reset_budget_if_due'
   if scheduled == nil or scheduled > now then
     return ok('not_due', to_text(scheduled or 0))
   end
+  -- write phase
   -- The reset itself, as ff_reset_budget does it (spec/budget.yaml).
   return ok('reset', to_text(Budget.reset(K, A.budget_id, interval, now)))
 end))
@@ -6023,10 +7369,8 @@ redis.register_function('ff_reconcile_quota', guard('ff_reconcile_quota', functi
     quota_policy_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'quota_policy_id', 'nonempty' }, { 'now_ms', 'int?' } })
-  if bad then return bad end
   local tag = tag_of(K.definition)
-  local prefix = 'ff:quota:' .. tostring(tag) .. ':' .. A.quota_policy_id
+  local prefix = tag and KEY.quota_definition(tag, A.quota_policy_id)
   if not tag or K.definition ~= prefix or string.sub(K.admitted_set, 1, #prefix + 1) ~= prefix .. ':'
     or string.sub(K.concurrency, 1, #prefix + 1) ~= prefix .. ':' or string.sub(K.window, 1, #prefix + 1) ~= prefix .. ':' then
     return err('invalid_input', 'quota_policy_id must be the policy of the quota keys, got: ' .. A.quota_policy_id)
@@ -6051,6 +7395,7 @@ redis.register_function('ff_reconcile_quota', guard('ff_reconcile_quota', functi
       end
     end
   end
+  -- write phase
   if window_s > 0 then
     redis.call('ZREMRANGEBYSCORE', K.window, '-inf', now - window_s * 1000)
   end
@@ -6077,26 +7422,9 @@ local Fast = {}
 -- What a claim reads of a candidate, and its required capabilities.
 Fast.CANDIDATE_FIELDS = field_list({ Exec.CLAIM_FIELDS, { 'required_capabilities' } })
 
-Fast.CLAIM_RULES = {
-  { 'lease_ttl_ms', 'int' },
-  { 'renew_before_ms', 'int' },
-  { 'attempt_timeout_ms', 'int?' },
-  { 'max_candidates', 'int' },
-}
-
--- Validates the arguments of a claim of the next eligible execution, in place.
+-- Parses the worker's capabilities of a claim of the next eligible execution (the guard has
+-- checked every other argument against the spec).
 function Fast.check_claim_args(A)
-  local bad = check_args(A, Fast.CLAIM_RULES)
-  if bad then return bad end
-  if A.lease_ttl_ms <= 0 or A.renew_before_ms < 0 then
-    return err('invalid_input', 'lease_ttl_ms must be positive and renew_before_ms not negative')
-  end
-  if A.max_candidates < 1 or A.max_candidates > 100 then
-    return err('invalid_input', 'max_candidates must be in 1..100')
-  end
-  if not is_set(A.worker_id) or not is_set(A.lease_id) or not is_set(A.attempt_id) or not is_set(A.lane_id) then
-    return err('invalid_input', 'worker_id, lane_id, lease_id and attempt_id must not be empty')
-  end
   local caps, caps_err = Sched.parse_caps(A.worker_capabilities_csv, 'worker')
   if not caps then return caps_err end
   return nil
@@ -6104,13 +7432,12 @@ end
 
 -- The keys of one execution on the partition of \`tag\` (patterns of spec/keys.yaml \`exec\`).
 function Fast.exec_keys(tag, eid, K)
-  local base = 'ff:exec:' .. tag .. ':' .. eid
   return {
-    core = base .. ':core',
-    claim_grant = base .. ':claim_grant',
-    attempts = base .. ':attempts',
-    lease_current = base .. ':lease:current',
-    lease_history = base .. ':lease:history',
+    core = KEY.exec_core(tag, eid),
+    claim_grant = KEY.exec_claim_grant(tag, eid),
+    attempts = KEY.exec_attempts(tag, eid),
+    lease_current = KEY.exec_lease_current(tag, eid),
+    lease_history = KEY.exec_lease_history(tag, eid),
     eligible = K.eligible,
     lease_expiry = K.lease_expiry,
     worker_leases = K.worker_leases,
@@ -6149,9 +7476,8 @@ end
 -- claiming call when asked (with_input), so the worker needs no second round trip per job.
 -- Keys derived from the partition's hash tag, like the candidate's other keys.
 function Fast.append_input(fields, tag, eid)
-  local base = 'ff:exec:' .. tag .. ':' .. eid
-  local core = redis.call('HMGET', base .. ':core', 'execution_kind', 'flow_id')
-  local tags = redis.call('HGETALL', base .. ':tags')
+  local core = redis.call('HMGET', KEY.exec_core(tag, eid), 'execution_kind', 'flow_id')
+  local tags = redis.call('HGETALL', KEY.exec_tags(tag, eid))
   local tags_json = ''
   if #tags > 0 then
     local map = {}
@@ -6160,8 +7486,8 @@ function Fast.append_input(fields, tag, eid)
   end
   fields[#fields + 1] = core[1] or ''
   fields[#fields + 1] = core[2] or ''
-  fields[#fields + 1] = redis.call('GET', base .. ':payload') or ''
-  fields[#fields + 1] = redis.call('GET', base .. ':policy') or ''
+  fields[#fields + 1] = redis.call('GET', KEY.exec_payload(tag, eid)) or ''
+  fields[#fields + 1] = redis.call('GET', KEY.exec_policy(tag, eid)) or ''
   fields[#fields + 1] = tags_json
   return fields
 end
@@ -6194,6 +7520,7 @@ redis.register_function('ff_claim_next_eligible', guard('ff_claim_next_eligible'
     tag = tag_of(K.eligible), lane_id = A.lane_id, worker_instance_id = A.worker_instance_id,
   })
   if bad then return bad end
+  -- write phase
   local claimed = Fast.claim_head(K, A, server_now())
   if not claimed then
     return ok('empty')
@@ -6263,6 +7590,7 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
   if A.next_lane_id ~= core_lane(core) or A.next_worker_instance_id ~= (core.current_worker_instance_id or '') then
     return err('invalid_input', 'next_lane_id and next_worker_instance_id must be the lease holder\\'s lane and worker instance')
   end
+  -- write phase
   Exec.finish_success(K, A, core, now)
   local claimed = Fast.claim_head(K, next_claim, now)
   if not claimed then

@@ -27,6 +27,7 @@ import {
 import { budgetTag } from '../runtime/partition.js';
 import { readEnvelope } from '../runtime/reply.js';
 import type { FunctionCaller } from '../runtime/transport.js';
+import type { AdmissionBlockingReason, BlockedSet } from './enums.js';
 import { BudgetKeys, BudgetPartitionKeys, ExecKeys, PartitionKeys } from './keys.js';
 
 /**
@@ -371,9 +372,9 @@ export interface BlockExecutionForAdmissionArgs {
   /** The execution's lane (exec_core lane_id). */
   readonly laneId: LaneId;
   /** The blocked index matching the reason (see blockedSetFor). */
-  readonly blockedSet: 'budget' | 'quota' | 'route' | 'operator';
+  readonly blockedSet: BlockedSet;
   readonly executionId: ExecutionId;
-  readonly blockingReason: 'waiting_for_budget' | 'waiting_for_quota' | 'waiting_for_capable_worker' | 'paused_by_operator' | 'paused_by_policy';
+  readonly blockingReason: AdmissionBlockingReason;
   /** Free text stored as blocking_detail. Default: the empty string. */
   readonly blockingDetail?: string;
   /** The block time (epoch ms), also the blocked-index score; the server clock when absent. Sent as the empty string when absent. */
@@ -457,12 +458,12 @@ export interface UnblockExecutionArgs {
   /** The execution's lane (exec_core lane_id). */
   readonly laneId: LaneId;
   /** The blocked index the execution is in (see blockedSetFor). */
-  readonly blockedSet: 'budget' | 'quota' | 'route' | 'operator';
+  readonly blockedSet: BlockedSet;
   readonly executionId: ExecutionId;
   /** The unblock time (epoch ms); the server clock when absent. Sent as the empty string when absent. */
   readonly nowMs?: number;
   /** Unblock only if the execution is still blocked for this reason; absent = any admission block. Sent as the empty string when absent. */
-  readonly expectedBlockingReason?: 'waiting_for_budget' | 'waiting_for_quota' | 'waiting_for_capable_worker' | 'paused_by_operator' | 'paused_by_policy';
+  readonly expectedBlockingReason?: AdmissionBlockingReason;
 }
 
 /** Successful replies of {@link unblockExecution}, discriminated on `status`. */

@@ -33,6 +33,12 @@ import {
 } from '../runtime/ids.js';
 import { readEnvelope } from '../runtime/reply.js';
 import type { FunctionCaller } from '../runtime/transport.js';
+import type {
+  AttemptPolicyJson,
+  ExecutionPolicyJson,
+  RetryPolicyJson,
+  TagsJson,
+} from './shapes.js';
 import { ExecKeys, PartitionKeys } from './keys.js';
 
 /**
@@ -51,6 +57,10 @@ import { ExecKeys, PartitionKeys } from './keys.js';
  * - Foreign KEYS (issue 11): a KEYS slot that names another execution, lane or namespace than the call's execution_id, lane_id and namespace answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
  * - Extension: the lane is added to the partition's lane registry ff:idx:{tag}:lanes (derived from the core key's tag, same slot, so a reference-built caller's 8 KEYS still register it); the engine reads the registry to cover every lane without a keyspace SCAN.
  * - Extension: optional ARGV 14 budget_ids and 15 quota_policy_id are stored in exec_core (the reference's create never writes them, so its claim-time admission was inert); a reference caller sends 13 ARGV and gets neither field.
+ * - policy_json must be a JSON object (invalid_policy_json malformed otherwise) and tags_json an object of string values (invalid_input naming the tag); the reference ignored a non-object policy and wrote non-string tag values JSON-encoded.
+ * - partition_id must be an integer in 0..65535 (invalid_input before anything is written); the reference stored any text as given (execution.md, create ARGV 13).
+ * - An empty priority takes its default 0; the reference refused it (invalid_input, priority must be a number).
+ * - The guard's ARGV checks (policy_json and tags_json shapes) run before the idempotency and existence checks: a malformed argument on a repeated call answers its refusal where the reference answered DUPLICATE before validating the policy (execution.md, create steps 3-5).
  * - Extension (issue 16): after making the execution eligible it PUBLISHes the partition's hash tag on channel ff:wake:<lane> (no key written), so idle workers of the lane wake at once instead of at their next poll.
  */
 export interface CreateExecutionArgs {
@@ -67,7 +77,7 @@ export interface CreateExecutionArgs {
   /** Who submitted it. Default: the empty string. */
   readonly creatorIdentity?: string;
   /** The ExecutionPolicy object (serialised to JSON). Only `routing_requirements.required_capabilities` is interpreted here. Sent as the empty string when absent. */
-  readonly policyJson?: unknown;
+  readonly policyJson?: ExecutionPolicyJson;
   /** Opaque input payload. Sent as the empty string when absent. */
   readonly inputPayload?: string;
   /** Not eligible before this time (epoch ms). Sent as the empty string when absent. */
@@ -75,7 +85,7 @@ export interface CreateExecutionArgs {
   /** How long the idempotency key holds; sent only with an idempotency key. Default: `86400000`. */
   readonly dedupTtlMs?: number;
   /** User labels, an object of string values. Sent as the empty string when absent. */
-  readonly tagsJson?: unknown;
+  readonly tagsJson?: TagsJson;
   /** Absolute deadline (epoch ms) for the deadline scanner. Sent as the empty string when absent. */
   readonly executionDeadlineAt?: number;
   /** Stored as given; defaults to the partition in the execution id. Default: executionPartition of `executionId`. */
@@ -109,11 +119,11 @@ export const buildCreateExecution: RequestBuilder<CreateExecutionArgs> = (args) 
   const executionKind = encodeText(fn, 'execution_kind', args.executionKind);
   const priority = encodeInteger(fn, 'priority', args.priority ?? 0);
   const creatorIdentity = encodeText(fn, 'creator_identity', args.creatorIdentity ?? '');
-  const policyJson = args.policyJson === undefined ? '' : encodeJson(fn, 'policy_json', args.policyJson);
+  const policyJson = args.policyJson === undefined ? '' : encodeJson(fn, 'policy_json', args.policyJson, true);
   const inputPayload = args.inputPayload === undefined ? '' : encodeText(fn, 'input_payload', args.inputPayload);
   const delayUntil = args.delayUntil === undefined ? undefined : checkInteger(fn, 'delay_until', args.delayUntil, 0);
   const dedupTtlMs = encodeInteger(fn, 'dedup_ttl_ms', args.dedupTtlMs ?? 86400000, 0);
-  const tagsJson = args.tagsJson === undefined ? '' : encodeJson(fn, 'tags_json', args.tagsJson);
+  const tagsJson = args.tagsJson === undefined ? '' : encodeJson(fn, 'tags_json', args.tagsJson, true);
   const executionDeadlineAt = args.executionDeadlineAt === undefined ? '' : encodeInteger(fn, 'execution_deadline_at', args.executionDeadlineAt, 0);
   const budgetIds = args.budgetIds === undefined ? '' : encodeCapabilities(fn, 'budget_ids', args.budgetIds);
   const quotaPolicyId = args.quotaPolicyId === undefined ? '' : encodeId(fn, 'quota_policy_id', args.quotaPolicyId, parseQuotaPolicyId);
@@ -216,7 +226,7 @@ export interface ClaimExecutionArgs {
   /** A fresh UUID for this attempt (see newAttemptId). */
   readonly attemptId: AttemptId;
   /** Attempt policy snapshot; top-level keys become fields of the attempt policy hash. Sent as the empty string when absent. */
-  readonly attemptPolicyJson?: unknown;
+  readonly attemptPolicyJson?: AttemptPolicyJson;
   /** Indexes the attempt for the timeout scanner. Sent as the empty string when absent. */
   readonly attemptTimeoutMs?: number;
   /** Indexes the execution for the deadline scanner. Sent as the empty string when absent. */
@@ -246,7 +256,7 @@ export const buildClaimExecution: RequestBuilder<ClaimExecutionArgs> = (args) =>
   const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
   const leaseTtlMs = checkInteger(fn, 'lease_ttl_ms', args.leaseTtlMs, 1);
   const attemptId = encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
-  const attemptPolicyJson = args.attemptPolicyJson === undefined ? '' : encodeJson(fn, 'attempt_policy_json', args.attemptPolicyJson);
+  const attemptPolicyJson = args.attemptPolicyJson === undefined ? '' : encodeJson(fn, 'attempt_policy_json', args.attemptPolicyJson, true);
   const attemptTimeoutMs = args.attemptTimeoutMs === undefined ? '' : encodeInteger(fn, 'attempt_timeout_ms', args.attemptTimeoutMs, 0);
   const executionDeadlineAt = args.executionDeadlineAt === undefined ? '' : encodeInteger(fn, 'execution_deadline_at', args.executionDeadlineAt, 0);
   const renewBeforeMs = encodeInteger(fn, 'renew_before_ms', args.renewBeforeMs ?? twoThirds(leaseTtlMs), 0);
@@ -329,6 +339,7 @@ export function claimExecution(client: FunctionCaller, args: ClaimExecutionArgs)
  * Deliberate deviations from the reference:
  * - execution_id must match the execution in the core key (invalid_input otherwise); the reference would index whatever id it was sent as terminal.
  * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and the lease holder's current_worker_instance_id (checked once the lease is validated, so a stale caller still gets stale_lease) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ * - A lease_epoch that is not a decimal integer answers invalid_input before anything is read; the reference compared it as text with the stored epoch and answered stale_lease (execution.md §1.5 step 5).
  */
 export interface CompleteExecutionArgs {
   /** The current attempt's index (from the claim). */
@@ -551,6 +562,7 @@ export function cancelExecution(client: FunctionCaller, args: CancelExecutionArg
  * Deliberate deviations from the reference:
  * - delay_until must be an integer and execution_id must match the core key (invalid_input before anything is written); the reference wrote exec_core and then failed with a Lua runtime error on a non-numeric value.
  * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and current_worker_instance_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ * - A lease_epoch that is not a decimal integer answers invalid_input before anything is read; the reference compared it as text with the stored epoch and answered stale_lease (execution.md §1.5 step 5).
  */
 export interface DelayExecutionArgs {
   /** The current attempt's index (from the claim). */
@@ -643,6 +655,7 @@ export function delayExecution(client: FunctionCaller, args: DelayExecutionArgs)
  * Deliberate deviations from the reference:
  * - execution_id must match the execution in the core key (invalid_input): it is the index member written.
  * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and current_worker_instance_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ * - A lease_epoch that is not a decimal integer answers invalid_input before anything is read; the reference compared it as text with the stored epoch and answered stale_lease (execution.md §1.5 step 5).
  */
 export interface MoveToWaitingChildrenArgs {
   /** The current attempt's index (from the claim). */
@@ -735,6 +748,8 @@ export function moveToWaitingChildren(client: FunctionCaller, args: MoveToWaitin
  * - The backoff is rounded down to whole milliseconds; the reference wrote a fractional delay_until (e.g. multiplier 1.5) that its own reply parser then rejected, after the state was written (Q5).
  * - retry_policy_json that is not valid JSON, or whose max_retries / initial_delay_ms / max_delay_ms / multiplier / delay_ms is present but not a number, is refused with invalid_input before anything is written; the reference silently treated malformed JSON as 'no retry' (a terminal failure) and hit a Lua runtime error on non-numeric fields. JSON null or a non-object still means no retry.
  * - Foreign KEYS (issue 11): a KEYS slot that names another lane, attempt, worker instance or execution than exec_core's lane_id, current_attempt_index and current_worker_instance_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ * - retry_policy_json must be a JSON object of the retry_policy shape (spec/shapes.yaml: max_retries and the backoff's numbers numbers, backoff an object, retryable_categories strings): anything else answers invalid_input before any write. The reference treated a non-object (a JSON string, null, an array) as no retry and failed the execution terminally; the wrapper refuses a string with an ArgumentError.
+ * - A lease_epoch that is not a decimal integer answers invalid_input before anything is read; the reference compared it as text with the stored epoch and answered stale_lease (execution.md §1.5 step 5).
  */
 export interface FailExecutionArgs {
   /** The current attempt's index (from the claim). */
@@ -751,7 +766,7 @@ export interface FailExecutionArgs {
   /** Free text; stored only. Default: the empty string. */
   readonly failureCategory?: string;
   /** The RetryPolicy object: { max_retries, backoff: { type: exponential, initial_delay_ms, max_delay_ms, multiplier } | { type: fixed, delay_ms } }. Absent, null or not an object means no retry. Sent as the empty string when absent. */
-  readonly retryPolicyJson?: unknown;
+  readonly retryPolicyJson?: RetryPolicyJson;
 }
 
 /** Successful replies of {@link failExecution}, discriminated on `status`. */
@@ -777,7 +792,7 @@ export const buildFailExecution: RequestBuilder<FailExecutionArgs> = (args) => {
   const attemptId = encodeId(fn, 'attempt_id', args.attemptId, parseAttemptId);
   const failureReason = encodeText(fn, 'failure_reason', args.failureReason ?? '');
   const failureCategory = encodeText(fn, 'failure_category', args.failureCategory ?? '');
-  const retryPolicyJson = args.retryPolicyJson === undefined ? '' : encodeJson(fn, 'retry_policy_json', args.retryPolicyJson);
+  const retryPolicyJson = args.retryPolicyJson === undefined ? '' : encodeJson(fn, 'retry_policy_json', args.retryPolicyJson, true);
   const tag = executionTag(executionId);
   const execKeys = new ExecKeys(executionId);
   const partitionKeys = new PartitionKeys(tag);

@@ -39,6 +39,7 @@ import {
 import { flowTag } from '../runtime/partition.js';
 import { readEnvelope } from '../runtime/reply.js';
 import type { FunctionCaller } from '../runtime/transport.js';
+import type { DependencyOutcome } from './enums.js';
 import { ExecKeys, FlowKeys, PartitionKeys } from './keys.js';
 
 /**
@@ -536,7 +537,7 @@ export interface ResolveDependencyArgs {
   readonly upstreamExecutionId: ExecutionId;
   readonly edgeId: EdgeId;
   /** The upstream's terminal_outcome: success satisfies the edge, anything else makes it impossible. */
-  readonly upstreamOutcome: 'success' | 'failed' | 'cancelled' | 'expired' | 'skipped';
+  readonly upstreamOutcome: DependencyOutcome;
   /** The caller's clock (epoch ms), used for the timestamps this call writes (the engine falls back to its own clock when the slot is empty). Default: the client clock (`Date.now()`). */
   readonly nowMs?: number;
 }

@@ -10,6 +10,35 @@ export {
   QuotaKeys,
   QuotaPartitionKeys,
 } from './keys.js';
+export {
+  ADMISSION_BLOCKING_REASON_VALUES,
+  ATTEMPT_TYPE_VALUES,
+  BLOCKED_SET_VALUES,
+  DEPENDENCY_OUTCOME_VALUES,
+  PUBLIC_STATE_VALUES,
+  RESUME_TRIGGER_VALUES,
+  SIGNAL_TARGET_SCOPE_VALUES,
+  TERMINAL_FLOW_STATE_VALUES,
+  TIMEOUT_BEHAVIOR_VALUES,
+  type AdmissionBlockingReason,
+  type AttemptType,
+  type BlockedSet,
+  type DependencyOutcome,
+  type PublicState,
+  type ResumeTrigger,
+  type SignalTargetScope,
+  type TerminalFlowState,
+  type TimeoutBehavior,
+} from './enums.js';
+export {
+  type AttemptPolicyJson,
+  type BackoffJson,
+  type ExecutionPolicyJson,
+  type ResumeConditionJson,
+  type ResumePolicyJson,
+  type RetryPolicyJson,
+  type TagsJson,
+} from './shapes.js';
 export { FUNCTION_NAMES, LIBRARY_SOURCE, LIBRARY_VERSION } from './library.js';
 export {
   blockExecutionForAdmission,

@@ -509,4 +509,14 @@ export class GlobalKeys {
   static tagIndex(namespace: string, tagKey: string, tagValue: string): string {
     return `ff:tag:${namespace}:${tagKey}:${tagValue}`;
   }
+
+  /** `ff:dag:completions` (channel): Pub/sub channel: a flow member's completion notice (JSON execution_id, flow_id, outcome). */
+  static dagCompletions(): string {
+    return 'ff:dag:completions';
+  }
+
+  /** `ff:wake:{lane_id}` (channel): Pub/sub channel (extension): the hash tag of a partition where an execution of the lane just became eligible; idle workers of the lane claim at once. */
+  static laneWake(laneId: LaneId): string {
+    return `ff:wake:${laneId}`;
+  }
 }

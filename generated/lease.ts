@@ -39,6 +39,7 @@ import { ExecKeys, PartitionKeys } from './keys.js';
  * - execution_id must be the execution of the core key (invalid_input otherwise): it is the member re-scored in the lease-expiry index.
  * - An active execution with an empty lease_expires_at counts as expired (marked, lease_expired); the reference raised a Lua runtime error.
  * - Foreign KEYS (issue 11): a KEYS slot that names another execution than the call's execution_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ * - An attempt_index or lease_epoch that is not a decimal integer answers invalid_input before anything is read; the reference compared them with the stored current_attempt_index and epoch and answered stale_lease (execution.md, renew steps 7-10).
  */
 export interface RenewLeaseArgs {
   readonly executionId: ExecutionId;

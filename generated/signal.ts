@@ -32,6 +32,7 @@ import {
 } from '../runtime/ids.js';
 import { readEnvelope } from '../runtime/reply.js';
 import type { FunctionCaller } from '../runtime/transport.js';
+import type { SignalTargetScope } from './enums.js';
 import { ExecKeys, PartitionKeys } from './keys.js';
 
 /**
@@ -52,6 +53,8 @@ import { ExecKeys, PartitionKeys } from './keys.js';
  * - The execution is resumed only when the satisfied waitpoint is its current one (exec_core current_waitpoint_id), and only the suspension record of that waitpoint is closed (and stamped with last_signal_at) and its timeout entry removed; the reference wrote to whatever suspension record was current.
  * - KEYS must belong to the arguments (execution, waitpoint, signal and idempotency keys) and, for a suspended execution, the lane keys to exec_core lane_id; otherwise invalid_input before any write. With hand-built KEYS the reference could authenticate against one waitpoint and update another's condition.
  * - A delayed resume also writes exec_core delay_until (now + resume_delay_ms) so the delayed promoter can promote it.
+ * - An empty dedup_ttl_ms takes its default 86400000 (deduplication on); the reference read it as 0 and deduplicated nothing (suspension.md, deliver ARGV notes).
+ * - An empty resume_delay_ms, signal_maxlen or max_signals_per_execution takes its default (0, 1000, 10000); the reference raised a Lua runtime error on it (signal_maxlen after the dedup key, signal hash and payload were written).
  * - Extension (issue 16): after making the execution eligible it PUBLISHes the partition's hash tag on channel ff:wake:<lane> (no key written), so idle workers of the lane wake at once instead of at their next poll.
  */
 export interface DeliverSignalArgs {
@@ -78,7 +81,7 @@ export interface DeliverSignalArgs {
   /** Stored only. Sent as the empty string when absent. */
   readonly correlationId?: string;
   /** Stored only. Default: `waitpoint`. */
-  readonly targetScope?: 'waitpoint' | 'execution';
+  readonly targetScope?: SignalTargetScope;
   /** When the sender created the signal (epoch ms); defaults to the accept time. Sent as the empty string when absent. */
   readonly createdAt?: number;
   /** How long the idempotency key holds; 0 disables dedup. Default: `86400000`. */
@@ -218,6 +221,8 @@ export function deliverSignal(client: FunctionCaller, args: DeliverSignalArgs): 
  * - A waitpoint that is already active answers waitpoint_not_pending (use ff_deliver_signal); the reference recorded the signal and never evaluated it, losing it silently.
  * - A waitpoint of another execution (execution_id differs from ARGV 2) answers waitpoint_not_found like a missing one.
  * - ARGV and KEYS are validated before anything is read (invalid_input), as for ff_deliver_signal.
+ * - An empty dedup_ttl_ms takes its default 86400000 (deduplication on); the reference read it as 0 and deduplicated nothing (suspension.md, deliver ARGV notes).
+ * - An empty signal_maxlen or max_signals_per_execution takes its default (1000, 10000); the reference raised a Lua runtime error on it (suspension.md, buffer hazard).
  */
 export interface BufferSignalForPendingWaitpointArgs {
   /** A fresh UUID for this signal (see newSignalId). */
@@ -241,7 +246,7 @@ export interface BufferSignalForPendingWaitpointArgs {
   /** Stored only. Sent as the empty string when absent. */
   readonly correlationId?: string;
   /** Stored only. Default: `waitpoint`. */
-  readonly targetScope?: 'waitpoint' | 'execution';
+  readonly targetScope?: SignalTargetScope;
   /** When the sender created the signal (epoch ms); defaults to the accept time. Sent as the empty string when absent. */
   readonly createdAt?: number;
   /** How long the idempotency key holds; 0 disables dedup. Default: `86400000`. */

@@ -88,7 +88,7 @@ export const buildAppendFrame: RequestBuilder<AppendFrameArgs> = (args) => {
   const leaseId = encodeId(fn, 'lease_id', args.leaseId, parseLeaseId);
   const leaseEpoch = encodeInteger(fn, 'lease_epoch', args.leaseEpoch, 0);
   const frameType = encodeText(fn, 'frame_type', args.frameType);
-  const ts = args.ts === undefined ? '' : encodeInteger(fn, 'ts', args.ts, 0);
+  const ts = args.ts === undefined ? '' : encodeInteger(fn, 'ts', args.ts, 0, 9007199254740991);
   const payload = encodeText(fn, 'payload', args.payload ?? '');
   const encoding = encodeText(fn, 'encoding', args.encoding ?? 'utf8');
   const correlationId = args.correlationId === undefined ? '' : encodeText(fn, 'correlation_id', args.correlationId);

@@ -42,6 +42,8 @@ import {
 import { hashTag } from '../runtime/partition.js';
 import { readEnvelope } from '../runtime/reply.js';
 import type { FunctionCaller } from '../runtime/transport.js';
+import type { ResumeConditionJson, ResumePolicyJson } from './shapes.js';
+import type { ResumeTrigger, TimeoutBehavior } from './enums.js';
 import { ExecKeys, PartitionKeys } from './keys.js';
 
 /**
@@ -64,6 +66,9 @@ import { ExecKeys, PartitionKeys } from './keys.js';
  * - KEYS derived from the arguments or from exec_core must belong to them: the execution key to execution_id, the waitpoint keys to waitpoint_id, the lane keys to exec_core lane_id and the worker lease index to the lease holder's worker instance; otherwise invalid_input before any write (the reference wrote into whatever keys it was given).
  * - The lease-expired side effect appends to the lease history with the default MAXLEN ~ 1000 rather than ARGV 17 (shared helper).
  * - Foreign KEYS (issue 11): a KEYS slot that names another attempt, waitpoint, lane, worker instance or execution than the call's attempt_index and waitpoint_id, exec_core's lane_id and current_worker_instance_id (checked after the read-only mint, so an empty key ring slot still answers invalid_keys_missing_hmac) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ * - resume_policy_json, when given, must be a JSON object (invalid_input); the reference stored any text verbatim.
+ * - A lease_epoch that is not a decimal integer answers invalid_input before anything is read; the reference compared it as text with the stored epoch and answered stale_lease (suspension.md, suspend check 2.5).
+ * - An empty lease_history_maxlen takes its default 1000; with the reference the lease-history XADD failed on it at run time (suspension.md, suspend ARGV 17).
  */
 export interface SuspendExecutionArgs {
   /** The execution's lane (exec_core lane_id). */
@@ -89,15 +94,15 @@ export interface SuspendExecutionArgs {
   /** Stored only. Default: `worker`. */
   readonly requestedBy?: string;
   /** The resume condition object: `required_signal_names` (array of names, empty = one wildcard matcher), `signal_match_mode` (`any`, `all`, anything else counts), `minimum_signal_count` (default 1), `condition_type` (default `signal_set`, stored only). Other members are stored and ignored. */
-  readonly resumeConditionJson: unknown;
+  readonly resumeConditionJson: ResumeConditionJson;
   /** Resume policy object; stored verbatim in the suspension record, not interpreted. Sent as the empty string when absent. */
-  readonly resumePolicyJson?: unknown;
+  readonly resumePolicyJson?: ResumePolicyJson;
   /** Opaque pointer for the worker's continuation state; stored only. Sent as the empty string when absent. */
   readonly continuationMetadataPointer?: string;
   /** Activate the pending waitpoint waitpoint_id instead of creating a new one. Default: `false`. */
   readonly usePendingWaitpoint?: boolean;
   /** What ff_expire_suspension does once the timeout passes. Default: `fail`. */
-  readonly timeoutBehavior?: 'fail' | 'cancel' | 'expire' | 'auto_resume' | 'auto_resume_with_timeout_signal' | 'escalate';
+  readonly timeoutBehavior?: TimeoutBehavior;
   /** Approximate cap of the lease history stream. Default: `1000`. */
   readonly leaseHistoryMaxlen?: number;
 }
@@ -136,8 +141,8 @@ export const buildSuspendExecution: RequestBuilder<SuspendExecutionArgs> = (args
   const waitpointKey = encodeText(fn, 'waitpoint_key', args.waitpointKey);
   const reasonCode = encodeText(fn, 'reason_code', args.reasonCode ?? 'waiting_for_signal');
   const requestedBy = encodeText(fn, 'requested_by', args.requestedBy ?? 'worker');
-  const resumeConditionJson = encodeJson(fn, 'resume_condition_json', args.resumeConditionJson);
-  const resumePolicyJson = args.resumePolicyJson === undefined ? '' : encodeJson(fn, 'resume_policy_json', args.resumePolicyJson);
+  const resumeConditionJson = encodeJson(fn, 'resume_condition_json', args.resumeConditionJson, true);
+  const resumePolicyJson = args.resumePolicyJson === undefined ? '' : encodeJson(fn, 'resume_policy_json', args.resumePolicyJson, true);
   const continuationMetadataPointer = args.continuationMetadataPointer === undefined ? '' : encodeText(fn, 'continuation_metadata_pointer', args.continuationMetadataPointer);
   const usePendingWaitpoint = encodeFlag(fn, 'use_pending_waitpoint', args.usePendingWaitpoint ?? false);
   const timeoutBehavior = encodeEnum(fn, 'timeout_behavior', args.timeoutBehavior ?? 'fail', ['fail', 'cancel', 'expire', 'auto_resume', 'auto_resume_with_timeout_signal', 'escalate']);
@@ -248,7 +253,7 @@ export interface ResumeExecutionArgs {
   readonly waitpointId: WaitpointId;
   readonly executionId: ExecutionId;
   /** Accepted and not used by the engine. Default: `signal`. */
-  readonly triggerType?: 'signal' | 'operator' | 'auto_resume';
+  readonly triggerType?: ResumeTrigger;
   /** Delay before the execution becomes eligible again; 0 = now. Default: `0`. */
   readonly resumeDelayMs?: number;
 }

@@ -7,7 +7,9 @@ import { indexDoc, moduleDoc } from './emit-docs.js';
 import { emitErrors } from './emit-errors.js';
 import { emitKeys } from './emit-keys.js';
 import { emitModule } from './emit-module.js';
-import { argvMinimums, emitLuaFacts, readLuaFunctionFacts } from './emit-lua-facts.js';
+import { emitEnums } from './emit-enums.js';
+import { emitShapes } from './emit-shapes.js';
+import { argvMinimums, emitLuaFacts } from './emit-lua-facts.js';
 import { bundleLua, checkLua } from './lua.js';
 import { SpecError, formatProblem } from './diagnostics.js';
 import { loadSpec } from './load.js';
@@ -34,9 +36,8 @@ export function generate(options: CodegenOptions): Map<string, string> {
     return firstOptional < 0 ? keys.length : firstOptional;
   };
   const keyCounts = new Map(spec.modules.flatMap((m) => m.functions).map((f) => [f.name, required(f.keys)] as const));
-  const facts = readLuaFunctionFacts(options.specDir);
-  const bundle = bundleLua(options.luaDir, keyCounts, emitLuaFacts(spec, facts));
-  const luaProblems = checkLua(spec, bundle, keyCounts, argvMinimums(spec, facts));
+  const bundle = bundleLua(options.luaDir, keyCounts, emitLuaFacts(spec));
+  const luaProblems = checkLua(spec, bundle, keyCounts, argvMinimums(spec));
   const unregistered = luaProblems.unregistered ?? [];
   if (options.strict) luaProblems.push(...unregistered);
   else unregistered.forEach((p) => options.warn?.(`warning: ${formatProblem(p)}`));
@@ -64,12 +65,16 @@ export function generate(options: CodegenOptions): Map<string, string> {
   files.set('generated/errors.ts', relocated('contract/errors.ts'));
   files.set('generated/library.ts', relocated('contract/library.ts'));
   emit('generated/keys.ts', (file) => emitKeys(spec, file));
+  emit('generated/enums.ts', (file) => emitEnums(spec, file));
+  emit('generated/shapes.ts', (file) => emitShapes(spec, file));
   for (const module of spec.modules) emit(`generated/${module.name}.ts`, (file) => emitModule(spec, module, file));
   // The index names every export of the modules, so the generated surface reads in one place.
   const exportsOf = (path: string) => exportedNames(project.getSourceFileOrThrow(path));
   const reexports: [string, ExportedName[]][] = [
     ['./errors.js', exportsOf('contract/errors.ts')],
     ['./keys.js', exportsOf('generated/keys.ts')],
+    ['./enums.js', exportsOf('generated/enums.ts')],
+    ['./shapes.js', exportsOf('generated/shapes.ts')],
     ['./library.js', exportsOf('contract/library.ts')],
     ...spec.modules.map((m): [string, ExportedName[]] => [`./${m.name}.js`, exportsOf(`generated/${m.name}.ts`)]),
   ];

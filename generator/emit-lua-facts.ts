@@ -6,32 +6,11 @@
 //   spec/keys.yaml builds from the call's context (`c`: tag, execution_id, lane_id,
 //   attempt index, worker instance, waitpoint…, named as the spec binds them). A slot
 //   whose placeholders are not all in `c` is not checked, nor one named by the hash tag
-//   alone; the body decides what to pass, from stored state, before its first write.
-import { readFileSync, readdirSync } from 'node:fs';
-import { join } from 'node:path';
-import { parse } from 'yaml';
+//   alone; the body decides what to pass, from stored state, before its first write;
+// - ARGV_RULES: per function, the rule of every fixed ARGV slot the spec constrains (see
+//   argvRule), which the guard checks, and converts in place, before the body runs.
 import { findKey } from './model.js';
-import type { FieldSpec, FunctionSpec, KeyRef, Spec } from './model.js';
-
-/** The function-level spec fields this emitter reads that the model does not carry. */
-export interface LuaFunctionFacts {
-  /** The fewest ARGV the Lua accepts (`argv_min:`). */
-  readonly argvMin?: number;
-  /** Error codes that are replied after a documented write (`writes_on_error:`). */
-  readonly writesOnError: readonly string[];
-}
-
-/** `argv_min` and `writes_on_error` of every function in spec/<module>.yaml (already schema-checked). */
-export function readLuaFunctionFacts(specDir: string): Map<string, LuaFunctionFacts> {
-  const facts = new Map<string, LuaFunctionFacts>();
-  for (const file of readdirSync(specDir).filter((f) => f.endsWith('.yaml') && f !== 'keys.yaml' && f !== 'errors.yaml')) {
-    const doc = parse(readFileSync(join(specDir, file), 'utf8')) as { functions?: Record<string, { argv_min?: number; writes_on_error?: string[] }> };
-    for (const [name, fn] of Object.entries(doc.functions ?? {})) {
-      facts.set(name, { argvMin: fn.argv_min, writesOnError: fn.writes_on_error ?? [] });
-    }
-  }
-  return facts;
-}
+import type { EnumSpec, FieldSpec, FunctionSpec, KeyRef, ShapeSpec, Spec } from './model.js';
 
 /** The KEYS the guard requires: those before the first one the Lua tolerates missing. */
 export function requiredKeys(fn: FunctionSpec): number {
@@ -127,21 +106,258 @@ function checker(spec: Spec, fn: FunctionSpec, required: number): string[] {
 }
 
 /** The fewest ARGV the guard accepts per function (argv_min, else every fixed slot). */
-export function argvMinimums(spec: Spec, facts: ReadonlyMap<string, LuaFunctionFacts>): Map<string, number> {
-  return new Map(spec.modules.flatMap((m) => m.functions).map((f) => [f.name, facts.get(f.name)?.argvMin ?? fixedArgvCount(f)] as const));
+export function argvMinimums(spec: Spec): Map<string, number> {
+  return new Map(spec.modules.flatMap((m) => m.functions).map((f) => [f.name, f.argvMin ?? fixedArgvCount(f)] as const));
+}
+
+const INTEGER_TYPES = new Set(['integer', 'timestampMs', 'durationMs']);
+/** Integers compared with stored text (the engine compares them as strings): checked, kept as text. */
+const COUNT_TYPES = new Set(['attemptIndex', 'epoch']);
+/** Ids that name a record: never empty. Lease, attempt and lane ids are compared with stored state instead. */
+const NAMING_IDS = new Set(['executionId', 'flowId', 'budgetId', 'quotaPolicyId', 'waitpointId', 'suspensionId', 'signalId', 'edgeId']);
+
+const luaValue = (value: string | number | boolean): string => (typeof value === 'string' ? luaString(value) : String(value));
+
+/**
+ * The Lua rule of one ARGV slot, or undefined when the spec puts no constraint on it that
+ * the Lua can check (free text, flags, capability lists: the body parses those itself).
+ * `empty` says whether the empty string is accepted: the slot is optional, has a default
+ * (the Lua applies it: `def`), is sent only `when` another argument is present, is a
+ * client-clock `nowPlus` timestamp of an optional duration. A value the wrapper derives
+ * (`defaultFrom`) is always sent, so required. An enum's default only stands for a missing value. `refusal` (spec) gives
+ * the slot its own error code or the reference's texts.
+ */
+/** What the generated check of one ARGV slot needs to know (see argvRule). */
+interface RuleData {
+  readonly index: number;
+  readonly kind: 'int' | 'number' | 'count' | 'json' | 'enum' | 'nonempty';
+  readonly empty: boolean;
+  /** Lua literal of the value an empty (when accepted) or missing value becomes. */
+  readonly def: string | undefined;
+  readonly min: number | undefined;
+  readonly max: number | undefined;
+  /** The reference's text for a missing, non-numeric or too-low value (refusal.low); a missing value gets it from the guard. */
+  readonly low: boolean;
+  /** The Lua table of the rule, for the refusal texts. */
+  readonly table: string;
+}
+
+export function argvRule(slot: FieldSpec, index: number, params: readonly FieldSpec[] = [], enums: readonly EnumSpec[] = []): string | undefined {
+  return ruleData(slot, index, params, enums)?.table;
+}
+
+function ruleData(slot: FieldSpec, index: number, params: readonly FieldSpec[], enums: readonly EnumSpec[]): RuleData | undefined {
+  const clockOptional = slot.nowPlus !== undefined && params.some((p) => p.name === slot.nowPlus && (p.optional || p.default !== undefined));
+  // An enum's default is the wrapper's and the reference's for a missing value; an empty one is refused.
+  const defaulted = slot.default !== undefined && slot.type !== 'enum';
+  const empty = slot.optional === true || defaulted || slot.when !== undefined || clockOptional;
+  const fields = [`i = ${index}`, `name = ${luaString(slot.name)}`];
+  let kind: RuleData['kind'];
+  let def: string | undefined;
+  let min: number | undefined;
+  let max: number | undefined;
+  const bounds = () => {
+    min = slot.min;
+    max = slot.max;
+    if (slot.min !== undefined) fields.push(`min = ${slot.min}`, `min_text = ${luaString(String(slot.min))}`);
+    if (slot.max !== undefined) fields.push(`max = ${slot.max}`, `max_text = ${luaString(String(slot.max))}`);
+  };
+  if (INTEGER_TYPES.has(slot.type) && !slot.asText) {
+    kind = slot.fraction ? 'number' : 'int';
+    bounds();
+    // A `when` slot's default is the wrapper's: sent empty, the Lua leaves the feature off.
+    if (typeof slot.default === 'number' && slot.when === undefined) def = String(slot.default);
+  } else if (COUNT_TYPES.has(slot.type) || (INTEGER_TYPES.has(slot.type) && slot.asText)) {
+    kind = 'count';
+    max = slot.max;
+    if (slot.max !== undefined) fields.push(`max = ${slot.max}`, `max_text = ${luaString(String(slot.max))}`);
+  } else if (slot.type === 'json') {
+    kind = 'json';
+    if (slot.shape) fields.push(`shape = SHAPES.${slot.shape}`);
+  } else if (slot.type === 'enum' && slot.values) {
+    kind = 'enum';
+    // A slot that takes a whole named enum checks against ENUMS (generated once); a narrowed one against its own set.
+    const whole = slot.enum !== undefined && enums.find((e) => e.name === slot.enum)?.values.join() === slot.values.join();
+    const set = whole ? `ENUMS.${slot.enum}` : `{ ${slot.values.map((v) => `[${luaString(v)}] = true`).join(', ')} }`;
+    fields.push(`values = ${set}`, `list = ${luaString(slot.values.join(', '))}`);
+    if (slot.default !== undefined) def = luaValue(slot.default);
+  } else if ((slot.nonEmpty || NAMING_IDS.has(slot.type)) && !empty) {
+    kind = 'nonempty';
+  } else {
+    return undefined;
+  }
+  fields.push(`kind = ${luaString(kind)}`);
+  if (def !== undefined) fields.push(`def = ${def}`);
+  if (empty) fields.push('empty = true');
+  const refusal = slot.refusal;
+  if (refusal?.code) fields.push(`code = ${luaString(refusal.code)}`);
+  if (refusal?.detail) fields.push(`detail = ${luaString(refusal.detail)}`);
+  if (refusal?.low) fields.push(`low = ${luaString(refusal.low)}`);
+  if (refusal?.high) fields.push(`high = ${luaString(refusal.high)}`);
+  return { index, kind, empty, def, min, max, low: refusal?.low !== undefined, table: `{ ${fields.join(', ')} }` };
+}
+
+/**
+ * The straight-line Lua check of one slot (rule `R[k]`), converting `args` in place: no
+ * loop over rule tables on the hot path, only the comparisons this slot needs. `missing`:
+ * the slot may be absent (past argv_min), which is accepted and left to the body, or takes
+ * the default.
+ */
+function ruleCode(r: RuleData, k: number, missing: boolean): string[] {
+  const i = r.index;
+  const refuse = (why: string) => `return argv_refusal(R[${k}], ${why}, v)`;
+  const numeric = r.kind === 'int' || r.kind === 'number';
+  // What an empty or missing value does.
+  const onEmpty: string[] = [];
+  if (r.empty) {
+    if (r.def !== undefined) onEmpty.push(`args[${i}] = ${r.def}`);
+    else if (numeric) onEmpty.push(`args[${i}] = nil`);
+  } else if (!missing) {
+    onEmpty.push(refuse(`'empty'`));
+  } else {
+    if (r.def === undefined && r.low) onEmpty.push(refuse(`'empty'`));
+    else onEmpty.push(`if v == '' then ${refuse(`'empty'`)} end`, ...(r.def !== undefined ? [`args[${i}] = ${r.def}`] : []));
+  }
+  const isEmpty = missing ? `v == '' or v == nil` : `v == ''`;
+  const lines = [`v = args[${i}]`];
+  const branch = (check: string[]) => {
+    if (onEmpty.length === 0 && check.length === 0) return;
+    if (onEmpty.length === 0) {
+      lines.push(`if not (${isEmpty}) then`, ...check.map((l) => `  ${l}`), 'end');
+      return;
+    }
+    lines.push(`if ${isEmpty} then`, ...onEmpty.map((l) => `  ${l}`));
+    if (check.length > 0) lines.push('else', ...check.map((l) => `  ${l}`));
+    lines.push('end');
+  };
+  switch (r.kind) {
+    case 'nonempty':
+      if (missing) lines.push(`if v == '' then ${refuse(`'empty'`)} end`);
+      else lines.push(`if v == '' then ${refuse(`'empty'`)} end`);
+      break;
+    case 'int':
+    case 'number': {
+      const check = [`local n = ${r.kind === 'int' ? 'parse_int' : 'parse_number'}(v)`, `if n == nil then ${refuse(`parse_number(v) == nil and 'nan' or 'int'`)} end`];
+      if (r.min !== undefined) check.push(`if n < ${r.min} then ${refuse(`'low'`)} end`);
+      if (r.max !== undefined) check.push(`if n > ${r.max} then ${refuse(`'high'`)} end`);
+      check.push(`args[${i}] = n`);
+      branch(check);
+      break;
+    }
+    case 'count': {
+      const check = [`if #v > 17 or not string.match(v, '^%d+$') then ${refuse(`parse_number(v) == nil and 'nan' or 'low'`)} end`];
+      if (r.max !== undefined) check.push(`if tonumber(v) > ${r.max} then ${refuse(`'high'`)} end`);
+      branch(check);
+      break;
+    }
+    case 'json':
+      branch([`local bad = json_arg(R[${k}], args, v)`, 'if bad then return bad end']);
+      break;
+    case 'enum':
+      branch([`if not R[${k}].values[v] then ${refuse(`'enum'`)} end`]);
+      break;
+  }
+  return lines;
+}
+
+/** The rules of a function's fixed ARGV slots: those before its first list or group (whose width varies). */
+function argvRules(fn: FunctionSpec, enums: readonly EnumSpec[]): RuleData[] {
+  const rules: RuleData[] = [];
+  for (let i = 0; i < fn.argv.length; i++) {
+    const slot = fn.argv[i]!;
+    if (slot.type === 'list' || slot.type === 'group') break;
+    const rule = ruleData(slot, i + 1, fn.params, enums);
+    if (rule) rules.push(rule);
+  }
+  return rules;
+}
+
+/** A function's ARGV check: its rules' code in slot order; `args.n` first for a function with a repeated tail. */
+function argvChecker(fn: FunctionSpec, rules: readonly RuleData[]): string[] {
+  const variable = fn.argv.some((a) => a.type === 'list' || a.type === 'group');
+  const minimum = fn.argvMin ?? fixedArgvCount(fn);
+  const body: string[] = [];
+  if (variable) body.push('args.n = #args -- before a nil slot makes # unreliable');
+  if (rules.length > 0) body.push('local v');
+  rules.forEach((r, k) => body.push(...ruleCode(r, k + 1, r.index > minimum)));
+  if (body.length === 0) return [];
+  return [`  ${fn.name} = function(args, R)`, ...body.map((l) => `    ${l}`), '  end,'];
+}
+
+/**
+ * KEY.<context>_<key>(tag, …): every key pattern of spec/keys.yaml as a builder over its
+ * placeholders in pattern order (the hash tag, the context's params, the key's own; global
+ * keys have no tag). Lua code builds keys and channel names only with these.
+ */
+export function keyBuilders(spec: Spec): string[] {
+  const lines = ['-- generated from spec/keys.yaml: a builder per key pattern, KEY.<context>_<key>(tag, <placeholders in order>)', 'local KEY = {'];
+  for (const context of spec.keys.contexts) {
+    for (const key of context.keys) {
+      const params: string[] = [];
+      const parts: string[] = [];
+      let last = 0;
+      for (const match of key.pattern.matchAll(/\{([a-z_]+)\}/g)) {
+        if (match.index! > last) parts.push(luaString(key.pattern.slice(last, match.index)));
+        const name = match[1]!;
+        if (!params.includes(name)) params.push(name);
+        parts.push(name);
+        last = match.index! + match[0].length;
+      }
+      if (last < key.pattern.length) parts.push(luaString(key.pattern.slice(last)));
+      lines.push(`  ${context.name}_${key.name} = function(${params.join(', ')}) return ${parts.join(' .. ')} end,`);
+    }
+  }
+  lines.push('}');
+  return lines;
+}
+
+const LUA_TYPE: Record<string, string | undefined> = { string: 'string', number: 'number', boolean: 'boolean', object: 'table', array: 'table', any: undefined };
+const A_TYPE: Record<string, string> = { string: 'a string', number: 'a number', boolean: 'a boolean', object: 'an object', array: 'an array', any: 'any value' };
+
+/**
+ * SHAPES.<name>: each JSON shape of spec/shapes.yaml for check_shape (helpers.lua): its
+ * members as { name, Lua type, 'a <type>' }, with the nested shape or the array's element
+ * type, and the value type of a map. Nested shapes are written before the shapes using them.
+ */
+export function luaShapes(spec: Spec): string[] {
+  const lines = ['-- generated from spec/shapes.yaml: the shape of every JSON argument, checked by check_argv', 'local SHAPES = {}'];
+  const done = new Set<string>();
+  const write = (shape: ShapeSpec) => {
+    if (done.has(shape.name)) return;
+    done.add(shape.name);
+    for (const m of shape.fields) if (m.shape) write(spec.shapes.find((s) => s.name === m.shape)!);
+    const members = shape.fields.map((m) => {
+      const parts = [luaString(m.name), LUA_TYPE[m.type] ? luaString(LUA_TYPE[m.type]!) : 'false', luaString(A_TYPE[m.type]!)];
+      if (m.shape) parts.push(`shape = SHAPES.${m.shape}`);
+      if (m.type === 'array' && m.of && LUA_TYPE[m.of]) parts.push(`of = ${luaString(LUA_TYPE[m.of]!)}`, `of_text = ${luaString(`an array of ${m.of}s`)}`);
+      return `{ ${parts.join(', ')} }`;
+    });
+    const values = shape.values && LUA_TYPE[shape.values] ? `, values = ${luaString(LUA_TYPE[shape.values]!)}, values_text = ${luaString(A_TYPE[shape.values]!)}` : '';
+    lines.push(`SHAPES.${shape.name} = { fields = { ${members.join(', ')} }${values} }`);
+  };
+  for (const shape of spec.shapes) write(shape);
+  return lines;
 }
 
 /** Lua source lines for the generated facts (FUNCTION_ARGV and KEY_CHECKS). */
-export function emitLuaFacts(spec: Spec, facts: ReadonlyMap<string, LuaFunctionFacts> = new Map()): string[] {
+export function emitLuaFacts(spec: Spec): string[] {
   const functions = spec.modules.flatMap((m) => m.functions).sort((a, b) => (a.name < b.name ? -1 : 1));
   for (const fn of functions) {
-    const unlisted = (facts.get(fn.name)?.writesOnError ?? []).filter((code) => !fn.errors.includes(code));
+    const unlisted = fn.writesOnError.filter((code) => !fn.errors.includes(code));
     if (unlisted.length > 0) throw new Error(`${fn.file}:${fn.line}: ${fn.name}: writes_on_error names ${unlisted.join(', ')}, not in its errors list`);
   }
   const lines = [
+    '-- generated from spec/keys.yaml: the value a placeholder takes when the stored record has none',
+    `local DEFAULTS = {${Object.entries(spec.keys.defaults).map(([k, v]) => ` ${k} = ${luaString(v)}`).join(',')} }`,
+    ...keyBuilders(spec),
+    ...luaShapes(spec),
+    '-- generated from spec/enums.yaml: every named enum, its values in order and each value a key set to true',
+    'local ENUMS = {',
+    ...spec.enums.map((e) => `  ${e.name} = { ${e.values.map(luaString).join(', ')}, ${e.values.map((v) => `[${luaString(v)}] = true`).join(', ')} },`),
+    '}',
     '-- generated from spec/: the fewest ARGV every function accepts (argv_min, else its fixed slots)',
     'local FUNCTION_ARGV = {',
-    ...[...argvMinimums(spec, facts)].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, n]) => `  ${name} = ${n},`),
+    ...[...argvMinimums(spec)].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, n]) => `  ${name} = ${n},`),
     '}',
     '-- generated from spec/keys.yaml: per function, the first KEYS slot (name, index, expected key) that is',
     '-- not the key its context c names; slots whose context values are absent, and partition',
@@ -153,6 +369,28 @@ export function emitLuaFacts(spec: Spec, facts: ReadonlyMap<string, LuaFunctionF
     if (body.length === 0) continue;
     lines.push(`  ${fn.name} = function(keys, c)`, ...body, '  end,');
   }
+  lines.push('}');
+  lines.push(
+    '-- generated from spec/: per function, the rule of every fixed ARGV slot the spec constrains',
+    '-- (kind int | number | count | json | enum | nonempty; empty: the empty string is accepted;',
+    '-- def: what an empty or missing value becomes), for the refusal texts (argv_refusal)',
+    'local ARGV_RULES = {',
+  );
+  const rulesOf = new Map(functions.map((fn) => [fn.name, argvRules(fn, spec.enums)] as const));
+  for (const fn of functions) {
+    const rules = rulesOf.get(fn.name)!;
+    if (rules.length === 0) continue;
+    lines.push(`  ${fn.name} = {`, ...rules.map((r) => `    ${r.table},`), '  },');
+  }
+  lines.push('}');
+  lines.push(
+    '-- generated from ARGV_RULES: per function, the straight-line check the guard runs before the',
+    '-- body (R = the function\'s ARGV_RULES): refuses, or converts args in place',
+    '-- (the helpers it calls are defined in lua/helpers.lua, after this generated part)',
+    'local parse_int, parse_number, argv_refusal, json_arg',
+    'local ARGV_CHECKS = {',
+  );
+  for (const fn of functions) lines.push(...argvChecker(fn, rulesOf.get(fn.name)!));
   lines.push('}');
   return lines;
 }

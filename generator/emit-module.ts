@@ -20,7 +20,7 @@ import {
 } from './model.js';
 import { listType, presenceNote } from './normalise.js';
 import { camel, docLines, pascal, quote, typeBase, wrapperName } from './names.js';
-import { encodeExpr, isTextLike, readExpr, readerExpr, tsType, typeInfo } from './types.js';
+import { encodeExpr, isTextLike, readExpr, readerExpr, shapeTypeName, tsType, typeInfo } from './types.js';
 
 /** Where each runtime name the generated code may import lives. */
 const RUNTIME_MODULES: Record<string, string> = {
@@ -53,6 +53,10 @@ const LINE_WIDTH = 100;
 class Imports {
   readonly runtime = new Set<string>();
   readonly keyClasses = new Set<string>();
+  /** Interfaces of JSON shapes (generated/shapes.ts). */
+  readonly shapes = new Set<string>();
+  /** Named enum types (generated/enums.ts). */
+  readonly enums = new Set<string>();
 
   use(name: string): void {
     this.runtime.add(name);
@@ -74,6 +78,12 @@ class Imports {
       moduleSpecifier: `../runtime/${m}.js`,
       namedImports: named(byModule.get(m)!),
     }));
+    if (this.shapes.size > 0) {
+      declarations.push({ kind: StructureKind.ImportDeclaration, moduleSpecifier: './shapes.js', namedImports: [...this.shapes].sort().map((n) => `type ${n}`) });
+    }
+    if (this.enums.size > 0) {
+      declarations.push({ kind: StructureKind.ImportDeclaration, moduleSpecifier: './enums.js', namedImports: [...this.enums].sort().map((n) => `type ${n}`) });
+    }
     if (this.keyClasses.size > 0) {
       declarations.push({ kind: StructureKind.ImportDeclaration, moduleSpecifier: './keys.js', namedImports: [...this.keyClasses].sort() });
     }
@@ -174,6 +184,8 @@ class FunctionEmitter {
     if (this.fn.args.length === 0) return '';
     const properties = this.fn.args.map((arg) => {
       for (const type of this.idTypes(arg)) this.imports.use(type);
+      if (arg.kind === 'scalar' && arg.rules.shape) this.imports.shapes.add(shapeTypeName(arg.rules.shape));
+      if (arg.kind === 'scalar' && arg.enumType) this.imports.enums.add(arg.enumType);
       const doc = [arg.doc ? docLines(arg.doc) : '', presenceNote(arg) ?? ''].filter(Boolean).join(' ');
       const optional = arg.presence.kind !== 'required';
       return `${doc ? `${docComment(doc, '  ')}\n` : ''}  readonly ${arg.property}${optional ? '?' : ''}: ${arg.tsType};`;

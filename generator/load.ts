@@ -1,19 +1,21 @@
 // Loads spec/*.yaml: parses with source positions, validates each file against its JSON
 // Schema, converts to the model, then cross-checks across files. Every problem is reported
 // with file, line and column; nothing is generated while any remains.
-import { readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, join, relative } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { crossCheck } from './check.js';
 import { SourceFile, SpecError, type SpecProblem } from './diagnostics.js';
 import { normaliseArgs, normaliseReplyField, normaliseSlots } from './normalise.js';
-import type { ContextSpec, ErrorSpec, FieldSpec, FunctionSpec, KeyLayout, KeyRef, ModuleSpec, ReplyFieldSpec, ReplyVariant, ScalarType, Spec, TagSource } from './model.js';
-import { errorsSchema, keysSchema, moduleSchema } from './schema.js';
+import type { ContextSpec, EnumSpec, ErrorSpec, ShapeMember, ShapeSpec, FieldSpec, FunctionSpec, KeyLayout, KeyRef, ModuleSpec, ReplyFieldSpec, ReplyVariant, ScalarType, Spec, TagSource } from './model.js';
+import { enumsSchema, errorsSchema, keysSchema, moduleSchema, shapesSchema } from './schema.js';
 
 const ajv = new Ajv({ allErrors: true, strict: false });
 const validateModule = ajv.compile(moduleSchema);
 const validateKeys = ajv.compile(keysSchema);
 const validateErrors = ajv.compile(errorsSchema);
+const validateEnums = ajv.compile(enumsSchema);
+const validateShapes = ajv.compile(shapesSchema);
 
 function schemaProblems(source: SourceFile, errors: readonly ErrorObject[] | null | undefined): SpecProblem[] {
   if (!errors) return [];
@@ -71,8 +73,11 @@ export function loadSpec(specDir: string, displayRoot = join(specDir, '..')): { 
 
   const keysSource = load('keys.yaml');
   const errorsSource = load('errors.yaml');
+  // Optional: a spec without named enums has no enums.yaml.
+  const enumsSource = existsSync(join(specDir, 'enums.yaml')) ? load('enums.yaml') : undefined;
+  const shapesSource = existsSync(join(specDir, 'shapes.yaml')) ? load('shapes.yaml') : undefined;
   const moduleFiles = readdirSync(specDir)
-    .filter((f) => f.endsWith('.yaml') && f !== 'keys.yaml' && f !== 'errors.yaml')
+    .filter((f) => f.endsWith('.yaml') && !SHARED_FILES.has(f))
     .sort();
   const moduleSources = moduleFiles.map(load);
   if (problems.length > 0) throw new SpecError(problems);
@@ -81,6 +86,10 @@ export function loadSpec(specDir: string, displayRoot = join(specDir, '..')): { 
   if (!validateKeys(keysData)) problems.push(...schemaProblems(keysSource, validateKeys.errors));
   const errorsData = errorsSource.doc.toJS() as unknown;
   if (!validateErrors(errorsData)) problems.push(...schemaProblems(errorsSource, validateErrors.errors));
+  const enumsData = enumsSource ? (enumsSource.doc.toJS() as unknown) : { enums: {} };
+  if (enumsSource && !validateEnums(enumsData)) problems.push(...schemaProblems(enumsSource, validateEnums.errors));
+  const shapesData = shapesSource ? (shapesSource.doc.toJS() as unknown) : { shapes: {} };
+  if (shapesSource && !validateShapes(shapesData)) problems.push(...schemaProblems(shapesSource, validateShapes.errors));
   const moduleData = moduleSources.map((source) => {
     const data = source.doc.toJS() as unknown;
     if (!validateModule(data)) problems.push(...schemaProblems(source, validateModule.errors));
@@ -90,17 +99,72 @@ export function loadSpec(specDir: string, displayRoot = join(specDir, '..')): { 
 
   const keys = toKeyLayout(keysData as RawKeys);
   const errors = toErrors(errorsData as RawErrors);
-  const modules = moduleData.map((data, i) => toModule(data as RawModule, moduleSources[i]!, moduleFiles[i]!, problems));
-  const spec: Spec = { keys, errors, modules };
+  const enums = Object.entries((enumsData as RawEnums).enums).map(([name, e]): EnumSpec => ({ name, doc: e.doc, values: e.values }));
+  moduleData.forEach((data, i) => resolveEnums(data as RawModule, enums, moduleSources[i]!, problems));
+  if (problems.length > 0) throw new SpecError(problems);
+  const modules = moduleData.map((data, i) => toModule(data as RawModule, moduleSources[i]!, moduleFiles[i]!, problems, enums));
+  const shapes = toShapes(shapesData as RawShapes);
+  const spec: Spec = { keys, enums, shapes, errors, modules };
   problems.push(...crossCheck(spec, sources));
   if (problems.length > 0) throw new SpecError(problems);
   return { spec, sources };
 }
 
+/** The spec files that are not modules. */
+const SHARED_FILES = new Set(['keys.yaml', 'errors.yaml', 'enums.yaml', 'shapes.yaml']);
+
+interface RawShapes {
+  shapes: Record<string, { doc: string; closed?: boolean; values?: ShapeSpec['values']; fields?: Record<string, Omit<ShapeMember, 'name'>> }>;
+}
+
+function toShapes(raw: RawShapes): ShapeSpec[] {
+  return Object.entries(raw.shapes).map(([name, s]) => ({
+    name,
+    doc: s.doc,
+    closed: s.closed ?? false,
+    ...(s.values !== undefined ? { values: s.values } : {}),
+    fields: Object.entries(s.fields ?? {}).map(([member, m]) => ({ name: member, ...m })),
+  }));
+}
+
+/**
+ * Fills in `values` of every field that names an enum (`enum: <name>`), in place, before the
+ * model is built: a field's own `values` must be a subset of its enum's.
+ */
+function resolveEnums(raw: RawModule, enums: readonly EnumSpec[], source: SourceFile, problems: SpecProblem[]): void {
+  const byName = new Map(enums.map((e) => [e.name, e]));
+  const visit = (field: { enum?: string; values?: readonly string[]; fields?: readonly unknown[] }, path: (string | number)[]) => {
+    for (const [i, member] of (field.fields ?? []).entries()) visit(member as typeof field, [...path, 'fields', i]);
+    if (field.enum === undefined) return;
+    const named = byName.get(field.enum);
+    if (!named) {
+      problems.push(source.problem([...path, 'enum'], `unknown enum '${field.enum}' (spec/enums.yaml)`));
+      return;
+    }
+    const outside = (field.values ?? []).filter((v) => !named.values.includes(v));
+    if (outside.length > 0) problems.push(source.problem([...path, 'values'], `${outside.join(', ')} not in enum ${named.name}`));
+    if (field.values === undefined) (field as { values?: readonly string[] }).values = named.values;
+  };
+  for (const [name, fn] of Object.entries(raw.functions)) {
+    const at = ['functions', name];
+    (fn.params ?? []).forEach((f, i) => visit(f, [...at, 'params', i]));
+    fn.argv.forEach((f, i) => visit(f, [...at, 'argv', i]));
+    for (const [status, variant] of Object.entries(fn.replies)) {
+      const fields = Array.isArray(variant) ? variant : variant.fields;
+      fields.forEach((f, i) => visit(f, [...at, 'replies', status, ...(Array.isArray(variant) ? [] : ['fields']), i]));
+    }
+  }
+}
+
 // ---- raw shapes (as validated by the schemas) and their conversion to the model ----
+
+interface RawEnums {
+  enums: Record<string, { doc: string; values: string[] }>;
+}
 
 interface RawKeys {
   params: Record<string, ScalarType>;
+  defaults?: Record<string, string>;
   contexts: Record<string, { doc: string; family: ContextSpec['family']; params: string[]; keys: Record<string, { pattern: string; type: string; doc: string }> }>;
 }
 interface RawErrors {
@@ -119,6 +183,8 @@ interface RawFunction {
   deviations?: string[];
   readonly?: boolean;
   extension?: boolean;
+  argv_min?: number;
+  writes_on_error?: string[];
 }
 interface RawModule {
   module: string;
@@ -144,7 +210,7 @@ function toKeyLayout(raw: RawKeys): KeyLayout {
         .filter((p) => p !== 'tag' && !ctx.params.includes(p)),
     })),
   }));
-  return { params: raw.params, contexts };
+  return { params: raw.params, defaults: raw.defaults ?? {}, contexts };
 }
 
 function toErrors(raw: RawErrors): ErrorSpec[] {
@@ -203,7 +269,7 @@ function toReplies(raw: RawFunction['replies'], problem: (path: (string | number
   });
 }
 
-function toModule(raw: RawModule, source: SourceFile, fileName: string, problems: SpecProblem[]): ModuleSpec {
+function toModule(raw: RawModule, source: SourceFile, fileName: string, problems: SpecProblem[], enums: readonly EnumSpec[]): ModuleSpec {
   const functions = Object.entries(raw.functions).map(([name, fn]): FunctionSpec => ({
     name,
     doc: fn.doc.trim(),
@@ -211,7 +277,7 @@ function toModule(raw: RawModule, source: SourceFile, fileName: string, problems
     params: fn.params ?? [],
     keys: fn.keys.map(toKeyRef),
     argv: fn.argv,
-    args: normaliseArgs(fn.params ?? [], fn.argv),
+    args: normaliseArgs(fn.params ?? [], fn.argv, enums),
     slots: normaliseSlots(fn.argv),
     envelope: fn.envelope ?? 'standard',
     replies: toReplies(fn.replies, (path, message) => problems.push(source.problem(['functions', name, 'replies', ...path], `${name}: ${message}`))),
@@ -219,6 +285,8 @@ function toModule(raw: RawModule, source: SourceFile, fileName: string, problems
     deviations: fn.deviations ?? [],
     readonly: fn.readonly ?? false,
     extension: fn.extension ?? false,
+    argvMin: fn.argv_min,
+    writesOnError: fn.writes_on_error ?? [],
     file: source.file,
     line: source.keyAt(['functions', name]).line,
   }));

@@ -4,6 +4,7 @@ import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import luaparse from 'luaparse';
 import { SpecError, type SpecProblem } from './diagnostics.js';
+import { argvRule } from './emit-lua-facts.js';
 import type { FunctionSpec, Spec } from './model.js';
 
 /** Bundle order: helpers first, then the modules in the reference's order, then any others. */
@@ -326,6 +327,38 @@ function errorCodes(ast: LuaNode): (body: unknown) => Set<string> {
   return (body) => collect(body, new Set());
 }
 
+/**
+ * Facts of spec/ typed again in lua/ (issue 11): a string literal starting `ff:` (a key
+ * pattern or channel: build it with the generated KEY.<context>_<key>), and a table of two or
+ * more string values, or a set of two or more `value = true` keys, that all belong to one
+ * named enum (use ENUMS.<name>). Only lua/ files are checked, not the generated part.
+ */
+function handTypedFacts(spec: Spec, ast: LuaNode, where: (line: number) => { file: string; line: number; column: number }): SpecProblem[] {
+  const problems: SpecProblem[] = [];
+  const lineOf = (node: LuaNode) => (node.loc as { start: { line: number } }).start.line;
+  const fromLua = (node: LuaNode) => where(lineOf(node)).file.startsWith('lua/');
+  const enumOf = (values: readonly string[]) =>
+    values.length < 2
+      ? undefined
+      : (spec.enums.find((e) => e.values.length === values.length && values.every((v) => e.values.includes(v))) ??
+        spec.enums.find((e) => values.every((v) => e.values.includes(v))));
+  walk(ast.body, (node) => {
+    if (node.type === 'StringLiteral' && fromLua(node) && /^ff:/.test(stringValue(node) ?? '')) {
+      problems.push({ ...where(lineOf(node)), message: `key pattern '${stringValue(node)}…' typed by hand: build keys with KEY.<context>_<key> (generated from spec/keys.yaml)` });
+    }
+    if (node.type !== 'TableConstructorExpression' || !fromLua(node)) return;
+    const fields = (node.fields as LuaNode[]) ?? [];
+    const listed = fields.every((f) => f.type === 'TableValue' && (f.value as LuaNode).type === 'StringLiteral')
+      ? fields.map((f) => stringValue(f.value as LuaNode) ?? '')
+      : fields.every((f) => f.type === 'TableKeyString' && (f.value as LuaNode).type === 'BooleanLiteral')
+        ? fields.map((f) => String((f.key as LuaNode).name))
+        : [];
+    const named = enumOf(listed);
+    if (named) problems.push({ ...where(lineOf(node)), message: `values of enum ${named.name} typed by hand (${listed.join(', ')}): use ENUMS.${named.name} (generated from spec/enums.yaml)` });
+  });
+  return problems;
+}
+
 function fixedKeyCount(fn: FunctionSpec): { fixed: number; variable: boolean } {
   return { fixed: fn.keys.filter((k) => k.each === undefined).length, variable: fn.keys.some((k) => k.each !== undefined) };
 }
@@ -354,7 +387,7 @@ export function checkLua(
   };
   let ast: LuaNode;
   try {
-    ast = luaparse.parse(bundle.source.replace(/^#!.*\n/, '\n'), { luaVersion: '5.1', locations: true, scope: true }) as unknown as LuaNode;
+    ast = luaparse.parse(bundle.source.replace(/^#!.*\n/, '\n'), { luaVersion: '5.1', locations: true, scope: true, comments: true }) as unknown as LuaNode;
   } catch (error) {
     const e = error as { line?: number; message: string };
     return [{ ...where(e.line ?? 1), message: `Lua syntax error: ${e.message}` }];
@@ -365,12 +398,17 @@ export function checkLua(
       problems.push({ ...where((global.loc as { start: { line: number } }).start.line), message: `free name '${name}' is neither a local nor an allowed global (missing helper or typo?)` });
     }
   }
+  problems.push(...handTypedFacts(spec, ast, where));
   for (const use of loadTimeGlobals(ast)) {
     problems.push({ ...where(use.line), message: `'${use.name}' is read while the library loads, where the server offers only 'redis' (move it into a function that runs at call time)` });
   }
   const specFunctions = new Map(spec.modules.flatMap((m) => m.functions.map((f) => [f.name, f] as const)));
   const registered = registrations(ast);
   const codesOf = errorCodes(ast);
+  const markerLines = ((ast.comments as LuaNode[]) ?? [])
+    .filter((c) => String(c.value).trim() === WRITE_PHASE_MARKER)
+    .map((c) => (c.loc as { start: { line: number } }).start.line);
+  const phaseProblems = writePhaseProblems(ast, markerLines, where);
   const catalogue = new Set(spec.errors.map((e) => e.code));
   const registeredNames = new Set<string>();
   for (const reg of registered) {
@@ -388,6 +426,7 @@ export function checkLua(
     if (fn.readonly !== reg.noWrites) {
       problems.push({ ...at, message: `${reg.name}: spec says readonly=${fn.readonly} but the registration ${reg.noWrites ? 'has' : 'lacks'} the no-writes flag` });
     }
+    if (!fn.readonly) problems.push(...phaseProblems(reg, fn));
     const facts = bodyFacts(reg);
     const keys = fixedKeyCount(fn);
     const argv = argvWidth(fn);
@@ -402,6 +441,13 @@ export function checkLua(
     const replied = new Set([...found].filter((c) => !c.startsWith('?')));
     const guarded = reg.guardName !== undefined;
     if (guarded && ((keyCounts.get(reg.name) ?? 0) > 0 || (argvMin.get(reg.name) ?? 0) > 0)) replied.add('invalid_input'); // the guard's refusal
+    // The guard's ARGV refusals (ARGV_RULES): invalid_input, or a slot's own code from the spec.
+    if (guarded) {
+      for (const slot of fn.argv) {
+        const rule = argvRule(slot, 0, fn.params);
+        if (rule) replied.add(slot.refusal?.code ?? 'invalid_input');
+      }
+    }
     for (const code of fn.errors) {
       if (!replied.has(code) && !possible.has(code)) problems.push({ ...at, message: `${reg.name} lists error '${code}', which no reply of its Lua carries` });
     }
@@ -424,4 +470,150 @@ export function checkLua(
     if (!registeredNames.has(fn.name)) unregistered.push({ file: fn.file, line: fn.line, column: 1, message: `${fn.name} has a spec but is not registered in lua/` });
   }
   return Object.assign(problems, { unregistered });
+}
+
+/** Server commands that write: a call of one of them is a write. */
+const WRITE_COMMANDS = new Set([
+  'HSET', 'HSETNX', 'HMSET', 'HDEL', 'HINCRBY', 'HINCRBYFLOAT', 'DEL', 'UNLINK', 'SET', 'SETNX', 'SETEX', 'PSETEX', 'GETDEL', 'GETSET',
+  'INCR', 'INCRBY', 'INCRBYFLOAT', 'DECR', 'DECRBY', 'APPEND', 'EXPIRE', 'PEXPIRE', 'EXPIREAT', 'PEXPIREAT', 'PERSIST',
+  'ZADD', 'ZREM', 'ZINCRBY', 'ZREMRANGEBYSCORE', 'ZREMRANGEBYRANK', 'ZPOPMIN', 'ZPOPMAX', 'SADD', 'SREM', 'SPOP', 'SMOVE',
+  'XADD', 'XTRIM', 'XDEL', 'PUBLISH', 'RPUSH', 'LPUSH', 'LPOP', 'RPOP', 'LREM', 'LTRIM', 'LSET', 'RENAME', 'COPY',
+]);
+
+/** The marker comment that opens a function's write phase (`-- write phase`). */
+export const WRITE_PHASE_MARKER = 'write phase';
+
+type BlockOwner = { line: number; body: LuaNode[] };
+
+/**
+ * Check phase, then write phase (issue 11): in every registered function that writes, no write
+ * (a `redis.call` of a writing command, or a call of a chunk function that makes one) comes
+ * before a `-- write phase` marker comment, and no error reply (`err(…)`, `{ 0, 'code' }`) comes
+ * after one. A marker covers the rest of its block and the blocks nested in it, so a function
+ * with several branches marks each. The only exceptions are the spec's `writes_on_error`
+ * codes (the reference's documented write-then-refuse, e.g. lease-expiry marking): such a
+ * code may be replied after the marker, and a write before it is allowed in a block that
+ * ends by replying such a code, or inside a helper that can reply one (`validate_lease`).
+ */
+function writePhaseProblems(
+  ast: LuaNode,
+  markerLines: readonly number[],
+  where: (line: number) => { file: string; line: number; column: number },
+): (reg: Registration, fn: FunctionSpec) => SpecProblem[] {
+  const lineOf = (node: LuaNode) => (node.loc as { start: { line: number } }).start.line;
+  const endOf = (node: LuaNode) => (node.loc as { end: { line: number } }).end.line;
+  const declared = new Map<string, LuaNode>();
+  walk(ast.body, (node) => {
+    if (node.type !== 'FunctionDeclaration') return;
+    const name = calleeName(node.identifier as LuaNode | undefined);
+    if (name !== undefined && !declared.has(name)) declared.set(name, node);
+  });
+  // A command computed at run time (`redis.call(unpack(entry))`) counts as a write.
+  const isWriteCommand = (node: LuaNode) => {
+    if (node.type !== 'CallExpression' || !['redis.call', 'redis.pcall'].includes(calleeName(node.base as LuaNode) ?? '')) return false;
+    const command = stringValue((node.arguments as LuaNode[])[0]);
+    return command === undefined || WRITE_COMMANDS.has(command.toUpperCase());
+  };
+  // Chunk functions that write, directly or through the ones they call (to a fixed point).
+  const writers = new Set<string>();
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [name, decl] of declared) {
+      if (writers.has(name)) continue;
+      let writes = false;
+      walk(decl.body, (node) => {
+        if (isWriteCommand(node) || (node.type === 'CallExpression' && writers.has(calleeName(node.base as LuaNode) ?? ''))) writes = true;
+      });
+      if (writes) {
+        writers.add(name);
+        grew = true;
+      }
+    }
+  }
+  const codesOf = errorCodes(ast);
+  const replyCode = (node: LuaNode): string | undefined => {
+    if (node.type === 'CallExpression' && calleeName(node.base as LuaNode) === 'err') return stringValue((node.arguments as LuaNode[])[0]) ?? '(computed)';
+    if (node.type === 'TableConstructorExpression') {
+      const fields = node.fields as LuaNode[];
+      const first = fields[0]?.value as LuaNode | undefined;
+      if (fields[0]?.type === 'TableValue' && first?.type === 'NumericLiteral' && Number(first.value) === 0 && fields[1]?.type === 'TableValue') {
+        return stringValue(fields[1].value as LuaNode) ?? '(computed)';
+      }
+    }
+    return undefined;
+  };
+  /** Expressions of a statement, without the blocks it holds (those are visited with their own coverage). */
+  const ownParts = (statement: LuaNode): unknown[] => {
+    switch (statement.type) {
+      case 'IfStatement': return (statement.clauses as LuaNode[]).map((c) => c.condition);
+      case 'WhileStatement': case 'RepeatStatement': return [statement.condition];
+      case 'ForNumericStatement': return [statement.start, statement.end, statement.step];
+      case 'ForGenericStatement': return [statement.iterators];
+      case 'DoStatement': case 'FunctionDeclaration': return [];
+      default: return [statement];
+    }
+  };
+  const blocksOf = (statement: LuaNode): BlockOwner[] =>
+    statement.type === 'IfStatement'
+      ? (statement.clauses as LuaNode[]).map((c) => ({ line: lineOf(c), body: c.body as LuaNode[] }))
+      : ['WhileStatement', 'RepeatStatement', 'ForNumericStatement', 'ForGenericStatement', 'DoStatement'].includes(statement.type)
+        ? [{ line: lineOf(statement), body: statement.body as LuaNode[] }]
+        : [];
+  const endsReplying = (body: LuaNode[], codes: readonly string[]): boolean => {
+    const last = body[body.length - 1];
+    if (last?.type !== 'ReturnStatement') return false;
+    let found = false;
+    walk(last.arguments, (node) => {
+      const code = replyCode(node);
+      if (code !== undefined && codes.includes(code)) found = true;
+    });
+    return found;
+  };
+  const helperCanRefuse = (callee: string | undefined): boolean =>
+    callee !== undefined && callee !== 'err' && declared.has(callee) && [...codesOf(declared.get(callee)!.body)].some((c) => !c.startsWith('?'));
+  return (reg, fn) => {
+    const problems: SpecProblem[] = [];
+    const allowed = fn.writesOnError;
+    /** Visits a block; true when it wrote and can fall through to the statements after it. */
+    const visitBlock = (owner: BlockOwner, inherited: boolean): boolean => {
+      let covered = inherited;
+      let wrote = false;
+      let previousEnd = owner.line;
+      const refusesAfterWrite = allowed.length > 0 && endsReplying(owner.body, allowed);
+      for (const statement of owner.body) {
+        if (markerLines.some((line) => line > previousEnd && line < lineOf(statement))) covered = true;
+        previousEnd = endOf(statement);
+        for (const part of ownParts(statement)) {
+          walk(part, (node) => {
+            const callee = node.type === 'CallExpression' ? calleeName(node.base as LuaNode) : undefined;
+            const helperWrites = callee !== undefined && writers.has(callee);
+            if (isWriteCommand(node) || helperWrites) wrote = true;
+            if (!covered && (isWriteCommand(node) || helperWrites)) {
+              const helperRefuses = helperWrites && allowed.some((code) => { const codes = codesOf(declared.get(callee)!.body); return codes.has(code) || codes.has(`?${code}`); });
+              if (!refusesAfterWrite && !helperRefuses) {
+                const what = helperWrites ? `${callee}(…), which writes,` : `redis.call('${stringValue((node.arguments as LuaNode[])[0]) ?? '(computed)'}')`;
+                problems.push({ ...where(lineOf(node)), message: `${reg.name}: ${what} comes before its '-- ${WRITE_PHASE_MARKER}' marker (check everything first, then write)` });
+              }
+            }
+            // A helper that can reply an error code (read_core, validate_lease…) counts as its replies.
+            if (covered && helperCanRefuse(callee)) {
+              const codes = [...codesOf(declared.get(callee!)!.body)].filter((c) => !c.startsWith('?') && !allowed.includes(c));
+              if (codes.length > 0) problems.push({ ...where(lineOf(node)), message: `${reg.name}: ${callee}(…) can reply error '${codes.join("', '")}' after its '-- ${WRITE_PHASE_MARKER}' marker (move the check before the first write, or declare the code in writes_on_error)` });
+            }
+            const code = covered ? replyCode(node) : undefined;
+            if (code !== undefined && !allowed.includes(code)) {
+              problems.push({ ...where(lineOf(node)), message: `${reg.name}: error reply '${code}' after its '-- ${WRITE_PHASE_MARKER}' marker (move the check before the first write, or declare the code in writes_on_error)` });
+            }
+          });
+        }
+        // A nested block that wrote and falls through starts the write phase of this one too.
+        let nestedWrote = false;
+        for (const block of blocksOf(statement)) if (visitBlock(block, covered)) nestedWrote = true;
+        if (nestedWrote) covered = wrote = true;
+      }
+      return wrote && owner.body[owner.body.length - 1]?.type !== 'ReturnStatement';
+    };
+    if (Array.isArray(reg.body)) visitBlock({ line: reg.line, body: reg.body as LuaNode[] }, false);
+    return problems;
+  };
 }

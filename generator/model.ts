@@ -43,8 +43,22 @@ export interface FieldSpec {
   readonly min?: number;
   readonly max?: number;
   readonly nonEmpty?: boolean;
+  /** An integer slot whose Lua accepts any number text (the reference floors it). */
+  readonly fraction?: boolean;
+  /** A non-negative integer slot the Lua compares as text with a stored value (digits kept as sent, as the reference). */
+  readonly asText?: boolean;
+  /**
+   * How the Lua refuses this slot where the reference has its own words: `code` (from
+   * spec/errors.yaml, instead of invalid_input, with `detail` if given), or the detail
+   * texts `low` (not a number, empty, or below min) and `high` (above max).
+   */
+  readonly refusal?: { readonly code?: string; readonly detail?: string; readonly low?: string; readonly high?: string };
   readonly maxBytes?: number;
   readonly values?: readonly string[];
+  /** A named enum of spec/enums.yaml; `values`, when also given, narrow it (a subset). */
+  readonly enum?: string;
+  /** A json slot: the named shape of spec/shapes.yaml its value must have. */
+  readonly shape?: string;
   readonly value?: string;
   readonly of?: ScalarType;
   readonly count?: 'prefix' | 'none';
@@ -60,6 +74,7 @@ export interface ReplyFieldSpec {
   readonly doc?: string;
   readonly optional?: boolean;
   readonly values?: readonly string[];
+  readonly enum?: string;
   readonly of?: ScalarType;
   /** For groups: the earlier integer field holding the count, or `rest` for the remaining fields. */
   readonly count?: string;
@@ -131,6 +146,8 @@ export interface EncodeRules {
   readonly nonEmpty?: boolean | undefined;
   readonly maxBytes?: number | undefined;
   readonly values?: readonly string[] | undefined;
+  /** A json value's shape (spec/shapes.yaml). */
+  readonly shape?: string | undefined;
 }
 
 /** What happens when the caller leaves an argument out. */
@@ -159,6 +176,8 @@ export interface ScalarArg extends ArgCommon {
   readonly kind: 'scalar';
   readonly type: ScalarType;
   readonly rules: EncodeRules;
+  /** The named enum type (generated/enums.ts) the property uses, when the slot takes all its values. */
+  readonly enumType?: string;
 }
 
 export interface ListArg extends ArgCommon {
@@ -221,6 +240,10 @@ export interface FunctionSpec {
   readonly deviations: readonly string[];
   readonly readonly: boolean;
   readonly extension: boolean;
+  /** The fewest ARGV the Lua accepts (`argv_min:`); absent: every fixed slot. */
+  readonly argvMin: number | undefined;
+  /** Error codes replied after a documented write (`writes_on_error:`); every other error reply writes nothing. */
+  readonly writesOnError: readonly string[];
   /** Where the function is declared, for messages. */
   readonly file: string;
   readonly line: number;
@@ -252,6 +275,8 @@ export interface ContextSpec {
 
 export interface KeyLayout {
   readonly params: Readonly<Record<string, ScalarType>>;
+  /** The value a placeholder takes when the stored record has none (`lane_id: default`). */
+  readonly defaults: Readonly<Record<string, string>>;
   readonly contexts: readonly ContextSpec[];
 }
 
@@ -262,8 +287,36 @@ export interface ErrorSpec {
   readonly detail: boolean;
 }
 
+/** A member of a JSON shape. */
+export interface ShapeMember {
+  readonly name: string;
+  readonly type: 'string' | 'number' | 'boolean' | 'object' | 'array' | 'any';
+  /** For arrays: the element type. */
+  readonly of?: 'string' | 'number' | 'boolean' | 'any';
+  /** For objects: the named shape. */
+  readonly shape?: string;
+}
+
+/** A named JSON shape of spec/shapes.yaml: an object with declared members, or a map of one value type. */
+export interface ShapeSpec {
+  readonly name: string;
+  readonly doc: string;
+  readonly fields: readonly ShapeMember[];
+  readonly values?: 'string' | 'number' | 'boolean' | 'any';
+  readonly closed: boolean;
+}
+
+/** A named value set of spec/enums.yaml. */
+export interface EnumSpec {
+  readonly name: string;
+  readonly doc: string;
+  readonly values: readonly string[];
+}
+
 export interface Spec {
   readonly keys: KeyLayout;
+  readonly enums: readonly EnumSpec[];
+  readonly shapes: readonly ShapeSpec[];
   readonly errors: readonly ErrorSpec[];
   readonly modules: readonly ModuleSpec[];
 }

@@ -1,8 +1,8 @@
 // From the spec as declared (one FieldSpec bag per slot) to the shapes the emitters read:
 // each argument once, as a scalar, list or group, with what happens when it is left out and
 // its TypeScript type; each ARGV slot as what it sends. Run once, while loading.
-import type { Arg, EncodeRules, FieldSpec, Presence, ReplyField, ReplyFieldSpec, ScalarType, Slot } from './model.js';
-import { camel } from './names.js';
+import type { Arg, EncodeRules, EnumSpec, FieldSpec, Presence, ReplyField, ReplyFieldSpec, ScalarType, Slot } from './model.js';
+import { camel, pascal } from './names.js';
 import { tsType } from './types.js';
 
 /** The ARGV slots that carry a caller value of their own (not a constant, `from` or `nowPlus`). */
@@ -10,8 +10,16 @@ function takesValue(slot: FieldSpec): boolean {
   return slot.type !== 'constant' && slot.from === undefined && slot.nowPlus === undefined;
 }
 
-export function normaliseArgs(params: readonly FieldSpec[], argv: readonly FieldSpec[]): Arg[] {
-  return [...params, ...argv.filter(takesValue)].map(toArg);
+export function normaliseArgs(params: readonly FieldSpec[], argv: readonly FieldSpec[], enums: readonly EnumSpec[] = []): Arg[] {
+  return [...params, ...argv.filter(takesValue)].map((field) => toArg(field, enums));
+}
+
+/** The named enum type (generated/enums.ts) of a slot that takes all of a named enum's values; a subset stays inline. */
+function enumTypeOf(field: FieldSpec, enums: readonly EnumSpec[]): string | undefined {
+  const named = field.enum === undefined ? undefined : enums.find((e) => e.name === field.enum);
+  if (!named || !field.values) return undefined;
+  const whole = field.values.length === named.values.length && named.values.every((v) => field.values!.includes(v));
+  return whole ? pascal(named.name) : undefined;
 }
 
 export function normaliseSlots(argv: readonly FieldSpec[]): Slot[] {
@@ -35,7 +43,7 @@ function presence(field: FieldSpec): Presence {
 }
 
 function rules(field: FieldSpec): EncodeRules {
-  return { min: field.min, max: field.max, nonEmpty: field.nonEmpty, maxBytes: field.maxBytes, values: field.values };
+  return { min: field.min, max: field.max, nonEmpty: field.nonEmpty, maxBytes: field.maxBytes, values: field.values, shape: field.shape };
 }
 
 /** `readonly T[]`, parenthesised only when T is a union. */
@@ -43,7 +51,7 @@ export function listType(element: string): string {
   return element.includes('|') ? `readonly (${element})[]` : `readonly ${element}[]`;
 }
 
-function toArg(field: FieldSpec): Arg {
+function toArg(field: FieldSpec, enums: readonly EnumSpec[]): Arg {
   const common = { name: field.name, property: camel(field.name), doc: field.doc, presence: presence(field) };
   if (field.type === 'list') {
     const of: ScalarType = field.of ?? 'string';
@@ -58,7 +66,9 @@ function toArg(field: FieldSpec): Arg {
     return { ...common, kind: 'group', members, maxItems: field.maxItems, tsType: `readonly { ${tsMembers} }[]` };
   }
   const type = field.type as ScalarType;
-  return { ...common, kind: 'scalar', type, rules: rules(field), tsType: tsType(type, field.values) };
+  const enumType = type === 'enum' ? enumTypeOf(field, enums) : undefined;
+  if (enumType !== undefined) return { ...common, kind: 'scalar', type, rules: rules(field), tsType: enumType, enumType };
+  return { ...common, kind: 'scalar', type, rules: rules(field), tsType: tsType(type, field.values, field.shape) };
 }
 
 /** One sentence on what a left-out argument becomes, for TSDoc and the reference alike. */

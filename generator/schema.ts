@@ -29,8 +29,17 @@ const field = {
     min: { type: 'number' },
     max: { type: 'number' },
     nonEmpty: { type: 'boolean' },
+    fraction: { type: 'boolean' },
+    asText: { type: 'boolean' },
+    refusal: {
+      type: 'object',
+      additionalProperties: false,
+      properties: { code: name, detail: { type: 'string' }, low: { type: 'string' }, high: { type: 'string' } },
+    },
     maxBytes: { type: 'integer', minimum: 1 },
     values: { type: 'array', items: { type: 'string' }, minItems: 1 },
+    enum: name,
+    shape: name,
     value: { type: 'string' },
     of: { enum: scalarTypes },
     count: { enum: ['prefix', 'none'] },
@@ -50,6 +59,7 @@ const replyField = {
     doc: { type: 'string' },
     optional: { type: 'boolean' },
     values: { type: 'array', items: { type: 'string' }, minItems: 1 },
+    enum: name,
     of: { enum: scalarTypes },
     count: { type: 'string' },
     fields: { type: 'array', items: { $ref: '#/definitions/replyField' }, minItems: 1 },
@@ -147,6 +157,7 @@ export const keysSchema = {
   required: ['params', 'families', 'contexts'],
   properties: {
     params: { type: 'object', additionalProperties: { enum: scalarTypes.concat([]) } },
+    defaults: { type: 'object', additionalProperties: { type: 'string' } },
     families: { type: 'object', additionalProperties: { type: 'object', properties: { doc: { type: 'string' } } } },
     contexts: {
       type: 'object',
@@ -166,7 +177,7 @@ export const keysSchema = {
               required: ['pattern', 'type', 'doc'],
               properties: {
                 pattern: { type: 'string', pattern: '^ff:' },
-                type: { enum: ['hash', 'string', 'zset', 'set', 'stream', 'none'] },
+                type: { enum: ['hash', 'string', 'zset', 'set', 'stream', 'none', 'channel'] },
                 doc: { type: 'string' },
               },
             },
@@ -193,6 +204,60 @@ export const errorsSchema = {
           class: { enum: ['terminal', 'retryable', 'cooperative', 'informational', 'advisory', 'bug', 'expected', 'soft_error'] },
           doc: { type: 'string' },
           detail: { type: 'boolean' },
+        },
+      },
+    },
+  },
+} as const;
+
+export const enumsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['enums'],
+  properties: {
+    enums: {
+      type: 'object',
+      propertyNames: { pattern: '^[a-z][a-z0-9_]*$' },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['doc', 'values'],
+        properties: {
+          doc: { type: 'string' },
+          values: { type: 'array', items: { type: 'string', pattern: '^[a-z][a-z0-9_]*$' }, minItems: 1, uniqueItems: true },
+        },
+      },
+    },
+  },
+} as const;
+
+const shapeType = { enum: ['string', 'number', 'boolean', 'object', 'array', 'any'] };
+export const shapesSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['shapes'],
+  properties: {
+    shapes: {
+      type: 'object',
+      propertyNames: { pattern: '^[a-z][a-z0-9_]*$' },
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['doc'],
+        properties: {
+          doc: { type: 'string' },
+          closed: { type: 'boolean' },
+          values: { enum: ['string', 'number', 'boolean', 'any'] },
+          fields: {
+            type: 'object',
+            propertyNames: { pattern: '^[a-z][a-z0-9_]*$' },
+            additionalProperties: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['type'],
+              properties: { type: shapeType, of: { enum: ['string', 'number', 'boolean', 'any'] }, shape: { type: 'string', pattern: '^[a-z][a-z0-9_]*$' } },
+            },
+          },
         },
       },
     },

@@ -41,8 +41,14 @@ export function typeInfo(type: ScalarType): TypeInfo {
   return TYPES[type];
 }
 
-export function tsType(type: ScalarType, values?: readonly string[]): string {
+/** The generated interface of a JSON shape (generated/shapes.ts). */
+export function shapeTypeName(shape: string): string {
+  return `${shape.split('_').map((w) => w.charAt(0).toUpperCase() + w.slice(1)).join('')}Json`;
+}
+
+export function tsType(type: ScalarType, values?: readonly string[], shape?: string): string {
   if (type === 'enum' && values) return values.map(quote).join(' | ');
+  if (type === 'json' && shape) return shapeTypeName(shape);
   return TYPES[type].ts;
 }
 
@@ -81,7 +87,7 @@ export function encodeExpr(type: ScalarType, argName: string, value: string, rul
       return `encodeFlag(fn, ${name}, ${value})`;
     case 'json':
       imports.add('encodeJson');
-      return `encodeJson(fn, ${name}, ${value})`;
+      return rules.shape ? `encodeJson(fn, ${name}, ${value}, true)` : `encodeJson(fn, ${name}, ${value})`;
     case 'enum':
       imports.add('encodeEnum');
       return `encodeEnum(fn, ${name}, ${value}, [${(rules.values ?? []).map(quote).join(', ')}])`;

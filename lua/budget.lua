@@ -14,7 +14,6 @@ Budget.BLOCK = {
   paused_by_operator = { 'blocked_by_operator', 'operator' },
   paused_by_policy = { 'blocked_by_lane_state', 'operator' },
 }
-Budget.BLOCKED_SETS = { 'budget', 'quota', 'route', 'operator' }
 -- States an execution may be blocked from: eligible, or already blocked for admission.
 Budget.BLOCKABLE = {
   eligible_now = true, blocked_by_budget = true, blocked_by_quota = true,
@@ -33,7 +32,7 @@ end
 -- budget_id must be the budget the caller's definition key names.
 function Budget.check_id(def_key, budget_id)
   local tag = tag_of(def_key)
-  if not is_set(budget_id) or not tag or def_key ~= 'ff:budget:' .. tag .. ':' .. budget_id then
+  if not is_set(budget_id) or not tag or def_key ~= KEY.budget_definition(tag, budget_id) then
     return err('invalid_input', 'budget_id must be the budget of the definition key, got: ' .. tostring(budget_id))
   end
   return nil
@@ -48,8 +47,8 @@ function Budget.read_count(args, pos, width, trailing, optional_last)
     return nil, err('invalid_input', 'dim_count must be >= 0, got: ' .. args[pos])
   end
   local expected = pos + width * n + trailing
-  if #args ~= expected and not (optional_last and #args == expected + 1) then
-    return nil, err('invalid_input', 'expected ' .. expected .. ' arguments for ' .. n .. ' dimensions, got: ' .. #args)
+  if args.n ~= expected and not (optional_last and args.n == expected + 1) then
+    return nil, err('invalid_input', 'expected ' .. expected .. ' arguments for ' .. n .. ' dimensions, got: ' .. args.n)
   end
   return n
 end
@@ -76,32 +75,34 @@ function Budget.stored_limit(limits_key, field)
   return value, raw, nil
 end
 
-function Budget.create(K, A, args)
-  local bad = check_args(A, { { 'reset_interval_ms', 'int' }, { 'now_ms', 'int?' } })
-    or Budget.check_id(K.definition, A.budget_id)
-  if bad then return bad end
-  if A.reset_interval_ms < 0 then
-    return err('invalid_input', 'reset_interval_ms must not be negative, got: ' .. args[7])
-  end
+-- The create's check phase: the id and the limit columns. Returns the limits as HSET
+-- pairs, or nil and the refusal. Writes nothing.
+function Budget.create_check(K, A, args)
+  local bad = Budget.check_id(K.definition, A.budget_id)
+  if bad then return nil, bad end
   local n, count_err = Budget.read_count(args, 9, 3, 0, false)
-  if not n then return count_err end
+  if not n then return nil, count_err end
   local limits = {}
   for i = 1, n do
     local dim = args[9 + i]
     if not is_set(dim) then
-      return err('invalid_input', 'dimension ' .. i .. ' must not be empty')
+      return nil, err('invalid_input', 'dimension ' .. i .. ' must not be empty')
     end
     local hard, hard_err = Budget.count_arg(args[9 + n + i], 'hard limit of ' .. dim)
-    if not hard then return hard_err end
+    if not hard then return nil, hard_err end
     local soft, soft_err = Budget.count_arg(args[9 + 2 * n + i], 'soft limit of ' .. dim)
-    if not soft then return soft_err end
+    if not soft then return nil, soft_err end
     limits[#limits + 1] = 'hard:' .. dim
     limits[#limits + 1] = to_text(hard)
     limits[#limits + 1] = 'soft:' .. dim
     limits[#limits + 1] = to_text(soft)
   end
-  local now = A.now_ms or server_now()
+  return limits, nil
+end
 
+-- The create's write phase (limits from Budget.create_check).
+function Budget.create(K, A, limits)
+  local now = A.now_ms or server_now()
   -- Indexing comes before the existence check, so a replay heals a missing index entry.
   redis.call('SADD', K.budget_policies, A.budget_id)
   if Budget.exists(K.definition) then
@@ -150,7 +151,10 @@ redis.register_function('ff_create_budget', guard('ff_create_budget', function(k
     now_ms = args[8],
     dimension_count = args[9],
   }
-  return Budget.create(K, A, args)
+  local limits, bad = Budget.create_check(K, A, args)
+  if not limits then return bad end
+  -- write phase
+  return Budget.create(K, A, limits)
 end))
 
 -- Validates a usage report and reads what it needs. Returns the parsed entries, or nil and
@@ -160,10 +164,15 @@ function Budget.prepare_report(K, A, args, n)
   if not tag then
     return nil, err('invalid_input', 'the budget keys carry no hash tag')
   end
-  local bad = check_args(A, { { 'now_ms', 'int?' } })
-  if bad then return nil, bad end
+  local now_ms = A.now_ms
+  if is_set(now_ms) then
+    A.now_ms = parse_int(now_ms)
+    if A.now_ms == nil then return nil, int_refusal('now_ms', now_ms) end
+  else
+    A.now_ms = nil
+  end
   if is_set(A.dedup_key) then
-    local prefix = 'ff:usagededup:' .. tag .. ':'
+    local prefix = KEY.budget_partition_usage_dedup(tag, '')
     if #A.dedup_key <= #prefix or string.sub(A.dedup_key, 1, #prefix) ~= prefix then
       return nil, err('invalid_input', 'dedup_key must be ' .. prefix .. '<dedup_id>, got: ' .. A.dedup_key)
     end
@@ -203,25 +212,33 @@ function Budget.prepare_report(K, A, args, n)
   return entries, nil
 end
 
-function Budget.report(K, A, args, n)
-  local entries, reply = Budget.prepare_report(K, A, args, n)
-  if not entries then return reply end
-  local now = A.now_ms or server_now()
-
-  -- Hard limits first, on the running total per dimension: a breach adds nothing.
+-- The report's last check: the running total per dimension, in entry order, up to the
+-- first hard breach (which adds nothing). Returns the breached entry or false, or nil and
+-- the refusal. Writes nothing.
+function Budget.report_check(entries)
   local totals = {}
   for _, e in ipairs(entries) do
     local total = (totals[e.dim] or e.current) + e.delta
     if total > Budget.MAX_USAGE then
-      return err('invalid_input', 'usage of ' .. e.dim .. ' would exceed 2^53-1')
+      return nil, err('invalid_input', 'usage of ' .. e.dim .. ' would exceed 2^53-1')
     end
     totals[e.dim] = total
     if e.hard and e.hard > 0 and total > e.hard then
-      redis.call('HINCRBY', K.definition, 'breach_count', 1)
-      redis.call('HSET', K.definition, 'last_breach_at', to_text(now), 'last_breach_dim', e.dim,
-        'last_updated_at', to_text(now))
-      return ok_status('HARD_BREACH', e.dim, to_text(e.current), e.hard_raw)
+      return e, nil
     end
+  end
+  return false, nil
+end
+
+-- The report's write phase (entries from Budget.prepare_report, breach from Budget.report_check).
+function Budget.report(K, A, entries, breach)
+  local now = A.now_ms or server_now()
+  -- Hard limits first: a breach adds nothing.
+  if breach then
+    redis.call('HINCRBY', K.definition, 'breach_count', 1)
+    redis.call('HSET', K.definition, 'last_breach_at', to_text(now), 'last_breach_dim', breach.dim,
+      'last_updated_at', to_text(now))
+    return ok_status('HARD_BREACH', breach.dim, to_text(breach.current), breach.hard_raw)
   end
 
   local soft_dim, soft_value, soft_limit
@@ -256,12 +273,18 @@ redis.register_function('ff_report_usage_and_check', guard('ff_report_usage_and_
     now_ms = args[2 * n + 2],
     dedup_key = args[2 * n + 3],
   }
-  return Budget.report(K, A, args, n)
+  local entries, reply = Budget.prepare_report(K, A, args, n)
+  if not entries then return reply end
+  local breach, bad = Budget.report_check(entries)
+  if breach == nil then return bad end
+  -- write phase
+  return Budget.report(K, A, entries, breach)
 end))
 
 redis.register_function('ff_reset_budget', guard('ff_reset_budget', function(keys, args)
   local K, A, interval, now = Budget.reset_check(keys, args)
   if not K then return A end
+  -- write phase
   return ok(to_text(Budget.reset(K, A.budget_id, interval, now)))
 end))
 
@@ -279,7 +302,7 @@ function Budget.reset_check(keys, args)
     budget_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } }) or Budget.check_id(K.definition, A.budget_id)
+  local bad = Budget.check_id(K.definition, A.budget_id)
   if bad then return nil, bad end
   if not Budget.exists(K.definition) then
     redis.call('ZREM', K.budget_resets, A.budget_id)
@@ -326,11 +349,11 @@ end
 -- one of `sets` among its blocked indexes. A core without lane_id (hand-built) is not checked.
 function Budget.check_lane_keys(tag, lane, eligible_key, blocked_key, sets)
   if not is_set(lane) then return nil end
-  if eligible_key ~= lane_key(tag, lane, 'eligible') then
+  if eligible_key ~= KEY.partition_lane_eligible(tag, lane) then
     return err('invalid_input', 'eligible key is not the eligible index of lane ' .. lane)
   end
   for _, set in ipairs(sets) do
-    if blocked_key == lane_key(tag, lane, 'blocked:' .. set) then return nil end
+    if blocked_key == KEY.partition_lane_blocked(tag, lane, set) then return nil end
   end
   return err('invalid_input', 'blocked key is not the ' .. table.concat(sets, '/') .. ' blocked index of lane ' .. lane)
 end
@@ -338,8 +361,8 @@ end
 -- Removes the execution from every admission blocked index of its lane except `keep`.
 function Budget.leave_blocked_sets(tag, lane, eid, keep)
   if not is_set(lane) then return end
-  for _, set in ipairs(Budget.BLOCKED_SETS) do
-    local key = lane_key(tag, lane, 'blocked:' .. set)
+  for _, set in ipairs(ENUMS.blocked_set) do
+    local key = KEY.partition_lane_blocked(tag, lane, set)
     if key ~= keep then
       redis.call('ZREM', key, eid)
     end
@@ -358,7 +381,7 @@ redis.register_function('ff_block_execution_for_admission', guard('ff_block_exec
     blocking_detail = args[3],
     now_ms = args[4],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } }) or check_core_key(K.core, A.execution_id)
+  local bad = check_core_key(K.core, A.execution_id)
   if bad then return bad end
   local core, missing = read_core(K.core)
   if not core then return missing end
@@ -380,6 +403,7 @@ redis.register_function('ff_block_execution_for_admission', guard('ff_block_exec
   if bad then return bad end
   local now = A.now_ms or server_now()
 
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -408,7 +432,7 @@ redis.register_function('ff_unblock_execution', guard('ff_unblock_execution', fu
     now_ms = args[2],
     expected_blocking_reason = args[3],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } }) or check_core_key(K.core, A.execution_id)
+  local bad = check_core_key(K.core, A.execution_id)
   if bad then return bad end
   local core, missing = read_core(K.core)
   if not core then return missing end
@@ -419,10 +443,11 @@ redis.register_function('ff_unblock_execution', guard('ff_unblock_execution', fu
     return err('execution_not_eligible')
   end
   local tag = tag_of(K.core)
-  bad = Budget.check_lane_keys(tag, core.lane_id, K.eligible, K.blocked, Budget.BLOCKED_SETS)
+  bad = Budget.check_lane_keys(tag, core.lane_id, K.eligible, K.blocked, ENUMS.blocked_set)
   if bad then return bad end
   local now = A.now_ms or server_now()
 
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',

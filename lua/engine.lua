@@ -26,36 +26,33 @@ end
 -- Every key an execution owns besides core and policy (engine.md §6.2 step 4), read from
 -- its member sets before they are deleted with the rest.
 function Engine.owned_keys(tag, eid, core)
-  local exec = 'ff:exec:' .. tag .. ':' .. eid
   local keys = {
-    exec .. ':payload', exec .. ':result', exec .. ':tags',
-    exec .. ':lease:current', exec .. ':lease:history', exec .. ':claim_grant', exec .. ':attempts',
-    exec .. ':suspension:current', exec .. ':deps:meta', exec .. ':deps:unresolved', exec .. ':deps:all_edges',
-    exec .. ':waitpoints', exec .. ':signals',
+    KEY.exec_payload(tag, eid), KEY.exec_result(tag, eid), KEY.exec_tags(tag, eid),
+    KEY.exec_lease_current(tag, eid), KEY.exec_lease_history(tag, eid), KEY.exec_claim_grant(tag, eid),
+    KEY.exec_attempts(tag, eid), KEY.exec_suspension_current(tag, eid), KEY.exec_deps_meta(tag, eid),
+    KEY.exec_deps_unresolved(tag, eid), KEY.exec_deps_all_edges(tag, eid), KEY.exec_waitpoints(tag, eid),
+    KEY.exec_exec_signals(tag, eid),
   }
   local attempts = parse_int(core.total_attempt_count or '') or 0
   for i = 0, attempts - 1 do
-    local attempt = attempt_key(tag, eid, i)
-    local stream = 'ff:stream:' .. tag .. ':' .. eid .. ':' .. i
-    keys[#keys + 1] = attempt
-    keys[#keys + 1] = attempt .. ':usage'
-    keys[#keys + 1] = attempt .. ':policy'
-    keys[#keys + 1] = stream
-    keys[#keys + 1] = stream .. ':meta'
+    keys[#keys + 1] = KEY.exec_attempt_hash(tag, eid, i)
+    keys[#keys + 1] = KEY.exec_attempt_usage(tag, eid, i)
+    keys[#keys + 1] = KEY.exec_attempt_policy(tag, eid, i)
+    keys[#keys + 1] = KEY.exec_stream(tag, eid, i)
+    keys[#keys + 1] = KEY.exec_stream_meta(tag, eid, i)
   end
-  for _, edge in ipairs(redis.call('SMEMBERS', exec .. ':deps:all_edges')) do
-    keys[#keys + 1] = exec .. ':dep:' .. edge
+  for _, edge in ipairs(redis.call('SMEMBERS', KEY.exec_deps_all_edges(tag, eid))) do
+    keys[#keys + 1] = KEY.exec_dep_edge(tag, eid, edge)
   end
-  local waitpoints = redis.call('SMEMBERS', exec .. ':waitpoints')
+  local waitpoints = redis.call('SMEMBERS', KEY.exec_waitpoints(tag, eid))
   for _, wp in ipairs(waitpoints) do
-    local wp_key = 'ff:wp:' .. tag .. ':' .. wp
-    keys[#keys + 1] = wp_key
-    keys[#keys + 1] = wp_key .. ':signals'
-    keys[#keys + 1] = wp_key .. ':condition'
+    keys[#keys + 1] = KEY.partition_waitpoint(tag, wp)
+    keys[#keys + 1] = KEY.partition_waitpoint_signals(tag, wp)
+    keys[#keys + 1] = KEY.partition_waitpoint_condition(tag, wp)
   end
-  for _, signal in ipairs(redis.call('ZRANGE', exec .. ':signals', 0, -1)) do
-    keys[#keys + 1] = 'ff:signal:' .. tag .. ':' .. signal
-    keys[#keys + 1] = 'ff:signal:' .. tag .. ':' .. signal .. ':payload'
+  for _, signal in ipairs(redis.call('ZRANGE', KEY.exec_exec_signals(tag, eid), 0, -1)) do
+    keys[#keys + 1] = KEY.partition_signal(tag, signal)
+    keys[#keys + 1] = KEY.partition_signal_payload(tag, signal)
   end
   return keys, waitpoints
 end
@@ -73,32 +70,32 @@ redis.register_function('ff_purge_execution', guard('ff_purge_execution', functi
     retention_ms = args[2],
     now_ms = args[3],
   }
-  local bad = check_args(A, { { 'retention_ms', 'int' }, { 'now_ms', 'int?' } }) or check_core_key(K.core, A.execution_id)
+  local bad = check_core_key(K.core, A.execution_id)
   if bad then return bad end
-  if A.retention_ms < 0 then
-    return err('invalid_input', 'retention_ms must not be negative, got: ' .. to_text(A.retention_ms))
-  end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  if K.policy ~= 'ff:exec:' .. tag .. ':' .. eid .. ':policy' then
+  if K.policy ~= KEY.exec_policy(tag, eid) then
     return err('invalid_input', 'policy key is not the execution\'s')
   end
   local core = hmget_map(K.core, { 'lifecycle_phase', 'completed_at', 'total_attempt_count', 'lane_id' })
   if core.lifecycle_phase == nil then
+    -- write phase
     redis.call('ZREM', K.terminal, eid)
     redis.call('SREM', K.all_executions, eid)
     return ok('not_found_cleaned')
   end
-  if core.lane_id and K.terminal ~= lane_key(tag, core.lane_id, 'terminal') then
+  if core.lane_id and K.terminal ~= KEY.partition_lane_terminal(tag, core.lane_id) then
     return err('invalid_input', 'terminal key is not the terminal index of lane ' .. core.lane_id)
   end
   if core.lifecycle_phase ~= 'terminal' then
     -- Replayed (or otherwise live again): never deleted, only its stale entry goes.
+    -- write phase
     redis.call('ZREM', K.terminal, eid)
     return ok('not_terminal_cleaned')
   end
   local completed_at = parse_number(core.completed_at or '')
   if completed_at == nil or completed_at <= 0 then
+    -- write phase
     redis.call('ZREM', K.terminal, eid)
     return ok('not_found_cleaned')
   end
@@ -109,6 +106,7 @@ redis.register_function('ff_purge_execution', guard('ff_purge_execution', functi
   end
 
   local owned, waitpoints = Engine.owned_keys(tag, eid, core)
+  -- write phase
   local deleted = Engine.delete_keys(owned)
   for _, wp in ipairs(waitpoints) do
     redis.call('ZREM', K.pending_waitpoint_expiry, wp)
@@ -127,6 +125,7 @@ redis.register_function('ff_reset_budget_if_due', guard('ff_reset_budget_if_due'
   if scheduled == nil or scheduled > now then
     return ok('not_due', to_text(scheduled or 0))
   end
+  -- write phase
   -- The reset itself, as ff_reset_budget does it (spec/budget.yaml).
   return ok('reset', to_text(Budget.reset(K, A.budget_id, interval, now)))
 end))
@@ -142,10 +141,8 @@ redis.register_function('ff_reconcile_quota', guard('ff_reconcile_quota', functi
     quota_policy_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'quota_policy_id', 'nonempty' }, { 'now_ms', 'int?' } })
-  if bad then return bad end
   local tag = tag_of(K.definition)
-  local prefix = 'ff:quota:' .. tostring(tag) .. ':' .. A.quota_policy_id
+  local prefix = tag and KEY.quota_definition(tag, A.quota_policy_id)
   if not tag or K.definition ~= prefix or string.sub(K.admitted_set, 1, #prefix + 1) ~= prefix .. ':'
     or string.sub(K.concurrency, 1, #prefix + 1) ~= prefix .. ':' or string.sub(K.window, 1, #prefix + 1) ~= prefix .. ':' then
     return err('invalid_input', 'quota_policy_id must be the policy of the quota keys, got: ' .. A.quota_policy_id)
@@ -170,6 +167,7 @@ redis.register_function('ff_reconcile_quota', guard('ff_reconcile_quota', functi
       end
     end
   end
+  -- write phase
   if window_s > 0 then
     redis.call('ZREMRANGEBYSCORE', K.window, '-inf', now - window_s * 1000)
   end

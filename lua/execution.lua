@@ -1,17 +1,12 @@
 -- Execution lifecycle functions. KEYS, ARGV and replies: spec/execution.yaml.
 -- Module-local helpers live in the one table Exec, to keep the chunk's locals few.
 local Exec = {}
+Exec.NO_JSON = {} -- args.json when no JSON argument was given (never written to)
 
--- Validates a policy's routing requirements (execution.md §3.1 check 5). Returns the
--- sorted required-capability list, or nil and the error reply.
-function Exec.required_capabilities(policy_json)
-  if not is_set(policy_json) or policy_json == '{}' then
-    return {}
-  end
-  local decoded_ok, policy = pcall(cjson.decode, policy_json)
-  if not decoded_ok then
-    return nil, err('invalid_policy_json', 'malformed')
-  end
+-- Validates a policy's routing requirements (execution.md §3.1 check 5), from the policy the
+-- guard decoded (nil when none was given). Returns the sorted required-capability list, or
+-- nil and the error reply.
+function Exec.required_capabilities(policy)
   if type(policy) ~= 'table' then
     return {}
   end
@@ -62,15 +57,6 @@ Exec.CREATE_CTX = {}
 Exec.CLAIM_CTX = {}
 Exec.HOLDER_CTX = {}
 
-Exec.CREATE_RULES = {
-  { 'priority', 'number' },
-  { 'delay_until', 'int?' },
-  { 'dedup_ttl_ms', 'int?' },
-  { 'execution_deadline_at', 'int?' },
-  { 'tags_json', 'json?' },
-  { 'execution_id', 'nonempty' },
-}
-
 -- Extension (engine.md §3.5, §3.6): budgets and a quota policy attached at create, read by
 -- the scheduler's admission. Stored only when given, so a reference caller writes neither.
 function Exec.attach_admission(core_key, budget_ids, quota_policy_id)
@@ -106,24 +92,22 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     budget_ids = args[14],
     quota_policy_id = args[15],
   }
-  local delay_text = A.delay_until
-  local bad = check_args(A, Exec.CREATE_RULES)
-  if bad then return bad end
+  local json = args.json or Exec.NO_JSON
   local tag = tag_of(K.core)
   local c = Exec.CREATE_CTX
   c.tag, c.execution_id, c.lane_id, c.delay_until = tag, A.execution_id, A.lane_id, A.delay_until
-  bad = check_keys('ff_create_execution', keys, c)
+  local bad = check_keys('ff_create_execution', keys, c)
   if bad then return bad end
 
   local now = server_now()
   local now_s = to_text(now) -- formatted once, not at every use
   local priority = clamp_priority(A.priority)
 
-  local has_idempotency = is_set(K.idempotency) and not string.find(K.idempotency, 'ff:noop:', 1, true)
+  local has_idempotency = is_set(K.idempotency) and K.idempotency ~= KEY.partition_noop(tag)
   if has_idempotency then
     -- The dedup key's own name is the caller's: only its namespace prefix can be checked.
     -- (A placeholder ff:noop: key is never written, whichever it is.)
-    local prefix = 'ff:idem:' .. tag .. ':' .. (A.namespace or '') .. ':'
+    local prefix = KEY.partition_idempotency(tag, A.namespace or '', '')
     if string.sub(K.idempotency, 1, #prefix) ~= prefix or #K.idempotency == #prefix then
       return err('invalid_input', 'KEYS[6] (idempotency) is not a dedup key of this namespace, got: ' .. K.idempotency)
     end
@@ -138,14 +122,12 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     return ok_status('DUPLICATE', A.execution_id)
   end
 
-  local capabilities, policy_error = Exec.required_capabilities(A.policy_json)
+  local capabilities, policy_error = Exec.required_capabilities(json.policy_json)
   if policy_error then return policy_error end
-  local tags = A.tags_json_json
-  if tags ~= nil and type(tags) ~= 'table' then
-    return err('invalid_input', 'tags_json must be a JSON object')
-  end
+  local tags = json.tags_json
 
   local delayed = A.delay_until ~= nil and A.delay_until > now
+  local delay_text = delayed and to_text(A.delay_until) or ''
   local lane = A.lane_id
   -- One flat list: this HSET writes some forty fields on every create. The record is a
   -- listpack, searched front to back on every read and write: the fields claim, renew and
@@ -193,6 +175,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     'creator_identity', A.creator_identity or '',
   }
 
+  -- write phase
   write_state(K.core, now_s, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -228,14 +211,14 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     -- A past delay_until still makes the execution eligible: index it where claims look.
     local eligible_key = K.scheduling_zset
     if string.sub(eligible_key, -#':delayed') == ':delayed' then
-      eligible_key = lane_key(tag, lane, 'eligible')
+      eligible_key = KEY.partition_lane_eligible(tag, lane)
     end
     redis.call('ZADD', eligible_key, to_text(eligible_score(priority, now)), A.execution_id)
     wake_lane(tag, lane)
   end
   redis.call('SADD', K.all_executions, A.execution_id)
   -- Extension: the partition's lane registry, so the engine finds every lane without a SCAN.
-  redis.call('SADD', 'ff:idx:' .. tag_of(K.core) .. ':lanes', lane)
+  redis.call('SADD', KEY.partition_lanes(tag), lane)
   if A.execution_deadline_at ~= nil then
     redis.call('ZADD', K.execution_deadline, A.execution_deadline_at, A.execution_id)
   end
@@ -272,14 +255,6 @@ Exec.CLAIM_FIELDS = field_list({
   Exec.PENDING_FIELDS,
 })
 Exec.GRANT_FIELDS = { 'worker_id', 'grant_expires_at' }
-Exec.CLAIM_RULES = {
-  { 'lease_ttl_ms', 'int' },
-  { 'renew_before_ms', 'int' },
-  { 'attempt_timeout_ms', 'int?' },
-  { 'execution_deadline_at', 'int?' },
-  { 'attempt_policy_json', 'json?' },
-  { 'execution_id', 'nonempty' },
-}
 
 -- Why an execution cannot be claimed by a normal claim (execution.md §3.2 checks 4–9), or nil.
 function Exec.claim_refusal(core)
@@ -324,7 +299,7 @@ function Exec.start_attempt(K, A, core, now)
   local epoch_s, index_s = to_text(epoch), to_text(index)
   local attempt_type = 'initial'
   local tag = tag_of(K.core)
-  local attempt_hash = attempt_key(tag, A.execution_id, index_s)
+  local attempt_hash = KEY.exec_attempt_hash(tag, A.execution_id, index_s)
   local attempt = {
     'HSET', attempt_hash,
     'attempt_id', A.attempt_id,
@@ -358,7 +333,7 @@ function Exec.start_attempt(K, A, core, now)
   redis.call(unpack(attempt))
   redis.call('ZADD', K.attempts, now_s, index_s)
   redis.call('HSET', attempt_hash .. ':usage', 'last_usage_report_seq', '0')
-  local policy = A.attempt_policy_json_json
+  local policy = A.attempt_policy
   if policy ~= nil and next(policy) ~= nil then
     redis.call('HSET', attempt_hash .. ':policy', unpack(Exec.flatten_policy(policy)))
   end
@@ -441,17 +416,7 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
     attempt_timeout_ms = args[11],
     execution_deadline_at = args[12],
   }
-  local bad = check_args(A, Exec.CLAIM_RULES)
-  if bad then return bad end
-  if A.lease_ttl_ms <= 0 or A.renew_before_ms < 0 then
-    return err('invalid_input', 'lease_ttl_ms must be positive and renew_before_ms not negative')
-  end
-  if not is_set(A.worker_id) or not is_set(A.lease_id) or not is_set(A.attempt_id) then
-    return err('invalid_input', 'worker_id, lease_id and attempt_id must not be empty')
-  end
-  if A.attempt_policy_json_json ~= nil and type(A.attempt_policy_json_json) ~= 'table' then
-    return err('invalid_input', 'attempt_policy_json must be a JSON object')
-  end
+  A.attempt_policy = args.json and args.json.attempt_policy_json
   local mismatch, tag = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()
@@ -473,6 +438,7 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
     return err('claim_grant_expired')
   end
 
+  -- write phase
   redis.call('DEL', K.claim_grant)
   return ok(unpack(Exec.start_attempt(K, A, core, now)))
 end))
@@ -566,6 +532,7 @@ redis.register_function('ff_complete_execution', guard('ff_complete_execution', 
     or Exec.check_holder_keys('ff_complete_execution', keys, K, A, core, tag)
   if rejected then return rejected end
 
+  -- write phase
   Exec.finish_success(K, A, core, now)
   return ok('completed')
 end))
@@ -578,7 +545,7 @@ end))
 function Exec.lane_of(core)
   if is_set(core.lane_id) then return core.lane_id end
   if is_set(core.current_lane) then return core.current_lane end
-  return 'default'
+  return DEFAULTS.lane_id
 end
 
 -- Closes an attempt's output stream if its meta exists. keep_earlier: leave an existing
@@ -663,8 +630,6 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
     lease_id = args[4],
     lease_epoch = args[5],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local eid = A.execution_id
   local mismatch = check_core_key(K.core, eid)
   if mismatch then return mismatch end
@@ -697,9 +662,10 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
   local has_attempt = is_set(core.current_attempt_index)
   local attempt_hash, stream_meta
   if has_attempt then
-    attempt_hash = attempt_key(tag, eid, core.current_attempt_index)
-    stream_meta = stream_meta_key(tag, eid, core.current_attempt_index)
+    attempt_hash = KEY.exec_attempt_hash(tag, eid, core.current_attempt_index)
+    stream_meta = KEY.exec_stream_meta(tag, eid, core.current_attempt_index)
   end
+  -- write phase
   if phase == 'active' or phase == 'suspended' then
     if has_attempt then
       redis.call('HSET', attempt_hash, 'attempt_state', 'ended_cancelled', 'ended_at', to_text(now), 'failure_reason', 'cancelled: ' .. reason)
@@ -713,7 +679,7 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
       redis.call('HSET', K.suspension_current, 'closed_at', to_text(now), 'close_reason', 'cancelled')
     end
     if is_set(core.current_waitpoint_id) then
-      local waitpoint = 'ff:wp:' .. tag .. ':' .. core.current_waitpoint_id
+      local waitpoint = KEY.partition_waitpoint(tag, core.current_waitpoint_id)
       if redis.call('EXISTS', waitpoint) == 1 then
         redis.call('HSET', waitpoint, 'state', 'closed', 'closed_at', to_text(now), 'close_reason', 'cancelled')
       end
@@ -750,14 +716,14 @@ redis.register_function('ff_cancel_execution', guard('ff_cancel_execution', func
   local sweep = {
     K.lease_expiry, K.suspension_timeout, K.attempt_timeout, K.execution_deadline, K.eligible, K.delayed,
     K.blocked_dependencies, K.blocked_budget, K.blocked_quota, K.blocked_route, K.blocked_operator,
-    lane_key(tag, lane, 'active'), lane_key(tag, lane, 'suspended'),
+    KEY.partition_lane_active(tag, lane), KEY.partition_lane_suspended(tag, lane),
   }
   for i = 1, #sweep do
     redis.call('ZREM', sweep[i], eid)
   end
   redis.call('SREM', K.worker_leases, eid)
   if is_set(core.current_worker_instance_id) then
-    redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+    redis.call('SREM', KEY.partition_worker_leases(tag, core.current_worker_instance_id), eid)
   end
   redis.call('ZADD', K.terminal, now, eid)
   if source ~= 'flow_cascade' then
@@ -785,14 +751,13 @@ redis.register_function('ff_delay_execution', guard('ff_delay_execution', functi
     attempt_id = args[4],
     delay_until = args[5],
   }
-  local bad = check_args(A, { { 'delay_until', 'int' }, { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local delay_text = to_text(A.delay_until)
   local now = server_now()
   local core, rejected = Exec.holder_core('ff_delay_execution', keys, K, A, now)
   if not core then return rejected end
 
   local eid = A.execution_id
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -831,13 +796,12 @@ redis.register_function('ff_move_to_waiting_children', guard('ff_move_to_waiting
     lease_epoch = args[3],
     attempt_id = args[4],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local now = server_now()
   local core, rejected = Exec.holder_core('ff_move_to_waiting_children', keys, K, A, now)
   if not core then return rejected end
 
   local eid = A.execution_id
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
@@ -926,9 +890,7 @@ redis.register_function('ff_fail_execution', guard('ff_fail_execution', function
     failure_category = args[6],
     retry_policy_json = args[7],
   }
-  local bad = check_args(A, { { 'retry_policy_json', 'json?' }, { 'execution_id', 'nonempty' } })
-  if bad then return bad end
-  local plan, policy_error = Exec.retry_policy(A.retry_policy_json_json)
+  local plan, policy_error = Exec.retry_policy(args.json and args.json.retry_policy_json)
   if policy_error then return policy_error end
   local reason = A.failure_reason or ''
   local now = server_now()
@@ -936,6 +898,7 @@ redis.register_function('ff_fail_execution', guard('ff_fail_execution', function
   if not core then return rejected end
 
   local eid = A.execution_id
+  -- write phase
   redis.call('HSET', K.attempt_hash, 'attempt_state', 'ended_failure', 'ended_at', to_text(now),
     'failure_reason', reason, 'failure_category', A.failure_category or '')
   Exec.close_stream(K.stream_meta, now, 'attempt_failure', false)
@@ -1025,19 +988,19 @@ function Exec.fail_max_reclaims(K, core, eid, now)
     current_worker_instance_id = '',
   })
   if is_set(core.current_attempt_index) then
-    Exec.end_open_attempt(attempt_key(tag, eid, core.current_attempt_index),
-      stream_meta_key(tag, eid, core.current_attempt_index), now, 'ended_failure', 'max_reclaims_exceeded', 'attempt_failure')
+    Exec.end_open_attempt(KEY.exec_attempt_hash(tag, eid, core.current_attempt_index),
+      KEY.exec_stream_meta(tag, eid, core.current_attempt_index), now, 'ended_failure', 'max_reclaims_exceeded', 'attempt_failure')
   end
   redis.call('DEL', K.lease_current)
   redis.call('ZREM', K.lease_expiry, eid)
   redis.call('SREM', K.worker_leases, eid)
   if is_set(core.current_worker_instance_id) then
-    redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+    redis.call('SREM', KEY.partition_worker_leases(tag, core.current_worker_instance_id), eid)
   end
   redis.call('ZREM', K.active, eid)
   redis.call('ZREM', K.attempt_timeout, eid)
   redis.call('ZREM', K.execution_deadline, eid)
-  redis.call('ZADD', lane_key(tag, Exec.lane_of(core), 'terminal'), now, eid)
+  redis.call('ZADD', KEY.partition_lane_terminal(tag, Exec.lane_of(core)), now, eid)
   publish_completion(core, eid, 'failed')
 end
 
@@ -1068,17 +1031,6 @@ redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', fu
     attempt_id = args[7],
     attempt_policy_json = args[8],
   }
-  local bad = check_args(A, {
-    { 'lease_ttl_ms', 'int' },
-    { 'execution_id', 'nonempty' },
-    { 'worker_id', 'nonempty' },
-    { 'lease_id', 'nonempty' },
-    { 'attempt_id', 'nonempty' },
-  })
-  if bad then return bad end
-  if A.lease_ttl_ms <= 0 then
-    return err('invalid_input', 'lease_ttl_ms must be positive, got: ' .. args[6])
-  end
   local eid = A.execution_id
   local mismatch = check_core_key(K.core, eid)
   if mismatch then return mismatch end
@@ -1113,18 +1065,19 @@ redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', fu
   local tag = tag_of(K.core)
   local reclaim_reason = 'lease_' .. ownership
   local old_index = is_set(core.current_attempt_index) and core.current_attempt_index or nil
+  -- write phase
   redis.call('DEL', K.claim_grant)
   if old_index then
-    redis.call('HSET', attempt_key(tag, eid, old_index), 'attempt_state', 'interrupted_reclaimed',
+    redis.call('HSET', KEY.exec_attempt_hash(tag, eid, old_index), 'attempt_state', 'interrupted_reclaimed',
       'ended_at', to_text(now), 'failure_reason', reclaim_reason)
-    Exec.close_stream(stream_meta_key(tag, eid, old_index), now, 'reclaimed', false)
+    Exec.close_stream(KEY.exec_stream_meta(tag, eid, old_index), now, 'reclaimed', false)
   end
 
   local epoch = (parse_number(core.current_lease_epoch) or 0) + 1
   local index = parse_number(core.total_attempt_count) or 0
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + math.floor(A.lease_ttl_ms * 2 / 3)
-  local attempt_hash = attempt_key(tag, eid, index)
+  local attempt_hash = KEY.exec_attempt_hash(tag, eid, index)
   hset_table(attempt_hash, {
     attempt_id = A.attempt_id,
     execution_id = eid,
@@ -1179,7 +1132,7 @@ redis.register_function('ff_reclaim_execution', guard('ff_reclaim_execution', fu
   redis.call('ZADD', K.lease_expiry, expires_at, eid)
   -- The old holder no longer leases it (Q6); SREM before SADD, the holder may be the same.
   if is_set(core.current_worker_instance_id) then
-    redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+    redis.call('SREM', KEY.partition_worker_leases(tag, core.current_worker_instance_id), eid)
   end
   redis.call('SADD', K.worker_leases, eid)
   redis.call('ZADD', K.active, expires_at, eid)
@@ -1193,13 +1146,13 @@ end))
 
 -- The runnable index an execution sits in, by eligibility (execution.md §3.9).
 Exec.RUNNABLE_INDEX = {
-  eligible_now = 'eligible',
-  not_eligible_until_time = 'delayed',
-  blocked_by_dependencies = 'blocked:dependencies',
-  blocked_by_budget = 'blocked:budget',
-  blocked_by_quota = 'blocked:quota',
-  blocked_by_route = 'blocked:route',
-  blocked_by_operator = 'blocked:operator',
+  eligible_now = KEY.partition_lane_eligible,
+  not_eligible_until_time = KEY.partition_lane_delayed,
+  blocked_by_dependencies = KEY.partition_lane_blocked_dependencies,
+  blocked_by_budget = KEY.partition_lane_blocked_budget,
+  blocked_by_quota = KEY.partition_lane_blocked_quota,
+  blocked_by_route = KEY.partition_lane_blocked_route,
+  blocked_by_operator = KEY.partition_lane_blocked_operator,
 }
 
 redis.register_function('ff_expire_execution', guard('ff_expire_execution', function(keys, args)
@@ -1223,8 +1176,6 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
     execution_id = args[1],
     expire_reason = args[2],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local eid = A.execution_id
   local mismatch = check_core_key(K.core, eid)
   if mismatch then return mismatch end
@@ -1236,6 +1187,7 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
     tag = tag_of(K.core), execution_id = eid, lane_id = exists and core_lane(core) or nil,
   })
   if foreign then return foreign end
+  -- write phase
   if next(core) == nil or core.lifecycle_phase == 'terminal' then
     redis.call('ZREM', K.attempt_timeout, eid)
     redis.call('ZREM', K.execution_deadline, eid)
@@ -1248,8 +1200,8 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
   local has_attempt = is_set(core.current_attempt_index)
   local attempt_hash, stream_meta
   if has_attempt then
-    attempt_hash = attempt_key(tag, eid, core.current_attempt_index)
-    stream_meta = stream_meta_key(tag, eid, core.current_attempt_index)
+    attempt_hash = KEY.exec_attempt_hash(tag, eid, core.current_attempt_index)
+    stream_meta = KEY.exec_stream_meta(tag, eid, core.current_attempt_index)
   end
   if phase == 'active' or phase == 'suspended' then
     if has_attempt then
@@ -1262,7 +1214,7 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
     redis.call('ZREM', K.lease_expiry, eid)
     redis.call('SREM', K.worker_leases, eid)
     if is_set(core.current_worker_instance_id) then
-      redis.call('SREM', worker_leases_key(tag, core.current_worker_instance_id), eid)
+      redis.call('SREM', KEY.partition_worker_leases(tag, core.current_worker_instance_id), eid)
     end
     redis.call('ZREM', K.active, eid)
     history_add(K.lease_history, {
@@ -1278,10 +1230,10 @@ redis.register_function('ff_expire_execution', guard('ff_expire_execution', func
   else
     local index = Exec.RUNNABLE_INDEX[core.eligibility_state or '']
     if index then
-      redis.call('ZREM', lane_key(tag, lane, index), eid)
+      redis.call('ZREM', index(tag, lane), eid)
     else
-      for _, suffix in pairs(Exec.RUNNABLE_INDEX) do
-        redis.call('ZREM', lane_key(tag, lane, suffix), eid)
+      for _, build in pairs(Exec.RUNNABLE_INDEX) do
+        redis.call('ZREM', build(tag, lane), eid)
       end
     end
     if has_attempt and core.attempt_state == 'attempt_interrupted' then

@@ -7,26 +7,9 @@ local Fast = {}
 -- What a claim reads of a candidate, and its required capabilities.
 Fast.CANDIDATE_FIELDS = field_list({ Exec.CLAIM_FIELDS, { 'required_capabilities' } })
 
-Fast.CLAIM_RULES = {
-  { 'lease_ttl_ms', 'int' },
-  { 'renew_before_ms', 'int' },
-  { 'attempt_timeout_ms', 'int?' },
-  { 'max_candidates', 'int' },
-}
-
--- Validates the arguments of a claim of the next eligible execution, in place.
+-- Parses the worker's capabilities of a claim of the next eligible execution (the guard has
+-- checked every other argument against the spec).
 function Fast.check_claim_args(A)
-  local bad = check_args(A, Fast.CLAIM_RULES)
-  if bad then return bad end
-  if A.lease_ttl_ms <= 0 or A.renew_before_ms < 0 then
-    return err('invalid_input', 'lease_ttl_ms must be positive and renew_before_ms not negative')
-  end
-  if A.max_candidates < 1 or A.max_candidates > 100 then
-    return err('invalid_input', 'max_candidates must be in 1..100')
-  end
-  if not is_set(A.worker_id) or not is_set(A.lease_id) or not is_set(A.attempt_id) or not is_set(A.lane_id) then
-    return err('invalid_input', 'worker_id, lane_id, lease_id and attempt_id must not be empty')
-  end
   local caps, caps_err = Sched.parse_caps(A.worker_capabilities_csv, 'worker')
   if not caps then return caps_err end
   return nil
@@ -34,13 +17,12 @@ end
 
 -- The keys of one execution on the partition of `tag` (patterns of spec/keys.yaml `exec`).
 function Fast.exec_keys(tag, eid, K)
-  local base = 'ff:exec:' .. tag .. ':' .. eid
   return {
-    core = base .. ':core',
-    claim_grant = base .. ':claim_grant',
-    attempts = base .. ':attempts',
-    lease_current = base .. ':lease:current',
-    lease_history = base .. ':lease:history',
+    core = KEY.exec_core(tag, eid),
+    claim_grant = KEY.exec_claim_grant(tag, eid),
+    attempts = KEY.exec_attempts(tag, eid),
+    lease_current = KEY.exec_lease_current(tag, eid),
+    lease_history = KEY.exec_lease_history(tag, eid),
     eligible = K.eligible,
     lease_expiry = K.lease_expiry,
     worker_leases = K.worker_leases,
@@ -79,9 +61,8 @@ end
 -- claiming call when asked (with_input), so the worker needs no second round trip per job.
 -- Keys derived from the partition's hash tag, like the candidate's other keys.
 function Fast.append_input(fields, tag, eid)
-  local base = 'ff:exec:' .. tag .. ':' .. eid
-  local core = redis.call('HMGET', base .. ':core', 'execution_kind', 'flow_id')
-  local tags = redis.call('HGETALL', base .. ':tags')
+  local core = redis.call('HMGET', KEY.exec_core(tag, eid), 'execution_kind', 'flow_id')
+  local tags = redis.call('HGETALL', KEY.exec_tags(tag, eid))
   local tags_json = ''
   if #tags > 0 then
     local map = {}
@@ -90,8 +71,8 @@ function Fast.append_input(fields, tag, eid)
   end
   fields[#fields + 1] = core[1] or ''
   fields[#fields + 1] = core[2] or ''
-  fields[#fields + 1] = redis.call('GET', base .. ':payload') or ''
-  fields[#fields + 1] = redis.call('GET', base .. ':policy') or ''
+  fields[#fields + 1] = redis.call('GET', KEY.exec_payload(tag, eid)) or ''
+  fields[#fields + 1] = redis.call('GET', KEY.exec_policy(tag, eid)) or ''
   fields[#fields + 1] = tags_json
   return fields
 end
@@ -124,6 +105,7 @@ redis.register_function('ff_claim_next_eligible', guard('ff_claim_next_eligible'
     tag = tag_of(K.eligible), lane_id = A.lane_id, worker_instance_id = A.worker_instance_id,
   })
   if bad then return bad end
+  -- write phase
   local claimed = Fast.claim_head(K, A, server_now())
   if not claimed then
     return ok('empty')
@@ -193,6 +175,7 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
   if A.next_lane_id ~= core_lane(core) or A.next_worker_instance_id ~= (core.current_worker_instance_id or '') then
     return err('invalid_input', 'next_lane_id and next_worker_instance_id must be the lease holder\'s lane and worker instance')
   end
+  -- write phase
   Exec.finish_success(K, A, core, now)
   local claimed = Fast.claim_head(K, next_claim, now)
   if not claimed then

@@ -2,24 +2,21 @@
 -- Module-local helpers live in the one table Flow, to keep the chunk's locals few.
 local Flow = {}
 
--- Flow states the mutation guards treat as final (only `cancelled` is ever written).
-Flow.TERMINAL = { cancelled = true, completed = true, failed = true }
 -- The cycle check gives up (and refuses the edge) past this many distinct nodes.
 Flow.MAX_CYCLE_CHECK_NODES = 1000
 Flow.DEFAULT_MAX_REPLAYS = 10
 
--- `ff:flow:<tag>:<fid>` when the core key is this flow's, else nil: the functions that
--- derive other flow keys (or store the flow id) refuse a core key of another flow.
-function Flow.prefix(core_key, flow_id)
+-- The flow of a core key, { tag, flow_id }, when the key is flow_id's core key, else nil: the
+-- functions that derive other flow keys (or store the flow id) refuse another flow's core key.
+function Flow.of_core(core_key, flow_id)
   local tag = tag_of(core_key)
   if not tag or not is_set(flow_id) then
     return nil
   end
-  local prefix = 'ff:flow:' .. tag .. ':' .. flow_id
-  if core_key ~= prefix .. ':core' then
+  if core_key ~= KEY.flow_core(tag, flow_id) then
     return nil
   end
-  return prefix
+  return { tag = tag, flow_id = flow_id }
 end
 
 -- The argument checks every flow-side call shares: a non-empty flow id that names the
@@ -27,17 +24,15 @@ end
 -- name, keys: the call's, whose other flow and partition KEYS are checked against the flow
 -- (c: more context, such as execution_id or edge_id).
 function Flow.check_flow_args(A, core_key, name, keys, c)
-  local bad = check_args(A, { { 'flow_id', 'nonempty' }, { 'now_ms', 'int?' } })
-  if bad then return nil, bad end
-  local prefix = Flow.prefix(core_key, A.flow_id)
-  if not prefix then
+  local flow = Flow.of_core(core_key, A.flow_id)
+  if not flow then
     return nil, err('invalid_input', 'flow_id does not match the flow core key')
   end
   c = c or {}
   c.tag, c.flow_id = tag_of(core_key), A.flow_id
-  bad = check_keys(name, keys, c)
+  local bad = check_keys(name, keys, c)
   if bad then return nil, bad end
-  return prefix
+  return flow
 end
 
 
@@ -53,16 +48,16 @@ end
 
 -- True if `target` is reachable from `start` over the flow's staged edges (breadth first),
 -- or if the graph is too large to tell (the caller then refuses the edge).
-function Flow.reaches(prefix, start, target)
+function Flow.reaches(flow, start, target)
   local visited = { [start] = true }
   local count = 1
   local frontier = { start }
   while #frontier > 0 do
     local next_frontier = {}
     for i = 1, #frontier do
-      local edges = redis.call('SMEMBERS', prefix .. ':out:' .. frontier[i])
+      local edges = redis.call('SMEMBERS', KEY.flow_outgoing(flow.tag, flow.flow_id, frontier[i]))
       for j = 1, #edges do
-        local down = redis.call('HGET', prefix .. ':edge:' .. edges[j], 'downstream_execution_id')
+        local down = redis.call('HGET', KEY.flow_edge(flow.tag, flow.flow_id, edges[j]), 'downstream_execution_id')
         if down == target then
           return true
         end
@@ -115,8 +110,8 @@ function Flow.skip_child(K, core, eid, now)
     local attempt_hash, stream_meta = K.attempt_hash, K.stream_meta
     if is_set(core.current_attempt_index) then
       local tag = tag_of(K.exec_core)
-      attempt_hash = attempt_key(tag, eid, core.current_attempt_index)
-      stream_meta = stream_meta_key(tag, eid, core.current_attempt_index)
+      attempt_hash = KEY.exec_attempt_hash(tag, eid, core.current_attempt_index)
+      stream_meta = KEY.exec_stream_meta(tag, eid, core.current_attempt_index)
     end
     redis.call('HSET', attempt_hash, 'attempt_state', 'ended_cancelled', 'ended_at', now,
       'failure_reason', 'dependency_impossible')
@@ -191,6 +186,7 @@ redis.register_function('ff_create_flow', guard('ff_create_flow', function(keys,
   local _, bad = Flow.check_flow_args(A, K.flow_core, 'ff_create_flow', keys)
   if bad then return bad end
 
+  -- write phase
   redis.call('SADD', K.flow_index, A.flow_id)
   if redis.call('EXISTS', K.flow_core) == 1 then
     return ok_status('ALREADY_SATISFIED', A.flow_id)
@@ -224,14 +220,14 @@ redis.register_function('ff_add_execution_to_flow', guard('ff_add_execution_to_f
   }
   local _, bad = Flow.check_flow_args(A, K.flow_core, 'ff_add_execution_to_flow', keys, { execution_id = A.execution_id })
   if bad then return bad end
-  bad = check_args(A, { { 'execution_id', 'nonempty' } }) or check_core_key(K.exec_core, A.execution_id)
+  bad = check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
 
   local flow = hgetall(K.flow_core)
   if next(flow) == nil then
     return err('flow_not_found')
   end
-  if Flow.TERMINAL[flow.public_flow_state] then
+  if ENUMS.terminal_flow_state[flow.public_flow_state] then
     return err('flow_already_terminal')
   end
   if redis.call('EXISTS', K.exec_core) == 0 then
@@ -242,6 +238,7 @@ redis.register_function('ff_add_execution_to_flow', guard('ff_add_execution_to_f
     return err('already_member_of_different_flow:' .. current)
   end
 
+  -- write phase
   redis.call('SADD', K.flow_index, A.flow_id)
   redis.call('HSET', K.exec_core, 'flow_id', A.flow_id)
   if redis.call('SISMEMBER', K.members_set, A.execution_id) == 1 then
@@ -266,20 +263,20 @@ redis.register_function('ff_cancel_flow', guard('ff_cancel_flow', function(keys,
     cancellation_policy = args[3],
     now_ms = args[4],
   }
-  local bad = check_args(A, { { 'now_ms', 'int?' } })
-    or check_keys('ff_cancel_flow', keys, { tag = tag_of(K.flow_core), flow_id = set_or_nil(A.flow_id) })
+  local bad = check_keys('ff_cancel_flow', keys, { tag = tag_of(K.flow_core), flow_id = set_or_nil(A.flow_id) })
   if bad then return bad end
 
   local state = redis.call('HGET', K.flow_core, 'public_flow_state')
   if redis.call('EXISTS', K.flow_core) == 0 then
     return err('flow_not_found')
   end
-  if Flow.TERMINAL[state] then
+  if ENUMS.terminal_flow_state[state] then
     return err('flow_already_terminal')
   end
   local members = redis.call('SMEMBERS', K.members_set)
   local now = server_now()
   local policy = A.cancellation_policy or ''
+  -- write phase
   redis.call('HSET', K.flow_core,
     'public_flow_state', 'cancelled',
     'cancelled_at', now,
@@ -313,16 +310,10 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
     expected_graph_revision = args[7],
     now_ms = args[8],
   }
-  local prefix, bad = Flow.check_flow_args(A, K.flow_core, 'ff_stage_dependency_edge', keys, {
+  local flow_ref, bad = Flow.check_flow_args(A, K.flow_core, 'ff_stage_dependency_edge', keys, {
     edge_id = set_or_nil(A.edge_id), upstream_execution_id = set_or_nil(A.upstream_execution_id),
     downstream_execution_id = set_or_nil(A.downstream_execution_id),
   })
-  if bad then return bad end
-  bad = check_args(A, {
-    { 'edge_id', 'nonempty' },
-    { 'upstream_execution_id', 'nonempty' },
-    { 'downstream_execution_id', 'nonempty' },
-  }) or check_count_text(A, 'expected_graph_revision')
   if bad then return bad end
 
   if A.upstream_execution_id == A.downstream_execution_id then
@@ -332,7 +323,7 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
   if next(flow) == nil then
     return err('flow_not_found')
   end
-  if Flow.TERMINAL[flow.public_flow_state] then
+  if ENUMS.terminal_flow_state[flow.public_flow_state] then
     return err('flow_already_terminal')
   end
   if (flow.graph_revision or '0') ~= A.expected_graph_revision then
@@ -343,7 +334,7 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
     return err('execution_not_in_flow')
   end
   -- The new edge closes a loop iff the upstream is already reachable from the downstream.
-  if Flow.reaches(prefix, A.downstream_execution_id, A.upstream_execution_id) then
+  if Flow.reaches(flow_ref, A.downstream_execution_id, A.upstream_execution_id) then
     return err('cycle_detected')
   end
   if redis.call('EXISTS', K.edge_hash) == 1 then
@@ -352,6 +343,7 @@ redis.register_function('ff_stage_dependency_edge', guard('ff_stage_dependency_e
 
   -- The caller's clock, as the reference uses it; the server's when the caller sends none.
   local now = A.now_ms or server_now()
+  -- write phase
   hset_table(K.edge_hash, {
     edge_id = A.edge_id,
     flow_id = A.flow_id,
@@ -391,13 +383,6 @@ redis.register_function('ff_apply_dependency_to_child', guard('ff_apply_dependen
     data_passing_ref = args[6],
     now_ms = args[7],
   }
-  local bad = check_args(A, {
-    { 'flow_id', 'nonempty' },
-    { 'edge_id', 'nonempty' },
-    { 'upstream_execution_id', 'nonempty' },
-    { 'now_ms', 'int?' },
-  }) or check_count_text(A, 'graph_revision')
-  if bad then return bad end
 
   local core, missing = read_core(K.exec_core)
   if not core then return missing end
@@ -405,7 +390,7 @@ redis.register_function('ff_apply_dependency_to_child', guard('ff_apply_dependen
     return err('execution_already_in_flow')
   end
   -- Every other key must be the child's (named by its core key) and the edge's.
-  bad = check_keys('ff_apply_dependency_to_child', keys, {
+  local bad = check_keys('ff_apply_dependency_to_child', keys, {
     tag = tag_of(K.exec_core), downstream_execution_id = eid_of_exec_key(K.exec_core), edge_id = A.edge_id,
     lane_id = core_lane(core),
   })
@@ -417,6 +402,7 @@ redis.register_function('ff_apply_dependency_to_child', guard('ff_apply_dependen
   -- The caller's clock, as the reference uses it; the server's when the caller sends none.
   local now = A.now_ms or server_now()
   local eid = core.execution_id or eid_of_exec_key(K.exec_core)
+  -- write phase
   hset_table(K.dep_hash, {
     edge_id = A.edge_id,
     flow_id = A.flow_id,
@@ -470,11 +456,6 @@ redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', 
     upstream_outcome = args[2],
     now_ms = args[3],
   }
-  local bad = check_args(A, { { 'edge_id', 'nonempty' }, { 'upstream_outcome', 'nonempty' }, { 'now_ms', 'int?' } })
-  if bad then return bad end
-  if A.upstream_outcome == 'none' then
-    return err('invalid_input', 'upstream_outcome must be a terminal outcome, got: none')
-  end
 
   local dep = hgetall(K.dep_hash)
   if next(dep) == nil then
@@ -491,7 +472,7 @@ redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', 
   -- Every other key must be the child's (named by its core key), the edge's and the
   -- upstream's of the edge record, in the child's lane.
   local exists = next(core) ~= nil
-  bad = check_keys('ff_resolve_dependency', keys, {
+  local bad = check_keys('ff_resolve_dependency', keys, {
     tag = tag_of(K.exec_core), downstream_execution_id = eid_of_exec_key(K.exec_core), edge_id = A.edge_id,
     upstream_execution_id = set_or_nil(dep.upstream_execution_id), lane_id = exists and core_lane(core) or nil,
     -- With a current attempt its keys are derived (Flow.skip_child); without, slot 8/9 are used.
@@ -499,6 +480,7 @@ redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', 
   })
   if bad then return bad end
   if A.upstream_outcome == 'success' then
+    -- write phase
     redis.call('HSET', K.dep_hash, 'state', 'satisfied', 'last_resolved_at', now)
     redis.call('SREM', K.unresolved_set, A.edge_id)
     local remaining = Flow.decrement_unsatisfied(K.deps_meta)
@@ -519,6 +501,7 @@ redis.register_function('ff_resolve_dependency', guard('ff_resolve_dependency', 
     return ok('satisfied', marker)
   end
 
+  -- write phase
   redis.call('HSET', K.dep_hash, 'state', 'impossible', 'last_resolved_at', now)
   redis.call('SREM', K.unresolved_set, A.edge_id)
   Flow.decrement_unsatisfied(K.deps_meta)
@@ -570,8 +553,7 @@ redis.register_function('ff_promote_blocked_to_eligible', guard('ff_promote_bloc
     execution_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'now_ms', 'int?' } })
-    or check_core_key(K.exec_core, A.execution_id)
+  local bad = check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
 
   local core, missing = read_core(K.exec_core)
@@ -588,6 +570,7 @@ redis.register_function('ff_promote_blocked_to_eligible', guard('ff_promote_bloc
   if unsatisfied > 0 or unresolved > 0 then
     return err('deps_not_satisfied', to_text(unsatisfied), to_text(unresolved))
   end
+  -- write phase
   Flow.promote(K.exec_core, core, K.blocked_deps_zset, K.eligible_zset, A.execution_id, A.now_ms or server_now())
   return ok()
 end))
@@ -606,11 +589,10 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
     execution_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'now_ms', 'int?' } })
-    or check_core_key(K.exec_core, A.execution_id)
+  local bad = check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
   -- Edge ids follow the two fixed ARGV; their dep keys follow the seven fixed KEYS.
-  local edge_count = #args - 2
+  local edge_count = args.n - 2
   if edge_count > 0 and #keys ~= 7 + edge_count then
     return err('invalid_input', 'expected ' .. (7 + edge_count) .. ' KEYS for ' .. edge_count .. ' edge ids, got ' .. #keys)
   end
@@ -626,7 +608,7 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
   bad = check_keys('ff_replay_execution', keys, { tag = tag, execution_id = A.execution_id, lane_id = core_lane(core) })
   if bad then return bad end
   for i = 1, edge_count do
-    local dep_key = 'ff:exec:' .. tag .. ':' .. A.execution_id .. ':dep:' .. args[2 + i]
+    local dep_key = KEY.exec_dep_edge(tag, A.execution_id, args[2 + i])
     if keys[7 + i] ~= dep_key then
       return err('invalid_input', 'KEYS[' .. (7 + i) .. '] (dep_edge) must be ' .. dep_key .. ', got: ' .. keys[7 + i])
     end
@@ -649,6 +631,7 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
   local now = server_now()
   local extra = { pending_replay_attempt = '1', replay_count = replays + 1, completed_at = '' }
   local unsatisfied = 0
+  -- write phase
   if skipped_member then
     for i = 1, edge_count do
       local dep_key = keys[7 + i]

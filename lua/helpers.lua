@@ -19,36 +19,6 @@ local function err(code, ...)
   return { 0, code, ... }
 end
 
--- Every registered callback runs through guard. First it refuses a call with fewer KEYS
--- than the spec declares (FUNCTION_KEYS, generated from spec/ at the top of the bundle), so
--- no function ever writes some keys before finding another missing, and a call with fewer
--- ARGV than the spec's fixed slots (FUNCTION_ARGV), so no body reads a missing argument as
--- nil. More ARGV than declared are ignored, as the reference does. Then an unexpected Lua
--- error (a bug, or a server command that failed) becomes a structured `internal_error`
--- reply instead of a script error. Functions still validate every ARGV before their first
--- write: this net is for defects, not for input checking.
-local function guard(name, callback)
-  local needed = FUNCTION_KEYS[name] or 0
-  local argv_needed = FUNCTION_ARGV[name] or 0
-  return function(keys, args)
-    if #keys < needed then
-      return { 0, 'invalid_input', name .. ' needs ' .. needed .. ' KEYS, got ' .. #keys }
-    end
-    if #args < argv_needed then
-      return { 0, 'invalid_input', name .. ' needs ' .. argv_needed .. ' ARGV, got ' .. #args }
-    end
-    local ran, result = pcall(callback, keys, args)
-    if ran then
-      return result
-    end
-    local message = result
-    if type(result) == 'table' then
-      message = result.err or 'error'
-    end
-    return { 0, 'internal_error', tostring(message) }
-  end
-end
-
 ---------------------------------------------------------------------------
 -- Time: always the server clock, in ms.
 ---------------------------------------------------------------------------
@@ -58,7 +28,8 @@ local function server_now()
 end
 
 ---------------------------------------------------------------------------
--- Values
+-- Values. parse_int, parse_number, argv_refusal and json_arg are declared local in the
+-- generated part above (ARGV_CHECKS calls them), so they are defined without `local` here.
 ---------------------------------------------------------------------------
 local function is_set(value)
   return value ~= nil and value ~= false and value ~= ''
@@ -66,7 +37,7 @@ end
 
 -- A number as the reference accepts it (any Lua number text), but never NaN or infinity,
 -- which tonumber would let through on some platforms.
-local function parse_number(value)
+function parse_number(value)
   local n = tonumber(value) -- nil for anything but a number or a numeric string
   if n == nil or n ~= n or n == math.huge or n == -math.huge then
     return nil
@@ -78,7 +49,7 @@ end
 -- digits without a leading zero ('0' alone is fine); no '+', no spaces, no '-0', no
 -- exponent or hex. Within the exactly representable range (±2^53), so Lua keeps it exact
 -- and the text can go to any command (HINCRBY, XADD MAXLEN, PX…) as it is.
-local function parse_int(value)
+function parse_int(value)
   if type(value) ~= 'string' or #value > 17 then
     return nil
   end
@@ -108,50 +79,127 @@ local function json_reencodes(decoded)
   return (pcall(cjson.encode, decoded))
 end
 
--- Validates ARGV values in place, in the order given, before anything is read or written.
--- rules: a list of { name, kind } with kind one of
---   'number'   required number (the reference's require_number), replaced by its value
---   'number?'  number or empty; empty becomes nil
---   'int' / 'int?'  the same for decimal integers
---   'nonempty' a non-empty string
---   'json?'    empty or valid JSON; the decoded value is stored as A[name .. '_json']
--- Returns nil, or the reply {0, 'invalid_input', '<name> must be …, got: <raw>'}.
-local function check_args(A, rules)
-  for i = 1, #rules do
-    local rule = rules[i]
-    local name, base, optional = rule[1], rule.base, rule.optional
-    if base == nil then
-      -- Parsed once per rule table: hot functions keep their rules in module-level tables.
-      optional = string.sub(rule[2], -1) == '?'
-      base = optional and string.sub(rule[2], 1, -2) or rule[2]
-      rule.base, rule.optional = base, optional
+-- Checks a decoded JSON value against its shape (SHAPES, generated from spec/shapes.yaml):
+-- an object (a Lua table that is not a non-empty array), each declared member that is present and not null of its JSON
+-- type (nested shapes and array elements too), and every value of a map of one type.
+-- Returns nil, or the invalid_input reply naming the path (`retry_policy_json.backoff`).
+local function check_shape(shape, value, path, what)
+  if type(value) ~= 'table' or value[1] ~= nil then -- cjson decodes an array to a table with [1]
+    return { 0, 'invalid_input', path .. ' must be ' .. (what or 'an object') }
+  end
+  local fields = shape.fields
+  for i = 1, #fields do
+    local f = fields[i]
+    local v = value[f[1]]
+    if v ~= nil and v ~= cjson.null then
+      if f[2] and type(v) ~= f[2] then
+        return { 0, 'invalid_input', path .. '.' .. f[1] .. ' must be ' .. f[3] }
+      end
+      if f.shape then
+        local bad = check_shape(f.shape, v, path .. '.' .. f[1])
+        if bad then return bad end
+      elseif f.of then
+        for j = 1, #v do
+          if type(v[j]) ~= f.of then return { 0, 'invalid_input', path .. '.' .. f[1] .. ' must be ' .. f.of_text } end
+        end
+      end
     end
-    local raw = A[name]
-    if optional and (raw == nil or raw == '') then
-      A[name] = nil
-    elseif base == 'number' or base == 'int' then
-      local n
-      if base == 'int' then n = parse_int(raw) else n = parse_number(raw) end
-      if n == nil then
-        return int_refusal(name, raw)
+  end
+  if shape.values then
+    for k, v in pairs(value) do
+      if type(v) ~= shape.values then
+        return { 0, 'invalid_input', path .. '.' .. tostring(k) .. ' must be ' .. shape.values_text }
       end
-      A[name] = n
-    elseif base == 'nonempty' then
-      if not is_set(raw) then
-        return err('invalid_input', name .. ' must not be empty')
-      end
-    elseif base == 'json' then
-      local decoded_ok, decoded = pcall(cjson.decode, raw)
-      if not decoded_ok then
-        return err('invalid_input', name .. ' must be valid JSON')
-      end
-      if not json_reencodes(decoded) then
-        return err('invalid_input', name .. ' must be JSON with finite numbers')
-      end
-      A[name .. '_json'] = decoded
     end
   end
   return nil
+end
+
+-- The invalid_input reply (or the slot's own refusal from the spec: `code`, `detail`, the
+-- reference's texts `low` and `high`) for an ARGV that check_argv refused; `why` is one of
+-- empty, nan (no number), int (no integer the server takes), low, high, json, finite, enum.
+function argv_refusal(rule, why, raw)
+  if rule.code then
+    if rule.detail then return { 0, rule.code, rule.detail } end
+    return { 0, rule.code }
+  end
+  local name = rule.name
+  if rule.low and (why == 'nan' or why == 'low' or why == 'empty') then
+    return { 0, 'invalid_input', rule.low }
+  end
+  if rule.high and why == 'high' then return { 0, 'invalid_input', rule.high } end
+  if why == 'empty' then
+    if rule.kind == 'int' or rule.kind == 'number' or rule.kind == 'count' then return int_refusal(name, raw) end
+    if rule.kind == 'enum' then return { 0, 'invalid_input', name .. ' must be one of ' .. rule.list .. ', got: ' } end
+    return { 0, 'invalid_input', name .. ' must not be empty' }
+  end
+  if why == 'nan' or why == 'int' then return int_refusal(name, raw) end
+  if why == 'low' then return { 0, 'invalid_input', name .. ' must be >= ' .. (rule.min_text or '0') .. ', got: ' .. raw } end
+  if why == 'high' then return { 0, 'invalid_input', name .. ' must be <= ' .. rule.max_text .. ', got: ' .. raw } end
+  if why == 'json' then return { 0, 'invalid_input', name .. ' must be valid JSON' } end
+  if why == 'finite' then return { 0, 'invalid_input', name .. ' must be JSON with finite numbers' } end
+  return { 0, 'invalid_input', name .. ' must be one of ' .. rule.list .. ', got: ' .. raw }
+end
+
+-- A JSON ARGV (ARGV_CHECKS, generated from the spec, call it for each json slot): cjson must
+-- decode it and encode it again (1e999 decodes to infinity, which no write can take), and it
+-- must have the rule's shape; the decoded value goes to args.json[name]. Returns nil or the
+-- refusal.
+function json_arg(rule, args, raw)
+  local decoded_ok, decoded = pcall(cjson.decode, raw)
+  if not decoded_ok then return argv_refusal(rule, 'json', raw) end
+  if not json_reencodes(decoded) then return argv_refusal(rule, 'finite', raw) end
+  if rule.shape then
+    local bad = check_shape(rule.shape, decoded, rule.name, 'a JSON object')
+    if bad then
+      if rule.code then return argv_refusal(rule, 'json', raw) end
+      return bad
+    end
+  end
+  local json = args.json
+  if json == nil then json = {}; args.json = json end
+  json[rule.name] = decoded
+  return nil
+end
+
+-- Every registered callback runs through guard. First it refuses a call with fewer KEYS
+-- than the spec declares (FUNCTION_KEYS, generated from spec/ at the top of the bundle), so
+-- no function ever writes some keys before finding another missing, and a call with fewer
+-- ARGV than the spec's fixed slots (FUNCTION_ARGV), so no body reads a missing argument as
+-- nil. More ARGV than declared are ignored, as the reference does. Then check_argv checks and
+-- converts every ARGV against the spec's rules (ARGV_RULES). Then an unexpected Lua
+-- error (a bug, or a server command that failed) becomes a structured `internal_error`
+-- reply instead of a script error: a net for defects, not for input checking.
+local function guard(name, callback)
+  local needed = FUNCTION_KEYS[name] or 0
+  local argv_needed = FUNCTION_ARGV[name] or 0
+  -- The one ARGV validator (issue 11): ARGV_CHECKS[name], generated from the spec's slots (see
+  -- ARGV_RULES), checks every ARGV before the body runs, so a value passes only if every command
+  -- that receives it accepts it, and converts it in place: integers (as the server parses them,
+  -- within min..max) become numbers, an accepted empty one nil or its default; digit texts
+  -- compared with stored text stay text; JSON is decoded into args.json[name]; enums are checked.
+  local check_argv, rules = ARGV_CHECKS[name], ARGV_RULES[name]
+  return function(keys, args)
+    if #keys < needed then
+      return { 0, 'invalid_input', name .. ' needs ' .. needed .. ' KEYS, got ' .. #keys }
+    end
+    if #args < argv_needed then
+      return { 0, 'invalid_input', name .. ' needs ' .. argv_needed .. ' ARGV, got ' .. #args }
+    end
+    if check_argv then
+      local bad = check_argv(args, rules)
+      if bad then return bad end
+    end
+    local ran, result = pcall(callback, keys, args)
+    if ran then
+      return result
+    end
+    local message = result
+    if type(result) == 'table' then
+      message = result.err or 'error'
+    end
+    return { 0, 'internal_error', tostring(message) }
+  end
 end
 
 ---------------------------------------------------------------------------
@@ -233,7 +281,7 @@ end
 local function eid_of_exec_key(key)
   local tag = tag_of(key)
   if not tag then return nil end
-  local rest = string.sub(key, #'ff:exec:' + #tag + 2)
+  local rest = string.sub(key, #KEY.exec_core(tag, '') - #':core' + 1)
   return string.match(rest, '^(.-}:[^:]+)')
 end
 
@@ -245,7 +293,7 @@ local function check_core_key(core_key, execution_id)
     return err('invalid_input', 'execution_id must not be empty')
   end
   local tag = core_key and tag_of(core_key)
-  if not tag or core_key ~= 'ff:exec:' .. tag .. ':' .. execution_id .. ':core' then
+  if not tag or core_key ~= KEY.exec_core(tag, execution_id) then
     return err('invalid_input', 'execution_id does not match the core key')
   end
   return nil, tag -- the tag, for the caller's key checks (tag_of is not cheap)
@@ -270,22 +318,11 @@ local function check_keys(name, keys, c)
   return nil
 end
 
--- A non-negative decimal integer that stays the caller's text (the engine compares
--- revisions, epochs and attempt indexes as strings). Returns nil or the invalid_input reply.
-local function check_count_text(A, name)
-  local raw = A[name]
-  if type(raw) == 'string' and #raw <= 17 and string.match(raw, '^%d+$') then
-    return nil
-  end
-  if parse_number(raw) == nil then return int_refusal(name, raw) end
-  return err('invalid_input', name .. ' must be a non-negative integer, got: ' .. raw)
-end
-
 -- The lane an execution's lane KEYS name: its lane_id, "default" when missing (the lane
 -- callers pre-read to build them).
 local function core_lane(core)
   local lane = core.lane_id
-  if lane == nil or lane == '' then return 'default' end
+  if lane == nil or lane == '' then return DEFAULTS.lane_id end
   return lane
 end
 
@@ -295,21 +332,6 @@ local function set_or_nil(value)
   return value
 end
 
-local function lane_key(tag, lane, suffix)
-  return 'ff:idx:' .. tag .. ':lane:' .. lane .. ':' .. suffix
-end
-
-local function attempt_key(tag, eid, index)
-  return 'ff:attempt:' .. tag .. ':' .. eid .. ':' .. index
-end
-
-local function stream_meta_key(tag, eid, index)
-  return 'ff:stream:' .. tag .. ':' .. eid .. ':' .. index .. ':meta'
-end
-
-local function worker_leases_key(tag, wiid)
-  return 'ff:idx:' .. tag .. ':worker:' .. wiid .. ':leases'
-end
 
 ---------------------------------------------------------------------------
 -- Scheduling scores (model.md §3.2, §3.9)
@@ -441,7 +463,7 @@ local function mark_expired(core_key, history_key, core, now)
   })
   if is_set(core.current_attempt_index) then
     local tag = tag_of(core_key)
-    local meta = stream_meta_key(tag, eid_of_exec_key(core_key), core.current_attempt_index)
+    local meta = KEY.exec_stream_meta(tag, eid_of_exec_key(core_key), core.current_attempt_index)
     if redis.call('EXISTS', meta) == 1 and not is_set(redis.call('HGET', meta, 'closed_at')) then
       redis.call('HSET', meta, 'closed_at', now, 'closed_reason', 'lease_expired')
     end
@@ -476,32 +498,9 @@ end
 ---------------------------------------------------------------------------
 local function publish_completion(core, eid, outcome)
   if is_set(core.flow_id) then
-    redis.call('PUBLISH', 'ff:dag:completions',
+    redis.call('PUBLISH', KEY.global_dag_completions(),
       cjson.encode({ execution_id = eid, flow_id = core.flow_id, outcome = outcome }))
   end
-end
-
----------------------------------------------------------------------------
--- lease / stream modules
----------------------------------------------------------------------------
--- Integer ARGV check with inclusive bounds, converting A[name] in place (check_args' 'int'
--- without the range). optional: absent or empty becomes nil. Returns nil or the
--- invalid_input reply.
-local function check_int_arg(A, name, min, max, optional)
-  local raw = A[name]
-  if optional and (raw == nil or raw == '') then
-    A[name] = nil
-    return nil
-  end
-  local n = parse_int(raw)
-  if n == nil then
-    return int_refusal(name, raw)
-  end
-  if (min ~= nil and n < min) or (max ~= nil and n > max) then
-    return err('invalid_input', name .. ' must be in ' .. to_text(min) .. '..' .. to_text(max) .. ', got: ' .. raw)
-  end
-  A[name] = n
-  return nil
 end
 
 ---------------------------------------------------------------------------
@@ -510,5 +509,5 @@ end
 -- their next poll. PUBLISH names no key (any node, any slot) and costs little with no
 -- subscriber; a worker that is not listening finds the execution by polling as before.
 local function wake_lane(tag, lane)
-  redis.call('PUBLISH', 'ff:wake:' .. lane, tag)
+  redis.call('PUBLISH', KEY.global_lane_wake(lane), tag)
 end

@@ -26,10 +26,7 @@ redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys,
     lease_history_grace_ms = args[7],
   }
   -- Bounded so that now + ttl + grace stays an exact integer (timestamps are written as text).
-  local bad = check_int_arg(A, 'lease_ttl_ms', 1, Lease.MAX_DURATION_MS)
-    or check_int_arg(A, 'lease_history_grace_ms', 0, Lease.MAX_DURATION_MS)
-  if bad then return bad end
-  bad = check_core_key(K.core, A.execution_id)
+  local bad = check_core_key(K.core, A.execution_id)
     or check_keys('ff_renew_lease', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
   if bad then return bad end
 
@@ -55,6 +52,7 @@ redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys,
 
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + math.floor(A.lease_ttl_ms * 2 / 3)
+  -- write phase
   redis.call('HSET', K.core,
     'lease_last_renewed_at', to_text(now),
     'lease_renewal_deadline', to_text(renewal_deadline),
@@ -85,6 +83,7 @@ redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_exp
 
   local now = server_now()
   local core = hgetall(K.core)
+  -- write phase
   if next(core) == nil then
     redis.call('ZREM', K.lease_expiry, A.execution_id)
     return ok_status('ALREADY_SATISFIED', 'execution_not_found')
@@ -155,6 +154,7 @@ redis.register_function('ff_revoke_lease', guard('ff_revoke_lease', function(key
 
   -- Identity for the reply and the event, captured before the state write.
   local lease_epoch = core.current_lease_epoch or ''
+  -- write phase
   write_state(K.core, now, {
     lifecycle_phase = 'active',
     ownership_state = 'lease_revoked',
@@ -172,7 +172,7 @@ redis.register_function('ff_revoke_lease', guard('ff_revoke_lease', function(key
   redis.call('ZREM', K.lease_expiry, A.execution_id)
   redis.call('SREM', K.worker_leases, A.execution_id)
   if is_set(core.current_worker_instance_id) then
-    local holder_set = worker_leases_key(tag_of(K.core), core.current_worker_instance_id)
+    local holder_set = KEY.partition_worker_leases(tag_of(K.core), core.current_worker_instance_id)
     if holder_set ~= K.worker_leases then
       redis.call('SREM', holder_set, A.execution_id)
     end

@@ -1,16 +1,6 @@
 -- Quota policies and admission. KEYS, ARGV and replies: spec/quota.yaml.
 local Quota = {}
 
--- Checks non-negative integer arguments (already converted by check_args) in order.
-function Quota.non_negative(A, names)
-  for _, name in ipairs(names) do
-    if A[name] < 0 then
-      return err('invalid_input', name .. ' must not be negative, got: ' .. to_text(A[name]))
-    end
-  end
-  return nil
-end
-
 -- The admitted guard key ends with `:admitted:<execution_id>`; the id must be the caller's.
 function Quota.check_guard(guard_key, eid)
   local suffix = ':admitted:' .. tostring(eid)
@@ -24,7 +14,7 @@ end
 function Quota.policy_of(key, suffix)
   local tag = tag_of(key)
   if not tag then return nil end
-  local prefix = 'ff:quota:' .. tag .. ':'
+  local prefix = KEY.quota_definition(tag, '')
   if #key <= #prefix + #suffix or string.sub(key, 1, #prefix) ~= prefix then return nil end
   if suffix ~= '' and string.sub(key, -#suffix) ~= suffix then return nil end
   return string.sub(key, #prefix + 1, #key - #suffix)
@@ -56,25 +46,18 @@ redis.register_function('ff_create_quota_policy', guard('ff_create_quota_policy'
     max_concurrent = args[4],
     now_ms = args[5],
   }
-  local bad = check_args(A, {
-    { 'quota_policy_id', 'nonempty' }, { 'window_seconds', 'int' }, { 'max_requests_per_window', 'int' },
-    { 'max_concurrent', 'int' }, { 'now_ms', 'int?' },
-  }) or Quota.non_negative(A, { 'max_requests_per_window', 'max_concurrent' })
-  if bad then return bad end
-  if A.window_seconds < 1 then
-    return err('invalid_input', 'window_seconds must be at least 1, got: ' .. args[2])
-  end
   local tag = tag_of(K.definition)
-  if not tag or K.definition ~= 'ff:quota:' .. tag .. ':' .. A.quota_policy_id then
+  if not tag or K.definition ~= KEY.quota_definition(tag, A.quota_policy_id) then
     return err('invalid_input', 'quota_policy_id must be the policy of the definition key, got: ' .. A.quota_policy_id)
   end
-  bad = check_keys('ff_create_quota_policy', keys, { tag = tag, quota_policy_id = A.quota_policy_id })
+  local bad = check_keys('ff_create_quota_policy', keys, { tag = tag, quota_policy_id = A.quota_policy_id })
   if bad then return bad end
   local now = A.now_ms or server_now()
 
   if redis.call('EXISTS', K.definition) == 1 then
     return ok_status('ALREADY_SATISFIED', A.quota_policy_id)
   end
+  -- write phase
   hset_table(K.definition, {
     quota_policy_id = A.quota_policy_id,
     requests_per_window_seconds = A.window_seconds,
@@ -105,18 +88,9 @@ redis.register_function('ff_check_admission_and_record', guard('ff_check_admissi
     execution_id = args[5],
     jitter_ms = args[6],
   }
-  local bad = check_args(A, {
-    { 'now_ms', 'int?' }, { 'window_seconds', 'int' }, { 'rate_limit', 'int' }, { 'concurrency_cap', 'int' },
-    { 'jitter_ms', 'int?' },
-  }) or Quota.non_negative(A, { 'rate_limit', 'concurrency_cap' }) or Quota.check_guard(K.admitted, A.execution_id)
+  local bad = Quota.check_guard(K.admitted, A.execution_id)
   if bad then return bad end
-  if A.window_seconds < 1 then
-    return err('invalid_input', 'window_seconds must be at least 1, got: ' .. args[2])
-  end
   local jitter = A.jitter_ms or 0
-  if jitter < 0 then
-    return err('invalid_input', 'jitter_ms must not be negative, got: ' .. args[6])
-  end
   -- The policy is the one of the definition key (declared for routing): every other key
   -- must be that policy's and the admitted execution's.
   local policy_id = Quota.policy_of(K.definition, '') or ''
@@ -138,6 +112,7 @@ redis.register_function('ff_check_admission_and_record', guard('ff_check_admissi
   local held, counter_err = Quota.counter(K.concurrency)
   if counter_err then return counter_err end
 
+  -- write phase
   redis.call('ZREMRANGEBYSCORE', K.window, '-inf', now - window_ms)
   if A.rate_limit > 0 and redis.call('ZCARD', K.window) >= A.rate_limit then
     local oldest = redis.call('ZRANGE', K.window, 0, 0, 'WITHSCORES')
@@ -179,6 +154,7 @@ redis.register_function('ff_release_admission', guard('ff_release_admission', fu
   local held, counter_err = Quota.counter(K.concurrency)
   if counter_err then return counter_err end
 
+  -- write phase
   redis.call('DEL', K.admitted)
   -- Only a holder gives a slot back: a second release finds it gone from the set.
   local removed = redis.call('SREM', K.admitted_set, A.execution_id)

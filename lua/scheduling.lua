@@ -48,15 +48,8 @@ function Sched.match_caps(core_key, core, worker_csv, now)
 end
 
 -- The arguments both grant functions share: a positive integer TTL, an execution and a worker.
-Sched.GRANT_RULES = { { 'grant_ttl_ms', 'int' }, { 'execution_id', 'nonempty' }, { 'worker_id', 'nonempty' } }
 
 function Sched.check_grant_args(A)
-  local raw_ttl = A.grant_ttl_ms
-  local bad = check_args(A, Sched.GRANT_RULES)
-  if bad then return bad end
-  if A.grant_ttl_ms <= 0 then
-    return err('invalid_input', 'grant_ttl_ms must be positive, got: ' .. raw_ttl)
-  end
   return nil
 end
 
@@ -118,6 +111,7 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
   end
   local mismatch = Sched.match_caps(K.core, core, A.worker_capabilities_csv, now)
   if mismatch then return mismatch end
+  -- write phase
   Sched.write_grant(K.claim_grant, A, now)
   return ok(A.execution_id)
 end))
@@ -131,20 +125,19 @@ redis.register_function('ff_change_priority', guard('ff_change_priority', functi
     execution_id = args[1],
     new_priority = args[2],
   }
-  local bad = check_args(A, { { 'new_priority', 'number' }, { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local mismatch = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()
   local core, missing = read_core(K.core)
   if not core then return missing end
-  bad = check_keys('ff_change_priority', keys, { tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core) })
+  local bad = check_keys('ff_change_priority', keys, { tag = tag_of(K.core), execution_id = A.execution_id, lane_id = core_lane(core) })
   if bad then return bad end
   if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
     return err('execution_not_eligible')
   end
   local old_priority = parse_number(core.priority) or 0
   local new_priority = clamp_priority(A.new_priority)
+  -- write phase
   redis.call('HSET', K.core, 'priority', to_text(new_priority), 'last_mutation_at', to_text(now))
   redis.call('ZADD', K.eligible_zset, eligible_score(new_priority, parse_number(core.created_at) or 0), A.execution_id)
   return ok(to_text(old_priority), to_text(new_priority))
@@ -161,11 +154,6 @@ redis.register_function('ff_update_progress', guard('ff_update_progress', functi
     progress_pct = args[4],
     progress_message = args[5],
   }
-  local bad = check_args(A, { { 'progress_pct', 'int?' } })
-  if bad then return bad end
-  if A.progress_pct ~= nil and (A.progress_pct < 0 or A.progress_pct > 100) then
-    return err('invalid_input', 'progress_pct must be within 0..100, got: ' .. args[4])
-  end
   local now = server_now()
   local core, missing = read_core(K.core)
   if not core then return missing end
@@ -189,6 +177,7 @@ redis.register_function('ff_update_progress', guard('ff_update_progress', functi
   if is_set(A.progress_message) then
     fields.progress_message = A.progress_message
   end
+  -- write phase
   hset_table(K.core, fields)
   return ok()
 end))
@@ -203,13 +192,11 @@ redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', functi
     execution_id = args[1],
     now_ms = args[2],
   }
-  local bad = check_args(A, { { 'now_ms', 'int' }, { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local eid = A.execution_id
   local mismatch = check_core_key(K.core, eid)
   if mismatch then return mismatch end
   local core = hgetall(K.core)
-  bad = check_keys('ff_promote_delayed', keys, { tag = tag_of(K.core), execution_id = eid, lane_id = next(core) ~= nil and core_lane(core) or nil })
+  local bad = check_keys('ff_promote_delayed', keys, { tag = tag_of(K.core), execution_id = eid, lane_id = next(core) ~= nil and core_lane(core) or nil })
   if bad then return bad end
   local stale
   if next(core) == nil then
@@ -219,6 +206,7 @@ redis.register_function('ff_promote_delayed', guard('ff_promote_delayed', functi
   elseif core.eligibility_state ~= 'not_eligible_until_time' then
     stale = 'not_delayed_cleaned'
   end
+  -- write phase
   if stale then
     redis.call('ZREM', K.delayed_zset, eid)
     return ok(stale)
@@ -284,6 +272,7 @@ redis.register_function('ff_issue_reclaim_grant', guard('ff_issue_reclaim_grant'
   end
   local mismatch = Sched.match_caps(K.core, core, A.worker_capabilities_csv, now)
   if mismatch then return mismatch end
+  -- write phase
   Sched.write_grant(K.claim_grant, A, now)
   return ok(A.execution_id)
 end))

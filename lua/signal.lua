@@ -19,32 +19,22 @@ function Sig.check(K, A)
       A[name] = value
     end
   end
-  local bad = check_args(A, { { 'signal_id', 'nonempty' }, { 'execution_id', 'nonempty' }, { 'waitpoint_id', 'nonempty' } })
-    or Susp.int_arg(A, 'created_at', nil, 0, true)
-    or Susp.int_arg(A, 'dedup_ttl_ms', 86400000, 0, false)
-    or Susp.int_arg(A, 'resume_delay_ms', 0, 0, true)
-    or Susp.int_arg(A, 'signal_maxlen', 1000, 0, true)
-    or Susp.int_arg(A, 'max_signals_per_execution', 10000, nil, true)
-  if bad then return bad end
-  if A.dedup_ttl_ms == nil then
-    A.dedup_ttl_ms = 0
-  end
   if #A.payload > Sig.PAYLOAD_MAX_BYTES then
     return err('payload_too_large')
   end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  local wp_key = Susp.waitpoint_key(tag, A.waitpoint_id)
-  local signal_key = 'ff:signal:' .. tag .. ':' .. A.signal_id
-  local idem_key = 'ff:noop:' .. tag
+  local wp_key = KEY.partition_waitpoint(tag, A.waitpoint_id)
+  local signal_key = KEY.partition_signal(tag, A.signal_id)
+  local idem_key = KEY.partition_noop(tag)
   if is_set(A.idempotency_key) then
-    idem_key = 'ff:sigdedup:' .. tag .. ':' .. A.waitpoint_id .. ':' .. A.idempotency_key
+    idem_key = KEY.partition_signal_dedup(tag, A.waitpoint_id, A.idempotency_key)
   end
   local checks = {
     { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
     { K.wp_condition, wp_key .. ':condition', 'KEYS[2]' },
     { K.wp_signals_stream, wp_key .. ':signals', 'KEYS[3]' },
-    { K.exec_signals_zset, Susp.exec_key(tag, eid, 'signals'), 'KEYS[4]' },
+    { K.exec_signals_zset, KEY.exec_exec_signals(tag, eid), 'KEYS[4]' },
     { K.signal_hash, signal_key, 'KEYS[5]' },
     { K.signal_payload, signal_key .. ':payload', 'KEYS[6]' },
     { K.idem_key, idem_key, 'KEYS[7]' },
@@ -52,10 +42,10 @@ function Sig.check(K, A)
   }
   -- An absent or empty key ring slot is the token check's own error.
   if is_set(K.hmac_secrets) then
-    checks[#checks + 1] = { K.hmac_secrets, 'ff:sec:' .. tag .. ':waitpoint_hmac', 'key ring KEYS slot' }
+    checks[#checks + 1] = { K.hmac_secrets, KEY.partition_waitpoint_hmac_secrets(tag), 'key ring KEYS slot' }
   end
   if K.suspension_current ~= nil then
-    checks[#checks + 1] = { K.suspension_current, Susp.exec_key(tag, eid, 'suspension:current'), 'KEYS[9]' }
+    checks[#checks + 1] = { K.suspension_current, KEY.exec_suspension_current(tag, eid), 'KEYS[9]' }
   end
   return Susp.keys_match(checks)
 end
@@ -224,15 +214,16 @@ redis.register_function('ff_deliver_signal', guard('ff_deliver_signal', function
   if satisfied and current then
     local lane = Susp.lane_of(core)
     bad = Susp.keys_match({
-      { K.eligible_zset, lane_key(tag, lane, 'eligible'), 'KEYS[10] (lane of exec_core)' },
-      { K.suspended_zset, lane_key(tag, lane, 'suspended'), 'KEYS[11] (lane of exec_core)' },
-      { K.delayed_zset, lane_key(tag, lane, 'delayed'), 'KEYS[12] (lane of exec_core)' },
+      { K.eligible_zset, KEY.partition_lane_eligible(tag, lane), 'KEYS[10] (lane of exec_core)' },
+      { K.suspended_zset, KEY.partition_lane_suspended(tag, lane), 'KEYS[11] (lane of exec_core)' },
+      { K.delayed_zset, KEY.partition_lane_delayed(tag, lane), 'KEYS[12] (lane of exec_core)' },
     })
     if bad then return bad end
   end
 
   -- Every check passed: from here on, only writes.
   local effect = satisfied and 'resume_condition_satisfied' or (taken and 'appended_to_waitpoint' or 'no_op')
+  -- write phase
   Sig.record(K, A, now, effect)
   if taken then
     local prefix = 'matcher:' .. (taken - 1) .. ':'
@@ -324,6 +315,7 @@ redis.register_function('ff_buffer_signal_for_pending_waitpoint', guard('ff_buff
     return ok_status('DUPLICATE', existing)
   end
 
+  -- write phase
   Sig.record(K, A, now, 'buffered_for_pending_waitpoint')
   return ok(A.signal_id, 'buffered_for_pending_waitpoint')
 end))
@@ -358,23 +350,11 @@ redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_ex
     lease_ttl_ms = args[7],
     remaining_attempt_timeout_ms = args[8],
   }
-  local bad = check_args(A, {
-    { 'lease_ttl_ms', 'number' },
-    { 'remaining_attempt_timeout_ms', 'int?' },
-    { 'execution_id', 'nonempty' },
-    { 'worker_id', 'nonempty' },
-    { 'lease_id', 'nonempty' },
-    { 'lane_id', 'nonempty' },
-  })
-  if bad then return bad end
-  if A.lease_ttl_ms <= 0 or A.lease_ttl_ms ~= math.floor(A.lease_ttl_ms) then
-    return err('invalid_input', 'lease_ttl_ms must be a positive integer, got: ' .. args[7])
-  end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  bad = Susp.keys_match({
+  local bad = Susp.keys_match({
     { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
-    { K.worker_leases, worker_leases_key(tag, A.worker_instance_id or ''), 'KEYS[5]' },
+    { K.worker_leases, KEY.partition_worker_leases(tag, A.worker_instance_id or ''), 'KEYS[5]' },
   })
   if bad then return bad end
 
@@ -398,15 +378,16 @@ redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_ex
   end
   local lane = Susp.lane_of(core)
   bad = Susp.keys_match({
-    { K.existing_attempt_hash, attempt_key(tag, eid, core.current_attempt_index), 'KEYS[6] (current attempt)' },
-    { K.eligible_zset, lane_key(tag, lane, 'eligible'), 'KEYS[3] (lane of exec_core)' },
-    { K.active_index, lane_key(tag, lane, 'active'), 'KEYS[9] (lane of exec_core)' },
+    { K.existing_attempt_hash, KEY.exec_attempt_hash(tag, eid, core.current_attempt_index), 'KEYS[6] (current attempt)' },
+    { K.eligible_zset, KEY.partition_lane_eligible(tag, lane), 'KEYS[3] (lane of exec_core)' },
+    { K.active_index, KEY.partition_lane_active(tag, lane), 'KEYS[9] (lane of exec_core)' },
   })
   if bad then return bad end
 
   local epoch = (parse_number(core.current_lease_epoch) or 0) + 1
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + math.floor(A.lease_ttl_ms * 2 / 3)
+  -- write phase
   redis.call('DEL', K.claim_grant)
   hset_table(K.existing_attempt_hash, {
     attempt_state = 'started', resumed_at = now, lease_id = A.lease_id, lease_epoch = epoch,

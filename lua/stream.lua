@@ -2,12 +2,9 @@
 -- Module-local helpers live in the one table Stream, to keep the chunk's locals few.
 local Stream = {}
 
-Stream.U32_MAX = 4294967295
 Stream.DEFAULT_MAX_PAYLOAD_BYTES = 65536
 -- retention_maxlen 0 means an approximate trim to this many entries.
 Stream.DEFAULT_RETENTION = 10000
--- Most frames one range read may return (the reference's STREAM_READ_HARD_CAP).
-Stream.READ_HARD_CAP = 10000
 
 -- An XRANGE bound: `-`, `+`, or `<ms>` / `<ms>-<seq>`, optionally `(`-prefixed (exclusive).
 function Stream.valid_bound(id)
@@ -26,8 +23,8 @@ function Stream.check_keys(K, execution_id, attempt_index)
   local mismatch = check_core_key(K.core, execution_id)
   if mismatch then return mismatch end
   local tag = tag_of(K.core)
-  local expected = 'ff:stream:' .. tag .. ':' .. execution_id .. ':' .. attempt_index
-  if K.stream ~= expected or K.stream_meta ~= expected .. ':meta' then
+  if K.stream ~= KEY.exec_stream(tag, execution_id, attempt_index)
+    or K.stream_meta ~= KEY.exec_stream_meta(tag, execution_id, attempt_index) then
     return err('invalid_input', 'stream keys do not match execution_id and attempt_index')
   end
   return nil
@@ -54,15 +51,9 @@ redis.register_function('ff_append_frame', guard('ff_append_frame', function(key
     attempt_id = args[12],
     max_payload_bytes = args[13],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-    or check_int_arg(A, 'attempt_index', 0, Stream.U32_MAX)
-    or check_int_arg(A, 'ts', 0, 9007199254740991, true)
-    or check_int_arg(A, 'retention_maxlen', 0, Stream.U32_MAX, true)
-    or check_int_arg(A, 'max_payload_bytes', 0, Stream.U32_MAX, true)
-  if bad then return bad end
   -- attempt_index is compared as text with current_attempt_index, as the engine stores it.
-  local attempt_index = to_text(A.attempt_index)
-  bad = Stream.check_keys(K, A.execution_id, attempt_index)
+  local attempt_index = A.attempt_index
+  local bad = Stream.check_keys(K, A.execution_id, attempt_index)
   if bad then return bad end
   local payload = A.payload or ''
   local max_payload = A.max_payload_bytes or Stream.DEFAULT_MAX_PAYLOAD_BYTES
@@ -93,11 +84,13 @@ redis.register_function('ff_append_frame', guard('ff_append_frame', function(key
     return err('stale_owner_cannot_append')
   end
 
-  if redis.call('EXISTS', K.stream_meta) == 1 then
-    if is_set(redis.call('HGET', K.stream_meta, 'closed_at')) then
-      return err('stream_closed')
-    end
-  else
+  local meta_exists = redis.call('EXISTS', K.stream_meta) == 1
+  if meta_exists and is_set(redis.call('HGET', K.stream_meta, 'closed_at')) then
+    return err('stream_closed')
+  end
+
+  -- write phase
+  if not meta_exists then
     redis.call('HSET', K.stream_meta,
       'stream_id', A.execution_id .. ':' .. attempt_index,
       'execution_id', A.execution_id,
@@ -148,16 +141,7 @@ redis.register_function{
       to_id = args[2],
       count_limit = args[3],
     }
-    local count = parse_number(A.count_limit)
-    if count == nil or count < 1 then
-      return err('invalid_input', 'count_limit must be >= 1')
-    end
-    if count > Stream.READ_HARD_CAP then
-      return err('invalid_input', 'count_limit_exceeds_hard_cap')
-    end
-    if count ~= math.floor(count) then
-      return err('invalid_input', 'count_limit must be an integer, got: ' .. tostring(A.count_limit))
-    end
+    local count = A.count_limit
     -- Absent or empty bounds mean the whole stream.
     local from = is_set(A.from_id) and A.from_id or '-'
     local to = is_set(A.to_id) and A.to_id or '+'

@@ -158,17 +158,13 @@ end
 -- Resume conditions (suspension.md §A, model.md §4.8)
 ---------------------------------------------------------------------------
 
--- Parses and validates resume_condition_json. Returns a fresh condition state, or nil and
--- the invalid_input reply.
-function Susp.parse_condition(text)
+-- Validates resume_condition_json, as the guard decoded it. Returns a fresh condition state,
+-- or nil and the invalid_input reply.
+function Susp.parse_condition(spec)
   local function bad(what)
     return nil, err('invalid_input', 'resume_condition_json ' .. what)
   end
-  if type(text) ~= 'string' then
-    return bad('is missing')
-  end
-  local decoded_ok, spec = pcall(cjson.decode, text)
-  if not decoded_ok or type(spec) ~= 'table' then
+  if type(spec) ~= 'table' then
     return bad('must be a JSON object')
   end
   local condition_type = spec.condition_type
@@ -319,11 +315,6 @@ Susp.BLOCKING_REASON = {
   manual_pause = 'paused_by_operator',
 }
 
-Susp.TIMEOUT_BEHAVIORS = {
-  fail = true, cancel = true, expire = true, auto_resume = true,
-  auto_resume_with_timeout_signal = true, escalate = true,
-}
-
 -- Terminal timeout behaviours: terminal_outcome / public_state, close reason, attempt end state.
 Susp.TERMINAL_TIMEOUT = {
   fail = { 'failed', 'timed_out_fail', 'ended_failure' },
@@ -331,13 +322,6 @@ Susp.TERMINAL_TIMEOUT = {
   expire = { 'expired', 'timed_out_expire', 'ended_failure' },
 }
 
-function Susp.waitpoint_key(tag, waitpoint_id)
-  return 'ff:wp:' .. tag .. ':' .. waitpoint_id
-end
-
-function Susp.exec_key(tag, eid, suffix)
-  return 'ff:exec:' .. tag .. ':' .. eid .. ':' .. suffix
-end
 
 -- The exec_core fields Susp.lane_of and Susp.make_runnable read, for callers that HMGET.
 Susp.LANE_FIELDS = { 'lane_id' }
@@ -347,7 +331,7 @@ function Susp.lane_of(core)
   if is_set(core.lane_id) then
     return core.lane_id
   end
-  return 'default'
+  return DEFAULTS.lane_id
 end
 
 -- Checks that caller-built KEYS are the ones their arguments or the stored state name:
@@ -359,23 +343,6 @@ function Susp.keys_match(checks)
       return err('invalid_input', check[3] .. ' must be ' .. tostring(check[2]) .. ', got: ' .. tostring(check[1]))
     end
   end
-  return nil
-end
-
--- An integer ARGV, validated in place. Absent takes the default; empty takes it too when
--- empty_ok, else is invalid. Returns the invalid_input reply or nil.
-function Susp.int_arg(A, name, default, min, empty_ok)
-  local raw = A[name]
-  if raw == nil or (raw == '' and empty_ok) then
-    A[name] = default
-    return nil
-  end
-  local n = parse_int(raw)
-  if n == nil then return int_refusal(name, raw) end
-  if min ~= nil and n < min then
-    return err('invalid_input', name .. ' must be >= ' .. min .. ', got: ' .. raw)
-  end
-  A[name] = n
   return nil
 end
 
@@ -472,23 +439,11 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
     timeout_behavior = args[16] or 'fail',
     lease_history_maxlen = args[17],
   }
-  local bad = check_args(A, {
-    { 'execution_id', 'nonempty' }, { 'suspension_id', 'nonempty' }, { 'waitpoint_id', 'nonempty' },
-    { 'lease_id', 'nonempty' }, { 'attempt_id', 'nonempty' },
-  })
-    or check_count_text(A, 'attempt_index')
-    or check_count_text(A, 'lease_epoch')
-    or Susp.int_arg(A, 'timeout_at', nil, 0, true)
-    or Susp.int_arg(A, 'lease_history_maxlen', 1000, 0, false)
-  if bad then return bad end
-  if not Susp.TIMEOUT_BEHAVIORS[A.timeout_behavior] then
-    return err('invalid_input', 'timeout_behavior must be one of fail, cancel, expire, auto_resume, auto_resume_with_timeout_signal, escalate, got: ' .. A.timeout_behavior)
-  end
-  local condition, condition_error = Susp.parse_condition(A.resume_condition_json)
+  local condition, condition_error = Susp.parse_condition(args.json and args.json.resume_condition_json)
   if not condition then return condition_error end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  bad = check_core_key(K.core, eid)
+  local bad = check_core_key(K.core, eid)
   if bad then return bad end
 
   local now = server_now()
@@ -535,6 +490,7 @@ redis.register_function('ff_suspend_execution', guard('ff_suspend_execution', fu
   local satisfied = activate and Susp.replay_buffered(K.waitpoint_signals, condition) and Susp.is_satisfied(condition)
 
   -- Every check passed: from here on, only writes.
+  -- write phase
   if next(previous) ~= nil then
     if is_set(previous.waitpoint_id) then
       redis.call('SADD', K.waitpoint_history, previous.waitpoint_id)
@@ -621,12 +577,9 @@ redis.register_function('ff_resume_execution', guard('ff_resume_execution', func
     trigger_type = args[2] or 'signal',
     resume_delay_ms = args[3],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-    or Susp.int_arg(A, 'resume_delay_ms', 0, 0, true)
-  if bad then return bad end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  bad = Susp.keys_match({ { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' } })
+  local bad = Susp.keys_match({ { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' } })
   if bad then return bad end
 
   local now = server_now()
@@ -639,17 +592,18 @@ redis.register_function('ff_resume_execution', guard('ff_resume_execution', func
   if not is_set(suspension.suspension_id) or is_set(suspension.closed_at) then
     return err('execution_not_suspended')
   end
-  local wp_key = Susp.waitpoint_key(tag, suspension.waitpoint_id or '')
+  local wp_key = KEY.partition_waitpoint(tag, suspension.waitpoint_id or '')
   local lane = Susp.lane_of(core)
   bad = Susp.keys_match({
     { K.waitpoint_hash, wp_key, 'KEYS[3] (waitpoint of the open suspension)' },
     { K.waitpoint_signals, wp_key .. ':signals', 'KEYS[4] (waitpoint of the open suspension)' },
-    { K.eligible_zset, lane_key(tag, lane, 'eligible'), 'KEYS[6] (lane of exec_core)' },
-    { K.delayed_zset, lane_key(tag, lane, 'delayed'), 'KEYS[7] (lane of exec_core)' },
-    { K.suspended_zset, lane_key(tag, lane, 'suspended'), 'KEYS[8] (lane of exec_core)' },
+    { K.eligible_zset, KEY.partition_lane_eligible(tag, lane), 'KEYS[6] (lane of exec_core)' },
+    { K.delayed_zset, KEY.partition_lane_delayed(tag, lane), 'KEYS[7] (lane of exec_core)' },
+    { K.suspended_zset, KEY.partition_lane_suspended(tag, lane), 'KEYS[8] (lane of exec_core)' },
   })
   if bad then return bad end
 
+  -- write phase
   local public_state = Susp.make_runnable(K.core, core, eid,
     { suspended = K.suspended_zset, eligible = K.eligible_zset, delayed = K.delayed_zset },
     A.resume_delay_ms, 'resume delay ' .. A.resume_delay_ms .. 'ms', now)
@@ -679,15 +633,11 @@ redis.register_function('ff_create_pending_waitpoint', guard('ff_create_pending_
     waitpoint_key = args[4] or '',
     expires_at = args[5],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' }, { 'waitpoint_id', 'nonempty' } })
-    or check_count_text(A, 'attempt_index')
-    or Susp.int_arg(A, 'expires_at', nil, 0, false)
-  if bad then return bad end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  bad = Susp.keys_match({
+  local bad = Susp.keys_match({
     { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' },
-    { K.waitpoint_hash, Susp.waitpoint_key(tag, A.waitpoint_id), 'KEYS[2]' },
+    { K.waitpoint_hash, KEY.partition_waitpoint(tag, A.waitpoint_id), 'KEYS[2]' },
   })
   if bad then return bad end
 
@@ -710,6 +660,7 @@ redis.register_function('ff_create_pending_waitpoint', guard('ff_create_pending_
   local token, mint_error = Susp.mint(K.hmac_secrets, A.waitpoint_id, A.waitpoint_key, now)
   if not token then return mint_error end
 
+  -- write phase
   hset_table(K.waitpoint_hash, {
     waitpoint_id = A.waitpoint_id, execution_id = eid, attempt_index = A.attempt_index,
     suspension_id = '', waitpoint_key = A.waitpoint_key, waitpoint_token = token,
@@ -739,25 +690,26 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   local A = {
     execution_id = args[1],
   }
-  local bad = check_args(A, { { 'execution_id', 'nonempty' } })
-  if bad then return bad end
   local tag = tag_of(K.core)
   local eid = A.execution_id
-  bad = Susp.keys_match({ { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' } })
+  local bad = Susp.keys_match({ { eid_of_exec_key(K.core), eid, 'execution_id of KEYS[1]' } })
   if bad then return bad end
 
   local now = server_now()
   local core = hgetall(K.core)
   if next(core) == nil then
+    -- write phase
     redis.call('ZREM', K.suspension_timeout_zset, eid)
     return ok('not_found_cleaned')
   end
   if core.lifecycle_phase ~= 'suspended' then
+    -- write phase
     redis.call('ZREM', K.suspension_timeout_zset, eid)
     return ok('not_suspended_cleaned')
   end
   local suspension = hgetall(K.suspension_current)
   if not is_set(suspension.suspension_id) or is_set(suspension.closed_at) then
+    -- write phase
     redis.call('ZREM', K.suspension_timeout_zset, eid)
     return ok('no_active_suspension_cleaned')
   end
@@ -770,23 +722,23 @@ redis.register_function('ff_expire_suspension', guard('ff_expire_suspension', fu
   if behavior == nil then
     behavior = 'fail'
   end
-  local wp_key = Susp.waitpoint_key(tag, suspension.waitpoint_id or '')
+  local wp_key = KEY.partition_waitpoint(tag, suspension.waitpoint_id or '')
   local lane = Susp.lane_of(core)
   local checks = {
     { K.waitpoint_hash, wp_key, 'KEYS[3] (waitpoint of the open suspension)' },
     { K.wp_condition, wp_key .. ':condition', 'KEYS[4] (waitpoint of the open suspension)' },
-    { K.suspended_zset, lane_key(tag, lane, 'suspended'), 'KEYS[8] (lane of exec_core)' },
-    { K.terminal_zset, lane_key(tag, lane, 'terminal'), 'KEYS[9] (lane of exec_core)' },
-    { K.eligible_zset, lane_key(tag, lane, 'eligible'), 'KEYS[10] (lane of exec_core)' },
+    { K.suspended_zset, KEY.partition_lane_suspended(tag, lane), 'KEYS[8] (lane of exec_core)' },
+    { K.terminal_zset, KEY.partition_lane_terminal(tag, lane), 'KEYS[9] (lane of exec_core)' },
+    { K.eligible_zset, KEY.partition_lane_eligible(tag, lane), 'KEYS[10] (lane of exec_core)' },
   }
   local attempt_index = core.current_attempt_index
   if is_set(attempt_index) then
-    checks[#checks + 1] = { K.attempt_hash, attempt_key(tag, eid, attempt_index), 'KEYS[5] (current attempt)' }
-    checks[#checks + 1] = { K.stream_meta, stream_meta_key(tag, eid, attempt_index), 'KEYS[6] (current attempt)' }
+    checks[#checks + 1] = { K.attempt_hash, KEY.exec_attempt_hash(tag, eid, attempt_index), 'KEYS[5] (current attempt)' }
+    checks[#checks + 1] = { K.stream_meta, KEY.exec_stream_meta(tag, eid, attempt_index), 'KEYS[6] (current attempt)' }
   end
   bad = Susp.keys_match(checks)
   if bad then return bad end
-
+  -- write phase
   if behavior == 'auto_resume' or behavior == 'auto_resume_with_timeout_signal' then
     Susp.make_runnable(K.core, core, eid,
       { suspended = K.suspended_zset, eligible = K.eligible_zset, delayed = K.delayed_zset }, 0, '', now)
@@ -856,9 +808,7 @@ redis.register_function('ff_close_waitpoint', guard('ff_close_waitpoint', functi
     waitpoint_id = args[1],
     reason = args[2] or 'proactive_close',
   }
-  local bad = check_args(A, { { 'waitpoint_id', 'nonempty' } })
-  if bad then return bad end
-  bad = Susp.keys_match({ { K.waitpoint_hash, Susp.waitpoint_key(tag_of(K.core), A.waitpoint_id), 'KEYS[2]' } })
+  local bad = Susp.keys_match({ { K.waitpoint_hash, KEY.partition_waitpoint(tag_of(K.core), A.waitpoint_id), 'KEYS[2]' } })
   if bad then return bad end
 
   local wp = hgetall(K.waitpoint_hash)
@@ -872,6 +822,7 @@ redis.register_function('ff_close_waitpoint', guard('ff_close_waitpoint', functi
     return err('waitpoint_not_open')
   end
   local now = server_now()
+  -- write phase
   Susp.close_waitpoint(K.waitpoint_hash, now, A.reason, false)
   redis.call('ZREM', K.pending_wp_expiry_zset, A.waitpoint_id)
   -- Derived from KEYS[2] (same slot). A pending waitpoint has no condition yet.
@@ -898,8 +849,8 @@ redis.register_function('ff_rotate_waitpoint_hmac_secret', guard('ff_rotate_wait
   if not is_set(secret) or #secret % 2 ~= 0 or string.find(secret, '[^0-9a-fA-F]') then
     return err('invalid_secret_hex')
   end
-  local grace = parse_number(A.grace_ms)
-  if grace == nil or grace < 0 or grace > 9007199254740991 or grace ~= math.floor(grace) then
+  local grace = A.grace_ms -- checked by the guard when given; missing (argv_min 0), refused here in the reference's order
+  if grace == nil then
     return err('invalid_grace_ms')
   end
 
@@ -911,6 +862,7 @@ redis.register_function('ff_rotate_waitpoint_hmac_secret', guard('ff_rotate_wait
     local stored = ring['secret:' .. kid]
     if not is_set(stored) then
       -- A torn earlier write: complete it.
+      -- write phase
       redis.call('HSET', K.hmac_secrets, 'secret:' .. kid, secret)
       return ok('noop', kid)
     end
@@ -920,6 +872,7 @@ redis.register_function('ff_rotate_waitpoint_hmac_secret', guard('ff_rotate_wait
     return err('rotation_conflict', kid)
   end
 
+  -- write phase
   -- Collect kids whose grace has ended (the boundary matches verification: expiry = now is
   -- still valid). The outgoing kid is spared: it gets a fresh expiry below.
   local doomed, gc_count = {}, 0

@@ -52,7 +52,16 @@ export function encodeFlag(fn: string, name: string, value: unknown): string {
   return value ? '1' : '';
 }
 
-export function encodeJson(fn: string, name: string, value: unknown): string {
+/**
+ * JSON text of a value. `object`: the value must be an object (not an array, null or a
+ * string: a JSON text passed as a string would be sent as a JSON string, which the library
+ * refuses); the text is the same JSON.stringify gives either way.
+ */
+export function encodeJson(fn: string, name: string, value: unknown, object = false): string {
+  if (object && (typeof value !== 'object' || value === null || Array.isArray(value))) {
+    const hint = typeof value === 'string' ? ' (pass the object itself; the wrapper serialises it)' : '';
+    throw new ArgumentError(fn, name, `expected an object, got ${describe(value)}${hint}`);
+  }
   let text: string | undefined;
   try {
     text = JSON.stringify(value);

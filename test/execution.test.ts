@@ -4,6 +4,7 @@ import {
   buildReclaimExecution, createExecution, delayExecution, failExecution, moveToWaitingChildren, reclaimExecution,
 } from '../generated/execution.js';
 import { ExecKeys, PartitionKeys } from '../generated/keys.js';
+import type { RetryPolicyJson } from '../generated/shapes.js';
 import { revokeLease } from '../generated/lease.js';
 import { issueReclaimGrant } from '../generated/scheduling.js';
 import { appendFrame } from '../generated/stream.js';
@@ -106,6 +107,17 @@ describe('ff_create_execution', () => {
       expect(reply).toEqual([0, 'invalid_input', expect.any(String)]);
     }
     expect(await redis.exists(new ExecKeys(executionId).core())).toBe(0);
+  });
+
+  it('refuses a partition_id outside 0..65535 and takes priority 0 for an empty one (recorded deviations)', async () => {
+    const executionId = newExecutionId();
+    const request = buildCreateExecution({ executionId, namespace: 'ns', laneId: uniqueLane(), executionKind: 'k' }, DEFAULT_PARTITION_CONFIG);
+    for (const value of ['65536', '-1', 'p1']) {
+      await expect(fcallPatched(redis, request, { 12: value })).resolves.toEqual([0, 'invalid_input', expect.stringContaining('partition_id')]);
+    }
+    expect(await redis.exists(new ExecKeys(executionId).core())).toBe(0);
+    await expect(fcallPatched(redis, request, { 4: '' })).resolves.toEqual([1, 'OK', executionId, expect.any(String)]);
+    expect(await redis.hget(new ExecKeys(executionId).core(), 'priority')).toBe('0');
   });
 });
 
@@ -383,9 +395,21 @@ describe('ff_fail_execution', () => {
     expect(result.status === 'retry_scheduled' && result.delayUntil).toBe(Number(stored.last_transition_at) + backoff);
   });
 
-  it.each([[null], [{ max_retries: 0 }], [[1, 2]], [{}]])('fails terminally for the policy %j', async (policy) => {
+  it.each([[undefined], [{ max_retries: 0 }], [{}]])('fails terminally for the policy %j', async (policy) => {
     const c = await createClaimed(client);
-    await expect(failExecution(client, { ...holderArgs(c), retryPolicyJson: policy })).resolves.toEqual({ status: 'terminal_failed' });
+    await expect(failExecution(client, { ...holderArgs(c), ...(policy ? { retryPolicyJson: policy } : {}) })).resolves.toEqual({ status: 'terminal_failed' });
+  });
+
+  it('refuses a retry policy that is not an object: ArgumentError in the wrapper, invalid_input in the Lua, writing nothing', async () => {
+    const c = await createClaimed(client);
+    const asString = JSON.stringify({ max_retries: 3 }) as unknown as RetryPolicyJson;
+    await expect((async () => failExecution(client, { ...holderArgs(c), retryPolicyJson: asString }))()).rejects.toThrow(ArgumentError);
+    const request = buildFailExecution({ ...holderArgs(c), retryPolicyJson: { max_retries: 3 } }, client.partitions);
+    const before = await core(redis, c.executionId);
+    for (const text of ['"{\\"max_retries\\":3}"', 'null', '[1,2]', '{"max_retries":"3"}', '{"backoff":5}', '{"retryable_categories":[1]}']) {
+      expect(await fcallPatched(redis, request, { 6: text }), text).toEqual([0, 'invalid_input', expect.stringContaining('retry_policy_json')]);
+    }
+    expect(await core(redis, c.executionId)).toEqual(before);
   });
 
   it('publishes a flow member failure on the terminal path only', async () => {

@@ -8,6 +8,7 @@ import {
 } from '../generated/flow.js';
 import { createExecution } from '../generated/execution.js';
 import { ExecKeys, FlowKeys, PartitionKeys } from '../generated/keys.js';
+import type { ExecutionPolicyJson } from '../generated/shapes.js';
 import { ArgumentError, ScriptError } from '../runtime/errors.js';
 import { applyOutcome, deriveFlowState, promoteBlocked, readGraphRevision, readLane, replay, resolveEdge, stageEdge } from '../operations/flows.js';
 import { newEdgeId, newFlowId, type EdgeId, type ExecutionId, type LaneId } from '../runtime/ids.js';
@@ -684,7 +685,7 @@ describe('ff_promote_blocked_to_eligible', () => {
 describe('ff_replay_execution', () => {
   const { client, redis } = useServer();
 
-  async function completed(policyJson?: unknown): Promise<{ executionId: ExecutionId; laneId: LaneId }> {
+  async function completed(policyJson?: ExecutionPolicyJson): Promise<{ executionId: ExecutionId; laneId: LaneId }> {
     const flow = await newTestFlow(client);
     const c = await createClaimed(client, { executionId: executionIdForFlow(flow.flowId, P), laneId: flow.laneId, ...(policyJson ? { policyJson } : {}) });
     await complete(client, c);

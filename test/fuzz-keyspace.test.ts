@@ -12,7 +12,6 @@ import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readLuaFunctionFacts } from '../generator/emit-lua-facts.js';
 import { loadSpec } from '../generator/load.js';
 import { findKey, type FieldSpec, type FunctionSpec, type KeyRef, type ScalarType } from '../generator/model.js';
 import { rotateWaitpointHmacSecret } from '../generated/suspension.js';
@@ -25,7 +24,6 @@ import { claim, createWaiting } from './support/lifecycle.js';
 
 const specDir = `${import.meta.dirname}/../spec`;
 const { spec } = loadSpec(specDir);
-const facts = readLuaFunctionFacts(specDir);
 const functions = spec.modules.flatMap((m) => m.functions);
 const RUNS = Number(process.env.FF_FUZZ_RUNS ?? 12);
 const codes = new Set(spec.errors.map((e) => e.code));
@@ -303,7 +301,7 @@ function expectSafe(fn: FunctionSpec, keys: string[], argv: string[], { reply, c
   expect(status, what).not.toBe('internal_error');
   const code = String(status).split(':')[0]!;
   expect(codes.has(code), `unknown code in ${what}`).toBe(true);
-  if (!(facts.get(fn.name)?.writesOnError ?? []).includes(code)) {
+  if (!fn.writesOnError.includes(code)) {
     expect(changed, `error reply changed the keyspace: ${what}`).toEqual([]);
   }
 }

@@ -30,6 +30,11 @@ describe('generator on the fixture spec', () => {
   });
 });
 
+/** ff_touch's one-line body in the fixture, and the same checks with `writes` between the ttl check and the existence check. */
+const TOUCH_BODY = "if A.ttl_ms == nil then return { 0, 'invalid_input', 'ttl_ms is missing' } elseif redis.call('EXISTS', K.core) == 0 then return { 0, 'not_found' } else return ok(library_version()) end";
+const PHASED = (writes: string) =>
+  `if A.ttl_ms == nil then return { 0, 'invalid_input', 'ttl_ms is missing' } end\n${writes}  if redis.call('EXISTS', K.core) == 0 then return { 0, 'not_found' } end\n  return ok(library_version())`;
+
 describe('bad specs fail with file, line and reason', () => {
   const dirs: string[] = [];
   afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -81,6 +86,11 @@ describe('bad specs fail with file, line and reason', () => {
     ['global read while the library loads', 'lua/demo.lua', (t) => `local WIDTH = string.len('abc')\n${t}`, /lua\/demo\.lua:1:1: 'string' is read while the library loads/],
     ['global read by a function called while the library loads', 'lua/demo.lua', (t) => `local function count(...) return select('#', ...) end\nlocal N = count(1, 2)\n${t}`, /lua\/demo\.lua:1:1: 'select' is read while the library loads/],
     ['free global name', 'lua/demo.lua', (t) => t.replace("return ok('0')", "return okk('0')"), /lua\/demo\.lua:11:1: free name 'okk'/],
+    ['write before the write-phase marker', 'lua/demo.lua', (t) => t.replace("else return ok(library_version()) end", "else redis.call('HSET', K.core, 'x', '1') return ok(library_version()) end"), /lua\/demo\.lua:4:1: ff_touch: redis\.call\('HSET'\) comes before its '-- write phase' marker/],
+    ['helper that writes, before the write-phase marker', 'lua/demo.lua', (t) => `local function stamp(key) redis.call('HSET', key, 'x', '1') end\n${t.replace("else return ok(library_version()) end", "else stamp(K.core) return ok(library_version()) end")}`, /lua\/demo\.lua:5:1: ff_touch: stamp\(…\), which writes, comes before its '-- write phase' marker/],
+    ['error reply after the write-phase marker', 'lua/demo.lua', (t) => t.replace(TOUCH_BODY, PHASED('  -- write phase\n  redis.call(\'HSET\', K.core, \'x\', \'1\')\n')), /lua\/demo\.lua:7:1: ff_touch: error reply 'not_found' after its '-- write phase' marker/],
+    ['error reply after a nested write that falls through', 'lua/demo.lua', (t) => t.replace(TOUCH_BODY, PHASED('  if A.execution_id == \'x\' then\n    -- write phase\n    redis.call(\'HSET\', K.core, \'x\', \'1\')\n  end\n')), /lua\/demo\.lua:9:1: ff_touch: error reply 'not_found' after its '-- write phase' marker/],
+    ['error-replying helper after the write-phase marker', 'lua/demo.lua', (t) => `local function missing(key) if redis.call('EXISTS', key) == 0 then return { 0, 'not_found' } end end\n${t.replace(TOUCH_BODY, "if A.ttl_ms == nil then return { 0, 'invalid_input', 'ttl_ms is missing' } end\n  -- write phase\n  redis.call('HSET', K.core, 'x', '1')\n  local gone = missing(K.core)\n  return gone or ok(library_version())")}`, /lua\/demo\.lua:8:1: ff_touch: missing\(…\) can reply error 'not_found' after its '-- write phase' marker/],
     ['version not found', 'lua/version.lua', (t) => t.replace("return '1'", 'return 1'), /version\.lua must contain exactly one return/],
   ];
 
@@ -101,6 +111,18 @@ describe('bad specs fail with file, line and reason', () => {
     cpSync(fixture, dir, { recursive: true });
     writeFileSync(join(dir, 'spec', 'other.yaml'), readFileSync(join(dir, 'spec', 'demo.yaml'), 'utf8').replace('module: demo', 'module: other'));
     expect(() => run(dir)).toThrow(/spec\/other\.yaml:4:\d+: ff_touch: duplicate function name \(also declared in demo\.yaml\)/);
+  });
+
+  it('accepts a write then a refusal the spec declares in writes_on_error', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ff-spec-'));
+    dirs.push(dir);
+    cpSync(fixture, dir, { recursive: true });
+    const lua = join(dir, 'lua', 'demo.lua');
+    writeFileSync(lua, readFileSync(lua, 'utf8').replace(TOUCH_BODY, "if A.ttl_ms == nil then return { 0, 'invalid_input', 'ttl_ms is missing' } end\n  if redis.call('EXISTS', K.core) == 0 then\n    redis.call('HSET', K.lane, 'x', '1')\n    return { 0, 'not_found' }\n  end\n  -- write phase\n  redis.call('HSET', K.core, 'x', '1')\n  return ok(library_version())"));
+    expect(() => run(dir)).toThrow(/ff_touch: redis\.call\('HSET'\) comes before its '-- write phase' marker/);
+    const spec = join(dir, 'spec', 'demo.yaml');
+    writeFileSync(spec, readFileSync(spec, 'utf8').replace('    errors: [not_found, invalid_input]\n', '    errors: [not_found, invalid_input]\n    writes_on_error: [not_found]\n'));
+    expect(() => run(dir)).not.toThrow();
   });
 
   it('writes nothing when the spec is bad', async () => {

@@ -129,6 +129,18 @@ describe('ff_deliver_signal', () => {
     await expect(deliver(client, s, 'x', { idempotencyKey: 'once', dedupTtlMs: 0 })).resolves.toMatchObject({ status: 'OK', effect: 'no_op' });
   });
 
+  it('takes the defaults for an empty dedup_ttl_ms, resume_delay_ms, signal_maxlen and max_signals_per_execution (deviation)', async () => {
+    const s = await createSuspended(client, { resumeConditionJson: { required_signal_names: ['a', 'b'], signal_match_mode: 'all' } });
+    const empty = { 13: '', 14: '', 15: '', 16: '' };
+    const first = signalArgs(s, 'a', { idempotencyKey: 'empty-ttl' });
+    await expect(fcallPatched(redis, buildDeliverSignal(first, CONFIG), empty)).resolves.toEqual([1, 'OK', first.signalId, 'appended_to_waitpoint']);
+    // The reference read the empty TTL as 0 and deduplicated nothing; the default 24 h holds the key.
+    const retry = signalArgs(s, 'b', { idempotencyKey: 'empty-ttl' });
+    await expect(fcallPatched(redis, buildDeliverSignal(retry, CONFIG), empty)).resolves.toEqual([1, 'DUPLICATE', first.signalId]);
+    const ttl = await redis.pttl(keysOf(s.executionId).index.signalDedup(s.waitpointId, 'empty-ttl'));
+    expect(ttl).toBeGreaterThan(86_400_000 - 60_000);
+  });
+
   it('checks the token first and stamps failed validations', async () => {
     const partition = privatePartition();
     const s = await createSuspended(client, {}, partition);

@@ -291,7 +291,7 @@ describe('ff_suspend_execution', () => {
       { 11: '{bad' }, { 11: '42' }, { 11: '{"required_signal_names":null}' }, { 11: '{"required_signal_names":"go"}' },
       { 11: '{"required_signal_names":[1]}' }, { 11: '{"required_signal_names":{"a":"b"}}' }, { 11: '{"minimum_signal_count":"many"}' },
       { 11: '{"minimum_signal_count":null}' }, { 11: '{"signal_match_mode":3}' }, { 11: '{"condition_type":[]}' },
-      { 15: 'explode' }, { 15: '' }, { 16: '-1' }, { 16: '' },
+      { 15: 'explode' }, { 15: '' }, { 16: '-1' }, { 16: 'x' },
     ];
     for (const patch of patches) {
       await expect(fcallPatched(redis, request, patch), JSON.stringify(patch)).resolves.toEqual([0, 'invalid_input', expect.any(String)]);

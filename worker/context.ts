@@ -7,6 +7,7 @@ import type { FlowFabricClient } from '../runtime/client.js';
 import { parseSignalId, parseWaitpointId, type ExecutionId, type FlowId, type SignalId } from '../runtime/ids.js';
 import { replyText } from '../runtime/reply.js';
 import { ExecKeys, PartitionKeys } from '../generated/keys.js';
+import type { RetryPolicyJson } from '../generated/shapes.js';
 import { hashReply } from '../operations/executions.js';
 
 export interface ExecutionInput {
@@ -14,7 +15,7 @@ export interface ExecutionInput {
   readonly kind: string;
   readonly tags: Readonly<Record<string, string>>;
   /** The stored policy's `retry_policy` member, sent with every fail; undefined = no retry. */
-  readonly retryPolicy: unknown;
+  readonly retryPolicy: RetryPolicyJson | undefined;
   readonly flowId: FlowId | undefined;
 }
 
@@ -70,13 +71,14 @@ export function inputFromClaimReply(reply: ClaimedInputReply): ExecutionInput {
   return { payload: reply.payload, kind: reply.executionKind ?? '', tags, retryPolicy: retryPolicyOf(reply.policyJson), flowId: reply.flowId ? (reply.flowId as FlowId) : undefined };
 }
 
-/** The stored policy's retry_policy member. */
-function retryPolicyOf(policyText: string | undefined): unknown {
+/** The stored policy's retry_policy member; only an object is one (anything else means no retry, as the reference sends ""). */
+function retryPolicyOf(policyText: string | undefined): RetryPolicyJson | undefined {
   if (!policyText) return undefined;
   try {
-    return (JSON.parse(policyText) as { retry_policy?: unknown }).retry_policy ?? undefined;
+    const stored = (JSON.parse(policyText) as { retry_policy?: unknown }).retry_policy;
+    return typeof stored === 'object' && stored !== null && !Array.isArray(stored) ? (stored as RetryPolicyJson) : undefined;
   } catch {
-    return undefined; // Unreadable policy: fail without retry, as the reference sends "".
+    return undefined; // Unreadable policy: fail without retry.
   }
 }
 

@@ -22,6 +22,7 @@ import { completeAndClaimNext } from '../generated/fastpath.js';
 import { updateProgress } from '../generated/scheduling.js';
 import { appendFrame, type AppendFrameResult } from '../generated/stream.js';
 import { suspendExecution } from '../generated/suspension.js';
+import type { RetryPolicyJson } from '../generated/shapes.js';
 import type { AttemptKind, ClaimedLease } from './claim.js';
 import { inputFromClaimReply, type ExecutionInput, type ResumeSignal } from './context.js';
 import { LeaseLostError, TaskFinishedError, WorkerClosingError } from './errors.js';
@@ -111,7 +112,7 @@ export class Task<Input = unknown> {
 
   private readonly abort = new AbortController();
   private readonly keeper: LeaseKeeper;
-  private readonly retryPolicy: unknown;
+  private readonly retryPolicy: RetryPolicyJson | undefined;
   private pending: Promise<unknown> | undefined;
   /** Set when the worker stopped the handler (timeout, shutdown): the handler's own operations are refused with it. */
   private stopReason: Error | undefined;

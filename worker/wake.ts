@@ -8,6 +8,7 @@
 import type { FlowFabricClient } from '../runtime/client.js';
 import type { LaneId } from '../runtime/ids.js';
 import { IoredisTransport } from '../runtime/ioredis.js';
+import { GlobalKeys } from '../generated/keys.js';
 
 /** Told the lane and, when the message names one, the partition where work became eligible. */
 export type OnWake = (laneId: LaneId, partition: number | undefined) => void;
@@ -21,11 +22,9 @@ export interface WakeListener {
   close(): Promise<void>;
 }
 
-const CHANNEL_PREFIX = 'ff:wake:';
-
-/** The channel the library publishes a lane's wake-ups on. */
+/** The channel the library publishes a lane's wake-ups on (spec/keys.yaml: global lane_wake). */
 export function wakeChannel(laneId: LaneId): string {
-  return `${CHANNEL_PREFIX}${laneId}`;
+  return GlobalKeys.laneWake(laneId);
 }
 
 /** The partition in a wake-up message (a hash tag `{fp:N}`), or undefined. */
