@@ -3,7 +3,7 @@
 // the loop: errors are counted, logged (the first of each cycle at warn, the rest at debug)
 // and the next cycle comes after the interval, so a server outage never makes it spin.
 import type { FlowFabricClient } from '../runtime/client.js';
-import { serverTimeMs } from '../operations/scheduler.js';
+import { serverTimeMs } from '../operations/server-clock.js';
 import { FailureTracker } from './failures.js';
 import type { Logger } from './log.js';
 

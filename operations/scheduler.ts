@@ -23,6 +23,8 @@ import { assertKeySafe, isCanonicalUuid, parseExecutionId, parseLaneId, type Bud
 import { fnv1aU16Mod, hashTag } from '../runtime/partition.js';
 import { replyText } from '../runtime/reply.js';
 import { readQuotaLimits, type BlockingReason } from './admission.js';
+import { serverTimeMs } from './server-clock.js';
+import { capabilitiesSatisfied, splitCsv } from './workers.js';
 
 export interface GrantRequest {
   readonly laneId: LaneId;
@@ -69,25 +71,6 @@ export const DEFAULT_GRANT_TTL_MS = 5_000;
 const PAGE = 8;
 /** Partitions whose eligible heads are read at once (plain reads; processing stays in order). */
 const READ_AHEAD = 16;
-
-/** The server clock in epoch ms (one TIME). */
-export async function serverTimeMs(client: Pick<FlowFabricClient, 'transport'>): Promise<number> {
-  const reply = await sendCommand(client.transport, 'TIME', []);
-  if (!Array.isArray(reply) || reply.length < 2) throw new Error('TIME: unexpected reply');
-  const seconds = Number(replyText(reply[0]));
-  const micros = Number(replyText(reply[1]));
-  if (!Number.isFinite(seconds) || !Number.isFinite(micros)) throw new Error('TIME: non-numeric reply');
-  return seconds * 1000 + Math.floor(micros / 1000);
-}
-
-/** Splits a stored comma list, trimming and dropping empties. */
-export function splitCsv(text: string | undefined): string[] {
-  if (!text) return [];
-  return text
-    .split(',')
-    .map((token) => token.trim())
-    .filter((token) => token.length > 0);
-}
 
 /** The budget's key tag: its own partition for a UUID id, `{b:0}` otherwise (as the reference). */
 function budgetKeysOf(client: FlowFabricClient, budgetId: string): BudgetKeys {
@@ -235,8 +218,7 @@ async function consider(
   const [required, budgetIds, quotaId] = CANDIDATE_FIELDS.map((_, i) => replyText(Array.isArray(fields) ? fields[i] : undefined));
 
   // 1. Capabilities, before any admission is recorded for a candidate this worker cannot take.
-  const missing = splitCsv(required).filter((token) => !caps.has(token));
-  if (missing.length > 0) {
+  if (!capabilitiesSatisfied(required, caps)) {
     return block(client, request, executionId, 'waiting_for_capable_worker', 'no connected worker satisfies required_capabilities', now);
   }
 

@@ -25,9 +25,10 @@ import { markLeaseExpiredIfDue } from '../generated/lease.js';
 import { issueClaimGrant, issueReclaimGrant, promoteDelayed, type IssueClaimGrantArgs } from '../generated/scheduling.js';
 import { readExecutionContext } from '../operations/preread.js';
 import type { Grant, GrantRequest } from '../operations/scheduler.js';
+import { serverTimeMs } from '../operations/server-clock.js';
+import { capabilitiesSatisfied, liveCapabilities } from '../operations/workers.js';
 import { claimResumed } from '../operations/waitpoints.js';
 import { inputFromClaimReply, readExecutionInput, type ExecutionInput } from './context.js';
-import { liveCapabilityUnion } from './presence.js';
 
 /** How the attempt the handler runs came about. */
 export type AttemptKind = 'fresh' | 'retry' | 'reclaim' | 'resumed' | 'replay';
@@ -438,11 +439,11 @@ export class Claimer {
    */
   private async onCapabilityMismatch(executionId: ExecutionId, laneId: LaneId): Promise<void> {
     const required = replyText(await sendCommand(this.client.transport, 'HGET', [new ExecKeys(executionId).core(), 'required_capabilities'])) ?? '';
-    const satisfied = (union: Set<string>) => required.split(',').every((token) => token === '' || union.has(token));
+    const satisfied = (union: ReadonlySet<string>) => capabilitiesSatisfied(required, union);
     const now = Date.now();
     if (this.capabilityUnion && now - this.capabilityUnion.at <= CAPABILITY_UNION_TTL_MS && satisfied(this.capabilityUnion.union)) return;
     // About to block: decide on a fresh read, so a capable worker that just started is seen.
-    this.capabilityUnion = { at: now, union: await liveCapabilityUnion(this.client) };
+    this.capabilityUnion = { at: now, union: await liveCapabilities(this.client) };
     if (satisfied(this.capabilityUnion.union)) return;
     await blockExecutionForAdmission(this.client, {
       executionId,
@@ -501,7 +502,7 @@ export class Claimer {
    */
   private async sweepClock(): Promise<number> {
     if (!this.clock || this.sweeps - this.clock.sweep >= CLOCK_RESYNC_SWEEPS) {
-      this.clock = { server: await serverTime(this.client), local: performance.now(), sweep: this.sweeps };
+      this.clock = { server: await serverTimeMs(this.client), local: performance.now(), sweep: this.sweeps };
     }
     return this.clock.server + Math.floor(performance.now() - this.clock.local);
   }
@@ -513,7 +514,7 @@ export class Claimer {
    */
   private async serverNow(): Promise<number> {
     if (!this.grantClock || performance.now() - this.grantClock.local >= CLOCK_RESYNC_MS) {
-      this.grantClock = { server: await serverTime(this.client), local: performance.now() };
+      this.grantClock = { server: await serverTimeMs(this.client), local: performance.now() };
     }
     return this.grantClock.server + Math.floor(performance.now() - this.grantClock.local);
   }
@@ -552,8 +553,7 @@ export class Claimer {
    */
   private async unblockIfCapable(executionId: ExecutionId, laneId: LaneId): Promise<boolean> {
     const required = replyText(await sendCommand(this.client.transport, 'HGET', [new ExecKeys(executionId).core(), 'required_capabilities'])) ?? '';
-    const mine = new Set(this.options.capabilities);
-    if (!required.split(',').every((token) => token === '' || mine.has(token))) return false;
+    if (!capabilitiesSatisfied(required, new Set(this.options.capabilities))) return false;
     try {
       await unblockExecution(this.client, { executionId, laneId, blockedSet: 'route', expectedBlockingReason: 'waiting_for_capable_worker' });
       return true;
@@ -596,15 +596,4 @@ function interleave<T>(lists: readonly (readonly T[])[]): T[] {
 
 function lease(result: { leaseId: LeaseId; leaseEpoch: number; attemptId: AttemptId; attemptIndex: number; leaseExpiresAt: number }) {
   return { leaseId: result.leaseId, leaseEpoch: result.leaseEpoch, attemptId: result.attemptId, attemptIndex: result.attemptIndex, leaseExpiresAt: result.leaseExpiresAt };
-}
-
-/** Server time in ms (one TIME), as the engine's scanners use. */
-export async function serverTime(client: FlowFabricClient): Promise<number> {
-  const reply = await sendCommand(client.transport, 'TIME', []);
-  if (Array.isArray(reply) && reply.length >= 2) {
-    const seconds = Number(replyText(reply[0]));
-    const micros = Number(replyText(reply[1]));
-    if (Number.isFinite(seconds) && Number.isFinite(micros)) return seconds * 1000 + Math.floor(micros / 1000);
-  }
-  return Date.now();
 }

@@ -6,7 +6,6 @@
 // runs and all three are removed when it stops.
 import { sendCommand } from '../runtime/classify.js';
 import type { FlowFabricClient } from '../runtime/client.js';
-import { replyText } from '../runtime/reply.js';
 import { GlobalKeys } from '../generated/keys.js';
 import { DuplicateWorkerError } from './errors.js';
 
@@ -60,26 +59,4 @@ export class Presence {
     await sendCommand(this.client.transport, 'SET', [this.capsKey, this.capabilitiesCsv]);
     await sendCommand(this.client.transport, 'SADD', [GlobalKeys.workersIndex(), this.workerInstanceId]);
   }
-}
-
-/**
- * The union of capabilities advertised by workers whose alive key still exists (the
- * reference's unblock scanner counts every advertised worker, alive or not; a dead one's
- * record must not make this worker leave work for it).
- */
-export async function liveCapabilityUnion(client: FlowFabricClient): Promise<Set<string>> {
-  const members = await sendCommand(client.transport, 'SMEMBERS', [GlobalKeys.workersIndex()]);
-  const ids = Array.isArray(members) ? members.map((m) => replyText(m) ?? '') : [];
-  const union = new Set<string>();
-  await Promise.all(
-    ids.map(async (id) => {
-      const [alive, caps] = await Promise.all([
-        sendCommand(client.transport, 'EXISTS', [GlobalKeys.workerAlive(id)]),
-        sendCommand(client.transport, 'GET', [GlobalKeys.workerCaps(id)]),
-      ]);
-      if (Number(alive) !== 1) return;
-      for (const token of (replyText(caps) ?? '').split(',')) if (token !== '') union.add(token);
-    }),
-  );
-  return union;
 }

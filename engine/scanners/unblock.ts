@@ -4,38 +4,23 @@
 // capability union counts only workers whose alive key exists (engine.md §4.2): a dead
 // worker's advertisement does not unblock work nobody can run.
 import { unblockExecution } from '../../generated/budget.js';
-import { ExecKeys, GlobalKeys, QuotaKeys } from '../../generated/keys.js';
+import { ExecKeys, QuotaKeys } from '../../generated/keys.js';
 import { readQuotaLimits, type QuotaLimits } from '../../operations/admission.js';
-import { findBudgetBreach, splitCsv } from '../../operations/scheduler.js';
+import { findBudgetBreach } from '../../operations/scheduler.js';
+import { capabilitiesSatisfied, liveCapabilities, splitCsv } from '../../operations/workers.js';
 import { sendCommand } from '../../runtime/classify.js';
 import { ScriptError } from '../../runtime/errors.js';
 import { isCanonicalUuid, parseExecutionId, type LaneId, type QuotaPolicyId } from '../../runtime/ids.js';
 import { replyText } from '../../runtime/reply.js';
 import { laneScanner, type LaneSource } from '../lanes.js';
 import type { Scanner, ScanContext } from '../runner.js';
-import { drainIndex, hmget, smembers, type IndexScanOptions } from '../scan.js';
+import { drainIndex, hmget, type IndexScanOptions } from '../scan.js';
 
 const SETS = [
   { set: 'budget', reason: 'waiting_for_budget' },
   { set: 'quota', reason: 'waiting_for_quota' },
   { set: 'route', reason: 'waiting_for_capable_worker' },
 ] as const;
-
-/** Capabilities advertised by live workers: `ff:idx:workers` members whose alive key exists. */
-export async function liveCapabilities(ctx: Pick<ScanContext, 'client'>): Promise<Set<string>> {
-  const union = new Set<string>();
-  const ids = await smembers(ctx, GlobalKeys.workersIndex());
-  await Promise.all(
-    ids.map(async (id) => {
-      const [alive, caps] = await Promise.all([
-        sendCommand(ctx.client.transport, 'EXISTS', [GlobalKeys.workerAlive(id)]),
-        sendCommand(ctx.client.transport, 'GET', [GlobalKeys.workerCaps(id)]),
-      ]);
-      if (Number(alive) === 1) for (const token of splitCsv(replyText(caps))) union.add(token);
-    }),
-  );
-  return union;
-}
 
 export function unblockScanner(options: IndexScanOptions, lanes: LaneSource): Scanner {
   let capabilities: Set<string> | undefined;
@@ -69,7 +54,7 @@ export function unblockScanner(options: IndexScanOptions, lanes: LaneSource): Sc
     return true;
   };
 
-  const routeClear = (required: string | undefined): boolean => splitCsv(required).every((token) => capabilities?.has(token));
+  const routeClear = (required: string | undefined): boolean => capabilitiesSatisfied(required, capabilities ?? new Set());
 
   return {
     ...laneScanner('unblock', lanes, async (laneId, keys, ctx) => {
@@ -88,7 +73,7 @@ export function unblockScanner(options: IndexScanOptions, lanes: LaneSource): Sc
       budgets = new Map();
       quotas = new Map();
       capabilities = undefined;
-      capabilities = await liveCapabilities(ctx);
+      capabilities = await liveCapabilities(ctx.client);
     },
   };
 
