@@ -11,7 +11,7 @@ import { sendCommand } from '../runtime/classify.js';
 import type { FlowFabricClient } from '../runtime/client.js';
 import { loadedVersion, registeredFunctions } from '../runtime/loader.js';
 import { readPartitionConfig, type PartitionConfig } from '../runtime/partition.js';
-import { replyText } from '../runtime/reply.js';
+import { hashReply, replyText } from '../runtime/reply.js';
 import type { Transport } from '../runtime/transport.js';
 import { type CliCommand, SERVER_HELP, serverOptions, UsageError, withClient } from './connection.js';
 
@@ -28,13 +28,6 @@ export interface Finding {
 /** The stream-node-max-bytes we recommend: a lease-history stream's first node fits in it. */
 const RECOMMENDED_NODE_BYTES = 512;
 
-const fieldsOf = (reply: unknown): Record<string, string> => {
-  const items = reply instanceof Map ? [...reply].flat() : Array.isArray(reply) ? reply : reply && typeof reply === 'object' ? Object.entries(reply).flat() : [];
-  const fields: Record<string, string> = {};
-  for (let i = 0; i + 1 < items.length; i += 2) fields[replyText(items[i]) ?? ''] = replyText(items[i + 1]) ?? '';
-  return fields;
-};
-
 const infoFields = (text: string): Record<string, string> =>
   Object.fromEntries(text.split(/\r?\n/).flatMap((line) => (line.includes(':') && !line.startsWith('#') ? [[line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1)]] : [])));
 
@@ -46,7 +39,7 @@ const versionAtLeast = (version: string, major: number, minor: number): boolean 
 const name = (transport: Transport, i: number): string => transport.describe?.() ?? `primary ${i + 1}`;
 
 async function configGet(transport: Transport, parameter: string): Promise<string | undefined> {
-  return fieldsOf(await sendCommand(transport, 'CONFIG', ['GET', parameter]))[parameter];
+  return hashReply(await sendCommand(transport, 'CONFIG', ['GET', parameter]))[parameter];
 }
 
 /** Server name and version from INFO server: Valkey 7.2+ or Redis 7.0+. */
@@ -120,7 +113,7 @@ async function checkLibrary(primaries: readonly Transport[]): Promise<Finding> {
 
 /** The deployment's recorded partition counts, or undefined when nothing is recorded. */
 async function recordedPartitions(client: FlowFabricClient): Promise<PartitionConfig | undefined> {
-  const fields = fieldsOf(await sendCommand(client.transport, 'HGETALL', [GlobalKeys.configPartitions()]));
+  const fields = hashReply(await sendCommand(client.transport, 'HGETALL', [GlobalKeys.configPartitions()]));
   return Object.keys(fields).length === 0 ? undefined : readPartitionConfig(fields);
 }
 

@@ -6,8 +6,7 @@ import { ensureWaitpointSecrets } from '../operations/waitpoints.js';
 import { sendCommand } from '../runtime/classify.js';
 import type { FlowFabricClient } from '../runtime/client.js';
 import { FlowFabricError } from '../runtime/errors.js';
-import { replyText } from '../runtime/reply.js';
-import { flatToMap } from '../operations/scheduler.js';
+import { hashReply, replyText } from '../runtime/reply.js';
 import type { Logger } from './log.js';
 
 export interface BootOptions {
@@ -47,7 +46,7 @@ export async function boot(client: FlowFabricClient, options: BootOptions, log: 
     // First writer wins field by field (HSETNX); then every field must agree with ours.
     const key = GlobalKeys.configPartitions();
     for (const [field, name] of FIELDS) await sendCommand(client.transport, 'HSETNX', [key, field, client.partitions[name]]);
-    const stored = flatToMap(await sendCommand(client.transport, 'HGETALL', [key]));
+    const stored = hashReply(await sendCommand(client.transport, 'HGETALL', [key]));
     for (const [field, name] of FIELDS) {
       if (stored[field] !== String(client.partitions[name])) throw new PartitionMismatchError(field, stored[field] ?? '(missing)', client.partitions[name]);
     }

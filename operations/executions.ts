@@ -23,7 +23,7 @@ import {
   type SignalId,
 } from '../runtime/ids.js';
 import { executionIdForFlow, soloExecutionId, type SoloPartitioner } from '../runtime/partition.js';
-import { replyText } from '../runtime/reply.js';
+import { hashReply, replyText } from '../runtime/reply.js';
 import { createExecution, cancelExecution, type CancelExecutionResult } from '../generated/execution.js';
 import { addExecutionToFlow, createFlow } from '../generated/flow.js';
 import { ExecKeys, PartitionKeys } from '../generated/keys.js';
@@ -244,18 +244,8 @@ export interface ExecutionView {
   readonly lastTransitionAt?: number;
 }
 
-/** A flat `[field, value, …]` array or an object, as RESP2 / RESP3 clients return HGETALL. */
-export function hashReply(reply: unknown): Record<string, string> {
-  const fields: Record<string, string> = {};
-  if (Array.isArray(reply)) {
-    for (let i = 0; i + 1 < reply.length; i += 2) fields[replyText(reply[i]) ?? ''] = replyText(reply[i + 1]) ?? '';
-  } else if (reply instanceof Map) {
-    for (const [key, value] of reply) fields[replyText(key) ?? ''] = replyText(value) ?? '';
-  } else if (reply && typeof reply === 'object') {
-    for (const [key, value] of Object.entries(reply)) fields[key] = replyText(value) ?? '';
-  }
-  return fields;
-}
+/** Re-exported where users met it first; the reading lives with the other reply helpers. */
+export { hashReply };
 
 const set = (text: string | undefined): string | undefined => (text === undefined || text === '' ? undefined : text);
 const num = (text: string | undefined): number | undefined => {

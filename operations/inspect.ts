@@ -7,9 +7,9 @@ import { ExecKeys, FlowKeys, PartitionKeys } from '../generated/keys.js';
 import { sendCommand } from '../runtime/classify.js';
 import type { FlowFabricClient } from '../runtime/client.js';
 import { parseExecutionId, type EdgeId, type ExecutionId, type FlowId, type SignalId, type WaitpointId } from '../runtime/ids.js';
-import { replyText } from '../runtime/reply.js';
+import { hashReply, replyText } from '../runtime/reply.js';
 import type { Transport } from '../runtime/transport.js';
-import { getExecution, hashReply as fieldsOf, type ExecutionView } from './executions.js';
+import { getExecution, type ExecutionView } from './executions.js';
 
 export interface AttemptDetails {
   readonly index: number;
@@ -186,7 +186,7 @@ function defined<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
-const hgetall = async (transport: Reader, key: string): Promise<Fields> => fieldsOf(await sendCommand(transport, 'HGETALL', [key]));
+const hgetall = async (transport: Reader, key: string): Promise<Fields> => hashReply(await sendCommand(transport, 'HGETALL', [key]));
 
 /**
  * Reads one execution in full, or undefined when it does not exist. Read-only: HGETALL,
@@ -329,7 +329,7 @@ async function readOutput(transport: Reader, keys: ExecKeys, attemptIndex: numbe
   if (meta.stream_id === undefined) return undefined;
   const frames = (Array.isArray(entries) ? entries : []).map((entry): FrameDetails => {
     const [entryId, raw] = Array.isArray(entry) ? entry : [];
-    const f = fieldsOf(raw);
+    const f = hashReply(raw);
     return defined<FrameDetails>({
       id: replyText(entryId) ?? '',
       frameType: set(f.frame_type),

@@ -21,7 +21,7 @@ import { encodeCapabilities } from '../runtime/encode.js';
 import { ArgumentError, FlowFabricError, ScriptError } from '../runtime/errors.js';
 import { assertKeySafe, isCanonicalUuid, parseExecutionId, parseLaneId, type BudgetId, type ExecutionId, type LaneId, type QuotaPolicyId } from '../runtime/ids.js';
 import { fnv1aU16Mod, hashTag } from '../runtime/partition.js';
-import { replyText } from '../runtime/reply.js';
+import { hashReply, replyText } from '../runtime/reply.js';
 import { readQuotaLimits, type BlockingReason } from './admission.js';
 import { serverTimeMs } from './server-clock.js';
 import { capabilitiesSatisfied, splitCsv } from './workers.js';
@@ -90,7 +90,7 @@ export interface BudgetBreach {
  */
 export async function findBudgetBreach(client: FlowFabricClient, budgetId: string): Promise<BudgetBreach | undefined> {
   const keys = budgetKeysOf(client, budgetId);
-  const limits = flatToMap(await sendCommand(client.transport, 'HGETALL', [keys.limits()]));
+  const limits = hashReply(await sendCommand(client.transport, 'HGETALL', [keys.limits()]));
   const hard = Object.entries(limits).filter(([field, value]) => field.startsWith('hard:') && /^[0-9]+$/.test(value) && Number(value) > 0);
   if (hard.length === 0) return undefined;
   const dims = hard.map(([field]) => field.slice('hard:'.length));
@@ -103,18 +103,6 @@ export async function findBudgetBreach(client: FlowFabricClient, budgetId: strin
   return undefined;
 }
 
-/** HGETALL reply (RESP2 flat list or RESP3 map) as a record of texts. */
-export function flatToMap(reply: unknown): Record<string, string> {
-  const out: Record<string, string> = {};
-  if (Array.isArray(reply)) {
-    for (let i = 0; i + 1 < reply.length; i += 2) out[replyText(reply[i]) ?? ''] = replyText(reply[i + 1]) ?? '';
-  } else if (reply instanceof Map) {
-    for (const [k, v] of reply) out[replyText(k) ?? ''] = replyText(v) ?? '';
-  } else if (reply && typeof reply === 'object') {
-    for (const [k, v] of Object.entries(reply)) out[k] = replyText(v) ?? '';
-  }
-  return out;
-}
 
 const CANDIDATE_FIELDS = ['required_capabilities', 'budget_ids', 'quota_policy_id'] as const;
 

@@ -25,6 +25,19 @@ function statusInteger(value: unknown): 0 | 1 | undefined {
   return text === '1' ? 1 : text === '0' ? 0 : undefined;
 }
 
+/** A hash as the clients return it (HGETALL, CONFIG GET): a RESP2 flat `[field, value, …]` list, a RESP3 map, or an object; as a record of texts. */
+export function hashReply(reply: unknown): Record<string, string> {
+  const fields: Record<string, string> = {};
+  if (Array.isArray(reply)) {
+    for (let i = 0; i + 1 < reply.length; i += 2) fields[replyText(reply[i]) ?? ''] = replyText(reply[i + 1]) ?? '';
+  } else if (reply instanceof Map) {
+    for (const [key, value] of reply) fields[replyText(key) ?? ''] = replyText(value) ?? '';
+  } else if (reply && typeof reply === 'object') {
+    for (const [key, value] of Object.entries(reply)) fields[key] = replyText(value) ?? '';
+  }
+  return fields;
+}
+
 /**
  * Reads a standard envelope. Failure replies become a ScriptError; a code the catalogue
  * does not know is a ReplyParseError. A code with an embedded detail (`code:detail`, as

@@ -5,10 +5,9 @@
 import { sendCommand } from '../runtime/classify.js';
 import type { FlowFabricClient } from '../runtime/client.js';
 import { parseSignalId, parseWaitpointId, type ExecutionId, type FlowId, type SignalId } from '../runtime/ids.js';
-import { replyText } from '../runtime/reply.js';
+import { hashReply, replyText } from '../runtime/reply.js';
 import { ExecKeys, PartitionKeys } from '../generated/keys.js';
 import type { RetryPolicyJson } from '../generated/shapes.js';
-import { hashReply } from '../operations/executions.js';
 
 export interface ExecutionInput {
   readonly payload: string | undefined;

@@ -4,7 +4,7 @@
 // the hard limits of budgets that are never reset periodically.
 import { resetBudgetIfDue } from '../../generated/engine.js';
 import { BudgetKeys, BudgetPartitionKeys } from '../../generated/keys.js';
-import { flatToMap } from '../../operations/scheduler.js';
+import { hashReply } from '../../runtime/reply.js';
 import { sendCommand } from '../../runtime/classify.js';
 import { parseBudgetId, type BudgetId } from '../../runtime/ids.js';
 import type { Scanner } from '../runner.js';
@@ -53,7 +53,7 @@ export function budgetReconcilerScanner(): Scanner {
 
 async function reconcileBudget(ctx: Parameters<Scanner['scanPartition']>[1], partitionKeys: BudgetPartitionKeys, id: string): Promise<void> {
   const keys = new BudgetKeys(partitionKeys.tag, id as BudgetId);
-  const definition = flatToMap(await sendCommand(ctx.client.transport, 'HGETALL', [keys.definition()]));
+  const definition = hashReply(await sendCommand(ctx.client.transport, 'HGETALL', [keys.definition()]));
   if (Object.keys(definition).length === 0) {
     // Read without error and empty: the budget is gone. (A failed read throws above and prunes nothing.)
     await sendCommand(ctx.client.transport, 'SREM', [partitionKeys.budgetPolicies(), id]);
@@ -62,8 +62,8 @@ async function reconcileBudget(ctx: Parameters<Scanner['scanPartition']>[1], par
   }
   const interval = definition.reset_interval_ms;
   if (interval !== undefined && interval !== '' && interval !== '0') return;
-  const limits = flatToMap(await sendCommand(ctx.client.transport, 'HGETALL', [keys.limits()]));
-  const usage = flatToMap(await sendCommand(ctx.client.transport, 'HGETALL', [keys.usage()]));
+  const limits = hashReply(await sendCommand(ctx.client.transport, 'HGETALL', [keys.limits()]));
+  const usage = hashReply(await sendCommand(ctx.client.transport, 'HGETALL', [keys.usage()]));
   let breached = false;
   for (const [field, value] of Object.entries(limits)) {
     if (!field.startsWith('hard:') || !/^[0-9]+$/.test(value) || Number(value) <= 0) continue;
