@@ -8,24 +8,16 @@ import { describe, expect, it } from 'vitest';
 import { loadSpec } from '../generator/load.js';
 import { findKey, type FieldSpec, type FunctionSpec, type KeyRef, type ScalarType } from '../generator/model.js';
 import { executionPartition, executionTag, type ExecutionId } from '../runtime/ids.js';
-import { budgetTag, DEFAULT_PARTITION_CONFIG, flowPartition, flowTag, hashTag, quotaTag } from '../runtime/partition.js';
+import { budgetTag, DEFAULT_PARTITION_CONFIG, flowTag, hashTag, quotaTag } from '../runtime/partition.js';
 import type { BudgetId, FlowId, QuotaPolicyId } from '../runtime/ids.js';
 import { useServer } from './support/client.js';
-import { newExecutionId } from './support/ids.js';
+import { flowIdOn, newExecutionId } from './support/ids.js';
 import { checkExecutionInvariants } from './support/invariants.js';
 import { claim, createWaiting } from './support/lifecycle.js';
 
 const { spec } = loadSpec(`${import.meta.dirname}/../spec`);
 const functions = spec.modules.flatMap((m) => m.functions);
 const RUNS = Number(process.env.FF_FUZZ_RUNS ?? 12);
-
-/** A flow id whose partition is `partition`, so flow and execution keys share a slot. */
-function flowIdOn(partition: number): FlowId {
-  for (;;) {
-    const id = randomUUID() as FlowId;
-    if (flowPartition(id, DEFAULT_PARTITION_CONFIG) === partition) return id;
-  }
-}
 
 interface World {
   readonly executionId: ExecutionId;

@@ -17,9 +17,9 @@ import { findKey, type FieldSpec, type FunctionSpec, type KeyRef, type ScalarTyp
 import { rotateWaitpointHmacSecret } from '../generated/suspension.js';
 import { FlowFabricClient } from '../runtime/client.js';
 import { executionPartition, executionTag, type BudgetId, type ExecutionId, type FlowId, type QuotaPolicyId } from '../runtime/ids.js';
-import { budgetTag, DEFAULT_PARTITION_CONFIG, flowPartition, flowTag, hashTag, quotaTag } from '../runtime/partition.js';
+import { budgetTag, DEFAULT_PARTITION_CONFIG, flowTag, hashTag, quotaTag } from '../runtime/partition.js';
 import { startServer, type RunningServer } from '../tools/local-server.js';
-import { newExecutionId, uniqueLane } from './support/ids.js';
+import { flowIdOn, newExecutionId, uniqueLane } from './support/ids.js';
 import { claim, createWaiting } from './support/lifecycle.js';
 
 const specDir = `${import.meta.dirname}/../spec`;
@@ -43,14 +43,6 @@ afterAll(async () => {
   redis?.disconnect();
   await server?.stop();
 });
-
-/** A flow id whose partition is `partition`, so flow and execution keys share a slot. */
-function flowIdOn(partition: number): FlowId {
-  for (;;) {
-    const id = randomUUID() as FlowId;
-    if (flowPartition(id, DEFAULT_PARTITION_CONFIG) === partition) return id;
-  }
-}
 
 /** The ids of one call's true context: a real execution (claimed or not) and its partition. */
 interface World {

@@ -1,7 +1,7 @@
 // Fresh ids for each test, so tests sharing one server never share state.
 import { randomUUID } from 'node:crypto';
-import { parseLaneId, type ExecutionId, type LaneId } from '../../runtime/ids.js';
-import { hashTag } from '../../runtime/partition.js';
+import { parseLaneId, type ExecutionId, type FlowId, type LaneId } from '../../runtime/ids.js';
+import { DEFAULT_PARTITION_CONFIG, flowPartition, hashTag } from '../../runtime/partition.js';
 
 let counter = 0;
 
@@ -14,4 +14,12 @@ export function uniqueLane(prefix = 'lane'): LaneId {
 /** A new execution id on a given flow partition (default: a random one of 256). */
 export function newExecutionId(partition = Math.floor(Math.random() * 256)): ExecutionId {
   return `${hashTag('fp', partition)}:${randomUUID()}` as ExecutionId;
+}
+
+/** A flow id whose partition is `partition`, so flow and execution keys share a slot. */
+export function flowIdOn(partition: number): FlowId {
+  for (;;) {
+    const id = randomUUID() as FlowId;
+    if (flowPartition(id, DEFAULT_PARTITION_CONFIG) === partition) return id;
+  }
 }
