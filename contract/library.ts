@@ -272,7 +272,7 @@ local FUNCTION_ARGV = {
   ff_release_admission = 1,
   ff_renew_lease = 7,
   ff_replay_execution = 2,
-  ff_report_usage_and_check = 3,
+  ff_report_usage_and_check = 2,
   ff_reset_budget = 2,
   ff_reset_budget_if_due = 2,
   ff_resolve_dependency = 3,
@@ -705,7 +705,8 @@ local KEY_CHECKS = {
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
   end,
 }
--- generated from spec/: per function, the rule of every fixed ARGV slot the spec constrains
+-- generated from spec/: per function, the rule of every ARGV slot the spec constrains (the fixed
+-- slots; after a list or group: its count, its members, the slots after it)
 -- (kind int | number | count | json | enum | nonempty; empty: the empty string is accepted;
 -- def: what an empty or missing value becomes), for the refusal texts (argv_refusal)
 local ARGV_RULES = {
@@ -816,6 +817,10 @@ local ARGV_RULES = {
     { i = 1, name = 'budget_id', kind = 'nonempty' },
     { i = 7, name = 'reset_interval_ms', min = 0, min_text = '0', kind = 'int', def = 0, empty = true },
     { i = 8, name = 'now_ms', kind = 'int', empty = true },
+    { i = 9, name = 'dim_count', min = 0, min_text = '0', kind = 'int' },
+    { i = 9, name = 'dimension', kind = 'nonempty' },
+    { i = 9, name = 'hard_limit', min = 0, min_text = '0', kind = 'int' },
+    { i = 9, name = 'soft_limit', min = 0, min_text = '0', kind = 'int' },
   },
   ff_create_execution = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
@@ -928,6 +933,13 @@ local ARGV_RULES = {
   ff_replay_execution = {
     { i = 1, name = 'execution_id', kind = 'nonempty' },
     { i = 2, name = 'now_ms', kind = 'int', empty = true },
+    { i = 3, name = 'edge_ids', kind = 'nonempty' },
+  },
+  ff_report_usage_and_check = {
+    { i = 1, name = 'dim_count', min = 0, min_text = '0', kind = 'int' },
+    { i = 1, name = 'dimension', kind = 'nonempty' },
+    { i = 1, name = 'delta', min = 0, min_text = '0', kind = 'int' },
+    { i = 2, name = 'now_ms', kind = 'int', empty = true },
   },
   ff_reset_budget = {
     { i = 1, name = 'budget_id', kind = 'nonempty' },
@@ -990,6 +1002,8 @@ local ARGV_RULES = {
 -- body (R = the function's ARGV_RULES): refuses, or converts args in place
 -- (the helpers it calls are defined in lua/helpers.lua, after this generated part)
 local parse_int, parse_number, argv_refusal, json_arg
+-- a list element's rule under the element's own name (\`usage[2].delta\`), built only to refuse it
+local function argv_element(rule, name) return setmetatable({ name = name }, { __index = rule }) end
 local ARGV_CHECKS = {
   ff_add_execution_to_flow = function(args, R)
     local v
@@ -1449,6 +1463,41 @@ local ARGV_CHECKS = {
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       args[8] = n
     end
+    v = args[9]
+    local count = parse_int(v)
+    if count == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
+    if count < 0 then return argv_refusal(R[4], 'low', v) end
+    local o = 9 + 3 * count
+    if args.n ~= o then return { 0, 'invalid_input', 'expected ' .. o .. ' ARGV for dim_count ' .. v .. ', got: ' .. args.n } end
+    local items = {}
+    for e = 1, count do
+      local row = {}
+      v = args[9 + e]
+      row.dimension = v
+      if v == '' then return argv_refusal(argv_element(R[5], 'dimensions[' .. e .. '].dimension'), 'empty', v) end
+      v = args[9 + count + e]
+      row.hard_limit = v
+      if v == '' then
+        return argv_refusal(argv_element(R[6], 'dimensions[' .. e .. '].hard_limit'), 'empty', v)
+      else
+        local n = parse_int(v)
+        if n == nil then return argv_refusal(argv_element(R[6], 'dimensions[' .. e .. '].hard_limit'), parse_number(v) == nil and 'nan' or 'int', v) end
+        if n < 0 then return argv_refusal(argv_element(R[6], 'dimensions[' .. e .. '].hard_limit'), 'low', v) end
+        row.hard_limit = n
+      end
+      v = args[9 + 2 * count + e]
+      row.soft_limit = v
+      if v == '' then
+        return argv_refusal(argv_element(R[7], 'dimensions[' .. e .. '].soft_limit'), 'empty', v)
+      else
+        local n = parse_int(v)
+        if n == nil then return argv_refusal(argv_element(R[7], 'dimensions[' .. e .. '].soft_limit'), parse_number(v) == nil and 'nan' or 'int', v) end
+        if n < 0 then return argv_refusal(argv_element(R[7], 'dimensions[' .. e .. '].soft_limit'), 'low', v) end
+        row.soft_limit = n
+      end
+      items[e] = row
+    end
+    args.dimensions = items
   end,
   ff_create_execution = function(args, R)
     local v
@@ -1884,9 +1933,53 @@ local ARGV_CHECKS = {
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[2] = n
     end
+    local count = args.n - 2
+    local items = {}
+    for e = 1, count do
+      v = args[2 + e]
+      items[e] = v
+      if v == '' then return argv_refusal(argv_element(R[3], 'edge_ids[' .. e .. ']'), 'empty', v) end
+    end
+    args.edge_ids = items
   end,
   ff_report_usage_and_check = function(args, R)
     args.n = #args -- before a nil slot makes # unreliable
+    local v
+    v = args[1]
+    local count = parse_int(v)
+    if count == nil then return argv_refusal(R[1], parse_number(v) == nil and 'nan' or 'int', v) end
+    if count < 0 then return argv_refusal(R[1], 'low', v) end
+    local o = 1 + 2 * count
+    if args.n < o + 1 or args.n > o + 2 then return { 0, 'invalid_input', 'expected ' .. (o + 1) .. ' or ' .. (o + 2) .. ' ARGV for dim_count ' .. v .. ', got: ' .. args.n } end
+    local items = {}
+    for e = 1, count do
+      local row = {}
+      v = args[1 + e]
+      row.dimension = v
+      if v == '' then return argv_refusal(argv_element(R[2], 'usage[' .. e .. '].dimension'), 'empty', v) end
+      v = args[1 + count + e]
+      row.delta = v
+      if v == '' then
+        return argv_refusal(argv_element(R[3], 'usage[' .. e .. '].delta'), 'empty', v)
+      else
+        local n = parse_int(v)
+        if n == nil then return argv_refusal(argv_element(R[3], 'usage[' .. e .. '].delta'), parse_number(v) == nil and 'nan' or 'int', v) end
+        if n < 0 then return argv_refusal(argv_element(R[3], 'usage[' .. e .. '].delta'), 'low', v) end
+        row.delta = n
+      end
+      items[e] = row
+    end
+    args.usage = items
+    v = args[o + 1]
+    args.now_ms = v
+    if v == '' then
+      args.now_ms = nil
+    else
+      local n = parse_int(v)
+      if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
+      args.now_ms = n
+    end
+    args.dedup_key = args[o + 2]
   end,
   ff_reset_budget = function(args, R)
     local v
@@ -5940,31 +6033,6 @@ function Budget.check_id(def_key, budget_id)
   return nil
 end
 
--- The dimension count at args[pos], with exactly \`width\` values per dimension after it and
--- \`trailing\` fixed values after those (plus one more when \`optional_last\`).
-function Budget.read_count(args, pos, width, trailing, optional_last)
-  local n = parse_int(args[pos])
-  if n == nil then return nil, int_refusal('dim_count', args[pos]) end
-  if n < 0 then
-    return nil, err('invalid_input', 'dim_count must be >= 0, got: ' .. args[pos])
-  end
-  local expected = pos + width * n + trailing
-  if args.n ~= expected and not (optional_last and args.n == expected + 1) then
-    return nil, err('invalid_input', 'expected ' .. expected .. ' arguments for ' .. n .. ' dimensions, got: ' .. args.n)
-  end
-  return n
-end
-
--- A non-negative integer argument, or the invalid_input reply naming it.
-function Budget.count_arg(raw, name)
-  local n = parse_int(raw)
-  if n == nil then return nil, int_refusal(name, raw) end
-  if n < 0 then
-    return nil, err('invalid_input', name .. ' must be >= 0, got: ' .. raw)
-  end
-  return n
-end
-
 -- A stored limit: nil when unset or empty, else its number (the invalid_input reply when it
 -- is not a number, so the caller stops before writing).
 function Budget.stored_limit(limits_key, field)
@@ -5977,27 +6045,17 @@ function Budget.stored_limit(limits_key, field)
   return value, raw, nil
 end
 
--- The create's check phase: the id and the limit columns. Returns the limits as HSET
--- pairs, or nil and the refusal. Writes nothing.
-function Budget.create_check(K, A, args)
+-- The create's check phase: the id (the guard has checked every dimension's name and
+-- limits, A.dimensions). Returns the limits as HSET pairs, or nil and the refusal. Writes nothing.
+function Budget.create_check(K, A)
   local bad = Budget.check_id(K.definition, A.budget_id)
   if bad then return nil, bad end
-  local n, count_err = Budget.read_count(args, 9, 3, 0, false)
-  if not n then return nil, count_err end
   local limits = {}
-  for i = 1, n do
-    local dim = args[9 + i]
-    if not is_set(dim) then
-      return nil, err('invalid_input', 'dimension ' .. i .. ' must not be empty')
-    end
-    local hard, hard_err = Budget.count_arg(args[9 + n + i], 'hard limit of ' .. dim)
-    if not hard then return nil, hard_err end
-    local soft, soft_err = Budget.count_arg(args[9 + 2 * n + i], 'soft limit of ' .. dim)
-    if not soft then return nil, soft_err end
-    limits[#limits + 1] = 'hard:' .. dim
-    limits[#limits + 1] = to_text(hard)
-    limits[#limits + 1] = 'soft:' .. dim
-    limits[#limits + 1] = to_text(soft)
+  for _, d in ipairs(A.dimensions) do
+    limits[#limits + 1] = 'hard:' .. d.dimension
+    limits[#limits + 1] = to_text(d.hard_limit)
+    limits[#limits + 1] = 'soft:' .. d.dimension
+    limits[#limits + 1] = to_text(d.soft_limit)
   end
   return limits, nil
 end
@@ -6051,27 +6109,22 @@ redis.register_function('ff_create_budget', guard('ff_create_budget', function(k
     on_soft_limit = args[6],
     reset_interval_ms = args[7],
     now_ms = args[8],
-    dimension_count = args[9],
+    dimensions = args.dimensions,
   }
-  local limits, bad = Budget.create_check(K, A, args)
+  local limits, bad = Budget.create_check(K, A)
   if not limits then return bad end
   -- write phase
   return Budget.create(K, A, limits)
 end))
 
--- Validates a usage report and reads what it needs. Returns the parsed entries, or nil and
--- the reply to send (an error, or ALREADY_APPLIED). Writes nothing.
-function Budget.prepare_report(K, A, args, n)
+-- Checks a usage report against the budget and reads what it needs (the guard has checked
+-- every dimension, delta and now_ms: A.usage, A.now_ms). Returns the entries (A.usage's
+-- rows, each given its stored usage and limits), or nil and the reply to send (an error, or
+-- ALREADY_APPLIED). Writes nothing.
+function Budget.prepare_report(K, A)
   local tag = tag_of(K.definition)
   if not tag then
     return nil, err('invalid_input', 'the budget keys carry no hash tag')
-  end
-  local now_ms = A.now_ms
-  if is_set(now_ms) then
-    A.now_ms = parse_int(now_ms)
-    if A.now_ms == nil then return nil, int_refusal('now_ms', now_ms) end
-  else
-    A.now_ms = nil
   end
   if is_set(A.dedup_key) then
     local prefix = KEY.budget_partition_usage_dedup(tag, '')
@@ -6079,16 +6132,7 @@ function Budget.prepare_report(K, A, args, n)
       return nil, err('invalid_input', 'dedup_key must be ' .. prefix .. '<dedup_id>, got: ' .. A.dedup_key)
     end
   end
-  local entries = {}
-  for i = 1, n do
-    local dim = args[1 + i]
-    if not is_set(dim) then
-      return nil, err('invalid_input', 'dimension ' .. i .. ' must not be empty')
-    end
-    local delta, delta_err = Budget.count_arg(args[1 + n + i], 'delta of ' .. dim)
-    if not delta then return nil, delta_err end
-    entries[i] = { dim = dim, delta = delta }
-  end
+  local entries = A.usage
   if not Budget.exists(K.definition) then
     return nil, err('budget_not_found')
   end
@@ -6097,17 +6141,17 @@ function Budget.prepare_report(K, A, args, n)
   end
   -- Stored values are checked here, before any write, for every dimension.
   for _, e in ipairs(entries) do
-    local raw = redis.call('HGET', K.usage, e.dim)
+    local raw = redis.call('HGET', K.usage, e.dimension)
     e.current = 0
     if is_set(raw) then
       e.current = parse_int(raw)
       if e.current == nil then
-        return nil, err('invalid_input', 'stored usage of ' .. e.dim .. ' is not an integer, got: ' .. raw)
+        return nil, err('invalid_input', 'stored usage of ' .. e.dimension .. ' is not an integer, got: ' .. raw)
       end
     end
-    local hard, hard_raw, hard_err = Budget.stored_limit(K.limits, 'hard:' .. e.dim)
+    local hard, hard_raw, hard_err = Budget.stored_limit(K.limits, 'hard:' .. e.dimension)
     if hard_err then return nil, hard_err end
-    local soft, _, soft_err = Budget.stored_limit(K.limits, 'soft:' .. e.dim)
+    local soft, _, soft_err = Budget.stored_limit(K.limits, 'soft:' .. e.dimension)
     if soft_err then return nil, soft_err end
     e.hard, e.hard_raw, e.soft = hard, hard_raw, soft
   end
@@ -6120,11 +6164,11 @@ end
 function Budget.report_check(entries)
   local totals = {}
   for _, e in ipairs(entries) do
-    local total = (totals[e.dim] or e.current) + e.delta
+    local total = (totals[e.dimension] or e.current) + e.delta
     if total > Budget.MAX_USAGE then
-      return nil, err('invalid_input', 'usage of ' .. e.dim .. ' would exceed 2^53-1')
+      return nil, err('invalid_input', 'usage of ' .. e.dimension .. ' would exceed 2^53-1')
     end
-    totals[e.dim] = total
+    totals[e.dimension] = total
     if e.hard and e.hard > 0 and total > e.hard then
       return e, nil
     end
@@ -6138,16 +6182,16 @@ function Budget.report(K, A, entries, breach)
   -- Hard limits first: a breach adds nothing.
   if breach then
     redis.call('HINCRBY', K.definition, 'breach_count', 1)
-    redis.call('HSET', K.definition, 'last_breach_at', to_text(now), 'last_breach_dim', breach.dim,
+    redis.call('HSET', K.definition, 'last_breach_at', to_text(now), 'last_breach_dim', breach.dimension,
       'last_updated_at', to_text(now))
-    return ok_status('HARD_BREACH', breach.dim, to_text(breach.current), breach.hard_raw)
+    return ok_status('HARD_BREACH', breach.dimension, to_text(breach.current), breach.hard_raw)
   end
 
   local soft_dim, soft_value, soft_limit
   for _, e in ipairs(entries) do
-    local value = redis.call('HINCRBY', K.usage, e.dim, e.delta)
+    local value = redis.call('HINCRBY', K.usage, e.dimension, e.delta)
     if not soft_dim and e.soft and e.soft > 0 and value > e.soft then
-      soft_dim, soft_value, soft_limit = e.dim, value, e.soft
+      soft_dim, soft_value, soft_limit = e.dimension, value, e.soft
     end
   end
   redis.call('HSET', K.definition, 'last_updated_at', to_text(now))
@@ -6167,15 +6211,13 @@ redis.register_function('ff_report_usage_and_check', guard('ff_report_usage_and_
     limits = keys[2],
     definition = keys[3],
   }
-  -- ARGV: N, N dimensions, N deltas, now_ms, [dedup_key].
-  local n, count_err = Budget.read_count(args, 1, 2, 1, true)
-  if not n then return count_err end
+  -- ARGV: N, N dimensions, N deltas, now_ms, [dedup_key]: placed and checked by the guard.
   local A = {
-    dimension_count = args[1],
-    now_ms = args[2 * n + 2],
-    dedup_key = args[2 * n + 3],
+    usage = args.usage,
+    now_ms = args.now_ms,
+    dedup_key = args.dedup_key,
   }
-  local entries, reply = Budget.prepare_report(K, A, args, n)
+  local entries, reply = Budget.prepare_report(K, A)
   if not entries then return reply end
   local breach, bad = Budget.report_check(entries)
   if breach == nil then return bad end
@@ -6693,11 +6735,11 @@ end
 
 -- A skipped member's counts are rebuilt from the edges the caller lists, so the list must
 -- cover every edge applied to it (deps:all_edges, derived from the core key, same slot).
--- Returns the first applied edge id missing from ARGV 3…, or nil.
-function Flow.missing_applied_edge(core_key, args, edge_count)
+-- Returns the first applied edge id missing from edge_ids, or nil.
+function Flow.missing_applied_edge(core_key, edge_ids)
   local listed = {}
-  for i = 1, edge_count do
-    listed[args[2 + i]] = true
+  for i = 1, #edge_ids do
+    listed[edge_ids[i]] = true
   end
   local all_edges_key = string.gsub(core_key, ':core$', ':deps:all_edges')
   local applied = redis.call('SMEMBERS', all_edges_key)
@@ -7126,18 +7168,15 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
   local A = {
     execution_id = args[1],
     now_ms = args[2],
+    edge_ids = args.edge_ids,
   }
   local bad = check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
-  -- Edge ids follow the two fixed ARGV; their dep keys follow the seven fixed KEYS.
-  local edge_count = args.n - 2
+  -- The edge ids (checked by the guard) have their dep keys after the seven fixed KEYS.
+  local edge_ids = A.edge_ids
+  local edge_count = #edge_ids
   if edge_count > 0 and #keys ~= 7 + edge_count then
     return err('invalid_input', 'expected ' .. (7 + edge_count) .. ' KEYS for ' .. edge_count .. ' edge ids, got ' .. #keys)
-  end
-  for i = 1, edge_count do
-    if not is_set(args[2 + i]) then
-      return err('invalid_input', 'edge id ' .. i .. ' must not be empty')
-    end
   end
 
   local core, missing = read_core(K.exec_core)
@@ -7146,7 +7185,7 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
   bad = check_keys('ff_replay_execution', keys, { tag = tag, execution_id = A.execution_id, lane_id = core_lane(core) })
   if bad then return bad end
   for i = 1, edge_count do
-    local dep_key = KEY.exec_dep_edge(tag, A.execution_id, args[2 + i])
+    local dep_key = KEY.exec_dep_edge(tag, A.execution_id, edge_ids[i])
     if keys[7 + i] ~= dep_key then
       return err('invalid_input', 'KEYS[' .. (7 + i) .. '] (dep_edge) must be ' .. dep_key .. ', got: ' .. keys[7 + i])
     end
@@ -7160,7 +7199,7 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
   end
 
   if skipped_member then
-    local missing = Flow.missing_applied_edge(K.exec_core, args, edge_count)
+    local missing = Flow.missing_applied_edge(K.exec_core, edge_ids)
     if missing then
       return err('invalid_input', 'edge_ids must list every applied inbound edge, missing: ' .. missing)
     end
@@ -7176,7 +7215,7 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
       local state = redis.call('HGET', dep_key, 'state')
       if state == 'impossible' then
         redis.call('HSET', dep_key, 'state', 'unsatisfied', 'last_resolved_at', '')
-        redis.call('SADD', K.deps_unresolved, args[2 + i])
+        redis.call('SADD', K.deps_unresolved, edge_ids[i])
         unsatisfied = unsatisfied + 1
       elseif state == 'unsatisfied' then
         unsatisfied = unsatisfied + 1

@@ -53,6 +53,13 @@ function checkFunction(spec: Spec, fn: FunctionSpec, codes: Set<string>, at: Rep
       if (!args.has(slot.from)) at(['argv', i, 'from'], `'from' names unknown argument '${slot.from}' (declare it in params or an earlier ARGV slot)`);
       return;
     }
+    // The guard counts the places of the slots after a list from its length: one list or group per
+    // function, an uncounted one (the rest of ARGV) last, a count name only where a count is sent.
+    if (slot.type === 'list' || slot.type === 'group') {
+      if (fn.argv.findIndex((a) => a.type === 'list' || a.type === 'group') !== i) at(['argv', i], `'${slot.name}': one list or group per function (the places after it are counted from its length)`);
+      if (slot.count === 'none' && i !== fn.argv.length - 1) at(['argv', i, 'count'], `'${slot.name}': an uncounted list takes the rest of ARGV and must be last (or send its count: count: prefix)`);
+    }
+    if (slot.countName !== undefined && (!['list', 'group'].includes(slot.type) || slot.count === 'none')) at(['argv', i, 'countName'], `'${slot.name}': countName names the count of a counted list or group`);
     if (slot.type === 'constant' || slot.nowPlus !== undefined) return;
     if (args.has(slot.name)) at(['argv', i, 'name'], `duplicate argument name '${slot.name}' (use 'from' to send an argument twice)`);
     args.set(slot.name, slot);

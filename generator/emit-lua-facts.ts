@@ -7,8 +7,10 @@
 //   attempt index, worker instance, waitpoint…, named as the spec binds them). A slot
 //   whose placeholders are not all in `c` is not checked, nor one named by the hash tag
 //   alone; the body decides what to pass, from stored state, before its first write;
-// - ARGV_RULES: per function, the rule of every fixed ARGV slot the spec constrains (see
-//   argvRule), which the guard checks, and converts in place, before the body runs.
+// - ARGV_RULES / ARGV_CHECKS: per function, the rule of every ARGV slot the spec constrains
+//   (see argvRule), which the guard checks, and converts, before the body runs: the fixed
+//   slots in place; a list or group (its count, each element's members) and the slots after
+//   it, whose places are counted from the list's length, into args.<name>.
 import { findKey } from './model.js';
 import type { EnumSpec, FieldSpec, FunctionSpec, KeyRef, ShapeSpec, Spec } from './model.js';
 
@@ -197,29 +199,45 @@ function ruleData(slot: FieldSpec, index: number, params: readonly FieldSpec[], 
   return { index, kind, empty, def, min, max, low: refusal?.low !== undefined, table: `{ ${fields.join(', ')} }` };
 }
 
+/** Where one rule's check reads its value and puts the converted one, and its rule table. */
+interface RuleSite {
+  /** The Lua expression of the raw value (`args[3]`, `args[o + 1]`). */
+  readonly src: string;
+  /** Where the converted value goes (`args[3]` in place; `args.now_ms`, `row.delta` for a repeated or tail slot). */
+  readonly dst: string;
+  /** The Lua expression of the rule table (`R[2]`). */
+  readonly rule: string;
+  /** The rule table a refusal names, when it differs (an element's: `argv_element(R[2], 'usage[' .. e .. '].delta')`). */
+  readonly refusal?: string;
+}
+
 /**
  * The straight-line Lua check of one slot (rule `R[k]`), converting `args` in place: no
  * loop over rule tables on the hot path, only the comparisons this slot needs. `missing`:
  * the slot may be absent (past argv_min), which is accepted and left to the body, or takes
- * the default.
+ * the default. `site` moves the read and the result elsewhere (slots after a list or group).
  */
-function ruleCode(r: RuleData, k: number, missing: boolean): string[] {
+function ruleCode(r: RuleData, k: number, missing: boolean, site?: RuleSite): string[] {
   const i = r.index;
-  const refuse = (why: string) => `return argv_refusal(R[${k}], ${why}, v)`;
+  const src = site?.src ?? `args[${i}]`;
+  const dst = site?.dst ?? `args[${i}]`;
+  const rule = site?.rule ?? `R[${k}]`;
+  const refuse = (why: string) => `return argv_refusal(${site?.refusal ?? rule}, ${why}, v)`;
   const numeric = r.kind === 'int' || r.kind === 'number';
   // What an empty or missing value does.
   const onEmpty: string[] = [];
   if (r.empty) {
-    if (r.def !== undefined) onEmpty.push(`args[${i}] = ${r.def}`);
-    else if (numeric) onEmpty.push(`args[${i}] = nil`);
+    if (r.def !== undefined) onEmpty.push(`${dst} = ${r.def}`);
+    else if (numeric) onEmpty.push(`${dst} = nil`);
   } else if (!missing) {
     onEmpty.push(refuse(`'empty'`));
   } else {
     if (r.def === undefined && r.low) onEmpty.push(refuse(`'empty'`));
-    else onEmpty.push(`if v == '' then ${refuse(`'empty'`)} end`, ...(r.def !== undefined ? [`args[${i}] = ${r.def}`] : []));
+    else onEmpty.push(`if v == '' then ${refuse(`'empty'`)} end`, ...(r.def !== undefined ? [`${dst} = ${r.def}`] : []));
   }
   const isEmpty = missing ? `v == '' or v == nil` : `v == ''`;
-  const lines = [`v = args[${i}]`];
+  // A value that leaves its slot is copied first; the check below converts it where it needs to.
+  const lines = [`v = ${src}`, ...(dst !== src ? [`${dst} = v`] : [])];
   const branch = (check: string[]) => {
     if (onEmpty.length === 0 && check.length === 0) return;
     if (onEmpty.length === 0) {
@@ -232,15 +250,14 @@ function ruleCode(r: RuleData, k: number, missing: boolean): string[] {
   };
   switch (r.kind) {
     case 'nonempty':
-      if (missing) lines.push(`if v == '' then ${refuse(`'empty'`)} end`);
-      else lines.push(`if v == '' then ${refuse(`'empty'`)} end`);
+      lines.push(`if v == '' then ${refuse(`'empty'`)} end`);
       break;
     case 'int':
     case 'number': {
       const check = [`local n = ${r.kind === 'int' ? 'parse_int' : 'parse_number'}(v)`, `if n == nil then ${refuse(`parse_number(v) == nil and 'nan' or 'int'`)} end`];
       if (r.min !== undefined) check.push(`if n < ${r.min} then ${refuse(`'low'`)} end`);
       if (r.max !== undefined) check.push(`if n > ${r.max} then ${refuse(`'high'`)} end`);
-      check.push(`args[${i}] = n`);
+      check.push(`${dst} = n`);
       branch(check);
       break;
     }
@@ -251,35 +268,149 @@ function ruleCode(r: RuleData, k: number, missing: boolean): string[] {
       break;
     }
     case 'json':
-      branch([`local bad = json_arg(R[${k}], args, v)`, 'if bad then return bad end']);
+      branch([`local bad = json_arg(${rule}, args, v)`, 'if bad then return bad end']);
       break;
     case 'enum':
-      branch([`if not R[${k}].values[v] then ${refuse(`'enum'`)} end`]);
+      branch([`if not ${rule}.values[v] then ${refuse(`'enum'`)} end`]);
       break;
   }
   return lines;
 }
 
-/** The rules of a function's fixed ARGV slots: those before its first list or group (whose width varies). */
-function argvRules(fn: FunctionSpec, enums: readonly EnumSpec[]): RuleData[] {
-  const rules: RuleData[] = [];
-  for (let i = 0; i < fn.argv.length; i++) {
-    const slot = fn.argv[i]!;
-    if (slot.type === 'list' || slot.type === 'group') break;
+const isRepeated = (slot: FieldSpec) => slot.type === 'list' || slot.type === 'group';
+
+/** The wire name of a counted list's count (refusal texts): `countName`, else `<list>_count`. */
+export function countName(list: FieldSpec): string {
+  return list.countName ?? `${list.name}_count`;
+}
+
+/** The members of a repeated slot as the fields of one element: a group's fields, or the list's element type. */
+function elementMembers(list: FieldSpec): FieldSpec[] {
+  if (list.type === 'group') return [...(list.fields ?? [])];
+  const { count: _count, countName: _name, maxItems: _max, of, ...rest } = list;
+  return [{ ...rest, type: of ?? 'string' }];
+}
+
+/** The rules of one function's ARGV: its fixed slots, and for a list or group its count, its elements' members and the slots after it. */
+interface ArgvPlan {
+  /** Rules of the slots before the first list or group, in slot order (their index is the wire index). */
+  readonly fixed: RuleData[];
+  readonly repeated?: {
+    readonly slot: FieldSpec;
+    /** Wire index of the count (count: prefix), or of the first element (count: none). */
+    readonly index: number;
+    readonly counted: boolean;
+    readonly count: RuleData | undefined;
+    /** Each member's name and rule (undefined: copied as sent). */
+    readonly members: readonly { readonly name: string; readonly rule: RuleData | undefined }[];
+    /** The slots after it: name, position in the fixed numbering (the list counted as its count), rule. */
+    readonly tail: readonly { readonly name: string; readonly position: number; readonly rule: RuleData | undefined }[];
+  };
+}
+
+function argvPlan(fn: FunctionSpec, enums: readonly EnumSpec[]): ArgvPlan {
+  const fixed: RuleData[] = [];
+  const at = fn.argv.findIndex(isRepeated);
+  const before = at < 0 ? fn.argv : fn.argv.slice(0, at);
+  before.forEach((slot, i) => {
     const rule = ruleData(slot, i + 1, fn.params, enums);
-    if (rule) rules.push(rule);
+    if (rule) fixed.push(rule);
+  });
+  if (at < 0) return { fixed };
+  const slot = fn.argv[at]!;
+  const index = at + 1;
+  const counted = slot.count !== 'none';
+  const count = counted
+    ? ruleData({ name: countName(slot), type: 'integer', min: 0, ...(slot.maxItems !== undefined ? { max: slot.maxItems } : {}) }, index, [], enums)
+    : undefined;
+  const members = elementMembers(slot).map((m) => ({ name: m.name, rule: ruleData({ ...m, optional: false }, index, [], enums) }));
+  const tail = fn.argv.slice(at + 1).map((t, j) => ({ name: t.name, position: index + (counted ? 1 : 0) + j, rule: ruleData(t, index + (counted ? 1 : 0) + j, fn.params, enums) }));
+  return { fixed, repeated: { slot, index, counted, count, members, tail } };
+}
+
+/** The rules of a plan in R order (fixed, count, members, tail), each with its R index. */
+function planRules(plan: ArgvPlan): RuleData[] {
+  const rules = [...plan.fixed];
+  const r = plan.repeated;
+  if (r) {
+    if (r.count) rules.push(r.count);
+    for (const m of r.members) if (m.rule) rules.push(m.rule);
+    for (const t of r.tail) if (t.rule) rules.push(t.rule);
   }
   return rules;
 }
 
-/** A function's ARGV check: its rules' code in slot order; `args.n` first for a function with a repeated tail. */
-function argvChecker(fn: FunctionSpec, rules: readonly RuleData[]): string[] {
-  const variable = fn.argv.some((a) => a.type === 'list' || a.type === 'group');
+/**
+ * A function's ARGV check: its rules' code in slot order; `args.n` first for a function with a
+ * repeated tail. After a list or group: its count (an integer >= 0, at most maxItems), the
+ * ARGV count it implies (exact, but for tail slots past argv_min, which may be missing), each
+ * element's members by the same rules as fixed slots (refusals name `<list>[i]` or
+ * `<group>[i].<member>`, i from 1), the elements handed to the body as `args.<list>` (a
+ * list's values, or one table per group element keyed by member name), then every slot after
+ * it, at its place counted from the count, checked the same way and handed over as `args.<name>`.
+ */
+function argvChecker(fn: FunctionSpec, plan: ArgvPlan): string[] {
   const minimum = fn.argvMin ?? fixedArgvCount(fn);
   const body: string[] = [];
-  if (variable) body.push('args.n = #args -- before a nil slot makes # unreliable');
-  if (rules.length > 0) body.push('local v');
-  rules.forEach((r, k) => body.push(...ruleCode(r, k + 1, r.index > minimum)));
+  const rules = planRules(plan);
+  const r = plan.repeated;
+  if (r) body.push('args.n = #args -- before a nil slot makes # unreliable');
+  if (rules.length > 0 || r) body.push('local v');
+  plan.fixed.forEach((rule, k) => body.push(...ruleCode(rule, k + 1, rule.index > minimum)));
+  if (r) {
+    let k = plan.fixed.length;
+    const width = r.members.length;
+    const name = r.slot.name;
+    // The element count, and `o`: the wire index of the last element, after which the tail starts.
+    if (r.counted) {
+      const rule = `R[${++k}]`;
+      body.push(`v = args[${r.index}]`, 'local count = parse_int(v)', `if count == nil then return argv_refusal(${rule}, parse_number(v) == nil and 'nan' or 'int', v) end`);
+      body.push(`if count < 0 then return argv_refusal(${rule}, 'low', v) end`);
+      if (r.slot.maxItems !== undefined) body.push(`if count > ${r.slot.maxItems} then return argv_refusal(${rule}, 'high', v) end`);
+      body.push(`local o = ${r.index} + ${width === 1 ? 'count' : `${width} * count`}`);
+      const required = Math.max(0, Math.min(r.tail.length, minimum - r.index));
+      const most = r.tail.length;
+      const low = required === 0 ? 'o' : `o + ${required}`;
+      const high = most === 0 ? 'o' : `o + ${most}`;
+      const paren = (e: string) => (e === 'o' ? e : `(${e})`);
+      const expected = required === most ? paren(low) : `${paren(low)} .. '${most - required === 1 ? ' or ' : ' to '}' .. ${paren(high)}`;
+      const test = required === most ? `args.n ~= ${low}` : `args.n < ${low} or args.n > ${high}`;
+      body.push(`if ${test} then return { 0, 'invalid_input', 'expected ' .. ${expected} .. ' ARGV for ${countName(r.slot)} ' .. v .. ', got: ' .. args.n } end`);
+    } else {
+      // Uncounted: the rest of ARGV (the spec check keeps such a list last).
+      body.push(`local count = args.n - ${r.index - 1}`);
+      if (width > 1) {
+        body.push(`if count % ${width} ~= 0 then return { 0, 'invalid_input', '${name} needs ${width} ARGV per element, got: ' .. count } end`, `count = count / ${width}`);
+      }
+      if (r.slot.maxItems !== undefined) body.push(`if count > ${r.slot.maxItems} then return { 0, 'invalid_input', '${name} must have at most ${r.slot.maxItems} elements, got: ' .. count } end`);
+    }
+    const first = r.counted ? r.index : r.index - 1; // elements start after it
+    const group = r.slot.type === 'group';
+    const rows = r.slot.layout === 'rows';
+    const loop: string[] = [];
+    if (group) loop.push('local row = {}');
+    r.members.forEach((m, mi) => {
+      const offset = !group ? 'e' : rows ? (width === 1 ? 'e' : `(e - 1) * ${width} + ${mi + 1}`) : mi === 0 ? 'e' : `${mi === 1 ? 'count' : `${mi} * count`} + e`;
+      const src = `args[${first} + ${offset}]`;
+      const dst = group ? `row.${m.name}` : 'items[e]';
+      if (!m.rule) {
+        loop.push(`${dst} = ${src}`);
+        return;
+      }
+      if (m.rule.kind === 'json') throw new Error(`${fn.name}: a JSON member of a list or group (${name}.${m.name}) has no Lua check; send it as its own slot`);
+      const label = group ? `'${name}[' .. e .. '].${m.name}'` : `'${name}[' .. e .. ']'`;
+      const rule = `R[${++k}]`;
+      loop.push(...ruleCode(m.rule, 0, false, { src, dst, rule, refusal: `argv_element(${rule}, ${label})` }));
+    });
+    if (group) loop.push('items[e] = row');
+    body.push('local items = {}', 'for e = 1, count do', ...loop.map((l) => `  ${l}`), 'end', `args.${name} = items`);
+    r.tail.forEach((t, j) => {
+      const src = `args[o + ${j + 1}]`;
+      const dst = `args.${t.name}`;
+      if (!t.rule) body.push(`${dst} = ${src}`);
+      else body.push(...ruleCode(t.rule, 0, t.position > minimum, { src, dst, rule: `R[${++k}]` }));
+    });
+  }
   if (body.length === 0) return [];
   return [`  ${fn.name} = function(args, R)`, ...body.map((l) => `    ${l}`), '  end,'];
 }
@@ -371,14 +502,15 @@ export function emitLuaFacts(spec: Spec): string[] {
   }
   lines.push('}');
   lines.push(
-    '-- generated from spec/: per function, the rule of every fixed ARGV slot the spec constrains',
+    '-- generated from spec/: per function, the rule of every ARGV slot the spec constrains (the fixed',
+    '-- slots; after a list or group: its count, its members, the slots after it)',
     '-- (kind int | number | count | json | enum | nonempty; empty: the empty string is accepted;',
     '-- def: what an empty or missing value becomes), for the refusal texts (argv_refusal)',
     'local ARGV_RULES = {',
   );
-  const rulesOf = new Map(functions.map((fn) => [fn.name, argvRules(fn, spec.enums)] as const));
+  const plans = new Map(functions.map((fn) => [fn.name, argvPlan(fn, spec.enums)] as const));
   for (const fn of functions) {
-    const rules = rulesOf.get(fn.name)!;
+    const rules = planRules(plans.get(fn.name)!);
     if (rules.length === 0) continue;
     lines.push(`  ${fn.name} = {`, ...rules.map((r) => `    ${r.table},`), '  },');
   }
@@ -388,9 +520,11 @@ export function emitLuaFacts(spec: Spec): string[] {
     '-- body (R = the function\'s ARGV_RULES): refuses, or converts args in place',
     '-- (the helpers it calls are defined in lua/helpers.lua, after this generated part)',
     'local parse_int, parse_number, argv_refusal, json_arg',
+    '-- a list element\'s rule under the element\'s own name (`usage[2].delta`), built only to refuse it',
+    'local function argv_element(rule, name) return setmetatable({ name = name }, { __index = rule }) end',
     'local ARGV_CHECKS = {',
   );
-  for (const fn of functions) lines.push(...argvChecker(fn, rulesOf.get(fn.name)!));
+  for (const fn of functions) lines.push(...argvChecker(fn, plans.get(fn.name)!));
   lines.push('}');
   return lines;
 }

@@ -212,12 +212,26 @@ function readIndex(value: LuaNode | undefined, param: string | undefined): numbe
   return Number(index.value);
 }
 
-/** Highest literal `keys[n]` / `args[n]` read in a body, and the K / A tables' field order. */
-function bodyFacts(reg: Registration): {
-  maxKey: number; maxArg: number; kNames: string[] | undefined; aNames: string[] | undefined; misplaced: string[];
+/** The field a K / A entry reads by name (`usage = args.usage`), or undefined. */
+function readName(value: LuaNode | undefined, param: string | undefined): string | undefined {
+  if (value?.type !== 'MemberExpression' || value.indexer !== '.') return undefined;
+  const base = value.base as LuaNode;
+  if (base.type !== 'Identifier' || base.name !== param) return undefined;
+  return String((value.identifier as LuaNode).name);
+}
+
+/**
+ * Highest literal `keys[n]` / `args[n]` read in a body, `args[…]` reads by a computed index,
+ * and the K / A tables' field order. `argvReads` says what the n-th A field must read: a
+ * fixed slot `args[n]`, a list or group and every slot after it `args.<name>` (the guard
+ * placed them).
+ */
+function bodyFacts(reg: Registration, argvReads: readonly (number | string)[] = []): {
+  maxKey: number; maxArg: number; computedArgs: number[]; kNames: string[] | undefined; aNames: string[] | undefined; misplaced: string[];
 } {
   let maxKey = 0;
   let maxArg = 0;
+  const computedArgs: number[] = [];
   let kNames: string[] | undefined;
   let aNames: string[] | undefined;
   const misplaced: string[] = [];
@@ -229,6 +243,8 @@ function bodyFacts(reg: Registration): {
         const n = Number(index.value);
         if (base.name === reg.keysParam) maxKey = Math.max(maxKey, n);
         if (base.name === reg.argsParam) maxArg = Math.max(maxArg, n);
+      } else if (base.type === 'Identifier' && base.name === reg.argsParam) {
+        computedArgs.push((node.loc as { start: { line: number } }).start.line);
       }
     }
     if (node.type === 'LocalStatement') {
@@ -248,12 +264,24 @@ function bodyFacts(reg: Registration): {
         const table_ = variable.name === 'K' ? 'keys' : 'args';
         fields.forEach((f, n) => {
           const at = readIndex(f.value as LuaNode, param);
-          if (at !== n + 1) misplaced.push(`${variable.name}.${names[n]} reads ${at === undefined ? 'no literal ' + table_ + '[n]' : `${table_}[${at}]`}, expected ${table_}[${n + 1}]`);
+          const expected = variable.name === 'A' ? (argvReads[n] ?? n + 1) : n + 1;
+          if (typeof expected === 'string') {
+            const named = readName(f.value as LuaNode, param);
+            if (named !== expected) misplaced.push(`${variable.name}.${names[n]} reads ${named !== undefined ? `${table_}.${named}` : at !== undefined ? `${table_}[${at}]` : 'neither'}, expected ${table_}.${expected} (the guard places a list and the slots after it)`);
+            return;
+          }
+          if (at !== expected) misplaced.push(`${variable.name}.${names[n]} reads ${at === undefined ? 'no literal ' + table_ + '[n]' : `${table_}[${at}]`}, expected ${table_}[${expected}]`);
         });
       });
     }
   });
-  return { maxKey, maxArg, kNames, aNames, misplaced };
+  return { maxKey, maxArg, computedArgs, kNames, aNames, misplaced };
+}
+
+/** What each A field reads, in spec order: `args[n]` before a list or group, `args.<name>` from it on. */
+function argvReads(fn: FunctionSpec): (number | string)[] {
+  const at = fn.argv.findIndex((a) => a.type === 'list' || a.type === 'group');
+  return fn.argv.map((a, i) => (at < 0 || i < at ? i + 1 : a.name));
 }
 
 /** Names of a call's callee: `x`, `Exec.y` (one level of member access). */
@@ -359,6 +387,103 @@ function handTypedFacts(spec: Spec, ast: LuaNode, where: (line: number) => { fil
   return problems;
 }
 
+/** Calls that parse or validate a value: on an ARGV they are a hand-written ARGV rule. */
+const PARSERS = new Set(['tonumber', 'parse_int', 'parse_number', 'int_refusal', 'argv_refusal', 'json_arg', 'cjson.decode']);
+
+/**
+ * No ARGV rule written by hand in lua/ (issue 11): the guard's generated check (ARGV_CHECKS,
+ * from the spec) parses and validates every ARGV before the body runs, so a body, or a chunk
+ * function it passes an ARGV-derived value to, that calls a parser (tonumber, parse_int,
+ * parse_number, int_refusal, cjson.decode…) on such a value restates a rule the spec should
+ * hold. ARGV-derived: the callback's `args`, and every local or parameter given a value built
+ * from it (the A table, its fields, elements of its lists), followed through assignments and
+ * calls; not what the server returns (`redis.call(…)`), nor the JSON the guard decoded
+ * (`args.json`, whose shape spec/shapes.yaml declares).
+ */
+function handArgvRules(ast: LuaNode, registered: readonly Registration[], where: (line: number) => { file: string; line: number; column: number }): SpecProblem[] {
+  const problems: SpecProblem[] = [];
+  const lineOf = (node: LuaNode) => (node.loc as { start: { line: number } }).start.line;
+  const declared = new Map<string, LuaNode>();
+  walk(ast.body, (node) => {
+    if (node.type !== 'FunctionDeclaration') return;
+    const name = calleeName(node.identifier as LuaNode | undefined);
+    if (name !== undefined && !declared.has(name)) declared.set(name, node);
+  });
+  const reported = new Set<string>();
+  const visited = new Set<string>();
+  const analyse = (owner: string, body: unknown, seeds: readonly string[], via: string): void => {
+    const tainted = new Set(seeds);
+    /** True when an expression carries an ARGV-derived value. */
+    const carries = (node: unknown): boolean => {
+      if (Array.isArray(node)) return node.some(carries);
+      if (!node || typeof node !== 'object') return false;
+      const n = node as LuaNode;
+      switch (n.type) {
+        case 'Identifier': return tainted.has(String(n.name));
+        case 'FunctionDeclaration': return false;
+        // A field of an ARGV-derived table (not the decoded JSON); a stored value read by an ARGV-derived name is not.
+        case 'MemberExpression': return String((n.identifier as LuaNode).name) !== 'json' && carries(n.base);
+        case 'IndexExpression': return carries(n.base);
+        // Text functions pass their argument on; any other call's result is its own (stored state, a key, a reply).
+        case 'CallExpression': case 'StringCallExpression': case 'TableCallExpression': {
+          const callee = calleeName(n.base as LuaNode) ?? '';
+          return (callee.startsWith('string.') || callee === 'tostring') && carries(n.arguments);
+        }
+      }
+      return Object.entries(n).some(([key, value]) => key !== 'loc' && key !== 'range' && value !== null && typeof value === 'object' && carries(value));
+    };
+    // Locals and names assigned an ARGV-derived value, to a fixed point (flow-insensitive).
+    for (let grew = true; grew; ) {
+      grew = false;
+      const mark = (target: LuaNode | undefined) => {
+        if (target?.type === 'Identifier' && !tainted.has(String(target.name))) {
+          tainted.add(String(target.name));
+          grew = true;
+        }
+      };
+      walk(body, (node) => {
+        if (node.type === 'LocalStatement' || node.type === 'AssignmentStatement') {
+          const variables = node.variables as LuaNode[];
+          const init = node.init as LuaNode[];
+          variables.forEach((variable, i) => {
+            const value = init[Math.min(i, init.length - 1)];
+            if (value && i < init.length && carries(value)) mark(variable);
+          });
+        }
+        if (node.type === 'ForGenericStatement' && carries(node.iterators)) (node.variables as LuaNode[]).forEach(mark);
+      });
+    }
+    walk(body, (node) => {
+      if (node.type !== 'CallExpression') return;
+      const callee = calleeName(node.base as LuaNode);
+      const args = node.arguments as LuaNode[];
+      if (callee === undefined) return;
+      if (PARSERS.has(callee) && args.some(carries)) {
+        const key = `${lineOf(node)}:${callee}`;
+        if (!reported.has(key)) {
+          reported.add(key);
+          problems.push({ ...where(lineOf(node)), message: `${via}: ${callee}(…) parses an ARGV-derived value by hand: declare the slot's type and rule in the spec (the guard's generated check converts it before the body runs)` });
+        }
+        return;
+      }
+      const target = declared.get(callee);
+      if (!target || target.type !== 'FunctionDeclaration') return;
+      const params = (target.parameters as LuaNode[]).map((p) => String(p.name));
+      const given = params.filter((_, i) => args[i] !== undefined && carries(args[i]));
+      if (given.length === 0) return;
+      const key = `${callee}(${given.join(',')})`;
+      if (visited.has(key)) return;
+      visited.add(key);
+      analyse(callee, target.body, given, via);
+    });
+    void owner;
+  };
+  for (const reg of registered) {
+    if (reg.argsParam) analyse(reg.name, reg.body, [reg.argsParam], reg.name);
+  }
+  return problems;
+}
+
 function fixedKeyCount(fn: FunctionSpec): { fixed: number; variable: boolean } {
   return { fixed: fn.keys.filter((k) => k.each === undefined).length, variable: fn.keys.some((k) => k.each !== undefined) };
 }
@@ -409,6 +534,7 @@ export function checkLua(
     .filter((c) => String(c.value).trim() === WRITE_PHASE_MARKER)
     .map((c) => (c.loc as { start: { line: number } }).start.line);
   const phaseProblems = writePhaseProblems(ast, markerLines, where);
+  problems.push(...handArgvRules(ast, registered, where));
   const catalogue = new Set(spec.errors.map((e) => e.code));
   const registeredNames = new Set<string>();
   for (const reg of registered) {
@@ -427,12 +553,17 @@ export function checkLua(
       problems.push({ ...at, message: `${reg.name}: spec says readonly=${fn.readonly} but the registration ${reg.noWrites ? 'has' : 'lacks'} the no-writes flag` });
     }
     if (!fn.readonly) problems.push(...phaseProblems(reg, fn));
-    const facts = bodyFacts(reg);
+    const reads = argvReads(fn);
+    const facts = bodyFacts(reg, reads);
     const keys = fixedKeyCount(fn);
     const argv = argvWidth(fn);
     if (!keys.variable && facts.maxKey > keys.fixed) problems.push({ ...at, message: `${reg.name} reads KEYS[${facts.maxKey}] but the spec declares ${keys.fixed} KEYS` });
     if (!argv.variable && facts.maxArg > argv.fixed) problems.push({ ...at, message: `${reg.name} reads ARGV[${facts.maxArg}] but the spec declares ${argv.fixed} ARGV` });
-    // Functions with repeated ARGV place their tail fields by computed index.
+    // A list or group, and every slot after it, the guard checks and places (args.<name>): the
+    // body reads no ARGV past the fixed slots before it, and none by a computed index.
+    const placedFrom = reads.findIndex((r) => typeof r === 'string');
+    if (argv.variable && placedFrom >= 0 && facts.maxArg > placedFrom) problems.push({ ...at, message: `${reg.name} reads ARGV[${facts.maxArg}], past its fixed slots: read A.${String(reads[placedFrom])} and the slots after it (args.<name>, placed by the guard)` });
+    for (const line of facts.computedArgs) problems.push({ ...where(line), message: `${reg.name} reads ARGV by a computed index: the guard places a list and the slots after it (read args.<name>)` });
     // Error codes: every one a body can reply is in spec/errors.yaml and in its errors list,
     // and every listed one can be replied (the guard adds invalid_input).
     const found = codesOf(reg.body);
@@ -455,13 +586,13 @@ export function checkLua(
       if (!catalogue.has(code)) problems.push({ ...at, message: `${reg.name} replies error '${code}', which spec/errors.yaml does not declare` });
       else if (!fn.errors.includes(code)) problems.push({ ...at, message: `${reg.name} replies error '${code}', missing from its errors list in the spec` });
     }
-    for (const m of facts.misplaced) if (!(argv.variable && m.startsWith('A.'))) problems.push({ ...at, message: `${reg.name}: ${m}` });
+    for (const m of facts.misplaced) problems.push({ ...at, message: `${reg.name}: ${m}` });
     const specKeyNames = fn.keys.filter((k) => k.each === undefined).map((k) => k.name);
     if (facts.kNames && facts.kNames.join(',') !== specKeyNames.join(',')) {
       problems.push({ ...at, message: `${reg.name}: Lua K table (${facts.kNames.join(', ')}) differs from the spec's KEYS (${specKeyNames.join(', ')})` });
     }
-    const specArgNames = fn.argv.filter((a) => a.type !== 'list' && a.type !== 'group').map((a) => a.name);
-    if (facts.aNames && !argv.variable && facts.aNames.join(',') !== specArgNames.join(',')) {
+    const specArgNames = fn.argv.map((a) => a.name);
+    if (facts.aNames && facts.aNames.join(',') !== specArgNames.join(',')) {
       problems.push({ ...at, message: `${reg.name}: Lua A table (${facts.aNames.join(', ')}) differs from the spec's ARGV (${specArgNames.join(', ')})` });
     }
   }

@@ -62,6 +62,8 @@ export interface FieldSpec {
   readonly value?: string;
   readonly of?: ScalarType;
   readonly count?: 'prefix' | 'none';
+  /** A counted list's count as the refusal texts name it (the reference's `dim_count`); default `<name>_count`. */
+  readonly countName?: string;
   readonly layout?: 'columns' | 'rows';
   readonly fields?: readonly FieldSpec[];
   readonly maxItems?: number;

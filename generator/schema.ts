@@ -43,6 +43,7 @@ const field = {
     value: { type: 'string' },
     of: { enum: scalarTypes },
     count: { enum: ['prefix', 'none'] },
+    countName: name,
     layout: { enum: ['columns', 'rows'] },
     fields: { type: 'array', items: { $ref: '#/definitions/field' }, minItems: 1 },
     maxItems: { type: 'integer', minimum: 1 },

@@ -38,31 +38,6 @@ function Budget.check_id(def_key, budget_id)
   return nil
 end
 
--- The dimension count at args[pos], with exactly `width` values per dimension after it and
--- `trailing` fixed values after those (plus one more when `optional_last`).
-function Budget.read_count(args, pos, width, trailing, optional_last)
-  local n = parse_int(args[pos])
-  if n == nil then return nil, int_refusal('dim_count', args[pos]) end
-  if n < 0 then
-    return nil, err('invalid_input', 'dim_count must be >= 0, got: ' .. args[pos])
-  end
-  local expected = pos + width * n + trailing
-  if args.n ~= expected and not (optional_last and args.n == expected + 1) then
-    return nil, err('invalid_input', 'expected ' .. expected .. ' arguments for ' .. n .. ' dimensions, got: ' .. args.n)
-  end
-  return n
-end
-
--- A non-negative integer argument, or the invalid_input reply naming it.
-function Budget.count_arg(raw, name)
-  local n = parse_int(raw)
-  if n == nil then return nil, int_refusal(name, raw) end
-  if n < 0 then
-    return nil, err('invalid_input', name .. ' must be >= 0, got: ' .. raw)
-  end
-  return n
-end
-
 -- A stored limit: nil when unset or empty, else its number (the invalid_input reply when it
 -- is not a number, so the caller stops before writing).
 function Budget.stored_limit(limits_key, field)
@@ -75,27 +50,17 @@ function Budget.stored_limit(limits_key, field)
   return value, raw, nil
 end
 
--- The create's check phase: the id and the limit columns. Returns the limits as HSET
--- pairs, or nil and the refusal. Writes nothing.
-function Budget.create_check(K, A, args)
+-- The create's check phase: the id (the guard has checked every dimension's name and
+-- limits, A.dimensions). Returns the limits as HSET pairs, or nil and the refusal. Writes nothing.
+function Budget.create_check(K, A)
   local bad = Budget.check_id(K.definition, A.budget_id)
   if bad then return nil, bad end
-  local n, count_err = Budget.read_count(args, 9, 3, 0, false)
-  if not n then return nil, count_err end
   local limits = {}
-  for i = 1, n do
-    local dim = args[9 + i]
-    if not is_set(dim) then
-      return nil, err('invalid_input', 'dimension ' .. i .. ' must not be empty')
-    end
-    local hard, hard_err = Budget.count_arg(args[9 + n + i], 'hard limit of ' .. dim)
-    if not hard then return nil, hard_err end
-    local soft, soft_err = Budget.count_arg(args[9 + 2 * n + i], 'soft limit of ' .. dim)
-    if not soft then return nil, soft_err end
-    limits[#limits + 1] = 'hard:' .. dim
-    limits[#limits + 1] = to_text(hard)
-    limits[#limits + 1] = 'soft:' .. dim
-    limits[#limits + 1] = to_text(soft)
+  for _, d in ipairs(A.dimensions) do
+    limits[#limits + 1] = 'hard:' .. d.dimension
+    limits[#limits + 1] = to_text(d.hard_limit)
+    limits[#limits + 1] = 'soft:' .. d.dimension
+    limits[#limits + 1] = to_text(d.soft_limit)
   end
   return limits, nil
 end
@@ -149,27 +114,22 @@ redis.register_function('ff_create_budget', guard('ff_create_budget', function(k
     on_soft_limit = args[6],
     reset_interval_ms = args[7],
     now_ms = args[8],
-    dimension_count = args[9],
+    dimensions = args.dimensions,
   }
-  local limits, bad = Budget.create_check(K, A, args)
+  local limits, bad = Budget.create_check(K, A)
   if not limits then return bad end
   -- write phase
   return Budget.create(K, A, limits)
 end))
 
--- Validates a usage report and reads what it needs. Returns the parsed entries, or nil and
--- the reply to send (an error, or ALREADY_APPLIED). Writes nothing.
-function Budget.prepare_report(K, A, args, n)
+-- Checks a usage report against the budget and reads what it needs (the guard has checked
+-- every dimension, delta and now_ms: A.usage, A.now_ms). Returns the entries (A.usage's
+-- rows, each given its stored usage and limits), or nil and the reply to send (an error, or
+-- ALREADY_APPLIED). Writes nothing.
+function Budget.prepare_report(K, A)
   local tag = tag_of(K.definition)
   if not tag then
     return nil, err('invalid_input', 'the budget keys carry no hash tag')
-  end
-  local now_ms = A.now_ms
-  if is_set(now_ms) then
-    A.now_ms = parse_int(now_ms)
-    if A.now_ms == nil then return nil, int_refusal('now_ms', now_ms) end
-  else
-    A.now_ms = nil
   end
   if is_set(A.dedup_key) then
     local prefix = KEY.budget_partition_usage_dedup(tag, '')
@@ -177,16 +137,7 @@ function Budget.prepare_report(K, A, args, n)
       return nil, err('invalid_input', 'dedup_key must be ' .. prefix .. '<dedup_id>, got: ' .. A.dedup_key)
     end
   end
-  local entries = {}
-  for i = 1, n do
-    local dim = args[1 + i]
-    if not is_set(dim) then
-      return nil, err('invalid_input', 'dimension ' .. i .. ' must not be empty')
-    end
-    local delta, delta_err = Budget.count_arg(args[1 + n + i], 'delta of ' .. dim)
-    if not delta then return nil, delta_err end
-    entries[i] = { dim = dim, delta = delta }
-  end
+  local entries = A.usage
   if not Budget.exists(K.definition) then
     return nil, err('budget_not_found')
   end
@@ -195,17 +146,17 @@ function Budget.prepare_report(K, A, args, n)
   end
   -- Stored values are checked here, before any write, for every dimension.
   for _, e in ipairs(entries) do
-    local raw = redis.call('HGET', K.usage, e.dim)
+    local raw = redis.call('HGET', K.usage, e.dimension)
     e.current = 0
     if is_set(raw) then
       e.current = parse_int(raw)
       if e.current == nil then
-        return nil, err('invalid_input', 'stored usage of ' .. e.dim .. ' is not an integer, got: ' .. raw)
+        return nil, err('invalid_input', 'stored usage of ' .. e.dimension .. ' is not an integer, got: ' .. raw)
       end
     end
-    local hard, hard_raw, hard_err = Budget.stored_limit(K.limits, 'hard:' .. e.dim)
+    local hard, hard_raw, hard_err = Budget.stored_limit(K.limits, 'hard:' .. e.dimension)
     if hard_err then return nil, hard_err end
-    local soft, _, soft_err = Budget.stored_limit(K.limits, 'soft:' .. e.dim)
+    local soft, _, soft_err = Budget.stored_limit(K.limits, 'soft:' .. e.dimension)
     if soft_err then return nil, soft_err end
     e.hard, e.hard_raw, e.soft = hard, hard_raw, soft
   end
@@ -218,11 +169,11 @@ end
 function Budget.report_check(entries)
   local totals = {}
   for _, e in ipairs(entries) do
-    local total = (totals[e.dim] or e.current) + e.delta
+    local total = (totals[e.dimension] or e.current) + e.delta
     if total > Budget.MAX_USAGE then
-      return nil, err('invalid_input', 'usage of ' .. e.dim .. ' would exceed 2^53-1')
+      return nil, err('invalid_input', 'usage of ' .. e.dimension .. ' would exceed 2^53-1')
     end
-    totals[e.dim] = total
+    totals[e.dimension] = total
     if e.hard and e.hard > 0 and total > e.hard then
       return e, nil
     end
@@ -236,16 +187,16 @@ function Budget.report(K, A, entries, breach)
   -- Hard limits first: a breach adds nothing.
   if breach then
     redis.call('HINCRBY', K.definition, 'breach_count', 1)
-    redis.call('HSET', K.definition, 'last_breach_at', to_text(now), 'last_breach_dim', breach.dim,
+    redis.call('HSET', K.definition, 'last_breach_at', to_text(now), 'last_breach_dim', breach.dimension,
       'last_updated_at', to_text(now))
-    return ok_status('HARD_BREACH', breach.dim, to_text(breach.current), breach.hard_raw)
+    return ok_status('HARD_BREACH', breach.dimension, to_text(breach.current), breach.hard_raw)
   end
 
   local soft_dim, soft_value, soft_limit
   for _, e in ipairs(entries) do
-    local value = redis.call('HINCRBY', K.usage, e.dim, e.delta)
+    local value = redis.call('HINCRBY', K.usage, e.dimension, e.delta)
     if not soft_dim and e.soft and e.soft > 0 and value > e.soft then
-      soft_dim, soft_value, soft_limit = e.dim, value, e.soft
+      soft_dim, soft_value, soft_limit = e.dimension, value, e.soft
     end
   end
   redis.call('HSET', K.definition, 'last_updated_at', to_text(now))
@@ -265,15 +216,13 @@ redis.register_function('ff_report_usage_and_check', guard('ff_report_usage_and_
     limits = keys[2],
     definition = keys[3],
   }
-  -- ARGV: N, N dimensions, N deltas, now_ms, [dedup_key].
-  local n, count_err = Budget.read_count(args, 1, 2, 1, true)
-  if not n then return count_err end
+  -- ARGV: N, N dimensions, N deltas, now_ms, [dedup_key]: placed and checked by the guard.
   local A = {
-    dimension_count = args[1],
-    now_ms = args[2 * n + 2],
-    dedup_key = args[2 * n + 3],
+    usage = args.usage,
+    now_ms = args.now_ms,
+    dedup_key = args.dedup_key,
   }
-  local entries, reply = Budget.prepare_report(K, A, args, n)
+  local entries, reply = Budget.prepare_report(K, A)
   if not entries then return reply end
   local breach, bad = Budget.report_check(entries)
   if breach == nil then return bad end

@@ -155,11 +155,11 @@ end
 
 -- A skipped member's counts are rebuilt from the edges the caller lists, so the list must
 -- cover every edge applied to it (deps:all_edges, derived from the core key, same slot).
--- Returns the first applied edge id missing from ARGV 3…, or nil.
-function Flow.missing_applied_edge(core_key, args, edge_count)
+-- Returns the first applied edge id missing from edge_ids, or nil.
+function Flow.missing_applied_edge(core_key, edge_ids)
   local listed = {}
-  for i = 1, edge_count do
-    listed[args[2 + i]] = true
+  for i = 1, #edge_ids do
+    listed[edge_ids[i]] = true
   end
   local all_edges_key = string.gsub(core_key, ':core$', ':deps:all_edges')
   local applied = redis.call('SMEMBERS', all_edges_key)
@@ -588,18 +588,15 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
   local A = {
     execution_id = args[1],
     now_ms = args[2],
+    edge_ids = args.edge_ids,
   }
   local bad = check_core_key(K.exec_core, A.execution_id)
   if bad then return bad end
-  -- Edge ids follow the two fixed ARGV; their dep keys follow the seven fixed KEYS.
-  local edge_count = args.n - 2
+  -- The edge ids (checked by the guard) have their dep keys after the seven fixed KEYS.
+  local edge_ids = A.edge_ids
+  local edge_count = #edge_ids
   if edge_count > 0 and #keys ~= 7 + edge_count then
     return err('invalid_input', 'expected ' .. (7 + edge_count) .. ' KEYS for ' .. edge_count .. ' edge ids, got ' .. #keys)
-  end
-  for i = 1, edge_count do
-    if not is_set(args[2 + i]) then
-      return err('invalid_input', 'edge id ' .. i .. ' must not be empty')
-    end
   end
 
   local core, missing = read_core(K.exec_core)
@@ -608,7 +605,7 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
   bad = check_keys('ff_replay_execution', keys, { tag = tag, execution_id = A.execution_id, lane_id = core_lane(core) })
   if bad then return bad end
   for i = 1, edge_count do
-    local dep_key = KEY.exec_dep_edge(tag, A.execution_id, args[2 + i])
+    local dep_key = KEY.exec_dep_edge(tag, A.execution_id, edge_ids[i])
     if keys[7 + i] ~= dep_key then
       return err('invalid_input', 'KEYS[' .. (7 + i) .. '] (dep_edge) must be ' .. dep_key .. ', got: ' .. keys[7 + i])
     end
@@ -622,7 +619,7 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
   end
 
   if skipped_member then
-    local missing = Flow.missing_applied_edge(K.exec_core, args, edge_count)
+    local missing = Flow.missing_applied_edge(K.exec_core, edge_ids)
     if missing then
       return err('invalid_input', 'edge_ids must list every applied inbound edge, missing: ' .. missing)
     end
@@ -638,7 +635,7 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
       local state = redis.call('HGET', dep_key, 'state')
       if state == 'impossible' then
         redis.call('HSET', dep_key, 'state', 'unsatisfied', 'last_resolved_at', '')
-        redis.call('SADD', K.deps_unresolved, args[2 + i])
+        redis.call('SADD', K.deps_unresolved, edge_ids[i])
         unsatisfied = unsatisfied + 1
       elseif state == 'unsatisfied' then
         unsatisfied = unsatisfied + 1

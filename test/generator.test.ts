@@ -91,6 +91,11 @@ describe('bad specs fail with file, line and reason', () => {
     ['error reply after the write-phase marker', 'lua/demo.lua', (t) => t.replace(TOUCH_BODY, PHASED('  -- write phase\n  redis.call(\'HSET\', K.core, \'x\', \'1\')\n')), /lua\/demo\.lua:7:1: ff_touch: error reply 'not_found' after its '-- write phase' marker/],
     ['error reply after a nested write that falls through', 'lua/demo.lua', (t) => t.replace(TOUCH_BODY, PHASED('  if A.execution_id == \'x\' then\n    -- write phase\n    redis.call(\'HSET\', K.core, \'x\', \'1\')\n  end\n')), /lua\/demo\.lua:9:1: ff_touch: error reply 'not_found' after its '-- write phase' marker/],
     ['error-replying helper after the write-phase marker', 'lua/demo.lua', (t) => `local function missing(key) if redis.call('EXISTS', key) == 0 then return { 0, 'not_found' } end end\n${t.replace(TOUCH_BODY, "if A.ttl_ms == nil then return { 0, 'invalid_input', 'ttl_ms is missing' } end\n  -- write phase\n  redis.call('HSET', K.core, 'x', '1')\n  local gone = missing(K.core)\n  return gone or ok(library_version())")}`, /lua\/demo\.lua:8:1: ff_touch: missing\(…\) can reply error 'not_found' after its '-- write phase' marker/],
+    ['hand ARGV parser in a body', 'lua/demo.lua', (t) => t.replace('if A.ttl_ms == nil then', 'if tonumber(A.ttl_ms) == nil then'), /lua\/demo\.lua:4:1: ff_touch: tonumber\(…\) parses an ARGV-derived value by hand: declare the slot's type and rule in the spec/],
+    ['hand ARGV parser in a helper given an ARGV value', 'lua/demo.lua', (t) => `local function ms(text)\n  return parse_int(text)\nend\n${t.replace('if A.ttl_ms == nil then', 'local ttl = A.ttl_ms\n  if ms(ttl) == nil then')}`, /lua\/demo\.lua:2:1: ff_touch: parse_int\(…\) parses an ARGV-derived value by hand/],
+    ['tail slot read by its index', 'lua/demo.lua', (t) => t.replace('at_ms = args.at_ms', 'at_ms = args[3]'), /ff_budget_info: A\.at_ms reads args\[3\], expected args\.at_ms \(the guard places a list and the slots after it\)/],
+    ['ARGV read by a computed index', 'lua/demo.lua', (t) => t.replace("return ok('0')", "return ok(args[2 + 2 * #A.limits])"), /lua\/demo\.lua:\d+:1: ff_budget_info reads ARGV by a computed index/],
+    ['uncounted list before another slot', 'spec/demo.yaml', (t) => t.replace('        layout: columns\n        count: prefix', '        layout: columns\n        count: none'), /ff_budget_info: 'limits': an uncounted list takes the rest of ARGV and must be last/],
     ['version not found', 'lua/version.lua', (t) => t.replace("return '1'", 'return 1'), /version\.lua must contain exactly one return/],
   ];
 
@@ -150,7 +155,9 @@ describe('version bump rule', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ff-spec-'));
     cpSync(fixture, dir, { recursive: true });
     const path = join(dir, 'spec', 'demo.yaml');
-    writeFileSync(path, readFileSync(path, 'utf8').replace('      - { name: marker, type: constant, value: "v1" }\n', '      - { name: marker, type: constant, value: "v1" }\n      - { name: marker2, type: constant, value: "v2" }\n'));
+    writeFileSync(path, readFileSync(path, 'utf8').replace('count: prefix }\n', 'count: prefix }\n      - { name: marker2, type: constant, value: "v2" }\n'));
+    const lua = join(dir, 'lua', 'demo.lua');
+    writeFileSync(lua, readFileSync(lua, 'utf8').replace('edge_ids = args.edge_ids }', 'edge_ids = args.edge_ids, marker2 = args.marker2 }'));
     const after = parseStamp(run(dir).get(STAMP_PATH)!);
     rmSync(dir, { recursive: true, force: true });
     expect(after.signatures.get('ff_touch')).not.toBe(before.signatures.get('ff_touch'));
