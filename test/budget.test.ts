@@ -124,6 +124,26 @@ describe('ff_create_budget', () => {
     expect(await keyStates(redis, budgetStateKeys(b))).toEqual(before);
   });
 
+  it.each([
+    ['a non-numeric second hard limit', { 12: 'lots' }, 'dimensions[2].hard_limit must be a number, got: lots'],
+    ['a negative first soft limit', { 13: '-1' }, 'dimensions[1].soft_limit must be >= 0, got: -1'],
+    ['a soft limit beyond 2^53', { 14: '9007199254740993' }, 'dimensions[2].soft_limit must be an integer, got: 9007199254740993'],
+    ['an empty second dimension', { 10: '' }, 'dimensions[2].dimension must not be empty'],
+    ['a count one too low', { 8: '1' }, 'expected 12 ARGV for dim_count 1, got: 15'],
+  ] as const)('refuses %s (after the count) with the fixed-slot text and writes nothing', async (_label, patch, detail) => {
+    const b = budgetKeys(client, newBudgetId());
+    const request = buildCreateBudget({
+      budgetId: b.budgetId, scopeType: 's', scopeId: 'i', enforcementMode: 'e', onHardLimit: 'h', onSoftLimit: 'w', nowMs: NOW,
+      dimensions: [{ dimension: 'tokens', hardLimit: 10, softLimit: 5 }, { dimension: 'calls', hardLimit: 3, softLimit: 0 }],
+    }, client.partitions);
+    expect(request.argv.slice(8)).toEqual(['2', 'tokens', 'calls', '10', '3', '5', '0']);
+    const before = await keyStates(redis, budgetStateKeys(b));
+    expect(await fcallPatched(redis, request, patch)).toEqual([0, 'invalid_input', detail]);
+    expect(await keyStates(redis, budgetStateKeys(b))).toEqual(before);
+    expect(await fcallPatched(redis, request)).toEqual([1, 'OK', b.budgetId]);
+    expect(await redis.hgetall(b.keys.limits())).toEqual({ 'hard:tokens': '10', 'soft:tokens': '5', 'hard:calls': '3', 'soft:calls': '0' });
+  });
+
   it('answers invalid_input (not ALREADY_SATISFIED) for a bad count on an existing budget (deviation)', async () => {
     const b = await createTestBudget(client);
     const request = buildCreateBudget({
@@ -218,6 +238,47 @@ describe('ff_report_usage_and_check', () => {
     expect(await fcallPatched(redis, request, patch)).toEqual([0, 'invalid_input', expect.any(String)]);
     expect(await keyStates(redis, budgetStateKeys(b))).toEqual(before);
     expect(await redis.exists('some-other-key', b.partition.usageDedup(`d-${b.budgetId}`))).toBe(0);
+  });
+
+  // The slots after the dimension/delta columns are placed from the count and checked by the
+  // guard with the fixed-slot rules and texts (issue 11: no ARGV rule written in lua/).
+  it.each([
+    ['a non-numeric now_ms after two dimensions', { 5: 'now' }, 'now_ms must be a number, got: now'],
+    ['a now_ms the server would not take', { 5: '-0' }, 'now_ms must be an integer, got: -0'],
+    ['a non-numeric second delta', { 4: 'abc' }, 'usage[2].delta must be a number, got: abc'],
+    ['a fractional second delta', { 4: '1.5' }, 'usage[2].delta must be an integer, got: 1.5'],
+    ['a negative second delta', { 4: '-5' }, 'usage[2].delta must be >= 0, got: -5'],
+    ['an empty second dimension', { 2: '' }, 'usage[2].dimension must not be empty'],
+    ['a count one too high', { 0: '3' }, 'expected 8 or 9 ARGV for dim_count 3, got: 7'],
+    ['a negative count', { 0: '-1' }, 'dim_count must be >= 0, got: -1'],
+    ['a non-numeric count', { 0: 'two' }, 'dim_count must be a number, got: two'],
+    ['the now_ms slot missing', { 5: null }, 'expected 6 or 7 ARGV for dim_count 2, got: 5'],
+  ] as const)('refuses %s with the fixed-slot text and writes nothing', async (_label, patch, detail) => {
+    const b = await createTestBudget(client);
+    const request = buildReportUsageAndCheck({
+      budgetId: b.budgetId, usage: [{ dimension: 'tokens', delta: 1 }, { dimension: 'calls', delta: 2 }], nowMs: NOW, dedupKey: b.partition.usageDedup(`t-${b.budgetId}`),
+    }, client.partitions);
+    const before = await keyStates(redis, budgetStateKeys(b));
+    expect(await fcallPatched(redis, request, patch)).toEqual([0, 'invalid_input', detail]);
+    expect(await keyStates(redis, budgetStateKeys(b))).toEqual(before);
+    expect(await redis.exists(b.partition.usageDedup(`t-${b.budgetId}`))).toBe(0);
+  });
+
+  it('takes the tail slots at their places after the columns: now_ms stored, the dedup key set, or left out (2N + 2 ARGV)', async () => {
+    const b = await createTestBudget(client);
+    const dedupKey = b.partition.usageDedup(`t-${b.budgetId}`);
+    const request = buildReportUsageAndCheck({ budgetId: b.budgetId, usage: [{ dimension: 'tokens', delta: 1 }, { dimension: 'calls', delta: 2 }], nowMs: NOW, dedupKey }, client.partitions);
+    expect(request.argv).toEqual(['2', 'tokens', 'calls', '1', '2', String(NOW), dedupKey]);
+    expect(await fcallPatched(redis, request)).toEqual([1, 'OK']);
+    expect(await redis.hgetall(b.keys.usage())).toEqual({ tokens: '1', calls: '2' });
+    expect(await redis.hget(b.keys.definition(), 'last_updated_at')).toBe(String(NOW));
+    expect(await redis.get(dedupKey)).toBe('1');
+    expect(await fcallPatched(redis, request)).toEqual([1, 'ALREADY_APPLIED']);
+    // No dedup key at all (the reference's 2N + 2 form), down to no dimension.
+    expect(await fcallPatched(redis, request, { 6: null })).toEqual([1, 'OK']);
+    expect(await redis.hgetall(b.keys.usage())).toEqual({ tokens: '2', calls: '4' });
+    expect(await redis.call('FCALL', 'ff_report_usage_and_check', 3, ...request.keys, '0', String(NOW + 1))).toEqual([1, 'OK']);
+    expect(await redis.hget(b.keys.definition(), 'last_updated_at')).toBe(String(NOW + 1));
   });
 
   it('refuses corrupt stored usage before any write (deviation)', async () => {

@@ -791,6 +791,10 @@ describe('ff_replay_execution', () => {
     for (const patch of [{ 1: 'now' }, { 2: '' }, { 0: executionIdForFlow(flow.flowId, P) }] as Patch[]) {
       expect(await fcallPatched(redis, full, patch)).toEqual([0, 'invalid_input', expect.any(String)]);
     }
+    // The edge ids after the fixed ARGV are checked by the guard (the fixed-slot text, named by position).
+    const two = buildReplayExecution({ executionId: b, laneId: flow.laneId, edgeIds: [edgeId, other] }, P);
+    expect(await fcallPatched(redis, two, { 2: '' })).toEqual([0, 'invalid_input', 'edge_ids[1] must not be empty']);
+    expect(await fcallPatched(redis, two, { 3: '' })).toEqual([0, 'invalid_input', 'edge_ids[2] must not be empty']);
     expect(await keyStates(redis, watched)).toEqual(before);
   });
 

@@ -131,15 +131,29 @@ function edgeValue(type: ScalarType | 'constant' | 'list' | 'group'): fc.Arbitra
   }
 }
 
+const INTEGER_SLOTS = new Set(['integer', 'timestampMs', 'durationMs', 'attemptIndex', 'epoch']);
+const isRepeated = (field: FieldSpec) => field.type === 'list' || field.type === 'group';
+
+/** The edge texts for a slot of this type. */
+function edgePool(field: FieldSpec): readonly string[] {
+  return field.type === 'json' ? JSON_EDGES : INTEGER_SLOTS.has(field.type) ? NUMERIC_EDGES : GARBAGE;
+}
+
+/** The fields of one element of a list or group: a group's members, or the list's element type. */
+function elementMembers(field: FieldSpec): FieldSpec[] {
+  return field.type === 'group' ? [...field.fields!] : [{ ...field, type: field.of! }];
+}
+
 function slotValues(field: FieldSpec, world: World): fc.Arbitrary<string[]> {
   if (field.type === 'list' || field.type === 'group') {
-    const width = field.type === 'group' ? field.fields!.length : 1;
-    const member: FieldSpec = field.type === 'group' ? field.fields![0]! : { ...field, type: field.of! };
+    const members = elementMembers(field);
+    // Columns (the spec's groups are columns): n values of each member in turn.
+    const column = (m: FieldSpec, n: number) => fc.array(fc.oneof(fc.constant(plausible(m, world)), edgeValue(m.type)), { minLength: n, maxLength: n });
     return fc.integer({ min: 0, max: 2 }).chain((n) =>
       fc.tuple(
         fc.oneof(fc.constant(String(n)), fc.constantFrom(...NUMERIC_EDGES)),
-        fc.array(fc.oneof(fc.constant(plausible(member, world)), edgeValue(member.type)), { minLength: n * width, maxLength: n * width }),
-      ).map(([count, items]) => (field.count === 'none' ? items : [count, ...items])),
+        fc.tuple(...members.map((m) => column(m, n))),
+      ).map(([count, columns]) => (field.count === 'none' ? columns.flat() : [count, ...columns.flat()])),
     );
   }
   return fc.oneof({ weight: 2, arbitrary: fc.constant(plausible(field, world)) }, { weight: 3, arbitrary: edgeValue(field.type) }).map((v) => [v]);
@@ -323,6 +337,44 @@ describe('malformed ARGV: structured refusal, and an error reply writes nothing'
       if (c.slot !== undefined) argv = argv.map((v, i) => (i === c.slot ? c.value! : v));
       if (c.cut !== undefined) argv = argv.slice(0, argv.length - c.cut);
       expectSafe(fn, keys, argv, await call(fn, keys, argv));
+    }
+  });
+
+  // Past a list or group: its elements' members and the slots after it, whose places the guard
+  // counts from the list's length. Two well-formed elements, then one member of the second
+  // element or one tail slot set to each edge text of its kind (a number the server would not
+  // take is refused with invalid_input), a count that disagrees with the columns, a short ARGV.
+  const repeating = functions.filter((f) => f.argv.some(isRepeated));
+  it.each(repeating.map((f) => [f.name, f] as const))('%s: bad element or tail slot after its list', async (_name, fn) => {
+    const at = fn.argv.findIndex(isRepeated);
+    const list = fn.argv[at]!;
+    const members = elementMembers(list);
+    const tail = fn.argv.slice(at + 1);
+    const cases: { label: string; member?: number; tailSlot?: number; value?: string; count?: string; cut?: number }[] = [];
+    members.forEach((m, member) => {
+      for (const value of sample(edgePool(m), 3)) cases.push({ label: `${list.name}[2].${m.name}`, member, value });
+    });
+    tail.forEach((t, tailSlot) => {
+      for (const value of sample(edgePool(t), 3)) cases.push({ label: t.name, tailSlot, value });
+    });
+    if (list.count !== 'none') cases.push({ label: 'count too high', count: '3' }, { label: 'count too low', count: '1' }, { label: 'short', cut: 1 });
+    for (const c of cases) {
+      const world = await makeWorld(Math.random() < 0.5, fn);
+      const keys = buildKeys(fn, world);
+      const rows = [0, 1].map(() => members.map((m) => plausible(m, world)));
+      if (c.member !== undefined) rows[1]![c.member] = c.value!;
+      const elements = list.type === 'group' && list.layout === 'rows' ? rows.flat() : members.flatMap((_, m) => rows.map((row) => row[m]!));
+      const after = tail.map((t, i) => (i === c.tailSlot ? c.value! : plausible(t, world)));
+      const before = fn.argv.slice(0, at).map((f) => plausible(f, world));
+      let argv = [...before, ...(list.count === 'none' ? [] : [c.count ?? '2']), ...elements, ...after];
+      if (c.cut !== undefined) argv = argv.slice(0, argv.length - c.cut);
+      const outcome = await call(fn, keys, argv);
+      expectSafe(fn, keys, argv, outcome);
+      const field = c.member !== undefined ? members[c.member]! : c.tailSlot !== undefined ? tail[c.tailSlot]! : undefined;
+      // The last tail slot may be missing only past argv_min (the list counted as its count slot).
+      const lastRequired = fn.argvMin === undefined || fn.argvMin >= at + 1 + tail.length;
+      const refused = field ? INTEGER_SLOTS.has(field.type) && c.value !== '' : c.count !== undefined || (c.cut !== undefined && lastRequired);
+      if (refused) expect((outcome.reply as unknown[]).slice(0, 2), `${fn.name} ${c.label} = ${JSON.stringify(c.value ?? c.count ?? c.cut)}: ${JSON.stringify(outcome.reply)}`).toEqual([0, 'invalid_input']);
     }
   });
 
