@@ -411,7 +411,7 @@ function handArgvRules(ast: LuaNode, registered: readonly Registration[], where:
   });
   const reported = new Set<string>();
   const visited = new Set<string>();
-  const analyse = (owner: string, body: unknown, seeds: readonly string[], via: string): void => {
+  const analyse = (owner: string, body: unknown, seeds: readonly string[], via: string, tables: readonly string[]): void => {
     const tainted = new Set(seeds);
     /** True when an expression carries an ARGV-derived value. */
     const carries = (node: unknown): boolean => {
@@ -454,6 +454,14 @@ function handArgvRules(ast: LuaNode, registered: readonly Registration[], where:
       });
     }
     walk(body, (node) => {
+      // The ARGV table itself, read by a computed index in a helper it was passed to (the body's own such reads are refused with its A table).
+      if (node.type === 'IndexExpression' && owner !== via && (node.base as LuaNode).type === 'Identifier' && tables.includes(String((node.base as LuaNode).name)) && (node.index as LuaNode).type !== 'NumericLiteral') {
+        const key = `${lineOf(node)}:index`;
+        if (!reported.has(key)) {
+          reported.add(key);
+          problems.push({ ...where(lineOf(node)), message: `${via}: ${owner} reads ARGV by a computed index: the guard places a list and the slots after it (pass A.<name>)` });
+        }
+      }
       if (node.type !== 'CallExpression') return;
       const callee = calleeName(node.base as LuaNode);
       const args = node.arguments as LuaNode[];
@@ -471,15 +479,15 @@ function handArgvRules(ast: LuaNode, registered: readonly Registration[], where:
       const params = (target.parameters as LuaNode[]).map((p) => String(p.name));
       const given = params.filter((_, i) => args[i] !== undefined && carries(args[i]));
       if (given.length === 0) return;
-      const key = `${callee}(${given.join(',')})`;
+      const passed = params.filter((_, i) => args[i]?.type === 'Identifier' && tables.includes(String(args[i]!.name)));
+      const key = `${via}:${callee}(${given.join(',')};${passed.join(',')})`;
       if (visited.has(key)) return;
       visited.add(key);
-      analyse(callee, target.body, given, via);
+      analyse(callee, target.body, given, via, passed);
     });
-    void owner;
   };
   for (const reg of registered) {
-    if (reg.argsParam) analyse(reg.name, reg.body, [reg.argsParam], reg.name);
+    if (reg.argsParam) analyse(reg.name, reg.body, [reg.argsParam], reg.name, [reg.argsParam]);
   }
   return problems;
 }
