@@ -18,9 +18,9 @@ import { assertKeySafe, parseLaneId, type ExecutionId, type LaneId, type Waitpoi
 import { fnv1aU64 } from '../runtime/partition.js';
 import { delayExecution } from '../generated/execution.js';
 import { resolveOutgoing } from '../operations/flows.js';
-import { issueNextGrant } from '../operations/scheduler.js';
+import { issueGrants } from '../operations/scheduler.js';
 import { ensureWaitpointSecrets } from '../operations/waitpoints.js';
-import { Claimer, type AttemptKind, type ClaimedLease, type ClaimPath, type IssueNextGrant } from './claim.js';
+import { Claimer, grantsOneByOne, type AttemptKind, type ClaimedLease, type ClaimPath, type IssueNextGrant } from './claim.js';
 import { readExecutionInput, readResumeSignals, type ExecutionInput } from './context.js';
 import { AttemptTimeoutError, LeaseLostError, NonRetryableError } from './errors.js';
 import { Presence } from './presence.js';
@@ -95,7 +95,10 @@ export interface WorkerOptions<Input = unknown> {
   readonly resolveDependencies?: boolean;
   /** Heads read per partition and lane, so heads other workers hold are stepped over; default 8. */
   readonly candidatesPerPartition?: number;
-  /** The admission cycle to use (default the scheduler's issueNextGrant). */
+  /**
+   * A one-grant admission cycle to use instead of the scheduler's (run once per free slot,
+   * one after the other); default the scheduler's issueGrants, one cycle for all free slots.
+   */
   readonly issueNextGrant?: IssueNextGrant;
   /**
    * Where wake-ups come from when work becomes eligible (worker/wake.ts): default a
@@ -221,7 +224,9 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       leaseTtlMs: this.leaseTtlMs,
       ...(engineAttemptTimeoutMs !== undefined ? { attemptTimeoutMs: engineAttemptTimeoutMs } : {}),
       path: this.claimPath,
-      issueNextGrant: options.issueNextGrant ?? issueNextGrant,
+      issueGrants: options.issueNextGrant ? grantsOneByOne(options.issueNextGrant) : issueGrants,
+      // Each lease starts as soon as it is claimed, not when the whole round is done.
+      onClaimed: (lease) => this.launch(lease),
       partitions,
       selfService: options.selfService ?? true,
       candidatesPerPartition: positive('candidatesPerPartition', options.candidatesPerPartition ?? 8),
@@ -376,11 +381,10 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       let claimed: ClaimedLease[] = [];
       this.woken = false; // From here on a wake-up means work this round may have missed.
       try {
-        claimed = await this.claimer.claim(free);
+        claimed = await this.claimer.claim(free); // Each lease already launched (onClaimed).
       } catch (error) {
         this.reportError(error);
       }
-      for (const lease of claimed) this.launch(lease);
       if (claimed.length > 0 || this.woken) {
         backoff = minMs;
         continue;
