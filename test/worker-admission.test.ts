@@ -1,13 +1,15 @@
 // The Worker's admission-checked claim path (issue 16: its latency): one grant cycle for all
 // free slots, each task started as soon as its claim answers, every admission check kept. A
 // burst of executions runs on every free slot at once; a quota's concurrency cap still
-// bounds how many run; a Worker given its own one-grant cycle (issueNextGrant) still claims.
+// bounds how many run; a Worker given its own one-grant cycle (issueNextGrant) still claims;
+// a round that took what it saw is not followed by empty rounds at every freed slot.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ExecKeys } from '../generated/keys.js';
 import { issueNextGrant } from '../operations/scheduler.js';
 import { submitExecution, waitForOutcome } from '../operations/executions.js';
 import type { ExecutionId } from '../runtime/ids.js';
+import { laneHashPartitioner } from '../runtime/partition.js';
 import { Worker, type WorkerOptions } from '../worker/index.js';
 import { createTestQuota } from './support/budget.js';
 import { useServer } from './support/client.js';
@@ -98,5 +100,24 @@ describe('Worker, admission path', () => {
     expect(views.every((v) => v.publicState === 'completed')).toBe(true);
     expect(cycles).toBeGreaterThanOrEqual(6);
     expect(w.counters).toMatchObject({ completed: 6, errors: 0 });
+  });
+
+  it('after a round that took what it saw, a freed slot starts no round: the next waits for work or the back-off', async () => {
+    const lane = uniqueLane('admit');
+    let done!: () => void;
+    const completed = new Promise<void>((resolve) => (done = resolve));
+    // Told the lane's partition, so the poll finds the execution at its first round.
+    const partitions = laneHashPartitioner.partitionsOf(lane, client.partitions);
+    const w = worker({ lanes: lane, partitions, concurrency: 4, handler: () => 'ok', wakeUp: false, idleBackoff: { minMs: 1500, maxMs: 1500 } });
+    w.on('completed', () => done());
+    await w.start();
+    await sleep(200); // Its first round found nothing: asleep for 1.5 s.
+    expect(w.counters.claimMisses).toBe(1);
+    await submitExecution(client, { lane, kind: 'one' });
+    await completed; // Claimed by the poll, 1 of 4 slots; the round saw nothing more.
+    const misses = w.counters.claimMisses;
+    await sleep(400);
+    // The slot freed by the completion woke nothing: no empty round since.
+    expect(w.counters).toMatchObject({ claimMisses: misses, completed: 1, inFlight: 0 });
   });
 });

@@ -191,6 +191,8 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   private quietTicks = 0;
   /** A wake-up came while a round was running: the loop goes on at once instead of sleeping. */
   private woken = false;
+  /** The loop sleeps until a slot frees up (all are taken); otherwise a freed slot does not wake it. */
+  private waitingForSlot = false;
   /** Work started on the side (dependency resolution): awaited by close(). */
   private readonly background = new Set<Promise<unknown>>();
 
@@ -375,7 +377,9 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     while (!this.closing) {
       const free = this.concurrency - this.stats.inFlight;
       if (free <= 0) {
+        this.waitingForSlot = true;
         await this.pause(); // Woken when a slot frees up or at close.
+        this.waitingForSlot = false;
         continue;
       }
       let claimed: ClaimedLease[] = [];
@@ -385,11 +389,15 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       } catch (error) {
         this.reportError(error);
       }
-      if (claimed.length > 0 || this.woken) {
+      // Every slot filled (more may wait), or work came during the round: at once again.
+      if (claimed.length >= free || this.woken) {
         backoff = minMs;
         continue;
       }
-      this.stats.claimMisses += 1;
+      // Fewer than asked: the round took what it saw. The next one waits for new work (a
+      // wake-up, the sweep) or the back-off, not for a freed slot, which brings none.
+      if (claimed.length > 0) backoff = minMs;
+      else this.stats.claimMisses += 1;
       await this.pause(backoff);
       if (this.woken) backoff = minMs;
       else backoff = Math.min(backoff * 2, maxMs);
@@ -450,7 +458,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
         this.runs.delete(run);
         this.stats.inFlight -= 1;
         this.lastBusyAt = Date.now();
-        this.poke();
+        if (this.waitingForSlot) this.poke();
       },
     };
     const run: Promise<void> = this.runTask(lease, entry)
