@@ -23,19 +23,28 @@ function request(laneId: LaneId, max: number, extra: Partial<GrantsRequest> = {}
   return { laneId, workerId: 'w', workerInstanceId: `wi-${laneId}`, capabilities: [], max, ...extra };
 }
 
-/** A claim hook as a worker passes it: ff_claim_execution for the request's worker, right behind the grant. */
-function claimer(laneId: LaneId, workerId: string, workerInstanceId: string, outcomes: Map<ExecutionId, string>): NonNullable<GrantsRequest['claim']> {
-  return async (grant) => {
+/**
+ * A claim hook as a worker passes it: ff_claim_execution for the request's worker, right
+ * behind the grant. The cycle does not wait for the claims of grants it issued (the caller
+ * does): each is kept in `claims`.
+ */
+function claimer(laneId: LaneId, workerId: string, workerInstanceId: string, outcomes: Map<ExecutionId, string>, claims: Promise<boolean>[]): NonNullable<GrantsRequest['claim']> {
+  return (grant) => {
+    const claiming = claimOne(grant.executionId);
+    claims.push(claiming);
+    return claiming;
+  };
+  async function claimOne(executionId: ExecutionId): Promise<boolean> {
     try {
-      await claimExecution(client, { executionId: grant.executionId, laneId, workerId, workerInstanceId, leaseId: newLeaseId(), attemptId: newAttemptId(), leaseTtlMs: 30_000 });
-      outcomes.set(grant.executionId, 'claimed');
+      await claimExecution(client, { executionId, laneId, workerId, workerInstanceId, leaseId: newLeaseId(), attemptId: newAttemptId(), leaseTtlMs: 30_000 });
+      outcomes.set(executionId, 'claimed');
       return true;
     } catch (error) {
       if (!isScriptError(error)) throw error;
-      outcomes.set(grant.executionId, error.code);
+      outcomes.set(executionId, error.code);
       return false;
     }
-  };
+  }
 }
 
 async function createMany(laneId: LaneId, partition: number, count: number): Promise<ExecutionId[]> {
@@ -102,8 +111,10 @@ describe('issueGrants', () => {
     await issueClaimGrant(client, { executionId: held!, laneId, workerId: 'other', workerInstanceId: 'other-1', grantTtlMs: 5000 });
     const before = { core: await redis.hgetall(new ExecKeys(held!).core()), grant: await redis.hgetall(new ExecKeys(held!).claimGrant()) };
     const outcomes = new Map<ExecutionId, string>();
+    const claims: Promise<boolean>[] = [];
     const granted: Grant[] = [];
-    const grants = await issueGrants(client, request(laneId, 2, { partitions: [24], onGrant: (g) => granted.push(g), claim: claimer(laneId, 'w', `wi-${laneId}`, outcomes) }));
+    const grants = await issueGrants(client, request(laneId, 2, { partitions: [24], onGrant: (g) => granted.push(g), claim: claimer(laneId, 'w', `wi-${laneId}`, outcomes, claims) }));
+    expect(await Promise.all(claims)).toHaveLength(2);
     expect(grants.map((g) => g.executionId)).toEqual([free]);
     expect(granted.map((g) => g.executionId)).toEqual([free]);
     expect(outcomes.get(free!)).toBe('claimed');
@@ -119,8 +130,10 @@ describe('issueGrants', () => {
     // Another instance of the same logical worker holds the grant (engine.md §4.5: a grant is the worker id's).
     await issueClaimGrant(client, { executionId: e!, laneId, workerId: 'w', workerInstanceId: 'w-other', grantTtlMs: 5000 });
     const outcomes = new Map<ExecutionId, string>();
+    const claims: Promise<boolean>[] = [];
     const skipped: string[] = [];
-    const grants = await issueGrants(client, request(laneId, 1, { partitions: [25], claim: claimer(laneId, 'w', `wi-${laneId}`, outcomes), onSkip: (s) => skipped.push(s.reason) }));
+    const grants = await issueGrants(client, request(laneId, 1, { partitions: [25], claim: claimer(laneId, 'w', `wi-${laneId}`, outcomes, claims), onSkip: (s) => skipped.push(s.reason) }));
+    expect(await Promise.all(claims)).toEqual([true]);
     expect(grants.map((g) => g.executionId)).toEqual([e]);
     expect(skipped).toEqual([]);
     expect(outcomes.get(e!)).toBe('claimed');
