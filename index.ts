@@ -174,7 +174,7 @@ export {
   type PartitionIndex,
   type PartitionTimers,
 } from './operations/lanes.js';
-export { DEFAULT_GRANT_TTL_MS, issueNextGrant, type Grant, type GrantRequest, type SkipEvent } from './operations/scheduler.js';
+export { DEFAULT_GRANT_TTL_MS, issueGrants, issueNextGrant, type Grant, type GrantRequest, type GrantsRequest, type SkipEvent } from './operations/scheduler.js';
 export {
   applyDependency,
   applyOutcome,

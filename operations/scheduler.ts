@@ -108,17 +108,21 @@ const CANDIDATE_FIELDS = ['required_capabilities', 'budget_ids', 'quota_policy_i
 
 type Verdict = { readonly granted: Grant } | { readonly blocked: string } | { readonly passed: string };
 
-/**
- * Runs the claim-grant cycle over the lane's partitions, starting at `startPartition`, and
- * returns the first grant, or undefined when no partition has an execution this worker may
- * take now. Transport errors of the pre-reads end the call (thrown); per-candidate refusals
- * move on.
- */
-export async function issueNextGrant(client: FlowFabricClient, request: GrantRequest): Promise<Grant | undefined> {
+/** What one cycle works with: the request's arguments, checked up front (nothing sent). */
+interface Cycle {
+  readonly caps: ReadonlySet<string>;
+  /** The partitions to visit, in order. */
+  readonly order: readonly number[];
+  readonly maxPerPartition: number;
+  readonly budgetCache: Map<string, BudgetBreach | undefined>;
+  /** The server's time now: read (or given) once, advanced by the local monotonic clock. */
+  now(): number;
+}
+
+async function startCycle(fn: string, client: FlowFabricClient, request: GrantRequest): Promise<Cycle> {
   const count = client.partitions.numFlowPartitions;
   // Arguments are checked up front (nothing sent): a bad one would otherwise be refused
   // per candidate and look like "nothing to grant".
-  const fn = 'issueNextGrant';
   if (typeof request.workerId !== 'string' || request.workerId.length === 0) throw new ArgumentError(fn, 'workerId', 'must be a non-empty string');
   try {
     assertKeySafe(request.workerInstanceId, 'workerInstanceId');
@@ -129,17 +133,30 @@ export async function issueNextGrant(client: FlowFabricClient, request: GrantReq
   const ttl = request.grantTtlMs ?? DEFAULT_GRANT_TTL_MS;
   if (!Number.isSafeInteger(ttl) || ttl < 1) throw new ArgumentError(fn, 'grantTtlMs', `must be a positive integer, got ${String(ttl)}`);
   const capsCsv = encodeCapabilities(fn, 'capabilities', request.capabilities);
-  const caps = new Set(splitCsv(capsCsv));
   const start = ((request.startPartition ?? fnv1aU16Mod(request.workerInstanceId, count)) % count + count) % count;
-  const maxPerPartition = Math.max(1, request.maxCandidatesPerPartition ?? 32);
-  const budgetCache = new Map<string, BudgetBreach | undefined>();
-  // Server time once per call, advanced by the local monotonic clock: one TIME, not one per candidate.
+  const order = visitOrder(fn, count, start, request.partitions);
   if (request.nowMs !== undefined && (!Number.isSafeInteger(request.nowMs) || request.nowMs < 0)) throw new ArgumentError(fn, 'nowMs', `must be epoch ms, got ${String(request.nowMs)}`);
+  // Server time once per call, advanced by the local monotonic clock: one TIME, not one per candidate.
   const base = request.nowMs ?? (await serverTimeMs(client));
   const started = performance.now();
-  const now = () => base + Math.floor(performance.now() - started);
+  return {
+    caps: new Set(splitCsv(capsCsv)),
+    order,
+    maxPerPartition: Math.max(1, request.maxCandidatesPerPartition ?? 32),
+    budgetCache: new Map(),
+    now: () => base + Math.floor(performance.now() - started),
+  };
+}
 
-  const order = visitOrder(fn, count, start, request.partitions);
+/**
+ * Runs the claim-grant cycle over the lane's partitions, starting at `startPartition`, and
+ * returns the first grant, or undefined when no partition has an execution this worker may
+ * take now. Transport errors of the pre-reads end the call (thrown); per-candidate refusals
+ * move on.
+ */
+export async function issueNextGrant(client: FlowFabricClient, request: GrantRequest): Promise<Grant | undefined> {
+  const cycle = await startCycle('issueNextGrant', client, request);
+  const { order, maxPerPartition } = cycle;
   for (let offset = 0; offset < order.length; offset += READ_AHEAD) {
     const window = order.slice(offset, offset + READ_AHEAD);
     const heads = await Promise.all(window.map((p) => readEligible(client, p, request.laneId, 0, PAGE)));
@@ -153,10 +170,10 @@ export async function issueNextGrant(client: FlowFabricClient, request: GrantReq
         for (const member of page) {
           if (examined >= maxPerPartition) break;
           examined++;
-          const verdict = await consider(client, request, partition, member, caps, budgetCache, now());
+          const verdict = await consider(client, request, cycle, partition, member, await readCandidate(client, member));
           if ('granted' in verdict) return verdict.granted;
           if ('passed' in verdict) stayed++;
-          request.onSkip?.({ executionId: member, partition, action: 'blocked' in verdict ? 'blocked' : 'passed', reason: 'blocked' in verdict ? verdict.blocked : verdict.passed });
+          skipped(request, partition, member, verdict);
         }
         if (page.length < PAGE) break;
         // Blocked members left the index; the ones passed over are still ahead of the rest.
@@ -166,6 +183,104 @@ export async function issueNextGrant(client: FlowFabricClient, request: GrantReq
     }
   }
   return undefined;
+}
+
+export interface GrantsRequest extends GrantRequest {
+  /** At most this many grants (a worker: its free slots). */
+  readonly max: number;
+  /** Told of each grant as soon as it is issued, so the caller can claim it while the cycle goes on. */
+  readonly onGrant?: (grant: Grant) => void;
+  /**
+   * Claims a candidate: called as its grant is sent, before the grant's reply, so the claim
+   * can go right behind it (one round trip less per grant; sent on the same connection, it
+   * runs after the grant). `granted` tells whether the grant was issued. A claim sent
+   * without a grant is refused and writes nothing (ff_claim_execution checks the grant
+   * before its first write); when the grant was issued but the claim ran first or was
+   * refused, the claim is the caller's to retry on it. Answers whether it took the
+   * execution: a refused grant whose claim took it (on a grant this worker id already held)
+   * counts as granted, its admission kept.
+   */
+  readonly claim?: (grant: Grant, granted: Promise<boolean>) => Promise<boolean>;
+}
+
+/**
+ * The claim-grant cycle for up to `max` executions at once (a worker with several free
+ * slots): the same admission as {@link issueNextGrant} (capabilities, budgets, quota, then
+ * the grant, which re-checks eligibility and capabilities atomically), but each head is
+ * considered by one check only, several heads at a time (never more at once than grants are
+ * still wanted), instead of `max` cycles racing for the same heads. The heads of a window of
+ * partitions are read together, and their candidate fields in one batch. Returns the grants
+ * in the order issued (each also told to `onGrant` as it comes). Transport errors end the
+ * call (thrown, once every check in flight has settled; grants issued before were told to
+ * `onGrant`); per-candidate refusals move on.
+ */
+export async function issueGrants(client: FlowFabricClient, request: GrantsRequest): Promise<Grant[]> {
+  const fn = 'issueGrants';
+  if (!Number.isSafeInteger(request.max) || request.max < 1) throw new ArgumentError(fn, 'max', `must be a positive integer, got ${String(request.max)}`);
+  const cycle = await startCycle(fn, client, request);
+  const { order, maxPerPartition } = cycle;
+  const max = request.max;
+  const granted: Grant[] = [];
+  // Enough heads for every wanted grant from one partition, in pages no smaller than the single cycle's.
+  const pageSize = Math.min(maxPerPartition, Math.max(PAGE, max));
+  for (let offset = 0; offset < order.length && granted.length < max; offset += READ_AHEAD) {
+    const window = order.slice(offset, offset + READ_AHEAD).map((partition) => ({ partition, position: 0, examined: 0, more: true }));
+    let reading = window;
+    while (reading.length > 0 && granted.length < max) {
+      const pages = await Promise.all(reading.map((p) => readEligible(client, p.partition, request.laneId, p.position, pageSize)));
+      const perPartition = reading.map((p, i) => {
+        const page = pages[i]!.slice(0, maxPerPartition - p.examined);
+        p.more = pages[i]!.length === pageSize && p.examined + page.length < maxPerPartition;
+        p.examined += page.length;
+        return page.map((member) => ({ p, member }));
+      });
+      const candidates = interleave(perPartition);
+      const fields = await Promise.all(candidates.map((c) => readCandidate(client, c.member)));
+      let next = 0;
+      let checking = 0;
+      // One runner per grant still wanted; a runner takes the next head while grants issued
+      // and checks in flight leave room for one more.
+      const runner = async (): Promise<void> => {
+        while (next < candidates.length && granted.length + checking < max) {
+          const i = next++;
+          const { p, member } = candidates[i]!;
+          checking++;
+          let verdict: Verdict;
+          try {
+            verdict = await consider(client, request, cycle, p.partition, member, fields[i]!);
+          } finally {
+            checking--;
+          }
+          if ('granted' in verdict) {
+            granted.push(verdict.granted);
+            request.onGrant?.(verdict.granted);
+            p.position++; // Granted members stay in the index until claimed.
+            continue;
+          }
+          if ('passed' in verdict) p.position++;
+          skipped(request, p.partition, member, verdict);
+        }
+      };
+      const runs = await Promise.allSettled(Array.from({ length: Math.min(candidates.length, max - granted.length) }, runner));
+      const failed = runs.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      // Partitions whose page was all examined and may hold more: their next page.
+      reading = next >= candidates.length ? window.filter((p) => p.more) : [];
+    }
+  }
+  return granted;
+}
+
+function skipped(request: GrantRequest, partition: number, executionId: ExecutionId, verdict: Exclude<Verdict, { granted: Grant }>): void {
+  request.onSkip?.({ executionId, partition, action: 'blocked' in verdict ? 'blocked' : 'passed', reason: 'blocked' in verdict ? verdict.blocked : verdict.passed });
+}
+
+/** Round-robin over the lists: first elements of each, then second elements… */
+function interleave<T>(lists: readonly (readonly T[])[]): T[] {
+  const out: T[] = [];
+  const longest = Math.max(0, ...lists.map((l) => l.length));
+  for (let i = 0; i < longest; i++) for (const list of lists) if (i < list.length) out.push(list[i]!);
+  return out;
 }
 
 /** The partitions one cycle visits, in order: the given ones (rotated to `start` when listed) or all from `start`. */
@@ -192,18 +307,29 @@ async function readEligible(client: FlowFabricClient, partition: number, laneId:
   return out;
 }
 
+/** A candidate's admission inputs, read from its core before it is considered. */
+interface CandidateFields {
+  readonly required: string | undefined;
+  readonly budgetIds: string | undefined;
+  readonly quotaId: string | undefined;
+}
+
+async function readCandidate(client: FlowFabricClient, executionId: ExecutionId): Promise<CandidateFields> {
+  const fields = await sendCommand(client.transport, 'HMGET', [new ExecKeys(executionId).core(), ...CANDIDATE_FIELDS]);
+  const [required, budgetIds, quotaId] = CANDIDATE_FIELDS.map((_, i) => replyText(Array.isArray(fields) ? fields[i] : undefined));
+  return { required, budgetIds, quotaId };
+}
+
 async function consider(
   client: FlowFabricClient,
-  request: GrantRequest,
+  request: GrantRequest & Pick<GrantsRequest, 'claim'>,
+  cycle: Cycle,
   partition: number,
   executionId: ExecutionId,
-  caps: ReadonlySet<string>,
-  budgetCache: Map<string, BudgetBreach | undefined>,
-  now: number,
+  { required, budgetIds, quotaId }: CandidateFields,
 ): Promise<Verdict> {
-  const core = new ExecKeys(executionId).core();
-  const fields = await sendCommand(client.transport, 'HMGET', [core, ...CANDIDATE_FIELDS]);
-  const [required, budgetIds, quotaId] = CANDIDATE_FIELDS.map((_, i) => replyText(Array.isArray(fields) ? fields[i] : undefined));
+  const { caps, budgetCache } = cycle;
+  const now = cycle.now();
 
   // 1. Capabilities, before any admission is recorded for a candidate this worker cannot take.
   if (!capabilitiesSatisfied(required, caps)) {
@@ -249,17 +375,24 @@ async function consider(
 
   // 4. The grant; the function re-checks eligibility and capabilities atomically.
   const ttl = request.grantTtlMs ?? DEFAULT_GRANT_TTL_MS;
+  const grant: Grant = { executionId, laneId: request.laneId, partition, expiresAtMs: now + ttl };
+  const granting = issueClaimGrant(client, {
+    executionId,
+    workerId: request.workerId,
+    workerInstanceId: request.workerInstanceId,
+    laneId: request.laneId,
+    grantTtlMs: ttl,
+    workerCapabilitiesCsv: [...caps],
+  });
+  // The claim goes right behind the grant, before its reply (same connection, so in order).
+  const claiming = request.claim?.(grant, granting.then(() => true, () => false));
   try {
-    await issueClaimGrant(client, {
-      executionId,
-      workerId: request.workerId,
-      workerInstanceId: request.workerInstanceId,
-      laneId: request.laneId,
-      grantTtlMs: ttl,
-      workerCapabilitiesCsv: [...caps],
-    });
-    return { granted: { executionId, laneId: request.laneId, partition, expiresAtMs: now + ttl } };
+    await granting;
+    return { granted: grant };
   } catch (error) {
+    // Refused, but the claim behind it took the execution: on a grant this worker id already
+    // held (a claim never takes one without), so it is this worker's, admission included.
+    if (claiming && (await claiming.catch(() => false))) return { granted: grant };
     if (admitted) await release(client, admitted, executionId);
     if (error instanceof ScriptError && error.code === 'capability_mismatch') {
       return block(client, request, executionId, 'waiting_for_capable_worker', 'no connected worker satisfies required_capabilities', now);

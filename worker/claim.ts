@@ -5,8 +5,8 @@
 // continuing where the last round stopped, so workers spread over partitions instead of
 // all hammering one head; a head another worker holds a grant on is skipped for the next
 // member. Three claim paths:
-// - `admission`: the engine's scheduler cycle (issueNextGrant: capability, budget and quota
-//   checks), then the claim;
+// - `admission`: the engine's scheduler cycle (issueGrants: capability, budget and quota
+//   checks, one cycle for all free slots), each grant claimed as soon as it is issued;
 // - `direct`: grant + claim per candidate (capability checked by the engine, no budget or
 //   quota: the reference's direct claim);
 // - `fast`: ff_claim_next_eligible, one call per partition (no budget or quota either).
@@ -24,7 +24,7 @@ import { ExecKeys, PartitionKeys } from '../generated/keys.js';
 import { markLeaseExpiredIfDue } from '../generated/lease.js';
 import { issueClaimGrant, issueReclaimGrant, promoteDelayed, type IssueClaimGrantArgs } from '../generated/scheduling.js';
 import { readExecutionContext } from '../operations/preread.js';
-import type { Grant, GrantRequest } from '../operations/scheduler.js';
+import type { Grant, GrantRequest, GrantsRequest } from '../operations/scheduler.js';
 import { serverTimeMs } from '../operations/server-clock.js';
 import { capabilitiesSatisfied, liveCapabilities } from '../operations/workers.js';
 import { claimResumed } from '../operations/waitpoints.js';
@@ -52,6 +52,30 @@ export type ClaimPath = 'admission' | 'direct' | 'fast';
 /** The admission-checked grant cycle (operations/scheduler.ts's issueNextGrant), injectable for tests. */
 export type IssueNextGrant = (client: FlowFabricClient, request: GrantRequest) => Promise<Pick<Grant, 'executionId' | 'laneId' | 'partition'> | undefined>;
 
+/** The admission-checked grant cycle for several free slots (operations/scheduler.ts's issueGrants). */
+export type IssueGrants = (
+  client: FlowFabricClient,
+  request: GrantsRequest & {
+    readonly onGrant: (grant: Pick<Grant, 'executionId' | 'laneId' | 'partition'>) => void;
+    readonly claim: (grant: Pick<Grant, 'executionId' | 'laneId' | 'partition'>, granted: Promise<boolean>) => Promise<boolean>;
+  },
+) => Promise<unknown>;
+
+/**
+ * A one-grant cycle (a Worker's injected `issueNextGrant`) run once per wanted grant, one
+ * after the other, until it finds nothing: cycles run side by side would race for the same heads.
+ */
+export function grantsOneByOne(issue: IssueNextGrant): IssueGrants {
+  return async (client, request) => {
+    for (let i = 0; i < request.max; i++) {
+      const grant = await issue(client, request);
+      if (!grant) return;
+      request.onGrant(grant);
+      void request.claim(grant, Promise.resolve(true));
+    }
+  };
+}
+
 export interface ClaimerOptions {
   readonly workerId: string;
   readonly workerInstanceId: string;
@@ -61,7 +85,10 @@ export interface ClaimerOptions {
   /** Registered with the engine's attempt-timeout index at claim (the worker's own timeout plus a grace). */
   readonly attemptTimeoutMs?: number;
   readonly path: ClaimPath;
-  readonly issueNextGrant?: IssueNextGrant;
+  /** The admission path's grant cycle. */
+  readonly issueGrants?: IssueGrants;
+  /** Told of each lease as soon as it is claimed, before claim() returns with all of them (the worker starts it at once). */
+  readonly onClaimed?: (lease: ClaimedLease) => void;
   /** Partitions to look in, already rotated to this instance's offset. */
   readonly partitions: readonly number[];
   /** Mark due leases, promote due delayed executions, unblock route-blocked ones (the engine's share), or only find reclaimable ones. */
@@ -169,7 +196,7 @@ export class Claimer {
       if (out.length >= max) break;
       this.reclaimable.delete(executionId);
       const claimed = await this.guard(executionId, () => this.reclaim(executionId, laneId));
-      if (claimed) out.push(claimed);
+      if (claimed) this.took(out, claimed);
     }
     const lanes = this.options.lanes;
     for (let i = 0; i < lanes.length && out.length < max; i++) {
@@ -219,7 +246,7 @@ export class Claimer {
       while (candidates.length > 0 && out.length < max) {
         const batch = candidates.splice(0, max - out.length);
         const results = await Promise.all(batch.map((candidate) => this.claimCandidate(laneId, candidate.partition, candidate.member)));
-        for (const claimed of results) if (claimed) out.push(claimed);
+        for (const claimed of results) if (claimed) this.took(out, claimed);
       }
       if (out.length > before) busyChunk = chunkStart;
     }
@@ -238,15 +265,15 @@ export class Claimer {
   }
 
   /**
-   * The admission path: a busy lane runs one grant cycle per free slot over all of this
-   * worker's partitions; the round stops at the first set of cycles that finds nothing, and
-   * the lane counts as idle. An idle lane is probed with one cycle over one chunk of
-   * partitions (at most `chunkSize`, as engine.md §4.4's claim reads at most 32 per call),
-   * the next probe going on from there: an idle worker reads one chunk of heads per round
-   * instead of every partition once per free slot.
+   * The admission path: one grant cycle for all free slots over all of this worker's
+   * partitions (each head checked once, several at a time), each grant claimed as soon as it
+   * is issued; the round stops at the first cycle that finds nothing, and the lane counts as
+   * idle. An idle lane is probed over one chunk of partitions (at most `chunkSize`, as
+   * engine.md §4.4's claim reads at most 32 per call), the next probe going on from there:
+   * an idle worker reads one chunk of heads per round instead of every partition.
    */
   private async claimAdmitted(laneId: LaneId, max: number, out: ClaimedLease[], from: number): Promise<void> {
-    const issue = this.options.issueNextGrant!;
+    const issue = this.options.issueGrants!;
     const partitions = this.options.partitions;
     let cursor = from;
     while (out.length < max) {
@@ -256,23 +283,27 @@ export class Claimer {
       const visit = idle
         ? Array.from({ length: Math.min(this.options.chunkSize, partitions.length) }, (_, i) => partitions[(start + i) % partitions.length]!)
         : partitions;
-      const grants = await Promise.all(
-        Array.from({ length: idle ? 1 : max - out.length }, () =>
-          issue(this.client, {
-            laneId,
-            workerId: this.options.workerId,
-            workerInstanceId: this.options.workerInstanceId,
-            capabilities: this.options.capabilities,
-            grantTtlMs: this.options.grantTtlMs,
-            startPartition: partitions[start],
-            partitions: visit,
-            nowMs: now,
-          }).catch((error: unknown) => void this.options.onError(error)),
-        ),
-      );
-      const granted = grants.filter((g): g is NonNullable<typeof g> => g !== undefined);
-      const claims = await Promise.all(granted.map((grant) => this.guard(grant.executionId, () => this.claimGranted(grant.executionId, laneId))));
-      for (const claimed of claims) if (claimed) out.push(claimed);
+      const wanted = max - out.length;
+      const granted: Pick<Grant, 'partition'>[] = [];
+      const claims: Promise<boolean>[] = [];
+      await issue(this.client, {
+        laneId,
+        workerId: this.options.workerId,
+        workerInstanceId: this.options.workerInstanceId,
+        capabilities: this.options.capabilities,
+        grantTtlMs: this.options.grantTtlMs,
+        startPartition: partitions[start],
+        partitions: visit,
+        nowMs: now,
+        max: wanted,
+        onGrant: (grant) => void granted.push(grant),
+        claim: (grant, issued) => {
+          const claiming = this.claimBehind(out, grant.executionId, laneId, issued);
+          claims.push(claiming);
+          return claiming;
+        },
+      }).catch((error: unknown) => void this.options.onError(error));
+      await Promise.all(claims);
       if (granted.length === 0) {
         if (idle) cursor = (start + visit.length) % partitions.length;
         this.idleLanes.add(laneId);
@@ -290,9 +321,33 @@ export class Claimer {
         this.stays.set(laneId, 0);
         cursor = (found >= 0 ? found + 1 : cursor + 1) % partitions.length;
       }
-      if (granted.length < grants.length) break;
+      if (granted.length < wanted) break;
     }
     this.cursors.set(laneId, cursor);
+  }
+
+  /**
+   * Claims a candidate right behind its grant, sent before the grant's reply (`granted`): a
+   * claim without a grant is refused and writes nothing. When the grant was issued but the
+   * claim was refused all the same (it ran first), it is claimed once more on the grant. The
+   * lease is handed on at once; true when it took the execution.
+   */
+  private async claimBehind(out: ClaimedLease[], executionId: ExecutionId, laneId: LaneId, granted: Promise<boolean>): Promise<boolean> {
+    let lease: ClaimedLease | undefined;
+    try {
+      lease = await this.claimGranted(executionId, laneId, granted);
+    } catch (error) {
+      if (await granted) lease = await this.guard(executionId, () => this.claimGranted(executionId, laneId));
+      else if (!(error instanceof ScriptError)) this.options.onError(error, executionId);
+    }
+    if (lease) this.took(out, lease);
+    return lease !== undefined;
+  }
+
+  /** A lease this round claimed: collected for claim()'s answer and told to onClaimed at once. */
+  private took(out: ClaimedLease[], lease: ClaimedLease): void {
+    out.push(lease);
+    this.options.onClaimed?.(lease);
   }
 
   /**
@@ -391,8 +446,11 @@ export class Claimer {
     return this.options.capabilities.length > 0 ? { workerCapabilitiesCsv: this.options.capabilities } : {};
   }
 
-  /** Consumes a grant this worker holds: a normal claim, or the resumed claim for an interrupted attempt. */
-  private async claimGranted(executionId: ExecutionId, laneId: LaneId): Promise<ClaimedLease> {
+  /**
+   * Consumes a grant this worker holds: a normal claim, or the resumed claim for an
+   * interrupted attempt (only once `granted`, when the grant's reply is still to come).
+   */
+  private async claimGranted(executionId: ExecutionId, laneId: LaneId, granted?: Promise<boolean>): Promise<ClaimedLease> {
     const o = this.options;
     const identity = { executionId, laneId, workerId: o.workerId, workerInstanceId: o.workerInstanceId, leaseId: newLeaseId(), leaseTtlMs: o.leaseTtlMs };
     // The handler's input is read alongside the claim (same round trip); wasted only when the
@@ -406,7 +464,7 @@ export class Claimer {
       const claim = await claimExecution(this.client, { ...identity, attemptId: newAttemptId(), ...(o.attemptTimeoutMs !== undefined ? { attemptTimeoutMs: o.attemptTimeoutMs } : {}) });
       return withInput({ ...lease(claim), executionId, laneId, attemptKind: ATTEMPT_KIND[claim.attemptType] });
     } catch (error) {
-      if (!isScriptError(error, 'use_claim_resumed_execution')) throw error;
+      if (!isScriptError(error, 'use_claim_resumed_execution') || (granted && !(await granted))) throw error;
     }
     // The claim refuses before touching the grant, so it is still ours.
     // The handler runs again with a whole timeout (the worker's own timer restarts too).

@@ -18,9 +18,9 @@ import { assertKeySafe, parseLaneId, type ExecutionId, type LaneId, type Waitpoi
 import { fnv1aU64 } from '../runtime/partition.js';
 import { delayExecution } from '../generated/execution.js';
 import { resolveOutgoing } from '../operations/flows.js';
-import { issueNextGrant } from '../operations/scheduler.js';
+import { issueGrants } from '../operations/scheduler.js';
 import { ensureWaitpointSecrets } from '../operations/waitpoints.js';
-import { Claimer, type AttemptKind, type ClaimedLease, type ClaimPath, type IssueNextGrant } from './claim.js';
+import { Claimer, grantsOneByOne, type AttemptKind, type ClaimedLease, type ClaimPath, type IssueNextGrant } from './claim.js';
 import { readExecutionInput, readResumeSignals, type ExecutionInput } from './context.js';
 import { AttemptTimeoutError, LeaseLostError, NonRetryableError } from './errors.js';
 import { Presence } from './presence.js';
@@ -95,7 +95,10 @@ export interface WorkerOptions<Input = unknown> {
   readonly resolveDependencies?: boolean;
   /** Heads read per partition and lane, so heads other workers hold are stepped over; default 8. */
   readonly candidatesPerPartition?: number;
-  /** The admission cycle to use (default the scheduler's issueNextGrant). */
+  /**
+   * A one-grant admission cycle to use instead of the scheduler's (run once per free slot,
+   * one after the other); default the scheduler's issueGrants, one cycle for all free slots.
+   */
   readonly issueNextGrant?: IssueNextGrant;
   /**
    * Where wake-ups come from when work becomes eligible (worker/wake.ts): default a
@@ -188,6 +191,8 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   private quietTicks = 0;
   /** A wake-up came while a round was running: the loop goes on at once instead of sleeping. */
   private woken = false;
+  /** The loop sleeps until a slot frees up (all are taken); otherwise a freed slot does not wake it. */
+  private waitingForSlot = false;
   /** Work started on the side (dependency resolution): awaited by close(). */
   private readonly background = new Set<Promise<unknown>>();
 
@@ -221,7 +226,9 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       leaseTtlMs: this.leaseTtlMs,
       ...(engineAttemptTimeoutMs !== undefined ? { attemptTimeoutMs: engineAttemptTimeoutMs } : {}),
       path: this.claimPath,
-      issueNextGrant: options.issueNextGrant ?? issueNextGrant,
+      issueGrants: options.issueNextGrant ? grantsOneByOne(options.issueNextGrant) : issueGrants,
+      // Each lease starts as soon as it is claimed, not when the whole round is done.
+      onClaimed: (lease) => this.launch(lease),
       partitions,
       selfService: options.selfService ?? true,
       candidatesPerPartition: positive('candidatesPerPartition', options.candidatesPerPartition ?? 8),
@@ -370,22 +377,27 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     while (!this.closing) {
       const free = this.concurrency - this.stats.inFlight;
       if (free <= 0) {
+        this.waitingForSlot = true;
         await this.pause(); // Woken when a slot frees up or at close.
+        this.waitingForSlot = false;
         continue;
       }
       let claimed: ClaimedLease[] = [];
       this.woken = false; // From here on a wake-up means work this round may have missed.
       try {
-        claimed = await this.claimer.claim(free);
+        claimed = await this.claimer.claim(free); // Each lease already launched (onClaimed).
       } catch (error) {
         this.reportError(error);
       }
-      for (const lease of claimed) this.launch(lease);
-      if (claimed.length > 0 || this.woken) {
+      // Every slot filled (more may wait), or work came during the round: at once again.
+      if (claimed.length >= free || this.woken) {
         backoff = minMs;
         continue;
       }
-      this.stats.claimMisses += 1;
+      // Fewer than asked: the round took what it saw. The next one waits for new work (a
+      // wake-up, the sweep) or the back-off, not for a freed slot, which brings none.
+      if (claimed.length > 0) backoff = minMs;
+      else this.stats.claimMisses += 1;
       await this.pause(backoff);
       if (this.woken) backoff = minMs;
       else backoff = Math.min(backoff * 2, maxMs);
@@ -446,7 +458,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
         this.runs.delete(run);
         this.stats.inFlight -= 1;
         this.lastBusyAt = Date.now();
-        this.poke();
+        if (this.waitingForSlot) this.poke();
       },
     };
     const run: Promise<void> = this.runTask(lease, entry)

@@ -24,7 +24,7 @@ import { benchWorker, createMany, fastWorker } from '../engine.js';
 import { median, openLoop } from '../measure.js';
 import { commandsProcessed, withServers, type Dedicated } from '../servers.js';
 import { Engine } from '../../engine/index.js';
-import { OURS_MISSING, engineIdle, oursSides, oursIdle, type DrainSide, type Drain } from '../worker-sides.js';
+import { OURS_MISSING, engineIdle, oursSides, oursIdle, type DrainSide, type Drain, type LatencyRun } from '../worker-sides.js';
 
 const CONCURRENCY = 16;
 
@@ -100,7 +100,7 @@ const bull: DrainSide = {
       void worker.run();
       await openLoop(n, ratePerSecond, (count) => queue.addBulk(Array.from({ length: count }, () => ({ name: 'bench', data: {} }))));
       await done;
-      return latencies;
+      return { latencies };
     } finally {
       await worker.close();
       await queue.close();
@@ -193,18 +193,18 @@ export const workers: Case & { compare(ctx: Context): Promise<Row[]> } = {
     const latencyN = ctx.quick ? 1_000 : 5_000;
     const ratePerSecond = Math.max(50, Math.round((0.5 * Math.min(...sides.map((x) => summary(x.label).rate))) / 50) * 50);
     const latencySides = sides.filter((s) => s.latency);
-    const latencies = new Map<string, number[]>();
+    const latencies = new Map<string, LatencyRun>();
     for (const side of latencySides) latencies.set(side.label, await side.latency!(ctx, latencyN, ratePerSecond));
-    const bullP50 = percentile(latencies.get(bull.label)!, 50);
+    const bullP50 = percentile(latencies.get(bull.label)!.latencies, 50);
     for (const side of latencySides) {
-      const l = latencies.get(side.label)!;
+      const { latencies: l, breakdown } = latencies.get(side.label)!;
       rows.push({
         case: c,
         measurement: `${side.label}: creation to completion p50 (${latencyN.toLocaleString('en-US')} jobs created at ${ratePerSecond}/s)`,
         value: percentile(l, 50),
         unit: 'ms',
         ...(side === bull ? {} : { ratio: { value: percentile(l, 50) / bullP50, of: 'of BullMQ (target ≤ 2)' } }),
-        note: `p99 ${percentile(l, 99).toFixed(1)} ms; max ${percentile(l, 100).toFixed(1)} ms; rate = half the slowest side's throughput above; client clock at creation and at completion (ours: the Worker's completed event; BullMQ: job.timestamp to its completed event)`,
+        note: `p99 ${percentile(l, 99).toFixed(1)} ms; max ${percentile(l, 100).toFixed(1)} ms; rate = half the slowest side's throughput above; client clock at creation and at completion (ours: the Worker's completed event; BullMQ: job.timestamp to its completed event)${breakdown ? `; ${breakdown}` : ''}`,
       });
     }
     if (OURS_MISSING) rows.push({ case: c, measurement: 'ff-script Worker (fast path, admission path): throughput, latency, idle', value: undefined, unit: '', note: `not available yet: ${OURS_MISSING}` });
