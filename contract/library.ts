@@ -285,6 +285,22 @@ local FUNCTION_ARGV = {
   ff_update_progress = 5,
   ff_version = 0,
 }
+-- generated from spec/keys.yaml: the keys of a lane or a worker instance that KEY_CHECKS built,
+-- [lane or worker instance][tag] → key (remember_key, lua/helpers.lua, keeps them bounded)
+local remember_key
+local KEY_MEMO = {
+  partition_lane_active = {},
+  partition_lane_blocked_budget = {},
+  partition_lane_blocked_dependencies = {},
+  partition_lane_blocked_operator = {},
+  partition_lane_blocked_quota = {},
+  partition_lane_blocked_route = {},
+  partition_lane_delayed = {},
+  partition_lane_eligible = {},
+  partition_lane_suspended = {},
+  partition_lane_terminal = {},
+  partition_worker_leases = {},
+}
 -- generated from spec/keys.yaml: per function, the first KEYS slot (name, index, expected key) that is
 -- not the key its context c names; slots whose context values are absent, and partition
 -- indexes named by the hash tag alone, are not checked
@@ -307,14 +323,26 @@ local KEY_CHECKS = {
     if v_downstream_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:meta' then return 'deps_meta', 2, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:meta' end
     if v_downstream_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:unresolved' then return 'unresolved_set', 3, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:unresolved' end
     if v_downstream_execution_id ~= nil and v_edge_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':dep:' .. v_edge_id then return 'dep_hash', 4, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':dep:' .. v_edge_id end
-    if v_lane_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
-    if v_lane_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 6, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
+      if keys[5] ~= e then return 'eligible_zset', 5, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_blocked_dependencies[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_blocked_dependencies, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies')
+      if keys[6] ~= e then return 'blocked_deps_zset', 6, e end
+    end
     if v_downstream_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:all_edges' then return 'deps_all_edges', 7, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:all_edges' end
   end,
   ff_block_execution_for_admission = function(keys, c)
     local v_blocked_set, v_core_checked, v_execution_id, v_lane_id, v_tag = c.blocked_set, c.core_checked, c.execution_id, c.lane_id, c.tag
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
-    if v_lane_id ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
+      if keys[2] ~= e then return 'eligible', 2, e end
+    end
     if v_lane_id ~= nil and v_blocked_set ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:' .. v_blocked_set then return 'blocked', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:' .. v_blocked_set end
   end,
   ff_buffer_signal_for_pending_waitpoint = function(keys, c)
@@ -335,18 +363,54 @@ local KEY_CHECKS = {
     if v_execution_id ~= nil and v_current_attempt_index ~= nil and keys[3] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index .. ':meta' then return 'stream_meta', 3, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index .. ':meta' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[5] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 5, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_current_worker_instance_id ~= nil and keys[7] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_current_worker_instance_id .. ':leases' then return 'worker_leases', 7, 'ff:idx:' .. v_tag .. ':worker:' .. v_current_worker_instance_id .. ':leases' end
+    if v_current_worker_instance_id ~= nil then
+      local e = KEY_MEMO.partition_worker_leases[v_current_worker_instance_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_current_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_current_worker_instance_id .. ':leases')
+      if keys[7] ~= e then return 'worker_leases', 7, e end
+    end
     if v_execution_id ~= nil and keys[8] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' then return 'suspension_current', 8, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' end
     if v_current_waitpoint_id ~= nil and keys[9] ~= 'ff:wp:' .. v_tag .. ':' .. v_current_waitpoint_id and keys[9] ~= 'ff:noop:' .. v_tag then return 'waitpoint', 9, 'ff:wp:' .. v_tag .. ':' .. v_current_waitpoint_id .. ' or ' .. 'ff:noop:' .. v_tag end
     if v_current_waitpoint_id ~= nil and keys[10] ~= 'ff:wp:' .. v_tag .. ':' .. v_current_waitpoint_id .. ':condition' and keys[10] ~= 'ff:noop:' .. v_tag then return 'waitpoint_condition', 10, 'ff:wp:' .. v_tag .. ':' .. v_current_waitpoint_id .. ':condition' .. ' or ' .. 'ff:noop:' .. v_tag end
-    if v_lane_id ~= nil and keys[12] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal', 12, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
-    if v_lane_id ~= nil and keys[15] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 15, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
-    if v_lane_id ~= nil and keys[16] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed', 16, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
-    if v_lane_id ~= nil and keys[17] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' then return 'blocked_dependencies', 17, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' end
-    if v_lane_id ~= nil and keys[18] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:budget' then return 'blocked_budget', 18, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:budget' end
-    if v_lane_id ~= nil and keys[19] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:quota' then return 'blocked_quota', 19, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:quota' end
-    if v_lane_id ~= nil and keys[20] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:route' then return 'blocked_route', 20, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:route' end
-    if v_lane_id ~= nil and keys[21] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:operator' then return 'blocked_operator', 21, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:operator' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_terminal[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_terminal, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal')
+      if keys[12] ~= e then return 'terminal', 12, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
+      if keys[15] ~= e then return 'eligible', 15, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_delayed[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_delayed, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed')
+      if keys[16] ~= e then return 'delayed', 16, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_blocked_dependencies[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_blocked_dependencies, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies')
+      if keys[17] ~= e then return 'blocked_dependencies', 17, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_blocked_budget[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_blocked_budget, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:budget')
+      if keys[18] ~= e then return 'blocked_budget', 18, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_blocked_quota[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_blocked_quota, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:quota')
+      if keys[19] ~= e then return 'blocked_quota', 19, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_blocked_route[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_blocked_route, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:route')
+      if keys[20] ~= e then return 'blocked_route', 20, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_blocked_operator[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_blocked_operator, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:operator')
+      if keys[21] ~= e then return 'blocked_operator', 21, e end
+    end
   end,
   ff_cancel_flow = function(keys, c)
     local v_flow_id, v_tag = c.flow_id, c.tag
@@ -356,7 +420,11 @@ local KEY_CHECKS = {
   ff_change_priority = function(keys, c)
     local v_core_checked, v_execution_id, v_lane_id, v_tag = c.core_checked, c.execution_id, c.lane_id, c.tag
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
-    if v_lane_id ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
+      if keys[2] ~= e then return 'eligible_zset', 2, e end
+    end
   end,
   ff_check_admission_and_record = function(keys, c)
     local v_dimension, v_execution_id, v_quota_policy_id, v_tag = c.dimension, c.execution_id, c.quota_policy_id, c.tag
@@ -370,32 +438,68 @@ local KEY_CHECKS = {
     local v_core_checked, v_execution_id, v_expected_attempt_index, v_lane_id, v_tag, v_worker_instance_id = c.core_checked, c.execution_id, c.expected_attempt_index, c.lane_id, c.tag, c.worker_instance_id
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' end
-    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
-    if v_worker_instance_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 5, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
+      if keys[3] ~= e then return 'eligible', 3, e end
+    end
+    if v_worker_instance_id ~= nil then
+      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
+      if keys[5] ~= e then return 'worker_leases', 5, e end
+    end
     if v_execution_id ~= nil and v_expected_attempt_index ~= nil and keys[6] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_expected_attempt_index then return 'attempt_hash', 6, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_expected_attempt_index end
     if v_execution_id ~= nil and v_expected_attempt_index ~= nil and keys[7] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_expected_attempt_index .. ':usage' then return 'attempt_usage', 7, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_expected_attempt_index .. ':usage' end
     if v_execution_id ~= nil and v_expected_attempt_index ~= nil and keys[8] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_expected_attempt_index .. ':policy' then return 'attempt_policy', 8, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_expected_attempt_index .. ':policy' end
     if v_execution_id ~= nil and keys[9] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':attempts' then return 'attempts', 9, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':attempts' end
     if v_execution_id ~= nil and keys[10] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 10, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[11] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 11, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_lane_id ~= nil and keys[12] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 12, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_active[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
+      if keys[12] ~= e then return 'active', 12, e end
+    end
   end,
   ff_claim_next_eligible = function(keys, c)
     local v_lane_id, v_tag, v_worker_instance_id = c.lane_id, c.tag, c.worker_instance_id
-    if v_lane_id ~= nil and keys[1] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 1, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
-    if v_worker_instance_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 3, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
-    if v_lane_id ~= nil and keys[4] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 4, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
+      if keys[1] ~= e then return 'eligible', 1, e end
+    end
+    if v_worker_instance_id ~= nil then
+      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
+      if keys[3] ~= e then return 'worker_leases', 3, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_active[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
+      if keys[4] ~= e then return 'active', 4, e end
+    end
   end,
   ff_claim_resumed_execution = function(keys, c)
     local v_core_checked, v_current_attempt_index, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.core_checked, c.current_attempt_index, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' end
-    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
-    if v_worker_instance_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 5, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
+      if keys[3] ~= e then return 'eligible_zset', 3, e end
+    end
+    if v_worker_instance_id ~= nil then
+      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
+      if keys[5] ~= e then return 'worker_leases', 5, e end
+    end
     if v_execution_id ~= nil and v_current_attempt_index ~= nil and keys[6] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index then return 'existing_attempt_hash', 6, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index end
     if v_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[8] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 8, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_lane_id ~= nil and keys[9] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active_index', 9, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_active[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
+      if keys[9] ~= e then return 'active_index', 9, e end
+    end
   end,
   ff_close_waitpoint = function(keys, c)
     local v_core_checked, v_execution_id, v_tag, v_waitpoint_id = c.core_checked, c.execution_id, c.tag, c.waitpoint_id
@@ -406,24 +510,52 @@ local KEY_CHECKS = {
     local v_attempt_index, v_core_checked, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.core_checked, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
-    if v_worker_instance_id ~= nil and keys[4] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 4, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
-    if v_lane_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
+    if v_worker_instance_id ~= nil then
+      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
+      if keys[4] ~= e then return 'worker_leases', 4, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_terminal[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_terminal, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal')
+      if keys[5] ~= e then return 'terminal', 5, e end
+    end
     if v_execution_id ~= nil and keys[6] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 6, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_active[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
+      if keys[8] ~= e then return 'active', 8, e end
+    end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[9] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' then return 'stream_meta', 9, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' end
     if v_execution_id ~= nil and keys[10] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':result' then return 'result', 10, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':result' end
-    if v_lane_id ~= nil and keys[13] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 13, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
+      if keys[13] ~= e then return 'eligible', 13, e end
+    end
   end,
   ff_complete_execution = function(keys, c)
     local v_attempt_index, v_core_checked, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.core_checked, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
-    if v_worker_instance_id ~= nil and keys[4] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 4, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
-    if v_lane_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
+    if v_worker_instance_id ~= nil then
+      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
+      if keys[4] ~= e then return 'worker_leases', 4, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_terminal[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_terminal, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal')
+      if keys[5] ~= e then return 'terminal', 5, e end
+    end
     if v_execution_id ~= nil and keys[6] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 6, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_active[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
+      if keys[8] ~= e then return 'active', 8, e end
+    end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[9] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' then return 'stream_meta', 9, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' end
     if v_execution_id ~= nil and keys[10] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':result' then return 'result', 10, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':result' end
   end,
@@ -465,9 +597,21 @@ local KEY_CHECKS = {
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
     if v_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 3, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_worker_instance_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 6, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
-    if v_lane_id ~= nil and keys[7] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 7, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
-    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
+    if v_worker_instance_id ~= nil then
+      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
+      if keys[6] ~= e then return 'worker_leases', 6, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_active[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
+      if keys[7] ~= e then return 'active', 7, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_delayed[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_delayed, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed')
+      if keys[8] ~= e then return 'delayed', 8, e end
+    end
   end,
   ff_deliver_signal = function(keys, c)
     local v_core_checked, v_execution_id, v_idempotency_key, v_lane_id, v_signal_id, v_tag, v_waitpoint_id = c.core_checked, c.execution_id, c.idempotency_key, c.lane_id, c.signal_id, c.tag, c.waitpoint_id
@@ -480,9 +624,21 @@ local KEY_CHECKS = {
     if v_waitpoint_id ~= nil and v_idempotency_key ~= nil and keys[7] ~= 'ff:sigdedup:' .. v_tag .. ':' .. v_waitpoint_id .. ':' .. v_idempotency_key and keys[7] ~= 'ff:noop:' .. v_tag then return 'idem_key', 7, 'ff:sigdedup:' .. v_tag .. ':' .. v_waitpoint_id .. ':' .. v_idempotency_key .. ' or ' .. 'ff:noop:' .. v_tag end
     if v_waitpoint_id ~= nil and keys[8] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id then return 'waitpoint_hash', 8, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id end
     if v_execution_id ~= nil and keys[9] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' then return 'suspension_current', 9, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' end
-    if v_lane_id ~= nil and keys[10] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 10, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
-    if v_lane_id ~= nil and keys[11] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' then return 'suspended_zset', 11, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' end
-    if v_lane_id ~= nil and keys[12] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed_zset', 12, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
+      if keys[10] ~= e then return 'eligible_zset', 10, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_suspended[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_suspended, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended')
+      if keys[11] ~= e then return 'suspended_zset', 11, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_delayed[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_delayed, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed')
+      if keys[12] ~= e then return 'delayed_zset', 12, e end
+    end
   end,
   ff_evaluate_flow_eligibility = function(keys, c)
     local v_core_checked, v_execution_id, v_tag = c.core_checked, c.execution_id, c.tag
@@ -496,10 +652,26 @@ local KEY_CHECKS = {
     if v_execution_id ~= nil and v_current_attempt_index ~= nil and keys[3] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index .. ':meta' then return 'stream_meta', 3, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index .. ':meta' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[5] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 5, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_current_worker_instance_id ~= nil and keys[7] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_current_worker_instance_id .. ':leases' then return 'worker_leases', 7, 'ff:idx:' .. v_tag .. ':worker:' .. v_current_worker_instance_id .. ':leases' end
-    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
-    if v_lane_id ~= nil and keys[9] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal', 9, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
-    if v_lane_id ~= nil and keys[12] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' then return 'suspended', 12, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' end
+    if v_current_worker_instance_id ~= nil then
+      local e = KEY_MEMO.partition_worker_leases[v_current_worker_instance_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_current_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_current_worker_instance_id .. ':leases')
+      if keys[7] ~= e then return 'worker_leases', 7, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_active[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
+      if keys[8] ~= e then return 'active', 8, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_terminal[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_terminal, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal')
+      if keys[9] ~= e then return 'terminal', 9, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_suspended[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_suspended, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended')
+      if keys[12] ~= e then return 'suspended', 12, e end
+    end
     if v_execution_id ~= nil and keys[14] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' then return 'suspension_current', 14, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' end
   end,
   ff_expire_suspension = function(keys, c)
@@ -510,29 +682,65 @@ local KEY_CHECKS = {
     if v_waitpoint_id ~= nil and keys[4] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' and keys[4] ~= 'ff:noop:' .. v_tag then return 'wp_condition', 4, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' .. ' or ' .. 'ff:noop:' .. v_tag end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[5] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 5, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[6] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' then return 'stream_meta', 6, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' end
-    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' then return 'suspended_zset', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' end
-    if v_lane_id ~= nil and keys[9] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal_zset', 9, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
-    if v_lane_id ~= nil and keys[10] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 10, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
-    if v_lane_id ~= nil and keys[11] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed_zset', 11, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_suspended[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_suspended, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended')
+      if keys[8] ~= e then return 'suspended_zset', 8, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_terminal[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_terminal, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal')
+      if keys[9] ~= e then return 'terminal_zset', 9, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
+      if keys[10] ~= e then return 'eligible_zset', 10, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_delayed[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_delayed, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed')
+      if keys[11] ~= e then return 'delayed_zset', 11, e end
+    end
     if v_execution_id ~= nil and keys[12] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 12, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
   end,
   ff_fail_execution = function(keys, c)
     local v_attempt_index, v_core_checked, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.core_checked, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
-    if v_worker_instance_id ~= nil and keys[4] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 4, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
-    if v_lane_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
-    if v_lane_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed', 6, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
+    if v_worker_instance_id ~= nil then
+      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
+      if keys[4] ~= e then return 'worker_leases', 4, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_terminal[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_terminal, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal')
+      if keys[5] ~= e then return 'terminal', 5, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_delayed[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_delayed, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed')
+      if keys[6] ~= e then return 'delayed', 6, e end
+    end
     if v_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[8] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 8, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_lane_id ~= nil and keys[9] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 9, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_active[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
+      if keys[9] ~= e then return 'active', 9, e end
+    end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[10] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' then return 'stream_meta', 10, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' end
   end,
   ff_issue_claim_grant = function(keys, c)
     local v_core_checked, v_execution_id, v_lane_id, v_tag = c.core_checked, c.execution_id, c.lane_id, c.tag
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' end
-    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
+      if keys[3] ~= e then return 'eligible_zset', 3, e end
+    end
   end,
   ff_issue_reclaim_grant = function(keys, c)
     local v_core_checked, v_execution_id, v_tag = c.core_checked, c.execution_id, c.tag
@@ -551,29 +759,61 @@ local KEY_CHECKS = {
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
     if v_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 3, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_worker_instance_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 6, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
-    if v_lane_id ~= nil and keys[7] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 7, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
-    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' then return 'blocked_dependencies', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' end
+    if v_worker_instance_id ~= nil then
+      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
+      if keys[6] ~= e then return 'worker_leases', 6, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_active[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
+      if keys[7] ~= e then return 'active', 7, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_blocked_dependencies[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_blocked_dependencies, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies')
+      if keys[8] ~= e then return 'blocked_dependencies', 8, e end
+    end
   end,
   ff_promote_blocked_to_eligible = function(keys, c)
     local v_core_checked, v_execution_id, v_lane_id, v_tag = c.core_checked, c.execution_id, c.lane_id, c.tag
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
-    if v_lane_id ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' end
-    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_blocked_dependencies[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_blocked_dependencies, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies')
+      if keys[2] ~= e then return 'blocked_deps_zset', 2, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
+      if keys[3] ~= e then return 'eligible_zset', 3, e end
+    end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:meta' then return 'deps_meta', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:meta' end
     if v_execution_id ~= nil and keys[5] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:unresolved' then return 'deps_unresolved', 5, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:unresolved' end
   end,
   ff_promote_delayed = function(keys, c)
     local v_core_checked, v_execution_id, v_lane_id, v_tag = c.core_checked, c.execution_id, c.lane_id, c.tag
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
-    if v_lane_id ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed_zset', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
-    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_delayed[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_delayed, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed')
+      if keys[2] ~= e then return 'delayed_zset', 2, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
+      if keys[3] ~= e then return 'eligible_zset', 3, e end
+    end
   end,
   ff_purge_execution = function(keys, c)
     local v_core_checked, v_execution_id, v_lane_id, v_tag = c.core_checked, c.execution_id, c.lane_id, c.tag
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':policy' then return 'policy', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':policy' end
-    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_terminal[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_terminal, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal')
+      if keys[3] ~= e then return 'terminal', 3, e end
+    end
   end,
   ff_read_attempt_stream = function(keys, c)
     local v_attempt_index, v_execution_id, v_tag = c.attempt_index, c.execution_id, c.tag
@@ -591,8 +831,16 @@ local KEY_CHECKS = {
     if v_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':attempts' then return 'attempts', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':attempts' end
     if v_execution_id ~= nil and keys[8] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 8, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[9] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 9, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_worker_instance_id ~= nil and keys[11] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 11, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
-    if v_lane_id ~= nil and keys[12] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 12, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
+    if v_worker_instance_id ~= nil then
+      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
+      if keys[11] ~= e then return 'worker_leases', 11, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_active[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
+      if keys[12] ~= e then return 'active', 12, e end
+    end
   end,
   ff_reconcile_quota = function(keys, c)
     local v_dimension, v_quota_policy_id, v_tag = c.dimension, c.quota_policy_id, c.tag
@@ -616,10 +864,22 @@ local KEY_CHECKS = {
   ff_replay_execution = function(keys, c)
     local v_core_checked, v_execution_id, v_lane_id, v_tag = c.core_checked, c.execution_id, c.lane_id, c.tag
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
-    if v_lane_id ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal_zset', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
-    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_terminal[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_terminal, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal')
+      if keys[2] ~= e then return 'terminal_zset', 2, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
+      if keys[3] ~= e then return 'eligible_zset', 3, e end
+    end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_lane_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' end
+    if v_lane_id ~= nil and keys[5] ~= nil then
+      local e = KEY_MEMO.partition_lane_blocked_dependencies[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_blocked_dependencies, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies')
+      if keys[5] ~= e then return 'blocked_deps_zset', 5, e end
+    end
     if v_execution_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:meta' then return 'deps_meta', 6, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:meta' end
     if v_execution_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:unresolved' then return 'deps_unresolved', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:unresolved' end
   end,
@@ -645,9 +905,21 @@ local KEY_CHECKS = {
     if v_downstream_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:meta' then return 'deps_meta', 2, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:meta' end
     if v_downstream_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:unresolved' then return 'unresolved_set', 3, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:unresolved' end
     if v_downstream_execution_id ~= nil and v_edge_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':dep:' .. v_edge_id then return 'dep_hash', 4, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':dep:' .. v_edge_id end
-    if v_lane_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
-    if v_lane_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal_zset', 6, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
-    if v_lane_id ~= nil and keys[7] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 7, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
+      if keys[5] ~= e then return 'eligible_zset', 5, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_terminal[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_terminal, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal')
+      if keys[6] ~= e then return 'terminal_zset', 6, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_blocked_dependencies[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_blocked_dependencies, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies')
+      if keys[7] ~= e then return 'blocked_deps_zset', 7, e end
+    end
     if v_downstream_execution_id ~= nil and v_attempt_index ~= nil and keys[8] ~= 'ff:attempt:' .. v_tag .. ':' .. v_downstream_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 8, 'ff:attempt:' .. v_tag .. ':' .. v_downstream_execution_id .. ':' .. v_attempt_index end
     if v_downstream_execution_id ~= nil and v_attempt_index ~= nil and keys[9] ~= 'ff:stream:' .. v_tag .. ':' .. v_downstream_execution_id .. ':' .. v_attempt_index .. ':meta' then return 'stream_meta', 9, 'ff:stream:' .. v_tag .. ':' .. v_downstream_execution_id .. ':' .. v_attempt_index .. ':meta' end
     if v_downstream_execution_id ~= nil and keys[10] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':payload' then return 'downstream_payload', 10, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':payload' end
@@ -659,16 +931,32 @@ local KEY_CHECKS = {
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' then return 'suspension_current', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' end
     if v_waitpoint_id ~= nil and keys[3] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id then return 'waitpoint_hash', 3, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id end
     if v_waitpoint_id ~= nil and keys[4] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' then return 'waitpoint_signals', 4, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' end
-    if v_lane_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 6, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
-    if v_lane_id ~= nil and keys[7] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed_zset', 7, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
-    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' then return 'suspended_zset', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
+      if keys[6] ~= e then return 'eligible_zset', 6, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_delayed[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_delayed, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed')
+      if keys[7] ~= e then return 'delayed_zset', 7, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_suspended[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_suspended, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended')
+      if keys[8] ~= e then return 'suspended_zset', 8, e end
+    end
   end,
   ff_revoke_lease = function(keys, c)
     local v_core_checked, v_execution_id, v_tag, v_worker_instance_id = c.core_checked, c.execution_id, c.tag, c.worker_instance_id
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 3, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_worker_instance_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 5, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_worker_instance_id ~= nil then
+      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
+      if keys[5] ~= e then return 'worker_leases', 5, e end
+    end
   end,
   ff_stage_dependency_edge = function(keys, c)
     local v_downstream_execution_id, v_edge_id, v_flow_id, v_tag, v_upstream_execution_id = c.downstream_execution_id, c.edge_id, c.flow_id, c.tag, c.upstream_execution_id
@@ -685,12 +973,24 @@ local KEY_CHECKS = {
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_record', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
     if v_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 3, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_worker_instance_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 6, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_worker_instance_id ~= nil then
+      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
+      if keys[6] ~= e then return 'worker_leases', 6, e end
+    end
     if v_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' then return 'suspension_current', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' end
     if v_waitpoint_id ~= nil and keys[8] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id then return 'waitpoint_hash', 8, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id end
     if v_waitpoint_id ~= nil and keys[9] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' then return 'waitpoint_signals', 9, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' end
-    if v_lane_id ~= nil and keys[12] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active_index', 12, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
-    if v_lane_id ~= nil and keys[13] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' then return 'suspended_zset', 13, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_active[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
+      if keys[12] ~= e then return 'active_index', 12, e end
+    end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_suspended[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_suspended, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended')
+      if keys[13] ~= e then return 'suspended_zset', 13, e end
+    end
     if v_execution_id ~= nil and keys[14] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':waitpoints' then return 'waitpoint_history', 14, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':waitpoints' end
     if v_waitpoint_id ~= nil and keys[15] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' then return 'wp_condition', 15, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' end
   end,
@@ -698,7 +998,11 @@ local KEY_CHECKS = {
     local v_blocked_set, v_core_checked, v_execution_id, v_lane_id, v_tag = c.blocked_set, c.core_checked, c.execution_id, c.lane_id, c.tag
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_lane_id ~= nil and v_blocked_set ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:' .. v_blocked_set then return 'blocked', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:' .. v_blocked_set end
-    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil then
+      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
+      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
+      if keys[3] ~= e then return 'eligible', 3, e end
+    end
   end,
   ff_update_progress = function(keys, c)
     local v_core_checked, v_execution_id, v_tag = c.core_checked, c.execution_id, c.tag
@@ -989,7 +1293,9 @@ local ARGV_RULES = {
 -- generated from ARGV_RULES: per function, the straight-line check the guard runs before the
 -- body (R = the function's ARGV_RULES): refuses, or converts args in place
 -- (the helpers it calls are defined in lua/helpers.lua, after this generated part)
-local parse_int, parse_number, argv_refusal, json_arg
+local parse_int, parse_number, count_text, argv_refusal, json_arg
+-- numeric ARGV texts already parsed (text → number), kept by parse_int and parse_number
+local ARGV_INTS, ARGV_NUMBERS = {}, {}
 local ARGV_CHECKS = {
   ff_add_execution_to_flow = function(args, R)
     local v
@@ -1001,7 +1307,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[3] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       args[3] = n
     end
@@ -1014,20 +1320,20 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
-      if tonumber(v) > 4294967295 then return argv_refusal(R[2], 'high', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or tonumber(v)) > 4294967295 then return argv_refusal(R[2], 'high', v) end
     end
     v = args[4]
     if v == '' then
       return argv_refusal(R[3], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[6]
     if v == '' then
       args[6] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[4], 'low', v) end
       if n > 9007199254740991 then return argv_refusal(R[4], 'high', v) end
@@ -1037,7 +1343,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[11] = 0
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[5], 'low', v) end
       if n > 4294967295 then return argv_refusal(R[5], 'high', v) end
@@ -1047,7 +1353,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[13] = 65536
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[6], 'low', v) end
       if n > 4294967295 then return argv_refusal(R[6], 'high', v) end
@@ -1066,13 +1372,13 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[4], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[7]
     if v == '' then
       return argv_refusal(R[5], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
       args[7] = n
     end
@@ -1091,7 +1397,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[4] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       args[4] = n
     end
@@ -1114,7 +1420,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[13] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[5], 'low', v) end
       args[13] = n
@@ -1123,7 +1429,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[14] = 86400000
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[6], 'low', v) end
       args[14] = n
@@ -1132,7 +1438,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[16] = 1000
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[7], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[7], 'low', v) end
       args[16] = n
@@ -1141,7 +1447,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[17] = 10000
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[8], 'low', v) end
       args[17] = n
@@ -1153,7 +1459,7 @@ local ARGV_CHECKS = {
     if v == '' then return argv_refusal(R[1], 'empty', v) end
     v = args[5]
     if not (v == '') then
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
     end
   end,
   ff_cancel_flow = function(args, R)
@@ -1164,7 +1470,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[4] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[4] = n
     end
@@ -1177,7 +1483,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      local n = parse_number(v)
+      local n = ARGV_NUMBERS[v] or parse_number(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[2] = n
     end
@@ -1188,7 +1494,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[1] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[1], parse_number(v) == nil and 'nan' or 'int', v) end
       args[1] = n
     end
@@ -1196,7 +1502,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[2], 'low', v) end
       args[2] = n
@@ -1205,7 +1511,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[3], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[3], 'low', v) end
       args[3] = n
@@ -1214,7 +1520,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[4], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[4], 'low', v) end
       args[4] = n
@@ -1225,7 +1531,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[6] = 0
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[6], 'low', v) end
       args[6] = n
@@ -1243,7 +1549,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[4], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[4], 'low', v) end
       args[7] = n
@@ -1252,7 +1558,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[5], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[5], 'low', v) end
       args[8] = n
@@ -1268,7 +1574,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[11] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
       args[11] = n
     end
@@ -1276,7 +1582,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[12] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[9], parse_number(v) == nil and 'nan' or 'int', v) end
       args[12] = n
     end
@@ -1295,7 +1601,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[5], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[5], 'low', v) end
       args[6] = n
@@ -1304,7 +1610,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[6], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[6], 'low', v) end
       args[7] = n
@@ -1313,7 +1619,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[9] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[7], parse_number(v) == nil and 'nan' or 'int', v) end
       args[9] = n
     end
@@ -1321,7 +1627,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[10] = 4
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[8], 'low', v) end
       if n > 100 then return argv_refusal(R[8], 'high', v) end
@@ -1342,7 +1648,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[5], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[5], 'low', v) end
       args[7] = n
@@ -1351,7 +1657,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[8] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
       args[8] = n
     end
@@ -1369,7 +1675,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[6]
     if v == '' then return argv_refusal(R[3], 'empty', v) end
@@ -1383,7 +1689,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[7], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[7], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[7], 'low', v) end
       args[11] = n
@@ -1392,7 +1698,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[8], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[8], 'low', v) end
       args[12] = n
@@ -1401,7 +1707,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[14] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[9], parse_number(v) == nil and 'nan' or 'int', v) end
       args[14] = n
     end
@@ -1409,7 +1715,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[15] = 4
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[10], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[10], 'low', v) end
       if n > 100 then return argv_refusal(R[10], 'high', v) end
@@ -1424,7 +1730,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
     end
   end,
   ff_create_budget = function(args, R)
@@ -1436,7 +1742,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[7] = 0
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[2], 'low', v) end
       args[7] = n
@@ -1445,7 +1751,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[8] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       args[8] = n
     end
@@ -1458,7 +1764,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[5] = 0
     else
-      local n = parse_number(v)
+      local n = ARGV_NUMBERS[v] or parse_number(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[5] = n
     end
@@ -1471,7 +1777,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[9] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
       args[9] = n
     end
@@ -1479,7 +1785,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[10] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
       args[10] = n
     end
@@ -1492,7 +1798,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[12] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[7], parse_number(v) == nil and 'nan' or 'int', v) end
       args[12] = n
     end
@@ -1500,7 +1806,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[8], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[8], 'low', v) end
       if n > 65535 then return argv_refusal(R[8], 'high', v) end
@@ -1515,7 +1821,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[4] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[4] = n
     end
@@ -1528,7 +1834,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[3]
     if v == '' then return argv_refusal(R[3], 'empty', v) end
@@ -1536,7 +1842,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[4], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[4], 'low', v) end
       args[5] = n
@@ -1550,7 +1856,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[2], 'low', v) end
       args[2] = n
@@ -1559,7 +1865,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[3], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[3], 'low', v) end
       args[3] = n
@@ -1568,7 +1874,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[4], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[4], 'low', v) end
       args[4] = n
@@ -1577,7 +1883,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[5] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
       args[5] = n
     end
@@ -1590,13 +1896,13 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[5]
     if v == '' then
       return argv_refusal(R[3], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       args[5] = n
     end
@@ -1619,7 +1925,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[13] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[5], 'low', v) end
       args[13] = n
@@ -1628,7 +1934,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[14] = 86400000
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[6], 'low', v) end
       args[14] = n
@@ -1637,7 +1943,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[15] = 0
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[7], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[7], 'low', v) end
       args[15] = n
@@ -1646,7 +1952,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[16] = 1000
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[8], 'low', v) end
       args[16] = n
@@ -1655,7 +1961,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[17] = 10000
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[9], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[9], 'low', v) end
       args[17] = n
@@ -1679,7 +1985,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[7]
     if not (v == '') then
@@ -1697,7 +2003,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[3], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[3], 'low', v) end
       args[6] = n
@@ -1713,7 +2019,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[3], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[3], 'low', v) end
       args[6] = n
@@ -1732,7 +2038,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
     end
   end,
   ff_promote_blocked_to_eligible = function(args, R)
@@ -1743,7 +2049,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[2] = n
     end
@@ -1756,7 +2062,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[2] = n
     end
@@ -1769,7 +2075,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[2], 'low', v) end
       args[2] = n
@@ -1778,7 +2084,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[3] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       args[3] = n
     end
@@ -1789,7 +2095,7 @@ local ARGV_CHECKS = {
     if v == '' or v == nil then
       return argv_refusal(R[1], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[1], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[1], 'low', v) end
       if n > 10000 then return argv_refusal(R[1], 'high', v) end
@@ -1808,7 +2114,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[4], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[4], 'low', v) end
       args[6] = n
@@ -1824,7 +2130,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[2] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[2] = n
     end
@@ -1842,19 +2148,19 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[5]
     if v == '' then
       return argv_refusal(R[3], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[6]
     if v == '' then
       return argv_refusal(R[4], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[4], 'low', v) end
       if n > 1000000000000000 then return argv_refusal(R[4], 'high', v) end
@@ -1864,7 +2170,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[7] = 60000
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[5], 'low', v) end
       if n > 1000000000000000 then return argv_refusal(R[5], 'high', v) end
@@ -1880,7 +2186,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[2] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[2] = n
     end
@@ -1896,7 +2202,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[2] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[2] = n
     end
@@ -1909,7 +2215,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[2] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[2] = n
     end
@@ -1928,7 +2234,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[3], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       args[3] = n
     end
@@ -1947,7 +2253,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[3] = 0
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[3], 'low', v) end
       args[3] = n
@@ -1964,7 +2270,7 @@ local ARGV_CHECKS = {
     if v == '' or v == nil then
       if v == '' then return argv_refusal(R[1], 'empty', v) end
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[1], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[1], 'low', v) end
       if n > 9007199254740991 then return argv_refusal(R[1], 'high', v) end
@@ -1985,13 +2291,13 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[5], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[8]
     if v == '' then
       return argv_refusal(R[6], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
       args[8] = n
     end
@@ -2004,7 +2310,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[3]
     if v == '' then return argv_refusal(R[3], 'empty', v) end
@@ -2014,7 +2320,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[5], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[6]
     if v == '' then return argv_refusal(R[6], 'empty', v) end
@@ -2024,7 +2330,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[11] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[8], 'low', v) end
       args[11] = n
@@ -2051,7 +2357,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[17] = 1000
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[12], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[12], 'low', v) end
       args[17] = n
@@ -2065,7 +2371,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[2] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[2] = n
     end
@@ -2082,13 +2388,13 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[4]
     if v == '' then
       args[4] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[3], 'low', v) end
       if n > 100 then return argv_refusal(R[3], 'high', v) end
@@ -2122,9 +2428,28 @@ end
 ---------------------------------------------------------------------------
 -- Time: always the server clock, in ms.
 ---------------------------------------------------------------------------
+-- The texts '000' … '999' (the milliseconds of a timestamp) and '0' … '999' (small counts:
+-- epochs, attempt indexes), made once: formatting a number costs a sprintf each time.
+local MS_TEXTS, SMALL_TEXTS = {}, {}
+for i = 0, 999 do
+  SMALL_TEXTS[i] = '' .. i
+  MS_TEXTS[i] = (i < 10 and '00' or i < 100 and '0' or '') .. i
+end
+
+-- The server clock in ms, and the same as text (to_text(now)). Lua's arithmetic converts the
+-- reply's digit texts (no tonumber or math.floor calls: each costs more than the rest).
+local function server_clock()
+  local t = redis.call('TIME')
+  local us = t[2] + 0
+  local ms = (us - us % 1000) / 1000
+  return t[1] * 1000 + ms, t[1] .. MS_TEXTS[ms]
+end
+
+-- The server clock in ms (one value: it is passed on as a last argument in many places).
 local function server_now()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local us = t[2] + 0
+  return t[1] * 1000 + (us - us % 1000) / 1000
 end
 
 ---------------------------------------------------------------------------
@@ -2135,12 +2460,27 @@ local function is_set(value)
   return value ~= nil and value ~= false and value ~= ''
 end
 
+-- Parsed numeric texts, remembered (ARGV_INTS and ARGV_NUMBERS are declared in the generated
+-- part, whose ARGV checks look a text up before calling a parser). In Redis 7.0's Lua a
+-- tonumber costs about 2k instructions and a pattern match as much again, while the same
+-- short texts come back on every call (TTLs, partition ids, priorities, epochs). Only
+-- texts of at most 9 characters are kept (no timestamp: those rarely repeat), and a table
+-- that reached 1024 entries is dropped and started again, so the memory stays bounded.
+local ARGV_MEMO_MAX = 1024
+local argv_ints_size, argv_numbers_size = 0, 0
+
 -- A number as the reference accepts it (any Lua number text), but never NaN or infinity,
 -- which tonumber would let through on some platforms.
 function parse_number(value)
-  local n = tonumber(value) -- nil for anything but a number or a numeric string
+  local n = ARGV_NUMBERS[value]
+  if n ~= nil then return n end
+  n = tonumber(value) -- nil for anything but a number or a numeric string
   if n == nil or n ~= n or n == math.huge or n == -math.huge then
     return nil
+  end
+  if value ~= n and #value <= 9 then -- a text (a number equals its own value), short
+    if argv_numbers_size >= ARGV_MEMO_MAX then ARGV_NUMBERS, argv_numbers_size = {}, 0 end
+    ARGV_NUMBERS[value], argv_numbers_size = n, argv_numbers_size + 1
   end
   return n
 end
@@ -2149,18 +2489,36 @@ end
 -- digits without a leading zero ('0' alone is fine); no '+', no spaces, no '-0', no
 -- exponent or hex. Within the exactly representable range (±2^53), so Lua keeps it exact
 -- and the text can go to any command (HINCRBY, XADD MAXLEN, PX…) as it is.
+-- ARGV_INTS maps each remembered text to its number; INT_TEXTS maps the number back to that
+-- text, its canonical form (int_text).
+local INT_TEXTS = {}
 function parse_int(value)
+  local n = ARGV_INTS[value]
+  if n ~= nil then return n end
   if type(value) ~= 'string' or #value > 17 then
     return nil
   end
   if value ~= '0' and not string.match(value, '^%-?[1-9]%d*$') then
     return nil
   end
-  local n = tonumber(value)
+  n = tonumber(value)
   if n > 9007199254740991 or n < -9007199254740991 then
     return nil
   end
+  if #value <= 9 then
+    if argv_ints_size >= ARGV_MEMO_MAX then ARGV_INTS, INT_TEXTS, argv_ints_size = {}, {}, 0 end
+    ARGV_INTS[value], INT_TEXTS[n], argv_ints_size = n, value, argv_ints_size + 1
+  end
   return n
+end
+
+-- A count text (digits only, at most 17, leading zeros allowed: compared with stored text,
+-- never converted): true or false. The ARGV checks look ARGV_INTS up first; a canonical
+-- one is remembered there by parse_int.
+function count_text(value)
+  if #value > 17 or not string.match(value, '^%d+$') then return false end
+  parse_int(value)
+  return true
 end
 
 -- The invalid_input reply for an integer ARGV that parse_int refused. Text that is no number
@@ -2347,13 +2705,44 @@ local function field_list(parts)
   return all
 end
 
--- Text of a value for storage: integral numbers in plain decimal (tostring would switch to
--- exponent form from 1e14 on), everything else as tostring gives it.
-local function to_text(value)
-  if type(value) == 'number' and value == math.floor(value) and value > -9007199254740992 and value < 9007199254740992 then
+-- The thousands of a timestamp (its seconds) as text, remembered: the same few come back
+-- on every call. Bounded like the ARGV memo.
+local THOUSANDS_TEXTS, thousands_size = {}, 0
+
+-- Text of a number for storage: an integer in plain decimal (tostring would switch to
+-- exponent form from 1e14 on), anything else as tostring gives it. A small one is a table
+-- read; a larger one (a timestamp) its thousands' text, remembered, and three digits.
+local function num_text(value)
+  local small = SMALL_TEXTS[value]
+  if small then return small end
+  if value >= 1000 and value < 9007199254740992 and value % 1 == 0 then
+    local rest = value % 1000
+    local high = (value - rest) / 1000
+    local high_text = SMALL_TEXTS[high] or THOUSANDS_TEXTS[high]
+    if high_text == nil then
+      high_text = string.format('%d', high)
+      if thousands_size >= 1024 then THOUSANDS_TEXTS, thousands_size = {}, 0 end
+      THOUSANDS_TEXTS[high], thousands_size = high_text, thousands_size + 1
+    end
+    return high_text .. MS_TEXTS[rest]
+  end
+  if value == math.floor(value) and value > -9007199254740992 and value < 9007199254740992 then
     return string.format('%d', value)
   end
   return tostring(value)
+end
+
+-- Text of a value for storage: a number as num_text gives it, anything else as tostring.
+local function to_text(value)
+  if type(value) == 'number' then return num_text(value) end
+  return tostring(value)
+end
+
+-- The text of an integer that came as ARGV (a partition id, a TTL): the ARGV's own text when
+-- parse_int remembered it, else to_text. Saves formatting a number again (a sprintf; the
+-- server formats a number argument with %.17g, which costs as much).
+local function int_text(value)
+  return INT_TEXTS[value] or to_text(value)
 end
 
 -- HSET from a Lua table; values are written as text. Order of fields does not matter.
@@ -2385,18 +2774,63 @@ local function eid_of_exec_key(key)
   return string.match(rest, '^(.-}:[^:]+)')
 end
 
+-- Where the hash tag sits in an execution's core key KEY.exec_core(tag, execution_id): it
+-- starts at CORE_TAG_AT and ends CORE_TAG_END + #execution_id characters before the key's
+-- end. Measured on a sample key at the first call (the string library is not there while
+-- the library loads).
+local CORE_TAG_AT, CORE_TAG_END
+
+local function core_tag_bounds()
+  local sample = KEY.exec_core('<', '>')
+  CORE_TAG_AT = string.find(sample, '<', 1, true)
+  CORE_TAG_END = #sample - CORE_TAG_AT - 1 -- the characters after the tag that are not the id
+end
+
+-- Hash tags seen (tag → true), bounded like the ARGV memo: partitions are few.
+local KNOWN_TAGS, known_tags_size = {}, 0
+
+-- A hash tag as tag_of finds one: '{', no '}' inside, '}'. Remembered.
+local function is_tag(text)
+  if KNOWN_TAGS[text] then return true end
+  if not string.find(text, '^{[^}]*}$') then return false end
+  if known_tags_size >= 1024 then KNOWN_TAGS, known_tags_size = {}, 0 end
+  KNOWN_TAGS[text], known_tags_size = true, known_tags_size + 1
+  return true
+end
+
 -- ARGV execution_id names the member the partition indexes receive; it must be the
 -- execution whose core key was passed, or those indexes would drift from the records.
--- Returns nil and the key's hash tag, or the invalid_input reply.
+-- Returns nil and the key's hash tag, or the invalid_input reply. The tag is cut from where
+-- it must be when the key is the execution's (no pattern search: tag_of costs 2k
+-- instructions), then the whole key is compared: same answer as tag_of and compare.
 local function check_core_key(core_key, execution_id)
-  if not is_set(execution_id) then
+  if execution_id == nil or execution_id == '' then
     return err('invalid_input', 'execution_id must not be empty')
   end
-  local tag = core_key and tag_of(core_key)
-  if not tag or core_key ~= KEY.exec_core(tag, execution_id) then
+  if CORE_TAG_AT == nil then core_tag_bounds() end
+  local tag = core_key and string.sub(core_key, CORE_TAG_AT, #core_key - #execution_id - CORE_TAG_END)
+  if not tag or not is_tag(tag) or core_key ~= KEY.exec_core(tag, execution_id) then
     return err('invalid_input', 'execution_id does not match the core key')
   end
-  return nil, tag -- the tag, for the caller's key checks (tag_of is not cheap)
+  return nil, tag -- the tag, for the caller's key checks
+end
+
+-- Keeps a key KEY_CHECKS built for a lane or a worker instance (KEY_MEMO, generated) and
+-- returns it. At most 1024 are kept: then every memo starts again.
+local key_memo_size = 0
+function remember_key(memo, value, tag, key)
+  if key_memo_size >= 1024 then
+    for name in pairs(KEY_MEMO) do KEY_MEMO[name] = {} end
+    key_memo_size = 0
+    return key -- (memo is one of the dropped tables)
+  end
+  local by_tag = memo[value]
+  if by_tag == nil then
+    by_tag = {}
+    memo[value] = by_tag
+  end
+  by_tag[tag], key_memo_size = key, key_memo_size + 1
+  return key
 end
 
 -- Foreign KEYS (issue 11): the slots of the call that KEY_CHECKS (generated from
@@ -2518,11 +2952,9 @@ local LEASE_FIELDS = {
 -- Lease history (execution.md §1.7): XADD MAXLEN ~ 1000, fields in the given order.
 ---------------------------------------------------------------------------
 local function history_add(history_key, pairs_list, maxlen)
-  -- A missing value leaves a hole in the list, where # is unreliable: find the last index.
-  local n = 0
-  for i in pairs(pairs_list) do
-    if i > n then n = i end
-  end
+  -- A missing value leaves a hole in the list, where # is unreliable: find the last index
+  -- (table.maxn: one call, where a pairs loop calls next once per entry).
+  local n = table.maxn(pairs_list)
   if n % 2 == 1 then n = n + 1 end -- a missing last value
   -- Holes become empty values, in place, and the list goes straight to the call: no command
   -- table. Integers are passed as numbers; the server writes them as plain digits.
@@ -2652,11 +3084,12 @@ redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys,
     lease_history_grace_ms = args[7],
   }
   -- Bounded so that now + ttl + grace stays an exact integer (timestamps are written as text).
-  local bad = check_core_key(K.core, A.execution_id)
-    or check_keys('ff_renew_lease', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
+  local bad, tag = check_core_key(K.core, A.execution_id)
+  if bad then return bad end
+  bad = check_keys('ff_renew_lease', keys, { tag = tag, execution_id = A.execution_id, core_checked = true })
   if bad then return bad end
 
-  local now = server_now()
+  local now, now_s = server_clock()
   local core, missing = read_core(K.core, Lease.RENEW_FIELDS)
   if not core then return missing end
   if core.lifecycle_phase ~= 'active' then
@@ -2678,19 +3111,20 @@ redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys,
 
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + math.floor(A.lease_ttl_ms * 2 / 3)
+  local renewal_s, expires_s = num_text(renewal_deadline), num_text(expires_at)
   -- write phase
   redis.call('HSET', K.core,
-    'lease_last_renewed_at', to_text(now),
-    'lease_renewal_deadline', to_text(renewal_deadline),
-    'lease_expires_at', to_text(expires_at),
-    'last_mutation_at', to_text(now))
+    'lease_last_renewed_at', now_s,
+    'lease_renewal_deadline', renewal_s,
+    'lease_expires_at', expires_s,
+    'last_mutation_at', now_s)
   redis.call('HSET', K.lease_current,
-    'last_renewed_at', to_text(now),
-    'renewal_deadline', to_text(renewal_deadline),
-    'expires_at', to_text(expires_at))
-  redis.call('PEXPIREAT', K.lease_current, to_text(expires_at + A.lease_history_grace_ms))
-  redis.call('ZADD', K.lease_expiry, to_text(expires_at), A.execution_id)
-  return ok(to_text(expires_at))
+    'last_renewed_at', now_s,
+    'renewal_deadline', renewal_s,
+    'expires_at', expires_s)
+  redis.call('PEXPIREAT', K.lease_current, num_text(expires_at + A.lease_history_grace_ms))
+  redis.call('ZADD', K.lease_expiry, expires_s, A.execution_id)
+  return ok(expires_s)
 end))
 
 redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_expired_if_due', function(keys, args)
@@ -2908,14 +3342,16 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     quota_policy_id = args[15],
   }
   local json = args.json or Exec.NO_JSON
-  local tag = tag_of(K.core)
+  -- The core key checked once here (cheaper than tag_of and KEY_CHECKS' own compare); a
+  -- foreign one is left to KEY_CHECKS, for its refusal.
+  local foreign_core, tag = check_core_key(K.core, A.execution_id)
+  if foreign_core then tag = tag_of(K.core) end
   local c = Exec.CREATE_CTX
-  c.tag, c.execution_id, c.lane_id, c.delay_until = tag, A.execution_id, A.lane_id, A.delay_until
+  c.tag, c.execution_id, c.lane_id, c.delay_until, c.core_checked = tag, A.execution_id, A.lane_id, A.delay_until, not foreign_core
   local bad = check_keys('ff_create_execution', keys, c)
   if bad then return bad end
 
-  local now = server_now()
-  local now_s = to_text(now) -- formatted once, not at every use
+  local now, now_s = server_clock()
   local priority = clamp_priority(A.priority)
 
   local has_idempotency = is_set(K.idempotency) and K.idempotency ~= KEY.partition_noop(tag)
@@ -2981,12 +3417,12 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     'progress_pct', '',
     'progress_message', '',
     'progress_updated_at', '',
-    'priority', to_text(priority),
+    'priority', num_text(priority),
     'created_at', now_s,
     'execution_id', A.execution_id or '',
     'namespace', A.namespace or '',
     'execution_kind', A.execution_kind or '',
-    'partition_id', A.partition_id or '',
+    'partition_id', int_text(A.partition_id), -- (the guard refuses an empty one)
     'creator_identity', A.creator_identity or '',
   }
 
@@ -3028,7 +3464,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     if string.sub(eligible_key, -#':delayed') == ':delayed' then
       eligible_key = KEY.partition_lane_eligible(tag, lane)
     end
-    redis.call('ZADD', eligible_key, to_text(eligible_score(priority, now)), A.execution_id)
+    redis.call('ZADD', eligible_key, num_text(eligible_score(priority, now)), A.execution_id)
     wake_lane(tag, lane)
   end
   redis.call('SADD', K.all_executions, A.execution_id)
@@ -3102,18 +3538,18 @@ end
 -- attempt, usage and policy records, the lease, the state vector, the indexes and the
 -- history entry. K: core, attempts, lease_current, lease_history, eligible, lease_expiry,
 -- worker_leases, active, attempt_timeout, execution_deadline. A: the claim's validated
--- arguments. core: Exec.CLAIM_FIELDS of the execution. Returns the claim's reply fields.
-function Exec.start_attempt(K, A, core, now)
+-- arguments. core: Exec.CLAIM_FIELDS of the execution. tag: the partition's hash tag.
+-- Returns the claim's reply fields.
+function Exec.start_attempt(K, A, core, now, tag)
   local epoch = (parse_number(core.current_lease_epoch) or 0) + 1
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + A.renew_before_ms
   local index = parse_number(core.total_attempt_count) or 0
   -- Each number is turned into text once: the server would otherwise format it anew
   -- (as %.14g) at every place it is passed.
-  local now_s, expires_s, renewal_s = to_text(now), to_text(expires_at), to_text(renewal_deadline)
-  local epoch_s, index_s = to_text(epoch), to_text(index)
+  local now_s, expires_s, renewal_s = num_text(now), num_text(expires_at), num_text(renewal_deadline)
+  local epoch_s, index_s = num_text(epoch), num_text(index)
   local attempt_type = 'initial'
-  local tag = tag_of(K.core)
   local attempt_hash = KEY.exec_attempt_hash(tag, A.execution_id, index_s)
   local attempt = {
     'HSET', attempt_hash,
@@ -3170,7 +3606,7 @@ function Exec.start_attempt(K, A, core, now)
     public_state = 'active',
   }, Exec.with_pending_cleared(core, now_s, {
     'current_attempt_index', index_s,
-    'total_attempt_count', to_text(index + 1),
+    'total_attempt_count', num_text(index + 1),
     'current_attempt_id', A.attempt_id or '',
     'current_lease_id', A.lease_id or '',
     'current_lease_epoch', epoch_s,
@@ -3255,7 +3691,7 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
 
   -- write phase
   redis.call('DEL', K.claim_grant)
-  return ok(unpack(Exec.start_attempt(K, A, core, now)))
+  return ok(unpack(Exec.start_attempt(K, A, core, now, tag)))
 end))
 
 -- Ends the lease holder's attempt successfully (the effects of a complete, execution.md
@@ -3263,7 +3699,7 @@ end))
 -- notice. K: complete's keys. A: execution_id, lease_id, lease_epoch, result_payload.
 -- core: LEASE_FIELDS of the execution, already validated.
 function Exec.finish_success(K, A, core, now)
-  local now_s = to_text(now) -- formatted once, not at every use
+  local now_s = num_text(now) -- formatted once, not at every use
   redis.call('HSET', K.attempt_hash, 'attempt_state', 'ended_success', 'ended_at', now_s)
   if redis.call('EXISTS', K.stream_meta) == 1 then
     redis.call('HSET', K.stream_meta, 'closed_at', now_s, 'closed_reason', 'attempt_success')
@@ -4131,12 +4567,6 @@ function Sched.match_caps(core_key, core, worker_csv, now)
   return err('capability_mismatch', table.concat(missing, ','))
 end
 
--- The arguments both grant functions share: a positive integer TTL, an execution and a worker.
-
-function Sched.check_grant_args(A)
-  return nil
-end
-
 -- The exec_core fields a claim grant reads (the record has some fifty: HGETALL would copy
 -- them all into Lua on every grant).
 Sched.GRANT_CTX = {}
@@ -4144,7 +4574,7 @@ Sched.GRANT_CORE_FIELDS = { 'lifecycle_phase', 'eligibility_state', 'required_ca
 
 -- Writes the grant hash (scheduling.md §5) with its absolute expiry.
 function Sched.write_grant(grant_key, A, now)
-  local now_s, expires_s = to_text(now), to_text(now + A.grant_ttl_ms)
+  local now_s, expires_s = num_text(now), num_text(now + A.grant_ttl_ms)
   redis.call('HSET', grant_key,
     'worker_id', A.worker_id,
     'worker_instance_id', A.worker_instance_id or '',
@@ -4174,15 +4604,16 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
     admission_summary = args[8],
     worker_capabilities_csv = args[9],
   }
-  local bad = Sched.check_grant_args(A)
-  if bad then return bad end
   local now = server_now()
   local core, missing = read_core(K.core, Sched.GRANT_CORE_FIELDS)
   if not core then return missing end
   -- The eligible index is only read (ZSCORE): another lane's answers execution_not_in_eligible_set.
+  -- The core key checked once here (see ff_create_execution); a foreign one is left to KEY_CHECKS.
+  local foreign_core, tag = check_core_key(K.core, A.execution_id)
+  if foreign_core then tag = tag_of(K.core) end
   local c = Sched.GRANT_CTX -- refilled, not built anew: see Exec.CREATE_CTX
-  c.tag, c.execution_id = tag_of(K.core), A.execution_id
-  bad = check_keys('ff_issue_claim_grant', keys, c)
+  c.tag, c.execution_id, c.core_checked = tag, A.execution_id, not foreign_core
+  local bad = check_keys('ff_issue_claim_grant', keys, c)
   if bad then return bad end
   if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
     return err('execution_not_eligible')
@@ -4336,14 +4767,12 @@ redis.register_function('ff_issue_reclaim_grant', guard('ff_issue_reclaim_grant'
     admission_summary = args[8],
     worker_capabilities_csv = args[9],
   }
-  local bad = Sched.check_grant_args(A)
-  if bad then return bad end
   A.worker_instance_id = A.worker_instance_id or ''
   A.lane_id = A.lane_id or ''
   local now = server_now()
   local core, missing = read_core(K.core)
   if not core then return missing end
-  bad = check_keys('ff_issue_reclaim_grant', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
+  local bad = check_keys('ff_issue_reclaim_grant', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
   if bad then return bad end
   if core.lifecycle_phase ~= 'active' then
     return err('execution_not_reclaimable')
@@ -7464,7 +7893,7 @@ function Fast.claim_head(K, A, now)
       and not Sched.match_caps(EK.core, core, A.worker_capabilities_csv, now) then
       -- The claim's arguments are A's, for this execution (A is not read again after).
       A.execution_id = eid
-      local fields = Exec.start_attempt(EK, A, core, now)
+      local fields = Exec.start_attempt(EK, A, core, now, tag)
       table.insert(fields, 1, eid)
       return fields
     end

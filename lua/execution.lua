@@ -93,14 +93,16 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     quota_policy_id = args[15],
   }
   local json = args.json or Exec.NO_JSON
-  local tag = tag_of(K.core)
+  -- The core key checked once here (cheaper than tag_of and KEY_CHECKS' own compare); a
+  -- foreign one is left to KEY_CHECKS, for its refusal.
+  local foreign_core, tag = check_core_key(K.core, A.execution_id)
+  if foreign_core then tag = tag_of(K.core) end
   local c = Exec.CREATE_CTX
-  c.tag, c.execution_id, c.lane_id, c.delay_until = tag, A.execution_id, A.lane_id, A.delay_until
+  c.tag, c.execution_id, c.lane_id, c.delay_until, c.core_checked = tag, A.execution_id, A.lane_id, A.delay_until, not foreign_core
   local bad = check_keys('ff_create_execution', keys, c)
   if bad then return bad end
 
-  local now = server_now()
-  local now_s = to_text(now) -- formatted once, not at every use
+  local now, now_s = server_clock()
   local priority = clamp_priority(A.priority)
 
   local has_idempotency = is_set(K.idempotency) and K.idempotency ~= KEY.partition_noop(tag)
@@ -166,12 +168,12 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     'progress_pct', '',
     'progress_message', '',
     'progress_updated_at', '',
-    'priority', to_text(priority),
+    'priority', num_text(priority),
     'created_at', now_s,
     'execution_id', A.execution_id or '',
     'namespace', A.namespace or '',
     'execution_kind', A.execution_kind or '',
-    'partition_id', A.partition_id or '',
+    'partition_id', int_text(A.partition_id), -- (the guard refuses an empty one)
     'creator_identity', A.creator_identity or '',
   }
 
@@ -213,7 +215,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     if string.sub(eligible_key, -#':delayed') == ':delayed' then
       eligible_key = KEY.partition_lane_eligible(tag, lane)
     end
-    redis.call('ZADD', eligible_key, to_text(eligible_score(priority, now)), A.execution_id)
+    redis.call('ZADD', eligible_key, num_text(eligible_score(priority, now)), A.execution_id)
     wake_lane(tag, lane)
   end
   redis.call('SADD', K.all_executions, A.execution_id)
@@ -287,18 +289,18 @@ end
 -- attempt, usage and policy records, the lease, the state vector, the indexes and the
 -- history entry. K: core, attempts, lease_current, lease_history, eligible, lease_expiry,
 -- worker_leases, active, attempt_timeout, execution_deadline. A: the claim's validated
--- arguments. core: Exec.CLAIM_FIELDS of the execution. Returns the claim's reply fields.
-function Exec.start_attempt(K, A, core, now)
+-- arguments. core: Exec.CLAIM_FIELDS of the execution. tag: the partition's hash tag.
+-- Returns the claim's reply fields.
+function Exec.start_attempt(K, A, core, now, tag)
   local epoch = (parse_number(core.current_lease_epoch) or 0) + 1
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + A.renew_before_ms
   local index = parse_number(core.total_attempt_count) or 0
   -- Each number is turned into text once: the server would otherwise format it anew
   -- (as %.14g) at every place it is passed.
-  local now_s, expires_s, renewal_s = to_text(now), to_text(expires_at), to_text(renewal_deadline)
-  local epoch_s, index_s = to_text(epoch), to_text(index)
+  local now_s, expires_s, renewal_s = num_text(now), num_text(expires_at), num_text(renewal_deadline)
+  local epoch_s, index_s = num_text(epoch), num_text(index)
   local attempt_type = 'initial'
-  local tag = tag_of(K.core)
   local attempt_hash = KEY.exec_attempt_hash(tag, A.execution_id, index_s)
   local attempt = {
     'HSET', attempt_hash,
@@ -355,7 +357,7 @@ function Exec.start_attempt(K, A, core, now)
     public_state = 'active',
   }, Exec.with_pending_cleared(core, now_s, {
     'current_attempt_index', index_s,
-    'total_attempt_count', to_text(index + 1),
+    'total_attempt_count', num_text(index + 1),
     'current_attempt_id', A.attempt_id or '',
     'current_lease_id', A.lease_id or '',
     'current_lease_epoch', epoch_s,
@@ -440,7 +442,7 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
 
   -- write phase
   redis.call('DEL', K.claim_grant)
-  return ok(unpack(Exec.start_attempt(K, A, core, now)))
+  return ok(unpack(Exec.start_attempt(K, A, core, now, tag)))
 end))
 
 -- Ends the lease holder's attempt successfully (the effects of a complete, execution.md
@@ -448,7 +450,7 @@ end))
 -- notice. K: complete's keys. A: execution_id, lease_id, lease_epoch, result_payload.
 -- core: LEASE_FIELDS of the execution, already validated.
 function Exec.finish_success(K, A, core, now)
-  local now_s = to_text(now) -- formatted once, not at every use
+  local now_s = num_text(now) -- formatted once, not at every use
   redis.call('HSET', K.attempt_hash, 'attempt_state', 'ended_success', 'ended_at', now_s)
   if redis.call('EXISTS', K.stream_meta) == 1 then
     redis.call('HSET', K.stream_meta, 'closed_at', now_s, 'closed_reason', 'attempt_success')

@@ -22,9 +22,28 @@ end
 ---------------------------------------------------------------------------
 -- Time: always the server clock, in ms.
 ---------------------------------------------------------------------------
+-- The texts '000' … '999' (the milliseconds of a timestamp) and '0' … '999' (small counts:
+-- epochs, attempt indexes), made once: formatting a number costs a sprintf each time.
+local MS_TEXTS, SMALL_TEXTS = {}, {}
+for i = 0, 999 do
+  SMALL_TEXTS[i] = '' .. i
+  MS_TEXTS[i] = (i < 10 and '00' or i < 100 and '0' or '') .. i
+end
+
+-- The server clock in ms, and the same as text (to_text(now)). Lua's arithmetic converts the
+-- reply's digit texts (no tonumber or math.floor calls: each costs more than the rest).
+local function server_clock()
+  local t = redis.call('TIME')
+  local us = t[2] + 0
+  local ms = (us - us % 1000) / 1000
+  return t[1] * 1000 + ms, t[1] .. MS_TEXTS[ms]
+end
+
+-- The server clock in ms (one value: it is passed on as a last argument in many places).
 local function server_now()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local us = t[2] + 0
+  return t[1] * 1000 + (us - us % 1000) / 1000
 end
 
 ---------------------------------------------------------------------------
@@ -35,12 +54,27 @@ local function is_set(value)
   return value ~= nil and value ~= false and value ~= ''
 end
 
+-- Parsed numeric texts, remembered (ARGV_INTS and ARGV_NUMBERS are declared in the generated
+-- part, whose ARGV checks look a text up before calling a parser). In Redis 7.0's Lua a
+-- tonumber costs about 2k instructions and a pattern match as much again, while the same
+-- short texts come back on every call (TTLs, partition ids, priorities, epochs). Only
+-- texts of at most 9 characters are kept (no timestamp: those rarely repeat), and a table
+-- that reached 1024 entries is dropped and started again, so the memory stays bounded.
+local ARGV_MEMO_MAX = 1024
+local argv_ints_size, argv_numbers_size = 0, 0
+
 -- A number as the reference accepts it (any Lua number text), but never NaN or infinity,
 -- which tonumber would let through on some platforms.
 function parse_number(value)
-  local n = tonumber(value) -- nil for anything but a number or a numeric string
+  local n = ARGV_NUMBERS[value]
+  if n ~= nil then return n end
+  n = tonumber(value) -- nil for anything but a number or a numeric string
   if n == nil or n ~= n or n == math.huge or n == -math.huge then
     return nil
+  end
+  if value ~= n and #value <= 9 then -- a text (a number equals its own value), short
+    if argv_numbers_size >= ARGV_MEMO_MAX then ARGV_NUMBERS, argv_numbers_size = {}, 0 end
+    ARGV_NUMBERS[value], argv_numbers_size = n, argv_numbers_size + 1
   end
   return n
 end
@@ -49,18 +83,36 @@ end
 -- digits without a leading zero ('0' alone is fine); no '+', no spaces, no '-0', no
 -- exponent or hex. Within the exactly representable range (±2^53), so Lua keeps it exact
 -- and the text can go to any command (HINCRBY, XADD MAXLEN, PX…) as it is.
+-- ARGV_INTS maps each remembered text to its number; INT_TEXTS maps the number back to that
+-- text, its canonical form (int_text).
+local INT_TEXTS = {}
 function parse_int(value)
+  local n = ARGV_INTS[value]
+  if n ~= nil then return n end
   if type(value) ~= 'string' or #value > 17 then
     return nil
   end
   if value ~= '0' and not string.match(value, '^%-?[1-9]%d*$') then
     return nil
   end
-  local n = tonumber(value)
+  n = tonumber(value)
   if n > 9007199254740991 or n < -9007199254740991 then
     return nil
   end
+  if #value <= 9 then
+    if argv_ints_size >= ARGV_MEMO_MAX then ARGV_INTS, INT_TEXTS, argv_ints_size = {}, {}, 0 end
+    ARGV_INTS[value], INT_TEXTS[n], argv_ints_size = n, value, argv_ints_size + 1
+  end
   return n
+end
+
+-- A count text (digits only, at most 17, leading zeros allowed: compared with stored text,
+-- never converted): true or false. The ARGV checks look ARGV_INTS up first; a canonical
+-- one is remembered there by parse_int.
+function count_text(value)
+  if #value > 17 or not string.match(value, '^%d+$') then return false end
+  parse_int(value)
+  return true
 end
 
 -- The invalid_input reply for an integer ARGV that parse_int refused. Text that is no number
@@ -247,13 +299,44 @@ local function field_list(parts)
   return all
 end
 
--- Text of a value for storage: integral numbers in plain decimal (tostring would switch to
--- exponent form from 1e14 on), everything else as tostring gives it.
-local function to_text(value)
-  if type(value) == 'number' and value == math.floor(value) and value > -9007199254740992 and value < 9007199254740992 then
+-- The thousands of a timestamp (its seconds) as text, remembered: the same few come back
+-- on every call. Bounded like the ARGV memo.
+local THOUSANDS_TEXTS, thousands_size = {}, 0
+
+-- Text of a number for storage: an integer in plain decimal (tostring would switch to
+-- exponent form from 1e14 on), anything else as tostring gives it. A small one is a table
+-- read; a larger one (a timestamp) its thousands' text, remembered, and three digits.
+local function num_text(value)
+  local small = SMALL_TEXTS[value]
+  if small then return small end
+  if value >= 1000 and value < 9007199254740992 and value % 1 == 0 then
+    local rest = value % 1000
+    local high = (value - rest) / 1000
+    local high_text = SMALL_TEXTS[high] or THOUSANDS_TEXTS[high]
+    if high_text == nil then
+      high_text = string.format('%d', high)
+      if thousands_size >= 1024 then THOUSANDS_TEXTS, thousands_size = {}, 0 end
+      THOUSANDS_TEXTS[high], thousands_size = high_text, thousands_size + 1
+    end
+    return high_text .. MS_TEXTS[rest]
+  end
+  if value == math.floor(value) and value > -9007199254740992 and value < 9007199254740992 then
     return string.format('%d', value)
   end
   return tostring(value)
+end
+
+-- Text of a value for storage: a number as num_text gives it, anything else as tostring.
+local function to_text(value)
+  if type(value) == 'number' then return num_text(value) end
+  return tostring(value)
+end
+
+-- The text of an integer that came as ARGV (a partition id, a TTL): the ARGV's own text when
+-- parse_int remembered it, else to_text. Saves formatting a number again (a sprintf; the
+-- server formats a number argument with %.17g, which costs as much).
+local function int_text(value)
+  return INT_TEXTS[value] or to_text(value)
 end
 
 -- HSET from a Lua table; values are written as text. Order of fields does not matter.
@@ -285,18 +368,63 @@ local function eid_of_exec_key(key)
   return string.match(rest, '^(.-}:[^:]+)')
 end
 
+-- Where the hash tag sits in an execution's core key KEY.exec_core(tag, execution_id): it
+-- starts at CORE_TAG_AT and ends CORE_TAG_END + #execution_id characters before the key's
+-- end. Measured on a sample key at the first call (the string library is not there while
+-- the library loads).
+local CORE_TAG_AT, CORE_TAG_END
+
+local function core_tag_bounds()
+  local sample = KEY.exec_core('<', '>')
+  CORE_TAG_AT = string.find(sample, '<', 1, true)
+  CORE_TAG_END = #sample - CORE_TAG_AT - 1 -- the characters after the tag that are not the id
+end
+
+-- Hash tags seen (tag → true), bounded like the ARGV memo: partitions are few.
+local KNOWN_TAGS, known_tags_size = {}, 0
+
+-- A hash tag as tag_of finds one: '{', no '}' inside, '}'. Remembered.
+local function is_tag(text)
+  if KNOWN_TAGS[text] then return true end
+  if not string.find(text, '^{[^}]*}$') then return false end
+  if known_tags_size >= 1024 then KNOWN_TAGS, known_tags_size = {}, 0 end
+  KNOWN_TAGS[text], known_tags_size = true, known_tags_size + 1
+  return true
+end
+
 -- ARGV execution_id names the member the partition indexes receive; it must be the
 -- execution whose core key was passed, or those indexes would drift from the records.
--- Returns nil and the key's hash tag, or the invalid_input reply.
+-- Returns nil and the key's hash tag, or the invalid_input reply. The tag is cut from where
+-- it must be when the key is the execution's (no pattern search: tag_of costs 2k
+-- instructions), then the whole key is compared: same answer as tag_of and compare.
 local function check_core_key(core_key, execution_id)
-  if not is_set(execution_id) then
+  if execution_id == nil or execution_id == '' then
     return err('invalid_input', 'execution_id must not be empty')
   end
-  local tag = core_key and tag_of(core_key)
-  if not tag or core_key ~= KEY.exec_core(tag, execution_id) then
+  if CORE_TAG_AT == nil then core_tag_bounds() end
+  local tag = core_key and string.sub(core_key, CORE_TAG_AT, #core_key - #execution_id - CORE_TAG_END)
+  if not tag or not is_tag(tag) or core_key ~= KEY.exec_core(tag, execution_id) then
     return err('invalid_input', 'execution_id does not match the core key')
   end
-  return nil, tag -- the tag, for the caller's key checks (tag_of is not cheap)
+  return nil, tag -- the tag, for the caller's key checks
+end
+
+-- Keeps a key KEY_CHECKS built for a lane or a worker instance (KEY_MEMO, generated) and
+-- returns it. At most 1024 are kept: then every memo starts again.
+local key_memo_size = 0
+function remember_key(memo, value, tag, key)
+  if key_memo_size >= 1024 then
+    for name in pairs(KEY_MEMO) do KEY_MEMO[name] = {} end
+    key_memo_size = 0
+    return key -- (memo is one of the dropped tables)
+  end
+  local by_tag = memo[value]
+  if by_tag == nil then
+    by_tag = {}
+    memo[value] = by_tag
+  end
+  by_tag[tag], key_memo_size = key, key_memo_size + 1
+  return key
 end
 
 -- Foreign KEYS (issue 11): the slots of the call that KEY_CHECKS (generated from
@@ -418,11 +546,9 @@ local LEASE_FIELDS = {
 -- Lease history (execution.md §1.7): XADD MAXLEN ~ 1000, fields in the given order.
 ---------------------------------------------------------------------------
 local function history_add(history_key, pairs_list, maxlen)
-  -- A missing value leaves a hole in the list, where # is unreliable: find the last index.
-  local n = 0
-  for i in pairs(pairs_list) do
-    if i > n then n = i end
-  end
+  -- A missing value leaves a hole in the list, where # is unreliable: find the last index
+  -- (table.maxn: one call, where a pairs loop calls next once per entry).
+  local n = table.maxn(pairs_list)
   if n % 2 == 1 then n = n + 1 end -- a missing last value
   -- Holes become empty values, in place, and the list goes straight to the call: no command
   -- table. Integers are passed as numbers; the server writes them as plain digits.
