@@ -8,7 +8,8 @@
 //   whose placeholders are not all in `c` is not checked, nor one named by the hash tag
 //   alone; the body decides what to pass, from stored state, before its first write;
 // - ARGV_RULES: per function, the rule of every fixed ARGV slot the spec constrains (see
-//   argvRule), which the guard checks, and converts in place, before the body runs.
+//   argvRule), which the guard checks, and converts in place, before the body runs;
+// - KEY_MEMO: the keys of a lane or a worker instance KEY_CHECKS built before (see memoized).
 import { findKey } from './model.js';
 import type { EnumSpec, FieldSpec, FunctionSpec, KeyRef, ShapeSpec, Spec } from './model.js';
 

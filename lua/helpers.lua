@@ -47,8 +47,9 @@ local function server_now()
 end
 
 ---------------------------------------------------------------------------
--- Values. parse_int, parse_number, argv_refusal and json_arg are declared local in the
--- generated part above (ARGV_CHECKS calls them), so they are defined without `local` here.
+-- Values. parse_int, parse_number, count_text, argv_refusal and json_arg (and remember_key,
+-- further down) are declared local in the generated part above (ARGV_CHECKS and KEY_CHECKS
+-- call them), so they are defined without `local` here.
 ---------------------------------------------------------------------------
 local function is_set(value)
   return value ~= nil and value ~= false and value ~= ''
@@ -62,6 +63,9 @@ end
 -- that reached 1024 entries is dropped and started again, so the memory stays bounded.
 local ARGV_MEMO_MAX = 1024
 local argv_ints_size, argv_numbers_size = 0, 0
+-- ARGV_INTS maps each remembered integer text to its number; INT_TEXTS maps the number back to
+-- that text, its canonical form (int_text).
+local INT_TEXTS = {}
 
 -- A number as the reference accepts it (any Lua number text), but never NaN or infinity,
 -- which tonumber would let through on some platforms.
@@ -83,9 +87,6 @@ end
 -- digits without a leading zero ('0' alone is fine); no '+', no spaces, no '-0', no
 -- exponent or hex. Within the exactly representable range (±2^53), so Lua keeps it exact
 -- and the text can go to any command (HINCRBY, XADD MAXLEN, PX…) as it is.
--- ARGV_INTS maps each remembered text to its number; INT_TEXTS maps the number back to that
--- text, its canonical form (int_text).
-local INT_TEXTS = {}
 function parse_int(value)
   local n = ARGV_INTS[value]
   if n ~= nil then return n end
