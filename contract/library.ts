@@ -285,22 +285,6 @@ local FUNCTION_ARGV = {
   ff_update_progress = 5,
   ff_version = 0,
 }
--- generated from spec/keys.yaml: the keys of a lane or a worker instance that KEY_CHECKS built,
--- [lane or worker instance][tag] → key (remember_key, lua/helpers.lua, keeps them bounded)
-local remember_key
-local KEY_MEMO = {
-  partition_lane_active = {},
-  partition_lane_blocked_budget = {},
-  partition_lane_blocked_dependencies = {},
-  partition_lane_blocked_operator = {},
-  partition_lane_blocked_quota = {},
-  partition_lane_blocked_route = {},
-  partition_lane_delayed = {},
-  partition_lane_eligible = {},
-  partition_lane_suspended = {},
-  partition_lane_terminal = {},
-  partition_worker_leases = {},
-}
 -- generated from spec/keys.yaml: per function, the first KEYS slot (name, index, expected key) that is
 -- not the key its context c names; slots whose context values are absent, and partition
 -- indexes named by the hash tag alone, are not checked
@@ -323,26 +307,14 @@ local KEY_CHECKS = {
     if v_downstream_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:meta' then return 'deps_meta', 2, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:meta' end
     if v_downstream_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:unresolved' then return 'unresolved_set', 3, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:unresolved' end
     if v_downstream_execution_id ~= nil and v_edge_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':dep:' .. v_edge_id then return 'dep_hash', 4, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':dep:' .. v_edge_id end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
-      if keys[5] ~= e then return 'eligible_zset', 5, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_blocked_dependencies[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_blocked_dependencies, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies')
-      if keys[6] ~= e then return 'blocked_deps_zset', 6, e end
-    end
+    if v_lane_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 6, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' end
     if v_downstream_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:all_edges' then return 'deps_all_edges', 7, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:all_edges' end
   end,
   ff_block_execution_for_admission = function(keys, c)
     local v_blocked_set, v_core_checked, v_execution_id, v_lane_id, v_tag = c.blocked_set, c.core_checked, c.execution_id, c.lane_id, c.tag
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
-      if keys[2] ~= e then return 'eligible', 2, e end
-    end
+    if v_lane_id ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
     if v_lane_id ~= nil and v_blocked_set ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:' .. v_blocked_set then return 'blocked', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:' .. v_blocked_set end
   end,
   ff_buffer_signal_for_pending_waitpoint = function(keys, c)
@@ -363,54 +335,18 @@ local KEY_CHECKS = {
     if v_execution_id ~= nil and v_current_attempt_index ~= nil and keys[3] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index .. ':meta' then return 'stream_meta', 3, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index .. ':meta' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[5] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 5, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_current_worker_instance_id ~= nil then
-      local e = KEY_MEMO.partition_worker_leases[v_current_worker_instance_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_current_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_current_worker_instance_id .. ':leases')
-      if keys[7] ~= e then return 'worker_leases', 7, e end
-    end
+    if v_current_worker_instance_id ~= nil and keys[7] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_current_worker_instance_id .. ':leases' then return 'worker_leases', 7, 'ff:idx:' .. v_tag .. ':worker:' .. v_current_worker_instance_id .. ':leases' end
     if v_execution_id ~= nil and keys[8] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' then return 'suspension_current', 8, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' end
     if v_current_waitpoint_id ~= nil and keys[9] ~= 'ff:wp:' .. v_tag .. ':' .. v_current_waitpoint_id and keys[9] ~= 'ff:noop:' .. v_tag then return 'waitpoint', 9, 'ff:wp:' .. v_tag .. ':' .. v_current_waitpoint_id .. ' or ' .. 'ff:noop:' .. v_tag end
     if v_current_waitpoint_id ~= nil and keys[10] ~= 'ff:wp:' .. v_tag .. ':' .. v_current_waitpoint_id .. ':condition' and keys[10] ~= 'ff:noop:' .. v_tag then return 'waitpoint_condition', 10, 'ff:wp:' .. v_tag .. ':' .. v_current_waitpoint_id .. ':condition' .. ' or ' .. 'ff:noop:' .. v_tag end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_terminal[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_terminal, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal')
-      if keys[12] ~= e then return 'terminal', 12, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
-      if keys[15] ~= e then return 'eligible', 15, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_delayed[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_delayed, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed')
-      if keys[16] ~= e then return 'delayed', 16, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_blocked_dependencies[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_blocked_dependencies, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies')
-      if keys[17] ~= e then return 'blocked_dependencies', 17, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_blocked_budget[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_blocked_budget, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:budget')
-      if keys[18] ~= e then return 'blocked_budget', 18, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_blocked_quota[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_blocked_quota, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:quota')
-      if keys[19] ~= e then return 'blocked_quota', 19, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_blocked_route[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_blocked_route, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:route')
-      if keys[20] ~= e then return 'blocked_route', 20, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_blocked_operator[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_blocked_operator, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:operator')
-      if keys[21] ~= e then return 'blocked_operator', 21, e end
-    end
+    if v_lane_id ~= nil and keys[12] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal', 12, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
+    if v_lane_id ~= nil and keys[15] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 15, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil and keys[16] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed', 16, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
+    if v_lane_id ~= nil and keys[17] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' then return 'blocked_dependencies', 17, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' end
+    if v_lane_id ~= nil and keys[18] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:budget' then return 'blocked_budget', 18, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:budget' end
+    if v_lane_id ~= nil and keys[19] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:quota' then return 'blocked_quota', 19, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:quota' end
+    if v_lane_id ~= nil and keys[20] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:route' then return 'blocked_route', 20, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:route' end
+    if v_lane_id ~= nil and keys[21] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:operator' then return 'blocked_operator', 21, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:operator' end
   end,
   ff_cancel_flow = function(keys, c)
     local v_flow_id, v_tag = c.flow_id, c.tag
@@ -420,11 +356,7 @@ local KEY_CHECKS = {
   ff_change_priority = function(keys, c)
     local v_core_checked, v_execution_id, v_lane_id, v_tag = c.core_checked, c.execution_id, c.lane_id, c.tag
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
-      if keys[2] ~= e then return 'eligible_zset', 2, e end
-    end
+    if v_lane_id ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
   end,
   ff_check_admission_and_record = function(keys, c)
     local v_dimension, v_execution_id, v_quota_policy_id, v_tag = c.dimension, c.execution_id, c.quota_policy_id, c.tag
@@ -438,68 +370,32 @@ local KEY_CHECKS = {
     local v_core_checked, v_execution_id, v_expected_attempt_index, v_lane_id, v_tag, v_worker_instance_id = c.core_checked, c.execution_id, c.expected_attempt_index, c.lane_id, c.tag, c.worker_instance_id
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
-      if keys[3] ~= e then return 'eligible', 3, e end
-    end
-    if v_worker_instance_id ~= nil then
-      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
-      if keys[5] ~= e then return 'worker_leases', 5, e end
-    end
+    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_worker_instance_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 5, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
     if v_execution_id ~= nil and v_expected_attempt_index ~= nil and keys[6] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_expected_attempt_index then return 'attempt_hash', 6, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_expected_attempt_index end
     if v_execution_id ~= nil and v_expected_attempt_index ~= nil and keys[7] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_expected_attempt_index .. ':usage' then return 'attempt_usage', 7, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_expected_attempt_index .. ':usage' end
     if v_execution_id ~= nil and v_expected_attempt_index ~= nil and keys[8] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_expected_attempt_index .. ':policy' then return 'attempt_policy', 8, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_expected_attempt_index .. ':policy' end
     if v_execution_id ~= nil and keys[9] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':attempts' then return 'attempts', 9, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':attempts' end
     if v_execution_id ~= nil and keys[10] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 10, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[11] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 11, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_active[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
-      if keys[12] ~= e then return 'active', 12, e end
-    end
+    if v_lane_id ~= nil and keys[12] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 12, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
   end,
   ff_claim_next_eligible = function(keys, c)
     local v_lane_id, v_tag, v_worker_instance_id = c.lane_id, c.tag, c.worker_instance_id
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
-      if keys[1] ~= e then return 'eligible', 1, e end
-    end
-    if v_worker_instance_id ~= nil then
-      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
-      if keys[3] ~= e then return 'worker_leases', 3, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_active[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
-      if keys[4] ~= e then return 'active', 4, e end
-    end
+    if v_lane_id ~= nil and keys[1] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 1, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_worker_instance_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 3, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_lane_id ~= nil and keys[4] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 4, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
   end,
   ff_claim_resumed_execution = function(keys, c)
     local v_core_checked, v_current_attempt_index, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.core_checked, c.current_attempt_index, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
-      if keys[3] ~= e then return 'eligible_zset', 3, e end
-    end
-    if v_worker_instance_id ~= nil then
-      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
-      if keys[5] ~= e then return 'worker_leases', 5, e end
-    end
+    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_worker_instance_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 5, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
     if v_execution_id ~= nil and v_current_attempt_index ~= nil and keys[6] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index then return 'existing_attempt_hash', 6, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index end
     if v_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[8] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 8, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_active[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
-      if keys[9] ~= e then return 'active_index', 9, e end
-    end
+    if v_lane_id ~= nil and keys[9] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active_index', 9, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
   end,
   ff_close_waitpoint = function(keys, c)
     local v_core_checked, v_execution_id, v_tag, v_waitpoint_id = c.core_checked, c.execution_id, c.tag, c.waitpoint_id
@@ -510,52 +406,24 @@ local KEY_CHECKS = {
     local v_attempt_index, v_core_checked, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.core_checked, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
-    if v_worker_instance_id ~= nil then
-      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
-      if keys[4] ~= e then return 'worker_leases', 4, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_terminal[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_terminal, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal')
-      if keys[5] ~= e then return 'terminal', 5, e end
-    end
+    if v_worker_instance_id ~= nil and keys[4] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 4, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_lane_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
     if v_execution_id ~= nil and keys[6] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 6, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_active[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
-      if keys[8] ~= e then return 'active', 8, e end
-    end
+    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[9] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' then return 'stream_meta', 9, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' end
     if v_execution_id ~= nil and keys[10] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':result' then return 'result', 10, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':result' end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
-      if keys[13] ~= e then return 'eligible', 13, e end
-    end
+    if v_lane_id ~= nil and keys[13] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 13, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
   end,
   ff_complete_execution = function(keys, c)
     local v_attempt_index, v_core_checked, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.core_checked, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
-    if v_worker_instance_id ~= nil then
-      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
-      if keys[4] ~= e then return 'worker_leases', 4, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_terminal[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_terminal, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal')
-      if keys[5] ~= e then return 'terminal', 5, e end
-    end
+    if v_worker_instance_id ~= nil and keys[4] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 4, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_lane_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
     if v_execution_id ~= nil and keys[6] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 6, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_active[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
-      if keys[8] ~= e then return 'active', 8, e end
-    end
+    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[9] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' then return 'stream_meta', 9, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' end
     if v_execution_id ~= nil and keys[10] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':result' then return 'result', 10, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':result' end
   end,
@@ -597,21 +465,9 @@ local KEY_CHECKS = {
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
     if v_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 3, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_worker_instance_id ~= nil then
-      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
-      if keys[6] ~= e then return 'worker_leases', 6, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_active[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
-      if keys[7] ~= e then return 'active', 7, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_delayed[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_delayed, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed')
-      if keys[8] ~= e then return 'delayed', 8, e end
-    end
+    if v_worker_instance_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 6, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_lane_id ~= nil and keys[7] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 7, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
+    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
   end,
   ff_deliver_signal = function(keys, c)
     local v_core_checked, v_execution_id, v_idempotency_key, v_lane_id, v_signal_id, v_tag, v_waitpoint_id = c.core_checked, c.execution_id, c.idempotency_key, c.lane_id, c.signal_id, c.tag, c.waitpoint_id
@@ -624,21 +480,9 @@ local KEY_CHECKS = {
     if v_waitpoint_id ~= nil and v_idempotency_key ~= nil and keys[7] ~= 'ff:sigdedup:' .. v_tag .. ':' .. v_waitpoint_id .. ':' .. v_idempotency_key and keys[7] ~= 'ff:noop:' .. v_tag then return 'idem_key', 7, 'ff:sigdedup:' .. v_tag .. ':' .. v_waitpoint_id .. ':' .. v_idempotency_key .. ' or ' .. 'ff:noop:' .. v_tag end
     if v_waitpoint_id ~= nil and keys[8] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id then return 'waitpoint_hash', 8, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id end
     if v_execution_id ~= nil and keys[9] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' then return 'suspension_current', 9, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
-      if keys[10] ~= e then return 'eligible_zset', 10, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_suspended[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_suspended, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended')
-      if keys[11] ~= e then return 'suspended_zset', 11, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_delayed[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_delayed, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed')
-      if keys[12] ~= e then return 'delayed_zset', 12, e end
-    end
+    if v_lane_id ~= nil and keys[10] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 10, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil and keys[11] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' then return 'suspended_zset', 11, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' end
+    if v_lane_id ~= nil and keys[12] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed_zset', 12, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
   end,
   ff_evaluate_flow_eligibility = function(keys, c)
     local v_core_checked, v_execution_id, v_tag = c.core_checked, c.execution_id, c.tag
@@ -652,26 +496,10 @@ local KEY_CHECKS = {
     if v_execution_id ~= nil and v_current_attempt_index ~= nil and keys[3] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index .. ':meta' then return 'stream_meta', 3, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_current_attempt_index .. ':meta' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[5] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 5, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_current_worker_instance_id ~= nil then
-      local e = KEY_MEMO.partition_worker_leases[v_current_worker_instance_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_current_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_current_worker_instance_id .. ':leases')
-      if keys[7] ~= e then return 'worker_leases', 7, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_active[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
-      if keys[8] ~= e then return 'active', 8, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_terminal[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_terminal, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal')
-      if keys[9] ~= e then return 'terminal', 9, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_suspended[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_suspended, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended')
-      if keys[12] ~= e then return 'suspended', 12, e end
-    end
+    if v_current_worker_instance_id ~= nil and keys[7] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_current_worker_instance_id .. ':leases' then return 'worker_leases', 7, 'ff:idx:' .. v_tag .. ':worker:' .. v_current_worker_instance_id .. ':leases' end
+    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
+    if v_lane_id ~= nil and keys[9] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal', 9, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
+    if v_lane_id ~= nil and keys[12] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' then return 'suspended', 12, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' end
     if v_execution_id ~= nil and keys[14] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' then return 'suspension_current', 14, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' end
   end,
   ff_expire_suspension = function(keys, c)
@@ -682,65 +510,29 @@ local KEY_CHECKS = {
     if v_waitpoint_id ~= nil and keys[4] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' and keys[4] ~= 'ff:noop:' .. v_tag then return 'wp_condition', 4, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' .. ' or ' .. 'ff:noop:' .. v_tag end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[5] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 5, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[6] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' then return 'stream_meta', 6, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_suspended[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_suspended, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended')
-      if keys[8] ~= e then return 'suspended_zset', 8, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_terminal[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_terminal, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal')
-      if keys[9] ~= e then return 'terminal_zset', 9, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
-      if keys[10] ~= e then return 'eligible_zset', 10, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_delayed[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_delayed, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed')
-      if keys[11] ~= e then return 'delayed_zset', 11, e end
-    end
+    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' then return 'suspended_zset', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' end
+    if v_lane_id ~= nil and keys[9] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal_zset', 9, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
+    if v_lane_id ~= nil and keys[10] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 10, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil and keys[11] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed_zset', 11, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
     if v_execution_id ~= nil and keys[12] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 12, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
   end,
   ff_fail_execution = function(keys, c)
     local v_attempt_index, v_core_checked, v_execution_id, v_lane_id, v_tag, v_worker_instance_id = c.attempt_index, c.core_checked, c.execution_id, c.lane_id, c.tag, c.worker_instance_id
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
-    if v_worker_instance_id ~= nil then
-      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
-      if keys[4] ~= e then return 'worker_leases', 4, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_terminal[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_terminal, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal')
-      if keys[5] ~= e then return 'terminal', 5, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_delayed[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_delayed, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed')
-      if keys[6] ~= e then return 'delayed', 6, e end
-    end
+    if v_worker_instance_id ~= nil and keys[4] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 4, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_lane_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
+    if v_lane_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed', 6, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
     if v_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[8] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 8, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_active[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
-      if keys[9] ~= e then return 'active', 9, e end
-    end
+    if v_lane_id ~= nil and keys[9] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 9, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[10] ~= 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' then return 'stream_meta', 10, 'ff:stream:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index .. ':meta' end
   end,
   ff_issue_claim_grant = function(keys, c)
     local v_core_checked, v_execution_id, v_lane_id, v_tag = c.core_checked, c.execution_id, c.lane_id, c.tag
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' then return 'claim_grant', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':claim_grant' end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
-      if keys[3] ~= e then return 'eligible_zset', 3, e end
-    end
+    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
   end,
   ff_issue_reclaim_grant = function(keys, c)
     local v_core_checked, v_execution_id, v_tag = c.core_checked, c.execution_id, c.tag
@@ -759,61 +551,29 @@ local KEY_CHECKS = {
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
     if v_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 3, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_worker_instance_id ~= nil then
-      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
-      if keys[6] ~= e then return 'worker_leases', 6, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_active[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
-      if keys[7] ~= e then return 'active', 7, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_blocked_dependencies[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_blocked_dependencies, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies')
-      if keys[8] ~= e then return 'blocked_dependencies', 8, e end
-    end
+    if v_worker_instance_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 6, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_lane_id ~= nil and keys[7] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 7, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
+    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' then return 'blocked_dependencies', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' end
   end,
   ff_promote_blocked_to_eligible = function(keys, c)
     local v_core_checked, v_execution_id, v_lane_id, v_tag = c.core_checked, c.execution_id, c.lane_id, c.tag
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_blocked_dependencies[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_blocked_dependencies, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies')
-      if keys[2] ~= e then return 'blocked_deps_zset', 2, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
-      if keys[3] ~= e then return 'eligible_zset', 3, e end
-    end
+    if v_lane_id ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' end
+    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:meta' then return 'deps_meta', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:meta' end
     if v_execution_id ~= nil and keys[5] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:unresolved' then return 'deps_unresolved', 5, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:unresolved' end
   end,
   ff_promote_delayed = function(keys, c)
     local v_core_checked, v_execution_id, v_lane_id, v_tag = c.core_checked, c.execution_id, c.lane_id, c.tag
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_delayed[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_delayed, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed')
-      if keys[2] ~= e then return 'delayed_zset', 2, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
-      if keys[3] ~= e then return 'eligible_zset', 3, e end
-    end
+    if v_lane_id ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed_zset', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
+    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
   end,
   ff_purge_execution = function(keys, c)
     local v_core_checked, v_execution_id, v_lane_id, v_tag = c.core_checked, c.execution_id, c.lane_id, c.tag
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':policy' then return 'policy', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':policy' end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_terminal[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_terminal, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal')
-      if keys[3] ~= e then return 'terminal', 3, e end
-    end
+    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
   end,
   ff_read_attempt_stream = function(keys, c)
     local v_attempt_index, v_execution_id, v_tag = c.attempt_index, c.execution_id, c.tag
@@ -831,16 +591,8 @@ local KEY_CHECKS = {
     if v_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':attempts' then return 'attempts', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':attempts' end
     if v_execution_id ~= nil and keys[8] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 8, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[9] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 9, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_worker_instance_id ~= nil then
-      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
-      if keys[11] ~= e then return 'worker_leases', 11, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_active[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
-      if keys[12] ~= e then return 'active', 12, e end
-    end
+    if v_worker_instance_id ~= nil and keys[11] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 11, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
+    if v_lane_id ~= nil and keys[12] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active', 12, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
   end,
   ff_reconcile_quota = function(keys, c)
     local v_dimension, v_quota_policy_id, v_tag = c.dimension, c.quota_policy_id, c.tag
@@ -864,22 +616,10 @@ local KEY_CHECKS = {
   ff_replay_execution = function(keys, c)
     local v_core_checked, v_execution_id, v_lane_id, v_tag = c.core_checked, c.execution_id, c.lane_id, c.tag
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'exec_core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_terminal[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_terminal, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal')
-      if keys[2] ~= e then return 'terminal_zset', 2, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
-      if keys[3] ~= e then return 'eligible_zset', 3, e end
-    end
+    if v_lane_id ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal_zset', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
+    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_lane_id ~= nil and keys[5] ~= nil then
-      local e = KEY_MEMO.partition_lane_blocked_dependencies[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_blocked_dependencies, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies')
-      if keys[5] ~= e then return 'blocked_deps_zset', 5, e end
-    end
+    if v_lane_id ~= nil and keys[5] ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' end
     if v_execution_id ~= nil and keys[6] ~= nil and keys[6] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:meta' then return 'deps_meta', 6, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:meta' end
     if v_execution_id ~= nil and keys[7] ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:unresolved' then return 'deps_unresolved', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':deps:unresolved' end
   end,
@@ -905,21 +645,9 @@ local KEY_CHECKS = {
     if v_downstream_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:meta' then return 'deps_meta', 2, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:meta' end
     if v_downstream_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:unresolved' then return 'unresolved_set', 3, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':deps:unresolved' end
     if v_downstream_execution_id ~= nil and v_edge_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':dep:' .. v_edge_id then return 'dep_hash', 4, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':dep:' .. v_edge_id end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
-      if keys[5] ~= e then return 'eligible_zset', 5, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_terminal[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_terminal, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal')
-      if keys[6] ~= e then return 'terminal_zset', 6, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_blocked_dependencies[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_blocked_dependencies, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies')
-      if keys[7] ~= e then return 'blocked_deps_zset', 7, e end
-    end
+    if v_lane_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 5, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' then return 'terminal_zset', 6, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':terminal' end
+    if v_lane_id ~= nil and keys[7] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' then return 'blocked_deps_zset', 7, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:dependencies' end
     if v_downstream_execution_id ~= nil and v_attempt_index ~= nil and keys[8] ~= 'ff:attempt:' .. v_tag .. ':' .. v_downstream_execution_id .. ':' .. v_attempt_index then return 'attempt_hash', 8, 'ff:attempt:' .. v_tag .. ':' .. v_downstream_execution_id .. ':' .. v_attempt_index end
     if v_downstream_execution_id ~= nil and v_attempt_index ~= nil and keys[9] ~= 'ff:stream:' .. v_tag .. ':' .. v_downstream_execution_id .. ':' .. v_attempt_index .. ':meta' then return 'stream_meta', 9, 'ff:stream:' .. v_tag .. ':' .. v_downstream_execution_id .. ':' .. v_attempt_index .. ':meta' end
     if v_downstream_execution_id ~= nil and keys[10] ~= 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':payload' then return 'downstream_payload', 10, 'ff:exec:' .. v_tag .. ':' .. v_downstream_execution_id .. ':payload' end
@@ -931,32 +659,16 @@ local KEY_CHECKS = {
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' then return 'suspension_current', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' end
     if v_waitpoint_id ~= nil and keys[3] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id then return 'waitpoint_hash', 3, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id end
     if v_waitpoint_id ~= nil and keys[4] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' then return 'waitpoint_signals', 4, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
-      if keys[6] ~= e then return 'eligible_zset', 6, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_delayed[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_delayed, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed')
-      if keys[7] ~= e then return 'delayed_zset', 7, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_suspended[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_suspended, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended')
-      if keys[8] ~= e then return 'suspended_zset', 8, e end
-    end
+    if v_lane_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible_zset', 6, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
+    if v_lane_id ~= nil and keys[7] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' then return 'delayed_zset', 7, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':delayed' end
+    if v_lane_id ~= nil and keys[8] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' then return 'suspended_zset', 8, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' end
   end,
   ff_revoke_lease = function(keys, c)
     local v_core_checked, v_execution_id, v_tag, v_worker_instance_id = c.core_checked, c.execution_id, c.tag, c.worker_instance_id
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_execution_id ~= nil and keys[2] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 2, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 3, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_worker_instance_id ~= nil then
-      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
-      if keys[5] ~= e then return 'worker_leases', 5, e end
-    end
+    if v_worker_instance_id ~= nil and keys[5] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 5, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
   end,
   ff_stage_dependency_edge = function(keys, c)
     local v_downstream_execution_id, v_edge_id, v_flow_id, v_tag, v_upstream_execution_id = c.downstream_execution_id, c.edge_id, c.flow_id, c.tag, c.upstream_execution_id
@@ -973,24 +685,12 @@ local KEY_CHECKS = {
     if v_execution_id ~= nil and v_attempt_index ~= nil and keys[2] ~= 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index then return 'attempt_record', 2, 'ff:attempt:' .. v_tag .. ':' .. v_execution_id .. ':' .. v_attempt_index end
     if v_execution_id ~= nil and keys[3] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' then return 'lease_current', 3, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:current' end
     if v_execution_id ~= nil and keys[4] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' then return 'lease_history', 4, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':lease:history' end
-    if v_worker_instance_id ~= nil then
-      local e = KEY_MEMO.partition_worker_leases[v_worker_instance_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_worker_leases, v_worker_instance_id, v_tag, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases')
-      if keys[6] ~= e then return 'worker_leases', 6, e end
-    end
+    if v_worker_instance_id ~= nil and keys[6] ~= 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' then return 'worker_leases', 6, 'ff:idx:' .. v_tag .. ':worker:' .. v_worker_instance_id .. ':leases' end
     if v_execution_id ~= nil and keys[7] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' then return 'suspension_current', 7, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':suspension:current' end
     if v_waitpoint_id ~= nil and keys[8] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id then return 'waitpoint_hash', 8, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id end
     if v_waitpoint_id ~= nil and keys[9] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' then return 'waitpoint_signals', 9, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':signals' end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_active[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_active, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active')
-      if keys[12] ~= e then return 'active_index', 12, e end
-    end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_suspended[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_suspended, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended')
-      if keys[13] ~= e then return 'suspended_zset', 13, e end
-    end
+    if v_lane_id ~= nil and keys[12] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' then return 'active_index', 12, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':active' end
+    if v_lane_id ~= nil and keys[13] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' then return 'suspended_zset', 13, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':suspended' end
     if v_execution_id ~= nil and keys[14] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':waitpoints' then return 'waitpoint_history', 14, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':waitpoints' end
     if v_waitpoint_id ~= nil and keys[15] ~= 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' then return 'wp_condition', 15, 'ff:wp:' .. v_tag .. ':' .. v_waitpoint_id .. ':condition' end
   end,
@@ -998,11 +698,7 @@ local KEY_CHECKS = {
     local v_blocked_set, v_core_checked, v_execution_id, v_lane_id, v_tag = c.blocked_set, c.core_checked, c.execution_id, c.lane_id, c.tag
     if not v_core_checked and v_execution_id ~= nil and keys[1] ~= 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' then return 'core', 1, 'ff:exec:' .. v_tag .. ':' .. v_execution_id .. ':core' end
     if v_lane_id ~= nil and v_blocked_set ~= nil and keys[2] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:' .. v_blocked_set then return 'blocked', 2, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':blocked:' .. v_blocked_set end
-    if v_lane_id ~= nil then
-      local e = KEY_MEMO.partition_lane_eligible[v_lane_id]
-      e = e and e[v_tag] or remember_key(KEY_MEMO.partition_lane_eligible, v_lane_id, v_tag, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible')
-      if keys[3] ~= e then return 'eligible', 3, e end
-    end
+    if v_lane_id ~= nil and keys[3] ~= 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' then return 'eligible', 3, 'ff:idx:' .. v_tag .. ':lane:' .. v_lane_id .. ':eligible' end
   end,
   ff_update_progress = function(keys, c)
     local v_core_checked, v_execution_id, v_tag = c.core_checked, c.execution_id, c.tag
@@ -2453,9 +2149,8 @@ local function server_now()
 end
 
 ---------------------------------------------------------------------------
--- Values. parse_int, parse_number, count_text, argv_refusal and json_arg (and remember_key,
--- further down) are declared local in the generated part above (ARGV_CHECKS and KEY_CHECKS
--- call them), so they are defined without \`local\` here.
+-- Values. parse_int, parse_number, count_text, argv_refusal and json_arg are declared local in
+-- the generated part above (ARGV_CHECKS calls them), so they are defined without \`local\` here.
 ---------------------------------------------------------------------------
 local function is_set(value)
   return value ~= nil and value ~= false and value ~= ''
@@ -2814,24 +2509,6 @@ local function check_core_key(core_key, execution_id)
     return err('invalid_input', 'execution_id does not match the core key')
   end
   return nil, tag -- the tag, for the caller's key checks
-end
-
--- Keeps a key KEY_CHECKS built for a lane or a worker instance (KEY_MEMO, generated) and
--- returns it. At most 1024 are kept: then every memo starts again.
-local key_memo_size = 0
-function remember_key(memo, value, tag, key)
-  if key_memo_size >= 1024 then
-    for name in pairs(KEY_MEMO) do KEY_MEMO[name] = {} end
-    key_memo_size = 0
-    return key -- (memo is one of the dropped tables)
-  end
-  local by_tag = memo[value]
-  if by_tag == nil then
-    by_tag = {}
-    memo[value] = by_tag
-  end
-  by_tag[tag], key_memo_size = key, key_memo_size + 1
-  return key
 end
 
 -- Foreign KEYS (issue 11): the slots of the call that KEY_CHECKS (generated from

@@ -8,8 +8,7 @@
 //   whose placeholders are not all in `c` is not checked, nor one named by the hash tag
 //   alone; the body decides what to pass, from stored state, before its first write;
 // - ARGV_RULES: per function, the rule of every fixed ARGV slot the spec constrains (see
-//   argvRule), which the guard checks, and converts in place, before the body runs;
-// - KEY_MEMO: the keys of a lane or a worker instance KEY_CHECKS built before (see memoized).
+//   argvRule), which the guard checks, and converts in place, before the body runs.
 import { findKey } from './model.js';
 import type { EnumSpec, FieldSpec, FunctionSpec, KeyRef, ShapeSpec, Spec } from './model.js';
 
@@ -59,37 +58,6 @@ function alternative(spec: Spec, fn: FunctionSpec, ref: KeyRef): Alternative {
   return { expression: parts.join(' .. '), needs };
 }
 
-/** Placeholders shared by many calls: a key named by the hash tag and one of these is memoized. */
-const SHARED_PLACEHOLDERS = new Set(['lane_id', 'worker_instance_id']);
-
-/**
- * The KEY_MEMO table of a key whose placeholders are the hash tag and one lane or worker
- * instance (a lane's indexes, a worker's lease set): those few keys come back on every call,
- * so the check reads the key built before instead of building it again (in Redis 7.0's Lua a
- * concatenation hashes every byte of its result: about 1.3k instructions per key). Else undefined.
- */
-function memoized(spec: Spec, ref: KeyRef): string | undefined {
-  const found = findKey(spec, ref.context, ref.key);
-  if (!found || found.context.params.length > 0) return undefined;
-  const placeholders = [...found.key.pattern.matchAll(/\{([a-z_]+)\}/g)].map((m) => m[1]!);
-  const others = placeholders.filter((p) => p !== 'tag');
-  if (!placeholders.includes('tag') || others.length !== 1 || !SHARED_PLACEHOLDERS.has(others[0]!)) return undefined;
-  return `${found.context.name}_${found.key.name}`;
-}
-
-/** The KEY_MEMO tables: one per memoized key pattern, [value][tag] → key. */
-function keyMemoTables(spec: Spec): string[] {
-  const names = new Set<string>();
-  for (const fn of spec.modules.flatMap((m) => m.functions)) {
-    for (const ref of fn.keys) {
-      if (ref.each !== undefined || ref.otherwise) continue;
-      const memo = memoized(spec, ref);
-      if (memo) names.add(memo);
-    }
-  }
-  return [...names].sort().map((n) => `  ${n} = {},`);
-}
-
 /** A Lua local name for a context value (`c.<name>` is read once per call). */
 const local = (name: string) => `v_${name}`;
 
@@ -128,20 +96,6 @@ function checker(spec: Spec, fn: FunctionSpec, required: number): string[] {
       known.unshift(`not ${local('core_checked')}`);
     }
     const present = i < required ? [] : [`${slot} ~= nil`];
-    const memo = alternatives.length === 1 ? memoized(spec, ref) : undefined;
-    if (memo) {
-      // A lane's or a worker instance's key: the same few on every call, built once (KEY_MEMO).
-      const value = local(main.needs.find((n) => n !== 'tag')!);
-      const table = `KEY_MEMO.${memo}`;
-      checks.push(
-        `    if ${[...known, ...present].join(' and ')} then`,
-        `      local e = ${table}[${value}]`,
-        `      e = e and e[v_tag] or remember_key(${table}, ${value}, v_tag, ${main.expression})`,
-        `      if ${slot} ~= e then return ${luaString(ref.name)}, ${i + 1}, e end`,
-        '    end',
-      );
-      return;
-    }
     const differs = alternatives.map((a) => `${slot} ~= ${a.expression}`);
     const expected = alternatives.map((a) => a.expression).join(` .. ' or ' .. `);
     checks.push(`    if ${[...known, ...present, ...differs].join(' and ')} then return ${luaString(ref.name)}, ${i + 1}, ${expected} end`);
@@ -407,12 +361,6 @@ export function emitLuaFacts(spec: Spec): string[] {
     '-- generated from spec/: the fewest ARGV every function accepts (argv_min, else its fixed slots)',
     'local FUNCTION_ARGV = {',
     ...[...argvMinimums(spec)].sort(([a], [b]) => (a < b ? -1 : 1)).map(([name, n]) => `  ${name} = ${n},`),
-    '}',
-    '-- generated from spec/keys.yaml: the keys of a lane or a worker instance that KEY_CHECKS built,',
-    '-- [lane or worker instance][tag] → key (remember_key, lua/helpers.lua, keeps them bounded)',
-    'local remember_key',
-    'local KEY_MEMO = {',
-    ...keyMemoTables(spec),
     '}',
     '-- generated from spec/keys.yaml: per function, the first KEYS slot (name, index, expected key) that is',
     '-- not the key its context c names; slots whose context values are absent, and partition',

@@ -47,9 +47,8 @@ local function server_now()
 end
 
 ---------------------------------------------------------------------------
--- Values. parse_int, parse_number, count_text, argv_refusal and json_arg (and remember_key,
--- further down) are declared local in the generated part above (ARGV_CHECKS and KEY_CHECKS
--- call them), so they are defined without `local` here.
+-- Values. parse_int, parse_number, count_text, argv_refusal and json_arg are declared local in
+-- the generated part above (ARGV_CHECKS calls them), so they are defined without `local` here.
 ---------------------------------------------------------------------------
 local function is_set(value)
   return value ~= nil and value ~= false and value ~= ''
@@ -408,24 +407,6 @@ local function check_core_key(core_key, execution_id)
     return err('invalid_input', 'execution_id does not match the core key')
   end
   return nil, tag -- the tag, for the caller's key checks
-end
-
--- Keeps a key KEY_CHECKS built for a lane or a worker instance (KEY_MEMO, generated) and
--- returns it. At most 1024 are kept: then every memo starts again.
-local key_memo_size = 0
-function remember_key(memo, value, tag, key)
-  if key_memo_size >= 1024 then
-    for name in pairs(KEY_MEMO) do KEY_MEMO[name] = {} end
-    key_memo_size = 0
-    return key -- (memo is one of the dropped tables)
-  end
-  local by_tag = memo[value]
-  if by_tag == nil then
-    by_tag = {}
-    memo[value] = by_tag
-  end
-  by_tag[tag], key_memo_size = key, key_memo_size + 1
-  return key
 end
 
 -- Foreign KEYS (issue 11): the slots of the call that KEY_CHECKS (generated from

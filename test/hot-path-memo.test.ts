@@ -1,7 +1,7 @@
 // The Lua library remembers what repeats between calls (lua/helpers.lua: parsed ARGV number
-// texts, the keys of a lane or a worker instance that the KEYS checks built, hash tags,
-// timestamp texts). What is remembered must never let a foreign key through, and past their
-// bound of 1024 entries the memos start again without changing any answer.
+// texts, hash tags, the seconds of timestamps as text). What is remembered must never let a
+// foreign key through, and past their bound of 1024 entries the memos start again without
+// changing any answer.
 import { describe, expect, it } from 'vitest';
 import { buildClaimExecution, buildCompleteExecution, buildCreateExecution, completeExecution, parseClaimExecution, parseCreateExecution } from '../generated/execution.js';
 import { PartitionKeys } from '../generated/keys.js';
@@ -26,10 +26,10 @@ async function all<T>(calls: readonly Call<T>[]): Promise<T[]> {
 }
 
 describe('hot-path memos', () => {
-  it('refuses a lane key and a worker key remembered for another partition', async () => {
+  it('refuses the lane and worker keys of another partition after they were used there', async () => {
     const laneId = uniqueLane('memo');
     const first = await createClaimed(client, { laneId, executionId: newExecutionId(3) });
-    // Completing the first remembers the lane's terminal and active keys and the worker's lease set on partition 3.
+    // The first completes with the lane's terminal and active keys and the worker's lease set on partition 3.
     await completeExecution(client, { executionId: first.executionId, laneId, workerInstanceId: first.workerInstanceId, ...first.lease });
     const second = await createClaimed(client, { laneId, executionId: newExecutionId(4) });
     const request = buildCompleteExecution({ executionId: second.executionId, laneId, workerInstanceId: second.workerInstanceId, ...second.lease }, client.partitions);
@@ -42,7 +42,7 @@ describe('hot-path memos', () => {
     expect((await core(redis, second.executionId)).lifecycle_phase).toBe('active');
   });
 
-  it('answers the same past the memo bounds (1100 lanes, worker instances and lease TTLs)', async () => {
+  it('answers the same past the memo bounds (1100 lease TTLs, lanes and worker instances)', async () => {
     const count = 1100;
     const p = client.partitions;
     const run = uniqueLane('bound');
