@@ -124,12 +124,9 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     quota_policy_id = args[15],
   }
   local json = args.json or Exec.NO_JSON
-  -- The core key checked once here (cheaper than tag_of and KEY_CHECKS' own compare); a
-  -- foreign one is left to KEY_CHECKS, for its refusal.
-  local foreign_core, tag = check_core_key(K.core, A.execution_id)
-  if foreign_core then tag = tag_of(K.core) end
+  local tag = tag_of(K.core)
   local c = Exec.CREATE_CTX
-  c.tag, c.execution_id, c.lane_id, c.delay_until, c.core_checked = tag, A.execution_id, A.lane_id, A.delay_until, not foreign_core
+  c.tag, c.execution_id, c.lane_id, c.delay_until = tag, A.execution_id, A.lane_id, A.delay_until
   local bad = check_keys('ff_create_execution', keys, c)
   if bad then return bad end
 

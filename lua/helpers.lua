@@ -368,45 +368,18 @@ local function eid_of_exec_key(key)
   return string.match(rest, '^(.-}:[^:]+)')
 end
 
--- Where the hash tag sits in an execution's core key KEY.exec_core(tag, execution_id): it
--- starts at CORE_TAG_AT and ends CORE_TAG_END + #execution_id characters before the key's
--- end. Measured on a sample key at the first call (the string library is not there while
--- the library loads).
-local CORE_TAG_AT, CORE_TAG_END
-
-local function core_tag_bounds()
-  local sample = KEY.exec_core('<', '>')
-  CORE_TAG_AT = string.find(sample, '<', 1, true)
-  CORE_TAG_END = #sample - CORE_TAG_AT - 1 -- the characters after the tag that are not the id
-end
-
--- Hash tags seen (tag → true), bounded like the ARGV memo: partitions are few.
-local KNOWN_TAGS, known_tags_size = {}, 0
-
--- A hash tag as tag_of finds one: '{', no '}' inside, '}'. Remembered.
-local function is_tag(text)
-  if KNOWN_TAGS[text] then return true end
-  if not string.find(text, '^{[^}]*}$') then return false end
-  if known_tags_size >= 1024 then KNOWN_TAGS, known_tags_size = {}, 0 end
-  KNOWN_TAGS[text], known_tags_size = true, known_tags_size + 1
-  return true
-end
-
 -- ARGV execution_id names the member the partition indexes receive; it must be the
 -- execution whose core key was passed, or those indexes would drift from the records.
--- Returns nil and the key's hash tag, or the invalid_input reply. The tag is cut from where
--- it must be when the key is the execution's (no pattern search: tag_of costs 2k
--- instructions), then the whole key is compared: same answer as tag_of and compare.
+-- Returns nil and the key's hash tag, or the invalid_input reply.
 local function check_core_key(core_key, execution_id)
-  if execution_id == nil or execution_id == '' then
+  if not is_set(execution_id) then
     return err('invalid_input', 'execution_id must not be empty')
   end
-  if CORE_TAG_AT == nil then core_tag_bounds() end
-  local tag = core_key and string.sub(core_key, CORE_TAG_AT, #core_key - #execution_id - CORE_TAG_END)
-  if not tag or not is_tag(tag) or core_key ~= KEY.exec_core(tag, execution_id) then
+  local tag = core_key and tag_of(core_key)
+  if not tag or core_key ~= KEY.exec_core(tag, execution_id) then
     return err('invalid_input', 'execution_id does not match the core key')
   end
-  return nil, tag -- the tag, for the caller's key checks
+  return nil, tag -- the tag, for the caller's key checks (tag_of is not cheap)
 end
 
 -- Foreign KEYS (issue 11): the slots of the call that KEY_CHECKS (generated from

@@ -88,11 +88,8 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
   local core, missing = read_core(K.core, Sched.GRANT_CORE_FIELDS)
   if not core then return missing end
   -- The eligible index is only read (ZSCORE): another lane's answers execution_not_in_eligible_set.
-  -- The core key checked once here (see ff_create_execution); a foreign one is left to KEY_CHECKS.
-  local foreign_core, tag = check_core_key(K.core, A.execution_id)
-  if foreign_core then tag = tag_of(K.core) end
   local c = Sched.GRANT_CTX -- refilled, not built anew: see Exec.CREATE_CTX
-  c.tag, c.execution_id, c.core_checked = tag, A.execution_id, not foreign_core
+  c.tag, c.execution_id = tag_of(K.core), A.execution_id
   local bad = check_keys('ff_issue_claim_grant', keys, c)
   if bad then return bad end
   if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
