@@ -1001,7 +1001,9 @@ local ARGV_RULES = {
 -- generated from ARGV_RULES: per function, the straight-line check the guard runs before the
 -- body (R = the function's ARGV_RULES): refuses, or converts args in place
 -- (the helpers it calls are defined in lua/helpers.lua, after this generated part)
-local parse_int, parse_number, argv_refusal, json_arg
+local parse_int, parse_number, count_text, argv_refusal, json_arg
+-- numeric ARGV texts already parsed (text → number), kept by parse_int and parse_number
+local ARGV_INTS, ARGV_NUMBERS = {}, {}
 -- a list element's rule under the element's own name (\`usage[2].delta\`), built only to refuse it
 local function argv_element(rule, name) return setmetatable({ name = name }, { __index = rule }) end
 local ARGV_CHECKS = {
@@ -1015,7 +1017,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[3] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       args[3] = n
     end
@@ -1028,20 +1030,20 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
-      if tonumber(v) > 4294967295 then return argv_refusal(R[2], 'high', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or tonumber(v)) > 4294967295 then return argv_refusal(R[2], 'high', v) end
     end
     v = args[4]
     if v == '' then
       return argv_refusal(R[3], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[6]
     if v == '' then
       args[6] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[4], 'low', v) end
       if n > 9007199254740991 then return argv_refusal(R[4], 'high', v) end
@@ -1051,7 +1053,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[11] = 0
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[5], 'low', v) end
       if n > 4294967295 then return argv_refusal(R[5], 'high', v) end
@@ -1061,7 +1063,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[13] = 65536
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[6], 'low', v) end
       if n > 4294967295 then return argv_refusal(R[6], 'high', v) end
@@ -1080,13 +1082,13 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[4], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[7]
     if v == '' then
       return argv_refusal(R[5], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
       args[7] = n
     end
@@ -1105,7 +1107,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[4] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       args[4] = n
     end
@@ -1128,7 +1130,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[13] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[5], 'low', v) end
       args[13] = n
@@ -1137,7 +1139,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[14] = 86400000
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[6], 'low', v) end
       args[14] = n
@@ -1146,7 +1148,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[16] = 1000
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[7], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[7], 'low', v) end
       args[16] = n
@@ -1155,7 +1157,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[17] = 10000
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[8], 'low', v) end
       args[17] = n
@@ -1167,7 +1169,7 @@ local ARGV_CHECKS = {
     if v == '' then return argv_refusal(R[1], 'empty', v) end
     v = args[5]
     if not (v == '') then
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
     end
   end,
   ff_cancel_flow = function(args, R)
@@ -1178,7 +1180,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[4] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[4] = n
     end
@@ -1191,7 +1193,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      local n = parse_number(v)
+      local n = ARGV_NUMBERS[v] or parse_number(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[2] = n
     end
@@ -1202,7 +1204,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[1] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[1], parse_number(v) == nil and 'nan' or 'int', v) end
       args[1] = n
     end
@@ -1210,7 +1212,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[2], 'low', v) end
       args[2] = n
@@ -1219,7 +1221,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[3], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[3], 'low', v) end
       args[3] = n
@@ -1228,7 +1230,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[4], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[4], 'low', v) end
       args[4] = n
@@ -1239,7 +1241,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[6] = 0
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[6], 'low', v) end
       args[6] = n
@@ -1257,7 +1259,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[4], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[4], 'low', v) end
       args[7] = n
@@ -1266,7 +1268,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[5], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[5], 'low', v) end
       args[8] = n
@@ -1282,7 +1284,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[11] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
       args[11] = n
     end
@@ -1290,7 +1292,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[12] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[9], parse_number(v) == nil and 'nan' or 'int', v) end
       args[12] = n
     end
@@ -1309,7 +1311,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[5], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[5], 'low', v) end
       args[6] = n
@@ -1318,7 +1320,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[6], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[6], 'low', v) end
       args[7] = n
@@ -1327,7 +1329,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[9] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[7], parse_number(v) == nil and 'nan' or 'int', v) end
       args[9] = n
     end
@@ -1335,7 +1337,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[10] = 4
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[8], 'low', v) end
       if n > 100 then return argv_refusal(R[8], 'high', v) end
@@ -1356,7 +1358,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[5], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[5], 'low', v) end
       args[7] = n
@@ -1365,7 +1367,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[8] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
       args[8] = n
     end
@@ -1383,7 +1385,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[6]
     if v == '' then return argv_refusal(R[3], 'empty', v) end
@@ -1397,7 +1399,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[7], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[7], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[7], 'low', v) end
       args[11] = n
@@ -1406,7 +1408,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[8], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[8], 'low', v) end
       args[12] = n
@@ -1415,7 +1417,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[14] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[9], parse_number(v) == nil and 'nan' or 'int', v) end
       args[14] = n
     end
@@ -1423,7 +1425,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[15] = 4
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[10], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[10], 'low', v) end
       if n > 100 then return argv_refusal(R[10], 'high', v) end
@@ -1438,7 +1440,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
     end
   end,
   ff_create_budget = function(args, R)
@@ -1450,7 +1452,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[7] = 0
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[2], 'low', v) end
       args[7] = n
@@ -1459,7 +1461,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[8] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       args[8] = n
     end
@@ -1480,7 +1482,7 @@ local ARGV_CHECKS = {
       if v == '' then
         return argv_refusal(argv_element(R[6], 'dimensions[' .. e .. '].hard_limit'), 'empty', v)
       else
-        local n = parse_int(v)
+        local n = ARGV_INTS[v] or parse_int(v)
         if n == nil then return argv_refusal(argv_element(R[6], 'dimensions[' .. e .. '].hard_limit'), parse_number(v) == nil and 'nan' or 'int', v) end
         if n < 0 then return argv_refusal(argv_element(R[6], 'dimensions[' .. e .. '].hard_limit'), 'low', v) end
         row.hard_limit = n
@@ -1490,7 +1492,7 @@ local ARGV_CHECKS = {
       if v == '' then
         return argv_refusal(argv_element(R[7], 'dimensions[' .. e .. '].soft_limit'), 'empty', v)
       else
-        local n = parse_int(v)
+        local n = ARGV_INTS[v] or parse_int(v)
         if n == nil then return argv_refusal(argv_element(R[7], 'dimensions[' .. e .. '].soft_limit'), parse_number(v) == nil and 'nan' or 'int', v) end
         if n < 0 then return argv_refusal(argv_element(R[7], 'dimensions[' .. e .. '].soft_limit'), 'low', v) end
         row.soft_limit = n
@@ -1507,7 +1509,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[5] = 0
     else
-      local n = parse_number(v)
+      local n = ARGV_NUMBERS[v] or parse_number(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[5] = n
     end
@@ -1520,7 +1522,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[9] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
       args[9] = n
     end
@@ -1528,7 +1530,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[10] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
       args[10] = n
     end
@@ -1541,7 +1543,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[12] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[7], parse_number(v) == nil and 'nan' or 'int', v) end
       args[12] = n
     end
@@ -1549,7 +1551,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[8], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[8], 'low', v) end
       if n > 65535 then return argv_refusal(R[8], 'high', v) end
@@ -1564,7 +1566,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[4] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[4] = n
     end
@@ -1577,7 +1579,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[3]
     if v == '' then return argv_refusal(R[3], 'empty', v) end
@@ -1585,7 +1587,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[4], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[4], 'low', v) end
       args[5] = n
@@ -1599,7 +1601,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[2], 'low', v) end
       args[2] = n
@@ -1608,7 +1610,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[3], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[3], 'low', v) end
       args[3] = n
@@ -1617,7 +1619,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[4], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[4], 'low', v) end
       args[4] = n
@@ -1626,7 +1628,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[5] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
       args[5] = n
     end
@@ -1639,13 +1641,13 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[5]
     if v == '' then
       return argv_refusal(R[3], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       args[5] = n
     end
@@ -1668,7 +1670,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[13] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[5], 'low', v) end
       args[13] = n
@@ -1677,7 +1679,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[14] = 86400000
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[6], 'low', v) end
       args[14] = n
@@ -1686,7 +1688,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[15] = 0
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[7], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[7], 'low', v) end
       args[15] = n
@@ -1695,7 +1697,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[16] = 1000
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[8], 'low', v) end
       args[16] = n
@@ -1704,7 +1706,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[17] = 10000
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[9], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[9], 'low', v) end
       args[17] = n
@@ -1728,7 +1730,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[7]
     if not (v == '') then
@@ -1746,7 +1748,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[3], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[3], 'low', v) end
       args[6] = n
@@ -1762,7 +1764,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[3], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[3], 'low', v) end
       args[6] = n
@@ -1781,7 +1783,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
     end
   end,
   ff_promote_blocked_to_eligible = function(args, R)
@@ -1792,7 +1794,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[2] = n
     end
@@ -1805,7 +1807,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[2] = n
     end
@@ -1818,7 +1820,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[2], 'low', v) end
       args[2] = n
@@ -1827,7 +1829,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[3] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       args[3] = n
     end
@@ -1838,7 +1840,7 @@ local ARGV_CHECKS = {
     if v == '' or v == nil then
       return argv_refusal(R[1], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[1], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[1], 'low', v) end
       if n > 10000 then return argv_refusal(R[1], 'high', v) end
@@ -1857,7 +1859,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[4], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[4], 'low', v) end
       args[6] = n
@@ -1873,7 +1875,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[2] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[2] = n
     end
@@ -1891,19 +1893,19 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[5]
     if v == '' then
       return argv_refusal(R[3], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[6]
     if v == '' then
       return argv_refusal(R[4], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 1 then return argv_refusal(R[4], 'low', v) end
       if n > 1000000000000000 then return argv_refusal(R[4], 'high', v) end
@@ -1913,7 +1915,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[7] = 60000
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[5], 'low', v) end
       if n > 1000000000000000 then return argv_refusal(R[5], 'high', v) end
@@ -1929,7 +1931,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[2] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[2] = n
     end
@@ -1962,7 +1964,7 @@ local ARGV_CHECKS = {
       if v == '' then
         return argv_refusal(argv_element(R[3], 'usage[' .. e .. '].delta'), 'empty', v)
       else
-        local n = parse_int(v)
+        local n = ARGV_INTS[v] or parse_int(v)
         if n == nil then return argv_refusal(argv_element(R[3], 'usage[' .. e .. '].delta'), parse_number(v) == nil and 'nan' or 'int', v) end
         if n < 0 then return argv_refusal(argv_element(R[3], 'usage[' .. e .. '].delta'), 'low', v) end
         row.delta = n
@@ -1975,7 +1977,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args.now_ms = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[4], parse_number(v) == nil and 'nan' or 'int', v) end
       args.now_ms = n
     end
@@ -1989,7 +1991,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[2] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[2] = n
     end
@@ -2002,7 +2004,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[2] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[2] = n
     end
@@ -2021,7 +2023,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[3], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       args[3] = n
     end
@@ -2040,7 +2042,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[3] = 0
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[3], 'low', v) end
       args[3] = n
@@ -2057,7 +2059,7 @@ local ARGV_CHECKS = {
     if v == '' or v == nil then
       if v == '' then return argv_refusal(R[1], 'empty', v) end
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[1], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[1], 'low', v) end
       if n > 9007199254740991 then return argv_refusal(R[1], 'high', v) end
@@ -2078,13 +2080,13 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[5], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[8]
     if v == '' then
       return argv_refusal(R[6], 'empty', v)
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[6], parse_number(v) == nil and 'nan' or 'int', v) end
       args[8] = n
     end
@@ -2097,7 +2099,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[3]
     if v == '' then return argv_refusal(R[3], 'empty', v) end
@@ -2107,7 +2109,7 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[5], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[5], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[6]
     if v == '' then return argv_refusal(R[6], 'empty', v) end
@@ -2117,7 +2119,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[11] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[8], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[8], 'low', v) end
       args[11] = n
@@ -2144,7 +2146,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[17] = 1000
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[12], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[12], 'low', v) end
       args[17] = n
@@ -2158,7 +2160,7 @@ local ARGV_CHECKS = {
     if v == '' then
       args[2] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'int', v) end
       args[2] = n
     end
@@ -2175,13 +2177,13 @@ local ARGV_CHECKS = {
     if v == '' then
       return argv_refusal(R[2], 'empty', v)
     else
-      if #v > 17 or not string.match(v, '^%d+$') then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
+      if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then return argv_refusal(R[2], parse_number(v) == nil and 'nan' or 'low', v) end
     end
     v = args[4]
     if v == '' then
       args[4] = nil
     else
-      local n = parse_int(v)
+      local n = ARGV_INTS[v] or parse_int(v)
       if n == nil then return argv_refusal(R[3], parse_number(v) == nil and 'nan' or 'int', v) end
       if n < 0 then return argv_refusal(R[3], 'low', v) end
       if n > 100 then return argv_refusal(R[3], 'high', v) end
@@ -2215,25 +2217,62 @@ end
 ---------------------------------------------------------------------------
 -- Time: always the server clock, in ms.
 ---------------------------------------------------------------------------
+-- The texts '000' … '999' (the milliseconds of a timestamp) and '0' … '999' (small counts:
+-- epochs, attempt indexes), made once: formatting a number costs a sprintf each time.
+local MS_TEXTS, SMALL_TEXTS = {}, {}
+for i = 0, 999 do
+  SMALL_TEXTS[i] = '' .. i
+  MS_TEXTS[i] = (i < 10 and '00' or i < 100 and '0' or '') .. i
+end
+
+-- The server clock in ms, and the same as text (to_text(now)). Lua's arithmetic converts the
+-- reply's digit texts (no tonumber or math.floor calls: each costs more than the rest).
+local function server_clock()
+  local t = redis.call('TIME')
+  local us = t[2] + 0
+  local ms = (us - us % 1000) / 1000
+  return t[1] * 1000 + ms, t[1] .. MS_TEXTS[ms]
+end
+
+-- The server clock in ms (one value: it is passed on as a last argument in many places).
 local function server_now()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local us = t[2] + 0
+  return t[1] * 1000 + (us - us % 1000) / 1000
 end
 
 ---------------------------------------------------------------------------
--- Values. parse_int, parse_number, argv_refusal and json_arg are declared local in the
--- generated part above (ARGV_CHECKS calls them), so they are defined without \`local\` here.
+-- Values. parse_int, parse_number, count_text, argv_refusal and json_arg are declared local in
+-- the generated part above (ARGV_CHECKS calls them), so they are defined without \`local\` here.
 ---------------------------------------------------------------------------
 local function is_set(value)
   return value ~= nil and value ~= false and value ~= ''
 end
 
+-- Parsed numeric texts, remembered (ARGV_INTS and ARGV_NUMBERS are declared in the generated
+-- part, whose ARGV checks look a text up before calling a parser). In Redis 7.0's Lua a
+-- tonumber costs about 2k instructions and a pattern match as much again, while the same
+-- short texts come back on every call (TTLs, partition ids, priorities, epochs). Only
+-- texts of at most 9 characters are kept (no timestamp: those rarely repeat), and a table
+-- that reached 1024 entries is dropped and started again, so the memory stays bounded.
+local ARGV_MEMO_MAX = 1024
+local argv_ints_size, argv_numbers_size = 0, 0
+-- ARGV_INTS maps each remembered integer text to its number; INT_TEXTS maps the number back to
+-- that text, its canonical form (int_text).
+local INT_TEXTS = {}
+
 -- A number as the reference accepts it (any Lua number text), but never NaN or infinity,
 -- which tonumber would let through on some platforms.
 function parse_number(value)
-  local n = tonumber(value) -- nil for anything but a number or a numeric string
+  local n = ARGV_NUMBERS[value]
+  if n ~= nil then return n end
+  n = tonumber(value) -- nil for anything but a number or a numeric string
   if n == nil or n ~= n or n == math.huge or n == -math.huge then
     return nil
+  end
+  if value ~= n and #value <= 9 then -- a text (a number equals its own value), short
+    if argv_numbers_size >= ARGV_MEMO_MAX then ARGV_NUMBERS, argv_numbers_size = {}, 0 end
+    ARGV_NUMBERS[value], argv_numbers_size = n, argv_numbers_size + 1
   end
   return n
 end
@@ -2243,17 +2282,32 @@ end
 -- exponent or hex. Within the exactly representable range (±2^53), so Lua keeps it exact
 -- and the text can go to any command (HINCRBY, XADD MAXLEN, PX…) as it is.
 function parse_int(value)
+  local n = ARGV_INTS[value]
+  if n ~= nil then return n end
   if type(value) ~= 'string' or #value > 17 then
     return nil
   end
   if value ~= '0' and not string.match(value, '^%-?[1-9]%d*$') then
     return nil
   end
-  local n = tonumber(value)
+  n = tonumber(value)
   if n > 9007199254740991 or n < -9007199254740991 then
     return nil
   end
+  if #value <= 9 then
+    if argv_ints_size >= ARGV_MEMO_MAX then ARGV_INTS, INT_TEXTS, argv_ints_size = {}, {}, 0 end
+    ARGV_INTS[value], INT_TEXTS[n], argv_ints_size = n, value, argv_ints_size + 1
+  end
   return n
+end
+
+-- A count text (digits only, at most 17, leading zeros allowed: compared with stored text,
+-- never converted): true or false. The ARGV checks look ARGV_INTS up first; a canonical
+-- one is remembered there by parse_int.
+function count_text(value)
+  if #value > 17 or not string.match(value, '^%d+$') then return false end
+  parse_int(value)
+  return true
 end
 
 -- The invalid_input reply for an integer ARGV that parse_int refused. Text that is no number
@@ -2440,13 +2494,44 @@ local function field_list(parts)
   return all
 end
 
--- Text of a value for storage: integral numbers in plain decimal (tostring would switch to
--- exponent form from 1e14 on), everything else as tostring gives it.
-local function to_text(value)
-  if type(value) == 'number' and value == math.floor(value) and value > -9007199254740992 and value < 9007199254740992 then
+-- The thousands of a timestamp (its seconds) as text, remembered: the same few come back
+-- on every call. Bounded like the ARGV memo.
+local THOUSANDS_TEXTS, thousands_size = {}, 0
+
+-- Text of a number for storage: an integer in plain decimal (tostring would switch to
+-- exponent form from 1e14 on), anything else as tostring gives it. A small one is a table
+-- read; a larger one (a timestamp) its thousands' text, remembered, and three digits.
+local function num_text(value)
+  local small = SMALL_TEXTS[value]
+  if small then return small end
+  if value >= 1000 and value < 9007199254740992 and value % 1 == 0 then
+    local rest = value % 1000
+    local high = (value - rest) / 1000
+    local high_text = SMALL_TEXTS[high] or THOUSANDS_TEXTS[high]
+    if high_text == nil then
+      high_text = string.format('%d', high)
+      if thousands_size >= 1024 then THOUSANDS_TEXTS, thousands_size = {}, 0 end
+      THOUSANDS_TEXTS[high], thousands_size = high_text, thousands_size + 1
+    end
+    return high_text .. MS_TEXTS[rest]
+  end
+  if value == math.floor(value) and value > -9007199254740992 and value < 9007199254740992 then
     return string.format('%d', value)
   end
   return tostring(value)
+end
+
+-- Text of a value for storage: a number as num_text gives it, anything else as tostring.
+local function to_text(value)
+  if type(value) == 'number' then return num_text(value) end
+  return tostring(value)
+end
+
+-- The text of an integer that came as ARGV (a partition id, a TTL): the ARGV's own text when
+-- parse_int remembered it, else to_text. Saves formatting a number again (a sprintf; the
+-- server formats a number argument with %.17g, which costs as much).
+local function int_text(value)
+  return INT_TEXTS[value] or to_text(value)
 end
 
 -- HSET from a Lua table; values are written as text. Order of fields does not matter.
@@ -2611,11 +2696,9 @@ local LEASE_FIELDS = {
 -- Lease history (execution.md §1.7): XADD MAXLEN ~ 1000, fields in the given order.
 ---------------------------------------------------------------------------
 local function history_add(history_key, pairs_list, maxlen)
-  -- A missing value leaves a hole in the list, where # is unreliable: find the last index.
-  local n = 0
-  for i in pairs(pairs_list) do
-    if i > n then n = i end
-  end
+  -- A missing value leaves a hole in the list, where # is unreliable: find the last index
+  -- (table.maxn: one call, where a pairs loop calls next once per entry).
+  local n = table.maxn(pairs_list)
   if n % 2 == 1 then n = n + 1 end -- a missing last value
   -- Holes become empty values, in place, and the list goes straight to the call: no command
   -- table. Integers are passed as numbers; the server writes them as plain digits.
@@ -2745,11 +2828,12 @@ redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys,
     lease_history_grace_ms = args[7],
   }
   -- Bounded so that now + ttl + grace stays an exact integer (timestamps are written as text).
-  local bad = check_core_key(K.core, A.execution_id)
-    or check_keys('ff_renew_lease', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
+  local bad, tag = check_core_key(K.core, A.execution_id)
+  if bad then return bad end
+  bad = check_keys('ff_renew_lease', keys, { tag = tag, execution_id = A.execution_id, core_checked = true })
   if bad then return bad end
 
-  local now = server_now()
+  local now, now_s = server_clock()
   local core, missing = read_core(K.core, Lease.RENEW_FIELDS)
   if not core then return missing end
   if core.lifecycle_phase ~= 'active' then
@@ -2771,19 +2855,20 @@ redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys,
 
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + math.floor(A.lease_ttl_ms * 2 / 3)
+  local renewal_s, expires_s = num_text(renewal_deadline), num_text(expires_at)
   -- write phase
   redis.call('HSET', K.core,
-    'lease_last_renewed_at', to_text(now),
-    'lease_renewal_deadline', to_text(renewal_deadline),
-    'lease_expires_at', to_text(expires_at),
-    'last_mutation_at', to_text(now))
+    'lease_last_renewed_at', now_s,
+    'lease_renewal_deadline', renewal_s,
+    'lease_expires_at', expires_s,
+    'last_mutation_at', now_s)
   redis.call('HSET', K.lease_current,
-    'last_renewed_at', to_text(now),
-    'renewal_deadline', to_text(renewal_deadline),
-    'expires_at', to_text(expires_at))
-  redis.call('PEXPIREAT', K.lease_current, to_text(expires_at + A.lease_history_grace_ms))
-  redis.call('ZADD', K.lease_expiry, to_text(expires_at), A.execution_id)
-  return ok(to_text(expires_at))
+    'last_renewed_at', now_s,
+    'renewal_deadline', renewal_s,
+    'expires_at', expires_s)
+  redis.call('PEXPIREAT', K.lease_current, num_text(expires_at + A.lease_history_grace_ms))
+  redis.call('ZADD', K.lease_expiry, expires_s, A.execution_id)
+  return ok(expires_s)
 end))
 
 redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_expired_if_due', function(keys, args)
@@ -2965,6 +3050,37 @@ Exec.CREATE_CTX = {}
 Exec.CLAIM_CTX = {}
 Exec.HOLDER_CTX = {}
 
+-- The state vectors the lifecycle's hot paths write (model.md §4.3), made once: a table built
+-- per call costs about 4k instructions. write_state only reads them.
+Exec.CREATED_WAITING = {
+  lifecycle_phase = 'runnable',
+  ownership_state = 'unowned',
+  eligibility_state = 'eligible_now',
+  blocking_reason = 'waiting_for_worker',
+  blocking_detail = '',
+  terminal_outcome = 'none',
+  attempt_state = 'pending_first_attempt',
+  public_state = 'waiting',
+}
+Exec.CLAIMED = {
+  lifecycle_phase = 'active',
+  ownership_state = 'leased',
+  eligibility_state = 'not_applicable',
+  blocking_reason = 'none',
+  terminal_outcome = 'none',
+  attempt_state = 'running_attempt',
+  public_state = 'active',
+}
+Exec.COMPLETED = {
+  lifecycle_phase = 'terminal',
+  ownership_state = 'unowned',
+  eligibility_state = 'not_applicable',
+  blocking_reason = 'none',
+  terminal_outcome = 'success',
+  attempt_state = 'attempt_terminal',
+  public_state = 'completed',
+}
+
 -- Extension (engine.md §3.5, §3.6): budgets and a quota policy attached at create, read by
 -- the scheduler's admission. Stored only when given, so a reference caller writes neither.
 function Exec.attach_admission(core_key, budget_ids, quota_policy_id)
@@ -3007,8 +3123,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
   local bad = check_keys('ff_create_execution', keys, c)
   if bad then return bad end
 
-  local now = server_now()
-  local now_s = to_text(now) -- formatted once, not at every use
+  local now, now_s = server_clock()
   local priority = clamp_priority(A.priority)
 
   local has_idempotency = is_set(K.idempotency) and K.idempotency ~= KEY.partition_noop(tag)
@@ -3074,30 +3189,32 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     'progress_pct', '',
     'progress_message', '',
     'progress_updated_at', '',
-    'priority', to_text(priority),
+    'priority', num_text(priority),
     'created_at', now_s,
     'execution_id', A.execution_id or '',
     'namespace', A.namespace or '',
     'execution_kind', A.execution_kind or '',
-    'partition_id', A.partition_id or '',
+    'partition_id', int_text(A.partition_id), -- (the guard refuses an empty one)
     'creator_identity', A.creator_identity or '',
   }
 
   -- write phase
-  write_state(K.core, now_s, {
+  write_state(K.core, now_s, delayed and {
     lifecycle_phase = 'runnable',
     ownership_state = 'unowned',
-    eligibility_state = delayed and 'not_eligible_until_time' or 'eligible_now',
-    blocking_reason = delayed and 'waiting_for_delay' or 'waiting_for_worker',
-    blocking_detail = delayed and ('delayed until ' .. delay_text) or '',
+    eligibility_state = 'not_eligible_until_time',
+    blocking_reason = 'waiting_for_delay',
+    blocking_detail = 'delayed until ' .. delay_text,
     terminal_outcome = 'none',
     attempt_state = 'pending_first_attempt',
-    public_state = delayed and 'delayed' or 'waiting',
-  }, fields)
+    public_state = 'delayed',
+  } or Exec.CREATED_WAITING, fields)
   if #capabilities > 0 then
     redis.call('HSET', K.core, 'required_capabilities', table.concat(capabilities, ','))
   end
-  Exec.attach_admission(K.core, A.budget_ids, A.quota_policy_id)
+  if (A.budget_ids or '') ~= '' or (A.quota_policy_id or '') ~= '' then -- (a reference caller sends neither)
+    Exec.attach_admission(K.core, A.budget_ids, A.quota_policy_id)
+  end
   if is_set(A.input_payload) then
     redis.call('SET', K.payload, A.input_payload)
   end
@@ -3121,7 +3238,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     if string.sub(eligible_key, -#':delayed') == ':delayed' then
       eligible_key = KEY.partition_lane_eligible(tag, lane)
     end
-    redis.call('ZADD', eligible_key, to_text(eligible_score(priority, now)), A.execution_id)
+    redis.call('ZADD', eligible_key, num_text(eligible_score(priority, now)), A.execution_id)
     wake_lane(tag, lane)
   end
   redis.call('SADD', K.all_executions, A.execution_id)
@@ -3195,18 +3312,18 @@ end
 -- attempt, usage and policy records, the lease, the state vector, the indexes and the
 -- history entry. K: core, attempts, lease_current, lease_history, eligible, lease_expiry,
 -- worker_leases, active, attempt_timeout, execution_deadline. A: the claim's validated
--- arguments. core: Exec.CLAIM_FIELDS of the execution. Returns the claim's reply fields.
-function Exec.start_attempt(K, A, core, now)
+-- arguments. core: Exec.CLAIM_FIELDS of the execution. tag: the partition's hash tag.
+-- Returns the claim's reply fields.
+function Exec.start_attempt(K, A, core, now, tag)
   local epoch = (parse_number(core.current_lease_epoch) or 0) + 1
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + A.renew_before_ms
   local index = parse_number(core.total_attempt_count) or 0
   -- Each number is turned into text once: the server would otherwise format it anew
   -- (as %.14g) at every place it is passed.
-  local now_s, expires_s, renewal_s = to_text(now), to_text(expires_at), to_text(renewal_deadline)
-  local epoch_s, index_s = to_text(epoch), to_text(index)
+  local now_s, expires_s, renewal_s = num_text(now), num_text(expires_at), num_text(renewal_deadline)
+  local epoch_s, index_s = num_text(epoch), num_text(index)
   local attempt_type = 'initial'
-  local tag = tag_of(K.core)
   local attempt_hash = KEY.exec_attempt_hash(tag, A.execution_id, index_s)
   local attempt = {
     'HSET', attempt_hash,
@@ -3253,17 +3370,9 @@ function Exec.start_attempt(K, A, core, now)
     'acquired_at', now_s, 'expires_at', expires_s, 'last_renewed_at', now_s,
     'renewal_deadline', renewal_s)
 
-  write_state(K.core, now_s, {
-    lifecycle_phase = 'active',
-    ownership_state = 'leased',
-    eligibility_state = 'not_applicable',
-    blocking_reason = 'none',
-    terminal_outcome = 'none',
-    attempt_state = 'running_attempt',
-    public_state = 'active',
-  }, Exec.with_pending_cleared(core, now_s, {
+  write_state(K.core, now_s, Exec.CLAIMED, Exec.with_pending_cleared(core, now_s, {
     'current_attempt_index', index_s,
-    'total_attempt_count', to_text(index + 1),
+    'total_attempt_count', num_text(index + 1),
     'current_attempt_id', A.attempt_id or '',
     'current_lease_id', A.lease_id or '',
     'current_lease_epoch', epoch_s,
@@ -3348,7 +3457,7 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
 
   -- write phase
   redis.call('DEL', K.claim_grant)
-  return ok(unpack(Exec.start_attempt(K, A, core, now)))
+  return ok(unpack(Exec.start_attempt(K, A, core, now, tag)))
 end))
 
 -- Ends the lease holder's attempt successfully (the effects of a complete, execution.md
@@ -3356,7 +3465,7 @@ end))
 -- notice. K: complete's keys. A: execution_id, lease_id, lease_epoch, result_payload.
 -- core: LEASE_FIELDS of the execution, already validated.
 function Exec.finish_success(K, A, core, now)
-  local now_s = to_text(now) -- formatted once, not at every use
+  local now_s = num_text(now) -- formatted once, not at every use
   redis.call('HSET', K.attempt_hash, 'attempt_state', 'ended_success', 'ended_at', now_s)
   if redis.call('EXISTS', K.stream_meta) == 1 then
     redis.call('HSET', K.stream_meta, 'closed_at', now_s, 'closed_reason', 'attempt_success')
@@ -3364,15 +3473,7 @@ function Exec.finish_success(K, A, core, now)
   if is_set(A.result_payload) then
     redis.call('SET', K.result, A.result_payload)
   end
-  write_state(K.core, now_s, {
-    lifecycle_phase = 'terminal',
-    ownership_state = 'unowned',
-    eligibility_state = 'not_applicable',
-    blocking_reason = 'none',
-    terminal_outcome = 'success',
-    attempt_state = 'attempt_terminal',
-    public_state = 'completed',
-  }, {
+  write_state(K.core, now_s, Exec.COMPLETED, {
     'completed_at', now_s,
     'current_lease_id', '',
     'current_worker_id', '',
@@ -4224,12 +4325,6 @@ function Sched.match_caps(core_key, core, worker_csv, now)
   return err('capability_mismatch', table.concat(missing, ','))
 end
 
--- The arguments both grant functions share: a positive integer TTL, an execution and a worker.
-
-function Sched.check_grant_args(A)
-  return nil
-end
-
 -- The exec_core fields a claim grant reads (the record has some fifty: HGETALL would copy
 -- them all into Lua on every grant).
 Sched.GRANT_CTX = {}
@@ -4237,7 +4332,7 @@ Sched.GRANT_CORE_FIELDS = { 'lifecycle_phase', 'eligibility_state', 'required_ca
 
 -- Writes the grant hash (scheduling.md §5) with its absolute expiry.
 function Sched.write_grant(grant_key, A, now)
-  local now_s, expires_s = to_text(now), to_text(now + A.grant_ttl_ms)
+  local now_s, expires_s = num_text(now), num_text(now + A.grant_ttl_ms)
   redis.call('HSET', grant_key,
     'worker_id', A.worker_id,
     'worker_instance_id', A.worker_instance_id or '',
@@ -4267,15 +4362,13 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
     admission_summary = args[8],
     worker_capabilities_csv = args[9],
   }
-  local bad = Sched.check_grant_args(A)
-  if bad then return bad end
   local now = server_now()
   local core, missing = read_core(K.core, Sched.GRANT_CORE_FIELDS)
   if not core then return missing end
   -- The eligible index is only read (ZSCORE): another lane's answers execution_not_in_eligible_set.
   local c = Sched.GRANT_CTX -- refilled, not built anew: see Exec.CREATE_CTX
   c.tag, c.execution_id = tag_of(K.core), A.execution_id
-  bad = check_keys('ff_issue_claim_grant', keys, c)
+  local bad = check_keys('ff_issue_claim_grant', keys, c)
   if bad then return bad end
   if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
     return err('execution_not_eligible')
@@ -4429,14 +4522,12 @@ redis.register_function('ff_issue_reclaim_grant', guard('ff_issue_reclaim_grant'
     admission_summary = args[8],
     worker_capabilities_csv = args[9],
   }
-  local bad = Sched.check_grant_args(A)
-  if bad then return bad end
   A.worker_instance_id = A.worker_instance_id or ''
   A.lane_id = A.lane_id or ''
   local now = server_now()
   local core, missing = read_core(K.core)
   if not core then return missing end
-  bad = check_keys('ff_issue_reclaim_grant', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
+  local bad = check_keys('ff_issue_reclaim_grant', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
   if bad then return bad end
   if core.lifecycle_phase ~= 'active' then
     return err('execution_not_reclaimable')
@@ -7503,7 +7594,7 @@ function Fast.claim_head(K, A, now)
       and not Sched.match_caps(EK.core, core, A.worker_capabilities_csv, now) then
       -- The claim's arguments are A's, for this execution (A is not read again after).
       A.execution_id = eid
-      local fields = Exec.start_attempt(EK, A, core, now)
+      local fields = Exec.start_attempt(EK, A, core, now, tag)
       table.insert(fields, 1, eid)
       return fields
     end

@@ -254,7 +254,9 @@ function ruleCode(r: RuleData, k: number, missing: boolean, site?: RuleSite): st
       break;
     case 'int':
     case 'number': {
-      const check = [`local n = ${r.kind === 'int' ? 'parse_int' : 'parse_number'}(v)`, `if n == nil then ${refuse(`parse_number(v) == nil and 'nan' or 'int'`)} end`];
+      // A remembered text (helpers.lua: ARGV_INTS, ARGV_NUMBERS) is one table read, no parse.
+      const parse = r.kind === 'int' ? 'ARGV_INTS[v] or parse_int(v)' : 'ARGV_NUMBERS[v] or parse_number(v)';
+      const check = [`local n = ${parse}`, `if n == nil then ${refuse(`parse_number(v) == nil and 'nan' or 'int'`)} end`];
       if (r.min !== undefined) check.push(`if n < ${r.min} then ${refuse(`'low'`)} end`);
       if (r.max !== undefined) check.push(`if n > ${r.max} then ${refuse(`'high'`)} end`);
       check.push(`${dst} = n`);
@@ -262,8 +264,9 @@ function ruleCode(r: RuleData, k: number, missing: boolean, site?: RuleSite): st
       break;
     }
     case 'count': {
-      const check = [`if #v > 17 or not string.match(v, '^%d+$') then ${refuse(`parse_number(v) == nil and 'nan' or 'low'`)} end`];
-      if (r.max !== undefined) check.push(`if tonumber(v) > ${r.max} then ${refuse(`'high'`)} end`);
+      // A canonical count parse_int remembered is one table read (helpers.lua: count_text).
+      const check = [`if (ARGV_INTS[v] or -1) < 0 and not count_text(v) then ${refuse(`parse_number(v) == nil and 'nan' or 'low'`)} end`];
+      if (r.max !== undefined) check.push(`if (ARGV_INTS[v] or tonumber(v)) > ${r.max} then ${refuse(`'high'`)} end`);
       branch(check);
       break;
     }
@@ -519,7 +522,9 @@ export function emitLuaFacts(spec: Spec): string[] {
     '-- generated from ARGV_RULES: per function, the straight-line check the guard runs before the',
     '-- body (R = the function\'s ARGV_RULES): refuses, or converts args in place',
     '-- (the helpers it calls are defined in lua/helpers.lua, after this generated part)',
-    'local parse_int, parse_number, argv_refusal, json_arg',
+    'local parse_int, parse_number, count_text, argv_refusal, json_arg',
+    '-- numeric ARGV texts already parsed (text → number), kept by parse_int and parse_number',
+    'local ARGV_INTS, ARGV_NUMBERS = {}, {}',
     '-- a list element\'s rule under the element\'s own name (`usage[2].delta`), built only to refuse it',
     'local function argv_element(rule, name) return setmetatable({ name = name }, { __index = rule }) end',
     'local ARGV_CHECKS = {',

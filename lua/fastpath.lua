@@ -49,7 +49,7 @@ function Fast.claim_head(K, A, now)
       and not Sched.match_caps(EK.core, core, A.worker_capabilities_csv, now) then
       -- The claim's arguments are A's, for this execution (A is not read again after).
       A.execution_id = eid
-      local fields = Exec.start_attempt(EK, A, core, now)
+      local fields = Exec.start_attempt(EK, A, core, now, tag)
       table.insert(fields, 1, eid)
       return fields
     end

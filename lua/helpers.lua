@@ -22,25 +22,62 @@ end
 ---------------------------------------------------------------------------
 -- Time: always the server clock, in ms.
 ---------------------------------------------------------------------------
+-- The texts '000' … '999' (the milliseconds of a timestamp) and '0' … '999' (small counts:
+-- epochs, attempt indexes), made once: formatting a number costs a sprintf each time.
+local MS_TEXTS, SMALL_TEXTS = {}, {}
+for i = 0, 999 do
+  SMALL_TEXTS[i] = '' .. i
+  MS_TEXTS[i] = (i < 10 and '00' or i < 100 and '0' or '') .. i
+end
+
+-- The server clock in ms, and the same as text (to_text(now)). Lua's arithmetic converts the
+-- reply's digit texts (no tonumber or math.floor calls: each costs more than the rest).
+local function server_clock()
+  local t = redis.call('TIME')
+  local us = t[2] + 0
+  local ms = (us - us % 1000) / 1000
+  return t[1] * 1000 + ms, t[1] .. MS_TEXTS[ms]
+end
+
+-- The server clock in ms (one value: it is passed on as a last argument in many places).
 local function server_now()
   local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local us = t[2] + 0
+  return t[1] * 1000 + (us - us % 1000) / 1000
 end
 
 ---------------------------------------------------------------------------
--- Values. parse_int, parse_number, argv_refusal and json_arg are declared local in the
--- generated part above (ARGV_CHECKS calls them), so they are defined without `local` here.
+-- Values. parse_int, parse_number, count_text, argv_refusal and json_arg are declared local in
+-- the generated part above (ARGV_CHECKS calls them), so they are defined without `local` here.
 ---------------------------------------------------------------------------
 local function is_set(value)
   return value ~= nil and value ~= false and value ~= ''
 end
 
+-- Parsed numeric texts, remembered (ARGV_INTS and ARGV_NUMBERS are declared in the generated
+-- part, whose ARGV checks look a text up before calling a parser). In Redis 7.0's Lua a
+-- tonumber costs about 2k instructions and a pattern match as much again, while the same
+-- short texts come back on every call (TTLs, partition ids, priorities, epochs). Only
+-- texts of at most 9 characters are kept (no timestamp: those rarely repeat), and a table
+-- that reached 1024 entries is dropped and started again, so the memory stays bounded.
+local ARGV_MEMO_MAX = 1024
+local argv_ints_size, argv_numbers_size = 0, 0
+-- ARGV_INTS maps each remembered integer text to its number; INT_TEXTS maps the number back to
+-- that text, its canonical form (int_text).
+local INT_TEXTS = {}
+
 -- A number as the reference accepts it (any Lua number text), but never NaN or infinity,
 -- which tonumber would let through on some platforms.
 function parse_number(value)
-  local n = tonumber(value) -- nil for anything but a number or a numeric string
+  local n = ARGV_NUMBERS[value]
+  if n ~= nil then return n end
+  n = tonumber(value) -- nil for anything but a number or a numeric string
   if n == nil or n ~= n or n == math.huge or n == -math.huge then
     return nil
+  end
+  if value ~= n and #value <= 9 then -- a text (a number equals its own value), short
+    if argv_numbers_size >= ARGV_MEMO_MAX then ARGV_NUMBERS, argv_numbers_size = {}, 0 end
+    ARGV_NUMBERS[value], argv_numbers_size = n, argv_numbers_size + 1
   end
   return n
 end
@@ -50,17 +87,32 @@ end
 -- exponent or hex. Within the exactly representable range (±2^53), so Lua keeps it exact
 -- and the text can go to any command (HINCRBY, XADD MAXLEN, PX…) as it is.
 function parse_int(value)
+  local n = ARGV_INTS[value]
+  if n ~= nil then return n end
   if type(value) ~= 'string' or #value > 17 then
     return nil
   end
   if value ~= '0' and not string.match(value, '^%-?[1-9]%d*$') then
     return nil
   end
-  local n = tonumber(value)
+  n = tonumber(value)
   if n > 9007199254740991 or n < -9007199254740991 then
     return nil
   end
+  if #value <= 9 then
+    if argv_ints_size >= ARGV_MEMO_MAX then ARGV_INTS, INT_TEXTS, argv_ints_size = {}, {}, 0 end
+    ARGV_INTS[value], INT_TEXTS[n], argv_ints_size = n, value, argv_ints_size + 1
+  end
   return n
+end
+
+-- A count text (digits only, at most 17, leading zeros allowed: compared with stored text,
+-- never converted): true or false. The ARGV checks look ARGV_INTS up first; a canonical
+-- one is remembered there by parse_int.
+function count_text(value)
+  if #value > 17 or not string.match(value, '^%d+$') then return false end
+  parse_int(value)
+  return true
 end
 
 -- The invalid_input reply for an integer ARGV that parse_int refused. Text that is no number
@@ -247,13 +299,44 @@ local function field_list(parts)
   return all
 end
 
--- Text of a value for storage: integral numbers in plain decimal (tostring would switch to
--- exponent form from 1e14 on), everything else as tostring gives it.
-local function to_text(value)
-  if type(value) == 'number' and value == math.floor(value) and value > -9007199254740992 and value < 9007199254740992 then
+-- The thousands of a timestamp (its seconds) as text, remembered: the same few come back
+-- on every call. Bounded like the ARGV memo.
+local THOUSANDS_TEXTS, thousands_size = {}, 0
+
+-- Text of a number for storage: an integer in plain decimal (tostring would switch to
+-- exponent form from 1e14 on), anything else as tostring gives it. A small one is a table
+-- read; a larger one (a timestamp) its thousands' text, remembered, and three digits.
+local function num_text(value)
+  local small = SMALL_TEXTS[value]
+  if small then return small end
+  if value >= 1000 and value < 9007199254740992 and value % 1 == 0 then
+    local rest = value % 1000
+    local high = (value - rest) / 1000
+    local high_text = SMALL_TEXTS[high] or THOUSANDS_TEXTS[high]
+    if high_text == nil then
+      high_text = string.format('%d', high)
+      if thousands_size >= 1024 then THOUSANDS_TEXTS, thousands_size = {}, 0 end
+      THOUSANDS_TEXTS[high], thousands_size = high_text, thousands_size + 1
+    end
+    return high_text .. MS_TEXTS[rest]
+  end
+  if value == math.floor(value) and value > -9007199254740992 and value < 9007199254740992 then
     return string.format('%d', value)
   end
   return tostring(value)
+end
+
+-- Text of a value for storage: a number as num_text gives it, anything else as tostring.
+local function to_text(value)
+  if type(value) == 'number' then return num_text(value) end
+  return tostring(value)
+end
+
+-- The text of an integer that came as ARGV (a partition id, a TTL): the ARGV's own text when
+-- parse_int remembered it, else to_text. Saves formatting a number again (a sprintf; the
+-- server formats a number argument with %.17g, which costs as much).
+local function int_text(value)
+  return INT_TEXTS[value] or to_text(value)
 end
 
 -- HSET from a Lua table; values are written as text. Order of fields does not matter.
@@ -418,11 +501,9 @@ local LEASE_FIELDS = {
 -- Lease history (execution.md §1.7): XADD MAXLEN ~ 1000, fields in the given order.
 ---------------------------------------------------------------------------
 local function history_add(history_key, pairs_list, maxlen)
-  -- A missing value leaves a hole in the list, where # is unreliable: find the last index.
-  local n = 0
-  for i in pairs(pairs_list) do
-    if i > n then n = i end
-  end
+  -- A missing value leaves a hole in the list, where # is unreliable: find the last index
+  -- (table.maxn: one call, where a pairs loop calls next once per entry).
+  local n = table.maxn(pairs_list)
   if n % 2 == 1 then n = n + 1 end -- a missing last value
   -- Holes become empty values, in place, and the list goes straight to the call: no command
   -- table. Integers are passed as numbers; the server writes them as plain digits.

@@ -26,11 +26,12 @@ redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys,
     lease_history_grace_ms = args[7],
   }
   -- Bounded so that now + ttl + grace stays an exact integer (timestamps are written as text).
-  local bad = check_core_key(K.core, A.execution_id)
-    or check_keys('ff_renew_lease', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
+  local bad, tag = check_core_key(K.core, A.execution_id)
+  if bad then return bad end
+  bad = check_keys('ff_renew_lease', keys, { tag = tag, execution_id = A.execution_id, core_checked = true })
   if bad then return bad end
 
-  local now = server_now()
+  local now, now_s = server_clock()
   local core, missing = read_core(K.core, Lease.RENEW_FIELDS)
   if not core then return missing end
   if core.lifecycle_phase ~= 'active' then
@@ -52,19 +53,20 @@ redis.register_function('ff_renew_lease', guard('ff_renew_lease', function(keys,
 
   local expires_at = now + A.lease_ttl_ms
   local renewal_deadline = now + math.floor(A.lease_ttl_ms * 2 / 3)
+  local renewal_s, expires_s = num_text(renewal_deadline), num_text(expires_at)
   -- write phase
   redis.call('HSET', K.core,
-    'lease_last_renewed_at', to_text(now),
-    'lease_renewal_deadline', to_text(renewal_deadline),
-    'lease_expires_at', to_text(expires_at),
-    'last_mutation_at', to_text(now))
+    'lease_last_renewed_at', now_s,
+    'lease_renewal_deadline', renewal_s,
+    'lease_expires_at', expires_s,
+    'last_mutation_at', now_s)
   redis.call('HSET', K.lease_current,
-    'last_renewed_at', to_text(now),
-    'renewal_deadline', to_text(renewal_deadline),
-    'expires_at', to_text(expires_at))
-  redis.call('PEXPIREAT', K.lease_current, to_text(expires_at + A.lease_history_grace_ms))
-  redis.call('ZADD', K.lease_expiry, to_text(expires_at), A.execution_id)
-  return ok(to_text(expires_at))
+    'last_renewed_at', now_s,
+    'renewal_deadline', renewal_s,
+    'expires_at', expires_s)
+  redis.call('PEXPIREAT', K.lease_current, num_text(expires_at + A.lease_history_grace_ms))
+  redis.call('ZADD', K.lease_expiry, expires_s, A.execution_id)
+  return ok(expires_s)
 end))
 
 redis.register_function('ff_mark_lease_expired_if_due', guard('ff_mark_lease_expired_if_due', function(keys, args)

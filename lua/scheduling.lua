@@ -47,12 +47,6 @@ function Sched.match_caps(core_key, core, worker_csv, now)
   return err('capability_mismatch', table.concat(missing, ','))
 end
 
--- The arguments both grant functions share: a positive integer TTL, an execution and a worker.
-
-function Sched.check_grant_args(A)
-  return nil
-end
-
 -- The exec_core fields a claim grant reads (the record has some fifty: HGETALL would copy
 -- them all into Lua on every grant).
 Sched.GRANT_CTX = {}
@@ -60,7 +54,7 @@ Sched.GRANT_CORE_FIELDS = { 'lifecycle_phase', 'eligibility_state', 'required_ca
 
 -- Writes the grant hash (scheduling.md §5) with its absolute expiry.
 function Sched.write_grant(grant_key, A, now)
-  local now_s, expires_s = to_text(now), to_text(now + A.grant_ttl_ms)
+  local now_s, expires_s = num_text(now), num_text(now + A.grant_ttl_ms)
   redis.call('HSET', grant_key,
     'worker_id', A.worker_id,
     'worker_instance_id', A.worker_instance_id or '',
@@ -90,15 +84,13 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
     admission_summary = args[8],
     worker_capabilities_csv = args[9],
   }
-  local bad = Sched.check_grant_args(A)
-  if bad then return bad end
   local now = server_now()
   local core, missing = read_core(K.core, Sched.GRANT_CORE_FIELDS)
   if not core then return missing end
   -- The eligible index is only read (ZSCORE): another lane's answers execution_not_in_eligible_set.
   local c = Sched.GRANT_CTX -- refilled, not built anew: see Exec.CREATE_CTX
   c.tag, c.execution_id = tag_of(K.core), A.execution_id
-  bad = check_keys('ff_issue_claim_grant', keys, c)
+  local bad = check_keys('ff_issue_claim_grant', keys, c)
   if bad then return bad end
   if core.lifecycle_phase ~= 'runnable' or core.eligibility_state ~= 'eligible_now' then
     return err('execution_not_eligible')
@@ -252,14 +244,12 @@ redis.register_function('ff_issue_reclaim_grant', guard('ff_issue_reclaim_grant'
     admission_summary = args[8],
     worker_capabilities_csv = args[9],
   }
-  local bad = Sched.check_grant_args(A)
-  if bad then return bad end
   A.worker_instance_id = A.worker_instance_id or ''
   A.lane_id = A.lane_id or ''
   local now = server_now()
   local core, missing = read_core(K.core)
   if not core then return missing end
-  bad = check_keys('ff_issue_reclaim_grant', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
+  local bad = check_keys('ff_issue_reclaim_grant', keys, { tag = tag_of(K.core), execution_id = A.execution_id })
   if bad then return bad end
   if core.lifecycle_phase ~= 'active' then
     return err('execution_not_reclaimable')
