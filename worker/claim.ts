@@ -29,6 +29,7 @@ import { serverTimeMs } from '../operations/server-clock.js';
 import { capabilitiesSatisfied, liveCapabilities } from '../operations/workers.js';
 import { claimResumed } from '../operations/waitpoints.js';
 import { inputFromClaimReply, readExecutionInput, type ExecutionInput } from './context.js';
+import type { LanePartitions } from './lane-partitions.js';
 
 /** How the attempt the handler runs came about. */
 export type AttemptKind = 'fresh' | 'retry' | 'reclaim' | 'resumed' | 'replay';
@@ -62,8 +63,8 @@ export interface ClaimerOptions {
   readonly attemptTimeoutMs?: number;
   readonly path: ClaimPath;
   readonly issueNextGrant?: IssueNextGrant;
-  /** Partitions to look in, already rotated to this instance's offset. */
-  readonly partitions: readonly number[];
+  /** Where each lane's work is looked for (claims) and swept, in this instance's order. */
+  readonly partitions: LanePartitions;
   /** Mark due leases, promote due delayed executions, unblock route-blocked ones (the engine's share), or only find reclaimable ones. */
   readonly selfService: boolean;
   /** Heads read per partition (skip the ones others are taking). */
@@ -181,7 +182,8 @@ export class Claimer {
   }
 
   private async claimFromLane(laneId: LaneId, max: number, out: ClaimedLease[]): Promise<void> {
-    const partitions = this.options.partitions;
+    const partitions = this.options.partitions.of(laneId);
+    if (partitions.length === 0) return; // Nowhere known to hold the lane's work: a wake-up or the re-check names a partition.
     let cursor = this.cursors.get(laneId) ?? 0;
     if (this.options.path === 'admission') {
       await this.claimAdmitted(laneId, max, out, cursor);
@@ -247,7 +249,7 @@ export class Claimer {
    */
   private async claimAdmitted(laneId: LaneId, max: number, out: ClaimedLease[], from: number): Promise<void> {
     const issue = this.options.issueNextGrant!;
-    const partitions = this.options.partitions;
+    const partitions = this.options.partitions.of(laneId);
     let cursor = from;
     while (out.length < max) {
       const now = await this.serverNow();
@@ -297,8 +299,9 @@ export class Claimer {
 
   /**
    * A wake-up: work became eligible on the lane, on `partition` when known. The next round
-   * starts there (an idle lane's one-chunk probe included); without a partition it looks at
-   * every partition again. False when the partition is not one this worker looks in.
+   * starts there (an idle lane's one-chunk probe included), the partition now one the worker
+   * looks in; without a partition it looks at every known partition again. False when the
+   * partition is not one this worker looks in (outside its given `partitions`).
    */
   hint(laneId: LaneId, partition: number | undefined): boolean {
     if (!this.options.lanes.includes(laneId)) return false;
@@ -306,7 +309,8 @@ export class Claimer {
       this.idleLanes.delete(laneId);
       return true;
     }
-    const at = this.options.partitions.indexOf(partition);
+    if (!this.options.partitions.learn(laneId, partition)) return false;
+    const at = this.options.partitions.of(laneId).indexOf(partition);
     if (at < 0) return false;
     this.cursors.set(laneId, at);
     return true;
@@ -468,20 +472,22 @@ export class Claimer {
    */
   async sweep(): Promise<SweepCounts> {
     this.sweeps += 1;
-    const now = await this.sweepClock();
     const counts: SweepCounts = { promoted: 0, expired: 0, revoked: 0, unblocked: 0 };
+    // Only the partitions holding work of this worker's lanes (worker/lane-partitions.ts).
+    const targets = this.options.partitions.sweepTargets();
+    if (targets.length === 0) return counts;
+    const now = await this.sweepClock();
     const self = this.options.selfService;
     const capable = self && this.options.capabilities.length > 0;
     // Revoked leases are found one claim-time TTL late anyway: every few sweeps is enough.
     const revokedTurn = this.sweeps % REVOKED_SWEEP_EVERY === 1;
-    const partitions = this.options.partitions;
-    for (let start = 0; start < partitions.length; start += this.options.chunkSize) {
-      const chunk = partitions.slice(start, start + this.options.chunkSize);
+    for (let start = 0; start < targets.length; start += this.options.chunkSize) {
+      const chunk = targets.slice(start, start + this.options.chunkSize);
       await Promise.all(
-        chunk.map((partition) => {
+        chunk.map(({ partition, lanes }) => {
           const keys = PartitionKeys.forPartition(partition);
           const reads: SweepRead[] = [{ key: keys.leaseExpiry(), max: now, counter: 'expired', visit: (id) => this.checkExpired(id) }];
-          for (const laneId of this.options.lanes) {
+          for (const laneId of lanes) {
             if (revokedTurn) reads.push({ key: keys.laneActive(laneId), max: now, counter: 'revoked', paged: true, visit: (id) => this.checkRevoked(id, laneId) });
             if (self) reads.push({ key: keys.laneDelayed(laneId), max: now, counter: 'promoted', visit: async (executionId) => (await promoteDelayed(this.client, { executionId, laneId, nowMs: now })).status === 'promoted' });
             // Route-blocked work this worker could take: only a worker with capabilities looks.

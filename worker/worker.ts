@@ -14,8 +14,7 @@ import { randomUUID } from 'node:crypto';
 import type { FlowFabricClient } from '../runtime/client.js';
 import { encodeCapabilities } from '../runtime/encode.js';
 import { ArgumentError, TransportError } from '../runtime/errors.js';
-import { assertKeySafe, parseLaneId, type ExecutionId, type LaneId, type WaitpointId } from '../runtime/ids.js';
-import { fnv1aU64 } from '../runtime/partition.js';
+import { assertKeySafe, executionPartition, parseLaneId, type ExecutionId, type LaneId, type WaitpointId } from '../runtime/ids.js';
 import { delayExecution } from '../generated/execution.js';
 import { resolveOutgoing } from '../operations/flows.js';
 import { issueNextGrant } from '../operations/scheduler.js';
@@ -23,6 +22,7 @@ import { ensureWaitpointSecrets } from '../operations/waitpoints.js';
 import { Claimer, type AttemptKind, type ClaimedLease, type ClaimPath, type IssueNextGrant } from './claim.js';
 import { readExecutionInput, readResumeSignals, type ExecutionInput } from './context.js';
 import { AttemptTimeoutError, LeaseLostError, NonRetryableError } from './errors.js';
+import { LanePartitions } from './lane-partitions.js';
 import { Presence } from './presence.js';
 import { Task, type TaskEnding, type TaskHost } from './task.js';
 import { defaultWakeSource, type WakeListener, type WakeSource } from './wake.js';
@@ -85,7 +85,11 @@ export interface WorkerOptions<Input = unknown> {
   readonly input?: 'json' | 'text' | 'bytes';
   /** How a result is stored: `json` (default, JSON.stringify) or `raw` (a string or Uint8Array as it is). */
   readonly output?: 'json' | 'raw';
-  /** Partitions to look in; default all of the client's flow partitions. */
+  /**
+   * Partitions to look in. Default: where the lanes have unfinished work, found at start,
+   * then named by wake-ups and claims, re-checked slowly (worker/lane-partitions.ts); without
+   * wake-ups claims look in every partition.
+   */
   readonly partitions?: readonly number[];
   /** Install waitpoint HMAC secrets on partitions that have none at start (default true). */
   readonly installWaitpointSecrets?: boolean;
@@ -162,6 +166,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   private readonly handler: Handler<Input>;
   private readonly options: WorkerOptions<Input>;
   private readonly claimer: Claimer;
+  private readonly partitions: LanePartitions;
   private readonly presence: Presence;
   private readonly host: TaskHost;
   private readonly stats: WorkerCounters = {
@@ -208,11 +213,13 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     const renewEveryMs = positive('renewEveryMs', options.renewEveryMs ?? Math.max(1, Math.floor(this.leaseTtlMs / 3)));
     this.claimPath = options.claimPath ?? 'admission';
     const engineAttemptTimeoutMs = options.attemptTimeoutMs === undefined ? undefined : positive('attemptTimeoutMs', options.attemptTimeoutMs) + ENGINE_TIMEOUT_GRACE_MS;
-    const count = this.client.partitions.numFlowPartitions;
-    const all = options.partitions ?? Array.from({ length: count }, (_, i) => i);
     // Start at a per-instance offset (the reference's FNV-1a of the instance id), so workers spread.
-    const offset = Number(fnv1aU64(this.workerInstanceId) % BigInt(Math.max(1, all.length)));
-    const partitions = all.map((_, i) => all[(offset + i) % all.length]!);
+    this.partitions = new LanePartitions(this.client, {
+      lanes: this.lanes,
+      ...(options.partitions ? { explicit: options.partitions } : {}),
+      workerInstanceId: this.workerInstanceId,
+      onError: (error) => this.reportError(error),
+    });
     this.claimer = new Claimer(this.client, {
       workerId: this.workerId,
       workerInstanceId: this.workerInstanceId,
@@ -222,7 +229,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       ...(engineAttemptTimeoutMs !== undefined ? { attemptTimeoutMs: engineAttemptTimeoutMs } : {}),
       path: this.claimPath,
       issueNextGrant: options.issueNextGrant ?? issueNextGrant,
-      partitions,
+      partitions: this.partitions,
       selfService: options.selfService ?? true,
       candidatesPerPartition: positive('candidatesPerPartition', options.candidatesPerPartition ?? 8),
       chunkSize: 32,
@@ -282,6 +289,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     }
     if (this.closing) return; // close() came during start: it withdraws the records once this returns.
     await this.listenForWakeUps();
+    await this.findLanes();
     this.presenceTimer = setInterval(() => {
       if (this.refreshing || this.closing) return;
       this.refreshing = this.presence
@@ -298,6 +306,23 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     }
     this.loopDone = this.loop();
     if (interval !== false) void this.sweep();
+  }
+
+  /**
+   * Finds where the lanes have work (after subscribing, so a wake-up during the read is not
+   * lost) and starts the slow re-check; without wake-ups claims look everywhere. A failed
+   * read is reported, and the worker looks everywhere rather than nowhere.
+   */
+  private async findLanes(): Promise<void> {
+    if (this.partitions.fixed) return;
+    try {
+      await this.partitions.discover();
+    } catch (error) {
+      this.reportError(error);
+      this.partitions.lookEverywhere();
+    }
+    if (!this.wakeListener) this.partitions.lookEverywhere();
+    this.partitions.startRediscovery();
   }
 
   /** Subscribes to the lanes' wake-ups; a failure is reported and the worker polls only. */
@@ -436,6 +461,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
 
   /** Takes a slot and runs the task; the slot is given back when it settles. */
   private launch(lease: ClaimedLease): void {
+    this.partitions.learn(lease.laneId, executionPartition(lease.executionId)); // Swept from now on.
     this.stats.inFlight += 1;
     this.lastBusyAt = Date.now();
     let released = false;
@@ -661,6 +687,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       }),
     );
     if (this.presenceTimer) clearInterval(this.presenceTimer);
+    await this.partitions.stop();
     await this.wakeListener?.close().catch((error: unknown) => this.reportError(error));
     await this.sweeping;
     await this.refreshing; // A refresh in flight would put the records back after the withdrawal.
