@@ -188,8 +188,8 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   /** True once this worker holds its alive key (close() then removes its records). */
   private announced = false;
   private wakeListener: WakeListener | undefined;
-  /** When a task last started or ended: a worker idle for a while sweeps less often. */
-  private lastBusyAt = Date.now();
+  /** When a task last started or ended: a worker idle for a while sweeps less often (one that never held a task, from the start). */
+  private lastBusyAt = 0;
   private quietTicks = 0;
   /** A wake-up came while a round was running: the loop goes on at once instead of sleeping. */
   private woken = false;
