@@ -17,7 +17,7 @@ import { fnv1aU64, soloPartition } from '../runtime/partition.js';
 import { partitionsWithWork } from '../operations/lanes.js';
 
 /** Every partition is re-checked within this long (a slice per step). */
-export const REDISCOVERY_CYCLE_MS = 10 * 60_000;
+export const REDISCOVERY_CYCLE_MS = 15 * 60_000;
 /** The mean time between two steps of the re-check (each step ±25%, so workers drift apart). */
 export const REDISCOVERY_STEP_MS = 30_000;
 
@@ -151,13 +151,19 @@ export class LanePartitions {
     await this.stepping;
   }
 
-  /** One re-check step: the next slice of all partitions, plus the lanes' own crc16 partitions (where their solo work lands). */
+  /**
+   * One re-check step: the next slice of all partitions, plus the lanes' own crc16 partitions
+   * (where their solo work lands; a delayed create there publishes no wake-up) unless known.
+   */
   async step(): Promise<void> {
     if (this.explicit) return;
     const size = Math.max(1, Math.ceil((this.count * REDISCOVERY_STEP_MS) / REDISCOVERY_CYCLE_MS));
     const slice = Array.from({ length: Math.min(size, this.count) }, (_, i) => (this.base + this.nextSlice + i) % this.count);
     this.nextSlice = (this.nextSlice + slice.length) % this.count;
-    const homes = this.options.lanes.map((lane) => soloPartition(lane, this.client.partitions));
+    const homes = this.options.lanes
+      .map((lane) => ({ lane, home: soloPartition(lane, this.client.partitions) }))
+      .filter(({ lane, home }) => !this.known.get(lane)?.has(home))
+      .map(({ home }) => home);
     await this.check([...new Set([...slice, ...homes])]);
   }
 
