@@ -6,7 +6,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createExecution } from '../generated/execution.js';
+import { claimExecution, createExecution } from '../generated/execution.js';
+import { issueClaimGrant } from '../generated/scheduling.js';
+import { newAttemptId, newLeaseId } from '../runtime/ids.js';
 import { createFlowFor, cancelExecutionById, submitExecution } from '../operations/executions.js';
 import { FlowFabricClient } from '../runtime/client.js';
 import { soloPartition } from '../runtime/partition.js';
@@ -131,6 +133,21 @@ describe('a default Worker looks only where its lanes live', () => {
     const w = worker({ lanes: lane, idleBackoff: { minMs: 10, maxMs: 200 }, housekeepingIntervalMs: 100 });
     const done = new Promise<string>((resolve) => w.once('completed', (event) => resolve(event.executionId)));
     await w.start();
+    expect(await done).toBe(executionId);
+  });
+
+  it('a lease lost on a flow partition is reclaimed by a default Worker that started after the claim (found by the discovery)', async () => {
+    const lane = uniqueLane();
+    const executionId = await create(lane, away(lane, 201));
+    // A worker that claims with a short lease and dies: nothing renews it.
+    const dead = { workerId: 'ff-worker', workerInstanceId: `dead-${lane}` };
+    await issueClaimGrant(client, { executionId, laneId: lane, ...dead, grantTtlMs: 5000 });
+    await claimExecution(client, { executionId, laneId: lane, ...dead, leaseId: newLeaseId(), leaseTtlMs: 300, attemptId: newAttemptId() });
+    const w = worker({ lanes: lane, idleBackoff: { minMs: 10, maxMs: 200 }, housekeepingIntervalMs: 100 });
+    const claimed = new Promise<string>((resolve) => w.once('claimed', (event) => resolve(event.attemptKind)));
+    const done = new Promise<string>((resolve) => w.once('completed', (event) => resolve(event.executionId)));
+    await w.start();
+    expect(await claimed).toBe('reclaim');
     expect(await done).toBe(executionId);
   });
 });
