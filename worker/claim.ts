@@ -30,6 +30,7 @@ import { capabilitiesSatisfied, liveCapabilities } from '../operations/workers.j
 import { claimResumed } from '../operations/waitpoints.js';
 import { inputFromClaimReply, readExecutionInput, type ExecutionInput } from './context.js';
 import type { LanePartitions } from './lane-partitions.js';
+import { takeSweepTurn } from './sweep-turn.js';
 
 /** How the attempt the handler runs came about. */
 export type AttemptKind = 'fresh' | 'retry' | 'reclaim' | 'resumed' | 'replay';
@@ -65,6 +66,11 @@ export interface ClaimerOptions {
   readonly issueNextGrant?: IssueNextGrant;
   /** Where each lane's work is looked for (claims) and swept, in this instance's order. */
   readonly partitions: LanePartitions;
+  /**
+   * Sweep a lane only on this worker's turn, a turn lasting this long (worker/sweep-turn.ts),
+   * so the lane's workers sweep it about once per turn between them; absent: every sweep.
+   */
+  readonly sweepTurnMs?: number;
   /** Mark due leases, promote due delayed executions, unblock route-blocked ones (the engine's share), or only find reclaimable ones. */
   readonly selfService: boolean;
   /** Heads read per partition (skip the ones others are taking). */
@@ -471,14 +477,16 @@ export class Claimer {
    * one stopped. Returns how many it promoted, queued and unblocked.
    */
   async sweep(): Promise<SweepCounts> {
-    this.sweeps += 1;
     const counts: SweepCounts = { promoted: 0, expired: 0, revoked: 0, unblocked: 0 };
     // Only the partitions holding work of this worker's lanes (worker/lane-partitions.ts).
     const targets = this.options.partitions.sweepTargets();
     if (targets.length === 0) return counts;
-    const now = await this.sweepClock();
     const self = this.options.selfService;
     const capable = self && this.options.capabilities.length > 0;
+    const onTurn = await this.lanesOnTurn();
+    if (onTurn.size === 0 && !capable) return counts;
+    this.sweeps += 1;
+    const now = await this.sweepClock();
     // Revoked leases are found one claim-time TTL late anyway: every few sweeps is enough.
     const revokedTurn = this.sweeps % REVOKED_SWEEP_EVERY === 1;
     for (let start = 0; start < targets.length; start += this.options.chunkSize) {
@@ -486,12 +494,14 @@ export class Claimer {
       await Promise.all(
         chunk.map(({ partition, lanes }) => {
           const keys = PartitionKeys.forPartition(partition);
-          const reads: SweepRead[] = [{ key: keys.leaseExpiry(), max: now, counter: 'expired', visit: (id) => this.checkExpired(id) }];
+          const reads: SweepRead[] = lanes.some((laneId) => onTurn.has(laneId)) ? [{ key: keys.leaseExpiry(), max: now, counter: 'expired', visit: (id) => this.checkExpired(id) }] : [];
           for (const laneId of lanes) {
+            // Route-blocked work this worker could take: every capable worker looks, turn or not
+            // (the turn's holder may lack the capabilities).
+            if (capable) reads.push({ key: keys.laneBlockedRoute(laneId), max: '+inf', counter: 'unblocked', visit: (id) => this.unblockIfCapable(id, laneId) });
+            if (!onTurn.has(laneId)) continue;
             if (revokedTurn) reads.push({ key: keys.laneActive(laneId), max: now, counter: 'revoked', paged: true, visit: (id) => this.checkRevoked(id, laneId) });
             if (self) reads.push({ key: keys.laneDelayed(laneId), max: now, counter: 'promoted', visit: async (executionId) => (await promoteDelayed(this.client, { executionId, laneId, nowMs: now })).status === 'promoted' });
-            // Route-blocked work this worker could take: only a worker with capabilities looks.
-            if (capable) reads.push({ key: keys.laneBlockedRoute(laneId), max: '+inf', counter: 'unblocked', visit: (id) => this.unblockIfCapable(id, laneId) });
           }
           return Promise.all(reads.map((read) => this.sweepRead(read, counts)));
         }),
@@ -499,6 +509,18 @@ export class Claimer {
     }
     if (this.sweeps % 50 === 0) for (const [id, until] of this.foreign) if (until <= this.sweeps) this.foreign.delete(id);
     return counts;
+  }
+
+  /**
+   * The lanes this sweep covers: all of them, or, when the lanes' workers take turns
+   * (`sweepTurnMs`, worker/sweep-turn.ts), those whose turn this worker just took.
+   */
+  private async lanesOnTurn(): Promise<ReadonlySet<LaneId>> {
+    const turnMs = this.options.sweepTurnMs;
+    const lanes = this.options.lanes;
+    if (turnMs === undefined) return new Set(lanes);
+    const taken = await Promise.all(lanes.map((laneId) => takeSweepTurn(this.client, laneId, this.options.workerInstanceId, turnMs)));
+    return new Set(lanes.filter((_, i) => taken[i]));
   }
 
   /**

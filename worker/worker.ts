@@ -230,6 +230,11 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       path: this.claimPath,
       issueNextGrant: options.issueNextGrant ?? issueNextGrant,
       partitions: this.partitions,
+      // Workers that find their lanes' partitions themselves (so they sweep alike) and do the
+      // engine's share take turns at a lane's sweep; told partitions, each sweeps its own.
+      ...(options.partitions === undefined && (options.selfService ?? true) && typeof options.housekeepingIntervalMs !== 'boolean'
+        ? { sweepTurnMs: options.housekeepingIntervalMs ?? 1000 }
+        : {}),
       selfService: options.selfService ?? true,
       candidatesPerPartition: positive('candidatesPerPartition', options.candidatesPerPartition ?? 8),
       chunkSize: 32,
