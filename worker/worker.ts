@@ -150,6 +150,8 @@ const WAKE_BACKOFF_MAX_MS = 5000;
 /** A worker idle for this many sweep intervals sweeps only every QUIET_SWEEP_STRIDE-th tick. */
 const QUIET_AFTER_SWEEPS = 5;
 const QUIET_SWEEP_STRIDE = 4;
+/** The longest a sweep turn (worker/sweep-turn.ts) lasts. */
+const MAX_SWEEP_TURN_MS = 1000;
 /** How much later than the worker's own attempt timeout the engine's applies (a live worker's comes first). */
 const ENGINE_TIMEOUT_GRACE_MS = 1000;
 
@@ -231,9 +233,11 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       issueNextGrant: options.issueNextGrant ?? issueNextGrant,
       partitions: this.partitions,
       // Workers that find their lanes' partitions themselves (so they sweep alike) and do the
-      // engine's share take turns at a lane's sweep; told partitions, each sweeps its own.
+      // engine's share take turns at a lane's sweep; told partitions, each sweeps its own. A
+      // turn lasts one interval, 1 s at most, so a worker with a long interval cannot hold
+      // back the sweeps of one with a short one.
       ...(options.partitions === undefined && (options.selfService ?? true) && typeof options.housekeepingIntervalMs !== 'boolean'
-        ? { sweepTurnMs: options.housekeepingIntervalMs ?? 1000 }
+        ? { sweepTurnMs: Math.min(options.housekeepingIntervalMs ?? MAX_SWEEP_TURN_MS, MAX_SWEEP_TURN_MS) }
         : {}),
       selfService: options.selfService ?? true,
       candidatesPerPartition: positive('candidatesPerPartition', options.candidatesPerPartition ?? 8),
