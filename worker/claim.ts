@@ -125,6 +125,9 @@ export interface SweepCounts {
   unblocked: number;
 }
 
+/** The most sweeps a worker refused a lane's turn lets pass before asking again. */
+const MAX_TURN_WAIT = 4;
+
 /** Sweeps between two reads of the server clock. */
 const CLOCK_RESYNC_SWEEPS = 10;
 /** How long a grant cycle's server clock is advanced locally before it is read again. */
@@ -156,6 +159,8 @@ export class Claimer {
   /** Per paged index key (a lane's active index on one partition), where the next sweep reads. */
   private readonly pageCursors = new Map<string, number>();
   private sweeps = 0;
+  /** Per lane refused a sweep turn: sweeps to let pass before asking again, and how many are left. */
+  private readonly turnWaits = new Map<LaneId, { wait: number; left: number }>();
   private clock: { readonly server: number; readonly local: number; readonly sweep: number } | undefined;
   private grantClock: { readonly server: number; readonly local: number } | undefined;
   misses = 0;
@@ -517,10 +522,26 @@ export class Claimer {
    */
   private async lanesOnTurn(): Promise<ReadonlySet<LaneId>> {
     const turnMs = this.options.sweepTurnMs;
-    const lanes = this.options.lanes;
-    if (turnMs === undefined) return new Set(lanes);
-    const taken = await Promise.all(lanes.map((laneId) => takeSweepTurn(this.client, laneId, this.options.workerInstanceId, turnMs)));
-    return new Set(lanes.filter((_, i) => taken[i]));
+    if (turnMs === undefined) return new Set(this.options.lanes);
+    // A worker refused a lane's turn lets a few sweeps pass before asking again (doubling up
+    // to MAX_TURN_WAIT): among many workers the one sweeping keeps its turn and the others
+    // ask rarely, while a lone worker always gets it.
+    const asking = this.options.lanes.filter((laneId) => {
+      const wait = this.turnWaits.get(laneId);
+      if (!wait || wait.left === 0) return true;
+      wait.left -= 1;
+      return false;
+    });
+    const taken = await Promise.all(asking.map((laneId) => takeSweepTurn(this.client, laneId, this.options.workerInstanceId, turnMs)));
+    asking.forEach((laneId, i) => {
+      if (taken[i]) {
+        this.turnWaits.delete(laneId);
+        return;
+      }
+      const wait = Math.min(MAX_TURN_WAIT, 2 * (this.turnWaits.get(laneId)?.wait ?? 0) || 1);
+      this.turnWaits.set(laneId, { wait, left: wait });
+    });
+    return new Set(asking.filter((_, i) => taken[i]));
   }
 
   /**
