@@ -4,8 +4,9 @@
 // timers (lease expiry, suspension and waitpoint timeouts, attempt timeouts, deadlines).
 // Read-only and safe on a production server: lanes come from each partition's lane
 // registry (`ff:idx:{fp:N}:lanes`, written at create) or from the caller, never from a scan
-// of the keyspace; every command is a ZCARD, a one-element ZRANGE or an SMEMBERS of a
-// registry.
+// of the keyspace; every command is a ZCARD, a one-element ZRANGE, an SMEMBERS of a
+// registry or an EXISTS of a lane's indexes (where a lane has unfinished work: the Worker's
+// discovery of its lanes' partitions).
 import { PartitionKeys } from '../generated/keys.js';
 import { sendCommand } from '../runtime/classify.js';
 import { parseLaneId, type LaneId } from '../runtime/ids.js';
@@ -140,6 +141,37 @@ const LANE_KEYS: Readonly<Record<LaneIndex, (keys: PartitionKeys, lane: LaneId) 
   'blocked:route': (keys, lane) => keys.laneBlockedRoute(lane),
   'blocked:operator': (keys, lane) => keys.laneBlockedOperator(lane),
 };
+
+/** The lane indexes that hold unfinished work (every one but `terminal`): where a lane still lives. */
+export const LIVE_LANE_INDEXES: readonly LaneIndex[] = LANE_INDEXES.filter((index) => index !== 'terminal');
+
+/**
+ * Which of the partitions hold unfinished work of each lane: one EXISTS per lane and
+ * partition naming the lane's live indexes (eligible, delayed, active, suspended, blocked),
+ * which share the partition's hash tag, so it works on a cluster. Unlike the lane registry
+ * (written at create, never pruned), it sees executions any producer created and forgets a
+ * partition once the lane's work there is finished. Lanes with work nowhere map to [].
+ */
+export async function partitionsWithWork(
+  client: LaneReader,
+  lanes: readonly LaneId[],
+  options: Pick<LaneStatsOptions, 'partitions' | 'concurrency'> = {},
+): Promise<Map<LaneId, number[]>> {
+  const partitions = partitionList(client, options);
+  const pairs = partitions.flatMap((partition) => lanes.map((lane) => ({ partition, lane })));
+  const counts = await bounded(
+    pairs.map(({ partition, lane }) => () => {
+      const keys = PartitionKeys.forPartition(partition);
+      return sendCommand(client.transport, 'EXISTS', LIVE_LANE_INDEXES.map((index) => LANE_KEYS[index](keys, lane)));
+    }),
+    options.concurrency ?? 64,
+  );
+  const found = new Map<LaneId, number[]>(lanes.map((lane) => [lane, []]));
+  pairs.forEach(({ partition, lane }, i) => {
+    if (Number(counts[i]) > 0) found.get(lane)!.push(partition);
+  });
+  return found;
+}
 
 const TIMER_KEYS: Readonly<Record<PartitionIndex, (keys: PartitionKeys) => string>> = {
   lease_expiry: (keys) => keys.leaseExpiry(),

@@ -29,6 +29,8 @@ import { serverTimeMs } from '../operations/server-clock.js';
 import { capabilitiesSatisfied, liveCapabilities } from '../operations/workers.js';
 import { claimResumed } from '../operations/waitpoints.js';
 import { inputFromClaimReply, readExecutionInput, type ExecutionInput } from './context.js';
+import type { LanePartitions } from './lane-partitions.js';
+import { takeSweepTurn } from './sweep-turn.js';
 
 /** How the attempt the handler runs came about. */
 export type AttemptKind = 'fresh' | 'retry' | 'reclaim' | 'resumed' | 'replay';
@@ -89,8 +91,13 @@ export interface ClaimerOptions {
   readonly issueGrants?: IssueGrants;
   /** Told of each lease as soon as it is claimed, before claim() returns with all of them (the worker starts it at once). */
   readonly onClaimed?: (lease: ClaimedLease) => void;
-  /** Partitions to look in, already rotated to this instance's offset. */
-  readonly partitions: readonly number[];
+  /** Where each lane's work is looked for (claims) and swept, in this instance's order. */
+  readonly partitions: LanePartitions;
+  /**
+   * Sweep a lane only on this worker's turn, a turn lasting this long (worker/sweep-turn.ts),
+   * so the lane's workers sweep it about once per turn between them; absent: every sweep.
+   */
+  readonly sweepTurnMs?: number;
   /** Mark due leases, promote due delayed executions, unblock route-blocked ones (the engine's share), or only find reclaimable ones. */
   readonly selfService: boolean;
   /** Heads read per partition (skip the ones others are taking). */
@@ -145,6 +152,9 @@ export interface SweepCounts {
   unblocked: number;
 }
 
+/** The most sweeps a worker refused a lane's turn lets pass before asking again. */
+const MAX_TURN_WAIT = 4;
+
 /** Sweeps between two reads of the server clock. */
 const CLOCK_RESYNC_SWEEPS = 10;
 /** How long a grant cycle's server clock is advanced locally before it is read again. */
@@ -176,6 +186,8 @@ export class Claimer {
   /** Per paged index key (a lane's active index on one partition), where the next sweep reads. */
   private readonly pageCursors = new Map<string, number>();
   private sweeps = 0;
+  /** Per lane refused a sweep turn: sweeps to let pass before asking again, and how many are left. */
+  private readonly turnWaits = new Map<LaneId, { wait: number; left: number }>();
   private clock: { readonly server: number; readonly local: number; readonly sweep: number } | undefined;
   private grantClock: { readonly server: number; readonly local: number } | undefined;
   misses = 0;
@@ -208,7 +220,8 @@ export class Claimer {
   }
 
   private async claimFromLane(laneId: LaneId, max: number, out: ClaimedLease[]): Promise<void> {
-    const partitions = this.options.partitions;
+    const partitions = this.options.partitions.of(laneId);
+    if (partitions.length === 0) return; // Nowhere known to hold the lane's work: a wake-up or the re-check names a partition.
     let cursor = this.cursors.get(laneId) ?? 0;
     if (this.options.path === 'admission') {
       await this.claimAdmitted(laneId, max, out, cursor);
@@ -274,7 +287,7 @@ export class Claimer {
    */
   private async claimAdmitted(laneId: LaneId, max: number, out: ClaimedLease[], from: number): Promise<void> {
     const issue = this.options.issueGrants!;
-    const partitions = this.options.partitions;
+    const partitions = this.options.partitions.of(laneId);
     let cursor = from;
     while (out.length < max) {
       const now = await this.serverNow();
@@ -352,8 +365,9 @@ export class Claimer {
 
   /**
    * A wake-up: work became eligible on the lane, on `partition` when known. The next round
-   * starts there (an idle lane's one-chunk probe included); without a partition it looks at
-   * every partition again. False when the partition is not one this worker looks in.
+   * starts there (an idle lane's one-chunk probe included), the partition now one the worker
+   * looks in; without a partition it looks at every known partition again. False when the
+   * partition is not one this worker looks in (outside its given `partitions`).
    */
   hint(laneId: LaneId, partition: number | undefined): boolean {
     if (!this.options.lanes.includes(laneId)) return false;
@@ -361,7 +375,8 @@ export class Claimer {
       this.idleLanes.delete(laneId);
       return true;
     }
-    const at = this.options.partitions.indexOf(partition);
+    if (!this.options.partitions.learn(laneId, partition)) return false;
+    const at = this.options.partitions.of(laneId).indexOf(partition);
     if (at < 0) return false;
     this.cursors.set(laneId, at);
     return true;
@@ -525,25 +540,31 @@ export class Claimer {
    * one stopped. Returns how many it promoted, queued and unblocked.
    */
   async sweep(): Promise<SweepCounts> {
-    this.sweeps += 1;
-    const now = await this.sweepClock();
     const counts: SweepCounts = { promoted: 0, expired: 0, revoked: 0, unblocked: 0 };
+    // Only the partitions holding work of this worker's lanes (worker/lane-partitions.ts).
+    const targets = this.options.partitions.sweepTargets();
+    if (targets.length === 0) return counts;
     const self = this.options.selfService;
     const capable = self && this.options.capabilities.length > 0;
+    const onTurn = await this.lanesOnTurn();
+    if (onTurn.size === 0 && !capable) return counts;
+    this.sweeps += 1;
+    const now = await this.sweepClock();
     // Revoked leases are found one claim-time TTL late anyway: every few sweeps is enough.
     const revokedTurn = this.sweeps % REVOKED_SWEEP_EVERY === 1;
-    const partitions = this.options.partitions;
-    for (let start = 0; start < partitions.length; start += this.options.chunkSize) {
-      const chunk = partitions.slice(start, start + this.options.chunkSize);
+    for (let start = 0; start < targets.length; start += this.options.chunkSize) {
+      const chunk = targets.slice(start, start + this.options.chunkSize);
       await Promise.all(
-        chunk.map((partition) => {
+        chunk.map(({ partition, lanes }) => {
           const keys = PartitionKeys.forPartition(partition);
-          const reads: SweepRead[] = [{ key: keys.leaseExpiry(), max: now, counter: 'expired', visit: (id) => this.checkExpired(id) }];
-          for (const laneId of this.options.lanes) {
+          const reads: SweepRead[] = lanes.some((laneId) => onTurn.has(laneId)) ? [{ key: keys.leaseExpiry(), max: now, counter: 'expired', visit: (id) => this.checkExpired(id) }] : [];
+          for (const laneId of lanes) {
+            // Route-blocked work this worker could take: every capable worker looks, turn or not
+            // (the turn's holder may lack the capabilities).
+            if (capable) reads.push({ key: keys.laneBlockedRoute(laneId), max: '+inf', counter: 'unblocked', visit: (id) => this.unblockIfCapable(id, laneId) });
+            if (!onTurn.has(laneId)) continue;
             if (revokedTurn) reads.push({ key: keys.laneActive(laneId), max: now, counter: 'revoked', paged: true, visit: (id) => this.checkRevoked(id, laneId) });
             if (self) reads.push({ key: keys.laneDelayed(laneId), max: now, counter: 'promoted', visit: async (executionId) => (await promoteDelayed(this.client, { executionId, laneId, nowMs: now })).status === 'promoted' });
-            // Route-blocked work this worker could take: only a worker with capabilities looks.
-            if (capable) reads.push({ key: keys.laneBlockedRoute(laneId), max: '+inf', counter: 'unblocked', visit: (id) => this.unblockIfCapable(id, laneId) });
           }
           return Promise.all(reads.map((read) => this.sweepRead(read, counts)));
         }),
@@ -551,6 +572,34 @@ export class Claimer {
     }
     if (this.sweeps % 50 === 0) for (const [id, until] of this.foreign) if (until <= this.sweeps) this.foreign.delete(id);
     return counts;
+  }
+
+  /**
+   * The lanes this sweep covers: all of them, or, when the lanes' workers take turns
+   * (`sweepTurnMs`, worker/sweep-turn.ts), those whose turn this worker just took.
+   */
+  private async lanesOnTurn(): Promise<ReadonlySet<LaneId>> {
+    const turnMs = this.options.sweepTurnMs;
+    if (turnMs === undefined) return new Set(this.options.lanes);
+    // A worker refused a lane's turn lets a few sweeps pass before asking again (doubling up
+    // to MAX_TURN_WAIT): among many workers the one sweeping keeps its turn and the others
+    // ask rarely, while a lone worker always gets it.
+    const asking = this.options.lanes.filter((laneId) => {
+      const wait = this.turnWaits.get(laneId);
+      if (!wait || wait.left === 0) return true;
+      wait.left -= 1;
+      return false;
+    });
+    const taken = await Promise.all(asking.map((laneId) => takeSweepTurn(this.client, laneId, this.options.workerInstanceId, turnMs)));
+    asking.forEach((laneId, i) => {
+      if (taken[i]) {
+        this.turnWaits.delete(laneId);
+        return;
+      }
+      const wait = Math.min(MAX_TURN_WAIT, 2 * (this.turnWaits.get(laneId)?.wait ?? 0) || 1);
+      this.turnWaits.set(laneId, { wait, left: wait });
+    });
+    return new Set(asking.filter((_, i) => taken[i]));
   }
 
   /**

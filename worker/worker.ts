@@ -14,8 +14,7 @@ import { randomUUID } from 'node:crypto';
 import type { FlowFabricClient } from '../runtime/client.js';
 import { encodeCapabilities } from '../runtime/encode.js';
 import { ArgumentError, TransportError } from '../runtime/errors.js';
-import { assertKeySafe, parseLaneId, type ExecutionId, type LaneId, type WaitpointId } from '../runtime/ids.js';
-import { fnv1aU64 } from '../runtime/partition.js';
+import { assertKeySafe, executionPartition, parseLaneId, type ExecutionId, type LaneId, type WaitpointId } from '../runtime/ids.js';
 import { delayExecution } from '../generated/execution.js';
 import { resolveOutgoing } from '../operations/flows.js';
 import { issueGrants } from '../operations/scheduler.js';
@@ -23,6 +22,7 @@ import { ensureWaitpointSecrets } from '../operations/waitpoints.js';
 import { Claimer, grantsOneByOne, type AttemptKind, type ClaimedLease, type ClaimPath, type IssueNextGrant } from './claim.js';
 import { readExecutionInput, readResumeSignals, type ExecutionInput } from './context.js';
 import { AttemptTimeoutError, LeaseLostError, NonRetryableError } from './errors.js';
+import { LanePartitions } from './lane-partitions.js';
 import { Presence } from './presence.js';
 import { Task, type TaskEnding, type TaskHost } from './task.js';
 import { defaultWakeSource, type WakeListener, type WakeSource } from './wake.js';
@@ -85,7 +85,11 @@ export interface WorkerOptions<Input = unknown> {
   readonly input?: 'json' | 'text' | 'bytes';
   /** How a result is stored: `json` (default, JSON.stringify) or `raw` (a string or Uint8Array as it is). */
   readonly output?: 'json' | 'raw';
-  /** Partitions to look in; default all of the client's flow partitions. */
+  /**
+   * Partitions to look in. Default: where the lanes have unfinished work, found at start,
+   * then named by wake-ups and claims, re-checked slowly (worker/lane-partitions.ts); without
+   * wake-ups claims look in every partition.
+   */
   readonly partitions?: readonly number[];
   /** Install waitpoint HMAC secrets on partitions that have none at start (default true). */
   readonly installWaitpointSecrets?: boolean;
@@ -149,6 +153,8 @@ const WAKE_BACKOFF_MAX_MS = 5000;
 /** A worker idle for this many sweep intervals sweeps only every QUIET_SWEEP_STRIDE-th tick. */
 const QUIET_AFTER_SWEEPS = 5;
 const QUIET_SWEEP_STRIDE = 4;
+/** The longest a sweep turn (worker/sweep-turn.ts) lasts. */
+const MAX_SWEEP_TURN_MS = 1000;
 /** How much later than the worker's own attempt timeout the engine's applies (a live worker's comes first). */
 const ENGINE_TIMEOUT_GRACE_MS = 1000;
 
@@ -165,6 +171,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   private readonly handler: Handler<Input>;
   private readonly options: WorkerOptions<Input>;
   private readonly claimer: Claimer;
+  private readonly partitions: LanePartitions;
   private readonly presence: Presence;
   private readonly host: TaskHost;
   private readonly stats: WorkerCounters = {
@@ -186,8 +193,8 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   /** True once this worker holds its alive key (close() then removes its records). */
   private announced = false;
   private wakeListener: WakeListener | undefined;
-  /** When a task last started or ended: a worker idle for a while sweeps less often. */
-  private lastBusyAt = Date.now();
+  /** When a task last started or ended: a worker idle for a while sweeps less often (one that never held a task, from the start). */
+  private lastBusyAt = 0;
   private quietTicks = 0;
   /** A wake-up came while a round was running: the loop goes on at once instead of sleeping. */
   private woken = false;
@@ -213,11 +220,13 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     const renewEveryMs = positive('renewEveryMs', options.renewEveryMs ?? Math.max(1, Math.floor(this.leaseTtlMs / 3)));
     this.claimPath = options.claimPath ?? 'admission';
     const engineAttemptTimeoutMs = options.attemptTimeoutMs === undefined ? undefined : positive('attemptTimeoutMs', options.attemptTimeoutMs) + ENGINE_TIMEOUT_GRACE_MS;
-    const count = this.client.partitions.numFlowPartitions;
-    const all = options.partitions ?? Array.from({ length: count }, (_, i) => i);
     // Start at a per-instance offset (the reference's FNV-1a of the instance id), so workers spread.
-    const offset = Number(fnv1aU64(this.workerInstanceId) % BigInt(Math.max(1, all.length)));
-    const partitions = all.map((_, i) => all[(offset + i) % all.length]!);
+    this.partitions = new LanePartitions(this.client, {
+      lanes: this.lanes,
+      ...(options.partitions ? { explicit: options.partitions } : {}),
+      workerInstanceId: this.workerInstanceId,
+      onError: (error) => this.reportError(error),
+    });
     this.claimer = new Claimer(this.client, {
       workerId: this.workerId,
       workerInstanceId: this.workerInstanceId,
@@ -229,7 +238,14 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       issueGrants: options.issueNextGrant ? grantsOneByOne(options.issueNextGrant) : issueGrants,
       // Each lease starts as soon as it is claimed, not when the whole round is done.
       onClaimed: (lease) => this.launch(lease),
-      partitions,
+      partitions: this.partitions,
+      // Workers that find their lanes' partitions themselves (so they sweep alike) and do the
+      // engine's share take turns at a lane's sweep; told partitions, each sweeps its own. A
+      // turn lasts one interval, 1 s at most, so a worker with a long interval cannot hold
+      // back the sweeps of one with a short one.
+      ...(options.partitions === undefined && (options.selfService ?? true) && typeof options.housekeepingIntervalMs !== 'boolean'
+        ? { sweepTurnMs: Math.min(options.housekeepingIntervalMs ?? MAX_SWEEP_TURN_MS, MAX_SWEEP_TURN_MS) }
+        : {}),
       selfService: options.selfService ?? true,
       candidatesPerPartition: positive('candidatesPerPartition', options.candidatesPerPartition ?? 8),
       chunkSize: 32,
@@ -289,6 +305,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     }
     if (this.closing) return; // close() came during start: it withdraws the records once this returns.
     await this.listenForWakeUps();
+    await this.findLanes();
     this.presenceTimer = setInterval(() => {
       if (this.refreshing || this.closing) return;
       this.refreshing = this.presence
@@ -305,6 +322,23 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     }
     this.loopDone = this.loop();
     if (interval !== false) void this.sweep();
+  }
+
+  /**
+   * Finds where the lanes have work (after subscribing, so a wake-up during the read is not
+   * lost) and starts the slow re-check; without wake-ups claims look everywhere. A failed
+   * read is reported, and the worker looks everywhere rather than nowhere.
+   */
+  private async findLanes(): Promise<void> {
+    if (this.partitions.fixed) return;
+    try {
+      await this.partitions.discover();
+    } catch (error) {
+      this.reportError(error);
+      this.partitions.lookEverywhere();
+    }
+    if (!this.wakeListener) this.partitions.lookEverywhere();
+    this.partitions.startRediscovery();
   }
 
   /** Subscribes to the lanes' wake-ups; a failure is reported and the worker polls only. */
@@ -448,6 +482,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
 
   /** Takes a slot and runs the task; the slot is given back when it settles. */
   private launch(lease: ClaimedLease): void {
+    this.partitions.learn(lease.laneId, executionPartition(lease.executionId)); // Swept from now on.
     this.stats.inFlight += 1;
     this.lastBusyAt = Date.now();
     let released = false;
@@ -673,6 +708,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       }),
     );
     if (this.presenceTimer) clearInterval(this.presenceTimer);
+    await this.partitions.stop();
     await this.wakeListener?.close().catch((error: unknown) => this.reportError(error));
     await this.sweeping;
     await this.refreshing; // A refresh in flight would put the records back after the withdrawal.

@@ -17,6 +17,8 @@
 // plus an empty control server): server CPU per second and commands per second, the
 // control server's CPU subtracted.
 import { Queue, Worker as BullWorker } from 'bullmq';
+import { createExecution } from '../../generated/execution.js';
+import type { LaneId } from '../../runtime/ids.js';
 import { soloExecutionId } from '../../runtime/partition.js';
 import { addJobs, bullConnection, bullmqVersion, completions } from '../bull.js';
 import { benchLane, serverCpuSeconds, type Case, type Context, type Row } from '../context.js';
@@ -130,6 +132,12 @@ async function bullIdle(s: Dedicated, count: number): Promise<() => Promise<void
   };
 }
 
+/** One execution of oursIdle's lane, delayed by an hour: the lane lives on its partition, and the defaults sweep it. */
+async function delayedOnLane(s: Dedicated): Promise<void> {
+  const laneId = 'idle' as LaneId;
+  await createExecution(s.client, { executionId: soloExecutionId(laneId, s.client.partitions), laneId, namespace: 'bench', executionKind: 'bench', delayUntil: Date.now() + 3_600_000 });
+}
+
 async function idleFor(servers: readonly Dedicated[], seconds: number): Promise<IdleResult[]> {
   const cpu = await Promise.all(servers.map((s) => serverCpuSeconds(s.redis)));
   const commands = await Promise.all(servers.map((s) => commandsProcessed(s.redis)));
@@ -215,7 +223,8 @@ export const workers: Case & { compare(ctx: Context): Promise<Row[]> } = {
     const idleSeconds = ctx.quick ? 5 : 30;
     const kinds: { label: string; start: (s: Dedicated) => Promise<() => Promise<void>>; perWorker: boolean }[] = [
       { label: `${idleCount} idle BullMQ workers (defaults)`, start: (s) => bullIdle(s, idleCount), perWorker: true },
-      { label: `${idleCount} idle ff-script Workers (defaults: admission path, all 256 partitions)`, start: (s) => oursIdle(s, idleCount, CONCURRENCY, false), perWorker: true },
+      { label: `${idleCount} idle ff-script Workers (defaults: admission path; the lane has no work, so no partition is read)`, start: (s) => oursIdle(s, idleCount, CONCURRENCY, false), perWorker: true },
+      { label: `${idleCount} idle ff-script Workers (defaults: admission path; the lane's partition holds one delayed execution, so it is swept)`, start: async (s) => (await delayedOnLane(s), oursIdle(s, idleCount, CONCURRENCY, false)), perWorker: true },
       { label: `${idleCount} idle ff-script Workers (admission path, the lane's partitions only)`, start: (s) => oursIdle(s, idleCount, CONCURRENCY, true), perWorker: true },
       { label: `${idleCount} idle ff-script Workers (fast path, the lane's partitions only)`, start: (s) => oursIdle(s, idleCount, CONCURRENCY, true, 'fast'), perWorker: true },
       { label: 'the engine alone, idle (all scanners, defaults)', start: (s) => engineIdle(s), perWorker: false },
