@@ -6749,7 +6749,8 @@ end
 
 -- Runnable, blocked child → eligible_now (model.md §4.3 "last dependency satisfied").
 -- attempt_state is kept, except empty or \`none\` → pending_first_attempt, so an interrupted
--- attempt still routes the claim to the resumed path.
+-- attempt still routes the claim to the resumed path. Write phase only: it also wakes the
+-- lane's idle workers (issue 16), as every other path that makes an execution eligible.
 function Flow.promote(core_key, core, blocked_key, eligible_key, eid, now)
   local attempt_state = core.attempt_state
   if not is_set(attempt_state) or attempt_state == 'none' then
@@ -6768,6 +6769,7 @@ function Flow.promote(core_key, core, blocked_key, eligible_key, eid, now)
   redis.call('ZREM', blocked_key, eid)
   redis.call('ZADD', eligible_key,
     eligible_score(parse_number(core.priority) or 0, parse_number(core.created_at) or 0), eid)
+  wake_lane(tag_of(core_key), core_lane(core))
 end
 
 -- An impossible dependency makes a non-terminal child terminal/skipped. A running or
@@ -7347,6 +7349,7 @@ redis.register_function('ff_replay_execution', guard('ff_replay_execution', func
     end
     redis.call('ZADD', K.eligible_zset,
       eligible_score(parse_number(core.priority) or 0, parse_number(core.created_at) or 0), A.execution_id)
+    wake_lane(tag, core_lane(core))
   end
   history_add(K.lease_history, {
     'event', 'replay_initiated', 'replay_count', replays + 1,

@@ -525,6 +525,7 @@ export function applyDependencyToChild(client: FunctionCaller, args: ApplyDepend
  * - A skipped child is also removed from the lane's eligible index (the reference leaves that to scanners).
  * - A child this call skips publishes its completion on ff:dag:completions (outcome `skipped`, the same JSON message as the other terminal transitions), so its own downstream is released at once; the reference publishes nothing for a skip and leaves the grandchildren to the dependency reconciler.
  * - Foreign KEYS (issue 11): a KEYS slot that names another child execution, edge, upstream or lane than the child named by KEYS[1], the call's edge_id, the edge record's upstream_execution_id and exec_core's lane_id (attempt slots: index 0 when the child has no current attempt; otherwise derived) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ * - Extension (issue 16): after making the child (its last dependency satisfied) eligible it PUBLISHes the partition's hash tag on channel ff:wake:<lane> (no key written), so idle workers of the lane wake at once instead of at their next poll.
  */
 export interface ResolveDependencyArgs {
   /** The child. */
@@ -700,6 +701,7 @@ export function evaluateFlowEligibility(client: FunctionCaller, args: EvaluateFl
  * Deliberate deviations from the reference:
  * - execution_id must match the execution in the core key (invalid_input): it is the index member written.
  * - Foreign KEYS (issue 11): a KEYS slot that names another lane or execution than exec_core's lane_id answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ * - Extension (issue 16): after making the execution eligible it PUBLISHes the partition's hash tag on channel ff:wake:<lane> (no key written), so idle workers of the lane wake at once instead of at their next poll.
  */
 export interface PromoteBlockedToEligibleArgs {
   /** The execution's lane (pre-read from its core lane_id). */
@@ -778,6 +780,7 @@ export function promoteBlockedToEligible(client: FunctionCaller, args: PromoteBl
  * - execution_id must match the execution in the core key (invalid_input): it is the index member written.
  * - now_ms, when given, must be an integer (invalid_input); the reference ignores the slot.
  * - Foreign KEYS (issue 11): a KEYS slot that names another lane, edge or execution than exec_core's lane_id and the listed edge ids (dep_edge slots) answers invalid_input naming the slot (KEYS[n] (name) must be <key>, got: <key>) before any write; the reference wrote into it.
+ * - Extension (issue 16): a replay that makes the execution eligible at once PUBLISHes the partition's hash tag on channel ff:wake:<lane> (no key written), so idle workers of the lane wake at once instead of at their next poll; one that leaves it blocked_by_dependencies publishes nothing.
  */
 export interface ReplayExecutionArgs {
   /** The execution's lane (pre-read from its core lane_id). */
