@@ -1,10 +1,10 @@
 // Wake-ups for idle workers (issue 16). The library PUBLISHes a partition's hash tag on
 // `ff:wake:<lane>` whenever it makes an execution of that lane eligible (create, delayed
-// promotion, unblock, resume): a worker subscribed to its lanes' channels claims at once
-// instead of at its next poll. Pub/sub names no key, so it works on any node of a cluster
-// (PUBLISH reaches every node). A missed message costs only latency: the worker's back-off
-// poll stays the fallback (a producer or server whose library does not publish, a dropped
-// subscriber connection).
+// promotion, unblock, resume, a flow member's last dependency, replay): a worker
+// subscribed to its lanes' channels claims at once instead of at its next poll. Pub/sub
+// names no key, so it works on any node of a cluster (PUBLISH reaches every node). A
+// missed message costs only latency: the worker's back-off poll stays the fallback (a
+// producer or server whose library does not publish, a dropped subscriber connection).
 import type { FlowFabricClient } from '../runtime/client.js';
 import type { LaneId } from '../runtime/ids.js';
 import { IoredisTransport } from '../runtime/ioredis.js';
