@@ -208,6 +208,7 @@ local KEY = {
   global_tag_index = function(namespace, tag_key, tag_value) return 'ff:tag:' .. namespace .. ':' .. tag_key .. ':' .. tag_value end,
   global_dag_completions = function() return 'ff:dag:completions' end,
   global_lane_wake = function(lane_id) return 'ff:wake:' .. lane_id end,
+  global_sweep_turn = function(lane_id) return 'ff:ext:sweep_turn:' .. lane_id end,
 }
 -- generated from spec/shapes.yaml: the shape of every JSON argument, checked by check_argv
 local SHAPES = {}

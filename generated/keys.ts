@@ -519,4 +519,9 @@ export class GlobalKeys {
   static laneWake(laneId: LaneId): string {
     return `ff:wake:${laneId}`;
   }
+
+  /** `ff:ext:sweep_turn:{lane_id}` (string): ff-script extension, never read by the reference: the instance id of the worker holding the lane's sweep turn (SET NX PX one housekeeping interval, left to lapse). */
+  static sweepTurn(laneId: LaneId): string {
+    return `ff:ext:sweep_turn:${laneId}`;
+  }
 }

@@ -25,9 +25,9 @@ import { markLeaseExpiredIfDue } from '../generated/lease.js';
 import { issueClaimGrant, issueReclaimGrant, promoteDelayed, type IssueClaimGrantArgs } from '../generated/scheduling.js';
 import { readExecutionContext } from '../operations/preread.js';
 import type { Grant, GrantRequest, GrantsRequest } from '../operations/scheduler.js';
-import { serverTimeMs } from '../operations/server-clock.js';
 import { capabilitiesSatisfied, liveCapabilities } from '../operations/workers.js';
 import { claimResumed } from '../operations/waitpoints.js';
+import { ServerClockEstimate } from './clock-estimate.js';
 import { inputFromClaimReply, readExecutionInput, type ExecutionInput } from './context.js';
 import type { LanePartitions } from './lane-partitions.js';
 import { takeSweepTurn } from './sweep-turn.js';
@@ -155,10 +155,14 @@ export interface SweepCounts {
 /** The most sweeps a worker refused a lane's turn lets pass before asking again. */
 const MAX_TURN_WAIT = 4;
 
-/** Sweeps between two reads of the server clock. */
-const CLOCK_RESYNC_SWEEPS = 10;
-/** How long a grant cycle's server clock is advanced locally before it is read again. */
+/** How long a busy worker's server clock is advanced locally before it is read again. */
 const CLOCK_RESYNC_MS = 5000;
+/**
+ * The same for idle probes and sweeps: longer than the idle probe's back-off (5 s), so an
+ * idle worker does not pay a TIME per probe (issue 16); they only bound what is read, and
+ * the calls they lead to re-check against the server's clock.
+ */
+const CLOCK_RESYNC_IDLE_MS = 60_000;
 
 /** One index a sweep reads on one partition, and what it does with each member. */
 interface SweepRead {
@@ -188,14 +192,16 @@ export class Claimer {
   private sweeps = 0;
   /** Per lane refused a sweep turn: sweeps to let pass before asking again, and how many are left. */
   private readonly turnWaits = new Map<LaneId, { wait: number; left: number }>();
-  private clock: { readonly server: number; readonly local: number; readonly sweep: number } | undefined;
-  private grantClock: { readonly server: number; readonly local: number } | undefined;
+  /** The server clock, shared by grant cycles and sweeps (worker/clock-estimate.ts). */
+  private readonly clock: ServerClockEstimate;
   misses = 0;
 
   constructor(
     private readonly client: FlowFabricClient,
     private readonly options: ClaimerOptions,
-  ) {}
+  ) {
+    this.clock = new ServerClockEstimate(client);
+  }
 
   get hasReclaimable(): boolean {
     return this.reclaimable.size > 0;
@@ -290,8 +296,8 @@ export class Claimer {
     const partitions = this.options.partitions.of(laneId);
     let cursor = from;
     while (out.length < max) {
-      const now = await this.serverNow();
       const idle = this.idleLanes.has(laneId);
+      const now = await this.serverNow(idle);
       const start = cursor;
       const visit = idle
         ? Array.from({ length: Math.min(this.options.chunkSize, partitions.length) }, (_, i) => partitions[(start + i) % partitions.length]!)
@@ -603,27 +609,23 @@ export class Claimer {
   }
 
   /**
-   * The server clock for a sweep: one TIME every few sweeps, advanced by the local monotonic
-   * clock in between (an idle worker's sweep is a handful of reads; a TIME each time was a
-   * fifth of its commands). Every call the sweep leads to re-checks against the server clock.
+   * The server clock for a sweep: it bounds the scores read (due leases, due delayed
+   * executions) and every call the sweep leads to re-checks against the server clock, so the
+   * idle age serves (an idle worker's sweep is a handful of reads; a TIME each time was a
+   * fifth of its commands).
    */
-  private async sweepClock(): Promise<number> {
-    if (!this.clock || this.sweeps - this.clock.sweep >= CLOCK_RESYNC_SWEEPS) {
-      this.clock = { server: await serverTimeMs(this.client), local: performance.now(), sweep: this.sweeps };
-    }
-    return this.clock.server + Math.floor(performance.now() - this.clock.local);
+  private sweepClock(): Promise<number> {
+    return this.clock.now(CLOCK_RESYNC_IDLE_MS);
   }
 
   /**
-   * The server clock for grant cycles: read at most every CLOCK_RESYNC_MS and advanced by the
-   * local monotonic clock in between, saving the cycle's own TIME (a round trip per job).
-   * The grant and claim functions re-check against the server's own clock.
+   * The server clock for a grant cycle, saving the cycle's own TIME (a round trip per job):
+   * read every CLOCK_RESYNC_MS while the lane has work, every CLOCK_RESYNC_IDLE_MS while
+   * idle probes find none (a probe that finds work makes the next cycle a busy one). The
+   * grant and claim functions re-check against the server's own clock.
    */
-  private async serverNow(): Promise<number> {
-    if (!this.grantClock || performance.now() - this.grantClock.local >= CLOCK_RESYNC_MS) {
-      this.grantClock = { server: await serverTimeMs(this.client), local: performance.now() };
-    }
-    return this.grantClock.server + Math.floor(performance.now() - this.grantClock.local);
+  private serverNow(idle: boolean): Promise<number> {
+    return this.clock.now(idle ? CLOCK_RESYNC_IDLE_MS : CLOCK_RESYNC_MS);
   }
 
   /** Reads one page of an index and visits its members at once, counting those visited with effect. */

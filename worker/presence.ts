@@ -33,11 +33,16 @@ export class Presence {
     await this.advertise();
   }
 
-  /** Extends the alive key; takes it again if it lapsed (a long pause), and re-advertises. */
+  /**
+   * Extends the alive key; takes it again if it lapsed (a long pause), and re-advertises a
+   * capability set. A worker without capabilities cleared its records at announce() and
+   * nothing of ours writes them again, so its refresh is the alive key alone (issue 16: the
+   * DEL + SREM each refresh were two of an idle worker's five commands every period).
+   */
   async refresh(): Promise<void> {
     const extended = await sendCommand(this.client.transport, 'SET', [this.aliveKey, '1', 'XX', 'PX', this.ttlMs]);
     if (extended === null || extended === undefined) await sendCommand(this.client.transport, 'SET', [this.aliveKey, '1', 'NX', 'PX', this.ttlMs]);
-    await this.advertise();
+    if (this.capabilitiesCsv !== '') await this.advertise();
   }
 
   /** Removes the alive key, the capability record and the index entry. */
@@ -48,6 +53,11 @@ export class Presence {
     ]);
   }
 
+  /**
+   * Writes the capability record and the index entry, or, without capabilities, removes any
+   * left by an earlier run under this instance id (the engine's unblock scanner must not count
+   * this worker as capable of anything).
+   */
   private async advertise(): Promise<void> {
     if (this.capabilitiesCsv === '') {
       await Promise.all([

@@ -6,14 +6,16 @@
 // leads to re-checks, and a lease another turn found expired stays in the lease-expiry
 // index for the next sweeper to find.
 //
-// The key is an ff-script extension (docs/worker.md); the reference never reads or writes it.
+// The key is an ff-script extension declared in spec/keys.yaml (global `sweep_turn`,
+// docs/worker.md); the reference never reads or writes it.
+import { GlobalKeys } from '../generated/keys.js';
 import { sendCommand } from '../runtime/classify.js';
 import type { FlowFabricClient } from '../runtime/client.js';
 import type { LaneId } from '../runtime/ids.js';
 
-/** The key of a lane's sweep turn: `ff:ext:sweep_turn:<lane>` (one key, any cluster slot). */
+/** The key of a lane's sweep turn: `ff:ext:sweep_turn:<lane>` (one key, any cluster slot), built from the spec. */
 export function sweepTurnKey(laneId: LaneId): string {
-  return `ff:ext:sweep_turn:${laneId}`;
+  return GlobalKeys.sweepTurn(laneId);
 }
 
 /** Takes the lane's sweep turn for `ttlMs` unless another worker holds it; true when taken. */
