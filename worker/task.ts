@@ -105,12 +105,11 @@ export class Task<Input = unknown> {
   /** The signals that resumed this attempt (empty unless it resumed from a suspension). */
   readonly signals: readonly ResumeSignal[];
   readonly flowId: FlowId | undefined;
-  /** Fires when the handler's work stops counting; `signal.reason` says why (LeaseLostError, AttemptTimeoutError, WorkerClosingError). */
-  readonly signal: AbortSignal;
   /** When the claim was made (epoch ms). */
   readonly startedAt = Date.now();
 
-  private readonly abort = new AbortController();
+  /** Made when the handler first asks for `signal` (most never do: it is per-job work on the hot path). */
+  private abort: AbortController | undefined;
   private readonly keeper: LeaseKeeper;
   private readonly retryPolicy: RetryPolicyJson | undefined;
   private pending: Promise<unknown> | undefined;
@@ -139,12 +138,20 @@ export class Task<Input = unknown> {
     this.retryPolicy = context.retryPolicy;
     this.input = input;
     this.signals = signals;
-    this.signal = this.abort.signal;
     this.keeper = new LeaseKeeper(host.client, lease, host.leaseTtlMs, host.renewEveryMs, {
       renewed: () => host.onRenewed(this),
       failed: (error) => host.onRenewFailed(this, error),
       lost: (code) => this.loseLease(code),
     });
+  }
+
+  /** Fires when the handler's work stops counting; `signal.reason` says why (LeaseLostError, AttemptTimeoutError, WorkerClosingError). */
+  get signal(): AbortSignal {
+    if (!this.abort) {
+      this.abort = new AbortController();
+      if (this.stopReason) this.abort.abort(this.stopReason); // Stopped before anyone listened: already aborted.
+    }
+    return this.abort.signal;
   }
 
   /** How the task ended, once it has. */
@@ -356,7 +363,7 @@ export class Task<Input = unknown> {
   /** Aborts the handler's signal with `reason` (attempt timeout, shutdown); from then on its own operations are refused. */
   interrupt(reason: Error): void {
     this.stopReason ??= reason;
-    if (!this.abort.signal.aborted) this.abort.abort(reason);
+    if (this.abort && !this.abort.signal.aborted) this.abort.abort(this.stopReason);
   }
 
   /** Attempt timeout: the handler is stopped and the attempt failed (the retry policy applies). */

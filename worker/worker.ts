@@ -180,6 +180,11 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   };
   /** Every task run in progress, with its Task once the context is read. */
   private readonly runs = new Map<Promise<void>, RunEntry<Input>>();
+  /**
+   * Tasks recorded since close() began, when a task can be recorded twice (given back by the
+   * shutdown while its own run still finishes). Before that each task is recorded once, by its
+   * run: no per-job entry (a weak set of every task costs the GC on the hot path).
+   */
   private readonly recorded = new WeakSet<Task<Input>>();
   private starting: Promise<void> | undefined;
   private loopDone: Promise<void> | undefined;
@@ -653,7 +658,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   /** Counts how the task ended and tells listeners, once per task. */
   private record(task: Task<Input>, ending: TaskEnding | undefined = task.ending): void {
     if (!ending || this.recorded.has(task)) return;
-    this.recorded.add(task);
+    if (this.closing) this.recorded.add(task);
     const executionId = task.executionId;
     switch (ending.how) {
       case 'completed':
