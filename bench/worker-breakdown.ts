@@ -1,8 +1,10 @@
 // Where the fast-path Worker's server work per job goes, next to the bare fast-path loop
 // (case 12's two sides, issue 16): on one fresh server with the engine running, each side
 // drains N queued no-op jobs; per job: commands by name (INFO commandstats: calls and
-// server µs) and FCALLs by function (the clients' onCall hook).
-// Run: npx tsx bench/worker-breakdown.ts [n]
+// server µs) and FCALLs by function (the client's onCall hook), this process's CPU per job,
+// and the Worker's start-up time. Two rounds (the first warms the JIT).
+// Run: npx tsx bench/worker-breakdown.ts [n] [worker]   (`worker`: the Worker side only)
+//      PROFILE=<dir> …: also a CPU profile of this process per drain, <dir>/<side>.cpuprofile
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { Redis } from 'ioredis';
@@ -16,7 +18,6 @@ import { serverCpuSeconds } from './context.js';
 import { benchWorker, createMany, fastWorker } from './engine.js';
 
 const n = Number(process.argv[2] ?? 20_000);
-/** `worker` measures the Worker alone (e.g. under node --cpu-prof). */
 const only = process.argv[3];
 const CONCURRENCY = 16;
 
