@@ -13,9 +13,13 @@ import { GlobalKeys } from '../generated/keys.js';
 /** Told the lane and, when the message names one, the partition where work became eligible. */
 export type OnWake = (laneId: LaneId, partition: number | undefined) => void;
 
-/** Where wake-ups come from: subscribes to the lanes' channels until closed. */
+/**
+ * Where wake-ups come from: subscribes to the lanes' channels until closed. `onGap` is told
+ * when messages may have been missed (the subscription was lost and made again), so the
+ * worker looks for work it was not told about.
+ */
 export interface WakeSource {
-  listen(lanes: readonly LaneId[], onWake: OnWake, onError: (error: unknown) => void): Promise<WakeListener>;
+  listen(lanes: readonly LaneId[], onWake: OnWake, onError: (error: unknown) => void, onGap?: () => void): Promise<WakeListener>;
 }
 
 export interface WakeListener {
@@ -38,6 +42,7 @@ interface SubscriberLike {
   subscribe(...channels: string[]): Promise<unknown>;
   on(event: 'message', listener: (channel: string, message: string) => void): unknown;
   on(event: 'error', listener: (error: Error) => void): unknown;
+  on(event: 'ready', listener: () => void): unknown;
   quit(): Promise<unknown>;
   disconnect(): void;
 }
@@ -49,10 +54,17 @@ interface Duplicable {
 /** Wake-ups over a connection of its own, duplicated from an ioredis `Redis` or `Cluster` connection. */
 export function ioredisWakeSource(connection: Duplicable): WakeSource {
   return {
-    async listen(lanes, onWake, onError) {
+    async listen(lanes, onWake, onError, onGap) {
       const subscriber = connection.duplicate();
       const byChannel = new Map(lanes.map((laneId) => [wakeChannel(laneId), laneId]));
       subscriber.on('error', (error) => onError(error));
+      // ioredis subscribes again on every reconnect ('ready'); what was published while the
+      // connection was down is lost, so each 'ready' after the first is a gap.
+      let connections = 0;
+      subscriber.on('ready', () => {
+        connections += 1;
+        if (connections > 1) onGap?.();
+      });
       subscriber.on('message', (channel, message) => {
         const laneId = byChannel.get(channel);
         if (laneId !== undefined) onWake(laneId, wakePartition(message));

@@ -359,10 +359,30 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
           this.poke();
         },
         (error) => this.reportError(error),
+        () => void this.afterWakeGap(),
       );
     } catch (error) {
       this.reportError(error);
     }
+  }
+
+  /**
+   * Wake-ups were lost while the subscription was down (a reconnect, a server restart): the
+   * lanes' partitions are checked again at once, then the loop runs a round, instead of
+   * leaving work no message announced to the slow re-check.
+   */
+  private async afterWakeGap(): Promise<void> {
+    if (this.closing) return;
+    if (!this.partitions.fixed) {
+      try {
+        await this.partitions.discover();
+      } catch (error) {
+        this.reportError(error);
+        this.partitions.lookEverywhere();
+      }
+    }
+    this.woken = true;
+    this.poke();
   }
 
   /** start(), then resolves when the worker has been closed. */
