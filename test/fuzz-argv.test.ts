@@ -7,13 +7,13 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { loadSpec } from '../generator/load.js';
 import { findKey, type FieldSpec, type FunctionSpec, type KeyRef, type ScalarType } from '../generator/model.js';
-import { executionPartition, executionTag, type ExecutionId } from '../runtime/ids.js';
-import { budgetTag, DEFAULT_PARTITION_CONFIG, flowTag, hashTag, quotaTag } from '../runtime/partition.js';
+import { executionPartition, type ExecutionId } from '../runtime/ids.js';
 import type { BudgetId, FlowId, QuotaPolicyId } from '../runtime/ids.js';
 import { useServer } from './support/client.js';
 import { flowIdOn, newExecutionId } from './support/ids.js';
 import { checkExecutionInvariants } from './support/invariants.js';
 import { claim, createWaiting } from './support/lifecycle.js';
+import { tagOf } from './support/fuzz-tags.js';
 
 const { spec } = loadSpec(`${import.meta.dirname}/../spec`);
 const functions = spec.modules.flatMap((m) => m.functions);
@@ -72,17 +72,6 @@ function argvArbitrary(fn: FunctionSpec, world: World): fc.Arbitrary<string[]> {
     if (shape === 'long') return [...argv, 'extra'];
     return argv;
   });
-}
-
-function tagOf(fn: FunctionSpec, world: World): string {
-  const tag = fn.tag;
-  switch (tag.from) {
-    case 'budget': return budgetTag(world.budgetId, DEFAULT_PARTITION_CONFIG);
-    case 'quota': return quotaTag(world.quotaPolicyId, DEFAULT_PARTITION_CONFIG);
-    case 'flow': return flowTag(world.flowId, DEFAULT_PARTITION_CONFIG);
-    case 'partition': return tag.family === 'fp' ? executionTag(world.executionId) : hashTag(tag.family, 0);
-    default: return executionTag(world.executionId);
-  }
 }
 
 /** Well-formed KEYS for the function, built from the key patterns of spec/keys.yaml. */

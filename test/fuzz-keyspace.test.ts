@@ -16,11 +16,11 @@ import { loadSpec } from '../generator/load.js';
 import { findKey, type FieldSpec, type FunctionSpec, type KeyRef, type ScalarType } from '../generator/model.js';
 import { rotateWaitpointHmacSecret } from '../generated/suspension.js';
 import { FlowFabricClient } from '../runtime/client.js';
-import { executionPartition, executionTag, type BudgetId, type ExecutionId, type FlowId, type QuotaPolicyId } from '../runtime/ids.js';
-import { budgetTag, DEFAULT_PARTITION_CONFIG, flowTag, hashTag, quotaTag } from '../runtime/partition.js';
+import { executionPartition, type BudgetId, type ExecutionId, type FlowId, type QuotaPolicyId } from '../runtime/ids.js';
 import { startServer, type RunningServer } from '../tools/local-server.js';
 import { flowIdOn, newExecutionId, uniqueLane } from './support/ids.js';
 import { claim, createWaiting } from './support/lifecycle.js';
+import { tagOf } from './support/fuzz-tags.js';
 
 const specDir = `${import.meta.dirname}/../spec`;
 const { spec } = loadSpec(specDir);
@@ -187,17 +187,6 @@ function plausibleArgv(fn: FunctionSpec, world: World): string[] {
 // ---------------------------------------------------------------------------
 // KEYS
 // ---------------------------------------------------------------------------
-
-function tagOf(fn: FunctionSpec, world: World): string {
-  const tag = fn.tag;
-  switch (tag.from) {
-    case 'budget': return budgetTag(world.budgetId, DEFAULT_PARTITION_CONFIG);
-    case 'quota': return quotaTag(world.quotaPolicyId, DEFAULT_PARTITION_CONFIG);
-    case 'flow': return flowTag(world.flowId, DEFAULT_PARTITION_CONFIG);
-    case 'partition': return tag.family === 'fp' ? executionTag(world.executionId) : hashTag(tag.family, 0);
-    default: return executionTag(world.executionId);
-  }
-}
 
 /** A placeholder's value in the world; `foreign` gives the same kind of value of another context. */
 function placeholderValue(fn: FunctionSpec, world: World, name: string, foreign: boolean): string {
