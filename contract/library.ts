@@ -5886,15 +5886,8 @@ redis.register_function('ff_claim_resumed_execution', guard('ff_claim_resumed_ex
     worker_id = A.worker_id, worker_instance_id = A.worker_instance_id, acquired_at = now,
     expires_at = expires_at, last_renewed_at = now, renewal_deadline = renewal_deadline,
   })
-  write_state(K.core, now, {
-    lifecycle_phase = 'active',
-    ownership_state = 'leased',
-    eligibility_state = 'not_applicable',
-    blocking_reason = 'none',
-    terminal_outcome = 'none',
-    attempt_state = 'running_attempt',
-    public_state = 'active',
-  }, {
+  -- The same state vector as a fresh claim (lua/execution.lua).
+  write_state(K.core, now, Exec.CLAIMED, {
     current_lease_id = A.lease_id, current_lease_epoch = epoch, current_worker_id = A.worker_id,
     current_worker_instance_id = A.worker_instance_id, current_lane = A.lane_id,
     lease_acquired_at = now, lease_expires_at = expires_at, lease_last_renewed_at = now,
