@@ -275,8 +275,8 @@ function skipped(request: GrantRequest, partition: number, executionId: Executio
   request.onSkip?.({ executionId, partition, action: 'blocked' in verdict ? 'blocked' : 'passed', reason: 'blocked' in verdict ? verdict.blocked : verdict.passed });
 }
 
-/** Round-robin over the lists: first elements of each, then second elements… */
-function interleave<T>(lists: readonly (readonly T[])[]): T[] {
+/** Round-robin over the lists: first elements of each, then second elements… (also the worker's fast-path round). */
+export function interleave<T>(lists: readonly (readonly T[])[]): T[] {
   const out: T[] = [];
   const longest = Math.max(0, ...lists.map((l) => l.length));
   for (let i = 0; i < longest; i++) for (const list of lists) if (i < list.length) out.push(list[i]!);

@@ -24,7 +24,7 @@ import { ExecKeys, PartitionKeys } from '../generated/keys.js';
 import { markLeaseExpiredIfDue } from '../generated/lease.js';
 import { issueClaimGrant, issueReclaimGrant, promoteDelayed, type IssueClaimGrantArgs } from '../generated/scheduling.js';
 import { readExecutionContext } from '../operations/preread.js';
-import type { Grant, GrantRequest, GrantsRequest } from '../operations/scheduler.js';
+import { interleave, type Grant, type GrantRequest, type GrantsRequest } from '../operations/scheduler.js';
 import { capabilitiesSatisfied, liveCapabilities } from '../operations/workers.js';
 import { claimResumed } from '../operations/waitpoints.js';
 import { ServerClockEstimate } from './clock-estimate.js';
@@ -693,14 +693,6 @@ export class Claimer {
     this.reclaimable.set(executionId, mine);
     return true;
   }
-}
-
-/** Round-robin over the lists: first elements of each, then second elements… */
-function interleave<T>(lists: readonly (readonly T[])[]): T[] {
-  const out: T[] = [];
-  const longest = Math.max(0, ...lists.map((l) => l.length));
-  for (let i = 0; i < longest; i++) for (const list of lists) if (i < list.length) out.push(list[i]!);
-  return out;
 }
 
 function lease(result: { leaseId: LeaseId; leaseEpoch: number; attemptId: AttemptId; attemptIndex: number; leaseExpiresAt: number }) {
