@@ -57,10 +57,11 @@ export class LanePartitions {
     private readonly options: LanePartitionsOptions,
   ) {
     this.count = client.partitions.numFlowPartitions;
-    this.base = Number(fnv1aU64(options.workerInstanceId) % BigInt(Math.max(1, this.count)));
+    const seed = fnv1aU64(options.workerInstanceId);
+    this.base = Number(seed % BigInt(Math.max(1, this.count)));
     if (options.explicit) {
       const list = options.explicit;
-      const offset = Number(fnv1aU64(options.workerInstanceId) % BigInt(Math.max(1, list.length)));
+      const offset = Number(seed % BigInt(Math.max(1, list.length)));
       this.explicit = list.map((_, i) => list[(offset + i) % list.length]!);
     }
     for (const lane of options.lanes) this.known.set(lane, new Map());
