@@ -26,7 +26,7 @@ import type { RetryPolicyJson } from '../generated/shapes.js';
 import type { AttemptKind, ClaimedLease } from './claim.js';
 import { inputFromClaimReply, type ExecutionInput, type ResumeSignal } from './context.js';
 import { LeaseLostError, TaskFinishedError, WorkerClosingError } from './errors.js';
-import { LEASE_LOST_CODES, LeaseKeeper } from './lease.js';
+import { LEASE_LOST_CODES, LeaseKeeper, type RenewalClock } from './lease.js';
 
 /** How a task ended. */
 export type TaskEnding =
@@ -73,7 +73,8 @@ export interface TaskHost {
   readonly leaseTtlMs: number;
   /** Registered with the engine's attempt-timeout index at claim, when set. */
   readonly attemptTimeoutMs?: number;
-  readonly renewEveryMs: number;
+  /** The worker's one renewal timer, shared by its tasks. */
+  readonly renewals: RenewalClock;
   readonly output: 'json' | 'raw';
   onRenewed(task: Task): void;
   onRenewFailed(task: Task, error: unknown): void;
@@ -138,7 +139,7 @@ export class Task<Input = unknown> {
     this.retryPolicy = context.retryPolicy;
     this.input = input;
     this.signals = signals;
-    this.keeper = new LeaseKeeper(host.client, lease, host.leaseTtlMs, host.renewEveryMs, {
+    this.keeper = new LeaseKeeper(host.client, lease, host.leaseTtlMs, host.renewals, {
       renewed: () => host.onRenewed(this),
       failed: (error) => host.onRenewFailed(this, error),
       lost: (code) => this.loseLease(code),
@@ -331,15 +332,23 @@ export class Task<Input = unknown> {
     const resultPayload = encodeResult(this.host.output, result);
     let next: ClaimedLease | undefined;
     await this.end('complete', async () => {
-      const reply = await completeAndClaimNext(this.host.client, {
-        ...this.holder(),
-        ...(resultPayload !== undefined ? { resultPayload } : {}),
+      // Built in one object (no spreads of optional parts): this call is made once per job.
+      const host = this.host;
+      const reply = await completeAndClaimNext(host.client, {
+        executionId: this.executionId,
+        laneId: this.laneId,
+        workerInstanceId: host.workerInstanceId,
+        leaseId: this.lease.leaseId,
+        leaseEpoch: this.lease.leaseEpoch,
+        attemptId: this.lease.attemptId,
+        attemptIndex: this.attemptIndex,
+        resultPayload,
         workerId,
         nextLeaseId: newLeaseId(),
         nextAttemptId: newAttemptId(),
-        leaseTtlMs: this.host.leaseTtlMs,
-        ...(this.host.attemptTimeoutMs !== undefined ? { attemptTimeoutMs: this.host.attemptTimeoutMs } : {}),
-        ...(capabilities.length > 0 ? { workerCapabilitiesCsv: capabilities } : {}),
+        leaseTtlMs: host.leaseTtlMs,
+        attemptTimeoutMs: host.attemptTimeoutMs,
+        workerCapabilitiesCsv: capabilities.length > 0 ? capabilities : undefined,
         withInput: true, // The next execution's input comes in the same reply.
       });
       if (reply.status === 'claimed_next') {

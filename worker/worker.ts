@@ -20,14 +20,20 @@ import { resolveOutgoing } from '../operations/flows.js';
 import { issueGrants } from '../operations/scheduler.js';
 import { ensureWaitpointSecrets } from '../operations/waitpoints.js';
 import { Claimer, grantsOneByOne, type AttemptKind, type ClaimedLease, type ClaimPath, type IssueNextGrant } from './claim.js';
-import { readExecutionInput, readResumeSignals, type ExecutionInput } from './context.js';
+import { readExecutionInput, readResumeSignals, type ExecutionInput, type ResumeSignal } from './context.js';
 import { AttemptTimeoutError, LeaseLostError, NonRetryableError } from './errors.js';
 import { LanePartitions } from './lane-partitions.js';
+import { RenewalClock } from './lease.js';
 import { Presence } from './presence.js';
 import { Task, type TaskEnding, type TaskHost } from './task.js';
 import { defaultWakeSource, type WakeListener, type WakeSource } from './wake.js';
 
 export type Handler<Input> = (task: Task<Input>) => unknown;
+
+/** What a handler did: returned a value or threw. */
+type Outcome = { readonly value: unknown } | { readonly error: unknown };
+
+const NO_SIGNALS: readonly ResumeSignal[] = Object.freeze([]);
 
 /** One slot's run: its task once the context is read, and the slot's release (once). */
 interface RunEntry<Input> {
@@ -269,7 +275,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       workerInstanceId: this.workerInstanceId,
       leaseTtlMs: this.leaseTtlMs,
       ...(engineAttemptTimeoutMs !== undefined ? { attemptTimeoutMs: engineAttemptTimeoutMs } : {}),
-      renewEveryMs,
+      renewals: new RenewalClock(renewEveryMs),
       output: options.output ?? 'json',
       onRenewed: () => void (this.stats.renewals += 1),
       onRenewFailed: (task, error) => {
@@ -317,7 +323,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
         .refresh()
         .catch((error: unknown) => this.reportError(error))
         .finally(() => (this.refreshing = undefined));
-    }, this.host.renewEveryMs);
+    }, this.host.renewals.everyMs);
     this.presenceTimer.unref?.();
     const interval = this.options.housekeepingIntervalMs ?? 1000;
     if (interval !== false) {
@@ -533,54 +539,56 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     while (lease) {
       this.stats.claimed += 1;
       if (lease.attemptKind === 'reclaim') this.stats.reclaimed += 1;
-      this.publish({ type: 'claimed', executionId: lease.executionId, laneId: lease.laneId, attemptIndex: lease.attemptIndex, attemptKind: lease.attemptKind });
-      const task = await this.prepare(lease);
-      if (!task) return;
+      if (this.heard('claimed')) {
+        this.publish({ type: 'claimed', executionId: lease.executionId, laneId: lease.laneId, attemptIndex: lease.attemptIndex, attemptKind: lease.attemptKind });
+      }
+      // A fast-path claim answered the input already: no read, and no wait for one.
+      let context = lease.attemptKind === 'resumed' ? undefined : lease.input;
+      let signals: readonly ResumeSignal[] = NO_SIGNALS;
+      if (!context) {
+        const read = await this.readContext(lease);
+        if (!read) return;
+        ({ context, signals } = read);
+      }
+      let input: unknown;
+      let inputError: Error | undefined;
+      try {
+        input = this.decodeInput(context.payload);
+      } catch (error) {
+        inputError = new NonRetryableError(`input is not valid JSON: ${(error as Error).message}`, 'invalid_input');
+      }
+      const task = new Task<Input>(this.host, lease, context, input as Input, signals);
+      task.startRenewal();
       entry.task = task;
+      if (inputError) {
+        await this.finish(task, { error: inputError });
+        return;
+      }
       lease = await this.execute(task);
     }
   }
 
   /** Reads what the handler is given; a lease held but unreadable is given back, never left to expire. */
-  private async prepare(lease: ClaimedLease): Promise<Task<Input> | undefined> {
-    let context: ExecutionInput | undefined;
-    let signals: Awaited<ReturnType<typeof readResumeSignals>> = [];
+  private async readContext(lease: ClaimedLease): Promise<{ context: ExecutionInput; signals: readonly ResumeSignal[] } | undefined> {
     let lastError: unknown;
-    for (let attempt = 0; attempt < LOST_CLAIM_GRACE_RETRIES && !context; attempt++) {
+    for (let attempt = 0; attempt < LOST_CLAIM_GRACE_RETRIES; attempt++) {
       try {
-        // A fast-path claim answered the input already: no second round trip.
-        const read = lease.input ?? (await readExecutionInput(this.client, lease.executionId));
-        if (lease.attemptKind === 'resumed') signals = await readResumeSignals(this.client, lease.executionId, lease.attemptIndex);
-        context = read;
+        const context = lease.input ?? (await readExecutionInput(this.client, lease.executionId));
+        const signals = lease.attemptKind === 'resumed' ? await readResumeSignals(this.client, lease.executionId, lease.attemptIndex) : NO_SIGNALS;
+        return { context, signals };
       } catch (error) {
         lastError = error;
         await new Promise((resolve) => setTimeout(resolve, 50 * (attempt + 1)));
       }
     }
-    if (!context) {
-      this.reportError(lastError, lease.executionId);
-      await delayExecution(this.client, {
-        executionId: lease.executionId, laneId: lease.laneId, workerInstanceId: this.workerInstanceId, leaseId: lease.leaseId,
-        leaseEpoch: lease.leaseEpoch, attemptId: lease.attemptId, attemptIndex: lease.attemptIndex, delayUntil: Date.now(),
-      }).catch((error: unknown) => this.reportError(error, lease.executionId));
-      this.stats.released += 1;
-      this.publish({ type: 'released', executionId: lease.executionId, how: 'given_back' });
-      return undefined;
-    }
-    let input: unknown;
-    let inputError: Error | undefined;
-    try {
-      input = this.decodeInput(context.payload);
-    } catch (error) {
-      inputError = new NonRetryableError(`input is not valid JSON: ${(error as Error).message}`, 'invalid_input');
-    }
-    const task = new Task<Input>(this.host, lease, context, input as Input, signals);
-    task.startRenewal();
-    if (inputError) {
-      await this.finish(task, { error: inputError });
-      return undefined;
-    }
-    return task;
+    this.reportError(lastError, lease.executionId);
+    await delayExecution(this.client, {
+      executionId: lease.executionId, laneId: lease.laneId, workerInstanceId: this.workerInstanceId, leaseId: lease.leaseId,
+      leaseEpoch: lease.leaseEpoch, attemptId: lease.attemptId, attemptIndex: lease.attemptIndex, delayUntil: Date.now(),
+    }).catch((error: unknown) => this.reportError(error, lease.executionId));
+    this.stats.released += 1;
+    this.publish({ type: 'released', executionId: lease.executionId, how: 'given_back' });
+    return undefined;
   }
 
   private decodeInput(payload: string | undefined): unknown {
@@ -597,23 +605,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   /** Runs the handler and finishes the task from its outcome; returns a lease claimed by a fast-path completion. */
   private async execute(task: Task<Input>): Promise<ClaimedLease | undefined> {
     const timeoutMs = this.options.attemptTimeoutMs;
-    let timer: NodeJS.Timeout | undefined;
-    const handled = (async () => this.handler(task))().then(
-      (value) => ({ value }),
-      (error: unknown) => ({ error }),
-    );
-    const timedOut =
-      timeoutMs === undefined
-        ? undefined
-        : new Promise<{ error: unknown }>((resolve) => {
-            timer = setTimeout(() => {
-              const error = new AttemptTimeoutError(task.executionId, timeoutMs);
-              task.interrupt(error); // From here on the handler's own operations are refused.
-              resolve({ error });
-            }, timeoutMs);
-          });
-    const outcome = await (timedOut ? Promise.race([handled, timedOut]) : handled);
-    if (timer) clearTimeout(timer);
+    const outcome = timeoutMs === undefined ? await this.runHandler(task) : await this.runHandlerWithin(task, timeoutMs);
     if ('error' in outcome && outcome.error instanceof AttemptTimeoutError && outcome.error.executionId === task.executionId) {
       await this.retryTransport(() => task.timeOut(outcome.error as AttemptTimeoutError)).catch((error: unknown) => {
         if (!(error instanceof LeaseLostError)) this.reportError(error, task.executionId);
@@ -622,7 +614,33 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     return this.finish(task, outcome);
   }
 
-  private async finish(task: Task<Input>, outcome: { value: unknown } | { error: unknown }): Promise<ClaimedLease | undefined> {
+  /** The handler's return value or what it threw (synchronously or not). */
+  private async runHandler(task: Task<Input>): Promise<Outcome> {
+    try {
+      return { value: await this.handler(task) };
+    } catch (error) {
+      return { error };
+    }
+  }
+
+  /** runHandler, or an AttemptTimeoutError once `timeoutMs` has passed (the handler is interrupted). */
+  private async runHandlerWithin(task: Task<Input>, timeoutMs: number): Promise<Outcome> {
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<Outcome>((resolve) => {
+      timer = setTimeout(() => {
+        const error = new AttemptTimeoutError(task.executionId, timeoutMs);
+        task.interrupt(error); // From here on the handler's own operations are refused.
+        resolve({ error });
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([this.runHandler(task), timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async finish(task: Task<Input>, outcome: Outcome): Promise<ClaimedLease | undefined> {
     let next: ClaimedLease | undefined;
     if (!task.ending) {
       try {
@@ -683,7 +701,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
     switch (ending.how) {
       case 'completed':
         this.stats.completed += 1;
-        this.publish({ type: 'completed', executionId, durationMs: Date.now() - task.startedAt });
+        if (this.heard('completed')) this.publish({ type: 'completed', executionId, durationMs: Date.now() - task.startedAt });
         break;
       case 'failed':
         if (ending.terminal) {
@@ -733,6 +751,7 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
       }),
     );
     if (this.presenceTimer) clearInterval(this.presenceTimer);
+    this.host.renewals.stop();
     await this.partitions.stop();
     await this.wakeListener?.close().catch((error: unknown) => this.reportError(error));
     await this.sweeping;
@@ -746,6 +765,11 @@ export class Worker<Input = unknown> extends EventEmitter<EventMap> {
   private reportError(error: unknown, executionId?: ExecutionId): void {
     this.stats.errors += 1;
     this.publish(executionId === undefined ? { type: 'error', error } : { type: 'error', error, executionId });
+  }
+
+  /** Whether anyone listens for events of this type: a per-job event nobody hears is not built. */
+  private heard(type: WorkerEvent['type']): boolean {
+    return this.listenerCount('event') > 0 || this.listenerCount(type) > 0;
   }
 
   private publish(event: WorkerEvent): void {
