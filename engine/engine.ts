@@ -72,6 +72,14 @@ export const DEFAULT_BATCH_SIZES: Readonly<Partial<Record<ScannerName, number>>>
   execution_deadline: 50,
 };
 
+/**
+ * Pages one scanner reads per partition and cycle, where not 20. The index reconciler only
+ * reports, and reads every execution: two pages per partition and cycle bound its cost per
+ * cycle (≤ 51,200 executions over 256 partitions, ≈ 1% of a server core at the 45 s interval)
+ * while a full pass of 1M executions takes ~20 cycles (15 min) instead of 9 s of server CPU each.
+ */
+const PAGES_PER_CYCLE: Readonly<Partial<Record<ScannerName, number>>> = { index_reconciler: 2 };
+
 export interface EngineOptions {
   readonly client: FlowFabricClient;
   /** Lanes the lane-scoped scanners visit; default every lane in each partition's lane registry. */
@@ -80,7 +88,7 @@ export interface EngineOptions {
   readonly intervals?: Partial<Record<ScannerName, number>>;
   /** Per-scanner page sizes. */
   readonly batchSizes?: Partial<Record<ScannerName, number>>;
-  /** Members one scanner looks at per partition and cycle (default 20 pages). */
+  /** Members one scanner looks at per partition and cycle (default 20 pages; the index reconciler 2, going on from where it stopped next cycle). */
   readonly maxPerPartition?: number;
   /** Partitions one scanner works on at the same time (default 4). */
   readonly concurrency?: number;
@@ -130,11 +138,11 @@ export class Engine {
     this.log = createLogger(options.logLevel ?? 'info', options.logSink);
     const lanes = lanesOf(options.lanes);
     const batch = (name: ScannerName) => Math.max(1, options.batchSizes?.[name] ?? DEFAULT_BATCH_SIZES[name] ?? 100);
-    const scan = (name: ScannerName) => ({ batchSize: batch(name), maxPerPartition: options.maxPerPartition ?? batch(name) * 20 });
+    const scan = (name: ScannerName) => ({ batchSize: batch(name), maxPerPartition: options.maxPerPartition ?? batch(name) * (PAGES_PER_CYCLE[name] ?? 20) });
     const build: Record<ScannerName, () => Scanner> = {
       lease_expiry: () => leaseExpiryScanner(scan('lease_expiry')),
       delayed_promoter: () => delayedPromoterScanner(scan('delayed_promoter'), lanes),
-      index_reconciler: () => indexReconcilerScanner(),
+      index_reconciler: () => indexReconcilerScanner(scan('index_reconciler')),
       attempt_timeout: () => attemptTimeoutScanner(scan('attempt_timeout')),
       suspension_timeout: () => suspensionTimeoutScanner(scan('suspension_timeout')),
       pending_wp_expiry: () => pendingWaitpointExpiryScanner(scan('pending_wp_expiry')),

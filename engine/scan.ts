@@ -96,14 +96,20 @@ export async function smembers(ctx: Pick<ScanContext, 'client'>, key: string): P
   return Array.isArray(reply) ? reply.map((m) => replyText(m) ?? '') : [];
 }
 
+/** One SSCAN page: the members and the cursor to go on from ('0': the pass is complete); undefined for a reply of another shape. */
+export async function sscanPage(ctx: Pick<ScanContext, 'client'>, key: string, cursor: string, count: number): Promise<{ cursor: string; members: string[] } | undefined> {
+  const reply = await sendCommand(ctx.client.transport, 'SSCAN', [key, cursor, 'COUNT', count]);
+  if (!Array.isArray(reply) || reply.length < 2) return undefined;
+  return { cursor: replyText(reply[0]) ?? '0', members: Array.isArray(reply[1]) ? reply[1].map((m) => replyText(m) ?? '') : [] };
+}
+
 /** Every member of a set, by SSCAN pages of `count` (no single huge reply). */
 export async function* sscanAll(ctx: Pick<ScanContext, 'client' | 'stopping'>, key: string, count = 100): AsyncGenerator<string[]> {
   let cursor = '0';
   do {
-    const reply = await sendCommand(ctx.client.transport, 'SSCAN', [key, cursor, 'COUNT', count]);
-    if (!Array.isArray(reply) || reply.length < 2) return;
-    cursor = replyText(reply[0]) ?? '0';
-    const members = Array.isArray(reply[1]) ? reply[1].map((m) => replyText(m) ?? '') : [];
-    if (members.length > 0) yield members;
+    const page = await sscanPage(ctx, key, cursor, count);
+    if (!page) return;
+    cursor = page.cursor;
+    if (page.members.length > 0) yield page.members;
   } while (cursor !== '0' && !ctx.stopping());
 }

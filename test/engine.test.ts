@@ -402,6 +402,55 @@ describe('read-mostly scanners', () => {
     expect(lines.filter((l) => l.includes(claimed.executionId))).toEqual([]);
   });
 
+  it('index_reconciler reads a bounded slice of a partition per cycle and goes on from where it stopped', async () => {
+    const client = env.client();
+    const redis = env.redis();
+    const partition = 3;
+    const laneId = uniqueLane('idxslice');
+    const ids: ExecutionId[] = [];
+    for (let i = 0; i < 300; i++) ids.push((await createWaiting(client, { laneId, executionId: eid(partition) })).executionId);
+    const hidden = ids[137]!;
+    await redis.zrem(PartitionKeys.forPartition(partition).laneEligible(laneId), hidden);
+    // Count the executions of the partition each cycle reads (one HMGET of the core each).
+    const read = new Set<string>();
+    let readThisCycle = 0;
+    const inner = client.transport;
+    const counting: Transport = {
+      fcall: (request) => inner.fcall(request),
+      fcallBatch: (requests) => inner.fcallBatch(requests),
+      primaries: () => inner.primaries(),
+      command(name, args) {
+        const key = String(args[0]);
+        if (name === 'HMGET' && key.startsWith(`ff:exec:{fp:${partition}}:`)) {
+          readThisCycle += 1;
+          read.add(key);
+        }
+        return inner.command(name, args);
+      },
+    };
+    const lines: string[] = [];
+    const engine = env.engine({
+      client: new FlowFabricClient(counting, { partitions: client.partitions }),
+      boot: false,
+      scanners: ['index_reconciler'],
+      batchSizes: { index_reconciler: 25 },
+      maxPerPartition: 50,
+      logSink: (_level, message, fields) => lines.push(`${message} ${JSON.stringify(fields ?? {})}`),
+    });
+    const perCycle: number[] = [];
+    for (let cycle = 0; cycle < 20 && read.size < (await redis.scard(PartitionKeys.forPartition(partition).allExecutions())); cycle++) {
+      readThisCycle = 0;
+      await engine.runOnce('index_reconciler');
+      perCycle.push(readThisCycle);
+    }
+    // Every execution of the partition was read over the cycles, never much more than 50 in one
+    // (SSCAN's COUNT is a hint), and the one missing from its index was found.
+    expect(read.size).toBeGreaterThanOrEqual(300);
+    expect(perCycle.length).toBeGreaterThanOrEqual(6);
+    expect(Math.max(...perCycle)).toBeLessThanOrEqual(80);
+    expect(lines.filter((l) => l.includes('missing from its index') && l.includes(hidden))).toHaveLength(1);
+  });
+
   it('flow_projector writes the summary of a flow from its members', async () => {
     const client = env.client();
     const redis = env.redis();

@@ -1,14 +1,20 @@
-// index_reconciler (engine.md §2.3): walks every execution of the partition and checks it
+// index_reconciler (engine.md §2.3): walks the executions of the partition and checks each
 // sits in the index its state calls for; mismatches are logged and counted as findings,
 // never repaired (as the reference); a mismatch is read twice before it is reported, so an
 // execution moving between the two reads is not one. It also adds each execution's lane to the partition's
 // lane registry, so lanes of executions created before the registry existed get covered.
+//
+// Unlike the reference, which reads the whole set every cycle (a cost per cycle that grows
+// with the data: ~9 s of server CPU per cycle at 1M executions), a cycle reads at most
+// `maxPerPartition` members per partition and the next cycle goes on from the SSCAN cursor
+// where it stopped: the cost per cycle is bounded, and a full pass takes as many cycles as
+// the partition needs (SSCAN still returns every member present for the whole pass).
 import { ExecKeys, PartitionKeys } from '../../generated/keys.js';
 import { sendCommand } from '../../runtime/classify.js';
 import { parseExecutionId, type ExecutionId, type LaneId } from '../../runtime/ids.js';
 import { replyText } from '../../runtime/reply.js';
 import type { Scanner } from '../runner.js';
-import { hmget, sscanAll } from '../scan.js';
+import { hmget, sscanPage, type IndexScanOptions } from '../scan.js';
 
 const RUNNABLE_INDEX: Readonly<Record<string, string>> = {
   eligible_now: 'eligible',
@@ -34,7 +40,9 @@ type IndexCheck =
   | { readonly state: 'unchecked' | 'indexed'; readonly laneId: LaneId }
   | { readonly state: 'missing'; readonly laneId: LaneId; readonly key: string; readonly phase: string; readonly eligibility: string | undefined };
 
-export function indexReconcilerScanner(): Scanner {
+export function indexReconcilerScanner(options: IndexScanOptions): Scanner {
+  /** Where each partition's pass stopped (absent: the next cycle starts a new pass). */
+  const cursors = new Map<number, string>();
   return {
     name: 'index_reconciler',
     family: 'flow',
@@ -52,9 +60,18 @@ export function indexReconcilerScanner(): Scanner {
         return indexed ? { state: 'indexed', laneId } : { state: 'missing', laneId, key, phase, eligibility };
       };
       const lanes = new Set<string>();
-      for await (const members of sscanAll(ctx, keys.allExecutions())) {
+      let cursor = cursors.get(partition) ?? '0';
+      let seen = 0;
+      do {
+        const page = await sscanPage(ctx, keys.allExecutions(), cursor, options.batchSize);
+        if (!page) {
+          cursor = '0';
+          break;
+        }
+        cursor = page.cursor;
+        seen += page.members.length;
         await Promise.all(
-          members.map(async (member) => {
+          page.members.map(async (member) => {
             try {
               const executionId = parseExecutionId(member);
               const first = await check(executionId);
@@ -77,7 +94,9 @@ export function indexReconcilerScanner(): Scanner {
             }
           }),
         );
-      }
+      } while (cursor !== '0' && seen < options.maxPerPartition && !ctx.stopping());
+      if (cursor === '0') cursors.delete(partition);
+      else cursors.set(partition, cursor);
       if (lanes.size > 0) await sendCommand(ctx.client.transport, 'SADD', [keys.lanes(), ...lanes]);
     },
   };
