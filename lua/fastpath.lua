@@ -6,6 +6,8 @@ local Fast = {}
 
 -- What a claim reads of a candidate, and its required capabilities.
 Fast.CANDIDATE_FIELDS = field_list({ Exec.CLAIM_FIELDS, { 'required_capabilities' } })
+-- The same with the two core fields the input gives (with_input): one HMGET for both.
+Fast.CANDIDATE_INPUT_FIELDS = field_list({ Fast.CANDIDATE_FIELDS, { 'execution_kind', 'flow_id' } })
 
 -- Parses the worker's capabilities of a claim of the next eligible execution (the guard has
 -- checked every other argument against the spec).
@@ -33,7 +35,8 @@ function Fast.exec_keys(tag, eid, K)
 end
 
 -- Claims the first claimable of the lane's first max_candidates eligible executions, or
--- returns nil. A refused candidate is left untouched, except that a capability miss stamps
+-- returns nil; else the reply fields and the core fields read (with the input's when
+-- A.with_input is '1'). A refused candidate is left untouched, except that a capability miss stamps
 -- last_capability_mismatch_at as the grant function does.
 function Fast.claim_head(K, A, now)
   local tag = tag_of(K.eligible)
@@ -41,7 +44,7 @@ function Fast.claim_head(K, A, now)
   for i = 1, #heads do
     local eid = heads[i]
     local EK = Fast.exec_keys(tag, eid, K)
-    local core = hmget_map(EK.core, Fast.CANDIDATE_FIELDS)
+    local core = hmget_map(EK.core, A.with_input == '1' and Fast.CANDIDATE_INPUT_FIELDS or Fast.CANDIDATE_FIELDS)
     -- A candidate filed under another lane than its own is left alone: its lane keys
     -- would not be the ones this call holds.
     if next(core) ~= nil and core_lane(core) == A.lane_id and not Exec.claim_refusal(core)
@@ -51,7 +54,7 @@ function Fast.claim_head(K, A, now)
       A.execution_id = eid
       local fields = Exec.start_attempt(EK, A, core, now, tag)
       table.insert(fields, 1, eid)
-      return fields
+      return fields, core
     end
   end
   return nil
@@ -59,9 +62,9 @@ end
 
 -- Extension (issue 16): what a worker gives the claimed execution's handler, read in the
 -- claiming call when asked (with_input), so the worker needs no second round trip per job.
--- Keys derived from the partition's hash tag, like the candidate's other keys.
-function Fast.append_input(fields, tag, eid)
-  local core = redis.call('HMGET', KEY.exec_core(tag, eid), 'execution_kind', 'flow_id')
+-- Keys derived from the partition's hash tag, like the candidate's other keys; `core` is
+-- what the claim read of the candidate (Fast.CANDIDATE_INPUT_FIELDS).
+function Fast.append_input(fields, tag, eid, core)
   local tags = redis.call('HGETALL', KEY.exec_tags(tag, eid))
   local tags_json = ''
   if #tags > 0 then
@@ -69,8 +72,8 @@ function Fast.append_input(fields, tag, eid)
     for i = 1, #tags, 2 do map[tags[i]] = tags[i + 1] end
     tags_json = cjson.encode(map)
   end
-  fields[#fields + 1] = core[1] or ''
-  fields[#fields + 1] = core[2] or ''
+  fields[#fields + 1] = core.execution_kind or ''
+  fields[#fields + 1] = core.flow_id or ''
   fields[#fields + 1] = redis.call('GET', KEY.exec_payload(tag, eid)) or ''
   fields[#fields + 1] = redis.call('GET', KEY.exec_policy(tag, eid)) or ''
   fields[#fields + 1] = tags_json
@@ -106,11 +109,11 @@ redis.register_function('ff_claim_next_eligible', guard('ff_claim_next_eligible'
   })
   if bad then return bad end
   -- write phase
-  local claimed = Fast.claim_head(K, A, server_now())
+  local claimed, claimed_core = Fast.claim_head(K, A, server_now())
   if not claimed then
     return ok('empty')
   end
-  if A.with_input == '1' then Fast.append_input(claimed, tag_of(K.eligible), claimed[1]) end
+  if A.with_input == '1' then Fast.append_input(claimed, tag_of(K.eligible), claimed[1], claimed_core) end
   return ok('claimed', unpack(claimed))
 end))
 
@@ -162,6 +165,7 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
     worker_capabilities_csv = A.worker_capabilities_csv,
     attempt_timeout_ms = A.attempt_timeout_ms,
     max_candidates = A.max_candidates,
+    with_input = A.with_input,
   }
   local bad = Fast.check_claim_args(next_claim)
   if bad then return bad end
@@ -177,10 +181,10 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
   end
   -- write phase
   Exec.finish_success(K, A, core, now)
-  local claimed = Fast.claim_head(K, next_claim, now)
+  local claimed, claimed_core = Fast.claim_head(K, next_claim, now)
   if not claimed then
     return ok('completed')
   end
-  if A.with_input == '1' then Fast.append_input(claimed, tag, claimed[1]) end
+  if A.with_input == '1' then Fast.append_input(claimed, tag, claimed[1], claimed_core) end
   return ok('claimed_next', unpack(claimed))
 end))
