@@ -91,16 +91,16 @@ export function suspendArgs(
  * claim the lane's head, then complete-and-claim-next until the partition's share of the
  * lane is empty. Returns how many executions it completed.
  */
-export async function fastWorker(client: FlowFabricClient, laneId: LaneId, worker: Worker, partition = soloPartition(laneId, client.partitions)): Promise<number> {
+export async function fastWorker(client: FlowFabricClient, laneId: LaneId, worker: Worker, partition = soloPartition(laneId, client.partitions), withInput = false): Promise<number> {
   const leaseTtlMs = 60_000;
   let done = 0;
-  let claim: ClaimNextEligibleResult | CompleteAndClaimNextResult = await claimNextEligible(client, { ...worker, laneId, partition, leaseId: newLeaseId(), attemptId: newAttemptId(), leaseTtlMs });
+  let claim: ClaimNextEligibleResult | CompleteAndClaimNextResult = await claimNextEligible(client, { ...worker, laneId, partition, leaseId: newLeaseId(), attemptId: newAttemptId(), leaseTtlMs, withInput });
   while (claim.status === 'claimed' || claim.status === 'claimed_next') {
     done += 1;
     const executionId: ExecutionId = claim.status === 'claimed' ? claim.executionId : claim.nextExecutionId;
     claim = await completeAndClaimNext(client, {
       executionId, laneId, ...worker, leaseId: claim.leaseId, leaseEpoch: claim.leaseEpoch, attemptId: claim.attemptId,
-      attemptIndex: claim.attemptIndex, nextLeaseId: newLeaseId(), nextAttemptId: newAttemptId(), leaseTtlMs,
+      attemptIndex: claim.attemptIndex, nextLeaseId: newLeaseId(), nextAttemptId: newAttemptId(), leaseTtlMs, withInput,
     });
   }
   return done;

@@ -76,6 +76,10 @@ async function main(): Promise<void> {
     const fastLane = parseLaneId(`phases-fast-${run}`);
     await createMany(client, Array.from({ length: n }, () => soloExecutionId(fastLane, p)), fastLane);
     await step(redis, 'fast path', async () => void (await fastWorker(client, fastLane, worker)), 'job');
+    // The same with the claimed execution's input answered in the call (what the Worker asks for).
+    const inputLane = parseLaneId(`phases-input-${run}`);
+    await createMany(client, Array.from({ length: n }, () => soloExecutionId(inputLane, p)), inputLane);
+    await step(redis, 'fast + input', async () => void (await fastWorker(client, inputLane, worker, undefined, true)), 'job');
     const cycleLane = parseLaneId(`phases-suspend-${run}`);
     const cycleIds = Array.from({ length: n }, randomExecutionId);
     await ensureSecrets(client, cycleIds);
