@@ -4,6 +4,7 @@
 // server µs) and FCALLs by function (the client's onCall hook), this process's CPU per job,
 // and the Worker's start-up time. Two rounds (the first warms the JIT).
 // Run: npx tsx bench/worker-breakdown.ts [n] [worker]   (`worker`: the Worker side only)
+//      CLAIM_PATH=admission …: the Worker on the admission path instead of the fast path
 //      PROFILE=<dir> …: also a CPU profile of this process per drain, <dir>/<side>.cpuprofile
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -86,7 +87,7 @@ try {
     let finish: () => void = () => undefined;
     const done = new Promise<void>((resolve) => (finish = resolve));
     const worker = new Worker({
-      client, lanes: lane, handler: async () => undefined, concurrency: CONCURRENCY, claimPath: 'fast',
+      client, lanes: lane, handler: async () => undefined, concurrency: CONCURRENCY, claimPath: process.env['CLAIM_PATH'] === 'admission' ? 'admission' : 'fast',
       partitions: laneHashPartitioner.partitionsOf(lane, client.partitions), installWaitpointSecrets: false,
     });
     worker.on('completed', () => { if (++completed === n) finish(); });
@@ -95,7 +96,7 @@ try {
     worker.once('claimed', () => (firstClaim = performance.now()));
     let startMs = 0;
     let t0 = 0;
-    await measure('Worker, fast path', redis, fcalls, async () => {
+    await measure(`Worker, ${process.env['CLAIM_PATH'] === 'admission' ? 'admission' : 'fast'} path`, redis, fcalls, async () => {
       t0 = performance.now();
       await worker.start();
       startMs = performance.now() - t0;
