@@ -29,8 +29,8 @@ describe('Worker lease renewal clock', () => {
       client,
       lanes: lane,
       concurrency: 20,
-      // A lease that lapses after 400 ms: each task holds it for ~900 ms, so only renewals keep it.
-      leaseTtlMs: 400,
+      // A lease that lapses after 600 ms: each task holds it for ~1 s, so only renewals keep it.
+      leaseTtlMs: 600,
       renewEveryMs: 100,
       installWaitpointSecrets: false,
       partitions: laneHashPartitioner.partitionsOf(lane, client.partitions),
@@ -48,14 +48,14 @@ describe('Worker lease renewal clock', () => {
     const ids: ExecutionId[] = [];
     for (let i = 0; i < 20; i++) ids.push((await submitExecution(client, { lane, kind: 'long', input: { i } })).executionId);
     await started;
-    await sleep(900);
+    await sleep(1000);
     // The renewal clock's one timer, at most: no timer per task (that was 20).
     expect(intervals.mock.calls.length).toBeLessThanOrEqual(1);
     intervals.mockRestore();
     release();
     const views = await Promise.all(ids.map((id) => waitForOutcome(client, id, { timeoutMs: 10_000 })));
     expect(views.every((v) => v.publicState === 'completed' && v.attempts === 1)).toBe(true);
-    // ~9 renewals per task in 900 ms; fewer than 5 per task would have let leases lapse.
+    // ~10 renewals per task in 1 s; fewer than 5 per task would have let leases lapse.
     expect(w.counters.renewals).toBeGreaterThanOrEqual(20 * 5);
     expect({ leaseLost: w.counters.leaseLost, completed: w.counters.completed }).toEqual({ leaseLost: 0, completed: 20 });
   });
