@@ -156,7 +156,11 @@ describe('engine and workers under faults', () => {
       // Everything is gone; the listener's reconnect runs boot again.
       const redis = env.redis();
       const deadline = Date.now() + 15_000;
-      while ((await redis.exists(GlobalKeys.configPartitions()).catch(() => 0)) === 0 && Date.now() < deadline) await sleep(100);
+      // Boot writes the partition config first, then the waitpoint secrets: wait for both.
+      const booted = async () =>
+        (await redis.exists(GlobalKeys.configPartitions()).catch(() => 0)) === 1 &&
+        Boolean(await redis.hget(PartitionKeys.forPartition(5).waitpointHmacSecrets(), 'current_kid').catch(() => null));
+      while (!(await booted()) && Date.now() < deadline) await sleep(100);
       expect(await redis.hgetall(GlobalKeys.configPartitions())).toMatchObject({ num_flow_partitions: '8' });
       expect(await redis.hget(PartitionKeys.forPartition(5).waitpointHmacSecrets(), 'current_kid')).toBeTruthy();
       const executions: ExecutionId[] = [];
