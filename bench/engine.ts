@@ -87,12 +87,14 @@ export function suspendArgs(
 }
 
 /**
- * One worker of the fast path on one partition of a lane (by default the solo lane's own):
- * claim the lane's head, then complete-and-claim-next until the partition's share of the
- * lane is empty. Returns how many executions it completed.
+ * One worker of the fast path on the solo lane's partition: claim the lane's head, then
+ * complete-and-claim-next until the lane is empty, asking each call for the claimed
+ * execution's input when `withInput` (as the Worker does). Returns how many it completed.
  */
-export async function fastWorker(client: FlowFabricClient, laneId: LaneId, worker: Worker, partition = soloPartition(laneId, client.partitions), withInput = false): Promise<number> {
+export async function fastWorker(client: FlowFabricClient, laneId: LaneId, worker: Worker, options: { readonly withInput?: boolean } = {}): Promise<number> {
   const leaseTtlMs = 60_000;
+  const partition = soloPartition(laneId, client.partitions);
+  const withInput = options.withInput ?? false;
   let done = 0;
   let claim: ClaimNextEligibleResult | CompleteAndClaimNextResult = await claimNextEligible(client, { ...worker, laneId, partition, leaseId: newLeaseId(), attemptId: newAttemptId(), leaseTtlMs, withInput });
   while (claim.status === 'claimed' || claim.status === 'claimed_next') {

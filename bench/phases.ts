@@ -79,7 +79,7 @@ async function main(): Promise<void> {
     // The same with the claimed execution's input answered in the call (what the Worker asks for).
     const inputLane = parseLaneId(`phases-input-${run}`);
     await createMany(client, Array.from({ length: n }, () => soloExecutionId(inputLane, p)), inputLane);
-    await step(redis, 'fast + input', async () => void (await fastWorker(client, inputLane, worker, undefined, true)), 'job');
+    await step(redis, 'fast + input', async () => void (await fastWorker(client, inputLane, worker, { withInput: true })), 'job');
     const cycleLane = parseLaneId(`phases-suspend-${run}`);
     const cycleIds = Array.from({ length: n }, randomExecutionId);
     await ensureSecrets(client, cycleIds);

@@ -20,6 +20,8 @@ import { benchWorker, createMany, fastWorker } from './engine.js';
 
 const n = Number(process.argv[2] ?? 20_000);
 const only = process.argv[3];
+/** CLAIM_PATH=admission: the Worker side on the admission path (default the fast path). */
+const claimPath = process.env['CLAIM_PATH'] === 'admission' ? 'admission' : 'fast';
 const CONCURRENCY = 16;
 
 type Stats = Map<string, { calls: number; usec: number }>;
@@ -87,7 +89,7 @@ try {
     let finish: () => void = () => undefined;
     const done = new Promise<void>((resolve) => (finish = resolve));
     const worker = new Worker({
-      client, lanes: lane, handler: async () => undefined, concurrency: CONCURRENCY, claimPath: process.env['CLAIM_PATH'] === 'admission' ? 'admission' : 'fast',
+      client, lanes: lane, handler: async () => undefined, concurrency: CONCURRENCY, claimPath,
       partitions: laneHashPartitioner.partitionsOf(lane, client.partitions), installWaitpointSecrets: false,
     });
     worker.on('completed', () => { if (++completed === n) finish(); });
@@ -96,7 +98,7 @@ try {
     worker.once('claimed', () => (firstClaim = performance.now()));
     let startMs = 0;
     let t0 = 0;
-    await measure(`Worker, ${process.env['CLAIM_PATH'] === 'admission' ? 'admission' : 'fast'} path`, redis, fcalls, async () => {
+    await measure(`Worker, ${claimPath} path`, redis, fcalls, async () => {
       t0 = performance.now();
       await worker.start();
       startMs = performance.now() - t0;

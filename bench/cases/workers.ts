@@ -57,7 +57,7 @@ function bareLoopSide(withInput: boolean): DrainSide {
       return measureDrain(ctx, async () => {
         await createMany(ctx.client, Array.from({ length: n }, () => soloExecutionId(laneId, ctx.client.partitions)), laneId);
         return async () => {
-          const done = await Promise.all(Array.from({ length: CONCURRENCY }, (_, i) => fastWorker(ctx.client, laneId, benchWorker(i), undefined, withInput)));
+          const done = await Promise.all(Array.from({ length: CONCURRENCY }, (_, i) => fastWorker(ctx.client, laneId, benchWorker(i), { withInput })));
           if (done.reduce((a, b) => a + b, 0) !== n) throw new Error('the bare loop missed executions');
         };
       });
