@@ -20,6 +20,7 @@ import { quotaReconcilerScanner } from './scanners/quota.js';
 import { retentionScanner, type RetentionOptions } from './scanners/retention.js';
 import { attemptTimeoutScanner, executionDeadlineScanner, pendingWaitpointExpiryScanner, suspensionTimeoutScanner } from './scanners/timeouts.js';
 import { unblockScanner } from './scanners/unblock.js';
+import type { IndexScanOptions } from './scan.js';
 
 /** The scanners, in the reference's start order (engine.md §1.5). */
 export const SCANNER_NAMES = [
@@ -80,6 +81,12 @@ export const DEFAULT_BATCH_SIZES: Readonly<Partial<Record<ScannerName, number>>>
  */
 const PAGES_PER_CYCLE: Readonly<Partial<Record<ScannerName, number>>> = { index_reconciler: 2 };
 
+/** How much of its index one scanner reads per page and per partition and cycle, with these options. */
+export function scanLimits(name: ScannerName, options: Pick<EngineOptions, 'batchSizes' | 'maxPerPartition'> = {}): IndexScanOptions {
+  const batchSize = Math.max(1, options.batchSizes?.[name] ?? DEFAULT_BATCH_SIZES[name] ?? 100);
+  return { batchSize, maxPerPartition: options.maxPerPartition ?? batchSize * (PAGES_PER_CYCLE[name] ?? 20) };
+}
+
 export interface EngineOptions {
   readonly client: FlowFabricClient;
   /** Lanes the lane-scoped scanners visit; default every lane in each partition's lane registry. */
@@ -137,8 +144,7 @@ export class Engine {
   constructor(private readonly options: EngineOptions) {
     this.log = createLogger(options.logLevel ?? 'info', options.logSink);
     const lanes = lanesOf(options.lanes);
-    const batch = (name: ScannerName) => Math.max(1, options.batchSizes?.[name] ?? DEFAULT_BATCH_SIZES[name] ?? 100);
-    const scan = (name: ScannerName) => ({ batchSize: batch(name), maxPerPartition: options.maxPerPartition ?? batch(name) * (PAGES_PER_CYCLE[name] ?? 20) });
+    const scan = (name: ScannerName) => scanLimits(name, options);
     const build: Record<ScannerName, () => Scanner> = {
       lease_expiry: () => leaseExpiryScanner(scan('lease_expiry')),
       delayed_promoter: () => delayedPromoterScanner(scan('delayed_promoter'), lanes),

@@ -25,6 +25,7 @@
 // is measured once per server, at the end, and reported in a row of its own.
 import { randomUUID } from 'node:crypto';
 import { Engine, SCANNER_NAMES, type ScannerName } from '../../engine/index.js';
+import { scanLimits } from '../../engine/engine.js';
 import { buildClaimExecution, buildCompleteExecution, parseClaimExecution, parseCompleteExecution } from '../../generated/execution.js';
 import { buildClaimNextEligible, parseClaimNextEligible } from '../../generated/fastpath.js';
 import { PartitionKeys } from '../../generated/keys.js';
@@ -38,8 +39,8 @@ import { median } from '../measure.js';
 import { RECOMMENDED_SETTINGS, usedMemory, withServers, type Dedicated } from '../servers.js';
 
 export const PARTITIONS = 256;
-/** The index reconciler's executions per partition and cycle at the engine's defaults (two SSCAN pages of 100). */
-const RECONCILER_SLICE = 200;
+/** The index reconciler's executions per partition and cycle at the engine's defaults. */
+const RECONCILER_SLICE = scanLimits('index_reconciler').maxPerPartition;
 const WORKER = benchWorker(0);
 
 /** An execution id on partition p: the growth case spreads its lane evenly by construction. */
