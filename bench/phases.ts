@@ -4,7 +4,8 @@
 // job) and the suspension cycle (one worker, five calls: suspend, signal, grant, resumed
 // claim, complete; reported per cycle). Prints server CPU µs per call (INFO cpu), or, with --callgrind, the instructions
 // the server ran per call — a figure that does not move with the machine's load. The
-// floor steps are case 7's command-only replay of create, grant, claim and complete. For that,
+// floor steps are case 7's command-only replay of create, grant, claim and complete, the fcall
+// steps its FCALL cost alone (a no-op function given the same KEYS and ARGV). For --callgrind,
 // run redis-server under `valgrind --tool=callgrind` and point REDIS_URL at it: the script
 // zeroes and reads the counters around each step with callgrind_control, and dumps a
 // profile of each step.
@@ -17,7 +18,7 @@ import { newAttemptId, newLeaseId, parseLaneId } from '../runtime/ids.js';
 import { soloExecutionId } from '../runtime/partition.js';
 import { startServer } from '../tools/local-server.js';
 import { randomExecutionId, serverCpuSeconds } from './context.js';
-import { FLOOR_PHASES, floorScript } from './cases/floor.js';
+import { FLOOR_PHASES, floorScript, lifecycleRequests, NOOP_LIBRARY } from './cases/floor.js';
 import { benchWorker, createMany, ensureSecrets, fastWorker, grantAndClaim, pipelined, suspendResumeComplete, type Held } from './engine.js';
 
 const argv = process.argv.slice(2);
@@ -73,6 +74,22 @@ async function main(): Promise<void> {
     );
     // Case 7's floor: the same four steps' Redis commands in one EVAL loop, no Lua logic, no per-call cost.
     for (const phase of FLOOR_PHASES) await step(redis, `floor ${phase}`, async () => void (await redis.eval(floorScript(phase, n, `floor-${run}-`), 0)));
+    // Case 7's FCALL cost alone: a no-op function given each step's KEYS and ARGV, pipelined as the
+    // steps above. Contract − floor − this is what the Lua logic of the four calls costs.
+    await redis.call('FUNCTION', 'LOAD', 'REPLACE', NOOP_LIBRARY);
+    try {
+      for (const [phase, request] of Object.entries(lifecycleRequests(client, laneId))) {
+        await step(redis, `fcall ${phase}`, async () => {
+          for (let start = 0; start < n; start += 1_000) {
+            const batch = redis.pipeline();
+            for (let i = start; i < Math.min(n, start + 1_000); i++) batch.call('FCALL', 'ffbench_noop', request.keys.length, ...request.keys, ...request.argv);
+            await batch.exec();
+          }
+        });
+      }
+    } finally {
+      await redis.call('FUNCTION', 'DELETE', 'ffbench_noop');
+    }
     const fastLane = parseLaneId(`phases-fast-${run}`);
     await createMany(client, Array.from({ length: n }, () => soloExecutionId(fastLane, p)), fastLane);
     await step(redis, 'fast path', async () => void (await fastWorker(client, fastLane, worker)), 'job');

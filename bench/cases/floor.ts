@@ -4,7 +4,7 @@
 // the server CPU that no implementation of this data model can go below.
 import { buildClaimExecution, buildCompleteExecution, buildCreateExecution, parseClaimExecution, parseCompleteExecution, parseCreateExecution } from '../../generated/execution.js';
 import { buildIssueClaimGrant, parseIssueClaimGrant } from '../../generated/scheduling.js';
-import { call } from '../../runtime/client.js';
+import { call, type FlowFabricClient } from '../../runtime/client.js';
 import { newAttemptId, newLeaseId, type LaneId } from '../../runtime/ids.js';
 import type { FcallRequest } from '../../runtime/transport.js';
 import { median, rounds } from '../measure.js';
@@ -69,14 +69,14 @@ export const FLOOR_PHASES: readonly string[] = Object.keys(PHASES);
  * FCALL itself costs for a given KEYS and ARGV (parsing, building the KEYS/ARGV tables,
  * the call, the reply), with no command and no logic. Deleted again after the case.
  */
-const NOOP_LIBRARY = "#!lua name=ffbench_noop\nredis.register_function('ffbench_noop', function() return { 1, 'OK' } end)";
+export const NOOP_LIBRARY = "#!lua name=ffbench_noop\nredis.register_function('ffbench_noop', function() return { 1, 'OK' } end)";
 
 /** The four calls of one execution as the generated builders make them (real id and key lengths). */
-function lifecycleRequests(ctx: Context, laneId: LaneId): Record<string, FcallRequest> {
+export function lifecycleRequests(client: FlowFabricClient, laneId: LaneId): Record<string, FcallRequest> {
   const executionId = randomExecutionId();
   const worker = { workerId: 'bench-worker', workerInstanceId: 'bench-worker-0' };
   const lease = { leaseId: newLeaseId(), attemptId: newAttemptId() };
-  const p = ctx.client.partitions;
+  const p = client.partitions;
   return {
     create: buildCreateExecution({ executionId, laneId, namespace: 'bench', executionKind: 'bench' }, p),
     grant: buildIssueClaimGrant({ executionId, laneId, ...worker, grantTtlMs: 10_000 }, p),
@@ -161,7 +161,7 @@ export const floor: Case = {
     await ctx.redis.call('FUNCTION', 'LOAD', 'REPLACE', NOOP_LIBRARY);
     let overhead: Record<string, number>[];
     try {
-      const requests = lifecycleRequests(ctx, benchLane(ctx, 'noop'));
+      const requests = lifecycleRequests(ctx.client, benchLane(ctx, 'noop'));
       overhead = await rounds(ctx.plan, () => callOverhead(ctx, requests, n));
     } finally {
       await ctx.redis.call('FUNCTION', 'DELETE', 'ffbench_noop');
