@@ -402,10 +402,10 @@ function Exec.start_attempt(K, A, core, now, tag)
   if A.execution_deadline_at ~= nil and A.execution_deadline_at ~= 0 then
     redis.call('ZADD', K.execution_deadline, A.execution_deadline_at, A.execution_id)
   end
-  history_add(K.lease_history, {
-    'event', 'acquired', 'lease_id', A.lease_id, 'lease_epoch', epoch_s, 'attempt_id', A.attempt_id,
-    'attempt_index', index_s, 'worker_id', A.worker_id, 'ts', now_s,
-  })
+  -- The claim's history entry goes straight to XADD (as history_add would write it, without
+  -- its list): this runs on every claim and every fast-path job.
+  redis.call('XADD', K.lease_history, 'MAXLEN', '~', '1000', '*', 'event', 'acquired', 'lease_id', A.lease_id or '',
+    'lease_epoch', epoch_s, 'attempt_id', A.attempt_id or '', 'attempt_index', index_s, 'worker_id', A.worker_id or '', 'ts', now_s)
   return { A.lease_id, epoch_s, expires_s, A.attempt_id, index_s, attempt_type }
 end
 
@@ -499,10 +499,8 @@ function Exec.finish_success(K, A, core, now)
   redis.call('ZREM', K.attempt_timeout, A.execution_id)
   redis.call('ZREM', K.execution_deadline, A.execution_id)
   redis.call('DEL', K.lease_current)
-  history_add(K.lease_history, {
-    'event', 'released', 'lease_id', A.lease_id, 'lease_epoch', A.lease_epoch,
-    'attempt_index', core.current_attempt_index, 'reason', 'completed', 'ts', now_s,
-  })
+  redis.call('XADD', K.lease_history, 'MAXLEN', '~', '1000', '*', 'event', 'released', 'lease_id', A.lease_id or '',
+    'lease_epoch', A.lease_epoch or '', 'attempt_index', core.current_attempt_index or '', 'reason', 'completed', 'ts', now_s)
   publish_completion(core, A.execution_id, 'success')
 end
 
