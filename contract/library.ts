@@ -3315,7 +3315,7 @@ end
 -- history entry. K: core, attempts, lease_current, lease_history, eligible, lease_expiry,
 -- worker_leases, active, attempt_timeout, execution_deadline. A: the claim's validated
 -- arguments. core: Exec.CLAIM_FIELDS of the execution. tag: the partition's hash tag.
--- Returns the claim's reply fields.
+-- Returns the claim's six reply fields as values (no table: callers put them in their reply).
 function Exec.start_attempt(K, A, core, now, tag)
   local epoch = (parse_number(core.current_lease_epoch) or 0) + 1
   local expires_at = now + A.lease_ttl_ms
@@ -3401,7 +3401,7 @@ function Exec.start_attempt(K, A, core, now, tag)
   -- its list): this runs on every claim and every fast-path job.
   redis.call('XADD', K.lease_history, 'MAXLEN', '~', '1000', '*', 'event', 'acquired', 'lease_id', A.lease_id or '',
     'lease_epoch', epoch_s, 'attempt_id', A.attempt_id or '', 'attempt_index', index_s, 'worker_id', A.worker_id or '', 'ts', now_s)
-  return { A.lease_id, epoch_s, expires_s, A.attempt_id, index_s, attempt_type }
+  return A.lease_id, epoch_s, expires_s, A.attempt_id, index_s, attempt_type
 end
 
 redis.register_function('ff_claim_execution', guard('ff_claim_execution', function(keys, args)
@@ -3459,7 +3459,7 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
 
   -- write phase
   redis.call('DEL', K.claim_grant)
-  return ok(unpack(Exec.start_attempt(K, A, core, now, tag)))
+  return ok(Exec.start_attempt(K, A, core, now, tag))
 end))
 
 -- Ends the lease holder's attempt successfully (the effects of a complete, execution.md
@@ -7576,9 +7576,10 @@ function Fast.exec_keys(tag, eid, K)
 end
 
 -- Claims the first claimable of the lane's first max_candidates eligible executions, or
--- returns nil; else the reply fields and the core fields read (with the input's when
--- A.with_input is '1'). A refused candidate is left untouched, except that a capability miss stamps
--- last_capability_mismatch_at as the grant function does.
+-- returns nil; else the core fields read (with the input's when A.with_input is '1'), the
+-- execution id and the claim's six reply fields, as values. A refused candidate is left
+-- untouched, except that a capability miss stamps last_capability_mismatch_at as the grant
+-- function does.
 function Fast.claim_head(K, A, now)
   local tag = tag_of(K.eligible)
   local heads = redis.call('ZRANGE', K.eligible, 0, A.max_candidates - 1)
@@ -7593,9 +7594,7 @@ function Fast.claim_head(K, A, now)
       and not Sched.match_caps(EK.core, core, A.worker_capabilities_csv, now) then
       -- The claim's arguments are A's, for this execution (A is not read again after).
       A.execution_id = eid
-      local fields = Exec.start_attempt(EK, A, core, now, tag)
-      table.insert(fields, 1, eid)
-      return fields, core
+      return core, eid, Exec.start_attempt(EK, A, core, now, tag)
     end
   end
   return nil
@@ -7604,8 +7603,9 @@ end
 -- Extension (issue 16): what a worker gives the claimed execution's handler, read in the
 -- claiming call when asked (with_input), so the worker needs no second round trip per job.
 -- Keys derived from the partition's hash tag, like the candidate's other keys; \`core\` is
--- what the claim read of the candidate (Fast.CANDIDATE_INPUT_FIELDS).
-function Fast.append_input(fields, tag, eid, core)
+-- what the claim read of the candidate (Fast.CANDIDATE_INPUT_FIELDS). Returns the five input
+-- reply fields as values: kind, flow, payload, policy, tags.
+function Fast.input(tag, eid, core)
   local tags = redis.call('HGETALL', KEY.exec_tags(tag, eid))
   local tags_json = ''
   if #tags > 0 then
@@ -7613,12 +7613,18 @@ function Fast.append_input(fields, tag, eid, core)
     for i = 1, #tags, 2 do map[tags[i]] = tags[i + 1] end
     tags_json = cjson.encode(map)
   end
-  fields[#fields + 1] = core.execution_kind or ''
-  fields[#fields + 1] = core.flow_id or ''
-  fields[#fields + 1] = redis.call('GET', KEY.exec_payload(tag, eid)) or ''
-  fields[#fields + 1] = redis.call('GET', KEY.exec_policy(tag, eid)) or ''
-  fields[#fields + 1] = tags_json
-  return fields
+  local payload = redis.call('GET', KEY.exec_payload(tag, eid)) or ''
+  local policy = redis.call('GET', KEY.exec_policy(tag, eid)) or ''
+  return core.execution_kind or '', core.flow_id or '', payload, policy, tags_json
+end
+
+-- The reply of a fast-path claim: status, the claimed execution and its claim fields, and
+-- with_input its input fields; one table, built once.
+function Fast.claimed_reply(status, A, tag, core, eid, lease_id, epoch, expires, attempt_id, index, attempt_type)
+  if A.with_input == '1' then
+    return ok(status, eid, lease_id, epoch, expires, attempt_id, index, attempt_type, Fast.input(tag, eid, core))
+  end
+  return ok(status, eid, lease_id, epoch, expires, attempt_id, index, attempt_type)
 end
 
 redis.register_function('ff_claim_next_eligible', guard('ff_claim_next_eligible', function(keys, args)
@@ -7645,17 +7651,17 @@ redis.register_function('ff_claim_next_eligible', guard('ff_claim_next_eligible'
   }
   local bad = Fast.check_claim_args(A)
   if bad then return bad end
+  local tag = tag_of(K.eligible)
   bad = check_keys('ff_claim_next_eligible', keys, {
-    tag = tag_of(K.eligible), lane_id = A.lane_id, worker_instance_id = A.worker_instance_id,
+    tag = tag, lane_id = A.lane_id, worker_instance_id = A.worker_instance_id,
   })
   if bad then return bad end
   -- write phase
-  local claimed, claimed_core = Fast.claim_head(K, A, server_now())
-  if not claimed then
+  local core, eid, lease_id, epoch, expires, attempt_id, index, attempt_type = Fast.claim_head(K, A, server_now())
+  if not core then
     return ok('empty')
   end
-  if A.with_input == '1' then Fast.append_input(claimed, tag_of(K.eligible), claimed[1], claimed_core) end
-  return ok('claimed', unpack(claimed))
+  return Fast.claimed_reply('claimed', A, tag, core, eid, lease_id, epoch, expires, attempt_id, index, attempt_type)
 end))
 
 redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_claim_next', function(keys, args)
@@ -7722,11 +7728,10 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
   end
   -- write phase
   Exec.finish_success(K, A, core, now)
-  local claimed, claimed_core = Fast.claim_head(K, next_claim, now)
+  local claimed, eid, lease_id, epoch, expires, attempt_id, index, attempt_type = Fast.claim_head(K, next_claim, now)
   if not claimed then
     return ok('completed')
   end
-  if A.with_input == '1' then Fast.append_input(claimed, tag, claimed[1], claimed_core) end
-  return ok('claimed_next', unpack(claimed))
+  return Fast.claimed_reply('claimed_next', A, tag, claimed, eid, lease_id, epoch, expires, attempt_id, index, attempt_type)
 end))
 `;

@@ -320,7 +320,7 @@ end
 -- history entry. K: core, attempts, lease_current, lease_history, eligible, lease_expiry,
 -- worker_leases, active, attempt_timeout, execution_deadline. A: the claim's validated
 -- arguments. core: Exec.CLAIM_FIELDS of the execution. tag: the partition's hash tag.
--- Returns the claim's reply fields.
+-- Returns the claim's six reply fields as values (no table: callers put them in their reply).
 function Exec.start_attempt(K, A, core, now, tag)
   local epoch = (parse_number(core.current_lease_epoch) or 0) + 1
   local expires_at = now + A.lease_ttl_ms
@@ -406,7 +406,7 @@ function Exec.start_attempt(K, A, core, now, tag)
   -- its list): this runs on every claim and every fast-path job.
   redis.call('XADD', K.lease_history, 'MAXLEN', '~', '1000', '*', 'event', 'acquired', 'lease_id', A.lease_id or '',
     'lease_epoch', epoch_s, 'attempt_id', A.attempt_id or '', 'attempt_index', index_s, 'worker_id', A.worker_id or '', 'ts', now_s)
-  return { A.lease_id, epoch_s, expires_s, A.attempt_id, index_s, attempt_type }
+  return A.lease_id, epoch_s, expires_s, A.attempt_id, index_s, attempt_type
 end
 
 redis.register_function('ff_claim_execution', guard('ff_claim_execution', function(keys, args)
@@ -464,7 +464,7 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
 
   -- write phase
   redis.call('DEL', K.claim_grant)
-  return ok(unpack(Exec.start_attempt(K, A, core, now, tag)))
+  return ok(Exec.start_attempt(K, A, core, now, tag))
 end))
 
 -- Ends the lease holder's attempt successfully (the effects of a complete, execution.md
