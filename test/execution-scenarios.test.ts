@@ -15,6 +15,11 @@ import { newExecutionId, uniqueLane } from './support/ids.js';
 import { checkExecutionInvariants } from './support/invariants.js';
 import { claim, createClaimed, createWaiting } from './support/lifecycle.js';
 
+/** The fields every claim writes first in a new attempt's record, in order. */
+const ATTEMPT_COMMON_FIELDS = [
+  'attempt_id', 'execution_id', 'attempt_index', 'attempt_state', 'created_at', 'started_at', 'lease_id', 'lease_epoch', 'worker_id', 'worker_instance_id',
+];
+
 describe('fail with retry → delayed → promote → claim the retry attempt', () => {
   const { client, redis } = useServer();
 
@@ -36,6 +41,9 @@ describe('fail with retry → delayed → promote → claim the retry attempt', 
     expect(second.claim).toMatchObject({ attemptIndex: 1, attemptType: 'retry', leaseEpoch: 2 });
     const exec = new ExecKeys(c.executionId);
     expect(await redis.hgetall(exec.attemptHash(1))).toMatchObject({ attempt_type: 'retry', retry_reason: 'timeout talking to upstream', previous_attempt_index: '0', attempt_state: 'started' });
+    // The record's layout (HGETALL order): the common fields, where the retry comes from, its type last.
+    expect(Object.keys(await redis.hgetall(exec.attemptHash(1)))).toEqual([...ATTEMPT_COMMON_FIELDS, 'retry_reason', 'previous_attempt_index', 'attempt_type']);
+    expect(Object.keys(await redis.hgetall(exec.attemptHash(0)))).toEqual(expect.arrayContaining([...ATTEMPT_COMMON_FIELDS, 'attempt_type']));
     expect(await redis.hget(exec.attemptHash(0), 'attempt_state')).toBe('ended_failure');
     expect(await core(redis, c.executionId)).toMatchObject({ retry_count: '1', pending_retry_reason: '', pending_previous_attempt_index: '', current_attempt_index: '1', total_attempt_count: '2', started_at: firstStart });
 

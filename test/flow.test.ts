@@ -718,6 +718,13 @@ describe('ff_replay_execution', () => {
     expect(history.at(-1)![1]).toEqual(['event', 'replay_initiated', 'replay_count', '1', 'replay_type', 'normal', 'ts', core.last_transition_at]);
     const again = await claim(client, { executionId, laneId }, { attemptIndex: 1 });
     expect(again.claim).toMatchObject({ attemptIndex: 1, attemptType: 'replay' });
+    // The replay attempt's record: the common fields, where the replay comes from, its type last (HGETALL order).
+    const attempt = await redis.hgetall(exec.attemptHash(1));
+    expect(Object.keys(attempt)).toEqual([
+      'attempt_id', 'execution_id', 'attempt_index', 'attempt_state', 'created_at', 'started_at', 'lease_id', 'lease_epoch', 'worker_id', 'worker_instance_id',
+      'replay_reason', 'replay_requested_by', 'replayed_from_attempt_index', 'attempt_type',
+    ]);
+    expect(attempt).toMatchObject({ attempt_type: 'replay', attempt_state: 'started' });
   });
 
   it('refuses a missing or non-terminal execution', async () => {
