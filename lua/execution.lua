@@ -315,6 +315,25 @@ function Exec.with_pending_cleared(core, now_s, list)
   return list
 end
 
+-- The attempt a claim starts, by the execution's attempt_state (anything else: 'initial').
+Exec.ATTEMPT_TYPES = { pending_retry_attempt = 'retry', pending_replay_attempt = 'replay' }
+
+-- The last fields of a new attempt's record, as values: where a retry or replay comes from,
+-- then attempt_type. Values, not a list: they end the attempt's HSET arguments.
+function Exec.attempt_origin(core, attempt_type)
+  if attempt_type == 'retry' then
+    return 'retry_reason', core.pending_retry_reason or '',
+      'previous_attempt_index', core.pending_previous_attempt_index or '',
+      'attempt_type', attempt_type
+  elseif attempt_type == 'replay' then
+    return 'replay_reason', core.pending_replay_reason or '',
+      'replay_requested_by', core.pending_replay_requested_by or '',
+      'replayed_from_attempt_index', core.pending_previous_attempt_index or '',
+      'attempt_type', attempt_type
+  end
+  return 'attempt_type', attempt_type
+end
+
 -- Starts a new attempt under a new lease (the effects of a claim, execution.md §3.2): the
 -- attempt, usage and policy records, the lease, the state vector, the indexes and the
 -- history entry. K: core, attempts, lease_current, lease_history, eligible, lease_expiry,
@@ -330,10 +349,9 @@ function Exec.start_attempt(K, A, core, now, tag)
   -- (as %.14g) at every place it is passed.
   local now_s, expires_s, renewal_s = num_text(now), num_text(expires_at), num_text(renewal_deadline)
   local epoch_s, index_s = num_text(epoch), num_text(index)
-  local attempt_type = 'initial'
+  local attempt_type = Exec.ATTEMPT_TYPES[core.attempt_state] or 'initial'
   local attempt_hash = KEY.exec_attempt_hash(tag, A.execution_id, index_s)
-  local attempt = {
-    'HSET', attempt_hash,
+  redis.call('HSET', attempt_hash,
     'attempt_id', A.attempt_id,
     'execution_id', A.execution_id,
     'attempt_index', index_s,
@@ -344,25 +362,7 @@ function Exec.start_attempt(K, A, core, now, tag)
     'lease_epoch', epoch_s,
     'worker_id', A.worker_id,
     'worker_instance_id', A.worker_instance_id,
-  }
-  if core.attempt_state == 'pending_retry_attempt' then
-    attempt_type = 'retry'
-    attempt[#attempt + 1] = 'retry_reason'
-    attempt[#attempt + 1] = core.pending_retry_reason or ''
-    attempt[#attempt + 1] = 'previous_attempt_index'
-    attempt[#attempt + 1] = core.pending_previous_attempt_index or ''
-  elseif core.attempt_state == 'pending_replay_attempt' then
-    attempt_type = 'replay'
-    attempt[#attempt + 1] = 'replay_reason'
-    attempt[#attempt + 1] = core.pending_replay_reason or ''
-    attempt[#attempt + 1] = 'replay_requested_by'
-    attempt[#attempt + 1] = core.pending_replay_requested_by or ''
-    attempt[#attempt + 1] = 'replayed_from_attempt_index'
-    attempt[#attempt + 1] = core.pending_previous_attempt_index or ''
-  end
-  attempt[#attempt + 1] = 'attempt_type'
-  attempt[#attempt + 1] = attempt_type
-  redis.call(unpack(attempt))
+    Exec.attempt_origin(core, attempt_type))
   redis.call('ZADD', K.attempts, now_s, index_s)
   redis.call('HSET', attempt_hash .. ':usage', 'last_usage_report_seq', '0')
   local policy = A.attempt_policy
