@@ -2645,20 +2645,27 @@ local STATE_FIELDS = {
   'attempt_state', 'public_state',
 }
 
+-- A transition to a whole state vector v (every dimension set, as Exec.CLAIMED), stamping
+-- last_transition_at, with extra fields given as values (field, value, …; none nil): the
+-- hot paths' HSET, with no list built. The field order is the record's layout when create
+-- writes it. Numbers are passed as they are: the server writes an integer as its plain
+-- digits (Redis 7.0 with %.17g, below 1e17; 7.2+ and Valkey as an integer), which is what
+-- to_text gives. Hot callers pass text all the same: 7.0's %.17g costs more than to_text.
+local function write_full_state(core_key, now, v, ...)
+  redis.call('HSET', core_key, 'blocking_detail', v.blocking_detail or '', 'last_mutation_at', now,
+    'lifecycle_phase', v.lifecycle_phase, 'ownership_state', v.ownership_state,
+    'eligibility_state', v.eligibility_state, 'blocking_reason', v.blocking_reason,
+    'terminal_outcome', v.terminal_outcome, 'attempt_state', v.attempt_state,
+    'public_state', v.public_state, 'last_transition_at', now, ...)
+end
+
 local function write_state(core_key, now, v, extra, transition)
   -- This HSET runs on every transition. The usual shape (the whole vector, a transition,
   -- extra fields as a flat list) goes straight onto the call's argument stack: no command
-  -- table is built and grown. The field order is the record's layout when create writes it.
-  -- Numbers in the list are passed as they are: the server writes an integer as its plain
-  -- digits (Redis 7.0 with %.17g, below 1e17; 7.2+ and Valkey as an integer), which is what
-  -- to_text gives. Hot callers pass text all the same: 7.0's %.17g costs more than to_text.
+  -- table is built and grown.
   if transition ~= false and (extra == nil or extra[1] ~= nil) and v.lifecycle_phase and v.ownership_state
     and v.eligibility_state and v.blocking_reason and v.terminal_outcome and v.attempt_state and v.public_state then
-    redis.call('HSET', core_key, 'blocking_detail', v.blocking_detail or '', 'last_mutation_at', now,
-      'lifecycle_phase', v.lifecycle_phase, 'ownership_state', v.ownership_state,
-      'eligibility_state', v.eligibility_state, 'blocking_reason', v.blocking_reason,
-      'terminal_outcome', v.terminal_outcome, 'attempt_state', v.attempt_state,
-      'public_state', v.public_state, 'last_transition_at', now, unpack(extra or {}))
+    write_full_state(core_key, now, v, unpack(extra or {}))
     return
   end
   -- Otherwise (a dimension left nil in v is not written: promotion keeps attempt_state;
@@ -3294,9 +3301,20 @@ function Exec.claim_refusal(core)
   return nil
 end
 
--- Appends to a claim's flat list of writes started_at (kept once set) and the cleared
--- pending_* fields, leaving out those that already hold that value: each field written is
--- a search through the fifty-field record. core: Exec.CLAIM_FIELDS of the execution.
+-- A claim's writes of started_at (kept once set) and the cleared pending_* fields, as values
+-- (field, value, …), leaving out those that already hold that value: each field written is
+-- a search through the fifty-field record. core: Exec.CLAIM_FIELDS of the execution. The
+-- usual claim has nothing pending: no list is built for it.
+function Exec.pending_cleared(core, now_s)
+  if core.pending_retry_reason == '' and core.pending_replay_reason == ''
+    and core.pending_replay_requested_by == '' and core.pending_previous_attempt_index == '' then
+    if is_set(core.started_at) then return end
+    return 'started_at', now_s
+  end
+  return unpack(Exec.with_pending_cleared(core, now_s, {}))
+end
+
+-- The same appended to a flat list.
 function Exec.with_pending_cleared(core, now_s, list)
   if not is_set(core.started_at) then
     list[#list + 1], list[#list + 2] = 'started_at', now_s
@@ -3372,7 +3390,7 @@ function Exec.start_attempt(K, A, core, now, tag)
     'acquired_at', now_s, 'expires_at', expires_s, 'last_renewed_at', now_s,
     'renewal_deadline', renewal_s)
 
-  write_state(K.core, now_s, Exec.CLAIMED, Exec.with_pending_cleared(core, now_s, {
+  write_full_state(K.core, now_s, Exec.CLAIMED,
     'current_attempt_index', index_s,
     'total_attempt_count', num_text(index + 1),
     'current_attempt_id', A.attempt_id or '',
@@ -3385,7 +3403,7 @@ function Exec.start_attempt(K, A, core, now, tag)
     'lease_last_renewed_at', now_s,
     'lease_expires_at', expires_s,
     'lease_renewal_deadline', renewal_s,
-  }))
+    Exec.pending_cleared(core, now_s))
 
   redis.call('ZREM', K.eligible, A.execution_id)
   redis.call('ZADD', K.lease_expiry, expires_s, A.execution_id)
@@ -3475,7 +3493,7 @@ function Exec.finish_success(K, A, core, now)
   if is_set(A.result_payload) then
     redis.call('SET', K.result, A.result_payload)
   end
-  write_state(K.core, now_s, Exec.COMPLETED, {
+  write_full_state(K.core, now_s, Exec.COMPLETED,
     'completed_at', now_s,
     'current_lease_id', '',
     'current_worker_id', '',
@@ -3485,8 +3503,7 @@ function Exec.finish_success(K, A, core, now)
     'lease_renewal_deadline', '',
     'lease_expired_at', '',
     'lease_revoked_at', '',
-    'lease_revoke_reason', '',
-  })
+    'lease_revoke_reason', '')
   redis.call('ZREM', K.lease_expiry, A.execution_id)
   redis.call('SREM', K.worker_leases, A.execution_id)
   redis.call('ZADD', K.terminal, now_s, A.execution_id)
@@ -7558,21 +7575,24 @@ function Fast.check_claim_args(A)
   return nil
 end
 
--- The keys of one execution on the partition of \`tag\` (patterns of spec/keys.yaml \`exec\`).
+-- The keys of one execution on the partition of \`tag\` (patterns of spec/keys.yaml \`exec\`),
+-- in one table that every candidate and call fills again: a function runs alone, and
+-- nothing keeps the table past the candidate it was filled for.
+Fast.EK = {}
 function Fast.exec_keys(tag, eid, K)
-  return {
-    core = KEY.exec_core(tag, eid),
-    claim_grant = KEY.exec_claim_grant(tag, eid),
-    attempts = KEY.exec_attempts(tag, eid),
-    lease_current = KEY.exec_lease_current(tag, eid),
-    lease_history = KEY.exec_lease_history(tag, eid),
-    eligible = K.eligible,
-    lease_expiry = K.lease_expiry,
-    worker_leases = K.worker_leases,
-    active = K.active,
-    attempt_timeout = K.attempt_timeout,
-    execution_deadline = K.execution_deadline,
-  }
+  local EK = Fast.EK
+  EK.core = KEY.exec_core(tag, eid)
+  EK.claim_grant = KEY.exec_claim_grant(tag, eid)
+  EK.attempts = KEY.exec_attempts(tag, eid)
+  EK.lease_current = KEY.exec_lease_current(tag, eid)
+  EK.lease_history = KEY.exec_lease_history(tag, eid)
+  EK.eligible = K.eligible
+  EK.lease_expiry = K.lease_expiry
+  EK.worker_leases = K.worker_leases
+  EK.active = K.active
+  EK.attempt_timeout = K.attempt_timeout
+  EK.execution_deadline = K.execution_deadline
+  return EK
 end
 
 -- Claims the first claimable of the lane's first max_candidates eligible executions, or

@@ -299,9 +299,20 @@ function Exec.claim_refusal(core)
   return nil
 end
 
--- Appends to a claim's flat list of writes started_at (kept once set) and the cleared
--- pending_* fields, leaving out those that already hold that value: each field written is
--- a search through the fifty-field record. core: Exec.CLAIM_FIELDS of the execution.
+-- A claim's writes of started_at (kept once set) and the cleared pending_* fields, as values
+-- (field, value, …), leaving out those that already hold that value: each field written is
+-- a search through the fifty-field record. core: Exec.CLAIM_FIELDS of the execution. The
+-- usual claim has nothing pending: no list is built for it.
+function Exec.pending_cleared(core, now_s)
+  if core.pending_retry_reason == '' and core.pending_replay_reason == ''
+    and core.pending_replay_requested_by == '' and core.pending_previous_attempt_index == '' then
+    if is_set(core.started_at) then return end
+    return 'started_at', now_s
+  end
+  return unpack(Exec.with_pending_cleared(core, now_s, {}))
+end
+
+-- The same appended to a flat list.
 function Exec.with_pending_cleared(core, now_s, list)
   if not is_set(core.started_at) then
     list[#list + 1], list[#list + 2] = 'started_at', now_s
@@ -377,7 +388,7 @@ function Exec.start_attempt(K, A, core, now, tag)
     'acquired_at', now_s, 'expires_at', expires_s, 'last_renewed_at', now_s,
     'renewal_deadline', renewal_s)
 
-  write_state(K.core, now_s, Exec.CLAIMED, Exec.with_pending_cleared(core, now_s, {
+  write_full_state(K.core, now_s, Exec.CLAIMED,
     'current_attempt_index', index_s,
     'total_attempt_count', num_text(index + 1),
     'current_attempt_id', A.attempt_id or '',
@@ -390,7 +401,7 @@ function Exec.start_attempt(K, A, core, now, tag)
     'lease_last_renewed_at', now_s,
     'lease_expires_at', expires_s,
     'lease_renewal_deadline', renewal_s,
-  }))
+    Exec.pending_cleared(core, now_s))
 
   redis.call('ZREM', K.eligible, A.execution_id)
   redis.call('ZADD', K.lease_expiry, expires_s, A.execution_id)
@@ -480,7 +491,7 @@ function Exec.finish_success(K, A, core, now)
   if is_set(A.result_payload) then
     redis.call('SET', K.result, A.result_payload)
   end
-  write_state(K.core, now_s, Exec.COMPLETED, {
+  write_full_state(K.core, now_s, Exec.COMPLETED,
     'completed_at', now_s,
     'current_lease_id', '',
     'current_worker_id', '',
@@ -490,8 +501,7 @@ function Exec.finish_success(K, A, core, now)
     'lease_renewal_deadline', '',
     'lease_expired_at', '',
     'lease_revoked_at', '',
-    'lease_revoke_reason', '',
-  })
+    'lease_revoke_reason', '')
   redis.call('ZREM', K.lease_expiry, A.execution_id)
   redis.call('SREM', K.worker_leases, A.execution_id)
   redis.call('ZADD', K.terminal, now_s, A.execution_id)

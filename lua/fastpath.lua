@@ -17,21 +17,24 @@ function Fast.check_claim_args(A)
   return nil
 end
 
--- The keys of one execution on the partition of `tag` (patterns of spec/keys.yaml `exec`).
+-- The keys of one execution on the partition of `tag` (patterns of spec/keys.yaml `exec`),
+-- in one table that every candidate and call fills again: a function runs alone, and
+-- nothing keeps the table past the candidate it was filled for.
+Fast.EK = {}
 function Fast.exec_keys(tag, eid, K)
-  return {
-    core = KEY.exec_core(tag, eid),
-    claim_grant = KEY.exec_claim_grant(tag, eid),
-    attempts = KEY.exec_attempts(tag, eid),
-    lease_current = KEY.exec_lease_current(tag, eid),
-    lease_history = KEY.exec_lease_history(tag, eid),
-    eligible = K.eligible,
-    lease_expiry = K.lease_expiry,
-    worker_leases = K.worker_leases,
-    active = K.active,
-    attempt_timeout = K.attempt_timeout,
-    execution_deadline = K.execution_deadline,
-  }
+  local EK = Fast.EK
+  EK.core = KEY.exec_core(tag, eid)
+  EK.claim_grant = KEY.exec_claim_grant(tag, eid)
+  EK.attempts = KEY.exec_attempts(tag, eid)
+  EK.lease_current = KEY.exec_lease_current(tag, eid)
+  EK.lease_history = KEY.exec_lease_history(tag, eid)
+  EK.eligible = K.eligible
+  EK.lease_expiry = K.lease_expiry
+  EK.worker_leases = K.worker_leases
+  EK.active = K.active
+  EK.attempt_timeout = K.attempt_timeout
+  EK.execution_deadline = K.execution_deadline
+  return EK
 end
 
 -- Claims the first claimable of the lane's first max_candidates eligible executions, or

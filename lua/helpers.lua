@@ -449,20 +449,27 @@ local STATE_FIELDS = {
   'attempt_state', 'public_state',
 }
 
+-- A transition to a whole state vector v (every dimension set, as Exec.CLAIMED), stamping
+-- last_transition_at, with extra fields given as values (field, value, …; none nil): the
+-- hot paths' HSET, with no list built. The field order is the record's layout when create
+-- writes it. Numbers are passed as they are: the server writes an integer as its plain
+-- digits (Redis 7.0 with %.17g, below 1e17; 7.2+ and Valkey as an integer), which is what
+-- to_text gives. Hot callers pass text all the same: 7.0's %.17g costs more than to_text.
+local function write_full_state(core_key, now, v, ...)
+  redis.call('HSET', core_key, 'blocking_detail', v.blocking_detail or '', 'last_mutation_at', now,
+    'lifecycle_phase', v.lifecycle_phase, 'ownership_state', v.ownership_state,
+    'eligibility_state', v.eligibility_state, 'blocking_reason', v.blocking_reason,
+    'terminal_outcome', v.terminal_outcome, 'attempt_state', v.attempt_state,
+    'public_state', v.public_state, 'last_transition_at', now, ...)
+end
+
 local function write_state(core_key, now, v, extra, transition)
   -- This HSET runs on every transition. The usual shape (the whole vector, a transition,
   -- extra fields as a flat list) goes straight onto the call's argument stack: no command
-  -- table is built and grown. The field order is the record's layout when create writes it.
-  -- Numbers in the list are passed as they are: the server writes an integer as its plain
-  -- digits (Redis 7.0 with %.17g, below 1e17; 7.2+ and Valkey as an integer), which is what
-  -- to_text gives. Hot callers pass text all the same: 7.0's %.17g costs more than to_text.
+  -- table is built and grown.
   if transition ~= false and (extra == nil or extra[1] ~= nil) and v.lifecycle_phase and v.ownership_state
     and v.eligibility_state and v.blocking_reason and v.terminal_outcome and v.attempt_state and v.public_state then
-    redis.call('HSET', core_key, 'blocking_detail', v.blocking_detail or '', 'last_mutation_at', now,
-      'lifecycle_phase', v.lifecycle_phase, 'ownership_state', v.ownership_state,
-      'eligibility_state', v.eligibility_state, 'blocking_reason', v.blocking_reason,
-      'terminal_outcome', v.terminal_outcome, 'attempt_state', v.attempt_state,
-      'public_state', v.public_state, 'last_transition_at', now, unpack(extra or {}))
+    write_full_state(core_key, now, v, unpack(extra or {}))
     return
   end
   -- Otherwise (a dimension left nil in v is not written: promotion keeps attempt_state;
