@@ -2474,10 +2474,29 @@ local function hmget_map(key, fields)
   return map
 end
 
--- An execution's exec_core: the named fields (HMGET; missing ones absent), or all of them.
+-- HMGET into \`map\`, a table the caller keeps for these fields and fills again on every read
+-- (a missing field is set to nil), so a hot path builds no table per read. Returns whether
+-- any field was there. Only for a map nothing holds past the call that filled it.
+local function hmget_into(map, key, fields)
+  local values = redis.call('HMGET', key, unpack(fields))
+  local found = false
+  for i = 1, #fields do
+    local value = values[i]
+    if value then found = true else value = nil end -- HMGET answers false for a missing field
+    map[fields[i]] = value
+  end
+  return found
+end
+
+-- An execution's exec_core: the named fields (HMGET; missing ones absent), or all of them;
+-- with \`into\`, the named fields filled into that map (hmget_into).
 -- Returns nil and the execution_not_found reply when there is no such record.
-local function read_core(core_key, fields)
+local function read_core(core_key, fields, into)
   local core
+  if into then
+    if not hmget_into(into, core_key, fields) then return nil, err('execution_not_found') end
+    return into
+  end
   if fields then core = hmget_map(core_key, fields) else core = hgetall(core_key) end
   if next(core) == nil then
     return nil, err('execution_not_found')
@@ -7566,6 +7585,16 @@ local Fast = {}
 Fast.CANDIDATE_FIELDS = field_list({ Exec.CLAIM_FIELDS, { 'required_capabilities' } })
 -- The same with the two core fields the input gives (with_input): one HMGET for both.
 Fast.CANDIDATE_INPUT_FIELDS = field_list({ Fast.CANDIDATE_FIELDS, { 'execution_kind', 'flow_id' } })
+-- A candidate's fields (hmget_into): one map per field list, filled again for every
+-- candidate and call; the claimed one's is read until the call's reply is built, and by
+-- nothing after.
+Fast.CANDIDATE, Fast.CANDIDATE_INPUT = {}, {}
+-- The holder's fields of the completing execution, the same way.
+Fast.HOLDER = {}
+-- The next claim's arguments of ff_complete_and_claim_next: every field set again by each
+-- call (attempt_policy and execution_deadline_at, which a fast-path claim does not take,
+-- never are).
+Fast.NEXT_CLAIM = {}
 
 -- Parses the worker's capabilities of a claim of the next eligible execution (the guard has
 -- checked every other argument against the spec).
@@ -7606,10 +7635,12 @@ function Fast.claim_head(K, A, now)
   for i = 1, #heads do
     local eid = heads[i]
     local EK = Fast.exec_keys(tag, eid, K)
-    local core = hmget_map(EK.core, A.with_input == '1' and Fast.CANDIDATE_INPUT_FIELDS or Fast.CANDIDATE_FIELDS)
+    local core, fields = Fast.CANDIDATE, Fast.CANDIDATE_FIELDS
+    if A.with_input == '1' then core, fields = Fast.CANDIDATE_INPUT, Fast.CANDIDATE_INPUT_FIELDS end
+    local found = hmget_into(core, EK.core, fields)
     -- A candidate filed under another lane than its own is left alone: its lane keys
     -- would not be the ones this call holds.
-    if next(core) ~= nil and core_lane(core) == A.lane_id and not Exec.claim_refusal(core)
+    if found and core_lane(core) == A.lane_id and not Exec.claim_refusal(core)
       and redis.call('EXISTS', EK.claim_grant) == 0
       and not Sched.match_caps(EK.core, core, A.worker_capabilities_csv, now) then
       -- The claim's arguments are A's, for this execution (A is not read again after).
@@ -7721,23 +7752,23 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
   local mismatch, tag = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   -- Everything the next claim needs is validated before the completion writes anything.
-  local next_claim = {
-    worker_id = A.worker_id,
-    worker_instance_id = A.next_worker_instance_id,
-    lane_id = A.next_lane_id,
-    lease_id = A.next_lease_id,
-    attempt_id = A.next_attempt_id,
-    lease_ttl_ms = A.lease_ttl_ms,
-    renew_before_ms = A.renew_before_ms,
-    worker_capabilities_csv = A.worker_capabilities_csv,
-    attempt_timeout_ms = A.attempt_timeout_ms,
-    max_candidates = A.max_candidates,
-    with_input = A.with_input,
-  }
+  local next_claim = Fast.NEXT_CLAIM
+  next_claim.worker_id = A.worker_id
+  next_claim.worker_instance_id = A.next_worker_instance_id
+  next_claim.lane_id = A.next_lane_id
+  next_claim.lease_id = A.next_lease_id
+  next_claim.attempt_id = A.next_attempt_id
+  next_claim.lease_ttl_ms = A.lease_ttl_ms
+  next_claim.renew_before_ms = A.renew_before_ms
+  next_claim.worker_capabilities_csv = A.worker_capabilities_csv
+  next_claim.attempt_timeout_ms = A.attempt_timeout_ms
+  next_claim.max_candidates = A.max_candidates
+  next_claim.with_input = A.with_input
+  next_claim.execution_id = nil -- set by claim_head for the execution it claims
   local bad = Fast.check_claim_args(next_claim)
   if bad then return bad end
   local now = server_now()
-  local core, missing = read_core(K.core, LEASE_FIELDS)
+  local core, missing = read_core(K.core, LEASE_FIELDS, Fast.HOLDER)
   if not core then return missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
     or Exec.check_holder_keys('ff_complete_and_claim_next', keys, K, A, core, tag)

@@ -278,10 +278,29 @@ local function hmget_map(key, fields)
   return map
 end
 
--- An execution's exec_core: the named fields (HMGET; missing ones absent), or all of them.
+-- HMGET into `map`, a table the caller keeps for these fields and fills again on every read
+-- (a missing field is set to nil), so a hot path builds no table per read. Returns whether
+-- any field was there. Only for a map nothing holds past the call that filled it.
+local function hmget_into(map, key, fields)
+  local values = redis.call('HMGET', key, unpack(fields))
+  local found = false
+  for i = 1, #fields do
+    local value = values[i]
+    if value then found = true else value = nil end -- HMGET answers false for a missing field
+    map[fields[i]] = value
+  end
+  return found
+end
+
+-- An execution's exec_core: the named fields (HMGET; missing ones absent), or all of them;
+-- with `into`, the named fields filled into that map (hmget_into).
 -- Returns nil and the execution_not_found reply when there is no such record.
-local function read_core(core_key, fields)
+local function read_core(core_key, fields, into)
   local core
+  if into then
+    if not hmget_into(into, core_key, fields) then return nil, err('execution_not_found') end
+    return into
+  end
   if fields then core = hmget_map(core_key, fields) else core = hgetall(core_key) end
   if next(core) == nil then
     return nil, err('execution_not_found')
