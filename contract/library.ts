@@ -3308,6 +3308,10 @@ Exec.CLAIM_FIELDS = field_list({
   Exec.PENDING_FIELDS,
 })
 Exec.GRANT_FIELDS = { 'worker_id', 'grant_expires_at' }
+-- Maps the hot calls fill again on every read (hmget_into), instead of a new table per read:
+-- a claim's core fields and its grant, and a lease holder's core fields (LEASE_FIELDS).
+-- Each is read only by the call that filled it.
+Exec.CLAIM_CORE, Exec.CLAIM_GRANT, Exec.HOLDER_CORE = {}, {}, {}
 
 -- Why an execution cannot be claimed by a normal claim (execution.md §3.2 checks 4–9), or nil.
 function Exec.claim_refusal(core)
@@ -3476,7 +3480,7 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
   local mismatch, tag = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()
-  local core, missing = read_core(K.core, Exec.CLAIM_FIELDS)
+  local core, missing = read_core(K.core, Exec.CLAIM_FIELDS, Exec.CLAIM_CORE)
   if not core then return missing end
   -- The lane keys must be the execution's lane, the worker set the claimer's (the attempt
   -- keys are derived from total_attempt_count in start_attempt).
@@ -3486,8 +3490,8 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
   if foreign then return foreign end
   local refused = Exec.claim_refusal(core)
   if refused then return refused end
-  local grant = hmget_map(K.claim_grant, Exec.GRANT_FIELDS)
-  if next(grant) == nil or grant.worker_id ~= A.worker_id then
+  local grant = Exec.CLAIM_GRANT
+  if not hmget_into(grant, K.claim_grant, Exec.GRANT_FIELDS) or grant.worker_id ~= A.worker_id then
     return err('invalid_claim_grant')
   end
   if is_set(grant.grant_expires_at) and (parse_number(grant.grant_expires_at) or 0) < now then
@@ -3571,7 +3575,7 @@ redis.register_function('ff_complete_execution', guard('ff_complete_execution', 
   local mismatch, tag = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()
-  local core, missing = read_core(K.core, LEASE_FIELDS)
+  local core, missing = read_core(K.core, LEASE_FIELDS, Exec.HOLDER_CORE)
   if not core then return missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
     or Exec.check_holder_keys('ff_complete_execution', keys, K, A, core, tag)
@@ -4365,6 +4369,8 @@ end
 -- them all into Lua on every grant).
 Sched.GRANT_CTX = {}
 Sched.GRANT_CORE_FIELDS = { 'lifecycle_phase', 'eligibility_state', 'required_capabilities' }
+-- Those fields of the execution a grant call reads: one map filled again by every call (hmget_into).
+Sched.GRANT_CORE = {}
 
 -- Writes the grant hash (scheduling.md §5) with its absolute expiry.
 function Sched.write_grant(grant_key, A, now)
@@ -4399,7 +4405,7 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
     worker_capabilities_csv = args[9],
   }
   local now = server_now()
-  local core, missing = read_core(K.core, Sched.GRANT_CORE_FIELDS)
+  local core, missing = read_core(K.core, Sched.GRANT_CORE_FIELDS, Sched.GRANT_CORE)
   if not core then return missing end
   -- The eligible index is only read (ZSCORE): another lane's answers execution_not_in_eligible_set.
   local c = Sched.GRANT_CTX -- refilled, not built anew: see Exec.CREATE_CTX
@@ -7589,8 +7595,6 @@ Fast.CANDIDATE_INPUT_FIELDS = field_list({ Fast.CANDIDATE_FIELDS, { 'execution_k
 -- candidate and call; the claimed one's is read until the call's reply is built, and by
 -- nothing after.
 Fast.CANDIDATE, Fast.CANDIDATE_INPUT = {}, {}
--- The holder's fields of the completing execution, the same way.
-Fast.HOLDER = {}
 -- The next claim's arguments of ff_complete_and_claim_next: every field set again by each
 -- call (attempt_policy and execution_deadline_at, which a fast-path claim does not take,
 -- never are).
@@ -7768,7 +7772,7 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
   local bad = Fast.check_claim_args(next_claim)
   if bad then return bad end
   local now = server_now()
-  local core, missing = read_core(K.core, LEASE_FIELDS, Fast.HOLDER)
+  local core, missing = read_core(K.core, LEASE_FIELDS, Exec.HOLDER_CORE)
   if not core then return missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
     or Exec.check_holder_keys('ff_complete_and_claim_next', keys, K, A, core, tag)

@@ -287,6 +287,10 @@ Exec.CLAIM_FIELDS = field_list({
   Exec.PENDING_FIELDS,
 })
 Exec.GRANT_FIELDS = { 'worker_id', 'grant_expires_at' }
+-- Maps the hot calls fill again on every read (hmget_into), instead of a new table per read:
+-- a claim's core fields and its grant, and a lease holder's core fields (LEASE_FIELDS).
+-- Each is read only by the call that filled it.
+Exec.CLAIM_CORE, Exec.CLAIM_GRANT, Exec.HOLDER_CORE = {}, {}, {}
 
 -- Why an execution cannot be claimed by a normal claim (execution.md §3.2 checks 4–9), or nil.
 function Exec.claim_refusal(core)
@@ -455,7 +459,7 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
   local mismatch, tag = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()
-  local core, missing = read_core(K.core, Exec.CLAIM_FIELDS)
+  local core, missing = read_core(K.core, Exec.CLAIM_FIELDS, Exec.CLAIM_CORE)
   if not core then return missing end
   -- The lane keys must be the execution's lane, the worker set the claimer's (the attempt
   -- keys are derived from total_attempt_count in start_attempt).
@@ -465,8 +469,8 @@ redis.register_function('ff_claim_execution', guard('ff_claim_execution', functi
   if foreign then return foreign end
   local refused = Exec.claim_refusal(core)
   if refused then return refused end
-  local grant = hmget_map(K.claim_grant, Exec.GRANT_FIELDS)
-  if next(grant) == nil or grant.worker_id ~= A.worker_id then
+  local grant = Exec.CLAIM_GRANT
+  if not hmget_into(grant, K.claim_grant, Exec.GRANT_FIELDS) or grant.worker_id ~= A.worker_id then
     return err('invalid_claim_grant')
   end
   if is_set(grant.grant_expires_at) and (parse_number(grant.grant_expires_at) or 0) < now then
@@ -550,7 +554,7 @@ redis.register_function('ff_complete_execution', guard('ff_complete_execution', 
   local mismatch, tag = check_core_key(K.core, A.execution_id)
   if mismatch then return mismatch end
   local now = server_now()
-  local core, missing = read_core(K.core, LEASE_FIELDS)
+  local core, missing = read_core(K.core, LEASE_FIELDS, Exec.HOLDER_CORE)
   if not core then return missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
     or Exec.check_holder_keys('ff_complete_execution', keys, K, A, core, tag)

@@ -12,8 +12,6 @@ Fast.CANDIDATE_INPUT_FIELDS = field_list({ Fast.CANDIDATE_FIELDS, { 'execution_k
 -- candidate and call; the claimed one's is read until the call's reply is built, and by
 -- nothing after.
 Fast.CANDIDATE, Fast.CANDIDATE_INPUT = {}, {}
--- The holder's fields of the completing execution, the same way.
-Fast.HOLDER = {}
 -- The next claim's arguments of ff_complete_and_claim_next: every field set again by each
 -- call (attempt_policy and execution_deadline_at, which a fast-path claim does not take,
 -- never are).
@@ -191,7 +189,7 @@ redis.register_function('ff_complete_and_claim_next', guard('ff_complete_and_cla
   local bad = Fast.check_claim_args(next_claim)
   if bad then return bad end
   local now = server_now()
-  local core, missing = read_core(K.core, LEASE_FIELDS, Fast.HOLDER)
+  local core, missing = read_core(K.core, LEASE_FIELDS, Exec.HOLDER_CORE)
   if not core then return missing end
   local rejected = validate_lease(K.core, K.lease_history, core, A.lease_id, A.lease_epoch, A.attempt_id, now)
     or Exec.check_holder_keys('ff_complete_and_claim_next', keys, K, A, core, tag)

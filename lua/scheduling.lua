@@ -51,6 +51,8 @@ end
 -- them all into Lua on every grant).
 Sched.GRANT_CTX = {}
 Sched.GRANT_CORE_FIELDS = { 'lifecycle_phase', 'eligibility_state', 'required_capabilities' }
+-- Those fields of the execution a grant call reads: one map filled again by every call (hmget_into).
+Sched.GRANT_CORE = {}
 
 -- Writes the grant hash (scheduling.md §5) with its absolute expiry.
 function Sched.write_grant(grant_key, A, now)
@@ -85,7 +87,7 @@ redis.register_function('ff_issue_claim_grant', guard('ff_issue_claim_grant', fu
     worker_capabilities_csv = args[9],
   }
   local now = server_now()
-  local core, missing = read_core(K.core, Sched.GRANT_CORE_FIELDS)
+  local core, missing = read_core(K.core, Sched.GRANT_CORE_FIELDS, Sched.GRANT_CORE)
   if not core then return missing end
   -- The eligible index is only read (ZSCORE): another lane's answers execution_not_in_eligible_set.
   local c = Sched.GRANT_CTX -- refilled, not built anew: see Exec.CREATE_CTX
