@@ -40,6 +40,17 @@ describe('ff_create_execution', () => {
     expect(await redis.get(exec.payload())).toBe('in');
     expect(await redis.hgetall(exec.tags())).toEqual({ team: 'a' });
     expect(await redis.sismember(index.allExecutions(), executionId)).toBe(1);
+    // The record's layout (HGETALL order): the state vector, then the fields the hot paths
+    // touch, the ones written once at create last.
+    expect(Object.keys(core)).toEqual([
+      'blocking_detail', 'last_mutation_at', 'lifecycle_phase', 'ownership_state', 'eligibility_state', 'blocking_reason', 'terminal_outcome',
+      'attempt_state', 'public_state', 'last_transition_at', 'current_attempt_index', 'total_attempt_count', 'current_attempt_id', 'current_lease_id',
+      'current_lease_epoch', 'current_worker_id', 'current_worker_instance_id', 'lease_expires_at', 'lease_acquired_at', 'lease_last_renewed_at',
+      'lease_renewal_deadline', 'current_lane', 'lane_id', 'started_at', 'pending_retry_reason', 'pending_replay_reason', 'pending_replay_requested_by',
+      'pending_previous_attempt_index', 'completed_at', 'lease_expired_at', 'lease_revoked_at', 'lease_revoke_reason', 'flow_id', 'delay_until',
+      'retry_count', 'replay_count', 'lease_reclaim_count', 'current_suspension_id', 'current_waitpoint_id', 'progress_pct', 'progress_message',
+      'progress_updated_at', 'priority', 'created_at', 'execution_id', 'namespace', 'execution_kind', 'partition_id', 'creator_identity',
+    ]);
   });
 
   it('answers DUPLICATE for the same id and for the same idempotency key', async () => {
