@@ -159,11 +159,24 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
   local delayed = A.delay_until ~= nil and A.delay_until > now
   local delay_text = delayed and to_text(A.delay_until) or ''
   local lane = A.lane_id
-  -- One flat list: this HSET writes some forty fields on every create. The record is a
-  -- listpack, searched front to back on every read and write: the fields claim, renew and
-  -- complete touch come first (after the state vector, which write_state puts first), the
-  -- ones written once at create last.
-  local fields = {
+  -- The vector first, then some forty fields, in one HSET on every create (no list built).
+  -- The record is a listpack, searched front to back on every read and write: the fields
+  -- claim, renew and complete touch come first (after the state vector), the ones written
+  -- once at create last.
+  local vector = delayed and {
+    lifecycle_phase = 'runnable',
+    ownership_state = 'unowned',
+    eligibility_state = 'not_eligible_until_time',
+    blocking_reason = 'waiting_for_delay',
+    blocking_detail = 'delayed until ' .. delay_text,
+    terminal_outcome = 'none',
+    attempt_state = 'pending_first_attempt',
+    public_state = 'delayed',
+  } or Exec.CREATED_WAITING
+  local priority_s, partition_s = num_text(priority), int_text(A.partition_id) -- (the guard refuses an empty partition)
+
+  -- write phase
+  write_full_state(K.core, now_s, vector,
     'current_attempt_index', '',
     'total_attempt_count', '0',
     'current_attempt_id', '',
@@ -196,26 +209,13 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
     'progress_pct', '',
     'progress_message', '',
     'progress_updated_at', '',
-    'priority', num_text(priority),
+    'priority', priority_s,
     'created_at', now_s,
     'execution_id', A.execution_id or '',
     'namespace', A.namespace or '',
     'execution_kind', A.execution_kind or '',
-    'partition_id', int_text(A.partition_id), -- (the guard refuses an empty one)
-    'creator_identity', A.creator_identity or '',
-  }
-
-  -- write phase
-  write_state(K.core, now_s, delayed and {
-    lifecycle_phase = 'runnable',
-    ownership_state = 'unowned',
-    eligibility_state = 'not_eligible_until_time',
-    blocking_reason = 'waiting_for_delay',
-    blocking_detail = 'delayed until ' .. delay_text,
-    terminal_outcome = 'none',
-    attempt_state = 'pending_first_attempt',
-    public_state = 'delayed',
-  } or Exec.CREATED_WAITING, fields)
+    'partition_id', partition_s,
+    'creator_identity', A.creator_identity or '')
   if #capabilities > 0 then
     redis.call('HSET', K.core, 'required_capabilities', table.concat(capabilities, ','))
   end
