@@ -3109,6 +3109,21 @@ Exec.COMPLETED = {
   public_state = 'completed',
 }
 
+-- The state vector of an execution waiting for its delay_until: a delayed create
+-- ('pending_first_attempt') or a worker's delay of its attempt ('attempt_interrupted').
+function Exec.delayed_vector(delay_text, attempt_state)
+  return {
+    lifecycle_phase = 'runnable',
+    ownership_state = 'unowned',
+    eligibility_state = 'not_eligible_until_time',
+    blocking_reason = 'waiting_for_delay',
+    blocking_detail = 'delayed until ' .. delay_text,
+    terminal_outcome = 'none',
+    attempt_state = attempt_state,
+    public_state = 'delayed',
+  }
+end
+
 -- Extension (engine.md §3.5, §3.6): budgets and a quota policy attached at create, read by
 -- the scheduler's admission. Stored only when given, so a reference caller writes neither.
 function Exec.attach_admission(core_key, budget_ids, quota_policy_id)
@@ -3184,16 +3199,7 @@ redis.register_function('ff_create_execution', guard('ff_create_execution', func
   -- The record is a listpack, searched front to back on every read and write: the fields
   -- claim, renew and complete touch come first (after the state vector), the ones written
   -- once at create last.
-  local vector = delayed and {
-    lifecycle_phase = 'runnable',
-    ownership_state = 'unowned',
-    eligibility_state = 'not_eligible_until_time',
-    blocking_reason = 'waiting_for_delay',
-    blocking_detail = 'delayed until ' .. delay_text,
-    terminal_outcome = 'none',
-    attempt_state = 'pending_first_attempt',
-    public_state = 'delayed',
-  } or Exec.CREATED_WAITING
+  local vector = delayed and Exec.delayed_vector(delay_text, 'pending_first_attempt') or Exec.CREATED_WAITING
   local priority_s, partition_s = num_text(priority), int_text(A.partition_id) -- (the guard refuses an empty partition)
 
   -- write phase
@@ -3807,16 +3813,7 @@ redis.register_function('ff_delay_execution', guard('ff_delay_execution', functi
 
   local eid = A.execution_id
   -- write phase
-  write_state(K.core, now, {
-    lifecycle_phase = 'runnable',
-    ownership_state = 'unowned',
-    eligibility_state = 'not_eligible_until_time',
-    blocking_reason = 'waiting_for_delay',
-    blocking_detail = 'delayed until ' .. delay_text,
-    terminal_outcome = 'none',
-    attempt_state = 'attempt_interrupted',
-    public_state = 'delayed',
-  }, Exec.lease_cleared({ delay_until = delay_text }))
+  write_state(K.core, now, Exec.delayed_vector(delay_text, 'attempt_interrupted'), Exec.lease_cleared({ delay_until = delay_text }))
   redis.call('HSET', K.attempt_hash, 'attempt_state', 'suspended', 'suspended_at', to_text(now), 'suspension_id', 'worker_delay')
   Exec.release_lease(K, eid)
   redis.call('ZADD', K.delayed, A.delay_until, eid)
