@@ -2462,18 +2462,6 @@ local function hgetall(key)
   return map
 end
 
--- HMGET into a map of the named fields (missing ones absent). Hot paths read only what
--- they need: an execution's core hash has some fifty fields.
-local function hmget_map(key, fields)
-  local values = redis.call('HMGET', key, unpack(fields))
-  local map = {}
-  for i = 1, #fields do
-    local value = values[i]
-    if value then map[fields[i]] = value end
-  end
-  return map
-end
-
 -- HMGET into \`map\`, a table the caller keeps for these fields and fills again on every read
 -- (a missing field is set to nil), so a hot path builds no table per read. Returns whether
 -- any field was there. Only for a map nothing holds past the call that filled it.
@@ -2481,24 +2469,38 @@ local function hmget_into(map, key, fields)
   local values = redis.call('HMGET', key, unpack(fields))
   local found = false
   for i = 1, #fields do
-    local value = values[i]
-    if value then found = true else value = nil end -- HMGET answers false for a missing field
-    map[fields[i]] = value
+    local value, field = values[i], fields[i]
+    if value then -- HMGET answers false for a missing field
+      found = true
+      map[field] = value
+    elseif map[field] ~= nil then -- (a nil stored into a new map would still make the key)
+      map[field] = nil
+    end
   end
   return found
+end
+
+-- HMGET into a new map of the named fields (missing ones absent). Hot paths read only what
+-- they need: an execution's core hash has some fifty fields.
+local function hmget_map(key, fields)
+  local map = {}
+  hmget_into(map, key, fields)
+  return map
 end
 
 -- An execution's exec_core: the named fields (HMGET; missing ones absent), or all of them;
 -- with \`into\`, the named fields filled into that map (hmget_into).
 -- Returns nil and the execution_not_found reply when there is no such record.
 local function read_core(core_key, fields, into)
-  local core
-  if into then
-    if not hmget_into(into, core_key, fields) then return nil, err('execution_not_found') end
-    return into
+  local core, found
+  if fields then
+    core = into or {}
+    found = hmget_into(core, core_key, fields)
+  else
+    core = hgetall(core_key)
+    found = next(core) ~= nil
   end
-  if fields then core = hmget_map(core_key, fields) else core = hgetall(core_key) end
-  if next(core) == nil then
+  if not found then
     return nil, err('execution_not_found')
   end
   return core
@@ -3340,13 +3342,9 @@ function Exec.pending_cleared(core, now_s)
     if is_set(core.started_at) then return end
     return 'started_at', now_s
   end
-  return unpack(Exec.with_pending_cleared(core, now_s, {}))
-end
-
--- The same appended to a flat list.
-function Exec.with_pending_cleared(core, now_s, list)
+  local list = {}
   if not is_set(core.started_at) then
-    list[#list + 1], list[#list + 2] = 'started_at', now_s
+    list[1], list[2] = 'started_at', now_s
   end
   for i = 1, #Exec.PENDING_FIELDS do
     local field = Exec.PENDING_FIELDS[i]
@@ -3354,7 +3352,7 @@ function Exec.with_pending_cleared(core, now_s, list)
       list[#list + 1], list[#list + 2] = field, ''
     end
   end
-  return list
+  return unpack(list)
 end
 
 -- The attempt a claim starts, by the execution's attempt_state (anything else: 'initial').

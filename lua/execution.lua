@@ -319,13 +319,9 @@ function Exec.pending_cleared(core, now_s)
     if is_set(core.started_at) then return end
     return 'started_at', now_s
   end
-  return unpack(Exec.with_pending_cleared(core, now_s, {}))
-end
-
--- The same appended to a flat list.
-function Exec.with_pending_cleared(core, now_s, list)
+  local list = {}
   if not is_set(core.started_at) then
-    list[#list + 1], list[#list + 2] = 'started_at', now_s
+    list[1], list[2] = 'started_at', now_s
   end
   for i = 1, #Exec.PENDING_FIELDS do
     local field = Exec.PENDING_FIELDS[i]
@@ -333,7 +329,7 @@ function Exec.with_pending_cleared(core, now_s, list)
       list[#list + 1], list[#list + 2] = field, ''
     end
   end
-  return list
+  return unpack(list)
 end
 
 -- The attempt a claim starts, by the execution's attempt_state (anything else: 'initial').

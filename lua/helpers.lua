@@ -266,18 +266,6 @@ local function hgetall(key)
   return map
 end
 
--- HMGET into a map of the named fields (missing ones absent). Hot paths read only what
--- they need: an execution's core hash has some fifty fields.
-local function hmget_map(key, fields)
-  local values = redis.call('HMGET', key, unpack(fields))
-  local map = {}
-  for i = 1, #fields do
-    local value = values[i]
-    if value then map[fields[i]] = value end
-  end
-  return map
-end
-
 -- HMGET into `map`, a table the caller keeps for these fields and fills again on every read
 -- (a missing field is set to nil), so a hot path builds no table per read. Returns whether
 -- any field was there. Only for a map nothing holds past the call that filled it.
@@ -285,24 +273,38 @@ local function hmget_into(map, key, fields)
   local values = redis.call('HMGET', key, unpack(fields))
   local found = false
   for i = 1, #fields do
-    local value = values[i]
-    if value then found = true else value = nil end -- HMGET answers false for a missing field
-    map[fields[i]] = value
+    local value, field = values[i], fields[i]
+    if value then -- HMGET answers false for a missing field
+      found = true
+      map[field] = value
+    elseif map[field] ~= nil then -- (a nil stored into a new map would still make the key)
+      map[field] = nil
+    end
   end
   return found
+end
+
+-- HMGET into a new map of the named fields (missing ones absent). Hot paths read only what
+-- they need: an execution's core hash has some fifty fields.
+local function hmget_map(key, fields)
+  local map = {}
+  hmget_into(map, key, fields)
+  return map
 end
 
 -- An execution's exec_core: the named fields (HMGET; missing ones absent), or all of them;
 -- with `into`, the named fields filled into that map (hmget_into).
 -- Returns nil and the execution_not_found reply when there is no such record.
 local function read_core(core_key, fields, into)
-  local core
-  if into then
-    if not hmget_into(into, core_key, fields) then return nil, err('execution_not_found') end
-    return into
+  local core, found
+  if fields then
+    core = into or {}
+    found = hmget_into(core, core_key, fields)
+  else
+    core = hgetall(core_key)
+    found = next(core) ~= nil
   end
-  if fields then core = hmget_map(core_key, fields) else core = hgetall(core_key) end
-  if next(core) == nil then
+  if not found then
     return nil, err('execution_not_found')
   end
   return core
